@@ -1,0 +1,120 @@
+# postie — build, test and measure.
+#
+#   make                    host build (static musl) into build/host/postie
+#   make TARGET=mips_24kc   cross build with toolchain/mips_24kc.mk
+#   make BOARD=lanbox       board/lanbox/defconfig with the toolchain it names
+#   make menuconfig|defconfig|allnoconfig|allyesconfig|randconfig|olddefconfig
+#   make run | check | bench | size | fuzz | clean
+#
+# The configuration used is, in order: CONFIG_SRC=FILE, the board's
+# defconfig, ./.config, or the Kconfig defaults. It is completed into
+# $(O)/.config with autoconf.h (bools as 0/1) and config.mk (obj-$(CONFIG_X)).
+
+SHELL := /bin/bash
+PYTHON := /usr/bin/python3
+TARGET ?= host
+
+ifneq ($(BOARD),)
+include board/$(BOARD)/board.mk
+TARGET := $(BOARD_TARGET)
+O ?= build/board-$(BOARD)
+CONFIG_SRC ?= board/$(BOARD)/defconfig
+endif
+O ?= build/$(TARGET)
+ifeq ($(CONFIG_SRC),)
+CONFIG_SRC := $(if $(wildcard .config),.config,-)
+endif
+
+include toolchain/$(TARGET).mk
+
+OPT ?= -Os
+STATIC ?= -static
+WARN := -Wall -Wextra -Werror -Wundef -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wpointer-arith -Wvla -Wformat=2
+BASE_CFLAGS := -std=c11 $(OPT) $(WARN) -D_GNU_SOURCE \
+	-ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
+	-fno-strict-aliasing -I$(O)/include -Isrc -include autoconf.h
+ALL_CFLAGS := $(BASE_CFLAGS) $(ARCH_CFLAGS) $(EXTRA_CFLAGS)
+ALL_LDFLAGS := $(STATIC) -Wl,--gc-sections -Wl,-z,max-page-size=4096 \
+	$(if $(STATIC),-no-pie) $(ARCH_LDFLAGS) $(EXTRA_LDFLAGS)
+
+-include $(O)/config.mk
+
+# Sources: the core is always in; features are whole files.
+obj-y := main.o core/loop.o core/conn.o core/log.o core/conf.o core/util.o \
+	core/net.o proto/address.o proto/smtp_in.o proto/smtp_data.o \
+	store/mbox.o store/spool.o store/users.o
+obj-$(CONFIG_ALIASES) += store/aliases.o
+
+OBJS := $(addprefix $(O)/obj/,$(obj-y))
+LIB_OBJS := $(filter-out $(O)/obj/main.o,$(OBJS))
+LIBS :=
+
+.PHONY: all run check bench size fuzz clean distclean deps \
+	menuconfig defconfig allnoconfig allyesconfig randconfig olddefconfig \
+	savedefconfig unit
+
+all: $(O)/postie
+
+# --- configuration ----------------------------------------------------
+KCONFIG_FILES := Kconfig
+$(O)/config.mk $(O)/include/autoconf.h: $(KCONFIG_FILES) $(filter-out -,$(CONFIG_SRC)) toolchain/kconfig.py | host-tools
+	@mkdir -p $(O)
+	@$(PYTHON) toolchain/kconfig.py Kconfig $(CONFIG_SRC) $(O)
+
+.PHONY: host-tools
+host-tools:
+	@$(PYTHON) -c 'import kconfiglib' 2>/dev/null || tests/install-deps.sh build
+
+menuconfig: host-tools
+	KCONFIG_CONFIG=.config $(PYTHON) -m menuconfig Kconfig
+defconfig: host-tools
+	KCONFIG_CONFIG=.config $(PYTHON) -m alldefconfig Kconfig
+allnoconfig allyesconfig randconfig olddefconfig savedefconfig: host-tools
+	KCONFIG_CONFIG=.config $(PYTHON) -m $@ Kconfig
+
+# --- build ------------------------------------------------------------
+$(O)/obj/%.o: src/%.c $(O)/include/autoconf.h | toolchain-ready
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(OBJS:.o=.d)
+
+.PHONY: toolchain-ready
+toolchain-ready:
+	@toolchain/install-deps.sh $(TARGET)
+	@if [ -n "$(NEED_DEPS)" ]; then toolchain/deps.sh $(TARGET); fi
+
+$(O)/postie.unstripped: $(OBJS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(OBJS) $(ALL_LDFLAGS) -Wl,-Map,$(O)/postie.map $(LIBS)
+
+$(O)/postie: $(O)/postie.unstripped
+	$(if $(STATIC),$(STRIP) -o $@ $<,cp $< $@)
+
+# --- tests ------------------------------------------------------------
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+$(O)/tests/unit: $(UNIT_SRCS) $(LIB_OBJS) tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -Itests/unit -o $@ $(UNIT_SRCS) $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS)
+
+unit: $(O)/tests/unit
+	$(QEMU) $(O)/tests/unit
+
+run: all
+	@tests/install-deps.sh run
+	@tests/run-demo.sh $(O)/postie
+
+check:
+	@tests/check.sh
+
+bench: all
+	@tests/bench/bench.sh
+
+size:
+	@tests/bench/size.sh
+
+fuzz:
+	@tests/fuzz/fuzz.sh 300
+
+clean:
+	rm -rf build

@@ -1,0 +1,377 @@
+/* conf — configuration parser (see conf.h). Limits: lines of 1024 bytes,
+ * 16 values per directive, CONF_MAX_DOMAINS local domains. */
+#include "core/conf.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/util.h"
+
+#define CONF_LINE_MAX 1024
+#define CONF_MAX_ARGS 16
+
+struct conf *conf;
+
+struct parse {
+	struct conf *c;
+	const char *file;
+	int line;
+	char *err;
+	size_t errlen;
+	unsigned seen;          /* bit per directive index, for duplicates */
+};
+
+static int fail(struct parse *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int fail(struct parse *p, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(p->err, p->errlen, "%s:%d: ", p->file, p->line);
+
+	if (n < 0 || (size_t)n >= p->errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int set_path(struct parse *p, char *dst, const char *v)
+{
+	if (v[0] != '/' && strncmp(v, "./", 2) != 0 && strncmp(v, "../", 3) != 0)
+		return fail(p, "'%s' must be a path (absolute, or ./relative)", v);
+	if (str_copy(dst, CONF_PATH_MAX, v, strlen(v)) != 0)
+		return fail(p, "path longer than %d bytes", CONF_PATH_MAX - 1);
+	return 0;
+}
+
+static int valid_domain(const char *d)
+{
+	size_t len = strlen(d), label = 0;
+
+	if (len == 0 || len > 255)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char ch = d[i];
+		if (ch == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-'))
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return label > 0;
+}
+
+static int d_hostname(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	if (!valid_domain(argv[1]))
+		return fail(p, "hostname '%s' is not a valid domain", argv[1]);
+	str_copy(p->c->hostname, sizeof(p->c->hostname), argv[1], 255);
+	return 0;
+}
+
+static int d_listen(struct parse *p, int argc, char **argv)
+{
+	static const char *const kinds[] = { "smtp" };
+	static const char *const other[] = { "submission", "smtps", "pop3",
+					     "pop3s", "imap", "imaps" };
+	struct conf_listen *l;
+	int kind = -1, rc;
+
+	(void)argc;
+	for (size_t i = 0; i < ARRAY_LEN(kinds); i++)
+		if (strcmp(argv[1], kinds[i]) == 0)
+			kind = (int)i;
+	if (kind < 0) {
+		for (size_t i = 0; i < ARRAY_LEN(other); i++)
+			if (strcmp(argv[1], other[i]) == 0)
+				return fail(p, "listen %s: not in this build "
+					    "(a later feature option)", argv[1]);
+		return fail(p, "listen: unknown service '%s' (smtp)", argv[1]);
+	}
+	if (p->c->nlisten >= CONFIG_MAX_LISTENERS)
+		return fail(p, "more than %d listeners (CONFIG_MAX_LISTENERS)",
+			    CONFIG_MAX_LISTENERS);
+	l = &p->c->listen[p->c->nlisten];
+	rc = net_parse_hostport(argv[2], &l->addr);
+	if (rc == -2)
+		return fail(p, "listen %s: IPv6 is not in this build "
+			    "(needs CONFIG_IPV6)", argv[2]);
+	if (rc != 0)
+		return fail(p, "listen: '%s' is not ADDRESS:PORT or [V6]:PORT",
+			    argv[2]);
+	l->kind = (enum listen_kind)kind;
+	str_copy(l->text, sizeof(l->text), argv[2], strlen(argv[2]));
+	p->c->nlisten++;
+	return 0;
+}
+
+static int d_users(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	return set_path(p, p->c->users, argv[1]);
+}
+
+static int d_aliases(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	if (!CONFIG_ALIASES)
+		return fail(p, "aliases: not in this build (needs CONFIG_ALIASES)");
+	return set_path(p, p->c->aliases, argv[1]);
+}
+
+static int d_mail_dir(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	return set_path(p, p->c->mail_dir, argv[1]);
+}
+
+static int d_spool_dir(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	return set_path(p, p->c->spool_dir, argv[1]);
+}
+
+static int d_local_domains(struct parse *p, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (p->c->nlocal_domains >= CONF_MAX_DOMAINS)
+			return fail(p, "more than %d local domains", CONF_MAX_DOMAINS);
+		if (!valid_domain(argv[i]))
+			return fail(p, "'%s' is not a valid domain", argv[i]);
+		char *d = p->c->local_domains[p->c->nlocal_domains++];
+		str_copy(d, 256, argv[i], 255);
+		str_lower(d);
+	}
+	return 0;
+}
+
+static int d_max_message_size(struct parse *p, int argc, char **argv)
+{
+	uint64_t v;
+
+	(void)argc;
+	if (parse_size(argv[1], &v) != 0 || v < 1024 || v > (1ull << 32))
+		return fail(p, "max_message_size '%s': want 1K..4G (e.g. 10M)",
+			    argv[1]);
+	p->c->max_message_size = v;
+	return 0;
+}
+
+static int d_max_connections(struct parse *p, int argc, char **argv)
+{
+	uint64_t v;
+
+	(void)argc;
+	if (parse_u64(argv[1], CONFIG_MAX_CONNECTIONS, &v) != 0 || v < 1)
+		return fail(p, "max_connections '%s': want 1..%d "
+			    "(CONFIG_MAX_CONNECTIONS)", argv[1],
+			    CONFIG_MAX_CONNECTIONS);
+	p->c->max_connections = (int)v;
+	return 0;
+}
+
+static int d_run_as(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	if (str_copy(p->c->run_as, sizeof(p->c->run_as), argv[1],
+		     strlen(argv[1])) != 0)
+		return fail(p, "run_as: user name too long");
+	return 0;
+}
+
+static int d_log(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	if (strcmp(argv[1], "stderr") == 0)
+		p->c->log_syslog = 0;
+	else if (strcmp(argv[1], "syslog") == 0 && CONFIG_SYSLOG)
+		p->c->log_syslog = 1;
+	else if (strcmp(argv[1], "syslog") == 0)
+		return fail(p, "log syslog: not in this build (needs CONFIG_SYSLOG)");
+	else
+		return fail(p, "log: want stderr or syslog, not '%s'", argv[1]);
+	return 0;
+}
+
+struct directive {
+	const char *name;
+	int min_args, max_args;
+	int (*fn)(struct parse *p, int argc, char **argv);
+	int repeat;             /* may appear more than once */
+};
+
+static const struct directive directives[] = {
+	{ "hostname", 1, 1, d_hostname, 0 },
+	{ "listen", 2, 2, d_listen, 1 },
+	{ "users", 1, 1, d_users, 0 },
+	{ "aliases", 1, 1, d_aliases, 0 },
+	{ "mail_dir", 1, 1, d_mail_dir, 0 },
+	{ "spool_dir", 1, 1, d_spool_dir, 0 },
+	{ "local_domains", 1, CONF_MAX_ARGS - 1, d_local_domains, 1 },
+	{ "max_message_size", 1, 1, d_max_message_size, 0 },
+	{ "max_connections", 1, 1, d_max_connections, 0 },
+	{ "run_as", 1, 1, d_run_as, 0 },
+	{ "log", 1, 1, d_log, 0 },
+};
+
+/* Directives of features that later options add: known, so that the
+ * error says what is missing instead of "unknown". */
+static const struct {
+	const char *name, *option;
+} absent[] = {
+	{ "tls_cert", "CONFIG_TLS" }, { "tls_key", "CONFIG_TLS" },
+	{ "max_tls_sessions", "CONFIG_TLS" },
+	{ "relay_networks", "CONFIG_RELAY" }, { "smarthost", "CONFIG_RELAY" },
+	{ "smarthost_auth", "CONFIG_RELAY" }, { "ca_file", "CONFIG_RELAY" },
+	{ "relay_port", "CONFIG_RELAY" }, { "queue_lifetime", "CONFIG_RELAY" },
+	{ "dns_server", "CONFIG_DNS" },
+	{ "plaintext_auth_networks", "CONFIG_SUBMISSION" },
+};
+
+static int split(char *line, char **argv)
+{
+	int argc = 0;
+	char *s = line;
+
+	for (;;) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s == '\0' || *s == '#')
+			break;
+		if (argc == CONF_MAX_ARGS)
+			return -1;
+		argv[argc++] = s;
+		while (*s && *s != ' ' && *s != '\t' && *s != '#')
+			s++;
+		if (*s == '#') {
+			*s = '\0';
+			break;
+		}
+		if (*s)
+			*s++ = '\0';
+	}
+	return argc;
+}
+
+static int parse_line(struct parse *p, char *line)
+{
+	char *argv[CONF_MAX_ARGS];
+	int argc = split(line, argv);
+
+	if (argc < 0)
+		return fail(p, "too many values (at most %d)", CONF_MAX_ARGS - 1);
+	if (argc == 0)
+		return 0;
+	for (size_t i = 0; i < ARRAY_LEN(directives); i++) {
+		const struct directive *d = &directives[i];
+		if (strcmp(argv[0], d->name) != 0)
+			continue;
+		if (argc - 1 < d->min_args || argc - 1 > d->max_args)
+			return fail(p, "%s takes %d%s value%s", d->name, d->min_args,
+				    d->max_args > d->min_args ? " or more" : "",
+				    d->max_args > 1 ? "s" : "");
+		if (!d->repeat && (p->seen & (1u << i)))
+			return fail(p, "%s given twice", d->name);
+		p->seen |= 1u << i;
+		return d->fn(p, argc, argv);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(absent); i++)
+		if (strcmp(argv[0], absent[i].name) == 0)
+			return fail(p, "%s: not in this build (needs %s)",
+				    argv[0], absent[i].option);
+	return fail(p, "unknown directive '%s'", argv[0]);
+}
+
+static void defaults(struct conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (gethostname(c->hostname, sizeof(c->hostname) - 1) != 0 ||
+	    !valid_domain(c->hostname))
+		strcpy(c->hostname, "localhost");
+	strcpy(c->mail_dir, "/var/mail");
+	strcpy(c->spool_dir, "/var/spool/postie");
+	c->max_message_size = (uint64_t)CONFIG_MAX_MESSAGE_SIZE_KB * 1024;
+	c->max_connections = CONFIG_MAX_CONNECTIONS;
+}
+
+static int finish(struct parse *p)
+{
+	struct conf *c = p->c;
+
+	if (c->nlocal_domains == 0) {
+		/* Mail to the host itself is the least surprising default. */
+		str_copy(c->local_domains[0], 256, c->hostname, 255);
+		str_lower(c->local_domains[0]);
+		c->nlocal_domains = 1;
+	}
+	return 0;
+}
+
+struct conf *conf_load(const char *path, char *err, size_t errlen)
+{
+	struct parse p = { .file = path, .err = err, .errlen = errlen };
+	char line[CONF_LINE_MAX + 2];
+	FILE *f;
+	int rc = 0;
+
+	p.c = calloc(1, sizeof(*p.c));
+	if (!p.c) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	defaults(p.c);
+	f = fopen(path, "re");
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		free(p.c);
+		return NULL;
+	}
+	while (rc == 0 && fgets(line, sizeof(line), f)) {
+		size_t len = strlen(line);
+		p.line++;
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		else if (!feof(f))
+			rc = fail(&p, "line longer than %d bytes", CONF_LINE_MAX);
+		if (len > 0 && line[len - 1] == '\r')
+			line[--len] = '\0';
+		if (rc == 0)
+			rc = parse_line(&p, line);
+	}
+	if (rc == 0 && ferror(f))
+		rc = fail(&p, "read error: %s", strerror(errno));
+	fclose(f);
+	if (rc == 0)
+		rc = finish(&p);
+	if (rc != 0) {
+		free(p.c);
+		return NULL;
+	}
+	return p.c;
+}
+
+void conf_free(struct conf *c)
+{
+	free(c);
+}
+
+int conf_is_local_domain(const struct conf *c, const char *d, size_t len)
+{
+	for (int i = 0; i < c->nlocal_domains; i++)
+		if (str_ieq(d, len, c->local_domains[i]))
+			return 1;
+	return 0;
+}

@@ -1,0 +1,50 @@
+/* conf — the configuration file: one directive per line, '#' comments,
+ * blank-separated values. Errors name file, line and cause. A directive of
+ * a feature this build lacks is an error naming the missing option. */
+#ifndef POSTIE_CONF_H
+#define POSTIE_CONF_H
+
+#include <stdint.h>
+
+#include "core/net.h"
+
+#define CONF_MAX_DOMAINS 16
+#define CONF_MAX_NETS 16
+#define CONF_PATH_MAX 256
+
+enum listen_kind { LISTEN_SMTP, LISTEN_KIND_COUNT };
+
+struct conf_listen {
+	enum listen_kind kind;
+	struct net_addr addr;
+	char text[NET_ADDRSTR];
+};
+
+struct conf {
+	char hostname[256];
+	struct conf_listen listen[CONFIG_MAX_LISTENERS];
+	int nlisten;
+	char users[CONF_PATH_MAX];
+	char aliases[CONF_PATH_MAX];
+	char mail_dir[CONF_PATH_MAX];
+	char spool_dir[CONF_PATH_MAX];
+	char local_domains[CONF_MAX_DOMAINS][256];
+	int nlocal_domains;
+	uint64_t max_message_size;
+	int max_connections;
+	char run_as[64];
+	int log_syslog;
+};
+
+/* The configuration in force. Replaced whole on reload; never hold
+ * pointers into it across loop passes. */
+extern struct conf *conf;
+
+/* Parses path into a new conf. On error returns NULL and writes
+ * "FILE:LINE: cause" into err. */
+struct conf *conf_load(const char *path, char *err, size_t errlen);
+void conf_free(struct conf *c);
+/* Domain (any case) is one of local_domains. */
+int conf_is_local_domain(const struct conf *c, const char *d, size_t len);
+
+#endif

@@ -1,0 +1,345 @@
+/* conn — connection slots and buffers (see conn.h). Limits: slots,
+ * CONFIG_CONN_INBUF and CONFIG_CONN_OUTBUF are fixed at compile time; the
+ * slot table is static, so an untouched slot costs no resident memory. */
+#include "core/conn.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+
+#define CONN_CLOSE_LINGER_MS 10000
+
+static struct conn slots[CONFIG_MAX_CONNECTIONS];
+static unsigned char used[CONFIG_MAX_CONNECTIONS];
+static int max_slots = CONFIG_MAX_CONNECTIONS, in_use;
+static uint32_t next_id = 1;
+void (*conn_on_slot_free)(void);
+
+int lb_next(struct linebuf *lb, size_t max, char **line, size_t *len, int *crlf)
+{
+	for (;;) {
+		char *start = lb->buf + lb->off;
+		size_t avail = lb->len - lb->off;
+		char *nl = memchr(start, '\n', avail);
+
+		if (!nl) {
+			if (lb->skipping || avail > max + 1) {
+				/* Discard what we have but keep reading to the LF. */
+				lb->skipping = 1;
+				lb->off = lb->len = 0;
+			}
+			return LB_NEED;
+		}
+		size_t l = (size_t)(nl - start);
+		lb->off += l + 1;
+		if (lb->skipping) {
+			lb->skipping = 0;
+			return LB_TOOLONG;
+		}
+		*crlf = l > 0 && start[l - 1] == '\r';
+		if (*crlf)
+			l--;
+		if (l > max)
+			return LB_TOOLONG;
+		start[l] = '\0';
+		*line = start;
+		*len = l;
+		return LB_LINE;
+	}
+}
+
+size_t lb_compact(struct linebuf *lb)
+{
+	if (lb->off > 0) {
+		memmove(lb->buf, lb->buf + lb->off, lb->len - lb->off);
+		lb->len -= lb->off;
+		lb->off = 0;
+	}
+	return lb->cap - lb->len;
+}
+
+static void update_events(struct conn *c)
+{
+	short ev = 0;
+
+	if (c->out_len > c->out_off)
+		ev = POLLOUT;
+	else if (!(c->flags & (CONN_CLOSING | CONN_SUSPENDED | CONN_EOF)) &&
+		 c->in.len - c->in.off < c->in.cap)
+		ev = POLLIN;
+	c->w.events = ev;
+}
+
+void conn_flush(struct conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->w.fd, c->outbuf + c->out_off,
+				 c->out_len - c->out_off, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			conn_close(c, strerror(errno));
+			return;
+		}
+		c->out_off += (size_t)n;
+	}
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	update_events(c);
+}
+
+size_t conn_out_free(const struct conn *c)
+{
+	return sizeof(c->outbuf) - c->out_len;
+}
+
+int conn_out_pending(const struct conn *c)
+{
+	return c->out_len > c->out_off;
+}
+
+int conn_write(struct conn *c, const char *data, size_t len)
+{
+	if (c->w.fd < 0)
+		return -1;
+	if (len > conn_out_free(c)) {
+		log_msg(LOGL_ERR, "conn %u: reply of %zu bytes does not fit",
+			c->id, len);
+		conn_close(c, "output overflow");
+		return -1;
+	}
+	memcpy(c->outbuf + c->out_len, data, len);
+	c->out_len += len;
+	return 0;
+}
+
+int conn_printf(struct conn *c, const char *fmt, ...)
+{
+	char tmp[CONFIG_CONN_OUTBUF];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		n = (int)sizeof(tmp) - 1;
+	return conn_write(c, tmp, (size_t)n);
+}
+
+void conn_close(struct conn *c, const char *why)
+{
+	int idx = (int)(c - slots);
+
+	if (c->w.fd < 0)
+		return;
+	if (c->ops && c->ops->close)
+		c->ops->close(c);
+	log_msg(LOGL_INFO, "conn %u %s: closed (%s)", c->id, c->peer_str, why);
+	loop_del(&c->w);
+	close(c->w.fd);
+	c->w.fd = -1;
+	used[idx] = 0;
+	in_use--;
+	if (conn_on_slot_free)
+		conn_on_slot_free();
+}
+
+void conn_close_after_flush(struct conn *c)
+{
+	c->flags |= CONN_CLOSING;
+	conn_deadline_ms(c, CONN_CLOSE_LINGER_MS);
+	conn_flush(c);
+	if (c->w.fd >= 0 && !conn_out_pending(c))
+		conn_close(c, "done");
+}
+
+void conn_deadline(struct conn *c, int seconds)
+{
+	c->w.deadline = seconds > 0 ? now_ms() + (int64_t)seconds * 1000 : 0;
+}
+
+void conn_deadline_ms(struct conn *c, int ms)
+{
+	c->w.deadline = now_ms() + ms;
+}
+
+void conn_suspend(struct conn *c)
+{
+	c->flags |= CONN_SUSPENDED;
+	update_events(c);
+}
+
+/* Runs the protocol on buffered input until it stops making progress. */
+static void run_input(struct conn *c)
+{
+	for (int rounds = 0; rounds < 4 && c->w.fd >= 0; rounds++) {
+		size_t before = c->in.off, out_before = c->out_len;
+		unsigned flags_before = c->flags;
+
+		if (c->flags & (CONN_SUSPENDED | CONN_CLOSING))
+			break;
+		if (c->in.off == c->in.len && !(c->flags & CONN_EOF))
+			break;
+		c->ops->input(c);
+		if (c->w.fd < 0)
+			return;
+		conn_flush(c);
+		if (c->w.fd < 0)
+			return;
+		if (conn_out_pending(c))
+			break;
+		if (c->in.off == before && c->out_len == out_before &&
+		    c->flags == flags_before)
+			break;
+	}
+	if (c->w.fd >= 0 && (c->flags & CONN_EOF) && !(c->flags & CONN_SUSPENDED)
+	    && !conn_out_pending(c))
+		conn_close(c, "client closed");
+}
+
+void conn_resume(struct conn *c)
+{
+	c->flags &= ~(unsigned)CONN_SUSPENDED;
+	run_input(c);
+	if (c->w.fd >= 0)
+		update_events(c);
+}
+
+static void on_io(struct watcher *w, short revents)
+{
+	struct conn *c = (struct conn *)w;
+
+	if (revents & POLLOUT) {
+		conn_flush(c);
+		if (c->w.fd < 0)
+			return;
+		if (!conn_out_pending(c) && (c->flags & CONN_CLOSING)) {
+			conn_close(c, "done");
+			return;
+		}
+	}
+	if (revents & (POLLIN | POLLHUP | POLLERR)) {
+		if (!(revents & POLLIN) && (revents & POLLERR)) {
+			conn_close(c, "socket error");
+			return;
+		}
+		size_t room = lb_compact(&c->in);
+		if (room > 0) {
+			ssize_t n = recv(c->w.fd, c->in.buf + c->in.len, room, 0);
+			if (n > 0)
+				c->in.len += (size_t)n;
+			else if (n == 0)
+				c->flags |= CONN_EOF;
+			else if (errno != EAGAIN && errno != EINTR) {
+				conn_close(c, strerror(errno));
+				return;
+			}
+		}
+	}
+	if (!conn_out_pending(c))
+		run_input(c);
+	if (c->w.fd >= 0)
+		update_events(c);
+}
+
+static void on_timeout(struct watcher *w)
+{
+	struct conn *c = (struct conn *)w;
+
+	if (c->flags & CONN_CLOSING) {
+		conn_close(c, "flush timeout");
+		return;
+	}
+	c->ops->timeout(c);
+	if (c->w.fd >= 0)
+		update_events(c);
+}
+
+void conn_init(int max)
+{
+	max_slots = max < CONFIG_MAX_CONNECTIONS ? max : CONFIG_MAX_CONNECTIONS;
+}
+
+int conn_slots_free(void)
+{
+	return max_slots - in_use;
+}
+
+int conn_count(void)
+{
+	return in_use;
+}
+
+struct conn *conn_open(int fd, const struct sockaddr_storage *peer,
+		       socklen_t peerlen, int kind, const struct proto_ops *ops)
+{
+	struct conn *c = NULL;
+
+	if (in_use >= max_slots) {
+		close(fd);
+		return NULL;
+	}
+	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
+		if (!used[i]) {
+			c = &slots[i];
+			used[i] = 1;
+			break;
+		}
+	}
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	in_use++;
+	c->w.fd = fd;
+	c->w.events = 0;
+	c->w.deadline = 0;
+	c->w.on_io = on_io;
+	c->w.on_timeout = on_timeout;
+	c->ops = ops;
+	c->sess = NULL;
+	c->flags = 0;
+	c->id = next_id++;
+	c->listen_kind = kind;
+	memcpy(&c->peer, peer, sizeof(c->peer));
+	c->peerlen = peerlen;
+	net_unmap(&c->peer, &c->peerlen);
+	net_ntop((struct sockaddr *)&c->peer, c->peer_str, sizeof(c->peer_str), 0);
+	c->in.buf = c->inbuf;
+	c->in.cap = sizeof(c->inbuf);
+	c->in.len = c->in.off = 0;
+	c->in.skipping = 0;
+	c->out_len = c->out_off = 0;
+	if (loop_add(&c->w) != 0) {
+		used[c - slots] = 0;
+		in_use--;
+		close(fd);
+		return NULL;
+	}
+	log_msg(LOGL_INFO, "conn %u %s: %s connect", c->id, c->peer_str, ops->name);
+	if (ops->open(c) != 0) {
+		c->ops = NULL;
+		conn_close(c, "no session available");
+		return NULL;
+	}
+	conn_flush(c);
+	if (c->w.fd >= 0)
+		update_events(c);
+	return c;
+}
+
+void conn_close_all(const char *why)
+{
+	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++)
+		if (used[i])
+			conn_close(&slots[i], why);
+}

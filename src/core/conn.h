@@ -1,0 +1,95 @@
+/* conn — connection slots: a fixed table of CONFIG_MAX_CONNECTIONS, each
+ * with a bounded input buffer (line reader that refuses over-long lines)
+ * and a bounded output buffer that is written without blocking. A slot
+ * reads more only when its output is flushed (backpressure), and runs its
+ * protocol through a small table of callbacks. */
+#ifndef POSTIE_CONN_H
+#define POSTIE_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/loop.h"
+#include "core/net.h"
+
+/* Line reader over a caller-owned buffer; pure, unit-tested. */
+struct linebuf {
+	char *buf;
+	size_t cap, len, off;
+	int skipping;           /* inside an over-long line */
+};
+
+enum { LB_NEED = 0, LB_LINE = 1, LB_TOOLONG = 2 };
+
+/* Next line of at most max bytes (terminator excluded). LB_LINE: *line is
+ * NUL-terminated in place, *len excludes the CRLF or LF, *crlf says which.
+ * LB_TOOLONG: a line over max was discarded up to its LF. */
+int lb_next(struct linebuf *lb, size_t max, char **line, size_t *len, int *crlf);
+/* Moves unread bytes to the front; returns free space at the end. */
+size_t lb_compact(struct linebuf *lb);
+
+struct conn;
+
+struct proto_ops {
+	const char *name;
+	/* Allocate the session and write the greeting; -1 refuses the slot. */
+	int (*open)(struct conn *c);
+	/* Consume input; called when input arrived or output drained. */
+	void (*input)(struct conn *c);
+	void (*timeout)(struct conn *c);
+	void (*close)(struct conn *c);
+};
+
+enum {
+	CONN_CLOSING = 1,       /* close once output is flushed */
+	CONN_EOF = 2,           /* peer closed its side */
+	CONN_SUSPENDED = 4,     /* protocol is busy: do not read */
+};
+
+struct conn {
+	struct watcher w;
+	const struct proto_ops *ops;
+	void *sess;
+	unsigned flags;
+	uint32_t id;
+	int listen_kind;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	char peer_str[NET_ADDRSTR];
+	struct linebuf in;
+	size_t out_len, out_off;
+	char inbuf[CONFIG_CONN_INBUF];
+	char outbuf[CONFIG_CONN_OUTBUF];
+};
+
+void conn_init(int max_slots);
+/* Takes over fd (accepted, non-blocking), closing it on failure. NULL when
+ * no slot is free: the caller stops accepting until a slot frees. */
+struct conn *conn_open(int fd, const struct sockaddr_storage *peer,
+		       socklen_t peerlen, int kind, const struct proto_ops *ops);
+int conn_slots_free(void);
+int conn_count(void);
+/* Called when a slot frees, so listeners can resume. */
+extern void (*conn_on_slot_free)(void);
+
+/* Appends to the output buffer; -1 (and the session is closed) when the
+ * reply does not fit, which is a bug in the caller's sizing. */
+int conn_write(struct conn *c, const char *data, size_t len);
+int conn_printf(struct conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+size_t conn_out_free(const struct conn *c);
+int conn_out_pending(const struct conn *c);
+void conn_flush(struct conn *c);
+void conn_close(struct conn *c, const char *why);
+void conn_close_after_flush(struct conn *c);
+/* Deadline in seconds from now for the whole current command (0: none). */
+void conn_deadline(struct conn *c, int seconds);
+void conn_deadline_ms(struct conn *c, int ms);
+/* Stop reading while the protocol works; resume calls input again. */
+void conn_suspend(struct conn *c);
+void conn_resume(struct conn *c);
+/* Every slot in use, for shutdown. */
+void conn_close_all(const char *why);
+
+#endif

@@ -1,0 +1,113 @@
+/* loop — poll loop with deadlines (see loop.h). Limits: LOOP_MAX_WATCHERS
+ * watchers, fixed at compile time; nothing here allocates. */
+#include "core/loop.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "core/util.h"
+
+static struct watcher *table[LOOP_MAX_WATCHERS];
+static struct pollfd pfd[LOOP_MAX_WATCHERS];
+static struct watcher *pfd_owner[LOOP_MAX_WATCHERS];
+static int64_t longest_stall;
+
+void loop_init(void)
+{
+	for (size_t i = 0; i < LOOP_MAX_WATCHERS; i++)
+		table[i] = NULL;
+}
+
+int loop_add(struct watcher *w)
+{
+	for (int i = 0; i < LOOP_MAX_WATCHERS; i++) {
+		if (!table[i]) {
+			table[i] = w;
+			w->slot = i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void loop_del(struct watcher *w)
+{
+	if (w->slot >= 0 && w->slot < LOOP_MAX_WATCHERS && table[w->slot] == w)
+		table[w->slot] = NULL;
+	w->slot = -1;
+	/* A watcher removed during dispatch must not be called again. */
+	for (int i = 0; i < LOOP_MAX_WATCHERS; i++)
+		if (pfd_owner[i] == w)
+			pfd_owner[i] = NULL;
+}
+
+int64_t loop_longest_stall(void)
+{
+	return longest_stall;
+}
+
+int loop_step(int max_wait_ms)
+{
+	int64_t now = now_ms(), next = -1, start;
+	int n = 0, served = 0, rc;
+	struct timespec ts, *tsp = NULL;
+	sigset_t none;
+
+	for (int i = 0; i < LOOP_MAX_WATCHERS; i++) {
+		struct watcher *w = table[i];
+		if (!w)
+			continue;
+		if (w->deadline && (next < 0 || w->deadline < next))
+			next = w->deadline;
+		if (w->fd >= 0 && w->events) {
+			pfd[n].fd = w->fd;
+			pfd[n].events = w->events;
+			pfd[n].revents = 0;
+			pfd_owner[n++] = w;
+		}
+	}
+	if (next >= 0) {
+		int64_t wait = next > now ? next - now : 0;
+		if (max_wait_ms >= 0 && wait > max_wait_ms)
+			wait = max_wait_ms;
+		ts.tv_sec = (time_t)(wait / 1000);
+		ts.tv_nsec = (long)(wait % 1000) * 1000000;
+		tsp = &ts;
+	} else if (max_wait_ms >= 0) {
+		ts.tv_sec = max_wait_ms / 1000;
+		ts.tv_nsec = (long)(max_wait_ms % 1000) * 1000000;
+		tsp = &ts;
+	}
+	sigemptyset(&none);
+	rc = ppoll(pfd, (nfds_t)n, tsp, &none);
+	if (rc < 0)
+		return errno == EINTR ? 0 : -1;
+	start = now_ms();
+	for (int i = 0; i < n && rc > 0; i++) {
+		struct watcher *w = pfd_owner[i];
+		if (!pfd[i].revents)
+			continue;
+		rc--;
+		if (!w)
+			continue;
+		served++;
+		w->on_io(w, pfd[i].revents);
+	}
+	for (int i = 0; i < n; i++)
+		pfd_owner[i] = NULL;
+	now = now_ms();
+	for (int i = 0; i < LOOP_MAX_WATCHERS; i++) {
+		struct watcher *w = table[i];
+		if (w && w->deadline && w->deadline <= now) {
+			w->deadline = 0;
+			served++;
+			w->on_timeout(w);
+		}
+	}
+	if (now_ms() - start > longest_stall)
+		longest_stall = now_ms() - start;
+	return served;
+}

@@ -1,0 +1,31 @@
+/* loop — the one poll() loop. Owners register watchers (fd, wanted events,
+ * monotonic deadline); each pass rebuilds the pollfd array from them, sleeps
+ * until the earliest deadline (forever when there is none: an idle daemon
+ * makes no wake-ups), then dispatches I/O and expired deadlines. */
+#ifndef POSTIE_LOOP_H
+#define POSTIE_LOOP_H
+
+#include <stdint.h>
+
+struct watcher {
+	int fd;                 /* -1: not polled */
+	short events;           /* POLLIN / POLLOUT wanted; 0: none */
+	int64_t deadline;       /* now_ms() value; 0: none */
+	void (*on_io)(struct watcher *w, short revents);
+	void (*on_timeout)(struct watcher *w);
+	int slot;               /* owned by the loop */
+};
+
+#define LOOP_MAX_WATCHERS (CONFIG_MAX_CONNECTIONS + CONFIG_MAX_LISTENERS + 8)
+
+void loop_init(void);
+int loop_add(struct watcher *w);        /* -1 when the table is full */
+void loop_del(struct watcher *w);
+/* One pass: waits at most max_wait_ms (-1: until an event or deadline).
+ * Signals unblocked during the wait are those not in the mask the caller
+ * blocked. Returns the number of watchers served, -1 on poll error. */
+int loop_step(int max_wait_ms);
+/* Longest time one pass spent dispatching, in ms (for the stall report). */
+int64_t loop_longest_stall(void);
+
+#endif

@@ -1,0 +1,130 @@
+/* util — small pure helpers (see util.h). */
+#include "core/util.h"
+
+#include <string.h>
+#include <time.h>
+
+int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int str_copy(char *dst, size_t n, const char *src, size_t len)
+{
+	size_t i;
+
+	if (n == 0)
+		return -1;
+	for (i = 0; i < len && src[i] != '\0'; i++) {
+		if (i + 1 >= n) {
+			dst[i] = '\0';
+			return -1;
+		}
+		dst[i] = src[i];
+	}
+	dst[i] = '\0';
+	return 0;
+}
+
+static char lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+int str_ieq(const char *a, size_t alen, const char *b)
+{
+	size_t i;
+
+	for (i = 0; i < alen; i++) {
+		if (b[i] == '\0' || lower(a[i]) != lower(b[i]))
+			return 0;
+	}
+	return b[alen] == '\0';
+}
+
+void str_lower(char *s)
+{
+	for (; *s; s++)
+		*s = lower(*s);
+}
+
+int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		if (v > (max - (uint64_t)(*s - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* Number with one optional unit letter from units[], scaled by mult[]. */
+static int parse_scaled(const char *s, const char *units, const uint64_t *mult,
+			uint64_t *out)
+{
+	char num[24];
+	size_t len = strlen(s);
+	uint64_t v, m = 1;
+	const char *u;
+
+	if (len == 0 || len >= sizeof(num))
+		return -1;
+	memcpy(num, s, len + 1);
+	u = strchr(units, lower(num[len - 1]));
+	if (u && num[len - 1] != '\0') {
+		m = mult[u - units];
+		num[len - 1] = '\0';
+	}
+	if (parse_u64(num, UINT64_MAX / m, &v) != 0)
+		return -1;
+	*out = v * m;
+	return 0;
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+	static const uint64_t mult[] = { 1024, 1024 * 1024, 1024 * 1024 * 1024 };
+	return parse_scaled(s, "kmg", mult, out);
+}
+
+int parse_duration(const char *s, uint64_t *out)
+{
+	static const uint64_t mult[] = { 1, 60, 3600, 86400, 604800 };
+	return parse_scaled(s, "smhdw", mult, out);
+}
+
+char *str_printable(char *dst, size_t n, const char *src, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0, i;
+
+	if (n < 8)
+		return dst[0] = '\0', dst;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)src[i];
+		if (o + 8 > n) {
+			memcpy(dst + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (c >= 0x20 && c < 0x7f && c != '\\') {
+			dst[o++] = (char)c;
+		} else {
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 15];
+		}
+	}
+	dst[o] = '\0';
+	return dst;
+}

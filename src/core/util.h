@@ -1,0 +1,32 @@
+/* util — small pure helpers: monotonic time, bounded string copies, number
+ * parsing with overflow checks. No allocation, no I/O. */
+#ifndef POSTIE_UTIL_H
+#define POSTIE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+int64_t now_ms(void);
+
+/* Copies at most len bytes of src (stops at NUL) into dst of size n, always
+ * NUL-terminated. Returns 0, or -1 when it had to truncate. */
+int str_copy(char *dst, size_t n, const char *src, size_t len);
+
+/* ASCII-only case-insensitive compare of a[0..alen) with NUL-terminated b. */
+int str_ieq(const char *a, size_t alen, const char *b);
+void str_lower(char *s);
+
+/* "123" -> 123; rejects signs, junk and overflow past max. */
+int parse_u64(const char *s, uint64_t max, uint64_t *out);
+/* "10M", "512k", "1G", "100" (bytes). */
+int parse_size(const char *s, uint64_t *out);
+/* "5d", "12h", "30m", "45s", "90" (seconds). */
+int parse_duration(const char *s, uint64_t *out);
+
+/* Copies client data for a log line: at most max bytes, control and
+ * non-ASCII bytes as \xNN, "..." when cut. Returns dst. */
+char *str_printable(char *dst, size_t n, const char *src, size_t len);
+
+#endif

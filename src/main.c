@@ -1,0 +1,360 @@
+/* main — argv dispatch (daemon; sendmail, mailq and passwd come with their
+ * features), start-up, privilege drop, signals, and the loop.
+ * Start-up errors are fatal with a message naming file, line and cause;
+ * after start nothing here exits but a clean stop. */
+#include <errno.h>
+#include <grp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+#include "core/conn.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/net.h"
+#include "core/util.h"
+#include "proto/smtp_in.h"
+#include "store/aliases.h"
+#include "store/spool.h"
+#include "store/users.h"
+
+#define POSTIE_VERSION "0.1.0"
+#define DEFAULT_CONF "/etc/postie.conf"
+
+struct listener {
+	struct watcher w;
+	int kind;
+	const struct proto_ops *ops;
+};
+
+static struct listener listeners[CONFIG_MAX_LISTENERS];
+static int nlisteners;
+static volatile sig_atomic_t got_term, got_hup;
+static const char *conf_path = DEFAULT_CONF;
+
+static const struct proto_ops *const kind_ops[LISTEN_KIND_COUNT] = {
+	[LISTEN_SMTP] = &smtpin_ops,
+};
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		got_hup = 1;
+	else
+		got_term = 1;
+}
+
+static void listeners_pause(int paused)
+{
+	for (int i = 0; i < nlisteners; i++)
+		listeners[i].w.events = paused ? 0 : POLLIN;
+}
+
+static void on_slot_free(void)
+{
+	listeners_pause(0);
+}
+
+static void on_accept(struct watcher *w, short revents)
+{
+	struct listener *l = (struct listener *)w;
+
+	(void)revents;
+	/* Bounded: a burst is taken in a few passes, not all at once. */
+	for (int i = 0; i < 16; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd;
+
+		if (conn_slots_free() <= 0) {
+			listeners_pause(1);
+			return;
+		}
+		fd = accept4(w->fd, (struct sockaddr *)&ss, &len,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				log_msg(LOGL_WARN, "accept: %s; pausing listeners until "
+					"a connection ends", strerror(errno));
+				listeners_pause(1);
+			}
+			return;
+		}
+		conn_open(fd, &ss, len, l->kind, l->ops);
+	}
+}
+
+static void never(struct watcher *w)
+{
+	(void)w;
+}
+
+static struct watcher logw;
+
+static void on_log_writable(struct watcher *w, short revents)
+{
+	(void)w;
+	(void)revents;
+	log_flush();
+}
+
+static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("postie: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+/* Loads conf, users and aliases as one unit; NULL leaves the old ones. */
+static int load_all(const char *path, struct conf **c, struct users **u,
+		    struct aliases **a, char *err, size_t errlen)
+{
+	*c = conf_load(path, err, errlen);
+	if (!*c)
+		return -1;
+	*u = users_load((*c)->users, err, errlen);
+	if (!*u) {
+		conf_free(*c);
+		return -1;
+	}
+	*a = NULL;
+	if (CONFIG_ALIASES && (*c)->aliases[0]) {
+		*a = aliases_load((*c)->aliases, *c, *u, err, errlen);
+		if (!*a) {
+			users_free(*u);
+			conf_free(*c);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void reload(void)
+{
+	struct conf *c;
+	struct users *u;
+	struct aliases *a;
+	char err[512];
+
+	if (load_all(conf_path, &c, &u, &a, err, sizeof(err)) != 0) {
+		log_msg(LOGL_ERR, "reload failed, keeping the old configuration: %s",
+			err);
+		return;
+	}
+	if (c->nlisten != conf->nlisten ||
+	    memcmp(c->listen, conf->listen, sizeof(c->listen)) != 0)
+		log_msg(LOGL_WARN, "reload: listener changes need a restart");
+	if (strcmp(c->run_as, conf->run_as) != 0)
+		log_msg(LOGL_WARN, "reload: run_as changes need a restart");
+	/* Listeners and privileges stay as started. */
+	memcpy(c->listen, conf->listen, sizeof(c->listen));
+	c->nlisten = conf->nlisten;
+	conn_init(c->max_connections);
+	conf_free(conf);
+	users_free(users);
+	aliases_free(aliases);
+	conf = c;
+	users = u;
+	aliases = a;
+	log_msg(LOGL_INFO, "reloaded %s: %d users", conf_path, users->n);
+}
+
+static void make_dir(const char *path, uid_t uid, gid_t gid)
+{
+	if (mkdir(path, 0700) == 0) {
+		if (uid != (uid_t)-1 && chown(path, uid, gid) != 0)
+			fatal("%s: chown: %s", path, strerror(errno));
+	} else if (errno != EEXIST) {
+		fatal("%s: %s", path, strerror(errno));
+	}
+}
+
+static void drop_privileges(uid_t uid, gid_t gid, const char *name)
+{
+	if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0)
+		fatal("run_as %s: cannot drop privileges: %s", name, strerror(errno));
+	if (setuid(0) == 0)
+		fatal("run_as %s: could regain root, refusing to run", name);
+}
+
+static void print_version(void)
+{
+	printf("postie %s\nfeatures:", POSTIE_VERSION);
+	printf(" smtp mbox");
+	if (CONFIG_ALIASES)
+		printf(" aliases");
+	if (CONFIG_IPV6)
+		printf(" ipv6");
+	if (CONFIG_SYSLOG)
+		printf(" syslog");
+	if (CONFIG_FEATURE_SMTP_SMTPUTF8)
+		printf(" smtputf8");
+	if (CONFIG_DEBUG_PROTOCOL)
+		printf(" debug-protocol");
+	printf("\nlimits: connections=%d line=%d rcpt=%d inbuf=%d outbuf=%d\n",
+	       CONFIG_MAX_CONNECTIONS, CONFIG_SMTP_LINE_MAX, CONFIG_SMTP_MAX_RCPT,
+	       CONFIG_CONN_INBUF, CONFIG_CONN_OUTBUF);
+}
+
+static void usage(void)
+{
+	fputs("usage: postie [-c FILE] [-t] [-V]\n"
+	      "  -c FILE  configuration (default " DEFAULT_CONF ")\n"
+	      "  -t       check the configuration and exit\n"
+	      "  -V       print version and compiled-in features\n", stderr);
+	exit(64);
+}
+
+static int daemon_main(int argc, char **argv)
+{
+	int opt, test_only = 0;
+	struct users *u;
+	struct aliases *a;
+	struct conf *c;
+	char err[512];
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	sigset_t block;
+	struct sigaction sa;
+
+	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+		switch (opt) {
+		case 'c': conf_path = optarg; break;
+		case 't': test_only = 1; break;
+		case 'V': print_version(); return 0;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	if (load_all(conf_path, &c, &u, &a, err, sizeof(err)) != 0)
+		fatal("%s", err);
+	conf = c;
+	users = u;
+	aliases = a;
+	if (test_only) {
+		printf("postie: %s: configuration OK (%d listeners, %d users)\n",
+		       conf_path, conf->nlisten, users->n);
+		return 0;
+	}
+	if (conf->nlisten == 0)
+		fatal("%s: no 'listen' directive", conf_path);
+	if (conf->run_as[0]) {
+		struct passwd *pw = getpwnam(conf->run_as);
+		if (!pw)
+			fatal("run_as %s: no such user", conf->run_as);
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+		if (geteuid() != 0 && geteuid() != uid)
+			fatal("run_as %s: must start as root or as that user",
+			      conf->run_as);
+		if (geteuid() != 0)
+			uid = gid = (uid_t)-1;
+	}
+	make_dir(conf->spool_dir, uid, gid);
+	make_dir(conf->mail_dir, uid, gid);
+
+	log_init(conf->log_syslog);
+	loop_init();
+	conn_init(conf->max_connections);
+	conn_on_slot_free = on_slot_free;
+	for (int i = 0; i < conf->nlisten; i++) {
+		struct listener *l = &listeners[nlisteners];
+		int fd = net_listen(&conf->listen[i].addr);
+		if (fd < 0)
+			fatal("listen %s: %s", conf->listen[i].text, strerror(errno));
+		l->w.fd = fd;
+		l->w.events = POLLIN;
+		l->w.deadline = 0;
+		l->w.on_io = on_accept;
+		l->w.on_timeout = never;
+		l->kind = conf->listen[i].kind;
+		l->ops = kind_ops[l->kind];
+		loop_add(&l->w);
+		nlisteners++;
+	}
+	if (uid != (uid_t)-1)
+		drop_privileges(uid, gid, conf->run_as);
+	if (spool_init(conf->spool_dir) != 0)
+		fatal("%s: %s", conf->spool_dir, strerror(errno));
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* Signals are taken only inside ppoll(), so a flag is never missed
+	 * between a check and the wait. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, NULL);
+
+	log_msg(LOGL_INFO, "postie %s started: %d listeners, %d users, pid %d",
+		POSTIE_VERSION, nlisteners, users->n, (int)getpid());
+	for (int i = 0; i < conf->nlisten; i++)
+		log_msg(LOGL_INFO, "listening for %s on %s",
+			kind_ops[conf->listen[i].kind]->name, conf->listen[i].text);
+	logw.fd = 2;
+	logw.deadline = 0;
+	logw.on_io = on_log_writable;
+	logw.on_timeout = never;
+	loop_add(&logw);
+	while (!got_term) {
+		/* A slow stderr reader gets POLLOUT, never a blocking write. */
+		logw.events = log_pending_fd() >= 0 ? POLLOUT : 0;
+		loop_step(-1);
+		if (got_hup) {
+			got_hup = 0;
+			reload();
+		}
+	}
+	log_msg(LOGL_INFO, "stopping (signal); longest loop stall %lld ms",
+		(long long)loop_longest_stall());
+	conn_close_all("shutdown");
+	log_flush();
+	return 0;
+}
+
+static const char *base_name(const char *s)
+{
+	const char *slash = strrchr(s, '/');
+	return slash ? slash + 1 : s;
+}
+
+int main(int argc, char **argv)
+{
+	const char *name = base_name(argv[0]);
+
+	if (strcmp(name, "sendmail") == 0 || strcmp(name, "mailq") == 0 ||
+	    (argc > 1 && (strcmp(argv[1], "sendmail") == 0 ||
+			  strcmp(argv[1], "mailq") == 0))) {
+		fprintf(stderr, "postie: sendmail/mailq are not in this build "
+			"(needs CONFIG_SENDMAIL)\n");
+		return 69;
+	}
+	if (argc > 1 && strcmp(argv[1], "passwd") == 0) {
+		fprintf(stderr, "postie: passwd is not in this build "
+			"(needs CONFIG_AUTH)\n");
+		return 69;
+	}
+	return daemon_main(argc, argv);
+}

@@ -1,0 +1,115 @@
+/* smtp_data — DATA byte state machine (see smtp_data.h). Each input byte
+ * yields at most two output bytes (a held-back CR or dot plus itself). */
+#include "proto/smtp_data.h"
+
+enum {
+	S_BOL_CRLF,     /* line start after CRLF (or the start of data) */
+	S_BOL_LF,       /* line start after a bare LF */
+	S_MID,          /* inside a line */
+	S_CR,           /* CR held back inside a line */
+	S_DOT_CRLF,     /* "." at a line start after CRLF */
+	S_DOT_LF,       /* "." at a line start after bare LF */
+	S_DOT_CRLF_CR,  /* ".\r" after CRLF: may be the end */
+	S_DOT_LF_CR,    /* ".\r" after bare LF: never the end */
+};
+
+void smtp_data_init(struct smtp_data *d)
+{
+	d->state = S_BOL_CRLF;
+	d->done = 0;
+	d->flags = 0;
+	d->size = 0;
+}
+
+size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t inlen,
+		      char *out, size_t outcap, size_t *outlen)
+{
+	size_t i = 0, o = 0;
+
+	while (i < inlen && !d->done && outcap - o >= 2) {
+		unsigned char c = (unsigned char)in[i];
+
+		switch (d->state) {
+		case S_BOL_CRLF:
+		case S_BOL_LF:
+			if (c == '.') {
+				d->state = d->state == S_BOL_CRLF ? S_DOT_CRLF : S_DOT_LF;
+				i++;
+				continue;
+			}
+			d->state = S_MID;
+			continue;       /* same byte, as inside a line */
+		case S_DOT_CRLF:
+		case S_DOT_LF:
+			if (c == '\r') {
+				d->state = d->state == S_DOT_CRLF ? S_DOT_CRLF_CR : S_DOT_LF_CR;
+				i++;
+				continue;
+			}
+			if (c == '\n') {
+				/* ".\n": a lone dot line without CRLF is content. */
+				out[o++] = '.';
+				d->state = S_MID;
+				continue;
+			}
+			/* Dot-stuffing: the leading dot goes. */
+			d->state = S_MID;
+			continue;
+		case S_DOT_CRLF_CR:
+			if (c == '\n') {
+				d->done = 1;
+				i++;
+				continue;
+			}
+			out[o++] = '\r';
+			d->flags |= DATA_BARE_CR;
+			d->state = S_MID;
+			continue;
+		case S_DOT_LF_CR:
+			if (c == '\n') {
+				out[o++] = '.';
+				out[o++] = '\n';
+				d->state = S_BOL_CRLF;
+				i++;
+				continue;
+			}
+			out[o++] = '\r';
+			d->flags |= DATA_BARE_CR;
+			d->state = S_MID;
+			continue;
+		case S_CR:
+			if (c == '\n') {
+				out[o++] = '\n';
+				d->state = S_BOL_CRLF;
+				i++;
+				continue;
+			}
+			out[o++] = '\r';
+			d->flags |= DATA_BARE_CR;
+			d->state = S_MID;
+			continue;
+		case S_MID:
+		default:
+			i++;
+			if (c == '\r') {
+				d->state = S_CR;
+				continue;
+			}
+			if (c == '\n') {
+				out[o++] = '\n';
+				d->flags |= DATA_BARE_LF;
+				d->state = S_BOL_LF;
+				continue;
+			}
+			if (c == 0)
+				d->flags |= DATA_NUL;
+			else if (c >= 0x80)
+				d->flags |= DATA_8BIT;
+			out[o++] = (char)c;
+			continue;
+		}
+	}
+	d->size += o;
+	*outlen = o;
+	return i;
+}

@@ -1,0 +1,855 @@
+/* smtp_in — SMTP server sessions (see smtp_in.h).
+ *
+ * One enum of states, one smtpin_enter() that is the only writer of the
+ * state, a command table of {verb, allowed states, handler}: handlers
+ * validate and reply before they act. The transaction (spool file, counts)
+ * is separate from the session. The message goes to a tmp spool file while
+ * it arrives; at the end of DATA it is appended to each recipient's mbox
+ * (fsync) and the tmp file is dropped, so a local message is written to
+ * storage once. Limits: CONFIG_SMTP_* (line, path, recipients, commands,
+ * errors, timeouts) and max_message_size. */
+#include "proto/smtp_in.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "proto/address.h"
+#include "proto/smtp_data.h"
+#include "store/aliases.h"
+#include "store/mbox.h"
+#include "store/spool.h"
+#include "store/users.h"
+
+#define SMTP_HELO_MAX 64
+#define SMTP_LOCK_RETRY_MS 200
+#define SMTP_MAX_MAILBOXES 256  /* distinct mailboxes per message */
+#define SMTP_REPLY_ROOM 600     /* free output needed to take a command */
+
+enum smtp_state {
+	SMTP_CONNECTED,         /* greeted, no HELO/EHLO yet */
+	SMTP_READY,             /* HELO/EHLO done, no transaction */
+	SMTP_MAIL,              /* MAIL accepted */
+	SMTP_RCPT,              /* at least one RCPT accepted */
+	SMTP_DATA,              /* receiving the message */
+	SMTP_DELIVER,           /* waiting for a locked mbox */
+	SMTP_QUIT,              /* closing */
+};
+
+static const char *const state_names[] = {
+	"connected", "ready", "mail", "rcpt", "data", "deliver", "quit",
+};
+
+struct smtp_tx {
+	struct spool_file f;
+	struct smtp_data data;
+	int nrcpt;
+	int smtputf8;
+	int too_big;
+	time_t arrival;
+	int64_t deliver_until;
+};
+
+struct smtp_session {
+	enum smtp_state state;
+	int esmtp;
+	int ncmds, nerrors;
+	unsigned nmsgs;
+	char helo[SMTP_HELO_MAX + 1];
+	struct smtp_tx tx;
+};
+
+static struct smtp_session pool[CONFIG_MAX_CONNECTIONS];
+static unsigned char pool_used[CONFIG_MAX_CONNECTIONS];
+
+/* Shared scratch for message bytes on their way to the spool file; the
+ * loop is single-threaded and every use finishes before it returns. */
+static char databuf[16384];
+
+static void smtpin_enter(struct conn *c, struct smtp_session *s,
+			 enum smtp_state st)
+{
+	if (s->state != st)
+		log_msg(LOGL_DEBUG, "conn %u: smtp %s -> %s", c->id,
+			state_names[s->state], state_names[st]);
+	s->state = st;
+}
+
+static void reply(struct conn *c, struct smtp_session *s, int code,
+		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void reply(struct conn *c, struct smtp_session *s, int code,
+		  const char *fmt, ...)
+{
+	char text[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	conn_printf(c, "%d %s\r\n", code, text);
+	if (code >= 500 && ++s->nerrors >= CONFIG_SMTP_MAX_ERRORS) {
+		conn_printf(c, "421 4.7.0 %s Error: too many errors\r\n",
+			    conf->hostname);
+		log_msg(LOGL_WARN, "conn %u %s: too many errors", c->id, c->peer_str);
+		smtpin_enter(c, s, SMTP_QUIT);
+		conn_close_after_flush(c);
+	}
+}
+
+static void tx_reset(struct smtp_session *s)
+{
+	spool_discard(&s->tx.f);
+	memset(&s->tx, 0, sizeof(s->tx));
+	s->tx.f.fd = -1;
+}
+
+static void wait_command(struct conn *c)
+{
+	conn_deadline(c, CONFIG_SMTP_TIMEOUT_CMD);
+}
+
+/* ---- HELO / EHLO ---------------------------------------------------- */
+
+static void set_helo(struct smtp_session *s, const char *arg, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && i < SMTP_HELO_MAX; i++) {
+		char ch = arg[i];
+		int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			 (ch >= '0' && ch <= '9') || (ch && strchr(".-:[]_", ch));
+		s->helo[i] = ok ? ch : '?';
+	}
+	s->helo[i] = '\0';
+}
+
+static int helo_arg(struct conn *c, struct smtp_session *s, const char *arg,
+		    size_t len, const char *verb)
+{
+	if (len == 0) {
+		reply(c, s, 501, "5.5.4 Syntax: %s hostname", verb);
+		return -1;
+	}
+	tx_reset(s);
+	set_helo(s, arg, len);
+	return 0;
+}
+
+static void cmd_helo(struct conn *c, struct smtp_session *s, const char *arg,
+		     size_t len)
+{
+	if (helo_arg(c, s, arg, len, "HELO") != 0)
+		return;
+	s->esmtp = 0;
+	smtpin_enter(c, s, SMTP_READY);
+	reply(c, s, 250, "%s", conf->hostname);
+}
+
+static void cmd_ehlo(struct conn *c, struct smtp_session *s, const char *arg,
+		     size_t len)
+{
+	char buf[512];
+	int n;
+
+	if (helo_arg(c, s, arg, len, "EHLO") != 0)
+		return;
+	s->esmtp = 1;
+	smtpin_enter(c, s, SMTP_READY);
+	n = snprintf(buf, sizeof(buf),
+		     "250-%s greets [%s]\r\n"
+		     "250-PIPELINING\r\n"
+		     "250-SIZE %llu\r\n"
+		     "250-8BITMIME\r\n"
+		     "%s"
+		     "250 ENHANCEDSTATUSCODES\r\n",
+		     conf->hostname, c->peer_str,
+		     (unsigned long long)conf->max_message_size,
+		     CONFIG_FEATURE_SMTP_SMTPUTF8 ? "250-SMTPUTF8\r\n" : "");
+	conn_write(c, buf, (size_t)n);
+}
+
+/* ---- MAIL ----------------------------------------------------------- */
+
+/* "FROM:" / "TO:" prefix, then optional blanks (lenient like Postfix). */
+static const char *after_prefix(const char *arg, size_t len, const char *pfx,
+				size_t *rest)
+{
+	size_t pl = strlen(pfx), i;
+
+	if (len < pl || strncasecmp(arg, pfx, pl) != 0)
+		return NULL;
+	for (i = pl; i < len && arg[i] == ' '; i++)
+		;
+	*rest = len - i;
+	return arg + i;
+}
+
+/* Walks "KEY[=VALUE]" parameters after a path; fn returns 0 to go on. */
+typedef int (*param_fn)(struct conn *c, struct smtp_session *s,
+			const char *key, size_t klen, const char *val, size_t vlen);
+
+static int each_param(struct conn *c, struct smtp_session *s, const char *p,
+		      size_t len, param_fn fn)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t start, klen;
+		const char *eq;
+
+		while (i < len && p[i] == ' ')
+			i++;
+		if (i >= len)
+			break;
+		start = i;
+		while (i < len && p[i] != ' ')
+			i++;
+		eq = memchr(p + start, '=', i - start);
+		klen = eq ? (size_t)(eq - p - start) : i - start;
+		if (fn(c, s, p + start, klen, eq ? eq + 1 : NULL,
+		       eq ? (size_t)(p + i - eq - 1) : 0) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int mail_param(struct conn *c, struct smtp_session *s, const char *key,
+		      size_t klen, const char *val, size_t vlen)
+{
+	char num[24];
+	uint64_t size;
+
+	if (klen == 4 && strncasecmp(key, "SIZE", 4) == 0 && val) {
+		if (str_copy(num, sizeof(num), val, vlen) != 0 ||
+		    parse_u64(num, UINT64_MAX, &size) != 0) {
+			reply(c, s, 501, "5.5.4 Bad SIZE parameter");
+			return -1;
+		}
+		if (size > conf->max_message_size) {
+			reply(c, s, 552, "5.3.4 Message size exceeds fixed limit");
+			return -1;
+		}
+		return 0;
+	}
+	if (klen == 4 && strncasecmp(key, "BODY", 4) == 0 && val) {
+		if ((vlen == 4 && strncasecmp(val, "7BIT", 4) == 0) ||
+		    (vlen == 8 && strncasecmp(val, "8BITMIME", 8) == 0))
+			return 0;
+		reply(c, s, 501, "5.5.4 Unsupported BODY type");
+		return -1;
+	}
+	if (CONFIG_FEATURE_SMTP_SMTPUTF8 && klen == 8 && !val &&
+	    strncasecmp(key, "SMTPUTF8", 8) == 0) {
+		s->tx.smtputf8 = 1;
+		return 0;
+	}
+	reply(c, s, 555, "5.5.4 Unsupported option: %.*s", (int)(klen > 32 ? 32 : klen), key);
+	return -1;
+}
+
+static void cmd_mail(struct conn *c, struct smtp_session *s, const char *arg,
+		     size_t len)
+{
+	struct addr a;
+	size_t rest;
+	const char *p = after_prefix(arg, len, "FROM:", &rest);
+	int n;
+
+	if (!p) {
+		reply(c, s, 501, "5.5.4 Syntax: MAIL FROM:<address>");
+		return;
+	}
+	n = addr_parse_path(p, rest, &a, CONFIG_FEATURE_SMTP_SMTPUTF8);
+	if (n < 0) {
+		reply(c, s, 501, "5.1.7 Bad sender address syntax");
+		return;
+	}
+	tx_reset(s);
+	if (each_param(c, s, p + n, rest - (size_t)n, mail_param) != 0) {
+		s->tx.smtputf8 = 0;
+		return;
+	}
+	if ((a.flags & ADDR_UTF8) && !s->tx.smtputf8) {
+		reply(c, s, 553, "5.6.7 Non-ASCII address needs SMTPUTF8");
+		return;
+	}
+	if (spool_create(&s->tx.f) != 0) {
+		log_msg(LOGL_ERR, "spool: cannot create a message file: %s",
+			strerror(errno));
+		reply(c, s, 452, "4.3.1 Insufficient system storage");
+		return;
+	}
+	s->tx.arrival = time(NULL);
+	spool_write(&s->tx.f, "F ", 2);
+	if (!(a.flags & ADDR_NULL))
+		spool_write(&s->tx.f, a.local, (size_t)(a.domain ?
+			a.domain + a.domain_len - a.local : (long)a.local_len));
+	spool_write(&s->tx.f, "\n", 1);
+	smtpin_enter(c, s, SMTP_MAIL);
+	reply(c, s, 250, "2.1.0 Ok");
+}
+
+/* ---- RCPT ----------------------------------------------------------- */
+
+static void count_local(void *ctx, int user, const char *remote)
+{
+	(void)remote;
+	if (user >= 0)
+		++*(int *)ctx;
+}
+
+/* Local recipient check: >0 deliverable, 0 unknown, -1 only remote. */
+static int local_rcpt(const char *key)
+{
+	int nlocal = 0, n;
+
+	n = aliases_expand(aliases, users, key, strlen(key), count_local, &nlocal);
+	if (n > 0)
+		return nlocal > 0 ? 1 : -1;
+	return users_find(users, key, strlen(key)) >= 0;
+}
+
+static void cmd_rcpt(struct conn *c, struct smtp_session *s, const char *arg,
+		     size_t len)
+{
+	char key[CONFIG_SMTP_LOCAL_MAX + 1], shown[80];
+	const char *dom;
+	size_t rest, dlen;
+	struct addr a;
+	const char *p = after_prefix(arg, len, "TO:", &rest);
+	int n, ok;
+
+	if (!p) {
+		reply(c, s, 501, "5.5.4 Syntax: RCPT TO:<address>");
+		return;
+	}
+	if (s->tx.nrcpt >= CONFIG_SMTP_MAX_RCPT) {
+		reply(c, s, 452, "4.5.3 Too many recipients");
+		return;
+	}
+	n = addr_parse_path(p, rest, &a, s->tx.smtputf8);
+	if (n == ADDR_E8BIT) {
+		reply(c, s, 553, "5.6.7 Non-ASCII address needs SMTPUTF8");
+		return;
+	}
+	if (n < 0 || (a.flags & ADDR_NULL)) {
+		reply(c, s, 501, "5.1.3 Bad recipient address syntax");
+		return;
+	}
+	if (n < (int)rest) {
+		reply(c, s, 555, "5.5.4 Unsupported option");
+		return;
+	}
+	dom = a.domain;
+	dlen = a.domain_len;
+	if (a.flags & ADDR_NODOMAIN) {
+		dom = conf->local_domains[0];
+		dlen = strlen(dom);
+	}
+	str_printable(shown, sizeof(shown), a.local, (size_t)(a.domain ?
+		a.domain + a.domain_len - a.local : (long)a.local_len));
+	if ((a.flags & ADDR_LITERAL) || !conf_is_local_domain(conf, dom, dlen)) {
+		log_msg(LOGL_INFO, "conn %u %s: relay denied to <%s>", c->id,
+			c->peer_str, shown);
+		reply(c, s, 550, "5.7.1 Relaying denied");
+		return;
+	}
+	ok = 0;
+	if (!(a.flags & ADDR_ODD_LOCAL) && addr_local_key(&a, key, sizeof(key)) == 0)
+		ok = local_rcpt(key);
+	if (ok < 0) {
+		reply(c, s, 550, "5.7.1 <%s>: alias has only remote targets and "
+		      "this build does not relay", shown);
+		return;
+	}
+	if (ok == 0) {
+		reply(c, s, 550, "5.1.1 <%s>: Recipient address rejected: "
+		      "User unknown", shown);
+		return;
+	}
+	spool_write(&s->tx.f, "R ", 2);
+	spool_write(&s->tx.f, key, strlen(key));
+	spool_write(&s->tx.f, "@", 1);
+	spool_write(&s->tx.f, dom, dlen);
+	spool_write(&s->tx.f, "\n", 1);
+	s->tx.nrcpt++;
+	smtpin_enter(c, s, SMTP_RCPT);
+	reply(c, s, 250, "2.1.5 Ok");
+}
+
+/* ---- DATA and delivery ---------------------------------------------- */
+
+struct env_first {
+	char rcpt[CONFIG_SMTP_PATH_MAX + 1];
+	int n;
+};
+
+static int env_first_rcpt(void *ctx, char kind, const char *val, size_t len)
+{
+	struct env_first *e = ctx;
+
+	if (kind == 'R' && e->n++ == 0)
+		str_copy(e->rcpt, sizeof(e->rcpt), val, len);
+	return 0;
+}
+
+static void write_received(struct conn *c, struct smtp_session *s)
+{
+	char buf[1024], date[64], forpart[CONFIG_SMTP_PATH_MAX + 16];
+	struct env_first e = { .n = 0 };
+	struct tm tm;
+	int n;
+
+	localtime_r(&s->tx.arrival, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	forpart[0] = '\0';
+	if (spool_read_envelope(&s->tx.f, env_first_rcpt, &e) == 0 && e.n == 1)
+		snprintf(forpart, sizeof(forpart), "\n\tfor <%s>", e.rcpt);
+	n = snprintf(buf, sizeof(buf),
+		     "Received: from %s ([%s])\n\tby %s (postie) with %s id %x.%x%s;"
+		     "\n\t%s\n", s->helo, c->peer_str, conf->hostname,
+		     s->tx.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP",
+		     c->id, s->nmsgs, forpart, date);
+	if (n > 0)
+		spool_write(&s->tx.f, buf, (size_t)n < sizeof(buf) ? (size_t)n :
+			    sizeof(buf) - 1);
+}
+
+static void cmd_data(struct conn *c, struct smtp_session *s, const char *arg,
+		     size_t len)
+{
+	(void)arg;
+	if (len > 0) {
+		reply(c, s, 501, "5.5.4 Syntax: DATA");
+		return;
+	}
+	spool_mark_data(&s->tx.f);
+	write_received(c, s);
+	smtp_data_init(&s->tx.data);
+	smtpin_enter(c, s, SMTP_DATA);
+	conn_deadline(c, CONFIG_SMTP_TIMEOUT_DATA);
+	reply(c, s, 354, "End data with <CR><LF>.<CR><LF>");
+}
+
+/* Delivery: resolve the envelope again (tables may have been reloaded),
+ * lock every mailbox, then append to each. */
+struct deliver {
+	int user[SMTP_MAX_MAILBOXES];
+	int n;
+	int overflow;
+	char sender[CONFIG_SMTP_PATH_MAX + 1];
+};
+
+static struct deliver dv;
+static struct mbox_lock locks[SMTP_MAX_MAILBOXES];
+
+static void add_mailbox(void *ctx, int user, const char *remote)
+{
+	struct deliver *d = ctx;
+
+	if (user < 0) {
+		log_msg(LOGL_WARN, "alias target %s skipped: this build does not "
+			"relay", remote);
+		return;
+	}
+	for (int i = 0; i < d->n; i++)
+		if (d->user[i] == user)
+			return;
+	if (d->n == SMTP_MAX_MAILBOXES) {
+		d->overflow = 1;
+		return;
+	}
+	d->user[d->n++] = user;
+}
+
+static int env_collect(void *ctx, char kind, const char *val, size_t len)
+{
+	struct deliver *d = ctx;
+	const char *at;
+	size_t klen;
+
+	if (kind == 'F') {
+		str_copy(d->sender, sizeof(d->sender), val, len);
+		return 0;
+	}
+	at = memchr(val, '@', len);
+	klen = at ? (size_t)(at - val) : len;
+	if (aliases_expand(aliases, users, val, klen, add_mailbox, d) > 0)
+		return 0;
+	int u = users_find(users, val, klen);
+	if (u >= 0)
+		add_mailbox(d, u, NULL);
+	else
+		log_msg(LOGL_WARN, "recipient %.*s vanished from users/aliases "
+			"before delivery", (int)(len > 80 ? 80 : len), val);
+	return 0;
+}
+
+static void unlock_all(int n)
+{
+	for (int i = 0; i < n; i++)
+		mbox_unlock(&locks[i]);
+}
+
+/* 0 delivered (reply sent), 1 retry later, -1 failed (reply sent). */
+static int try_deliver(struct conn *c, struct smtp_session *s)
+{
+	int i, rc = MBOX_OK;
+
+	memset(&dv, 0, sizeof(dv));
+	if (spool_read_envelope(&s->tx.f, env_collect, &dv) != 0 || dv.overflow) {
+		log_msg(LOGL_ERR, "conn %u: cannot read back the envelope%s", c->id,
+			dv.overflow ? " (too many mailboxes)" : "");
+		reply(c, s, 451, "4.3.0 Local delivery failed, try again later");
+		return -1;
+	}
+	for (i = 0; i < dv.n; i++) {
+		rc = mbox_lock(conf->mail_dir, users->v[dv.user[i]].name, &locks[i]);
+		if (rc != MBOX_OK)
+			break;
+	}
+	if (rc != MBOX_OK) {
+		int e = errno;
+		unlock_all(i);
+		if (rc == MBOX_BUSY && now_ms() < s->tx.deliver_until)
+			return 1;
+		if (rc == MBOX_BUSY) {
+			log_msg(LOGL_WARN, "conn %u: mailbox %s stayed locked", c->id,
+				users->v[dv.user[i]].name);
+			reply(c, s, 451, "4.2.0 Mailbox busy, try again later");
+		} else {
+			log_msg(LOGL_ERR, "conn %u: mailbox %s: %s", c->id,
+				users->v[dv.user[i]].name, strerror(e));
+			reply(c, s, 451, "4.3.0 Local delivery failed, try again later");
+		}
+		return -1;
+	}
+	for (i = 0; i < dv.n; i++) {
+		if (mbox_append_fd(&locks[i], dv.sender, s->tx.arrival, s->tx.f.fd,
+				   s->tx.f.data_off, s->tx.f.size - s->tx.f.data_off)
+		    != MBOX_OK) {
+			log_msg(LOGL_ERR, "conn %u: append to %s failed after %d of %d "
+				"mailboxes: %s", c->id, users->v[dv.user[i]].name, i,
+				dv.n, strerror(errno));
+			unlock_all(dv.n);
+			reply(c, s, 451, "4.3.0 Local delivery failed, try again later");
+			return -1;
+		}
+	}
+	unlock_all(dv.n);
+	log_msg(LOGL_INFO, "conn %u %s: delivered %x.%x from=<%.80s> size=%lld "
+		"rcpt=%d mailboxes=%d", c->id, c->peer_str, c->id, s->nmsgs,
+		dv.sender, (long long)(s->tx.f.size - s->tx.f.data_off),
+		s->tx.nrcpt, dv.n);
+	reply(c, s, 250, "2.0.0 Ok: delivered as %x.%x", c->id, s->nmsgs);
+	return 0;
+}
+
+static void end_transaction(struct conn *c, struct smtp_session *s)
+{
+	tx_reset(s);
+	s->nmsgs++;
+	smtpin_enter(c, s, SMTP_READY);
+	wait_command(c);
+}
+
+static void deliver_step(struct conn *c, struct smtp_session *s)
+{
+	int rc = try_deliver(c, s);
+
+	if (rc == 1) {
+		if (s->state != SMTP_DELIVER) {
+			smtpin_enter(c, s, SMTP_DELIVER);
+			conn_suspend(c);
+		}
+		conn_deadline_ms(c, SMTP_LOCK_RETRY_MS);
+		return;
+	}
+	end_transaction(c, s);
+	if (c->flags & CONN_SUSPENDED)
+		conn_resume(c);
+}
+
+static void data_done(struct conn *c, struct smtp_session *s)
+{
+	struct smtp_tx *t = &s->tx;
+
+	if (t->f.failed) {
+		log_msg(LOGL_ERR, "conn %u: spool write failed: %s", c->id,
+			strerror(t->f.err));
+		reply(c, s, 452, "4.3.1 Insufficient system storage");
+	} else if (t->too_big) {
+		reply(c, s, 552, "5.3.4 Message size exceeds fixed limit");
+	} else if (t->data.flags & DATA_NUL) {
+		reply(c, s, 554, "5.6.0 Message contains NUL characters");
+	} else {
+		t->deliver_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
+		deliver_step(c, s);
+		return;
+	}
+	end_transaction(c, s);
+}
+
+static void data_input(struct conn *c, struct smtp_session *s)
+{
+	struct smtp_tx *t = &s->tx;
+
+	while (c->in.off < c->in.len && !t->data.done) {
+		size_t out, used = smtp_data_feed(&t->data, c->in.buf + c->in.off,
+						  c->in.len - c->in.off, databuf,
+						  sizeof(databuf), &out);
+		c->in.off += used;
+		if (t->data.size > conf->max_message_size)
+			t->too_big = 1;
+		if (!t->too_big)
+			spool_write(&t->f, databuf, out);
+	}
+	if (t->data.done)
+		data_done(c, s);
+}
+
+/* ---- the rest ------------------------------------------------------- */
+
+static void cmd_rset(struct conn *c, struct smtp_session *s, const char *arg,
+		     size_t len)
+{
+	(void)arg; (void)len;
+	tx_reset(s);
+	if (s->state != SMTP_CONNECTED)
+		smtpin_enter(c, s, SMTP_READY);
+	reply(c, s, 250, "2.0.0 Ok");
+}
+
+static void cmd_noop(struct conn *c, struct smtp_session *s, const char *arg,
+		     size_t len)
+{
+	(void)arg; (void)len;
+	reply(c, s, 250, "2.0.0 Ok");
+}
+
+static void cmd_quit(struct conn *c, struct smtp_session *s, const char *arg,
+		     size_t len)
+{
+	(void)arg; (void)len;
+	reply(c, s, 221, "2.0.0 Bye");
+	smtpin_enter(c, s, SMTP_QUIT);
+	conn_close_after_flush(c);
+}
+
+static void cmd_help(struct conn *c, struct smtp_session *s, const char *arg,
+		     size_t len)
+{
+	(void)arg; (void)len;
+	if (CONFIG_FEATURE_SMTP_HELP)
+		reply(c, s, 214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET "
+		      "NOOP QUIT HELP VRFY; see RFC 5321");
+	else
+		reply(c, s, 214, "2.0.0 See RFC 5321");
+}
+
+static void cmd_vrfy(struct conn *c, struct smtp_session *s, const char *arg,
+		     size_t len)
+{
+	(void)arg;
+	if (len == 0)
+		reply(c, s, 501, "5.5.4 Syntax: VRFY address");
+	else
+		reply(c, s, 252, "2.5.2 Cannot VRFY user, but will accept message");
+}
+
+static void cmd_starttls(struct conn *c, struct smtp_session *s,
+			 const char *arg, size_t len)
+{
+	(void)arg; (void)len;
+	reply(c, s, 454, "4.7.0 TLS not available");
+}
+
+static void cmd_unimpl(struct conn *c, struct smtp_session *s, const char *arg,
+		       size_t len)
+{
+	(void)arg; (void)len;
+	reply(c, s, 502, "5.5.1 Command not implemented");
+}
+
+#define ST(x) (1u << (x))
+#define ANY (ST(SMTP_CONNECTED) | ST(SMTP_READY) | ST(SMTP_MAIL) | ST(SMTP_RCPT))
+
+struct smtp_cmd {
+	const char *verb;
+	unsigned states;
+	const char *seq_error;  /* 503 text when the state does not allow it */
+	void (*fn)(struct conn *c, struct smtp_session *s, const char *arg,
+		   size_t len);
+};
+
+static const struct smtp_cmd commands[] = {
+	{ "EHLO", ANY, NULL, cmd_ehlo },
+	{ "HELO", ANY, NULL, cmd_helo },
+	{ "MAIL", ST(SMTP_READY), "5.5.1 Error: send HELO/EHLO first, or "
+	  "nested MAIL command", cmd_mail },
+	{ "RCPT", ST(SMTP_MAIL) | ST(SMTP_RCPT), "5.5.1 Error: need MAIL command",
+	  cmd_rcpt },
+	{ "DATA", ST(SMTP_RCPT), "5.5.1 Error: need RCPT command", cmd_data },
+	{ "RSET", ANY, NULL, cmd_rset },
+	{ "NOOP", ANY, NULL, cmd_noop },
+	{ "QUIT", ANY, NULL, cmd_quit },
+	{ "HELP", ANY, NULL, cmd_help },
+	{ "VRFY", ANY, NULL, cmd_vrfy },
+	{ "STARTTLS", ANY, NULL, cmd_starttls },
+	{ "EXPN", ANY, NULL, cmd_unimpl },
+	{ "AUTH", ANY, NULL, cmd_unimpl },
+	{ "BDAT", ANY, NULL, cmd_unimpl },
+	{ "TURN", ANY, NULL, cmd_unimpl },
+};
+
+/* Commands a web browser or proxy sends: not a mail client, hang up. */
+static const char *const http_verbs[] = { "GET", "POST", "CONNECT", "HEAD", "PUT" };
+
+static void command(struct conn *c, struct smtp_session *s, char *line,
+		    size_t len)
+{
+	size_t vlen = 0, alen;
+	const char *arg;
+	char shown[64];
+
+	if (++s->ncmds > CONFIG_SMTP_MAX_COMMANDS) {
+		conn_printf(c, "421 4.7.0 %s Error: too many commands\r\n",
+			    conf->hostname);
+		smtpin_enter(c, s, SMTP_QUIT);
+		conn_close_after_flush(c);
+		return;
+	}
+	if (memchr(line, '\0', len)) {
+		reply(c, s, 500, "5.5.2 Error: NUL character in command");
+		return;
+	}
+	while (vlen < len && line[vlen] != ' ')
+		vlen++;
+	arg = line + vlen;
+	alen = len - vlen;
+	if (alen > 0) {
+		arg++;
+		alen--;
+	}
+	while (alen > 0 && arg[alen - 1] == ' ')
+		alen--;
+	if (CONFIG_DEBUG_PROTOCOL)
+		log_msg(LOGL_DEBUG, "conn %u <- %s", c->id,
+			str_printable(shown, sizeof(shown), line, len));
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+		const struct smtp_cmd *cmd = &commands[i];
+		if (!str_ieq(line, vlen, cmd->verb))
+			continue;
+		if (!(cmd->states & ST(s->state))) {
+			if (s->state == SMTP_MAIL && cmd->fn == cmd_data)
+				reply(c, s, 554, "5.5.1 Error: no valid recipients");
+			else
+				reply(c, s, 503, "%s", cmd->seq_error);
+			return;
+		}
+		cmd->fn(c, s, arg, alen);
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(http_verbs); i++) {
+		if (str_ieq(line, vlen, http_verbs[i])) {
+			log_msg(LOGL_WARN, "conn %u %s: %s command, not SMTP: hang up",
+				c->id, c->peer_str, http_verbs[i]);
+			smtpin_enter(c, s, SMTP_QUIT);
+			conn_close(c, "non-SMTP command");
+			return;
+		}
+	}
+	reply(c, s, 500, "5.5.2 Error: command not recognized");
+}
+
+static void smtpin_input(struct conn *c)
+{
+	struct smtp_session *s = c->sess;
+
+	while (c->w.fd >= 0 && s->state != SMTP_QUIT &&
+	       s->state != SMTP_DELIVER && conn_out_free(c) >= SMTP_REPLY_ROOM) {
+		char *line;
+		size_t len;
+		int crlf, rc;
+
+		if (s->state == SMTP_DATA) {
+			data_input(c, s);
+			if (s->state == SMTP_DATA)
+				return;
+			continue;
+		}
+		rc = lb_next(&c->in, CONFIG_SMTP_LINE_MAX - 2, &line, &len, &crlf);
+		if (rc == LB_NEED)
+			return;
+		if (rc == LB_TOOLONG) {
+			reply(c, s, 500, "5.5.2 Error: line too long");
+			continue;
+		}
+		command(c, s, line, len);
+		if (c->w.fd >= 0 && s->state != SMTP_DATA && s->state != SMTP_DELIVER &&
+		    s->state != SMTP_QUIT)
+			wait_command(c);
+	}
+}
+
+static void smtpin_timeout(struct conn *c)
+{
+	struct smtp_session *s = c->sess;
+
+	if (s->state == SMTP_DELIVER) {
+		deliver_step(c, s);
+		return;
+	}
+	log_msg(LOGL_INFO, "conn %u %s: timeout in state %s", c->id, c->peer_str,
+		state_names[s->state]);
+	conn_printf(c, "421 4.4.2 %s Error: timeout exceeded\r\n", conf->hostname);
+	smtpin_enter(c, s, SMTP_QUIT);
+	conn_close_after_flush(c);
+}
+
+static int smtpin_open(struct conn *c)
+{
+	struct smtp_session *s;
+	int i;
+
+	for (i = 0; i < CONFIG_MAX_CONNECTIONS && pool_used[i]; i++)
+		;
+	if (i == CONFIG_MAX_CONNECTIONS)
+		return -1;
+	pool_used[i] = 1;
+	s = &pool[i];
+	memset(s, 0, sizeof(*s));
+	s->tx.f.fd = -1;
+	s->state = SMTP_CONNECTED;
+	strcpy(s->helo, "unknown");
+	c->sess = s;
+	conn_printf(c, "220 %s ESMTP postie\r\n", conf->hostname);
+	wait_command(c);
+	return 0;
+}
+
+static void smtpin_close(struct conn *c)
+{
+	struct smtp_session *s = c->sess;
+
+	if (!s)
+		return;
+	tx_reset(s);
+	pool_used[s - pool] = 0;
+	c->sess = NULL;
+}
+
+const struct proto_ops smtpin_ops = {
+	.name = "smtp",
+	.open = smtpin_open,
+	.input = smtpin_input,
+	.timeout = smtpin_timeout,
+	.close = smtpin_close,
+};

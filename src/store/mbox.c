@@ -1,0 +1,271 @@
+/* mbox — locked, durable, rollback-on-failure mbox appends (see mbox.h).
+ * Limits: paths of 300 bytes; copies through one static 16 KiB buffer
+ * (single-threaded), so memory does not grow with the message. */
+#include "store/mbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+#define MBOX_CHUNK 4096
+
+static char inbuf[MBOX_CHUNK];
+static char outbuf[MBOX_CHUNK * 6 + 64];
+
+void mbox_quote_init(struct mbox_quote *q)
+{
+	q->bol = 1;
+	q->gt = 0;
+	q->from = 0;
+}
+
+size_t mbox_quote(struct mbox_quote *q, const char *in, size_t n, char *out)
+{
+	static const char from[] = "From ";
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+
+		if (q->bol || q->gt) {
+			if (q->from == 0 && c == '>') {
+				q->bol = 0;
+				q->gt = 1;
+				out[o++] = c;
+				continue;
+			}
+			if (c == from[q->from]) {
+				if (++q->from == 5) {
+					/* One more '>' in front: any place in the run
+					 * of '>' gives the same bytes. */
+					out[o++] = '>';
+					memcpy(out + o, from, 5);
+					o += 5;
+					q->from = 0;
+					q->bol = q->gt = 0;
+				}
+				continue;
+			}
+			memcpy(out + o, from, (size_t)q->from);
+			o += (size_t)q->from;
+			q->from = 0;
+			q->bol = q->gt = 0;
+		}
+		out[o++] = c;
+		if (c == '\n')
+			q->bol = 1;
+	}
+	return o;
+}
+
+size_t mbox_quote_end(struct mbox_quote *q, char *out)
+{
+	size_t o = (size_t)q->from;
+
+	memcpy(out, "From ", o);
+	mbox_quote_init(q);
+	return o;
+}
+
+size_t mbox_from_line(char *out, size_t n, const char *sender, time_t t)
+{
+	char date[32];
+	struct tm tm;
+	size_t o;
+	int k;
+
+	if (!sender || !*sender)
+		sender = "MAILER-DAEMON";
+	gmtime_r(&t, &tm);
+	strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm);
+	k = snprintf(out, n, "From %s %s\n", sender, date);
+	if (k < 0 || (size_t)k >= n)
+		return 0;
+	o = (size_t)k;
+	for (size_t i = 5, end = 5 + strlen(sender); i < end; i++) {
+		unsigned char c = (unsigned char)out[i];
+		if (c <= ' ' || c == 127)
+			out[i] = '_';
+	}
+	return o;
+}
+
+static int dotlock(struct mbox_lock *l)
+{
+	for (int tries = 0; tries < 2; tries++) {
+		struct stat st;
+		int fd = open(l->lockpath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+			      O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			char pid[16];
+			int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+			if (write(fd, pid, (size_t)n) < 0)
+				n = 0;
+			close(fd);
+			return MBOX_OK;
+		}
+		if (errno != EEXIST)
+			return MBOX_ERR;
+		if (lstat(l->lockpath, &st) != 0)
+			continue;
+		if (time(NULL) - st.st_mtime < CONFIG_MBOX_DOTLOCK_STALE)
+			return MBOX_BUSY;
+		log_msg(LOGL_WARN, "removing stale dotlock %s", l->lockpath);
+		unlink(l->lockpath);
+	}
+	return MBOX_BUSY;
+}
+
+int mbox_lock(const char *dir, const char *name, struct mbox_lock *l)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct stat st;
+	int rc;
+
+	l->fd = -1;
+	l->dirfd_new = 0;
+	if ((size_t)snprintf(l->path, sizeof(l->path), "%s/%s", dir, name) >=
+	    sizeof(l->path) ||
+	    (size_t)snprintf(l->lockpath, sizeof(l->lockpath), "%s.lock",
+			     l->path) >= sizeof(l->lockpath)) {
+		errno = ENAMETOOLONG;
+		return MBOX_ERR;
+	}
+	rc = dotlock(l);
+	if (rc != MBOX_OK)
+		return rc;
+	l->fd = open(l->path, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (l->fd < 0 && errno == ENOENT) {
+		l->fd = open(l->path, O_RDWR | O_APPEND | O_CREAT | O_EXCL |
+			     O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+		l->dirfd_new = 1;
+	}
+	if (l->fd < 0)
+		goto fail;
+	if (fstat(l->fd, &st) != 0)
+		goto fail;
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid()) {
+		log_msg(LOGL_ERR, "%s: refusing: not a regular file with one link "
+			"owned by uid %d", l->path, (int)geteuid());
+		errno = EPERM;
+		goto fail;
+	}
+	if (fcntl(l->fd, F_SETLK, &fl) != 0) {
+		if (errno == EAGAIN || errno == EACCES) {
+			close(l->fd);
+			l->fd = -1;
+			unlink(l->lockpath);
+			return MBOX_BUSY;
+		}
+		goto fail;
+	}
+	l->old_size = st.st_size;
+	return MBOX_OK;
+fail:
+	rc = errno;
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = -1;
+	unlink(l->lockpath);
+	errno = rc;
+	return MBOX_ERR;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int fsync_dir(const char *path)
+{
+	char dir[300];
+	const char *slash = strrchr(path, '/');
+	int fd, rc;
+
+	if (!slash)
+		strcpy(dir, ".");
+	else {
+		size_t l = (size_t)(slash - path);
+		memcpy(dir, path, l ? l : 1);
+		dir[l ? l : 1] = '\0';
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
+		   int src, off_t off, off_t len)
+{
+	struct mbox_quote q;
+	size_t o;
+	int e;
+	char last = '\n';
+
+	o = mbox_from_line(outbuf, sizeof(outbuf), sender, t);
+	if (o == 0 || write_all(l->fd, outbuf, o) != 0)
+		goto fail;
+	mbox_quote_init(&q);
+	while (len > 0) {
+		size_t want = len < MBOX_CHUNK ? (size_t)len : MBOX_CHUNK;
+		ssize_t n = pread(src, inbuf, want, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			goto fail;
+		}
+		o = mbox_quote(&q, inbuf, (size_t)n, outbuf);
+		if (write_all(l->fd, outbuf, o) != 0)
+			goto fail;
+		last = inbuf[n - 1];
+		off += n;
+		len -= n;
+	}
+	o = mbox_quote_end(&q, outbuf);
+	if (o)
+		last = outbuf[o - 1];
+	if (last != '\n')
+		outbuf[o++] = '\n';
+	outbuf[o++] = '\n';
+	if (write_all(l->fd, outbuf, o) != 0 || fsync(l->fd) != 0)
+		goto fail;
+	if (l->dirfd_new && fsync_dir(l->path) != 0)
+		goto fail;
+	return MBOX_OK;
+fail:
+	e = errno;
+	if (ftruncate(l->fd, l->old_size) != 0 || fsync(l->fd) != 0)
+		log_msg(LOGL_ERR, "%s: rollback to %lld bytes failed: %s", l->path,
+			(long long)l->old_size, strerror(errno));
+	errno = e;
+	return MBOX_ERR;
+}
+
+void mbox_unlock(struct mbox_lock *l)
+{
+	if (l->fd >= 0) {
+		/* Closing drops the fcntl lock; the dotlock goes after. */
+		close(l->fd);
+		l->fd = -1;
+		unlink(l->lockpath);
+	}
+}

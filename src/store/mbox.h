@@ -1,0 +1,49 @@
+/* mbox — append to an mbox file the way mutt, Dovecot and mail.local
+ * expect: "From " separator line, mboxrd quoting (">*From " gets one more
+ * '>'), a blank line after each message, fcntl lock plus NAME.lock
+ * dotlock, O_NOFOLLOW, owner and link-count checks, fsync before success,
+ * ftruncate back to the old size on any failure. */
+#ifndef POSTIE_MBOX_H
+#define POSTIE_MBOX_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+enum { MBOX_OK = 0, MBOX_BUSY = 1, MBOX_ERR = -1 };
+
+struct mbox_lock {
+	int fd;
+	int dirfd_new;          /* the file was created: fsync the directory */
+	off_t old_size;
+	char path[300];
+	char lockpath[306];
+};
+
+/* mboxrd quoting across chunk boundaries; pure. */
+struct mbox_quote {
+	int bol;                /* at the start of a line */
+	int gt;                 /* inside a run of '>' at line start */
+	int from;               /* bytes of "From " matched so far */
+};
+
+void mbox_quote_init(struct mbox_quote *q);
+/* Quotes in[0..n) into out (room for 6*n+6 bytes); returns bytes written.
+ * Call mbox_quote_end at the end of a message to emit held-back bytes. */
+size_t mbox_quote(struct mbox_quote *q, const char *in, size_t n, char *out);
+size_t mbox_quote_end(struct mbox_quote *q, char *out);
+
+/* "From sender Sat Nov 22 04:03:00 2026\n" into out; spaces and controls
+ * in the sender become '_'; an empty sender is MAILER-DAEMON. */
+size_t mbox_from_line(char *out, size_t n, const char *sender, time_t t);
+
+/* Opens (creating 0600 when missing) and locks dir/name. MBOX_BUSY when
+ * another program holds a lock; MBOX_ERR with errno otherwise. */
+int mbox_lock(const char *dir, const char *name, struct mbox_lock *l);
+/* Appends From_ line, the quoted bytes of src[off..off+len) and a blank
+ * line, then fsyncs. On failure truncates back and returns MBOX_ERR. */
+int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
+		   int src, off_t off, off_t len);
+void mbox_unlock(struct mbox_lock *l);
+
+#endif

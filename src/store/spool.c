@@ -1,0 +1,130 @@
+/* spool — temporary message files (see spool.h). Limits: envelope lines of
+ * at most 1 KiB while reading back. */
+#include "store/spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+#include "core/log.h"
+
+static char tmpdir[CONF_PATH_MAX + 8];
+static unsigned long counter;
+
+int spool_init(const char *spool_dir)
+{
+	DIR *d;
+	struct dirent *e;
+	int removed = 0;
+
+	if (mkdir(spool_dir, 0700) != 0 && errno != EEXIST)
+		return -1;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", spool_dir);
+	if (mkdir(tmpdir, 0700) != 0 && errno != EEXIST)
+		return -1;
+	d = opendir(tmpdir);
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(d);
+	if (removed)
+		log_msg(LOGL_INFO, "spool: removed %d unacknowledged tmp files",
+			removed);
+	return 0;
+}
+
+int spool_create(struct spool_file *f)
+{
+	char path[sizeof(tmpdir) + SPOOL_NAME_MAX + 2];
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(f->name, sizeof(f->name), "%lld.%06ld.%d.%lu",
+		 (long long)ts.tv_sec, ts.tv_nsec / 1000, (int)getpid(), ++counter);
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, f->name);
+	f->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	f->data_off = 0;
+	f->size = 0;
+	f->failed = 0;
+	f->err = 0;
+	return f->fd < 0 ? -1 : 0;
+}
+
+void spool_write(struct spool_file *f, const char *p, size_t n)
+{
+	while (n > 0 && !f->failed) {
+		ssize_t w = write(f->fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			f->failed = 1;
+			f->err = w < 0 ? errno : ENOSPC;
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+		f->size += w;
+	}
+}
+
+void spool_mark_data(struct spool_file *f)
+{
+	spool_write(f, "D\n", 2);
+	f->data_off = f->size;
+}
+
+void spool_discard(struct spool_file *f)
+{
+	char path[sizeof(tmpdir) + SPOOL_NAME_MAX + 2];
+
+	if (f->fd < 0)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, f->name);
+	unlink(path);
+	close(f->fd);
+	f->fd = -1;
+}
+
+int spool_read_envelope(struct spool_file *f, spool_env_fn fn, void *ctx)
+{
+	char buf[1024 + 4];
+	size_t have = 0;
+	off_t off = 0;
+
+	for (;;) {
+		char *nl;
+		ssize_t n;
+
+		while ((nl = memchr(buf, '\n', have)) != NULL) {
+			size_t l = (size_t)(nl - buf);
+			if (l == 1 && buf[0] == 'D')
+				return 0;
+			if (l < 2 || buf[1] != ' ')
+				return -1;
+			if (fn(ctx, buf[0], buf + 2, l - 2) != 0)
+				return -1;
+			memmove(buf, nl + 1, have - l - 1);
+			have -= l + 1;
+		}
+		if (have == sizeof(buf))
+			return -1;
+		n = pread(f->fd, buf + have, sizeof(buf) - have, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		have += (size_t)n;
+		off += n;
+	}
+}

@@ -1,0 +1,19 @@
+# toolchain/mips_24kc.mk: OpenWrt mips_24kc (MIPS32r2 24Kc, big-endian), SOFT-FLOAT
+# like OpenWrt's userland. Debian has no soft-float musl for MIPS, so
+# toolchain/deps.sh builds one from Debian's musl source into $(O)/sysroot,
+# with a musl-gcc wrapper whose specs link $(O)/sysroot/lib/libsoftfp.a
+# (soft-fp from Debian's gcc-12 source) before libgcc: Debian's MIPS libgcc
+# float helpers are hard-float code and give wrong results with -msoft-float.
+# APT_PKGS and APT_ARCH are read by toolchain/install-deps.sh: plain words only.
+TARGET_TRIPLE = mips-linux-musl
+CC            = $(O)/sysroot/bin/musl-gcc
+AR            = mips-linux-gnu-ar
+STRIP         = mips-linux-gnu-strip
+SIZE          = mips-linux-gnu-size
+OBJDUMP       = mips-linux-gnu-objdump
+READELF       = mips-linux-gnu-readelf
+ARCH_CFLAGS   = -march=24kc -msoft-float
+ARCH_LDFLAGS  = -static -msoft-float
+QEMU          = qemu-mips-static
+APT_PKGS      = gcc-mips-linux-gnu binutils-mips-linux-gnu qemu-user-static
+APT_ARCH      =

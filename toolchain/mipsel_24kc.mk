@@ -1,0 +1,19 @@
+# toolchain/mipsel_24kc.mk: OpenWrt mipsel_24kc (MIPS32r2 24Kc, little-endian), SOFT-FLOAT
+# like OpenWrt's userland. Debian has no soft-float musl for MIPS, so
+# toolchain/deps.sh builds one from Debian's musl source into $(O)/sysroot,
+# with a musl-gcc wrapper whose specs link $(O)/sysroot/lib/libsoftfp.a
+# (soft-fp from Debian's gcc-12 source) before libgcc: Debian's MIPS libgcc
+# float helpers are hard-float code and give wrong results with -msoft-float.
+# APT_PKGS and APT_ARCH are read by toolchain/install-deps.sh: plain words only.
+TARGET_TRIPLE = mipsel-linux-musl
+CC            = $(O)/sysroot/bin/musl-gcc
+AR            = mipsel-linux-gnu-ar
+STRIP         = mipsel-linux-gnu-strip
+SIZE          = mipsel-linux-gnu-size
+OBJDUMP       = mipsel-linux-gnu-objdump
+READELF       = mipsel-linux-gnu-readelf
+ARCH_CFLAGS   = -march=24kc -msoft-float
+ARCH_LDFLAGS  = -static -msoft-float
+QEMU          = qemu-mipsel-static
+APT_PKGS      = gcc-mipsel-linux-gnu binutils-mipsel-linux-gnu qemu-user-static
+APT_ARCH      =

@@ -1,0 +1,15 @@
+# toolchain/x86_64.mk: x86_64 Linux, static musl via Debian's musl-gcc wrapper.
+# Included by the Makefile with O = build/<target>. APT_PKGS and APT_ARCH are
+# read by toolchain/install-deps.sh: keep them plain words on one line each.
+TARGET_TRIPLE = x86_64-linux-musl
+CC            = musl-gcc
+AR            = ar
+STRIP         = strip
+SIZE          = size
+OBJDUMP       = objdump
+READELF       = readelf
+ARCH_CFLAGS   =
+ARCH_LDFLAGS  = -static
+QEMU          =
+APT_PKGS      = musl-tools binutils
+APT_ARCH      =
