@@ -97,12 +97,20 @@ $(O)/tests/unit: $(UNIT_SRCS) $(LIB_OBJS) tests/unit/unit.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -Itests/unit -o $@ $(UNIT_SRCS) $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS)
 
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZERS := $(patsubst tests/fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))
+.PHONY: fuzzers
+fuzzers: $(FUZZERS)
+$(O)/fuzz/%: tests/fuzz/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -fsanitize=fuzzer -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS)
+
 unit: $(O)/tests/unit
 	$(QEMU) $(O)/tests/unit
 
 run: all
 	@tests/install-deps.sh run
-	@tests/run-demo.sh $(O)/postie
+	@board/demo/run.sh $(O)/postie
 
 check:
 	@tests/check.sh

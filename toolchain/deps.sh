@@ -48,8 +48,8 @@ CC=$(mkvar CC)
 AR=$(mkvar AR)
 ARCH_CFLAGS=$(mkvar ARCH_CFLAGS)
 CROSS=${AR%ar}		# binutils prefix, e.g. mips-linux-gnu-
-# Static non-PIE everywhere: Debian gcc defaults to PIE code, which costs size.
-CFLAGS_DEP="-Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-pie $ARCH_CFLAGS"
+# What the Makefile uses for postie itself (ARCH_CFLAGS has -fno-pie).
+CFLAGS_DEP="-Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables $ARCH_CFLAGS"
 case $CC in "$O"/*) OWN_LIBC=1 ;; *) OWN_LIBC= ;; esac
 
 if [ -n "$OWN_LIBC" ]; then

@@ -4,6 +4,7 @@
 # with a musl-gcc wrapper whose specs link $(O)/sysroot/lib/libsoftfp.a
 # (soft-fp from Debian's gcc-12 source) before libgcc: Debian's MIPS libgcc
 # float helpers are hard-float code and give wrong results with -msoft-float.
+# -fno-pie: Debian's gcc makes PIE code by default; postie is static non-PIE.
 # APT_PKGS and APT_ARCH are read by toolchain/install-deps.sh: plain words only.
 TARGET_TRIPLE = mipsel-linux-musl
 CC            = $(O)/sysroot/bin/musl-gcc
@@ -12,7 +13,7 @@ STRIP         = mipsel-linux-gnu-strip
 SIZE          = mipsel-linux-gnu-size
 OBJDUMP       = mipsel-linux-gnu-objdump
 READELF       = mipsel-linux-gnu-readelf
-ARCH_CFLAGS   = -march=24kc -msoft-float
+ARCH_CFLAGS   = -march=24kc -msoft-float -fno-pie
 ARCH_LDFLAGS  = -static -msoft-float
 QEMU          = qemu-mipsel-static
 APT_PKGS      = gcc-mipsel-linux-gnu binutils-mipsel-linux-gnu qemu-user-static

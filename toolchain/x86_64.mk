@@ -1,6 +1,7 @@
 # toolchain/x86_64.mk: x86_64 Linux, static musl via Debian's musl-gcc wrapper.
-# Included by the Makefile with O = build/<target>. APT_PKGS and APT_ARCH are
-# read by toolchain/install-deps.sh: keep them plain words on one line each.
+# Included by the Makefile with O = build/<target>.
+# -fno-pie: Debian's gcc makes PIE code by default; postie is static non-PIE.
+# APT_PKGS and APT_ARCH are read by toolchain/install-deps.sh: plain words only.
 TARGET_TRIPLE = x86_64-linux-musl
 CC            = musl-gcc
 AR            = ar
@@ -8,7 +9,7 @@ STRIP         = strip
 SIZE          = size
 OBJDUMP       = objdump
 READELF       = readelf
-ARCH_CFLAGS   =
+ARCH_CFLAGS   = -fno-pie
 ARCH_LDFLAGS  = -static
 QEMU          =
 APT_PKGS      = musl-tools binutils

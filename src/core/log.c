@@ -19,6 +19,12 @@ static size_t ring_len;          /* bytes waiting, always whole lines */
 static unsigned long dropped;
 static int syslog_fd = -1;
 static int stderr_nonblock;
+static int max_level = LOGL_DEBUG;
+
+void log_set_level(int level)
+{
+	max_level = level;
+}
 
 static void syslog_open(void)
 {
@@ -99,7 +105,7 @@ void log_msg(int level, const char *fmt, ...)
 	int head, n;
 	va_list ap;
 
-	if (level == LOGL_DEBUG && !CONFIG_DEBUG_PROTOCOL)
+	if (level > max_level || (level == LOGL_DEBUG && !CONFIG_DEBUG_PROTOCOL))
 		return;
 	if (syslog_fd >= 0)
 		head = snprintf(line, sizeof(line), "<%d>postie[%d]: ",

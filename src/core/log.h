@@ -12,5 +12,7 @@ void log_msg(int level, const char *fmt, ...)
 /* fd to poll for POLLOUT while lines are waiting, else -1. */
 int log_pending_fd(void);
 void log_flush(void);
+/* Drops messages less severe than level (tests and fuzzers). */
+void log_set_level(int level);
 
 #endif

@@ -1,0 +1,84 @@
+#!/bin/bash
+# tests/check.sh — everything `make check` runs, on a fresh Debian machine:
+# installs what is missing, then builds and tests the host binary, the
+# option matrix, the sanitizer build, the fuzzers (briefly), the cross
+# targets under qemu and the size budgets. Prints one line per stage and a
+# final "check: N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+export PYTHONDONTWRITEBYTECODE=1
+PY=/usr/bin/python3
+J=-j2
+passed=0 failed=0 failures=()
+log=build/check
+mkdir -p "$log"
+
+stage() { # stage NAME CMD...: runs CMD, logs to build/check/NAME.log
+	local name=$1 t0=$SECONDS
+	shift
+	if "$@" >"$log/$name.log" 2>&1; then
+		passed=$((passed + 1))
+		echo "ok     $name ($((SECONDS - t0)) s) $(grep -E '[0-9]+ passed' "$log/$name.log" | tail -1)"
+	else
+		failed=$((failed + 1))
+		failures+=("$name")
+		echo "FAILED $name ($((SECONDS - t0)) s): see $log/$name.log"
+		tail -25 "$log/$name.log" | sed 's/^/    /'
+	fi
+}
+
+lint_ifdef() { # DESIGN §3: no #ifdef CONFIG_ in .c files
+	! grep -rnE '^\s*#\s*(ifdef|ifndef|if defined).*CONFIG_' src tests --include='*.c'
+}
+
+# build_cfg NAME KCONFIG-SCRIPT [SYMBOL]: a config from allno/allyes/defconfig,
+# optionally with one bool turned off, built into build/matrix/NAME.
+build_cfg() {
+	local name=$1 gen=$2 off=${3:-} cfg=build/matrix/$1.config
+	mkdir -p build/matrix
+	KCONFIG_CONFIG=$cfg $PY -m "$gen" Kconfig >/dev/null || return 1
+	if [ -n "$off" ]; then
+		sed -i "s/^CONFIG_$off=y/# CONFIG_$off is not set/" "$cfg"
+	fi
+	make -s $J O=build/matrix/$name CONFIG_SRC=$cfg all build/matrix/$name/tests/unit
+}
+
+test_cfg() { # unit + protocol tests of a matrix build
+	local name=$1
+	shift
+	build/matrix/$name/tests/unit &&
+		POSTIE_BIN=build/matrix/$name/postie $PY tests/proto/run.py "$@"
+}
+
+stage deps tests/install-deps.sh check
+stage lint-ifdef lint_ifdef
+stage build-host make -s $J all build/host/tests/unit
+stage unit-host build/host/tests/unit
+stage proto-host $PY tests/proto/run.py
+
+for cfg in allnoconfig allyesconfig; do
+	stage "build-$cfg" build_cfg "$cfg" "$cfg"
+	stage "test-$cfg" test_cfg "$cfg"
+done
+for sym in $(grep -E '^config ' Kconfig | awk '{print $2}'); do
+	# each bool that defconfig turns on, turned off in turn
+	grep -A2 "^config $sym\$" Kconfig | grep -q 'bool "' || continue
+	grep -q "^CONFIG_$sym=y" build/host/.config || continue
+	stage "build-no-$sym" build_cfg "no-$sym" alldefconfig "$sym"
+	stage "test-no-$sym" test_cfg "no-$sym" --quick
+done
+
+stage build-asan make -s $J TARGET=asan all build/asan/tests/unit
+stage unit-asan build/asan/tests/unit
+stage proto-asan env POSTIE_BIN=build/asan/postie $PY tests/proto/run.py
+stage fuzz tests/fuzz/fuzz.sh "${FUZZ_SECONDS:-10}"
+
+if [ -x tests/cross.sh ]; then
+	stage cross tests/cross.sh
+fi
+if [ -x tests/bench/size.sh ]; then
+	stage size-budgets tests/bench/size.sh --check
+fi
+
+echo "check: $passed passed, $failed failed"
+[ "$failed" = 0 ] || { echo "failed stages: ${failures[*]}"; exit 1; }

@@ -1,0 +1,18 @@
+/* Runs every unit test group and prints "unit: N passed, N failed". */
+#include "unit.h"
+
+int unit_pass, unit_fail;
+
+int main(void)
+{
+	test_util();
+	test_linebuf();
+	test_address();
+	test_smtp_data();
+	test_mbox();
+	test_conf();
+	test_net();
+	test_aliases();
+	printf("unit: %d passed, %d failed\n", unit_pass, unit_fail);
+	return unit_fail ? 1 : 0;
+}

@@ -1,0 +1,291 @@
+/* mbox quoting, From_ line, locked append with rollback; config parser;
+ * network helpers; aliases. Files go to a fresh directory under TMPDIR. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+#include "core/net.h"
+#include "core/util.h"
+#include "store/aliases.h"
+#include "store/mbox.h"
+#include "store/users.h"
+#include "unit.h"
+
+static char dir[256];
+
+static const char *tmpdir(void)
+{
+	if (!dir[0]) {
+		const char *t = getenv("TMPDIR");
+		snprintf(dir, sizeof(dir), "%s/postie-unit-XXXXXX", t ? t : "/tmp");
+		if (!mkdtemp(dir))
+			abort();
+	}
+	return dir;
+}
+
+static void write_file(const char *name, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir(), name);
+	f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+}
+
+static size_t read_file(const char *name, char *buf, size_t n)
+{
+	char path[512];
+	FILE *f;
+	size_t got;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir(), name);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	got = fread(buf, 1, n - 1, f);
+	buf[got] = '\0';
+	fclose(f);
+	return got;
+}
+
+/* Quotes in chunks of `chunk` bytes to prove state carries across. */
+static void quote_run(const char *in, size_t chunk, char *out)
+{
+	struct mbox_quote q;
+	size_t o = 0, len = strlen(in);
+
+	mbox_quote_init(&q);
+	for (size_t i = 0; i < len; i += chunk) {
+		size_t n = len - i < chunk ? len - i : chunk;
+		o += mbox_quote(&q, in + i, n, out + o);
+	}
+	o += mbox_quote_end(&q, out + o);
+	out[o] = '\0';
+}
+
+void test_mbox(void)
+{
+	static const struct { const char *in, *want; } t[] = {
+		{ "From me\n", ">From me\n" },
+		{ ">From me\n", ">>From me\n" },
+		{ ">>>From x\n", ">>>>From x\n" },
+		{ "a\nFrom b\nFrom\n", "a\n>From b\nFrom\n" },
+		{ "From: header\n", "From: header\n" },
+		{ " From x\n", " From x\n" },
+		{ "x From y\n", "x From y\n" },
+		{ ">>x\n>From", ">>x\n>From" },
+		{ "Fro", "Fro" },
+		{ "FromFrom \n", "FromFrom \n" },
+		{ "\nFrom \n", "\n>From \n" },
+	};
+	char out[256], buf[4096];
+	struct mbox_lock l;
+	int src, rc;
+
+	for (size_t i = 0; i < ARRAY_LEN(t); i++)
+		for (size_t chunk = 1; chunk <= 8; chunk++) {
+			quote_run(t[i].in, chunk, out);
+			CHECK(strcmp(out, t[i].want) == 0, "case %zu chunk %zu: %s", i,
+			      chunk, out);
+		}
+	mbox_from_line(out, sizeof(out), "a b@x", 0);
+	CHECK(strcmp(out, "From a_b@x Thu Jan  1 00:00:00 1970\n") == 0, "from: %s", out);
+	mbox_from_line(out, sizeof(out), "", 0);
+	CHECK(strncmp(out, "From MAILER-DAEMON ", 19) == 0, "null sender: %s", out);
+
+	/* Append twice, with quoting, into a new mbox. */
+	write_file("src", "Subject: t\n\nFrom here\nbody");
+	snprintf(buf, sizeof(buf), "%s/src", tmpdir());
+	src = open(buf, O_RDONLY);
+	rc = mbox_lock(tmpdir(), "box", &l);
+	CHECK(rc == MBOX_OK, "lock new mbox: %d", rc);
+	CHECK(mbox_append_fd(&l, "s@x", 0, src, 0, 26) == MBOX_OK, "append");
+	mbox_unlock(&l);
+	rc = mbox_lock(tmpdir(), "box", &l);
+	CHECK(rc == MBOX_OK && mbox_append_fd(&l, "", 0, src, 12, 14) == MBOX_OK,
+	      "append 2");
+	mbox_unlock(&l);
+	read_file("box", buf, sizeof(buf));
+	CHECK(strcmp(buf, "From s@x Thu Jan  1 00:00:00 1970\nSubject: t\n\n>From here\n"
+		     "body\n\nFrom MAILER-DAEMON Thu Jan  1 00:00:00 1970\n>From here\n"
+		     "body\n\n") == 0, "mbox content:\n%s", buf);
+
+	/* Busy: a dotlock held by someone else. */
+	write_file("box.lock", "1\n");
+	CHECK(mbox_lock(tmpdir(), "box", &l) == MBOX_BUSY, "dotlock busy");
+	snprintf(buf, sizeof(buf), "%s/box.lock", tmpdir());
+	unlink(buf);
+	/* Refused: a symlink, and a file with two links. */
+	snprintf(buf, sizeof(buf), "%s/box", tmpdir());
+	snprintf(out, sizeof(out), "%s/link", tmpdir());
+	CHECK(symlink(buf, out) == 0, "symlink");
+	CHECK(mbox_lock(tmpdir(), "link", &l) == MBOX_ERR, "symlink refused");
+	snprintf(out, sizeof(out), "%s/hard", tmpdir());
+	CHECK(link(buf, out) == 0, "link");
+	CHECK(mbox_lock(tmpdir(), "hard", &l) == MBOX_ERR, "hard link refused");
+	CHECK(mbox_lock(tmpdir(), "box", &l) == MBOX_ERR, "original, now 2 links, refused");
+	unlink(out);
+	/* Failure rolls back: a source range past its end fails the copy. */
+	struct stat before, after;
+	stat(buf, &before);
+	rc = mbox_lock(tmpdir(), "box", &l);
+	CHECK(rc == MBOX_OK && mbox_append_fd(&l, "s@x", 0, src, 0, 5000) == MBOX_ERR,
+	      "short source fails");
+	mbox_unlock(&l);
+	stat(buf, &after);
+	CHECK(before.st_size == after.st_size, "rolled back to %lld, is %lld",
+	      (long long)before.st_size, (long long)after.st_size);
+	close(src);
+}
+
+void test_conf(void)
+{
+	static const struct { const char *text, *err; } t[] = {
+		{ "hostname a.b\nlisten smtp 127.0.0.1:25\n", NULL },
+		{ "bogus 1\n", ":1: unknown directive 'bogus'" },
+		{ "\n# c\nlisten smtp 127.0.0.1\n", ":3: listen: '127.0.0.1' is not" },
+		{ "listen smtp 1.2.3.4:0\n", ":1: listen" },
+		{ "listen smtp 1.2.3.4:65536\n", ":1: listen" },
+		{ "listen pop9 1.2.3.4:1\n", ":1: listen: unknown service" },
+		{ "max_message_size 10Q\n", ":1: max_message_size '10Q'" },
+		{ "max_message_size 10\n", ":1: max_message_size" },
+		{ "tls_cert /x\n", ":1: tls_cert: not in this build (needs CONFIG_TLS)" },
+		{ "relay_networks 10.0.0.0/8\n", "needs CONFIG_RELAY" },
+		{ "hostname a..b\n", ":1: hostname 'a..b'" },
+		{ "hostname a.b\nhostname c.d\n", ":2: hostname given twice" },
+		{ "mail_dir relative\n", ":1: 'relative' must be a path" },
+		{ "users\n", ":1: users takes 1 value" },
+		{ "local_domains a.b c.d # comment\n", NULL },
+		{ "max_connections 0\n", ":1: max_connections" },
+		{ "log syslog\n", CONFIG_SYSLOG ? NULL : "needs CONFIG_SYSLOG" },
+	};
+	char err[512], path[512];
+	struct conf *c;
+
+	snprintf(path, sizeof(path), "%s/postie.conf", tmpdir());
+	for (size_t i = 0; i < ARRAY_LEN(t); i++) {
+		write_file("postie.conf", t[i].text);
+		err[0] = '\0';
+		c = conf_load(path, err, sizeof(err));
+		if (!t[i].err)
+			CHECK(c != NULL, "case %zu: unexpected error %s", i, err);
+		else
+			CHECK(c == NULL && strstr(err, t[i].err) != NULL &&
+			      strncmp(err, path, strlen(path)) == 0,
+			      "case %zu: got '%s' want '%s'", i, err, t[i].err);
+		if (c && i == 14)
+			CHECK(c->nlocal_domains == 2 && conf_is_local_domain(c, "C.D", 3),
+			      "local domains");
+		conf_free(c);
+	}
+	c = conf_load("/nonexistent/postie.conf", err, sizeof(err));
+	CHECK(c == NULL && strstr(err, "/nonexistent/postie.conf: ") == err, "%s", err);
+}
+
+void test_net(void)
+{
+	struct net_addr a;
+	struct net_cidr c;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	char buf[64];
+
+	CHECK(net_parse_hostport("127.0.0.1:2525", &a) == 0, "v4");
+	net_ntop((struct sockaddr *)&a.ss, buf, sizeof(buf), 1);
+	CHECK(strcmp(buf, "127.0.0.1:2525") == 0, "%s", buf);
+	CHECK(net_parse_hostport("[::1]:25", &a) == (CONFIG_IPV6 ? 0 : -2), "v6");
+	CHECK(net_parse_hostport("::1:25", &a) != 0, "v6 without brackets");
+	CHECK(net_parse_hostport("host.name:25", &a) != 0, "names are not addresses");
+	CHECK(net_parse_cidr("192.168.1.0/24", &c) == 0, "cidr");
+	inet_pton(AF_INET, "192.168.1.77", &sin.sin_addr);
+	CHECK(net_cidr_match(&c, (struct sockaddr *)&sin), "in net");
+	inet_pton(AF_INET, "192.168.2.1", &sin.sin_addr);
+	CHECK(!net_cidr_match(&c, (struct sockaddr *)&sin), "not in net");
+	CHECK(net_parse_cidr("10.0.0.0/33", &c) != 0, "bits > 32");
+	CHECK(net_parse_cidr("10.0.0.0/8", &c) == 0, "cidr /8");
+	/* IPv4-mapped IPv6 is matched as IPv4 after net_unmap. */
+	struct sockaddr_storage ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len = sizeof(*s6);
+	memset(&ss, 0, sizeof(ss));
+	s6->sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "::ffff:10.1.2.3", &s6->sin6_addr);
+	CHECK(!net_cidr_match(&c, (struct sockaddr *)&ss), "mapped before unmap");
+	net_unmap(&ss, &len);
+	CHECK(ss.ss_family == AF_INET && len == sizeof(struct sockaddr_in) &&
+	      net_cidr_match(&c, (struct sockaddr *)&ss), "mapped after unmap");
+}
+
+static void collect(void *ctx, int user, const char *remote)
+{
+	char *s = ctx;
+	char item[80];
+
+	snprintf(item, sizeof(item), "%s%d%s", s[0] ? "," : "", user,
+		 remote ? remote : "");
+	strcat(s, item);
+}
+
+void test_aliases(void)
+{
+	char err[512], path[512], upath[512], got[256];
+	struct conf *c;
+	struct users *u;
+	struct aliases *a;
+
+	if (!CONFIG_ALIASES)
+		return;
+	write_file("c.conf", "local_domains home.lan\n");
+	snprintf(path, sizeof(path), "%s/c.conf", tmpdir());
+	c = conf_load(path, err, sizeof(err));
+	CHECK(c != NULL, "conf %s", err);
+	write_file("users", "# users\nalice:$6$x$y\nBob:\ncarol:x:1:1::/:/bin/sh\n");
+	snprintf(upath, sizeof(upath), "%s/users", tmpdir());
+	u = users_load(upath, err, sizeof(err));
+	CHECK(u && u->n == 3, "users: %s", err);
+	CHECK(users_find(u, "BOB", 3) >= 0 && users_find(u, "dave", 4) < 0, "find");
+	write_file("aliases", "postmaster: alice\nteam: alice, bob,\n  carol\n"
+		   "all: team, alice, root@elsewhere.org\nalice: alice, bob@home.lan\n");
+	snprintf(path, sizeof(path), "%s/aliases", tmpdir());
+	a = aliases_load(path, c, u, err, sizeof(err));
+	CHECK(a != NULL, "aliases: %s", err);
+	if (a) {
+		got[0] = '\0';
+		/* team's alice is itself an alias: alice, bob */
+		CHECK(aliases_expand(a, u, "TEAM", 4, collect, got) == 4 &&
+		      strcmp(got, "0,1,1,2") == 0, "team -> %s", got);
+		got[0] = '\0';
+		/* alice is an alias keeping a copy for the user alice */
+		aliases_expand(a, u, "all", 3, collect, got);
+		CHECK(strcmp(got, "0,1,1,2,0,1,-1root@elsewhere.org") == 0, "all -> %s", got);
+		CHECK(aliases_expand(a, u, "nobody", 6, collect, got) == 0, "not an alias");
+	}
+	aliases_free(a);
+	static const struct { const char *text, *err; } bad[] = {
+		{ "x: |/bin/sh\n", ":1: alias 'x': target '|/bin/sh' refused" },
+		{ "x: /etc/passwd\n", "refused" },
+		{ "x: :include:/etc/list\n", "refused" },
+		{ "a: b\nb: a\n", "neither a user nor an alias (or loops back)" },
+		{ "a: nosuch\n", ":1: alias 'a': target 'nosuch'" },
+		{ "novalue\n", ":1: want 'name: target" },
+		{ "a:\n", "has no target" },
+		{ "a: alice\na: bob\n", "defined twice" },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		write_file("aliases", bad[i].text);
+		err[0] = '\0';
+		a = aliases_load(path, c, u, err, sizeof(err));
+		CHECK(a == NULL && strstr(err, bad[i].err), "bad %zu: %s", i, err);
+		aliases_free(a);
+	}
+	users_free(u);
+	conf_free(c);
+}

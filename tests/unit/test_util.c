@@ -1,0 +1,94 @@
+/* util and line reader cases. */
+#include <string.h>
+
+#include "core/conn.h"
+#include "core/util.h"
+#include "unit.h"
+
+void test_util(void)
+{
+	static const struct { const char *in; int ok; uint64_t want; } sizes[] = {
+		{ "10M", 0, 10u << 20 }, { "512k", 0, 512u << 10 }, { "1G", 0, 1u << 30 },
+		{ "100", 0, 100 }, { "", -1, 0 }, { "M", -1, 0 }, { "-1", -1, 0 },
+		{ "12x", -1, 0 }, { "99999999999999999999", -1, 0 },
+		{ "18014398509481984k", -1, 0 }, /* 2^54 KiB overflows */
+	};
+	static const struct { const char *in; int ok; uint64_t want; } durs[] = {
+		{ "5d", 0, 432000 }, { "30m", 0, 1800 }, { "45s", 0, 45 }, { "2h", 0, 7200 },
+		{ "90", 0, 90 }, { "1w", 0, 604800 }, { "d", -1, 0 }, { "1.5h", -1, 0 },
+	};
+	char buf[64];
+	uint64_t v;
+
+	for (size_t i = 0; i < ARRAY_LEN(sizes); i++) {
+		v = 0;
+		int rc = parse_size(sizes[i].in, &v);
+		CHECK(rc == sizes[i].ok && (rc != 0 || v == sizes[i].want),
+		      "parse_size(%s) = %d, %llu", sizes[i].in, rc, (unsigned long long)v);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(durs); i++) {
+		v = 0;
+		int rc = parse_duration(durs[i].in, &v);
+		CHECK(rc == durs[i].ok && (rc != 0 || v == durs[i].want),
+		      "parse_duration(%s) = %d, %llu", durs[i].in, rc, (unsigned long long)v);
+	}
+	CHECK(parse_u64("65535", 65535, &v) == 0 && v == 65535, "u64 max");
+	CHECK(parse_u64("65536", 65535, &v) != 0, "u64 over max");
+	CHECK(str_copy(buf, 4, "abcdef", 6) == -1 && strcmp(buf, "abc") == 0, "str_copy cut");
+	CHECK(str_copy(buf, 8, "ab\0cd", 5) == 0 && strcmp(buf, "ab") == 0, "str_copy NUL");
+	CHECK(str_ieq("HeLLo", 5, "hello") && !str_ieq("hell", 4, "hello") &&
+	      !str_ieq("hello!", 6, "hello"), "str_ieq");
+	str_printable(buf, sizeof(buf), "a\r\n\x01\xff" "b", 6);
+	CHECK(strcmp(buf, "a\\x0d\\x0a\\x01\\xffb") == 0, "printable: %s", buf);
+	str_printable(buf, 16, "0123456789abcdefghijkl", 22);
+	CHECK(strlen(buf) < 16 && strstr(buf, "...") != NULL, "printable cut: %s", buf);
+}
+
+/* Feeds text into a linebuf the way conn does and collects the events. */
+static void lb_run(const char *in, size_t inlen, size_t cap, size_t max,
+		   char *out, size_t outn)
+{
+	char store[64];
+	struct linebuf lb = { .buf = store, .cap = cap };
+	size_t o = 0, i = 0;
+
+	out[0] = '\0';
+	while (i < inlen || lb.off < lb.len) {
+		char *line;
+		size_t len;
+		int crlf, rc;
+		size_t room = lb_compact(&lb);
+		size_t take = inlen - i < room ? inlen - i : room;
+
+		memcpy(lb.buf + lb.len, in + i, take);
+		lb.len += take;
+		i += take;
+		while ((rc = lb_next(&lb, max, &line, &len, &crlf)) != LB_NEED)
+			o += (size_t)snprintf(out + o, outn - o, rc == LB_LINE ?
+					      "[%.*s%s]" : "<long>", (int)len, line,
+					      crlf ? "" : "/lf");
+		if (take == 0 && rc == LB_NEED)
+			break;
+	}
+}
+
+void test_linebuf(void)
+{
+	static const struct { const char *in; size_t cap, max; const char *want; } t[] = {
+		{ "HELO a\r\nNOOP\r\n", 32, 16, "[HELO a][NOOP]" },
+		{ "bare\nlf\r\n", 32, 16, "[bare/lf][lf]" },
+		{ "partial", 32, 16, "" },
+		{ "0123456789abcdefXYZ\r\nok\r\n", 32, 16, "<long>[ok]" },
+		/* longer than the whole buffer: skipped to the LF, then resumes */
+		{ "0123456789012345678901234567890123456789\r\nNOOP\r\n", 16, 10, "<long>[NOOP]" },
+		{ "exactly16bytes!!\r\n", 32, 16, "[exactly16bytes!!]" },
+		{ "\r\n\n", 32, 16, "[][/lf]" },
+	};
+	char out[256];
+
+	for (size_t i = 0; i < ARRAY_LEN(t); i++) {
+		lb_run(t[i].in, strlen(t[i].in), t[i].cap, t[i].max, out, sizeof(out));
+		CHECK(strcmp(out, t[i].want) == 0, "case %zu: got %s want %s", i, out,
+		      t[i].want);
+	}
+}

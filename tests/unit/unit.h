@@ -1,0 +1,30 @@
+/* unit — a tiny table-driven test harness: CHECK records a failure with
+ * file, line and the case, and the run goes on. */
+#ifndef POSTIE_UNIT_H
+#define POSTIE_UNIT_H
+
+#include <stdio.h>
+
+extern int unit_pass, unit_fail;
+
+#define CHECK(cond, ...) do { \
+	if (cond) { \
+		unit_pass++; \
+	} else { \
+		unit_fail++; \
+		fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+		fprintf(stderr, __VA_ARGS__); \
+		fputc('\n', stderr); \
+	} \
+} while (0)
+
+void test_util(void);
+void test_linebuf(void);
+void test_address(void);
+void test_smtp_data(void);
+void test_mbox(void);
+void test_conf(void);
+void test_net(void);
+void test_aliases(void);
+
+#endif

@@ -1,0 +1,16 @@
+# toolchain/asan.mk: host build with AddressSanitizer + UBSan (glibc, dynamic),
+# for running the unit and protocol tests under the sanitizers.
+TARGET_TRIPLE = x86_64-linux-gnu
+CC            = clang
+AR            = ar
+STRIP         = strip
+SIZE          = size
+OBJDUMP       = objdump
+READELF       = readelf
+OPT           = -O1 -g
+STATIC        =
+ARCH_CFLAGS   = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+ARCH_LDFLAGS  = -fsanitize=address,undefined
+QEMU          =
+APT_PKGS      = clang libclang-rt-14-dev
+APT_ARCH      =
