@@ -81,7 +81,7 @@ fetch() {
 	want=
 	for p in "$@"; do [ -n "$(newest "$p")" ] || want="$want $p"; done
 	[ -z "$want" ] && return 0
-	echo "deps: fetch source:$want"
+	echo "deps: $T: fetch source:$want"
 	# shellcheck disable=SC2086
 	(cd "$SRC" && flock .lock apt-get source -q --download-only $want) >"$LOG/fetch.log" 2>&1 || {
 		tail -n 15 "$LOG/fetch.log" >&2

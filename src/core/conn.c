@@ -178,10 +178,16 @@ void conn_suspend(struct conn *c)
 	update_events(c);
 }
 
-/* Runs the protocol on buffered input until it stops making progress. */
+/* Runs the protocol on buffered input until it stops making progress or
+ * its output backs up. The input buffer is bounded and every round
+ * consumes something, so the work per call is bounded too; input left over
+ * must be handled now, since the client may be waiting for our replies and
+ * send nothing more. */
+#define CONN_MAX_ROUNDS (CONFIG_CONN_INBUF / 2 + 8)
+
 static void run_input(struct conn *c)
 {
-	for (int rounds = 0; rounds < 4 && c->w.fd >= 0; rounds++) {
+	for (int rounds = 0; rounds < CONN_MAX_ROUNDS && c->w.fd >= 0; rounds++) {
 		size_t before = c->in.off, out_before = c->out_len;
 		unsigned flags_before = c->flags;
 

@@ -1,0 +1,475 @@
+#!/bin/bash
+# tests/bench/bench.sh [--quick] — `make bench`: postie next to Postfix, same
+# machine, same run, SMTP -> mbox with fsync on, as ratios postie/Postfix.
+#
+#   --quick   300 messages, one size (< 1 min); default: 5000 x 2 KiB and
+#             500 x 64 KiB (a few minutes).
+#
+# What it does (everything on 127.0.0.1, every wait bounded):
+#  1. Installs what is missing: postfix (for smtp-source and the comparison),
+#     strace (optional). The Debian postinst must not start a system Postfix:
+#     debconf "No configuration" (no /etc/postfix/main.cf) and a temporary
+#     policy-rc.d (exit 101) during the install; afterwards any system master
+#     is stopped. The system Postfix is never configured or used.
+#  2. Builds postie as `make` would (the repo .config or the defaults) with
+#     CONFIG_MAX_CONNECTIONS=256 so that 200 idle connections fit, into
+#     build/bench/obj/postie.
+#  3. Starts postie (foreground child) and a private Postfix instance: its own
+#     config_directory, queue_directory and data_directory under
+#     build/bench/postfix/, master.cf with chroot off, one smtpd on
+#     127.0.0.1:PORT, inet_interfaces = loopback-only, no DNS (default and
+#     relay transports are error:, smtp_dns_support_level = disabled,
+#     smtpd_peername_lookup = no, explicit myhostname), delivery by virtual(8)
+#     to an mbox file (virtual_mailbox_maps entry without a trailing slash),
+#     which is what postie does for its virtual users. Postfix's mbox and
+#     queue-file fsyncs are on (its defaults; there is no knob to drop them).
+#     master runs as root and its daemons as the postfix user (mail_owner),
+#     as Debian's packaging does; the mbox belongs to nobody.
+#  4. Measures, per server (a "server" is postie's one process, or Postfix's
+#     master and all its descendants, found through /proc/*/stat ppid):
+#     - idle RSS and PSS (Postfix: sum over master, qmgr, pickup, postlogd;
+#       RSS counts shared libc/text once per process, PSS splits it);
+#     - wake-ups: context switches (voluntary + involuntary) over a 10 s idle
+#       window, both servers measured at the same time; strace -c on postie;
+#     - memory per idle connection: 200 connections that read the greeting
+#       and stay idle, (RSS/PSS with them - idle) / 200;
+#     - throughput: smtp-source (Postfix's load generator) sends N messages
+#       over 4 parallel sessions, one message per session (its default);
+#       the time runs until all N are in the mbox (postie answers 250 after
+#       the mbox fsync; for Postfix, until its queue has drained), checked by
+#       counting "From " lines;
+#     - CPU per message: delta of utime+stime+cutime+cstime summed over the
+#       server's live processes before/after (cutime/cstime of a parent hold
+#       the CPU of children it reaped, so processes that exit are counted);
+#     - bytes written per message: delta of write_bytes - cancelled_write_bytes
+#       of /proc/PID/io summed the same way (pages dirtied, whether or not
+#       writeback has happened; a file deleted before writeback cancels its
+#       bytes). A process that exits takes its counters with it, so the
+#       Postfix instance runs with max_use = 100000 and max_idle = 600s
+#       (no daemon exits during a run; this spares Postfix the fork of a new
+#       smtpd/cleanup every 100 sessions, i.e. favours it slightly) and the
+#       output says how many processes exited anyway.
+#  5. Prints a Markdown table and writes it to build/bench/results.md with the
+#     date, the machine and the exact commands.
+# Timings live here only, never in pass/fail tests.
+set -euo pipefail
+export LC_ALL=C
+
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+B=build/bench
+BA=$ROOT/$B
+LIB="/usr/bin/python3 tests/bench/benchlib.py"
+
+QUICK=0
+for a in "$@"; do
+	case $a in
+	--quick) QUICK=1 ;;
+	-h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+	*) echo "bench: unknown argument $a" >&2; exit 2 ;;
+	esac
+done
+if [ "$QUICK" = 1 ]; then
+	RUNS="300:2048"
+	IDLE_WINDOW=10
+else
+	RUNS="5000:2048 500:65536"
+	IDLE_WINDOW=10
+fi
+SESSIONS=4
+IDLE_CONNS=200
+SENDER=a@test.lan
+RCPT=demo@test.lan
+
+say() { echo "bench: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# ---- 1. packages ---------------------------------------------------------
+have_pkg() { dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null | grep -q '^ii'; }
+
+install_pkgs() {
+	local missing="" p policy_added=0
+	for p in postfix strace python3 iproute2; do
+		have_pkg "$p" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	[ "$(id -u)" = 0 ] || die "missing packages:$missing (run as root or apt-get install them)"
+	say "installing$missing"
+	# No system Postfix: no main.cf, and no service start from the postinst.
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		policy_added=1
+	fi
+	timeout 600 apt-get update -qq || say "warning: apt-get update reported errors"
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq \
+		--no-install-recommends $missing >/dev/null || {
+		[ "$policy_added" = 0 ] || rm -f /usr/sbin/policy-rc.d
+		die "apt-get install$missing failed"
+	}
+	[ "$policy_added" = 0 ] || rm -f /usr/sbin/policy-rc.d
+}
+
+stop_system_postfix() {
+	# A master of the default instance (if a postinst or someone started
+	# one) is stopped; ours has its own pid file under build/bench.
+	local pidf=/var/spool/postfix/pid/master.pid pid
+	[ -r "$pidf" ] || return 0
+	pid=$(tr -dc 0-9 <"$pidf")
+	[ -n "$pid" ] && [ -d "/proc/$pid" ] || return 0
+	grep -q master "/proc/$pid/comm" 2>/dev/null || return 0
+	say "stopping the system Postfix (pid $pid)"
+	timeout 30 postfix stop >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
+}
+
+install_pkgs
+stop_system_postfix
+command -v smtp-source >/dev/null || die "smtp-source not found (package postfix)"
+id postfix >/dev/null 2>&1 || die "no postfix user"
+HAVE_STRACE=0
+command -v strace >/dev/null && HAVE_STRACE=1
+
+# ---- 2. postie build -------------------------------------------------------
+mkdir -p "$B"
+CFG_IN=.config
+[ -f "$CFG_IN" ] || CFG_IN=
+{
+	if [ -n "$CFG_IN" ]; then grep -v '^CONFIG_MAX_CONNECTIONS=' "$CFG_IN"; fi
+	echo "CONFIG_MAX_CONNECTIONS=256"
+} >"$B/bench.config"
+say "building postie (${CFG_IN:-Kconfig defaults} + CONFIG_MAX_CONNECTIONS=256)"
+timeout 600 make -s O="$B/obj" CONFIG_SRC="$B/bench.config" >"$B/build.log" 2>&1 ||
+	{ tail -20 "$B/build.log" >&2; die "postie build failed (see $B/build.log)"; }
+POSTIE_BIN=$B/obj/postie
+
+# ---- 3. servers ----------------------------------------------------------
+POSTIE_PID=
+PF_MASTER=
+HOLD_PID=
+PFC=$BA/postfix/etc
+
+pf_master_pid() {
+	local f=$BA/postfix/queue/pid/master.pid
+	[ -r "$f" ] && tr -dc 0-9 <"$f"
+}
+
+cleanup() {
+	set +e
+	[ -n "$HOLD_PID" ] && kill "$HOLD_PID" 2>/dev/null
+	if [ -n "$POSTIE_PID" ] && [ -d "/proc/$POSTIE_PID" ]; then
+		kill -TERM "$POSTIE_PID" 2>/dev/null
+		for _ in $(seq 50); do [ -d "/proc/$POSTIE_PID" ] || break; sleep 0.1; done
+		kill -KILL "$POSTIE_PID" 2>/dev/null
+	fi
+	if [ -f "$PFC/main.cf" ]; then
+		local m
+		m=$(pf_master_pid)
+		if [ -n "$m" ] && [ -d "/proc/$m" ]; then
+			timeout 30 postfix -c "$PFC" stop >/dev/null 2>&1
+			for _ in $(seq 50); do [ -d "/proc/$m" ] || break; sleep 0.1; done
+			[ -d "/proc/$m" ] && kill -KILL "$m" 2>/dev/null
+		fi
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q LISTEN; }
+
+wait_listen() { # PORT SECONDS
+	local i
+	for i in $(seq $(($2 * 10))); do
+		listening "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+PORT_POSTIE=$($LIB freeport)
+PORT_PF=$($LIB freeport)
+[ "$PORT_POSTIE" != "$PORT_PF" ] || PORT_PF=$($LIB freeport)
+
+# postie: a fresh directory, relative paths, foreground child.
+rm -rf "$B/postie"
+mkdir -p "$B/postie/mail" "$B/postie/spool"
+echo "demo:" >"$B/postie/users"
+cat >"$B/postie/postie.conf" <<EOF
+hostname mail.test.lan
+listen smtp 127.0.0.1:$PORT_POSTIE
+users ./users
+mail_dir ./mail
+spool_dir ./spool
+local_domains test.lan
+max_message_size 10M
+max_connections 256
+EOF
+(cd "$B/postie" && exec "$ROOT/$POSTIE_BIN" -c postie.conf >postie.log 2>&1) &
+POSTIE_PID=$!
+wait_listen "$PORT_POSTIE" 10 || { cat "$B/postie/postie.log" >&2; die "postie did not listen on $PORT_POSTIE"; }
+
+# Postfix: a private instance under build/bench/postfix.
+rm -rf "$B/postfix"
+mkdir -p "$PFC" "$BA/postfix/queue" "$BA/postfix/data" "$BA/postfix/mail"
+chown postfix "$BA/postfix/data"
+chown nobody "$BA/postfix/mail"
+NOBODY_UID=$(id -u nobody)
+NOBODY_GID=$(id -g nobody)
+cat >"$PFC/main.cf" <<EOF
+# Generated by tests/bench/bench.sh: a private benchmark instance.
+compatibility_level = 3.6
+queue_directory = $BA/postfix/queue
+data_directory = $BA/postfix/data
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = $BA/postfix/maillog
+maillog_file_prefixes = $BA/postfix
+myhostname = mx.test.lan
+mydomain = test.lan
+myorigin = \$myhostname
+mydestination =
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+# No DNS anywhere: no PTR lookup of clients, no MX/A lookups (nothing
+# leaves this host: the default and relay transports are error:).
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+lmtp_dns_support_level = disabled
+default_transport = error:benchmark instance sends nothing out
+relay_transport = error:benchmark instance sends nothing out
+append_dot_mydomain = no
+alias_maps =
+alias_database =
+biff = no
+notify_classes =
+# mbox delivery of virtual users, like postie's mail_dir/U.
+virtual_mailbox_domains = test.lan
+virtual_mailbox_base = $BA/postfix/mail
+virtual_mailbox_maps = texthash:$PFC/vmailbox
+virtual_uid_maps = static:$NOBODY_UID
+virtual_gid_maps = static:$NOBODY_GID
+virtual_mailbox_limit = 0
+virtual_mailbox_lock = fcntl, dotlock
+message_size_limit = 10485760
+# 200 idle connections need 200 smtpd (default 100); daemons must not exit
+# during a run or their /proc/PID/io counters are lost.
+default_process_limit = 300
+max_use = 100000
+max_idle = 600s
+EOF
+echo "demo@test.lan demo" >"$PFC/vmailbox"
+cat >"$PFC/master.cf" <<EOF
+# Generated by tests/bench/bench.sh: the standard services, chroot off,
+# one smtpd on loopback; no outbound smtp/lmtp/tlsmgr (nothing leaves).
+127.0.0.1:$PORT_PF inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+# Postfix commands log to stderr only when it is a terminal (else to
+# syslog, which may not exist): script(1) gives them one.
+pfcmd() { timeout 60 script -qec "postfix -c '$PFC' $1" /dev/null; }
+pfcmd check >"$B/postfix/check.log" 2>&1 ||
+	{ cat "$B/postfix/check.log" >&2; die "postfix check failed"; }
+pfcmd start >"$B/postfix/start.log" 2>&1 ||
+	{ cat "$B/postfix/start.log" >&2; die "postfix start failed"; }
+wait_listen "$PORT_PF" 20 || die "postfix did not listen on $PORT_PF"
+for _ in $(seq 50); do PF_MASTER=$(pf_master_pid) && [ -n "$PF_MASTER" ] && break; sleep 0.1; done
+[ -n "$PF_MASTER" ] || die "no postfix master pid"
+say "postie pid $POSTIE_PID port $PORT_POSTIE; postfix master pid $PF_MASTER port $PORT_PF"
+sleep 2 # let qmgr, pickup and postlogd settle
+
+# ---- 4. measurements -----------------------------------------------------
+# snap NAME PID: key=value lines into variables NAME_key.
+snap() {
+	local k v
+	while IFS='=' read -r k v; do
+		printf -v "$1_$k" '%s' "$v"
+	done < <($LIB snap "$2")
+}
+fdiv() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN { if (b == 0) print "n/a"; else printf f "\n", a / b }'; }
+now() { date +%s.%N; }
+exited() { # PIDSET_BEFORE PIDSET_AFTER: how many of before are gone
+	awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, ","); split(b, y, ",");
+		for (i in y) s[y[i]] = 1; c = 0; for (i = 1; i <= n; i++) if (!(x[i] in s)) c++; print c }'
+}
+
+# 4a. idle memory
+snap pi "$POSTIE_PID"
+snap fi "$PF_MASTER"
+say "idle: postie RSS ${pi_rss_kb} kB; postfix ${fi_pids} processes RSS ${fi_rss_kb} kB PSS ${fi_pss_kb} kB"
+
+# 4b. idle wake-ups, both at once
+say "idle window ${IDLE_WINDOW}s"
+snap pw0 "$POSTIE_PID"; snap fw0 "$PF_MASTER"
+sleep "$IDLE_WINDOW"
+snap pw1 "$POSTIE_PID"; snap fw1 "$PF_MASTER"
+P_WAKE=$((pw1_ctxt - pw0_ctxt))
+F_WAKE=$((fw1_ctxt - fw0_ctxt))
+STRACE_LINE="strace not installed"
+if [ "$HAVE_STRACE" = 1 ]; then
+	timeout -s INT "$IDLE_WINDOW" strace -c -p "$POSTIE_PID" -o "$B/strace-idle.txt" >/dev/null 2>&1 || true
+	# the summary's "total" row: % time, seconds, usecs/call, calls, ...
+	n=$(awk '$NF == "total" { print $4 }' "$B/strace-idle.txt" 2>/dev/null | tail -1)
+	STRACE_LINE="strace -c -p <postie> for ${IDLE_WINDOW}s: ${n:-0} system calls"
+fi
+
+# 4c. memory per idle connection
+hold_measure() { # NAME PID PORT
+	local fifo=$BA/hold.fifo line n=0
+	rm -f "$fifo"; mkfifo "$fifo"
+	# stdin of the holder is a pipe we close to release it; bounded by 60 s.
+	exec 7> >(exec $LIB hold "$3" "$IDLE_CONNS" 60 >"$fifo")
+	HOLD_PID=$!
+	read -r -t 60 line <"$fifo" || true
+	n=${line#ready }
+	[ -n "$n" ] || n=0
+	sleep 1
+	snap "$1" "$2"
+	printf -v "$1_conns" '%s' "$n"
+	exec 7>&-
+	for _ in $(seq 100); do [ -d "/proc/$HOLD_PID" ] || break; sleep 0.1; done
+	HOLD_PID=
+	rm -f "$fifo"
+}
+say "$IDLE_CONNS idle connections to postie"
+hold_measure pc "$POSTIE_PID" "$PORT_POSTIE"
+say "$IDLE_CONNS idle connections to postfix"
+hold_measure fc "$PF_MASTER" "$PORT_PF"
+sleep 1
+
+# 4d. throughput, CPU and bytes written
+count_from() { [ -f "$1" ] && grep -c '^From ' "$1" || echo 0; }
+fsize() { [ -f "$1" ] && stat -c %s "$1" || echo 0; }
+pf_queue_len() {
+	find "$BA/postfix/queue/maildrop" "$BA/postfix/queue/incoming" \
+		"$BA/postfix/queue/active" "$BA/postfix/queue/deferred" \
+		"$BA/postfix/queue/hold" -type f 2>/dev/null | wc -l
+}
+
+RESULT_ROWS=()
+CMDS=()
+run_load() { # NAME PID PORT MBOX N LEN -> sets NAME_{secs,cpu,wb,bytes,ok,exited}
+	local name=$1 pid=$2 port=$3 mbox=$4 n=$5 len=$6 c0 s0 t0 t1 c1 got rc=0
+	local cmd="smtp-source -s $SESSIONS -m $n -l $len -M client.test.lan -f $SENDER -t $RCPT 127.0.0.1:$port"
+	CMDS+=("$cmd")
+	c0=$(count_from "$mbox"); s0=$(fsize "$mbox")
+	snap "${name}0" "$pid"
+	t0=$(now)
+	timeout 600 $cmd || rc=$?
+	[ "$rc" = 0 ] || say "warning: smtp-source exited with $rc for $name"
+	# Delivered = every message in the mbox; Postfix also has to drain its
+	# queue (its 250 comes before delivery). Bounded: 300 s.
+	local deadline=$(($(date +%s) + 300))
+	while :; do
+		got=$(($(count_from "$mbox") - c0))
+		if [ "$got" -ge "$n" ] && { [ "$name" != f ] || [ "$(pf_queue_len)" = 0 ]; }; then break; fi
+		[ "$(date +%s)" -lt "$deadline" ] || { say "warning: $name: only $got of $n delivered after 300 s"; break; }
+		sleep 0.05
+	done
+	t1=$(now)
+	snap "${name}1" "$pid"
+	local b0="${name}0_" b1="${name}1_" v
+	v="${b0}cpu"; c0=${!v}; v="${b1}cpu"; c1=${!v}
+	printf -v "${name}_secs" '%s' "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
+	printf -v "${name}_got" '%s' "$got"
+	printf -v "${name}_cpu" '%s' "$((c1 - c0))"
+	v="${b0}wbytes"; c0=${!v}; v="${b1}wbytes"; c1=${!v}
+	printf -v "${name}_wb" '%s' "$((c1 - c0))"
+	printf -v "${name}_bytes" '%s' "$(($(fsize "$mbox") - s0))"
+	local p0 p1
+	v="${b0}pidset"; p0=${!v}; v="${b1}pidset"; p1=${!v}
+	printf -v "${name}_exited" '%s' "$(exited "$p0" "$p1")"
+}
+
+TP_TABLE=""
+for r in $RUNS; do
+	N=${r%%:*}; LEN=${r##*:}
+	say "load: $N messages of $LEN bytes, $SESSIONS sessions -> postie"
+	run_load p "$POSTIE_PID" "$PORT_POSTIE" "$B/postie/mail/demo" "$N" "$LEN"
+	say "load: $N messages of $LEN bytes, $SESSIONS sessions -> postfix"
+	run_load f "$PF_MASTER" "$PORT_PF" "$BA/postfix/mail/demo" "$N" "$LEN"
+	hz=$pi_hz
+	p_mps=$(fdiv "$p_got" "$p_secs" %.0f); f_mps=$(fdiv "$f_got" "$f_secs" %.0f)
+	p_cpu=$(awk -v c="$p_cpu" -v h="$hz" -v n="$p_got" 'BEGIN { printf "%.1f", n ? c / h / n * 1e6 : 0 }')
+	f_cpu=$(awk -v c="$f_cpu" -v h="$hz" -v n="$f_got" 'BEGIN { printf "%.1f", n ? c / h / n * 1e6 : 0 }')
+	p_msz=$(fdiv "$p_bytes" "$p_got" %.0f); f_msz=$(fdiv "$f_bytes" "$f_got" %.0f)
+	p_wpm=$(fdiv "$p_wb" "$p_got" %.0f); f_wpm=$(fdiv "$f_wb" "$f_got" %.0f)
+	p_wr=$(fdiv "$p_wb" "$p_bytes"); f_wr=$(fdiv "$f_wb" "$f_bytes")
+	TP_TABLE+="| SMTP→mbox msgs/s, ${LEN} B × ${N} (fsync on) | ${p_mps} (${p_got} in ${p_secs} s) | ${f_mps} (${f_got} in ${f_secs} s) | $(fdiv "$p_mps" "$f_mps") |
+| CPU µs per message, ${LEN} B | ${p_cpu} | ${f_cpu} | $(fdiv "$p_cpu" "$f_cpu") |
+| mbox bytes per message, ${LEN} B | ${p_msz} | ${f_msz} | $(fdiv "$p_msz" "$f_msz") |
+| bytes written per message, ${LEN} B | ${p_wpm} | ${f_wpm} | $(fdiv "$p_wpm" "$f_wpm") |
+| bytes written / mbox bytes, ${LEN} B | ${p_wr} | ${f_wr} | $(fdiv "$p_wr" "$f_wr") |
+"
+	EXITED_NOTE="${EXITED_NOTE:-}${LEN} B: postie ${p_exited}, postfix ${f_exited} processes exited during the run. "
+done
+
+# ---- 5. report -----------------------------------------------------------
+p_conn=$(fdiv "$((pc_rss_kb - pi_rss_kb))" "${pc_conns:-0}")
+f_conn=$(fdiv "$((fc_rss_kb - fi_rss_kb))" "${fc_conns:-0}")
+p_connp=$(fdiv "$((pc_pss_kb - pi_pss_kb))" "${pc_conns:-0}")
+f_connp=$(fdiv "$((fc_pss_kb - fi_pss_kb))" "${fc_conns:-0}")
+p_wmin=$(fdiv "$((P_WAKE * 60))" "$IDLE_WINDOW" %.0f)
+f_wmin=$(fdiv "$((F_WAKE * 60))" "$IDLE_WINDOW" %.0f)
+CPU_MODEL=$(sed -n 's/^model name[ \t]*: //p' /proc/cpuinfo | head -1)
+PF_VER=$(postconf -h -c "$PFC" mail_version 2>/dev/null || echo "?")
+POSTIE_VER=$(git log -1 --format='%h %cs' 2>/dev/null || echo "?")
+DIRTY=$(git status --porcelain -- src Makefile Kconfig 2>/dev/null | wc -l)
+
+OUT=$B/results.md
+{
+	echo "# postie vs Postfix — $(date -u '+%Y-%m-%d %H:%M UTC')$([ "$QUICK" = 1 ] && echo ' (--quick)')"
+	echo
+	echo "- machine: $(nproc) CPU, ${CPU_MODEL:-unknown CPU}, Linux $(uname -r), $(df -T "$B" | awk 'NR == 2 { print $2 }') on the bench directory; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+	echo "- postie: commit ${POSTIE_VER}$([ "$DIRTY" -gt 0 ] && echo " + ${DIRTY} uncommitted files"), $POSTIE_BIN ($(stat -c %s "$POSTIE_BIN") bytes, ${CFG_IN:-defaults} + CONFIG_MAX_CONNECTIONS=256), one process"
+	echo "- Postfix ${PF_VER}: private instance (build/bench/postfix/etc), virtual(8) mbox delivery, default fsyncs, ${fi_pids} processes when idle"
+	echo
+	echo "| metric | postie | Postfix | postie / Postfix |"
+	echo "|---|---:|---:|---:|"
+	echo "| idle RSS, kB (Postfix: sum of ${fi_pids} processes) | ${pi_rss_kb} | ${fi_rss_kb} | $(fdiv "$pi_rss_kb" "$fi_rss_kb") |"
+	echo "| idle PSS, kB | ${pi_pss_kb} | ${fi_pss_kb} | $(fdiv "$pi_pss_kb" "$fi_pss_kb") |"
+	echo "| RSS per idle connection, kB (${pc_conns:-0} / ${fc_conns:-0} greeted) | ${p_conn} | ${f_conn} | $(fdiv "$p_conn" "$f_conn") |"
+	echo "| PSS per idle connection, kB | ${p_connp} | ${f_connp} | $(fdiv "$p_connp" "$f_connp") |"
+	echo "| wake-ups (context switches) in ${IDLE_WINDOW} s idle (goal 0) | ${P_WAKE} | ${F_WAKE} | $(fdiv "$P_WAKE" "$F_WAKE") |"
+	echo "| wake-ups per minute idle | ${p_wmin} | ${f_wmin} | $(fdiv "$p_wmin" "$f_wmin") |"
+	printf '%s' "$TP_TABLE"
+	echo
+	echo "Notes: ${STRACE_LINE}. ${EXITED_NOTE}Bytes written = write_bytes - cancelled_write_bytes"
+	echo "of /proc/PID/io (postie: its one process; Postfix: master and all descendants,"
+	echo "which run with max_use = 100000 so that none exits and loses its counters). CPU ="
+	echo "utime+stime+cutime+cstime of the same processes. Postfix's 250 comes before"
+	echo "delivery: its time runs until the mbox holds every message and the queue is empty."
+	echo "Both mboxes are fsynced per message; Postfix also fsyncs its queue file."
+	echo
+	echo "Commands (from the repository root; ports chosen at run time):"
+	echo
+	echo '```'
+	echo "make O=$B/obj CONFIG_SRC=$B/bench.config"
+	echo "(cd $B/postie && ../obj/postie -c postie.conf)"
+	echo "postfix -c $B/postfix/etc start"
+	for c in "${CMDS[@]}"; do echo "$c"; done
+	echo "/usr/bin/python3 tests/bench/benchlib.py hold PORT $IDLE_CONNS 60   # idle connections"
+	echo "/usr/bin/python3 tests/bench/benchlib.py snap PID                  # /proc totals"
+	echo '```'
+} >"$OUT"
+cat "$OUT"
