@@ -34,10 +34,11 @@ WARN := -Wall -Wextra -Werror -Wundef -Wshadow -Wstrict-prototypes \
 BASE_CFLAGS := -std=c11 $(OPT) $(WARN) -D_GNU_SOURCE \
 	-ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
 	-fno-strict-aliasing -I$(O)/include -Isrc -include autoconf.h
-ALL_CFLAGS := $(BASE_CFLAGS) $(ARCH_CFLAGS) $(EXTRA_CFLAGS)
-ALL_LDFLAGS := $(STATIC) -Wl,--gc-sections -Wl,-z,max-page-size=4096 \
+ALL_CFLAGS = $(BASE_CFLAGS) $(ARCH_CFLAGS) $(EXTRA_CFLAGS)
+ALL_LDFLAGS = $(STATIC) -Wl,--gc-sections -Wl,-z,max-page-size=4096 \
 	$(if $(STATIC),-no-pie) $(ARCH_LDFLAGS) $(EXTRA_LDFLAGS)
 
+LIBS :=
 -include $(O)/config.mk
 
 # Sources: the core is always in; features are whole files.
@@ -45,10 +46,22 @@ obj-y := main.o core/loop.o core/conn.o core/log.o core/conf.o core/util.o \
 	core/net.o proto/address.o proto/smtp_in.o proto/smtp_data.o \
 	store/mbox.o store/spool.o store/users.o
 obj-$(CONFIG_ALIASES) += store/aliases.o
+obj-$(CONFIG_TLS) += tls/tls_bearssl.o
+
+# BearSSL and udns come from toolchain/deps.sh, built per target.
+DEPS_TARGET ?= $(TARGET)
+DEPS_DIR := build/$(DEPS_TARGET)/deps
+NEED_DEPS := $(CONFIG_TLS)
+ifneq ($(NEED_DEPS),)
+BASE_CFLAGS += -isystem $(DEPS_DIR)/include
+LIBS += -L$(DEPS_DIR)/lib
+endif
+ifeq ($(CONFIG_TLS),y)
+LIBS += -lbearssl
+endif
 
 OBJS := $(addprefix $(O)/obj/,$(obj-y))
 LIB_OBJS := $(filter-out $(O)/obj/main.o,$(OBJS))
-LIBS :=
 
 .PHONY: all run check bench size fuzz clean distclean deps \
 	menuconfig defconfig allnoconfig allyesconfig randconfig olddefconfig \
@@ -83,7 +96,7 @@ $(O)/obj/%.o: src/%.c $(O)/include/autoconf.h | toolchain-ready
 .PHONY: toolchain-ready
 toolchain-ready:
 	@toolchain/install-deps.sh $(TARGET)
-	@if [ -n "$(NEED_DEPS)" ]; then toolchain/deps.sh $(TARGET); fi
+	@toolchain/deps.sh $(DEPS_TARGET)
 
 $(O)/postie.unstripped: $(OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ $(OBJS) $(ALL_LDFLAGS) -Wl,-Map,$(O)/postie.map $(LIBS)

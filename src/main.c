@@ -25,6 +25,7 @@
 #include "store/aliases.h"
 #include "store/spool.h"
 #include "store/users.h"
+#include "tls/tls.h"
 
 #define POSTIE_VERSION "0.1.0"
 #define DEFAULT_CONF "/etc/postie.conf"
@@ -42,6 +43,10 @@ static const char *conf_path = DEFAULT_CONF;
 
 static const struct proto_ops *const kind_ops[LISTEN_KIND_COUNT] = {
 	[LISTEN_SMTP] = &smtpin_ops,
+	[LISTEN_SMTPS] = &smtpin_ops,
+};
+static const unsigned char kind_tls[LISTEN_KIND_COUNT] = {
+	[LISTEN_SMTPS] = 1,
 };
 
 static void on_signal(int sig)
@@ -89,7 +94,7 @@ static void on_accept(struct watcher *w, short revents)
 			}
 			return;
 		}
-		conn_open(fd, &ss, len, l->kind, l->ops);
+		conn_open(fd, &ss, len, l->kind, l->ops, kind_tls[l->kind]);
 	}
 }
 
@@ -133,6 +138,12 @@ static int load_all(const char *path, struct conf **c, struct users **u,
 		conf_free(*c);
 		return -1;
 	}
+	if (CONFIG_TLS && (*c)->tls_cert[0] &&
+	    tls_load((*c)->tls_cert, (*c)->tls_key, err, errlen) != 0) {
+		users_free(*u);
+		conf_free(*c);
+		return -1;
+	}
 	*a = NULL;
 	if (CONFIG_ALIASES && (*c)->aliases[0]) {
 		*a = aliases_load((*c)->aliases, *c, *u, err, errlen);
@@ -166,6 +177,7 @@ static void reload(void)
 	memcpy(c->listen, conf->listen, sizeof(c->listen));
 	c->nlisten = conf->nlisten;
 	conn_init(c->max_connections);
+	tls_set_max(c->max_tls_sessions);
 	conf_free(conf);
 	users_free(users);
 	aliases_free(aliases);
@@ -203,6 +215,8 @@ static void print_version(void)
 		printf(" ipv6");
 	if (CONFIG_SYSLOG)
 		printf(" syslog");
+	if (CONFIG_TLS)
+		printf(" tls");
 	if (CONFIG_FEATURE_SMTP_SMTPUTF8)
 		printf(" smtputf8");
 	if (CONFIG_DEBUG_PROTOCOL)
@@ -273,6 +287,7 @@ static int daemon_main(int argc, char **argv)
 	log_init(conf->log_syslog);
 	loop_init();
 	conn_init(conf->max_connections);
+	tls_set_max(conf->max_tls_sessions);
 	conn_on_slot_free = on_slot_free;
 	for (int i = 0; i < conf->nlisten; i++) {
 		struct listener *l = &listeners[nlisteners];

@@ -14,3 +14,4 @@ ARCH_LDFLAGS  = -fsanitize=address,undefined
 QEMU          =
 APT_PKGS      = clang libclang-rt-14-dev
 APT_ARCH      =
+DEPS_TARGET   = x86_64

@@ -45,7 +45,8 @@ def main():
             h.append("#define CONFIG_%s %d" % (sym.name, 1 if on else 0))
             mk.append("CONFIG_%s=%s" % (sym.name, "y" if on else ""))
         elif sym.type in (kconfiglib.INT, kconfiglib.HEX):
-            h.append("#define CONFIG_%s %s" % (sym.name, sym.str_value))
+            # An int whose feature is off is 0, so code stays #ifdef-free.
+            h.append("#define CONFIG_%s %s" % (sym.name, sym.str_value or "0"))
             mk.append("CONFIG_%s=%s" % (sym.name, sym.str_value))
         elif sym.type == kconfiglib.STRING:
             v = sym.str_value.replace("\\", "\\\\").replace('"', '\\"')

@@ -84,22 +84,32 @@ static int d_hostname(struct parse *p, int argc, char **argv)
 
 static int d_listen(struct parse *p, int argc, char **argv)
 {
-	static const char *const kinds[] = { "smtp" };
-	static const char *const other[] = { "submission", "smtps", "pop3",
-					     "pop3s", "imap", "imaps" };
+	static const struct {
+		const char *name;
+		int built;
+		const char *option;
+	} kinds[] = {
+		[LISTEN_SMTP] = { "smtp", 1, "" },
+		[LISTEN_SMTPS] = { "smtps", CONFIG_TLS, "CONFIG_TLS" },
+	};
+	static const char *const later[] = { "submission", "pop3", "pop3s",
+					     "imap", "imaps" };
 	struct conf_listen *l;
 	int kind = -1, rc;
 
 	(void)argc;
 	for (size_t i = 0; i < ARRAY_LEN(kinds); i++)
-		if (strcmp(argv[1], kinds[i]) == 0)
+		if (strcmp(argv[1], kinds[i].name) == 0)
 			kind = (int)i;
+	if (kind >= 0 && !kinds[kind].built)
+		return fail(p, "listen %s: not in this build (needs %s)", argv[1],
+			    kinds[kind].option);
 	if (kind < 0) {
-		for (size_t i = 0; i < ARRAY_LEN(other); i++)
-			if (strcmp(argv[1], other[i]) == 0)
+		for (size_t i = 0; i < ARRAY_LEN(later); i++)
+			if (strcmp(argv[1], later[i]) == 0)
 				return fail(p, "listen %s: not in this build "
 					    "(a later feature option)", argv[1]);
-		return fail(p, "listen: unknown service '%s' (smtp)", argv[1]);
+		return fail(p, "listen: unknown service '%s' (smtp, smtps)", argv[1]);
 	}
 	if (p->c->nlisten >= CONFIG_MAX_LISTENERS)
 		return fail(p, "more than %d listeners (CONFIG_MAX_LISTENERS)",
@@ -115,6 +125,38 @@ static int d_listen(struct parse *p, int argc, char **argv)
 	l->kind = (enum listen_kind)kind;
 	str_copy(l->text, sizeof(l->text), argv[2], strlen(argv[2]));
 	p->c->nlisten++;
+	return 0;
+}
+
+static int d_tls_cert(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	if (!CONFIG_TLS)
+		return fail(p, "tls_cert: not in this build (needs CONFIG_TLS)");
+	return set_path(p, p->c->tls_cert, argv[1]);
+}
+
+static int d_tls_key(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	if (!CONFIG_TLS)
+		return fail(p, "tls_key: not in this build (needs CONFIG_TLS)");
+	return set_path(p, p->c->tls_key, argv[1]);
+}
+
+static int d_max_tls_sessions(struct parse *p, int argc, char **argv)
+{
+	uint64_t v;
+
+	(void)argc;
+	if (!CONFIG_TLS)
+		return fail(p, "max_tls_sessions: not in this build (needs CONFIG_TLS)");
+	if (parse_u64(argv[1], CONFIG_MAX_TLS_SESSIONS, &v) != 0 ||
+	    v < 1)
+		return fail(p, "max_tls_sessions '%s': want 1..%d "
+			    "(CONFIG_MAX_TLS_SESSIONS)", argv[1],
+			    CONFIG_MAX_TLS_SESSIONS);
+	p->c->max_tls_sessions = (int)v;
 	return 0;
 }
 
@@ -225,6 +267,9 @@ static const struct directive directives[] = {
 	{ "max_connections", 1, 1, d_max_connections, 0 },
 	{ "run_as", 1, 1, d_run_as, 0 },
 	{ "log", 1, 1, d_log, 0 },
+	{ "tls_cert", 1, 1, d_tls_cert, 0 },
+	{ "tls_key", 1, 1, d_tls_key, 0 },
+	{ "max_tls_sessions", 1, 1, d_max_tls_sessions, 0 },
 };
 
 /* Directives of features that later options add: known, so that the
@@ -232,8 +277,6 @@ static const struct directive directives[] = {
 static const struct {
 	const char *name, *option;
 } absent[] = {
-	{ "tls_cert", "CONFIG_TLS" }, { "tls_key", "CONFIG_TLS" },
-	{ "max_tls_sessions", "CONFIG_TLS" },
 	{ "relay_networks", "CONFIG_RELAY" }, { "smarthost", "CONFIG_RELAY" },
 	{ "smarthost_auth", "CONFIG_RELAY" }, { "ca_file", "CONFIG_RELAY" },
 	{ "relay_port", "CONFIG_RELAY" }, { "queue_lifetime", "CONFIG_RELAY" },
@@ -305,12 +348,19 @@ static void defaults(struct conf *c)
 	strcpy(c->spool_dir, "/var/spool/postie");
 	c->max_message_size = (uint64_t)CONFIG_MAX_MESSAGE_SIZE_KB * 1024;
 	c->max_connections = CONFIG_MAX_CONNECTIONS;
+	c->max_tls_sessions = CONFIG_MAX_TLS_SESSIONS;
 }
 
 static int finish(struct parse *p)
 {
 	struct conf *c = p->c;
 
+	if (!c->tls_cert[0] != !c->tls_key[0])
+		return fail(p, "tls_cert and tls_key go together");
+	for (int i = 0; i < c->nlisten; i++)
+		if (c->listen[i].kind == LISTEN_SMTPS && !c->tls_cert[0])
+			return fail(p, "listen smtps %s needs tls_cert and tls_key",
+				    c->listen[i].text);
 	if (c->nlocal_domains == 0) {
 		/* Mail to the host itself is the least surprising default. */
 		str_copy(c->local_domains[0], 256, c->hostname, 255);

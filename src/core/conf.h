@@ -12,7 +12,7 @@
 #define CONF_MAX_NETS 16
 #define CONF_PATH_MAX 256
 
-enum listen_kind { LISTEN_SMTP, LISTEN_KIND_COUNT };
+enum listen_kind { LISTEN_SMTP, LISTEN_SMTPS, LISTEN_KIND_COUNT };
 
 struct conf_listen {
 	enum listen_kind kind;
@@ -33,6 +33,9 @@ struct conf {
 	uint64_t max_message_size;
 	int max_connections;
 	char run_as[64];
+	char tls_cert[CONF_PATH_MAX];
+	char tls_key[CONF_PATH_MAX];
+	int max_tls_sessions;
 	int log_syslog;
 };
 

@@ -12,6 +12,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "tls/tls.h"
 
 #define CONN_CLOSE_LINGER_MS 10000
 
@@ -64,20 +65,103 @@ size_t lb_compact(struct linebuf *lb)
 	return lb->cap - lb->len;
 }
 
+static int want_read(const struct conn *c)
+{
+	return !(c->flags & (CONN_CLOSING | CONN_SUSPENDED | CONN_EOF | CONN_TLS_NEXT))
+	       && c->in.len - c->in.off < c->in.cap;
+}
+
 static void update_events(struct conn *c)
 {
 	short ev = 0;
 
-	if (c->out_len > c->out_off)
+	if (CONFIG_TLS && c->tls) {
+		unsigned st = tls_state(c->tls);
+		if (st & TLS_WANT_WRITE)
+			ev |= POLLOUT;
+		/* The handshake reads whatever the protocol's state. */
+		if ((st & TLS_WANT_READ) && (want_read(c) || !tls_established(c->tls)))
+			ev |= POLLIN;
+	} else if (c->out_len > c->out_off) {
 		ev = POLLOUT;
-	else if (!(c->flags & (CONN_CLOSING | CONN_SUSPENDED | CONN_EOF)) &&
-		 c->in.len - c->in.off < c->in.cap)
+	} else if (want_read(c)) {
 		ev = POLLIN;
+	}
 	c->w.events = ev;
+}
+
+/* Moves plaintext both ways through the engine and sends what records
+ * the socket takes. Bounded: each round moves something or stops. */
+static int tls_pump(struct conn *c)
+{
+	struct tls_conn *t = c->tls;
+
+	for (int round = 0; round < 16; round++) {
+		int progress = 0, w;
+		size_t room = lb_compact(&c->in), n;
+
+		if (room) {
+			n = tls_app_read(t, c->in.buf + c->in.len, room);
+			c->in.len += n;
+			progress |= n > 0;
+		}
+		if (c->out_off < c->out_len) {
+			n = tls_app_write(t, c->outbuf + c->out_off, c->out_len - c->out_off);
+			c->out_off += n;
+			if (n && c->out_off == c->out_len)
+				tls_app_flush(t);
+			progress |= n > 0;
+		}
+		w = tls_sock_write(t, c->w.fd);
+		if (w < 0)
+			return -1;
+		progress |= w;
+		if (!progress)
+			break;
+	}
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (tls_state(t) & TLS_CLOSED) {
+		if (tls_error(t))
+			return -1;
+		c->flags |= CONN_EOF;
+	}
+	return 0;
+}
+
+static void switch_to_tls(struct conn *c)
+{
+	c->tls = c->tls_next;
+	c->tls_next = NULL;
+	c->flags &= ~(unsigned)CONN_TLS_NEXT;
+	/* Anything that arrived in the clear with STARTTLS is dropped
+	 * (CVE-2011-0411): the protocol starts over after the handshake. */
+	c->in.off = c->in.len = 0;
+	c->in.skipping = 0;
+}
+
+int conn_start_tls(struct conn *c)
+{
+	if (c->tls || c->tls_next)
+		return -1;
+	c->tls_next = tls_conn_new();
+	if (!c->tls_next)
+		return -1;
+	c->flags |= CONN_TLS_NEXT;
+	c->in.off = c->in.len = 0;
+	return 0;
 }
 
 void conn_flush(struct conn *c)
 {
+	if (CONFIG_TLS && c->tls) {
+		if (tls_pump(c) != 0) {
+			conn_close(c, "TLS error");
+			return;
+		}
+		update_events(c);
+		return;
+	}
 	while (c->out_off < c->out_len) {
 		ssize_t n = send(c->w.fd, c->outbuf + c->out_off,
 				 c->out_len - c->out_off, MSG_NOSIGNAL);
@@ -91,8 +175,11 @@ void conn_flush(struct conn *c)
 		}
 		c->out_off += (size_t)n;
 	}
-	if (c->out_off == c->out_len)
+	if (c->out_off == c->out_len) {
 		c->out_off = c->out_len = 0;
+		if (CONFIG_TLS && (c->flags & CONN_TLS_NEXT))
+			switch_to_tls(c);
+	}
 	update_events(c);
 }
 
@@ -103,6 +190,8 @@ size_t conn_out_free(const struct conn *c)
 
 int conn_out_pending(const struct conn *c)
 {
+	if (CONFIG_TLS && c->tls && (tls_state(c->tls) & TLS_WANT_WRITE))
+		return 1;
 	return c->out_len > c->out_off;
 }
 
@@ -144,6 +233,16 @@ void conn_close(struct conn *c, const char *why)
 	if (c->ops && c->ops->close)
 		c->ops->close(c);
 	log_msg(LOGL_INFO, "conn %u %s: closed (%s)", c->id, c->peer_str, why);
+	if (CONFIG_TLS && c->tls) {
+		if (tls_error(c->tls))
+			log_msg(LOGL_INFO, "conn %u: TLS error %d", c->id,
+				tls_error(c->tls));
+		tls_close_notify(c->tls);
+		tls_sock_write(c->tls, c->w.fd);
+	}
+	tls_conn_free(c->tls);
+	tls_conn_free(c->tls_next);
+	c->tls = c->tls_next = NULL;
 	loop_del(&c->w);
 	close(c->w.fd);
 	c->w.fd = -1;
@@ -188,9 +287,14 @@ void conn_suspend(struct conn *c)
 static void run_input(struct conn *c)
 {
 	for (int rounds = 0; rounds < CONN_MAX_ROUNDS && c->w.fd >= 0; rounds++) {
-		size_t before = c->in.off, out_before = c->out_len;
+		size_t before = c->in.off, len_before = c->in.len;
+		size_t out_before = c->out_len;
 		unsigned flags_before = c->flags;
 
+		if (CONFIG_TLS && c->tls && tls_pump(c) != 0) {
+			conn_close(c, "TLS error");
+			return;
+		}
 		if (c->flags & (CONN_SUSPENDED | CONN_CLOSING))
 			break;
 		if (c->in.off == c->in.len && !(c->flags & CONN_EOF))
@@ -203,8 +307,8 @@ static void run_input(struct conn *c)
 			return;
 		if (conn_out_pending(c))
 			break;
-		if (c->in.off == before && c->out_len == out_before &&
-		    c->flags == flags_before)
+		if (c->in.off == before && c->in.len == len_before &&
+		    c->out_len == out_before && c->flags == flags_before)
 			break;
 	}
 	if (c->w.fd >= 0 && (c->flags & CONN_EOF) && !(c->flags & CONN_SUSPENDED)
@@ -239,7 +343,20 @@ static void on_io(struct watcher *w, short revents)
 			return;
 		}
 		size_t room = lb_compact(&c->in);
-		if (room > 0) {
+		if (CONFIG_TLS && c->tls) {
+			if (tls_sock_read(c->tls, c->w.fd) < 0) {
+				if (!tls_established(c->tls) || tls_error(c->tls)) {
+					conn_close(c, tls_established(c->tls) ?
+						   "TLS error" : "TLS handshake failed");
+					return;
+				}
+				c->flags |= CONN_EOF;
+			}
+			if (tls_pump(c) != 0) {
+				conn_close(c, "TLS error");
+				return;
+			}
+		} else if (room > 0) {
 			ssize_t n = recv(c->w.fd, c->in.buf + c->in.len, room, 0);
 			if (n > 0)
 				c->in.len += (size_t)n;
@@ -286,7 +403,8 @@ int conn_count(void)
 }
 
 struct conn *conn_open(int fd, const struct sockaddr_storage *peer,
-		       socklen_t peerlen, int kind, const struct proto_ops *ops)
+		       socklen_t peerlen, int kind, const struct proto_ops *ops,
+		       int implicit_tls)
 {
 	struct conn *c = NULL;
 
@@ -325,7 +443,21 @@ struct conn *conn_open(int fd, const struct sockaddr_storage *peer,
 	c->in.len = c->in.off = 0;
 	c->in.skipping = 0;
 	c->out_len = c->out_off = 0;
+	c->tls = c->tls_next = NULL;
+	if (implicit_tls) {
+		c->tls = tls_conn_new();
+		if (!c->tls) {
+			log_msg(LOGL_WARN, "%s: no TLS session free; closing",
+				c->peer_str);
+			used[c - slots] = 0;
+			in_use--;
+			close(fd);
+			return NULL;
+		}
+	}
 	if (loop_add(&c->w) != 0) {
+		tls_conn_free(c->tls);
+		c->tls = NULL;
 		used[c - slots] = 0;
 		in_use--;
 		close(fd);

@@ -45,7 +45,10 @@ enum {
 	CONN_CLOSING = 1,       /* close once output is flushed */
 	CONN_EOF = 2,           /* peer closed its side */
 	CONN_SUSPENDED = 4,     /* protocol is busy: do not read */
+	CONN_TLS_NEXT = 8,      /* switch to TLS once output is flushed */
 };
+
+struct tls_conn;
 
 struct conn {
 	struct watcher w;
@@ -57,6 +60,8 @@ struct conn {
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	char peer_str[NET_ADDRSTR];
+	struct tls_conn *tls;       /* TLS filter, from the TLS pool */
+	struct tls_conn *tls_next;  /* reserved by STARTTLS, not yet on */
 	struct linebuf in;
 	size_t out_len, out_off;
 	char inbuf[CONFIG_CONN_INBUF];
@@ -67,7 +72,12 @@ void conn_init(int max_slots);
 /* Takes over fd (accepted, non-blocking), closing it on failure. NULL when
  * no slot is free: the caller stops accepting until a slot frees. */
 struct conn *conn_open(int fd, const struct sockaddr_storage *peer,
-		       socklen_t peerlen, int kind, const struct proto_ops *ops);
+		       socklen_t peerlen, int kind, const struct proto_ops *ops,
+		       int implicit_tls);
+/* STARTTLS: reserves a TLS context (-1: none free, answer 4xx), throws
+ * away input that came in the clear, and switches once the reply that the
+ * caller writes next has been flushed. */
+int conn_start_tls(struct conn *c);
 int conn_slots_free(void);
 int conn_count(void);
 /* Called when a slot frees, so listeners can resume. */

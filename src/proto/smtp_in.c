@@ -26,6 +26,7 @@
 #include "store/mbox.h"
 #include "store/spool.h"
 #include "store/users.h"
+#include "tls/tls.h"
 
 #define SMTP_HELO_MAX 64
 #define SMTP_LOCK_RETRY_MS 200
@@ -152,6 +153,11 @@ static void cmd_helo(struct conn *c, struct smtp_session *s, const char *arg,
 	reply(c, s, 250, "%s", conf->hostname);
 }
 
+static int starttls_offered(const struct conn *c)
+{
+	return CONFIG_TLS && !c->tls && c->listen_kind == LISTEN_SMTP && tls_ready();
+}
+
 static void cmd_ehlo(struct conn *c, struct smtp_session *s, const char *arg,
 		     size_t len)
 {
@@ -167,11 +173,12 @@ static void cmd_ehlo(struct conn *c, struct smtp_session *s, const char *arg,
 		     "250-PIPELINING\r\n"
 		     "250-SIZE %llu\r\n"
 		     "250-8BITMIME\r\n"
-		     "%s"
+		     "%s%s"
 		     "250 ENHANCEDSTATUSCODES\r\n",
 		     conf->hostname, c->peer_str,
 		     (unsigned long long)conf->max_message_size,
-		     CONFIG_FEATURE_SMTP_SMTPUTF8 ? "250-SMTPUTF8\r\n" : "");
+		     CONFIG_FEATURE_SMTP_SMTPUTF8 ? "250-SMTPUTF8\r\n" : "",
+		     starttls_offered(c) ? "250-STARTTLS\r\n" : "");
 	conn_write(c, buf, (size_t)n);
 }
 
@@ -413,10 +420,11 @@ static void write_received(struct conn *c, struct smtp_session *s)
 	if (spool_read_envelope(&s->tx.f, env_first_rcpt, &e) == 0 && e.n == 1)
 		snprintf(forpart, sizeof(forpart), "\n\tfor <%s>", e.rcpt);
 	n = snprintf(buf, sizeof(buf),
-		     "Received: from %s ([%s])\n\tby %s (postie) with %s id %x.%x%s;"
+		     "Received: from %s ([%s])\n\tby %s (postie) with %s%s%s%s id %x.%x%s;"
 		     "\n\t%s\n", s->helo, c->peer_str, conf->hostname,
 		     s->tx.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP",
-		     c->id, s->nmsgs, forpart, date);
+		     c->tls ? "S (" : "", c->tls ? tls_describe(c->tls) : "",
+		     c->tls ? ")" : "", c->id, s->nmsgs, forpart, date);
 	if (n > 0)
 		spool_write(&s->tx.f, buf, (size_t)n < sizeof(buf) ? (size_t)n :
 			    sizeof(buf) - 1);
@@ -667,8 +675,30 @@ static void cmd_vrfy(struct conn *c, struct smtp_session *s, const char *arg,
 static void cmd_starttls(struct conn *c, struct smtp_session *s,
 			 const char *arg, size_t len)
 {
-	(void)arg; (void)len;
-	reply(c, s, 454, "4.7.0 TLS not available");
+	(void)arg;
+	if (len > 0) {
+		reply(c, s, 501, "5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	if (c->tls) {
+		reply(c, s, 503, "5.5.1 Error: TLS already active");
+		return;
+	}
+	if (!starttls_offered(c)) {
+		reply(c, s, 454, "4.7.0 TLS not available");
+		return;
+	}
+	if (conn_start_tls(c) != 0) {
+		log_msg(LOGL_WARN, "conn %u %s: TLS pool exhausted", c->id, c->peer_str);
+		reply(c, s, 454, "4.7.0 TLS not available due to temporary reason");
+		return;
+	}
+	/* RFC 3207: forget everything the client said before the handshake. */
+	tx_reset(s);
+	s->esmtp = 0;
+	strcpy(s->helo, "unknown");
+	smtpin_enter(c, s, SMTP_CONNECTED);
+	reply(c, s, 220, "2.0.0 Ready to start TLS");
 }
 
 static void cmd_unimpl(struct conn *c, struct smtp_session *s, const char *arg,

@@ -2,8 +2,9 @@
 # tests/bench/bench.sh [--quick] — `make bench`: postie next to Postfix, same
 # machine, same run, SMTP -> mbox with fsync on, as ratios postie/Postfix.
 #
-#   --quick   300 messages, one size (< 1 min); default: 5000 x 2 KiB and
-#             500 x 64 KiB (a few minutes).
+#   POSTIE_BIN=FILE  measure that binary instead of building one.
+#   --quick   300 messages, one size, one run (< 1 min); default: 5000 x
+#             2 KiB and 500 x 64 KiB, three runs each (about 5 minutes).
 #
 # What it does (everything on 127.0.0.1, every wait bounded):
 #  1. Installs what is missing: postfix (for smtp-source and the comparison),
@@ -71,16 +72,18 @@ for a in "$@"; do
 done
 if [ "$QUICK" = 1 ]; then
 	RUNS="300:2048"
-	IDLE_WINDOW=10
+	REPS=1
 else
 	RUNS="5000:2048 500:65536"
-	IDLE_WINDOW=10
+	REPS=3
 fi
+IDLE_WINDOW=10
 SESSIONS=4
 IDLE_CONNS=200
 SENDER=a@test.lan
 RCPT=demo@test.lan
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 say() { echo "bench: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
@@ -135,14 +138,24 @@ command -v strace >/dev/null && HAVE_STRACE=1
 mkdir -p "$B"
 CFG_IN=.config
 [ -f "$CFG_IN" ] || CFG_IN=
-{
-	if [ -n "$CFG_IN" ]; then grep -v '^CONFIG_MAX_CONNECTIONS=' "$CFG_IN"; fi
-	echo "CONFIG_MAX_CONNECTIONS=256"
-} >"$B/bench.config"
-say "building postie (${CFG_IN:-Kconfig defaults} + CONFIG_MAX_CONNECTIONS=256)"
-timeout 600 make -s O="$B/obj" CONFIG_SRC="$B/bench.config" >"$B/build.log" 2>&1 ||
-	{ tail -20 "$B/build.log" >&2; die "postie build failed (see $B/build.log)"; }
-POSTIE_BIN=$B/obj/postie
+if [ -n "${POSTIE_BIN:-}" ]; then
+	# POSTIE_BIN=FILE bench.sh: measure that binary instead of building.
+	[ -x "$POSTIE_BIN" ] || die "POSTIE_BIN=$POSTIE_BIN is not an executable"
+	POSTIE_BIN=$(cd "$(dirname "$POSTIE_BIN")" && pwd)/$(basename "$POSTIE_BIN")
+	BUILD_NOTE="given binary (POSTIE_BIN)"
+	BUILD_CMD="POSTIE_BIN=<binary> tests/bench/bench.sh"
+else
+	{
+		if [ -n "$CFG_IN" ]; then grep -v '^CONFIG_MAX_CONNECTIONS=' "$CFG_IN"; fi
+		echo "CONFIG_MAX_CONNECTIONS=256"
+	} >"$B/bench.config"
+	say "building postie (${CFG_IN:-Kconfig defaults} + CONFIG_MAX_CONNECTIONS=256)"
+	timeout 600 make -s O="$B/obj" CONFIG_SRC="$B/bench.config" >"$B/build.log" 2>&1 ||
+		{ tail -20 "$B/build.log" >&2; die "postie build failed (see $B/build.log)"; }
+	POSTIE_BIN=$ROOT/$B/obj/postie
+	BUILD_NOTE="${CFG_IN:-defaults} + CONFIG_MAX_CONNECTIONS=256"
+	BUILD_CMD="make O=$B/obj CONFIG_SRC=$B/bench.config"
+fi
 
 # ---- 3. servers ----------------------------------------------------------
 POSTIE_PID=
@@ -205,7 +218,7 @@ local_domains test.lan
 max_message_size 10M
 max_connections 256
 EOF
-(cd "$B/postie" && exec "$ROOT/$POSTIE_BIN" -c postie.conf >postie.log 2>&1) &
+(cd "$B/postie" && exec "$POSTIE_BIN" -c postie.conf >postie.log 2>&1) &
 POSTIE_PID=$!
 wait_listen "$PORT_POSTIE" 10 || { cat "$B/postie/postie.log" >&2; die "postie did not listen on $PORT_POSTIE"; }
 
@@ -306,7 +319,7 @@ snap() {
 		printf -v "$1_$k" '%s' "$v"
 	done < <($LIB snap "$2")
 }
-fdiv() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN { if (b == 0) print "n/a"; else printf f "\n", a / b }'; }
+fdiv() { awk -v a="$1" -v b="$2" -v f="${3:-%.3g}" 'BEGIN { if (b == 0) print "n/a"; else printf f "\n", a / b }'; }
 now() { date +%s.%N; }
 exited() { # PIDSET_BEFORE PIDSET_AFTER: how many of before are gone
 	awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, ","); split(b, y, ",");
@@ -389,7 +402,7 @@ run_load() { # NAME PID PORT MBOX N LEN -> sets NAME_{secs,cpu,wb,bytes,ok,exite
 	t1=$(now)
 	snap "${name}1" "$pid"
 	local b0="${name}0_" b1="${name}1_" v
-	v="${b0}cpu"; c0=${!v}; v="${b1}cpu"; c1=${!v}
+	v="${b0}cpu_ns"; c0=${!v}; v="${b1}cpu_ns"; c1=${!v}
 	printf -v "${name}_secs" '%s' "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
 	printf -v "${name}_got" '%s' "$got"
 	printf -v "${name}_cpu" '%s' "$((c1 - c0))"
@@ -401,34 +414,68 @@ run_load() { # NAME PID PORT MBOX N LEN -> sets NAME_{secs,cpu,wb,bytes,ok,exite
 	printf -v "${name}_exited" '%s' "$(exited "$p0" "$p1")"
 }
 
+# Each size is run REPS times, alternating the servers, and the median run
+# (by msgs/s) is reported with the range: the machine may be shared.
+median_of() { # FILE SERVER LEN: the run line with the median msgs/s
+	awk -v s="$2" -v l="$3" '$1 == s && $2 == l' "$1" | sort -k9,9g |
+		awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }'
+}
+range_of() { # FILE SERVER LEN: min-max msgs/s
+	awk -v s="$2" -v l="$3" '$1 == s && $2 == l { v = $9 + 0;
+		if (n++ == 0 || v < lo) lo = v; if (v > hi) hi = v }
+		END { if (n > 1) printf " (%.0f–%.0f over %d runs)", lo, hi, n }' "$1"
+}
+RUNS_TSV=$B/runs.txt
+: >"$RUNS_TSV"
 TP_TABLE=""
+EXITED_NOTE=""
 for r in $RUNS; do
 	N=${r%%:*}; LEN=${r##*:}
-	say "load: $N messages of $LEN bytes, $SESSIONS sessions -> postie"
-	run_load p "$POSTIE_PID" "$PORT_POSTIE" "$B/postie/mail/demo" "$N" "$LEN"
-	say "load: $N messages of $LEN bytes, $SESSIONS sessions -> postfix"
-	run_load f "$PF_MASTER" "$PORT_PF" "$BA/postfix/mail/demo" "$N" "$LEN"
-	hz=$pi_hz
-	p_mps=$(fdiv "$p_got" "$p_secs" %.0f); f_mps=$(fdiv "$f_got" "$f_secs" %.0f)
-	p_cpu=$(awk -v c="$p_cpu" -v h="$hz" -v n="$p_got" 'BEGIN { printf "%.1f", n ? c / h / n * 1e6 : 0 }')
-	f_cpu=$(awk -v c="$f_cpu" -v h="$hz" -v n="$f_got" 'BEGIN { printf "%.1f", n ? c / h / n * 1e6 : 0 }')
-	p_msz=$(fdiv "$p_bytes" "$p_got" %.0f); f_msz=$(fdiv "$f_bytes" "$f_got" %.0f)
-	p_wpm=$(fdiv "$p_wb" "$p_got" %.0f); f_wpm=$(fdiv "$f_wb" "$f_got" %.0f)
-	p_wr=$(fdiv "$p_wb" "$p_bytes"); f_wr=$(fdiv "$f_wb" "$f_bytes")
-	TP_TABLE+="| SMTP→mbox msgs/s, ${LEN} B × ${N} (fsync on) | ${p_mps} (${p_got} in ${p_secs} s) | ${f_mps} (${f_got} in ${f_secs} s) | $(fdiv "$p_mps" "$f_mps") |
+	for rep in $(seq "$REPS"); do
+		say "load $rep/$REPS: $N messages of $LEN bytes, $SESSIONS sessions -> postie"
+		run_load p "$POSTIE_PID" "$PORT_POSTIE" "$B/postie/mail/demo" "$N" "$LEN"
+		say "load $rep/$REPS: $N messages of $LEN bytes, $SESSIONS sessions -> postfix"
+		run_load f "$PF_MASTER" "$PORT_PF" "$BA/postfix/mail/demo" "$N" "$LEN"
+		# server len n got secs cpu_ns wbytes mbox_bytes msgs/s exited
+		for x in p f; do
+			v_got=${x}_got v_secs=${x}_secs v_cpu=${x}_cpu v_wb=${x}_wb v_b=${x}_bytes v_e=${x}_exited
+			echo "$x $LEN $N ${!v_got} ${!v_secs} ${!v_cpu} ${!v_wb} ${!v_b} $(fdiv "${!v_got}" "${!v_secs}" %.1f) ${!v_e}" >>"$RUNS_TSV"
+		done
+	done
+	for x in p f; do
+		read -r _ _ _ got secs cpu wb bytes mps ex <<<"$(median_of "$RUNS_TSV" "$x" "$LEN")"
+		printf -v "${x}_got" '%s' "$got"; printf -v "${x}_secs" '%s' "$secs"
+		printf -v "${x}_mps" '%s' "$(awk -v v="$mps" 'BEGIN { printf "%.0f", v }')"
+		printf -v "${x}_cpu" '%s' "$(awk -v c="$cpu" -v n="$got" 'BEGIN { printf "%.0f", n ? c / n / 1000 : 0 }')"
+		printf -v "${x}_msz" '%s' "$(fdiv "$bytes" "$got" %.0f)"
+		printf -v "${x}_wpm" '%s' "$(fdiv "$wb" "$got" %.0f)"
+		printf -v "${x}_wr" '%s' "$(fdiv "$wb" "$bytes" %.2f)"
+		printf -v "${x}_range" '%s' "$(range_of "$RUNS_TSV" "$x" "$LEN")"
+		printf -v "${x}_exited" '%s' "$(awk -v s="$x" -v l="$LEN" '$1 == s && $2 == l { t += $10 } END { print t + 0 }' "$RUNS_TSV")"
+	done
+	TP_TABLE+="| SMTP→mbox msgs/s, ${LEN} B × ${N}, fsync on (median run) | ${p_mps} (${p_got} in ${p_secs} s)${p_range} | ${f_mps} (${f_got} in ${f_secs} s)${f_range} | $(fdiv "$p_mps" "$f_mps") |
 | CPU µs per message, ${LEN} B | ${p_cpu} | ${f_cpu} | $(fdiv "$p_cpu" "$f_cpu") |
 | mbox bytes per message, ${LEN} B | ${p_msz} | ${f_msz} | $(fdiv "$p_msz" "$f_msz") |
 | bytes written per message, ${LEN} B | ${p_wpm} | ${f_wpm} | $(fdiv "$p_wpm" "$f_wpm") |
 | bytes written / mbox bytes, ${LEN} B | ${p_wr} | ${f_wr} | $(fdiv "$p_wr" "$f_wr") |
 "
-	EXITED_NOTE="${EXITED_NOTE:-}${LEN} B: postie ${p_exited}, postfix ${f_exited} processes exited during the run. "
+	EXITED_NOTE+="${LEN} B: postie ${p_exited}, postfix ${f_exited} processes exited during the runs. "
 done
 
+# postie reports its longest loop stall when it stops.
+STALL="n/a"
+if [ -d "/proc/$POSTIE_PID" ]; then
+	kill -TERM "$POSTIE_PID" 2>/dev/null || true
+	for _ in $(seq 50); do [ -d "/proc/$POSTIE_PID" ] || break; sleep 0.1; done
+	STALL=$(sed -n 's/.*longest loop stall \([0-9]* *[mu]*s\).*/\1/p' "$B/postie/postie.log" | tail -1)
+	[ -n "$STALL" ] || STALL="not reported"
+fi
+
 # ---- 5. report -----------------------------------------------------------
-p_conn=$(fdiv "$((pc_rss_kb - pi_rss_kb))" "${pc_conns:-0}")
-f_conn=$(fdiv "$((fc_rss_kb - fi_rss_kb))" "${fc_conns:-0}")
-p_connp=$(fdiv "$((pc_pss_kb - pi_pss_kb))" "${pc_conns:-0}")
-f_connp=$(fdiv "$((fc_pss_kb - fi_pss_kb))" "${fc_conns:-0}")
+p_conn=$(fdiv "$((pc_rss_kb - pi_rss_kb))" "${pc_conns:-0}" %.1f)
+f_conn=$(fdiv "$((fc_rss_kb - fi_rss_kb))" "${fc_conns:-0}" %.1f)
+p_connp=$(fdiv "$((pc_pss_kb - pi_pss_kb))" "${pc_conns:-0}" %.1f)
+f_connp=$(fdiv "$((fc_pss_kb - fi_pss_kb))" "${fc_conns:-0}" %.1f)
 p_wmin=$(fdiv "$((P_WAKE * 60))" "$IDLE_WINDOW" %.0f)
 f_wmin=$(fdiv "$((F_WAKE * 60))" "$IDLE_WINDOW" %.0f)
 CPU_MODEL=$(sed -n 's/^model name[ \t]*: //p' /proc/cpuinfo | head -1)
@@ -440,8 +487,8 @@ OUT=$B/results.md
 {
 	echo "# postie vs Postfix — $(date -u '+%Y-%m-%d %H:%M UTC')$([ "$QUICK" = 1 ] && echo ' (--quick)')"
 	echo
-	echo "- machine: $(nproc) CPU, ${CPU_MODEL:-unknown CPU}, Linux $(uname -r), $(df -T "$B" | awk 'NR == 2 { print $2 }') on the bench directory; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
-	echo "- postie: commit ${POSTIE_VER}$([ "$DIRTY" -gt 0 ] && echo " + ${DIRTY} uncommitted files"), $POSTIE_BIN ($(stat -c %s "$POSTIE_BIN") bytes, ${CFG_IN:-defaults} + CONFIG_MAX_CONNECTIONS=256), one process"
+	echo "- machine: $(nproc) CPU, ${CPU_MODEL:-unknown CPU}, Linux $(uname -r), $(df -T "$B" | awk 'NR == 2 { print $2 }') on the bench directory; load average ${LOAD0} at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work on the machine makes timings and CPU noisy)"
+	echo "- postie: commit ${POSTIE_VER}$([ "$DIRTY" -gt 0 ] && echo " + ${DIRTY} uncommitted files"), $(stat -c %s "$POSTIE_BIN")-byte binary (${BUILD_NOTE}), one process"
 	echo "- Postfix ${PF_VER}: private instance (build/bench/postfix/etc), virtual(8) mbox delivery, default fsyncs, ${fi_pids} processes when idle"
 	echo
 	echo "| metric | postie | Postfix | postie / Postfix |"
@@ -453,19 +500,28 @@ OUT=$B/results.md
 	echo "| wake-ups (context switches) in ${IDLE_WINDOW} s idle (goal 0) | ${P_WAKE} | ${F_WAKE} | $(fdiv "$P_WAKE" "$F_WAKE") |"
 	echo "| wake-ups per minute idle | ${p_wmin} | ${f_wmin} | $(fdiv "$p_wmin" "$f_wmin") |"
 	printf '%s' "$TP_TABLE"
+	echo "| longest loop stall under load (postie's own report) | ${STALL} | n/a (one process per session) | |"
 	echo
-	echo "Notes: ${STRACE_LINE}. ${EXITED_NOTE}Bytes written = write_bytes - cancelled_write_bytes"
-	echo "of /proc/PID/io (postie: its one process; Postfix: master and all descendants,"
-	echo "which run with max_use = 100000 so that none exits and loses its counters). CPU ="
-	echo "utime+stime+cutime+cstime of the same processes. Postfix's 250 comes before"
-	echo "delivery: its time runs until the mbox holds every message and the queue is empty."
-	echo "Both mboxes are fsynced per message; Postfix also fsyncs its queue file."
+	echo "Notes: ${STRACE_LINE}. ${EXITED_NOTE}"
+	echo
+	echo "- Bytes written = write_bytes - cancelled_write_bytes of /proc/PID/io: pages dirtied"
+	echo "  (4 KiB each, so appending 2 KiB to an mbox counts one or two pages), minus pages of"
+	echo "  files removed before writeback. File system journal writes are not included."
+	echo "  postie: its one process; Postfix: master and all descendants, which run with"
+	echo "  max_use = 100000 so that none exits and loses its counters. Both log every"
+	echo "  message to a file (postie: stderr; Postfix: postlogd to maillog_file), counted."
+	echo "- CPU = run time from /proc/PID/schedstat plus cutime+cstime (reaped children) of the"
+	echo "  same processes; smtp-source's own CPU is not counted."
+	echo "- RSS sums count shared pages (libc, program text) once per process; PSS splits them."
+	echo "- Postfix's 250 comes before delivery: its time runs until the mbox holds every message"
+	echo "  and the queue is empty. postie answers 250 after the mbox fsync. Both fsync the mbox"
+	echo "  per message; Postfix also fsyncs its queue file."
 	echo
 	echo "Commands (from the repository root; ports chosen at run time):"
 	echo
 	echo '```'
-	echo "make O=$B/obj CONFIG_SRC=$B/bench.config"
-	echo "(cd $B/postie && ../obj/postie -c postie.conf)"
+	echo "$BUILD_CMD"
+	echo "(cd $B/postie && postie -c postie.conf)"
 	echo "postfix -c $B/postfix/etc start"
 	for c in "${CMDS[@]}"; do echo "$c"; done
 	echo "/usr/bin/python3 tests/bench/benchlib.py hold PORT $IDLE_CONNS 60   # idle connections"

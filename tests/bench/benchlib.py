@@ -11,6 +11,8 @@
         cpu      utime+stime+cutime+cstime in clock ticks; cutime/cstime
                  hold the CPU of children that exited and were reaped, so
                  sum(cpu) stays exact when short-lived processes come and go
+        cpu_ns   the same in nanoseconds: run time from /proc/PID/schedstat
+                 (exact) plus cutime+cstime converted from ticks
         wbytes   write_bytes - cancelled_write_bytes from /proc/PID/io
                  (bytes this process caused to be written to storage; lost
                  when a process exits, see pidset)
@@ -75,7 +77,7 @@ def kv(text, sep=":"):
 
 
 def snap(roots):
-    tot = dict(pids=0, cpu=0, wbytes=0, rss_kb=0, pss_kb=0, ctxt=0)
+    tot = dict(pids=0, cpu=0, cpu_ns=0, wbytes=0, rss_kb=0, pss_kb=0, ctxt=0)
     pids = []
     for p in descendants(roots):
         f = stat_fields(p)
@@ -86,6 +88,12 @@ def snap(roots):
         # After "pid (comm) ": utime stime cutime cstime are fields 14-17
         # of stat(5), i.e. indexes 11..14 here.
         tot["cpu"] += sum(int(x) for x in f[11:15])
+        reaped_ns = sum(int(x) for x in f[13:15]) * 10**9 // HZ
+        ss = read("/proc/%d/schedstat" % p)
+        if ss:
+            tot["cpu_ns"] += int(ss.split()[0]) + reaped_ns
+        else:
+            tot["cpu_ns"] += sum(int(x) for x in f[11:15]) * 10**9 // HZ
         io = kv(read("/proc/%d/io" % p))
         if io:
             tot["wbytes"] += int(io.get("write_bytes", 0)) - \

@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	memset(&peer, 0, sizeof(peer));
 	sin->sin_family = AF_INET;
 	sin->sin_addr.s_addr = htonl(0x7f000001);
-	if (!conn_open(sv[0], &peer, sizeof(*sin), LISTEN_SMTP, &smtpin_ops)) {
+	if (!conn_open(sv[0], &peer, sizeof(*sin), LISTEN_SMTP, &smtpin_ops, 0)) {
 		close(sv[1]);
 		return 0;
 	}

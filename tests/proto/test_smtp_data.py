@@ -7,7 +7,7 @@ from harness import crlf, token
 
 
 class DataContent(harness.ServerTest):
-    server_args = {"max_size": "1M", "users": harness.DEFAULT_USERS + ("dave",)}
+    server_args = {"max_size": "1M", "users": harness.DEFAULT_USERS + ("dave", "erin", "frank")}
 
     def one(self, user, t):
         msgs = self.server.find(user, t)
@@ -117,6 +117,61 @@ class DataContent(harness.ServerTest):
         # Python's mbox is mboxo: it shows the quoted form.
         self.assertIn(">From me", msgs[0].get_payload())
         self.assertEqual(len(self.server.mbox(user)), 3)
+
+    def test_from_lines_across_read_chunks(self):
+        # Many "From " / ">From " lines of varying length: some straddle
+        # the server's internal copy chunks; all must come back exact.
+        t = token()
+        lines = []
+        for i in range(3000):
+            pre = ">" * (i % 3)
+            lines.append(pre + "From " + "x" * (i % 11))
+        body = "\n".join(lines) + "\n"
+        code, _ = self.deliver(["erin@test.lan"], crlf("Subject: %s\n\n%s" % (t, body)))
+        self.assertEqual(code, 250)
+        raw = self.server.mbox_bytes("erin")
+        # On disk no line starts with a bare "From " but the separator.
+        self.assertEqual(raw.count(b"\nFrom "), 0)
+        self.assertTrue(raw.startswith(b"From "))
+        self.assertEqual(self.one("erin", t).body, body.encode())
+
+    def test_mbox_from_line_in_message_quoted(self):
+        # Some clients hand over a message that starts with an mbox From_
+        # line: it must not become a message separator.
+        t = token()
+        code, _ = self.deliver(["frank@test.lan"],
+                               crlf("From someone@example.net Mon Jan  1 00:00:00 2024\n"
+                                    "Subject: %s\n\nbody\n" % t))
+        self.assertEqual(code, 250)
+        msgs = self.server.mbox("frank")
+        self.assertEqual(len(msgs), 1)
+        self.assertIn(b"\nFrom someone@example.net Mon", msgs[0].raw)
+
+    def test_quoted_sender_with_space_in_from_line(self):
+        t = token()
+        code, _ = self.deliver(["demo@test.lan"], crlf("Subject: %s\n\nq\n" % t),
+                               sender='"john doe"@example.net')
+        self.assertEqual(code, 250)
+        m = self.one("demo", t)
+        # The From_ line stays "From SENDER DATE": no blank in SENDER.
+        parts = m.from_line.split(b" ")
+        self.assertNotIn(b" ", m.from_line[5:].split(b" ")[0])
+        self.assertIn(b"john", parts[1])
+        self.assertRegex(m.from_line.decode(),
+                         r"^From \S+ \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$")
+
+    def test_helo_cannot_inject_headers(self):
+        t = token()
+        with self.server.dialog() as d:
+            self.assertEqual(d.code("EHLO evil\tX-Injected: yes (by me) <x>"), 250)
+            code, _ = d.send_mail("a@example.net", ["demo@test.lan"],
+                                  crlf("Subject: %s\n\nh\n" % t))
+            self.assertEqual(code, 250)
+        m = self.one("demo", t)
+        self.assertEqual(m.headers("X-Injected"), [])
+        self.assertEqual(len(m.headers("Received")), 1)
+        rcv_line = m.head.split(b"\n")[0]
+        self.assertNotIn(b"\t", rcv_line.split(b"from ", 1)[1].split(b" (")[0])
 
     # --- lines and bytes ------------------------------------------------
 

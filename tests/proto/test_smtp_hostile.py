@@ -118,6 +118,11 @@ class Hostile(harness.ServerTest):
             self.assertEqual(d.code("DATA"), 503)
             self.assertEqual(d.code("MAIL FROM:<a@example.net>"), 250)
             self.assertIn(d.code("DATA"), (503, 554))
+            self.assertEqual(d.code("QUIT"), 221)
+        # A new session: fewer than CONFIG_SMTP_MAX_ERRORS (10) per session.
+        with self.server.dialog() as d:
+            d.ehlo()
+            self.assertEqual(d.code("MAIL FROM:<a@example.net>"), 250)
             self.assertEqual(d.code("MAIL FROM:<b@example.net>"), 503)
             self.assertEqual(d.code("RCPT TO:<nobody@test.lan>"), 550)
             self.assertIn(d.code("DATA"), (503, 554))
@@ -150,7 +155,7 @@ class Hostile(harness.ServerTest):
             got = []
             for _ in range(n + 1):
                 try:
-                    got.append(d.reply(timeout=10 * SLOW)[0])
+                    got.append(d.reply(timeout=5 * SLOW)[0])
                 except socket.timeout:
                     break
             self.assertEqual(len(got), n + 1,

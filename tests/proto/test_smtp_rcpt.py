@@ -14,6 +14,8 @@ staff:
   team,
   demo
 Upper: demo
+outside: someone@remote.example
+mixed: carol, someone@remote.example
 """
 
 RELAY_TRICKS = [
@@ -184,6 +186,19 @@ class Aliases(harness.ServerTest):
     def test_alias_name_case_insensitive(self):
         t = self.send(["upper@test.lan", "TEAM@test.lan"])
         self.assertEqual(self.counts(t), {"demo": 1, "alice": 1, "bob": 1, "carol": 0})
+
+    def test_alias_with_only_remote_targets(self):
+        t = token()
+        with self.server.dialog() as d:
+            d.ehlo()
+            self.assertEqual(d.code("MAIL FROM:<a@example.net>"), 250)
+            code, lines = d.cmd("RCPT TO:<outside@test.lan>")
+            self.assertEqual(code, 550, lines)
+        self.assertEqual(self.server.anywhere(t), [])
+
+    def test_alias_with_remote_and_local_targets(self):
+        t = self.send(["mixed@test.lan"])
+        self.assertEqual(self.counts(t), {"demo": 0, "alice": 0, "bob": 0, "carol": 1})
 
     def test_unknown_still_refused(self):
         with self.server.dialog() as d:

@@ -1,0 +1,64 @@
+/* tls — the TLS filter a connection slot can switch on (STARTTLS, smtps).
+ * The slot owns one tls_conn from a fixed pool while TLS is on; the
+ * engine works in a caller-owned half-duplex buffer. When CONFIG_TLS is
+ * off these are inline stubs: no BearSSL is linked, tls_conn_new() gives
+ * NULL and STARTTLS answers 454 through the normal path. */
+#ifndef POSTIE_TLS_H
+#define POSTIE_TLS_H
+
+#include <stddef.h>
+
+struct tls_conn;
+
+enum {
+	TLS_WANT_READ = 1,      /* the engine wants records from the socket */
+	TLS_WANT_WRITE = 2,     /* the engine has records for the socket */
+	TLS_APP_IN = 4,         /* decrypted bytes are waiting */
+	TLS_APP_OUT = 8,        /* the engine takes plaintext now */
+	TLS_CLOSED = 16,
+};
+
+#if CONFIG_TLS
+/* Loads (or on reload replaces) the certificate chain and key, checking
+ * that they match. Sessions in progress keep the old pair. */
+int tls_load(const char *cert, const char *key, char *err, size_t errlen);
+int tls_ready(void);
+void tls_set_max(int max);
+struct tls_conn *tls_conn_new(void);
+void tls_conn_free(struct tls_conn *t);
+unsigned tls_state(struct tls_conn *t);
+/* Socket side: 1 progress, 0 would block, -1 closed or failed. */
+int tls_sock_read(struct tls_conn *t, int fd);
+int tls_sock_write(struct tls_conn *t, int fd);
+/* Application side. */
+size_t tls_app_read(struct tls_conn *t, char *dst, size_t cap);
+size_t tls_app_write(struct tls_conn *t, const char *src, size_t len);
+void tls_app_flush(struct tls_conn *t);
+void tls_close_notify(struct tls_conn *t);
+/* Last BearSSL error (0: none) and a short description of the session
+ * ("TLSv1.2 ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256") once established. */
+int tls_error(struct tls_conn *t);
+int tls_established(struct tls_conn *t);
+const char *tls_describe(struct tls_conn *t);
+#else
+static inline int tls_load(const char *c, const char *k, char *e, size_t n)
+{ (void)c; (void)k; (void)e; (void)n; return -1; }
+static inline int tls_ready(void) { return 0; }
+static inline void tls_set_max(int max) { (void)max; }
+static inline struct tls_conn *tls_conn_new(void) { return NULL; }
+static inline void tls_conn_free(struct tls_conn *t) { (void)t; }
+static inline unsigned tls_state(struct tls_conn *t) { (void)t; return TLS_CLOSED; }
+static inline int tls_sock_read(struct tls_conn *t, int fd) { (void)t; (void)fd; return -1; }
+static inline int tls_sock_write(struct tls_conn *t, int fd) { (void)t; (void)fd; return -1; }
+static inline size_t tls_app_read(struct tls_conn *t, char *d, size_t c)
+{ (void)t; (void)d; (void)c; return 0; }
+static inline size_t tls_app_write(struct tls_conn *t, const char *s, size_t l)
+{ (void)t; (void)s; (void)l; return 0; }
+static inline void tls_app_flush(struct tls_conn *t) { (void)t; }
+static inline void tls_close_notify(struct tls_conn *t) { (void)t; }
+static inline int tls_error(struct tls_conn *t) { (void)t; return 0; }
+static inline int tls_established(struct tls_conn *t) { (void)t; return 0; }
+static inline const char *tls_describe(struct tls_conn *t) { (void)t; return ""; }
+#endif
+
+#endif

@@ -1,0 +1,528 @@
+/* tls_bearssl — TLS 1.2 server on BearSSL (see tls.h).
+ *
+ * Owns: the credentials (PEM chain + RSA or EC key, refcounted so a reload
+ * never pulls them from under a handshake), the pool of engine contexts
+ * with their half-duplex record buffers, and the LRU resumption cache.
+ * Limits: CONFIG_MAX_TLS_SESSIONS contexts (run-time max_tls_sessions may
+ * lower it), CONFIG_TLS_SESSION_CACHE cached sessions, PEM files of
+ * 256 KiB, chains of 8 certificates. No allocation after load. */
+#include "tls/tls.h"
+
+#include <bearssl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/log.h"
+#include "store/users.h"
+
+#define TLS_PEM_MAX (256u << 10)
+#define TLS_CHAIN_MAX 8
+
+struct tls_creds {
+	br_x509_certificate chain[TLS_CHAIN_MAX];
+	size_t chain_len;
+	int key_type;                   /* BR_KEYTYPE_RSA or BR_KEYTYPE_EC */
+	br_rsa_private_key rsa;
+	br_ec_private_key ec;
+	unsigned char *mem;             /* certificates and key bytes */
+	int refs;
+};
+
+struct tls_conn {
+	br_ssl_server_context sc;
+	struct tls_creds *creds;
+	int used;
+	char desc[80];
+	unsigned char iobuf[BR_SSL_BUFSIZE_MONO];
+};
+
+static struct tls_conn pool[CONFIG_MAX_TLS_SESSIONS];
+static int pool_max = CONFIG_MAX_TLS_SESSIONS, pool_used;
+static struct tls_creds *current;
+static br_ssl_session_cache_lru lru;
+static unsigned char lru_store[CONFIG_TLS_SESSION_CACHE * 100 + 1];
+static int lru_ready;
+
+/* TLS 1.2, forward secrecy, AEAD only; ChaCha20 first for CPUs without
+ * AES instructions (every MIPS router). */
+static const uint16_t suites[] = {
+	BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+};
+
+/* ---- loading -------------------------------------------------------- */
+
+struct pem_out {
+	unsigned char *buf;
+	size_t len, cap;
+	int overflow;
+};
+
+static void pem_append(void *ctx, const void *data, size_t len)
+{
+	struct pem_out *o = ctx;
+
+	if (o->len + len > o->cap) {
+		o->overflow = 1;
+		return;
+	}
+	memcpy(o->buf + o->len, data, len);
+	o->len += len;
+}
+
+/* Walks the PEM objects of text; fn gets each object's name and DER. */
+typedef int (*pem_fn)(void *ctx, const char *name, const unsigned char *der,
+		      size_t len);
+
+static int pem_each(const char *text, size_t len, unsigned char *scratch,
+		    size_t cap, pem_fn fn, void *ctx)
+{
+	br_pem_decoder_context pc;
+	struct pem_out o = { .buf = scratch, .cap = cap };
+	char name[128] = "";
+	int n = 0;
+
+	br_pem_decoder_init(&pc);
+	while (len > 0) {
+		size_t k = br_pem_decoder_push(&pc, text, len);
+		text += k;
+		len -= k;
+		switch (br_pem_decoder_event(&pc)) {
+		case BR_PEM_BEGIN_OBJ:
+			snprintf(name, sizeof(name), "%s", br_pem_decoder_name(&pc));
+			o.len = 0;
+			br_pem_decoder_setdest(&pc, pem_append, &o);
+			break;
+		case BR_PEM_END_OBJ:
+			if (o.overflow || fn(ctx, name, o.buf, o.len) != 0)
+				return -1;
+			n++;
+			break;
+		case BR_PEM_ERROR:
+			return -1;
+		default:
+			break;
+		}
+	}
+	return n;
+}
+
+struct load {
+	struct tls_creds *c;
+	size_t used;                    /* bytes of c->mem in use */
+	size_t cap;
+	br_skey_decoder_context skey;
+	int keys;
+	const char *why;
+};
+
+static unsigned char *keep(struct load *l, const void *p, size_t n)
+{
+	unsigned char *dst;
+
+	if (l->used + n > l->cap)
+		return NULL;
+	dst = l->c->mem + l->used;
+	memcpy(dst, p, n);
+	l->used += n;
+	return dst;
+}
+
+static int on_cert(void *ctx, const char *name, const unsigned char *der,
+		   size_t len)
+{
+	struct load *l = ctx;
+	br_x509_certificate *x;
+
+	if (strcmp(name, "CERTIFICATE") != 0 && strcmp(name, "X509 CERTIFICATE") != 0)
+		return 0;
+	if (l->c->chain_len == TLS_CHAIN_MAX) {
+		l->why = "more than 8 certificates in the chain";
+		return -1;
+	}
+	x = &l->c->chain[l->c->chain_len];
+	x->data = keep(l, der, len);
+	x->data_len = len;
+	if (!x->data)
+		return -1;
+	l->c->chain_len++;
+	return 0;
+}
+
+static int on_key(void *ctx, const char *name, const unsigned char *der,
+		  size_t len)
+{
+	struct load *l = ctx;
+
+	if (!strstr(name, "PRIVATE KEY"))
+		return 0;
+	br_skey_decoder_init(&l->skey);
+	br_skey_decoder_push(&l->skey, der, len);
+	if (br_skey_decoder_last_error(&l->skey) != 0) {
+		l->why = "cannot decode the private key (RSA or EC, PKCS#1, "
+			 "SEC 1 or PKCS#8, unencrypted)";
+		return -1;
+	}
+	l->keys++;
+	return 0;
+}
+
+/* Copies the decoded key into the credentials' own memory. */
+static int copy_key(struct load *l)
+{
+	struct tls_creds *c = l->c;
+	const br_rsa_private_key *rk;
+	const br_ec_private_key *ek;
+
+	c->key_type = (int)br_skey_decoder_key_type(&l->skey);
+	if (c->key_type == BR_KEYTYPE_RSA) {
+		rk = br_skey_decoder_get_rsa(&l->skey);
+		c->rsa = *rk;
+		c->rsa.p = keep(l, rk->p, rk->plen);
+		c->rsa.q = keep(l, rk->q, rk->qlen);
+		c->rsa.dp = keep(l, rk->dp, rk->dplen);
+		c->rsa.dq = keep(l, rk->dq, rk->dqlen);
+		c->rsa.iq = keep(l, rk->iq, rk->iqlen);
+		return c->rsa.p && c->rsa.q && c->rsa.dp && c->rsa.dq && c->rsa.iq ? 0 : -1;
+	}
+	ek = br_skey_decoder_get_ec(&l->skey);
+	c->ec = *ek;
+	c->ec.x = keep(l, ek->x, ek->xlen);
+	return c->ec.x ? 0 : -1;
+}
+
+static size_t strip_zeros(const unsigned char **p, size_t n)
+{
+	while (n > 0 && **p == 0) {
+		(*p)++;
+		n--;
+	}
+	return n;
+}
+
+/* The first certificate's public key must be the private key's. */
+static int key_matches(struct tls_creds *c)
+{
+	br_x509_decoder_context dc;
+	const br_x509_pkey *pk;
+	unsigned char buf[BR_EC_KBUF_PUB_MAX_SIZE > 512 ? BR_EC_KBUF_PUB_MAX_SIZE : 512];
+
+	br_x509_decoder_init(&dc, NULL, NULL);
+	br_x509_decoder_push(&dc, c->chain[0].data, c->chain[0].data_len);
+	pk = br_x509_decoder_get_pkey(&dc);
+	if (!pk || pk->key_type != c->key_type)
+		return 0;
+	if (c->key_type == BR_KEYTYPE_RSA) {
+		size_t n = br_rsa_compute_modulus_get_default()(NULL, &c->rsa);
+		const unsigned char *a = buf, *b = pk->key.rsa.n;
+		size_t bl = pk->key.rsa.nlen;
+		if (n == 0 || n > sizeof(buf))
+			return 0;
+		br_rsa_compute_modulus_get_default()(buf, &c->rsa);
+		n = strip_zeros(&a, n);
+		bl = strip_zeros(&b, bl);
+		return n == bl && memcmp(a, b, n) == 0;
+	}
+	size_t q = br_ec_compute_pub(br_ec_get_default(), NULL, buf, &c->ec);
+	return q != 0 && pk->key.ec.curve == c->ec.curve && q == pk->key.ec.qlen &&
+	       memcmp(buf, pk->key.ec.q, q) == 0;
+}
+
+static void creds_put(struct tls_creds *c)
+{
+	if (c && --c->refs == 0) {
+		free(c->mem);
+		free(c);
+	}
+}
+
+int tls_load(const char *cert, const char *key, char *err, size_t errlen)
+{
+	struct load *l = calloc(1, sizeof(*l));
+	char *ctext = NULL, *ktext = NULL;
+	unsigned char *scratch = NULL;
+	size_t clen, klen;
+	int rc = -1;
+
+	if (!l)
+		goto oom;
+	ctext = file_slurp(cert, TLS_PEM_MAX, &clen, err, errlen);
+	if (!ctext)
+		goto out;
+	ktext = file_slurp(key, TLS_PEM_MAX, &klen, err, errlen);
+	if (!ktext)
+		goto out;
+	l->c = calloc(1, sizeof(*l->c));
+	l->cap = clen + klen;
+	scratch = malloc(l->cap + 1);
+	if (!l->c || !scratch || !(l->c->mem = malloc(l->cap + 1)))
+		goto oom;
+	if (pem_each(ctext, clen, scratch, l->cap, on_cert, l) < 0 ||
+	    l->c->chain_len == 0) {
+		snprintf(err, errlen, "%s: %s", cert, l->why ? l->why :
+			 "no PEM CERTIFICATE found");
+		goto out;
+	}
+	if (pem_each(ktext, klen, scratch, l->cap, on_key, l) < 0 || l->keys != 1) {
+		snprintf(err, errlen, "%s: %s", key, l->why ? l->why :
+			 "want exactly one PEM PRIVATE KEY");
+		goto out;
+	}
+	if (copy_key(l) != 0)
+		goto oom;
+	if (!key_matches(l->c)) {
+		snprintf(err, errlen, "%s: the key does not match the first "
+			 "certificate of %s", key, cert);
+		goto out;
+	}
+	l->c->refs = 1;
+	creds_put(current);
+	current = l->c;
+	l->c = NULL;
+	rc = 0;
+	goto out;
+oom:
+	snprintf(err, errlen, "%s: out of memory", cert);
+out:
+	if (l && l->c) {
+		free(l->c->mem);
+		free(l->c);
+	}
+	/* The decoder held key material: wipe before freeing. */
+	if (l)
+		memset(l, 0, sizeof(*l));
+	if (ktext)
+		memset(ktext, 0, klen);
+	free(l);
+	free(ctext);
+	free(ktext);
+	free(scratch);
+	return rc;
+}
+
+int tls_ready(void)
+{
+	return current != NULL;
+}
+
+void tls_set_max(int max)
+{
+	pool_max = max < CONFIG_MAX_TLS_SESSIONS ? max : CONFIG_MAX_TLS_SESSIONS;
+}
+
+/* ---- sessions ------------------------------------------------------- */
+
+static void engine_setup(struct tls_conn *t)
+{
+	br_ssl_server_context *sc = &t->sc;
+	br_ssl_engine_context *eng = &sc->eng;
+	struct tls_creds *c = t->creds;
+
+	br_ssl_server_zero(sc);
+	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
+	br_ssl_engine_set_suites(eng, suites, sizeof(suites) / sizeof(suites[0]));
+	br_ssl_engine_set_ec(eng, br_ec_get_default());
+	br_ssl_engine_set_hash(eng, br_sha1_ID, &br_sha1_vtable);
+	br_ssl_engine_set_hash(eng, br_sha256_ID, &br_sha256_vtable);
+	br_ssl_engine_set_hash(eng, br_sha384_ID, &br_sha384_vtable);
+	br_ssl_engine_set_hash(eng, br_sha512_ID, &br_sha512_vtable);
+	br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
+	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
+	br_ssl_engine_set_default_aes_gcm(eng);
+	br_ssl_engine_set_default_chapol(eng);
+	if (c->key_type == BR_KEYTYPE_RSA)
+		br_ssl_server_set_single_rsa(sc, c->chain, c->chain_len, &c->rsa,
+			BR_KEYTYPE_SIGN, br_rsa_private_get_default(),
+			br_rsa_pkcs1_sign_get_default());
+	else
+		br_ssl_server_set_single_ec(sc, c->chain, c->chain_len, &c->ec,
+			BR_KEYTYPE_SIGN, BR_KEYTYPE_EC, br_ec_get_default(),
+			br_ecdsa_sign_asn1_get_default());
+	br_ssl_engine_set_buffer(eng, t->iobuf, sizeof(t->iobuf), 0);
+	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION |
+		BR_OPT_ENFORCE_SERVER_PREFERENCES);
+	if (CONFIG_TLS_SESSION_CACHE > 0) {
+		if (!lru_ready) {
+			br_ssl_session_cache_lru_init(&lru, lru_store,
+				CONFIG_TLS_SESSION_CACHE * 100);
+			lru_ready = 1;
+		}
+		br_ssl_server_set_cache(sc, &lru.vtable);
+	}
+}
+
+struct tls_conn *tls_conn_new(void)
+{
+	if (!current || pool_used >= pool_max)
+		return NULL;
+	for (int i = 0; i < CONFIG_MAX_TLS_SESSIONS; i++) {
+		struct tls_conn *t = &pool[i];
+		if (t->used)
+			continue;
+		t->used = 1;
+		t->creds = current;
+		current->refs++;
+		t->desc[0] = '\0';
+		engine_setup(t);
+		if (!br_ssl_server_reset(&t->sc)) {
+			log_msg(LOGL_ERR, "tls: engine reset failed: %d",
+				br_ssl_engine_last_error(&t->sc.eng));
+			tls_conn_free(t);
+			return NULL;
+		}
+		pool_used++;
+		return t;
+	}
+	return NULL;
+}
+
+void tls_conn_free(struct tls_conn *t)
+{
+	if (!t || !t->used)
+		return;
+	creds_put(t->creds);
+	t->creds = NULL;
+	t->used = 0;
+	pool_used--;
+}
+
+unsigned tls_state(struct tls_conn *t)
+{
+	unsigned st = br_ssl_engine_current_state(&t->sc.eng), r = 0;
+
+	if (st & BR_SSL_CLOSED)
+		return TLS_CLOSED;
+	if (st & BR_SSL_RECVREC)
+		r |= TLS_WANT_READ;
+	if (st & BR_SSL_SENDREC)
+		r |= TLS_WANT_WRITE;
+	if (st & BR_SSL_RECVAPP)
+		r |= TLS_APP_IN;
+	if (st & BR_SSL_SENDAPP)
+		r |= TLS_APP_OUT;
+	/* Application data flows only once the handshake is done. */
+	if ((r & (TLS_APP_IN | TLS_APP_OUT)) && !t->desc[0])
+		tls_describe(t);
+	return r;
+}
+
+int tls_sock_read(struct tls_conn *t, int fd)
+{
+	br_ssl_engine_context *eng = &t->sc.eng;
+	unsigned char *buf;
+	size_t len;
+	ssize_t n;
+
+	if (!(br_ssl_engine_current_state(eng) & BR_SSL_RECVREC))
+		return 0;
+	buf = br_ssl_engine_recvrec_buf(eng, &len);
+	n = recv(fd, buf, len, 0);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+	if (n == 0)
+		return -1;
+	br_ssl_engine_recvrec_ack(eng, (size_t)n);
+	return 1;
+}
+
+int tls_sock_write(struct tls_conn *t, int fd)
+{
+	br_ssl_engine_context *eng = &t->sc.eng;
+	unsigned char *buf;
+	size_t len;
+	ssize_t n;
+
+	if (!(br_ssl_engine_current_state(eng) & BR_SSL_SENDREC))
+		return 0;
+	buf = br_ssl_engine_sendrec_buf(eng, &len);
+	n = send(fd, buf, len, MSG_NOSIGNAL);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+	br_ssl_engine_sendrec_ack(eng, (size_t)n);
+	return 1;
+}
+
+size_t tls_app_read(struct tls_conn *t, char *dst, size_t cap)
+{
+	br_ssl_engine_context *eng = &t->sc.eng;
+	unsigned char *buf;
+	size_t len;
+
+	if (cap == 0 || !(br_ssl_engine_current_state(eng) & BR_SSL_RECVAPP))
+		return 0;
+	buf = br_ssl_engine_recvapp_buf(eng, &len);
+	if (len > cap)
+		len = cap;
+	memcpy(dst, buf, len);
+	br_ssl_engine_recvapp_ack(eng, len);
+	return len;
+}
+
+size_t tls_app_write(struct tls_conn *t, const char *src, size_t n)
+{
+	br_ssl_engine_context *eng = &t->sc.eng;
+	unsigned char *buf;
+	size_t len;
+
+	if (n == 0 || !(br_ssl_engine_current_state(eng) & BR_SSL_SENDAPP))
+		return 0;
+	buf = br_ssl_engine_sendapp_buf(eng, &len);
+	if (len > n)
+		len = n;
+	memcpy(buf, src, len);
+	br_ssl_engine_sendapp_ack(eng, len);
+	return len;
+}
+
+void tls_app_flush(struct tls_conn *t)
+{
+	br_ssl_engine_flush(&t->sc.eng, 0);
+}
+
+void tls_close_notify(struct tls_conn *t)
+{
+	br_ssl_engine_close(&t->sc.eng);
+}
+
+int tls_error(struct tls_conn *t)
+{
+	return br_ssl_engine_last_error(&t->sc.eng);
+}
+
+int tls_established(struct tls_conn *t)
+{
+	return t->desc[0] != '\0';
+}
+
+const char *tls_describe(struct tls_conn *t)
+{
+	br_ssl_session_parameters sp;
+	const char *kx, *cipher;
+
+	if (t->desc[0])
+		return t->desc;
+	br_ssl_engine_get_session_parameters(&t->sc.eng, &sp);
+	switch (sp.cipher_suite) {
+	case BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256:
+		kx = "ECDHE-ECDSA", cipher = "CHACHA20-POLY1305"; break;
+	case BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256:
+		kx = "ECDHE-RSA", cipher = "CHACHA20-POLY1305"; break;
+	case BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256:
+		kx = "ECDHE-ECDSA", cipher = "AES128-GCM-SHA256"; break;
+	case BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256:
+		kx = "ECDHE-RSA", cipher = "AES128-GCM-SHA256"; break;
+	case BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384:
+		kx = "ECDHE-ECDSA", cipher = "AES256-GCM-SHA384"; break;
+	default:
+		kx = "ECDHE-RSA", cipher = "AES256-GCM-SHA384"; break;
+	}
+	snprintf(t->desc, sizeof(t->desc), "TLSv1.2 %s-%s", kx, cipher);
+	return t->desc;
+}

@@ -1,0 +1,417 @@
+"""Configuration checking (`postie -t`), -V, start-up (directories, ports)
+and stopping with SIGTERM/SIGINT."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import SLOW, crlf, need_feature, token
+
+GOOD = """\
+# a comment
+hostname mail.test.lan   # trailing comment
+listen smtp 127.0.0.1:2525
+
+users ./users
+mail_dir ./mail
+spool_dir ./spool
+local_domains test.lan example.org
+max_message_size 10M
+max_connections 16
+"""
+
+
+class ConfBase(harness.TestCase):
+    """postie -t on generated files, run in a private temp dir."""
+
+    def setUp(self):
+        super().setUp()
+        self.dir = tempfile.mkdtemp(prefix="postie-conf-")
+        self.write("users", "demo:\nalice:\n")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
+
+    def write(self, name, text):
+        with open(os.path.join(self.dir, name), "w") as f:
+            f.write(text)
+
+    def check(self, conf_text, name="postie.conf"):
+        """Runs postie -t; returns (exit code, output)."""
+        self.write(name, conf_text)
+        r = subprocess.run(harness.command("-t", "-c", name), cwd=self.dir,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30 * SLOW)
+        return r.returncode, r.stdout.decode("utf-8", "replace")
+
+    def assertBad(self, conf_text, line, *words, name="postie.conf"):
+        """-t exits 1 with "NAME:LINE: cause" holding every word."""
+        rc, out = self.check(conf_text, name)
+        self.assertEqual(rc, 1, out)
+        self.assertRegex(out, r"%s:%d: \S" % (re.escape(name), line))
+        for w in words:
+            self.assertIn(w, out)
+        self.assertLess(len(out), 1000, "one clear message, not a flood")
+        return out
+
+
+class ConfigCheck(ConfBase):
+
+    def test_good_config(self):
+        rc, out = self.check(GOOD)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("OK", out)
+
+    def test_good_config_crlf_and_tabs(self):
+        rc, out = self.check(GOOD.replace(" ", "\t").replace("\n", "\r\n"))
+        self.assertEqual(rc, 0, out)
+
+    def test_minimal_config(self):
+        rc, out = self.check("listen smtp 127.0.0.1:2525\n")
+        self.assertEqual(rc, 0, out)
+
+    def test_check_does_not_listen_or_create(self):
+        # -t must not bind nor create directories.
+        port = harness.free_port()
+        rc, out = self.check(GOOD.replace("2525", str(port)))
+        self.assertEqual(rc, 0, out)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "mail")))
+        with socket.socket() as s:
+            self.assertNotEqual(s.connect_ex(("127.0.0.1", port)), 0)
+
+    def test_unknown_directive(self):
+        self.assertBad(GOOD + "frobnicate yes\n", 11, "frobnicate")
+
+    def test_unknown_directive_line_number(self):
+        self.assertBad("hostname a.lan\n\n# c\nbogus 1\n", 4, "bogus")
+
+    def test_bad_listen(self):
+        for i, addr in enumerate(["127.0.0.1", "127.0.0.1:", "127.0.0.1:99999",
+                                  "127.0.0.1:abc", "999.1.1.1:25", "localhost:25",
+                                  "127.0.0.1:25:26", ":25", "127.0.0.1:-1"]):
+            with self.subTest(addr=addr):
+                self.assertBad("hostname a.lan\nlisten smtp %s\n" % addr, 2, addr)
+
+    def test_listen_unknown_service(self):
+        self.assertBad("listen gopher 127.0.0.1:70\n", 1, "gopher")
+
+    def test_listen_missing_value(self):
+        self.assertBad("listen smtp\n", 1, "listen")
+
+    def test_bad_sizes(self):
+        for v in ("10Q", "-1", "0", "1", "abc", "99999999999999999999999", "5G",
+                  "1.5M", "10 M"):
+            with self.subTest(size=v):
+                self.assertBad("max_message_size %s\n" % v, 1, "max_message_size")
+
+    def test_good_sizes(self):
+        for v in ("1K", "1024", "512k", "10M", "4G"):
+            with self.subTest(size=v):
+                rc, out = self.check("max_message_size %s\n" % v)
+                self.assertEqual(rc, 0, out)
+
+    def test_bad_max_connections(self):
+        for v in ("0", "-3", "x", "100000000"):
+            with self.subTest(v=v):
+                self.assertBad("max_connections %s\n" % v, 1, "max_connections")
+
+    def test_bad_hostname_and_domains(self):
+        self.assertBad("hostname bad_host!\n", 1, "hostname")
+        self.assertBad("local_domains ok.lan bad..lan\n", 1, "bad..lan")
+
+    def test_directive_twice(self):
+        self.assertBad("hostname a.lan\nhostname b.lan\n", 2, "hostname")
+
+    def test_relative_path_needs_dot_slash(self):
+        self.assertBad("users users\n", 1, "users")
+
+    def test_absent_feature_directives(self):
+        cases = [("tls_cert /x", "CONFIG_TLS"), ("tls_key /x", "CONFIG_TLS"),
+                 ("relay_networks 127.0.0.0/8", "CONFIG_RELAY"),
+                 ("smarthost smtp.example.net:465 tls", "CONFIG_RELAY"),
+                 ("dns_server 127.0.0.1", "CONFIG_DNS")]
+        feats = harness.features()
+        for line, option in cases:
+            feature = option[len("CONFIG_"):].lower()
+            if feature in feats:
+                continue
+            with self.subTest(line=line):
+                self.assertBad("hostname a.lan\n%s\n" % line, 2, option)
+
+    def test_absent_listen_kinds(self):
+        feats = harness.features()
+        for kind in ("submission", "smtps", "pop3", "pop3s", "imap", "imaps"):
+            if kind in feats:
+                continue
+            with self.subTest(kind=kind):
+                self.assertBad("listen %s 127.0.0.1:2600\n" % kind, 1, kind)
+
+    def test_ipv6_listen(self):
+        conf = "listen smtp [::1]:2525\n"
+        if "ipv6" in harness.features():
+            rc, out = self.check(conf)
+            self.assertEqual(rc, 0, out)
+        else:
+            self.assertBad(conf, 1, "CONFIG_IPV6")
+
+    def test_missing_config_file(self):
+        r = subprocess.run(harness.command("-t", "-c", "nonexistent.conf"),
+                           cwd=self.dir, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30 * SLOW)
+        out = r.stdout.decode("utf-8", "replace")
+        self.assertEqual(r.returncode, 1, out)
+        self.assertIn("nonexistent.conf", out)
+        self.assertIn("No such file", out)
+
+    def test_missing_users_file(self):
+        # The error names where the file was configured and why it fails.
+        out = self.assertBad("hostname a.lan\nusers ./no-users\n", 2,
+                             "no-users", "No such file")
+
+    def test_bad_users_file(self):
+        self.write("users", "demo:\n# comment\nBad Name:x\n")
+        rc, out = self.check("users ./users\n")
+        self.assertEqual(rc, 1, out)
+        self.assertRegex(out, r"users:3: ")
+
+    def test_duplicate_user(self):
+        self.write("users", "demo:\nalice:\nDEMO:\n")
+        rc, out = self.check("users ./users\n")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("demo", out)
+
+    def test_usage_error(self):
+        r = subprocess.run(harness.command("-Z"), cwd=self.dir, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30 * SLOW)
+        self.assertNotEqual(r.returncode, 0)
+
+    def test_version(self):
+        r = subprocess.run(harness.command("-V"), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30 * SLOW)
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(out, r"^postie \d+\.\d+")
+        self.assertRegex(out, r"(?m)^features: .*\bsmtp\b")
+        self.assertIn("mbox", harness.features())
+
+
+@need_feature("aliases")
+class AliasesCheck(ConfBase):
+    CONF = "users ./users\naliases ./aliases\nlocal_domains test.lan\n"
+
+    def bad_aliases(self, text, line, *words):
+        self.write("aliases", text)
+        rc, out = self.check(self.CONF)
+        self.assertEqual(rc, 1, out)
+        self.assertRegex(out, r"aliases:%d: " % line)
+        for w in words:
+            self.assertIn(w, out)
+        return out
+
+    def test_good_aliases(self):
+        self.write("aliases", "# c\npostmaster: demo\nteam: demo, alice\n"
+                   "all: team,\n  alice\nout: someone@remote.example\n")
+        rc, out = self.check(self.CONF)
+        self.assertEqual(rc, 0, out)
+
+    def test_program_target(self):
+        self.bad_aliases("postmaster: demo\nbad: |/bin/prog\n", 2, "|/bin/prog")
+
+    def test_quoted_program_target(self):
+        self.bad_aliases('bad: "|/bin/prog arg"\n', 1)
+
+    def test_file_target(self):
+        self.bad_aliases("postmaster: demo\n\nbad: demo, /tmp/file\n", 3, "/tmp/file")
+
+    def test_include_target(self):
+        self.bad_aliases("bad: :include:/etc/list\n", 1, ":include:")
+
+    def test_loop(self):
+        self.bad_aliases("a: b\nb: c\nc: a\n", 1)
+
+    def test_self_loop_without_user(self):
+        self.bad_aliases("x: demo\nloop: loop\n", 2, "loop")
+
+    def test_unknown_target(self):
+        self.bad_aliases("x: demo\ny: nosuchuser\n", 2, "nosuchuser")
+
+    def test_missing_colon(self):
+        self.bad_aliases("x: demo\njunk line\n", 2)
+
+    def test_alias_twice(self):
+        self.bad_aliases("x: demo\nX: alice\n", 2, "x")
+
+    def test_missing_aliases_file(self):
+        rc, out = self.check(self.CONF.replace("./aliases", "./no-aliases"))
+        self.assertEqual(rc, 1, out)
+        self.assertIn("no-aliases", out)
+        self.assertRegex(out, r"postie\.conf:2: ")
+
+
+class NoAliasesFeature(harness.TestCase):
+    def test_aliases_directive_without_feature(self):
+        if "aliases" in harness.features():
+            self.skipTest("aliases feature is built in")
+        d = tempfile.mkdtemp(prefix="postie-conf-")
+        try:
+            with open(os.path.join(d, "c.conf"), "w") as f:
+                f.write("aliases ./aliases\n")
+            r = subprocess.run(harness.command("-t", "-c", "c.conf"), cwd=d,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               timeout=30 * SLOW)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(b"CONFIG_ALIASES", r.stdout)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+class Startup(harness.TestCase):
+
+    def test_missing_mail_dir_created(self):
+        srv = harness.Server(create_mail_dir=False)
+        try:
+            srv.start()
+            self.assertTrue(os.path.isdir(srv.path("mail")))
+            self.assertTrue(os.path.isdir(srv.path("spool")))
+            t = token()
+            with srv.dialog() as d:
+                d.ehlo()
+                code, _ = d.send_mail("a@example.net", ["demo@test.lan"],
+                                      crlf("Subject: %s\n\nx\n" % t))
+                self.assertEqual(code, 250)
+            self.assertEqual(len(srv.find("demo", t)), 1)
+            self.assertEqual(os.stat(srv.path("mail", "demo")).st_mode & 0o777, 0o600)
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            srv.cleanup()
+
+    def test_mail_dir_removed_while_running(self):
+        # A missing mail directory later is a temporary failure, not a crash.
+        srv = harness.Server()
+        try:
+            srv.start()
+            shutil.rmtree(srv.path("mail"))
+            with srv.dialog() as d:
+                d.ehlo()
+                code, lines = d.send_mail("a@example.net", ["demo@test.lan"],
+                                          crlf("Subject: x\n\nx\n"))
+                self.assertTrue(400 <= code < 500, lines)
+                self.assertEqual(d.code("NOOP"), 250)
+            self.assertTrue(srv.running())
+            self.assertEqual(srv.spool_tmp(), [])
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            srv.cleanup()
+
+    def test_stale_spool_tmp_removed_at_start(self):
+        srv = harness.Server()
+        try:
+            os.makedirs(srv.path("spool", "tmp"))
+            srv.write(os.path.join("spool", "tmp", "123.456.1.1"), "F x\n")
+            srv.start()
+            self.assertEqual(srv.spool_tmp(), [])
+        finally:
+            srv.cleanup()
+
+    def test_port_in_use(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen(1)
+            port = s.getsockname()[1]
+            srv = harness.Server()
+            try:
+                srv.write("postie.conf", srv.config(port))
+                r = subprocess.run(harness.command("-c", "postie.conf"), cwd=srv.dir,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   timeout=30 * SLOW)
+                self.assertEqual(r.returncode, 1, r.stdout)
+                self.assertIn(b"127.0.0.1:%d" % port, r.stdout)
+            finally:
+                srv.cleanup()
+
+    def test_no_listen(self):
+        srv = harness.Server(conf_text="hostname a.lan\nusers ./users\n")
+        try:
+            srv.write("postie.conf", srv.config(0))
+            r = subprocess.run(harness.command("-c", "postie.conf"), cwd=srv.dir,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               timeout=30 * SLOW)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(b"listen", r.stdout)
+        finally:
+            srv.cleanup()
+
+    def stop_with(self, sig, open_session):
+        srv = harness.Server()
+        try:
+            srv.start()
+            d = None
+            if open_session:
+                d = srv.dialog()
+                d.ehlo()
+                self.assertEqual(d.code("MAIL FROM:<a@example.net>"), 250)
+            t0 = time.monotonic()
+            srv.signal(sig)
+            rc = srv.proc.wait(timeout=10 * SLOW)
+            self.assertEqual(rc, 0, srv.log()[-1000:])
+            self.assertLess(time.monotonic() - t0, 5 * SLOW)
+            if d:
+                # The open session is closed (possibly with a 421 first).
+                data = d.read_until_closed(timeout=5 * SLOW)
+                self.assertFalse(data.startswith(b"2"), data)
+                d.close()
+            self.assertEqual(srv.spool_tmp(), [])
+            srv.proc = None
+        finally:
+            srv.cleanup()
+
+    def test_sigterm(self):
+        self.stop_with(signal.SIGTERM, False)
+
+    def test_sigterm_with_open_session(self):
+        self.stop_with(signal.SIGTERM, True)
+
+    def test_sigint(self):
+        self.stop_with(signal.SIGINT, False)
+
+
+@need_feature("ipv6")
+class Ipv6Listener(harness.TestCase):
+    def test_ipv6_loopback(self):
+        try:
+            with socket.socket(socket.AF_INET6) as s:
+                s.bind(("::1", 0))
+        except OSError:
+            self.skipTest("no IPv6 loopback on this host")
+        port = harness.free_port()
+        srv = harness.Server()
+        srv.port = port
+        try:
+            srv.write("postie.conf", srv.config(port) +
+                      "listen smtp [::1]:%d\n" % port)
+            srv._spawn()
+            t = token()
+            with harness.Dialog(port, host="::1") as d:
+                self.assertEqual(d.banner[0], 220)
+                lines = d.ehlo()
+                self.assertIn("::1", lines[0])
+                code, _ = d.send_mail("a@example.net", ["demo@test.lan"],
+                                      crlf("Subject: %s\n\nv6\n" % t))
+                self.assertEqual(code, 250)
+            m = srv.find("demo", t)
+            self.assertEqual(len(m), 1)
+            self.assertIn("::1", m[0].headers("Received")[0])
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            srv.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main()

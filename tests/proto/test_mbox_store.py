@@ -1,0 +1,275 @@
+"""mbox storage rules: dotlock and fcntl locking (451 4.2.0 when busy,
+nothing appended), O_NOFOLLOW, one link, owner, spool tmp cleanup."""
+import fcntl
+import os
+import threading
+import time
+import unittest
+
+import harness
+from harness import LOCK_WAIT, SLOW, crlf, token
+
+# Upper bound for a 451 after a busy lock: the configured wait plus margin.
+BUSY_BOUND = LOCK_WAIT + 10 * SLOW
+
+
+class MboxLocking(harness.ServerTest):
+
+    def msg(self, t):
+        return crlf("Subject: %s\n\nlock test\n" % t)
+
+    def send_timed(self, rcpts, t):
+        with self.server.dialog(timeout=BUSY_BOUND + 5) as d:
+            d.ehlo()
+            code, lines = d.cmd("MAIL FROM:<a@example.net>")
+            self.assertEqual(code, 250)
+            for r in rcpts:
+                self.assertEqual(d.code("RCPT TO:<%s>" % r), 250)
+            self.assertEqual(d.code("DATA"), 354)
+            t0 = time.monotonic()
+            d.send(self.msg(t) + b".\r\n")
+            code, lines = d.reply(timeout=BUSY_BOUND)
+            elapsed = time.monotonic() - t0
+            # The session goes on after a 451.
+            self.assertEqual(d.code("NOOP"), 250)
+            return code, lines, elapsed
+
+    def test_dotlock_busy(self):
+        lock = self.server.path("mail", "demo.lock")
+        before = self.server.mbox_bytes("demo")
+        with open(lock, "w") as f:
+            f.write("99999\n")
+        result = {}
+
+        def other():
+            # Meanwhile another client delivers to another mailbox: the
+            # wait for demo's lock must not block the server.
+            time.sleep(0.3)
+            t2 = token()
+            t0 = time.monotonic()
+            try:
+                code, _ = self.deliver(["alice@test.lan"], self.msg(t2))
+                result["other"] = (code, time.monotonic() - t0, t2)
+            except Exception as e:  # reported below
+                result["other"] = (repr(e), None, t2)
+
+        th = threading.Thread(target=other, daemon=True)
+        th.start()
+        try:
+            t = token()
+            code, lines, elapsed = self.send_timed(["demo@test.lan"], t)
+            self.assertEqual(code, 451, lines)
+            self.assertIn("4.2.0", lines[0])
+            self.assertLess(elapsed, BUSY_BOUND)
+            self.assertEqual(self.server.mbox_bytes("demo"), before)
+            # Somebody else's lock is left alone.
+            self.assertTrue(os.path.exists(lock))
+            with open(lock) as f:
+                self.assertEqual(f.read(), "99999\n")
+        finally:
+            os.unlink(lock)
+            th.join(BUSY_BOUND)
+        code, secs, t2 = result.get("other", (None, None, None))
+        self.assertEqual(code, 250, result)
+        self.assertLess(secs, LOCK_WAIT, "a locked mailbox blocked other clients")
+        self.assertEqual(len(self.server.find("alice", t2)), 1)
+        # Lock gone: the next delivery works.
+        t = token()
+        code, _ = self.deliver(["demo@test.lan"], self.msg(t))
+        self.assertEqual(code, 250)
+        self.assertEqual(len(self.server.find("demo", t)), 1)
+        self.assertFalse(os.path.exists(lock), "postie left its dotlock behind")
+        self.assertEqual(self.server.spool_tmp(), [])
+
+    def test_fcntl_lock_busy_all_or_nothing(self):
+        # Make sure both mboxes exist, then hold a POSIX lock on demo's.
+        for u in ("demo", "bob"):
+            code, _ = self.deliver([u + "@test.lan"], self.msg(token()))
+            self.assertEqual(code, 250)
+        before = {u: self.server.mbox_bytes(u) for u in ("demo", "bob")}
+        fd = os.open(self.server.path("mail", "demo"), os.O_RDWR)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            t = token()
+            code, lines, elapsed = self.send_timed(["bob@test.lan", "demo@test.lan"], t)
+            self.assertEqual(code, 451, lines)
+            self.assertIn("4.2.0", lines[0])
+            self.assertLess(elapsed, BUSY_BOUND)
+            # Neither mailbox got it (one answer for the message).
+            for u in ("demo", "bob"):
+                self.assertEqual(self.server.mbox_bytes(u), before[u], u)
+            self.assertFalse(os.path.exists(self.server.path("mail", "demo.lock")),
+                             "dotlock left behind after giving up")
+        finally:
+            os.close(fd)
+        t = token()
+        code, _ = self.deliver(["demo@test.lan", "bob@test.lan"], self.msg(t))
+        self.assertEqual(code, 250)
+        self.assertEqual(len(self.server.find("demo", t)), 1)
+        self.assertEqual(len(self.server.find("bob", t)), 1)
+
+    def test_lock_released_during_wait(self):
+        lock = self.server.path("mail", "carol.lock")
+        with open(lock, "w") as f:
+            f.write("1\n")
+        timer = threading.Timer(1.0, os.unlink, [lock])
+        timer.start()
+        try:
+            t = token()
+            code, lines, elapsed = self.send_timed(["carol@test.lan"], t)
+            self.assertEqual(code, 250, lines)
+            self.assertEqual(len(self.server.find("carol", t)), 1)
+        finally:
+            timer.join(10)
+            if os.path.exists(lock):
+                os.unlink(lock)
+
+    def test_pipelined_commands_wait_for_delivery(self):
+        # Commands sent right after the final dot are answered after the
+        # (delayed) delivery reply, in order.
+        lock = self.server.path("mail", "bob.lock")
+        with open(lock, "w") as f:
+            f.write("1\n")
+        timer = threading.Timer(1.0, os.unlink, [lock])
+        timer.start()
+        t = token()
+        try:
+            with self.server.dialog(timeout=BUSY_BOUND + 5) as d:
+                d.ehlo()
+                d.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<bob@test.lan>\r\nDATA\r\n")
+                self.assertEqual([r[0] for r in d.replies(3)], [250, 250, 354])
+                d.send(self.msg(t) + b".\r\nNOOP\r\nQUIT\r\n")
+                codes = [r[0] for r in d.replies(3, timeout=BUSY_BOUND)]
+                self.assertEqual(codes, [250, 250, 221])
+        finally:
+            timer.join(10)
+            if os.path.exists(lock):
+                os.unlink(lock)
+        self.assertEqual(len(self.server.find("bob", t)), 1)
+
+    def test_stale_dotlock_removed(self):
+        lock = self.server.path("mail", "alice.lock")
+        with open(lock, "w") as f:
+            f.write("1\n")
+        old = time.time() - 3600
+        os.utime(lock, (old, old))
+        t = token()
+        code, _ = self.deliver(["alice@test.lan"], self.msg(t))
+        self.assertEqual(code, 250)
+        self.assertEqual(len(self.server.find("alice", t)), 1)
+        self.assertFalse(os.path.exists(lock))
+
+
+class MboxSafety(harness.ServerTest):
+    server_args = {"users": harness.DEFAULT_USERS + ("eve", "mallory", "dir", "owned", "fifo")}
+
+    def msg(self, t):
+        return crlf("Subject: %s\n\nsafety\n" % t)
+
+    def refused(self, user):
+        t = token()
+        code, lines = self.deliver([user + "@test.lan"], self.msg(t))
+        self.assertTrue(400 <= code < 500, lines)
+        self.assertEqual(self.server.anywhere(t), [])
+        self.assertFalse(os.path.exists(self.server.path("mail", user + ".lock")))
+        return code, lines
+
+    def test_symlink_refused(self):
+        target = self.server.write("target-file", "precious\n")
+        os.symlink(os.path.join("..", "target-file"), self.server.path("mail", "eve"))
+        code, lines = self.refused("eve")
+        self.assertEqual(code, 451, lines)
+        with open(target) as f:
+            self.assertEqual(f.read(), "precious\n")
+        self.assertTrue(os.path.islink(self.server.path("mail", "eve")))
+
+    def test_dangling_symlink_refused(self):
+        target = self.server.path("not-created")
+        os.symlink(target, self.server.path("mail", "mallory"))
+        code, lines = self.refused("mallory")
+        self.assertEqual(code, 451, lines)
+        self.assertFalse(os.path.exists(target))
+
+    def test_hard_link_refused(self):
+        t = token()
+        code, _ = self.deliver(["bob@test.lan"], self.msg(t))
+        self.assertEqual(code, 250)
+        other = self.server.path("bob-hardlink")
+        os.link(self.server.path("mail", "bob"), other)
+        try:
+            before = self.server.mbox_bytes("bob")
+            code, lines = self.refused("bob")
+            self.assertEqual(code, 451, lines)
+            self.assertEqual(self.server.mbox_bytes("bob"), before)
+        finally:
+            os.unlink(other)
+        code, _ = self.deliver(["bob@test.lan"], self.msg(token()))
+        self.assertEqual(code, 250)
+
+    def test_directory_refused(self):
+        os.mkdir(self.server.path("mail", "dir"))
+        code, lines = self.refused("dir")
+        self.assertEqual(code, 451, lines)
+
+    def test_foreign_owner_refused(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to chown")
+        p = self.server.path("mail", "owned")
+        with open(p, "wb"):
+            pass
+        os.chown(p, 12345, 12345)
+        code, lines = self.refused("owned")
+        self.assertEqual(code, 451, lines)
+        self.assertEqual(os.path.getsize(p), 0)
+
+    def test_fifo_refused_without_hanging(self):
+        os.mkfifo(self.server.path("mail", "fifo"))
+        code, lines = self.refused("fifo")
+        self.assertEqual(code, 451, lines)
+        self.assertServing()
+
+    def test_spool_unwritable_is_temporary(self):
+        import shutil
+        tmp = self.server.path("spool", "tmp")
+        shutil.rmtree(tmp)
+        try:
+            with self.server.dialog() as d:
+                d.ehlo()
+                code, lines = d.cmd("MAIL FROM:<a@example.net>")
+                self.assertTrue(400 <= code < 500, lines)
+                self.assertEqual(d.code("NOOP"), 250)
+        finally:
+            os.mkdir(tmp, 0o700)
+        code, _ = self.deliver(["demo@test.lan"], self.msg(token()))
+        self.assertEqual(code, 250)
+
+    def test_new_mbox_mode_and_spool_clean(self):
+        t = token()
+        code, _ = self.deliver(["carol@test.lan"], self.msg(t))
+        self.assertEqual(code, 250)
+        st = os.lstat(self.server.path("mail", "carol"))
+        self.assertEqual(st.st_mode & 0o777, 0o600)
+        self.assertEqual(st.st_nlink, 1)
+        self.assertEqual(self.server.spool_tmp(), [])
+        # The spool copy is gone: the message is only in the mbox.
+        self.assertEqual(self.server.anywhere(t), ["mail/carol"])
+
+    def test_appends_keep_existing_content(self):
+        p = self.server.path("mail", "demo")
+        existing = b"From old@example.net Thu Jan  1 00:00:00 1970\nSubject: old\n\nold body\n\n"
+        with open(p, "wb") as f:
+            f.write(existing)
+        os.chmod(p, 0o600)
+        t = token()
+        code, _ = self.deliver(["demo@test.lan"], self.msg(t))
+        self.assertEqual(code, 250)
+        data = self.server.mbox_bytes("demo")
+        self.assertTrue(data.startswith(existing))
+        msgs = self.server.mbox("demo")
+        self.assertEqual(len(msgs), 2)
+        self.assertEqual(msgs[0].body, b"old body\n")
+        self.assertEqual(msgs[1].headers("Subject"), [t])
+
+
+if __name__ == "__main__":
+    unittest.main()
