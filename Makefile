@@ -47,6 +47,7 @@ obj-y := main.o core/loop.o core/conn.o core/log.o core/conf.o core/util.o \
 	store/mbox.o store/spool.o store/users.o
 obj-$(CONFIG_ALIASES) += store/aliases.o
 obj-$(CONFIG_TLS) += tls/tls_bearssl.o
+obj-$(CONFIG_AUTH) += proto/auth.o proto/sasl.o store/passwd.o
 
 # BearSSL and udns come from toolchain/deps.sh, built per target.
 DEPS_TARGET ?= $(TARGET)

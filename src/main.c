@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "core/conf.h"
@@ -21,9 +22,11 @@
 #include "core/loop.h"
 #include "core/net.h"
 #include "core/util.h"
+#include "proto/auth.h"
 #include "proto/smtp_in.h"
 #include "store/aliases.h"
 #include "store/spool.h"
+#include "store/passwd.h"
 #include "store/users.h"
 #include "tls/tls.h"
 
@@ -44,6 +47,7 @@ static const char *conf_path = DEFAULT_CONF;
 static const struct proto_ops *const kind_ops[LISTEN_KIND_COUNT] = {
 	[LISTEN_SMTP] = &smtpin_ops,
 	[LISTEN_SMTPS] = &smtpin_ops,
+	[LISTEN_SUBMISSION] = &smtpin_ops,
 };
 static const unsigned char kind_tls[LISTEN_KIND_COUNT] = {
 	[LISTEN_SMTPS] = 1,
@@ -184,6 +188,7 @@ static void reload(void)
 	conf = c;
 	users = u;
 	aliases = a;
+	auth_reload();
 	log_msg(LOGL_INFO, "reloaded %s: %d users", conf_path, users->n);
 }
 
@@ -217,6 +222,8 @@ static void print_version(void)
 		printf(" syslog");
 	if (CONFIG_TLS)
 		printf(" tls");
+	if (CONFIG_AUTH)
+		printf(" auth submission");
 	if (CONFIG_FEATURE_SMTP_SMTPUTF8)
 		printf(" smtputf8");
 	if (CONFIG_DEBUG_PROTOCOL)
@@ -285,6 +292,8 @@ static int daemon_main(int argc, char **argv)
 	make_dir(conf->mail_dir, uid, gid);
 
 	log_init(conf->log_syslog);
+	if (CONFIG_AUTH)
+		passwd_cache_init();
 	loop_init();
 	conn_init(conf->max_connections);
 	tls_set_max(conf->max_tls_sessions);
@@ -349,6 +358,52 @@ static int daemon_main(int argc, char **argv)
 	return 0;
 }
 
+/* postie passwd: a "$6$" hash of the password on stdin, for the users
+ * file (compatible with openssl passwd -6 and mkpasswd -m sha-512). */
+static int passwd_main(void)
+{
+	char pw[1026], hash[160];
+	size_t len;
+
+	if (!CONFIG_AUTH) {
+		fprintf(stderr, "postie: passwd is not in this build "
+			"(needs CONFIG_AUTH)\n");
+		return 69;
+	}
+	struct termios old, quiet;
+	int tty = isatty(0) && tcgetattr(0, &old) == 0;
+	char *got;
+
+	if (tty) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(0, TCSAFLUSH, &quiet);
+		fputs("password: ", stderr);
+	}
+	got = fgets(pw, sizeof(pw), stdin);
+	if (tty) {
+		tcsetattr(0, TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	if (!got) {
+		fputs("postie passwd: no password on stdin\n", stderr);
+		return 65;
+	}
+	len = strcspn(pw, "\r\n");
+	if (len == 0 || len > 1024) {
+		fputs("postie passwd: password must be 1..1024 bytes\n", stderr);
+		return 65;
+	}
+	pw[len] = '\0';
+	if (passwd_make(pw, len, hash, sizeof(hash)) != 0) {
+		fputs("postie passwd: cannot make a hash (no randomness?)\n", stderr);
+		return 71;
+	}
+	explicit_bzero(pw, sizeof(pw));
+	puts(hash);
+	return 0;
+}
+
 static const char *base_name(const char *s)
 {
 	const char *slash = strrchr(s, '/');
@@ -366,10 +421,7 @@ int main(int argc, char **argv)
 			"(needs CONFIG_SENDMAIL)\n");
 		return 69;
 	}
-	if (argc > 1 && strcmp(argv[1], "passwd") == 0) {
-		fprintf(stderr, "postie: passwd is not in this build "
-			"(needs CONFIG_AUTH)\n");
-		return 69;
-	}
+	if (argc > 1 && strcmp(argv[1], "passwd") == 0)
+		return passwd_main();
 	return daemon_main(argc, argv);
 }

@@ -9,8 +9,8 @@ OBJDUMP       = objdump
 READELF       = readelf
 OPT           = -O1 -g
 STATIC        =
-ARCH_CFLAGS   = -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-ARCH_LDFLAGS  = -fsanitize=address,undefined
+ARCH_CFLAGS   = -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fno-pie
+ARCH_LDFLAGS  = -fsanitize=address,undefined -no-pie
 QEMU          =
 APT_PKGS      = clang libclang-rt-14-dev
 APT_ARCH      =

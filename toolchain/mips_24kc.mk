@@ -1,13 +1,15 @@
 # toolchain/mips_24kc.mk: OpenWrt mips_24kc (MIPS32r2 24Kc, big-endian), SOFT-FLOAT
 # like OpenWrt's userland. Debian has no soft-float musl for MIPS, so
-# toolchain/deps.sh builds one from Debian's musl source into $(O)/sysroot,
-# with a musl-gcc wrapper whose specs link $(O)/sysroot/lib/libsoftfp.a
+# toolchain/deps.sh builds one from Debian's musl source into build/mips_24kc/sysroot,
+# with a musl-gcc wrapper whose specs link its lib/libsoftfp.a
 # (soft-fp from Debian's gcc-12 source) before libgcc: Debian's MIPS libgcc
 # float helpers are hard-float code and give wrong results with -msoft-float.
+# The sysroot is per target, not per output dir: board builds (O=build/board-B)
+# share it, like build/mips_24kc/deps. abspath: deps.sh matches CC against its O.
 # -fno-pie: Debian's gcc makes PIE code by default; postie is static non-PIE.
 # APT_PKGS and APT_ARCH are read by toolchain/install-deps.sh: plain words only.
 TARGET_TRIPLE = mips-linux-musl
-CC            = $(O)/sysroot/bin/musl-gcc
+CC            = $(abspath build/mips_24kc/sysroot/bin/musl-gcc)
 AR            = mips-linux-gnu-ar
 STRIP         = mips-linux-gnu-strip
 SIZE          = mips-linux-gnu-size

@@ -1,13 +1,15 @@
 # toolchain/mipsel_24kc.mk: OpenWrt mipsel_24kc (MIPS32r2 24Kc, little-endian), SOFT-FLOAT
 # like OpenWrt's userland. Debian has no soft-float musl for MIPS, so
-# toolchain/deps.sh builds one from Debian's musl source into $(O)/sysroot,
-# with a musl-gcc wrapper whose specs link $(O)/sysroot/lib/libsoftfp.a
+# toolchain/deps.sh builds one from Debian's musl source into build/mipsel_24kc/sysroot,
+# with a musl-gcc wrapper whose specs link its lib/libsoftfp.a
 # (soft-fp from Debian's gcc-12 source) before libgcc: Debian's MIPS libgcc
 # float helpers are hard-float code and give wrong results with -msoft-float.
+# The sysroot is per target, not per output dir: board builds (O=build/board-B)
+# share it, like build/mipsel_24kc/deps. abspath: deps.sh matches CC against its O.
 # -fno-pie: Debian's gcc makes PIE code by default; postie is static non-PIE.
 # APT_PKGS and APT_ARCH are read by toolchain/install-deps.sh: plain words only.
 TARGET_TRIPLE = mipsel-linux-musl
-CC            = $(O)/sysroot/bin/musl-gcc
+CC            = $(abspath build/mipsel_24kc/sysroot/bin/musl-gcc)
 AR            = mipsel-linux-gnu-ar
 STRIP         = mipsel-linux-gnu-strip
 SIZE          = mipsel-linux-gnu-size

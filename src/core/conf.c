@@ -91,8 +91,9 @@ static int d_listen(struct parse *p, int argc, char **argv)
 	} kinds[] = {
 		[LISTEN_SMTP] = { "smtp", 1, "" },
 		[LISTEN_SMTPS] = { "smtps", CONFIG_TLS, "CONFIG_TLS" },
+		[LISTEN_SUBMISSION] = { "submission", CONFIG_AUTH, "CONFIG_AUTH" },
 	};
-	static const char *const later[] = { "submission", "pop3", "pop3s",
+	static const char *const later[] = { "pop3", "pop3s",
 					     "imap", "imaps" };
 	struct conf_listen *l;
 	int kind = -1, rc;
@@ -109,7 +110,7 @@ static int d_listen(struct parse *p, int argc, char **argv)
 			if (strcmp(argv[1], later[i]) == 0)
 				return fail(p, "listen %s: not in this build "
 					    "(a later feature option)", argv[1]);
-		return fail(p, "listen: unknown service '%s' (smtp, smtps)", argv[1]);
+		return fail(p, "listen: unknown service '%s' (smtp, smtps, submission)", argv[1]);
 	}
 	if (p->c->nlisten >= CONFIG_MAX_LISTENERS)
 		return fail(p, "more than %d listeners (CONFIG_MAX_LISTENERS)",
@@ -248,6 +249,37 @@ static int d_log(struct parse *p, int argc, char **argv)
 	return 0;
 }
 
+static int d_plaintext_auth_networks(struct parse *p, int argc, char **argv)
+{
+	if (!CONFIG_AUTH)
+		return fail(p, "plaintext_auth_networks: not in this build "
+			    "(needs CONFIG_AUTH)");
+	for (int i = 1; i < argc; i++) {
+		if (p->c->nplain_auth_nets >= CONF_MAX_NETS)
+			return fail(p, "more than %d networks", CONF_MAX_NETS);
+		if (net_parse_cidr(argv[i],
+				   &p->c->plain_auth_nets[p->c->nplain_auth_nets]) != 0)
+			return fail(p, "'%s' is not ADDRESS or ADDRESS/BITS", argv[i]);
+		p->c->nplain_auth_nets++;
+	}
+	return 0;
+}
+
+static int d_sender_login_check(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	if (!CONFIG_AUTH)
+		return fail(p, "sender_login_check: not in this build "
+			    "(needs CONFIG_AUTH)");
+	if (strcmp(argv[1], "yes") == 0)
+		p->c->sender_login_check = 1;
+	else if (strcmp(argv[1], "no") == 0)
+		p->c->sender_login_check = 0;
+	else
+		return fail(p, "sender_login_check: want yes or no");
+	return 0;
+}
+
 struct directive {
 	const char *name;
 	int min_args, max_args;
@@ -270,6 +302,8 @@ static const struct directive directives[] = {
 	{ "tls_cert", 1, 1, d_tls_cert, 0 },
 	{ "tls_key", 1, 1, d_tls_key, 0 },
 	{ "max_tls_sessions", 1, 1, d_max_tls_sessions, 0 },
+	{ "plaintext_auth_networks", 1, CONF_MAX_ARGS - 1, d_plaintext_auth_networks, 1 },
+	{ "sender_login_check", 1, 1, d_sender_login_check, 0 },
 };
 
 /* Directives of features that later options add: known, so that the
@@ -281,7 +315,6 @@ static const struct {
 	{ "smarthost_auth", "CONFIG_RELAY" }, { "ca_file", "CONFIG_RELAY" },
 	{ "relay_port", "CONFIG_RELAY" }, { "queue_lifetime", "CONFIG_RELAY" },
 	{ "dns_server", "CONFIG_DNS" },
-	{ "plaintext_auth_networks", "CONFIG_SUBMISSION" },
 };
 
 static int split(char *line, char **argv)
@@ -349,6 +382,7 @@ static void defaults(struct conf *c)
 	c->max_message_size = (uint64_t)CONFIG_MAX_MESSAGE_SIZE_KB * 1024;
 	c->max_connections = CONFIG_MAX_CONNECTIONS;
 	c->max_tls_sessions = CONFIG_MAX_TLS_SESSIONS;
+	c->sender_login_check = 1;
 }
 
 static int finish(struct parse *p)
@@ -358,8 +392,8 @@ static int finish(struct parse *p)
 	if (!c->tls_cert[0] != !c->tls_key[0])
 		return fail(p, "tls_cert and tls_key go together");
 	for (int i = 0; i < c->nlisten; i++)
-		if (c->listen[i].kind == LISTEN_SMTPS && !c->tls_cert[0])
-			return fail(p, "listen smtps %s needs tls_cert and tls_key",
+		if (c->listen[i].kind != LISTEN_SMTP && !c->tls_cert[0])
+			return fail(p, "listen %s needs tls_cert and tls_key",
 				    c->listen[i].text);
 	if (c->nlocal_domains == 0) {
 		/* Mail to the host itself is the least surprising default. */

@@ -12,7 +12,7 @@
 #define CONF_MAX_NETS 16
 #define CONF_PATH_MAX 256
 
-enum listen_kind { LISTEN_SMTP, LISTEN_SMTPS, LISTEN_KIND_COUNT };
+enum listen_kind { LISTEN_SMTP, LISTEN_SMTPS, LISTEN_SUBMISSION, LISTEN_KIND_COUNT };
 
 struct conf_listen {
 	enum listen_kind kind;
@@ -36,6 +36,9 @@ struct conf {
 	char tls_cert[CONF_PATH_MAX];
 	char tls_key[CONF_PATH_MAX];
 	int max_tls_sessions;
+	struct net_cidr plain_auth_nets[CONF_MAX_NETS];
+	int nplain_auth_nets;
+	int sender_login_check;
 	int log_syslog;
 };
 

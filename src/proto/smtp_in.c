@@ -21,6 +21,8 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "proto/address.h"
+#include "proto/auth.h"
+#include "proto/sasl.h"
 #include "proto/smtp_data.h"
 #include "store/aliases.h"
 #include "store/mbox.h"
@@ -40,12 +42,17 @@ enum smtp_state {
 	SMTP_RCPT,              /* at least one RCPT accepted */
 	SMTP_DATA,              /* receiving the message */
 	SMTP_DELIVER,           /* waiting for a locked mbox */
+	SMTP_AUTH,              /* AUTH exchange: waiting for a response */
+	SMTP_AUTH_WAIT,         /* failed login: delaying the answer */
 	SMTP_QUIT,              /* closing */
 };
 
 static const char *const state_names[] = {
-	"connected", "ready", "mail", "rcpt", "data", "deliver", "quit",
+	"connected", "ready", "mail", "rcpt", "data", "deliver", "auth",
+	"auth-wait", "quit",
 };
+
+enum { MECH_PLAIN = 1, MECH_LOGIN_USER, MECH_LOGIN_PASS };
 
 struct smtp_tx {
 	struct spool_file f;
@@ -63,6 +70,9 @@ struct smtp_session {
 	int ncmds, nerrors;
 	unsigned nmsgs;
 	char helo[SMTP_HELO_MAX + 1];
+	char user[USER_NAME_MAX + 1];   /* authenticated user, or "" */
+	char login[USER_NAME_MAX + 1];  /* AUTH LOGIN: name between steps */
+	int mech;
 	struct smtp_tx tx;
 };
 
@@ -155,7 +165,7 @@ static void cmd_helo(struct conn *c, struct smtp_session *s, const char *arg,
 
 static int starttls_offered(const struct conn *c)
 {
-	return CONFIG_TLS && !c->tls && c->listen_kind == LISTEN_SMTP && tls_ready();
+	return CONFIG_TLS && !c->tls && c->listen_kind != LISTEN_SMTPS && tls_ready();
 }
 
 static void cmd_ehlo(struct conn *c, struct smtp_session *s, const char *arg,
@@ -173,12 +183,14 @@ static void cmd_ehlo(struct conn *c, struct smtp_session *s, const char *arg,
 		     "250-PIPELINING\r\n"
 		     "250-SIZE %llu\r\n"
 		     "250-8BITMIME\r\n"
-		     "%s%s"
+		     "%s%s%s"
 		     "250 ENHANCEDSTATUSCODES\r\n",
 		     conf->hostname, c->peer_str,
 		     (unsigned long long)conf->max_message_size,
 		     CONFIG_FEATURE_SMTP_SMTPUTF8 ? "250-SMTPUTF8\r\n" : "",
-		     starttls_offered(c) ? "250-STARTTLS\r\n" : "");
+		     starttls_offered(c) ? "250-STARTTLS\r\n" : "",
+		     CONFIG_AUTH && !s->user[0] && auth_allowed(c) ?
+		     "250-AUTH PLAIN LOGIN\r\n" : "");
 	conn_write(c, buf, (size_t)n);
 }
 
@@ -261,6 +273,43 @@ static int mail_param(struct conn *c, struct smtp_session *s, const char *key,
 	return -1;
 }
 
+/* Submission ports: a login comes before any mail. */
+static int needs_auth(const struct conn *c)
+{
+	return CONFIG_AUTH && c->listen_kind != LISTEN_SMTP;
+}
+
+struct owned {
+	const char *user;
+	int hit;
+};
+
+static void owned_fn(void *ctx, int user, const char *remote)
+{
+	struct owned *o = ctx;
+
+	(void)remote;
+	if (user >= 0 && strcmp(users->v[user].name, o->user) == 0)
+		o->hit = 1;
+}
+
+/* The sender is the user's own address in a local domain, or an alias
+ * that delivers to the user. */
+static int sender_owned(const struct smtp_session *s, const struct addr *a)
+{
+	char key[CONFIG_SMTP_LOCAL_MAX + 1];
+	struct owned o = { .user = s->user };
+
+	if (!a->domain || (a->flags & (ADDR_LITERAL | ADDR_ODD_LOCAL)) ||
+	    !conf_is_local_domain(conf, a->domain, a->domain_len) ||
+	    addr_local_key(a, key, sizeof(key)) != 0)
+		return 0;
+	if (strcmp(key, s->user) == 0)
+		return 1;
+	aliases_expand(aliases, users, key, strlen(key), owned_fn, &o);
+	return o.hit;
+}
+
 static void cmd_mail(struct conn *c, struct smtp_session *s, const char *arg,
 		     size_t len)
 {
@@ -271,6 +320,13 @@ static void cmd_mail(struct conn *c, struct smtp_session *s, const char *arg,
 
 	if (!p) {
 		reply(c, s, 501, "5.5.4 Syntax: MAIL FROM:<address>");
+		return;
+	}
+	if (needs_auth(c) && !s->user[0]) {
+		if (!c->tls && !auth_allowed(c))
+			reply(c, s, 530, "5.7.0 Must issue a STARTTLS command first");
+		else
+			reply(c, s, 530, "5.7.0 Authentication required");
 		return;
 	}
 	n = addr_parse_path(p, rest, &a, CONFIG_FEATURE_SMTP_SMTPUTF8);
@@ -285,6 +341,12 @@ static void cmd_mail(struct conn *c, struct smtp_session *s, const char *arg,
 	}
 	if ((a.flags & ADDR_UTF8) && !s->tx.smtputf8) {
 		reply(c, s, 553, "5.6.7 Non-ASCII address needs SMTPUTF8");
+		return;
+	}
+	if (CONFIG_AUTH && s->user[0] && needs_auth(c) && conf->sender_login_check &&
+	    !(a.flags & ADDR_NULL) && !sender_owned(s, &a)) {
+		reply(c, s, 553, "5.7.1 Sender address rejected: not owned by "
+		      "user %s", s->user);
 		return;
 	}
 	if (spool_create(&s->tx.f) != 0) {
@@ -423,7 +485,8 @@ static void write_received(struct conn *c, struct smtp_session *s)
 		     "Received: from %s ([%s])\n\tby %s (postie) with %s%s%s%s id %x.%x%s;"
 		     "\n\t%s\n", s->helo, c->peer_str, conf->hostname,
 		     s->tx.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP",
-		     c->tls ? "S (" : "", c->tls ? tls_describe(c->tls) : "",
+		     c->tls ? (s->user[0] ? "SA (" : "S (") : s->user[0] ? "A" : "",
+		     c->tls ? tls_describe(c->tls) : "",
 		     c->tls ? ")" : "", c->id, s->nmsgs, forpart, date);
 	if (n > 0)
 		spool_write(&s->tx.f, buf, (size_t)n < sizeof(buf) ? (size_t)n :
@@ -623,6 +686,153 @@ static void data_input(struct conn *c, struct smtp_session *s)
 		data_done(c, s);
 }
 
+/* ---- AUTH (RFC 4954) ----------------------------------------------- */
+
+#define SASL_BUF 768
+
+static void auth_done(struct conn *c, struct smtp_session *s, int ok,
+		      const char *canon)
+{
+	int delay;
+
+	s->mech = 0;
+	explicit_bzero(s->login, sizeof(s->login));
+	if (ok) {
+		str_copy(s->user, sizeof(s->user), canon, strlen(canon));
+		log_msg(LOGL_INFO, "conn %u %s: authenticated as %s", c->id,
+			c->peer_str, s->user);
+		smtpin_enter(c, s, SMTP_READY);
+		reply(c, s, 235, "2.7.0 Authentication successful");
+		return;
+	}
+	delay = auth_failed((const struct sockaddr *)&c->peer);
+	log_msg(LOGL_WARN, "conn %u %s: failed login", c->id, c->peer_str);
+	if (delay < 0) {
+		conn_printf(c, "421 4.7.0 %s Too many failed logins, try later\r\n",
+			    conf->hostname);
+		smtpin_enter(c, s, SMTP_QUIT);
+		conn_close_after_flush(c);
+		return;
+	}
+	/* The answer waits, the loop does not. */
+	smtpin_enter(c, s, SMTP_AUTH_WAIT);
+	conn_suspend(c);
+	conn_deadline_ms(c, delay > 0 ? delay : 1);
+}
+
+/* Checks decoded PLAIN credentials. */
+static void auth_plain(struct conn *c, struct smtp_session *s,
+		       const unsigned char *buf, size_t len)
+{
+	struct sasl_plain p;
+	const char *canon = NULL;
+	int ok = 0;
+
+	if (sasl_plain_parse(buf, len, &p) == 0 &&
+	    (p.authzid_len == 0 || (p.authzid_len == p.authcid_len &&
+	     memcmp(p.authzid, p.authcid, p.authcid_len) == 0)))
+		ok = auth_check(p.authcid, p.authcid_len, p.passwd, p.passwd_len,
+				&canon);
+	auth_done(c, s, ok, canon);
+}
+
+/* One base64 response of the exchange (initial response or a line). */
+static void auth_step(struct conn *c, struct smtp_session *s, const char *b64,
+		      size_t len)
+{
+	unsigned char buf[SASL_BUF];
+	const char *canon = NULL;
+	int n;
+
+	if (!CONFIG_AUTH)
+		return;
+	if (len == 1 && b64[0] == '*') {
+		s->mech = 0;
+		smtpin_enter(c, s, SMTP_READY);
+		reply(c, s, 501, "5.0.0 Authentication cancelled");
+		return;
+	}
+	n = (len == 1 && b64[0] == '=') ? 0 :
+	    b64_decode(b64, len, buf, sizeof(buf) - 1);
+	if (n < 0) {
+		s->mech = 0;
+		smtpin_enter(c, s, SMTP_READY);
+		reply(c, s, 501, "5.5.2 Cannot decode response");
+		return;
+	}
+	buf[n] = '\0';
+	switch (s->mech) {
+	case MECH_PLAIN:
+		auth_plain(c, s, buf, (size_t)n);
+		break;
+	case MECH_LOGIN_USER:
+		if (n == 0 || (size_t)n >= sizeof(s->login) || memchr(buf, 0, (size_t)n)) {
+			auth_done(c, s, 0, NULL);
+			break;
+		}
+		memcpy(s->login, buf, (size_t)n + 1);
+		s->mech = MECH_LOGIN_PASS;
+		smtpin_enter(c, s, SMTP_AUTH);
+		reply(c, s, 334, SASL_LOGIN_PASS_PROMPT);
+		break;
+	default:
+		/* ok first: canon is set by auth_check. */
+		n = auth_check(s->login, strlen(s->login), (char *)buf, (size_t)n,
+			       &canon);
+		auth_done(c, s, n, canon);
+		break;
+	}
+	explicit_bzero(buf, sizeof(buf));
+}
+
+static void cmd_auth(struct conn *c, struct smtp_session *s, const char *arg,
+		     size_t len)
+{
+	size_t mlen = 0;
+	const char *ir;
+
+	if (!CONFIG_AUTH) {
+		reply(c, s, 502, "5.5.1 Command not implemented");
+		return;
+	}
+	if (s->user[0]) {
+		reply(c, s, 503, "5.5.1 Already authenticated");
+		return;
+	}
+	if (auth_banned((const struct sockaddr *)&c->peer)) {
+		conn_printf(c, "421 4.7.0 %s Too many failed logins, try later\r\n",
+			    conf->hostname);
+		smtpin_enter(c, s, SMTP_QUIT);
+		conn_close_after_flush(c);
+		return;
+	}
+	if (!auth_allowed(c)) {
+		if (!c->tls && users && users->n > 0)
+			reply(c, s, 538, "5.7.11 Encryption required for requested "
+			      "authentication mechanism");
+		else
+			reply(c, s, 503, "5.5.1 AUTH not available");
+		return;
+	}
+	while (mlen < len && arg[mlen] != ' ')
+		mlen++;
+	ir = mlen < len ? arg + mlen + 1 : NULL;
+	if (str_ieq(arg, mlen, "PLAIN")) {
+		s->mech = MECH_PLAIN;
+	} else if (str_ieq(arg, mlen, "LOGIN")) {
+		s->mech = MECH_LOGIN_USER;
+	} else {
+		reply(c, s, 504, "5.5.4 Unrecognized authentication type");
+		return;
+	}
+	if (ir) {
+		auth_step(c, s, ir, len - mlen - 1);
+		return;
+	}
+	smtpin_enter(c, s, SMTP_AUTH);
+	reply(c, s, 334, "%s", s->mech == MECH_PLAIN ? "" : SASL_LOGIN_USER_PROMPT);
+}
+
 /* ---- the rest ------------------------------------------------------- */
 
 static void cmd_rset(struct conn *c, struct smtp_session *s, const char *arg,
@@ -696,6 +906,7 @@ static void cmd_starttls(struct conn *c, struct smtp_session *s,
 	/* RFC 3207: forget everything the client said before the handshake. */
 	tx_reset(s);
 	s->esmtp = 0;
+	s->user[0] = '\0';
 	strcpy(s->helo, "unknown");
 	smtpin_enter(c, s, SMTP_CONNECTED);
 	reply(c, s, 220, "2.0.0 Ready to start TLS");
@@ -734,7 +945,8 @@ static const struct smtp_cmd commands[] = {
 	{ "VRFY", ANY, NULL, cmd_vrfy },
 	{ "STARTTLS", ANY, NULL, cmd_starttls },
 	{ "EXPN", ANY, NULL, cmd_unimpl },
-	{ "AUTH", ANY, NULL, cmd_unimpl },
+	{ "AUTH", ST(SMTP_READY), "5.5.1 Error: AUTH needs EHLO and no mail "
+	  "transaction", cmd_auth },
 	{ "BDAT", ANY, NULL, cmd_unimpl },
 	{ "TURN", ANY, NULL, cmd_unimpl },
 };
@@ -803,8 +1015,8 @@ static void smtpin_input(struct conn *c)
 {
 	struct smtp_session *s = c->sess;
 
-	while (c->w.fd >= 0 && s->state != SMTP_QUIT &&
-	       s->state != SMTP_DELIVER && conn_out_free(c) >= SMTP_REPLY_ROOM) {
+	while (c->w.fd >= 0 && s->state != SMTP_QUIT && s->state != SMTP_DELIVER &&
+	       s->state != SMTP_AUTH_WAIT && conn_out_free(c) >= SMTP_REPLY_ROOM) {
 		char *line;
 		size_t len;
 		int crlf, rc;
@@ -815,16 +1027,24 @@ static void smtpin_input(struct conn *c)
 				return;
 			continue;
 		}
-		rc = lb_next(&c->in, CONFIG_SMTP_LINE_MAX - 2, &line, &len, &crlf);
+		rc = lb_next(&c->in, s->state == SMTP_AUTH ? SASL_BUF :
+			     CONFIG_SMTP_LINE_MAX - 2, &line, &len, &crlf);
 		if (rc == LB_NEED)
 			return;
 		if (rc == LB_TOOLONG) {
+			if (s->state == SMTP_AUTH) {
+				s->mech = 0;
+				smtpin_enter(c, s, SMTP_READY);
+			}
 			reply(c, s, 500, "5.5.2 Error: line too long");
 			continue;
 		}
-		command(c, s, line, len);
-		if (c->w.fd >= 0 && s->state != SMTP_DATA && s->state != SMTP_DELIVER &&
-		    s->state != SMTP_QUIT)
+		if (s->state == SMTP_AUTH)
+			auth_step(c, s, line, len);
+		else
+			command(c, s, line, len);
+		explicit_bzero(line, len);
+		if (c->w.fd >= 0 && (s->state <= SMTP_RCPT || s->state == SMTP_AUTH))
 			wait_command(c);
 	}
 }
@@ -835,6 +1055,13 @@ static void smtpin_timeout(struct conn *c)
 
 	if (s->state == SMTP_DELIVER) {
 		deliver_step(c, s);
+		return;
+	}
+	if (s->state == SMTP_AUTH_WAIT) {
+		smtpin_enter(c, s, SMTP_READY);
+		reply(c, s, 535, "5.7.8 Authentication credentials invalid");
+		wait_command(c);
+		conn_resume(c);
 		return;
 	}
 	log_msg(LOGL_INFO, "conn %u %s: timeout in state %s", c->id, c->peer_str,
@@ -860,6 +1087,13 @@ static int smtpin_open(struct conn *c)
 	s->state = SMTP_CONNECTED;
 	strcpy(s->helo, "unknown");
 	c->sess = s;
+	if (needs_auth(c) && auth_banned((const struct sockaddr *)&c->peer)) {
+		conn_printf(c, "421 4.7.0 %s Too many failed logins, try later\r\n",
+			    conf->hostname);
+		smtpin_enter(c, s, SMTP_QUIT);
+		conn_close_after_flush(c);
+		return 0;
+	}
 	conn_printf(c, "220 %s ESMTP postie\r\n", conf->hostname);
 	wait_command(c);
 	return 0;

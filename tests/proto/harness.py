@@ -17,6 +17,7 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -527,9 +528,12 @@ class Server:
         for root, _, files in os.walk(self.dir):
             for name in files:
                 p = os.path.join(root, name)
-                if p == self.log_path or os.path.islink(p):
+                if p == self.log_path:
                     continue
                 try:
+                    # Regular files only: a FIFO would block the open.
+                    if not stat.S_ISREG(os.lstat(p).st_mode):
+                        continue
                     with open(p, "rb") as f:
                         if marker in f.read():
                             hits.append(os.path.relpath(p, self.dir))

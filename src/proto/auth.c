@@ -1,0 +1,129 @@
+/* auth — password checks, failed-login tracking, plaintext policy (see
+ * auth.h). Limits: CONFIG_AUTH_FAIL_TRACK addresses (least recently seen
+ * replaced), CONFIG_AUTH_FAIL_MAX failures, CONFIG_AUTH_FAIL_BAN seconds.
+ * The first check of a password costs one SHA-crypt (5000 rounds: tens of
+ * ms on x86, a few hundred on a MIPS router) and stalls the loop that
+ * long; the cache makes the next ones free. */
+#include "proto/auth.h"
+
+#include <netinet/in.h>
+#include <string.h>
+
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "store/passwd.h"
+#include "store/users.h"
+#include "tls/tls.h"
+
+struct fail {
+	unsigned char addr[16];
+	int family;
+	int count;
+	int64_t last, until;
+};
+
+static struct fail fails[CONFIG_AUTH_FAIL_TRACK];
+
+int auth_check(const char *user, size_t ulen, const char *pw, size_t pwlen,
+	       const char **canon)
+{
+	int i = users_find(users, user, ulen);
+	const char *name, *hash;
+	int ok;
+
+	if (i < 0)
+		return 0;
+	name = users->v[i].name;
+	hash = users->v[i].hash;
+	if (!hash[0])
+		return 0;       /* a user without a hash cannot log in */
+	if (passwd_cache_check(name, pw, pwlen, hash)) {
+		*canon = name;
+		return 1;
+	}
+	ok = passwd_verify(pw, pwlen, hash) == 1;
+	if (ok) {
+		passwd_cache_add(name, pw, pwlen, hash);
+		*canon = name;
+	}
+	return ok;
+}
+
+static int addr_key(const struct sockaddr *sa, unsigned char out[16])
+{
+	memset(out, 0, 16);
+	if (sa->sa_family == AF_INET) {
+		memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return AF_INET;
+	}
+	if (sa->sa_family == AF_INET6) {
+		/* A /64 counts as one client: IPv6 hosts get whole prefixes. */
+		memcpy(out, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr, 8);
+		return AF_INET6;
+	}
+	return 0;
+}
+
+static struct fail *lookup(const struct sockaddr *sa, int create)
+{
+	unsigned char key[16];
+	int fam = addr_key(sa, key);
+	struct fail *oldest = &fails[0];
+
+	for (size_t i = 0; i < ARRAY_LEN(fails); i++) {
+		struct fail *f = &fails[i];
+		if (f->family == fam && memcmp(f->addr, key, 16) == 0)
+			return f;
+		if (f->last < oldest->last)
+			oldest = f;
+	}
+	if (!create)
+		return NULL;
+	memset(oldest, 0, sizeof(*oldest));
+	oldest->family = fam;
+	memcpy(oldest->addr, key, 16);
+	return oldest;
+}
+
+int auth_banned(const struct sockaddr *peer)
+{
+	struct fail *f = lookup(peer, 0);
+
+	return f && f->until > now_ms();
+}
+
+int auth_failed(const struct sockaddr *peer)
+{
+	struct fail *f = lookup(peer, 1);
+	int64_t now = now_ms();
+
+	/* Failures older than a ban period are forgotten. */
+	if (f->last && now - f->last > (int64_t)CONFIG_AUTH_FAIL_BAN * 1000)
+		f->count = 0;
+	f->last = now;
+	if (++f->count >= CONFIG_AUTH_FAIL_MAX) {
+		f->until = now + (int64_t)CONFIG_AUTH_FAIL_BAN * 1000;
+		f->count = 0;
+		return -1;
+	}
+	return CONFIG_AUTH_FAIL_DELAY_MS * (f->count < 5 ? f->count : 5);
+}
+
+int auth_allowed(const struct conn *c)
+{
+	if (!users || users->n == 0)
+		return 0;
+	if (c->tls)
+		return 1;
+	for (int i = 0; i < conf->nplain_auth_nets; i++)
+		if (net_cidr_match(&conf->plain_auth_nets[i],
+				   (const struct sockaddr *)&c->peer))
+			return 1;
+	return 0;
+}
+
+void auth_reload(void)
+{
+	passwd_cache_flush();
+}
