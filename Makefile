@@ -107,6 +107,9 @@ $(O)/postie: $(O)/postie.unstripped
 
 # --- tests ------------------------------------------------------------
 UNIT_SRCS := $(wildcard tests/unit/*.c)
+ifneq ($(CONFIG_AUTH),y)
+UNIT_SRCS := $(filter-out tests/unit/test_auth.c,$(UNIT_SRCS))
+endif
 $(O)/tests/unit: $(UNIT_SRCS) $(LIB_OBJS) tests/unit/unit.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -Itests/unit -o $@ $(UNIT_SRCS) $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS)

@@ -130,7 +130,17 @@ static void fatal(const char *fmt, ...)
 	exit(1);
 }
 
-/* Loads conf, users and aliases as one unit; NULL leaves the old ones. */
+/* An error about a file named by a directive: "CONF:LINE: " in front. */
+static void where(const char *path, int line, char *err, size_t errlen)
+{
+	char tmp[512];
+
+	snprintf(tmp, sizeof(tmp), "%s:%d: %s", path, line, err);
+	snprintf(err, errlen, "%s", tmp);
+}
+
+/* Loads conf, users, certificates and aliases as one unit; on error the
+ * ones in force are untouched. */
 static int load_all(const char *path, struct conf **c, struct users **u,
 		    struct aliases **a, char *err, size_t errlen)
 {
@@ -139,12 +149,7 @@ static int load_all(const char *path, struct conf **c, struct users **u,
 		return -1;
 	*u = users_load((*c)->users, err, errlen);
 	if (!*u) {
-		conf_free(*c);
-		return -1;
-	}
-	if (CONFIG_TLS && (*c)->tls_cert[0] &&
-	    tls_load((*c)->tls_cert, (*c)->tls_key, err, errlen) != 0) {
-		users_free(*u);
+		where(path, (*c)->users_line, err, errlen);
 		conf_free(*c);
 		return -1;
 	}
@@ -152,10 +157,19 @@ static int load_all(const char *path, struct conf **c, struct users **u,
 	if (CONFIG_ALIASES && (*c)->aliases[0]) {
 		*a = aliases_load((*c)->aliases, *c, *u, err, errlen);
 		if (!*a) {
+			where(path, (*c)->aliases_line, err, errlen);
 			users_free(*u);
 			conf_free(*c);
 			return -1;
 		}
+	}
+	if (CONFIG_TLS && (*c)->tls_cert[0] &&
+	    tls_load((*c)->tls_cert, (*c)->tls_key, err, errlen) != 0) {
+		where(path, (*c)->tls_line, err, errlen);
+		aliases_free(*a);
+		users_free(*u);
+		conf_free(*c);
+		return -1;
 	}
 	return 0;
 }
@@ -182,6 +196,8 @@ static void reload(void)
 	c->nlisten = conf->nlisten;
 	conn_init(c->max_connections);
 	tls_set_max(c->max_tls_sessions);
+	if (conn_slots_free() > 0)
+		listeners_pause(0);
 	conf_free(conf);
 	users_free(users);
 	aliases_free(aliases);

@@ -17,6 +17,9 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 T=${1:?usage: toolchain/deps.sh TARGET}
 [ -f "toolchain/$T.mk" ] || { echo "deps: no toolchain/$T.mk" >&2; exit 1; }
+# A build system that brings its own toolchain and libraries (toolchain/openwrt.mk)
+# passes DEPS_DIR itself.
+grep -qE '^EXTERNAL_TOOLCHAIN[ \t]*=[ \t]*yes' "toolchain/$T.mk" && exit 0
 # A calling make passes its flags and command-line variables in the
 # environment; they must not leak into the makes run here.
 unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES GNUMAKEFLAGS CFLAGS LDFLAGS

@@ -8,6 +8,8 @@ set -eu
 cd "$(dirname "$0")/.."
 T=${1:?usage: toolchain/install-deps.sh TARGET}
 [ -f "toolchain/$T.mk" ] || { echo "install-deps: no toolchain/$T.mk" >&2; exit 1; }
+# A build system that brings its own toolchain (toolchain/openwrt.mk) needs nothing.
+grep -qE '^EXTERNAL_TOOLCHAIN[ \t]*=[ \t]*yes' "toolchain/$T.mk" && exit 0
 
 HOST_PKGS="make gcc libc6-dev dpkg-dev xz-utils"
 SRC_LIST=/etc/apt/sources.list.d/postie-src

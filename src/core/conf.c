@@ -134,6 +134,7 @@ static int d_tls_cert(struct parse *p, int argc, char **argv)
 	(void)argc;
 	if (!CONFIG_TLS)
 		return fail(p, "tls_cert: not in this build (needs CONFIG_TLS)");
+	p->c->tls_line = p->line;
 	return set_path(p, p->c->tls_cert, argv[1]);
 }
 
@@ -164,6 +165,7 @@ static int d_max_tls_sessions(struct parse *p, int argc, char **argv)
 static int d_users(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
+	p->c->users_line = p->line;
 	return set_path(p, p->c->users, argv[1]);
 }
 
@@ -172,6 +174,7 @@ static int d_aliases(struct parse *p, int argc, char **argv)
 	(void)argc;
 	if (!CONFIG_ALIASES)
 		return fail(p, "aliases: not in this build (needs CONFIG_ALIASES)");
+	p->c->aliases_line = p->line;
 	return set_path(p, p->c->aliases, argv[1]);
 }
 

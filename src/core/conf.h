@@ -39,6 +39,8 @@ struct conf {
 	struct net_cidr plain_auth_nets[CONF_MAX_NETS];
 	int nplain_auth_nets;
 	int sender_login_check;
+	/* Where file directives were given, for errors about their files. */
+	int users_line, aliases_line, tls_line;
 	int log_syslog;
 };
 

@@ -515,6 +515,7 @@ struct deliver {
 	int user[SMTP_MAX_MAILBOXES];
 	int n;
 	int overflow;
+	int vanished;           /* a recipient no longer resolves */
 	char sender[CONFIG_SMTP_PATH_MAX + 1];
 };
 
@@ -557,9 +558,13 @@ static int env_collect(void *ctx, char kind, const char *val, size_t len)
 	int u = users_find(users, val, klen);
 	if (u >= 0)
 		add_mailbox(d, u, NULL);
-	else
+	else {
+		/* Accepted at RCPT, gone after a reload: a temporary failure
+		 * makes the client retry, and RCPT then says 550. */
 		log_msg(LOGL_WARN, "recipient %.*s vanished from users/aliases "
 			"before delivery", (int)(len > 80 ? 80 : len), val);
+		d->vanished = 1;
+	}
 	return 0;
 }
 
@@ -575,9 +580,11 @@ static int try_deliver(struct conn *c, struct smtp_session *s)
 	int i, rc = MBOX_OK;
 
 	memset(&dv, 0, sizeof(dv));
-	if (spool_read_envelope(&s->tx.f, env_collect, &dv) != 0 || dv.overflow) {
-		log_msg(LOGL_ERR, "conn %u: cannot read back the envelope%s", c->id,
-			dv.overflow ? " (too many mailboxes)" : "");
+	if (spool_read_envelope(&s->tx.f, env_collect, &dv) != 0 || dv.overflow ||
+	    dv.vanished) {
+		log_msg(LOGL_ERR, "conn %u: cannot deliver: %s", c->id,
+			dv.overflow ? "too many mailboxes" : dv.vanished ?
+			"a recipient vanished" : "envelope unreadable");
 		reply(c, s, 451, "4.3.0 Local delivery failed, try again later");
 		return -1;
 	}

@@ -24,8 +24,6 @@ struct aliases {
 	char *mem;
 };
 
-struct aliases *aliases;
-
 static int cmp_alias(const void *a, const void *b)
 {
 	return strcmp(((const struct alias *)a)->name, ((const struct alias *)b)->name);

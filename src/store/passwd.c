@@ -5,7 +5,7 @@
  * cut as the spec says). Where the spec leaves glibc's strtoul() to parse
  * "rounds=", we take digits only: "rounds=-1$" or "rounds=x$" is refused
  * rather than guessed at. Nothing is allocated; the work buffers are on the
- * stack (about 1.5 KB) and are not wiped, as the password itself sits in
+ * stack (under 1 KB) and are not wiped, as the password itself sits in
  * the caller's connection buffer anyway. */
 #include "store/passwd.h"
 
@@ -59,14 +59,17 @@ struct setting {
 };
 
 /* "rounds=N$": digits only, clamped as the spec says. Returns the rest or
- * NULL. Saturates instead of overflowing on absurd digit strings. */
+ * NULL. Saturates just above the maximum, so a long digit string cannot
+ * wrap a 32-bit long into a small count. */
 static const char *parse_rounds(const char *p, unsigned long *rounds)
 {
 	unsigned long v = 0;
 	const char *start = p;
 
 	for (; *p >= '0' && *p <= '9'; p++) {
-		if (v <= PASSWD_ROUNDS_MAX)
+		if (v > PASSWD_ROUNDS_MAX / 10)
+			v = PASSWD_ROUNDS_MAX + 1ul;
+		else
 			v = v * 10 + (unsigned long)(*p - '0');
 	}
 	if (p == start || *p != '$')

@@ -15,6 +15,9 @@
 #define USERS_FILE_MAX (4u << 20)
 
 struct users *users;
+/* Defined here so builds without CONFIG_ALIASES still have the (NULL)
+ * table the delivery code consults. */
+struct aliases *aliases;
 
 char *file_slurp(const char *path, size_t max, size_t *len, char *err,
 		 size_t errlen)

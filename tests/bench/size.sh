@@ -120,45 +120,73 @@ for d in board/*/; do
 	fi
 done
 
-# ---- RAM per connection slot ----------------------------------------------
-# Build defconfig again with CONFIG_MAX_CONNECTIONS + 1: the symbols whose
-# size grows are the per-slot arrays, and the growth is their per-slot cost
-# (sizeof the element), exact and without a list of names to maintain.
-slot_report() { # TARGET
-	local t=$1 o=$S/$1-defconfig o1=$S/$1-defconfig-slot n nm
+# ---- RAM per connection and per TLS session --------------------------------
+# Build defconfig again with CONFIG_<LIMIT> + 1: the symbols whose size grows
+# are the arrays sized by that limit, and the growth is their cost per
+# element (sizeof the element), exact and without a list of names to keep.
+grow_report() { # TARGET LIMIT WHAT
+	local t=$1 k=$2 what=$3 o=$S/$1-defconfig o1 n nm cfg
+	o1=$S/$1-defconfig-$(echo "$k" | tr 'A-Z_' 'a-z-')
+	cfg=$S/configs/defconfig-$(echo "$k" | tr 'A-Z_' 'a-z-').config
 	[ -f "$o/postie.unstripped" ] || return 0
-	n=$(cfgval "$o" MAX_CONNECTIONS)
+	n=$(cfgval "$o" "$k")
 	[ -n "$n" ] || return 0
-	sed "/^CONFIG_MAX_CONNECTIONS=/d" "$S/configs/defconfig.config" >"$S/configs/.slot.tmp"
-	echo "CONFIG_MAX_CONNECTIONS=$((n + 1))" >>"$S/configs/.slot.tmp"
-	if cmp -s "$S/configs/.slot.tmp" "$S/configs/defconfig-slot.config"; then
-		rm -f "$S/configs/.slot.tmp"
-	else
-		mv "$S/configs/.slot.tmp" "$S/configs/defconfig-slot.config"
-	fi
-	say "building $t defconfig with $((n + 1)) slots"
-	timeout 1200 make -j2 -s TARGET="$t" O="$o1" CONFIG_SRC="$S/configs/defconfig-slot.config" \
-		>"$S/logs/$t-defconfig-slot.log" 2>&1 </dev/null || return 0
+	sed "/^CONFIG_$k=/d" "$S/configs/defconfig.config" >"$cfg.tmp"
+	echo "CONFIG_$k=$((n + 1))" >>"$cfg.tmp"
+	if cmp -s "$cfg.tmp" "$cfg"; then rm -f "$cfg.tmp"; else mv "$cfg.tmp" "$cfg"; fi
+	say "building $t defconfig with CONFIG_$k=$((n + 1))"
+	timeout 1200 make -j2 -s TARGET="$t" O="$o1" CONFIG_SRC="$cfg" \
+		>"$S/logs/$(basename "$o1").log" 2>&1 </dev/null || return 0
 	[ -f "$o1/postie.unstripped" ] || return 0
 	nm=$(tool "$t" "$o" STRIP strip)
 	nm=${nm%strip}nm
 	command -v "$nm" >/dev/null || nm=nm
-	echo "### $t: RAM per connection slot (defconfig, CONFIG_MAX_CONNECTIONS=$n)"
+	echo "### $t: RAM per $what (defconfig, CONFIG_$k=$n)"
 	echo
-	echo "Symbols that grow by one element when CONFIG_MAX_CONNECTIONS goes from $n to $((n + 1)):"
+	echo "Symbols that grow when CONFIG_$k goes from $n to $((n + 1)):"
 	echo
-	echo "| symbol | section | bytes at $n slots | bytes per slot |"
+	echo "| symbol | section | bytes at $n | bytes per $what |"
 	echo "|---|---|---:|---:|"
-	join -j1 <($nm -S "$o/postie.unstripped" | awk 'NF == 4 { print $4, $2, $3 }' | sort) \
-		<($nm -S "$o1/postie.unstripped" | awk 'NF == 4 { print $4, $2, $3 }' | sort) |
-		awk -v n="$n" '{ a = strtonum("0x" $2); b = strtonum("0x" $4)
-			if (b > a) { sec = ($3 ~ /[bB]/) ? "bss" : ($3 ~ /[dD]/) ? "data" : $3
-				printf "| %s | %s | %d | %d |\n", $1, sec, a, b - a; tot += b - a }
-			}
-			END { printf "| **total per slot** | | | **%d** |\n", tot }'
+	$nm -S -n "$o/postie.unstripped" >"$S/logs/$t-nm.txt" 2>/dev/null
+	$nm -S -n "$o1/postie.unstripped" >"$S/logs/$(basename "$o1")-nm.txt" 2>/dev/null
+	$PY - "$S/logs/$t-nm.txt" "$S/logs/$(basename "$o1")-nm.txt" "$what" <<'EOF'
+import sys
+def syms(path):
+    # Static symbols may share a name (two "pool"s): key on the name, the
+    # type and the rank among symbols of that name, in address order.
+    d, seen = {}, {}
+    for line in open(path):
+        f = line.split()
+        if len(f) == 4:
+            k = (f[3], f[2].lower())
+            seen[k] = seen.get(k, 0) + 1
+            d[k + (seen[k],)] = int(f[1], 16)
+    return d
+a, b, what = syms(sys.argv[1]), syms(sys.argv[2]), sys.argv[3]
+tot = 0
+for (name, t, i), size in sorted(a.items(), key=lambda kv: -kv[1]):
+    grow = b.get((name, t, i), size) - size
+    if grow > 0:
+        sec = {"b": "bss", "d": "data", "r": "rodata"}.get(t, t)
+        print("| %s | %s | %d | %d |" % (name, sec, size, grow))
+        tot += grow
+print("| **total per %s** | | | **%d** |" % (what, tot))
+EOF
 	echo
-	echo "Static bss/data total: $(awk 'NR == 2 { print $2 + $3 }' <(size "$o/postie.unstripped")) bytes"
-	echo "(untouched bss pages cost no RAM until a slot is first used)."
+}
+
+big_syms() { # TARGET: the largest data/bss symbols of defconfig
+	local t=$1 o=$S/$1-defconfig
+	[ -f "$S/logs/$t-nm.txt" ] || return 0
+	echo "### $t: largest static RAM symbols (defconfig; bss pages cost RAM only once touched)"
+	echo
+	echo "| symbol | section | bytes |"
+	echo "|---|---|---:|"
+	awk 'NF == 4 && $3 ~ /^[bBdD]$/ { print $2, $3, $4 }' "$S/logs/$t-nm.txt" |
+		while read -r h ty name; do echo "$((16#$h)) $ty $name"; done | sort -rn | head -10 |
+		awk '{ printf "| %s | %s | %d |\n", $3, ($2 ~ /[bB]/) ? "bss" : "data", $1 }'
+	echo
+	echo "Total static data+bss: $(size "$o/postie.unstripped" | awk 'NR == 2 { print $2 + $3 }') bytes."
 	echo
 }
 
@@ -196,7 +224,11 @@ OUT=$S/size.md
 	if [ "$CHECK" = 0 ]; then
 		echo "## RAM per connection"
 		echo
-		for t in x86_64 mips_24kc armv7; do slot_report "$t"; done
+		for t in x86_64 mips_24kc armv7; do
+			grow_report "$t" MAX_CONNECTIONS "connection slot"
+			grow_report "$t" MAX_TLS_SESSIONS "TLS session"
+			big_syms "$t"
+		done
 		for t in x86_64 mips_24kc; do
 			m=$S/$t-defconfig/postie.map
 			[ -f "$m" ] || continue

@@ -333,6 +333,28 @@ class StartError(Exception):
     pass
 
 
+def _listen_inodes(port):
+    """Inodes of sockets listening on 127.0.0.1:port (or any address),
+    from /proc/net/tcp; None without /proc."""
+    inodes = set()
+    found = False
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        found = True
+        for line in lines:
+            parts = line.split()
+            if len(parts) < 10 or parts[3] != "0A":     # 0A: LISTEN
+                continue
+            addr, _, hexport = parts[1].partition(":")
+            if int(hexport, 16) == port:
+                inodes.add(parts[9])
+    return inodes if found else None
+
+
 class Server:
     """postie in a temp dir. Use start()/stop() or as a context manager."""
 
@@ -421,16 +443,39 @@ class Server:
                 self._log.close()
                 raise StartError("postie exited %s at start: %s"
                                  % (self.proc.returncode, self.log()[-2000:]))
-            try:
-                s = socket.create_connection(("127.0.0.1", self.port), timeout=1)
-                s.close()
+            if self._listening():
                 return
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         self.proc.kill()
         self.proc.wait(10)
         raise StartError("postie did not listen within %.0f s: %s"
                          % (START_TIMEOUT, self.log()[-2000:]))
+
+    def _listening(self):
+        """True once *our* process listens on the port. Another process
+        could hold the port we picked; a plain connect would then succeed
+        while postie is still starting (a signal sent then is lost)."""
+        mine = _listen_inodes(self.port)
+        if mine is None:        # no /proc: fall back to a connect
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        if not mine:
+            return False
+        fd_dir = "/proc/%d/fd" % self.proc.pid
+        try:
+            for fd in os.listdir(fd_dir):
+                try:
+                    link = os.readlink(os.path.join(fd_dir, fd))
+                except OSError:
+                    continue
+                if link.startswith("socket:[") and link[8:-1] in mine:
+                    return True
+        except OSError:
+            return False
+        return False
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None

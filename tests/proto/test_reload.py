@@ -19,9 +19,11 @@ class Reload(harness.TestCase):
     def tearDown(self):
         rc = self.srv.stop()
         log = self.srv.log()
+        report = self.srv.sanitizer_report()
         self.srv.cleanup()
         super().tearDown()
         self.assertEqual(rc, 0, log[-1500:])
+        self.assertIsNone(report)
 
     def rcpt_code(self, addr):
         with self.srv.dialog() as d:
@@ -89,6 +91,27 @@ class Reload(harness.TestCase):
             self.assertEqual(d.reply()[0], 250)
         self.assertEqual(len(self.srv.find("alice", t)), 1)
         self.assertEqual(len(self.srv.find("zed", t)), 1)
+
+    def test_recipient_removed_before_end_of_data(self):
+        # alice is accepted by RCPT, then removed by a reload before the
+        # end of DATA. A 250 now would be a lie: the message would be in
+        # no mailbox. Any answer but 250 is fine; 250 needs a stored copy.
+        t = token()
+        with self.srv.dialog() as d:
+            d.ehlo()
+            self.assertEqual(d.code("MAIL FROM:<a@example.net>"), 250)
+            self.assertEqual(d.code("RCPT TO:<alice@test.lan>"), 250)
+            self.assertEqual(d.code("DATA"), 354)
+            self.srv.write("users", "demo:\n")
+            self.assertTrue(self.srv.reload())
+            d.send(crlf("Subject: %s\n\nwhere does this go?\n" % t) + b".\r\n")
+            code, lines = d.reply()
+        stored = self.srv.anywhere(t)
+        if code == 250:
+            self.assertNotEqual(stored, [], "250 %r but the message is stored "
+                                "nowhere: accepted mail lost" % lines)
+        else:
+            self.assertEqual(stored, [])
 
     def test_broken_config_keeps_old(self):
         conf = self.srv.config(self.srv.port)

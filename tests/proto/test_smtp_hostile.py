@@ -31,6 +31,19 @@ class Hostile(harness.ServerTest):
             self.assertIn("5.5.2", lines[0])
             self.assertEqual(d.code("NOOP"), 250)
 
+    def test_unimplemented_commands(self):
+        with self.server.dialog() as d:
+            d.ehlo()
+            if "tls" not in harness.features():
+                code, lines = d.cmd("STARTTLS")
+                self.assertEqual(code, 454, lines)
+            for verb in ("EXPN staff", "TURN", "BDAT 10 LAST"):
+                code, lines = d.cmd(verb)
+                self.assertTrue(500 <= code < 600, (verb, lines))
+            if "auth" not in harness.features():
+                self.assertTrue(500 <= d.code("AUTH PLAIN AGFAAGI=") < 600)
+            self.assertEqual(d.code("NOOP"), 250)
+
     def test_lowercase_verbs(self):
         t = token()
         with self.server.dialog() as d:

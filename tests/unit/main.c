@@ -13,6 +13,8 @@ int main(void)
 	test_conf();
 	test_net();
 	test_aliases();
+	if (CONFIG_AUTH)
+		test_auth();
 	printf("unit: %d passed, %d failed\n", unit_pass, unit_fail);
 	return unit_fail ? 1 : 0;
 }

@@ -26,5 +26,6 @@ void test_mbox(void);
 void test_conf(void);
 void test_net(void);
 void test_aliases(void);
+void test_auth(void);
 
 #endif
