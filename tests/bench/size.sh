@@ -191,9 +191,10 @@ big_syms() { # TARGET: the largest data/bss symbols of defconfig
 }
 
 # ---- report --------------------------------------------------------------
-budget_of() { # TARGET CONFIG
+budget_of() { # TARGET CONFIG COLUMN: MAX_BYTES (3) or GOAL_BYTES (4)
 	[ -f "$BUDGETS" ] || return 0
-	awk -v t="$1" -v c="$2" '!/^#/ && $1 == t && $2 == c { print $3; exit }' "$BUDGETS"
+	awk -v t="$1" -v c="$2" -v k="$3" '!/^#/ && $1 == t && $2 == c {
+		if ($k ~ /^[0-9]+$/) print $k; exit }' "$BUDGETS"
 }
 OVER=()
 OUT=$S/size.md
@@ -203,20 +204,24 @@ OUT=$S/size.md
 	echo "Stripped, static; file = bytes on flash. text/data/bss from the target's size tool."
 	echo "Commit $(git log -1 --format='%h %cs' 2>/dev/null || echo '?')$(n=$(git status --porcelain -- src Makefile Kconfig toolchain 2>/dev/null | wc -l); [ "$n" -gt 0 ] && echo " + $n uncommitted files")."
 	echo
-	echo "| target | config | file bytes | KiB | text | data | bss | budget | status |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
+	echo "| target | config | file bytes | KiB | text | data | bss | budget | goal | status |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
 	for r in "${ROWS[@]}"; do
 		read -r t c f tx da bs o <<<"$r"
-		bud=$(budget_of "$t" "$c")
+		bud=$(budget_of "$t" "$c" 3)
+		goal=$(budget_of "$t" "$c" 4)
 		st=ok
 		if [ -z "$bud" ]; then
 			st="no budget"
 		elif [ "$f" -gt "$bud" ]; then
-			st="**OVER by $((f - bud))**"
+			st="**OVER BUDGET by $((f - bud))**"
 			OVER+=("$t $c: $f bytes > budget $bud")
 		fi
-		printf '| %s | %s | %d | %.1f | %s | %s | %s | %s | %s |\n' "$t" "$c" "$f" \
-			"$(awk -v f="$f" 'BEGIN { print f / 1024 }')" "$tx" "$da" "$bs" "${bud:--}" "$st"
+		if [ -n "$goal" ] && [ "$f" -gt "$goal" ]; then
+			st="$st; $(awk -v f="$f" -v g="$goal" 'BEGIN { printf "%.1f KiB over goal", (f - g) / 1024 }')"
+		fi
+		printf '| %s | %s | %d | %.1f | %s | %s | %s | %s | %s | %s |\n' "$t" "$c" "$f" \
+			"$(awk -v f="$f" 'BEGIN { print f / 1024 }')" "$tx" "$da" "$bs" "${bud:--}" "${goal:--}" "$st"
 	done
 	echo
 	for n in "${NOTES[@]}"; do echo "- $n"; done
