@@ -48,6 +48,7 @@ obj-y := main.o core/loop.o core/conn.o core/log.o core/conf.o core/util.o \
 obj-$(CONFIG_ALIASES) += store/aliases.o
 obj-$(CONFIG_TLS) += tls/tls_bearssl.o
 obj-$(CONFIG_AUTH) += proto/auth.o proto/sasl.o store/passwd.o
+obj-$(CONFIG_POP3) += proto/pop3.o store/index.o
 
 # BearSSL and udns come from toolchain/deps.sh, built per target.
 DEPS_TARGET ?= $(TARGET)

@@ -92,9 +92,11 @@ static int d_listen(struct parse *p, int argc, char **argv)
 		[LISTEN_SMTP] = { "smtp", 1, "" },
 		[LISTEN_SMTPS] = { "smtps", CONFIG_TLS, "CONFIG_TLS" },
 		[LISTEN_SUBMISSION] = { "submission", CONFIG_AUTH, "CONFIG_AUTH" },
+		[LISTEN_POP3] = { "pop3", CONFIG_POP3, "CONFIG_POP3" },
+		[LISTEN_POP3S] = { "pop3s", CONFIG_POP3 && CONFIG_TLS,
+				   "CONFIG_POP3 and CONFIG_TLS" },
 	};
-	static const char *const later[] = { "pop3", "pop3s",
-					     "imap", "imaps" };
+	static const char *const later[] = { "imap", "imaps" };
 	struct conf_listen *l;
 	int kind = -1, rc;
 
@@ -110,7 +112,7 @@ static int d_listen(struct parse *p, int argc, char **argv)
 			if (strcmp(argv[1], later[i]) == 0)
 				return fail(p, "listen %s: not in this build "
 					    "(a later feature option)", argv[1]);
-		return fail(p, "listen: unknown service '%s' (smtp, smtps, submission)", argv[1]);
+		return fail(p, "listen: unknown service '%s' (smtp, smtps, submission, pop3, pop3s)", argv[1]);
 	}
 	if (p->c->nlisten >= CONFIG_MAX_LISTENERS)
 		return fail(p, "more than %d listeners (CONFIG_MAX_LISTENERS)",
@@ -395,7 +397,9 @@ static int finish(struct parse *p)
 	if (!c->tls_cert[0] != !c->tls_key[0])
 		return fail(p, "tls_cert and tls_key go together");
 	for (int i = 0; i < c->nlisten; i++)
-		if (c->listen[i].kind != LISTEN_SMTP && !c->tls_cert[0])
+		if ((c->listen[i].kind == LISTEN_SMTPS ||
+		     c->listen[i].kind == LISTEN_SUBMISSION ||
+		     c->listen[i].kind == LISTEN_POP3S) && !c->tls_cert[0])
 			return fail(p, "listen %s needs tls_cert and tls_key",
 				    c->listen[i].text);
 	if (c->nlocal_domains == 0) {

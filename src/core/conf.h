@@ -12,7 +12,10 @@
 #define CONF_MAX_NETS 16
 #define CONF_PATH_MAX 256
 
-enum listen_kind { LISTEN_SMTP, LISTEN_SMTPS, LISTEN_SUBMISSION, LISTEN_KIND_COUNT };
+enum listen_kind {
+	LISTEN_SMTP, LISTEN_SMTPS, LISTEN_SUBMISSION, LISTEN_POP3, LISTEN_POP3S,
+	LISTEN_KIND_COUNT
+};
 
 struct conf_listen {
 	enum listen_kind kind;
