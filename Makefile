@@ -49,17 +49,23 @@ obj-$(CONFIG_ALIASES) += store/aliases.o
 obj-$(CONFIG_TLS) += tls/tls_bearssl.o
 obj-$(CONFIG_AUTH) += proto/auth.o proto/sasl.o store/passwd.o
 obj-$(CONFIG_POP3) += proto/pop3.o store/index.o
+obj-$(CONFIG_RELAY) += store/queue.o store/bounce.o proto/smtp_out.o
+obj-$(CONFIG_DNS) += dns/dns_udns.o
+obj-$(CONFIG_SENDMAIL) += sendmail.o
 
 # BearSSL and udns come from toolchain/deps.sh, built per target.
 DEPS_TARGET ?= $(TARGET)
 DEPS_DIR := build/$(DEPS_TARGET)/deps
-NEED_DEPS := $(CONFIG_TLS)
+NEED_DEPS := $(CONFIG_TLS)$(CONFIG_DNS)
 ifneq ($(NEED_DEPS),)
 BASE_CFLAGS += -isystem $(DEPS_DIR)/include
 LIBS += -L$(DEPS_DIR)/lib
 endif
 ifeq ($(CONFIG_TLS),y)
 LIBS += -lbearssl
+endif
+ifeq ($(CONFIG_DNS),y)
+LIBS += -ludns
 endif
 
 OBJS := $(addprefix $(O)/obj/,$(obj-y))

@@ -27,7 +27,11 @@
 #include "proto/smtp_in.h"
 #include "store/aliases.h"
 #include "store/spool.h"
+#include "dns/dns.h"
+#include "proto/smtp_out.h"
+#include "sendmail.h"
 #include "store/passwd.h"
+#include "store/queue.h"
 #include "store/users.h"
 #include "tls/tls.h"
 
@@ -42,7 +46,7 @@ struct listener {
 
 static struct listener listeners[CONFIG_MAX_LISTENERS];
 static int nlisteners;
-static volatile sig_atomic_t got_term, got_hup;
+static volatile sig_atomic_t got_term, got_hup, got_usr1;
 static const char *conf_path = DEFAULT_CONF;
 
 static const struct proto_ops *const kind_ops[LISTEN_KIND_COUNT] = {
@@ -61,6 +65,8 @@ static void on_signal(int sig)
 {
 	if (sig == SIGHUP)
 		got_hup = 1;
+	else if (sig == SIGUSR1)
+		got_usr1 = 1;
 	else
 		got_term = 1;
 }
@@ -143,6 +149,30 @@ static void where(const char *path, int line, char *err, size_t errlen)
 	snprintf(err, errlen, "%s", tmp);
 }
 
+/* The smarthost password (only the daemon reads it) and the CA bundle
+ * that checks the smarthost's certificate. */
+static int load_relay(const struct conf *c, char *err, size_t errlen)
+{
+	char *text;
+	size_t len;
+
+	if (!CONFIG_RELAY || !c->smarthost[0])
+		return 0;
+	if (c->smarthost_secret[0]) {
+		text = file_slurp(c->smarthost_secret, 4096, &len, err, errlen);
+		if (!text)
+			return -1;
+		text[strcspn(text, "\r\n")] = '\0';
+		smtpout_set_secret(text);
+		explicit_bzero(text, len);
+		free(text);
+	}
+	if (CONFIG_TLS && c->smarthost_tls != SMARTHOST_PLAIN && c->smarthost_verify &&
+	    tls_load_ca(c->ca_file, err, errlen) != 0)
+		return -1;
+	return 0;
+}
+
 /* Loads conf, users, certificates and aliases as one unit; on error the
  * ones in force are untouched. */
 static int load_all(const char *path, struct conf **c, struct users **u,
@@ -167,9 +197,11 @@ static int load_all(const char *path, struct conf **c, struct users **u,
 			return -1;
 		}
 	}
-	if (CONFIG_TLS && (*c)->tls_cert[0] &&
-	    tls_load((*c)->tls_cert, (*c)->tls_key, err, errlen) != 0) {
-		where(path, (*c)->tls_line, err, errlen);
+	if ((CONFIG_TLS && (*c)->tls_cert[0] &&
+	     tls_load((*c)->tls_cert, (*c)->tls_key, err, errlen) != 0) ||
+	    load_relay(*c, err, errlen) != 0) {
+		where(path, (*c)->tls_line ? (*c)->tls_line : (*c)->smarthost_line,
+		      err, errlen);
 		aliases_free(*a);
 		users_free(*u);
 		conf_free(*c);
@@ -230,6 +262,22 @@ static void drop_privileges(uid_t uid, gid_t gid, const char *name)
 		fatal("run_as %s: could regain root, refusing to run", name);
 }
 
+/* spool_dir/postie.pid lets `postie sendmail -q` find the daemon. */
+static void write_pid(void)
+{
+	char path[CONF_PATH_MAX + 16];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/postie.pid", conf->spool_dir);
+	f = fopen(path, "we");
+	if (!f) {
+		log_msg(LOGL_WARN, "%s: %s", path, strerror(errno));
+		return;
+	}
+	fprintf(f, "%d\n", (int)getpid());
+	fclose(f);
+}
+
 static void print_version(void)
 {
 	printf("postie %s\nfeatures:", POSTIE_VERSION);
@@ -244,6 +292,14 @@ static void print_version(void)
 		printf(" tls");
 	if (CONFIG_AUTH)
 		printf(" auth submission");
+	if (CONFIG_POP3)
+		printf(" pop3");
+	if (CONFIG_RELAY)
+		printf(" relay queue");
+	if (CONFIG_DNS)
+		printf(" dns");
+	if (CONFIG_SENDMAIL)
+		printf(" sendmail");
 	if (CONFIG_FEATURE_SMTP_SMTPUTF8)
 		printf(" smtputf8");
 	if (CONFIG_DEBUG_PROTOCOL)
@@ -337,12 +393,21 @@ static int daemon_main(int argc, char **argv)
 		drop_privileges(uid, gid, conf->run_as);
 	if (spool_init(conf->spool_dir) != 0)
 		fatal("%s: %s", conf->spool_dir, strerror(errno));
+	if (CONFIG_RELAY) {
+		if (queue_init(conf->spool_dir) != 0)
+			fatal("%s: queue: %s", conf->spool_dir, strerror(errno));
+		if (CONFIG_DNS && dns_start(conf->dns_server) != 0)
+			log_msg(LOGL_WARN, "dns: resolver not available yet; relayed "
+				"mail waits in the queue");
+		write_pid();
+	}
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	/* Signals are taken only inside ppoll(), so a flag is never missed
 	 * between a check and the wait. */
@@ -350,6 +415,7 @@ static int daemon_main(int argc, char **argv)
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &block, NULL);
 
 	log_msg(LOGL_INFO, "postie %s started: %d listeners, %d users, pid %d",
@@ -369,6 +435,11 @@ static int daemon_main(int argc, char **argv)
 		if (got_hup) {
 			got_hup = 0;
 			reload();
+		}
+		if (got_usr1) {
+			got_usr1 = 0;
+			log_msg(LOGL_INFO, "queue run requested");
+			queue_run_now();
 		}
 	}
 	log_msg(LOGL_INFO, "stopping (signal); longest loop stall %lld ms",
@@ -434,13 +505,16 @@ int main(int argc, char **argv)
 {
 	const char *name = base_name(argv[0]);
 
-	if (strcmp(name, "sendmail") == 0 || strcmp(name, "mailq") == 0 ||
-	    (argc > 1 && (strcmp(argv[1], "sendmail") == 0 ||
-			  strcmp(argv[1], "mailq") == 0))) {
-		fprintf(stderr, "postie: sendmail/mailq are not in this build "
-			"(needs CONFIG_SENDMAIL)\n");
-		return 69;
-	}
+	/* Multi-call: "sendmail"/"mailq" by name (symlinks), or as the
+	 * first argument of postie. */
+	if (strcmp(name, "sendmail") == 0)
+		return sendmail_main(argc, argv, 0);
+	if (strcmp(name, "mailq") == 0)
+		return sendmail_main(argc, argv, 1);
+	if (argc > 1 && strcmp(argv[1], "sendmail") == 0)
+		return sendmail_main(argc - 1, argv + 1, 0);
+	if (argc > 1 && strcmp(argv[1], "mailq") == 0)
+		return sendmail_main(argc - 1, argv + 1, 1);
 	if (argc > 1 && strcmp(argv[1], "passwd") == 0)
 		return passwd_main();
 	return daemon_main(argc, argv);

@@ -285,6 +285,186 @@ static int d_sender_login_check(struct parse *p, int argc, char **argv)
 	return 0;
 }
 
+static int need_relay(struct parse *p, const char *name)
+{
+	if (!CONFIG_RELAY)
+		return fail(p, "%s: not in this build (needs CONFIG_RELAY)", name);
+	return 0;
+}
+
+static int d_relay_networks(struct parse *p, int argc, char **argv)
+{
+	if (need_relay(p, argv[0]))
+		return -1;
+	for (int i = 1; i < argc; i++) {
+		if (p->c->nrelay_nets >= CONF_MAX_NETS)
+			return fail(p, "more than %d networks", CONF_MAX_NETS);
+		if (net_parse_cidr(argv[i], &p->c->relay_nets[p->c->nrelay_nets]) != 0)
+			return fail(p, "'%s' is not ADDRESS or ADDRESS/BITS", argv[i]);
+		p->c->nrelay_nets++;
+	}
+	return 0;
+}
+
+static int d_smarthost(struct parse *p, int argc, char **argv)
+{
+	static const char *const modes[] = { "plain", "starttls", "tls" };
+	const char *colon;
+	uint64_t port;
+	size_t hl;
+
+	if (need_relay(p, argv[0]))
+		return -1;
+	colon = strrchr(argv[1], ':');
+	if (!colon || (argv[1][0] == '[' && colon[-1] != ']'))
+		return fail(p, "smarthost: want HOST:PORT, not '%s'", argv[1]);
+	if (parse_u64(colon + 1, 65535, &port) != 0 || port == 0)
+		return fail(p, "smarthost: bad port in '%s'", argv[1]);
+	hl = (size_t)(colon - argv[1]);
+	if (argv[1][0] == '[') {
+		argv[1]++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= sizeof(p->c->smarthost))
+		return fail(p, "smarthost: bad host in '%s'", argv[1]);
+	memcpy(p->c->smarthost, argv[1], hl);
+	p->c->smarthost[hl] = '\0';
+	p->c->smarthost_port = (int)port;
+	p->c->smarthost_tls = port == 465 ? SMARTHOST_TLS : SMARTHOST_STARTTLS;
+	if (argc > 2) {
+		size_t i;
+		for (i = 0; i < ARRAY_LEN(modes); i++)
+			if (strcmp(argv[2], modes[i]) == 0)
+				break;
+		if (i == ARRAY_LEN(modes))
+			return fail(p, "smarthost: mode '%s': want tls, starttls or "
+				    "plain", argv[2]);
+		p->c->smarthost_tls = (int)i;
+	}
+	if (p->c->smarthost_tls != SMARTHOST_PLAIN && !CONFIG_TLS)
+		return fail(p, "smarthost %s: TLS is not in this build (needs "
+			    "CONFIG_TLS); say 'plain' to send in the clear", argv[2] ?
+			    argv[2] : "");
+	if (!CONFIG_DNS) {
+		struct net_cidr tmp;
+		if (net_parse_cidr(p->c->smarthost, &tmp) != 0)
+			return fail(p, "smarthost: '%s' must be an IP address in a "
+				    "build without DNS (CONFIG_DNS)", p->c->smarthost);
+	}
+	p->c->smarthost_line = p->line;
+	return 0;
+}
+
+static int d_smarthost_auth(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	if (need_relay(p, argv[0]))
+		return -1;
+	if (!CONFIG_AUTH)
+		return fail(p, "smarthost_auth: not in this build (needs CONFIG_AUTH)");
+	if (str_copy(p->c->smarthost_user, sizeof(p->c->smarthost_user), argv[1],
+		     strlen(argv[1])) != 0)
+		return fail(p, "smarthost_auth: user name too long");
+	return set_path(p, p->c->smarthost_secret, argv[2]);
+}
+
+static int d_smarthost_verify(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	if (need_relay(p, argv[0]))
+		return -1;
+	if (strcmp(argv[1], "none") == 0)
+		p->c->smarthost_verify = 0;
+	else if (strcmp(argv[1], "ca") == 0)
+		p->c->smarthost_verify = 1;
+	else
+		return fail(p, "smarthost_verify: want ca or none");
+	return 0;
+}
+
+static int d_ca_file(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	if (need_relay(p, argv[0]))
+		return -1;
+	if (!CONFIG_TLS)
+		return fail(p, "ca_file: not in this build (needs CONFIG_TLS)");
+	return set_path(p, p->c->ca_file, argv[1]);
+}
+
+static int d_dns_server(struct parse *p, int argc, char **argv)
+{
+	struct net_addr a;
+	char buf[NET_ADDRSTR + 8];
+
+	(void)argc;
+	if (!CONFIG_DNS)
+		return fail(p, "dns_server: not in this build (needs CONFIG_DNS)");
+	/* ADDR or ADDR:PORT or [V6]:PORT; checked by parsing with a port. */
+	if (strchr(argv[1], ':') && (argv[1][0] == '[' || strchr(argv[1], '.')))
+		snprintf(buf, sizeof(buf), "%s", argv[1]);
+	else if (strchr(argv[1], ':'))
+		snprintf(buf, sizeof(buf), "[%s]:53", argv[1]);
+	else
+		snprintf(buf, sizeof(buf), "%s:53", argv[1]);
+	if (net_parse_hostport(buf, &a) != 0)
+		return fail(p, "dns_server: '%s' is not ADDR or ADDR:PORT", argv[1]);
+	str_copy(p->c->dns_server, sizeof(p->c->dns_server), argv[1], strlen(argv[1]));
+	return 0;
+}
+
+static int d_relay_port(struct parse *p, int argc, char **argv)
+{
+	uint64_t v;
+
+	(void)argc;
+	if (need_relay(p, argv[0]))
+		return -1;
+	if (parse_u64(argv[1], 65535, &v) != 0 || v == 0)
+		return fail(p, "relay_port: want 1..65535");
+	p->c->relay_port = (int)v;
+	return 0;
+}
+
+static int d_queue_lifetime(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	if (need_relay(p, argv[0]))
+		return -1;
+	if (parse_duration(argv[1], &p->c->queue_lifetime) != 0 ||
+	    p->c->queue_lifetime < 60)
+		return fail(p, "queue_lifetime '%s': want a duration like 5d, 12h "
+			    "(at least 1m)", argv[1]);
+	return 0;
+}
+
+static int d_queue_retry(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	if (need_relay(p, argv[0]))
+		return -1;
+	if (parse_duration(argv[1], &p->c->retry_min) != 0 ||
+	    parse_duration(argv[2], &p->c->retry_max) != 0 || p->c->retry_min < 1 ||
+	    p->c->retry_max < p->c->retry_min)
+		return fail(p, "queue_retry: want MIN MAX durations, MIN <= MAX "
+			    "(e.g. 5m 1h)");
+	return 0;
+}
+
+static int d_masquerade(struct parse *p, int argc, char **argv)
+{
+	const char *at = strchr(argv[1], '@');
+
+	(void)argc;
+	if (need_relay(p, argv[0]))
+		return -1;
+	if (!at || at == argv[1] || !valid_domain(at + 1) ||
+	    strcspn(argv[1], "<>\"() ,;:") != strlen(argv[1]))
+		return fail(p, "masquerade: want user@domain, not '%s'", argv[1]);
+	str_copy(p->c->masquerade, sizeof(p->c->masquerade), argv[1], strlen(argv[1]));
+	return 0;
+}
+
 struct directive {
 	const char *name;
 	int min_args, max_args;
@@ -309,18 +489,20 @@ static const struct directive directives[] = {
 	{ "max_tls_sessions", 1, 1, d_max_tls_sessions, 0 },
 	{ "plaintext_auth_networks", 1, CONF_MAX_ARGS - 1, d_plaintext_auth_networks, 1 },
 	{ "sender_login_check", 1, 1, d_sender_login_check, 0 },
+	{ "relay_networks", 1, CONF_MAX_ARGS - 1, d_relay_networks, 1 },
+	{ "smarthost", 1, 2, d_smarthost, 0 },
+	{ "smarthost_auth", 2, 2, d_smarthost_auth, 0 },
+	{ "smarthost_verify", 1, 1, d_smarthost_verify, 0 },
+	{ "ca_file", 1, 1, d_ca_file, 0 },
+	{ "dns_server", 1, 1, d_dns_server, 0 },
+	{ "relay_port", 1, 1, d_relay_port, 0 },
+	{ "queue_lifetime", 1, 1, d_queue_lifetime, 0 },
+	{ "queue_retry", 2, 2, d_queue_retry, 0 },
+	{ "masquerade", 1, 1, d_masquerade, 0 },
 };
 
 /* Directives of features that later options add: known, so that the
  * error says what is missing instead of "unknown". */
-static const struct {
-	const char *name, *option;
-} absent[] = {
-	{ "relay_networks", "CONFIG_RELAY" }, { "smarthost", "CONFIG_RELAY" },
-	{ "smarthost_auth", "CONFIG_RELAY" }, { "ca_file", "CONFIG_RELAY" },
-	{ "relay_port", "CONFIG_RELAY" }, { "queue_lifetime", "CONFIG_RELAY" },
-	{ "dns_server", "CONFIG_DNS" },
-};
 
 static int split(char *line, char **argv)
 {
@@ -369,10 +551,6 @@ static int parse_line(struct parse *p, char *line)
 		p->seen |= 1u << i;
 		return d->fn(p, argc, argv);
 	}
-	for (size_t i = 0; i < ARRAY_LEN(absent); i++)
-		if (strcmp(argv[0], absent[i].name) == 0)
-			return fail(p, "%s: not in this build (needs %s)",
-				    argv[0], absent[i].option);
 	return fail(p, "unknown directive '%s'", argv[0]);
 }
 
@@ -388,12 +566,20 @@ static void defaults(struct conf *c)
 	c->max_connections = CONFIG_MAX_CONNECTIONS;
 	c->max_tls_sessions = CONFIG_MAX_TLS_SESSIONS;
 	c->sender_login_check = 1;
+	c->smarthost_verify = 1;
+	c->relay_port = 25;
+	c->queue_lifetime = 5 * 86400;
+	c->retry_min = 300;
+	c->retry_max = 3600;
+	strcpy(c->ca_file, "/etc/ssl/certs/ca-certificates.crt");
 }
 
 static int finish(struct parse *p)
 {
 	struct conf *c = p->c;
 
+	if (c->smarthost_user[0] && !c->smarthost[0])
+		return fail(p, "smarthost_auth without smarthost");
 	if (!c->tls_cert[0] != !c->tls_key[0])
 		return fail(p, "tls_cert and tls_key go together");
 	for (int i = 0; i < c->nlisten; i++)

@@ -12,6 +12,8 @@
 #define CONF_MAX_NETS 16
 #define CONF_PATH_MAX 256
 
+enum { SMARTHOST_PLAIN, SMARTHOST_STARTTLS, SMARTHOST_TLS };
+
 enum listen_kind {
 	LISTEN_SMTP, LISTEN_SMTPS, LISTEN_SUBMISSION, LISTEN_POP3, LISTEN_POP3S,
 	LISTEN_KIND_COUNT
@@ -42,6 +44,21 @@ struct conf {
 	struct net_cidr plain_auth_nets[CONF_MAX_NETS];
 	int nplain_auth_nets;
 	int sender_login_check;
+	struct net_cidr relay_nets[CONF_MAX_NETS];
+	int nrelay_nets;
+	char smarthost[256];            /* host name or address; "" = MX */
+	int smarthost_port;
+	int smarthost_tls;              /* SMARTHOST_PLAIN / _STARTTLS / _TLS */
+	char smarthost_user[256];
+	char smarthost_secret[CONF_PATH_MAX];
+	int smarthost_verify;           /* check certificate and name */
+	char ca_file[CONF_PATH_MAX];
+	char dns_server[NET_ADDRSTR];
+	int relay_port;
+	uint64_t queue_lifetime;        /* seconds */
+	uint64_t retry_min, retry_max;  /* seconds, doubled per attempt */
+	char masquerade[256];           /* user@domain for local senders */
+	int smarthost_line;
 	/* Where file directives were given, for errors about their files. */
 	int users_line, aliases_line, tls_line;
 	int log_syslog;

@@ -75,6 +75,10 @@ static void update_events(struct conn *c)
 {
 	short ev = 0;
 
+	if (c->flags & CONN_CONNECTING) {
+		c->w.events = POLLOUT;
+		return;
+	}
 	if (CONFIG_TLS && c->tls) {
 		unsigned st = tls_state(c->tls);
 		if (st & TLS_WANT_WRITE)
@@ -106,7 +110,7 @@ static int tls_pump(struct conn *c)
 			progress |= n > 0;
 		}
 		if (c->out_off < c->out_len) {
-			n = tls_app_write(t, c->outbuf + c->out_off, c->out_len - c->out_off);
+			n = tls_app_write(t, c->outp + c->out_off, c->out_len - c->out_off);
 			c->out_off += n;
 			if (n && c->out_off == c->out_len)
 				tls_app_flush(t);
@@ -129,6 +133,22 @@ static int tls_pump(struct conn *c)
 	return 0;
 }
 
+/* While TLS is on, replies go to the session's larger buffer (see
+ * CONFIG_TLS_OUTBUF); pending bytes move with them. */
+static void use_tls_outbuf(struct conn *c)
+{
+	size_t cap;
+	char *buf = tls_outbuf(c->tls, &cap);
+
+	if (!buf || c->out_len - c->out_off > cap)
+		return;
+	memmove(buf, c->outp + c->out_off, c->out_len - c->out_off);
+	c->out_len -= c->out_off;
+	c->out_off = 0;
+	c->outp = buf;
+	c->outcap = cap;
+}
+
 static void switch_to_tls(struct conn *c)
 {
 	c->tls = c->tls_next;
@@ -138,6 +158,7 @@ static void switch_to_tls(struct conn *c)
 	 * (CVE-2011-0411): the protocol starts over after the handshake. */
 	c->in.off = c->in.len = 0;
 	c->in.skipping = 0;
+	use_tls_outbuf(c);
 }
 
 int conn_start_tls(struct conn *c)
@@ -163,7 +184,7 @@ void conn_flush(struct conn *c)
 		return;
 	}
 	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->w.fd, c->outbuf + c->out_off,
+		ssize_t n = send(c->w.fd, c->outp + c->out_off,
 				 c->out_len - c->out_off, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -185,7 +206,7 @@ void conn_flush(struct conn *c)
 
 size_t conn_out_free(const struct conn *c)
 {
-	return sizeof(c->outbuf) - c->out_len;
+	return c->outcap - c->out_len;
 }
 
 int conn_out_pending(const struct conn *c)
@@ -205,7 +226,7 @@ int conn_write(struct conn *c, const char *data, size_t len)
 		conn_close(c, "output overflow");
 		return -1;
 	}
-	memcpy(c->outbuf + c->out_len, data, len);
+	memcpy(c->outp + c->out_len, data, len);
 	c->out_len += len;
 	return 0;
 }
@@ -230,8 +251,10 @@ void conn_close(struct conn *c, const char *why)
 
 	if (c->w.fd < 0)
 		return;
+	c->why = why;
 	if (c->ops && c->ops->close)
 		c->ops->close(c);
+	c->why = why;
 	log_msg(LOGL_INFO, "conn %u %s: closed (%s)", c->id, c->peer_str, why);
 	if (CONFIG_TLS && c->tls) {
 		if (tls_error(c->tls))
@@ -243,6 +266,8 @@ void conn_close(struct conn *c, const char *why)
 	tls_conn_free(c->tls);
 	tls_conn_free(c->tls_next);
 	c->tls = c->tls_next = NULL;
+	c->outp = c->outbuf;
+	c->outcap = sizeof(c->outbuf);
 	loop_del(&c->w);
 	close(c->w.fd);
 	c->w.fd = -1;
@@ -277,6 +302,14 @@ void conn_suspend(struct conn *c)
 	update_events(c);
 }
 
+/* The half-duplex engine cannot send until the application has taken
+ * every byte of the record it received. */
+static int tls_blocked_by_input(const struct conn *c)
+{
+	return CONFIG_TLS && c->tls && (tls_state(c->tls) & (TLS_APP_IN | TLS_APP_OUT |
+		TLS_WANT_WRITE)) == TLS_APP_IN;
+}
+
 /* Runs the protocol on buffered input until it stops making progress or
  * its output backs up. The input buffer is bounded and every round
  * consumes something, so the work per call is bounded too; input left over
@@ -287,10 +320,13 @@ void conn_suspend(struct conn *c)
 static void run_input(struct conn *c)
 {
 	for (int rounds = 0; rounds < CONN_MAX_ROUNDS && c->w.fd >= 0; rounds++) {
-		size_t before = c->in.off, len_before = c->in.len;
-		size_t out_before = c->out_len;
-		unsigned flags_before = c->flags;
+		size_t off0;
+		size_t out0;
+		unsigned flags0;
+		int progress;
 
+		/* TLS: move decrypted bytes in first (this may compact the
+		 * buffer, so progress is measured around input() only). */
 		if (CONFIG_TLS && c->tls && tls_pump(c) != 0) {
 			conn_close(c, "TLS error");
 			return;
@@ -299,17 +335,29 @@ static void run_input(struct conn *c)
 			break;
 		if (c->in.off == c->in.len && !(c->flags & CONN_EOF))
 			break;
+		off0 = c->in.off;
+		out0 = c->out_len;
+		flags0 = c->flags;
 		c->ops->input(c);
 		if (c->w.fd < 0)
 			return;
+		progress = c->in.off != off0 || c->out_len != out0 || c->flags != flags0;
 		conn_flush(c);
 		if (c->w.fd < 0)
 			return;
-		if (conn_out_pending(c))
+		if (!progress)
 			break;
-		if (c->in.off == before && c->in.len == len_before &&
-		    c->out_len == out_before && c->flags == flags_before)
+		/* Pending replies wait for the socket, except under TLS when
+		 * the record still holds commands: those must be read first. */
+		if (conn_out_pending(c) && !tls_blocked_by_input(c))
 			break;
+	}
+	if (c->w.fd >= 0 && c->out_len > c->out_off && tls_blocked_by_input(c) &&
+	    !(c->flags & CONN_SUSPENDED)) {
+		/* Replies cannot leave while the record holds more commands
+		 * than we can answer: the client pipelined beyond reason. */
+		conn_close(c, "TLS pipelining beyond the reply buffer");
+		return;
 	}
 	if (c->w.fd >= 0 && (c->flags & CONN_EOF) && !(c->flags & CONN_SUSPENDED)
 	    && !conn_out_pending(c))
@@ -328,6 +376,25 @@ static void on_io(struct watcher *w, short revents)
 {
 	struct conn *c = (struct conn *)w;
 
+	if (c->flags & CONN_CONNECTING) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(c->w.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+			err = errno;
+		if (err) {
+			conn_close(c, strerror(err));
+			return;
+		}
+		c->flags &= ~(unsigned)CONN_CONNECTING;
+		if (c->ops->open(c) != 0) {
+			conn_close(c, "session refused");
+			return;
+		}
+		conn_flush(c);
+		if (c->w.fd >= 0)
+			update_events(c);
+		return;
+	}
 	if (revents & POLLOUT) {
 		conn_flush(c);
 		if (c->w.fd < 0)
@@ -335,6 +402,16 @@ static void on_io(struct watcher *w, short revents)
 		if (!conn_out_pending(c) && (c->flags & CONN_CLOSING)) {
 			conn_close(c, "done");
 			return;
+		}
+		/* Output drained: a protocol streaming a message (RETR, DATA
+		 * to a peer) refills the buffer from input(). */
+		if (!conn_out_pending(c) && !(c->flags & (CONN_SUSPENDED | CONN_CLOSING))) {
+			c->ops->input(c);
+			if (c->w.fd < 0)
+				return;
+			conn_flush(c);
+			if (c->w.fd < 0)
+				return;
 		}
 	}
 	if (revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -402,17 +479,14 @@ int conn_count(void)
 	return in_use;
 }
 
-struct conn *conn_open(int fd, const struct sockaddr_storage *peer,
-		       socklen_t peerlen, int kind, const struct proto_ops *ops,
-		       int implicit_tls)
+/* Takes a free slot for fd and fills it; NULL (fd closed) when none. */
+static struct conn *slot_take(int fd, const struct sockaddr_storage *peer,
+			      socklen_t peerlen, int kind,
+			      const struct proto_ops *ops)
 {
 	struct conn *c = NULL;
 
-	if (in_use >= max_slots) {
-		close(fd);
-		return NULL;
-	}
-	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
+	for (int i = 0; i < CONFIG_MAX_CONNECTIONS && in_use < max_slots; i++) {
 		if (!used[i]) {
 			c = &slots[i];
 			used[i] = 1;
@@ -432,6 +506,7 @@ struct conn *conn_open(int fd, const struct sockaddr_storage *peer,
 	c->ops = ops;
 	c->sess = NULL;
 	c->flags = 0;
+	c->why = NULL;
 	c->id = next_id++;
 	c->listen_kind = kind;
 	memcpy(&c->peer, peer, sizeof(c->peer));
@@ -443,24 +518,44 @@ struct conn *conn_open(int fd, const struct sockaddr_storage *peer,
 	c->in.len = c->in.off = 0;
 	c->in.skipping = 0;
 	c->out_len = c->out_off = 0;
+	c->outp = c->outbuf;
+	c->outcap = sizeof(c->outbuf);
 	c->tls = c->tls_next = NULL;
+	return c;
+}
+
+static void slot_give_back(struct conn *c)
+{
+	tls_conn_free(c->tls);
+	c->tls = NULL;
+	c->outp = c->outbuf;
+	c->outcap = sizeof(c->outbuf);
+	used[c - slots] = 0;
+	in_use--;
+	close(c->w.fd);
+	c->w.fd = -1;
+}
+
+struct conn *conn_open(int fd, const struct sockaddr_storage *peer,
+		       socklen_t peerlen, int kind, const struct proto_ops *ops,
+		       int implicit_tls)
+{
+	struct conn *c = slot_take(fd, peer, peerlen, kind, ops);
+
+	if (!c)
+		return NULL;
 	if (implicit_tls) {
 		c->tls = tls_conn_new();
 		if (!c->tls) {
 			log_msg(LOGL_WARN, "%s: no TLS session free; closing",
 				c->peer_str);
-			used[c - slots] = 0;
-			in_use--;
-			close(fd);
+			slot_give_back(c);
 			return NULL;
 		}
+		use_tls_outbuf(c);
 	}
 	if (loop_add(&c->w) != 0) {
-		tls_conn_free(c->tls);
-		c->tls = NULL;
-		used[c - slots] = 0;
-		in_use--;
-		close(fd);
+		slot_give_back(c);
 		return NULL;
 	}
 	log_msg(LOGL_INFO, "conn %u %s: %s connect", c->id, c->peer_str, ops->name);
@@ -473,6 +568,35 @@ struct conn *conn_open(int fd, const struct sockaddr_storage *peer,
 	if (c->w.fd >= 0)
 		update_events(c);
 	return c;
+}
+
+struct conn *conn_connect(int fd, const struct sockaddr_storage *peer,
+			  socklen_t peerlen, const struct proto_ops *ops,
+			  void *sess)
+{
+	struct conn *c = slot_take(fd, peer, peerlen, -1, ops);
+
+	if (!c)
+		return NULL;
+	if (loop_add(&c->w) != 0) {
+		slot_give_back(c);
+		return NULL;
+	}
+	c->sess = sess;
+	c->flags = CONN_CONNECTING;
+	update_events(c);
+	log_msg(LOGL_INFO, "conn %u %s: %s connecting", c->id, c->peer_str,
+		ops->name);
+	return c;
+}
+
+void conn_set_tls(struct conn *c, struct tls_conn *t)
+{
+	c->tls = t;
+	c->in.off = c->in.len = 0;
+	c->in.skipping = 0;
+	use_tls_outbuf(c);
+	conn_flush(c);
 }
 
 void conn_close_all(const char *why)

@@ -35,7 +35,8 @@ struct proto_ops {
 	const char *name;
 	/* Allocate the session and write the greeting; -1 refuses the slot. */
 	int (*open)(struct conn *c);
-	/* Consume input; called when input arrived or output drained. */
+	/* Consume input; called when input arrived, and once each time the
+	 * output buffer drains (to refill it when streaming). */
 	void (*input)(struct conn *c);
 	void (*timeout)(struct conn *c);
 	void (*close)(struct conn *c);
@@ -46,6 +47,7 @@ enum {
 	CONN_EOF = 2,           /* peer closed its side */
 	CONN_SUSPENDED = 4,     /* protocol is busy: do not read */
 	CONN_TLS_NEXT = 8,      /* switch to TLS once output is flushed */
+	CONN_CONNECTING = 16,   /* outbound: connect() in progress */
 };
 
 struct tls_conn;
@@ -62,8 +64,11 @@ struct conn {
 	char peer_str[NET_ADDRSTR];
 	struct tls_conn *tls;       /* TLS filter, from the TLS pool */
 	struct tls_conn *tls_next;  /* reserved by STARTTLS, not yet on */
+	const char *why;            /* reason given to conn_close */
 	struct linebuf in;
 	size_t out_len, out_off;
+	char *outp;                 /* outbuf, or the TLS session's buffer */
+	size_t outcap;
 	char inbuf[CONFIG_CONN_INBUF];
 	char outbuf[CONFIG_CONN_OUTBUF];
 };
@@ -74,6 +79,15 @@ void conn_init(int max_slots);
 struct conn *conn_open(int fd, const struct sockaddr_storage *peer,
 		       socklen_t peerlen, int kind, const struct proto_ops *ops,
 		       int implicit_tls);
+/* Outbound: fd is non-blocking with connect() in progress to peer. The
+ * session sess is the caller's; ops->open runs once connected, and
+ * ops->close always runs (c->why says why), also when connect fails. */
+struct conn *conn_connect(int fd, const struct sockaddr_storage *peer,
+			  socklen_t peerlen, const struct proto_ops *ops,
+			  void *sess);
+/* Outbound TLS (implicit, or after the server's 220 to STARTTLS): the
+ * filter goes on now; nothing may be waiting in either buffer. */
+void conn_set_tls(struct conn *c, struct tls_conn *t);
 /* STARTTLS: reserves a TLS context (-1: none free, answer 4xx), throws
  * away input that came in the clear, and switches once the reply that the
  * caller writes next has been flushed. */

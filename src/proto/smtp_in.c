@@ -26,6 +26,7 @@
 #include "proto/smtp_data.h"
 #include "store/aliases.h"
 #include "store/mbox.h"
+#include "store/queue.h"
 #include "store/spool.h"
 #include "store/users.h"
 #include "tls/tls.h"
@@ -33,7 +34,7 @@
 #define SMTP_HELO_MAX 64
 #define SMTP_LOCK_RETRY_MS 200
 #define SMTP_MAX_MAILBOXES 256  /* distinct mailboxes per message */
-#define SMTP_REPLY_ROOM 600     /* free output needed to take a command */
+#define SMTP_REPLY_ROOM 520     /* free output needed to take a command */
 
 enum smtp_state {
 	SMTP_CONNECTED,         /* greeted, no HELO/EHLO yet */
@@ -58,6 +59,7 @@ struct smtp_tx {
 	struct spool_file f;
 	struct smtp_data data;
 	int nrcpt;
+	int nremote;            /* recipients for other domains (relay) */
 	int smtputf8;
 	int too_big;
 	time_t arrival;
@@ -385,6 +387,22 @@ static int local_rcpt(const char *key)
 	return users_find(users, key, strlen(key)) >= 0;
 }
 
+/* Who may send to other domains: authenticated users and relay_networks.
+ * Address literals, source routes and local parts holding % ! or @ never
+ * relay, whoever asks. */
+static int relay_allowed(const struct conn *c, const struct smtp_session *s,
+			 const struct addr *a)
+{
+	if (!CONFIG_RELAY || (a->flags & (ADDR_LITERAL | ADDR_ROUTE | ADDR_ODD_LOCAL)))
+		return 0;
+	if (s->user[0])
+		return 1;
+	for (int i = 0; i < conf->nrelay_nets; i++)
+		if (net_cidr_match(&conf->relay_nets[i], (const struct sockaddr *)&c->peer))
+			return 1;
+	return 0;
+}
+
 static void cmd_rcpt(struct conn *c, struct smtp_session *s, const char *arg,
 		     size_t len)
 {
@@ -425,9 +443,19 @@ static void cmd_rcpt(struct conn *c, struct smtp_session *s, const char *arg,
 	str_printable(shown, sizeof(shown), a.local, (size_t)(a.domain ?
 		a.domain + a.domain_len - a.local : (long)a.local_len));
 	if ((a.flags & ADDR_LITERAL) || !conf_is_local_domain(conf, dom, dlen)) {
-		log_msg(LOGL_INFO, "conn %u %s: relay denied to <%s>", c->id,
-			c->peer_str, shown);
-		reply(c, s, 550, "5.7.1 Relaying denied");
+		if (!relay_allowed(c, s, &a)) {
+			log_msg(LOGL_INFO, "conn %u %s: relay denied to <%s>", c->id,
+				c->peer_str, shown);
+			reply(c, s, 550, "5.7.1 Relaying denied");
+			return;
+		}
+		spool_write(&s->tx.f, "R ", 2);
+		spool_write(&s->tx.f, a.local, (size_t)(a.domain + a.domain_len - a.local));
+		spool_write(&s->tx.f, "\n", 1);
+		s->tx.nrcpt++;
+		s->tx.nremote++;
+		smtpin_enter(c, s, SMTP_RCPT);
+		reply(c, s, 250, "2.1.5 Ok");
 		return;
 	}
 	ok = 0;
@@ -516,6 +544,7 @@ struct deliver {
 	int n;
 	int overflow;
 	int vanished;           /* a recipient no longer resolves */
+	int remote;             /* an alias points elsewhere: queue it */
 	char sender[CONFIG_SMTP_PATH_MAX + 1];
 };
 
@@ -527,8 +556,11 @@ static void add_mailbox(void *ctx, int user, const char *remote)
 	struct deliver *d = ctx;
 
 	if (user < 0) {
-		log_msg(LOGL_WARN, "alias target %s skipped: this build does not "
-			"relay", remote);
+		if (CONFIG_RELAY)
+			d->remote = 1;
+		else
+			log_msg(LOGL_WARN, "alias target %s skipped: this build does "
+				"not relay", remote);
 		return;
 	}
 	for (int i = 0; i < d->n; i++)
@@ -574,6 +606,24 @@ static void unlock_all(int n)
 		mbox_unlock(&locks[i]);
 }
 
+/* The message goes to the relay queue as it is; the 250 means it is on
+ * disk there. 0, or -1 (4xx sent). */
+static int to_queue(struct conn *c, struct smtp_session *s, const char *why)
+{
+	const char *name = s->tx.f.name;
+
+	if (queue_commit(&s->tx.f) != 0) {
+		log_msg(LOGL_ERR, "conn %u: cannot queue %s: %s", c->id, name,
+			strerror(errno));
+		reply(c, s, 451, "4.3.0 Queueing failed, try again later");
+		return -1;
+	}
+	log_msg(LOGL_INFO, "conn %u %s: queued %s (%s) rcpt=%d", c->id,
+		c->peer_str, name, why, s->tx.nrcpt);
+	reply(c, s, 250, "2.0.0 Ok: queued as %s", name);
+	return 0;
+}
+
 /* 0 delivered (reply sent), 1 retry later, -1 failed (reply sent). */
 static int try_deliver(struct conn *c, struct smtp_session *s)
 {
@@ -588,6 +638,8 @@ static int try_deliver(struct conn *c, struct smtp_session *s)
 		reply(c, s, 451, "4.3.0 Local delivery failed, try again later");
 		return -1;
 	}
+	if (CONFIG_RELAY && dv.remote)
+		return to_queue(c, s, "alias with remote targets");
 	for (i = 0; i < dv.n; i++) {
 		rc = mbox_lock(conf->mail_dir, users->v[dv.user[i]].name, &locks[i]);
 		if (rc != MBOX_OK)
@@ -596,6 +648,9 @@ static int try_deliver(struct conn *c, struct smtp_session *s)
 	if (rc != MBOX_OK) {
 		int e = errno;
 		unlock_all(i);
+		/* With a queue, a busy mailbox costs the client nothing. */
+		if (CONFIG_RELAY && rc == MBOX_BUSY)
+			return to_queue(c, s, "mailbox busy");
 		if (rc == MBOX_BUSY && now_ms() < s->tx.deliver_until)
 			return 1;
 		if (rc == MBOX_BUSY) {
@@ -667,6 +722,8 @@ static void data_done(struct conn *c, struct smtp_session *s)
 		reply(c, s, 552, "5.3.4 Message size exceeds fixed limit");
 	} else if (t->data.flags & DATA_NUL) {
 		reply(c, s, 554, "5.6.0 Message contains NUL characters");
+	} else if (CONFIG_RELAY && t->nremote > 0) {
+		to_queue(c, s, "relay");
 	} else {
 		t->deliver_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
 		deliver_step(c, s);

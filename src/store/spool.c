@@ -44,6 +44,11 @@ int spool_init(const char *spool_dir)
 	return 0;
 }
 
+const char *spool_tmpdir(void)
+{
+	return tmpdir;
+}
+
 int spool_create(struct spool_file *f)
 {
 	char path[sizeof(tmpdir) + SPOOL_NAME_MAX + 2];
@@ -100,7 +105,7 @@ int spool_read_envelope(struct spool_file *f, spool_env_fn fn, void *ctx)
 {
 	char buf[1024 + 4];
 	size_t have = 0;
-	off_t off = 0;
+	off_t off = 0, line_off = 0;
 
 	for (;;) {
 		char *nl;
@@ -108,11 +113,15 @@ int spool_read_envelope(struct spool_file *f, spool_env_fn fn, void *ctx)
 
 		while ((nl = memchr(buf, '\n', have)) != NULL) {
 			size_t l = (size_t)(nl - buf);
-			if (l == 1 && buf[0] == 'D')
+			line_off += (off_t)l + 1;
+			if (l == 1 && buf[0] == 'D') {
+				f->data_off = line_off;
 				return 0;
-			if (l < 2 || buf[1] != ' ')
+			}
+			if (l < 2 || buf[1] != ' ' || buf[0] < 'A' || buf[0] > 'Z')
 				return -1;
-			if (fn(ctx, buf[0], buf + 2, l - 2) != 0)
+			if ((buf[0] == 'F' || buf[0] == 'R') &&
+			    fn(ctx, buf[0], buf + 2, l - 2) != 0)
 				return -1;
 			memmove(buf, nl + 1, have - l - 1);
 			have -= l + 1;

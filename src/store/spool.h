@@ -27,6 +27,8 @@ struct spool_file {
 
 /* Creates spool_dir and spool_dir/tmp if missing, removes stale tmp files. */
 int spool_init(const char *spool_dir);
+/* spool_dir/tmp, for renames into the queue. */
+const char *spool_tmpdir(void);
 int spool_create(struct spool_file *f);
 /* Appends; on failure sets f->failed and keeps going (the caller answers
  * 4xx at the end of the transaction instead of mid-stream). */
@@ -34,7 +36,8 @@ void spool_write(struct spool_file *f, const char *p, size_t n);
 void spool_mark_data(struct spool_file *f);
 void spool_discard(struct spool_file *f);
 
-/* Envelope reader for a spool file: calls fn for each F and R line. */
+/* Envelope reader for a spool file: calls fn for each F and R line
+ * (other capital-letter lines are skipped) and sets f->data_off. */
 typedef int (*spool_env_fn)(void *ctx, char kind, const char *val, size_t len);
 int spool_read_envelope(struct spool_file *f, spool_env_fn fn, void *ctx);
 

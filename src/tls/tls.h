@@ -25,6 +25,12 @@ int tls_load(const char *cert, const char *key, char *err, size_t errlen);
 int tls_ready(void);
 void tls_set_max(int max);
 struct tls_conn *tls_conn_new(void);
+/* Client side (relay): the CA bundle for verified connections, and a
+ * session to server_name (SNI, and the name checked when verify). */
+int tls_load_ca(const char *file, char *err, size_t errlen);
+/* The session's reply buffer (CONFIG_TLS_OUTBUF bytes). */
+char *tls_outbuf(struct tls_conn *t, size_t *cap);
+struct tls_conn *tls_client_new(const char *server_name, int verify);
 void tls_conn_free(struct tls_conn *t);
 unsigned tls_state(struct tls_conn *t);
 /* Socket side: 1 progress, 0 would block, -1 closed or failed. */
@@ -46,6 +52,12 @@ static inline int tls_load(const char *c, const char *k, char *e, size_t n)
 static inline int tls_ready(void) { return 0; }
 static inline void tls_set_max(int max) { (void)max; }
 static inline struct tls_conn *tls_conn_new(void) { return NULL; }
+static inline int tls_load_ca(const char *f, char *e, size_t n)
+{ (void)f; (void)e; (void)n; return -1; }
+static inline struct tls_conn *tls_client_new(const char *n, int v)
+{ (void)n; (void)v; return NULL; }
+static inline char *tls_outbuf(struct tls_conn *t, size_t *cap)
+{ (void)t; *cap = 0; return NULL; }
 static inline void tls_conn_free(struct tls_conn *t) { (void)t; }
 static inline unsigned tls_state(struct tls_conn *t) { (void)t; return TLS_CLOSED; }
 static inline int tls_sock_read(struct tls_conn *t, int fd) { (void)t; (void)fd; return -1; }

@@ -31,12 +31,30 @@ struct tls_creds {
 	int refs;
 };
 
+/* Accepts any certificate chain and hands out the first certificate's
+ * key: opportunistic STARTTLS to MX hosts encrypts without authenticating
+ * (what every MTA does). */
+struct x509_any {
+	const br_x509_class *vtable;
+	br_x509_decoder_context dc;
+	int first;
+};
+
 struct tls_conn {
-	br_ssl_server_context sc;
+	union {
+		br_ssl_server_context sc;
+		br_ssl_client_context cc;
+	} u;                            /* eng is the first member of both */
+	union {
+		br_x509_minimal_context minimal;
+		struct x509_any any;
+	} x;
+	int client;
 	struct tls_creds *creds;
 	int used;
 	char desc[80];
 	unsigned char iobuf[BR_SSL_BUFSIZE_MONO];
+	char outbuf[CONFIG_TLS_OUTBUF];
 };
 
 static struct tls_conn pool[CONFIG_MAX_TLS_SESSIONS];
@@ -307,6 +325,12 @@ out:
 	return rc;
 }
 
+char *tls_outbuf(struct tls_conn *t, size_t *cap)
+{
+	*cap = sizeof(t->outbuf);
+	return t->outbuf;
+}
+
 int tls_ready(void)
 {
 	return current != NULL;
@@ -319,13 +343,10 @@ void tls_set_max(int max)
 
 /* ---- sessions ------------------------------------------------------- */
 
-static void engine_setup(struct tls_conn *t)
+/* What server and client share: TLS 1.2, the AEAD suites, curves,
+ * hashes and PRFs. */
+static void engine_common(br_ssl_engine_context *eng)
 {
-	br_ssl_server_context *sc = &t->sc;
-	br_ssl_engine_context *eng = &sc->eng;
-	struct tls_creds *c = t->creds;
-
-	br_ssl_server_zero(sc);
 	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
 	br_ssl_engine_set_suites(eng, suites, sizeof(suites) / sizeof(suites[0]));
 	br_ssl_engine_set_ec(eng, br_ec_get_default());
@@ -337,6 +358,16 @@ static void engine_setup(struct tls_conn *t)
 	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
 	br_ssl_engine_set_default_aes_gcm(eng);
 	br_ssl_engine_set_default_chapol(eng);
+}
+
+static void engine_setup(struct tls_conn *t)
+{
+	br_ssl_server_context *sc = &t->u.sc;
+	br_ssl_engine_context *eng = &sc->eng;
+	struct tls_creds *c = t->creds;
+
+	br_ssl_server_zero(sc);
+	engine_common(eng);
 	if (c->key_type == BR_KEYTYPE_RSA)
 		br_ssl_server_set_single_rsa(sc, c->chain, c->chain_len, &c->rsa,
 			BR_KEYTYPE_SIGN, br_rsa_private_get_default(),
@@ -367,13 +398,14 @@ struct tls_conn *tls_conn_new(void)
 		if (t->used)
 			continue;
 		t->used = 1;
+		t->client = 0;
 		t->creds = current;
 		current->refs++;
 		t->desc[0] = '\0';
 		engine_setup(t);
-		if (!br_ssl_server_reset(&t->sc)) {
+		if (!br_ssl_server_reset(&t->u.sc)) {
 			log_msg(LOGL_ERR, "tls: engine reset failed: %d",
-				br_ssl_engine_last_error(&t->sc.eng));
+				br_ssl_engine_last_error(&t->u.sc.eng));
 			tls_conn_free(t);
 			return NULL;
 		}
@@ -387,7 +419,8 @@ void tls_conn_free(struct tls_conn *t)
 {
 	if (!t || !t->used)
 		return;
-	creds_put(t->creds);
+	if (t->creds)
+		creds_put(t->creds);
 	t->creds = NULL;
 	t->used = 0;
 	pool_used--;
@@ -395,7 +428,7 @@ void tls_conn_free(struct tls_conn *t)
 
 unsigned tls_state(struct tls_conn *t)
 {
-	unsigned st = br_ssl_engine_current_state(&t->sc.eng), r = 0;
+	unsigned st = br_ssl_engine_current_state(&t->u.sc.eng), r = 0;
 
 	if (st & BR_SSL_CLOSED)
 		return TLS_CLOSED;
@@ -415,7 +448,7 @@ unsigned tls_state(struct tls_conn *t)
 
 int tls_sock_read(struct tls_conn *t, int fd)
 {
-	br_ssl_engine_context *eng = &t->sc.eng;
+	br_ssl_engine_context *eng = &t->u.sc.eng;
 	unsigned char *buf;
 	size_t len;
 	ssize_t n;
@@ -434,7 +467,7 @@ int tls_sock_read(struct tls_conn *t, int fd)
 
 int tls_sock_write(struct tls_conn *t, int fd)
 {
-	br_ssl_engine_context *eng = &t->sc.eng;
+	br_ssl_engine_context *eng = &t->u.sc.eng;
 	unsigned char *buf;
 	size_t len;
 	ssize_t n;
@@ -451,7 +484,7 @@ int tls_sock_write(struct tls_conn *t, int fd)
 
 size_t tls_app_read(struct tls_conn *t, char *dst, size_t cap)
 {
-	br_ssl_engine_context *eng = &t->sc.eng;
+	br_ssl_engine_context *eng = &t->u.sc.eng;
 	unsigned char *buf;
 	size_t len;
 
@@ -467,7 +500,7 @@ size_t tls_app_read(struct tls_conn *t, char *dst, size_t cap)
 
 size_t tls_app_write(struct tls_conn *t, const char *src, size_t n)
 {
-	br_ssl_engine_context *eng = &t->sc.eng;
+	br_ssl_engine_context *eng = &t->u.sc.eng;
 	unsigned char *buf;
 	size_t len;
 
@@ -483,17 +516,17 @@ size_t tls_app_write(struct tls_conn *t, const char *src, size_t n)
 
 void tls_app_flush(struct tls_conn *t)
 {
-	br_ssl_engine_flush(&t->sc.eng, 0);
+	br_ssl_engine_flush(&t->u.sc.eng, 0);
 }
 
 void tls_close_notify(struct tls_conn *t)
 {
-	br_ssl_engine_close(&t->sc.eng);
+	br_ssl_engine_close(&t->u.sc.eng);
 }
 
 int tls_error(struct tls_conn *t)
 {
-	return br_ssl_engine_last_error(&t->sc.eng);
+	return br_ssl_engine_last_error(&t->u.sc.eng);
 }
 
 int tls_established(struct tls_conn *t)
@@ -508,7 +541,7 @@ const char *tls_describe(struct tls_conn *t)
 
 	if (t->desc[0])
 		return t->desc;
-	br_ssl_engine_get_session_parameters(&t->sc.eng, &sp);
+	br_ssl_engine_get_session_parameters(&t->u.sc.eng, &sp);
 	switch (sp.cipher_suite) {
 	case BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256:
 		kx = "ECDHE-ECDSA", cipher = "CHACHA20-POLY1305"; break;
@@ -525,4 +558,206 @@ const char *tls_describe(struct tls_conn *t)
 	}
 	snprintf(t->desc, sizeof(t->desc), "TLSv1.2 %s-%s", kx, cipher);
 	return t->desc;
+}
+
+/* ---- client side (relay) ------------------------------------------- */
+
+static br_x509_trust_anchor *anchors;
+static size_t nanchors;
+static unsigned char *anchor_mem;
+
+static void x509_any_start_chain(const br_x509_class **ctx, const char *name)
+{
+	struct x509_any *a = (struct x509_any *)ctx;
+
+	(void)name;
+	a->first = 1;
+}
+
+static void x509_any_start_cert(const br_x509_class **ctx, uint32_t length)
+{
+	struct x509_any *a = (struct x509_any *)ctx;
+
+	(void)length;
+	if (a->first)
+		br_x509_decoder_init(&a->dc, NULL, NULL);
+}
+
+static void x509_any_append(const br_x509_class **ctx, const unsigned char *buf,
+			    size_t len)
+{
+	struct x509_any *a = (struct x509_any *)ctx;
+
+	if (a->first)
+		br_x509_decoder_push(&a->dc, buf, len);
+}
+
+static void x509_any_end_cert(const br_x509_class **ctx)
+{
+	((struct x509_any *)ctx)->first = 0;
+}
+
+static unsigned x509_any_end_chain(const br_x509_class **ctx)
+{
+	struct x509_any *a = (struct x509_any *)ctx;
+
+	return br_x509_decoder_get_pkey(&a->dc) ? 0 : BR_ERR_X509_BAD_SERVER_NAME;
+}
+
+static const br_x509_pkey *x509_any_get_pkey(const br_x509_class *const *ctx,
+					     unsigned *usages)
+{
+	struct x509_any *a = (struct x509_any *)(uintptr_t)ctx;
+
+	if (usages)
+		*usages = BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN;
+	return br_x509_decoder_get_pkey(&a->dc);
+}
+
+static const br_x509_class x509_any_class = {
+	sizeof(struct x509_any),
+	x509_any_start_chain, x509_any_start_cert, x509_any_append,
+	x509_any_end_cert, x509_any_end_chain, x509_any_get_pkey,
+};
+
+struct dn_buf {
+	unsigned char *p;
+	size_t len, cap;
+};
+
+static void dn_append(void *ctx, const void *data, size_t len)
+{
+	struct dn_buf *d = ctx;
+
+	if (d->len + len <= d->cap)
+		memcpy(d->p + d->len, data, len);
+	d->len += len;
+}
+
+struct ca_load {
+	size_t cap, used, n;
+	int bad;
+};
+
+static int on_ca(void *ctx, const char *name, const unsigned char *der,
+		 size_t len)
+{
+	struct ca_load *l = ctx;
+	br_x509_decoder_context dc;
+	struct dn_buf dn = { anchor_mem + l->used, 0, l->cap - l->used };
+	const br_x509_pkey *pk;
+	br_x509_trust_anchor *ta;
+
+	if (strcmp(name, "CERTIFICATE") != 0 && strcmp(name, "X509 CERTIFICATE") != 0)
+		return 0;
+	br_x509_decoder_init(&dc, dn_append, &dn);
+	br_x509_decoder_push(&dc, der, len);
+	pk = br_x509_decoder_get_pkey(&dc);
+	if (!pk || dn.len > dn.cap) {
+		l->bad++;
+		return 0;
+	}
+	ta = &anchors[l->n];
+	ta->dn.data = dn.p;
+	ta->dn.len = dn.len;
+	l->used += dn.len;
+	ta->flags = br_x509_decoder_isCA(&dc) ? BR_X509_TA_CA : 0;
+	ta->pkey = *pk;
+	if (pk->key_type == BR_KEYTYPE_RSA) {
+		size_t need = pk->key.rsa.nlen + pk->key.rsa.elen;
+		if (l->used + need > l->cap)
+			return -1;
+		ta->pkey.key.rsa.n = memcpy(anchor_mem + l->used, pk->key.rsa.n,
+					    pk->key.rsa.nlen);
+		ta->pkey.key.rsa.e = memcpy(anchor_mem + l->used + pk->key.rsa.nlen,
+					    pk->key.rsa.e, pk->key.rsa.elen);
+		l->used += need;
+	} else {
+		if (l->used + pk->key.ec.qlen > l->cap)
+			return -1;
+		ta->pkey.key.ec.q = memcpy(anchor_mem + l->used, pk->key.ec.q,
+					   pk->key.ec.qlen);
+		l->used += pk->key.ec.qlen;
+	}
+	l->n++;
+	return 0;
+}
+
+int tls_load_ca(const char *file, char *err, size_t errlen)
+{
+	struct ca_load l = { 0 };
+	unsigned char *scratch;
+	size_t len;
+	char *text = file_slurp(file, 4u << 20, &len, err, errlen);
+	int rc;
+
+	if (!text)
+		return -1;
+	free(anchors);
+	free(anchor_mem);
+	nanchors = 0;
+	/* Every certificate is under 64 KiB of DER and costs at most its
+	 * own size in DN and key, so the PEM size bounds both arrays. */
+	anchors = calloc(len / 64 + 1, sizeof(*anchors));
+	anchor_mem = malloc(len + 1);
+	scratch = malloc(len + 1);
+	l.cap = len;
+	rc = -1;
+	if (anchors && anchor_mem && scratch)
+		rc = pem_each(text, len, scratch, len, on_ca, &l);
+	free(text);
+	free(scratch);
+	if (rc < 0 || l.n == 0) {
+		snprintf(err, errlen, "%s: no usable CA certificates", file);
+		return -1;
+	}
+	nanchors = l.n;
+	return 0;
+}
+
+struct tls_conn *tls_client_new(const char *server_name, int verify)
+{
+	struct tls_conn *t = NULL;
+	br_ssl_engine_context *eng;
+
+	if (pool_used >= pool_max || (verify && nanchors == 0))
+		return NULL;
+	for (int i = 0; i < CONFIG_MAX_TLS_SESSIONS && !t; i++)
+		if (!pool[i].used)
+			t = &pool[i];
+	if (!t)
+		return NULL;
+	t->used = 1;
+	t->client = 1;
+	t->creds = NULL;
+	t->desc[0] = '\0';
+	eng = &t->u.cc.eng;
+	br_ssl_client_zero(&t->u.cc);
+	engine_common(eng);
+	br_ssl_client_set_default_rsapub(&t->u.cc);
+	br_ssl_engine_set_default_rsavrfy(eng);
+	br_ssl_engine_set_default_ecdsa(eng);
+	if (verify) {
+		br_x509_minimal_context *xc = &t->x.minimal;
+		br_x509_minimal_init(xc, &br_sha256_vtable, anchors, nanchors);
+		br_x509_minimal_set_hash(xc, br_sha1_ID, &br_sha1_vtable);
+		br_x509_minimal_set_hash(xc, br_sha256_ID, &br_sha256_vtable);
+		br_x509_minimal_set_hash(xc, br_sha384_ID, &br_sha384_vtable);
+		br_x509_minimal_set_hash(xc, br_sha512_ID, &br_sha512_vtable);
+		br_x509_minimal_set_rsa(xc, br_rsa_pkcs1_vrfy_get_default());
+		br_x509_minimal_set_ecdsa(xc, br_ec_get_default(),
+					  br_ecdsa_vrfy_asn1_get_default());
+		br_ssl_engine_set_x509(eng, &xc->vtable);
+	} else {
+		t->x.any.vtable = &x509_any_class;
+		br_ssl_engine_set_x509(eng, &t->x.any.vtable);
+	}
+	br_ssl_engine_set_buffer(eng, t->iobuf, sizeof(t->iobuf), 0);
+	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
+	if (!br_ssl_client_reset(&t->u.cc, server_name, 0)) {
+		t->used = 0;
+		return NULL;
+	}
+	pool_used++;
+	return t;
 }

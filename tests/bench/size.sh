@@ -21,7 +21,7 @@
 set -uo pipefail
 export LC_ALL=C
 
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 S=build/size
 BUDGETS=tests/bench/size-budgets.txt
 PY=/usr/bin/python3
@@ -140,7 +140,7 @@ grow_report() { # TARGET LIMIT WHAT
 	[ -f "$o1/postie.unstripped" ] || return 0
 	nm=$(tool "$t" "$o" STRIP strip)
 	nm=${nm%strip}nm
-	command -v "$nm" >/dev/null || nm=nm
+	command -v "$nm" >/dev/null || nm="nm"
 	echo "### $t: RAM per $what (defconfig, CONFIG_$k=$n)"
 	echo
 	echo "Symbols that grow when CONFIG_$k goes from $n to $((n + 1)):"

@@ -15,6 +15,8 @@ int main(void)
 	test_aliases();
 	if (CONFIG_AUTH)
 		test_auth();
+	if (CONFIG_POP3)
+		test_index();
 	printf("unit: %d passed, %d failed\n", unit_pass, unit_fail);
 	return unit_fail ? 1 : 0;
 }

@@ -27,5 +27,6 @@ void test_conf(void);
 void test_net(void);
 void test_aliases(void);
 void test_auth(void);
+void test_index(void);
 
 #endif

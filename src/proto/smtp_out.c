@@ -1,0 +1,820 @@
+/* smtp_out — outgoing SMTP sessions (see smtp_out.h).
+ *
+ * One enum of states, so_enter() its only writer. A session resolves its
+ * destination (udns, in the loop), connects to each address in turn until
+ * one takes the message or says something final, speaks ESMTP with
+ * PIPELINING, SIZE and 8BITMIME when offered, STARTTLS (required and
+ * verified for the smarthost unless configured otherwise, opportunistic
+ * and unverified towards MX hosts), AUTH PLAIN/LOGIN to the smarthost, and
+ * streams the message from the spool file with CRLF and dot-stuffing.
+ * Timeouts follow RFC 5321 §4.5.3.2. Limits: CONFIG_RELAY_MAX_DELIVERIES
+ * sessions, SMTPOUT_RCPT_MAX recipients each, reply lines of at most the
+ * input buffer, SMTP_REPLY_MAX_LINES lines per reply. */
+#include "proto/smtp_out.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+#include "core/conn.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "dns/dns.h"
+#include "proto/sasl.h"
+#include "tls/tls.h"
+
+#define T_CONNECT 30            /* seconds; not in the RFC, a LAN choice */
+#define T_GREETING 300
+#define T_COMMAND 300
+#define T_DATA_INIT 120
+#define T_DATA_BLOCK 180
+#define T_DATA_END 600
+
+enum so_state {
+	SO_FREE, SO_RESOLVE, SO_CONNECT, SO_GREETING, SO_EHLO, SO_HELO,
+	SO_STARTTLS, SO_AUTH, SO_AUTH_USER, SO_AUTH_PASS, SO_MAIL, SO_RCPT,
+	SO_DATA, SO_BODY, SO_DOT, SO_QUIT,
+};
+
+static const char *const so_names[] = {
+	"free", "resolve", "connect", "greeting", "ehlo", "helo", "starttls",
+	"auth", "auth-user", "auth-pass", "mail", "rcpt", "data", "body", "dot",
+	"quit",
+};
+
+enum {
+	EXT_PIPELINING = 1, EXT_8BITMIME = 2, EXT_STARTTLS = 4, EXT_SIZE = 8,
+	EXT_AUTH_PLAIN = 16, EXT_AUTH_LOGIN = 32, EXT_SMTPUTF8 = 64,
+};
+
+struct smtpout {
+	enum so_state state;
+	struct smtpout_job *job;
+	struct conn *c;
+	struct dns_result dest;
+	int ti;                         /* address being tried */
+	struct smtp_reply reply;
+	unsigned ext;
+	unsigned long long size_limit;
+	int tls_on;
+	int pipe;                       /* this transaction is pipelined */
+	int mail_ok, mail_done;         /* MAIL accepted; MAIL answered */
+	int rcpt_sent, rcpt_replied, n_ok;
+	int eightbit, utf8;
+	off_t body_pos;
+	int body_bol;
+	char last[SMTPOUT_DIAG + 64];   /* last host-level failure */
+	int last_perm;                  /* that failure was a 5xx */
+};
+
+static struct smtpout pool[CONFIG_RELAY_MAX_DELIVERIES];
+static char secret[256];                /* smarthost password */
+static const struct proto_ops smtpout_ops;
+
+/* ---- reply parser (pure) -------------------------------------------- */
+
+void smtp_reply_init(struct smtp_reply *r)
+{
+	r->code = 0;
+	r->lines = 0;
+	r->text[0] = '\0';
+}
+
+int smtp_reply_line(struct smtp_reply *r, const char *line, size_t len)
+{
+	int code;
+	char sep;
+
+	if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' ||
+	    line[1] > '9' || line[2] < '0' || line[2] > '9')
+		return REPLY_BAD;
+	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	sep = len > 3 ? line[3] : ' ';
+	if (sep != ' ' && sep != '-')
+		return REPLY_BAD;
+	if (r->lines > 0 && code != r->code)
+		return REPLY_BAD;
+	if (++r->lines > SMTP_REPLY_MAX_LINES)
+		return REPLY_BAD;
+	if (r->lines == 1) {
+		r->code = code;
+		str_printable(r->text, sizeof(r->text), line, len);
+	}
+	return sep == ' ' ? REPLY_DONE : REPLY_MORE;
+}
+
+/* ---- session bookkeeping -------------------------------------------- */
+
+static void so_enter(struct smtpout *so, enum so_state st)
+{
+	if (so->state != st)
+		log_msg(LOGL_DEBUG, "smtp_out %d: %s -> %s", (int)(so - pool),
+			so_names[so->state], so_names[st]);
+	so->state = st;
+}
+
+void smtpout_init(void)
+{
+	memset(pool, 0, sizeof(pool));
+}
+
+void smtpout_set_secret(const char *s)
+{
+	str_copy(secret, sizeof(secret), s, strlen(s));
+}
+
+int smtpout_active(const char *domain)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < ARRAY_LEN(pool); i++)
+		if (pool[i].state != SO_FREE && strcmp(pool[i].job->domain, domain) == 0)
+			n++;
+	return n;
+}
+
+static int is_smarthost(const struct smtpout *so)
+{
+	return so->job->domain[0] == '\0';
+}
+
+/* Ends the job: recipients without a final answer get the last failure
+ * (temporary unless a host said 5xx to everything). */
+static void finish(struct smtpout *so)
+{
+	struct smtpout_job *j = so->job;
+
+	for (int i = 0; i < j->n; i++) {
+		if (j->code[i] != 0)
+			continue;
+		j->code[i] = so->last_perm ? 550 : 451;
+		str_copy(j->diag[i], SMTPOUT_DIAG, so->last, strlen(so->last));
+	}
+	dns_drop(so);
+	if (so->c) {
+		struct conn *c = so->c;
+		so->c = NULL;
+		c->sess = NULL;
+		conn_close_after_flush(c);
+	}
+	so_enter(so, SO_FREE);
+	so->job = NULL;
+	j->done(j);
+}
+
+static void fail_host(struct smtpout *so, int perm, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void next_target(struct smtpout *so);
+
+/* Something went wrong with this host. Before MAIL was accepted the next
+ * address gets its chance; after, the recipients wait for a retry. */
+static void fail_host(struct smtpout *so, int perm, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(so->last, sizeof(so->last), fmt, ap);
+	va_end(ap);
+	so->last_perm = perm;
+	log_msg(LOGL_INFO, "smtp_out %s (%s): %s", so->job->domain[0] ?
+		so->job->domain : "smarthost", so->job->remote, so->last);
+	if (so->c) {
+		struct conn *c = so->c;
+		so->c = NULL;
+		c->sess = NULL;
+		conn_close(c, "delivery failed");
+	}
+	if (so->mail_ok || perm) {
+		finish(so);
+		return;
+	}
+	so->ti++;
+	next_target(so);
+}
+
+/* ---- connecting ------------------------------------------------------ */
+
+static void next_target(struct smtpout *so)
+{
+	while (so->ti < so->dest.n) {
+		struct dns_target *t = &so->dest.t[so->ti];
+		int port = is_smarthost(so) ? conf->smarthost_port : conf->relay_port;
+		int fd;
+
+		if (t->addr.ss_family == AF_INET)
+			((struct sockaddr_in *)&t->addr)->sin_port = htons((uint16_t)port);
+		else
+			((struct sockaddr_in6 *)&t->addr)->sin6_port = htons((uint16_t)port);
+		net_ntop((struct sockaddr *)&t->addr, so->job->remote,
+			 sizeof(so->job->remote), 1);
+		fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && (connect(fd, (struct sockaddr *)&t->addr, t->len) == 0 ||
+				errno == EINPROGRESS)) {
+			so->c = conn_connect(fd, &t->addr, t->len, &smtpout_ops, so);
+			if (!so->c) {
+				snprintf(so->last, sizeof(so->last), "4.4.5 no connection "
+					 "slot free");
+				so->last_perm = 0;
+				finish(so);
+				return;
+			}
+			so_enter(so, SO_CONNECT);
+			so->tls_on = 0;
+			so->ext = 0;
+			conn_deadline(so->c, T_CONNECT);
+			return;
+		}
+		snprintf(so->last, sizeof(so->last), "4.4.1 connect to %s: %s",
+			 so->job->remote, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		so->ti++;
+	}
+	if (!so->last[0])
+		snprintf(so->last, sizeof(so->last), "4.4.4 no address to deliver to");
+	finish(so);
+}
+
+static void on_dns(void *ctx, const struct dns_result *res)
+{
+	struct smtpout *so = ctx;
+
+	if (so->state != SO_RESOLVE)
+		return;
+	if (res->status != DNS_OK) {
+		so->last_perm = res->status == DNS_PERM;
+		snprintf(so->last, sizeof(so->last), "%s DNS: %s",
+			 so->last_perm ? "5.1.2" : "4.4.3", res->why);
+		finish(so);
+		return;
+	}
+	so->dest = *res;
+	so->ti = 0;
+	next_target(so);
+}
+
+int smtpout_start(struct smtpout_job *job)
+{
+	struct smtpout *so = NULL;
+	struct net_cidr lit;
+
+	for (size_t i = 0; i < ARRAY_LEN(pool) && !so; i++)
+		if (pool[i].state == SO_FREE)
+			so = &pool[i];
+	if (!so)
+		return -1;
+	memset(so, 0, sizeof(*so));
+	so->job = job;
+	for (int i = 0; i < job->n; i++) {
+		job->code[i] = 0;
+		job->diag[i][0] = '\0';
+	}
+	job->remote[0] = '\0';
+	so_enter(so, SO_RESOLVE);
+	if (is_smarthost(so) && net_parse_cidr(conf->smarthost, &lit) == 0) {
+		/* An address needs no lookup. */
+		struct dns_result r = { .status = DNS_OK, .n = 1 };
+		struct dns_target *t = &r.t[0];
+		str_copy(t->host, sizeof(t->host), conf->smarthost, strlen(conf->smarthost));
+		if (lit.family == AF_INET) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&t->addr;
+			sin->sin_family = AF_INET;
+			memcpy(&sin->sin_addr, lit.addr, 4);
+			t->len = sizeof(*sin);
+		} else {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&t->addr;
+			s6->sin6_family = AF_INET6;
+			memcpy(&s6->sin6_addr, lit.addr, 16);
+			t->len = sizeof(*s6);
+		}
+		so->dest = r;
+		next_target(so);
+		return 0;
+	}
+	if ((is_smarthost(so) ? dns_query_host(conf->smarthost, on_dns, so) :
+	     dns_query_mx(job->domain, on_dns, so)) != 0) {
+		snprintf(so->last, sizeof(so->last), "4.4.3 DNS lookup could not start");
+		finish(so);
+	}
+	return 0;
+}
+
+/* ---- sending --------------------------------------------------------- */
+
+static void send_line(struct smtpout *so, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void send_line(struct smtpout *so, const char *fmt, ...)
+{
+	char buf[CONFIG_SMTP_PATH_MAX + 128];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 3;
+	buf[n++] = '\r';
+	buf[n++] = '\n';
+	conn_write(so->c, buf, (size_t)n);
+}
+
+static void send_ehlo(struct smtpout *so)
+{
+	so->ext = 0;
+	so->size_limit = 0;
+	smtp_reply_init(&so->reply);
+	send_line(so, "EHLO %s", conf->hostname);
+	so_enter(so, SO_EHLO);
+	conn_deadline(so->c, T_COMMAND);
+}
+
+static void ehlo_keyword(struct smtpout *so, const char *text)
+{
+	const char *kw = text + 4;       /* after "250-" / "250 " */
+
+	if (strlen(text) < 4)
+		return;
+	if (str_ieq(kw, 10, "PIPELINING") && (kw[10] == '\0' || kw[10] == ' '))
+		so->ext |= EXT_PIPELINING;
+	else if (strncasecmp(kw, "8BITMIME", 8) == 0)
+		so->ext |= EXT_8BITMIME;
+	else if (strncasecmp(kw, "STARTTLS", 8) == 0)
+		so->ext |= EXT_STARTTLS;
+	else if (strncasecmp(kw, "SMTPUTF8", 8) == 0)
+		so->ext |= EXT_SMTPUTF8;
+	else if (strncasecmp(kw, "SIZE", 4) == 0) {
+		so->ext |= EXT_SIZE;
+		so->size_limit = strtoull(kw + 4, NULL, 10);
+	} else if (strncasecmp(kw, "AUTH", 4) == 0 && (kw[4] == ' ' || kw[4] == '=')) {
+		char up[256];
+		size_t i;
+		for (i = 0; kw[i] && i < sizeof(up) - 2; i++)
+			up[i] = (kw[i] >= 'a' && kw[i] <= 'z') ? (char)(kw[i] - 32) : kw[i];
+		up[i++] = ' ';
+		up[i] = '\0';
+		if (strstr(up, " PLAIN "))
+			so->ext |= EXT_AUTH_PLAIN;
+		if (strstr(up, " LOGIN "))
+			so->ext |= EXT_AUTH_LOGIN;
+	}
+}
+
+/* Scans the message once: 8-bit bytes decide BODY=8BITMIME. */
+static int message_is_8bit(const struct smtpout_job *j)
+{
+	unsigned char buf[4096];
+	off_t pos = 0;
+
+	while (pos < j->data_len) {
+		size_t want = j->data_len - pos < (off_t)sizeof(buf) ?
+			      (size_t)(j->data_len - pos) : sizeof(buf);
+		ssize_t n = pread(j->fd, buf, want, j->data_off + pos);
+		if (n <= 0)
+			return 0;
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i] & 0x80)
+				return 1;
+		pos += n;
+	}
+	return 0;
+}
+
+static int non_ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s & 0x80)
+			return 1;
+	return 0;
+}
+
+static void send_rcpt(struct smtpout *so)
+{
+	send_line(so, "RCPT TO:<%s>", so->job->rcpt[so->rcpt_sent++]);
+}
+
+static void send_mail(struct smtpout *so)
+{
+	struct smtpout_job *j = so->job;
+	char params[80] = "";
+
+	so->eightbit = message_is_8bit(j);
+	so->utf8 = non_ascii(j->sender);
+	for (int i = 0; i < j->n; i++)
+		so->utf8 |= non_ascii(j->rcpt[i]);
+	if (so->size_limit && (unsigned long long)j->data_len > so->size_limit) {
+		fail_host(so, 1, "5.3.4 message is larger than %s accepts (%llu)",
+			  j->remote, so->size_limit);
+		return;
+	}
+	if (so->utf8 && !(so->ext & EXT_SMTPUTF8)) {
+		fail_host(so, 1, "5.6.7 non-ASCII address and %s has no SMTPUTF8",
+			  j->remote);
+		return;
+	}
+	if (so->ext & EXT_SIZE)
+		snprintf(params, sizeof(params), " SIZE=%lld", (long long)j->data_len);
+	/* 8-bit content goes as it is, declared when the server can take
+	 * it (see the README on 8BITMIME). */
+	if (so->eightbit && (so->ext & EXT_8BITMIME))
+		strcat(params, " BODY=8BITMIME");
+	if (so->utf8)
+		strcat(params, " SMTPUTF8");
+	so->mail_ok = so->mail_done = 0;
+	so->rcpt_sent = so->rcpt_replied = so->n_ok = 0;
+	/* Pipeline only a batch that fits the output buffer at once. */
+	size_t batch = strlen(j->sender) + sizeof(params) + 32;
+	for (int i = 0; i < j->n; i++)
+		batch += strlen(j->rcpt[i]) + 14;
+	so->pipe = (so->ext & EXT_PIPELINING) && batch + 8 < conn_out_free(so->c);
+	send_line(so, "MAIL FROM:<%s>%s", j->sender, params);
+	so_enter(so, SO_MAIL);
+	if (so->pipe) {
+		while (so->rcpt_sent < j->n)
+			send_rcpt(so);
+		send_line(so, "DATA");
+	}
+	conn_deadline(so->c, T_COMMAND);
+}
+
+static void send_auth(struct smtpout *so)
+{
+	char raw[600], b64[820];
+	size_t ul = strlen(conf->smarthost_user), pl = strlen(secret);
+
+	if (so->ext & EXT_AUTH_PLAIN) {
+		if (ul + pl + 2 > sizeof(raw)) {
+			fail_host(so, 0, "4.7.0 smarthost credentials too long");
+			return;
+		}
+		raw[0] = '\0';
+		memcpy(raw + 1, conf->smarthost_user, ul);
+		raw[ul + 1] = '\0';
+		memcpy(raw + ul + 2, secret, pl);
+		b64_encode((unsigned char *)raw, ul + pl + 2, b64, sizeof(b64));
+		send_line(so, "AUTH PLAIN %s", b64);
+		explicit_bzero(raw, sizeof(raw));
+		explicit_bzero(b64, sizeof(b64));
+		so_enter(so, SO_AUTH);
+	} else if (so->ext & EXT_AUTH_LOGIN) {
+		send_line(so, "AUTH LOGIN");
+		so_enter(so, SO_AUTH_USER);
+	} else {
+		fail_host(so, 0, "4.7.0 %s offers no AUTH PLAIN or LOGIN",
+			  so->job->remote);
+		return;
+	}
+	conn_deadline(so->c, T_COMMAND);
+}
+
+/* After EHLO: TLS first, then login, then the transaction. */
+static void after_ehlo(struct smtpout *so)
+{
+	int sh = is_smarthost(so);
+
+	if (!so->tls_on && CONFIG_TLS && (so->ext & EXT_STARTTLS) &&
+	    (!sh || conf->smarthost_tls == SMARTHOST_STARTTLS)) {
+		send_line(so, "STARTTLS");
+		so_enter(so, SO_STARTTLS);
+		conn_deadline(so->c, T_COMMAND);
+		return;
+	}
+	if (sh && !so->tls_on && conf->smarthost_tls == SMARTHOST_STARTTLS) {
+		fail_host(so, 0, "4.7.0 %s does not offer STARTTLS; not sending in "
+			  "the clear", so->job->remote);
+		return;
+	}
+	if (sh && conf->smarthost_user[0] && CONFIG_AUTH &&
+	    (so->tls_on || conf->smarthost_tls == SMARTHOST_PLAIN)) {
+		send_auth(so);
+		return;
+	}
+	send_mail(so);
+}
+
+static void start_tls(struct smtpout *so)
+{
+	int sh = is_smarthost(so);
+	struct tls_conn *t = tls_client_new(sh ? conf->smarthost :
+		so->dest.t[so->ti].host, sh && conf->smarthost_verify);
+
+	if (!t) {
+		fail_host(so, 0, "4.7.0 no TLS session free%s", sh &&
+			  conf->smarthost_verify ? " (or no CA certificates)" : "");
+		return;
+	}
+	conn_set_tls(so->c, t);
+	so->tls_on = 1;
+	send_ehlo(so);
+}
+
+/* ---- the message body ----------------------------------------------- */
+
+/* Fills the output buffer: LF becomes CRLF, a leading dot is doubled. */
+static void body_fill(struct smtpout *so)
+{
+	struct smtpout_job *j = so->job;
+	char in[2048], out[4200];
+
+	while (so->body_pos < j->data_len) {
+		size_t room = conn_out_free(so->c), want, o = 0;
+		ssize_t n;
+
+		if (room < 64)
+			return;
+		want = (room - 8) / 2;
+		if (want > sizeof(in))
+			want = sizeof(in);
+		if ((off_t)want > j->data_len - so->body_pos)
+			want = (size_t)(j->data_len - so->body_pos);
+		n = pread(j->fd, in, want, j->data_off + so->body_pos);
+		if (n <= 0) {
+			fail_host(so, 0, "4.3.0 cannot read the queued message");
+			return;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			if (so->body_bol && in[i] == '.')
+				out[o++] = '.';
+			if (in[i] == '\n')
+				out[o++] = '\r';
+			out[o++] = in[i];
+			so->body_bol = in[i] == '\n';
+		}
+		so->body_pos += n;
+		conn_write(so->c, out, o);
+		conn_deadline(so->c, T_DATA_BLOCK);
+	}
+	if (conn_out_free(so->c) < 8)
+		return;
+	conn_write(so->c, so->body_bol ? ".\r\n" : "\r\n.\r\n",
+		   so->body_bol ? 3 : 5);
+	so_enter(so, SO_DOT);
+	conn_deadline(so->c, T_DATA_END);
+}
+
+/* ---- replies ---------------------------------------------------------- */
+
+static void set_result(struct smtpout *so, int i, const struct smtp_reply *r)
+{
+	so->job->code[i] = r->code;
+	str_copy(so->job->diag[i], SMTPOUT_DIAG, r->text, strlen(r->text));
+}
+
+static void quit(struct smtpout *so)
+{
+	send_line(so, "QUIT");
+	so_enter(so, SO_QUIT);
+	finish(so);
+}
+
+/* Where the transaction goes once RCPT answers are in. */
+static void rcpts_done(struct smtpout *so)
+{
+	if (so->pipe) {
+		so_enter(so, SO_DATA);  /* DATA was sent with them */
+		return;
+	}
+	if (!so->mail_ok || so->n_ok == 0) {
+		quit(so);
+		return;
+	}
+	send_line(so, "DATA");
+	so_enter(so, SO_DATA);
+	conn_deadline(so->c, T_DATA_INIT);
+}
+
+static void on_reply(struct smtpout *so, const struct smtp_reply *r)
+{
+	struct smtpout_job *j = so->job;
+	int ok = r->code / 100 == 2;
+
+	switch (so->state) {
+	case SO_GREETING:
+		if (r->code != 220) {
+			fail_host(so, 0, "4.4.2 %s greeted with: %s", j->remote, r->text);
+			return;
+		}
+		send_ehlo(so);
+		return;
+	case SO_EHLO:
+		if (ok) {
+			after_ehlo(so);
+			return;
+		}
+		if (so->tls_on) {
+			fail_host(so, 0, "4.5.0 EHLO after STARTTLS: %s", r->text);
+			return;
+		}
+		send_line(so, "HELO %s", conf->hostname);
+		so_enter(so, SO_HELO);
+		return;
+	case SO_HELO:
+		if (!ok) {
+			fail_host(so, 0, "4.5.0 HELO refused: %s", r->text);
+			return;
+		}
+		after_ehlo(so);
+		return;
+	case SO_STARTTLS:
+		if (r->code != 220) {
+			fail_host(so, 0, "4.7.0 STARTTLS refused: %s", r->text);
+			return;
+		}
+		start_tls(so);
+		return;
+	case SO_AUTH_USER:
+	case SO_AUTH_PASS:
+		if (r->code == 334) {
+			char b64[400];
+			const char *v = so->state == SO_AUTH_USER ? conf->smarthost_user : secret;
+			b64[0] = '\0';
+			if (CONFIG_AUTH)
+				b64_encode((const unsigned char *)v, strlen(v), b64,
+					   sizeof(b64));
+			send_line(so, "%s", b64);
+			explicit_bzero(b64, sizeof(b64));
+			so_enter(so, so->state == SO_AUTH_USER ? SO_AUTH_PASS : SO_AUTH);
+			return;
+		}
+		/* anything else ends the login, as below */
+		/* fall through */
+	case SO_AUTH:
+		if (r->code != 235) {
+			/* A refused login is our configuration's fault: keep the
+			 * mail and retry, never bounce it. */
+			log_msg(LOGL_ERR, "smarthost %s refused the login as %s: %s",
+				j->remote, conf->smarthost_user, r->text);
+			fail_host(so, 0, "4.7.0 smarthost login failed: %s", r->text);
+			return;
+		}
+		send_mail(so);
+		return;
+	case SO_MAIL:
+		so->mail_done = 1;
+		if (ok) {
+			so->mail_ok = 1;
+		} else {
+			for (int i = 0; i < j->n; i++)
+				set_result(so, i, r);
+		}
+		if (!so->pipe) {
+			if (!so->mail_ok) {
+				quit(so);
+				return;
+			}
+			send_rcpt(so);
+		}
+		so_enter(so, SO_RCPT);
+		return;
+	case SO_RCPT:
+		if (so->mail_ok) {
+			if (ok)
+				so->n_ok++;
+			else
+				set_result(so, so->rcpt_replied, r);
+		}
+		if (++so->rcpt_replied < j->n) {
+			if (!so->pipe)
+				send_rcpt(so);
+			return;
+		}
+		rcpts_done(so);
+		return;
+	case SO_DATA:
+		if (r->code == 354 && so->mail_ok && so->n_ok > 0) {
+			so->body_pos = 0;
+			so->body_bol = 1;
+			so_enter(so, SO_BODY);
+			body_fill(so);
+			return;
+		}
+		if (r->code == 354) {
+			/* Pipelined DATA accepted with no recipient: end it empty. */
+			conn_write(so->c, ".\r\n", 3);
+			so_enter(so, SO_DOT);
+			so->n_ok = 0;
+			return;
+		}
+		for (int i = 0; i < j->n; i++)
+			if (so->mail_ok && j->code[i] == 0)
+				set_result(so, i, r);
+		quit(so);
+		return;
+	case SO_DOT:
+		for (int i = 0; i < j->n; i++)
+			if (j->code[i] == 0)
+				set_result(so, i, r);
+		if (ok)
+			log_msg(LOGL_INFO, "smtp_out: %s accepted %d recipient(s): %s",
+				j->remote, so->n_ok, r->text);
+		quit(so);
+		return;
+	default:
+		return;
+	}
+}
+
+/* ---- conn callbacks -------------------------------------------------- */
+
+static int so_open(struct conn *c)
+{
+	struct smtpout *so = c->sess;
+
+	if (!so)
+		return -1;
+	so_enter(so, SO_GREETING);
+	smtp_reply_init(&so->reply);
+	conn_deadline(c, T_GREETING);
+	if (is_smarthost(so) && conf->smarthost_tls == SMARTHOST_TLS) {
+		struct tls_conn *t = tls_client_new(conf->smarthost,
+						    conf->smarthost_verify);
+		if (!t)
+			return -1;
+		conn_set_tls(c, t);
+		so->tls_on = 1;
+	}
+	return 0;
+}
+
+static void so_input(struct conn *c)
+{
+	struct smtpout *so = c->sess;
+
+	while (so && so->c == c && c->w.fd >= 0) {
+		char *line;
+		size_t len;
+		int crlf, rc;
+
+		if (so->state == SO_BODY) {
+			body_fill(so);
+			if (so->state == SO_BODY)
+				return;
+			continue;
+		}
+		rc = lb_next(&c->in, CONFIG_CONN_INBUF - 2, &line, &len, &crlf);
+		if (rc == LB_NEED)
+			return;
+		if (rc == LB_TOOLONG) {
+			fail_host(so, 0, "4.5.0 over-long reply line from %s",
+				  so->job->remote);
+			return;
+		}
+		if (memchr(line, '\0', len))
+			rc = REPLY_BAD;
+		else
+			rc = smtp_reply_line(&so->reply, line, len);
+		if (rc == REPLY_BAD) {
+			fail_host(so, 0, "4.5.0 malformed reply from %s",
+				  so->job->remote);
+			return;
+		}
+		if (so->state == SO_EHLO && so->reply.code == 250)
+			ehlo_keyword(so, line);
+		if (rc == REPLY_DONE) {
+			struct smtp_reply r = so->reply;
+			smtp_reply_init(&so->reply);
+			on_reply(so, &r);
+			so = c->sess;
+		}
+	}
+}
+
+static void so_timeout(struct conn *c)
+{
+	struct smtpout *so = c->sess;
+
+	if (!so) {
+		conn_close(c, "done");
+		return;
+	}
+	fail_host(so, 0, "4.4.2 timeout in state %s talking to %s",
+		  so_names[so->state], so->job->remote);
+}
+
+static void so_close(struct conn *c)
+{
+	struct smtpout *so = c->sess;
+
+	if (!so || so->c != c)
+		return;
+	so->c = NULL;
+	c->sess = NULL;
+	fail_host(so, 0, "4.4.2 connection to %s lost in state %s: %s",
+		  so->job->remote, so_names[so->state], c->why ? c->why : "?");
+}
+
+static const struct proto_ops smtpout_ops = {
+	.name = "smtp_out",
+	.open = so_open,
+	.input = so_input,
+	.timeout = so_timeout,
+	.close = so_close,
+};

@@ -1,0 +1,60 @@
+/* smtp_out — one outgoing SMTP session: one message, one destination (the
+ * smarthost, or one domain's MX hosts in preference order), up to
+ * SMTPOUT_RCPT_MAX recipients. The queue fills a job, starts it, and gets
+ * done() once with a result per recipient. Remote replies are hostile
+ * input: codes checked, lines and line counts capped. */
+#ifndef POSTIE_SMTP_OUT_H
+#define POSTIE_SMTP_OUT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define SMTPOUT_RCPT_MAX 16
+#define SMTPOUT_DIAG 120
+
+/* Multi-line reply parser; pure, fuzzed. */
+struct smtp_reply {
+	int code;               /* 0 until the first line */
+	int lines;
+	char text[SMTPOUT_DIAG];        /* first line's text, cut */
+};
+
+enum { REPLY_MORE = 0, REPLY_DONE = 1, REPLY_BAD = -1 };
+#define SMTP_REPLY_MAX_LINES 100
+
+void smtp_reply_init(struct smtp_reply *r);
+/* One line without CRLF. REPLY_DONE when the last line arrived. */
+int smtp_reply_line(struct smtp_reply *r, const char *line, size_t len);
+
+struct smtpout;
+
+struct smtpout_job {
+	char domain[256];               /* "" when sent to the smarthost */
+	char sender[CONFIG_SMTP_PATH_MAX + 1];
+	int fd;                         /* spool file, read with pread */
+	off_t data_off, data_len;
+	int n;
+	char rcpt[SMTPOUT_RCPT_MAX][CONFIG_SMTP_PATH_MAX + 1];
+	int code[SMTPOUT_RCPT_MAX];     /* 250, 4xx or 5xx once done */
+	char diag[SMTPOUT_RCPT_MAX][SMTPOUT_DIAG];
+	char remote[64];                /* last host talked to */
+	void (*done)(struct smtpout_job *job);
+	void *owner;
+};
+
+#if CONFIG_RELAY
+/* Starts the session; done() is always called later from the loop.
+ * -1: no session free right now (nothing started). */
+int smtpout_start(struct smtpout_job *job);
+int smtpout_active(const char *domain);
+void smtpout_init(void);
+/* The smarthost password (read by the daemon from smarthost_auth FILE). */
+void smtpout_set_secret(const char *s);
+#else
+static inline void smtpout_set_secret(const char *s) { (void)s; }
+static inline int smtpout_start(struct smtpout_job *job) { (void)job; return -1; }
+static inline int smtpout_active(const char *d) { (void)d; return 0; }
+static inline void smtpout_init(void) { }
+#endif
+
+#endif

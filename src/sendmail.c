@@ -1,0 +1,1207 @@
+/* sendmail — `sendmail` and `mailq` (see sendmail.h).
+ *
+ * A message is written to spool_dir/maildrop/.NAME (O_EXCL, O_NOFOLLOW,
+ * 0644 so that the daemon's user can read it), in the spool format:
+ *   F sender / R recipient... / U uid / D / the message, LF line ends
+ * then fsynced, renamed to maildrop/NAME and the directory fsynced; only
+ * then does the command exit 0. Any failure removes the temporary file
+ * and exits 75 (EX_TEMPFAIL), or 65 (EX_DATAERR) for a bad message.
+ *
+ * The header section is held in memory (at most SENDMAIL_HEADER_MAX
+ * bytes) to find recipients (-t), drop Bcc and add From, Date and
+ * Message-ID when missing; the body is streamed. Addresses from the
+ * command line and the headers are checked with the SMTP path parser.
+ *
+ * Limits: CONFIG_SMTP_MAX_RCPT recipients, max_message_size bytes,
+ * SENDMAIL_HEADER_MAX bytes of headers, -F names of SENDMAIL_NAME_MAX. */
+#include "sendmail.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+#include "core/util.h"
+#include "proto/address.h"
+
+/* sysexits.h values (musl does not ship the header). */
+enum {
+	EX_OK_ = 0, EX_USAGE_ = 64, EX_DATAERR_ = 65, EX_NOUSER_ = 67,
+	EX_SOFTWARE_ = 70, EX_OSERR_ = 71, EX_CANTCREAT_ = 73, EX_IOERR_ = 74,
+	EX_TEMPFAIL_ = 75, EX_NOPERM_ = 77, EX_CONFIG_ = 78,
+};
+
+#define DEFAULT_CONF "/etc/postie.conf"
+#define SENDMAIL_HEADER_MAX (64 * 1024)
+#define SENDMAIL_NAME_MAX 128           /* -F full name, bytes */
+#define SENDMAIL_LINE_CHUNK 4096        /* body read in pieces of this */
+#define ADDR_MAX (CONFIG_SMTP_PATH_MAX + 1)
+
+struct opts {
+	const char *conf_path;
+	int explicit_conf;
+	int from_headers;       /* -t */
+	int ignore_dots;        /* -i, -oi */
+	const char *sender;     /* -f, -r; NULL: the caller */
+	const char *fullname;   /* -F */
+	int run_queue;          /* -q */
+	int list_queue;         /* -bp, mailq */
+};
+
+static const char *prog = "sendmail";
+static struct conf *cf;
+static char rcpts[CONFIG_SMTP_MAX_RCPT][ADDR_MAX];
+static int nrcpt;
+static char hbuf[SENDMAIL_HEADER_MAX];
+static size_t hlen;
+static char sender[ADDR_MAX];
+static int null_sender;
+static int quiet;               /* address checks without messages */
+
+/* The temporary file, removed on any failure and on a signal. */
+static int drop_dirfd = -1;
+static char tmp_name[96];
+static volatile sig_atomic_t tmp_live;
+
+static int fail(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+static void remove_tmp(void)
+{
+	if (tmp_live && drop_dirfd >= 0)
+		unlinkat(drop_dirfd, tmp_name, 0);
+	tmp_live = 0;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (tmp_live && drop_dirfd >= 0)
+		unlinkat(drop_dirfd, tmp_name, 0);
+	_exit(EX_TEMPFAIL_);
+}
+
+static int has_ctl(const char *s)
+{
+	for (; *s; s++)
+		if (*s == '\r' || *s == '\n')
+			return 1;
+	return 0;
+}
+
+/* ---- options ---------------------------------------------------------- */
+
+static int usage(const char *why)
+{
+	fprintf(stderr, "%s: %s\n"
+		"usage: sendmail [-C FILE] [-t] [-i] [-f ADDR] [-F NAME] [RCPT...]\n"
+		"       sendmail -q | -bp    (mailq)\n", prog, why);
+	return EX_USAGE_;
+}
+
+/* sendmail's option syntax: clustered flags (-ti), values attached or in
+ * the next argument (-fADDR, -f ADDR); -o, -b, -e, -q and -d take the
+ * rest of their argument. Options that other programs pass out of habit
+ * are accepted and ignored. Returns 0 or an exit code; *first_rcpt is
+ * the index of the first recipient. */
+static int parse_opts(int argc, char **argv, struct opts *o, int *first_rcpt)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		char *a = argv[i];
+
+		if (a[0] != '-' || a[1] == '\0')
+			break;
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		}
+		for (size_t k = 1; a[k]; k++) {
+			char c = a[k], *val = NULL;
+
+			if (strchr("CfrFBNRVhLXO", c)) {
+				/* Takes a value: the rest, or the next arg. */
+				if (a[k + 1])
+					val = a + k + 1;
+				else if (i + 1 < argc)
+					val = argv[++i];
+				else
+					return usage("option needs a value");
+			}
+			switch (c) {
+			case 'C':
+				o->conf_path = val;
+				o->explicit_conf = 1;
+				break;
+			case 'f':
+			case 'r':
+				o->sender = val;
+				break;
+			case 'F':
+				o->fullname = val;
+				break;
+			case 'B': case 'N': case 'R': case 'V': case 'h':
+			case 'L': case 'O':
+				break;  /* body type, DSN, hop count, tags: ignored */
+			case 'X':
+				return usage("-X (traffic log) is not supported");
+			case 't':
+				o->from_headers = 1;
+				break;
+			case 'i':
+				o->ignore_dots = 1;
+				break;
+			case 'v': case 'm': case 'n': case 'U': case 'G':
+				break;
+			case 'A':       /* -Am, -Ac: which sendmail.cf */
+				k = strlen(a) - 1;
+				break;
+			case 'o':
+				if (strcmp(a + k, "oi") == 0 || strcmp(a + k, "oitrue") == 0)
+					o->ignore_dots = 1;
+				else if (a[k + 1] == '\0')
+					return usage("-o needs an option letter (-oi)");
+				/* -odb, -odi, -oem, -oQ..., -oXvalue: ignored */
+				k = strlen(a) - 1;
+				break;
+			case 'e':       /* -em, -ep, -eq: error mode, ignored */
+				k = strlen(a) - 1;
+				break;
+			case 'q':       /* -q, -q30m, -qf: run the queue now */
+				o->run_queue = 1;
+				k = strlen(a) - 1;
+				break;
+			case 'b':
+				if (strcmp(a + k, "bp") == 0)
+					o->list_queue = 1;
+				else if (strcmp(a + k, "bm") != 0)
+					return usage(a[k + 1] ? "only -bm and -bp "
+						     "are supported" : "-b needs a mode");
+				k = strlen(a) - 1;
+				break;
+			default: {
+				char msg[48];
+				snprintf(msg, sizeof(msg), "unknown option -%c", c);
+				return usage(msg);
+			}
+			}
+			if (val)
+				break;  /* the value was the rest of this arg */
+		}
+	}
+	*first_rcpt = i;
+	return 0;
+}
+
+/* ---- addresses ---------------------------------------------------------- */
+
+static int is_local_domain(const char *d, size_t len)
+{
+	return str_ieq(d, len, cf->hostname) || conf_is_local_domain(cf, d, len);
+}
+
+/* Checks one address (without <>), qualifies a bare local part with
+ * @hostname, and writes "local@domain" into out. 0, or -1 when it is not
+ * an address. */
+static int normalize(const char *s, size_t len, char *out, size_t n)
+{
+	char buf[ADDR_MAX + 2 + 256];
+	struct addr a;
+	int r;
+	size_t used;
+
+	while (len > 0 && (*s == ' ' || *s == '\t'))
+		s++, len--;
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
+	if (len == 0 || len > CONFIG_SMTP_PATH_MAX)
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return -1;
+	if (memchr(s, '@', len))
+		r = snprintf(buf, sizeof(buf), "<%.*s>", (int)len, s);
+	else
+		r = snprintf(buf, sizeof(buf), "<%.*s@%s>", (int)len, s,
+			     cf->hostname);
+	if (r < 0 || (size_t)r >= sizeof(buf))
+		return -1;
+	used = (size_t)r;
+	r = addr_parse_path(buf, used, &a, 1);
+	if (r != (int)used || (a.flags & (ADDR_NULL | ADDR_NODOMAIN)))
+		return -1;
+	used = (size_t)(a.domain + a.domain_len - a.local);
+	if (used >= n)
+		return -1;
+	memcpy(out, a.local, used);
+	out[used] = '\0';
+	return 0;
+}
+
+static int add_rcpt(const char *s, size_t len)
+{
+	char a[ADDR_MAX];
+
+	if (normalize(s, len, a, sizeof(a)) != 0 && quiet)
+		return -1;
+	if (normalize(s, len, a, sizeof(a)) != 0)
+		return fail(EX_DATAERR_, "bad recipient address '%.*s'",
+			    (int)(len > 100 ? 100 : len), s);
+	for (int i = 0; i < nrcpt; i++)
+		if (strcmp(rcpts[i], a) == 0)
+			return 0;
+	if (nrcpt >= CONFIG_SMTP_MAX_RCPT)
+		return fail(EX_DATAERR_, "more than %d recipients",
+			    CONFIG_SMTP_MAX_RCPT);
+	memcpy(rcpts[nrcpt++], a, sizeof(a));
+	return 0;
+}
+
+/* An RFC 5322 address list ("A <a@b>, c@d (C), group: e@f;"): calls
+ * add_rcpt for each address. Commas, colons and semicolons count only
+ * outside quotes, comments and angle brackets. */
+static int address_list(const char *s, size_t len)
+{
+	size_t start = 0;
+	int quote = 0, comment = 0, angle = 0;
+	long lt = -1, gt = -1;
+
+	for (size_t i = 0; i <= len; i++) {
+		char c = i < len ? s[i] : ',';
+
+		if (quote) {
+			if (c == '\\' && i + 1 < len)
+				i++;
+			else if (c == '"')
+				quote = 0;
+			continue;
+		}
+		if (comment) {
+			if (c == '\\' && i + 1 < len)
+				i++;
+			else if (c == '(')
+				comment++;
+			else if (c == ')')
+				comment--;
+			continue;
+		}
+		if (c == '"') {
+			quote = 1;
+		} else if (c == '(') {
+			comment = 1;
+		} else if (c == '<') {
+			angle = 1;
+			lt = (long)i;
+		} else if (c == '>' && angle) {
+			angle = 0;
+			gt = (long)i;
+		} else if (c == ':' && !angle) {
+			start = i + 1;  /* a group's name */
+			lt = gt = -1;
+		} else if ((c == ',' || c == ';') && !angle) {
+			int rc;
+			if (lt >= 0 && gt > lt) {
+				rc = lt + 1 == gt ? 0 :
+					add_rcpt(s + lt + 1, (size_t)(gt - lt - 1));
+			} else {
+				/* addr-spec, maybe with comments: drop them */
+				char tmp[ADDR_MAX + 64];
+				size_t n = 0;
+				int depth = 0;
+				for (size_t k = start; k < i && n < sizeof(tmp); k++) {
+					if (s[k] == '(')
+						depth++;
+					else if (s[k] == ')' && depth)
+						depth--;
+					else if (!depth && s[k] != '\n')
+						tmp[n++] = s[k];
+				}
+				rc = 0;
+				while (n > 0 && (tmp[n - 1] == ' ' || tmp[n - 1] == '\t'))
+					n--;
+				size_t b = 0;
+				while (b < n && (tmp[b] == ' ' || tmp[b] == '\t'))
+					b++;
+				if (n > b)
+					rc = n >= sizeof(tmp) ? add_rcpt(s + start, i - start)
+						: add_rcpt(tmp + b, n - b);
+			}
+			if (rc)
+				return rc;
+			start = i + 1;
+			lt = gt = -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- the header section -------------------------------------------------- */
+
+struct field {
+	const char *name;
+	size_t name_len;
+	const char *val;        /* after the colon, folded lines included */
+	size_t val_len;
+	const char *start;      /* the whole field, final LF included */
+	size_t len;
+};
+
+/* Next field of hbuf from *pos; 0 at the end. */
+static int next_field(size_t *pos, struct field *f)
+{
+	size_t p = *pos, e;
+	const char *colon;
+
+	if (p >= hlen)
+		return 0;
+	e = p;
+	do {
+		const char *nl = memchr(hbuf + e, '\n', hlen - e);
+		e = nl ? (size_t)(nl - hbuf) + 1 : hlen;
+	} while (e < hlen && (hbuf[e] == ' ' || hbuf[e] == '\t'));
+	f->start = hbuf + p;
+	f->len = e - p;
+	colon = memchr(f->start, ':', f->len);
+	f->name = f->start;
+	f->name_len = colon ? (size_t)(colon - f->start) : 0;
+	while (f->name_len > 0 && (f->name[f->name_len - 1] == ' ' ||
+				   f->name[f->name_len - 1] == '\t'))
+		f->name_len--;
+	f->val = colon ? colon + 1 : f->start + f->len;
+	f->val_len = (size_t)(f->start + f->len - f->val);
+	*pos = e;
+	return 1;
+}
+
+static int field_is(const struct field *f, const char *name)
+{
+	return str_ieq(f->name, f->name_len, name);
+}
+
+/* A header line: a field name of printable ASCII other than ':' and
+ * blanks, then ':'. */
+static int is_header_line(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && s[i] > ' ' && s[i] < 0x7f && s[i] != ':')
+		i++;
+	return i > 0 && i < len && s[i] == ':';
+}
+
+/* ---- writing -------------------------------------------------------------- */
+
+struct msgfile {
+	FILE *f;
+	uint64_t size;          /* message bytes, after "D" */
+	uint64_t max;
+	int too_big;
+};
+
+static void emit(struct msgfile *m, const char *p, size_t n)
+{
+	m->size += n;
+	if (m->size > m->max) {
+		m->too_big = 1;
+		return;
+	}
+	fwrite(p, 1, n, m->f);
+}
+
+static void emitf(struct msgfile *m, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void emitf(struct msgfile *m, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		emit(m, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+static const char b64[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* The display name for From: as a quoted string, or RFC 2047 encoded
+ * words when it has 8-bit bytes (whole UTF-8 characters per word). */
+static void format_name(const char *name, char *out, size_t n)
+{
+	size_t j = 0, len = strlen(name);
+	int eight = 0;
+
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] >= 0x80)
+			eight = 1;
+	if (!eight) {
+		out[j++] = '"';
+		for (size_t i = 0; i < len && j + 4 < n; i++) {
+			if (name[i] == '"' || name[i] == '\\')
+				out[j++] = '\\';
+			out[j++] = name[i];
+		}
+		out[j++] = '"';
+		out[j] = '\0';
+		return;
+	}
+	for (size_t i = 0; i < len && j + 80 < n;) {
+		size_t k = i, w;
+		/* 45 bytes make 60 base64 characters: a 72-char word. */
+		while (k < len && k - i < 45) {
+			size_t cl = 1;
+			unsigned char c = (unsigned char)name[k];
+			if (c >= 0xf0) cl = 4;
+			else if (c >= 0xe0) cl = 3;
+			else if (c >= 0xc0) cl = 2;
+			if (k + cl - i > 45)
+				break;
+			k += cl;
+		}
+		if (k == i)
+			k = i + 1;
+		if (k > len)
+			k = len;
+		j += (size_t)snprintf(out + j, n - j, "%s=?UTF-8?B?", j ? " " : "");
+		for (w = i; w < k; w += 3) {
+			unsigned v = (unsigned char)name[w] << 16;
+			if (w + 1 < k) v |= (unsigned char)name[w + 1] << 8;
+			if (w + 2 < k) v |= (unsigned char)name[w + 2];
+			out[j++] = b64[(v >> 18) & 63];
+			out[j++] = b64[(v >> 12) & 63];
+			out[j++] = w + 1 < k ? b64[(v >> 6) & 63] : '=';
+			out[j++] = w + 2 < k ? b64[v & 63] : '=';
+		}
+		j += (size_t)snprintf(out + j, n - j, "?=");
+		i = k;
+	}
+	out[j] = '\0';
+}
+
+static int sender_is_local(const char *a)
+{
+	const char *at = strrchr(a, '@');
+
+	return !at || is_local_domain(at + 1, strlen(at + 1));
+}
+
+/* From: of a local address, rewritten to the masquerade address; the
+ * display name is kept. */
+static void emit_from_masqueraded(struct msgfile *m, const struct field *f)
+{
+	const char *lt = NULL;
+	int quote = 0;
+	size_t plen;
+
+	for (size_t i = 0; i < f->val_len; i++) {
+		char c = f->val[i];
+		if (c == '"' )
+			quote = !quote;
+		else if (c == '<' && !quote)
+			lt = f->val + i;
+	}
+	plen = lt ? (size_t)(lt - f->val) : 0;
+	while (plen > 0 && (f->val[plen - 1] == ' ' || f->val[plen - 1] == '\t' ||
+			    f->val[plen - 1] == '\n'))
+		plen--;
+	if (plen > 0)
+		emitf(m, "From:%.*s <%s>\n", (int)plen, f->val, cf->masquerade);
+	else
+		emitf(m, "From: %s\n", cf->masquerade);
+}
+
+/* From: holds exactly one address, and a local one. */
+static int from_is_local(const struct field *f)
+{
+	int saved = nrcpt, local, rc;
+	char a[ADDR_MAX];
+
+	if (nrcpt >= CONFIG_SMTP_MAX_RCPT)
+		return 0;
+	quiet = 1;
+	rc = address_list(f->val, f->val_len);
+	quiet = 0;
+	if (rc != 0 || nrcpt != saved + 1) {
+		nrcpt = saved;
+		return 0;
+	}
+	memcpy(a, rcpts[saved], sizeof(a));
+	nrcpt = saved;
+	local = sender_is_local(a);
+	return local;
+}
+
+static void emit_headers(struct msgfile *m, const struct opts *o)
+{
+	size_t pos = 0;
+	struct field f;
+	int has_from = 0, has_date = 0, has_msgid = 0;
+	char date[64], name[SENDMAIL_NAME_MAX * 3], host[256];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	snprintf(host, sizeof(host), "%s", cf->hostname);
+	while (next_field(&pos, &f)) {
+		if (field_is(&f, "Bcc"))
+			continue;
+		if (field_is(&f, "From")) {
+			has_from = 1;
+			if (cf->masquerade[0] && from_is_local(&f)) {
+				emit_from_masqueraded(m, &f);
+				continue;
+			}
+		}
+		if (field_is(&f, "Date"))
+			has_date = 1;
+		if (field_is(&f, "Message-ID"))
+			has_msgid = 1;
+		emit(m, f.start, f.len);
+		if (f.len == 0 || f.start[f.len - 1] != '\n')
+			emit(m, "\n", 1);
+	}
+	if (!has_from) {
+		const char *addr = null_sender ? NULL : sender;
+		char mailer[300];
+		if (!addr) {
+			snprintf(mailer, sizeof(mailer), "MAILER-DAEMON@%s", host);
+			addr = mailer;
+		}
+		name[0] = '\0';
+		if (o->fullname && o->fullname[0]) {
+			format_name(o->fullname, name, sizeof(name));
+		} else if (!o->sender) {
+			struct passwd *pw = getpwuid(getuid());
+			char gecos[SENDMAIL_NAME_MAX + 1];
+			size_t k = 0;
+			for (; pw && pw->pw_gecos && pw->pw_gecos[k] &&
+			     pw->pw_gecos[k] != ',' && k < SENDMAIL_NAME_MAX; k++)
+				gecos[k] = (unsigned char)pw->pw_gecos[k] < 0x20 ?
+					' ' : pw->pw_gecos[k];
+			gecos[k] = '\0';
+			if (k)
+				format_name(gecos, name, sizeof(name));
+		}
+		if (name[0])
+			emitf(m, "From: %s <%s>\n", name, addr);
+		else
+			emitf(m, "From: %s\n", addr);
+	}
+	if (!has_date) {
+		localtime_r(&now, &tm);
+		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+		emitf(m, "Date: %s\n", date);
+	}
+	if (!has_msgid)
+		emitf(m, "Message-ID: <%s@%s>\n", tmp_name + 1, host);
+}
+
+/* ---- input ------------------------------------------------------------- */
+
+/* Reads one line or a piece of it into buf (at most cap bytes, line end
+ * not stored). *eol: the line ended here (LF, CRLF or EOF). Returns the
+ * length, or -1 at EOF with nothing read. CRLF becomes LF; a lone CR is
+ * content. */
+static long read_piece(char *buf, size_t cap, int *eol)
+{
+	size_t n = 0;
+	int c;
+
+	*eol = 0;
+	while (n < cap) {
+		c = getc_unlocked(stdin);
+		if (c == EOF) {
+			if (n == 0)
+				return -1;
+			*eol = 1;
+			return (long)n;
+		}
+		if (c == '\n') {
+			*eol = 1;
+			return (long)n;
+		}
+		if (c == '\r') {
+			int d = getc_unlocked(stdin);
+			if (d == '\n') {
+				*eol = 1;
+				return (long)n;
+			}
+			if (d != EOF)
+				ungetc(d, stdin);
+		}
+		buf[n++] = (char)c;
+	}
+	return (long)n;
+}
+
+/* Reads the header section into hbuf. Returns 1 when input ended inside
+ * it, 0 otherwise; *first holds the first body line (when the headers
+ * ended with a line that is not a header, without an empty line) or is
+ * empty. -1: the header section is too big. */
+static int read_headers(const struct opts *o, char *first, size_t cap,
+			long *first_len, int *first_eol)
+{
+	char line[SENDMAIL_LINE_CHUNK];
+	int eol, line_start = 1, in_field = 0, first_line = 1;
+	long n;
+
+	*first_len = -1;
+	for (;;) {
+		n = read_piece(line, sizeof(line), &eol);
+		if (n < 0)
+			return 1;
+		if (line_start) {
+			if (!o->ignore_dots && eol && n == 1 && line[0] == '.')
+				return 1;
+			if (eol && n == 0)
+				return 0;       /* the empty line */
+			if (first_line && n >= 5 && memcmp(line, "From ", 5) == 0) {
+				/* an mbox separator line: dropped */
+				while (!eol && read_piece(line, sizeof(line), &eol) >= 0)
+					;
+				first_line = 0;
+				continue;
+			}
+			first_line = 0;
+			if ((line[0] == ' ' || line[0] == '\t') ? !in_field :
+			    !is_header_line(line, (size_t)n)) {
+				/* Body without headers: keep this line. */
+				memcpy(first, line, (size_t)n < cap ? (size_t)n : cap);
+				*first_len = n;
+				*first_eol = eol;
+				return 0;
+			}
+			in_field = 1;
+		}
+		if (hlen + (size_t)n + 1 > sizeof(hbuf))
+			return -1;
+		memcpy(hbuf + hlen, line, (size_t)n);
+		hlen += (size_t)n;
+		if (eol)
+			hbuf[hlen++] = '\n';
+		line_start = eol;
+	}
+}
+
+/* ---- the maildrop ---------------------------------------------------------- */
+
+static int open_maildrop(char *path, size_t n)
+{
+	struct stat st;
+
+	snprintf(path, n, "%s/maildrop", cf->spool_dir);
+	drop_dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (drop_dirfd < 0 || fstat(drop_dirfd, &st) != 0)
+		return fail(EX_TEMPFAIL_, "cannot open %s: %s (is the daemon "
+			    "installed? spool_dir %s)", path, strerror(errno),
+			    cf->spool_dir);
+	if (faccessat(drop_dirfd, ".", W_OK | X_OK, AT_EACCESS) != 0)
+		return fail(EX_TEMPFAIL_, "cannot write to %s: %s (is the daemon "
+			    "installed? spool_dir %s)", path, strerror(errno),
+			    cf->spool_dir);
+	return 0;
+}
+
+static void make_name(void)
+{
+	struct timespec ts;
+	unsigned char r[6] = { 0 };
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+		unsigned v = (unsigned)ts.tv_nsec ^ ((unsigned)getpid() << 16);
+		memcpy(r, &v, sizeof(v));
+	}
+	/* Unguessable: the directory is not listable (1733). */
+	snprintf(tmp_name, sizeof(tmp_name),
+		 ".%lld.%06ld.%d.%02x%02x%02x%02x%02x%02x",
+		 (long long)ts.tv_sec, ts.tv_nsec / 1000, (int)getpid(),
+		 r[0], r[1], r[2], r[3], r[4], r[5]);
+}
+
+static int finish_file(FILE *f, int fd)
+{
+	if (fflush(f) != 0 || ferror(f))
+		return -1;
+	if (fsync(fd) != 0)
+		return -1;
+	if (renameat(drop_dirfd, tmp_name, drop_dirfd, tmp_name + 1) != 0)
+		return -1;
+	tmp_live = 0;
+	if (fsync(drop_dirfd) != 0) {
+		/* Renamed but maybe not durable: report, the daemon may still
+		 * send it (a duplicate is better than a loss). */
+		return -2;
+	}
+	return 0;
+}
+
+static int submit(const struct opts *o, int argc, char **argv, int first_rcpt)
+{
+	char path[CONF_PATH_MAX + 32], line[SENDMAIL_LINE_CHUNK];
+	char first[SENDMAIL_LINE_CHUNK];
+	long first_len, n;
+	int first_eol = 0, ended, eol, line_start, fd, rc;
+	struct msgfile m = { 0 };
+	struct sigaction sa;
+	FILE *f;
+
+	for (int i = first_rcpt; i < argc; i++) {
+		if (has_ctl(argv[i]))
+			return fail(EX_DATAERR_, "CR or LF in a recipient");
+		rc = address_list(argv[i], strlen(argv[i]));
+		if (rc)
+			return rc;
+	}
+	if (!o->from_headers && nrcpt == 0)
+		return usage("no recipients");
+	if (open_maildrop(path, sizeof(path)) != 0)
+		return EX_TEMPFAIL_;
+
+	ended = read_headers(o, first, sizeof(first), &first_len, &first_eol);
+	if (ended < 0)
+		return fail(EX_DATAERR_, "header section over %d bytes",
+			    SENDMAIL_HEADER_MAX);
+	if (o->from_headers) {
+		size_t pos = 0;
+		struct field fl;
+		while (next_field(&pos, &fl)) {
+			if (!field_is(&fl, "To") && !field_is(&fl, "Cc") &&
+			    !field_is(&fl, "Bcc"))
+				continue;
+			rc = address_list(fl.val, fl.val_len);
+			if (rc)
+				return rc;
+		}
+		if (nrcpt == 0)
+			return usage("no recipients (none given and none in "
+				     "To, Cc or Bcc)");
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+	make_name();
+	fd = openat(drop_dirfd, tmp_name, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return fail(EX_TEMPFAIL_, "cannot create a file in %s: %s", path,
+			    strerror(errno));
+	tmp_live = 1;
+	/* Readable by the daemon whatever the caller's umask. */
+	fchmod(fd, 0644);
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		remove_tmp();
+		return fail(EX_TEMPFAIL_, "out of memory");
+	}
+	m.f = f;
+	m.max = cf->max_message_size;
+
+	fprintf(f, "F %s\n", null_sender ? "" : sender);
+	for (int i = 0; i < nrcpt; i++)
+		fprintf(f, "R %s\n", rcpts[i]);
+	fprintf(f, "U %u\nD\n", (unsigned)getuid());
+
+	emit_headers(&m, o);
+	emit(&m, "\n", 1);
+	if (first_len >= 0) {
+		emit(&m, first, (size_t)first_len);
+		if (first_eol)
+			emit(&m, "\n", 1);
+	}
+	line_start = first_len < 0 || first_eol;
+	while (!ended && !m.too_big) {
+		n = read_piece(line, sizeof(line), &eol);
+		if (n < 0)
+			break;
+		if (line_start && eol && n == 1 && line[0] == '.' &&
+		    !o->ignore_dots)
+			break;
+		emit(&m, line, (size_t)n);
+		if (eol)
+			emit(&m, "\n", 1);
+		line_start = eol;
+	}
+	if (ferror(stdin)) {
+		fclose(f);
+		remove_tmp();
+		return fail(EX_IOERR_, "error reading the message: %s",
+			    strerror(errno));
+	}
+	if (m.too_big) {
+		fclose(f);
+		remove_tmp();
+		return fail(EX_DATAERR_, "message too big (max_message_size is "
+			    "%llu bytes)", (unsigned long long)m.max);
+	}
+	rc = finish_file(f, fd);
+	fclose(f);
+	if (rc == -1) {
+		int e = errno;
+		remove_tmp();
+		return fail(EX_TEMPFAIL_, "cannot write the message to %s: %s",
+			    path, strerror(e));
+	}
+	if (rc == -2)
+		return fail(EX_TEMPFAIL_, "cannot fsync %s: %s", path,
+			    strerror(errno));
+	return EX_OK_;
+}
+
+/* ---- sender ------------------------------------------------------------ */
+
+static int set_sender(const struct opts *o)
+{
+	const char *s = o->sender;
+	char login[ADDR_MAX];
+	size_t len;
+
+	if (s) {
+		if (has_ctl(s))
+			return fail(EX_DATAERR_, "CR or LF in the sender address");
+		len = strlen(s);
+		if (len >= 2 && s[0] == '<' && s[len - 1] == '>')
+			s++, len -= 2;
+		if (len == 0) {
+			null_sender = 1;
+			return 0;
+		}
+		if (normalize(s, len, sender, sizeof(sender)) != 0)
+			return fail(EX_DATAERR_, "bad sender address '%.100s'", o->sender);
+	} else {
+		struct passwd *pw = getpwuid(getuid());
+		if (pw && pw->pw_name && pw->pw_name[0])
+			snprintf(login, sizeof(login), "%s", pw->pw_name);
+		else
+			snprintf(login, sizeof(login), "uid%u", (unsigned)getuid());
+		if (normalize(login, strlen(login), sender, sizeof(sender)) != 0)
+			return fail(EX_NOUSER_, "login name '%.64s' is not usable in "
+				    "an address; use -f", login);
+	}
+	if (cf->masquerade[0] && sender_is_local(sender))
+		snprintf(sender, sizeof(sender), "%s", cf->masquerade);
+	return 0;
+}
+
+/* ---- -q ------------------------------------------------------------------- */
+
+static int run_queue(void)
+{
+	char path[CONF_PATH_MAX + 32], buf[64], comm[64];
+	FILE *f;
+	long pid;
+	char *end;
+
+	snprintf(path, sizeof(path), "%s/postie.pid", cf->spool_dir);
+	f = fopen(path, "re");
+	if (!f) {
+		printf("%s: no daemon running (no %s); the queue runs when it "
+		       "starts\n", prog, path);
+		return EX_OK_;
+	}
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	pid = strtol(buf, &end, 10);
+	if (pid <= 1 || (*end != '\n' && *end != '\0')) {
+		printf("%s: no daemon running (bad %s)\n", prog, path);
+		return EX_OK_;
+	}
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+	f = fopen(path, "re");
+	comm[0] = '\0';
+	if (f) {
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = '\0';
+		fclose(f);
+		comm[strcspn(comm, "\n")] = '\0';
+	}
+	/* A stale pid file may name some other process: only postie. */
+	if (f ? strcmp(comm, "postie") != 0 : kill((pid_t)pid, 0) != 0) {
+		printf("%s: no daemon running; the queue runs when it starts\n",
+		       prog);
+		return EX_OK_;
+	}
+	if (kill((pid_t)pid, SIGUSR1) != 0)
+		return fail(errno == EPERM ? EX_NOPERM_ : EX_OSERR_,
+			    "cannot signal the daemon (pid %ld): %s", pid,
+			    strerror(errno));
+	printf("%s: asked the daemon (pid %ld) to run the queue\n", prog, pid);
+	return EX_OK_;
+}
+
+/* ---- mailq ------------------------------------------------------------------ */
+
+#define MAILQ_INDENT 55          /* under the sender column */
+
+struct qstate {
+	time_t arrival;
+	long attempts;
+	time_t next;
+	/* per recipient index: 'd', 'f', or 0; and the last reason */
+	char st[CONFIG_SMTP_MAX_RCPT];
+	char why[CONFIG_SMTP_MAX_RCPT > 64 ? 64 : CONFIG_SMTP_MAX_RCPT][120];
+	char has_why[CONFIG_SMTP_MAX_RCPT];
+};
+
+static void read_state(int dirfd, const char *name, struct qstate *q)
+{
+	char path[300], line[600];
+	FILE *f;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s.st", name);
+	fd = openat(dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || !(f = fdopen(fd, "r"))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		long long a, b;
+		int idx;
+		char state, status[24];
+		int off = 0;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (sscanf(line, "A %lld", &a) == 1) {
+			q->arrival = (time_t)a;
+		} else if (sscanf(line, "N %lld %lld", &a, &b) == 2) {
+			q->attempts = (long)a;
+			q->next = (time_t)b;
+		} else if (sscanf(line, "S %d %c %23s %n", &idx, &state, status,
+				  &off) >= 3 && idx >= 0 &&
+			   idx < CONFIG_SMTP_MAX_RCPT) {
+			q->st[idx] = state == 'd' || state == 'f' ? state : 0;
+			if (idx < (int)(sizeof(q->why) / sizeof(q->why[0]))) {
+				char clean[96];
+				str_printable(clean, sizeof(clean),
+					      off ? line + off : "",
+					      off ? strlen(line + off) : 0);
+				snprintf(q->why[idx], sizeof(q->why[idx]), "%.23s %.95s",
+					 status, clean);
+				q->has_why[idx] = 1;
+			}
+		}
+	}
+	fclose(f);
+}
+
+static int list_one(int dirfd, const char *name, uint64_t *total)
+{
+	static struct qstate q;
+	char line[ADDR_MAX + 8], when[32];
+	struct stat st;
+	FILE *f;
+	int fd, idx = 0, first = 1;
+	struct tm tm;
+
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0 || !(f = fdopen(fd, "r"))) {
+		if (fd >= 0)
+			close(fd);
+		return 0;       /* delivered meanwhile */
+	}
+	memset(&q, 0, sizeof(q));
+	q.arrival = st.st_mtime;
+	read_state(dirfd, name, &q);
+	localtime_r(&q.arrival, &tm);
+	strftime(when, sizeof(when), "%a %b %d %H:%M:%S", &tm);
+	*total += (uint64_t)st.st_size;
+	while (fgets(line, sizeof(line), f)) {
+		size_t l = strcspn(line, "\n");
+		char shown[ADDR_MAX * 2];
+
+		line[l] = '\0';
+		if (strcmp(line, "D") == 0)
+			break;
+		str_printable(shown, sizeof(shown), line + (l >= 2 ? 2 : l),
+			      l >= 2 ? l - 2 : 0);
+		if (line[0] == 'F' && first) {
+			printf("%-24s %8lld %s  %s\n", name, (long long)st.st_size,
+			       when, shown[0] ? shown : "MAILER-DAEMON");
+			if (q.attempts) {
+				char next[32] = "not planned";
+				if (q.next) {
+					localtime_r(&q.next, &tm);
+					strftime(next, sizeof(next), "%b %d %H:%M:%S", &tm);
+				}
+				printf("%*s(%ld attempt%s, next %s)\n", MAILQ_INDENT, "",
+				       q.attempts, q.attempts == 1 ? "" : "s", next);
+			}
+			first = 0;
+		} else if (line[0] == 'R') {
+			const char *mark = "";
+			if (idx < CONFIG_SMTP_MAX_RCPT && q.st[idx] == 'd')
+				mark = " (delivered)";
+			else if (idx < CONFIG_SMTP_MAX_RCPT && q.st[idx] == 'f')
+				mark = " (failed, returned to sender)";
+			if (idx < (int)(sizeof(q.why) / sizeof(q.why[0])) &&
+			    q.has_why[idx] && q.st[idx] != 'd')
+				printf("%*s(%s)\n", MAILQ_INDENT, "", q.why[idx]);
+			printf("%*s%s%s\n", MAILQ_INDENT, "", shown, mark);
+			idx++;
+		}
+	}
+	fclose(f);
+	putchar('\n');
+	return 1;
+}
+
+static int name_filter(const struct dirent *e)
+{
+	size_t l = strlen(e->d_name);
+
+	return e->d_name[0] != '.' &&
+	       !(l > 3 && strcmp(e->d_name + l - 3, ".st") == 0);
+}
+
+static int list_queue(void)
+{
+	char path[CONF_PATH_MAX + 32];
+	struct dirent **names = NULL;
+	uint64_t total = 0;
+	int n, shown = 0, dirfd, waiting = -1;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/queue", cf->spool_dir);
+	dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0 && errno != ENOENT)
+		return fail(errno == EACCES ? EX_NOPERM_ : EX_TEMPFAIL_,
+			    "cannot read %s: %s%s", path, strerror(errno),
+			    errno == EACCES ? " (run mailq as root or as the "
+			    "daemon's user)" : "");
+	n = dirfd < 0 ? 0 : scandir(path, &names, name_filter, alphasort);
+	if (n < 0) {
+		close(dirfd);
+		return fail(EX_TEMPFAIL_, "cannot list %s: %s", path,
+			    strerror(errno));
+	}
+	for (int i = 0; i < n; i++) {
+		if (shown == 0 && i == 0)
+			printf("%-24s %8s %-19s  %s\n", "-Queue ID-", "--Size--",
+			       "---Arrival Time----", "-Sender/Recipient-------");
+		shown += list_one(dirfd, names[i]->d_name, &total);
+		free(names[i]);
+	}
+	free(names);
+	if (dirfd >= 0)
+		close(dirfd);
+
+	snprintf(path, sizeof(path), "%s/maildrop", cf->spool_dir);
+	d = opendir(path);
+	if (d) {
+		struct dirent *e;
+		waiting = 0;
+		while ((e = readdir(d)) != NULL)
+			if (e->d_name[0] != '.')
+				waiting++;
+		closedir(d);
+	}
+	if (shown == 0)
+		printf("Mail queue is empty\n");
+	else
+		printf("-- %llu Kbytes in %d Request%s.\n",
+		       (unsigned long long)((total + 1023) / 1024), shown,
+		       shown == 1 ? "" : "s");
+	if (waiting > 0)
+		printf("-- %d message%s in maildrop, not yet picked up "
+		       "(is the daemon running?)\n", waiting,
+		       waiting == 1 ? "" : "s");
+	return EX_OK_;
+}
+
+/* ---- main ---------------------------------------------------------------------- */
+
+static int load_conf(const struct opts *o)
+{
+	char err[512];
+
+	/* No configuration file at the default place: the defaults
+	 * (spool_dir /var/spool/postie). */
+	if (!o->explicit_conf && access(o->conf_path, F_OK) != 0 &&
+	    errno == ENOENT)
+		cf = conf_load("/dev/null", err, sizeof(err));
+	else
+		cf = conf_load(o->conf_path, err, sizeof(err));
+	if (!cf)
+		return fail(EX_CONFIG_, "%s", err);
+	return 0;
+}
+
+int sendmail_main(int argc, char **argv, int mailq_mode)
+{
+	struct opts o = { .conf_path = DEFAULT_CONF };
+	int rc, first_rcpt = 1;
+
+	if (argc > 0 && argv[0]) {
+		const char *slash = strrchr(argv[0], '/');
+		prog = slash ? slash + 1 : argv[0];
+	}
+	rc = parse_opts(argc, argv, &o, &first_rcpt);
+	if (rc)
+		return rc;
+	if (o.conf_path && has_ctl(o.conf_path))
+		return usage("bad -C path");
+	rc = load_conf(&o);
+	if (rc)
+		return rc;
+	if (mailq_mode || o.list_queue)
+		return list_queue();
+	if (o.run_queue) {
+		if (first_rcpt < argc)
+			return usage("-q takes no recipients");
+		return run_queue();
+	}
+	if (o.fullname) {
+		if (has_ctl(o.fullname))
+			return fail(EX_DATAERR_, "CR or LF in the full name (-F)");
+		for (const char *p = o.fullname; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return fail(EX_DATAERR_, "control character in the "
+					    "full name (-F)");
+		if (strlen(o.fullname) > SENDMAIL_NAME_MAX ||
+		    !utf8_valid(o.fullname, strlen(o.fullname)))
+			return fail(EX_DATAERR_, "full name (-F) over %d bytes or "
+				    "not UTF-8", SENDMAIL_NAME_MAX);
+	}
+	rc = set_sender(&o);
+	if (rc)
+		return rc;
+	rc = submit(&o, argc, argv, first_rcpt);
+	if (drop_dirfd >= 0)
+		close(drop_dirfd);
+	return rc;
+}

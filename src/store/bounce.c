@@ -1,0 +1,339 @@
+/* bounce — RFC 3464 delivery status notifications (see bounce.h).
+ *
+ * Streams the report into out_fd through one small buffer: a text part
+ * for people, a message/delivery-status part for programs and the
+ * original headers (text/rfc822-headers, at most BOUNCE_HEADERS_MAX
+ * bytes, read with pread in chunks). No allocation.
+ *
+ * Everything that comes from outside (addresses, remote replies, host
+ * names, the original headers) is hostile: values put in fields lose
+ * CR, LF, NUL and other controls and are capped; quoted header lines
+ * that could pass for a MIME boundary ("--...") are indented. */
+#include "store/bounce.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ADDR_CAP 256            /* RFC 5321 path */
+#define HOST_CAP 255
+#define DIAG_CAP 400            /* remote replies are cut here */
+#define LINE_CAP 998            /* RFC 5322 line limit */
+
+struct out {
+	int fd;
+	int err;
+	size_t n;
+	char buf[2048];
+};
+
+static void flush(struct out *o)
+{
+	size_t off = 0;
+
+	while (off < o->n && !o->err) {
+		ssize_t w = write(o->fd, o->buf + off, o->n - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			o->err = 1;
+		else
+			off += (size_t)w;
+	}
+	o->n = 0;
+}
+
+static void put(struct out *o, const char *p, size_t len)
+{
+	while (len > 0 && !o->err) {
+		size_t room = sizeof(o->buf) - o->n;
+		size_t k = len < room ? len : room;
+		memcpy(o->buf + o->n, p, k);
+		o->n += k;
+		p += k;
+		len -= k;
+		if (o->n == sizeof(o->buf))
+			flush(o);
+	}
+}
+
+static void puts_(struct out *o, const char *s)
+{
+	put(o, s, strlen(s));
+}
+
+static void putf(struct out *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void putf(struct out *o, const char *fmt, ...)
+{
+	char tmp[1200];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	put(o, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+/* Printable ASCII (and UTF-8 bytes) only, controls as spaces, blanks
+ * squeezed, at most cap bytes. */
+static const char *clean(char *dst, size_t n, const char *src, size_t cap)
+{
+	size_t j = 0;
+
+	if (!src)
+		src = "";
+	for (size_t i = 0; src[i] && j + 1 < n && j < cap; i++) {
+		unsigned char c = (unsigned char)src[i];
+		if (c < 0x20 || c == 0x7f)
+			c = ' ';
+		if (c == ' ' && (j == 0 || dst[j - 1] == ' '))
+			continue;
+		dst[j++] = (char)c;
+	}
+	while (j > 0 && dst[j - 1] == ' ')
+		j--;
+	dst[j] = '\0';
+	return dst;
+}
+
+/* An address for a field: clean and without the characters that would
+ * end it (<, >, blanks). */
+static const char *clean_addr(char *dst, size_t n, const char *src)
+{
+	size_t j = 0;
+
+	clean(dst, n, src, ADDR_CAP);
+	for (size_t i = 0; dst[i]; i++)
+		if (dst[i] != '<' && dst[i] != '>' && dst[i] != ' ')
+			dst[j++] = dst[i];
+	dst[j] = '\0';
+	return dst;
+}
+
+/* "X.Y.Z" with X 2, 4 or 5 and Y, Z of 1-3 digits; else a default that
+ * matches the action. */
+static const char *status_of(const struct bounce_rcpt *r)
+{
+	const char *s = r->status;
+	int part = 0, digits = 0;
+
+	if (!s || !(s[0] == '2' || s[0] == '4' || s[0] == '5') || s[1] != '.')
+		return r->delayed ? "4.0.0" : "5.0.0";
+	for (size_t i = 2; ; i++) {
+		if (s[i] >= '0' && s[i] <= '9' && digits < 3) {
+			digits++;
+		} else if (s[i] == '.' && digits > 0 && part == 0) {
+			part = 1;
+			digits = 0;
+		} else if (s[i] == '\0' && digits > 0 && part == 1) {
+			return s;
+		} else {
+			return r->delayed ? "4.0.0" : "5.0.0";
+		}
+	}
+}
+
+static void rfc5322_date(char *buf, size_t n, time_t t)
+{
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(buf, n, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+/* Letters, digits, '.', '-' and '_' of an id, for Message-ID and the
+ * boundary. */
+static void token(char *dst, size_t n, const char *src)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; src && src[i] && j + 1 < n && j < 64; i++) {
+		char c = src[i];
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_')
+			dst[j++] = c;
+	}
+	dst[j] = '\0';
+}
+
+/* Copies the header section of the original: up to the first empty line,
+ * at most BOUNCE_HEADERS_MAX bytes and only whole lines; CR and NUL
+ * dropped, lines over LINE_CAP cut. */
+static int copy_headers(struct out *o, const struct bounce_msg *m)
+{
+	char chunk[1024];
+	long long off = m->data_off, end = m->data_off + m->data_len;
+	long long budget = BOUNCE_HEADERS_MAX;
+	char line[LINE_CAP + 2];
+	size_t ll = 0;
+
+	if (m->src_fd < 0 || m->data_len <= 0)
+		return 0;
+	while (off < end && budget > 0) {
+		size_t want = sizeof(chunk);
+		ssize_t got;
+
+		if ((long long)want > end - off)
+			want = (size_t)(end - off);
+		got = pread(m->src_fd, chunk, want, (off_t)off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return -1;
+		if (got == 0)
+			break;
+		off += got;
+		for (ssize_t i = 0; i < got; i++) {
+			char c = chunk[i];
+			if (c == '\r' || c == '\0')
+				continue;
+			if (c != '\n') {
+				if (ll < LINE_CAP)
+					line[ll++] = c;
+				continue;
+			}
+			if (ll == 0)
+				return 0;       /* end of the headers */
+			if ((long long)ll + 2 > budget)
+				return 0;
+			if (line[0] == '-' && ll > 1 && line[1] == '-')
+				put(o, " ", 1);
+			line[ll++] = '\n';
+			put(o, line, ll);
+			budget -= (long long)ll + 1;
+			ll = 0;
+		}
+	}
+	/* A last header line without LF (a message of headers only). */
+	if (ll > 0 && off >= end && (long long)ll + 2 <= budget) {
+		if (line[0] == '-' && ll > 1 && line[1] == '-')
+			put(o, " ", 1);
+		line[ll++] = '\n';
+		put(o, line, ll);
+	}
+	return 0;
+}
+
+int bounce_write(int out_fd, const struct bounce_msg *m)
+{
+	static unsigned long seq;
+	struct out o = { .fd = out_fd };
+	char host[HOST_CAP + 1], sender[ADDR_CAP + 1], id[65], date[64];
+	char boundary[160], arrival[64];
+	int failed = 0, delayed = 0;
+	time_t now = time(NULL);
+
+	clean(host, sizeof(host), m->hostname, HOST_CAP);
+	for (size_t i = 0; host[i]; i++)
+		if (host[i] == ' ' || host[i] == '<' || host[i] == '>')
+			host[i] = '-';
+	if (!host[0])
+		strcpy(host, "localhost");
+	clean_addr(sender, sizeof(sender), m->sender);
+	token(id, sizeof(id), m->orig_id);
+	rfc5322_date(date, sizeof(date), now);
+	rfc5322_date(arrival, sizeof(arrival), m->arrival ? m->arrival : now);
+	snprintf(boundary, sizeof(boundary), "=_postie_%s_%lld_%d_%lu",
+		 id, (long long)now, (int)getpid(), ++seq);
+	for (int i = 0; i < m->n; i++) {
+		if (m->r[i].delayed)
+			delayed++;
+		else
+			failed++;
+	}
+
+	/* Envelope: null sender, to the original sender. */
+	putf(&o, "F \nR %s\nD\n", sender);
+
+	putf(&o, "From: Mail Delivery System <MAILER-DAEMON@%s>\n", host);
+	putf(&o, "To: <%s>\n", sender);
+	putf(&o, "Subject: %s\n", failed ? "Undelivered Mail Returned to Sender"
+	     : "Delayed Mail (still being retried)");
+	putf(&o, "Date: %s\n", date);
+	putf(&o, "Message-ID: <%lld.%s.%lu.bounce@%s>\n", (long long)now,
+	     id[0] ? id : "x", seq, host);
+	puts_(&o, "MIME-Version: 1.0\n");
+	putf(&o, "Content-Type: multipart/report; report-type=delivery-status;\n"
+	     "\tboundary=\"%s\"\n", boundary);
+	puts_(&o, "Auto-Submitted: auto-replied\n\n");
+	puts_(&o, "This is a MIME-encapsulated message.\n\n");
+
+	/* Part 1: for people. */
+	putf(&o, "--%s\n", boundary);
+	puts_(&o, "Content-Type: text/plain; charset=us-ascii\n"
+	      "Content-Description: Notification\n\n");
+	putf(&o, "This is the mail system at host %s.\n\n", host);
+	if (failed)
+		puts_(&o, "I'm sorry to have to inform you that your message "
+		      "could not\nbe delivered to one or more recipients. "
+		      "It's attached below.\n\n");
+	if (delayed)
+		puts_(&o, "Your message could not be delivered yet to one or "
+		      "more recipients.\nThe mail system will keep trying; "
+		      "you do not need to send it again.\n\n");
+	for (int i = 0; i < m->n; i++) {
+		const struct bounce_rcpt *r = &m->r[i];
+		char rcpt[ADDR_CAP + 1], diag[DIAG_CAP + 1], remote[HOST_CAP + 1];
+
+		clean_addr(rcpt, sizeof(rcpt), r->rcpt);
+		clean(diag, sizeof(diag), r->diag, DIAG_CAP);
+		clean(remote, sizeof(remote), r->remote, HOST_CAP);
+		if (remote[0])
+			putf(&o, "<%s>%s: host %s said: %s\n", rcpt,
+			     r->delayed ? " (delayed)" : "", remote,
+			     diag[0] ? diag : "(no reason given)");
+		else
+			putf(&o, "<%s>%s: %s\n", rcpt,
+			     r->delayed ? " (delayed)" : "",
+			     diag[0] ? diag : "(no reason given)");
+	}
+	puts_(&o, "\n");
+
+	/* Part 2: for programs (RFC 3464 section 2). */
+	putf(&o, "--%s\n", boundary);
+	puts_(&o, "Content-Type: message/delivery-status\n"
+	      "Content-Description: Delivery report\n\n");
+	putf(&o, "Reporting-MTA: dns; %s\n", host);
+	if (id[0])
+		putf(&o, "X-Postie-Queue-ID: %s\n", id);
+	putf(&o, "Arrival-Date: %s\n", arrival);
+	for (int i = 0; i < m->n; i++) {
+		const struct bounce_rcpt *r = &m->r[i];
+		char rcpt[ADDR_CAP + 1], diag[DIAG_CAP + 1], remote[HOST_CAP + 1];
+
+		clean_addr(rcpt, sizeof(rcpt), r->rcpt);
+		clean(diag, sizeof(diag), r->diag, DIAG_CAP);
+		clean(remote, sizeof(remote), r->remote, HOST_CAP);
+		for (size_t k = 0; remote[k]; k++)
+			if (remote[k] == ' ' || remote[k] == ';')
+				remote[k] = '-';
+		putf(&o, "\nFinal-Recipient: rfc822; %s\n", rcpt);
+		putf(&o, "Action: %s\n", r->delayed ? "delayed" : "failed");
+		putf(&o, "Status: %s\n", status_of(r));
+		if (remote[0])
+			putf(&o, "Remote-MTA: dns; %s\n", remote);
+		if (diag[0])
+			putf(&o, "Diagnostic-Code: %s; %s\n",
+			     remote[0] ? "smtp" : "X-Postie", diag);
+		putf(&o, "Last-Attempt-Date: %s\n", date);
+	}
+	puts_(&o, "\n");
+
+	/* Part 3: what the sender wrote, headers only. */
+	putf(&o, "--%s\n", boundary);
+	puts_(&o, "Content-Type: text/rfc822-headers\n"
+	      "Content-Description: Undelivered Message Headers\n\n");
+	if (copy_headers(&o, m) != 0)
+		o.err = 1;
+	putf(&o, "\n--%s--\n", boundary);
+	flush(&o);
+	return o.err ? -1 : 0;
+}

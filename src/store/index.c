@@ -1,0 +1,1052 @@
+/* index — mailbox index: encoding, the chunked mbox scanner, the POP3
+ * output transform, incremental update and crash-safe rewrite of an mbox
+ * with its index (see index.h for the file format and rules).
+ *
+ * Limits: bounded steps (the caller's byte budget); the only buffers are
+ * one static read buffer and one static record-write buffer shared by all
+ * sessions (single-threaded, flushed before a step returns), and the
+ * reader's cache of IDX_CACHE records per user. Paths are bounded by
+ * CONF_PATH_MAX-sized buffers. */
+#include "store/index.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+static const char magic[8] = { 'p', 'o', 's', 't', 'i', 'd', 'x', '\n' };
+
+static unsigned char rbuf[65536];       /* mbox bytes on their way */
+static unsigned char wbuf[IDX_REC_SIZE * 128];   /* records to write */
+
+/* ---- encoding ---------------------------------------------------------- */
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static uint32_t fnv1a(const unsigned char *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+void idx_hdr_encode(const struct idx_hdr *h, unsigned char out[IDX_HDR_SIZE])
+{
+	memset(out, 0, IDX_HDR_SIZE);
+	memcpy(out, magic, 8);
+	put32(out + 8, IDX_VERSION);
+	put32(out + 12, IDX_REC_SIZE);
+	put32(out + 16, h->uidvalidity);
+	put32(out + 20, h->uidnext);
+	put32(out + 24, h->count);
+	put64(out + 32, h->end);
+	put64(out + 40, h->ino);
+	put64(out + 48, h->dev);
+	put64(out + 56, h->mtime_ns);
+	put32(out + 28, fnv1a(out, IDX_HDR_SIZE));
+}
+
+int idx_hdr_decode(const unsigned char in[IDX_HDR_SIZE], struct idx_hdr *h)
+{
+	unsigned char tmp[IDX_HDR_SIZE];
+
+	memcpy(tmp, in, IDX_HDR_SIZE);
+	put32(tmp + 28, 0);
+	if (memcmp(in, magic, 8) != 0 || get32(in + 8) != IDX_VERSION ||
+	    get32(in + 12) != IDX_REC_SIZE || get32(in + 28) != fnv1a(tmp, IDX_HDR_SIZE))
+		return -1;
+	h->uidvalidity = get32(in + 16);
+	h->uidnext = get32(in + 20);
+	h->count = get32(in + 24);
+	h->end = get64(in + 32);
+	h->ino = get64(in + 40);
+	h->dev = get64(in + 48);
+	h->mtime_ns = get64(in + 56);
+	if (h->uidvalidity == 0 || h->uidnext <= h->count)
+		return -1;
+	return 0;
+}
+
+void idx_rec_encode(const struct idx_rec *r, unsigned char out[IDX_REC_SIZE])
+{
+	put64(out, r->off);
+	put64(out + 8, r->data_len);
+	put64(out + 16, r->size);
+	put32(out + 24, r->uid);
+	put32(out + 28, r->flags);
+	put32(out + 32, r->from_len);
+	put32(out + 36, r->lines);
+}
+
+void idx_rec_decode(const unsigned char in[IDX_REC_SIZE], struct idx_rec *r)
+{
+	r->off = get64(in);
+	r->data_len = get64(in + 8);
+	r->size = get64(in + 16);
+	r->uid = get32(in + 24);
+	r->flags = get32(in + 28);
+	r->from_len = get32(in + 32);
+	r->lines = get32(in + 36);
+}
+
+/* ---- scanner ------------------------------------------------------------ */
+
+static const char from5[] = "From ";
+
+void idx_scan_init(struct idx_scan *s, uint64_t pos,
+		   void (*emit)(void *ctx, const struct idx_rec *r), void *ctx)
+{
+	memset(s, 0, sizeof(*s));
+	s->pos = s->line_off = pos;
+	s->bol = 1;
+	s->emit = emit;
+	s->ctx = ctx;
+}
+
+static void finish_msg(struct idx_scan *s, uint64_t end)
+{
+	struct idx_rec *r = &s->cur;
+
+	if (!s->in_msg)
+		return;
+	if (s->in_from_line) {
+		/* A From_ line cut short at the end: an empty message. */
+		r->from_len = (uint32_t)(end - r->off);
+	} else {
+		r->data_len = end - r->off - r->from_len;
+		if (s->last_blank && r->lines > 0) {
+			r->data_len -= s->last_len;
+			r->size -= 2;
+			r->lines--;
+		}
+	}
+	s->in_msg = 0;
+	if (s->emit)
+		s->emit(s->ctx, r);
+}
+
+static void start_msg(struct idx_scan *s, uint64_t off)
+{
+	finish_msg(s, off);
+	memset(&s->cur, 0, sizeof(s->cur));
+	s->cur.off = off;
+	s->in_msg = 1;
+	s->in_from_line = 1;
+	s->last_blank = 0;
+}
+
+/* The LF at file offset lf ends the current line. */
+static void line_end(struct idx_scan *s, uint64_t lf)
+{
+	uint64_t len = lf - s->line_off, content;
+
+	if (!s->in_msg)
+		return;
+	if (s->in_from_line) {
+		uint64_t fl = lf + 1 - s->cur.off;
+		s->cur.from_len = fl > UINT32_MAX ? UINT32_MAX : (uint32_t)fl;
+		s->in_from_line = 0;
+		s->last_blank = 0;
+		return;
+	}
+	content = len - (s->cr ? 1 : 0);
+	s->cur.size += content + 2 - (uint64_t)s->quoted;
+	s->cur.lines++;
+	s->last_blank = content == 0;
+	s->last_len = (uint32_t)(len + 1);
+}
+
+void idx_scan_feed(struct idx_scan *s, const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c;
+
+		if (!s->bol && s->decided) {
+			/* Inside a line: only its end matters. */
+			const unsigned char *nl = memchr(p + i, '\n', n - i);
+			size_t j;
+			if (!nl) {
+				s->cr = p[n - 1] == '\r';
+				i = n;
+				break;
+			}
+			j = (size_t)(nl - p);
+			if (j > i)
+				s->cr = p[j - 1] == '\r';
+			line_end(s, s->pos + j);
+			s->bol = 1;
+			s->cr = 0;
+			i = j + 1;
+			continue;
+		}
+		c = p[i];
+		if (s->bol) {
+			s->bol = 0;
+			s->line_off = s->pos + i;
+			s->decided = s->gt = s->fm = s->quoted = s->is_from = 0;
+		}
+		if (!s->decided) {
+			if (c == '>' && s->fm == 0) {
+				s->gt = 1;
+			} else if (c == (unsigned char)from5[s->fm]) {
+				if (++s->fm == 5) {
+					s->decided = 1;
+					if (s->gt)
+						s->quoted = 1;
+					else {
+						s->is_from = 1;
+						start_msg(s, s->line_off);
+					}
+				}
+			} else {
+				s->decided = 1;
+			}
+		}
+		if (c == '\n') {
+			line_end(s, s->pos + i);
+			s->bol = 1;
+			s->cr = 0;
+		} else {
+			s->cr = c == '\r';
+		}
+		i++;
+	}
+	s->pos += n;
+}
+
+void idx_scan_end(struct idx_scan *s)
+{
+	if (!s->bol && s->in_msg && !s->in_from_line) {
+		uint64_t len = s->pos - s->line_off;
+		s->cur.size += len - (s->cr ? 1 : 0) + 2 - (uint64_t)s->quoted;
+		s->cur.lines++;
+		s->last_blank = 0;
+	}
+	finish_msg(s, s->pos);
+	s->bol = 1;
+	s->cr = 0;
+	s->line_off = s->pos;
+}
+
+/* ---- output transform ---------------------------------------------------- */
+
+void idx_out_init(struct idx_out *o, int stuff, long body_lines)
+{
+	memset(o, 0, sizeof(*o));
+	o->bol = 1;
+	o->stuff = stuff;
+	o->body_lines = body_lines;
+}
+
+/* One line went out; blank is 1 for an empty line. */
+static void out_line_done(struct idx_out *o, int blank)
+{
+	o->bol = 1;
+	if (o->body_lines < 0)
+		return;
+	if (!o->in_body) {
+		if (blank) {
+			o->in_body = 1;
+			if (o->body_lines == 0)
+				o->done = 1;
+		}
+	} else if (--o->body_lines <= 0) {
+		o->done = 1;
+	}
+}
+
+/* Held prefix bytes ('>' and part of "From ") go out as they were. */
+static size_t out_flush_prefix(struct idx_out *o, char *out)
+{
+	size_t w = 0;
+
+	if (o->gt)
+		out[w++] = '>';
+	memcpy(out + w, from5, (size_t)o->fm);
+	w += (size_t)o->fm;
+	if (w)
+		o->bol = 0;
+	o->gt = o->fm = 0;
+	return w;
+}
+
+size_t idx_out_feed(struct idx_out *o, const unsigned char *in, size_t n,
+		    char *out, size_t *used)
+{
+	size_t w = 0, i;
+
+	for (i = 0; i < n && !o->done; i++) {
+		unsigned char c = in[i];
+
+		if (o->cr) {
+			o->cr = 0;
+			if (c == '\n') {
+				int blank = o->bol;
+				out[w++] = '\r';
+				out[w++] = '\n';
+				out_line_done(o, blank);
+				continue;
+			}
+			out[w++] = '\r';
+			o->bol = 0;
+		}
+		if (o->bol || o->gt || o->fm) {
+			/* Line start: a run of '>' then "From " loses one '>'. */
+			if (c == '>' && o->fm == 0) {
+				if (o->gt)
+					out[w++] = '>';
+				o->gt = 1;
+				o->bol = 0;
+				continue;
+			}
+			if (c == (unsigned char)from5[o->fm]) {
+				o->bol = 0;
+				if (++o->fm == 5) {
+					memcpy(out + w, from5, 5);
+					w += 5;
+					o->fm = o->gt = 0;
+				}
+				continue;
+			}
+			if (o->gt || o->fm) {
+				w += out_flush_prefix(o, out + w);
+			} else if (c == '.' && o->stuff) {
+				out[w++] = '.';
+			}
+		}
+		if (c == '\r') {
+			o->cr = 1;
+			continue;
+		}
+		if (c == '\n') {
+			int blank = o->bol;
+			out[w++] = '\r';
+			out[w++] = '\n';
+			out_line_done(o, blank);
+			continue;
+		}
+		out[w++] = (char)c;
+		o->bol = 0;
+	}
+	*used = i;
+	return w;
+}
+
+size_t idx_out_end(struct idx_out *o, char *out)
+{
+	size_t w = 0;
+
+	if (o->done)
+		return 0;
+	w = out_flush_prefix(o, out);
+	if (o->cr || !o->bol) {
+		out[w++] = '\r';
+		out[w++] = '\n';
+	}
+	o->cr = 0;
+	o->bol = 1;
+	return w;
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+int idx_path(const char *mail_dir, const char *name, const char *suffix,
+	     char *out, size_t n, int mk)
+{
+	int k = snprintf(out, n, "%s/%s", mail_dir, IDX_DIR);
+
+	if (k < 0 || (size_t)k >= n) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (mk && mkdir(out, 0700) != 0 && errno != EEXIST)
+		return -1;
+	k = snprintf(out, n, "%s/%s/%s%s", mail_dir, IDX_DIR, name, suffix);
+	if (k < 0 || (size_t)k >= n) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+static int pread_all(int fd, void *buf, size_t n, uint64_t off)
+{
+	unsigned char *p = buf;
+
+	while (n > 0) {
+		ssize_t r = pread(fd, p, n, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+{
+	const unsigned char *p = buf;
+
+	while (n > 0) {
+		ssize_t r = pwrite(fd, p, n, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+void idx_reader_init(struct idx_reader *r, int fd, uint32_t count)
+{
+	r->fd = fd;
+	r->count = count;
+	r->first = 0;
+	r->ncached = 0;
+}
+
+int idx_get(struct idx_reader *r, uint32_t i, struct idx_rec *out)
+{
+	if (i >= r->count)
+		return -1;
+	if (i < r->first || i >= r->first + r->ncached) {
+		uint32_t n = r->count - i < IDX_CACHE ? r->count - i : IDX_CACHE;
+		r->ncached = 0;
+		if (pread_all(r->fd, r->cache, (size_t)n * IDX_REC_SIZE,
+			      IDX_HDR_SIZE + (uint64_t)i * IDX_REC_SIZE) != 0)
+			return -1;
+		r->first = i;
+		r->ncached = n;
+	}
+	idx_rec_decode(r->cache + (size_t)(i - r->first) * IDX_REC_SIZE, out);
+	return 0;
+}
+
+int idx_put(struct idx_reader *r, uint32_t i, const struct idx_rec *rec)
+{
+	unsigned char b[IDX_REC_SIZE];
+
+	if (i >= r->count)
+		return -1;
+	idx_rec_encode(rec, b);
+	if (pwrite_all(r->fd, b, sizeof(b), IDX_HDR_SIZE + (uint64_t)i * IDX_REC_SIZE) != 0)
+		return -1;
+	if (i >= r->first && i < r->first + r->ncached)
+		memcpy(r->cache + (size_t)(i - r->first) * IDX_REC_SIZE, b, sizeof(b));
+	return 0;
+}
+
+int idx_write_hdr(int fd, const struct idx_hdr *h, int sync)
+{
+	unsigned char b[IDX_HDR_SIZE];
+
+	idx_hdr_encode(h, b);
+	if (pwrite_all(fd, b, sizeof(b), 0) != 0)
+		return -1;
+	return sync ? fsync(fd) : 0;
+}
+
+static uint64_t mtime_ns(const struct stat *st)
+{
+	return (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
+}
+
+/* A fresh UIDVALIDITY: the time, but always above the one it replaces. */
+static uint32_t new_uidvalidity(uint32_t old)
+{
+	uint32_t v = (uint32_t)time(NULL);
+
+	if (v <= old)
+		v = old + 1;
+	return v ? v : 1;
+}
+
+/* ---- update ------------------------------------------------------------ */
+
+/* Records are gathered in wbuf and written at the record number of the
+ * first one; the buffer is flushed before every step returns. */
+static uint32_t wbuf_first, wbuf_n;
+static struct idx_update *wbuf_owner;
+
+static void wflush(struct idx_update *u)
+{
+	if (wbuf_n && wbuf_owner == u &&
+	    pwrite_all(u->ofd, wbuf, (size_t)wbuf_n * IDX_REC_SIZE,
+		       IDX_HDR_SIZE + (uint64_t)wbuf_first * IDX_REC_SIZE) != 0)
+		u->werr = errno ? errno : EIO;
+	wbuf_n = 0;
+	wbuf_owner = NULL;
+}
+
+static void wrec(struct idx_update *u, const struct idx_rec *r)
+{
+	if (wbuf_owner != u || wbuf_n == sizeof(wbuf) / IDX_REC_SIZE ||
+	    wbuf_first + wbuf_n != u->n) {
+		if (wbuf_owner)
+			wflush(wbuf_owner);
+		wbuf_owner = u;
+		wbuf_first = u->n;
+		wbuf_n = 0;
+	}
+	idx_rec_encode(r, wbuf + (size_t)wbuf_n * IDX_REC_SIZE);
+	wbuf_n++;
+	u->n++;
+}
+
+static void update_emit(void *ctx, const struct idx_rec *r0)
+{
+	struct idx_update *u = ctx;
+	struct idx_rec r = *r0, old;
+
+	if (u->n == UINT32_MAX - 1)
+		return;
+	if (!u->renumber && u->rebuild && u->n < u->old.count) {
+		if (idx_get(&u->oldr, u->n, &old) == 0 && old.off == r.off &&
+		    old.data_len == r.data_len && old.from_len == r.from_len) {
+			r.uid = old.uid;
+			r.flags = old.flags;
+		} else {
+			u->renumber = 1;
+		}
+	}
+	if (u->renumber)
+		r.uid = u->n + 1;
+	else if (!r.uid)
+		r.uid = u->h.uidnext++;
+	wrec(u, &r);
+}
+
+static int check_from(int fd, uint64_t off)
+{
+	char b[5];
+
+	return pread_all(fd, b, 5, off) == 0 && memcmp(b, from5, 5) == 0;
+}
+
+static int check_lf(int fd, uint64_t off)
+{
+	char b;
+
+	return off == 0 || (pread_all(fd, &b, 1, off - 1) == 0 && b == '\n');
+}
+
+/* The old index still describes a prefix of the mbox. */
+static int old_valid(struct idx_update *u, const struct stat *st)
+{
+	struct idx_rec last;
+	uint64_t size = (uint64_t)st->st_size;
+
+	if (!u->have_old || u->old.ino != (uint64_t)st->st_ino ||
+	    u->old.dev != (uint64_t)st->st_dev || size < u->old.end)
+		return 0;
+	if (size == u->old.end && u->old.mtime_ns != mtime_ns(st))
+		return 0;
+	if (!check_lf(u->mfd, u->old.end))
+		return 0;
+	if (size > u->old.end && !check_from(u->mfd, u->old.end))
+		return 0;
+	if (u->old.count > 0) {
+		if (idx_get(&u->oldr, u->old.count - 1, &last) != 0 ||
+		    !check_from(u->mfd, last.off) ||
+		    last.off + last.from_len + last.data_len > u->old.end)
+			return 0;
+	}
+	return 1;
+}
+
+static int start(struct idx_update *u)
+{
+	struct stat st;
+
+	if (fstat(u->mfd, &st) != 0)
+		return -1;
+	u->ino = (uint64_t)st.st_ino;
+	u->dev = (uint64_t)st.st_dev;
+	u->h = u->old;
+	u->werr = 0;
+	if (u->ofd >= 0 && u->ofd != u->ifd)
+		close(u->ofd);
+	u->ofd = -1;
+	if (old_valid(u, &st)) {
+		u->rebuild = 0;
+		u->renumber = 0;
+		u->ofd = u->ifd;
+		u->n = u->old.count;
+		idx_scan_init(&u->scan, u->old.end, update_emit, u);
+		return 0;
+	}
+	u->rebuild = 1;
+	u->renumber = !u->have_old;
+	u->n = 0;
+	if (!u->have_old) {
+		u->h.uidvalidity = 0;
+		u->h.uidnext = 1;
+	}
+	u->ofd = open(u->tmppath, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW |
+		      O_CLOEXEC, 0600);
+	if (u->ofd < 0)
+		return -1;
+	idx_scan_init(&u->scan, 0, update_emit, u);
+	return 0;
+}
+
+int idx_update_begin(struct idx_update *u, int mfd, const char *ipath)
+{
+	unsigned char b[IDX_HDR_SIZE];
+	struct stat st;
+
+	memset(u, 0, sizeof(*u));
+	u->mfd = mfd;
+	u->ifd = u->ofd = -1;
+	if (snprintf(u->path, sizeof(u->path), "%s", ipath) >= (int)sizeof(u->path) ||
+	    snprintf(u->tmppath, sizeof(u->tmppath), "%s.tmp", ipath) >=
+	    (int)sizeof(u->tmppath)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	u->ifd = open(ipath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (u->ifd < 0)
+		return -1;
+	if (fstat(u->ifd, &st) == 0 && st.st_size >= IDX_HDR_SIZE &&
+	    pread_all(u->ifd, b, sizeof(b), 0) == 0 &&
+	    idx_hdr_decode(b, &u->old) == 0 &&
+	    (uint64_t)st.st_size >= IDX_HDR_SIZE + (uint64_t)u->old.count * IDX_REC_SIZE)
+		u->have_old = 1;
+	else
+		memset(&u->old, 0, sizeof(u->old));
+	idx_reader_init(&u->oldr, u->ifd, u->old.count);
+	if (start(u) != 0) {
+		int e = errno;
+		idx_update_abort(u);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+/* Gives UIDs 1..n when the old ones could not be kept. */
+static int renumber_all(struct idx_update *u)
+{
+	struct idx_reader r;
+	struct idx_rec rec;
+
+	idx_reader_init(&r, u->ofd, u->n);
+	for (uint32_t i = 0; i < u->n; i++) {
+		if (idx_get(&r, i, &rec) != 0)
+			return -1;
+		if (rec.uid == i + 1 && rec.flags == 0)
+			continue;
+		rec.uid = i + 1;
+		rec.flags = 0;
+		if (idx_put(&r, i, &rec) != 0)
+			return -1;
+	}
+	u->h.uidvalidity = new_uidvalidity(u->old.uidvalidity);
+	u->h.uidnext = u->n + 1;
+	return 0;
+}
+
+static int finish(struct idx_update *u, const struct stat *st)
+{
+	idx_scan_end(&u->scan);
+	wflush(u);
+	if (u->werr) {
+		errno = u->werr;
+		return -1;
+	}
+	if (u->rebuild && u->n < u->old.count)
+		u->renumber = 1;
+	if (u->renumber && renumber_all(u) != 0)
+		return -1;
+	if (u->h.uidvalidity == 0)
+		u->h.uidvalidity = new_uidvalidity(0);
+	if (u->h.uidnext <= u->n)
+		u->h.uidnext = u->n + 1;
+	u->h.count = u->n;
+	u->h.end = u->scan.pos;
+	u->h.ino = (uint64_t)st->st_ino;
+	u->h.dev = (uint64_t)st->st_dev;
+	u->h.mtime_ns = mtime_ns(st);
+	if (ftruncate(u->ofd, (off_t)(IDX_HDR_SIZE + (uint64_t)u->n * IDX_REC_SIZE)) != 0 ||
+	    idx_write_hdr(u->ofd, &u->h, 0) != 0)
+		return -1;
+	if (u->rebuild) {
+		if (rename(u->tmppath, u->path) != 0)
+			return -1;
+		close(u->ifd);
+		u->ifd = u->ofd;
+		if (u->have_old || u->renumber)
+			log_msg(LOGL_INFO, "index %s rebuilt: %u messages, uidvalidity %u%s",
+				u->path, u->n, u->h.uidvalidity,
+				u->renumber ? " (new)" : "");
+	}
+	u->ofd = -1;
+	return 0;
+}
+
+int idx_update_step(struct idx_update *u, size_t budget, int locked)
+{
+	struct stat st;
+	size_t done = 0;
+
+	if (fstat(u->mfd, &st) != 0)
+		return IDX_FAIL;
+	if ((uint64_t)st.st_ino != u->ino || (uint64_t)st.st_dev != u->dev) {
+		errno = ESTALE;
+		return IDX_FAIL;
+	}
+	if ((uint64_t)st.st_size < u->scan.pos) {
+		/* Truncated under us: start over, once or twice. */
+		wflush(u);
+		if (++u->restarts > 3 || (u->have_old = 0, start(u) != 0)) {
+			errno = ESTALE;
+			return IDX_FAIL;
+		}
+		return IDX_AGAIN;
+	}
+	while (u->scan.pos < (uint64_t)st.st_size && done < budget) {
+		uint64_t left = (uint64_t)st.st_size - u->scan.pos;
+		size_t want = left < sizeof(rbuf) ? (size_t)left : sizeof(rbuf);
+		ssize_t n = pread(u->mfd, rbuf, want, (off_t)u->scan.pos);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			wflush(u);
+			if (n == 0)
+				errno = EIO;
+			return IDX_FAIL;
+		}
+		idx_scan_feed(&u->scan, rbuf, (size_t)n);
+		done += (size_t)n;
+	}
+	wflush(u);
+	if (u->werr) {
+		errno = u->werr;
+		return IDX_FAIL;
+	}
+	if (u->scan.pos < (uint64_t)st.st_size)
+		return IDX_AGAIN;
+	if (!locked)
+		return IDX_AGAIN_LOCK;
+	return finish(u, &st) == 0 ? IDX_DONE : IDX_FAIL;
+}
+
+void idx_update_abort(struct idx_update *u)
+{
+	if (wbuf_owner == u) {
+		wbuf_n = 0;
+		wbuf_owner = NULL;
+	}
+	if (u->ofd >= 0 && u->ofd != u->ifd) {
+		close(u->ofd);
+		unlink(u->tmppath);
+	}
+	if (u->ifd >= 0)
+		close(u->ifd);
+	u->ofd = u->ifd = -1;
+}
+
+void idx_update_result(struct idx_update *u, struct idx_hdr *h, int *fd)
+{
+	*h = u->h;
+	*fd = u->ifd;
+	u->ifd = -1;
+}
+
+/* ---- rewrite ------------------------------------------------------------ */
+
+enum { RW_PREAMBLE, RW_MSGS, RW_TAIL, RW_FINISH };
+
+static int fsync_path(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int idx_rewrite_begin(struct idx_rewrite *w, const char *mail_dir,
+		      const char *name, int locked_fd, int ifd,
+		      const struct idx_hdr *snap,
+		      int (*keep)(void *ctx, uint32_t i), void *ctx)
+{
+	struct stat st;
+	struct idx_update *u = &w->u;
+	char ipath[330];
+
+	memset(w, 0, sizeof(*w));
+	w->src = locked_fd;
+	w->dst = -1;
+	u->mfd = locked_fd;
+	u->ifd = u->ofd = -1;
+	w->keep = keep;
+	w->ctx = ctx;
+	w->count = snap->count;
+	w->snap_end = snap->end;
+	idx_reader_init(&w->r, ifd, snap->count);
+	if (fstat(locked_fd, &st) != 0)
+		return -1;
+	w->size = (uint64_t)st.st_size;
+	w->mode = st.st_mode & 0777;
+	if ((uint64_t)st.st_ino != snap->ino || (uint64_t)st.st_dev != snap->dev ||
+	    w->size < snap->end || !check_lf(locked_fd, snap->end) ||
+	    (w->size > snap->end && !check_from(locked_fd, snap->end))) {
+		errno = ESTALE;
+		return -1;
+	}
+	if (snprintf(w->mpath, sizeof(w->mpath), "%s/%s", mail_dir, name) >=
+	    (int)sizeof(w->mpath) ||
+	    snprintf(w->dir, sizeof(w->dir), "%s", mail_dir) >= (int)sizeof(w->dir) ||
+	    snprintf(w->idir, sizeof(w->idir), "%s/%s", mail_dir, IDX_DIR) >=
+	    (int)sizeof(w->idir) ||
+	    idx_path(mail_dir, name, ".new", w->mtmp, sizeof(w->mtmp), 1) != 0 ||
+	    idx_path(mail_dir, name, ".idx", ipath, sizeof(ipath), 0) != 0 ||
+	    snprintf(u->path, sizeof(u->path), "%s", ipath) >= (int)sizeof(u->path) ||
+	    snprintf(u->tmppath, sizeof(u->tmppath), "%s.tmp", ipath) >=
+	    (int)sizeof(u->tmppath)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	/* We hold the mailbox lock: a leftover .new is from a crash. */
+	unlink(w->mtmp);
+	w->dst = open(w->mtmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		      0600);
+	if (w->dst < 0)
+		return -1;
+	u->ofd = open(u->tmppath, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW |
+		      O_CLOEXEC, 0600);
+	if (u->ofd < 0) {
+		idx_rewrite_abort(w);
+		return -1;
+	}
+	u->h = *snap;
+	u->rebuild = 0;         /* records come with their UIDs */
+	w->phase = RW_PREAMBLE;
+	w->from = 0;
+	w->to = snap->end;
+	if (snap->count > 0) {
+		struct idx_rec r;
+		if (idx_get(&w->r, 0, &r) != 0) {
+			idx_rewrite_abort(w);
+			return -1;
+		}
+		w->to = r.off;
+	}
+	return 0;
+}
+
+/* Copies from..to (at most budget bytes); feeds the scanner on the tail. */
+static int copy_range(struct idx_rewrite *w, size_t *budget)
+{
+	while (w->from < w->to && *budget > 0) {
+		uint64_t left = w->to - w->from;
+		size_t want = left < sizeof(rbuf) ? (size_t)left : sizeof(rbuf);
+		if (want > *budget)
+			want = *budget;
+		if (pread_all(w->src, rbuf, want, w->from) != 0 ||
+		    pwrite_all(w->dst, rbuf, want, w->dpos) != 0)
+			return -1;
+		if (w->scanning)
+			idx_scan_feed(&w->u.scan, rbuf, want);
+		w->from += want;
+		w->dpos += want;
+		*budget -= want;
+	}
+	return 0;
+}
+
+/* Picks the next kept message as the range to copy; 0 when none left. */
+static int next_kept(struct idx_rewrite *w)
+{
+	struct idx_rec r, nx;
+
+	while (w->i < w->count) {
+		uint32_t i = w->i++;
+		if (idx_get(&w->r, i, &r) != 0)
+			return -1;
+		if (!w->keep(w->ctx, i))
+			continue;
+		if (!check_from(w->src, r.off)) {
+			errno = ESTALE;
+			return -1;
+		}
+		w->from = r.off;
+		w->to = w->snap_end;
+		if (i + 1 < w->count) {
+			if (idx_get(&w->r, i + 1, &nx) != 0)
+				return -1;
+			w->to = nx.off;
+		}
+		if (w->to < w->from) {
+			errno = EIO;
+			return -1;
+		}
+		r.off = w->dpos;
+		wrec(&w->u, &r);
+		w->kept++;
+		return 1;
+	}
+	return 0;
+}
+
+static int rewrite_finish(struct idx_rewrite *w, struct idx_hdr *h)
+{
+	struct idx_update *u = &w->u;
+	struct stat st;
+
+	idx_scan_end(&u->scan);
+	wflush(u);
+	if (u->werr) {
+		errno = u->werr;
+		return -1;
+	}
+	if (fchmod(w->dst, (mode_t)w->mode) != 0 || fsync(w->dst) != 0 ||
+	    fstat(w->dst, &st) != 0)
+		return -1;
+	u->h.count = u->n;
+	u->h.end = w->dpos;
+	u->h.ino = (uint64_t)st.st_ino;
+	u->h.dev = (uint64_t)st.st_dev;
+	u->h.mtime_ns = mtime_ns(&st);
+	if (u->h.uidnext <= u->n)
+		u->h.uidnext = u->n + 1;
+	if (ftruncate(u->ofd, (off_t)(IDX_HDR_SIZE + (uint64_t)u->n * IDX_REC_SIZE)) != 0 ||
+	    idx_write_hdr(u->ofd, &u->h, 1) != 0)
+		return -1;
+	/* The commit point: after this rename the new mbox is the mailbox. */
+	if (rename(w->mtmp, w->mpath) != 0)
+		return -1;
+	close(w->dst);
+	w->dst = -1;
+	if (fsync_path(w->dir) != 0)
+		log_msg(LOGL_WARN, "%s: fsync: %s", w->dir, strerror(errno));
+	/* An index left behind by a crash here no longer matches the inode
+	 * and is rebuilt: the UIDs change, the mail does not. */
+	if (rename(u->tmppath, u->path) != 0) {
+		log_msg(LOGL_WARN, "%s: %s (index rebuilt next time)", u->path,
+			strerror(errno));
+		unlink(u->tmppath);
+	} else if (fsync_path(w->idir) != 0) {
+		log_msg(LOGL_WARN, "%s: fsync: %s", w->idir, strerror(errno));
+	}
+	close(u->ofd);
+	u->ofd = -1;
+	*h = u->h;
+	return 0;
+}
+
+int idx_rewrite_step(struct idx_rewrite *w, size_t budget, struct idx_hdr *h)
+{
+	int rc;
+
+	for (;;) {
+		if (copy_range(w, &budget) != 0)
+			goto fail;
+		if (w->from < w->to)
+			break;
+		switch (w->phase) {
+		case RW_PREAMBLE:
+			w->phase = RW_MSGS;
+			/* fall through */
+		case RW_MSGS:
+			rc = next_kept(w);
+			if (rc < 0)
+				goto fail;
+			if (rc > 0)
+				continue;
+			/* Mail delivered since the snapshot: copied and indexed. */
+			w->phase = RW_TAIL;
+			w->from = w->snap_end;
+			w->to = w->size;
+			w->scanning = 1;
+			idx_scan_init(&w->u.scan, w->dpos, update_emit, &w->u);
+			continue;
+		case RW_TAIL:
+			w->phase = RW_FINISH;
+			/* fall through */
+		default:
+			if (rewrite_finish(w, h) != 0)
+				goto fail;
+			return IDX_DONE;
+		}
+	}
+	wflush(&w->u);
+	if (w->u.werr) {
+		errno = w->u.werr;
+		goto fail;
+	}
+	return IDX_AGAIN;
+fail:
+	rc = errno;
+	wflush(&w->u);
+	idx_rewrite_abort(w);
+	errno = rc;
+	return IDX_FAIL;
+}
+
+void idx_rewrite_abort(struct idx_rewrite *w)
+{
+	if (wbuf_owner == &w->u) {
+		wbuf_n = 0;
+		wbuf_owner = NULL;
+	}
+	if (w->dst >= 0) {
+		close(w->dst);
+		unlink(w->mtmp);
+		w->dst = -1;
+	}
+	if (w->u.ofd >= 0) {
+		close(w->u.ofd);
+		unlink(w->u.tmppath);
+		w->u.ofd = -1;
+	}
+}

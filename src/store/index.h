@@ -1,0 +1,219 @@
+/* index — the per-mailbox index: where each message of an mbox starts,
+ * how long it is, its size as sent over POP3/IMAP (CRLF line ends, mboxrd
+ * quoting undone), its UID and flags, plus UIDVALIDITY and UIDNEXT.
+ *
+ * Place: the index of mail_dir/NAME is mail_dir/.postie/NAME.idx (a hidden
+ * directory that mutt, Dovecot and mail.local ignore; user names cannot
+ * start with '.'). The mbox itself stays a plain mboxrd file.
+ *
+ * File format (all integers little-endian, whatever the CPU):
+ *   header, IDX_HDR_SIZE (64) bytes:
+ *     0  "postidx\n"  magic
+ *     8  u32 version (1)      12 u32 record size (40)
+ *    16  u32 uidvalidity      20 u32 uidnext
+ *    24  u32 count            28 u32 FNV-1a of the header with this field 0
+ *    32  u64 mbox bytes covered (scanned up to here)
+ *    40  u64 mbox inode       48 u64 mbox device
+ *    56  u64 mbox mtime (ns)
+ *   then count records of IDX_REC_SIZE (40) bytes:
+ *     0  u64 offset of the "From " line
+ *     8  u64 stored bytes of the message (after the From_ line, without
+ *            the blank separator line)
+ *    16  u64 octets as sent: CRLF line ends, one '>' removed from ">+From "
+ *            lines, no dot-stuffing (POP3 LIST/STAT, IMAP RFC822.SIZE)
+ *    24  u32 uid              28 u32 flags (IDX_F_*)
+ *    32  u32 From_ line bytes (with its LF)
+ *    36  u32 lines of the message
+ *
+ * The index is a cache: it is checked against the mbox (inode, device,
+ * size, "From " at the recorded end) and brought up to date by scanning
+ * only the bytes appended since; any other change rebuilds it, keeping the
+ * UIDs when the old records are a prefix of the new ones, else with a new
+ * UIDVALIDITY. Nothing here holds the whole index in memory: records are
+ * read with pread through a small cache. */
+#ifndef POSTIE_INDEX_H
+#define POSTIE_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define IDX_DIR ".postie"
+#define IDX_HDR_SIZE 64
+#define IDX_REC_SIZE 40
+#define IDX_VERSION 1
+#define IDX_CACHE 32            /* records per reader cache */
+
+enum {
+	IDX_F_SEEN = 1, IDX_F_ANSWERED = 2, IDX_F_FLAGGED = 4,
+	IDX_F_DELETED = 8, IDX_F_DRAFT = 16,
+};
+
+struct idx_hdr {
+	uint32_t uidvalidity, uidnext, count;
+	uint64_t end, ino, dev, mtime_ns;
+};
+
+struct idx_rec {
+	uint64_t off, data_len, size;
+	uint32_t uid, flags, from_len, lines;
+};
+
+/* Little-endian encodings; pure. hdr_decode returns -1 on a bad magic,
+ * version, record size or checksum. */
+void idx_hdr_encode(const struct idx_hdr *h, unsigned char out[IDX_HDR_SIZE]);
+int idx_hdr_decode(const unsigned char in[IDX_HDR_SIZE], struct idx_hdr *h);
+void idx_rec_encode(const struct idx_rec *r, unsigned char out[IDX_REC_SIZE]);
+void idx_rec_decode(const unsigned char in[IDX_REC_SIZE], struct idx_rec *r);
+
+/* ---- the scanner: pure, chunked ------------------------------------
+ * Feed the mbox bytes from `pos` on in chunks of any size; each message
+ * is reported once complete (at the next From_ line or at idx_scan_end).
+ * A message is a line starting "From " (not quoted) up to the next one;
+ * its last line, when empty, is the separator and is not part of it.
+ * Bytes before the first From_ line belong to no message. */
+struct idx_scan {
+	uint64_t pos;           /* file offset of the next byte fed */
+	uint64_t line_off;      /* offset where the current line starts */
+	int bol;                /* the next byte starts a line */
+	int decided;            /* the current line's kind is known */
+	int gt;                 /* '>' seen at the line start */
+	int fm;                 /* bytes of "From " matched */
+	int quoted;             /* line is ">+From ": one '>' goes on output */
+	int is_from;            /* line is a From_ separator */
+	int cr;                 /* last byte was CR */
+	int in_msg;             /* inside a message */
+	int in_from_line;       /* inside the From_ line */
+	int last_blank;         /* last complete line of the message was empty */
+	uint32_t last_len;      /* its bytes with the LF */
+	struct idx_rec cur;
+	void (*emit)(void *ctx, const struct idx_rec *r);
+	void *ctx;
+};
+
+/* Starts at file offset pos, which MUST be the start of a line. */
+void idx_scan_init(struct idx_scan *s, uint64_t pos,
+		   void (*emit)(void *ctx, const struct idx_rec *r), void *ctx);
+void idx_scan_feed(struct idx_scan *s, const unsigned char *p, size_t n);
+/* End of the bytes: reports the last message. */
+void idx_scan_end(struct idx_scan *s);
+
+/* ---- the way out: pure, chunked -------------------------------------
+ * Turns stored message bytes into what POP3 sends: CRLF line ends (a CR
+ * before LF is kept as the CR of the CRLF), one '>' removed from ">+From "
+ * lines, a '.' doubled at the start of a line (when stuff is set), a CRLF
+ * added to a last line without one. Output is at most 2 * n + 8 bytes for
+ * n input bytes. body_lines >= 0 stops after the header, the blank line
+ * and that many body lines (POP3 TOP). The size of the output without
+ * dot-stuffing equals idx_rec.size. */
+struct idx_out {
+	int bol, gt, fm, cr, stuff;
+	int in_body;
+	long body_lines;        /* -1: all */
+	int done;               /* TOP limit reached */
+};
+
+void idx_out_init(struct idx_out *o, int stuff, long body_lines);
+/* Converts in[0..n) into out; returns bytes written. *used gets the bytes
+ * consumed (less than n only when the TOP limit was reached). */
+size_t idx_out_feed(struct idx_out *o, const unsigned char *in, size_t n,
+		    char *out, size_t *used);
+/* End of the message: flushes held bytes and ends the last line. */
+size_t idx_out_end(struct idx_out *o, char *out);
+
+/* ---- files ----------------------------------------------------------- */
+
+/* mail_dir/.postie/NAME.idx (creating the directory when mk). 0 or -1. */
+int idx_path(const char *mail_dir, const char *name, const char *suffix,
+	     char *out, size_t n, int mk);
+
+/* Reads records through a small cache. fd is the index file. */
+struct idx_reader {
+	int fd;
+	uint32_t count;
+	uint32_t first;         /* record number of cache[0] */
+	uint32_t ncached;
+	unsigned char cache[IDX_CACHE * IDX_REC_SIZE];
+};
+
+void idx_reader_init(struct idx_reader *r, int fd, uint32_t count);
+/* Record i (0-based). 0 or -1 (I/O error or i out of range). */
+int idx_get(struct idx_reader *r, uint32_t i, struct idx_rec *out);
+/* Rewrites record i in place (flags). 0 or -1. */
+int idx_put(struct idx_reader *r, uint32_t i, const struct idx_rec *rec);
+
+/* Bringing an index up to date, in bounded steps. The caller opens the
+ * mbox (mfd, read-only is enough) and calls idx_update_step until it
+ * returns IDX_DONE or IDX_FAIL; each step reads at most `budget` bytes of
+ * the mbox. The caller MUST hold the mbox lock for the step that returns
+ * IDX_DONE: steps before it may run unlocked (mbox appends do not change
+ * scanned bytes), the final step verifies and scans what was appended.
+ * Give `locked` = 1 when the lock is held; while unlocked the step stops
+ * at IDX_AGAIN_LOCK once it has caught up with the file. */
+enum { IDX_DONE = 0, IDX_AGAIN = 1, IDX_AGAIN_LOCK = 2, IDX_FAIL = -1 };
+
+struct idx_update {
+	int mfd, ifd, ofd;      /* mbox, current index, index being written */
+	int rebuild;            /* writing a new index file */
+	int renumber;           /* old UIDs do not carry over */
+	int restarts;
+	struct idx_hdr old, h;  /* old valid header (old.count 0 if none) */
+	int have_old;
+	uint64_t ino, dev;
+	struct idx_scan scan;
+	uint32_t n;             /* records written */
+	int werr;
+	char path[320], tmppath[330];
+	struct idx_reader oldr;
+};
+
+/* Starts an update of the index at ipath for the mbox open at mfd. */
+int idx_update_begin(struct idx_update *u, int mfd, const char *ipath);
+int idx_update_step(struct idx_update *u, size_t budget, int locked);
+/* Abandons an update (temporary file removed). */
+void idx_update_abort(struct idx_update *u);
+/* After IDX_DONE: the header in force. The index file stays open in
+ * *fd (the caller closes it). */
+void idx_update_result(struct idx_update *u, struct idx_hdr *h, int *fd);
+
+/* Writes the header of an index file (and fsyncs when sync). 0 or -1. */
+int idx_write_hdr(int fd, const struct idx_hdr *h, int sync);
+
+/* Rewriting an mbox without some of its messages (POP3 deletions, IMAP
+ * EXPUNGE later), crash safe: the kept messages, then everything appended
+ * since the snapshot, are copied raw to mail_dir/.postie/NAME.new, which
+ * is fsynced and renamed over mail_dir/NAME (the directory fsynced); the
+ * new index is written the same way after it. A crash leaves the old or
+ * the new mbox; an index that does not match its mbox is rebuilt.
+ * The caller MUST hold the mbox lock (dotlock + fcntl) from begin to the
+ * end, and passes its fd; deliveries wait on the lock meanwhile. */
+struct idx_rewrite {
+	int src, dst;
+	int phase;
+	struct idx_reader r;    /* snapshot records (the index file) */
+	uint32_t count, i;      /* snapshot messages, next one */
+	uint64_t snap_end, size;
+	uint64_t from, to;      /* byte range being copied */
+	uint64_t dpos;          /* bytes in the new mbox */
+	int scanning;           /* the range is the tail: scan it too */
+	int (*keep)(void *ctx, uint32_t i);
+	void *ctx;
+	uint32_t kept;
+	uint64_t mode;
+	struct idx_update u;    /* writes the new index */
+	char mpath[300], mtmp[330], dir[300], idir[330];
+};
+
+/* snapshot: the header the session listed from; ifd: its index file
+ * (records 0..snapshot->count are read from it). 0, or -1 with errno
+ * (ESTALE: the mbox was changed by another program; nothing done). */
+int idx_rewrite_begin(struct idx_rewrite *w, const char *mail_dir,
+		      const char *name, int locked_fd, int ifd,
+		      const struct idx_hdr *snapshot,
+		      int (*keep)(void *ctx, uint32_t i), void *ctx);
+/* Copies at most budget bytes: IDX_AGAIN, IDX_DONE (renamed into place;
+ * *h gets the new header) or IDX_FAIL (old mbox untouched). */
+int idx_rewrite_step(struct idx_rewrite *w, size_t budget, struct idx_hdr *h);
+void idx_rewrite_abort(struct idx_rewrite *w);
+
+#endif

@@ -1,0 +1,761 @@
+/* queue — the relay queue and its runner (see queue.h for the layout).
+ *
+ * Owns: the in-memory table of queued messages (CONFIG_QUEUE_MAX; more
+ * files wait on disk and are loaded when room frees), the delivery
+ * attempts (CONFIG_RELAY_MAX_DELIVERIES at once, each walking its
+ * message's targets: local mailboxes appended here, remote ones grouped
+ * by domain, or all to the smarthost, and handed to smtp_out one group
+ * at a time), the retry schedule (queue_retry MIN MAX, doubling), expiry
+ * after queue_lifetime with a bounce, and the maildrop pickup (inotify,
+ * so an idle daemon makes no wake-ups). Nothing acknowledged is removed
+ * before its state says every target is done or bounced. */
+#include "store/queue.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/util.h"
+#include "proto/address.h"
+#include "proto/smtp_out.h"
+#include "store/aliases.h"
+#include "store/bounce.h"
+#include "store/mbox.h"
+#include "store/users.h"
+
+#define QUEUE_TARGETS_MAX CONFIG_SMTP_MAX_RCPT
+#define QUEUE_PATH (CONF_PATH_MAX + SPOOL_NAME_MAX + 16)
+
+struct qmsg {
+	char id[SPOOL_NAME_MAX];
+	time_t arrival, next;
+	int attempts;
+	int active;
+};
+
+enum { T_PENDING = 'p', T_DONE = 'd', T_FAILED = 'f' };
+
+struct target {
+	char addr[CONFIG_SMTP_PATH_MAX + 1];    /* "local:user" or an address */
+	short rcpt;                             /* its R line */
+	char state;
+	char tried;                             /* given to a session this attempt */
+	char status[8];
+	char diag[SMTPOUT_DIAG];
+};
+
+struct attempt {
+	struct qmsg *q;
+	struct spool_file f;
+	char sender[CONFIG_SMTP_PATH_MAX + 1];
+	char rcpts[QUEUE_TARGETS_MAX][CONFIG_SMTP_PATH_MAX + 1];
+	int nrcpt;
+	struct target t[QUEUE_TARGETS_MAX];
+	int n;
+	int overflow;
+	struct smtpout_job job;
+	int job_targets[SMTPOUT_RCPT_MAX];
+	int busy;
+};
+
+static struct qmsg qtab[CONFIG_QUEUE_MAX];
+static int qcount, spilled;
+static struct attempt attempts[CONFIG_RELAY_MAX_DELIVERIES];
+static char qdir[CONF_PATH_MAX + 8], dropdir[CONF_PATH_MAX + 12];
+static struct watcher timer, notify;
+
+static void schedule(void);
+static void pickup_all(void);
+
+/* ---- files ------------------------------------------------------------ */
+
+static int fsync_path(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+static void qpath(char *buf, size_t n, const char *id, const char *suffix)
+{
+	snprintf(buf, n, "%s/%s%s", qdir, id, suffix);
+}
+
+static struct qmsg *qadd(const char *id, time_t arrival, time_t next, int tries)
+{
+	struct qmsg *q;
+
+	if (qcount == CONFIG_QUEUE_MAX) {
+		spilled = 1;
+		return NULL;
+	}
+	q = &qtab[qcount++];
+	memset(q, 0, sizeof(*q));
+	str_copy(q->id, sizeof(q->id), id, strlen(id));
+	q->arrival = arrival;
+	q->next = next;
+	q->attempts = tries;
+	return q;
+}
+
+static void qremove(struct qmsg *q)
+{
+	*q = qtab[--qcount];
+	/* An attempt pointing at the moved entry follows it. */
+	for (size_t i = 0; i < ARRAY_LEN(attempts); i++)
+		if (attempts[i].busy && attempts[i].q == &qtab[qcount])
+			attempts[i].q = q;
+	if (spilled) {
+		spilled = 0;
+		/* room again: files left on disk get loaded on the next scan */
+	}
+}
+
+int queue_commit(struct spool_file *f)
+{
+	char from[QUEUE_PATH], to[QUEUE_PATH];
+
+	if (f->failed) {
+		errno = f->err;
+		return -1;
+	}
+	snprintf(from, sizeof(from), "%s/%s", spool_tmpdir(), f->name);
+	qpath(to, sizeof(to), f->name, "");
+	if (fsync(f->fd) != 0 || rename(from, to) != 0 || fsync_path(qdir) != 0)
+		return -1;
+	close(f->fd);
+	f->fd = -1;
+	qadd(f->name, time(NULL), 0, 0);
+	log_msg(LOGL_INFO, "queue: %s queued", f->name);
+	schedule();
+	return 0;
+}
+
+/* ---- state file ------------------------------------------------------- */
+
+static void state_load(struct attempt *a)
+{
+	char path[QUEUE_PATH], line[CONFIG_SMTP_PATH_MAX + SMTPOUT_DIAG + 32];
+	FILE *fp;
+
+	qpath(path, sizeof(path), a->q->id, ".st");
+	fp = fopen(path, "re");
+	if (!fp)
+		return;
+	while (fgets(line, sizeof(line), fp)) {
+		char st, addr[CONFIG_SMTP_PATH_MAX + 1], status[8];
+		int off = 0;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (sscanf(line, "S %c %256s %7s %n", &st, addr, status, &off) < 3)
+			continue;
+		for (int i = 0; i < a->n; i++) {
+			if (strcmp(a->t[i].addr, addr) != 0)
+				continue;
+			a->t[i].state = st == 'd' ? T_DONE : T_FAILED;
+			memcpy(a->t[i].status, status, sizeof(status));
+			str_copy(a->t[i].diag, SMTPOUT_DIAG, line + off, strlen(line + off));
+		}
+	}
+	fclose(fp);
+}
+
+static int state_save(struct attempt *a)
+{
+	char path[QUEUE_PATH], tmp[QUEUE_PATH + 4];
+	FILE *fp;
+	int ok;
+
+	qpath(path, sizeof(path), a->q->id, ".st");
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	fp = fopen(tmp, "we");
+	if (!fp)
+		return -1;
+	fprintf(fp, "A %lld\nN %d %lld\n", (long long)a->q->arrival,
+		a->q->attempts, (long long)a->q->next);
+	for (int i = 0; i < a->n; i++)
+		if (a->t[i].state != T_PENDING)
+			fprintf(fp, "S %c %s %s %s\n", a->t[i].state, a->t[i].addr,
+				a->t[i].status[0] ? a->t[i].status : "-", a->t[i].diag);
+	ok = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+	ok &= fclose(fp) == 0;
+	if (!ok || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- targets ---------------------------------------------------------- */
+
+static void add_target(struct attempt *a, const char *addr, int rcpt)
+{
+	for (int i = 0; i < a->n; i++)
+		if (strcmp(a->t[i].addr, addr) == 0)
+			return;
+	if (a->n == QUEUE_TARGETS_MAX) {
+		a->overflow = 1;
+		return;
+	}
+	memset(&a->t[a->n], 0, sizeof(a->t[0]));
+	str_copy(a->t[a->n].addr, sizeof(a->t[0].addr), addr, strlen(addr));
+	a->t[a->n].rcpt = (short)rcpt;
+	a->t[a->n].state = T_PENDING;
+	a->n++;
+}
+
+struct expand {
+	struct attempt *a;
+	int rcpt;
+};
+
+static void on_alias_target(void *ctx, int user, const char *remote)
+{
+	struct expand *e = ctx;
+	char buf[CONFIG_SMTP_PATH_MAX + 1];
+
+	if (user >= 0)
+		snprintf(buf, sizeof(buf), "local:%s", users->v[user].name);
+	else
+		str_copy(buf, sizeof(buf), remote, strlen(remote));
+	add_target(e->a, buf, e->rcpt);
+}
+
+static int on_envelope(void *ctx, char kind, const char *val, size_t len)
+{
+	struct attempt *a = ctx;
+
+	if (kind == 'F') {
+		str_copy(a->sender, sizeof(a->sender), val, len);
+		return 0;
+	}
+	if (a->nrcpt == QUEUE_TARGETS_MAX) {
+		a->overflow = 1;
+		return 0;
+	}
+	str_copy(a->rcpts[a->nrcpt++], sizeof(a->rcpts[0]), val, len);
+	return 0;
+}
+
+/* Every R line becomes targets: local users (through aliases, which may
+ * also name remote addresses) or the remote address itself. */
+static void build_targets(struct attempt *a)
+{
+	for (int i = 0; i < a->nrcpt; i++) {
+		const char *r = a->rcpts[i], *at = strrchr(r, '@');
+		char key[CONFIG_SMTP_LOCAL_MAX + 1], buf[CONFIG_SMTP_PATH_MAX + 1];
+		struct expand e = { a, i };
+		size_t kl;
+
+		if (!at || !conf_is_local_domain(conf, at + 1, strlen(at + 1))) {
+			add_target(a, r, i);
+			continue;
+		}
+		kl = (size_t)(at - r);
+		if (kl >= sizeof(key))
+			kl = sizeof(key) - 1;
+		memcpy(key, r, kl);
+		key[kl] = '\0';
+		str_lower(key);
+		if (aliases_expand(aliases, users, key, kl, on_alias_target, &e) > 0)
+			continue;
+		snprintf(buf, sizeof(buf), "local:%s", key);
+		add_target(a, buf, i);
+	}
+}
+
+static void set_target(struct target *t, int code, const char *status,
+		       const char *diag)
+{
+	if (code / 100 == 2)
+		t->state = T_DONE;
+	else if (code / 100 == 5)
+		t->state = T_FAILED;
+	str_copy(t->status, sizeof(t->status), status, strlen(status));
+	str_copy(t->diag, sizeof(t->diag), diag, strlen(diag));
+}
+
+static void deliver_local(struct attempt *a, struct target *t)
+{
+	const char *user = t->addr + 6;
+	struct mbox_lock l;
+	int rc;
+
+	if (users_find(users, user, strlen(user)) < 0) {
+		set_target(t, 550, "5.1.1", "user unknown");
+		return;
+	}
+	rc = mbox_lock(conf->mail_dir, user, &l);
+	if (rc == MBOX_BUSY) {
+		set_target(t, 450, "4.2.0", "mailbox busy");
+		return;
+	}
+	if (rc == MBOX_OK) {
+		rc = mbox_append_fd(&l, a->sender, a->q->arrival, a->f.fd,
+				    a->f.data_off, a->f.size - a->f.data_off);
+		mbox_unlock(&l);
+	}
+	if (rc != MBOX_OK) {
+		char why[96];
+		snprintf(why, sizeof(why), "mailbox: %s", strerror(errno));
+		set_target(t, 451, "4.3.0", why);
+		return;
+	}
+	set_target(t, 250, "2.0.0", "delivered to mailbox");
+}
+
+/* ---- bounces ------------------------------------------------------------ */
+
+static void bounce(struct attempt *a, int expired)
+{
+	struct bounce_rcpt br[QUEUE_TARGETS_MAX];
+	struct bounce_msg m;
+	struct spool_file out;
+	int n = 0;
+
+	for (int i = 0; i < a->n; i++) {
+		if (a->t[i].state != T_FAILED || a->t[i].status[0] == 'b')
+			continue;
+		br[n].rcpt = strncmp(a->t[i].addr, "local:", 6) == 0 ?
+			     a->rcpts[a->t[i].rcpt] : a->t[i].addr;
+		br[n].status = a->t[i].status;
+		br[n].diag = a->t[i].diag;
+		br[n].remote = NULL;
+		br[n].delayed = 0;
+		n++;
+	}
+	if (n == 0)
+		return;
+	if (!a->sender[0]) {
+		log_msg(LOGL_WARN, "queue: %s: %d recipient(s) failed; the sender "
+			"is <> so no bounce", a->q->id, n);
+		return;
+	}
+	memset(&m, 0, sizeof(m));
+	m.hostname = conf->hostname;
+	m.sender = a->sender;
+	m.orig_id = a->q->id;
+	m.arrival = a->q->arrival;
+	m.r = br;
+	m.n = n;
+	m.src_fd = a->f.fd;
+	m.data_off = a->f.data_off;
+	m.data_len = a->f.size - a->f.data_off;
+	if (spool_create(&out) != 0 || bounce_write(out.fd, &m) != 0) {
+		log_msg(LOGL_ERR, "queue: %s: cannot write the bounce: %s; keeping "
+			"the message", a->q->id, strerror(errno));
+		spool_discard(&out);
+		return;
+	}
+	struct stat st;
+	if (fstat(out.fd, &st) == 0)
+		out.size = st.st_size;
+	if (queue_commit(&out) != 0) {
+		log_msg(LOGL_ERR, "queue: cannot queue a bounce: %s", strerror(errno));
+		spool_discard(&out);
+		return;
+	}
+	log_msg(LOGL_INFO, "queue: %s: bounced %d recipient(s)%s to <%s>",
+		a->q->id, n, expired ? " (expired)" : "", a->sender);
+}
+
+/* ---- attempts ----------------------------------------------------------- */
+
+static void attempt_end(struct attempt *a)
+{
+	struct qmsg *q = a->q;
+	time_t now = time(NULL);
+	int pending = 0, failed = 0, expired = 0;
+	char path[QUEUE_PATH];
+
+	for (int i = 0; i < a->n; i++) {
+		pending += a->t[i].state == T_PENDING;
+		failed += a->t[i].state == T_FAILED;
+	}
+	if (pending && now - q->arrival >= (time_t)conf->queue_lifetime) {
+		for (int i = 0; i < a->n; i++)
+			if (a->t[i].state == T_PENDING) {
+				char why[SMTPOUT_DIAG + 32];
+				snprintf(why, sizeof(why), "gave up after %d attempts: %s",
+					 q->attempts + 1, a->t[i].diag);
+				set_target(&a->t[i], 554, "4.4.7", why);
+				a->t[i].state = T_FAILED;
+			}
+		pending = 0;
+		failed = expired = 1;
+	}
+	if (failed)
+		bounce(a, expired);
+	if (!pending) {
+		qpath(path, sizeof(path), q->id, "");
+		unlink(path);
+		qpath(path, sizeof(path), q->id, ".st");
+		unlink(path);
+		fsync_path(qdir);
+		log_msg(LOGL_INFO, "queue: %s: done after %d attempt(s)", q->id,
+			q->attempts + 1);
+		qremove(q);
+	} else {
+		uint64_t delay = conf->retry_min;
+		for (int i = 0; i < q->attempts && delay < conf->retry_max; i++)
+			delay *= 2;
+		if (delay > conf->retry_max)
+			delay = conf->retry_max;
+		q->attempts++;
+		q->next = now + (time_t)delay;
+		q->active = 0;
+		if (state_save(a) != 0)
+			log_msg(LOGL_ERR, "queue: %s: cannot save state: %s (targets "
+				"may be tried again)", q->id, strerror(errno));
+		log_msg(LOGL_INFO, "queue: %s: %d target(s) deferred, next try in "
+			"%llu s", q->id, pending, (unsigned long long)delay);
+	}
+	close(a->f.fd);
+	a->f.fd = -1;
+	a->busy = 0;
+	schedule();
+}
+
+static void next_group(struct attempt *a);
+
+static void job_done(struct smtpout_job *job)
+{
+	struct attempt *a = job->owner;
+
+	for (int i = 0; i < job->n; i++) {
+		struct target *t = &a->t[a->job_targets[i]];
+		char status[8];
+		const char *d = job->diag[i];
+		/* "250 2.1.5 Ok": take the enhanced code when there is one. */
+		if (strlen(d) > 10 && d[4] >= '2' && d[4] <= '5' && d[5] == '.')
+			snprintf(status, sizeof(status), "%.*s",
+				 (int)strcspn(d + 4, " "), d + 4);
+		else
+			snprintf(status, sizeof(status), "%d.0.0", job->code[i] / 100 % 10);
+		set_target(t, job->code[i], status, d);
+	}
+	next_group(a);
+}
+
+/* Starts an SMTP session for the next domain with pending remote targets,
+ * or ends the attempt. */
+static void next_group(struct attempt *a)
+{
+	struct smtpout_job *j = &a->job;
+	const char *dom = NULL;
+
+	memset(j, 0, sizeof(*j));
+	for (int i = 0; i < a->n; i++) {
+		struct target *t = &a->t[i];
+		const char *at;
+
+		if (t->state != T_PENDING || strncmp(t->addr, "local:", 6) == 0 ||
+		    t->tried)
+			continue;
+		at = strrchr(t->addr, '@');
+		if (!dom) {
+			dom = conf->smarthost[0] ? "" : at ? at + 1 : "";
+			str_copy(j->domain, sizeof(j->domain), dom, strlen(dom));
+		} else if (!conf->smarthost[0] && strcasecmp(at ? at + 1 : "", dom) != 0) {
+			continue;
+		}
+		if (j->n == SMTPOUT_RCPT_MAX)
+			break;
+		t->tried = 1;
+		a->job_targets[j->n] = i;
+		str_copy(j->rcpt[j->n], sizeof(j->rcpt[0]), t->addr, strlen(t->addr));
+		j->n++;
+	}
+	if (j->n == 0) {
+		for (int i = 0; i < a->n; i++)
+			a->t[i].tried = 0;
+		attempt_end(a);
+		return;
+	}
+	str_copy(j->sender, sizeof(j->sender), a->sender, strlen(a->sender));
+	j->fd = a->f.fd;
+	j->data_off = a->f.data_off;
+	j->data_len = a->f.size - a->f.data_off;
+	j->done = job_done;
+	j->owner = a;
+	if (smtpout_start(j) != 0) {
+		for (int i = 0; i < j->n; i++)
+			set_target(&a->t[a->job_targets[i]], 451, "4.4.5",
+				   "no outgoing session free");
+		next_group(a);
+	}
+}
+
+static void attempt_start(struct qmsg *q)
+{
+	struct attempt *a = NULL;
+	char path[QUEUE_PATH];
+	struct stat st;
+
+	for (size_t i = 0; i < ARRAY_LEN(attempts) && !a; i++)
+		if (!attempts[i].busy)
+			a = &attempts[i];
+	if (!a)
+		return;
+	memset(a, 0, offsetof(struct attempt, rcpts));
+	a->n = a->nrcpt = 0;
+	a->overflow = 0;
+	a->q = q;
+	qpath(path, sizeof(path), q->id, "");
+	a->f.fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (a->f.fd < 0 || fstat(a->f.fd, &st) != 0 ||
+	    spool_read_envelope(&a->f, on_envelope, a) != 0 || a->nrcpt == 0) {
+		log_msg(LOGL_ERR, "queue: %s: unreadable (%s); moving it aside",
+			q->id, a->f.fd < 0 ? strerror(errno) : "bad format");
+		if (a->f.fd >= 0)
+			close(a->f.fd);
+		char bad[QUEUE_PATH + 8];
+		snprintf(bad, sizeof(bad), "%s/.bad-%s", qdir, q->id);
+		rename(path, bad);
+		qremove(q);
+		return;
+	}
+	a->f.size = st.st_size;
+	a->busy = 1;
+	q->active = 1;
+	build_targets(a);
+	if (a->overflow)
+		log_msg(LOGL_WARN, "queue: %s: more than %d targets; the rest wait",
+			q->id, QUEUE_TARGETS_MAX);
+	state_load(a);
+	for (int i = 0; i < a->n; i++)
+		if (a->t[i].state == T_PENDING && strncmp(a->t[i].addr, "local:", 6) == 0)
+			deliver_local(a, &a->t[i]);
+	next_group(a);
+}
+
+/* ---- the runner --------------------------------------------------------- */
+
+/* Sets the timer to the earliest due message: no deadline when the queue
+ * is empty or everything waits on a session. */
+static void schedule(void)
+{
+	time_t now = time(NULL), first = 0;
+	int free_slots = 0;
+
+	for (size_t i = 0; i < ARRAY_LEN(attempts); i++)
+		free_slots += !attempts[i].busy;
+	for (int i = 0; i < qcount && free_slots > 0; i++) {
+		struct qmsg *q = &qtab[i];
+		if (q->active)
+			continue;
+		if (q->next <= now) {
+			attempt_start(q);
+			free_slots--;
+			i = -1;         /* the table may have changed */
+			now = time(NULL);
+			continue;
+		}
+		if (!first || q->next < first)
+			first = q->next;
+	}
+	timer.deadline = first ? now_ms() + (int64_t)(first - now) * 1000 : 0;
+}
+
+static void on_timer(struct watcher *w)
+{
+	(void)w;
+	schedule();
+}
+
+void queue_run_now(void)
+{
+	for (int i = 0; i < qcount; i++)
+		qtab[i].next = 0;
+	pickup_all();
+	schedule();
+}
+
+int queue_size(void)
+{
+	return qcount;
+}
+
+/* ---- maildrop ----------------------------------------------------------- */
+
+struct pick {
+	int n_rcpt;
+	int has_sender;
+};
+
+static int on_pick(void *ctx, char kind, const char *val, size_t len)
+{
+	struct pick *p = ctx;
+	char tmp[CONFIG_SMTP_PATH_MAX + 3];
+	struct addr a;
+
+	if (len > CONFIG_SMTP_PATH_MAX || memchr(val, '\0', len))
+		return -1;
+	if (kind == 'F') {
+		p->has_sender = 1;
+		return 0;
+	}
+	snprintf(tmp, sizeof(tmp), "<%.*s>", (int)len, val);
+	if (addr_parse_path(tmp, strlen(tmp), &a, 1) < 0)
+		return -1;
+	p->n_rcpt++;
+	return 0;
+}
+
+/* Moves one maildrop file into the queue; bad files go to .bad-NAME. */
+static void pickup(const char *name)
+{
+	char from[QUEUE_PATH], to[QUEUE_PATH], id[SPOOL_NAME_MAX];
+	struct spool_file f = { .fd = -1 };
+	struct pick p = { 0 };
+	struct stat st;
+	static unsigned long seq;
+
+	snprintf(from, sizeof(from), "%s/%s", dropdir, name);
+	f.fd = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (f.fd < 0)
+		return;
+	if (fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+	    spool_read_envelope(&f, on_pick, &p) != 0 || !p.has_sender ||
+	    p.n_rcpt == 0 || (uint64_t)st.st_size > conf->max_message_size + 65536) {
+		log_msg(LOGL_WARN, "maildrop: %s is not a valid message; set aside",
+			name);
+		close(f.fd);
+		snprintf(to, sizeof(to), "%s/.bad-%s", dropdir, name);
+		rename(from, to);
+		return;
+	}
+	close(f.fd);
+	snprintf(id, sizeof(id), "%lld.%d.m%lu", (long long)time(NULL),
+		 (int)getpid(), ++seq);
+	qpath(to, sizeof(to), id, "");
+	if (rename(from, to) != 0 || fsync_path(qdir) != 0) {
+		log_msg(LOGL_ERR, "maildrop: %s: cannot move into the queue: %s",
+			name, strerror(errno));
+		return;
+	}
+	log_msg(LOGL_INFO, "maildrop: %s from uid %d queued as %s", name,
+		(int)st.st_uid, id);
+	qadd(id, time(NULL), 0, 0);
+}
+
+static void pickup_all(void)
+{
+	DIR *d = opendir(dropdir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL && n < 1000) {
+		if (e->d_name[0] == '.')
+			continue;
+		pickup(e->d_name);
+		n++;
+	}
+	closedir(d);
+}
+
+static void on_notify(struct watcher *w, short revents)
+{
+	char buf[4096];
+
+	(void)revents;
+	/* The events only say "look": the directory is the truth. */
+	while (read(w->fd, buf, sizeof(buf)) > 0)
+		;
+	pickup_all();
+	schedule();
+}
+
+/* ---- start ---------------------------------------------------------------- */
+
+static void load_queue(void)
+{
+	DIR *d = opendir(qdir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char path[QUEUE_PATH];
+		struct stat st;
+		size_t l = strlen(e->d_name);
+
+		if (e->d_name[0] == '.' || (l > 3 && strcmp(e->d_name + l - 3, ".st") == 0) ||
+		    (l > 4 && strcmp(e->d_name + l - 4, ".new") == 0) ||
+		    l >= SPOOL_NAME_MAX)
+			continue;
+		qpath(path, sizeof(path), e->d_name, "");
+		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (!qadd(e->d_name, st.st_mtime, 0, 0))
+			break;
+	}
+	closedir(d);
+	/* Arrival and attempts come back from the state files. */
+	for (int i = 0; i < qcount; i++) {
+		char path[QUEUE_PATH], line[64];
+		FILE *fp;
+		long long a, nx;
+		int n;
+
+		qpath(path, sizeof(path), qtab[i].id, ".st");
+		fp = fopen(path, "re");
+		if (!fp)
+			continue;
+		while (fgets(line, sizeof(line), fp)) {
+			if (sscanf(line, "A %lld", &a) == 1)
+				qtab[i].arrival = (time_t)a;
+			else if (sscanf(line, "N %d %lld", &n, &nx) == 2)
+				qtab[i].attempts = n;
+		}
+		fclose(fp);
+	}
+}
+
+int queue_init(const char *spool_dir)
+{
+	snprintf(qdir, sizeof(qdir), "%s/queue", spool_dir);
+	snprintf(dropdir, sizeof(dropdir), "%s/maildrop", spool_dir);
+	if (mkdir(qdir, 0700) != 0 && errno != EEXIST)
+		return -1;
+	if (mkdir(dropdir, 01733) != 0 && errno != EEXIST)
+		return -1;
+	/* Anyone may drop (sticky, not listable); umask must not narrow it. */
+	chmod(dropdir, 01733);
+	smtpout_init();
+	timer.fd = -1;
+	timer.on_timeout = on_timer;
+	loop_add(&timer);
+	notify.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (notify.fd >= 0 &&
+	    inotify_add_watch(notify.fd, dropdir, IN_MOVED_TO | IN_CLOSE_WRITE) >= 0) {
+		notify.events = POLLIN;
+		notify.on_io = on_notify;
+		notify.on_timeout = on_timer;
+		loop_add(&notify);
+	} else {
+		log_msg(LOGL_WARN, "maildrop: no inotify (%s); `postie sendmail -q` "
+			"or SIGUSR1 picks up new mail", strerror(errno));
+	}
+	load_queue();
+	pickup_all();
+	log_msg(LOGL_INFO, "queue: %d message(s) waiting", qcount);
+	schedule();
+	return 0;
+}

@@ -1,0 +1,189 @@
+#!/bin/bash
+# tests/cross.sh — the cross stage of `make check` (DESIGN §6 "Cross"):
+#   - builds every toolchain target (make TARGET=<t>) and every board
+#     (make BOARD=<b>), installing and building what they need;
+#   - checks every binary is static (no PT_INTERP), the MIPS ones soft-float
+#     (readelf -A) with no FPU instruction (objdump), and that each board's
+#     `postie -V` shows the features its defconfig chose;
+#   - runs the unit tests and the protocol tests (--quick) of armv7 (ARM,
+#     little-endian) and mips_24kc (big-endian MIPS) under qemu-user;
+#   - runs board/openwrt/test-uci2conf.sh with the x86_64 binary and, under
+#     qemu, the alerts and plainlan board binaries (builds without AUTH/TLS).
+# One line per stage, logs in build/cross/, a size table, and last:
+# "cross: N passed, N failed" (exit 1 on any failure). Bounded: the stages
+# share CROSS_BUDGET seconds (default 470); a stage past it fails.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+export PYTHONDONTWRITEBYTECODE=1
+PY=/usr/bin/python3
+J=-j2
+TARGETS="x86_64 armv7 aarch64 mips_24kc mipsel_24kc"
+BOARDS=$(for b in board/*/board.mk; do basename "$(dirname "$b")"; done)
+BOARD_DIRS=$(for b in $BOARDS; do printf 'board-%s ' "$b"; done)
+QEMU_TARGETS="armv7 mips_24kc"
+BUDGET=${CROSS_BUDGET:-470}
+log=build/cross
+mkdir -p "$log"
+passed=0 failed=0 failures=()
+t_start=$SECONDS
+
+# stage NAME CAP CMD...: runs CMD with at most CAP seconds (less if the
+# budget is nearly spent), output to build/cross/NAME.log.
+stage() {
+	local name=$1 cap=$2 t0=$SECONDS left rc
+	shift 2
+	left=$((BUDGET - (SECONDS - t_start)))
+	[ "$cap" -le "$left" ] || cap=$left
+	if [ "$cap" -le 0 ]; then
+		failed=$((failed + 1))
+		failures+=("$name")
+		echo "FAILED $name: not run, the ${BUDGET} s budget is spent"
+		return 1
+	fi
+	# The commands are often functions of this script: run them in a child
+	# bash that inherits them (export -f below), so timeout can end them.
+	timeout -k 5 "$cap" bash -c '"$@"' "$name" "$@" >"$log/$name.log" 2>&1
+	rc=$?
+	if [ $rc = 0 ]; then
+		passed=$((passed + 1))
+		echo "ok     $name ($((SECONDS - t0)) s) $(grep -E '[0-9]+ passed' "$log/$name.log" | tail -1)"
+		return 0
+	fi
+	failed=$((failed + 1))
+	failures+=("$name")
+	[ $rc = 124 ] && echo "(timed out after $cap s)" >>"$log/$name.log"
+	echo "FAILED $name ($((SECONDS - t0)) s): see $log/$name.log"
+	tail -15 "$log/$name.log" | sed 's/^/    /'
+	return 1
+}
+
+# tcvar TARGET NAME: NAME as toolchain/TARGET.mk defines it.
+tcvar() {
+	# shellcheck disable=SC2016 # make syntax, not shell
+	printf 'include toolchain/%s.mk\n$(info $(%s))\nall: ;@:\n' "$1" "$2" |
+		make -s --no-print-directory -f - O="build/$1" all
+}
+
+# bin_dir T|board-B -> the toolchain target of a build directory.
+target_of() {
+	case $1 in
+	board-*) sed -n 's/^BOARD_TARGET[ \t]*[:?]*=[ \t]*//p' "board/${1#board-}/board.mk" ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# MIPS FPU instructions (the list toolchain/deps.sh uses on libgcc).
+FPU_RE='[[:space:]](l[wd]x?c1|s[wd]x?c1|[ls]uxc1|m[ft]h?c1|[ct]fc1|ctc1|bc1[ft]l?|(add|sub|mul|div|abs|neg|mov|sqrt|recip|rsqrt|n?madd|n?msub|mov[nztf])\.(s|d|ps)|c\.[a-z]+\.[sd]|cvt\.[a-z]+\.[a-z]+|(trunc|round|ceil|floor)\.[wl]\.[sd])[[:space:]]'
+
+# check_binary DIR: static; MIPS: soft-float ABI and no FPU instruction.
+check_binary() {
+	local dir=$1 t bin readelf objdump n
+	t=$(target_of "$dir")
+	bin=build/$dir/postie
+	readelf=$(tcvar "$t" READELF)
+	objdump=$(tcvar "$t" OBJDUMP)
+	[ -x "$bin" ] || { echo "$bin: missing"; return 1; }
+	file "$bin"
+	if "$readelf" -lW "$bin" | grep -q 'INTERP'; then
+		echo "$bin: has a program interpreter: not static"
+		return 1
+	fi
+	case $t in mips*) ;; *) return 0 ;; esac
+	"$readelf" -A "$bin" | grep -E 'FP ABI' | tee "$log/$dir.fpabi"
+	grep -q 'Soft float' "$log/$dir.fpabi" || { echo "$bin: not soft-float"; return 1; }
+	n=$("$objdump" -d "$bin" | grep -cE "$FPU_RE")
+	if [ "$n" != 0 ]; then
+		"$objdump" -d "$bin" | grep -E "$FPU_RE" | head
+		echo "$bin: $n FPU instructions"
+		return 1
+	fi
+	echo "$bin: static, soft-float, no FPU instructions"
+}
+
+# features DIR: the feature words of build/DIR/postie -V, under qemu.
+features() {
+	local t qemu
+	t=$(target_of "$1")
+	qemu=$(tcvar "$t" QEMU)
+	$qemu "build/$1/postie" -V | sed -n 's/^features: *//p'
+}
+
+# check_features BOARD: each bool the board's .config turns off is absent
+# from -V, and TLS on or off as configured.
+check_features() {
+	local b=$1 f cfg=build/board-$1/.config
+	f=" $(features "board-$b") "
+	echo "board $b: features:$f"
+	[ -n "${f// /}" ] || { echo "no -V output"; return 1; }
+	want() { # want SYMBOL WORD
+		if grep -q "^CONFIG_$1=y" "$cfg"; then
+			case $f in *" $2 "*) ;; *) echo "CONFIG_$1=y but no '$2'"; return 1 ;; esac
+		else
+			case $f in *" $2 "*) echo "CONFIG_$1 off but '$2' shown"; return 1 ;; esac
+		fi
+	}
+	want TLS tls && want AUTH auth && want IPV6 ipv6 && want ALIASES aliases &&
+		want SYSLOG syslog
+}
+
+uci2conf() { # uci2conf DIR: board/openwrt/test-uci2conf.sh with that binary
+	local t
+	t=$(target_of "$1")
+	POSTIE_BIN=build/$1/postie POSTIE_QEMU=$(tcvar "$t" QEMU) board/openwrt/test-uci2conf.sh
+}
+
+proto() { # proto T: the protocol tests against build/T/postie under qemu
+	POSTIE_BIN=build/$1/postie POSTIE_QEMU=$(tcvar "$1" QEMU) \
+		$PY tests/proto/run.py --quick --file-timeout 150
+}
+
+unit() { # unit T: build and run the unit tests under qemu
+	make -s $J TARGET="$1" "build/$1/tests/unit" && $(tcvar "$1" QEMU) "build/$1/tests/unit"
+}
+
+export -f tcvar target_of check_binary features check_features uci2conf proto unit
+export PY J log FPU_RE
+
+# --- builds -------------------------------------------------------------
+# Later stages use only what built now, never a binary left from before.
+BUILT=" "
+built() { case $BUILT in *" $1 "*) return 0 ;; esac; return 1; }
+for t in $TARGETS; do
+	stage "build-$t" 240 make -s $J TARGET="$t" && BUILT="$BUILT$t "
+done
+for b in $BOARDS; do
+	stage "build-board-$b" 120 make -s $J BOARD="$b" && BUILT="${BUILT}board-$b "
+done
+
+# --- binaries -----------------------------------------------------------
+for d in $TARGETS $BOARD_DIRS; do
+	built "$d" && stage "static-$d" 60 check_binary "$d"
+done
+for b in $BOARDS; do
+	built "board-$b" && stage "features-$b" 30 check_features "$b"
+done
+
+# --- tests under qemu ---------------------------------------------------
+built x86_64 && stage uci2conf-x86_64 60 uci2conf x86_64
+for b in alerts plainlan; do
+	built "board-$b" && stage "uci2conf-board-$b" 60 uci2conf "board-$b"
+done
+for t in $QEMU_TARGETS; do
+	built "$t" || continue
+	stage "unit-$t" 120 unit "$t"
+	stage "proto-$t" 200 proto "$t"
+done
+
+# --- sizes --------------------------------------------------------------
+echo "sizes (stripped, static; text+data+bss from size(1)):"
+for d in $TARGETS $BOARD_DIRS; do
+	bin=build/$d/postie
+	built "$d" || continue
+	sz=$($(tcvar "$(target_of "$d")" SIZE) "$bin" 2>/dev/null | awk 'NR == 2 { print $1 "+" $2 "+" $3 }')
+	printf '  %-22s %8d bytes  %s\n' "$d" "$(stat -c %s "$bin")" "$sz"
+done | tee "$log/sizes.txt"
+
+echo "cross: run time $((SECONDS - t_start)) s"
+[ "$failed" = 0 ] || echo "cross: failed stages: ${failures[*]}"
+echo "cross: $passed passed, $failed failed"
+[ "$failed" = 0 ]
