@@ -350,7 +350,7 @@ static int daemon_main(int argc, char **argv)
 		       conf_path, conf->nlisten, users->n);
 		return 0;
 	}
-	if (conf->nlisten == 0)
+	if (conf->nlisten == 0 && !CONFIG_SENDMAIL)
 		fatal("%s: no 'listen' directive", conf_path);
 	if (conf->run_as[0]) {
 		struct passwd *pw = getpwnam(conf->run_as);

@@ -226,3 +226,6 @@ class DnsTest(harness.TestCase):
     def test_idle_makes_no_wakeups(self):
         res, out = self.drive("idle")
         self.assertIn("idle served=0", out)
+        res, out = self.drive("idle", "mx.test")
+        self.assertEqual(res["mx.test"][0], "OK", out)
+        self.assertIn("idle served=0", out)
