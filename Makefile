@@ -117,6 +117,12 @@ UNIT_SRCS := $(wildcard tests/unit/*.c)
 ifneq ($(CONFIG_AUTH),y)
 UNIT_SRCS := $(filter-out tests/unit/test_auth.c,$(UNIT_SRCS))
 endif
+ifneq ($(CONFIG_POP3),y)
+UNIT_SRCS := $(filter-out tests/unit/test_index.c,$(UNIT_SRCS))
+endif
+ifneq ($(CONFIG_RELAY),y)
+UNIT_SRCS := $(filter-out tests/unit/test_relay_parts.c,$(UNIT_SRCS))
+endif
 $(O)/tests/unit: $(UNIT_SRCS) $(LIB_OBJS) tests/unit/unit.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -Itests/unit -o $@ $(UNIT_SRCS) $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS)
