@@ -52,6 +52,8 @@ obj-$(CONFIG_POP3) += proto/pop3.o store/index.o
 obj-$(CONFIG_RELAY) += store/queue.o store/bounce.o proto/smtp_out.o
 obj-$(CONFIG_DNS) += dns/dns_udns.o
 obj-$(CONFIG_SENDMAIL) += sendmail.o
+# Small replacements for the libc functions postie uses (musl targets only).
+obj-$(LIBC_SMALL) += core/libc_small.o
 
 # BearSSL and udns come from toolchain/deps.sh, built per target.
 DEPS_TARGET ?= $(TARGET)
@@ -123,9 +125,22 @@ endif
 ifneq ($(CONFIG_RELAY),y)
 UNIT_SRCS := $(filter-out tests/unit/test_relay_parts.c,$(UNIT_SRCS))
 endif
+ifneq ($(LIBC_SMALL),y)
+UNIT_SRCS := $(filter-out tests/unit/test_libc_small.c,$(UNIT_SRCS))
+endif
 $(O)/tests/unit: $(UNIT_SRCS) $(LIB_OBJS) tests/unit/unit.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -Itests/unit -o $@ $(UNIT_SRCS) $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS)
+
+# The DNS adaptor's test driver (tests/proto/test_dns.py runs it).
+ifeq ($(CONFIG_DNS),y)
+$(O)/tests/dns_driver: tests/drivers/dns_driver.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS)
+TEST_TOOLS := $(O)/tests/dns_driver
+endif
+.PHONY: test-tools
+test-tools: $(O)/tests/unit $(TEST_TOOLS)
 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS := $(patsubst tests/fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))

@@ -40,7 +40,7 @@ build_cfg() {
 	if [ -n "$off" ]; then
 		sed -i "s/^CONFIG_$off=y/# CONFIG_$off is not set/" "$cfg"
 	fi
-	make -s $J O=build/matrix/$name CONFIG_SRC=$cfg all build/matrix/$name/tests/unit
+	make -s $J O=build/matrix/$name CONFIG_SRC=$cfg all test-tools
 }
 
 test_cfg() { # unit + protocol tests of a matrix build
@@ -52,7 +52,7 @@ test_cfg() { # unit + protocol tests of a matrix build
 
 stage deps tests/install-deps.sh check
 stage lint-ifdef lint_ifdef
-stage build-host make -s $J all build/host/tests/unit
+stage build-host make -s $J all test-tools
 stage unit-host build/host/tests/unit
 stage proto-host $PY tests/proto/run.py
 
@@ -68,7 +68,7 @@ for sym in $(grep -E '^config ' Kconfig | awk '{print $2}'); do
 	stage "test-no-$sym" test_cfg "no-$sym" --quick
 done
 
-stage build-asan make -s $J TARGET=asan all build/asan/tests/unit
+stage build-asan make -s $J TARGET=asan all test-tools
 stage unit-asan build/asan/tests/unit
 stage proto-asan env POSTIE_BIN=build/asan/postie $PY tests/proto/run.py
 stage fuzz tests/fuzz/fuzz.sh "${FUZZ_SECONDS:-10}"

@@ -41,9 +41,12 @@ struct dns_result {
 typedef void (*dns_fn)(void *ctx, const struct dns_result *res);
 
 #if CONFIG_DNS
-/* Opens the resolver: server "ADDR[:PORT]" (may be NULL or "": the
- * nameservers of /etc/resolv.conf). Never fatal: with no server the
- * queries fail as temporary. Registers its own loop watcher. */
+/* Opens the resolver: server "ADDR[:PORT]" or "[V6]:PORT" (may be NULL
+ * or "": the nameservers of /etc/resolv.conf). Never fatal: with no
+ * server the queries fail as temporary. Registers its own loop watcher;
+ * -1 only when the loop has no slot for it. Called again (SIGHUP), it
+ * rereads the configuration and ends the lookups in flight as DNS_TEMP.
+ * dns_stop() (shutdown) drops them without calling back. */
 int dns_start(const char *server);
 void dns_stop(void);
 /* MX lookup of domain, then addresses of the exchangers in order.

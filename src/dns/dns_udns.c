@@ -503,10 +503,26 @@ int dns_start(const char *server)
 {
 	struct net_addr a;
 
-	if (started)
-		dns_stop();
-	memset(pool, 0, sizeof(pool));
-	any_done = 0;
+	if (started) {
+		/* A reload (new dns_server or resolv.conf): lookups in flight
+		 * end as temporary failures, reported from the loop. */
+		for (int i = 0; i < DNS_MAX_QUERIES; i++) {
+			struct lookup *lk = &pool[i];
+			if (lk->state != LK_MX && lk->state != LK_ADDR)
+				continue;
+			lk->pending = 0;
+			if (lk->cancelled)
+				lk->state = LK_FREE;
+			else
+				finish(lk, DNS_TEMP, "DNS configuration reloaded");
+		}
+		loop_del(&w);
+		dns_reset(&dns_defctx);         /* frees udns's queries */
+		started = 0;
+	} else {
+		memset(pool, 0, sizeof(pool));
+		any_done = 0;
+	}
 	udns_deadline = 0;
 	can_open = 1;
 	if (server && server[0]) {
@@ -535,6 +551,7 @@ int dns_start(const char *server)
 	started = 1;
 	if (can_open)
 		open_socket();
+	arm();
 	return 0;
 }
 

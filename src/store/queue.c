@@ -653,6 +653,19 @@ static void pickup(const char *name)
 	qadd(id, time(NULL), 0, 0);
 }
 
+/* A ".NAME" sendmail never finished (killed with -9) is junk after a day. */
+static void stale_dotfile(int dfd, const char *name)
+{
+	struct stat st;
+
+	if (strncmp(name, ".bad-", 5) == 0 || strcmp(name, ".") == 0 ||
+	    strcmp(name, "..") == 0)
+		return;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    time(NULL) - st.st_mtime > 86400)
+		unlinkat(dfd, name, 0);
+}
+
 static void pickup_all(void)
 {
 	DIR *d = opendir(dropdir);
@@ -662,8 +675,10 @@ static void pickup_all(void)
 	if (!d)
 		return;
 	while ((e = readdir(d)) != NULL && n < 1000) {
-		if (e->d_name[0] == '.')
+		if (e->d_name[0] == '.') {
+			stale_dotfile(dirfd(d), e->d_name);
 			continue;
+		}
 		pickup(e->d_name);
 		n++;
 	}

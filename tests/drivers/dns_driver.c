@@ -3,6 +3,8 @@
  *
  *   dns_driver SERVER mx|host NAME [NAME...]
  *   dns_driver SERVER drop NAME         (start, drop at once, wait 2 s)
+ *   dns_driver SERVER reload NAME...    (start, then dns_start again: each
+ *                                        answered once, as TEMP)
  *   dns_driver SERVER idle [NAME]       (after NAME's answer, or with no
  *                                        query, the watcher must ask for
  *                                        no wake-up: no pass serves it)
@@ -107,6 +109,10 @@ int main(int argc, char **argv)
 			printf("refused %s\n", argv[i]);
 			answers[n] = 1;
 		}
+	}
+	if (strcmp(argv[2], "reload") == 0 && dns_start(argv[1]) != 0) {
+		fprintf(stderr, "dns_start again failed\n");
+		return 1;
 	}
 	if (strcmp(argv[2], "drop") == 0) {
 		for (int i = 0; i < n; i++)

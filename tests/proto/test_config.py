@@ -341,6 +341,10 @@ class Startup(harness.TestCase):
                 srv.cleanup()
 
     def test_no_listen(self):
+        # With sendmail built, a daemon with no listener is the alerts
+        # router's normal set-up (the maildrop is the way in).
+        if "sendmail" in harness.features():
+            self.skipTest("sendmail built: no listener is allowed")
         srv = harness.Server(conf_text="hostname a.lan\nusers ./users\n")
         try:
             srv.write("postie.conf", srv.config(0))

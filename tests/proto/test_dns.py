@@ -223,6 +223,13 @@ class DnsTest(harness.TestCase):
         self.assertIn("dropped quietly", out)
         self.assertEqual(res, {})
 
+    def test_reload_ends_lookups_as_temporary(self):
+        res, out = self.drive("reload", "mx.test", "amx.test")
+        self.assertEqual(sorted(res), ["amx.test", "mx.test"], out)
+        for name in res:
+            self.assertEqual(res[name][0], "TEMP", out)
+            self.assertIn("reloaded", res[name][1])
+
     def test_idle_makes_no_wakeups(self):
         res, out = self.drive("idle")
         self.assertIn("idle served=0", out)

@@ -17,6 +17,8 @@ int main(void)
 		test_auth();
 	if (CONFIG_POP3)
 		test_index();
+	if (CONFIG_RELAY)
+		test_relay_parts();
 	printf("unit: %d passed, %d failed\n", unit_pass, unit_fail);
 	return unit_fail ? 1 : 0;
 }

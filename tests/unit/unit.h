@@ -28,5 +28,6 @@ void test_net(void);
 void test_aliases(void);
 void test_auth(void);
 void test_index(void);
+void test_relay_parts(void);
 
 #endif
