@@ -22,7 +22,7 @@ struct parse {
 	int line;
 	char *err;
 	size_t errlen;
-	unsigned seen;          /* bit per directive index, for duplicates */
+	uint64_t seen;          /* bit per directive index, for duplicates */
 };
 
 static int fail(struct parse *p, const char *fmt, ...)
@@ -501,8 +501,6 @@ static const struct directive directives[] = {
 	{ "masquerade", 1, 1, d_masquerade, 0 },
 };
 
-/* Directives of features that later options add: known, so that the
- * error says what is missing instead of "unknown". */
 
 static int split(char *line, char **argv)
 {
@@ -546,9 +544,9 @@ static int parse_line(struct parse *p, char *line)
 			return fail(p, "%s takes %d%s value%s", d->name, d->min_args,
 				    d->max_args > d->min_args ? " or more" : "",
 				    d->max_args > 1 ? "s" : "");
-		if (!d->repeat && (p->seen & (1u << i)))
+		if (!d->repeat && (p->seen & (1ull << i)))
 			return fail(p, "%s given twice", d->name);
-		p->seen |= 1u << i;
+		p->seen |= 1ull << i;
 		return d->fn(p, argc, argv);
 	}
 	return fail(p, "unknown directive '%s'", argv[0]);

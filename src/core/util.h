@@ -29,4 +29,7 @@ int parse_duration(const char *s, uint64_t *out);
  * non-ASCII bytes as \xNN, "..." when cut. Returns dst. */
 char *str_printable(char *dst, size_t n, const char *src, size_t len);
 
+/* fsync of a directory (after a create, rename or unlink in it). */
+int fsync_dir(const char *dir);
+
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/util.h"
 
 #define MBOX_CHUNK 4096
 
@@ -190,25 +191,18 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-static int fsync_dir(const char *path)
+/* The directory holding path, fsynced after the file was created. */
+static int fsync_parent(const char *path)
 {
 	char dir[300];
 	const char *slash = strrchr(path, '/');
-	int fd, rc;
+	size_t l = slash ? (size_t)(slash - path) : 0;
 
 	if (!slash)
-		strcpy(dir, ".");
-	else {
-		size_t l = (size_t)(slash - path);
-		memcpy(dir, path, l ? l : 1);
-		dir[l ? l : 1] = '\0';
-	}
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
+		return fsync_dir(".");
+	memcpy(dir, path, l ? l : 1);
+	dir[l ? l : 1] = '\0';
+	return fsync_dir(dir);
 }
 
 int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
@@ -248,7 +242,7 @@ int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 	outbuf[o++] = '\n';
 	if (write_all(l->fd, outbuf, o) != 0 || fsync(l->fd) != 0)
 		goto fail;
-	if (l->dirfd_new && fsync_dir(l->path) != 0)
+	if (l->dirfd_new && fsync_parent(l->path) != 0)
 		goto fail;
 	return MBOX_OK;
 fail:

@@ -79,17 +79,6 @@ static void pickup_all(void);
 
 /* ---- files ------------------------------------------------------------ */
 
-static int fsync_path(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 static void qpath(char *buf, size_t n, const char *id, const char *suffix)
 {
 	snprintf(buf, n, "%s/%s%s", qdir, id, suffix);
@@ -135,7 +124,7 @@ int queue_commit(struct spool_file *f)
 	}
 	snprintf(from, sizeof(from), "%s/%s", spool_tmpdir(), f->name);
 	qpath(to, sizeof(to), f->name, "");
-	if (fsync(f->fd) != 0 || rename(from, to) != 0 || fsync_path(qdir) != 0)
+	if (fsync(f->fd) != 0 || rename(from, to) != 0 || fsync_dir(qdir) != 0)
 		return -1;
 	close(f->fd);
 	f->fd = -1;
@@ -405,7 +394,7 @@ static void attempt_end(struct attempt *a)
 		unlink(path);
 		qpath(path, sizeof(path), q->id, ".st");
 		unlink(path);
-		fsync_path(qdir);
+		fsync_dir(qdir);
 		log_msg(LOGL_INFO, "queue: %s: done after %d attempt(s)", q->id,
 			q->attempts + 1);
 		qremove(q);
@@ -643,7 +632,7 @@ static void pickup(const char *name)
 	snprintf(id, sizeof(id), "%lld.%d.m%lu", (long long)time(NULL),
 		 (int)getpid(), ++seq);
 	qpath(to, sizeof(to), id, "");
-	if (rename(from, to) != 0 || fsync_path(qdir) != 0) {
+	if (rename(from, to) != 0 || fsync_dir(qdir) != 0) {
 		log_msg(LOGL_ERR, "maildrop: %s: cannot move into the queue: %s",
 			name, strerror(errno));
 		return;
