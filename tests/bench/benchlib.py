@@ -19,14 +19,30 @@
         rss_kb   sum of VmRSS (shared pages counted once per process)
         pss_kb   sum of Pss from /proc/PID/smaps_rollup (shared pages split)
         ctxt     sum of voluntary+nonvoluntary context switches
-  benchlib.py hold PORT COUNT SECONDS
+  benchlib.py hold PORT COUNT SECONDS [tls]
       Opens COUNT TCP connections to 127.0.0.1:PORT, reads each greeting
       line, prints "ready N" (N connections greeted) and keeps them idle
-      until stdin is closed or SECONDS pass, then closes them.
+      until stdin is closed or SECONDS pass, then closes them. With "tls"
+      each connection is implicit TLS (TLS 1.2, no certificate check), one
+      after the other: connect, handshake, greeting.
+  benchlib.py tlsrate PORT SECONDS WORKERS new|reuse
+      TLS 1.2 handshakes to 127.0.0.1:PORT (implicit TLS) for SECONDS in
+      WORKERS processes: connect, handshake, read the 220 greeting, close.
+      "new": a fresh SSLContext and no session per connection (a full
+      handshake each time); "reuse": each worker resumes the session of its
+      first connection (session ID or ticket, whatever the server gives).
+      Prints n= (handshakes with a greeting), resumed=, fail=, secs=.
+  benchlib.py submit PORT N LEN SESSIONS USER PASSWORD FROM TO
+      Sends N messages of about LEN bytes over SESSIONS parallel workers,
+      one message per session: EHLO, STARTTLS (TLS 1.2, full handshake),
+      EHLO, AUTH PLAIN (skipped when USER is "-"), MAIL, RCPT, DATA, QUIT.
+      Exits 1 if any message was refused.
 """
 import os
 import select
+import smtplib
 import socket
+import ssl
 import sys
 import time
 
@@ -110,9 +126,160 @@ def snap(roots):
     print("hz=%d" % HZ)
 
 
-def hold(port, count, seconds):
+def client_ctx():
+    # What postie speaks (TLS 1.2 only), for both servers; the servers'
+    # certificates are self-signed test certificates, so no verification.
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def tls_greet(port, ctx, session=None, timeout=10):
+    """connect, handshake, read the 220 line: the SSLSocket or None."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s = ctx.wrap_socket(raw, session=session)
+    except (OSError, ValueError):
+        raw.close()
+        return None
+    buf = b""
+    try:
+        while b"\n" not in buf and len(buf) < 4096:
+            d = s.recv(512)
+            if not d:
+                break
+            buf += d
+    except OSError:
+        pass
+    if not buf.startswith(b"220"):
+        s.close()
+        return None
+    return s
+
+
+def hold_tls(port, count, deadline):
+    socks = []
+    ctx = client_ctx()
+    for _ in range(count):
+        if time.monotonic() > deadline:
+            break
+        try:
+            s = tls_greet(port, ctx)
+        except OSError as e:
+            print("connect failed: %s" % e, file=sys.stderr)
+            break
+        if s is None:
+            print("TLS connection %d: no greeting" % (len(socks) + 1),
+                  file=sys.stderr)
+            break
+        socks.append(s)
+    return socks, len(socks)
+
+
+def tlsrate_worker(port, deadline, mode, wfd):
+    n = resumed = fail = 0
+    ctx = client_ctx()
+    session = None
+    while time.monotonic() < deadline and fail < 100:
+        if mode == "new":
+            ctx = client_ctx()
+        try:
+            s = tls_greet(port, ctx, session)
+        except OSError:
+            s = None
+        if s is None:
+            fail += 1
+            time.sleep(0.01)
+            continue
+        n += 1
+        if s.session_reused:
+            resumed += 1
+        elif mode == "reuse":
+            session = s.session
+        s.close()
+    os.write(wfd, ("%d %d %d\n" % (n, resumed, fail)).encode())
+    os.close(wfd)
+
+
+def tlsrate(port, seconds, workers, mode):
+    t0 = time.monotonic()
+    deadline = t0 + seconds
+    kids = []
+    for _ in range(workers):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            code = 0
+            try:
+                tlsrate_worker(port, deadline, mode, w)
+            except BaseException:
+                code = 1
+            os._exit(code)
+        os.close(w)
+        kids.append((pid, r))
+    tot = [0, 0, 0]
+    for pid, r in kids:
+        data = b""
+        while True:
+            d = os.read(r, 256)
+            if not d:
+                break
+            data += d
+        os.close(r)
+        os.waitpid(pid, 0)
+        for i, v in enumerate(data.split()[:3]):
+            tot[i] += int(v)
+    secs = time.monotonic() - t0
+    print("n=%d\nresumed=%d\nfail=%d\nsecs=%.3f" % (tot[0], tot[1], tot[2], secs))
+
+
+def submit_one(port, msg, user, password, frm, to):
+    with smtplib.SMTP("127.0.0.1", port, "client.test.lan", timeout=30) as c:
+        c.ehlo()
+        c.starttls(context=client_ctx())
+        c.ehlo()
+        if user != "-":
+            c.login(user, password)
+        c.sendmail(frm, [to], msg)
+
+
+def submit(port, n, length, sessions, user, password, frm, to):
+    line = b"X" * 76 + b"\r\n"
+    body = line * max(1, length // len(line))
+    msg = (b"From: <%s>\r\nTo: <%s>\r\nSubject: bench\r\n\r\n" %
+           (frm.encode(), to.encode())) + body
+    kids = []
+    for w in range(sessions):
+        count = n // sessions + (1 if w < n % sessions else 0)
+        pid = os.fork()
+        if pid == 0:
+            bad = 0
+            for _ in range(count):
+                try:
+                    submit_one(port, msg, user, password, frm, to)
+                except (OSError, smtplib.SMTPException) as e:
+                    bad += 1
+                    if bad <= 3:
+                        print("submit: %s" % e, file=sys.stderr)
+            os._exit(1 if bad else 0)
+        kids.append(pid)
+    rc = 0
+    for pid in kids:
+        _, st = os.waitpid(pid, 0)
+        if st:
+            rc = 1
+    sys.exit(rc)
+
+
+def hold(port, count, seconds, tls=False):
     deadline = time.monotonic() + seconds
     socks, greeted = [], 0
+    if tls:
+        socks, greeted = hold_tls(port, count, deadline)
+        count = 0
     for _ in range(count):
         if time.monotonic() > deadline:
             break
@@ -122,7 +289,7 @@ def hold(port, count, seconds):
         except OSError as e:
             print("connect failed: %s" % e, file=sys.stderr)
             break
-    for s in socks:
+    for s in socks if not tls else []:
         buf = b""
         try:
             s.settimeout(max(0.1, min(10, deadline - time.monotonic())))
@@ -158,8 +325,12 @@ def main():
         s.close()
     elif a[:1] == ["snap"] and len(a) > 1:
         snap([int(x) for x in a[1:]])
-    elif a[:1] == ["hold"] and len(a) == 4:
-        hold(int(a[1]), int(a[2]), float(a[3]))
+    elif a[:1] == ["hold"] and len(a) in (4, 5):
+        hold(int(a[1]), int(a[2]), float(a[3]), a[4:] == ["tls"])
+    elif a[:1] == ["tlsrate"] and len(a) == 5 and a[4] in ("new", "reuse"):
+        tlsrate(int(a[1]), float(a[2]), int(a[3]), a[4])
+    elif a[:1] == ["submit"] and len(a) == 9:
+        submit(int(a[1]), int(a[2]), int(a[3]), int(a[4]), *a[5:9])
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

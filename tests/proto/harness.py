@@ -390,6 +390,18 @@ class Server:
         return p
 
     def config(self, port):
+        return self._no_real_dns(self._config(port))
+
+    @staticmethod
+    def _no_real_dns(text):
+        """A build with DNS must never ask the machine's resolver: unless the
+        test names its own dnsmasq, lookups go to a loopback port where
+        nothing listens (they fail as temporary errors)."""
+        if "dns" in features() and "dns_server" not in text:
+            text += "\ndns_server 127.0.0.1:9\n"
+        return text
+
+    def _config(self, port):
         if self.conf_text is not None:
             return self.conf_text.replace("@PORT@", str(port))
         lines = [
