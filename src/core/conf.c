@@ -586,11 +586,15 @@ static int finish(struct parse *p)
 		     c->listen[i].kind == LISTEN_POP3S) && !c->tls_cert[0])
 			return fail(p, "listen %s needs tls_cert and tls_key",
 				    c->listen[i].text);
-	if (c->nlocal_domains == 0) {
-		/* Mail to the host itself is the least surprising default. */
-		str_copy(c->local_domains[0], 256, c->hostname, 255);
-		str_lower(c->local_domains[0]);
-		c->nlocal_domains = 1;
+	/* The host itself is always local (sendmail's bare names become
+	 * name@hostname), and it is the only local domain by default. */
+	if (!conf_is_local_domain(c, c->hostname, strlen(c->hostname))) {
+		if (c->nlocal_domains == CONF_MAX_DOMAINS)
+			return fail(p, "local_domains: no room for the hostname "
+				    "(%d domains at most)", CONF_MAX_DOMAINS);
+		str_copy(c->local_domains[c->nlocal_domains], 256, c->hostname, 255);
+		str_lower(c->local_domains[c->nlocal_domains]);
+		c->nlocal_domains++;
 	}
 	return 0;
 }

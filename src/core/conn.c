@@ -81,12 +81,13 @@ static void update_events(struct conn *c)
 	}
 	if (CONFIG_TLS && c->tls) {
 		unsigned st = tls_state(c->tls);
-		if (st & TLS_WANT_WRITE)
+		if ((st & TLS_WANT_WRITE) || ((c->flags & CONN_DRAIN) &&
+					      (st & TLS_APP_OUT)))
 			ev |= POLLOUT;
 		/* The handshake reads whatever the protocol's state. */
 		if ((st & TLS_WANT_READ) && (want_read(c) || !tls_established(c->tls)))
 			ev |= POLLIN;
-	} else if (c->out_len > c->out_off) {
+	} else if (c->out_len > c->out_off || (c->flags & CONN_DRAIN)) {
 		ev = POLLOUT;
 	} else if (want_read(c)) {
 		ev = POLLIN;

@@ -48,6 +48,8 @@ enum {
 	CONN_SUSPENDED = 4,     /* protocol is busy: do not read */
 	CONN_TLS_NEXT = 8,      /* switch to TLS once output is flushed */
 	CONN_CONNECTING = 16,   /* outbound: connect() in progress */
+	CONN_DRAIN = 32,        /* streaming: call input() whenever output
+				 * can take more, even with nothing to read */
 };
 
 struct tls_conn;

@@ -20,6 +20,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -1062,7 +1064,7 @@ static void pop3_timeout(struct conn *c)
 static int pop3_open(struct conn *c)
 {
 	struct pop3_session *s;
-	int i;
+	int i, one = 1;
 
 	for (i = 0; i < CONFIG_MAX_CONNECTIONS && pool_used[i]; i++)
 		;
@@ -1076,6 +1078,9 @@ static int pop3_open(struct conn *c)
 	s->lock.fd = -1;
 	s->state = POP3_AUTH;
 	c->sess = s;
+	/* Messages leave in output-buffer-sized pieces: without this, Nagle
+	 * holds each small tail until the client's delayed ACK (40 ms). */
+	setsockopt(c->w.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	conn_printf(c, "+OK postie POP3 server ready\r\n");
 	wait_command(c);
 	return 0;

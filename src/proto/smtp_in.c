@@ -383,7 +383,7 @@ static int local_rcpt(const char *key)
 
 	n = aliases_expand(aliases, users, key, strlen(key), count_local, &nlocal);
 	if (n > 0)
-		return nlocal > 0 ? 1 : -1;
+		return nlocal > 0 || CONFIG_RELAY ? 1 : -1;
 	return users_find(users, key, strlen(key)) >= 0;
 }
 

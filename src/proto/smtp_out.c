@@ -556,6 +556,7 @@ static void body_fill(struct smtpout *so)
 		return;
 	conn_write(so->c, so->body_bol ? ".\r\n" : "\r\n.\r\n",
 		   so->body_bol ? 3 : 5);
+	so->c->flags &= ~(unsigned)CONN_DRAIN;
 	so_enter(so, SO_DOT);
 	conn_deadline(so->c, T_DATA_END);
 }
@@ -693,6 +694,8 @@ static void on_reply(struct smtpout *so, const struct smtp_reply *r)
 			so->body_pos = 0;
 			so->body_bol = 1;
 			so_enter(so, SO_BODY);
+			/* Refilled each time the socket can take more. */
+			so->c->flags |= CONN_DRAIN;
 			body_fill(so);
 			return;
 		}

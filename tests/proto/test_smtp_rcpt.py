@@ -193,7 +193,10 @@ class Aliases(harness.ServerTest):
             d.ehlo()
             self.assertEqual(d.code("MAIL FROM:<a@example.net>"), 250)
             code, lines = d.cmd("RCPT TO:<outside@test.lan>")
-            self.assertEqual(code, 550, lines)
+            # With the relay built the alias is relayed (queued); without
+            # it nothing can deliver it.
+            self.assertEqual(code, 250 if "relay" in harness.features() else 550,
+                             lines)
         self.assertEqual(self.server.anywhere(t), [])
 
     def test_alias_with_remote_and_local_targets(self):

@@ -1,0 +1,943 @@
+/* libc_small — small replacements for the C library functions postie uses,
+ * linked only into static musl builds (LIBC_SMALL = y in toolchain/<t>.mk)
+ * so that the static link takes these instead of musl's much larger
+ * archive members. Same names and semantics as C11/POSIX for the subset
+ * postie (and the musl members it links, e.g. inet_ntop) uses; written
+ * from the standards, not from musl.
+ *
+ * Limits and behaviour changes, on purpose:
+ * - printf family: flags "-+ #0", width and precision (also '*'), length
+ *   hh h l ll z j t, conversions d i u o x X c s p %. No floating point
+ *   (postie prints none): %f %e %g %a consume their double argument and
+ *   print the conversion literally; %n is not supported (printed
+ *   literally, its argument untouched). Return value as C99 (the length
+ *   that would have been written); -1/EOVERFLOW beyond INT_MAX.
+ *   vfprintf formats through a 128-byte stack buffer handed to fwrite, so
+ *   ordering with other stdio output on the same FILE is kept and output
+ *   is not cut.
+ * - sscanf: whitespace, literals, %% and %d %i(decimal) %u %x %c %s %n with
+ *   '*', width and length hh h l ll z j t. Anything else (%[ %f %p ...)
+ *   stops the scan. Out-of-range integers saturate.
+ * - gmtime_r for any 64-bit time_t whose year fits an int (else NULL,
+ *   EOVERFLOW). localtime_r IS gmtime_r: no TZ, no /etc/localtime, the
+ *   date headers postie writes (Received:, Date:, mbox From_) are in UTC
+ *   with "+0000", which RFC 5322 allows.
+ * - strftime: %a %b %h %d %e %H %M %S %m %y %Y %j %T %D %F %R %z %Z %n %t %%
+ *   in the C locale; any other conversion is copied literally.
+ * - getopt: POSIX; a leading ':' in optstring; no GNU permutation or
+ *   optional arguments; optind = 0 resets.
+ * - getpwnam/getpwuid read /etc/passwd only (no nscd), lines up to 511
+ *   bytes; the result is a static buffer overwritten by the next call.
+ * - setgroups/setgid/setuid are the raw system calls: they change the
+ *   calling thread only, which is the whole process since postie has one
+ *   thread. This drops musl's all-threads synccall machinery.
+ * - qsort: stable merge sort, no recursion, O(n log n), with a malloc'd
+ *   copy of the array (insertion sort when malloc fails).
+ */
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- 64-bit division without libgcc on 32-bit targets ------------------ */
+
+/* *v /= d, returns *v % d, for 0 < d < 2^24. On 32-bit targets the
+ * quotient is built 8 bits at a time with 32-bit divisions, so printf and
+ * gmtime do not pull libgcc's __udivdi3/__umoddi3 (about 2 KB on mips). */
+static uint32_t udiv64(uint64_t *v, uint32_t d)
+{
+	if (sizeof(long) >= 8) {
+		uint32_t r = (uint32_t)(*v % d);
+		*v /= d;
+		return r;
+	}
+	uint64_t q = 0;
+	uint32_t r = 0;
+	for (int shift = 56; shift >= 0; shift -= 8) {
+		uint32_t cur = (r << 8) | (uint32_t)((*v >> shift) & 0xff);
+		q = (q << 8) | (cur / d);
+		r = cur % d;
+	}
+	*v = q;
+	return r;
+}
+
+/* Floor division of a by d (0 < d < 2^24): returns the quotient and
+ * stores a remainder in [0, d). */
+static int64_t fdiv64(int64_t a, uint32_t d, uint32_t *rem)
+{
+	uint64_t u;
+	uint32_t r;
+
+	if (a >= 0) {
+		u = (uint64_t)a;
+		*rem = udiv64(&u, d);
+		return (int64_t)u;
+	}
+	u = (uint64_t)(-(a + 1));       /* a = -(u + 1), no overflow */
+	r = udiv64(&u, d);
+	*rem = d - 1 - r;
+	return -(int64_t)u - 1;
+}
+
+/* ---- printf family ----------------------------------------------------- */
+
+struct out {
+	char *buf;
+	size_t cap;     /* string: bytes of buf; stream: chunk size */
+	size_t pos;
+	size_t total;   /* bytes produced, written or not */
+	FILE *f;        /* NULL: string output */
+	int err;
+};
+
+static void out_flush(struct out *o)
+{
+	if (o->f && o->pos) {
+		if (fwrite(o->buf, 1, o->pos, o->f) != o->pos)
+			o->err = 1;
+		o->pos = 0;
+	}
+}
+
+static void out_c(struct out *o, char c)
+{
+	if (o->f) {
+		if (o->pos == o->cap)
+			out_flush(o);
+		o->buf[o->pos++] = c;
+	} else if (o->pos + 1 < o->cap) {
+		o->buf[o->pos++] = c;
+	}
+	o->total++;
+}
+
+static void out_n(struct out *o, const char *s, size_t n)
+{
+	while (n--)
+		out_c(o, *s++);
+}
+
+static void out_pad(struct out *o, char c, long n)
+{
+	while (n-- > 0)
+		out_c(o, c);
+}
+
+enum { F_LEFT = 1, F_ZERO = 2, F_PLUS = 4, F_SPACE = 8, F_ALT = 16 };
+enum { L_NONE, L_HH, L_H, L_L, L_LL, L_Z, L_J, L_T, L_BIGL };
+
+struct spec {
+	int flags;
+	long width;
+	long prec;      /* -1: none */
+	int len;
+};
+
+static const char *parse_len(const char *f, int *len)
+{
+	*len = L_NONE;
+	switch (*f) {
+	case 'h': f++; *len = L_H; if (*f == 'h') { f++; *len = L_HH; } break;
+	case 'l': f++; *len = L_L; if (*f == 'l') { f++; *len = L_LL; } break;
+	case 'z': f++; *len = L_Z; break;
+	case 'j': f++; *len = L_J; break;
+	case 't': f++; *len = L_T; break;
+	case 'L': f++; *len = L_BIGL; break;
+	}
+	return f;
+}
+
+static void out_num(struct out *o, const struct spec *sp, uint64_t u,
+		    unsigned base, int upper, const char *prefix)
+{
+	char digits[24];
+	const char *set = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+	size_t nd = 0, npre = strlen(prefix);
+	long prec = sp->prec, zeros, len;
+
+	while (u) {
+		digits[sizeof(digits) - 1 - nd] = set[udiv64(&u, base)];
+		nd++;
+	}
+	if (prec < 0)
+		prec = 1;
+	/* '#' with octal: the first digit must be 0. */
+	if (base == 8 && (sp->flags & F_ALT) && (long)nd >= prec)
+		prec = (long)nd + 1;
+	zeros = prec > (long)nd ? prec - (long)nd : 0;
+	len = (long)npre + zeros + (long)nd;
+	if ((sp->flags & F_ZERO) && !(sp->flags & F_LEFT) && sp->prec < 0 &&
+	    sp->width > len) {
+		zeros += sp->width - len;
+		len = sp->width;
+	}
+	if (!(sp->flags & F_LEFT))
+		out_pad(o, ' ', sp->width - len);
+	out_n(o, prefix, npre);
+	out_pad(o, '0', zeros);
+	out_n(o, digits + sizeof(digits) - nd, nd);
+	if (sp->flags & F_LEFT)
+		out_pad(o, ' ', sp->width - len);
+}
+
+static void out_str(struct out *o, const struct spec *sp, const char *s, size_t n)
+{
+	if (!(sp->flags & F_LEFT))
+		out_pad(o, ' ', sp->width - (long)n);
+	out_n(o, s, n);
+	if (sp->flags & F_LEFT)
+		out_pad(o, ' ', sp->width - (long)n);
+}
+
+static uint64_t arg_unsigned(int len, va_list *ap)
+{
+	switch (len) {
+	case L_HH: return (unsigned char)va_arg(*ap, unsigned);
+	case L_H: return (unsigned short)va_arg(*ap, unsigned);
+	case L_L: return va_arg(*ap, unsigned long);
+	case L_LL: return va_arg(*ap, unsigned long long);
+	case L_Z: return va_arg(*ap, size_t);
+	case L_J: return va_arg(*ap, uintmax_t);
+	case L_T: return (uint64_t)va_arg(*ap, ptrdiff_t);
+	default: return va_arg(*ap, unsigned);
+	}
+}
+
+static int64_t arg_signed(int len, va_list *ap)
+{
+	switch (len) {
+	case L_HH: return (signed char)va_arg(*ap, int);
+	case L_H: return (short)va_arg(*ap, int);
+	case L_L: return va_arg(*ap, long);
+	case L_LL: return va_arg(*ap, long long);
+	case L_Z: return (ssize_t)va_arg(*ap, size_t);
+	case L_J: return va_arg(*ap, intmax_t);
+	case L_T: return va_arg(*ap, ptrdiff_t);
+	default: return va_arg(*ap, int);
+	}
+}
+
+static void format(struct out *o, const char *f, va_list *ap)
+{
+	while (*f) {
+		const char *start = f;
+		struct spec sp = { 0, 0, -1, L_NONE };
+		const char *prefix = "";
+		char c;
+
+		if (*f != '%') {
+			out_c(o, *f++);
+			continue;
+		}
+		for (f++;; f++) {
+			if (*f == '-') sp.flags |= F_LEFT;
+			else if (*f == '0') sp.flags |= F_ZERO;
+			else if (*f == '+') sp.flags |= F_PLUS;
+			else if (*f == ' ') sp.flags |= F_SPACE;
+			else if (*f == '#') sp.flags |= F_ALT;
+			else break;
+		}
+		if (*f == '*') {
+			sp.width = va_arg(*ap, int);
+			if (sp.width < 0) {
+				sp.flags |= F_LEFT;
+				sp.width = -sp.width;
+			}
+			f++;
+		} else {
+			while (*f >= '0' && *f <= '9' && sp.width < 100000)
+				sp.width = sp.width * 10 + (*f++ - '0');
+		}
+		if (*f == '.') {
+			f++;
+			sp.prec = 0;
+			if (*f == '*') {
+				sp.prec = va_arg(*ap, int);
+				if (sp.prec < 0)
+					sp.prec = -1;
+				f++;
+			} else {
+				while (*f >= '0' && *f <= '9' && sp.prec < 100000)
+					sp.prec = sp.prec * 10 + (*f++ - '0');
+			}
+		}
+		f = parse_len(f, &sp.len);
+		c = *f;
+		if (c)
+			f++;
+		switch (c) {
+		case 'd':
+		case 'i': {
+			int64_t v = arg_signed(sp.len, ap);
+			uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+			if (v < 0)
+				prefix = "-";
+			else if (sp.flags & F_PLUS)
+				prefix = "+";
+			else if (sp.flags & F_SPACE)
+				prefix = " ";
+			out_num(o, &sp, u, 10, 0, prefix);
+			break;
+		}
+		case 'u':
+			out_num(o, &sp, arg_unsigned(sp.len, ap), 10, 0, "");
+			break;
+		case 'o':
+			out_num(o, &sp, arg_unsigned(sp.len, ap), 8, 0, "");
+			break;
+		case 'x':
+		case 'X': {
+			uint64_t u = arg_unsigned(sp.len, ap);
+			if ((sp.flags & F_ALT) && u)
+				prefix = c == 'x' ? "0x" : "0X";
+			out_num(o, &sp, u, 16, c == 'X', prefix);
+			break;
+		}
+		case 'p':
+			sp.flags |= F_ALT;
+			out_num(o, &sp, (uintptr_t)va_arg(*ap, void *), 16, 0, "0x");
+			break;
+		case 'c': {
+			char ch = (char)va_arg(*ap, int);
+			out_str(o, &sp, &ch, 1);
+			break;
+		}
+		case 's': {
+			const char *s = va_arg(*ap, const char *);
+			if (!s)
+				s = "(null)";
+			out_str(o, &sp, s, sp.prec < 0 ? strlen(s) : strnlen(s, (size_t)sp.prec));
+			break;
+		}
+		case '%':
+			out_c(o, '%');
+			break;
+		case 'f': case 'F': case 'e': case 'E':
+		case 'g': case 'G': case 'a': case 'A':
+			/* Not supported (no floating point code in postie):
+			 * skip the argument, show the conversion. */
+			if (sp.len == L_BIGL)
+				(void)va_arg(*ap, long double);
+			else
+				(void)va_arg(*ap, double);
+			/* fall through */
+		default:
+			out_n(o, start, (size_t)(f - start));
+			break;
+		}
+	}
+}
+
+static int result(const struct out *o)
+{
+	if (o->err)
+		return -1;
+	if (o->total > INT_MAX) {
+		errno = EOVERFLOW;
+		return -1;
+	}
+	return (int)o->total;
+}
+
+int vsnprintf(char *restrict buf, size_t n, const char *restrict fmt, va_list ap)
+{
+	struct out o = { buf, n, 0, 0, NULL, 0 };
+	va_list aq;
+
+	va_copy(aq, ap);
+	format(&o, fmt, &aq);
+	va_end(aq);
+	if (n)
+		buf[o.pos] = '\0';
+	return result(&o);
+}
+
+int snprintf(char *restrict buf, size_t n, const char *restrict fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vsnprintf(buf, n, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int vfprintf(FILE *restrict f, const char *restrict fmt, va_list ap)
+{
+	char chunk[128];
+	struct out o = { chunk, sizeof(chunk), 0, 0, f, 0 };
+	va_list aq;
+
+	va_copy(aq, ap);
+	format(&o, fmt, &aq);
+	va_end(aq);
+	out_flush(&o);
+	return result(&o);
+}
+
+int fprintf(FILE *restrict f, const char *restrict fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vfprintf(f, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int vprintf(const char *restrict fmt, va_list ap)
+{
+	return vfprintf(stdout, fmt, ap);
+}
+
+int printf(const char *restrict fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vfprintf(stdout, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* ---- sscanf ------------------------------------------------------------ */
+
+static int is_space(int c)
+{
+	return c == ' ' || (unsigned)(c - '\t') < 5;
+}
+
+static int digit_val(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return 99;
+}
+
+static void store_int(void *p, int len, uint64_t v)
+{
+	switch (len) {
+	case L_HH: *(unsigned char *)p = (unsigned char)v; break;
+	case L_H: *(unsigned short *)p = (unsigned short)v; break;
+	case L_L: *(unsigned long *)p = (unsigned long)v; break;
+	case L_LL: *(unsigned long long *)p = v; break;
+	case L_Z: *(size_t *)p = (size_t)v; break;
+	case L_J: *(uintmax_t *)p = v; break;
+	case L_T: *(ptrdiff_t *)p = (ptrdiff_t)v; break;
+	default: *(unsigned *)p = (unsigned)v; break;
+	}
+}
+
+/* Returns the number of characters of an integer at s (at most width),
+ * 0 when there is none; *v gets the value, saturated to the type. */
+static size_t scan_int(const char *s, size_t width, unsigned base, int sgn,
+		       int len, uint64_t *v)
+{
+	const uint64_t lim = base == 16 ? UINT64_MAX / 16 : UINT64_MAX / 10;
+	const unsigned lim_d = base == 16 ? 15 : 5;
+	size_t i = 0, nd = 0;
+	int neg = 0, over = 0;
+	uint64_t u = 0, max;
+
+	if (i < width && (s[i] == '-' || s[i] == '+'))
+		neg = s[i++] == '-';
+	if (base == 16 && i + 1 < width && s[i] == '0' && (s[i + 1] | 0x20) == 'x' &&
+	    digit_val(s[i + 2]) < 16)
+		i += 2;
+	for (; i < width; i++, nd++) {
+		unsigned d = (unsigned)digit_val(s[i]);
+		if (d >= base)
+			break;
+		if (u > lim || (u == lim && d > lim_d))
+			over = 1;
+		u = u * base + d;
+	}
+	if (!nd)
+		return 0;
+	if (len == L_LL || len == L_J || (sizeof(long) == 8 && (len == L_L || len == L_Z || len == L_T)))
+		max = sgn ? INT64_MAX : UINT64_MAX;
+	else if (len == L_HH || len == L_H || len == L_NONE)
+		max = sgn ? INT_MAX : UINT_MAX;    /* as wide as int: C leaves it undefined */
+	else
+		max = sgn ? INT32_MAX : UINT32_MAX;
+	if (over || u > max + (uint64_t)(sgn && neg))
+		u = max + (uint64_t)(sgn && neg);
+	*v = neg ? 0 - u : u;
+	return i;
+}
+
+int sscanf(const char *restrict str, const char *restrict fmt, ...)
+{
+	const char *s = str;
+	int n = 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	for (; *fmt; fmt++) {
+		int skip = 0, len;
+		size_t width = 0;
+		char c;
+
+		if (is_space(*fmt)) {
+			while (is_space(*s))
+				s++;
+			continue;
+		}
+		if (*fmt != '%' || fmt[1] == '%') {
+			if (*fmt == '%') {
+				fmt++;
+				while (is_space(*s))
+					s++;
+			}
+			if (*s != *fmt)
+				goto fail;
+			s++;
+			continue;
+		}
+		fmt++;
+		if (*fmt == '*') {
+			skip = 1;
+			fmt++;
+		}
+		while (*fmt >= '0' && *fmt <= '9' && width < 100000)
+			width = width * 10 + (size_t)(*fmt++ - '0');
+		fmt = parse_len(fmt, &len);
+		c = *fmt;
+		if (c == 'n') {
+			if (!skip)
+				store_int(va_arg(ap, void *), len, (uint64_t)(s - str));
+			continue;
+		}
+		if (c != 'c')
+			while (is_space(*s))
+				s++;
+		if (!*s)
+			goto fail;
+		if (c == 'c') {
+			char *d = skip ? NULL : va_arg(ap, char *);
+			if (!width)
+				width = 1;
+			if (strnlen(s, width) < width)
+				goto fail;
+			if (d)
+				memcpy(d, s, width);
+			s += width;
+		} else if (c == 's') {
+			char *d = skip ? NULL : va_arg(ap, char *);
+			size_t i = 0;
+			while (s[i] && !is_space(s[i]) && (!width || i < width)) {
+				if (d)
+					d[i] = s[i];
+				i++;
+			}
+			if (d)
+				d[i] = '\0';
+			s += i;
+		} else if (c == 'd' || c == 'i' || c == 'u' || c == 'x' || c == 'X') {
+			uint64_t v;
+			size_t used = scan_int(s, width ? width : SIZE_MAX,
+					       c == 'x' || c == 'X' ? 16 : 10,
+					       c == 'd' || c == 'i', len, &v);
+			if (!used)
+				break;
+			if (!skip)
+				store_int(va_arg(ap, void *), len, v);
+			s += used;
+		} else {
+			break;  /* not supported: stop as on a matching failure */
+		}
+		if (!skip)
+			n++;
+	}
+	va_end(ap);
+	return n;
+fail:
+	va_end(ap);
+	/* Input ended (or a literal did not match at the end) before any
+	 * conversion: EOF, as C requires for an input failure. */
+	return (n == 0 && !*s) ? EOF : n;
+}
+
+/* ---- time -------------------------------------------------------------- */
+
+struct tm *gmtime_r(const time_t *restrict t, struct tm *restrict tm)
+{
+	uint32_t sec, doe, yoe, doy, mp, yy;
+	int64_t days, era, year;
+
+	days = fdiv64((int64_t)*t, 86400, &sec);
+	/* Civil date from days since 1970-01-01 in 400-year eras of 146097
+	 * days starting on March 1st (the leap day ends the year). */
+	era = fdiv64(days + 719468, 146097, &doe);
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	yy = yoe + (mp >= 10);                  /* civil year within the era */
+	year = era * 400 + yy;
+	if (year - 1900 > INT_MAX || year - 1900 < INT_MIN) {
+		errno = EOVERFLOW;
+		return NULL;
+	}
+	tm->tm_year = (int)(year - 1900);
+	tm->tm_mon = (int)(mp < 10 ? mp + 2 : mp - 10);
+	tm->tm_mday = (int)(doy - (153 * mp + 2) / 5 + 1);
+	if (mp >= 10)
+		tm->tm_yday = (int)(doy - 306);
+	else
+		tm->tm_yday = (int)(doy + 59 + (yy % 4 == 0 && (yy % 100 != 0 || yy % 400 == 0)));
+	/* 146097 days are a whole number of weeks; 1970-01-01 was a Thursday. */
+	tm->tm_wday = (int)((doe + 3) % 7);
+	tm->tm_hour = (int)(sec / 3600);
+	tm->tm_min = (int)(sec / 60 % 60);
+	tm->tm_sec = (int)(sec % 60);
+	tm->tm_isdst = 0;
+	tm->tm_gmtoff = 0;
+	tm->tm_zone = "UTC";
+	return tm;
+}
+
+struct tm *localtime_r(const time_t *restrict t, struct tm *restrict tm)
+{
+	return gmtime_r(t, tm);
+}
+
+static const char wday_names[] = "SunMonTueWedThuFriSat";
+static const char mon_names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+
+/* strftime's body; a separate function so that %T and the like can
+ * recurse with a format that is not a literal. */
+static size_t fmt_time(char *buf, size_t max, const char *fmt, const struct tm *tm)
+{
+	size_t pos = 0;
+
+	for (; *fmt; fmt++) {
+		char tmp[24];
+		const char *s = tmp;
+		size_t n = 1;
+		long long num = 0;
+		int width = 0;  /* > 0: print num zero-padded, < 0: space-padded */
+
+		tmp[0] = *fmt;
+		if (*fmt == '%' && fmt[1]) {
+			switch (*++fmt) {
+			case 'a':
+				s = (unsigned)tm->tm_wday < 7 ? wday_names + 3 * tm->tm_wday : "???";
+				n = 3;
+				break;
+			case 'b':
+			case 'h':
+				s = (unsigned)tm->tm_mon < 12 ? mon_names + 3 * tm->tm_mon : "???";
+				n = 3;
+				break;
+			case 'd': num = tm->tm_mday; width = 2; break;
+			case 'e': num = tm->tm_mday; width = -2; break;
+			case 'H': num = tm->tm_hour; width = 2; break;
+			case 'M': num = tm->tm_min; width = 2; break;
+			case 'S': num = tm->tm_sec; width = 2; break;
+			case 'm': num = tm->tm_mon + 1; width = 2; break;
+			case 'j': num = tm->tm_yday + 1; width = 3; break;
+			case 'y':       /* 1900 is a multiple of 100 */
+				num = tm->tm_year % 100;
+				num += num < 0 ? 100 : 0;
+				width = 2;
+				break;
+			case 'Y': num = (long long)tm->tm_year + 1900; width = 1; break;
+			case 'z': {
+				long off = tm->tm_gmtoff, a = off < 0 ? -off : off;
+				tmp[0] = off < 0 ? '-' : '+';
+				num = a / 3600 * 100 + a / 60 % 60;
+				width = 4;
+				break;
+			}
+			case 'Z':
+				s = tm->tm_zone ? tm->tm_zone : "";
+				n = strlen(s);
+				break;
+			case 'T': s = "%H:%M:%S"; n = 0; break;
+			case 'R': s = "%H:%M"; n = 0; break;
+			case 'D': s = "%m/%d/%y"; n = 0; break;
+			case 'F': s = "%Y-%m-%d"; n = 0; break;
+			case 'n': tmp[0] = '\n'; break;
+			case 't': tmp[0] = '\t'; break;
+			case '%': break;
+			default:        /* unknown: copied literally */
+				s = fmt - 1;
+				n = 2;
+				break;
+			}
+		}
+		if (width) {
+			size_t sign = *fmt == 'z';
+			n = sign + (size_t)snprintf(tmp + sign, sizeof(tmp) - sign,
+						    width > 0 ? "%0*lld" : "%*lld",
+						    width > 0 ? width : -width, num);
+		} else if (n == 0) {    /* %T %R %D %F */
+			n = fmt_time(buf + pos, max - pos, s, tm);
+			if (n == 0)
+				return 0;
+			pos += n;
+			continue;
+		}
+		if (max == 0 || n >= max - pos)
+			return 0;
+		memcpy(buf + pos, s, n);
+		pos += n;
+	}
+	if (pos >= max)
+		return 0;
+	buf[pos] = '\0';
+	return pos;
+}
+
+size_t strftime(char *restrict buf, size_t max, const char *restrict fmt,
+		const struct tm *restrict tm)
+{
+	return fmt_time(buf, max, fmt, tm);
+}
+
+/* ---- getopt ------------------------------------------------------------ */
+
+char *optarg;
+int optind = 1, opterr = 1, optopt;
+static int optpos;      /* index inside argv[optind] of the next option char */
+
+static void opt_err(const char *prog, const char *msg, int c)
+{
+	char ch = (char)c;
+
+	fputs(prog, stderr);
+	fputs(msg, stderr);
+	fwrite(&ch, 1, 1, stderr);
+	fputc('\n', stderr);
+}
+
+int getopt(int argc, char *const argv[], const char *optstring)
+{
+	const char *arg, *p;
+	int c, quiet = optstring[0] == ':';
+
+	if (optind == 0) {
+		optind = 1;
+		optpos = 0;
+	}
+	optarg = NULL;
+	if (optind >= argc || !argv[optind])
+		return -1;
+	arg = argv[optind];
+	if (optpos == 0) {
+		if (arg[0] != '-' || arg[1] == '\0')
+			return -1;
+		if (arg[1] == '-' && arg[2] == '\0') {
+			optind++;
+			return -1;
+		}
+		optpos = 1;
+	}
+	c = (unsigned char)arg[optpos++];
+	if (arg[optpos] == '\0') {
+		optind++;
+		optpos = 0;
+	}
+	p = c != ':' ? strchr(optstring + quiet, c) : NULL;
+	if (!p) {
+		optopt = c;
+		if (opterr && !quiet)
+			opt_err(argv[0], ": illegal option -- ", c);
+		return '?';
+	}
+	if (p[1] == ':') {
+		if (optpos) {           /* "-cvalue" */
+			optarg = (char *)arg + optpos;
+			optind++;
+			optpos = 0;
+		} else if (optind < argc) {
+			optarg = argv[optind++];
+		} else {
+			optopt = c;
+			if (quiet)
+				return ':';
+			if (opterr)
+				opt_err(argv[0], ": option requires an argument -- ", c);
+			return '?';
+		}
+	}
+	return c;
+}
+
+/* ---- passwd ------------------------------------------------------------ */
+
+static struct passwd pw_ent;
+static char pw_line[512];
+
+/* Splits pw_line (one /etc/passwd line) into pw_ent; 0 when well formed. */
+static int pw_parse(void)
+{
+	char *f[7], *p = pw_line;
+	uint32_t id[2];
+
+	for (int i = 0; i < 7; i++) {
+		f[i] = p;
+		p += strcspn(p, i < 6 ? ":" : "\n");
+		if (i < 6 && *p != ':')
+			return -1;
+		*p++ = '\0';
+	}
+	for (int i = 0; i < 2; i++) {
+		const char *s = f[2 + i];
+		id[i] = 0;
+		if (!*s)
+			return -1;
+		for (; *s; s++) {
+			uint32_t d = (uint32_t)(*s - '0');
+			if (d > 9 || id[i] > (UINT32_MAX - d) / 10)
+				return -1;
+			id[i] = id[i] * 10 + d;
+		}
+	}
+	pw_ent.pw_name = f[0];
+	pw_ent.pw_passwd = f[1];
+	pw_ent.pw_uid = (uid_t)id[0];
+	pw_ent.pw_gid = (gid_t)id[1];
+	pw_ent.pw_gecos = f[4];
+	pw_ent.pw_dir = f[5];
+	pw_ent.pw_shell = f[6];
+	return 0;
+}
+
+static struct passwd *pw_find(const char *name, uid_t uid)
+{
+	FILE *f = fopen("/etc/passwd", "re");
+	struct passwd *found = NULL;
+	int e = errno;
+
+	if (!f)
+		return NULL;
+	while (!found && fgets(pw_line, sizeof(pw_line), f)) {
+		if (!strchr(pw_line, '\n') && !feof(f)) {
+			/* Too long: skip the rest of the line. */
+			while (fgets(pw_line, sizeof(pw_line), f) && !strchr(pw_line, '\n'))
+				;
+			continue;
+		}
+		if (pw_parse() != 0)
+			continue;
+		if (name ? strcmp(pw_ent.pw_name, name) == 0 : pw_ent.pw_uid == uid)
+			found = &pw_ent;
+	}
+	fclose(f);
+	errno = e;      /* not found is not an error */
+	return found;
+}
+
+struct passwd *getpwnam(const char *name)
+{
+	return pw_find(name, 0);
+}
+
+struct passwd *getpwuid(uid_t uid)
+{
+	return pw_find(NULL, uid);
+}
+
+/* ---- credentials ------------------------------------------------------- */
+
+/* 32-bit ARM (and i386) have 16-bit legacy calls under the plain names. */
+#ifdef SYS_setgroups32
+#define NR_SETGROUPS SYS_setgroups32
+#define NR_SETGID SYS_setgid32
+#define NR_SETUID SYS_setuid32
+#else
+#define NR_SETGROUPS SYS_setgroups
+#define NR_SETGID SYS_setgid
+#define NR_SETUID SYS_setuid
+#endif
+
+int setgroups(size_t n, const gid_t *list)
+{
+	return (int)syscall(NR_SETGROUPS, (long)n, list);
+}
+
+int setgid(gid_t gid)
+{
+	return (int)syscall(NR_SETGID, (long)gid);
+}
+
+int setuid(uid_t uid)
+{
+	return (int)syscall(NR_SETUID, (long)uid);
+}
+
+/* ---- qsort ------------------------------------------------------------- */
+
+/* Stable, although C does not ask for it: postie reports the later of two
+ * duplicate entries (aliases), which an unstable sort could reorder. */
+typedef int (*cmp_fn)(const void *, const void *);
+
+static void swap_bytes(char *a, char *b, size_t n)
+{
+	while (n--) {
+		char t = *a;
+		*a++ = *b;
+		*b++ = t;
+	}
+}
+
+/* Merges the sorted runs [lo, mid) and [mid, hi) of b (byte offsets),
+ * with tmp holding a copy of the left run. */
+static void merge(char *b, char *tmp, size_t lo, size_t mid, size_t hi,
+		  size_t size, cmp_fn cmp)
+{
+	char *l = tmp, *le = tmp + (mid - lo), *r = b + mid, *re = b + hi, *d = b + lo;
+
+	memcpy(tmp, b + lo, mid - lo);
+	while (l < le) {
+		if (r < re && cmp(r, l) < 0) {
+			memcpy(d, r, size);
+			r += size;
+		} else {
+			memcpy(d, l, size);
+			l += size;
+		}
+		d += size;
+	}
+}
+
+void qsort(void *base, size_t n, size_t size, cmp_fn cmp)
+{
+	char *b = base, *tmp;
+	size_t total, w, lo;
+
+	if (n < 2 || size == 0)
+		return;
+	tmp = n <= SIZE_MAX / size ? malloc(n * size) : NULL;
+	total = n * size;
+	if (!tmp) {
+		/* No memory for the merge: insertion sort, O(n^2) but stable. */
+		for (size_t i = size; i < total; i += size)
+			for (size_t j = i; j > 0 && cmp(b + j - size, b + j) > 0; j -= size)
+				swap_bytes(b + j - size, b + j, size);
+		return;
+	}
+	/* Bottom-up merge sort: runs of w elements, w doubling. */
+	for (w = size; w < total; w *= 2)
+		for (lo = 0; lo + w < total; lo += 2 * w)
+			merge(b, tmp, lo, lo + w, total - lo - w > w ? lo + 2 * w : total, size, cmp);
+	free(tmp);
+}
