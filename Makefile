@@ -48,7 +48,9 @@ obj-y := main.o core/loop.o core/conn.o core/log.o core/conf.o core/util.o \
 obj-$(CONFIG_ALIASES) += store/aliases.o
 obj-$(CONFIG_TLS) += tls/tls_bearssl.o
 obj-$(CONFIG_AUTH) += proto/auth.o proto/sasl.o store/passwd.o
-obj-$(CONFIG_POP3) += proto/pop3.o store/index.o
+obj-$(CONFIG_MAILBOX_INDEX) += store/index.o
+obj-$(CONFIG_POP3) += proto/pop3.o
+obj-$(CONFIG_IMAP) += proto/imap.o
 obj-$(CONFIG_RELAY) += store/queue.o store/bounce.o proto/smtp_out.o
 obj-$(CONFIG_DNS) += dns/dns_udns.o
 obj-$(CONFIG_SENDMAIL) += sendmail.o
@@ -119,7 +121,7 @@ UNIT_SRCS := $(wildcard tests/unit/*.c)
 ifneq ($(CONFIG_AUTH),y)
 UNIT_SRCS := $(filter-out tests/unit/test_auth.c,$(UNIT_SRCS))
 endif
-ifneq ($(CONFIG_POP3),y)
+ifneq ($(CONFIG_MAILBOX_INDEX),y)
 UNIT_SRCS := $(filter-out tests/unit/test_index.c,$(UNIT_SRCS))
 endif
 ifneq ($(CONFIG_RELAY),y)

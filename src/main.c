@@ -23,6 +23,7 @@
 #include "core/net.h"
 #include "core/util.h"
 #include "proto/auth.h"
+#include "proto/imap.h"
 #include "proto/pop3.h"
 #include "proto/smtp_in.h"
 #include "store/aliases.h"
@@ -55,10 +56,13 @@ static const struct proto_ops *const kind_ops[LISTEN_KIND_COUNT] = {
 	[LISTEN_SUBMISSION] = &smtpin_ops,
 	[LISTEN_POP3] = CONFIG_POP3 ? &pop3_ops : NULL,
 	[LISTEN_POP3S] = CONFIG_POP3 ? &pop3_ops : NULL,
+	[LISTEN_IMAP] = CONFIG_IMAP ? &imap_ops : NULL,
+	[LISTEN_IMAPS] = CONFIG_IMAP ? &imap_ops : NULL,
 };
 static const unsigned char kind_tls[LISTEN_KIND_COUNT] = {
 	[LISTEN_SMTPS] = 1,
 	[LISTEN_POP3S] = 1,
+	[LISTEN_IMAPS] = 1,
 };
 
 static void on_signal(int sig)

@@ -95,8 +95,11 @@ static int d_listen(struct parse *p, int argc, char **argv)
 		[LISTEN_POP3] = { "pop3", CONFIG_POP3, "CONFIG_POP3" },
 		[LISTEN_POP3S] = { "pop3s", CONFIG_POP3 && CONFIG_TLS,
 				   "CONFIG_POP3 and CONFIG_TLS" },
+		[LISTEN_IMAP] = { "imap", CONFIG_IMAP, "CONFIG_IMAP" },
+		[LISTEN_IMAPS] = { "imaps", CONFIG_IMAP && CONFIG_TLS,
+				   "CONFIG_IMAP and CONFIG_TLS" },
 	};
-	static const char *const later[] = { "imap", "imaps" };
+	static const char *const later[] = { "" };
 	struct conf_listen *l;
 	int kind = -1, rc;
 
@@ -112,7 +115,7 @@ static int d_listen(struct parse *p, int argc, char **argv)
 			if (strcmp(argv[1], later[i]) == 0)
 				return fail(p, "listen %s: not in this build "
 					    "(a later feature option)", argv[1]);
-		return fail(p, "listen: unknown service '%s' (smtp, smtps, submission, pop3, pop3s)", argv[1]);
+		return fail(p, "listen: unknown service '%s' (smtp, smtps, submission, pop3, pop3s, imap, imaps)", argv[1]);
 	}
 	if (p->c->nlisten >= CONFIG_MAX_LISTENERS)
 		return fail(p, "more than %d listeners (CONFIG_MAX_LISTENERS)",
@@ -583,7 +586,8 @@ static int finish(struct parse *p)
 	for (int i = 0; i < c->nlisten; i++)
 		if ((c->listen[i].kind == LISTEN_SMTPS ||
 		     c->listen[i].kind == LISTEN_SUBMISSION ||
-		     c->listen[i].kind == LISTEN_POP3S) && !c->tls_cert[0])
+		     c->listen[i].kind == LISTEN_POP3S ||
+		     c->listen[i].kind == LISTEN_IMAPS) && !c->tls_cert[0])
 			return fail(p, "listen %s needs tls_cert and tls_key",
 				    c->listen[i].text);
 	/* The host itself is always local (sendmail's bare names become
