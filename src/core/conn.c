@@ -4,6 +4,8 @@
 #include "core/conn.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -499,6 +501,11 @@ static struct conn *slot_take(int fd, const struct sockaddr_storage *peer,
 		return NULL;
 	}
 	in_use++;
+	/* Replies are whole lines or TLS records written at once: waiting
+	 * for more to send only adds a delayed-ACK round trip (≈40 ms per
+	 * TLS handshake). */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->w.fd = fd;
 	c->w.events = 0;
 	c->w.deadline = 0;

@@ -5,8 +5,10 @@
 # machine, same run, SMTP -> mbox with fsync on, as ratios postie/Postfix.
 #
 #   POSTIE_BIN=FILE  measure that binary instead of building one.
-#   --quick   300 messages, one size, one run (< 1 min); default: 5000 x
-#             2 KiB and 500 x 64 KiB, three runs each (about 2 minutes).
+#   --quick   300 messages, one size, one run, TLS handshakes 1 s each,
+#             sequential only, 100 TLS submissions (about 1.5 minutes);
+#             default: 5000 x 2 KiB and 500 x 64 KiB, 1000 TLS submissions,
+#             three runs each, handshakes 5 s each (about 4-5 minutes).
 #
 # What it does (everything on 127.0.0.1, every wait bounded):
 #  1. Installs what is missing: postfix (for smtp-source and the comparison),
@@ -52,6 +54,21 @@
 #       (no daemon exits during a run; this spares Postfix the fork of a new
 #       smtpd/cleanup every 100 sessions, i.e. favours it slightly) and the
 #       output says how many processes exited anyway.
+#     - TLS (when the binary has it; `postie -t` tells): self-signed RSA 2048
+#       and EC P-256 certificates in build/bench/tls; two more postie
+#       processes (postie-rsa: smtp+STARTTLS, smtps, submission; postie-ec:
+#       smtps) so that the plain rows above are unchanged; Postfix services
+#       with smtpd_tls_wrappermode=yes (RSA, EC), a STARTTLS port (level
+#       may), a submission port (Cyrus SASL from a sasldb made with
+#       saslpasswd2, package sasl2-bin, installed when missing; without it
+#       both servers are measured without AUTH), tlsmgr and the btree
+#       session cache. Measured: RSS/PSS per idle TLS connection (200 smtps
+#       connections to postie-ec and Postfix's EC service), full and resumed
+#       TLS 1.2 handshakes per second and server CPU per handshake
+#       (benchlib.py tlsrate), messages/s over STARTTLS + AUTH, one message
+#       per session (benchlib.py submit), postie-rsa's longest loop stall.
+#     - binary size, stripped: Kconfig defaults and the same without
+#       CONFIG_TLS (build/bench/size-tls, size-notls, rebuilt incrementally).
 #  5. Prints a Markdown table and writes it to build/bench/results.md with the
 #     date, the machine and the exact commands.
 # Timings live here only, never in pass/fail tests.
@@ -75,9 +92,15 @@ done
 if [ "$QUICK" = 1 ]; then
 	RUNS="300:2048"
 	REPS=1
+	HS_SECS=1          # per handshake measurement
+	HS_WORKERS="1"     # sequential only
+	TLS_RUNS="100:2048"
 else
 	RUNS="5000:2048 500:65536"
 	REPS=3
+	HS_SECS=5
+	HS_WORKERS="1 4"   # sequential, and 4 client processes at once
+	TLS_RUNS="1000:2048"
 fi
 IDLE_WINDOW=10
 SESSIONS=4
@@ -92,29 +115,45 @@ die() { say "error: $*"; exit 1; }
 # ---- 1. packages ---------------------------------------------------------
 have_pkg() { dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null | grep -q '^ii'; }
 
-install_pkgs() {
-	local missing="" p policy_added=0
-	for p in postfix strace python3 iproute2; do
-		have_pkg "$p" || missing="$missing $p"
-	done
-	[ -z "$missing" ] && return 0
-	[ "$(id -u)" = 0 ] || die "missing packages:$missing (run as root or apt-get install them)"
-	say "installing$missing"
-	# No system Postfix: no main.cf, and no service start from the postinst.
+APT_UPDATED=0
+apt_install() { # PKG...: non-zero when apt-get fails
+	local policy_added=0 rc=0
+	say "installing $*"
+	# No system Postfix: no main.cf, and no service start from a postinst
+	# (postfix, or sasl2-bin's saslauthd).
 	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 	if [ ! -e /usr/sbin/policy-rc.d ]; then
 		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
 		chmod 755 /usr/sbin/policy-rc.d
 		policy_added=1
 	fi
-	timeout 600 apt-get update -qq || say "warning: apt-get update reported errors"
-	# shellcheck disable=SC2086
+	if [ "$APT_UPDATED" = 0 ]; then
+		timeout 600 apt-get update -qq || say "warning: apt-get update reported errors"
+		APT_UPDATED=1
+	fi
 	DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq \
-		--no-install-recommends $missing >/dev/null || {
-		[ "$policy_added" = 0 ] || rm -f /usr/sbin/policy-rc.d
-		die "apt-get install$missing failed"
-	}
+		--no-install-recommends "$@" >/dev/null || rc=$?
 	[ "$policy_added" = 0 ] || rm -f /usr/sbin/policy-rc.d
+	return "$rc"
+}
+
+install_pkgs() {
+	local missing="" p
+	for p in postfix strace python3 iproute2 openssl; do
+		have_pkg "$p" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	[ "$(id -u)" = 0 ] || die "missing packages:$missing (run as root or apt-get install them)"
+	# shellcheck disable=SC2086
+	apt_install $missing || die "apt-get install$missing failed"
+}
+
+# Optional: sasl2-bin (saslpasswd2) gives the Postfix instance Cyrus SASL
+# logins from a sasldb, for the STARTTLS + AUTH submission runs. Without it
+# both servers are measured over STARTTLS without AUTH.
+install_optional() {
+	have_pkg sasl2-bin && return 0
+	apt_install sasl2-bin || say "warning: sasl2-bin not installed: Postfix without SASL AUTH"
 }
 
 stop_system_postfix() {
@@ -131,6 +170,7 @@ stop_system_postfix() {
 
 [ "$(id -u)" = 0 ] || die "run as root: Postfix's master runs as root (its daemons as postfix)"
 install_pkgs
+install_optional
 stop_system_postfix
 command -v smtp-source >/dev/null || die "smtp-source not found (package postfix)"
 id postfix >/dev/null 2>&1 || die "no postfix user"
@@ -149,19 +189,51 @@ if [ -n "${POSTIE_BIN:-}" ]; then
 	BUILD_CMD="POSTIE_BIN=<binary> tests/bench/bench.sh"
 else
 	{
-		if [ -n "$CFG_IN" ]; then grep -v '^CONFIG_MAX_CONNECTIONS=' "$CFG_IN"; fi
+		if [ -n "$CFG_IN" ]; then grep -v '^CONFIG_MAX_CONNECTIONS=\|^CONFIG_MAX_TLS_SESSIONS=' "$CFG_IN"; fi
 		echo "CONFIG_MAX_CONNECTIONS=256"
+		echo "CONFIG_MAX_TLS_SESSIONS=256"
 	} >"$B/bench.config"
-	say "building postie (${CFG_IN:-Kconfig defaults} + CONFIG_MAX_CONNECTIONS=256)"
+	say "building postie (${CFG_IN:-Kconfig defaults} + CONFIG_MAX_CONNECTIONS=256, CONFIG_MAX_TLS_SESSIONS=256)"
 	timeout 600 make -s O="$B/obj" CONFIG_SRC="$B/bench.config" >"$B/build.log" 2>&1 ||
 		{ tail -20 "$B/build.log" >&2; die "postie build failed (see $B/build.log)"; }
 	POSTIE_BIN=$ROOT/$B/obj/postie
-	BUILD_NOTE="${CFG_IN:-defaults} + CONFIG_MAX_CONNECTIONS=256"
+	BUILD_NOTE="${CFG_IN:-defaults} + CONFIG_MAX_CONNECTIONS=256, CONFIG_MAX_TLS_SESSIONS=256"
 	BUILD_CMD="make O=$B/obj CONFIG_SRC=$B/bench.config"
 fi
 
+# 2b. binary size with and without TLS: the Kconfig defaults (the host
+# build of `make`) and the same with CONFIG_TLS off (AUTH depends on it and
+# goes too), each in its own directory that later runs reuse.
+size_build() { # NAME CONFIG-LINE: prints the stripped size or "n/a"
+	local d=$B/size-$1
+	mkdir -p "$d"
+	# Rewritten only when it changes, so that make rebuilds nothing.
+	if [ "$(cat "$d.config" 2>/dev/null)" != "$2" ]; then echo "$2" >"$d.config"; fi
+	if timeout 600 make -s -j2 O="$d" CONFIG_SRC="$d.config" >"$d.log" 2>&1; then
+		stat -c %s "$d/postie"
+	else
+		say "warning: size build $1 failed (see $d.log)"
+		echo n/a
+	fi
+}
+say "size builds (Kconfig defaults, and without CONFIG_TLS)"
+SIZE_TLS=$(size_build tls "# Kconfig defaults (tests/bench/bench.sh)")
+SIZE_NOTLS=$(size_build notls "# CONFIG_TLS is not set")
+# Postfix has no build without TLS; what its TLS SMTP service loads: smtpd
+# and the libraries of Postfix and OpenSSL it links (not libc, libdb,
+# libsasl2, libicu & co.), stripped as Debian ships them.
+PF_SMTPD=$(postconf -h daemon_directory 2>/dev/null || echo /usr/lib/postfix/sbin)/smtpd
+PF_TLS_FILES=$(ldd "$PF_SMTPD" 2>/dev/null | awk '$3 ~ /libpostfix|libssl|libcrypto/ { print $3 }' | sort -u)
+SIZE_PF=$(
+	# shellcheck disable=SC2086
+	stat -L -c %s "$PF_SMTPD" $PF_TLS_FILES 2>/dev/null | awk '{ t += $1 } END { print t + 0 }'
+)
+PF_SIZE_NOTE="smtpd + $(echo "$PF_TLS_FILES" | xargs -n1 basename 2>/dev/null | sed 's/\.so.*//' | sort -u | tr '\n' ' ' | sed 's/ $//;s/ /, /g')"
+
 # ---- 3. servers ----------------------------------------------------------
 POSTIE_PID=
+POSTIE_RSA_PID=
+POSTIE_EC_PID=
 PF_MASTER=
 HOLD_PID=
 PFC=$BA/postfix/etc
@@ -174,11 +246,10 @@ pf_master_pid() {
 cleanup() {
 	set +e
 	[ -n "$HOLD_PID" ] && kill "$HOLD_PID" 2>/dev/null
-	if [ -n "$POSTIE_PID" ] && [ -d "/proc/$POSTIE_PID" ]; then
-		kill -TERM "$POSTIE_PID" 2>/dev/null
-		for _ in $(seq 50); do [ -d "/proc/$POSTIE_PID" ] || break; sleep 0.1; done
-		kill -KILL "$POSTIE_PID" 2>/dev/null
-	fi
+	local p
+	for p in "$POSTIE_PID" "$POSTIE_RSA_PID" "$POSTIE_EC_PID"; do
+		stop_pid "$p"
+	done
 	if [ -f "$PFC/main.cf" ]; then
 		local m
 		m=$(pf_master_pid)
@@ -188,6 +259,12 @@ cleanup() {
 			[ -d "/proc/$m" ] && kill -KILL "$m" 2>/dev/null
 		fi
 	fi
+}
+stop_pid() { # PID: TERM, up to 5 s, then KILL
+	[ -n "$1" ] && [ -d "/proc/$1" ] || return 0
+	kill -TERM "$1" 2>/dev/null || true
+	for _ in $(seq 50); do [ -d "/proc/$1" ] || break; sleep 0.1; done
+	kill -KILL "$1" 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -202,9 +279,20 @@ wait_listen() { # PORT SECONDS
 	return 1
 }
 
-PORT_POSTIE=$($LIB freeport)
-PORT_PF=$($LIB freeport)
-[ "$PORT_POSTIE" != "$PORT_PF" ] || PORT_PF=$($LIB freeport)
+PORTS_USED=" "
+newport() { # NAME: a free port on 127.0.0.1 not handed out before
+	local p
+	for _ in $(seq 20); do
+		p=$($LIB freeport)
+		case $PORTS_USED in *" $p "*) continue ;; esac
+		PORTS_USED="$PORTS_USED$p "
+		printf -v "$1" '%s' "$p"
+		return 0
+	done
+	die "no free port"
+}
+newport PORT_POSTIE
+newport PORT_PF
 
 # postie: a fresh directory, relative paths, foreground child.
 rm -rf "$B/postie"
@@ -223,6 +311,86 @@ EOF
 (cd "$B/postie" && exec "$POSTIE_BIN" -c postie.conf >postie.log 2>&1) &
 POSTIE_PID=$!
 wait_listen "$PORT_POSTIE" 10 || { cat "$B/postie/postie.log" >&2; die "postie did not listen on $PORT_POSTIE"; }
+
+# TLS: two more postie processes with the TLS listeners, so that the plain
+# postie above (and its rows) stay as they were: postie-rsa (RSA 2048 cert:
+# smtp with STARTTLS, smtps, submission) and postie-ec (EC P-256: smtps).
+# Self-signed test certificates in build/bench/tls, made once.
+TLSD=$BA/tls
+HAVE_TLS=0
+HAVE_AUTH=0
+TLS_NOTE=""
+SUB_PASS=bench-password
+mkdir -p "$TLSD"
+if [ ! -s "$TLSD/rsa.crt" ] || [ ! -s "$TLSD/ec.crt" ]; then
+	say "making test certificates (RSA 2048, EC P-256)"
+	if ! timeout 120 openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=mail.test.lan" \
+		-keyout "$TLSD/rsa.key" -out "$TLSD/rsa.crt" >"$TLSD/openssl.log" 2>&1 ||
+		! timeout 120 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+			-subj "/CN=mail.test.lan" -keyout "$TLSD/ec.key" -out "$TLSD/ec.crt" >>"$TLSD/openssl.log" 2>&1; then
+		rm -f "$TLSD"/*.crt
+		TLS_NOTE="openssl req failed ($B/tls/openssl.log): no TLS rows. "
+	fi
+	chmod 600 "$TLSD"/*.key 2>/dev/null || true
+fi
+start_postie_tls() { # NAME CERT LISTEN-LINES...: sets POSTIE_<NAME>_PID
+	local name=$1 cert=$2 d=$B/postie-$1 pid l
+	shift 2
+	rm -rf "$d"
+	mkdir -p "$d/mail" "$d/spool"
+	echo "$TLS_USERS" >"$d/users"
+	{
+		echo "hostname mail.test.lan"
+		for l in "$@"; do echo "listen $l"; done
+		echo "tls_cert $TLSD/$cert.crt"
+		echo "tls_key $TLSD/$cert.key"
+		echo "users ./users"
+		echo "mail_dir ./mail"
+		echo "spool_dir ./spool"
+		echo "local_domains test.lan"
+		echo "max_message_size 10M"
+		echo "max_connections 256"
+		echo "max_tls_sessions 256"
+	} >"$d/postie.conf"
+	(cd "$d" && exec "$POSTIE_BIN" -c postie.conf >postie.log 2>&1) &
+	pid=$!
+	printf -v "POSTIE_${name^^}_PID" '%s' "$pid"
+}
+if [ -s "$TLSD/rsa.crt" ]; then
+	newport PORT_PT_SMTP; newport PORT_PT_SMTPS; newport PORT_PT_SUB; newport PORT_PT_EC
+	# What this binary can do: `postie -t` on a configuration with TLS, then
+	# with submission (needs CONFIG_AUTH).
+	mkdir -p "$B/postie-probe"
+	printf 'hostname mail.test.lan\nlisten smtps 127.0.0.1:%s\ntls_cert %s\ntls_key %s\nusers %s\nmail_dir %s\nspool_dir %s\nlocal_domains test.lan\nmax_tls_sessions 256\n' \
+		"$PORT_PT_SMTPS" "$TLSD/rsa.crt" "$TLSD/rsa.key" "$BA/postie/users" "$BA/postie/mail" "$BA/postie/spool" >"$B/postie-probe/tls.conf"
+	if timeout 10 "$POSTIE_BIN" -c "$B/postie-probe/tls.conf" -t >"$B/postie-probe/tls.log" 2>&1; then
+		HAVE_TLS=1
+		printf 'listen submission 127.0.0.1:%s\n' "$PORT_PT_SUB" >>"$B/postie-probe/tls.conf"
+		timeout 10 "$POSTIE_BIN" -c "$B/postie-probe/tls.conf" -t >"$B/postie-probe/auth.log" 2>&1 && HAVE_AUTH=1
+	else
+		TLS_NOTE="this postie has no TLS with 256 sessions ($(head -c 200 "$B/postie-probe/tls.log" | tr '\n' ' ')): no TLS rows. "
+	fi
+fi
+if [ "$HAVE_TLS" = 1 ]; then
+	if [ "$HAVE_AUTH" = 1 ]; then
+		SUB_HASH=$(printf '%s' "$SUB_PASS" | timeout 10 "$POSTIE_BIN" passwd) || SUB_HASH=
+		# shellcheck disable=SC2016
+		case $SUB_HASH in
+		'$6$'*) ;;
+		*) HAVE_AUTH=0; TLS_NOTE+="postie passwd failed: submission without AUTH. " ;;
+		esac
+	fi
+	TLS_USERS="demo:"
+	[ "$HAVE_AUTH" = 1 ] && TLS_USERS="demo:$SUB_HASH"
+	if [ "$HAVE_AUTH" = 1 ]; then
+		start_postie_tls rsa rsa "smtp 127.0.0.1:$PORT_PT_SMTP" "smtps 127.0.0.1:$PORT_PT_SMTPS" "submission 127.0.0.1:$PORT_PT_SUB"
+	else
+		start_postie_tls rsa rsa "smtp 127.0.0.1:$PORT_PT_SMTP" "smtps 127.0.0.1:$PORT_PT_SMTPS"
+	fi
+	start_postie_tls ec ec "smtps 127.0.0.1:$PORT_PT_EC"
+	wait_listen "$PORT_PT_SMTPS" 10 || { cat "$B/postie-rsa/postie.log" >&2; die "postie-rsa did not listen on $PORT_PT_SMTPS"; }
+	wait_listen "$PORT_PT_EC" 10 || { cat "$B/postie-ec/postie.log" >&2; die "postie-ec did not listen on $PORT_PT_EC"; }
+fi
 
 # Postfix: a private instance under build/bench/postfix.
 rm -rf "$B/postfix"
@@ -300,6 +468,47 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
+# TLS, like postie-rsa/postie-ec: the plain port above stays without TLS
+# (smtpd_tls_security_level is empty in main.cf), as the plain postie.
+# Wrapper-mode (smtps) services with the RSA and with the EC certificate, a
+# STARTTLS port (level may), a submission port (STARTTLS required, Cyrus
+# SASL from a sasldb when saslpasswd2 is there), tlsmgr for the session
+# cache and the ticket keys.
+PF_SASL=0
+if [ "$HAVE_TLS" = 1 ]; then
+	newport PORT_PF_SMTP; newport PORT_PF_SMTPS; newport PORT_PF_EC; newport PORT_PF_SUB
+	if [ "$HAVE_AUTH" = 1 ] && command -v saslpasswd2 >/dev/null; then
+		mkdir -p "$PFC/sasl"
+		printf '%s' "$SUB_PASS" | timeout 10 saslpasswd2 -p -c -f "$PFC/sasl/sasldb2" -u test.lan demo &&
+			PF_SASL=1
+		chown -R postfix "$PFC/sasl"
+		cat >"$PFC/sasl/smtpd.conf" <<EOF
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+sasldb_path: $PFC/sasl/sasldb2
+mech_list: PLAIN LOGIN
+EOF
+	fi
+	cat >>"$PFC/main.cf" <<EOF
+# TLS (used by the TLS services of master.cf only).
+smtpd_tls_cert_file = $TLSD/rsa.crt
+smtpd_tls_key_file = $TLSD/rsa.key
+smtpd_tls_session_cache_database = btree:\${data_directory}/smtpd_scache
+smtpd_tls_loglevel = 0
+cyrus_sasl_config_path = $PFC/sasl
+smtpd_sasl_local_domain = test.lan
+EOF
+	TLSO="-o smtpd_tls_security_level=encrypt -o smtpd_tls_wrappermode=yes"
+	SUBO="-o smtpd_tls_security_level=encrypt"
+	[ "$PF_SASL" = 1 ] && SUBO="$SUBO -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject"
+	cat >>"$PFC/master.cf" <<EOF
+127.0.0.1:$PORT_PF_SMTP inet n - n - - smtpd -o smtpd_tls_security_level=may
+127.0.0.1:$PORT_PF_SMTPS inet n - n - - smtpd $TLSO
+127.0.0.1:$PORT_PF_EC inet n - n - - smtpd $TLSO -o smtpd_tls_cert_file=$TLSD/ec.crt -o smtpd_tls_key_file=$TLSD/ec.key
+127.0.0.1:$PORT_PF_SUB inet n - n - - smtpd $SUBO
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+EOF
+fi
 # Postfix commands log to stderr only when it is a terminal (else to
 # syslog, which may not exist): script(1) gives them one.
 pfcmd() { timeout 60 script -qec "postfix -c '$PFC' $1" /dev/null; }
@@ -308,6 +517,11 @@ pfcmd check >"$B/postfix/check.log" 2>&1 ||
 pfcmd start >"$B/postfix/start.log" 2>&1 ||
 	{ cat "$B/postfix/start.log" >&2; die "postfix start failed"; }
 wait_listen "$PORT_PF" 20 || die "postfix did not listen on $PORT_PF"
+if [ "$HAVE_TLS" = 1 ]; then
+	for p in "$PORT_PF_SMTP" "$PORT_PF_SMTPS" "$PORT_PF_EC" "$PORT_PF_SUB"; do
+		wait_listen "$p" 10 || die "postfix did not listen on $p"
+	done
+fi
 for _ in $(seq 50); do PF_MASTER=$(pf_master_pid) && [ -n "$PF_MASTER" ] && break; sleep 0.1; done
 [ -n "$PF_MASTER" ] || die "no postfix master pid"
 say "postie pid $POSTIE_PID port $PORT_POSTIE; postfix master pid $PF_MASTER port $PORT_PF"
@@ -349,11 +563,12 @@ if [ "$HAVE_STRACE" = 1 ]; then
 fi
 
 # 4c. memory per idle connection
-hold_measure() { # NAME PID PORT
+hold_measure() { # NAME PID PORT [tls]
 	local fifo=$BA/hold.fifo line n=0
 	rm -f "$fifo"; mkfifo "$fifo"
 	# stdin of the holder is a pipe we close to release it; bounded by 60 s.
-	exec 7> >(exec $LIB hold "$3" "$IDLE_CONNS" 60 >"$fifo")
+	# shellcheck disable=SC2086
+	exec 7> >(exec $LIB hold "$3" "$IDLE_CONNS" 60 ${4:-} >"$fifo")
 	HOLD_PID=$!
 	read -r -t 60 line <"$fifo" || true
 	n=${line#ready }
@@ -372,6 +587,75 @@ say "$IDLE_CONNS idle connections to postfix"
 hold_measure fc "$PF_MASTER" "$PORT_PF"
 sleep 1
 
+# 4e. TLS (when this postie has it): memory per idle TLS connection, full
+# and resumed handshakes per second, server CPU per handshake.
+HS_TABLE=""
+TLS_MEM_TABLE=""
+if [ "$HAVE_TLS" = 1 ]; then
+	# postie-ec and Postfix's EC wrapper-mode service have had no connection
+	# yet: the delta holds a whole connection (slot + TLS pool entry; for
+	# Postfix, an smtpd process with its TLS state).
+	say "$IDLE_CONNS idle TLS connections to postie-ec"
+	snap pt_idle "$POSTIE_EC_PID"
+	hold_measure pt "$POSTIE_EC_PID" "$PORT_PT_EC" tls
+	say "$IDLE_CONNS idle TLS connections to postfix (EC smtps service)"
+	snap ft_idle "$PF_MASTER"
+	hold_measure ft "$PF_MASTER" "$PORT_PF_EC" tls
+	sleep 1
+	p_tconn=$(fdiv "$((pt_rss_kb - pt_idle_rss_kb))" "${pt_conns:-0}" %.1f)
+	f_tconn=$(fdiv "$((ft_rss_kb - ft_idle_rss_kb))" "${ft_conns:-0}" %.1f)
+	p_tconnp=$(fdiv "$((pt_pss_kb - pt_idle_pss_kb))" "${pt_conns:-0}" %.1f)
+	f_tconnp=$(fdiv "$((ft_pss_kb - ft_idle_pss_kb))" "${ft_conns:-0}" %.1f)
+	TLS_MEM_TABLE="| RSS per idle TLS connection, kB (smtps, EC cert, ${pt_conns:-0} / ${ft_conns:-0} greeted) | ${p_tconn} | ${f_tconn} | $(fdiv "$p_tconn" "$f_tconn") |
+| PSS per idle TLS connection, kB | ${p_tconnp} | ${f_tconnp} | $(fdiv "$p_tconnp" "$f_tconnp") |
+"
+	# handshakes: every (workers, mode, cert) for both servers, alternating.
+	hs_measure() { # NAME PID PORT WORKERS MODE -> NAME_{rate,cpu,res,n,fail}
+		local k v out
+		snap hs0 "$2"
+		# shellcheck disable=SC2086
+		out=$(timeout $((HS_SECS * 3 + 60)) $LIB tlsrate "$3" "$HS_SECS" "$4" "$5") || true
+		snap hs1 "$2"
+		while IFS='=' read -r k v; do printf -v "hs_$k" '%s' "$v"; done <<<"$out"
+		printf -v "$1_n" '%s' "${hs_n:-0}"
+		printf -v "$1_rate" '%s' "$(fdiv "${hs_n:-0}" "${hs_secs:-0}" %.0f)"
+		printf -v "$1_cpu" '%s' "$(fdiv "$(((hs1_cpu_ns - hs0_cpu_ns) / 1000))" "${hs_n:-0}" %.0f)"
+		printf -v "$1_res" '%s' "${hs_resumed:-0}"
+		printf -v "$1_fail" '%s' "${hs_fail:-0}"
+		HS_CMDS+=("/usr/bin/python3 tests/bench/benchlib.py tlsrate PORT $HS_SECS $4 $5")
+	}
+	HS_CMDS=()
+	for w in $HS_WORKERS; do
+		for mode in new reuse; do
+			for cert in rsa ec; do
+				if [ "$cert" = rsa ]; then
+					pp=$POSTIE_RSA_PID pport=$PORT_PT_SMTPS fport=$PORT_PF_SMTPS cname="RSA 2048"
+				else
+					pp=$POSTIE_EC_PID pport=$PORT_PT_EC fport=$PORT_PF_EC cname="EC P-256"
+				fi
+				say "TLS handshakes ($mode, $cname, $w client(s), ${HS_SECS}s) -> postie, postfix"
+				hs_measure hp "$pp" "$pport" "$w" "$mode"
+				hs_measure hf "$PF_MASTER" "$fport" "$w" "$mode"
+				if [ "$mode" = new ]; then kind=full; else kind=resumed; fi
+				what="$kind handshakes/s"
+				if [ "$w" = 1 ]; then clients="1 client, sequential"; else clients="$w clients in parallel"; fi
+				extra_p="" extra_f=""
+				if [ "$mode" = reuse ]; then
+					extra_p=" (${hp_res}/${hp_n} resumed)"; extra_f=" (${hf_res}/${hf_n} resumed)"
+				fi
+				[ "$hp_fail" = 0 ] || extra_p+=" ($hp_fail failed)"
+				[ "$hf_fail" = 0 ] || extra_f+=" ($hf_fail failed)"
+				HS_TABLE+="| TLS ${what}, ${cname}, ${clients} | ${hp_rate}${extra_p} | ${hf_rate}${extra_f} | $(fdiv "$hp_rate" "$hf_rate") |
+"
+				if [ "$w" = 1 ]; then
+					HS_TABLE+="| server CPU µs per ${kind} handshake, ${cname} | ${hp_cpu} | ${hf_cpu} | $(fdiv "$hp_cpu" "$hf_cpu") |
+"
+				fi
+			done
+		done
+	done
+fi
+
 # 4d. throughput, CPU and bytes written
 count_from() { [ -f "$1" ] && grep -c '^From ' "$1" || echo 0; }
 fsize() { [ -f "$1" ] && stat -c %s "$1" || echo 0; }
@@ -385,15 +669,20 @@ CMDS=()
 run_load() { # NAME PID PORT MBOX N LEN -> sets NAME_{secs,cpu,wb,bytes,ok,exited}
 	local name=$1 pid=$2 port=$3 mbox=$4 n=$5 len=$6 c0 s0 t0 t1 c1 got rc=0
 	local cmd="smtp-source -s $SESSIONS -m $n -l $len -M client.test.lan -f $SENDER -t $RCPT 127.0.0.1:$port"
+	# LOAD_USER set: STARTTLS (+ AUTH unless "-") sessions from benchlib.py.
+	[ -z "${LOAD_USER:-}" ] ||
+		cmd="$LIB submit $port $n $len $SESSIONS $LOAD_USER $SUB_PASS $LOAD_SENDER $RCPT"
 	CMDS+=("$cmd")
 	c0=$(count_from "$mbox"); s0=$(fsize "$mbox")
 	snap "${name}0" "$pid"
 	t0=$(now)
 	timeout 600 $cmd || rc=$?
-	[ "$rc" = 0 ] || say "warning: smtp-source exited with $rc for $name"
+	[ "$rc" = 0 ] || say "warning: ${cmd%% *} exited with $rc for $name"
 	# Delivered = every message in the mbox; Postfix also has to drain its
-	# queue (its 250 comes before delivery). Bounded: 300 s.
+	# queue (its 250 comes before delivery). Bounded: 300 s (10 s when the
+	# client reported refused messages: those never arrive).
 	local deadline=$(($(date +%s) + 300))
+	[ "$rc" = 0 ] || deadline=$(($(date +%s) + 10))
 	while :; do
 		# Postfix: look at its queue first (cheap), count the mbox once empty.
 		if [ "$name" != f ] || [ "$(pf_queue_len)" = 0 ]; then
@@ -402,7 +691,7 @@ run_load() { # NAME PID PORT MBOX N LEN -> sets NAME_{secs,cpu,wb,bytes,ok,exite
 		fi
 		[ "$(date +%s)" -lt "$deadline" ] || {
 			got=$(($(count_from "$mbox") - c0))
-			say "warning: $name: only $got of $n delivered after 300 s"
+			say "warning: $name: only $got of $n delivered in time"
 			break
 		}
 		sleep 0.05
@@ -433,34 +722,41 @@ range_of() { # FILE SERVER LEN: min-max msgs/s
 		if (n++ == 0 || v < lo) lo = v; if (v > hi) hi = v }
 		END { if (n > 1) printf " (%.0f–%.0f over %d runs)", lo, hi, n }' "$1"
 }
-RUNS_TSV=$B/runs.txt
-: >"$RUNS_TSV"
-TP_TABLE=""
-EXITED_NOTE=""
-for r in $RUNS; do
-	N=${r%%:*}; LEN=${r##*:}
+# load_series TSV N LEN POSTIE_PID POSTIE_PORT POSTIE_MBOX POSTFIX_PORT WHAT:
+# REPS runs of each server, alternating, then the median run's figures in
+# p_* and f_* (got secs mps cpu msz wpm wr range exited).
+load_series() {
+	local tsv=$1 n=$2 len=$3 rep x got secs cpu wb bytes mps
 	for rep in $(seq "$REPS"); do
-		say "load $rep/$REPS: $N messages of $LEN bytes, $SESSIONS sessions -> postie"
-		run_load p "$POSTIE_PID" "$PORT_POSTIE" "$B/postie/mail/demo" "$N" "$LEN"
-		say "load $rep/$REPS: $N messages of $LEN bytes, $SESSIONS sessions -> postfix"
-		run_load f "$PF_MASTER" "$PORT_PF" "$BA/postfix/mail/demo" "$N" "$LEN"
+		say "load $rep/$REPS: $n messages of $len bytes, $SESSIONS sessions$8 -> postie"
+		run_load p "$4" "$5" "$6" "$n" "$len"
+		say "load $rep/$REPS: $n messages of $len bytes, $SESSIONS sessions$8 -> postfix"
+		run_load f "$PF_MASTER" "$7" "$BA/postfix/mail/demo" "$n" "$len"
 		# server len n got secs cpu_ns wbytes mbox_bytes msgs/s exited
 		for x in p f; do
 			v_got=${x}_got v_secs=${x}_secs v_cpu=${x}_cpu v_wb=${x}_wb v_b=${x}_bytes v_e=${x}_exited
-			echo "$x $LEN $N ${!v_got} ${!v_secs} ${!v_cpu} ${!v_wb} ${!v_b} $(fdiv "${!v_got}" "${!v_secs}" %.1f) ${!v_e}" >>"$RUNS_TSV"
+			echo "$x $len $n ${!v_got} ${!v_secs} ${!v_cpu} ${!v_wb} ${!v_b} $(fdiv "${!v_got}" "${!v_secs}" %.1f) ${!v_e}" >>"$tsv"
 		done
 	done
 	for x in p f; do
-		read -r _ _ _ got secs cpu wb bytes mps _ <<<"$(median_of "$RUNS_TSV" "$x" "$LEN")"
+		read -r _ _ _ got secs cpu wb bytes mps _ <<<"$(median_of "$tsv" "$x" "$len")"
 		printf -v "${x}_got" '%s' "$got"; printf -v "${x}_secs" '%s' "$secs"
 		printf -v "${x}_mps" '%s' "$(awk -v v="$mps" 'BEGIN { printf "%.0f", v }')"
 		printf -v "${x}_cpu" '%s' "$(awk -v c="$cpu" -v n="$got" 'BEGIN { printf "%.0f", n ? c / n / 1000 : 0 }')"
 		printf -v "${x}_msz" '%s' "$(fdiv "$bytes" "$got" %.0f)"
 		printf -v "${x}_wpm" '%s' "$(fdiv "$wb" "$got" %.0f)"
 		printf -v "${x}_wr" '%s' "$(fdiv "$wb" "$bytes" %.2f)"
-		printf -v "${x}_range" '%s' "$(range_of "$RUNS_TSV" "$x" "$LEN")"
-		printf -v "${x}_exited" '%s' "$(awk -v s="$x" -v l="$LEN" '$1 == s && $2 == l { t += $10 } END { print t + 0 }' "$RUNS_TSV")"
+		printf -v "${x}_range" '%s' "$(range_of "$tsv" "$x" "$len")"
+		printf -v "${x}_exited" '%s' "$(awk -v s="$x" -v l="$len" '$1 == s && $2 == l { t += $10 } END { print t + 0 }' "$tsv")"
 	done
+}
+RUNS_TSV=$B/runs.txt
+: >"$RUNS_TSV"
+TP_TABLE=""
+EXITED_NOTE=""
+for r in $RUNS; do
+	N=${r%%:*}; LEN=${r##*:}
+	load_series "$RUNS_TSV" "$N" "$LEN" "$POSTIE_PID" "$PORT_POSTIE" "$B/postie/mail/demo" "$PORT_PF" ""
 	TP_TABLE+="| SMTP→mbox msgs/s, ${LEN} B × ${N}, fsync on (median run) | ${p_mps} (${p_got} in ${p_secs} s)${p_range} | ${f_mps} (${f_got} in ${f_secs} s)${f_range} | $(fdiv "$p_mps" "$f_mps") |
 | CPU µs per message, ${LEN} B | ${p_cpu} | ${f_cpu} | $(fdiv "$p_cpu" "$f_cpu") |
 | mbox bytes per message, ${LEN} B | ${p_msz} | ${f_msz} | $(fdiv "$p_msz" "$f_msz") |
@@ -470,6 +766,34 @@ for r in $RUNS; do
 	EXITED_NOTE+="${LEN} B: postie ${p_exited}, postfix ${f_exited} processes exited during the runs. "
 done
 
+# 4g. submission over TLS: STARTTLS (full handshake) + AUTH PLAIN, one
+# message per session, to postie-rsa's submission port and Postfix's
+# submission service (Cyrus SASL, sasldb). Without SASL on the Postfix side
+# (or AUTH in postie): STARTTLS on the smtp ports, no AUTH, for both.
+TLS_TP_TABLE=""
+if [ "$HAVE_TLS" = 1 ]; then
+	TLS_TSV=$B/runs-tls.txt
+	: >"$TLS_TSV"
+	if [ "$PF_SASL" = 1 ]; then
+		# postie's submission checks that the sender is the login's.
+		LOAD_SENDER=demo@test.lan
+		LOAD_USER=demo tp_pp=$PORT_PT_SUB tp_fp=$PORT_PF_SUB tp_what="STARTTLS + AUTH PLAIN (submission)"
+	else
+		LOAD_SENDER=$SENDER
+		LOAD_USER=- tp_pp=$PORT_PT_SMTP tp_fp=$PORT_PF_SMTP tp_what="STARTTLS, no AUTH (no SASL for Postfix)"
+		TLS_NOTE+="TLS submission runs without AUTH: $([ "$HAVE_AUTH" = 1 ] && echo "saslpasswd2 (sasl2-bin) missing" || echo "no AUTH in this postie"). "
+	fi
+	for r in $TLS_RUNS; do
+		N=${r%%:*}; LEN=${r##*:}
+		load_series "$TLS_TSV" "$N" "$LEN" "$POSTIE_RSA_PID" "$tp_pp" "$B/postie-rsa/mail/demo" "$tp_fp" " over TLS"
+		TLS_TP_TABLE+="| ${tp_what} msgs/s, RSA 2048, ${LEN} B × ${N}, one message per session (median run) | ${p_mps} (${p_got} in ${p_secs} s)${p_range} | ${f_mps} (${f_got} in ${f_secs} s)${f_range} | $(fdiv "$p_mps" "$f_mps") |
+| CPU µs per message over TLS, ${LEN} B | ${p_cpu} | ${f_cpu} | $(fdiv "$p_cpu" "$f_cpu") |
+"
+		EXITED_NOTE+="TLS ${LEN} B: postie ${p_exited}, postfix ${f_exited} processes exited during the runs. "
+	done
+	LOAD_USER=
+fi
+
 # postie reports its longest loop stall when it stops.
 STALL="n/a"
 if [ -d "/proc/$POSTIE_PID" ]; then
@@ -477,6 +801,12 @@ if [ -d "/proc/$POSTIE_PID" ]; then
 	for _ in $(seq 50); do [ -d "/proc/$POSTIE_PID" ] || break; sleep 0.1; done
 	STALL=$(sed -n 's/.*longest loop stall \([0-9]* *[mu]*s\).*/\1/p' "$B/postie/postie.log" | tail -1)
 	[ -n "$STALL" ] || STALL="not reported"
+fi
+STALL_TLS="n/a"
+if [ "$HAVE_TLS" = 1 ] && [ -d "/proc/$POSTIE_RSA_PID" ]; then
+	stop_pid "$POSTIE_RSA_PID"
+	STALL_TLS=$(sed -n 's/.*longest loop stall \([0-9]* *[mu]*s\).*/\1/p' "$B/postie-rsa/postie.log" | tail -1)
+	[ -n "$STALL_TLS" ] || STALL_TLS="not reported"
 fi
 
 # ---- 5. report -----------------------------------------------------------
@@ -505,12 +835,18 @@ OUT=$B/results.md
 	echo "| idle PSS, kB | ${p_idle_pss_kb} | ${f_idle_pss_kb} | $(fdiv "$p_idle_pss_kb" "$f_idle_pss_kb") |"
 	echo "| RSS per idle connection, kB (${pc_conns:-0} / ${fc_conns:-0} greeted) | ${p_conn} | ${f_conn} | $(fdiv "$p_conn" "$f_conn") |"
 	echo "| PSS per idle connection, kB | ${p_connp} | ${f_connp} | $(fdiv "$p_connp" "$f_connp") |"
+	printf '%s' "$TLS_MEM_TABLE"
 	echo "| wake-ups (context switches) in ${IDLE_WINDOW} s idle (goal 0) | ${P_WAKE} | ${F_WAKE} | $(fdiv "$P_WAKE" "$F_WAKE") |"
 	echo "| wake-ups per minute idle | ${p_wmin} | ${f_wmin} | $(fdiv "$p_wmin" "$f_wmin") |"
 	printf '%s' "$TP_TABLE"
+	printf '%s' "$HS_TABLE"
+	printf '%s' "$TLS_TP_TABLE"
 	echo "| longest loop stall under load (postie's own report) | ${STALL} | n/a (one process per session) | |"
+	[ "$HAVE_TLS" = 0 ] || echo "| longest loop stall, TLS runs (postie-rsa: handshakes, STARTTLS$([ "$HAVE_AUTH" = 1 ] && echo ' + AUTH') load) | ${STALL_TLS} | n/a | |"
+	echo "| binary size, stripped, static x86_64, Kconfig defaults (TLS, AUTH) (Postfix: ${PF_SIZE_NOTE}, dynamic) | ${SIZE_TLS} | ${SIZE_PF} | $(fdiv "$SIZE_TLS" "$SIZE_PF") |"
+	echo "| binary size, same without CONFIG_TLS (and AUTH) | ${SIZE_NOTLS} | n/a | |"
 	echo
-	echo "Notes: ${STRACE_LINE}. ${EXITED_NOTE}"
+	echo "Notes: ${STRACE_LINE}. ${EXITED_NOTE}${TLS_NOTE}"
 	echo
 	echo "- Bytes written = write_bytes - cancelled_write_bytes of /proc/PID/io: pages dirtied"
 	echo "  (4 KiB each, so appending 2 KiB to an mbox counts one or two pages), minus pages of"
@@ -524,6 +860,26 @@ OUT=$B/results.md
 	echo "- Postfix's 250 comes before delivery: its time runs until the mbox holds every message"
 	echo "  and the queue is empty. postie answers 250 after the mbox fsync. Both fsync the mbox"
 	echo "  per message; Postfix also fsyncs its queue file."
+	if [ "$HAVE_TLS" = 1 ]; then
+		echo "- TLS: self-signed RSA 2048 and EC P-256 certificates (build/bench/tls). postie: two more"
+		echo "  processes with the same binary, postie-rsa (smtp + STARTTLS, smtps$([ "$HAVE_AUTH" = 1 ] && echo ', submission')) and postie-ec"
+		echo "  (smtps), max_tls_sessions 256; the plain postie and Postfix's plain port, above, have no TLS."
+		echo "  Postfix: smtpd services with smtpd_tls_wrappermode=yes (RSA; EC through -o"
+		echo "  smtpd_tls_cert_file/key_file), smtpd_tls_security_level=may on a STARTTLS port, tlsmgr and"
+		echo "  smtpd_tls_session_cache_database = btree:\${data_directory}/smtpd_scache."
+		echo "- Handshakes: benchlib.py tlsrate, TLS 1.2 for both (all postie speaks; the client caps it),"
+		echo "  no certificate check, connect + handshake + read the 220 greeting + close, for ${HS_SECS} s"
+		echo "  per row. Full: a new SSLContext and no session each time. Resumed: the session of each"
+		echo "  client's first connection (postie: session ID cache; Postfix: session tickets). The client"
+		echo "  (Python, OpenSSL) runs on the same $(nproc) CPUs: the server CPU rows are the cleaner figure."
+		echo "  Server CPU = as above, over the postie process or all Postfix processes (incl. tlsmgr)."
+		echo "- Idle TLS connections: 200 smtps connections to postie-ec / Postfix's EC service, each"
+		echo "  greeted, neither having had a connection before: (RSS with them - before) / 200; postie's"
+		echo "  includes the connection slot and its TLS pool entry, Postfix's an smtpd process each."
+		echo "- TLS submission: benchlib.py submit, $SESSIONS client processes, one message per session,"
+		echo "  a full handshake each; $([ "$PF_SASL" = 1 ] && echo "AUTH PLAIN as demo: postie checks a \$6\$ (SHA-512 crypt) hash from \`postie passwd\`
+  (cached after the first login), Postfix Cyrus SASL against a sasldb (auxprop, plaintext secret)." || echo "no AUTH (see the note above).")"
+	fi
 	echo
 	echo "Commands (from the repository root; ports chosen at run time):"
 	echo
@@ -532,10 +888,13 @@ OUT=$B/results.md
 	echo "(cd $B/postie && postie -c postie.conf)"
 	echo "postfix -c $B/postfix/etc start"
 	for c in "${CMDS[@]}"; do echo "$c"; done
+	[ "$HAVE_TLS" = 0 ] || printf '%s\n' "${HS_CMDS[@]}" | sort -u
+	[ "$HAVE_TLS" = 0 ] || echo "/usr/bin/python3 tests/bench/benchlib.py hold PORT $IDLE_CONNS 60 tls   # idle TLS connections"
+	echo "make O=$B/size-tls CONFIG_SRC=$B/size-tls.config; make O=$B/size-notls CONFIG_SRC=$B/size-notls.config"
 	echo "/usr/bin/python3 tests/bench/benchlib.py hold PORT $IDLE_CONNS 60   # idle connections"
 	echo "/usr/bin/python3 tests/bench/benchlib.py snap PID                  # /proc totals"
 	echo '```'
 } >"$OUT"
 cat "$OUT"
 # The mboxes (up to a few hundred MB in a full run) are not kept.
-rm -f "$B/postie/mail/demo" "$BA/postfix/mail/demo"
+rm -f "$B/postie/mail/demo" "$BA/postfix/mail/demo" "$B/postie-rsa/mail/demo"
