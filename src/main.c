@@ -2,7 +2,9 @@
  * features), start-up, privilege drop, signals, and the loop.
  * Start-up errors are fatal with a message naming file, line and cause;
  * after start nothing here exits but a clean stop. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -266,6 +268,54 @@ static void drop_privileges(uid_t uid, gid_t gid, const char *name)
 		fatal("run_as %s: could regain root, refusing to run", name);
 }
 
+/* A postie killed during an append leaves NAME.lock files holding its
+ * pid; they would block those mailboxes for CONFIG_MBOX_DOTLOCK_STALE.
+ * Only locks with the previous daemon's pid, which is gone, are removed:
+ * other programs' locks are theirs to clear. */
+static void drop_own_dotlocks(void)
+{
+	char path[CONF_PATH_MAX + 320], buf[32];
+	struct dirent *e;
+	FILE *f;
+	DIR *d;
+	int old = 0;
+
+	snprintf(path, sizeof(path), "%s/postie.pid", conf->spool_dir);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (fscanf(f, "%d", &old) != 1)
+		old = 0;
+	fclose(f);
+	if (old <= 0 || old == (int)getpid() || kill(old, 0) == 0 || errno != ESRCH)
+		return;
+	d = opendir(conf->mail_dir);
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		int fd;
+		ssize_t n;
+
+		if (l < 6 || strcmp(e->d_name + l - 5, ".lock") != 0)
+			continue;
+		fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n > 0) {
+			buf[n] = '\0';
+			if (atoi(buf) == old) {
+				unlinkat(dirfd(d), e->d_name, 0);
+				log_msg(LOGL_WARN, "removed %s/%s left by postie pid %d",
+					conf->mail_dir, e->d_name, old);
+			}
+		}
+	}
+	closedir(d);
+}
+
 /* spool_dir/postie.pid lets `postie sendmail -q` find the daemon. */
 static void write_pid(void)
 {
@@ -368,6 +418,24 @@ static int daemon_main(int argc, char **argv)
 		if (geteuid() != 0)
 			uid = gid = (uid_t)-1;
 	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* Signals are taken only inside ppoll(), so a flag is never missed
+	 * between a check and the wait; installed before anything can learn
+	 * our pid (listeners, postie.pid), so none arrives to a default
+	 * action that would kill the daemon. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &block, NULL);
+
 	make_dir(conf->spool_dir, uid, gid);
 	make_dir(conf->mail_dir, uid, gid);
 
@@ -403,24 +471,9 @@ static int daemon_main(int argc, char **argv)
 		if (CONFIG_DNS && dns_start(conf->dns_server) != 0)
 			log_msg(LOGL_WARN, "dns: resolver not available yet; relayed "
 				"mail waits in the queue");
+		drop_own_dotlocks();
 		write_pid();
 	}
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	/* Signals are taken only inside ppoll(), so a flag is never missed
-	 * between a check and the wait. */
-	sigemptyset(&block);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &block, NULL);
 
 	log_msg(LOGL_INFO, "postie %s started: %d listeners, %d users, pid %d",
 		POSTIE_VERSION, nlisteners, users->n, (int)getpid());

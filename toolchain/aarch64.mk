@@ -14,3 +14,6 @@ ARCH_LDFLAGS  = -static
 QEMU          = qemu-aarch64-static
 APT_PKGS      = gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu musl-dev:arm64 qemu-user-static
 APT_ARCH      = arm64
+# Static musl: link src/core/libc_small.c's small printf/strftime/gmtime/
+# getopt/getpw/setgroups/qsort/sscanf instead of musl's (DESIGN.md §7).
+LIBC_SMALL    = y

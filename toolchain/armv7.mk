@@ -15,3 +15,6 @@ ARCH_LDFLAGS  = -static
 QEMU          = qemu-arm-static
 APT_PKGS      = gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf musl-dev:armhf qemu-user-static
 APT_ARCH      = armhf
+# Static musl: link src/core/libc_small.c's small printf/strftime/gmtime/
+# getopt/getpw/setgroups/qsort/sscanf instead of musl's (DESIGN.md §7).
+LIBC_SMALL    = y

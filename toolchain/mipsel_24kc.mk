@@ -20,3 +20,6 @@ ARCH_LDFLAGS  = -static -msoft-float
 QEMU          = qemu-mipsel-static
 APT_PKGS      = gcc-mipsel-linux-gnu binutils-mipsel-linux-gnu qemu-user-static
 APT_ARCH      =
+# Static musl: link src/core/libc_small.c's small printf/strftime/gmtime/
+# getopt/getpw/setgroups/qsort/sscanf instead of musl's (DESIGN.md §7).
+LIBC_SMALL    = y

@@ -14,3 +14,6 @@ ARCH_LDFLAGS  = -static
 QEMU          =
 APT_PKGS      = musl-tools binutils
 APT_ARCH      =
+# Static musl: link src/core/libc_small.c's small printf/strftime/gmtime/
+# getopt/getpw/setgroups/qsort/sscanf instead of musl's (DESIGN.md §7).
+LIBC_SMALL    = y

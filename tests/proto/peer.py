@@ -31,7 +31,7 @@ Everything is recorded: every connection's commands (conns[i].commands)
 and every transaction that reached the end of DATA (transactions: sender,
 rcpts accepted, data after dot-unstuffing with CRLF, tls, auth user,
 reply code given). Bounded: sockets have timeouts, lines at most
-MAX_LINE, data at most MAX_DATA, at most max_conns connections.
+MAX_LINE, data at most MAX_DATA, at most max_conns connections at once.
 """
 import base64
 import socket
@@ -41,6 +41,7 @@ import time
 
 MAX_LINE = 8192
 MAX_DATA = 4 << 20
+MAX_RECORDS = 20000         # connections recorded (then refused)
 IO_TIMEOUT = 20.0
 
 DEFAULT = {
@@ -209,7 +210,9 @@ class Peer:
             except OSError:
                 return
             with self.lock:
-                if len(self.conns) >= self.max_conns:
+                self.workers = [w for w in self.workers if w.is_alive()]
+                if len(self.live) >= self.max_conns or \
+                        len(self.conns) >= MAX_RECORDS:
                     c.close()
                     continue
                 rec = ConnRecord(len(self.conns), addr)

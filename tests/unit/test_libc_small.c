@@ -1,0 +1,347 @@
+/* src/core/libc_small.c cases: printf family, sscanf, gmtime_r/strftime,
+ * getopt, getpwnam/getpwuid, qsort. Built only where that module is linked
+ * (LIBC_SMALL = y), so these calls reach the small versions. */
+#include <errno.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "unit.h"
+
+/* Called through volatile pointers so that gcc neither computes results at
+ * compile time (-fprintf-return-value) nor warns about the edge cases these
+ * tests make on purpose; printf argument types are still checked. */
+typedef int snprintf_fn(char *, size_t, const char *, ...) __attribute__((format(printf, 3, 4)));
+typedef size_t strftime_fn(char *, size_t, const char *, const struct tm *);
+static snprintf_fn *volatile snp = snprintf;
+static strftime_fn *volatile sft = strftime;
+
+/* snprintf into a 64-byte buffer; checks the text and the return value. */
+#define FMT(want, ...) do { \
+	char b_[64]; \
+	int r_ = snp(b_, sizeof(b_), __VA_ARGS__); \
+	CHECK(r_ == (int)strlen(want) && strcmp(b_, want) == 0, \
+	      "%s: got \"%s\" (%d), want \"%s\"", #__VA_ARGS__, b_, r_, want); \
+} while (0)
+
+static void test_printf(void)
+{
+	char b[8];
+	const char *nul = NULL;
+
+	FMT("plain", "plain");
+	FMT("100%", "100%%");
+	FMT("a=abc.", "a=%s.", "abc");
+	FMT("[  abc]", "[%5s]", "abc");
+	FMT("[abc  ]", "[%-5s]", "abc");
+	FMT("[ab]", "[%.2s]", "abcdef");
+	FMT("[abc]", "[%.*s]", 3, "abcdef");
+	FMT("[ab]", "[%.*s]", 2, "ab\0cd");
+	FMT("[   ]", "[%*s]", 3, "");
+	FMT("[x  ]", "[%*s]", -3, "x");
+	FMT("[abcdef]", "[%.*s]", -1, "abcdef");
+	FMT("[(null)]", "[%s]", nul);
+	FMT("[abcdefghijklmnopqrstuvwx               ]", "[%-39s]", "abcdefghijklmnopqrstuvwx");
+	FMT("0 -1 42 2147483647 -2147483648", "%d %d %i %d %d", 0, -1, 42, INT_MAX, INT_MIN);
+	FMT("4294967295 0", "%u %u", UINT_MAX, 0u);
+	FMT("-9223372036854775808 9223372036854775807", "%lld %lld", LLONG_MIN, LLONG_MAX);
+	FMT("18446744073709551615", "%llu", ULLONG_MAX);
+	FMT("-5 123456789", "%ld %lu", -5L, 123456789UL);
+	FMT("12345 -7", "%zu %zd", (size_t)12345, (ssize_t)-7);
+	FMT("-1 255 -2 65535", "%hhd %hhu %hd %hu", -1, 255, -2, 65535);
+	FMT("-1 99", "%jd %td", (intmax_t)-1, (ptrdiff_t)99);
+	FMT("ff FF 0a 00ff 0xff 0XFF 0", "%x %X %02x %04x %#x %#X %#x", 255u, 255u, 10u, 255u, 255u, 255u, 0u);
+	FMT("deadbeefcafe", "%llx", 0xdeadbeefcafeULL);
+	FMT("17 017 0", "%o %#o %#o", 15u, 15u, 0u);
+	FMT("[   42] [42   ] [00042] [-0042] [  -42]", "[%5d] [%-5d] [%05d] [%05d] [%5d]", 42, 42, 42, -42, -42);
+	FMT("[+42] [ 42] [+0]", "[%+d] [% d] [%+d]", 42, 42, 0);
+	FMT("[  007] [] [00042]", "[%5.3d] [%.0d] [%.5u]", 7, 0, 42u);
+	FMT("000001 123456 1234567", "%06ld %06ld %06ld", 1L, 123456L, 1234567L);
+	FMT("[       5]", "[%8lld]", 5LL);
+	FMT("[ab]", "[%c%c]", 'a', 'b');
+	FMT("[  x]", "[%3c]", 'x');
+	FMT("0x1234", "%p", (void *)0x1234);
+	FMT("%g -> %f!", "%g -> %f!", 1.5, 2.5);     /* floats: not supported */
+
+	/* Truncation: always NUL-terminated, the return value is the full length. */
+	CHECK(snp(b, sizeof(b), "%s", "0123456789") == 10 && strcmp(b, "0123456") == 0, "cut");
+	CHECK(snp(b, 1, "%d", 12345) == 5 && b[0] == '\0', "n = 1");
+	b[0] = 'z';
+	CHECK(snp(b, 0, "%d", 12345) == 5 && b[0] == 'z', "n = 0");
+	CHECK(snp(NULL, 0, "%s-%u", "abc", 12u) == 6, "size query");
+	CHECK(snp(b, sizeof(b), "%5s|", "ab") == 6 && strcmp(b, "   ab|") == 0, "fits");
+
+	/* vfprintf through a FILE: long output is not cut, order with other
+	 * stdio writes is kept. */
+	{
+		FILE *f = tmpfile();
+		char big[700], line[1600];
+		memset(big, 'q', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		CHECK(f != NULL, "tmpfile");
+		if (f) {
+			fputs("A", f);
+			int r = fprintf(f, "<%s|%s>", big, big);
+			fputs("Z\n", f);
+			rewind(f);
+			CHECK(r == 2 * 699 + 3, "fprintf length %d", r);
+			CHECK(fgets(line, sizeof(line), f) && strlen(line) == 2 * 699 + 6 &&
+			      line[0] == 'A' && line[1] == '<' && line[701] == '|' &&
+			      strcmp(line + 2 * 699 + 3, ">Z\n") == 0, "fprintf content");
+			fclose(f);
+		}
+	}
+}
+
+static void test_sscanf(void)
+{
+	long long a = 0, b = 0;
+	int n = 0, idx = 0, off = -1;
+	char st = 0, s1[24], s2[8], addr[257];
+
+	CHECK(sscanf("A 1234567890123", "A %lld", &a) == 1 && a == 1234567890123LL, "A");
+	CHECK(sscanf("N 3 -17", "N %lld %lld", &a, &b) == 2 && a == 3 && b == -17, "N");
+	CHECK(sscanf("N 3 x", "N %d %lld", &n, &b) == 1 && n == 3, "N partial");
+	CHECK(sscanf("B 3", "A %lld", &a) == 0, "literal mismatch");
+	CHECK(sscanf("", "A %lld", &a) == EOF, "empty is EOF");
+	CHECK(sscanf("A ", "A %lld", &a) == EOF, "input ends before conversion");
+	CHECK(sscanf("S 2 D 250-2.0.0 rest of line", "S %d %c %23s %n", &idx, &st, s1, &off) == 3 &&
+	      idx == 2 && st == 'D' && strcmp(s1, "250-2.0.0") == 0 && off == 16, "S line %d", off);
+	CHECK(sscanf("S P user@example.org 4.4.1 why", "S %c %256s %7s %n", &st, addr, s2, &off) == 3 &&
+	      st == 'P' && strcmp(addr, "user@example.org") == 0 && strcmp(s2, "4.4.1") == 0 &&
+	      off == 27, "queue S line %d", off);
+	CHECK(sscanf("S P a 12345678901", "S %c %256s %7s %n", &st, addr, s2, &off) == 3 &&
+	      strcmp(s2, "1234567") == 0, "width cut");
+	CHECK(sscanf("S P a", "S %c %256s %7s %n", &st, addr, s2, &off) == 2, "missing field");
+	CHECK(sscanf("99999999999999999999", "%lld", &a) == 1 && a == LLONG_MAX, "saturates");
+	CHECK(sscanf("-99999999999999999999", "%lld", &a) == 1 && a == LLONG_MIN, "saturates neg");
+	CHECK(sscanf("ff 0x10 7", "%x %x %*d %n", (unsigned *)&n, (unsigned *)&idx, &off) == 2 &&
+	      n == 255 && idx == 16 && off == 9, "hex, suppressed");
+	CHECK(sscanf("5%x", "%d%%x", &n) == 1 && n == 5, "%%%%");
+}
+
+static void test_time(void)
+{
+	static const struct { long long t; const char *want; int yday, wday; } cases[] = {
+		{ 0, "Thu, 01 Jan 1970 00:00:00 +0000", 0, 4 },
+		{ 951782400, "Tue, 29 Feb 2000 00:00:00 +0000", 59, 2 },
+		{ 978307199, "Sun, 31 Dec 2000 23:59:59 +0000", 365, 0 },
+		{ 1709251199, "Thu, 29 Feb 2024 23:59:59 +0000", 59, 4 },
+		{ 1735689600, "Wed, 01 Jan 2025 00:00:00 +0000", 0, 3 },
+		{ 4107542400LL, "Mon, 01 Mar 2100 00:00:00 +0000", 59, 1 },
+		{ 2147483647LL, "Tue, 19 Jan 2038 03:14:07 +0000", 18, 2 },
+		{ 2147483648LL, "Tue, 19 Jan 2038 03:14:08 +0000", 18, 2 },
+		{ -1, "Wed, 31 Dec 1969 23:59:59 +0000", 364, 3 },
+		{ -2208988800LL, "Mon, 01 Jan 1900 00:00:00 +0000", 0, 1 },
+		{ -62135596800LL, "Mon, 01 Jan 1 00:00:00 +0000", 0, 1 },
+		{ 253402300799LL, "Fri, 31 Dec 9999 23:59:59 +0000", 364, 5 },
+	};
+	char b[64];
+	struct tm tm;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		time_t t = (time_t)cases[i].t;
+		if ((long long)t != cases[i].t)
+			continue;       /* 32-bit time_t */
+		memset(&tm, 0x55, sizeof(tm));
+		CHECK(gmtime_r(&t, &tm) == &tm, "gmtime_r %lld", cases[i].t);
+		size_t n = sft(b, sizeof(b), "%a, %d %b %Y %H:%M:%S %z", &tm);
+		CHECK(n == strlen(cases[i].want) && strcmp(b, cases[i].want) == 0 &&
+		      tm.tm_yday == cases[i].yday && tm.tm_wday == cases[i].wday && tm.tm_isdst == 0,
+		      "%lld: \"%s\" yday %d wday %d", cases[i].t, b, tm.tm_yday, tm.tm_wday);
+		struct tm lt;
+		CHECK(localtime_r(&t, &lt) == &lt && lt.tm_year == tm.tm_year &&
+		      lt.tm_yday == tm.tm_yday && lt.tm_hour == tm.tm_hour && lt.tm_sec == tm.tm_sec &&
+		      lt.tm_gmtoff == 0, "localtime_r = gmtime_r");
+	}
+	/* Every day of 1900..2100 against a naive day counter. */
+	{
+		static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+		long long days = -25567;        /* 1900-01-01 */
+		int bad = 0;
+		for (int y = 1900; y <= 2100 && !bad; y++) {
+			int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+			int yday = 0;
+			for (int m = 0; m < 12 && !bad; m++) {
+				int nd = mdays[m] + (m == 1 && leap);
+				for (int d = 1; d <= nd; d++, days++, yday++) {
+					time_t t = (time_t)(days * 86400 + 45296);      /* 12:34:56 */
+					if (!gmtime_r(&t, &tm) || tm.tm_year != y - 1900 || tm.tm_mon != m ||
+					    tm.tm_mday != d || tm.tm_yday != yday || tm.tm_hour != 12 ||
+					    tm.tm_min != 34 || tm.tm_sec != 56 ||
+					    tm.tm_wday != (int)(((days % 7) + 11) % 7)) {
+						bad = 1;
+						CHECK(0, "day %lld: %d-%d-%d", days, y, m + 1, d);
+						break;
+					}
+				}
+			}
+		}
+		CHECK(!bad, "1900..2100");
+	}
+	if (sizeof(time_t) > 4) {
+		time_t t = (time_t)INT64_MAX;
+		errno = 0;
+		CHECK(gmtime_r(&t, &tm) == NULL && errno == EOVERFLOW, "year overflow");
+	}
+
+	time_t t = 1234567890;  /* Fri Feb 13 23:31:30 2009 */
+	gmtime_r(&t, &tm);
+	CHECK(sft(b, sizeof(b), "%a %b %e %H:%M:%S %Y", &tm) == 24 &&
+	      strcmp(b, "Fri Feb 13 23:31:30 2009") == 0, "mbox From_: %s", b);
+	t = 1233619200;         /* Tue Feb  3 00:00:00 2009 */
+	gmtime_r(&t, &tm);
+	CHECK(sft(b, sizeof(b), "%a %b %e %H:%M:%S %Y", &tm) == 24 &&
+	      strcmp(b, "Tue Feb  3 00:00:00 2009") == 0, "%%e pads: %s", b);
+	CHECK(sft(b, sizeof(b), "%a %b %d %H:%M:%S", &tm) > 0 &&
+	      strcmp(b, "Tue Feb 03 00:00:00") == 0, "mailq: %s", b);
+	{
+		CHECK(sft(b, sizeof(b), "%m/%y %j %T %F %D %R %Z %% %Q%t%n", &tm) > 0 &&
+		      strcmp(b, "02/09 034 00:00:00 2009-02-03 02/03/09 00:00 UTC % %Q\t\n") == 0,
+		      "misc: %s", b);
+	}
+	tm.tm_gmtoff = -(5 * 3600 + 30 * 60);
+	CHECK(sft(b, sizeof(b), "%z", &tm) == 5 && strcmp(b, "-0530") == 0, "%%z: %s", b);
+	tm.tm_gmtoff = 3600;
+	CHECK(sft(b, sizeof(b), "%z", &tm) == 5 && strcmp(b, "+0100") == 0, "%%z: %s", b);
+	/* Too small: 0. Exactly enough (with the NUL): the length. */
+	CHECK(sft(b, 5, "%Y%m", &tm) == 0, "too small");
+	CHECK(sft(b, 7, "%Y%m", &tm) == 6 && strcmp(b, "200902") == 0, "exact");
+	CHECK(sft(b, 6, "%Y%m", &tm) == 0, "no room for NUL");
+	CHECK(sft(b, 1, "", &tm) == 0 && b[0] == '\0', "empty");
+}
+
+static void test_getopt(void)
+{
+	char p[] = "postie", c[] = "-c", cf[] = "/etc/p.conf", t[] = "-t", tv[] = "-tV",
+	     cx[] = "-cx.conf", dd[] = "--", rest[] = "file", q[] = "-q", dash[] = "-";
+	int r1, r2, r3;
+
+	{
+		char *argv[] = { p, c, cf, tv, rest, NULL };
+		optind = 0;
+		opterr = 0;
+		r1 = getopt(5, argv, "c:tVh");
+		CHECK(r1 == 'c' && optarg == argv[2] && optind == 3, "-c arg");
+		r1 = getopt(5, argv, "c:tVh");
+		r2 = getopt(5, argv, "c:tVh");
+		r3 = getopt(5, argv, "c:tVh");
+		CHECK(r1 == 't' && r2 == 'V' && r3 == -1 && optind == 4, "group then operand %d", optind);
+	}
+	{
+		char *argv[] = { p, cx, t, dd, t, NULL };
+		optind = 0;
+		r1 = getopt(5, argv, "c:tVh");
+		CHECK(r1 == 'c' && strcmp(optarg, "x.conf") == 0 && optind == 2, "-cVALUE");
+		r1 = getopt(5, argv, "c:tVh");
+		r2 = getopt(5, argv, "c:tVh");
+		CHECK(r1 == 't' && r2 == -1 && optind == 4, "-- ends options, optind %d", optind);
+	}
+	{
+		char *argv[] = { p, q, c, NULL };
+		optind = 0;
+		r1 = getopt(3, argv, "c:tVh");
+		CHECK(r1 == '?' && optopt == 'q', "unknown");
+		r1 = getopt(3, argv, "c:tVh");
+		CHECK(r1 == '?' && optopt == 'c' && optind == 3, "missing arg");
+		optind = 2;
+		r1 = getopt(3, argv, ":c:tVh");
+		CHECK(r1 == ':' && optopt == 'c', "missing arg with ':'");
+	}
+	{
+		char *argv[] = { p, dash, t, NULL };
+		optind = 0;
+		CHECK(getopt(3, argv, "t") == -1 && optind == 1, "'-' is an operand");
+	}
+	optind = 1;
+	opterr = 1;
+}
+
+static void test_passwd(void)
+{
+	struct passwd *pw = getpwnam("root");
+	CHECK(pw && pw->pw_uid == 0 && pw->pw_gid == 0 && strcmp(pw->pw_name, "root") == 0 &&
+	      pw->pw_dir[0] == '/' && pw->pw_shell[0] == '/', "getpwnam root");
+	pw = getpwuid(0);
+	CHECK(pw && strcmp(pw->pw_name, "root") == 0, "getpwuid 0");
+	errno = 0;
+	CHECK(getpwnam("no-such-user-postie") == NULL && errno == 0, "not found");
+	CHECK(getpwnam("roo") == NULL && getpwnam("") == NULL, "prefix, empty");
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+struct rec { char key[5]; short v; };
+
+static int cmp_rec(const void *a, const void *b)
+{
+	return strcmp(((const struct rec *)a)->key, ((const struct rec *)b)->key);
+}
+
+static void test_qsort(void)
+{
+	static int v[1000];
+	unsigned seed = 12345;
+	int ok;
+
+	for (int n = 0; n <= 1000; n = n ? n * 3 + 1 : 1) {
+		long long sum = 0, sum2 = 0;
+		for (int i = 0; i < n; i++) {
+			seed = seed * 1103515245 + 12345;
+			v[i] = (int)(seed >> 8) % (n / 2 + 1) - n / 4;   /* duplicates, negatives */
+			sum += v[i];
+		}
+		qsort(v, (size_t)n, sizeof(v[0]), cmp_int);
+		ok = 1;
+		for (int i = 0; i < n; i++) {
+			sum2 += v[i];
+			if (i && v[i - 1] > v[i])
+				ok = 0;
+		}
+		CHECK(ok && sum == sum2, "qsort n=%d", n);
+	}
+	{
+		struct rec r[] = { { "d", 4 }, { "a", 1 }, { "c", 3 }, { "e", 5 }, { "b", 2 } };
+		qsort(r, 5, sizeof(r[0]), cmp_rec);
+		ok = 1;
+		for (int i = 0; i < 5; i++)
+			ok &= r[i].v == i + 1 && r[i].key[0] == 'a' + i;
+		CHECK(ok, "qsort 7-byte records");
+	}
+	{
+		/* Stable: equal keys keep their order (aliases report the later
+		 * of two duplicates). */
+		static struct rec r[300];
+		for (int i = 0; i < 300; i++) {
+			seed = seed * 1103515245 + 12345;
+			r[i].key[0] = (char)('a' + (seed >> 16) % 5);
+			r[i].key[1] = '\0';
+			r[i].v = (short)i;
+		}
+		qsort(r, 300, sizeof(r[0]), cmp_rec);
+		ok = 1;
+		for (int i = 1; i < 300; i++)
+			ok &= r[i - 1].key[0] < r[i].key[0] ||
+			      (r[i - 1].key[0] == r[i].key[0] && r[i - 1].v < r[i].v);
+		CHECK(ok, "qsort stable");
+	}
+}
+
+void test_libc_small(void)
+{
+	test_printf();
+	test_sscanf();
+	test_time();
+	test_getopt();
+	test_passwd();
+	test_qsort();
+}
