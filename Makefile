@@ -51,7 +51,7 @@ obj-$(CONFIG_AUTH) += proto/auth.o proto/sasl.o store/passwd.o
 obj-$(CONFIG_MAILBOX_INDEX) += store/index.o
 obj-$(CONFIG_POP3) += proto/pop3.o
 obj-$(CONFIG_IMAP) += proto/imap.o
-obj-$(CONFIG_RELAY) += store/queue.o store/bounce.o proto/smtp_out.o
+obj-$(CONFIG_RELAY) += store/queue.o store/bounce.o proto/smtp_out.o proto/mime7.o
 obj-$(CONFIG_DNS) += dns/dns_udns.o
 obj-$(CONFIG_SENDMAIL) += sendmail.o
 # Small replacements for the libc functions postie uses (musl targets only).
@@ -125,7 +125,7 @@ ifneq ($(CONFIG_MAILBOX_INDEX),y)
 UNIT_SRCS := $(filter-out tests/unit/test_index.c,$(UNIT_SRCS))
 endif
 ifneq ($(CONFIG_RELAY),y)
-UNIT_SRCS := $(filter-out tests/unit/test_relay_parts.c,$(UNIT_SRCS))
+UNIT_SRCS := $(filter-out tests/unit/test_relay_parts.c tests/unit/test_mime7.c,$(UNIT_SRCS))
 endif
 ifneq ($(LIBC_SMALL),y)
 UNIT_SRCS := $(filter-out tests/unit/test_libc_small.c,$(UNIT_SRCS))

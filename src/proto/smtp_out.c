@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "dns/dns.h"
+#include "proto/mime7.h"
 #include "proto/sasl.h"
 #include "tls/tls.h"
 
@@ -69,6 +70,8 @@ struct smtpout {
 	int eightbit, utf8;
 	off_t body_pos;
 	int body_bol;
+	int convert;                    /* 8-bit body, server lacks 8BITMIME */
+	struct mime7 m7;
 	char last[SMTPOUT_DIAG + 64];   /* last host-level failure */
 	int last_perm;                  /* that failure was a 5xx */
 };
@@ -518,19 +521,40 @@ static void start_tls(struct smtpout *so)
 
 /* ---- the message body ----------------------------------------------- */
 
-/* Fills the output buffer: LF becomes CRLF, a leading dot is doubled. */
+/* LF becomes CRLF, a leading dot is doubled. */
+static size_t smtp_encode(struct smtpout *so, const char *in, size_t n, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (so->body_bol && in[i] == '.')
+			out[o++] = '.';
+		if (in[i] == '\n')
+			out[o++] = '\r';
+		out[o++] = in[i];
+		so->body_bol = in[i] == '\n';
+	}
+	return o;
+}
+
+/* Fills the output buffer from the spool file, through the 8-bit
+ * conversion when the server needs it. */
 static void body_fill(struct smtpout *so)
 {
+	static char in[512], mid[4 * 512 + MIME7_HDR_MAX + 96];
+	static char out[2 * sizeof(mid) + 8];
 	struct smtpout_job *j = so->job;
-	char in[2048], out[4200];
 
 	while (so->body_pos < j->data_len) {
-		size_t room = conn_out_free(so->c), want, o = 0;
+		size_t room = conn_out_free(so->c), want, m;
 		ssize_t n;
 
-		if (room < 64)
+		/* Worst case: mime7 ×4 plus a held header line, then CRLF ×2. */
+		want = so->convert ? (room > 2 * (MIME7_HDR_MAX + 96) + 64 ?
+			(room - 2 * (MIME7_HDR_MAX + 96) - 64) / 8 : 0) :
+			(room > 64 ? (room - 8) / 2 : 0);
+		if (want == 0)
 			return;
-		want = (room - 8) / 2;
 		if (want > sizeof(in))
 			want = sizeof(in);
 		if ((off_t)want > j->data_len - so->body_pos)
@@ -540,16 +564,15 @@ static void body_fill(struct smtpout *so)
 			fail_host(so, 0, "4.3.0 cannot read the queued message");
 			return;
 		}
-		for (ssize_t i = 0; i < n; i++) {
-			if (so->body_bol && in[i] == '.')
-				out[o++] = '.';
-			if (in[i] == '\n')
-				out[o++] = '\r';
-			out[o++] = in[i];
-			so->body_bol = in[i] == '\n';
-		}
 		so->body_pos += n;
-		conn_write(so->c, out, o);
+		if (so->convert) {
+			m = mime7_feed(&so->m7, in, (size_t)n, mid);
+			if (so->body_pos == j->data_len)
+				m += mime7_end(&so->m7, mid + m);
+			conn_write(so->c, out, smtp_encode(so, mid, m, out));
+		} else {
+			conn_write(so->c, out, smtp_encode(so, in, (size_t)n, out));
+		}
 		conn_deadline(so->c, T_DATA_BLOCK);
 	}
 	if (conn_out_free(so->c) < 8)
@@ -693,6 +716,9 @@ static void on_reply(struct smtpout *so, const struct smtp_reply *r)
 		if (r->code == 354 && so->mail_ok && so->n_ok > 0) {
 			so->body_pos = 0;
 			so->body_bol = 1;
+			so->convert = so->eightbit && !(so->ext & EXT_8BITMIME);
+			if (so->convert)
+				mime7_init(&so->m7);
 			so_enter(so, SO_BODY);
 			/* Refilled each time the socket can take more. */
 			so->c->flags |= CONN_DRAIN;

@@ -1024,6 +1024,9 @@ int idx_rewrite_step(struct idx_rewrite *w, size_t budget, struct idx_hdr *h)
 		errno = w->u.werr;
 		goto fail;
 	}
+	/* Start writing back what was copied, without waiting, so the fsync
+	 * at the commit does not stall the loop on the whole file at once. */
+	sync_file_range(w->dst, 0, (off_t)w->dpos, SYNC_FILE_RANGE_WRITE);
 	return IDX_AGAIN;
 fail:
 	rc = errno;

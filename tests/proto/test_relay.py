@@ -659,6 +659,38 @@ class BrokenPeers(RelayTest):
         self.assertIn(crlf(lines + ".dot\n" + "w" * 990 + "\n"), tx.data)
         self.wait_empty(srv)
 
+    def test_8bit_to_server_without_8bitmime(self):
+        # Like Postfix: a single-part 8-bit message becomes quoted-printable
+        # toward a server that does not offer 8BITMIME; with 8BITMIME it
+        # goes as it is, declared BODY=8BITMIME.
+        import email
+        import quopri
+        srv = self.postie()
+        text = "Gr\u00fc\u00dfe = caf\u00e9 \u2603\n" * 40
+        for offer in (False, True):
+            PEERS["mx"].set({"ehlo": ["PIPELINING"] + (["8BITMIME"] if offer else [])})
+            t = token()
+            body = ("Subject: %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    "Content-Transfer-Encoding: 8bit\r\n\r\n" % t).encode() + \
+                text.replace("\n", "\r\n").encode("utf-8")
+            self.assertQueued(send(srv, "alice@test.lan", ["u8@amx.test"], body))
+            tx = self.wait_peer("mx", t)[0]
+            raw = tx.data
+            mail_from = [c for c in PEERS["mx"].commands() if c.upper().startswith("MAIL")][-1]
+            if offer:
+                self.assertIn("BODY=8BITMIME", mail_from.upper())
+                self.assertIn(text.replace("\n", "\r\n").encode("utf-8"), raw)
+                continue
+            self.assertNotIn("BODY=8BITMIME", mail_from.upper())
+            self.assertTrue(all(b < 0x80 for b in raw), "8-bit bytes sent")
+            m = email.message_from_bytes(raw)
+            self.assertEqual(m["Content-Transfer-Encoding"], "quoted-printable")
+            self.assertEqual(len(m.get_all("Content-Transfer-Encoding")), 1)
+            got = quopri.decodestring(m.get_payload().encode()).decode("utf-8")
+            self.assertEqual(got.replace("\r\n", "\n"), text)
+            self.assertTrue(all(len(l) <= 78 for l in raw.split(b"\r\n")))
+            self.wait_empty(srv)
+
     def test_bytewise_and_multiline_replies(self):
         srv = self.postie()
         PEERS["mx"].set({"bytewise": True,

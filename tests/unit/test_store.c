@@ -189,7 +189,7 @@ void test_conf(void)
 			      strncmp(err, path, strlen(path)) == 0,
 			      "case %zu: got '%s' want '%s'", i, err, t[i].err);
 		if (c && strncmp(t[i].text, "local_domains", 13) == 0)
-			CHECK(c->nlocal_domains == 2 && conf_is_local_domain(c, "C.D", 3),
+			CHECK(c->nlocal_domains == 3 && conf_is_local_domain(c, "C.D", 3),
 			      "local domains");
 		conf_free(c);
 	}
