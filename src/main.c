@@ -268,6 +268,27 @@ static void drop_privileges(uid_t uid, gid_t gid, const char *name)
 		fatal("run_as %s: could regain root, refusing to run", name);
 }
 
+/* A zombie (killed, not yet reaped) is not alive. */
+static int pid_alive(int pid)
+{
+	char path[32], buf[128];
+	FILE *f;
+	char *p;
+	int alive = 1;
+
+	if (kill(pid, 0) != 0 && errno == ESRCH)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 1;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[1] == ' ' &&
+	    p[2] == 'Z')
+		alive = 0;
+	fclose(f);
+	return alive;
+}
+
 /* A postie killed during an append leaves NAME.lock files holding its
  * pid; they would block those mailboxes for CONFIG_MBOX_DOTLOCK_STALE.
  * Only locks with the previous daemon's pid, which is gone, are removed:
@@ -287,7 +308,7 @@ static void drop_own_dotlocks(void)
 	if (fscanf(f, "%d", &old) != 1)
 		old = 0;
 	fclose(f);
-	if (old <= 0 || old == (int)getpid() || kill(old, 0) == 0 || errno != ESRCH)
+	if (old <= 0 || old == (int)getpid() || pid_alive(old))
 		return;
 	d = opendir(conf->mail_dir);
 	if (!d)
@@ -297,6 +318,14 @@ static void drop_own_dotlocks(void)
 		int fd;
 		ssize_t n;
 
+		char tail[24];
+
+		/* NAME.lock.PID: a dotlock being made when the daemon died. */
+		snprintf(tail, sizeof(tail), ".lock.%d", old);
+		if (l > strlen(tail) && strcmp(e->d_name + l - strlen(tail), tail) == 0) {
+			unlinkat(dirfd(d), e->d_name, 0);
+			continue;
+		}
 		if (l < 6 || strcmp(e->d_name + l - 5, ".lock") != 0)
 			continue;
 		fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);

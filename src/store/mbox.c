@@ -96,30 +96,45 @@ size_t mbox_from_line(char *out, size_t n, const char *sender, time_t t)
 	return o;
 }
 
+/* NAME.lock is made by link() from NAME.lock.PID holding our pid, so the
+ * lock never exists without its content (a crash between create and
+ * write would leave an anonymous lock nobody may clear). */
 static int dotlock(struct mbox_lock *l)
 {
+	char tmp[sizeof(l->lockpath) + 16], pid[16];
+	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid()), fd, rc = MBOX_BUSY;
+
+	snprintf(tmp, sizeof(tmp), "%s.%d", l->lockpath, (int)getpid());
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return MBOX_ERR;
+	if (write(fd, pid, (size_t)n) != n) {
+		close(fd);
+		unlink(tmp);
+		return MBOX_ERR;
+	}
+	close(fd);
 	for (int tries = 0; tries < 2; tries++) {
 		struct stat st;
-		int fd = open(l->lockpath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-			      O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			char pid[16];
-			int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-			if (write(fd, pid, (size_t)n) < 0)
-				n = 0;
-			close(fd);
-			return MBOX_OK;
+
+		if (link(tmp, l->lockpath) == 0) {
+			rc = MBOX_OK;
+			break;
 		}
-		if (errno != EEXIST)
-			return MBOX_ERR;
+		if (errno != EEXIST) {
+			rc = MBOX_ERR;
+			break;
+		}
 		if (lstat(l->lockpath, &st) != 0)
 			continue;
 		if (time(NULL) - st.st_mtime < CONFIG_MBOX_DOTLOCK_STALE)
-			return MBOX_BUSY;
+			break;
 		log_msg(LOGL_WARN, "removing stale dotlock %s", l->lockpath);
 		unlink(l->lockpath);
 	}
-	return MBOX_BUSY;
+	unlink(tmp);
+	return rc;
 }
 
 int mbox_lock(const char *dir, const char *name, struct mbox_lock *l)

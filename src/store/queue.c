@@ -410,8 +410,14 @@ static void attempt_end(struct attempt *a)
 		if (state_save(a) != 0)
 			log_msg(LOGL_ERR, "queue: %s: cannot save state: %s (targets "
 				"may be tried again)", q->id, strerror(errno));
-		log_msg(LOGL_INFO, "queue: %s: %d target(s) deferred, next try in "
-			"%llu s", q->id, pending, (unsigned long long)delay);
+		for (int i = 0; i < a->n; i++)
+			if (a->t[i].state == T_PENDING) {
+				log_msg(LOGL_INFO, "queue: %s: %d target(s) deferred (%s: "
+					"%.80s), next try in %llu s", q->id, pending,
+					a->t[i].addr, a->t[i].diag,
+					(unsigned long long)delay);
+				break;
+			}
 	}
 	close(a->f.fd);
 	a->f.fd = -1;
