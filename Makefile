@@ -34,7 +34,7 @@ WARN := -Wall -Wextra -Werror -Wundef -Wshadow -Wstrict-prototypes \
 BASE_CFLAGS := -std=c11 $(OPT) $(WARN) -D_GNU_SOURCE \
 	-ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
 	-fno-strict-aliasing -I$(O)/include -Isrc -include autoconf.h
-ALL_CFLAGS = $(BASE_CFLAGS) $(ARCH_CFLAGS) $(EXTRA_CFLAGS)
+ALL_CFLAGS = $(BASE_CFLAGS) $(ARCH_CFLAGS) $(OBJ_CFLAGS) $(EXTRA_CFLAGS)
 ALL_LDFLAGS = $(STATIC) -Wl,--gc-sections -Wl,-z,max-page-size=4096 \
 	$(if $(STATIC),-no-pie) $(ARCH_LDFLAGS) $(EXTRA_LDFLAGS)
 

@@ -917,9 +917,33 @@ static int set_sender(const struct opts *o)
 
 /* ---- -q ------------------------------------------------------------------- */
 
+static int base_is_postie(const char *arg)
+{
+	const char *slash = strrchr(arg, '/');
+
+	return strcmp(slash ? slash + 1 : arg, "postie") == 0;
+}
+
+static int is_postie(long pid)
+{
+	char path[48], cmd[512];
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return kill((pid_t)pid, 0) == 0;
+	n = fread(cmd, 1, sizeof(cmd) - 1, f);
+	fclose(f);
+	cmd[n] = '\0';
+	return n > 0 && (base_is_postie(cmd) ||
+			 (strlen(cmd) + 1 < n && base_is_postie(cmd + strlen(cmd) + 1)));
+}
+
 static int run_queue(void)
 {
-	char path[CONF_PATH_MAX + 32], buf[64], comm[64];
+	char path[CONF_PATH_MAX + 32], buf[64];
 	FILE *f;
 	long pid;
 	char *end;
@@ -939,17 +963,10 @@ static int run_queue(void)
 		printf("%s: no daemon running (bad %s)\n", prog, path);
 		return EX_OK_;
 	}
-	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-	f = fopen(path, "re");
-	comm[0] = '\0';
-	if (f) {
-		if (!fgets(comm, sizeof(comm), f))
-			comm[0] = '\0';
-		fclose(f);
-		comm[strcspn(comm, "\n")] = '\0';
-	}
-	/* A stale pid file may name some other process: only postie. */
-	if (f ? strcmp(comm, "postie") != 0 : kill((pid_t)pid, 0) != 0) {
+	/* A stale pid file may name some other process: only postie (its
+	 * program name, or the first argument under an emulator such as
+	 * qemu-user, which runs cross builds in the tests). */
+	if (!is_postie(pid)) {
 		printf("%s: no daemon running; the queue runs when it starts\n",
 		       prog);
 		return EX_OK_;

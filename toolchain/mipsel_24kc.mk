@@ -23,3 +23,6 @@ APT_ARCH      =
 # Static musl: link src/core/libc_small.c's small printf/strftime/gmtime/
 # getopt/getpw/setgroups/qsort/sscanf instead of musl's (DESIGN.md §7).
 LIBC_SMALL    = y
+# postie's own objects only (not musl, BearSSL, udns): MIPS16 halves the
+# code of the control-heavy parts; crypto stays in 32-bit MIPS (deps).
+OBJ_CFLAGS    = -mips16

@@ -70,10 +70,13 @@ int loop_step(int max_wait_ms)
 		}
 	}
 	if (next >= 0) {
-		int64_t wait = next > now ? next - now : 0;
+		/* int arithmetic: 64-bit division costs 4.6 KB of helpers on
+		 * MIPS, and a day of sleep is plenty before looking again. */
+		int wait = next - now > 86400000 ? 86400000 :
+			   next > now ? (int)(next - now) : 0;
 		if (max_wait_ms >= 0 && wait > max_wait_ms)
 			wait = max_wait_ms;
-		ts.tv_sec = (time_t)(wait / 1000);
+		ts.tv_sec = wait / 1000;
 		ts.tv_nsec = (long)(wait % 1000) * 1000000;
 		tsp = &ts;
 	} else if (max_wait_ms >= 0) {

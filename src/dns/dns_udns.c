@@ -639,8 +639,8 @@ static int start(const char *name, dns_fn fn, void *ctx, int is_host)
 		finish(lk, DNS_TEMP, "cannot open a DNS socket");
 	} else if (is_host) {
 		lk->nmx = 1;
-		snprintf(lk->mx[0].name, sizeof(lk->mx[0].name), "%s",
-			 lk->domain);
+		str_copy(lk->mx[0].name, sizeof(lk->mx[0].name), lk->domain,
+			 strlen(lk->domain));
 		submit_addrs(lk);
 	} else if (dns_submit_mx(&dns_defctx, lk->domain, DNS_NOSRCH, on_mx, lk)) {
 		lk->state = LK_MX;

@@ -24,9 +24,14 @@ struct aliases {
 	char *mem;
 };
 
+/* By name, then by line: a duplicate is reported at its later line
+ * whatever the sort does with equal keys. */
 static int cmp_alias(const void *a, const void *b)
 {
-	return strcmp(((const struct alias *)a)->name, ((const struct alias *)b)->name);
+	const struct alias *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c ? c : x->line - y->line;
 }
 
 static const struct alias *find(const struct aliases *a, const char *name, size_t len)

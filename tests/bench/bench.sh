@@ -6,9 +6,11 @@
 #
 #   POSTIE_BIN=FILE  measure that binary instead of building one.
 #   --quick   300 messages, one size, one run, TLS handshakes 1 s each,
-#             sequential only, 100 TLS submissions (about 1.5 minutes);
+#             sequential only, 100 TLS submissions, 300 relayed messages
+#             (about 1.5 minutes);
 #             default: 5000 x 2 KiB and 500 x 64 KiB, 1000 TLS submissions,
-#             three runs each, handshakes 5 s each (about 4-5 minutes).
+#             5000 x 2 KiB and 500 x 64 KiB relayed, three runs each,
+#             handshakes 5 s each (about 5-6 minutes).
 #
 # What it does (everything on 127.0.0.1, every wait bounded):
 #  1. Installs what is missing: postfix (for smtp-source and the comparison),
@@ -23,7 +25,8 @@
 #     config_directory, queue_directory and data_directory under
 #     build/bench/postfix/, master.cf with chroot off, one smtpd on
 #     127.0.0.1:PORT, inet_interfaces = loopback-only, no DNS (default and
-#     relay transports are error:, smtp_dns_support_level = disabled,
+#     relay transports are smtp to relayhost = [127.0.0.3]:PORT, the
+#     smtp-sink of the relay rows; smtp_dns_support_level = disabled,
 #     smtpd_peername_lookup = no, explicit myhostname), delivery by virtual(8)
 #     to an mbox file (virtual_mailbox_maps entry without a trailing slash),
 #     which is what postie does for its virtual users. Postfix's mbox and
@@ -67,8 +70,20 @@
 #       TLS 1.2 handshakes per second and server CPU per handshake
 #       (benchlib.py tlsrate), messages/s over STARTTLS + AUTH, one message
 #       per session (benchlib.py submit), postie-rsa's longest loop stall.
+#     - relay: smtp-source -> server -> smtp-sink (Postfix's test server,
+#       run as nobody on 127.0.0.3, -c counters on its stdout; it throws the
+#       mail away). postie: one more process, postie-relay (relay_networks
+#       127.0.0.0/8, smarthost 127.0.0.3:PORT plain, queue_retry 1s 2s,
+#       dns_server 127.0.0.53:9 when the build has DNS: nothing is ever
+#       looked up). Postfix: the same instance, relayhost = [127.0.0.3]:PORT
+#       (relay and default transport: smtp). Messages to a non-local domain;
+#       time until the sink has counted all N (bounded), CPU and bytes
+#       written per message as for the mbox rows (postie: its queue file,
+#       fsynced, and its log; Postfix: its queue file and its log).
 #     - binary size, stripped: Kconfig defaults and the same without
-#       CONFIG_TLS (build/bench/size-tls, size-notls, rebuilt incrementally).
+#       CONFIG_TLS (build/bench/size-tls, size-notls, rebuilt incrementally);
+#       the alerts-only board, `make BOARD=alerts` (build/board-alerts/postie,
+#       mips_24kc, static, stripped), size only.
 #  5. Prints a Markdown table and writes it to build/bench/results.md with the
 #     date, the machine and the exact commands.
 # Timings live here only, never in pass/fail tests.
@@ -95,18 +110,22 @@ if [ "$QUICK" = 1 ]; then
 	HS_SECS=1          # per handshake measurement
 	HS_WORKERS="1"     # sequential only
 	TLS_RUNS="100:2048"
+	RELAY_RUNS="300:2048"
 else
 	RUNS="5000:2048 500:65536"
 	REPS=3
 	HS_SECS=5
 	HS_WORKERS="1 4"   # sequential, and 4 client processes at once
 	TLS_RUNS="1000:2048"
+	RELAY_RUNS="5000:2048 500:65536"
 fi
 IDLE_WINDOW=10
 SESSIONS=4
 IDLE_CONNS=200
 SENDER=a@test.lan
 RCPT=demo@test.lan
+RELAY_RCPT=demo@dest.lan   # not a local domain: relayed
+SINK_ADDR=127.0.0.3
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 say() { echo "bench: $*" >&2; }
@@ -219,6 +238,17 @@ size_build() { # NAME CONFIG-LINE: prints the stripped size or "n/a"
 say "size builds (Kconfig defaults, and without CONFIG_TLS)"
 SIZE_TLS=$(size_build tls "# Kconfig defaults (tests/bench/bench.sh)")
 SIZE_NOTLS=$(size_build notls "# CONFIG_TLS is not set")
+# The alerts-only board (board/alerts: mips_24kc, soft-float, static
+# musl), built as `make BOARD=alerts` does, into build/board-alerts. The
+# cross toolchain comes from the Makefile (toolchain/install-deps.sh,
+# deps.sh); when that fails the row says n/a.
+say "alerts-only board build (make BOARD=alerts)"
+SIZE_ALERTS=n/a
+if timeout 900 make -s -j2 BOARD=alerts >"$B/board-alerts.log" 2>&1 && [ -f build/board-alerts/postie ]; then
+	SIZE_ALERTS=$(stat -c %s build/board-alerts/postie)
+else
+	say "warning: make BOARD=alerts failed (see $B/board-alerts.log)"
+fi
 # Postfix has no build without TLS; what its TLS SMTP service loads: smtpd
 # and the libraries of Postfix and OpenSSL it links (not libc, libdb,
 # libsasl2, libicu & co.), stripped as Debian ships them.
@@ -234,6 +264,8 @@ PF_SIZE_NOTE="smtpd + $(echo "$PF_TLS_FILES" | xargs -n1 basename 2>/dev/null | 
 POSTIE_PID=
 POSTIE_RSA_PID=
 POSTIE_EC_PID=
+POSTIE_RELAY_PID=
+SINK_PID=
 PF_MASTER=
 HOLD_PID=
 PFC=$BA/postfix/etc
@@ -247,7 +279,7 @@ cleanup() {
 	set +e
 	[ -n "$HOLD_PID" ] && kill "$HOLD_PID" 2>/dev/null
 	local p
-	for p in "$POSTIE_PID" "$POSTIE_RSA_PID" "$POSTIE_EC_PID"; do
+	for p in "$POSTIE_PID" "$POSTIE_RSA_PID" "$POSTIE_EC_PID" "$POSTIE_RELAY_PID" "$SINK_PID"; do
 		stop_pid "$p"
 	done
 	if [ -f "$PFC/main.cf" ]; then
@@ -280,10 +312,10 @@ wait_listen() { # PORT SECONDS
 }
 
 PORTS_USED=" "
-newport() { # NAME: a free port on 127.0.0.1 not handed out before
+newport() { # NAME [ADDR]: a free port on 127.0.0.1 (or ADDR) not handed out before
 	local p
 	for _ in $(seq 20); do
-		p=$($LIB freeport)
+		p=$($LIB freeport "${2:-127.0.0.1}")
 		case $PORTS_USED in *" $p "*) continue ;; esac
 		PORTS_USED="$PORTS_USED$p "
 		printf -v "$1" '%s' "$p"
@@ -293,6 +325,8 @@ newport() { # NAME: a free port on 127.0.0.1 not handed out before
 }
 newport PORT_POSTIE
 newport PORT_PF
+newport PORT_PR             # postie-relay
+newport PORT_SINK $SINK_ADDR # smtp-sink, the smarthost / relayhost of both
 
 # postie: a fresh directory, relative paths, foreground child.
 rm -rf "$B/postie"
@@ -415,13 +449,15 @@ mydestination =
 inet_interfaces = loopback-only
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
-# No DNS anywhere: no PTR lookup of clients, no MX/A lookups (nothing
-# leaves this host: the default and relay transports are error:).
+# No DNS anywhere: no PTR lookup of clients, no MX/A lookups. Nothing
+# leaves this host: all non-local mail goes to the relayhost, the
+# smtp-sink of the relay rows on $SINK_ADDR (an address, no lookup).
 smtpd_peername_lookup = no
 smtp_dns_support_level = disabled
 lmtp_dns_support_level = disabled
-default_transport = error:benchmark instance sends nothing out
-relay_transport = error:benchmark instance sends nothing out
+relayhost = [$SINK_ADDR]:$PORT_SINK
+default_transport = smtp
+relay_transport = relay
 append_dot_mydomain = no
 alias_maps =
 alias_database =
@@ -445,8 +481,10 @@ EOF
 echo "demo@test.lan demo" >"$PFC/vmailbox"
 cat >"$PFC/master.cf" <<EOF
 # Generated by tests/bench/bench.sh: the standard services, chroot off,
-# one smtpd on loopback; no outbound smtp/lmtp/tlsmgr (nothing leaves).
+# one smtpd on loopback; smtp/relay only to the relayhost on $SINK_ADDR.
 127.0.0.1:$PORT_PF inet n - n - - smtpd
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -658,6 +696,16 @@ fi
 
 # 4d. throughput, CPU and bytes written
 count_from() { [ -f "$1" ] && grep -c '^From ' "$1" || echo 0; }
+# smtp-sink -c rewrites "sess=N quit=N mesg=N" + CR on its stdout for every
+# session end, QUIT and "."; the last mesg= is the count of messages taken.
+SINK_OUT=$BA/sink.out
+sink_count() {
+	local n
+	n=$(tail -c 300 "$SINK_OUT" 2>/dev/null | tr '\r' '\n' | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -1)
+	echo "${n:-0}"
+}
+# delivered MBOX: messages in the mbox, or with MBOX "sink" taken by smtp-sink
+delivered() { if [ "$1" = sink ]; then sink_count; else count_from "$1"; fi; }
 fsize() { [ -f "$1" ] && stat -c %s "$1" || echo 0; }
 pf_queue_len() {
 	find "$BA/postfix/queue/maildrop" "$BA/postfix/queue/incoming" \
@@ -668,29 +716,30 @@ pf_queue_len() {
 CMDS=()
 run_load() { # NAME PID PORT MBOX N LEN -> sets NAME_{secs,cpu,wb,bytes,ok,exited}
 	local name=$1 pid=$2 port=$3 mbox=$4 n=$5 len=$6 c0 s0 t0 t1 c1 got rc=0
-	local cmd="smtp-source -s $SESSIONS -m $n -l $len -M client.test.lan -f $SENDER -t $RCPT 127.0.0.1:$port"
+	local cmd="smtp-source -s $SESSIONS -m $n -l $len -M client.test.lan -f $SENDER -t ${LOAD_RCPT:-$RCPT} 127.0.0.1:$port"
 	# LOAD_USER set: STARTTLS (+ AUTH unless "-") sessions from benchlib.py.
 	[ -z "${LOAD_USER:-}" ] ||
 		cmd="$LIB submit $port $n $len $SESSIONS $LOAD_USER $SUB_PASS $LOAD_SENDER $RCPT"
 	CMDS+=("$cmd")
-	c0=$(count_from "$mbox"); s0=$(fsize "$mbox")
+	c0=$(delivered "$mbox"); s0=$(fsize "$mbox")
 	snap "${name}0" "$pid"
 	t0=$(now)
 	timeout 600 $cmd || rc=$?
 	[ "$rc" = 0 ] || say "warning: ${cmd%% *} exited with $rc for $name"
 	# Delivered = every message in the mbox; Postfix also has to drain its
-	# queue (its 250 comes before delivery). Bounded: 300 s (10 s when the
-	# client reported refused messages: those never arrive).
+	# queue (its 250 comes before delivery). Relayed ("sink"): every message
+	# counted by smtp-sink. Bounded: 300 s (10 s when the client reported
+	# refused messages: those never arrive).
 	local deadline=$(($(date +%s) + 300))
 	[ "$rc" = 0 ] || deadline=$(($(date +%s) + 10))
 	while :; do
 		# Postfix: look at its queue first (cheap), count the mbox once empty.
-		if [ "$name" != f ] || [ "$(pf_queue_len)" = 0 ]; then
-			got=$(($(count_from "$mbox") - c0))
+		if [ "$name" != f ] || [ "$mbox" = sink ] || [ "$(pf_queue_len)" = 0 ]; then
+			got=$(($(delivered "$mbox") - c0))
 			[ "$got" -lt "$n" ] || break
 		fi
 		[ "$(date +%s)" -lt "$deadline" ] || {
-			got=$(($(count_from "$mbox") - c0))
+			got=$(($(delivered "$mbox") - c0))
 			say "warning: $name: only $got of $n delivered in time"
 			break
 		}
@@ -722,16 +771,17 @@ range_of() { # FILE SERVER LEN: min-max msgs/s
 		if (n++ == 0 || v < lo) lo = v; if (v > hi) hi = v }
 		END { if (n > 1) printf " (%.0f–%.0f over %d runs)", lo, hi, n }' "$1"
 }
-# load_series TSV N LEN POSTIE_PID POSTIE_PORT POSTIE_MBOX POSTFIX_PORT WHAT:
-# REPS runs of each server, alternating, then the median run's figures in
-# p_* and f_* (got secs mps cpu msz wpm wr range exited).
+# load_series TSV N LEN POSTIE_PID POSTIE_PORT POSTIE_MBOX POSTFIX_PORT WHAT
+# [POSTFIX_MBOX]: REPS runs of each server, alternating, then the median
+# run's figures in p_* and f_* (got secs mps cpu msz wpm wr range exited).
+# An MBOX of "sink": relayed, counted by smtp-sink.
 load_series() {
 	local tsv=$1 n=$2 len=$3 rep x got secs cpu wb bytes mps
 	for rep in $(seq "$REPS"); do
 		say "load $rep/$REPS: $n messages of $len bytes, $SESSIONS sessions$8 -> postie"
 		run_load p "$4" "$5" "$6" "$n" "$len"
 		say "load $rep/$REPS: $n messages of $len bytes, $SESSIONS sessions$8 -> postfix"
-		run_load f "$PF_MASTER" "$7" "$BA/postfix/mail/demo" "$n" "$len"
+		run_load f "$PF_MASTER" "$7" "${9:-$BA/postfix/mail/demo}" "$n" "$len"
 		# server len n got secs cpu_ns wbytes mbox_bytes msgs/s exited
 		for x in p f; do
 			v_got=${x}_got v_secs=${x}_secs v_cpu=${x}_cpu v_wb=${x}_wb v_b=${x}_bytes v_e=${x}_exited
@@ -794,6 +844,78 @@ if [ "$HAVE_TLS" = 1 ]; then
 	LOAD_USER=
 fi
 
+# 4h. relay: smtp-source -> server -> smtp-sink on $SINK_ADDR. postie-relay
+# is its own process (the plain postie above keeps no relay settings);
+# Postfix is the same instance, whose relayhost is the sink. Last, so that
+# the smtp processes Postfix starts here are in none of the rows above.
+RELAY_TABLE=""
+RELAY_NOTE=""
+RELAY_STALL="n/a"
+rm -rf "$B/postie-relay"
+mkdir -p "$B/postie-relay/mail" "$B/postie-relay/spool"
+echo "demo:" >"$B/postie-relay/users"
+cat >"$B/postie-relay/postie.conf" <<EOF
+hostname mail.test.lan
+listen smtp 127.0.0.1:$PORT_PR
+users ./users
+mail_dir ./mail
+spool_dir ./spool
+local_domains test.lan
+max_message_size 10M
+max_connections 256
+relay_networks 127.0.0.0/8
+smarthost $SINK_ADDR:$PORT_SINK plain
+queue_retry 1s 2s
+EOF
+# dns_server only where the build has DNS: a port where nothing answers,
+# so that nothing is ever asked of the machine's resolver.
+cp "$B/postie-relay/postie.conf" "$B/postie-relay/dns.conf"
+echo "dns_server 127.0.0.53:9" >>"$B/postie-relay/dns.conf"
+if (cd "$B/postie-relay" && timeout 10 "$POSTIE_BIN" -c dns.conf -t) >"$B/postie-relay/check.log" 2>&1; then
+	mv "$B/postie-relay/dns.conf" "$B/postie-relay/postie.conf"
+	RELAY_OK=1
+elif (cd "$B/postie-relay" && timeout 10 "$POSTIE_BIN" -c postie.conf -t) >"$B/postie-relay/check.log" 2>&1; then
+	rm -f "$B/postie-relay/dns.conf"
+	RELAY_OK=1
+else
+	RELAY_OK=0
+	RELAY_NOTE="no relay rows: this postie refuses the relay configuration ($(head -c 200 "$B/postie-relay/check.log" | tr '\n' ' ')). "
+fi
+if [ "$RELAY_OK" = 1 ]; then
+	: >"$SINK_OUT"
+	# smtp-sink drops root for nobody (-u); bounded by timeout(1) as well.
+	timeout 3600 smtp-sink -4 -c -u nobody "$SINK_ADDR:$PORT_SINK" 256 >"$SINK_OUT" 2>"$BA/sink.err" &
+	SINK_PID=$!
+	(cd "$B/postie-relay" && exec "$POSTIE_BIN" -c postie.conf >postie.log 2>&1) &
+	POSTIE_RELAY_PID=$!
+	if ! wait_listen "$PORT_SINK" 10; then
+		RELAY_OK=0; RELAY_NOTE="no relay rows: smtp-sink did not listen ($(head -c 200 "$BA/sink.err" | tr '\n' ' ')). "
+	elif ! wait_listen "$PORT_PR" 10; then
+		RELAY_OK=0; RELAY_NOTE="no relay rows: postie-relay did not listen ($(head -c 200 "$B/postie-relay/postie.log" | tr '\n' ' ')). "
+	fi
+fi
+[ -z "$RELAY_NOTE" ] || say "warning: $RELAY_NOTE"
+if [ "$RELAY_OK" = 1 ]; then
+	RELAY_TSV=$B/runs-relay.txt
+	: >"$RELAY_TSV"
+	LOAD_RCPT=$RELAY_RCPT
+	for r in $RELAY_RUNS; do
+		N=${r%%:*}; LEN=${r##*:}
+		load_series "$RELAY_TSV" "$N" "$LEN" "$POSTIE_RELAY_PID" "$PORT_PR" sink "$PORT_PF" " relayed to smtp-sink" sink
+		RELAY_TABLE+="| relay msgs/s, SMTP→queue→smtp-sink, ${LEN} B × ${N}, fsync on (median run) | ${p_mps} (${p_got} in ${p_secs} s)${p_range} | ${f_mps} (${f_got} in ${f_secs} s)${f_range} | $(fdiv "$p_mps" "$f_mps") |
+| CPU µs per relayed message, ${LEN} B | ${p_cpu} | ${f_cpu} | $(fdiv "$p_cpu" "$f_cpu") |
+| bytes written per relayed message, ${LEN} B | ${p_wpm} | ${f_wpm} | $(fdiv "$p_wpm" "$f_wpm") |
+"
+		EXITED_NOTE+="relay ${LEN} B: postie ${p_exited}, postfix ${f_exited} processes exited during the runs. "
+	done
+	LOAD_RCPT=
+	stop_pid "$POSTIE_RELAY_PID"
+	RELAY_STALL=$(sed -n 's/.*longest loop stall \([0-9]* *[mu]*s\).*/\1/p' "$B/postie-relay/postie.log" | tail -1)
+	[ -n "$RELAY_STALL" ] || RELAY_STALL="not reported"
+	stop_pid "$SINK_PID"
+	SINK_PID=
+fi
+
 # postie reports its longest loop stall when it stops.
 STALL="n/a"
 if [ -d "/proc/$POSTIE_PID" ]; then
@@ -810,6 +932,16 @@ if [ "$HAVE_TLS" = 1 ] && [ -d "/proc/$POSTIE_RSA_PID" ]; then
 fi
 
 # ---- 5. report -----------------------------------------------------------
+postie_relay_limits() { # outgoing session limits of the measured build
+	local f=${POSTIE_BIN%/*}/.config d p
+	d=$(sed -n 's/^CONFIG_RELAY_MAX_DELIVERIES=//p' "$f" 2>/dev/null)
+	p=$(sed -n 's/^CONFIG_RELAY_MAX_PER_DEST=//p' "$f" 2>/dev/null)
+	if [ -n "$p" ]; then
+		echo "CONFIG_RELAY_MAX_DELIVERIES=$d, CONFIG_RELAY_MAX_PER_DEST=$p: at most $p sessions to the sink"
+	else
+		echo "outgoing session limits of this build unknown"
+	fi
+}
 p_conn=$(fdiv "$((pc_rss_kb - p_idle_rss_kb))" "${pc_conns:-0}" %.1f)
 f_conn=$(fdiv "$((fc_rss_kb - f_idle_rss_kb))" "${fc_conns:-0}" %.1f)
 p_connp=$(fdiv "$((pc_pss_kb - p_idle_pss_kb))" "${pc_conns:-0}" %.1f)
@@ -841,12 +973,15 @@ OUT=$B/results.md
 	printf '%s' "$TP_TABLE"
 	printf '%s' "$HS_TABLE"
 	printf '%s' "$TLS_TP_TABLE"
+	printf '%s' "$RELAY_TABLE"
 	echo "| longest loop stall under load (postie's own report) | ${STALL} | n/a (one process per session) | |"
+	[ -z "$RELAY_TABLE" ] || echo "| longest loop stall, relay runs (postie-relay) | ${RELAY_STALL} | n/a | |"
 	[ "$HAVE_TLS" = 0 ] || echo "| longest loop stall, TLS runs (postie-rsa: handshakes, STARTTLS$([ "$HAVE_AUTH" = 1 ] && echo ' + AUTH') load) | ${STALL_TLS} | n/a | |"
 	echo "| binary size, stripped, static x86_64, Kconfig defaults (TLS, AUTH) (Postfix: ${PF_SIZE_NOTE}, dynamic) | ${SIZE_TLS} | ${SIZE_PF} | $(fdiv "$SIZE_TLS" "$SIZE_PF") |"
 	echo "| binary size, same without CONFIG_TLS (and AUTH) | ${SIZE_NOTLS} | n/a | |"
+	echo "| binary size, alerts-only board (make BOARD=alerts: mips_24kc, static, stripped) | ${SIZE_ALERTS} | n/a | |"
 	echo
-	echo "Notes: ${STRACE_LINE}. ${EXITED_NOTE}${TLS_NOTE}"
+	echo "Notes: ${STRACE_LINE}. ${EXITED_NOTE}${TLS_NOTE}${RELAY_NOTE}"
 	echo
 	echo "- Bytes written = write_bytes - cancelled_write_bytes of /proc/PID/io: pages dirtied"
 	echo "  (4 KiB each, so appending 2 KiB to an mbox counts one or two pages), minus pages of"
@@ -860,6 +995,17 @@ OUT=$B/results.md
 	echo "- Postfix's 250 comes before delivery: its time runs until the mbox holds every message"
 	echo "  and the queue is empty. postie answers 250 after the mbox fsync. Both fsync the mbox"
 	echo "  per message; Postfix also fsyncs its queue file."
+	if [ -n "$RELAY_TABLE" ]; then
+		echo "- Relay: smtp-source ($SESSIONS sessions, one message per session) to ${RELAY_RCPT#*@} (not local) -> server ->"
+		echo "  smtp-sink on $SINK_ADDR (plain SMTP, throws the mail away; its CPU is not counted). postie:"
+		echo "  postie-relay, its own process (relay_networks 127.0.0.0/8, smarthost $SINK_ADDR:PORT plain,"
+		echo "  queue_retry 1s 2s), $(postie_relay_limits);"
+		echo "  it answers 250 after the queue file's fsync. Postfix: the same instance, relayhost ="
+		echo "  [$SINK_ADDR]:PORT, relay transport smtp(8)"
+		echo "  (its defaults: destination concurrency up to 20, connection cache on demand); its 250 comes after"
+		echo "  the queue file's fsync too. Time until smtp-sink has counted all N (-c counters); bytes written:"
+		echo "  queue files (written, fsynced, removed after delivery) and logs, as above."
+	fi
 	if [ "$HAVE_TLS" = 1 ]; then
 		echo "- TLS: self-signed RSA 2048 and EC P-256 certificates (build/bench/tls). postie: two more"
 		echo "  processes with the same binary, postie-rsa (smtp + STARTTLS, smtps$([ "$HAVE_AUTH" = 1 ] && echo ', submission')) and postie-ec"
@@ -887,10 +1033,13 @@ OUT=$B/results.md
 	echo "$BUILD_CMD"
 	echo "(cd $B/postie && postie -c postie.conf)"
 	echo "postfix -c $B/postfix/etc start"
+	[ -z "$RELAY_TABLE" ] || echo "(cd $B/postie-relay && postie -c postie.conf)"
+	[ -z "$RELAY_TABLE" ] || echo "smtp-sink -4 -c -u nobody $SINK_ADDR:PORT 256 >$B/sink.out"
 	for c in "${CMDS[@]}"; do echo "$c"; done
 	[ "$HAVE_TLS" = 0 ] || printf '%s\n' "${HS_CMDS[@]}" | sort -u
 	[ "$HAVE_TLS" = 0 ] || echo "/usr/bin/python3 tests/bench/benchlib.py hold PORT $IDLE_CONNS 60 tls   # idle TLS connections"
 	echo "make O=$B/size-tls CONFIG_SRC=$B/size-tls.config; make O=$B/size-notls CONFIG_SRC=$B/size-notls.config"
+	echo "make BOARD=alerts   # build/board-alerts/postie"
 	echo "/usr/bin/python3 tests/bench/benchlib.py hold PORT $IDLE_CONNS 60   # idle connections"
 	echo "/usr/bin/python3 tests/bench/benchlib.py snap PID                  # /proc totals"
 	echo '```'

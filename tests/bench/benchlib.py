@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Helpers for tests/bench/bench.sh (Python 3 standard library only).
 
-  benchlib.py freeport
-      Prints a free TCP port on 127.0.0.1 (bind to port 0).
+  benchlib.py freeport [ADDR]
+      Prints a free TCP port on ADDR (default 127.0.0.1; bind to port 0).
   benchlib.py snap PID...
       Prints key=value totals over the given processes and all their live
       descendants (found through the ppid field of /proc/*/stat):
@@ -318,9 +318,13 @@ def hold(port, count, seconds, tls=False):
 
 def main():
     a = sys.argv[1:]
-    if a[:1] == ["freeport"]:
+    if a[:1] == ["freeport"] and len(a) <= 2:
+        addr = a[1] if len(a) == 2 else "127.0.0.1"
+        if not addr.startswith("127."):
+            print("freeport: loopback addresses only", file=sys.stderr)
+            sys.exit(2)
         s = socket.socket()
-        s.bind(("127.0.0.1", 0))
+        s.bind((addr, 0))
         print(s.getsockname()[1])
         s.close()
     elif a[:1] == ["snap"] and len(a) > 1:

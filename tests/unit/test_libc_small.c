@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <grp.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "unit.h"
@@ -274,6 +276,32 @@ static void test_passwd(void)
 	CHECK(getpwnam("roo") == NULL && getpwnam("") == NULL, "prefix, empty");
 }
 
+/* setgroups/setgid/setuid are raw system calls (setgroups32 and the like
+ * on 32-bit ARM): drop to 100000 (over 16 bits) in a child, as root only. */
+static void test_setid(void)
+{
+	pid_t pid;
+	int st = -1;
+
+	if (geteuid() != 0)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		gid_t g[1];
+		if (setgroups(0, NULL) != 0 || getgroups(1, g) != 0)
+			_exit(1);
+		if (setgid(100000) != 0 || getgid() != 100000 || getegid() != 100000)
+			_exit(2);
+		if (setuid(100000) != 0 || getuid() != 100000 || geteuid() != 100000)
+			_exit(3);
+		if (setuid(0) == 0 || errno != EPERM)
+			_exit(4);
+		_exit(0);
+	}
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "setgroups/setgid/setuid: child status %d", st);
+}
+
 static int cmp_int(const void *a, const void *b)
 {
 	int x = *(const int *)a, y = *(const int *)b;
@@ -343,5 +371,6 @@ void test_libc_small(void)
 	test_time();
 	test_getopt();
 	test_passwd();
+	test_setid();
 	test_qsort();
 }
