@@ -454,6 +454,17 @@ static int d_queue_retry(struct parse *p, int argc, char **argv)
 	return 0;
 }
 
+static int d_delay_warning(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	if (need_relay(p, argv[0]))
+		return -1;
+	if (parse_duration(argv[1], &p->c->delay_warning) != 0)
+		return fail(p, "delay_warning '%s': want a duration like 4h (0: off)",
+			    argv[1]);
+	return 0;
+}
+
 static int d_masquerade(struct parse *p, int argc, char **argv)
 {
 	const char *at = strchr(argv[1], '@');
@@ -502,6 +513,7 @@ static const struct directive directives[] = {
 	{ "queue_lifetime", 1, 1, d_queue_lifetime, 0 },
 	{ "queue_retry", 2, 2, d_queue_retry, 0 },
 	{ "masquerade", 1, 1, d_masquerade, 0 },
+	{ "delay_warning", 1, 1, d_delay_warning, 0 },
 };
 
 

@@ -57,6 +57,7 @@ struct conf {
 	int relay_port;
 	uint64_t queue_lifetime;        /* seconds */
 	uint64_t retry_min, retry_max;  /* seconds, doubled per attempt */
+	uint64_t delay_warning;         /* seconds; 0: no delay warnings */
 	char masquerade[256];           /* user@domain for local senders */
 	int smarthost_line;
 	/* Where file directives were given, for errors about their files. */

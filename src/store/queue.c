@@ -41,6 +41,7 @@ struct qmsg {
 	time_t arrival, next;
 	int attempts;
 	int active;
+	int warned;             /* a delay warning went out */
 };
 
 enum { T_PENDING = 'p', T_DONE = 'd', T_FAILED = 'f' };
@@ -176,6 +177,8 @@ static int state_save(struct attempt *a)
 		return -1;
 	fprintf(fp, "A %lld\nN %d %lld\n", (long long)a->q->arrival,
 		a->q->attempts, (long long)a->q->next);
+	if (a->q->warned)
+		fputs("W 1\n", fp);
 	for (int i = 0; i < a->n; i++)
 		if (a->t[i].state != T_PENDING)
 			fprintf(fp, "S %c %s %s %s\n", a->t[i].state, a->t[i].addr,
@@ -309,30 +312,37 @@ static void deliver_local(struct attempt *a, struct target *t)
 
 /* ---- bounces ------------------------------------------------------------ */
 
-static void bounce(struct attempt *a, int expired)
+/* A DSN to the sender: the failed targets (a bounce), or with delayed
+ * the pending ones (a warning that mail is still being retried). */
+static int dsn(struct attempt *a, int delayed)
 {
 	struct bounce_rcpt br[QUEUE_TARGETS_MAX];
+	char status[QUEUE_TARGETS_MAX][8];
 	struct bounce_msg m;
 	struct spool_file out;
+	struct stat st;
 	int n = 0;
 
 	for (int i = 0; i < a->n; i++) {
-		if (a->t[i].state != T_FAILED || a->t[i].status[0] == 'b')
+		if (a->t[i].state != (delayed ? T_PENDING : T_FAILED))
 			continue;
 		br[n].rcpt = strncmp(a->t[i].addr, "local:", 6) == 0 ?
 			     a->rcpts[a->t[i].rcpt] : a->t[i].addr;
-		br[n].status = a->t[i].status;
+		snprintf(status[n], sizeof(status[n]), "%s", delayed &&
+			 a->t[i].status[0] != '4' ? "4.0.0" : a->t[i].status);
+		br[n].status = status[n];
 		br[n].diag = a->t[i].diag;
 		br[n].remote = NULL;
-		br[n].delayed = 0;
+		br[n].delayed = delayed;
 		n++;
 	}
 	if (n == 0)
-		return;
+		return 0;
 	if (!a->sender[0]) {
-		log_msg(LOGL_WARN, "queue: %s: %d recipient(s) failed; the sender "
-			"is <> so no bounce", a->q->id, n);
-		return;
+		if (!delayed)
+			log_msg(LOGL_WARN, "queue: %s: %d recipient(s) failed; the "
+				"sender is <> so no bounce", a->q->id, n);
+		return 0;
 	}
 	memset(&m, 0, sizeof(m));
 	m.hostname = conf->hostname;
@@ -345,21 +355,22 @@ static void bounce(struct attempt *a, int expired)
 	m.data_off = a->f.data_off;
 	m.data_len = a->f.size - a->f.data_off;
 	if (spool_create(&out) != 0 || bounce_write(out.fd, &m) != 0) {
-		log_msg(LOGL_ERR, "queue: %s: cannot write the bounce: %s; keeping "
-			"the message", a->q->id, strerror(errno));
+		log_msg(LOGL_ERR, "queue: %s: cannot write the %s: %s; keeping "
+			"the message", a->q->id, delayed ? "delay warning" : "bounce",
+			strerror(errno));
 		spool_discard(&out);
-		return;
+		return -1;
 	}
-	struct stat st;
 	if (fstat(out.fd, &st) == 0)
 		out.size = st.st_size;
 	if (queue_commit(&out) != 0) {
-		log_msg(LOGL_ERR, "queue: cannot queue a bounce: %s", strerror(errno));
+		log_msg(LOGL_ERR, "queue: cannot queue a DSN: %s", strerror(errno));
 		spool_discard(&out);
-		return;
+		return -1;
 	}
-	log_msg(LOGL_INFO, "queue: %s: bounced %d recipient(s)%s to <%s>",
-		a->q->id, n, expired ? " (expired)" : "", a->sender);
+	log_msg(LOGL_INFO, "queue: %s: %s %d recipient(s) to <%s>", a->q->id,
+		delayed ? "delay warning for" : "bounced", n, a->sender);
+	return 0;
 }
 
 /* ---- attempts ----------------------------------------------------------- */
@@ -368,7 +379,7 @@ static void attempt_end(struct attempt *a)
 {
 	struct qmsg *q = a->q;
 	time_t now = time(NULL);
-	int pending = 0, failed = 0, expired = 0;
+	int pending = 0, failed = 0;
 	char path[QUEUE_PATH];
 
 	for (int i = 0; i < a->n; i++) {
@@ -385,10 +396,13 @@ static void attempt_end(struct attempt *a)
 				a->t[i].state = T_FAILED;
 			}
 		pending = 0;
-		failed = expired = 1;
+		failed = 1;
 	}
 	if (failed)
-		bounce(a, expired);
+		dsn(a, 0);
+	if (pending && conf->delay_warning && !q->warned &&
+	    now - q->arrival >= (time_t)conf->delay_warning && dsn(a, 1) == 0)
+		q->warned = 1;
 	if (!pending) {
 		qpath(path, sizeof(path), q->id, "");
 		unlink(path);
@@ -733,6 +747,8 @@ static void load_queue(void)
 				qtab[i].arrival = (time_t)a;
 			else if (sscanf(line, "N %d %lld", &n, &nx) == 2)
 				qtab[i].attempts = n;
+			else if (line[0] == 'W')
+				qtab[i].warned = 1;
 		}
 		fclose(fp);
 	}

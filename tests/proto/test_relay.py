@@ -528,6 +528,26 @@ class MXDelivery(RelayTest):
         self.wait_empty(srv)
         self.assertEqual(PEERS["mx"].find(t), [])
 
+    def test_delay_warning_once(self):
+        # delay_warning: while a message is still retried after that long,
+        # the sender gets one RFC 3464 report with Action: delayed.
+        import email
+        srv = self.postie(extra="delay_warning 1s\n")
+        PEERS["flaky"].set({"MAIL": "451 4.3.0 try again later"})
+        t = token()
+        self.assertQueued(send(srv, "alice@test.lan", ["late@flaky.test"], msg(t)))
+        got = self.wait_mbox(srv, "alice", t, timeout=WAIT)
+        reports = [m.raw for m in got if b"delivery-status" in m.raw]
+        self.assertEqual(len(reports), 1, got)
+        text = reports[0].decode("utf-8", "replace")
+        self.assertIn("Action: delayed", text)
+        self.assertIn("late@flaky.test", text)
+        self.assertRegex(text, r"Status: 4\.\d+\.\d+")
+        # Further retries send no second warning.
+        wait_until(lambda: PEERS["flaky"].nconns() >= 3, WAIT, "more retries")
+        self.assertEqual(len([m for m in srv.find("alice", t)
+                              if b"delivery-status" in m.raw]), 1)
+
     def test_tempfail_then_accept(self):
         srv = self.postie()
         PEERS["flaky"].set({"MAIL": "451 4.3.0 try again later"}, {})
