@@ -164,6 +164,7 @@ check:
 
 bench: all
 	@tests/bench/bench.sh
+	@tests/bench/mailbox_bench.sh
 
 size:
 	@tests/bench/size.sh

@@ -1,0 +1,425 @@
+#!/bin/bash
+# tests/bench/mailbox_bench.sh [--quick] — POP3 on a large mbox: postie next
+# to Dovecot, same machine, same run, the SAME mbox file, as ratios
+# postie/Dovecot (DESIGN.md §7: "POP3 STAT/RETR times on a 10,000-message
+# mbox").
+#
+#   POSTIE_BIN=FILE  measure that binary instead of building one.
+#   --quick   1,000 messages (default: 10,000), ~2 KB each; 3 runs either way.
+#
+# What it does (everything on 127.0.0.1, every wait bounded):
+#  1. Installs what is missing: dovecot-pop3d and dovecot-imapd (the IMAP
+#     listener is there for later IMAP rows), python3, iproute2. No system
+#     Dovecot may run: a temporary policy-rc.d (exit 101) during the install
+#     (unless one is already there), and afterwards any master of the system
+#     instance (/run/dovecot/master.pid, or the systemd units) is stopped.
+#     The system configuration in /etc/dovecot is never read or changed.
+#  2. Builds postie as `make` would (the repo .config or the Kconfig
+#     defaults) into build/mbench/obj/postie; it must have POP3.
+#  3. Makes the mbox once per size (build/mbench/cache/demo-N.mbox: mboxrd,
+#     "From " lines, 1.5-2.5 KB messages, every 50th with a ">From " body
+#     line) and copies it to build/mbench/data/mail/demo, the INBOX of both
+#     servers. One users file (demo with a $6$ hash from `postie passwd`)
+#     serves both. Dovecot's mail user: the running user, but Dovecot
+#     refuses mail access as uid 0 ("userdb returned 0 as uid"), so as root
+#     it is nobody:nogroup, which owns Dovecot's index directory. The mbox
+#     and mail_dir belong to the running user (postie serves only a mailbox
+#     owned by its own euid; its lock opens the mbox O_RDWR for the dotlock
+#     and an fcntl write lock). So, as root, Dovecot can only read the mbox,
+#     which is what is wanted: given a writable mbox, Dovecot rewrites it at
+#     the first QUIT to add X-IMAPbase/X-UID/Content-Length headers (even
+#     with mbox_lazy_writes and pop3_no_flag_updates); read-only, it keeps
+#     UIDs in its index only and takes an fcntl read lock. As another user
+#     (who could not install packages anyway) the same holds only for
+#     Dovecot if the mbox is not writable by it: the script stops when the
+#     mbox changes.
+#  4. Starts postie (foreground child: listen pop3, users, mail_dir,
+#     spool_dir, plaintext_auth_networks 127.0.0.0/8, dns_server
+#     127.0.0.53:9) and a private Dovecot 2.3 (`dovecot -F -c` our own file,
+#     its base_dir, state_dir, logs and index under build/mbench/dovecot/;
+#     pop3 and imap on 127.0.0.1:<free port>, no pop3s/imaps, ssl = no,
+#     disable_plaintext_auth = no, passdb passwd-file (CRYPT) on the same
+#     users file, userdb static with the uid/gid of the mail owner (below),
+#     mail_location = mbox:<data>/folders:INBOX=<data>/mail/%u:INDEX=<own
+#     dir>, mbox_write_locks = fcntl dotlock, pop3_no_flag_updates = yes).
+#     Dovecot runs with its own defaults otherwise (a new pop3-login and
+#     pop3 process per connection, auth process, no auth cache), as
+#     installed; postie's $6$ check is not cached either.
+#  5. One untimed login to each (spawns Dovecot's auth, warms the page
+#     cache), then 3 rounds; in each, for each server (the order alternates
+#     per round): delete its index (postie: mail_dir/.postie/; Dovecot: its
+#     INDEX dir), a "cold" session, then a "warm" session. A session
+#     (tests/bench/mailbox_bench.py, Python poplib) times: connect +
+#     greeting + USER/PASS + STAT; UIDL; RETR of every message; then QUIT.
+#     Never DELE: neither server may write the mbox, checked after every
+#     session (inode, size, mtime) and by a SHA-256 at the end.
+#  6. Memory: one more warm session per server with a sampler (every 50 ms)
+#     summing VmRSS and Pss over the server's processes (postie: its one
+#     process; Dovecot: master and all descendants: log, config, anvil,
+#     stats, auth, pop3-login, pop3, ...); idle before it and peak during.
+#  7. Prints a Markdown table (medians of the 3 runs, ratios postie/Dovecot:
+#     lower is better) and writes it to build/mbench/results.md with the
+#     date and the machine.
+# Timings live here only, never in pass/fail tests.
+set -euo pipefail
+export LC_ALL=C
+
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+B=build/mbench
+BA=$ROOT/$B
+LIB=(/usr/bin/python3 tests/bench/mailbox_bench.py)
+
+QUICK=0
+for a in "$@"; do
+	case $a in
+	--quick) QUICK=1 ;;
+	*) echo "usage: tests/bench/mailbox_bench.sh [--quick]" >&2; exit 2 ;;
+	esac
+done
+N=10000
+[ "$QUICK" = 1 ] && N=1000
+RUNS=3
+MUSER=demo
+MPASS=mbench-password
+T_START=$(date +%s)
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+
+say() { echo "mailbox_bench: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# ---- 1. packages ---------------------------------------------------------
+have_pkg() { dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null | grep -q '^ii'; }
+
+install_pkgs() {
+	local missing="" p policy_added=0 rc=0
+	for p in dovecot-pop3d dovecot-imapd python3 iproute2; do
+		have_pkg "$p" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	[ "$(id -u)" = 0 ] || die "missing packages:$missing (run as root or apt-get install them)"
+	say "installing$missing"
+	# No service start from a postinst: the system Dovecot must not run.
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		policy_added=1
+	fi
+	timeout 600 apt-get update -qq || say "warning: apt-get update reported errors"
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq \
+		--no-install-recommends $missing >/dev/null || rc=$?
+	[ "$policy_added" = 0 ] || rm -f /usr/sbin/policy-rc.d
+	[ "$rc" = 0 ] || die "apt-get install$missing failed"
+}
+
+stop_system_dovecot() {
+	# The system instance (if a postinst, systemd or someone started it) is
+	# stopped; ours has its own base_dir under build/mbench.
+	local pidf=/run/dovecot/master.pid pid
+	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+		timeout 60 systemctl stop dovecot.socket dovecot.service >/dev/null 2>&1 || true
+	fi
+	[ -r "$pidf" ] || return 0
+	pid=$(tr -dc 0-9 <"$pidf")
+	[ -n "$pid" ] && [ -d "/proc/$pid" ] || return 0
+	grep -q dovecot "/proc/$pid/comm" 2>/dev/null || return 0
+	say "stopping the system Dovecot (pid $pid)"
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+[ "$(id -u)" = 0 ] || die "run as root (the package install; Dovecot's master starts as root)"
+install_pkgs
+stop_system_dovecot
+command -v dovecot >/dev/null || die "dovecot not found (package dovecot-core)"
+DOVECOT_VERSION=$(dovecot --version | cut -d' ' -f1)
+if ! id dovenull >/dev/null 2>&1 || ! id dovecot >/dev/null 2>&1; then die "no dovecot/dovenull users (package dovecot-core)"; fi
+
+# ---- 2. postie build -----------------------------------------------------
+mkdir -p "$B"
+if [ -n "${POSTIE_BIN:-}" ]; then
+	[ -x "$POSTIE_BIN" ] || die "POSTIE_BIN=$POSTIE_BIN is not an executable"
+	POSTIE_BIN=$(cd "$(dirname "$POSTIE_BIN")" && pwd)/$(basename "$POSTIE_BIN")
+	BUILD_NOTE="given binary (POSTIE_BIN)"
+else
+	say "building postie (${CONFIG_SRC:-$([ -f .config ] && echo .config || echo Kconfig defaults)})"
+	timeout 600 make -s O="$B/obj" >"$B/build.log" 2>&1 ||
+		{ tail -20 "$B/build.log" >&2; die "postie build failed (see $B/build.log)"; }
+	POSTIE_BIN=$BA/obj/postie
+	BUILD_NOTE="make O=$B/obj ($([ -f .config ] && echo .config || echo Kconfig defaults))"
+fi
+"$POSTIE_BIN" -V 2>/dev/null | grep -q '^features:.* pop3' || die "this postie has no POP3 (CONFIG_POP3)"
+POSTIE_VERSION=$("$POSTIE_BIN" -V 2>/dev/null | head -1)
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- src 2>/dev/null || COMMIT="$COMMIT+changes"
+
+# ---- 3. the mbox and the users file --------------------------------------
+mkdir -p "$BA/cache"
+MBOX_CACHE=$BA/cache/demo-$N.mbox
+if [ ! -s "$MBOX_CACHE" ]; then
+	say "making a $N-message mbox"
+	timeout 300 "${LIB[@]}" genmbox "$MBOX_CACHE" "$N" >/dev/null || die "genmbox failed"
+fi
+[ "$(grep -c '^From ' "$MBOX_CACHE")" = "$N" ] || die "$MBOX_CACHE: not $N messages"
+
+cleanup() {
+	set +e
+	stop_pid "${POSTIE_PID:-}"
+	stop_pid "${DOVECOT_PID:-}"
+}
+stop_pid() { # PID: TERM, up to 10 s, then KILL
+	[ -n "$1" ] && [ -d "/proc/$1" ] || return 0
+	kill -TERM "$1" 2>/dev/null || true
+	for _ in $(seq 100); do [ -d "/proc/$1" ] || break; sleep 0.1; done
+	kill -KILL "$1" 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+rm -rf "$BA/data" "$BA/postie" "$BA/dovecot"
+mkdir -p "$BA/data/mail" "$BA/data/folders" "$BA/postie/spool" \
+	"$BA/dovecot/run" "$BA/dovecot/state" "$BA/dovecot/index" "$BA/dovecot/home"
+MBOX=$BA/data/mail/$MUSER
+cp "$MBOX_CACHE" "$MBOX"
+if [ "$(id -u)" = 0 ]; then
+	MAIL_OWNER=nobody
+	id nobody >/dev/null 2>&1 || die "no user nobody (Dovecot refuses uid 0)"
+	MAIL_UID=$(id -u nobody)
+	MAIL_GID=$(id -g nobody)
+	chown -R "$MAIL_UID:$MAIL_GID" "$BA/data/folders" "$BA/dovecot/index" "$BA/dovecot/home"
+else
+	MAIL_OWNER=$(id -un)
+	MAIL_UID=$(id -u)
+	MAIL_GID=$(id -g)
+fi
+chmod 0644 "$MBOX"
+MBOX_BYTES=$(stat -c %s "$MBOX")
+MBOX_SHA=$(sha256sum "$MBOX" | cut -d' ' -f1)
+MBOX_STAT=$(stat -c '%i %s %Y' "$MBOX")
+
+HASH=$(printf '%s' "$MPASS" | timeout 10 "$POSTIE_BIN" passwd) || HASH=
+# shellcheck disable=SC2016
+case $HASH in '$6$'*) ;; *) die "postie passwd gave no \$6\$ hash" ;; esac
+echo "$MUSER:$HASH" >"$BA/users"
+# Dovecot's auth process runs as the dovecot user and reads it too.
+chmod 644 "$BA/users"
+
+# ---- 4. servers ------------------------------------------------------------
+listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q LISTEN; }
+wait_listen() { # PORT SECONDS
+	for _ in $(seq $(($2 * 10))); do
+		listening "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+PORTS_USED=" "
+newport() { # NAME: a free port on 127.0.0.1 not handed out before
+	local p
+	for _ in $(seq 20); do
+		p=$("${LIB[@]}" freeport)
+		case $PORTS_USED in *" $p "*) continue ;; esac
+		PORTS_USED="$PORTS_USED$p "
+		printf -v "$1" '%s' "$p"
+		return 0
+	done
+	die "no free port"
+}
+newport PORT_POSTIE
+newport PORT_DC_POP3
+newport PORT_DC_IMAP
+
+cat >"$BA/postie/postie.conf" <<EOF
+hostname mail.test.lan
+listen pop3 127.0.0.1:$PORT_POSTIE
+users $BA/users
+mail_dir $BA/data/mail
+spool_dir $BA/postie/spool
+local_domains test.lan
+plaintext_auth_networks 127.0.0.0/8
+dns_server 127.0.0.53:9
+EOF
+timeout 10 "$POSTIE_BIN" -t -c "$BA/postie/postie.conf" >"$BA/postie/check.log" 2>&1 ||
+	{ cat "$BA/postie/check.log" >&2; die "postie -t rejected the configuration"; }
+(cd "$BA/postie" && exec "$POSTIE_BIN" -c postie.conf >postie.log 2>&1) &
+POSTIE_PID=$!
+
+DC=$BA/dovecot
+cat >"$DC/dovecot.conf" <<EOF
+# A private Dovecot for tests/bench/mailbox_bench.sh; nothing from /etc/dovecot.
+instance_name = mbench
+base_dir = $DC/run
+state_dir = $DC/state
+log_path = $DC/dovecot.log
+protocols = pop3 imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+first_valid_uid = $MAIL_UID
+first_valid_gid = $MAIL_GID
+mail_location = mbox:$BA/data/folders:INBOX=$BA/data/mail/%u:INDEX=$DC/index/%u
+mbox_read_locks = fcntl
+mbox_write_locks = fcntl dotlock
+pop3_no_flag_updates = yes
+passdb {
+  driver = passwd-file
+  args = scheme=CRYPT username_format=%u $BA/users
+}
+userdb {
+  driver = static
+  args = uid=$MAIL_UID gid=$MAIL_GID home=$DC/home/%u
+}
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = $PORT_DC_POP3
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $PORT_DC_IMAP
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+EOF
+timeout 30 doveconf -c "$DC/dovecot.conf" -n >"$DC/doveconf.out" 2>&1 ||
+	{ cat "$DC/doveconf.out" >&2; die "doveconf rejected $DC/dovecot.conf"; }
+dovecot -F -c "$DC/dovecot.conf" >"$DC/master.log" 2>&1 &
+DOVECOT_PID=$!
+
+wait_listen "$PORT_POSTIE" 10 || { cat "$BA/postie/postie.log" >&2; die "postie did not listen on $PORT_POSTIE"; }
+wait_listen "$PORT_DC_POP3" 20 || { cat "$DC/master.log" "$DC/dovecot.log" >&2; die "Dovecot did not listen on $PORT_DC_POP3"; }
+wait_listen "$PORT_DC_IMAP" 10 || say "warning: Dovecot's IMAP listener is not up"
+
+# ---- 5. sessions -----------------------------------------------------------
+server_port() { case $1 in postie) echo "$PORT_POSTIE" ;; dovecot) echo "$PORT_DC_POP3" ;; esac; }
+server_pid() { case $1 in postie) echo "$POSTIE_PID" ;; dovecot) echo "$DOVECOT_PID" ;; esac; }
+drop_index() {
+	case $1 in
+	postie) rm -rf "$BA/data/mail/.postie" ;;
+	dovecot) rm -rf "${DC:?}/index/"* ;;
+	esac
+}
+check_mbox() { # WHEN
+	[ "$(stat -c '%i %s %Y' "$MBOX")" = "$MBOX_STAT" ] || die "the mbox changed ($1)"
+}
+session() { # SERVER OUTFILE [--sample]: one POP3 session
+	local s=$1 out=$2
+	shift 2
+	timeout 600 "${LIB[@]}" pop3 "$(server_port "$s")" "$MUSER" "$MPASS" "$N" "$@" "$(server_pid "$s")" >"$out" 2>"$out.err" ||
+		{ cat "$out.err" >&2; tail -n 5 "$BA/postie/postie.log" "$DC/dovecot.log" >&2; die "$s: POP3 session failed"; }
+	check_mbox "after a $s session"
+	echo "index_bytes=$(index_bytes "$s")" >>"$out"
+}
+index_bytes() { # SERVER: bytes in its index files now
+	local d
+	case $1 in
+	postie) d=$BA/data/mail/.postie ;;
+	dovecot) d=$DC/index ;;
+	esac
+	find "$d" -type f -printf '%s\n' 2>/dev/null | awk '{ t += $1 } END { print t + 0 }'
+}
+R=$BA/runs
+rm -rf "$R"
+mkdir -p "$R"
+say "warm-up login to each server"
+for s in postie dovecot; do session "$s" "$R/$s.warmup"; done
+for r in $(seq "$RUNS"); do
+	order="postie dovecot"
+	[ $((r % 2)) = 0 ] && order="dovecot postie"
+	for s in $order; do
+		say "run $r/$RUNS: $s cold, then warm ($N messages)"
+		drop_index "$s"
+		session "$s" "$R/$s.cold.$r"
+		session "$s" "$R/$s.warm.$r"
+	done
+done
+
+# ---- 6. memory -------------------------------------------------------------
+say "memory while serving (one more warm session each)"
+for s in postie dovecot; do session "$s" "$R/$s.mem" --sample; done
+
+[ "$(sha256sum "$MBOX" | cut -d' ' -f1)" = "$MBOX_SHA" ] || die "the mbox content changed"
+[ "$(grep ^bytes= "$R/postie.warmup")" = "$(grep ^bytes= "$R/dovecot.warmup")" ] && SAME_BYTES=1 || SAME_BYTES=0
+cleanup
+
+# ---- 7. report ---------------------------------------------------------------
+getv() { sed -n "s/^$2=//p" "$1"; }
+median() { # FILE-PATTERN KEY: median of the values in the files
+	local f
+	for f in $1; do getv "$f" "$2"; done | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'
+}
+fmt_s() { awk -v x="$1" 'BEGIN { if (x < 0.1) printf "%.4f s", x; else if (x < 10) printf "%.3f s", x; else printf "%.2f s", x }'; }
+fmt_c() { awk -v x="$1" 'BEGIN { printf "%.2f s", x }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+kib() { awk -v x="$1" 'BEGIN { if (x >= 10240) printf "%.1f MiB", x / 1024; else printf "%d KiB", x }'; }
+
+MB=$(awk -v b="$MBOX_BYTES" 'BEGIN { printf "%.1f", b / 1e6 }')
+T_END=$(date +%s)
+CPU=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)
+[ -n "$CPU" ] || CPU=$(uname -m)
+OUT=$BA/results.md
+{
+	echo "### POP3 on a ${N}-message mbox: postie and Dovecot"
+	echo
+	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(nproc) CPU(s) ($CPU), $(sed -n 's/^PRETTY_NAME=//p' /etc/os-release | tr -d '"'),"
+	echo "$POSTIE_VERSION ($COMMIT; $BUILD_NOTE), Dovecot $DOVECOT_VERSION from Debian;"
+	echo "127.0.0.1, Python poplib, the same mbox file ($MB MB, $N messages of 1.5-2.5 KB) in the"
+	echo "page cache for both; medians of $RUNS runs; cold = the server's index deleted"
+	echo "first, warm = the session right after. Ratios postie/Dovecot: lower is better."
+	echo
+	echo "| $N messages | postie cold | Dovecot cold | ratio | postie warm | Dovecot warm | ratio |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
+	for k in login:"login + STAT" uidl:UIDL retr:"RETR of every message"; do
+		key=${k%%:*}
+		pc=$(median "$R/postie.cold.*" "$key"); dc=$(median "$R/dovecot.cold.*" "$key")
+		pw=$(median "$R/postie.warm.*" "$key"); dw=$(median "$R/dovecot.warm.*" "$key")
+		echo "| ${k#*:} | $(fmt_s "$pc") | $(fmt_s "$dc") | $(ratio "$pc" "$dc") | $(fmt_s "$pw") | $(fmt_s "$dw") | $(ratio "$pw" "$dw") |"
+	done
+	pc=$(median "$R/postie.cold.*" server_cpu); dc=$(median "$R/dovecot.cold.*" server_cpu)
+	pw=$(median "$R/postie.warm.*" server_cpu); dw=$(median "$R/dovecot.warm.*" server_cpu)
+	echo "| server CPU, whole session | $(fmt_c "$pc") | $(fmt_c "$dc") | $(ratio "$pc" "$dc") | $(fmt_c "$pw") | $(fmt_c "$dw") | $(ratio "$pw" "$dw") |"
+	pc=$(median "$R/postie.cold.*" client_cpu); dc=$(median "$R/dovecot.cold.*" client_cpu)
+	pw=$(median "$R/postie.warm.*" client_cpu); dw=$(median "$R/dovecot.warm.*" client_cpu)
+	echo "| client (poplib) CPU, whole session | $(fmt_c "$pc") | $(fmt_c "$dc") | | $(fmt_c "$pw") | $(fmt_c "$dw") | |"
+	echo
+	echo "| memory (warm session, sampled every 50 ms) | postie | Dovecot | ratio |"
+	echo "|---|---:|---:|---:|"
+	for k in rss_idle_kb:"RSS idle" rss_peak_kb:"RSS peak while serving" pss_idle_kb:"PSS idle" pss_peak_kb:"PSS peak while serving"; do
+		key=${k%%:*}
+		p=$(getv "$R/postie.mem" "$key"); d=$(getv "$R/dovecot.mem" "$key")
+		echo "| ${k#*:} | $(kib "$p") | $(kib "$d") | $(ratio "$p" "$d") |"
+	done
+	echo "| processes while serving | $(getv "$R/postie.mem" pids_peak) | $(getv "$R/dovecot.mem" pids_peak) | |"
+	echo
+	echo "Times are wall clock on the client, which includes poplib's own line-by-line"
+	echo "parsing (its CPU is the last row; client and server share $(nproc) CPU(s)). Server"
+	echo "CPU: utime+stime of the server's processes over the whole session, including"
+	echo "reaped children (Dovecot's pop3 and pop3-login), in clock ticks of 1/$(getconf CLK_TCK) s."
+	echo
+	echo "RSS sums VmRSS over the server's processes (shared libraries counted once per"
+	echo "process); PSS splits shared pages. Dovecot: master and every descendant"
+	echo "(config, log, anvil, stats, auth, pop3-login, pop3, ...), with its defaults:"
+	echo "a new pop3-login and pop3 process per connection. Both servers check the"
+	echo "same \$6\$ (SHA-512 crypt) hash at each login, neither caches it. The mbox"
+	echo "belongs to $(id -un), mode 0644: postie (as $(id -un)) takes its dotlock + fcntl write"
+	echo "lock; Dovecot (as $MAIL_OWNER: it refuses uid 0) can only read it and takes an fcntl"
+	echo "read lock (a writable mbox Dovecot rewrites at the first QUIT to add X-UID headers)."
+	echo "Index after a session: postie $(median "$R/postie.warm.*" index_bytes) bytes, Dovecot $(median "$R/dovecot.warm.*" index_bytes) bytes"
+	echo "(cold sessions: postie $(median "$R/postie.cold.*" index_bytes), Dovecot $(median "$R/dovecot.cold.*" index_bytes))."
+	echo "Bytes retrieved by RETR: postie $(getv "$R/postie.warmup" bytes), Dovecot $(getv "$R/dovecot.warmup" bytes)$([ "$SAME_BYTES" = 1 ] || echo " (Dovecot does not unquote mboxrd \">From \" lines and counts differently)")."
+	echo "Neither server wrote the mbox (inode, size and mtime checked after each"
+	echo "session, SHA-256 at the end)."
+	echo "Load average before: $LOAD0, after: $(cut -d' ' -f1-3 /proc/loadavg); run time $((T_END - T_START)) s."
+	echo "Command: tests/bench/mailbox_bench.sh$([ "$QUICK" = 1 ] && echo " --quick")"
+} >"$OUT"
+cat "$OUT"
