@@ -50,7 +50,7 @@ obj-$(CONFIG_TLS) += tls/tls_bearssl.o
 obj-$(CONFIG_AUTH) += proto/auth.o proto/sasl.o store/passwd.o
 obj-$(CONFIG_MAILBOX_INDEX) += store/index.o
 obj-$(CONFIG_POP3) += proto/pop3.o
-obj-$(CONFIG_IMAP) += proto/imap.o
+obj-$(CONFIG_IMAP) += proto/imap.o proto/imap_parse.o proto/mime.o
 obj-$(CONFIG_RELAY) += store/queue.o store/bounce.o proto/smtp_out.o proto/mime7.o
 obj-$(CONFIG_DNS) += dns/dns_udns.o
 obj-$(CONFIG_SENDMAIL) += sendmail.o
@@ -127,6 +127,9 @@ endif
 ifneq ($(CONFIG_RELAY),y)
 UNIT_SRCS := $(filter-out tests/unit/test_relay_parts.c tests/unit/test_mime7.c,$(UNIT_SRCS))
 endif
+ifneq ($(CONFIG_IMAP),y)
+UNIT_SRCS := $(filter-out tests/unit/test_imap.c,$(UNIT_SRCS))
+endif
 ifneq ($(LIBC_SMALL),y)
 UNIT_SRCS := $(filter-out tests/unit/test_libc_small.c,$(UNIT_SRCS))
 endif
@@ -145,6 +148,9 @@ endif
 test-tools: $(O)/tests/unit $(TEST_TOOLS)
 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+ifneq ($(CONFIG_IMAP),y)
+FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_imap_parse.c tests/fuzz/fuzz_mime.c,$(FUZZ_SRCS))
+endif
 FUZZERS := $(patsubst tests/fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))
 .PHONY: fuzzers
 fuzzers: $(FUZZERS)

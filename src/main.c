@@ -378,6 +378,8 @@ static void print_version(void)
 		printf(" auth submission");
 	if (CONFIG_POP3)
 		printf(" pop3");
+	if (CONFIG_IMAP)
+		printf(" imap");
 	if (CONFIG_RELAY)
 		printf(" relay queue");
 	if (CONFIG_DNS)

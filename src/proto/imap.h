@@ -6,4 +6,13 @@
 
 extern const struct proto_ops imap_ops;
 
+/* New mail in mail_dir/USER (INBOX): sessions that have it selected look
+ * again, and IDLE ones tell their client now. Call after a successful
+ * append, with the mbox unlocked. Safe to call for any user. */
+#if CONFIG_IMAP
+void imap_notify_mailbox(const char *user);
+#else
+static inline void imap_notify_mailbox(const char *user) { (void)user; }
+#endif
+
 #endif

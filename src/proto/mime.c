@@ -241,7 +241,8 @@ static int boundary(struct mime *m, const char *l, size_t n)
 			continue;
 		/* The CRLF before the delimiter belongs to it. */
 		uint64_t end = m->line_start >= 2 ? m->line_start - 2 : 0;
-		close_to(m, k, end, m->line_no);
+		/* line_no already counts this delimiter line. */
+		close_to(m, k, end, m->line_no - 1);
 		m->cur = k;
 		if (close) {
 			p->closed = 1;
@@ -539,7 +540,7 @@ static const char *param(const char *v, size_t n, const char *name, size_t *len,
 /* "(" name SP value ... ")" or NIL. */
 static void out_params(struct mime_out *o, const char *v, size_t n, int text)
 {
-	struct pscan ps = { v, v + n };
+	struct pscan ps = { v, v ? v + n : v };
 	const char *nm, *pv;
 	size_t nl, vl;
 	char tmp[256];
@@ -631,7 +632,7 @@ static void out_addr(struct mime_out *o, const char *name, size_t nl,
 /* One address list; NIL when empty. At most 100 addresses. */
 static void out_addrs(struct mime_out *o, const char *v, size_t n)
 {
-	struct pscan ps = { v, v + n };
+	struct pscan ps;
 	struct atok t;
 	char phrase[256], local[256], dom[256];
 	size_t pl = 0, ll = 0, dl = 0;
@@ -641,6 +642,8 @@ static void out_addrs(struct mime_out *o, const char *v, size_t n)
 		out_c(o, "NIL");
 		return;
 	}
+	ps.s = v;
+	ps.end = v + n;
 	for (int guard = 0; guard < 4096; guard++) {
 		int more = addr_tok(&ps, &t);
 		if (more && t.kind == '<') {

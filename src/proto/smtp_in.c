@@ -22,6 +22,7 @@
 #include "core/util.h"
 #include "proto/address.h"
 #include "proto/auth.h"
+#include "proto/imap.h"
 #include "proto/sasl.h"
 #include "proto/smtp_data.h"
 #include "store/aliases.h"
@@ -677,6 +678,8 @@ static int try_deliver(struct conn *c, struct smtp_session *s)
 		}
 	}
 	unlock_all(dv.n);
+	for (i = 0; i < dv.n; i++)
+		imap_notify_mailbox(users->v[dv.user[i]].name);
 	log_msg(LOGL_INFO, "conn %u %s: delivered %x.%x from=<%.80s> size=%lld "
 		"rcpt=%d mailboxes=%d", c->id, c->peer_str, c->id, s->nmsgs,
 		dv.sender, (long long)(s->tx.f.size - s->tx.f.data_off),

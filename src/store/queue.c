@@ -27,6 +27,7 @@
 #include "core/loop.h"
 #include "core/util.h"
 #include "proto/address.h"
+#include "proto/imap.h"
 #include "proto/smtp_out.h"
 #include "store/aliases.h"
 #include "store/bounce.h"
@@ -308,6 +309,7 @@ static void deliver_local(struct attempt *a, struct target *t)
 		return;
 	}
 	set_target(t, 250, "2.0.0", "delivered to mailbox");
+	imap_notify_mailbox(user);      /* push to IDLE sessions */
 }
 
 /* ---- bounces ------------------------------------------------------------ */

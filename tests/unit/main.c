@@ -21,6 +21,8 @@ int main(void)
 		test_relay_parts();
 	if (CONFIG_RELAY)
 		test_mime7();
+	if (CONFIG_IMAP)
+		test_imap();
 	if (test_libc_small)
 		test_libc_small();
 	printf("unit: %d passed, %d failed\n", unit_pass, unit_fail);

@@ -1,0 +1,2867 @@
+/* imap — IMAP4rev1 server sessions (RFC 3501) with LITERAL+ (RFC 7888),
+ * SASL-IR (RFC 4959), ID (RFC 2971), ENABLE (RFC 5161), IDLE (RFC 2177),
+ * NAMESPACE (RFC 2342), UNSELECT (RFC 3691); STARTTLS and imaps.
+ *
+ * One enum of states, one imap_enter() that is the only writer of the
+ * state, a command table of {verb, allowed states, handler}. Handlers
+ * parse the whole command (imap_parse.c) and answer BAD before acting.
+ * Anything whose answer can outgrow the connection's output buffer
+ * (FETCH, SEARCH, STORE, EXPUNGE, LIST) runs as a job that produces
+ * output as the socket takes it, then the tagged answer.
+ *
+ * Mailboxes: INBOX is mail_dir/USER; other folders are mbox files in
+ * mail_dir/.postie/folders/USER/ (flat names). Every mailbox is read
+ * through its index (store/index.h): UIDs, flags (\Seen \Answered
+ * \Flagged \Deleted \Draft) and UIDVALIDITY live there, the mbox stays a
+ * plain mboxrd file for mutt and Dovecot. Messages stream from the file,
+ * mboxrd quoting undone, CRLF line ends; their MIME structure is parsed
+ * on the fly (mime.c). EXPUNGE rewrites the mbox crash-safely like POP3.
+ * Sessions on one mailbox tell each other about flag changes and
+ * expunges in memory; deliveries call imap_notify_mailbox(). An idle
+ * session (IDLE included) sets no timer but its autologout deadline.
+ *
+ * Limits: IMAP_CMD_MAX octets per command (literals included),
+ * IMAP_MAX_ERRORS, CONFIG_IMAP_TIMEOUT, the parser's limits. */
+#include "proto/imap.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "proto/auth.h"
+#include "proto/imap_parse.h"
+#include "proto/mime.h"
+#include "proto/sasl.h"
+#include "store/index.h"
+#include "store/mbox.h"
+#include "store/users.h"
+#include "tls/tls.h"
+
+#define IMAP_CMD_MAX 8192
+#define IMAP_ITEM_MAX 16384
+#define IMAP_NAME_MAX 200
+#define IMAP_MAX_ERRORS 30
+#define IMAP_MAX_COMMANDS 10000000
+#define IMAP_REPLY_ROOM 512
+#define IMAP_IDLE_TIMEOUT 1800          /* RFC 2177: at least 29 minutes */
+#define IMAP_LOCK_RETRY_MS 200
+#define IMAP_STEP (1024 * 1024)
+#define IMAP_SEND_BUDGET (256 * 1024)
+#define IMAP_PEND 16
+#define IMAP_FOLDERS ".postie/folders"
+
+enum imap_state {
+	IMAP_NOAUTH,
+	IMAP_AUTH_WAIT,         /* failed login: delaying the answer */
+	IMAP_SASL,              /* AUTHENTICATE PLAIN: waiting for the response */
+	IMAP_AUTHED,
+	IMAP_SELECTED,
+	IMAP_OPEN,              /* opening a mailbox (index scan, lock) */
+	IMAP_BUSY,              /* a job streams its answer */
+	IMAP_REWRITE,           /* EXPUNGE/CLOSE: rewriting the mbox */
+	IMAP_IDLE,
+	IMAP_LOGOUT,
+};
+
+static const char *const state_names[] = {
+	"noauth", "auth-wait", "sasl", "authed", "selected", "open", "busy",
+	"rewrite", "idle", "logout",
+};
+
+struct mbx {
+	char dir[CONF_PATH_MAX + USER_NAME_MAX + 32];
+	char name[IMAP_NAME_MAX + 1];
+	int mfd, ifd;
+	struct idx_hdr hdr;
+	struct idx_reader rd;
+	int readonly;
+};
+
+enum { OPEN_SELECT, OPEN_EXAMINE, OPEN_STATUS };
+enum { J_TEXT, J_FETCH, J_STORE, J_SEARCH, J_MERGE };
+enum { SEG_TEXT, SEG_SEC };
+
+struct seg {
+	uint8_t kind, sec;
+	uint32_t off, len;
+};
+
+struct secrange {
+	uint64_t a, b;          /* converted offsets */
+	uint64_t total;         /* bytes after the header filter */
+	uint64_t wstart, wlen;  /* the part sent */
+};
+
+/* A header-field filter (HEADER.FIELDS and .NOT) over converted bytes. */
+struct hfilter {
+	int on, not, bol, decided, include;
+	char hold[80];
+	size_t hlen;
+	const char *const *names;
+	const size_t *lens;
+	int n;
+};
+
+struct stream {
+	uint64_t fpos, fend;    /* mbox bytes left */
+	uint64_t cpos;          /* converted offset of the next byte */
+	uint64_t fo;            /* filtered bytes so far */
+	int ended;
+	struct idx_out cv;
+	struct hfilter hf;
+	const struct secrange *r;
+};
+
+struct job {
+	int kind;
+	int uid;                /* UID command: UIDs in and out */
+	struct seq_iter it;
+	uint32_t cur, hi;       /* sequence numbers left of this range */
+	int in_msg;             /* J_FETCH: segments of a message going out */
+	int seg, nseg;
+	uint32_t seg_off;
+	struct seg segs[2 * IMAP_FETCH_ITEMS + 4];
+	struct secrange sr[IMAP_FETCH_SECS];
+	struct stream st;
+	int st_live;
+	struct idx_rec rec;
+	/* STORE */
+	int mode;               /* '+', '-' or 0 (replace) */
+	int silent;
+	uint32_t flags;
+	/* J_MERGE */
+	struct idx_reader *oldrd;
+	uint32_t oi, nj, removed;
+	uint32_t newcount;
+	/* J_TEXT */
+	uint32_t text_off;
+	int matched;
+};
+
+struct imap_session {
+	enum imap_state state;
+	int ncmds, nerrors;
+	char user[USER_NAME_MAX + 1];
+	char tag[IMAP_TAG_MAX + 1];
+	char done_text[96];     /* tagged answer after a job */
+	/* command reader */
+	char cmd[IMAP_CMD_MAX + 1];
+	size_t clen, line0;     /* bytes held, start of the current line */
+	uint64_t lit_left;
+	int skip_line;
+	int lit_skip;           /* discarding a refused non-sync literal */
+	/* the selected mailbox and the one being opened */
+	struct mbx sel, tmp;
+	int have_sel;
+	int open_kind;
+	unsigned status_items;
+	struct mbox_lock lock;
+	int locked;
+	int64_t lock_until;
+	int restarts;
+	union {
+		struct idx_update upd;
+		struct idx_rewrite rw;
+	} u;
+	int upd_live, rw_live;
+	int rw_close;           /* CLOSE: no EXPUNGE answers */
+	/* other sessions' news */
+	uint32_t pend[IMAP_PEND];
+	int npend, pend_all, need_sync;
+	int condstore;
+	/* the old index while J_MERGE runs */
+	int old_ifd;
+	struct idx_reader oldrd;
+	struct job job;
+	union {
+		struct fetch_req fr;
+		struct search_prog sp;
+	} q;
+	char item[IMAP_ITEM_MAX];
+	size_t item_len;
+};
+
+static struct imap_session pool[CONFIG_MAX_CONNECTIONS];
+static unsigned char pool_used[CONFIG_MAX_CONNECTIONS];
+static struct conn *pool_conn[CONFIG_MAX_CONNECTIONS];
+
+/* Shared scratch, used within one call only (single-threaded). */
+static unsigned char fbuf[8192];
+static char obuf[2 * sizeof(fbuf) + 64];
+static struct mime mime;
+static char hdrbuf[65536];
+static char srchbuf[sizeof(fbuf) * 2 + 1100];
+
+static void imap_enter(struct conn *c, struct imap_session *s, enum imap_state st)
+{
+	if (s->state != st)
+		log_msg(LOGL_DEBUG, "conn %u: imap %s -> %s", c->id,
+			state_names[s->state], state_names[st]);
+	s->state = st;
+}
+
+static void wait_command(struct conn *c, struct imap_session *s)
+{
+	conn_deadline(c, s->state == IMAP_IDLE ? IMAP_IDLE_TIMEOUT :
+		      s->state == IMAP_NOAUTH ? 60 : CONFIG_IMAP_TIMEOUT);
+}
+
+static void logout_now(struct conn *c, struct imap_session *s)
+{
+	imap_enter(c, s, IMAP_LOGOUT);
+	conn_close_after_flush(c);
+}
+
+static void tagged(struct conn *c, struct imap_session *s, const char *st,
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void tagged(struct conn *c, struct imap_session *s, const char *st,
+		   const char *fmt, ...)
+{
+	char text[300];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	conn_printf(c, "%s %s %s\r\n", s->tag[0] ? s->tag : "*", st, text);
+	if (st[0] != 'O' && ++s->nerrors >= IMAP_MAX_ERRORS &&
+	    s->state != IMAP_LOGOUT) {
+		conn_printf(c, "* BYE Too many errors\r\n");
+		log_msg(LOGL_WARN, "conn %u %s: imap: too many errors", c->id,
+			c->peer_str);
+		logout_now(c, s);
+	}
+}
+
+static void bad(struct conn *c, struct imap_session *s, const char *why)
+{
+	tagged(c, s, "BAD", "%s", why);
+}
+
+/* ---- mailboxes ------------------------------------------------------- */
+
+static int mbx_paths(struct imap_session *s, struct mbx *m, const char *name,
+		     size_t len)
+{
+	m->mfd = m->ifd = -1;
+	if (str_ieq(name, len, "INBOX")) {
+		snprintf(m->dir, sizeof(m->dir), "%s", conf->mail_dir);
+		snprintf(m->name, sizeof(m->name), "%s", s->user);
+		return 0;
+	}
+	/* Flat folder names: printable ASCII, no '/', no leading '.'. */
+	if (len == 0 || len > IMAP_NAME_MAX || name[0] == '.')
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] >= 0x7f ||
+		    name[i] == '/' || name[i] == '\\' || name[i] == '*' || name[i] == '%')
+			return -1;
+	if (len >= 5 && memcmp(name + len - 5, ".lock", 5) == 0)
+		return -1;
+	snprintf(m->dir, sizeof(m->dir), "%s/%s/%s", conf->mail_dir, IMAP_FOLDERS,
+		 s->user);
+	str_copy(m->name, sizeof(m->name), name, len);
+	return 0;
+}
+
+static int is_inbox(const struct imap_session *s, const struct mbx *m)
+{
+	return strcmp(m->dir, conf->mail_dir) == 0 && strcmp(m->name, s->user) == 0;
+}
+
+static void mbx_close(struct mbx *m)
+{
+	if (m->mfd >= 0)
+		close(m->mfd);
+	if (m->ifd >= 0)
+		close(m->ifd);
+	m->mfd = m->ifd = -1;
+}
+
+static void unlock(struct imap_session *s)
+{
+	if (s->locked) {
+		mbox_unlock(&s->lock);
+		s->locked = 0;
+	}
+}
+
+static void upd_abort(struct imap_session *s)
+{
+	if (s->upd_live) {
+		idx_update_abort(&s->u.upd);
+		s->upd_live = 0;
+	}
+	unlock(s);
+}
+
+/* Opens the mbox read-only and starts its index update; INBOX is created
+ * when missing, as a delivery would. 0 or -1 with errno. */
+static int mbx_begin(struct imap_session *s, struct mbx *m)
+{
+	char path[sizeof(m->dir) + IMAP_NAME_MAX + 2], ipath[sizeof(m->dir) + 300];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", m->dir, m->name);
+	m->mfd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (m->mfd < 0 && errno == ENOENT && is_inbox(s, m)) {
+		if (mbox_lock(m->dir, m->name, &s->lock) == MBOX_OK)
+			mbox_unlock(&s->lock);
+		m->mfd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	}
+	if (m->mfd < 0 || fstat(m->mfd, &st) != 0)
+		return -1;
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid()) {
+		errno = EPERM;
+		return -1;
+	}
+	if (idx_path(m->dir, m->name, ".idx", ipath, sizeof(ipath), 1) != 0 ||
+	    idx_update_begin(&s->u.upd, m->mfd, ipath) != 0)
+		return -1;
+	s->upd_live = 1;
+	return 0;
+}
+
+/* Runs the update: IDX_DONE (m->hdr, m->ifd set), IDX_AGAIN (call again
+ * later), IDX_AGAIN_LOCK (locked by another program: retry) or IDX_FAIL.
+ * `all`: no byte budget (used for small catch-ups). */
+static int mbx_step(struct imap_session *s, struct mbx *m, int all)
+{
+	for (int round = 0; round < 4; round++) {
+		int rc = idx_update_step(&s->u.upd, all ? SIZE_MAX : IMAP_STEP,
+					 s->locked);
+		if (rc == IDX_AGAIN && !all)
+			return IDX_AGAIN;
+		if (rc == IDX_AGAIN)
+			continue;
+		if (rc == IDX_DONE) {
+			int fd;
+			idx_update_result(&s->u.upd, &m->hdr, &fd);
+			idx_update_abort(&s->u.upd);
+			s->upd_live = 0;
+			unlock(s);
+			if (m->ifd >= 0)
+				close(m->ifd);
+			m->ifd = fd;
+			idx_reader_init(&m->rd, m->ifd, m->hdr.count);
+			return IDX_DONE;
+		}
+		if (rc == IDX_AGAIN_LOCK) {
+			struct stat a, b;
+			rc = mbox_lock(m->dir, m->name, &s->lock);
+			if (rc == MBOX_BUSY)
+				return IDX_AGAIN_LOCK;
+			if (rc != MBOX_OK)
+				return IDX_FAIL;
+			s->locked = 1;
+			if (fstat(s->lock.fd, &a) == 0 && fstat(m->mfd, &b) == 0 &&
+			    a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+				continue;
+			errno = ESTALE;
+		}
+		return IDX_FAIL;
+	}
+	return IDX_AGAIN;
+}
+
+/* ---- other sessions -------------------------------------------------- */
+
+static int same_mbx(const struct mbx *a, const struct mbx *b)
+{
+	return strcmp(a->dir, b->dir) == 0 && strcmp(a->name, b->name) == 0;
+}
+
+static void sync_and_push(struct conn *c, struct imap_session *s);
+
+/* Flags of uid changed in session me: the others reread and tell. */
+static void tell_flags(struct imap_session *me, uint32_t uid)
+{
+	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
+		struct imap_session *o = &pool[i];
+		if (!pool_used[i] || o == me || !o->have_sel || !same_mbx(&o->sel, &me->sel))
+			continue;
+		o->sel.rd.ncached = 0;
+		if (o->npend < IMAP_PEND)
+			o->pend[o->npend++] = uid;
+		else
+			o->pend_all = 1;
+		if (o->state == IMAP_IDLE)
+			sync_and_push(pool_conn[i], o);
+	}
+}
+
+/* The mbox changed (delivery, expunge): sessions on it look again. */
+static void tell_changed(struct imap_session *me, const char *dir, const char *name)
+{
+	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
+		struct imap_session *o = &pool[i];
+		if (!pool_used[i] || o == me || !o->have_sel ||
+		    strcmp(o->sel.dir, dir) != 0 || strcmp(o->sel.name, name) != 0)
+			continue;
+		o->need_sync = 1;
+		if (o->state == IMAP_IDLE)
+			sync_and_push(pool_conn[i], o);
+	}
+}
+
+void imap_notify_mailbox(const char *user)
+{
+	if (conf && user)
+		tell_changed(NULL, conf->mail_dir, user);
+}
+
+/* ---- output helpers -------------------------------------------------- */
+
+static size_t flags_text(uint32_t f, char *out, size_t n)
+{
+	int k = snprintf(out, n, "(%s%s%s%s%s",
+			 f & IDX_F_SEEN ? "\\Seen " : "",
+			 f & IDX_F_ANSWERED ? "\\Answered " : "",
+			 f & IDX_F_FLAGGED ? "\\Flagged " : "",
+			 f & IDX_F_DELETED ? "\\Deleted " : "",
+			 f & IDX_F_DRAFT ? "\\Draft " : "");
+	if (k > 1 && out[k - 1] == ' ')
+		k--;
+	out[k++] = ')';
+	out[k] = '\0';
+	return (size_t)k;
+}
+
+static int get_rec(struct mbx *m, uint32_t i, struct idx_rec *r)
+{
+	return idx_get(&m->rd, i, r);
+}
+
+/* Sequence number (1-based) of a UID, or 0. */
+static uint32_t uid_seq(struct mbx *m, uint32_t uid)
+{
+	uint32_t lo = 0, hi = m->hdr.count;
+	struct idx_rec r;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (get_rec(m, mid, &r) != 0)
+			return 0;
+		if (r.uid == uid)
+			return mid + 1;
+		if (r.uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* First sequence number whose UID >= uid (count + 1 when none). */
+static uint32_t uid_lower(struct mbx *m, uint32_t uid)
+{
+	uint32_t lo = 0, hi = m->hdr.count;
+	struct idx_rec r;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (get_rec(m, mid, &r) != 0)
+			return m->hdr.count + 1;
+		if (r.uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo + 1;
+}
+
+/* The next range of sequence numbers of the job's set: 1 or 0 at end. */
+static int next_range(struct imap_session *s, struct job *j)
+{
+	struct mbx *m = &s->sel;
+	uint32_t lo, hi, n = m->hdr.count;
+
+	for (int guard = 0; guard < 100000; guard++) {
+		if (j->uid) {
+			struct idx_rec r;
+			uint32_t maxuid = 0;
+			if (n && get_rec(m, n - 1, &r) == 0)
+				maxuid = r.uid;
+			if (!seq_next(&j->it, maxuid ? maxuid : 1, &lo, &hi))
+				return 0;
+			/* "N:*" with N above every UID still means the last. */
+			if (lo > maxuid && hi >= maxuid && n && lo != hi)
+				lo = maxuid;
+			j->cur = uid_lower(m, lo);
+			j->hi = uid_lower(m, hi == UINT32_MAX ? hi : hi + 1) - 1;
+		} else {
+			if (!seq_next(&j->it, n, &lo, &hi))
+				return 0;
+			j->cur = lo;
+			j->hi = hi > n ? n : hi;
+		}
+		if (j->cur >= 1 && j->cur <= j->hi)
+			return 1;
+	}
+	return 0;
+}
+
+/* ---- header filter and streams --------------------------------------- */
+
+static int name_in(const struct hfilter *f, const char *s, size_t n)
+{
+	for (int i = 0; i < f->n; i++)
+		if (f->lens[i] == n) {
+			size_t k;
+			for (k = 0; k < n; k++) {
+				int a = (unsigned char)s[k], b = (unsigned char)f->names[i][k];
+				if ((a | (a >= 'A' && a <= 'Z' ? 0x20 : 0)) !=
+				    (b | (b >= 'A' && b <= 'Z' ? 0x20 : 0)))
+					break;
+			}
+			if (k == n)
+				return 1;
+		}
+	return 0;
+}
+
+/* Emits one byte through the window of the stream. */
+static void sink(struct stream *st, char ch, char *out, size_t *w)
+{
+	if (st->fo >= st->r->wstart && st->fo < st->r->wstart + st->r->wlen && out)
+		out[(*w)++] = ch;
+	st->fo++;
+}
+
+static void filter_byte(struct stream *st, char ch, char *out, size_t *w)
+{
+	struct hfilter *f = &st->hf;
+
+	if (!f->on) {
+		sink(st, ch, out, w);
+		return;
+	}
+	if (f->bol) {
+		f->bol = 0;
+		f->hlen = 0;
+		if (ch == ' ' || ch == '\t') {
+			f->decided = 1;         /* continuation: as before */
+		} else if (ch == '\r' || ch == '\n') {
+			f->decided = 1;         /* the blank line is always sent */
+			f->include = 1;
+		} else {
+			f->decided = 0;
+		}
+	}
+	if (!f->decided) {
+		if (ch != ':' && ch != '\r' && ch != '\n' && f->hlen < sizeof(f->hold)) {
+			f->hold[f->hlen++] = ch;
+			return;
+		}
+		size_t nl = f->hlen;
+		while (nl > 0 && (f->hold[nl - 1] == ' ' || f->hold[nl - 1] == '\t'))
+			nl--;
+		f->include = name_in(f, f->hold, nl) != f->not;
+		f->decided = 1;
+		if (f->include)
+			for (size_t i = 0; i < f->hlen; i++)
+				sink(st, f->hold[i], out, w);
+	}
+	if (f->include)
+		sink(st, ch, out, w);
+	if (ch == '\n')
+		f->bol = 1;
+}
+
+static void stream_init(struct stream *st, const struct idx_rec *r,
+			const struct secrange *sr, const struct fetch_req *fr,
+			const struct fetch_sec *sec)
+{
+	memset(st, 0, sizeof(*st));
+	st->fpos = r->off + r->from_len;
+	st->fend = st->fpos + r->data_len;
+	st->r = sr;
+	idx_out_init(&st->cv, 0, -1);
+	if (sec && (sec->kind == SEC_FIELDS || sec->kind == SEC_FIELDS_NOT)) {
+		st->hf.on = 1;
+		st->hf.not = sec->kind == SEC_FIELDS_NOT;
+		st->hf.bol = 1;
+		st->hf.names = fr->fields + sec->field0;
+		st->hf.lens = fr->field_len + sec->field0;
+		st->hf.n = sec->nfields;
+	}
+}
+
+/* Converted bytes in[0..n) at offset st->cpos through range and filter. */
+static void stream_take(struct stream *st, const char *in, size_t n, char *out,
+			size_t *w)
+{
+	for (size_t i = 0; i < n; i++, st->cpos++)
+		if (st->cpos >= st->r->a && st->cpos < st->r->b)
+			filter_byte(st, in[i], out, w);
+}
+
+/* One step: at most `room` output bytes into out. Returns bytes written;
+ * *fin set when the window is complete (or the message ended). -1 on a
+ * read error. */
+static long stream_step(int mfd, struct stream *st, char *out, size_t room, int *fin)
+{
+	size_t w = 0, used, k;
+	ssize_t n;
+	size_t want = room > 200 ? (room - 160) / 2 : 0;
+	uint64_t wend = st->r->wstart + st->r->wlen;
+
+	*fin = 0;
+	if (st->fo >= wend || st->cpos >= st->r->b) {
+		*fin = 1;
+		return 0;
+	}
+	if (st->fpos >= st->fend) {
+		if (!st->ended) {
+			k = idx_out_end(&st->cv, obuf);
+			stream_take(st, obuf, k, out, &w);
+			st->ended = 1;
+		}
+		*fin = 1;
+		return (long)w;
+	}
+	if (!out || st->cpos + 4 * sizeof(fbuf) < st->r->a)
+		want = sizeof(fbuf);
+	if (want == 0)
+		return 0;
+	if (want > sizeof(fbuf))
+		want = sizeof(fbuf);
+	if (want > st->fend - st->fpos)
+		want = (size_t)(st->fend - st->fpos);
+	n = pread(mfd, fbuf, want, (off_t)st->fpos);
+	if (n <= 0)
+		return -1;
+	k = idx_out_feed(&st->cv, fbuf, (size_t)n, obuf, &used);
+	st->fpos += used;
+	stream_take(st, obuf, k, out, &w);
+	return (long)w;
+}
+
+/* Counts the filtered size of a range (HEADER.FIELDS), synchronously. */
+static int stream_count(int mfd, const struct idx_rec *r, struct secrange *sr,
+			const struct fetch_req *fr, const struct fetch_sec *sec)
+{
+	struct stream st;
+	int fin = 0;
+
+	sr->wstart = 0;
+	sr->wlen = UINT64_MAX / 2;
+	stream_init(&st, r, sr, fr, sec);
+	for (long guard = 0; !fin && guard < 1000000; guard++)
+		if (stream_step(mfd, &st, NULL, sizeof(obuf), &fin) < 0)
+			return -1;
+	sr->total = st.fo;
+	return 0;
+}
+
+/* Feeds the converted message to the MIME parser: all of it, or only the
+ * top header when header_only. */
+static int parse_mime(int mfd, const struct idx_rec *r, int header_only)
+{
+	struct idx_out cv;
+	uint64_t pos = r->off + r->from_len, end = pos + r->data_len;
+	size_t used, k;
+
+	mime_init(&mime);
+	idx_out_init(&cv, 0, -1);
+	while (pos < end) {
+		size_t want = end - pos < sizeof(fbuf) ? (size_t)(end - pos) : sizeof(fbuf);
+		ssize_t n = pread(mfd, fbuf, want, (off_t)pos);
+		if (n <= 0)
+			return -1;
+		k = idx_out_feed(&cv, fbuf, (size_t)n, obuf, &used);
+		pos += used;
+		mime_feed(&mime, obuf, k);
+		if (header_only && !mime.part[0].in_header)
+			return 0;
+	}
+	k = idx_out_end(&cv, obuf);
+	mime_feed(&mime, obuf, k);
+	mime_end(&mime);
+	return 0;
+}
+
+/* Digits at *p (at most max), advancing; -1 when none. */
+static int num_at(const char **p, const char *end, int max)
+{
+	int v = 0, k = 0;
+
+	while (*p < end && **p == ' ')
+		(*p)++;
+	while (*p < end && k < max && **p >= '0' && **p <= '9') {
+		v = v * 10 + (**p - '0');
+		(*p)++;
+		k++;
+	}
+	return k ? v : -1;
+}
+
+/* INTERNALDATE from the From_ line ("From sender Sat Jan  3 01:05:34 2026"):
+ * the last "Mmm dd hh:mm:ss yyyy" on the line (no scanf: see libc_small). */
+static int64_t internal_time(int mfd, const struct idx_rec *r)
+{
+	char line[256];
+	size_t n = r->from_len < sizeof(line) - 1 ? r->from_len : sizeof(line) - 1;
+	ssize_t got = pread(mfd, line, n, (off_t)r->off);
+
+	if (got <= 5)
+		return 0;
+	for (ssize_t i = got - 4; i >= 5; i--) {
+		const char *p = line + i + 4, *end = line + got;
+		int m, d, hh, mm, ss, y;
+		if (line[i - 1] != ' ' || line[i + 3] != ' ' || !(m = ip_month(line + i)))
+			continue;
+		d = num_at(&p, end, 2);
+		hh = num_at(&p, end, 2);
+		if (p >= end || *p++ != ':')
+			continue;
+		mm = num_at(&p, end, 2);
+		if (p >= end || *p++ != ':')
+			continue;
+		ss = num_at(&p, end, 2);
+		y = num_at(&p, end, 4);
+		if (d < 1 || hh < 0 || mm < 0 || ss < 0 || y < 1970)
+			continue;
+		return (int64_t)ip_days(y, m, d) * 86400 + hh * 3600 + mm * 60 + ss;
+	}
+	return 0;
+}
+
+static void internaldate_text(int64_t t, char *out, size_t n)
+{
+	static const char mon[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	snprintf(out, n, "\"%02d-%.3s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday,
+		 mon + tm.tm_mon * 3, tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+		 tm.tm_sec);
+}
+
+/* ---- FETCH ------------------------------------------------------------ */
+
+static void item_add(struct imap_session *s, struct job *j, const char *text, size_t n)
+{
+	struct seg *g;
+
+	if (n > sizeof(s->item) - s->item_len)
+		n = sizeof(s->item) - s->item_len;
+	memcpy(s->item + s->item_len, text, n);
+	if (j->nseg > 0 && j->segs[j->nseg - 1].kind == SEG_TEXT) {
+		j->segs[j->nseg - 1].len += (uint32_t)n;
+	} else if (j->nseg < (int)ARRAY_LEN(j->segs)) {
+		g = &j->segs[j->nseg++];
+		g->kind = SEG_TEXT;
+		g->off = (uint32_t)s->item_len;
+		g->len = (uint32_t)n;
+	}
+	s->item_len += n;
+}
+
+static void item_printf(struct imap_session *s, struct job *j, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void item_printf(struct imap_session *s, struct job *j, const char *fmt, ...)
+{
+	char b[512];
+	va_list ap;
+	int k;
+
+	va_start(ap, fmt);
+	k = vsnprintf(b, sizeof(b), fmt, ap);
+	va_end(ap);
+	if (k > (int)sizeof(b) - 1)
+		k = (int)sizeof(b) - 1;
+	item_add(s, j, b, (size_t)k);
+}
+
+/* A MIME-rendered item (ENVELOPE, BODYSTRUCTURE) into the item buffer. */
+static void item_mime(struct imap_session *s, struct job *j, int what)
+{
+	char *at = s->item + s->item_len;
+	size_t room = sizeof(s->item) - s->item_len - 64;
+	struct mime_out o;
+
+	mime_out_init(&o, at, room);
+	if (what == FA_ENVELOPE)
+		mime_envelope(&mime, 0, &o);
+	else
+		mime_bodystructure(&mime, 0, what == FA_BODYSTRUCTURE, &o);
+	if (o.overflow) {
+		const struct mime_part *p = &mime.part[0];
+		mime_out_init(&o, at, room);
+		if (what == FA_ENVELOPE)
+			mime_out_str(&o, "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)", 41);
+		else {
+			char b[96];
+			int k = snprintf(b, sizeof(b), "(\"TEXT\" \"PLAIN\" NIL NIL NIL "
+					 "\"7BIT\" %llu %llu)",
+					 (unsigned long long)(p->end_off - p->body_off),
+					 (unsigned long long)p->lines);
+			mime_out_str(&o, b, (size_t)k);
+		}
+	}
+	/* The text is in place already: account for it as a segment. */
+	if (j->nseg > 0 && j->segs[j->nseg - 1].kind == SEG_TEXT &&
+	    j->segs[j->nseg - 1].off + j->segs[j->nseg - 1].len == (uint32_t)s->item_len) {
+		j->segs[j->nseg - 1].len += (uint32_t)o.len;
+	} else if (j->nseg < (int)ARRAY_LEN(j->segs)) {
+		j->segs[j->nseg].kind = SEG_TEXT;
+		j->segs[j->nseg].off = (uint32_t)s->item_len;
+		j->segs[j->nseg].len = (uint32_t)o.len;
+		j->nseg++;
+	}
+	s->item_len += o.len;
+}
+
+/* Range of a section in the converted message, from the MIME parse. */
+static void sec_range(const struct fetch_sec *sec, const struct idx_rec *r,
+		      struct secrange *sr)
+{
+	int text = sec->kind == SEC_HEADER || sec->kind == SEC_FIELDS ||
+		   sec->kind == SEC_FIELDS_NOT || sec->kind == SEC_TEXT;
+	int k;
+
+	sr->a = sr->b = 0;
+	if (sec->nparts == 0 && sec->kind == SEC_ALL) {
+		sr->b = r->size;
+		return;
+	}
+	k = mime_find(&mime, sec->part, sec->nparts, text);
+	if (k < 0)
+		return;
+	const struct mime_part *p = &mime.part[k];
+	switch (sec->kind) {
+	case SEC_ALL:
+		sr->a = p->body_off;
+		sr->b = p->end_off;
+		break;
+	case SEC_HEADER:
+	case SEC_FIELDS:
+	case SEC_FIELDS_NOT:
+	case SEC_MIME:
+		sr->a = p->hdr_off;
+		sr->b = p->body_off;
+		break;
+	case SEC_TEXT:
+		sr->a = p->body_off;
+		sr->b = p->end_off;
+		break;
+	}
+}
+
+static void set_flags(struct imap_session *s, uint32_t i, struct idx_rec *r,
+		      uint32_t nf)
+{
+	if (r->flags == nf || s->sel.readonly)
+		return;
+	r->flags = nf;
+	if (idx_put(&s->sel.rd, i, r) == 0)
+		tell_flags(s, r->uid);
+}
+
+/* Plans the answer for message seq: text segments and section streams. */
+static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
+{
+	struct job *j = &s->job;
+	struct fetch_req *fr = &s->q.fr;
+	struct idx_rec *r = &j->rec;
+	int need_mime = 0, need_full = 0, first = 1;
+	uint32_t oldflags;
+	char b[96];
+
+	(void)c;
+	if (get_rec(&s->sel, seq - 1, r) != 0)
+		return -1;
+	oldflags = r->flags;
+	if (fr->sets_seen && !(r->flags & IDX_F_SEEN))
+		set_flags(s, seq - 1, r, r->flags | IDX_F_SEEN);
+	if (fr->attrs & (FA_BODYSTRUCTURE | FA_BODY))
+		need_mime = need_full = 1;
+	if (fr->attrs & FA_ENVELOPE)
+		need_mime = 1;
+	for (int k = 0; k < fr->nsecs; k++) {
+		const struct fetch_sec *sec = &fr->secs[k];
+		if (sec->nparts || sec->kind != SEC_ALL)
+			need_mime = 1;
+		if (sec->nparts || sec->kind == SEC_TEXT)
+			need_full = 1;
+	}
+	if (need_mime && parse_mime(s->sel.mfd, r, !need_full) != 0)
+		return -1;
+	if (need_mime && !need_full) {
+		/* Only the top header was read: its end is known. */
+		mime.part[0].end_off = r->size;
+	}
+	s->item_len = 0;
+	j->nseg = 0;
+	j->seg = 0;
+	j->seg_off = 0;
+	item_printf(s, j, "* %u FETCH (", seq);
+	if (j->uid && !(fr->attrs & FA_UID)) {
+		item_printf(s, j, "UID %u", r->uid);
+		first = 0;
+	}
+	if (fr->sets_seen && oldflags != r->flags && !(fr->attrs & FA_FLAGS)) {
+		flags_text(r->flags, b, sizeof(b));
+		item_printf(s, j, "%sFLAGS %s", first ? "" : " ", b);
+		first = 0;
+	}
+	for (int i = 0; i < fr->nitems; i++) {
+		const struct fetch_item *it = &fr->items[i];
+		const char *sp = first ? "" : " ";
+		first = 0;
+		switch (it->attr) {
+		case FA_UID:
+			item_printf(s, j, "%sUID %u", sp, r->uid);
+			break;
+		case FA_FLAGS:
+			flags_text(r->flags, b, sizeof(b));
+			item_printf(s, j, "%sFLAGS %s", sp, b);
+			break;
+		case FA_SIZE:
+			item_printf(s, j, "%sRFC822.SIZE %llu", sp,
+				    (unsigned long long)r->size);
+			break;
+		case FA_MODSEQ:
+			item_printf(s, j, "%sMODSEQ (1)", sp);
+			break;
+		case FA_INTERNALDATE:
+			internaldate_text(internal_time(s->sel.mfd, r), b, sizeof(b));
+			item_printf(s, j, "%sINTERNALDATE %s", sp, b);
+			break;
+		case FA_ENVELOPE:
+			item_printf(s, j, "%sENVELOPE ", sp);
+			item_mime(s, j, FA_ENVELOPE);
+			break;
+		case FA_BODYSTRUCTURE:
+			item_printf(s, j, "%sBODYSTRUCTURE ", sp);
+			item_mime(s, j, FA_BODYSTRUCTURE);
+			break;
+		case FA_BODY:
+			item_printf(s, j, "%sBODY ", sp);
+			item_mime(s, j, FA_BODY);
+			break;
+		case 0: {
+			const struct fetch_sec *sec = &fr->secs[it->sec];
+			struct secrange *sr = &j->sr[it->sec];
+			static const char *const names[] = { "", "RFC822",
+				"RFC822.HEADER", "RFC822.TEXT" };
+			sec_range(sec, r, sr);
+			sr->total = sr->b - sr->a;
+			if ((sec->kind == SEC_FIELDS || sec->kind == SEC_FIELDS_NOT) &&
+			    sr->b > sr->a &&
+			    stream_count(s->sel.mfd, r, sr, fr, sec) != 0)
+				return -1;
+			sr->wstart = 0;
+			sr->wlen = sr->total;
+			if (sec->partial) {
+				sr->wstart = sec->pstart < sr->total ? sec->pstart : sr->total;
+				sr->wlen = sr->total - sr->wstart;
+				if (sr->wlen > sec->plen)
+					sr->wlen = sec->plen;
+			}
+			if (sec->rfc822)
+				item_printf(s, j, "%s%s {%llu}\r\n", sp, names[sec->rfc822],
+					    (unsigned long long)sr->wlen);
+			else if (sec->partial)
+				item_printf(s, j, "%sBODY[%.*s]<%u> {%llu}\r\n", sp,
+					    (int)sec->spec_len, sec->spec, sec->pstart,
+					    (unsigned long long)sr->wlen);
+			else
+				item_printf(s, j, "%sBODY[%.*s] {%llu}\r\n", sp,
+					    (int)sec->spec_len, sec->spec,
+					    (unsigned long long)sr->wlen);
+			if (j->nseg < (int)ARRAY_LEN(j->segs)) {
+				j->segs[j->nseg].kind = SEG_SEC;
+				j->segs[j->nseg].sec = it->sec;
+				j->nseg++;
+			}
+			break;
+		}
+		}
+	}
+	item_add(s, j, ")\r\n", 3);
+	return 0;
+}
+
+/* Sends planned segments; 1 when the message is out, 0 when the output
+ * is full, -1 on error. */
+static int fetch_send(struct conn *c, struct imap_session *s)
+{
+	struct job *j = &s->job;
+
+	while (j->seg < j->nseg) {
+		struct seg *g = &j->segs[j->seg];
+		size_t room = conn_out_free(c);
+
+		if (g->kind == SEG_TEXT) {
+			size_t left = g->len - j->seg_off;
+			size_t n = left < room ? left : room;
+			if (n == 0)
+				return 0;
+			conn_write(c, s->item + g->off + j->seg_off, n);
+			j->seg_off += (uint32_t)n;
+			if (j->seg_off < g->len)
+				return 0;
+		} else {
+			const struct fetch_req *fr = &s->q.fr;
+			int fin = 0;
+			long w;
+			if (!j->st_live) {
+				stream_init(&j->st, &j->rec, &j->sr[g->sec], fr,
+					    &fr->secs[g->sec]);
+				j->st_live = 1;
+			}
+			if (room < 400)
+				return 0;
+			w = stream_step(s->sel.mfd, &j->st, obuf + sizeof(obuf) / 2,
+					room < sizeof(obuf) / 2 ? room : sizeof(obuf) / 2, &fin);
+			if (w < 0)
+				return -1;
+			if (w > 0)
+				conn_write(c, obuf + sizeof(obuf) / 2, (size_t)w);
+			if (!fin)
+				continue;
+			/* Short (the file changed under us): pad to the promise. */
+			uint64_t sent = j->st.fo > j->sr[g->sec].wstart ?
+				j->st.fo - j->sr[g->sec].wstart : 0;
+			if (sent < j->sr[g->sec].wlen) {
+				size_t pad = (size_t)(j->sr[g->sec].wlen - sent);
+				if (pad > room - (size_t)w)
+					pad = room - (size_t)w;
+				memset(obuf, ' ', pad);
+				conn_write(c, obuf, pad);
+				j->st.fo += pad;
+				if (sent + pad < j->sr[g->sec].wlen)
+					continue;
+			}
+			j->st_live = 0;
+		}
+		j->seg++;
+		j->seg_off = 0;
+	}
+	return 1;
+}
+
+/* ---- STORE / SEARCH -------------------------------------------------- */
+
+static int ci_find(const char *hay, size_t hn, const char *needle, size_t nn)
+{
+	if (nn == 0)
+		return 1;
+	for (size_t i = 0; i + nn <= hn; i++) {
+		size_t k;
+		for (k = 0; k < nn; k++) {
+			int a = (unsigned char)hay[i + k], b = (unsigned char)needle[k];
+			if (a >= 'A' && a <= 'Z')
+				a += 32;
+			if (b >= 'A' && b <= 'Z')
+				b += 32;
+			if (a != b)
+				break;
+		}
+		if (k == nn)
+			return 1;
+	}
+	return 0;
+}
+
+struct sctx {
+	uint32_t seq;
+	struct idx_rec r;
+	int have_hdr;
+	size_t hlen;
+};
+
+/* The converted header of the message in hdrbuf (cut at its size). */
+static int load_header(struct imap_session *s, struct sctx *x)
+{
+	struct idx_out cv;
+	uint64_t pos = x->r.off + x->r.from_len, end = pos + x->r.data_len;
+	size_t used, k;
+
+	x->hlen = 0;
+	x->have_hdr = 1;
+	idx_out_init(&cv, 0, -1);
+	while (pos < end && x->hlen < sizeof(hdrbuf)) {
+		size_t want = end - pos < sizeof(fbuf) ? (size_t)(end - pos) : sizeof(fbuf);
+		ssize_t n = pread(s->sel.mfd, fbuf, want, (off_t)pos);
+		if (n <= 0)
+			return -1;
+		k = idx_out_feed(&cv, fbuf, (size_t)n, obuf, &used);
+		pos += used;
+		if (k > sizeof(hdrbuf) - x->hlen)
+			k = sizeof(hdrbuf) - x->hlen;
+		memcpy(hdrbuf + x->hlen, obuf, k);
+		x->hlen += k;
+		char *e = memmem(hdrbuf, x->hlen, "\r\n\r\n", 4);
+		if (e) {
+			x->hlen = (size_t)(e - hdrbuf) + 2;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* Header field `name` containing text (any occurrence). */
+static int header_has(struct sctx *x, const char *name, size_t nl,
+		      const char *text, size_t tl)
+{
+	size_t i = 0;
+
+	while (i < x->hlen) {
+		size_t e = i;
+		while (e < x->hlen && hdrbuf[e] != '\n')
+			e++;
+		if (e - i > nl && hdrbuf[i + nl] == ':' && ci_find(hdrbuf + i, nl, name, nl)) {
+			size_t v = i + nl + 1, ve = e;
+			/* continuation lines */
+			while (ve + 1 < x->hlen && (hdrbuf[ve + 1] == ' ' || hdrbuf[ve + 1] == '\t')) {
+				ve++;
+				while (ve < x->hlen && hdrbuf[ve] != '\n')
+					ve++;
+			}
+			if (ci_find(hdrbuf + v, ve - v, text, tl))
+				return 1;
+			e = ve;
+		}
+		i = e + 1;
+	}
+	return 0;
+}
+
+/* BODY/TEXT: streams the message (from the body, or all for TEXT). */
+static int body_has(struct imap_session *s, struct sctx *x, const char *t,
+		    size_t tl, int text)
+{
+	struct idx_out cv;
+	uint64_t pos = x->r.off + x->r.from_len, end = pos + x->r.data_len;
+	size_t used, k, keep = 0, cap = sizeof(srchbuf);
+	int in_body = text;
+
+	if (tl > 1000)
+		tl = 1000;
+	idx_out_init(&cv, 0, -1);
+	while (pos < end) {
+		size_t want = end - pos < sizeof(fbuf) ? (size_t)(end - pos) : sizeof(fbuf);
+		ssize_t n = pread(s->sel.mfd, fbuf, want, (off_t)pos);
+		if (n <= 0)
+			return 0;
+		k = idx_out_feed(&cv, fbuf, (size_t)n, obuf, &used);
+		pos += used;
+		const char *p = obuf;
+		if (!in_body) {
+			/* skip to after the blank line (it may straddle chunks) */
+			memcpy(srchbuf + keep, obuf, k);
+			char *e = memmem(srchbuf, keep + k, "\r\n\r\n", 4);
+			if (!e) {
+				size_t tot = keep + k;
+				keep = tot < 3 ? tot : 3;
+				memmove(srchbuf, srchbuf + tot - keep, keep);
+				continue;
+			}
+			in_body = 1;
+			size_t start = (size_t)(e - srchbuf) + 4, tot = keep + k;
+			memmove(srchbuf, srchbuf + start, tot - start);
+			keep = tot - start;
+			if (ci_find(srchbuf, keep, t, tl))
+				return 1;
+			if (keep > tl)
+				memmove(srchbuf, srchbuf + keep - tl, tl), keep = tl;
+			continue;
+		}
+		if (keep + k > cap)
+			k = cap - keep;
+		memcpy(srchbuf + keep, p, k);
+		if (ci_find(srchbuf, keep + k, t, tl))
+			return 1;
+		size_t tot = keep + k;
+		keep = tot < tl ? tot : tl;
+		memmove(srchbuf, srchbuf + tot - keep, keep);
+	}
+	return 0;
+}
+
+static int eval(struct imap_session *s, const struct search_prog *p, int k,
+		struct sctx *x, int depth)
+{
+	const struct search_node *nd = &p->node[k];
+	int64_t day;
+
+	if (depth > IMAP_SEARCH_DEPTH + 2)
+		return 0;
+	switch (nd->op) {
+	case SK_ALL:
+		return 1;
+	case SK_AND:
+		for (int c = nd->child; c >= 0; c = p->node[c].next)
+			if (!eval(s, p, c, x, depth + 1))
+				return 0;
+		return 1;
+	case SK_OR:
+		return eval(s, p, nd->child, x, depth + 1) ||
+		       eval(s, p, p->node[nd->child].next, x, depth + 1);
+	case SK_NOT:
+		return !eval(s, p, nd->child, x, depth + 1);
+	case SK_SEQ:
+		return seq_has(nd->s, nd->slen, s->sel.hdr.count, x->seq);
+	case SK_UID: {
+		struct idx_rec last;
+		uint32_t star = 0;
+		if (s->sel.hdr.count && get_rec(&s->sel, s->sel.hdr.count - 1, &last) == 0)
+			star = last.uid;
+		return seq_has(nd->s, nd->slen, star, x->r.uid);
+	}
+	case SK_FLAG:
+		return (x->r.flags & nd->num) != 0;
+	case SK_UNFLAG:
+		return (x->r.flags & nd->num) == 0;
+	case SK_NEW:
+	case SK_RECENT:
+		return 0;
+	case SK_OLD:
+		return 1;
+	case SK_KEYWORD:
+		return 0;
+	case SK_UNKEYWORD:
+		return 1;
+	case SK_LARGER:
+		return x->r.size > nd->num;
+	case SK_SMALLER:
+		return x->r.size < nd->num;
+	case SK_MODSEQ:
+		return nd->num <= 1;
+	case SK_BEFORE:
+	case SK_ON:
+	case SK_SINCE:
+		day = internal_time(s->sel.mfd, &x->r) / 86400;
+		goto cmp;
+	case SK_SENTBEFORE:
+	case SK_SENTON:
+	case SK_SENTSINCE: {
+		size_t i = 0;
+		day = -1;
+		if (!x->have_hdr && load_header(s, x) != 0)
+			return 0;
+		while (i < x->hlen) {
+			size_t e = i;
+			while (e < x->hlen && hdrbuf[e] != '\n')
+				e++;
+			if (e - i > 5 && ci_find(hdrbuf + i, 5, "date:", 5)) {
+				day = mime_date_days(hdrbuf + i + 5, e - i - 5);
+				break;
+			}
+			i = e + 1;
+		}
+		if (day < 0)
+			day = internal_time(s->sel.mfd, &x->r) / 86400;
+	}
+	cmp:
+		switch (nd->op) {
+		case SK_BEFORE: case SK_SENTBEFORE:
+			return day < (int64_t)nd->num;
+		case SK_ON: case SK_SENTON:
+			return day == (int64_t)nd->num;
+		default:
+			return day >= (int64_t)nd->num;
+		}
+	case SK_HEADER:
+		if (!x->have_hdr && load_header(s, x) != 0)
+			return 0;
+		return header_has(x, nd->s, nd->slen, nd->s2, nd->s2len);
+	case SK_BODY:
+	case SK_TEXT:
+		return body_has(s, x, nd->s2, nd->s2len, nd->op == SK_TEXT);
+	}
+	return 0;
+}
+
+/* ---- jobs ------------------------------------------------------------ */
+
+static void job_done(struct conn *c, struct imap_session *s, const char *st)
+{
+	imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+	tagged(c, s, st, "%s", s->done_text);
+	wait_command(c, s);
+}
+
+/* One pass of the job; returns 1 when finished (tagged answer written). */
+static int job_produce(struct conn *c, struct imap_session *s)
+{
+	struct job *j = &s->job;
+	char line[128];
+	int k;
+
+	switch (j->kind) {
+	case J_TEXT: {
+		size_t left = s->item_len - j->text_off, room = conn_out_free(c);
+		size_t n = left < room ? left : room;
+		conn_write(c, s->item + j->text_off, n);
+		j->text_off += (uint32_t)n;
+		if (j->text_off < s->item_len)
+			return 0;
+		if (conn_out_free(c) < 200)
+			return 0;
+		job_done(c, s, "OK");
+		return 1;
+	}
+	case J_FETCH:
+		for (int guard = 0; guard < 64; guard++) {
+			if (j->in_msg) {
+				int rc = fetch_send(c, s);
+				if (rc < 0)
+					return -1;
+				if (rc == 0)
+					return 0;
+				j->in_msg = 0;
+				j->cur++;
+			}
+			if (j->cur > j->hi && !next_range(s, j)) {
+				if (conn_out_free(c) < 200)
+					return 0;
+				job_done(c, s, "OK");
+				return 1;
+			}
+			if (fetch_plan(c, s, j->cur) != 0)
+				return -1;
+			j->in_msg = 1;
+		}
+		return 0;
+	case J_STORE:
+		for (int guard = 0; guard < 256; guard++) {
+			struct idx_rec r;
+			uint32_t nf;
+			if (conn_out_free(c) < 200)
+				return 0;
+			if (j->cur > j->hi && !next_range(s, j)) {
+				job_done(c, s, "OK");
+				return 1;
+			}
+			if (get_rec(&s->sel, j->cur - 1, &r) != 0)
+				return -1;
+			nf = j->mode == '+' ? r.flags | j->flags :
+			     j->mode == '-' ? r.flags & ~j->flags : j->flags;
+			set_flags(s, j->cur - 1, &r, nf);
+			if (!j->silent || r.flags != nf) {
+				char f[96];
+				flags_text(r.flags, f, sizeof(f));
+				if (j->uid)
+					conn_printf(c, "* %u FETCH (UID %u FLAGS %s)\r\n",
+						    j->cur, r.uid, f);
+				else
+					conn_printf(c, "* %u FETCH (FLAGS %s)\r\n", j->cur, f);
+			}
+			j->cur++;
+		}
+		return 0;
+	case J_SEARCH:
+		for (int guard = 0; guard < 512; guard++) {
+			struct sctx x;
+			if (conn_out_free(c) < 200)
+				return 0;
+			if (j->cur > s->sel.hdr.count) {
+				conn_write(c, "\r\n", 2);
+				job_done(c, s, "OK");
+				return 1;
+			}
+			memset(&x, 0, sizeof(x));
+			x.seq = j->cur;
+			if (get_rec(&s->sel, j->cur - 1, &x.r) != 0)
+				return -1;
+			if (eval(s, &s->q.sp, 0, &x, 0)) {
+				k = snprintf(line, sizeof(line), " %u", j->uid ? x.r.uid : j->cur);
+				conn_write(c, line, (size_t)k);
+			}
+			j->cur++;
+			if (s->q.sp.needs_body && guard >= 8)
+				return 0;
+		}
+		return 0;
+	case J_MERGE:
+		/* Old records vs new: UIDs gone are EXPUNGEd (in order, each
+		 * one shifting the numbers after it). */
+		for (int guard = 0; guard < 512; guard++) {
+			struct idx_rec o, n;
+			if (conn_out_free(c) < 200)
+				return 0;
+			if (j->oi >= j->oldrd->count) {
+				if (j->newcount != j->oldrd->count - j->removed)
+					conn_printf(c, "* %u EXISTS\r\n* 0 RECENT\r\n",
+						    j->newcount);
+				close(s->old_ifd);
+				s->old_ifd = -1;
+				if (!s->tag[0]) {
+					imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+					return 1;
+				}
+				job_done(c, s, "OK");
+				return 1;
+			}
+			if (idx_get(j->oldrd, j->oi, &o) != 0)
+				return -1;
+			while (j->nj < j->newcount && get_rec(&s->sel, j->nj, &n) == 0 &&
+			       n.uid < o.uid)
+				j->nj++;
+			if (j->nj < j->newcount && get_rec(&s->sel, j->nj, &n) == 0 &&
+			    n.uid == o.uid) {
+				j->nj++;
+			} else {
+				conn_printf(c, "* %u EXPUNGE\r\n", j->oi + 1 - j->removed);
+				j->removed++;
+			}
+			j->oi++;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+static void job_step(struct conn *c, struct imap_session *s)
+{
+	size_t sent = 0;
+
+	while (c->w.fd >= 0 && s->state == IMAP_BUSY) {
+		size_t before = conn_out_free(c);
+		int rc = job_produce(c, s);
+
+		if (rc < 0) {
+			log_msg(LOGL_ERR, "conn %u: imap %s: reading the mailbox: %s",
+				c->id, s->user, strerror(errno));
+			conn_printf(c, "* BYE Cannot read the mailbox\r\n");
+			logout_now(c, s);
+			return;
+		}
+		if (rc == 1)
+			return;
+		sent += before > conn_out_free(c) ? before - conn_out_free(c) : 0;
+		conn_flush(c);
+		if (c->w.fd < 0)
+			return;
+		if (conn_out_pending(c)) {
+			conn_deadline(c, CONFIG_IMAP_TIMEOUT);
+			return;
+		}
+		if (sent >= IMAP_SEND_BUDGET) {
+			conn_deadline_ms(c, 0);
+			return;
+		}
+	}
+}
+
+static void job_start(struct conn *c, struct imap_session *s, int kind,
+		      const char *done)
+{
+	s->job.kind = kind;
+	if (kind == J_FETCH || kind == J_STORE) {
+		s->job.cur = 1;         /* past hi: the first range comes next */
+		s->job.hi = 0;
+	}
+	snprintf(s->done_text, sizeof(s->done_text), "%s", done);
+	imap_enter(c, s, IMAP_BUSY);
+	job_step(c, s);
+}
+
+/* ---- synchronising with the mailbox --------------------------------- */
+
+/* Pending flag changes by other sessions, as FETCH FLAGS (small). */
+static void push_flags(struct conn *c, struct imap_session *s)
+{
+	struct idx_rec r;
+	char f[96];
+
+	if (s->pend_all) {
+		s->pend_all = 0;
+		s->npend = 0;
+		/* Too many to list here: the client sees them on its next
+		 * FETCH FLAGS. */
+		return;
+	}
+	for (int i = 0; i < s->npend; i++) {
+		uint32_t seq = uid_seq(&s->sel, s->pend[i]);
+		if (!seq || get_rec(&s->sel, seq - 1, &r) != 0)
+			continue;
+		flags_text(r.flags, f, sizeof(f));
+		conn_printf(c, "* %u FETCH (UID %u FLAGS %s)\r\n", seq, r.uid, f);
+	}
+	s->npend = 0;
+}
+
+/* Brings the selected mailbox up to date. Starts J_MERGE (the caller
+ * must then return) and returns 1 when expunges must be announced; 0
+ * when done (EXISTS written if it grew); -1 when the mailbox is gone
+ * (BYE written). The mbox lock is only tried: when busy, need_sync stays. */
+static int sync_sel(struct conn *c, struct imap_session *s)
+{
+	struct mbx *m = &s->sel;
+	char path[sizeof(m->dir) + IMAP_NAME_MAX + 2];
+	struct stat st, ist_old, ist_new;
+	struct mbx nm;
+	uint32_t oldcount = m->hdr.count;
+	int rc;
+
+	if (s->npend || s->pend_all)
+		push_flags(c, s);
+	snprintf(path, sizeof(path), "%s/%s", m->dir, m->name);
+	if (stat(path, &st) != 0 ||
+	    ((uint64_t)st.st_ino == m->hdr.ino && (uint64_t)st.st_size == m->hdr.end &&
+	     !s->need_sync))
+		return 0;
+	s->need_sync = 0;
+	nm = *m;
+	nm.mfd = nm.ifd = -1;
+	if (mbx_begin(s, &nm) != 0) {
+		upd_abort(s);
+		mbx_close(&nm);
+		return 0;
+	}
+	rc = mbx_step(s, &nm, 1);
+	if (rc != IDX_DONE) {
+		upd_abort(s);
+		mbx_close(&nm);
+		if (rc == IDX_AGAIN_LOCK)
+			s->need_sync = 1;
+		return 0;
+	}
+	if (nm.hdr.uidvalidity != m->hdr.uidvalidity) {
+		mbx_close(&nm);
+		conn_printf(c, "* BYE The mailbox was replaced by another program\r\n");
+		logout_now(c, s);
+		return -1;
+	}
+	if (fstat(m->ifd, &ist_old) == 0 && fstat(nm.ifd, &ist_new) == 0 &&
+	    ist_old.st_ino == ist_new.st_ino && ist_old.st_dev == ist_new.st_dev &&
+	    nm.hdr.count >= oldcount) {
+		/* Appended in place: only new messages. */
+		mbx_close(m);
+		*m = nm;
+		idx_reader_init(&m->rd, m->ifd, m->hdr.count);
+		if (m->hdr.count != oldcount)
+			conn_printf(c, "* %u EXISTS\r\n* 0 RECENT\r\n", m->hdr.count);
+		return 0;
+	}
+	/* Rewritten: compare the old records with the new ones. */
+	s->old_ifd = m->ifd;
+	idx_reader_init(&s->oldrd, s->old_ifd, oldcount);
+	close(m->mfd);
+	*m = nm;
+	idx_reader_init(&m->rd, m->ifd, m->hdr.count);
+	memset(&s->job, 0, sizeof(s->job));
+	s->job.oldrd = &s->oldrd;
+	s->job.newcount = m->hdr.count;
+	return 1;
+}
+
+static void sync_and_push(struct conn *c, struct imap_session *s)
+{
+	int rc = sync_sel(c, s);
+
+	if (rc == 1) {
+		char tag[sizeof(s->tag)];
+		/* In IDLE: announce without a tagged answer, then idle on. */
+		memcpy(tag, s->tag, sizeof(tag));
+		s->tag[0] = '\0';
+		s->job.kind = J_MERGE;
+		imap_enter(c, s, IMAP_BUSY);
+		job_step(c, s);
+		if (s->state != IMAP_BUSY && s->state != IMAP_LOGOUT)
+			imap_enter(c, s, IMAP_IDLE);
+		memcpy(s->tag, tag, sizeof(tag));
+	}
+	if (c->w.fd >= 0 && s->need_sync && s->state == IMAP_IDLE)
+		conn_deadline_ms(c, IMAP_LOCK_RETRY_MS);
+	if (c->w.fd >= 0)
+		conn_flush(c);
+}
+
+/* NOOP, CHECK and the like: sync, then the tagged OK. */
+static void sync_then_ok(struct conn *c, struct imap_session *s, const char *done)
+{
+	int rc = 0;
+
+	if (s->have_sel)
+		rc = sync_sel(c, s);
+	if (rc < 0)
+		return;
+	if (rc == 1) {
+		s->job.kind = J_MERGE;
+		snprintf(s->done_text, sizeof(s->done_text), "%s", done);
+		imap_enter(c, s, IMAP_BUSY);
+		job_step(c, s);
+		return;
+	}
+	tagged(c, s, "OK", "%s", done);
+}
+
+/* ---- authentication --------------------------------------------------- */
+
+static int starttls_offered(const struct conn *c)
+{
+	return CONFIG_TLS && !c->tls && c->listen_kind != LISTEN_IMAPS && tls_ready();
+}
+
+static void capability_text(struct conn *c, struct imap_session *s, char *out,
+			    size_t n)
+{
+	int pre = s->state == IMAP_NOAUTH;
+
+	snprintf(out, n, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE "
+		 "UNSELECT CHILDREN%s%s%s",
+		 pre && starttls_offered(c) ? " STARTTLS" : "",
+		 pre && !auth_allowed(c) ? " LOGINDISABLED" : "",
+		 pre && auth_allowed(c) ? " AUTH=PLAIN" : "");
+}
+
+static void login_ok(struct conn *c, struct imap_session *s, const char *canon)
+{
+	char cap[256];
+
+	str_copy(s->user, sizeof(s->user), canon, strlen(canon));
+	log_msg(LOGL_INFO, "conn %u %s: imap login %s", c->id, c->peer_str, s->user);
+	imap_enter(c, s, IMAP_AUTHED);
+	capability_text(c, s, cap, sizeof(cap));
+	tagged(c, s, "OK", "[CAPABILITY %s] Logged in", cap);
+}
+
+static void auth_result(struct conn *c, struct imap_session *s, int good,
+			const char *canon)
+{
+	int delay;
+
+	if (good) {
+		login_ok(c, s, canon);
+		return;
+	}
+	delay = auth_failed((const struct sockaddr *)&c->peer);
+	log_msg(LOGL_WARN, "conn %u %s: imap failed login", c->id, c->peer_str);
+	if (delay < 0) {
+		conn_printf(c, "* BYE Too many failed logins, try later\r\n");
+		logout_now(c, s);
+		return;
+	}
+	imap_enter(c, s, IMAP_AUTH_WAIT);
+	conn_suspend(c);
+	conn_deadline_ms(c, delay > 0 ? delay : 1);
+}
+
+static int auth_gate(struct conn *c, struct imap_session *s)
+{
+	if (auth_banned((const struct sockaddr *)&c->peer)) {
+		conn_printf(c, "* BYE Too many failed logins, try later\r\n");
+		logout_now(c, s);
+		return -1;
+	}
+	if (!auth_allowed(c)) {
+		tagged(c, s, "NO", "[PRIVACYREQUIRED] Login only after STARTTLS");
+		return -1;
+	}
+	return 0;
+}
+
+static void cmd_login(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	char *u, *p;
+	size_t ul, pl;
+	const char *canon = NULL;
+
+	if (ip_sp(ip) || ip_astring(ip, &u, &ul) || ip_sp(ip) ||
+	    ip_astring(ip, &p, &pl) || ip_end(ip)) {
+		bad(c, s, "Syntax: LOGIN user password");
+		return;
+	}
+	if (auth_gate(c, s) != 0)
+		return;
+	/* Two statements: canon is only set once auth_check has run. */
+	int good = auth_check(u, ul, p, pl, &canon);
+	explicit_bzero(p, pl);
+	auth_result(c, s, good, canon);
+}
+
+static void sasl_plain(struct conn *c, struct imap_session *s, const char *b64,
+		       size_t len)
+{
+	unsigned char buf[768];
+	struct sasl_plain p;
+	const char *canon = NULL;
+	int n, good = 0;
+
+	if (len == 1 && b64[0] == '*') {
+		imap_enter(c, s, IMAP_NOAUTH);
+		bad(c, s, "Authentication cancelled");
+		return;
+	}
+	n = (len == 1 && b64[0] == '=') ? 0 : b64_decode(b64, len, buf, sizeof(buf));
+	if (n < 0) {
+		imap_enter(c, s, IMAP_NOAUTH);
+		bad(c, s, "Cannot decode the response");
+		return;
+	}
+	if (sasl_plain_parse(buf, (size_t)n, &p) == 0 &&
+	    (p.authzid_len == 0 || (p.authzid_len == p.authcid_len &&
+	     memcmp(p.authzid, p.authcid, p.authcid_len) == 0)))
+		good = auth_check(p.authcid, p.authcid_len, p.passwd, p.passwd_len,
+				  &canon);
+	explicit_bzero(buf, sizeof(buf));
+	imap_enter(c, s, IMAP_NOAUTH);
+	auth_result(c, s, good, canon);
+}
+
+static void cmd_authenticate(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	const char *mech;
+	size_t ml;
+	char *ir;
+	size_t il;
+
+	if (ip_sp(ip) || ip_atom(ip, &mech, &ml, 0)) {
+		bad(c, s, "Syntax: AUTHENTICATE mechanism [initial-response]");
+		return;
+	}
+	if (!str_ieq(mech, ml, "PLAIN")) {
+		tagged(c, s, "NO", "Unsupported authentication mechanism");
+		return;
+	}
+	if (auth_gate(c, s) != 0)
+		return;
+	if (ip_peek(ip) == ' ') {
+		ip->p++;
+		ir = ip->p;
+		il = (size_t)(ip->end - ip->p);
+		sasl_plain(c, s, ir, il);
+		return;
+	}
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: AUTHENTICATE mechanism [initial-response]");
+		return;
+	}
+	imap_enter(c, s, IMAP_SASL);
+	conn_printf(c, "+ \r\n");
+}
+
+static void cmd_starttls(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: STARTTLS");
+		return;
+	}
+	if (!starttls_offered(c)) {
+		tagged(c, s, "NO", "STARTTLS not available");
+		return;
+	}
+	if (conn_start_tls(c) != 0) {
+		tagged(c, s, "NO", "[UNAVAILABLE] TLS not available, try later");
+		return;
+	}
+	/* Whatever came after the command in the clear is dropped. */
+	s->clen = s->line0 = 0;
+	s->lit_left = 0;
+	tagged(c, s, "OK", "Begin TLS negotiation now");
+}
+
+static void cmd_capability(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	char cap[256];
+
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: CAPABILITY");
+		return;
+	}
+	capability_text(c, s, cap, sizeof(cap));
+	conn_printf(c, "* CAPABILITY %s\r\n", cap);
+	tagged(c, s, "OK", "Capability completed");
+}
+
+static void cmd_noop(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: NOOP");
+		return;
+	}
+	sync_then_ok(c, s, "NOOP completed");
+}
+
+static void close_sel(struct imap_session *s)
+{
+	if (s->have_sel)
+		mbx_close(&s->sel);
+	s->have_sel = 0;
+	s->npend = s->pend_all = s->need_sync = 0;
+}
+
+static void cmd_logout(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: LOGOUT");
+		return;
+	}
+	conn_printf(c, "* BYE Logging out\r\n");
+	tagged(c, s, "OK", "Logout completed");
+	close_sel(s);
+	logout_now(c, s);
+}
+
+static void cmd_id(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	(void)ip;
+	conn_printf(c, "* ID (\"name\" \"postie\")\r\n");
+	tagged(c, s, "OK", "ID completed");
+}
+
+static void cmd_namespace(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: NAMESPACE");
+		return;
+	}
+	conn_printf(c, "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+	tagged(c, s, "OK", "Namespace completed");
+}
+
+static void cmd_enable(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	if (ip_sp(ip)) {
+		bad(c, s, "Syntax: ENABLE capability...");
+		return;
+	}
+	/* Nothing this server has changes behaviour with ENABLE. */
+	conn_printf(c, "* ENABLED\r\n");
+	tagged(c, s, "OK", "Enable completed");
+}
+
+/* ---- SELECT / EXAMINE / STATUS ---------------------------------------- */
+
+static void open_finish(struct conn *c, struct imap_session *s);
+
+static void open_fail(struct conn *c, struct imap_session *s, const char *why)
+{
+	int e = errno;
+
+	upd_abort(s);
+	mbx_close(&s->tmp);
+	log_msg(LOGL_WARN, "conn %u %s: imap %s: mailbox %s: %s%s%s", c->id,
+		c->peer_str, s->user, s->tmp.name, why, e ? ": " : "",
+		e ? strerror(e) : "");
+	imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+	tagged(c, s, "NO", "%s", e == ENOENT ? "[NONEXISTENT] No such mailbox" : why);
+	wait_command(c, s);
+	conn_resume(c);
+}
+
+static void open_step(struct conn *c, struct imap_session *s)
+{
+	int rc = mbx_step(s, &s->tmp, 0);
+
+	if (rc == IDX_AGAIN) {
+		conn_deadline_ms(c, 0);
+		return;
+	}
+	if (rc == IDX_AGAIN_LOCK) {
+		if (now_ms() < s->lock_until) {
+			conn_deadline_ms(c, IMAP_LOCK_RETRY_MS);
+			return;
+		}
+		errno = 0;
+		open_fail(c, s, "[INUSE] Mailbox is locked by another program");
+		return;
+	}
+	if (rc == IDX_FAIL) {
+		if (errno == ESTALE && ++s->restarts <= 3) {
+			upd_abort(s);
+			mbx_close(&s->tmp);
+			if (mbx_begin(s, &s->tmp) == 0) {
+				conn_deadline_ms(c, 0);
+				return;
+			}
+		}
+		open_fail(c, s, "[SERVERBUG] Cannot open the mailbox");
+		return;
+	}
+	open_finish(c, s);
+}
+
+static void start_open(struct conn *c, struct imap_session *s, const char *name,
+		       size_t len, int kind)
+{
+	if (mbx_paths(s, &s->tmp, name, len) != 0) {
+		tagged(c, s, "NO", "[CANNOT] Bad mailbox name");
+		return;
+	}
+	s->open_kind = kind;
+	s->restarts = 0;
+	s->lock_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
+	imap_enter(c, s, IMAP_OPEN);
+	conn_suspend(c);
+	if (mbx_begin(s, &s->tmp) != 0) {
+		open_fail(c, s, "Cannot open the mailbox");
+		return;
+	}
+	open_step(c, s);
+}
+
+static void cmd_select(struct conn *c, struct imap_session *s, struct ip *ip,
+		       int examine)
+{
+	char *name;
+	size_t nl;
+
+	if (ip_sp(ip) || ip_astring(ip, &name, &nl)) {
+		bad(c, s, "Syntax: SELECT mailbox");
+		return;
+	}
+	if (ip_peek(ip) == ' ') {
+		/* (CONDSTORE) and other select parameters: accepted. */
+		ip->p = ip->end;
+	}
+	/* RFC 3501: a failed SELECT leaves no mailbox selected. */
+	close_sel(s);
+	imap_enter(c, s, IMAP_AUTHED);
+	start_open(c, s, name, nl, examine ? OPEN_EXAMINE : OPEN_SELECT);
+}
+
+static void cmd_select_(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	cmd_select(c, s, ip, 0);
+}
+
+static void cmd_examine(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	cmd_select(c, s, ip, 1);
+}
+
+enum { ST_MESSAGES = 1, ST_RECENT = 2, ST_UIDNEXT = 4, ST_UIDVALIDITY = 8,
+       ST_UNSEEN = 16, ST_HIGHESTMODSEQ = 32, ST_SIZE = 64 };
+
+static void counts(struct mbx *m, uint32_t *unseen, uint32_t *first_unseen,
+		   uint64_t *size)
+{
+	struct idx_rec r;
+
+	*unseen = *first_unseen = 0;
+	*size = 0;
+	for (uint32_t i = 0; i < m->hdr.count; i++) {
+		if (get_rec(m, i, &r) != 0)
+			break;
+		if (!(r.flags & IDX_F_SEEN)) {
+			(*unseen)++;
+			if (!*first_unseen)
+				*first_unseen = i + 1;
+		}
+		*size += r.size;
+	}
+}
+
+static void open_finish(struct conn *c, struct imap_session *s)
+{
+	struct mbx *m = &s->tmp;
+	uint32_t unseen, first;
+	uint64_t size;
+	char name[IMAP_NAME_MAX + 8];
+
+	counts(m, &unseen, &first, &size);
+	if (s->open_kind == OPEN_STATUS) {
+		char out[300];
+		int k = 0;
+		unsigned it = s->status_items;
+		if (it & ST_MESSAGES)
+			k += snprintf(out + k, sizeof(out) - (size_t)k, " MESSAGES %u", m->hdr.count);
+		if (it & ST_RECENT)
+			k += snprintf(out + k, sizeof(out) - (size_t)k, " RECENT 0");
+		if (it & ST_UIDNEXT)
+			k += snprintf(out + k, sizeof(out) - (size_t)k, " UIDNEXT %u", m->hdr.uidnext);
+		if (it & ST_UIDVALIDITY)
+			k += snprintf(out + k, sizeof(out) - (size_t)k, " UIDVALIDITY %u",
+				      m->hdr.uidvalidity);
+		if (it & ST_UNSEEN)
+			k += snprintf(out + k, sizeof(out) - (size_t)k, " UNSEEN %u", unseen);
+		if (it & ST_HIGHESTMODSEQ)
+			k += snprintf(out + k, sizeof(out) - (size_t)k, " HIGHESTMODSEQ 1");
+		if (it & ST_SIZE)
+			k += snprintf(out + k, sizeof(out) - (size_t)k, " SIZE %llu",
+				      (unsigned long long)size);
+		snprintf(name, sizeof(name), "%s", is_inbox(s, m) ? "INBOX" : m->name);
+		conn_printf(c, "* STATUS \"%s\" (%s)\r\n", name, k ? out + 1 : "");
+		mbx_close(m);
+		imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+		tagged(c, s, "OK", "Status completed");
+		wait_command(c, s);
+		conn_resume(c);
+		return;
+	}
+	s->sel = *m;
+	idx_reader_init(&s->sel.rd, s->sel.ifd, s->sel.hdr.count);
+	s->sel.readonly = s->open_kind == OPEN_EXAMINE;
+	m->mfd = m->ifd = -1;
+	s->have_sel = 1;
+	s->npend = s->pend_all = s->need_sync = 0;
+	conn_printf(c, "* %u EXISTS\r\n* 0 RECENT\r\n"
+		    "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
+		    "* OK [PERMANENTFLAGS (%s)] Flags permitted\r\n"
+		    "* OK [UIDVALIDITY %u] UIDs valid\r\n"
+		    "* OK [UIDNEXT %u] Predicted next UID\r\n",
+		    s->sel.hdr.count,
+		    s->sel.readonly ? "" : "\\Answered \\Flagged \\Deleted \\Seen \\Draft",
+		    s->sel.hdr.uidvalidity, s->sel.hdr.uidnext);
+	if (first)
+		conn_printf(c, "* OK [UNSEEN %u] First unseen\r\n", first);
+	log_msg(LOGL_INFO, "conn %u %s: imap %s selected %s: %u messages", c->id,
+		c->peer_str, s->user, is_inbox(s, &s->sel) ? "INBOX" : s->sel.name,
+		s->sel.hdr.count);
+	imap_enter(c, s, IMAP_SELECTED);
+	tagged(c, s, "OK", "[%s] %s completed", s->sel.readonly ? "READ-ONLY" :
+	       "READ-WRITE", s->open_kind == OPEN_EXAMINE ? "EXAMINE" : "SELECT");
+	wait_command(c, s);
+	conn_resume(c);
+}
+
+static void cmd_status(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	char *name;
+	size_t nl;
+	const char *w;
+	size_t wl;
+	unsigned items = 0;
+
+	if (ip_sp(ip) || ip_astring(ip, &name, &nl) || ip_sp(ip) || ip_char(ip, '(')) {
+		bad(c, s, "Syntax: STATUS mailbox (items)");
+		return;
+	}
+	for (int guard = 0; guard < 16; guard++) {
+		if (ip_atom(ip, &w, &wl, 0)) {
+			bad(c, s, "Syntax: STATUS mailbox (items)");
+			return;
+		}
+		if (str_ieq(w, wl, "MESSAGES")) items |= ST_MESSAGES;
+		else if (str_ieq(w, wl, "RECENT")) items |= ST_RECENT;
+		else if (str_ieq(w, wl, "UIDNEXT")) items |= ST_UIDNEXT;
+		else if (str_ieq(w, wl, "UIDVALIDITY")) items |= ST_UIDVALIDITY;
+		else if (str_ieq(w, wl, "UNSEEN")) items |= ST_UNSEEN;
+		else if (str_ieq(w, wl, "HIGHESTMODSEQ")) items |= ST_HIGHESTMODSEQ;
+		else if (str_ieq(w, wl, "SIZE")) items |= ST_SIZE;
+		else {
+			bad(c, s, "Unknown STATUS item");
+			return;
+		}
+		if (ip_peek(ip) != ' ')
+			break;
+		ip->p++;
+	}
+	if (ip_char(ip, ')') || ip_end(ip)) {
+		bad(c, s, "Syntax: STATUS mailbox (items)");
+		return;
+	}
+	s->status_items = items;
+	start_open(c, s, name, nl, OPEN_STATUS);
+}
+
+/* ---- LIST / LSUB ------------------------------------------------------- */
+
+/* IMAP LIST wildcard match: '*' anything, '%' anything but '/'. */
+static int wild(const char *p, size_t pn, const char *s, size_t sn, int depth)
+{
+	if (depth > 16)
+		return 0;
+	while (pn > 0) {
+		if (*p == '*' || *p == '%') {
+			int pct = *p == '%';
+			for (size_t i = 0; i <= sn; i++) {
+				if (wild(p + 1, pn - 1, s + i, sn - i, depth + 1))
+					return 1;
+				if (i < sn && pct && s[i] == '/')
+					return 0;
+			}
+			return 0;
+		}
+		if (sn == 0)
+			return 0;
+		if (*p != *s && !(depth == 0 && 0))
+			return 0;
+		p++; pn--; s++; sn--;
+	}
+	return sn == 0;
+}
+
+static int inbox_match(const char *p, size_t pn)
+{
+	char up[16];
+
+	if (pn >= 5 && pn < sizeof(up)) {
+		for (size_t i = 0; i < pn; i++)
+			up[i] = (char)(p[i] >= 'a' && p[i] <= 'z' ? p[i] - 32 : p[i]);
+		if (wild(up, pn, "INBOX", 5, 1))
+			return 1;
+	}
+	return wild(p, pn, "INBOX", 5, 1);
+}
+
+static void list_add(struct imap_session *s, const char *verb, const char *name)
+{
+	struct mime_out o;
+
+	mime_out_init(&o, s->item + s->item_len, sizeof(s->item) - s->item_len - 2);
+	mime_out_str(&o, "* ", 2);
+	mime_out_str(&o, verb, strlen(verb));
+	if (strcmp(name, "INBOX") == 0)
+		mime_out_str(&o, " (\\HasNoChildren) \"/\" ", 22);
+	else
+		mime_out_str(&o, " (\\HasNoChildren) \"/\" ", 22);
+	mime_out_nstring(&o, name, strlen(name));
+	mime_out_str(&o, "\r\n", 2);
+	if (!o.overflow)
+		s->item_len += o.len;
+}
+
+static void cmd_list(struct conn *c, struct imap_session *s, struct ip *ip,
+		     const char *verb)
+{
+	char *ref, *pat, dir[sizeof(s->sel.dir)];
+	size_t rl, pl;
+	DIR *d;
+
+	if (ip_sp(ip) || ip_astring(ip, &ref, &rl) || ip_sp(ip) ||
+	    ip_list_mailbox(ip, &pat, &pl) || ip_end(ip)) {
+		bad(c, s, "Syntax: LIST reference pattern");
+		return;
+	}
+	s->item_len = 0;
+	memset(&s->job, 0, sizeof(s->job));
+	if (pl == 0) {
+		/* The hierarchy delimiter and root. */
+		snprintf(s->item, sizeof(s->item), "* %s (\\Noselect) \"/\" \"\"\r\n", verb);
+		s->item_len = strlen(s->item);
+		job_start(c, s, J_TEXT, "LIST completed");
+		return;
+	}
+	if (rl == 0 && inbox_match(pat, pl))
+		list_add(s, verb, "INBOX");
+	snprintf(dir, sizeof(dir), "%s/%s/%s", conf->mail_dir, IMAP_FOLDERS, s->user);
+	d = rl == 0 ? opendir(dir) : NULL;
+	if (d) {
+		struct dirent *e;
+		for (int guard = 0; guard < 1000 && (e = readdir(d)); guard++) {
+			size_t n = strlen(e->d_name);
+			struct mbx tmp;
+			if (e->d_name[0] == '.' || e->d_type == DT_DIR ||
+			    mbx_paths(s, &tmp, e->d_name, n) != 0 ||
+			    str_ieq(e->d_name, n, "INBOX") || !wild(pat, pl, e->d_name, n, 0))
+				continue;
+			list_add(s, verb, e->d_name);
+		}
+		closedir(d);
+	}
+	job_start(c, s, J_TEXT, strcmp(verb, "LSUB") ? "LIST completed" :
+		  "LSUB completed");
+}
+
+static void cmd_list_(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	cmd_list(c, s, ip, "LIST");
+}
+
+static void cmd_lsub(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	/* Every mailbox counts as subscribed. */
+	cmd_list(c, s, ip, "LSUB");
+}
+
+static void cmd_subscribe(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	char *name;
+	size_t nl;
+
+	if (ip_sp(ip) || ip_astring(ip, &name, &nl) || ip_end(ip)) {
+		bad(c, s, "Syntax: SUBSCRIBE mailbox");
+		return;
+	}
+	tagged(c, s, "OK", "Completed");
+}
+
+/* ---- selected state --------------------------------------------------- */
+
+static void cmd_fetch(struct conn *c, struct imap_session *s, struct ip *ip, int uid)
+{
+	const char *set;
+	size_t sl;
+
+	if (ip_sp(ip) || ip_seqset(ip, &set, &sl) || ip_sp(ip) ||
+	    ip_fetch_atts(ip, &s->q.fr)) {
+		tagged(c, s, "BAD", "Syntax: FETCH set items (%s)",
+		       ip->err ? ip->err : "?");
+		return;
+	}
+	if (s->sel.readonly)
+		s->q.fr.sets_seen = 0;
+	memset(&s->job, 0, sizeof(s->job));
+	s->job.uid = uid;
+	seq_iter_init(&s->job.it, set, sl);
+	if (!uid) {
+		/* Sequence numbers must exist (RFC 3501 §6.4.5). */
+		struct seq_iter it;
+		uint32_t lo, hi;
+		seq_iter_init(&it, set, sl);
+		while (seq_next(&it, s->sel.hdr.count, &lo, &hi))
+			if (hi > s->sel.hdr.count || lo == 0) {
+				bad(c, s, "Invalid message sequence number");
+				return;
+			}
+	}
+	job_start(c, s, J_FETCH, uid ? "UID FETCH completed" : "FETCH completed");
+}
+
+static int flag_list(struct ip *ip, uint32_t *flags)
+{
+	int paren = ip_peek(ip) == '(';
+	const char *w;
+	size_t n;
+
+	*flags = 0;
+	if (paren)
+		ip->p++;
+	if (paren && ip_peek(ip) == ')') {
+		ip->p++;
+		return 0;
+	}
+	for (int guard = 0; guard < 64; guard++) {
+		int sys = ip_peek(ip) == '\\';
+		if (sys)
+			ip->p++;
+		if (ip_atom(ip, &w, &n, 0))
+			return -1;
+		if (sys) {
+			if (str_ieq(w, n, "Seen")) *flags |= IDX_F_SEEN;
+			else if (str_ieq(w, n, "Answered")) *flags |= IDX_F_ANSWERED;
+			else if (str_ieq(w, n, "Flagged")) *flags |= IDX_F_FLAGGED;
+			else if (str_ieq(w, n, "Deleted")) *flags |= IDX_F_DELETED;
+			else if (str_ieq(w, n, "Draft")) *flags |= IDX_F_DRAFT;
+			else if (!str_ieq(w, n, "Recent"))
+				return -1;
+		}
+		/* Keywords are accepted and not kept (no PERMANENTFLAGS \*). */
+		if (ip_peek(ip) != ' ')
+			break;
+		ip->p++;
+	}
+	if (paren)
+		return ip_char(ip, ')');
+	return 0;
+}
+
+static void cmd_store(struct conn *c, struct imap_session *s, struct ip *ip, int uid)
+{
+	const char *set, *w;
+	size_t sl, wl;
+	struct job *j = &s->job;
+
+	memset(j, 0, sizeof(*j));
+	if (ip_sp(ip) || ip_seqset(ip, &set, &sl) || ip_sp(ip)) {
+		bad(c, s, "Syntax: STORE set item flags");
+		return;
+	}
+	if (ip_peek(ip) == '(') {
+		/* (UNCHANGEDSINCE n): all messages pass with one modseq. */
+		while (!ip_done(ip) && ip_peek(ip) != ')')
+			ip->p++;
+		if (ip_char(ip, ')') || ip_sp(ip)) {
+			bad(c, s, "Syntax: STORE set item flags");
+			return;
+		}
+	}
+	if (ip_peek(ip) == '+' || ip_peek(ip) == '-')
+		j->mode = *ip->p++;
+	if (ip_atom(ip, &w, &wl, 0) || ip_sp(ip) || flag_list(ip, &j->flags) || ip_end(ip) ||
+	    !(str_ieq(w, wl, "FLAGS") || str_ieq(w, wl, "FLAGS.SILENT"))) {
+		bad(c, s, "Syntax: STORE set [+-]FLAGS[.SILENT] (flags)");
+		return;
+	}
+	j->silent = wl == 12;
+	if (s->sel.readonly) {
+		tagged(c, s, "NO", "Mailbox is read-only");
+		return;
+	}
+	j->uid = uid;
+	seq_iter_init(&j->it, set, sl);
+	if (!uid) {
+		struct seq_iter it;
+		uint32_t lo, hi;
+		seq_iter_init(&it, set, sl);
+		while (seq_next(&it, s->sel.hdr.count, &lo, &hi))
+			if (hi > s->sel.hdr.count || lo == 0) {
+				bad(c, s, "Invalid message sequence number");
+				return;
+			}
+	}
+	j->kind = J_STORE;
+	job_start(c, s, J_STORE, uid ? "UID STORE completed" : "STORE completed");
+}
+
+static void cmd_search(struct conn *c, struct imap_session *s, struct ip *ip, int uid)
+{
+	if (ip_sp(ip) || ip_search(ip, &s->q.sp)) {
+		if (ip->err && strcmp(ip->err, "BADCHARSET") == 0)
+			tagged(c, s, "NO", "[BADCHARSET (US-ASCII UTF-8)] Unsupported charset");
+		else
+			tagged(c, s, "BAD", "Syntax: SEARCH keys (%s)", ip->err ? ip->err : "?");
+		return;
+	}
+	memset(&s->job, 0, sizeof(s->job));
+	s->job.uid = uid;
+	s->job.cur = 1;
+	conn_printf(c, "* SEARCH");
+	job_start(c, s, J_SEARCH, uid ? "UID SEARCH completed" : "SEARCH completed");
+}
+
+static void cmd_uid(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	const char *w;
+	size_t n;
+
+	if (ip_sp(ip) || ip_atom(ip, &w, &n, 0)) {
+		bad(c, s, "Syntax: UID command ...");
+		return;
+	}
+	if (str_ieq(w, n, "FETCH"))
+		cmd_fetch(c, s, ip, 1);
+	else if (str_ieq(w, n, "STORE"))
+		cmd_store(c, s, ip, 1);
+	else if (str_ieq(w, n, "SEARCH"))
+		cmd_search(c, s, ip, 1);
+	else
+		bad(c, s, "Unknown UID command");
+}
+
+static void cmd_fetch_(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	cmd_fetch(c, s, ip, 0);
+}
+
+static void cmd_store_(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	cmd_store(c, s, ip, 0);
+}
+
+static void cmd_search_(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	cmd_search(c, s, ip, 0);
+}
+
+static void cmd_check(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: CHECK");
+		return;
+	}
+	sync_then_ok(c, s, "CHECK completed");
+}
+
+static void cmd_unselect(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: UNSELECT");
+		return;
+	}
+	close_sel(s);
+	imap_enter(c, s, IMAP_AUTHED);
+	tagged(c, s, "OK", "Unselect completed");
+}
+
+/* EXPUNGE and CLOSE: the mbox is rewritten without \Deleted messages. */
+static int keep_msg(void *ctx, uint32_t i)
+{
+	struct imap_session *s = ctx;
+	struct idx_rec r;
+
+	if (idx_get(&s->sel.rd, i, &r) != 0)
+		return 1;
+	return !(r.flags & IDX_F_DELETED);
+}
+
+static void rewrite_end(struct conn *c, struct imap_session *s, int good)
+{
+	int e = errno;
+
+	unlock(s);
+	if (!good) {
+		log_msg(LOGL_ERR, "conn %u %s: imap %s: expunge failed: %s", c->id,
+			c->peer_str, s->user, strerror(e));
+		imap_enter(c, s, IMAP_SELECTED);
+		tagged(c, s, "NO", "%s", e == ESTALE ?
+		       "The mailbox was changed by another program; try again" :
+		       "[SERVERBUG] Cannot rewrite the mailbox");
+		if (s->rw_close) {
+			close_sel(s);
+			imap_enter(c, s, IMAP_AUTHED);
+		}
+		wait_command(c, s);
+		conn_resume(c);
+		return;
+	}
+	tell_changed(s, s->sel.dir, s->sel.name);
+	imap_enter(c, s, IMAP_SELECTED);
+	if (s->rw_close) {
+		close_sel(s);
+		imap_enter(c, s, IMAP_AUTHED);
+		tagged(c, s, "OK", "CLOSE completed");
+		wait_command(c, s);
+		conn_resume(c);
+		return;
+	}
+	s->need_sync = 1;
+	conn_resume(c);
+	if (s->state == IMAP_SELECTED)
+		sync_then_ok(c, s, "EXPUNGE completed");
+	if (s->state == IMAP_SELECTED || s->state == IMAP_AUTHED)
+		wait_command(c, s);
+}
+
+static void rewrite_step(struct conn *c, struct imap_session *s, int all)
+{
+	struct idx_hdr h;
+	int rc;
+
+	if (!s->locked) {
+		rc = mbox_lock(s->sel.dir, s->sel.name, &s->lock);
+		if (rc == MBOX_BUSY && now_ms() < s->lock_until && !all) {
+			conn_deadline_ms(c, IMAP_LOCK_RETRY_MS);
+			return;
+		}
+		if (rc != MBOX_OK) {
+			errno = rc == MBOX_BUSY ? EBUSY : errno;
+			rewrite_end(c, s, 0);
+			return;
+		}
+		s->locked = 1;
+		if (idx_rewrite_begin(&s->u.rw, s->sel.dir, s->sel.name, s->lock.fd,
+				      s->sel.ifd, &s->sel.hdr, keep_msg, s) != 0) {
+			rewrite_end(c, s, 0);
+			return;
+		}
+		s->rw_live = 1;
+	}
+	do {
+		rc = idx_rewrite_step(&s->u.rw, all ? SIZE_MAX : IMAP_STEP, &h);
+	} while (all && rc == IDX_AGAIN);
+	if (rc == IDX_AGAIN) {
+		conn_deadline_ms(c, 0);
+		return;
+	}
+	s->rw_live = 0;
+	rewrite_end(c, s, rc == IDX_DONE);
+}
+
+static void start_rewrite(struct conn *c, struct imap_session *s, int close_after)
+{
+	struct idx_rec r;
+	int any = 0;
+
+	for (uint32_t i = 0; i < s->sel.hdr.count && !any; i++)
+		if (get_rec(&s->sel, i, &r) == 0 && (r.flags & IDX_F_DELETED))
+			any = 1;
+	if (!any || s->sel.readonly) {
+		if (close_after) {
+			close_sel(s);
+			imap_enter(c, s, IMAP_AUTHED);
+			tagged(c, s, "OK", "CLOSE completed");
+		} else {
+			sync_then_ok(c, s, "EXPUNGE completed");
+		}
+		return;
+	}
+	s->rw_close = close_after;
+	s->lock_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
+	imap_enter(c, s, IMAP_REWRITE);
+	conn_suspend(c);
+	rewrite_step(c, s, 0);
+}
+
+static void cmd_expunge(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: EXPUNGE");
+		return;
+	}
+	if (s->sel.readonly) {
+		tagged(c, s, "NO", "Mailbox is read-only");
+		return;
+	}
+	start_rewrite(c, s, 0);
+}
+
+static void cmd_close(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: CLOSE");
+		return;
+	}
+	start_rewrite(c, s, 1);
+}
+
+static void cmd_idle(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: IDLE");
+		return;
+	}
+	imap_enter(c, s, IMAP_IDLE);
+	conn_printf(c, "+ idling\r\n");
+	if (s->have_sel)
+		sync_and_push(c, s);
+	wait_command(c, s);
+}
+
+/* Not (yet) in this build: answered NO so clients carry on. */
+static void cmd_nosupport(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	(void)ip;
+	tagged(c, s, "NO", "[CANNOT] Not supported by this server");
+}
+
+/* ---- commands --------------------------------------------------------- */
+
+#define ST(x) (1u << (x))
+#define ANY (ST(IMAP_NOAUTH) | ST(IMAP_AUTHED) | ST(IMAP_SELECTED))
+#define AUTHED (ST(IMAP_AUTHED) | ST(IMAP_SELECTED))
+
+struct imap_cmd {
+	const char *verb;
+	unsigned states;
+	void (*fn)(struct conn *c, struct imap_session *s, struct ip *ip);
+};
+
+static const struct imap_cmd commands[] = {
+	{ "CAPABILITY", ANY, cmd_capability },
+	{ "NOOP", ANY, cmd_noop },
+	{ "LOGOUT", ANY, cmd_logout },
+	{ "ID", ANY, cmd_id },
+	{ "STARTTLS", ST(IMAP_NOAUTH), cmd_starttls },
+	{ "LOGIN", ST(IMAP_NOAUTH), cmd_login },
+	{ "AUTHENTICATE", ST(IMAP_NOAUTH), cmd_authenticate },
+	{ "SELECT", AUTHED, cmd_select_ },
+	{ "EXAMINE", AUTHED, cmd_examine },
+	{ "LIST", AUTHED, cmd_list_ },
+	{ "LSUB", AUTHED, cmd_lsub },
+	{ "STATUS", AUTHED, cmd_status },
+	{ "SUBSCRIBE", AUTHED, cmd_subscribe },
+	{ "UNSUBSCRIBE", AUTHED, cmd_subscribe },
+	{ "NAMESPACE", AUTHED, cmd_namespace },
+	{ "ENABLE", AUTHED, cmd_enable },
+	{ "IDLE", AUTHED, cmd_idle },
+	{ "CREATE", AUTHED, cmd_nosupport },
+	{ "DELETE", AUTHED, cmd_nosupport },
+	{ "RENAME", AUTHED, cmd_nosupport },
+	{ "APPEND", AUTHED, cmd_nosupport },
+	{ "CHECK", ST(IMAP_SELECTED), cmd_check },
+	{ "CLOSE", ST(IMAP_SELECTED), cmd_close },
+	{ "UNSELECT", ST(IMAP_SELECTED), cmd_unselect },
+	{ "EXPUNGE", ST(IMAP_SELECTED), cmd_expunge },
+	{ "FETCH", ST(IMAP_SELECTED), cmd_fetch_ },
+	{ "STORE", ST(IMAP_SELECTED), cmd_store_ },
+	{ "SEARCH", ST(IMAP_SELECTED), cmd_search_ },
+	{ "UID", ST(IMAP_SELECTED), cmd_uid },
+	{ "COPY", ST(IMAP_SELECTED), cmd_nosupport },
+	{ "MOVE", ST(IMAP_SELECTED), cmd_nosupport },
+};
+
+static void command(struct conn *c, struct imap_session *s)
+{
+	struct ip ip;
+	const char *tag, *verb;
+	size_t tl, vl;
+	char shown[80];
+
+	s->tag[0] = '\0';
+	if (++s->ncmds > IMAP_MAX_COMMANDS) {
+		conn_printf(c, "* BYE Too many commands\r\n");
+		logout_now(c, s);
+		return;
+	}
+	ip_init(&ip, s->cmd, s->clen);
+	if (ip_tag(&ip, &tag, &tl)) {
+		bad(c, s, "Missing or bad tag");
+		return;
+	}
+	str_copy(s->tag, sizeof(s->tag), tag, tl);
+	if (ip_sp(&ip) || ip_atom(&ip, &verb, &vl, 0)) {
+		bad(c, s, "Missing command");
+		return;
+	}
+	if (CONFIG_DEBUG_PROTOCOL)
+		log_msg(LOGL_DEBUG, "conn %u <- %s", c->id, str_printable(shown,
+			sizeof(shown), s->cmd, (str_ieq(verb, vl, "LOGIN") ||
+			str_ieq(verb, vl, "AUTHENTICATE")) ? (size_t)(ip.p - s->cmd) : s->clen));
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+		const struct imap_cmd *cmd = &commands[i];
+		if (!str_ieq(verb, vl, cmd->verb))
+			continue;
+		if (!(cmd->states & ST(s->state))) {
+			bad(c, s, s->state == IMAP_NOAUTH ? "Log in first" :
+			    "Command not valid in this state");
+			return;
+		}
+		cmd->fn(c, s, &ip);
+		return;
+	}
+	bad(c, s, "Unknown command");
+}
+
+/* ---- the command reader ------------------------------------------------
+ * Moves bytes from the connection into s->cmd until a whole command is
+ * there (its literals inline). Returns 1 with a command, 0 for more. */
+static int read_command(struct conn *c, struct imap_session *s)
+{
+	struct linebuf *in = &c->in;
+
+	for (int guard = 0; guard < 64; guard++) {
+		size_t avail = in->len - in->off;
+		char *p = in->buf + in->off;
+
+		if (avail == 0)
+			return 0;
+		if (s->lit_left > 0) {
+			size_t n = avail < s->lit_left ? avail : (size_t)s->lit_left;
+			if (!s->lit_skip) {
+				memcpy(s->cmd + s->clen, p, n);
+				s->clen += n;
+			}
+			in->off += n;
+			s->lit_left -= n;
+			if (s->lit_left == 0) {
+				s->line0 = s->clen;
+				if (s->lit_skip) {
+					s->lit_skip = 0;
+					s->skip_line = 1;
+				}
+			}
+			continue;
+		}
+		char *nl = memchr(p, '\n', avail);
+		size_t n = nl ? (size_t)(nl - p) + 1 : avail;
+		if (s->skip_line) {
+			in->off += n;
+			if (nl) {
+				s->skip_line = 0;
+				s->clen = s->line0 = 0;
+			}
+			continue;
+		}
+		if (n > IMAP_CMD_MAX - s->clen) {
+			/* Too long: answered once the line is over. */
+			in->off += n;
+			s->skip_line = !nl;
+			s->clen = s->line0 = 0;
+			s->tag[0] = '\0';
+			bad(c, s, "Command line too long");
+			continue;
+		}
+		memcpy(s->cmd + s->clen, p, n);
+		s->clen += n;
+		in->off += n;
+		if (!nl)
+			return 0;
+		/* A line is complete: strip its end, look for a literal. */
+		s->clen--;
+		if (s->clen > s->line0 && s->cmd[s->clen - 1] == '\r')
+			s->clen--;
+		uint64_t lit;
+		int plus, rc = ip_literal_tail(s->cmd + s->line0, s->clen - s->line0,
+					       &lit, &plus);
+		if (rc == 0)
+			return 1;
+		if (rc < 0 || lit > IMAP_CMD_MAX - 2 - s->clen) {
+			struct ip ip;
+			const char *tag;
+			size_t tl;
+			ip_init(&ip, s->cmd, s->clen);
+			s->tag[0] = '\0';
+			if (ip_tag(&ip, &tag, &tl) == 0)
+				str_copy(s->tag, sizeof(s->tag), tag, tl);
+			s->clen = s->line0 = 0;
+			if (plus) {
+				/* The client sends it anyway: that much is abuse. */
+				conn_printf(c, "* BYE Literal too large\r\n");
+				logout_now(c, s);
+				return 0;
+			}
+			tagged(c, s, "NO", "[TOOBIG] Literal too large");
+			continue;
+		}
+		s->cmd[s->clen++] = '\r';
+		s->cmd[s->clen++] = '\n';
+		s->lit_left = lit;
+		s->line0 = s->clen;
+		if (lit == 0)
+			continue;
+		if (!plus)
+			conn_printf(c, "+ Ready for literal data\r\n");
+	}
+	return 0;
+}
+
+static int reading_state(const struct imap_session *s)
+{
+	return s->state == IMAP_NOAUTH || s->state == IMAP_AUTHED ||
+	       s->state == IMAP_SELECTED || s->state == IMAP_SASL ||
+	       s->state == IMAP_IDLE;
+}
+
+static void imap_input(struct conn *c)
+{
+	struct imap_session *s = c->sess;
+
+	if (s->state == IMAP_BUSY) {
+		job_step(c, s);
+		if (s->state == IMAP_BUSY)
+			return;
+	}
+	while (c->w.fd >= 0 && reading_state(s) && conn_out_free(c) >= IMAP_REPLY_ROOM) {
+		if (s->state == IMAP_SASL || s->state == IMAP_IDLE) {
+			char *line;
+			size_t len;
+			int crlf, rc = lb_next(&c->in, 1000, &line, &len, &crlf);
+			if (rc == LB_NEED)
+				return;
+			if (s->state == IMAP_IDLE) {
+				if (rc == LB_LINE && str_ieq(line, len, "DONE")) {
+					imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+					tagged(c, s, "OK", "IDLE terminated");
+				} else {
+					imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+					bad(c, s, "Expected DONE");
+				}
+			} else if (rc == LB_TOOLONG) {
+				imap_enter(c, s, IMAP_NOAUTH);
+				bad(c, s, "Response too long");
+			} else {
+				sasl_plain(c, s, line, len);
+				explicit_bzero(line, len);
+			}
+			wait_command(c, s);
+			continue;
+		}
+		if (read_command(c, s) != 1)
+			return;
+		command(c, s);
+		explicit_bzero(s->cmd, s->clen);
+		s->clen = s->line0 = 0;
+		if (c->w.fd >= 0 && reading_state(s))
+			wait_command(c, s);
+	}
+}
+
+static void imap_timeout(struct conn *c)
+{
+	struct imap_session *s = c->sess;
+
+	switch (s->state) {
+	case IMAP_AUTH_WAIT:
+		imap_enter(c, s, IMAP_NOAUTH);
+		tagged(c, s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
+		wait_command(c, s);
+		conn_resume(c);
+		return;
+	case IMAP_OPEN:
+		open_step(c, s);
+		return;
+	case IMAP_REWRITE:
+		rewrite_step(c, s, 0);
+		return;
+	case IMAP_BUSY:
+		if (!conn_out_pending(c)) {
+			job_step(c, s);
+			if (s->state != IMAP_BUSY && c->w.fd >= 0)
+				imap_input(c);
+			return;
+		}
+		break;
+	case IMAP_IDLE:
+		if (s->need_sync) {
+			sync_and_push(c, s);
+			if (!s->need_sync)
+				wait_command(c, s);
+			return;
+		}
+		break;
+	default:
+		break;
+	}
+	log_msg(LOGL_INFO, "conn %u %s: imap timeout in state %s", c->id,
+		c->peer_str, state_names[s->state]);
+	conn_printf(c, "* BYE Autologout; idle for too long\r\n");
+	logout_now(c, s);
+}
+
+static int imap_open(struct conn *c)
+{
+	struct imap_session *s;
+	char cap[256];
+	int i;
+
+	for (i = 0; i < CONFIG_MAX_CONNECTIONS && pool_used[i]; i++)
+		;
+	if (i == CONFIG_MAX_CONNECTIONS)
+		return -1;
+	pool_used[i] = 1;
+	pool_conn[i] = c;
+	s = &pool[i];
+	memset(s, 0, offsetof(struct imap_session, cmd));
+	s->sel.mfd = s->sel.ifd = s->tmp.mfd = s->tmp.ifd = -1;
+	s->old_ifd = -1;
+	s->lock.fd = -1;
+	s->state = IMAP_NOAUTH;
+	s->clen = s->line0 = 0;
+	c->sess = s;
+	capability_text(c, s, cap, sizeof(cap));
+	conn_printf(c, "* OK [CAPABILITY %s] postie IMAP4rev1 ready\r\n", cap);
+	wait_command(c, s);
+	return 0;
+}
+
+static void imap_close(struct conn *c)
+{
+	struct imap_session *s = c->sess;
+
+	if (!s)
+		return;
+	if (s->state == IMAP_REWRITE && s->locked && s->rw_live) {
+		/* EXPUNGE came: finish it, even without a reader. */
+		struct idx_hdr h;
+		int rc;
+		do {
+			rc = idx_rewrite_step(&s->u.rw, SIZE_MAX, &h);
+		} while (rc == IDX_AGAIN);
+		s->rw_live = 0;
+		if (rc == IDX_DONE)
+			tell_changed(s, s->sel.dir, s->sel.name);
+	}
+	if (s->rw_live) {
+		idx_rewrite_abort(&s->u.rw);
+		s->rw_live = 0;
+	}
+	upd_abort(s);
+	mbx_close(&s->tmp);
+	close_sel(s);
+	if (s->old_ifd >= 0)
+		close(s->old_ifd);
+	s->old_ifd = -1;
+	pool_used[s - pool] = 0;
+	pool_conn[s - pool] = NULL;
+	c->sess = NULL;
+}
+
+const struct proto_ops imap_ops = {
+	.name = "imap",
+	.open = imap_open,
+	.input = imap_input,
+	.timeout = imap_timeout,
+	.close = imap_close,
+};
