@@ -91,9 +91,15 @@ check_binary() {
 	case $t in mips*) ;; *) return 0 ;; esac
 	"$readelf" -A "$bin" | grep -E 'FP ABI' | tee "$log/$dir.fpabi"
 	grep -q 'Soft float' "$log/$dir.fpabi" || { echo "$bin: not soft-float"; return 1; }
-	n=$("$objdump" -d "$bin" | grep -cE "$FPU_RE")
+	# The unstripped twin keeps the symbols that mark MIPS16 functions;
+	# without them objdump decodes MIPS16 as MIPS32 and sees FPU opcodes.
+	local dis=$bin
+	[ -f "$bin.unstripped" ] && dis=$bin.unstripped
+	# Only the mnemonic column: MIPS16 literal pools print as raw hex.
+	n=$("$objdump" -d "$dis" | awk -F'\t' 'NF >= 3 { print "\t" $3 "\t" }' |
+		grep -cE "$FPU_RE")
 	if [ "$n" != 0 ]; then
-		"$objdump" -d "$bin" | grep -E "$FPU_RE" | head
+		"$objdump" -d "$dis" | awk -F'\t' 'NF >= 3' | grep -E "$FPU_RE" | head
 		echo "$bin: $n FPU instructions"
 		return 1
 	fi

@@ -237,6 +237,9 @@ else
 fi
 
 # --- 3. alerts: smarthost with credentials ------------------------------------
+# A build without TLS can only talk to the smarthost in the clear.
+sec=starttls
+has tls || sec=plain
 cat >"$T/alerts.uci" <<EOF
 config postie 'main'
 	option mail_dir '$T/mail'
@@ -248,19 +251,28 @@ config listen
 
 config smarthost 'smarthost'
 	option host 'smtp.example.net'
+	option address '192.0.2.10'
 	option port '587'
-	option security 'starttls'
+	option security '$sec'
 	option username 'alerts@example.net'
 	option password 'pa ss\$word'
 EOF
 if gen alerts "$T/alerts.uci"; then ok "alerts: generated"; else bad "alerts: generate refused"; fi
-check "alerts: smarthost line" has_line alerts 'smarthost +smtp\.example\.net:587 starttls'
+check "alerts: smarthost line" has_line alerts "smarthost +192\\.0\\.2\\.10:587 $sec"
+check "alerts: smarthost_name line" has_line alerts 'smarthost_name +smtp\.example\.net'
 check "alerts: smarthost_auth with the secret file" has_line alerts \
 	"smarthost_auth +alerts@example\\.net $CONF_DIR/postie\\.smarthost\\.secret"
 check "alerts: secret file holds the password, mode 600" sh -c \
 	"[ \"\$(cat '$CONF_DIR/postie.smarthost.secret')\" = 'pa ss\$word' ] && [ \$(stat -c %a '$CONF_DIR/postie.smarthost.secret') = 600 ]"
 check "alerts: no password in postie.conf" sh -c "! grep -q 'pa ss' '$T/alerts.conf'"
-if has relay; then
+if has relay && ! has auth; then
+	# smarthost_auth needs AUTH (which needs TLS): named, not ignored
+	if ! postie_t alerts && grep -q 'CONFIG_AUTH' "$T/alerts.t"; then
+		ok "alerts: build without AUTH: postie -t refuses smarthost_auth naming CONFIG_AUTH"
+	else
+		bad "alerts: postie -t should name CONFIG_AUTH"; show alerts
+	fi
+elif has relay; then
 	if postie_t alerts; then ok "alerts: postie -t accepts it"; else bad "alerts: postie -t"; show alerts; fi
 elif ! postie_t alerts && grep -q 'CONFIG_RELAY' "$T/alerts.t"; then
 	ok "alerts: build without relay: postie -t refuses smarthost naming CONFIG_RELAY"

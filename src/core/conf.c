@@ -352,7 +352,8 @@ static int d_smarthost(struct parse *p, int argc, char **argv)
 		struct net_cidr tmp;
 		if (net_parse_cidr(p->c->smarthost, &tmp) != 0)
 			return fail(p, "smarthost: '%s' must be an IP address in a "
-				    "build without DNS (CONFIG_DNS)", p->c->smarthost);
+				    "build without DNS (CONFIG_DNS); give the address, and "
+				    "the name in smarthost_name", p->c->smarthost);
 	}
 	p->c->smarthost_line = p->line;
 	return 0;
@@ -369,6 +370,18 @@ static int d_smarthost_auth(struct parse *p, int argc, char **argv)
 		     strlen(argv[1])) != 0)
 		return fail(p, "smarthost_auth: user name too long");
 	return set_path(p, p->c->smarthost_secret, argv[2]);
+}
+
+static int d_smarthost_name(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	if (need_relay(p, argv[0]))
+		return -1;
+	if (!valid_domain(argv[1]))
+		return fail(p, "smarthost_name '%s' is not a valid host name", argv[1]);
+	str_copy(p->c->smarthost_name, sizeof(p->c->smarthost_name), argv[1],
+		 strlen(argv[1]));
+	return 0;
 }
 
 static int d_smarthost_verify(struct parse *p, int argc, char **argv)
@@ -507,6 +520,7 @@ static const struct directive directives[] = {
 	{ "smarthost", 1, 2, d_smarthost, 0 },
 	{ "smarthost_auth", 2, 2, d_smarthost_auth, 0 },
 	{ "smarthost_verify", 1, 1, d_smarthost_verify, 0 },
+	{ "smarthost_name", 1, 1, d_smarthost_name, 0 },
 	{ "ca_file", 1, 1, d_ca_file, 0 },
 	{ "dns_server", 1, 1, d_dns_server, 0 },
 	{ "relay_port", 1, 1, d_relay_port, 0 },

@@ -49,6 +49,7 @@ struct conf {
 	char smarthost[256];            /* host name or address; "" = MX */
 	int smarthost_port;
 	int smarthost_tls;              /* SMARTHOST_PLAIN / _STARTTLS / _TLS */
+	char smarthost_name[256];       /* TLS name (SNI, certificate) */
 	char smarthost_user[256];
 	char smarthost_secret[CONF_PATH_MAX];
 	int smarthost_verify;           /* check certificate and name */

@@ -142,6 +142,13 @@ int smtpout_active(const char *domain)
 	return n;
 }
 
+/* The name TLS asks for and checks: smarthost_name when the smarthost is
+ * given by address (builds without DNS), else the smarthost itself. */
+static const char *smarthost_tls_name(void)
+{
+	return conf->smarthost_name[0] ? conf->smarthost_name : conf->smarthost;
+}
+
 static int is_smarthost(const struct smtpout *so)
 {
 	return so->job->domain[0] == '\0';
@@ -506,7 +513,7 @@ static void after_ehlo(struct smtpout *so)
 static void start_tls(struct smtpout *so)
 {
 	int sh = is_smarthost(so);
-	struct tls_conn *t = tls_client_new(sh ? conf->smarthost :
+	struct tls_conn *t = tls_client_new(sh ? smarthost_tls_name() :
 		so->dest.t[so->ti].host, sh && conf->smarthost_verify);
 
 	if (!t) {
@@ -763,7 +770,7 @@ static int so_open(struct conn *c)
 	smtp_reply_init(&so->reply);
 	conn_deadline(c, T_GREETING);
 	if (is_smarthost(so) && conf->smarthost_tls == SMARTHOST_TLS) {
-		struct tls_conn *t = tls_client_new(conf->smarthost,
+		struct tls_conn *t = tls_client_new(smarthost_tls_name(),
 						    conf->smarthost_verify);
 		if (!t)
 			return -1;
