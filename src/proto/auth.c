@@ -12,6 +12,7 @@
 #include "core/conf.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "proto/sasl.h"
 #include "store/passwd.h"
 #include "store/users.h"
 #include "tls/tls.h"
@@ -132,4 +133,31 @@ int auth_allowed(const struct conn *c)
 void auth_reload(void)
 {
 	passwd_cache_flush();
+}
+
+int auth_plain_check(const unsigned char *buf, size_t len, const char **canon)
+{
+	struct sasl_plain p;
+
+	if (sasl_plain_parse(buf, len, &p) != 0)
+		return 0;
+	if (p.authzid_len && (p.authzid_len != p.authcid_len ||
+			      memcmp(p.authzid, p.authcid, p.authcid_len) != 0))
+		return 0;
+	return auth_check(p.authcid, p.authcid_len, p.passwd, p.passwd_len, canon);
+}
+
+int auth_plain_response(const char *b64, size_t len, const char **canon)
+{
+	unsigned char buf[768];
+	int n, ok;
+
+	if (len == 1 && b64[0] == '*')
+		return AUTH_CANCEL;
+	n = (len == 1 && b64[0] == '=') ? 0 : b64_decode(b64, len, buf, sizeof(buf));
+	if (n < 0)
+		return AUTH_BADB64;
+	ok = auth_plain_check(buf, (size_t)n, canon);
+	explicit_bzero(buf, sizeof(buf));
+	return ok;
 }

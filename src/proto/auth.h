@@ -22,7 +22,19 @@ int auth_banned(const struct sockaddr *peer);
  * plaintext_auth_networks. */
 int auth_allowed(const struct conn *c);
 void auth_reload(void);
+/* Checks decoded SASL PLAIN credentials ([authzid] NUL user NUL pass; an
+ * authorization identity must equal the user): 1 good, 0 not. */
+int auth_plain_check(const unsigned char *buf, size_t len, const char **canon);
+/* One base64 PLAIN response: AUTH_CANCEL for "*", AUTH_BADB64 when it does
+ * not decode, else auth_plain_check's answer. */
+enum { AUTH_CANCEL = -1, AUTH_BADB64 = -2 };
+int auth_plain_response(const char *b64, size_t len, const char **canon);
 #else
+static inline int auth_plain_check(const unsigned char *b, size_t l,
+	const char **canon)
+{ (void)b; (void)l; (void)canon; return 0; }
+static inline int auth_plain_response(const char *b, size_t l, const char **c)
+{ (void)b; (void)l; (void)c; return 0; }
 static inline int auth_check(const char *u, size_t ul, const char *p,
 	size_t pl, const char **canon)
 { (void)u; (void)ul; (void)p; (void)pl; (void)canon; return 0; }

@@ -1692,30 +1692,16 @@ static void cmd_login(struct conn *c, struct imap_session *s, struct ip *ip)
 static void sasl_plain(struct conn *c, struct imap_session *s, const char *b64,
 		       size_t len)
 {
-	unsigned char buf[768];
-	struct sasl_plain p;
 	const char *canon = NULL;
-	int n, good = 0;
+	int rc = auth_plain_response(b64, len, &canon);
 
-	if (len == 1 && b64[0] == '*') {
-		imap_enter(c, s, IMAP_NOAUTH);
-		bad(c, s, "Authentication cancelled");
-		return;
-	}
-	n = (len == 1 && b64[0] == '=') ? 0 : b64_decode(b64, len, buf, sizeof(buf));
-	if (n < 0) {
-		imap_enter(c, s, IMAP_NOAUTH);
-		bad(c, s, "Cannot decode the response");
-		return;
-	}
-	if (sasl_plain_parse(buf, (size_t)n, &p) == 0 &&
-	    (p.authzid_len == 0 || (p.authzid_len == p.authcid_len &&
-	     memcmp(p.authzid, p.authcid, p.authcid_len) == 0)))
-		good = auth_check(p.authcid, p.authcid_len, p.passwd, p.passwd_len,
-				  &canon);
-	explicit_bzero(buf, sizeof(buf));
 	imap_enter(c, s, IMAP_NOAUTH);
-	auth_result(c, s, good, canon);
+	if (rc == AUTH_CANCEL || rc == AUTH_BADB64) {
+		bad(c, s, rc == AUTH_CANCEL ? "Authentication cancelled" :
+		    "Cannot decode the response");
+		return;
+	}
+	auth_result(c, s, rc, canon);
 }
 
 static void cmd_authenticate(struct conn *c, struct imap_session *s, struct ip *ip)

@@ -432,29 +432,16 @@ static void cmd_pass(struct conn *c, struct pop3_session *s, const char *arg,
 static void sasl_plain(struct conn *c, struct pop3_session *s, const char *b64,
 		       size_t len)
 {
-	unsigned char buf[POP3_SASL_MAX];
-	struct sasl_plain p;
 	const char *canon = NULL;
-	int n, good = 0;
+	int rc = auth_plain_response(b64, len, &canon);
 
-	if (len == 1 && b64[0] == '*') {
+	if (rc == AUTH_CANCEL || rc == AUTH_BADB64) {
 		pop3_enter(c, s, POP3_AUTH);
-		err(c, s, "Authentication cancelled");
+		err(c, s, rc == AUTH_CANCEL ? "Authentication cancelled" :
+		    "Cannot decode the response");
 		return;
 	}
-	n = (len == 1 && b64[0] == '=') ? 0 : b64_decode(b64, len, buf, sizeof(buf));
-	if (n < 0) {
-		pop3_enter(c, s, POP3_AUTH);
-		err(c, s, "Cannot decode the response");
-		return;
-	}
-	if (sasl_plain_parse(buf, (size_t)n, &p) == 0 &&
-	    (p.authzid_len == 0 || (p.authzid_len == p.authcid_len &&
-	     memcmp(p.authzid, p.authcid, p.authcid_len) == 0)))
-		good = auth_check(p.authcid, p.authcid_len, p.passwd, p.passwd_len,
-				  &canon);
-	explicit_bzero(buf, sizeof(buf));
-	auth_result(c, s, good, canon);
+	auth_result(c, s, rc, canon);
 }
 
 static void cmd_auth(struct conn *c, struct pop3_session *s, const char *arg,

@@ -791,15 +791,9 @@ static void auth_done(struct conn *c, struct smtp_session *s, int ok,
 static void auth_plain(struct conn *c, struct smtp_session *s,
 		       const unsigned char *buf, size_t len)
 {
-	struct sasl_plain p;
 	const char *canon = NULL;
-	int ok = 0;
+	int ok = auth_plain_check(buf, len, &canon);
 
-	if (sasl_plain_parse(buf, len, &p) == 0 &&
-	    (p.authzid_len == 0 || (p.authzid_len == p.authcid_len &&
-	     memcmp(p.authzid, p.authcid, p.authcid_len) == 0)))
-		ok = auth_check(p.authcid, p.authcid_len, p.passwd, p.passwd_len,
-				&canon);
 	auth_done(c, s, ok, canon);
 }
 
