@@ -79,6 +79,14 @@ static struct watcher timer, notify;
 static void schedule(void);
 static void pickup_all(void);
 
+/* The runner looks at the queue on the next loop pass: a 250 goes out
+ * before any delivery work, and an attempt that ends at once cannot
+ * start the next one inside itself (no recursion through the queue). */
+static void kick(void)
+{
+	timer.deadline = now_ms();
+}
+
 /* ---- files ------------------------------------------------------------ */
 
 static void qpath(char *buf, size_t n, const char *id, const char *suffix)
@@ -132,7 +140,7 @@ int queue_commit(struct spool_file *f)
 	f->fd = -1;
 	qadd(f->name, time(NULL), 0, 0);
 	log_msg(LOGL_INFO, "queue: %s queued", f->name);
-	schedule();
+	kick();
 	return 0;
 }
 
@@ -438,7 +446,7 @@ static void attempt_end(struct attempt *a)
 	close(a->f.fd);
 	a->f.fd = -1;
 	a->busy = 0;
-	schedule();
+	kick();
 }
 
 static void next_group(struct attempt *a);
