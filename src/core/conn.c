@@ -356,7 +356,7 @@ static void run_input(struct conn *c)
 			break;
 	}
 	if (c->w.fd >= 0 && c->out_len > c->out_off && tls_blocked_by_input(c) &&
-	    !(c->flags & CONN_SUSPENDED)) {
+	    !(c->flags & (CONN_SUSPENDED | CONN_CLOSING))) {
 		/* Replies cannot leave while the record holds more commands
 		 * than we can answer: the client pipelined beyond reason. */
 		conn_close(c, "TLS pipelining beyond the reply buffer");
