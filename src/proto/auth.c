@@ -100,7 +100,7 @@ int auth_banned(const struct sockaddr *peer)
 	return f && f->until > now_ms();
 }
 
-int auth_failed(const struct sockaddr *peer)
+static int auth_failed(const struct sockaddr *peer)
 {
 	struct fail *f = lookup(peer, 1);
 	int64_t now = now_ms();
@@ -160,4 +160,17 @@ int auth_plain_response(const char *b64, size_t len, const char **canon)
 	ok = auth_plain_check(buf, (size_t)n, canon);
 	explicit_bzero(buf, sizeof(buf));
 	return ok;
+}
+
+int auth_fail_wait(struct conn *c, const char *proto)
+{
+	int delay = auth_failed((const struct sockaddr *)&c->peer);
+
+	log_msg(LOGL_WARN, "conn %u %s: %s failed login", c->id, c->peer_str, proto);
+	if (delay < 0)
+		return -1;
+	/* The answer waits, the loop does not. */
+	conn_suspend(c);
+	conn_deadline_ms(c, delay > 0 ? delay : 1);
+	return 0;
 }

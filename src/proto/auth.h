@@ -14,9 +14,11 @@
 /* 1 when user/password are right; *canon gets the user's name as stored. */
 int auth_check(const char *user, size_t ulen, const char *pw, size_t pwlen,
 	       const char **canon);
-/* A failed login from this peer: returns the delay (ms) to wait before
- * answering, or -1 when the peer is now refused for a while. */
-int auth_failed(const struct sockaddr *peer);
+/* A failed login on c (proto names it in the log): counts it for the
+ * peer and suspends c until the delayed answer is due (its deadline), or
+ * returns -1 when the peer is now refused for a while (the caller says
+ * goodbye and closes). Every protocol's login answers this way. */
+int auth_fail_wait(struct conn *c, const char *proto);
 int auth_banned(const struct sockaddr *peer);
 /* Login is allowed on this connection: under TLS, or from a network in
  * plaintext_auth_networks. */
@@ -38,7 +40,8 @@ static inline int auth_plain_response(const char *b, size_t l, const char **c)
 static inline int auth_check(const char *u, size_t ul, const char *p,
 	size_t pl, const char **canon)
 { (void)u; (void)ul; (void)p; (void)pl; (void)canon; return 0; }
-static inline int auth_failed(const struct sockaddr *peer) { (void)peer; return -1; }
+static inline int auth_fail_wait(struct conn *c, const char *proto)
+{ (void)c; (void)proto; return -1; }
 static inline int auth_banned(const struct sockaddr *peer) { (void)peer; return 0; }
 static inline int auth_allowed(const struct conn *c) { (void)c; return 0; }
 static inline void auth_reload(void) { }

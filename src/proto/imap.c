@@ -1638,22 +1638,16 @@ static void login_ok(struct conn *c, struct imap_session *s, const char *canon)
 static void auth_result(struct conn *c, struct imap_session *s, int good,
 			const char *canon)
 {
-	int delay;
-
 	if (good) {
 		login_ok(c, s, canon);
 		return;
 	}
-	delay = auth_failed((const struct sockaddr *)&c->peer);
-	log_msg(LOGL_WARN, "conn %u %s: imap failed login", c->id, c->peer_str);
-	if (delay < 0) {
+	if (auth_fail_wait(c, "imap") != 0) {
 		conn_printf(c, "* BYE Too many failed logins, try later\r\n");
 		logout_now(c, s);
 		return;
 	}
 	imap_enter(c, s, IMAP_AUTH_WAIT);
-	conn_suspend(c);
-	conn_deadline_ms(c, delay > 0 ? delay : 1);
 }
 
 static int auth_gate(struct conn *c, struct imap_session *s)

@@ -361,23 +361,17 @@ static void login(struct conn *c, struct pop3_session *s, const char *canon)
 static void auth_result(struct conn *c, struct pop3_session *s, int good,
 			const char *canon)
 {
-	int delay;
-
 	if (good) {
 		login(c, s, canon);
 		return;
 	}
 	s->user[0] = '\0';
-	delay = auth_failed((const struct sockaddr *)&c->peer);
-	log_msg(LOGL_WARN, "conn %u %s: pop3 failed login", c->id, c->peer_str);
-	if (delay < 0) {
+	if (auth_fail_wait(c, "pop3") != 0) {
 		conn_printf(c, "-ERR [AUTH] Too many failed logins, try later\r\n");
 		quit_now(c, s);
 		return;
 	}
 	pop3_enter(c, s, POP3_AUTH_WAIT);
-	conn_suspend(c);
-	conn_deadline_ms(c, delay > 0 ? delay : 1);
 }
 
 /* Login commands are refused before TLS unless the network is allowed. */

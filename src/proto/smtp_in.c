@@ -760,8 +760,6 @@ static void data_input(struct conn *c, struct smtp_session *s)
 static void auth_done(struct conn *c, struct smtp_session *s, int ok,
 		      const char *canon)
 {
-	int delay;
-
 	s->mech = 0;
 	explicit_bzero(s->login, sizeof(s->login));
 	if (ok) {
@@ -772,19 +770,14 @@ static void auth_done(struct conn *c, struct smtp_session *s, int ok,
 		reply(c, s, 235, "2.7.0 Authentication successful");
 		return;
 	}
-	delay = auth_failed((const struct sockaddr *)&c->peer);
-	log_msg(LOGL_WARN, "conn %u %s: failed login", c->id, c->peer_str);
-	if (delay < 0) {
+	if (auth_fail_wait(c, "smtp") != 0) {
 		conn_printf(c, "421 4.7.0 %s Too many failed logins, try later\r\n",
 			    conf->hostname);
 		smtpin_enter(c, s, SMTP_QUIT);
 		conn_close_after_flush(c);
 		return;
 	}
-	/* The answer waits, the loop does not. */
 	smtpin_enter(c, s, SMTP_AUTH_WAIT);
-	conn_suspend(c);
-	conn_deadline_ms(c, delay > 0 ? delay : 1);
 }
 
 /* Checks decoded PLAIN credentials. */
