@@ -644,12 +644,17 @@ class Mutt(MbsyncBase):
         p.send("\r")
         p.settle()
 
-    def test_mutt_read_flag_delete(self):
-        t = [token("m%d" % i) for i in range(1, 5)]
+    def mutt_inbox(self, n):
+        """mutt on an INBOX of n new messages; (pty, their subjects)."""
+        t = [token("m%d" % i) for i in range(1, n + 1)]
         self.server.set_mbox("alice", mbox_text([msg(x) for x in t]))
         p = self.mutt()
-        p.expect(r"POSTIE-STATUS \S*INBOX msgs=4")
+        p.expect(r"POSTIE-STATUS \S*INBOX msgs=%d" % n)
         p.settle()
+        return p, t
+
+    def test_mutt_read_flag_delete(self):
+        p, t = self.mutt_inbox(4)
         self.jump(p, 1)
         p.send("\r")                    # read message 1 in the pager
         p.expect("body of " + t[0])
@@ -682,11 +687,7 @@ class Mutt(MbsyncBase):
 
     def test_mutt_save_to_new_folder(self):
         self.need_folder_commands()
-        t = [token("s%d" % i) for i in range(1, 4)]
-        self.server.set_mbox("alice", mbox_text([msg(x) for x in t]))
-        p = self.mutt()
-        p.expect(r"POSTIE-STATUS \S*INBOX msgs=3")
-        p.settle()
+        p, t = self.mutt_inbox(3)
         self.jump(p, 2)
         p.send("s")                     # save to =Archive, a new folder
         p.expect("Save to mailbox")
