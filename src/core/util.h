@@ -31,5 +31,7 @@ char *str_printable(char *dst, size_t n, const char *src, size_t len);
 
 /* fsync of a directory (after a create, rename or unlink in it). */
 int fsync_dir(const char *dir);
+/* fsync of the directory that holds path. */
+int fsync_parent_of(const char *path);
 
 #endif

@@ -42,6 +42,7 @@
 #include "proto/imap_parse.h"
 #include "proto/mime.h"
 #include "proto/sasl.h"
+#include "store/folders.h"
 #include "store/index.h"
 #include "store/mbox.h"
 #include "store/users.h"
@@ -49,7 +50,7 @@
 
 #define IMAP_CMD_MAX 8192
 #define IMAP_ITEM_MAX 16384
-#define IMAP_NAME_MAX 200
+#define IMAP_NAME_MAX FOLDER_NAME_MAX
 #define IMAP_MAX_ERRORS 30
 #define IMAP_MAX_COMMANDS 10000000
 #define IMAP_REPLY_ROOM 512
@@ -58,7 +59,6 @@
 #define IMAP_STEP (1024 * 1024)
 #define IMAP_SEND_BUDGET (256 * 1024)
 #define IMAP_PEND 16
-#define IMAP_FOLDERS ".postie/folders"
 
 enum imap_state {
 	IMAP_NOAUTH,
@@ -79,8 +79,9 @@ static const char *const state_names[] = {
 };
 
 struct mbx {
-	char dir[CONF_PATH_MAX + USER_NAME_MAX + 32];
+	char dir[FOLDER_PATH_MAX + 16];
 	char name[IMAP_NAME_MAX + 1];
+	char full[IMAP_NAME_MAX + 1];   /* as the client names it */
 	int mfd, ifd;
 	struct idx_hdr hdr;
 	struct idx_reader rd;
@@ -152,6 +153,7 @@ struct imap_session {
 	enum imap_state state;
 	int ncmds, nerrors;
 	char user[USER_NAME_MAX + 1];
+	char base[FOLDER_PATH_MAX + 16];        /* the user's folders */
 	char tag[IMAP_TAG_MAX + 1];
 	char done_text[96];     /* tagged answer after a job */
 	/* command reader */
@@ -258,20 +260,13 @@ static int mbx_paths(struct imap_session *s, struct mbx *m, const char *name,
 	if (str_ieq(name, len, "INBOX")) {
 		snprintf(m->dir, sizeof(m->dir), "%s", conf->mail_dir);
 		snprintf(m->name, sizeof(m->name), "%s", s->user);
+		snprintf(m->full, sizeof(m->full), "INBOX");
 		return 0;
 	}
-	/* Flat folder names: printable ASCII, no '/', no leading '.'. */
-	if (len == 0 || len > IMAP_NAME_MAX || name[0] == '.')
+	if (folder_split(s->base, name, len, m->dir, sizeof(m->dir), m->name,
+			 sizeof(m->name)) != 0)
 		return -1;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] >= 0x7f ||
-		    name[i] == '/' || name[i] == '\\' || name[i] == '*' || name[i] == '%')
-			return -1;
-	if (len >= 5 && memcmp(name + len - 5, ".lock", 5) == 0)
-		return -1;
-	snprintf(m->dir, sizeof(m->dir), "%s/%s/%s", conf->mail_dir, IMAP_FOLDERS,
-		 s->user);
-	str_copy(m->name, sizeof(m->name), name, len);
+	str_copy(m->full, sizeof(m->full), name, len);
 	return 0;
 }
 
@@ -1617,8 +1612,13 @@ static void capability_text(struct conn *c, struct imap_session *s, char *out,
 {
 	int pre = s->state == IMAP_NOAUTH;
 
-	snprintf(out, n, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE "
-		 "UNSELECT CHILDREN%s%s%s",
+	snprintf(out, n, "IMAP4rev1%s SASL-IR%s%s%s%s UNSELECT CHILDREN%s%s%s%s%s%s",
+		 CONFIG_IMAP_LITERALPLUS ? " LITERAL+" : "",
+		 CONFIG_IMAP_ID ? " ID" : "", CONFIG_IMAP_ENABLE ? " ENABLE" : "",
+		 CONFIG_IMAP_IDLE ? " IDLE" : "",
+		 CONFIG_IMAP_NAMESPACE ? " NAMESPACE" : "",
+		 CONFIG_IMAP_UIDPLUS ? " UIDPLUS" : "", CONFIG_IMAP_MOVE ? " MOVE" : "",
+		 CONFIG_IMAP_SPECIAL_USE ? " SPECIAL-USE" : "",
 		 pre && starttls_offered(c) ? " STARTTLS" : "",
 		 pre && !auth_allowed(c) ? " LOGINDISABLED" : "",
 		 pre && auth_allowed(c) ? " AUTH=PLAIN" : "");
@@ -1630,6 +1630,10 @@ static void login_ok(struct conn *c, struct imap_session *s, const char *canon)
 
 	str_copy(s->user, sizeof(s->user), canon, strlen(canon));
 	log_msg(LOGL_INFO, "conn %u %s: imap login %s", c->id, c->peer_str, s->user);
+	if (folder_base(conf->mail_dir, s->user, s->base, sizeof(s->base)) != 0 ||
+	    folder_setup(s->base, CONFIG_IMAP_SPECIAL_USE) != 0)
+		log_msg(LOGL_WARN, "conn %u %s: imap %s: cannot set up the folders "
+			"in %s: %s", c->id, c->peer_str, s->user, s->base, strerror(errno));
 	imap_enter(c, s, IMAP_AUTHED);
 	capability_text(c, s, cap, sizeof(cap));
 	tagged(c, s, "OK", "[CAPABILITY %s] Logged in", cap);
@@ -1831,7 +1835,7 @@ static void open_fail(struct conn *c, struct imap_session *s, const char *why)
 	upd_abort(s);
 	mbx_close(&s->tmp);
 	log_msg(LOGL_WARN, "conn %u %s: imap %s: mailbox %s: %s%s%s", c->id,
-		c->peer_str, s->user, s->tmp.name, why, e ? ": " : "",
+		c->peer_str, s->user, s->tmp.full, why, e ? ": " : "",
 		e ? strerror(e) : "");
 	imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
 	tagged(c, s, "NO", "%s", e == ENOENT ? "[NONEXISTENT] No such mailbox" : why);
@@ -1947,7 +1951,7 @@ static void open_finish(struct conn *c, struct imap_session *s)
 	struct mbx *m = &s->tmp;
 	uint32_t unseen, first;
 	uint64_t size;
-	char name[IMAP_NAME_MAX + 8];
+	char name[IMAP_NAME_MAX * 2 + 8];
 
 	counts(m, &unseen, &first, &size);
 	if (s->open_kind == OPEN_STATUS) {
@@ -1970,8 +1974,13 @@ static void open_finish(struct conn *c, struct imap_session *s)
 		if (it & ST_SIZE)
 			k += snprintf(out + k, sizeof(out) - (size_t)k, " SIZE %llu",
 				      (unsigned long long)size);
-		snprintf(name, sizeof(name), "%s", is_inbox(s, m) ? "INBOX" : m->name);
-		conn_printf(c, "* STATUS \"%s\" (%s)\r\n", name, k ? out + 1 : "");
+		{
+			struct mime_out o;
+			mime_out_init(&o, name, sizeof(name));
+			mime_out_nstring(&o, m->full, strlen(m->full));
+			name[o.overflow ? 0 : o.len] = '\0';
+		}
+		conn_printf(c, "* STATUS %s (%s)\r\n", name, k ? out + 1 : "");
 		mbx_close(m);
 		imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
 		tagged(c, s, "OK", "Status completed");
@@ -1996,7 +2005,7 @@ static void open_finish(struct conn *c, struct imap_session *s)
 	if (first)
 		conn_printf(c, "* OK [UNSEEN %u] First unseen\r\n", first);
 	log_msg(LOGL_INFO, "conn %u %s: imap %s selected %s: %u messages", c->id,
-		c->peer_str, s->user, is_inbox(s, &s->sel) ? "INBOX" : s->sel.name,
+		c->peer_str, s->user, s->sel.full,
 		s->sel.hdr.count);
 	imap_enter(c, s, IMAP_SELECTED);
 	tagged(c, s, "OK", "[%s] %s completed", s->sel.readonly ? "READ-ONLY" :
@@ -2047,29 +2056,35 @@ static void cmd_status(struct conn *c, struct imap_session *s, struct ip *ip)
 
 /* ---- LIST / LSUB ------------------------------------------------------- */
 
-/* IMAP LIST wildcard match: '*' anything, '%' anything but '/'. */
-static int wild(const char *p, size_t pn, const char *s, size_t sn, int depth)
+#define IMAP_PATTERN_MAX 512
+
+/* IMAP LIST wildcard match, '*' anything, '%' anything but '/': one pass
+ * per pattern octet over a row of the name's prefixes (no backtracking;
+ * O(pattern x name) with the name at most FOLDER_NAME_MAX). */
+static int wild(const char *p, size_t pn, const char *s, size_t sn)
 {
-	if (depth > 16)
+	unsigned char row[FOLDER_NAME_MAX + 2];
+
+	if (sn > FOLDER_NAME_MAX)
 		return 0;
-	while (pn > 0) {
-		if (*p == '*' || *p == '%') {
-			int pct = *p == '%';
-			for (size_t i = 0; i <= sn; i++) {
-				if (wild(p + 1, pn - 1, s + i, sn - i, depth + 1))
-					return 1;
-				if (i < sn && pct && s[i] == '/')
-					return 0;
+	memset(row, 0, sn + 1);
+	row[0] = 1;
+	for (size_t i = 0; i < pn; i++) {
+		if (p[i] == '*' || p[i] == '%') {
+			int on = 0;
+			for (size_t j = 0; j <= sn; j++) {
+				if (p[i] == '%' && j > 0 && s[j - 1] == '/')
+					on = 0;
+				on |= row[j];
+				row[j] = (unsigned char)on;
 			}
-			return 0;
+		} else {
+			for (size_t j = sn; j > 0; j--)
+				row[j] = row[j - 1] && s[j - 1] == p[i];
+			row[0] = 0;
 		}
-		if (sn == 0)
-			return 0;
-		if (*p != *s && !(depth == 0 && 0))
-			return 0;
-		p++; pn--; s++; sn--;
 	}
-	return sn == 0;
+	return row[sn];
 }
 
 static int inbox_match(const char *p, size_t pn)
@@ -2079,66 +2094,200 @@ static int inbox_match(const char *p, size_t pn)
 	if (pn >= 5 && pn < sizeof(up)) {
 		for (size_t i = 0; i < pn; i++)
 			up[i] = (char)(p[i] >= 'a' && p[i] <= 'z' ? p[i] - 32 : p[i]);
-		if (wild(up, pn, "INBOX", 5, 1))
+		if (wild(up, pn, "INBOX", 5))
 			return 1;
 	}
-	return wild(p, pn, "INBOX", 5, 1);
+	return wild(p, pn, "INBOX", 5);
 }
 
-static void list_add(struct imap_session *s, const char *verb, const char *name)
+static const char *special_use(const char *name)
 {
+	static const char *const map[][2] = {
+		{ "Sent", "\\Sent" }, { "Drafts", "\\Drafts" }, { "Trash", "\\Trash" },
+		{ "Junk", "\\Junk" }, { "Archive", "\\Archive" },
+	};
+
+	if (!CONFIG_IMAP_SPECIAL_USE)
+		return NULL;
+	for (size_t i = 0; i < ARRAY_LEN(map); i++)
+		if (strcmp(name, map[i][0]) == 0)
+			return map[i][1];
+	return NULL;
+}
+
+enum { LO_SUBSCRIBED = 1, LO_SPECIAL = 2, LO_RET_SUBSCRIBED = 4, LO_LSUB = 8 };
+
+struct list_ctx {
+	struct imap_session *s;
+	const char *verb;
+	const char *pat;
+	size_t pl;
+	unsigned opts;
+	const char *subs;
+};
+
+static void list_line(struct list_ctx *x, const char *attrs, const char *name)
+{
+	struct imap_session *s = x->s;
 	struct mime_out o;
+	size_t al = strlen(attrs);
 
 	mime_out_init(&o, s->item + s->item_len, sizeof(s->item) - s->item_len - 2);
 	mime_out_str(&o, "* ", 2);
-	mime_out_str(&o, verb, strlen(verb));
-	if (strcmp(name, "INBOX") == 0)
-		mime_out_str(&o, " (\\HasNoChildren) \"/\" ", 22);
-	else
-		mime_out_str(&o, " (\\HasNoChildren) \"/\" ", 22);
+	mime_out_str(&o, x->verb, strlen(x->verb));
+	mime_out_str(&o, " (", 2);
+	mime_out_str(&o, attrs + (al && attrs[0] == ' '), al - (al && attrs[0] == ' '));
+	mime_out_str(&o, ") \"/\" ", 6);
 	mime_out_nstring(&o, name, strlen(name));
 	mime_out_str(&o, "\r\n", 2);
 	if (!o.overflow)
 		s->item_len += o.len;
+	else
+		log_msg(LOGL_WARN, "imap %s: LIST answer over %d bytes, truncated",
+			s->user, IMAP_ITEM_MAX);
+}
+
+/* One existing name (kind FOLDER_*, or 0 for INBOX) for LIST. */
+static void list_fn(void *ctx, const char *name, int kind, int children)
+{
+	struct list_ctx *x = ctx;
+	char attrs[96];
+	const char *su = kind == FOLDER_MBOX ? special_use(name) : NULL;
+	int sub = (x->opts & (LO_SUBSCRIBED | LO_RET_SUBSCRIBED)) &&
+		  folder_is_subscribed(x->subs, name);
+
+	if (!wild(x->pat, x->pl, name, strlen(name)) ||
+	    ((x->opts & LO_SPECIAL) && !su) || ((x->opts & LO_SUBSCRIBED) && !sub))
+		return;
+	snprintf(attrs, sizeof(attrs), "%s%s%s%s%s",
+		 kind == FOLDER_DIR ? "\\Noselect" : "\\NoInferiors",
+		 kind != FOLDER_DIR ? "" : children ? " \\HasChildren" : " \\HasNoChildren",
+		 sub ? " \\Subscribed" : "", su ? " " : "", su ? su : "");
+	list_line(x, attrs, name);
+}
+
+/* LSUB and LIST (SUBSCRIBED): the subscribed names, existing or not. */
+static void list_subscribed(struct list_ctx *x)
+{
+	char name[IMAP_NAME_MAX + 1];
+
+	for (const char *p = x->subs; *p;) {
+		const char *e = strchr(p, '\n');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		int kind;
+		if (l && l <= IMAP_NAME_MAX) {
+			memcpy(name, p, l);
+			name[l] = '\0';
+			kind = strcmp(name, "INBOX") == 0 ? FOLDER_MBOX :
+			       folder_kind(x->s->base, name);
+			if (kind == FOLDER_NONE && wild(x->pat, x->pl, name, l))
+				list_line(x, x->opts & LO_LSUB ? "\\Noselect" :
+					  "\\NonExistent \\Subscribed", name);
+			else if (x->opts & LO_LSUB) {
+				if (wild(x->pat, x->pl, name, l))
+					list_line(x, kind == FOLDER_DIR ? "\\Noselect" : "", name);
+			} else if (strcmp(name, "INBOX") == 0) {
+				if (inbox_match(x->pat, x->pl))
+					list_line(x, "\\NoInferiors \\Subscribed", "INBOX");
+			} else {
+				list_fn(x, name, kind, kind == FOLDER_DIR);
+			}
+		}
+		if (!e)
+			break;
+		p = e + 1;
+	}
+}
+
+/* "(" options ")" of LIST-EXTENDED selection or RETURN; unknown ones are
+ * ignored. */
+static int list_opts(struct ip *ip, unsigned *opts, int ret)
+{
+	const char *w;
+	size_t wl;
+
+	if (ip_char(ip, '('))
+		return -1;
+	for (int guard = 0; guard < 16 && ip_peek(ip) != ')'; guard++) {
+		if (ip_atom(ip, &w, &wl, 0))
+			return -1;
+		if (str_ieq(w, wl, "SUBSCRIBED"))
+			*opts |= ret ? LO_RET_SUBSCRIBED : LO_SUBSCRIBED;
+		else if (str_ieq(w, wl, "SPECIAL-USE") && !ret)
+			*opts |= LO_SPECIAL;
+		if (ip_peek(ip) == ' ')
+			ip->p++;
+	}
+	return ip_char(ip, ')');
 }
 
 static void cmd_list(struct conn *c, struct imap_session *s, struct ip *ip,
 		     const char *verb)
 {
-	char *ref, *pat, dir[sizeof(s->sel.dir)];
+	static char pat[IMAP_PATTERN_MAX + 1], subs[FOLDER_SUBS_MAX + 1];
+	struct list_ctx x = { .s = s, .verb = verb, .pat = pat, .subs = subs };
+	char *ref, *p;
 	size_t rl, pl;
-	DIR *d;
 
-	if (ip_sp(ip) || ip_astring(ip, &ref, &rl) || ip_sp(ip) ||
-	    ip_list_mailbox(ip, &pat, &pl) || ip_end(ip)) {
+	if (ip_sp(ip)) {
+		bad(c, s, "Syntax: LIST reference pattern");
+		return;
+	}
+	if (ip_peek(ip) == '(' && strcmp(verb, "LIST") == 0 &&
+	    (list_opts(ip, &x.opts, 0) || ip_sp(ip))) {
+		bad(c, s, "Syntax: LIST (options) reference pattern");
+		return;
+	}
+	if (ip_astring(ip, &ref, &rl) || ip_sp(ip) || ip_list_mailbox(ip, &p, &pl)) {
+		bad(c, s, "Syntax: LIST reference pattern");
+		return;
+	}
+	if (ip_peek(ip) == ' ' && strcmp(verb, "LIST") == 0) {
+		const char *w;
+		size_t wl;
+		ip->p++;
+		if (ip_atom(ip, &w, &wl, 0) || !str_ieq(w, wl, "RETURN") || ip_sp(ip) ||
+		    list_opts(ip, &x.opts, 1)) {
+			bad(c, s, "Syntax: LIST reference pattern RETURN (options)");
+			return;
+		}
+	}
+	if (ip_end(ip)) {
 		bad(c, s, "Syntax: LIST reference pattern");
 		return;
 	}
 	s->item_len = 0;
 	memset(&s->job, 0, sizeof(s->job));
-	if (pl == 0) {
+	if (pl == 0 && !(x.opts & (LO_SUBSCRIBED | LO_SPECIAL))) {
 		/* The hierarchy delimiter and root. */
 		snprintf(s->item, sizeof(s->item), "* %s (\\Noselect) \"/\" \"\"\r\n", verb);
 		s->item_len = strlen(s->item);
 		job_start(c, s, J_TEXT, "LIST completed");
 		return;
 	}
-	if (rl == 0 && inbox_match(pat, pl))
-		list_add(s, verb, "INBOX");
-	snprintf(dir, sizeof(dir), "%s/%s/%s", conf->mail_dir, IMAP_FOLDERS, s->user);
-	d = rl == 0 ? opendir(dir) : NULL;
-	if (d) {
-		struct dirent *e;
-		for (int guard = 0; guard < 1000 && (e = readdir(d)); guard++) {
-			size_t n = strlen(e->d_name);
-			struct mbx tmp;
-			if (e->d_name[0] == '.' || e->d_type == DT_DIR ||
-			    mbx_paths(s, &tmp, e->d_name, n) != 0 ||
-			    str_ieq(e->d_name, n, "INBOX") || !wild(pat, pl, e->d_name, n, 0))
-				continue;
-			list_add(s, verb, e->d_name);
-		}
-		closedir(d);
+	if (rl + pl > IMAP_PATTERN_MAX) {
+		bad(c, s, "Reference and pattern too long");
+		return;
+	}
+	/* The reference is a prefix of the pattern. */
+	memcpy(pat, ref, rl);
+	memcpy(pat + rl, p, pl);
+	x.pl = rl + pl;
+	pat[x.pl] = '\0';
+	if (strcmp(verb, "LSUB") == 0)
+		x.opts |= LO_LSUB | LO_SUBSCRIBED;
+	if (x.opts & (LO_SUBSCRIBED | LO_RET_SUBSCRIBED))
+		folder_subs(s->base, subs, sizeof(subs));
+	else
+		subs[0] = '\0';
+	if (x.opts & LO_SUBSCRIBED) {
+		list_subscribed(&x);
+	} else {
+		if (inbox_match(pat, x.pl) && !(x.opts & LO_SPECIAL))
+			list_line(&x, (x.opts & LO_RET_SUBSCRIBED) &&
+				  folder_is_subscribed(subs, "INBOX") ?
+				  "\\NoInferiors \\Subscribed" : "\\NoInferiors", "INBOX");
+		folder_walk(s->base, list_fn, &x);
 	}
 	job_start(c, s, J_TEXT, strcmp(verb, "LSUB") ? "LIST completed" :
 		  "LSUB completed");
@@ -2151,20 +2300,201 @@ static void cmd_list_(struct conn *c, struct imap_session *s, struct ip *ip)
 
 static void cmd_lsub(struct conn *c, struct imap_session *s, struct ip *ip)
 {
-	/* Every mailbox counts as subscribed. */
 	cmd_list(c, s, ip, "LSUB");
 }
 
-static void cmd_subscribe(struct conn *c, struct imap_session *s, struct ip *ip)
+/* ---- CREATE / DELETE / RENAME / SUBSCRIBE ------------------------------ */
+
+/* One mailbox-name argument, NUL-terminated into out; INBOX in any case
+ * becomes "INBOX". 0, or -1 after answering BAD/NO. */
+static int name_arg(struct conn *c, struct imap_session *s, struct ip *ip,
+		    char *out, size_t n)
 {
 	char *name;
 	size_t nl;
 
-	if (ip_sp(ip) || ip_astring(ip, &name, &nl) || ip_end(ip)) {
+	if (ip_sp(ip) || ip_astring(ip, &name, &nl)) {
+		bad(c, s, "Syntax: mailbox name expected");
+		return -1;
+	}
+	if (nl >= n || memchr(name, '\0', nl)) {
+		tagged(c, s, "NO", "[CANNOT] Bad mailbox name");
+		return -1;
+	}
+	if (str_ieq(name, nl, "INBOX"))
+		nl = (size_t)snprintf(out, n, "INBOX");
+	else
+		memcpy(out, name, nl);
+	out[nl] = '\0';
+	return 0;
+}
+
+/* Some session has this mailbox, or one under this directory, selected. */
+static int in_use(const struct mbx *m)
+{
+	char path[sizeof(m->dir) + IMAP_NAME_MAX + 2];
+	size_t pl = (size_t)snprintf(path, sizeof(path), "%s/%s", m->dir, m->name);
+
+	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
+		const struct imap_session *o = &pool[i];
+		if (!pool_used[i] || !o->have_sel)
+			continue;
+		if (same_mbx(&o->sel, m) ||
+		    (strncmp(o->sel.dir, path, pl) == 0 &&
+		     (o->sel.dir[pl] == '/' || o->sel.dir[pl] == '\0')))
+			return 1;
+	}
+	return 0;
+}
+
+static void folder_error(struct conn *c, struct imap_session *s, const char *what)
+{
+	int e = errno;
+	const char *text;
+
+	switch (e) {
+	case EEXIST: text = "[ALREADYEXISTS] Mailbox already exists"; break;
+	case ENOENT: text = "[NONEXISTENT] No such mailbox"; break;
+	case ENOTDIR: text = "[CANNOT] A parent name is a mailbox, not a directory"; break;
+	case ENOTEMPTY: text = "[HASCHILDREN] Mailbox has children"; break;
+	case EBUSY: text = "[INUSE] Mailbox is in use"; break;
+	case EMLINK: text = "[LIMIT] Too many mailboxes"; break;
+	case EINVAL: text = "[CANNOT] Bad mailbox name"; break;
+	case ENAMETOOLONG: text = "[LIMIT] Mailbox name too long"; break;
+	case ENOSPC: case EDQUOT: text = "[OVERQUOTA] No space left"; break;
+	default: text = "[SERVERBUG] Operation failed"; break;
+	}
+	if (e != EEXIST && e != ENOENT && e != EINVAL && e != ENOTEMPTY)
+		log_msg(LOGL_WARN, "conn %u %s: imap %s: %s: %s", c->id, c->peer_str,
+			s->user, what, strerror(e));
+	tagged(c, s, "NO", "%s", text);
+}
+
+static void cmd_create(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	char name[IMAP_NAME_MAX + 2];
+	size_t nl;
+	int dir_only = 0;
+
+	if (name_arg(c, s, ip, name, sizeof(name)))
+		return;
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: CREATE mailbox");
+		return;
+	}
+	nl = strlen(name);
+	if (nl > 1 && name[nl - 1] == '/') {
+		/* "A/": a name under which mailboxes will be made. */
+		name[--nl] = '\0';
+		dir_only = 1;
+	}
+	if (strcmp(name, "INBOX") == 0) {
+		tagged(c, s, "NO", "[ALREADYEXISTS] INBOX always exists");
+		return;
+	}
+	if (folder_create(s->base, name, dir_only) != 0) {
+		folder_error(c, s, "create");
+		return;
+	}
+	tagged(c, s, "OK", "CREATE completed");
+}
+
+static void cmd_delete(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	char name[IMAP_NAME_MAX + 2];
+	struct mbx m;
+
+	if (name_arg(c, s, ip, name, sizeof(name)))
+		return;
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: DELETE mailbox");
+		return;
+	}
+	if (strcmp(name, "INBOX") == 0) {
+		tagged(c, s, "NO", "[CANNOT] INBOX cannot be deleted");
+		return;
+	}
+	if (mbx_paths(s, &m, name, strlen(name)) != 0) {
+		folder_error(c, s, "delete");
+		return;
+	}
+	if (in_use(&m)) {
+		tagged(c, s, "NO", "[INUSE] Mailbox is selected in a session");
+		return;
+	}
+	if (folder_delete(s->base, name) != 0) {
+		folder_error(c, s, "delete");
+		return;
+	}
+	tagged(c, s, "OK", "DELETE completed");
+}
+
+static void cmd_rename(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	char from[IMAP_NAME_MAX + 2], to[IMAP_NAME_MAX + 2];
+	struct mbx m;
+	int rc;
+
+	if (name_arg(c, s, ip, from, sizeof(from)) ||
+	    name_arg(c, s, ip, to, sizeof(to)))
+		return;
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: RENAME from to");
+		return;
+	}
+	if (strcmp(to, "INBOX") == 0) {
+		tagged(c, s, "NO", "[ALREADYEXISTS] INBOX always exists");
+		return;
+	}
+	if (mbx_paths(s, &m, from, strlen(from)) != 0) {
+		folder_error(c, s, "rename");
+		return;
+	}
+	if (in_use(&m)) {
+		tagged(c, s, "NO", "[INUSE] Mailbox is selected in a session");
+		return;
+	}
+	if (strcmp(from, "INBOX") == 0)
+		rc = folder_rename_inbox(conf->mail_dir, s->user, s->base, to);
+	else
+		rc = folder_rename(s->base, from, to);
+	if (rc != 0) {
+		folder_error(c, s, "rename");
+		return;
+	}
+	tagged(c, s, "OK", "RENAME completed");
+}
+
+static void subscribe(struct conn *c, struct imap_session *s, struct ip *ip,
+		      int on)
+{
+	char name[IMAP_NAME_MAX + 2];
+
+	if (name_arg(c, s, ip, name, sizeof(name)))
+		return;
+	if (ip_end(ip)) {
 		bad(c, s, "Syntax: SUBSCRIBE mailbox");
 		return;
 	}
-	tagged(c, s, "OK", "Completed");
+	if (strcmp(name, "INBOX") != 0 && !folder_name_ok(name, strlen(name))) {
+		tagged(c, s, "NO", "[CANNOT] Bad mailbox name");
+		return;
+	}
+	if (folder_subscribe(s->base, name, on) != 0) {
+		folder_error(c, s, "subscribe");
+		return;
+	}
+	tagged(c, s, "OK", "%s completed", on ? "SUBSCRIBE" : "UNSUBSCRIBE");
+}
+
+static void cmd_subscribe(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	subscribe(c, s, ip, 1);
+}
+
+static void cmd_unsubscribe(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	subscribe(c, s, ip, 0);
 }
 
 /* ---- selected state --------------------------------------------------- */
@@ -2522,7 +2852,7 @@ static const struct imap_cmd commands[] = {
 	{ "CAPABILITY", ANY, cmd_capability },
 	{ "NOOP", ANY, cmd_noop },
 	{ "LOGOUT", ANY, cmd_logout },
-	{ "ID", ANY, cmd_id },
+	{ "ID", ANY, CONFIG_IMAP_ID ? cmd_id : NULL },
 	{ "STARTTLS", ST(IMAP_NOAUTH), cmd_starttls },
 	{ "LOGIN", ST(IMAP_NOAUTH), cmd_login },
 	{ "AUTHENTICATE", ST(IMAP_NOAUTH), cmd_authenticate },
@@ -2532,13 +2862,13 @@ static const struct imap_cmd commands[] = {
 	{ "LSUB", AUTHED, cmd_lsub },
 	{ "STATUS", AUTHED, cmd_status },
 	{ "SUBSCRIBE", AUTHED, cmd_subscribe },
-	{ "UNSUBSCRIBE", AUTHED, cmd_subscribe },
-	{ "NAMESPACE", AUTHED, cmd_namespace },
-	{ "ENABLE", AUTHED, cmd_enable },
-	{ "IDLE", AUTHED, cmd_idle },
-	{ "CREATE", AUTHED, cmd_nosupport },
-	{ "DELETE", AUTHED, cmd_nosupport },
-	{ "RENAME", AUTHED, cmd_nosupport },
+	{ "UNSUBSCRIBE", AUTHED, cmd_unsubscribe },
+	{ "NAMESPACE", AUTHED, CONFIG_IMAP_NAMESPACE ? cmd_namespace : NULL },
+	{ "ENABLE", AUTHED, CONFIG_IMAP_ENABLE ? cmd_enable : NULL },
+	{ "IDLE", AUTHED, CONFIG_IMAP_IDLE ? cmd_idle : NULL },
+	{ "CREATE", AUTHED, cmd_create },
+	{ "DELETE", AUTHED, cmd_delete },
+	{ "RENAME", AUTHED, cmd_rename },
 	{ "APPEND", AUTHED, cmd_nosupport },
 	{ "CHECK", ST(IMAP_SELECTED), cmd_check },
 	{ "CLOSE", ST(IMAP_SELECTED), cmd_close },
@@ -2581,7 +2911,7 @@ static void command(struct conn *c, struct imap_session *s)
 			str_ieq(verb, vl, "AUTHENTICATE")) ? (size_t)(ip.p - s->cmd) : s->clen));
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
 		const struct imap_cmd *cmd = &commands[i];
-		if (!str_ieq(verb, vl, cmd->verb))
+		if (!cmd->fn || !str_ieq(verb, vl, cmd->verb))
 			continue;
 		if (!(cmd->states & ST(s->state))) {
 			bad(c, s, s->state == IMAP_NOAUTH ? "Log in first" :
@@ -2657,6 +2987,11 @@ static int read_command(struct conn *c, struct imap_session *s)
 					       &lit, &plus);
 		if (rc == 0)
 			return 1;
+		if (plus && !CONFIG_IMAP_LITERALPLUS) {
+			conn_printf(c, "* BYE LITERAL+ is not supported\r\n");
+			logout_now(c, s);
+			return 0;
+		}
 		if (rc < 0 || lit > IMAP_CMD_MAX - 2 - s->clen) {
 			struct ip ip;
 			const char *tag;

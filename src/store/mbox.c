@@ -206,20 +206,6 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* The directory holding path, fsynced after the file was created. */
-static int fsync_parent(const char *path)
-{
-	char dir[300];
-	const char *slash = strrchr(path, '/');
-	size_t l = slash ? (size_t)(slash - path) : 0;
-
-	if (!slash)
-		return fsync_dir(".");
-	memcpy(dir, path, l ? l : 1);
-	dir[l ? l : 1] = '\0';
-	return fsync_dir(dir);
-}
-
 int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 		   int src, off_t off, off_t len)
 {
@@ -257,7 +243,7 @@ int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 	outbuf[o++] = '\n';
 	if (write_all(l->fd, outbuf, o) != 0 || fsync(l->fd) != 0)
 		goto fail;
-	if (l->dirfd_new && fsync_parent(l->path) != 0)
+	if (l->dirfd_new && fsync_parent_of(l->path) != 0)
 		goto fail;
 	return MBOX_OK;
 fail:
