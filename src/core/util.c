@@ -143,6 +143,22 @@ int fsync_dir(const char *dir)
 	return rc;
 }
 
+int write_all_fd(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 int fsync_parent_of(const char *path)
 {
 	char dir[600];

@@ -68,14 +68,16 @@ enum imap_state {
 	IMAP_SELECTED,
 	IMAP_OPEN,              /* opening a mailbox (index scan, lock) */
 	IMAP_BUSY,              /* a job streams its answer */
-	IMAP_REWRITE,           /* EXPUNGE/CLOSE: rewriting the mbox */
+	IMAP_REWRITE,           /* EXPUNGE/CLOSE/MOVE: rewriting the mbox */
+	IMAP_APPEND,            /* APPEND: waiting for the target's lock */
+	IMAP_COPY,              /* COPY/MOVE: copying into the target */
 	IMAP_IDLE,
 	IMAP_LOGOUT,
 };
 
 static const char *const state_names[] = {
 	"noauth", "auth-wait", "sasl", "authed", "selected", "open", "busy",
-	"rewrite", "idle", "logout",
+	"rewrite", "append", "copy", "idle", "logout",
 };
 
 struct mbx {
@@ -88,7 +90,9 @@ struct mbx {
 	int readonly;
 };
 
-enum { OPEN_SELECT, OPEN_EXAMINE, OPEN_STATUS };
+enum { OPEN_SELECT, OPEN_EXAMINE, OPEN_STATUS, OPEN_APPEND, OPEN_COPY };
+enum { APP_NONE, APP_STORE, APP_DISCARD };
+enum { RW_DELETED, RW_UID_EXPUNGE, RW_MOVE };
 enum { J_TEXT, J_FETCH, J_STORE, J_SEARCH, J_MERGE };
 enum { SEG_TEXT, SEG_SEC };
 
@@ -155,7 +159,7 @@ struct imap_session {
 	char user[USER_NAME_MAX + 1];
 	char base[FOLDER_PATH_MAX + 16];        /* the user's folders */
 	char tag[IMAP_TAG_MAX + 1];
-	char done_text[96];     /* tagged answer after a job */
+	char done_text[300];    /* tagged answer after a job */
 	/* command reader */
 	char cmd[IMAP_CMD_MAX + 1];
 	size_t clen, line0;     /* bytes held, start of the current line */
@@ -177,6 +181,21 @@ struct imap_session {
 	} u;
 	int upd_live, rw_live;
 	int rw_close;           /* CLOSE: no EXPUNGE answers */
+	int rw_mode;            /* RW_*: which messages go */
+	char rw_done[32];
+	/* APPEND: the literal goes to a temporary file (LF line ends) */
+	int app_mode;           /* APP_* */
+	int app_fd, app_cr, app_rest;
+	uint32_t app_flags;
+	int64_t app_time;
+	uint64_t app_size;
+	const char *app_st, *app_err;   /* the answer of a refused APPEND */
+	uint64_t new_off;       /* APPEND/COPY: where the new messages start */
+	/* COPY, MOVE, UID EXPUNGE: the set, inside cmd until the answer */
+	const char *set;
+	size_t set_len;
+	int set_uid, copy_move;
+	uint32_t set_star, copy_i;
 	/* other sessions' news */
 	uint32_t pend[IMAP_PEND];
 	int npend, pend_all, need_sync;
@@ -204,6 +223,12 @@ static struct mime mime;
 static char hdrbuf[65536];
 static char srchbuf[sizeof(fbuf) * 2 + 1100];
 
+static int in_set(const struct imap_session *s, uint32_t i, const struct idx_rec *r);
+static int reading_state(const struct imap_session *s);
+static void cmd_copy(struct conn *c, struct imap_session *s, struct ip *ip, int uid,
+		     int move);
+static void cmd_uid_expunge(struct conn *c, struct imap_session *s, struct ip *ip);
+
 static void imap_enter(struct conn *c, struct imap_session *s, enum imap_state st)
 {
 	if (s->state != st)
@@ -214,6 +239,10 @@ static void imap_enter(struct conn *c, struct imap_session *s, enum imap_state s
 
 static void wait_command(struct conn *c, struct imap_session *s)
 {
+	/* The command (and any set a finished operation used) is done. */
+	explicit_bzero(s->cmd, s->clen);
+	s->clen = s->line0 = 0;
+	s->set = NULL;
 	conn_deadline(c, s->state == IMAP_IDLE ? IMAP_IDLE_TIMEOUT :
 		      s->state == IMAP_NOAUTH ? 60 : CONFIG_IMAP_TIMEOUT);
 }
@@ -1827,10 +1856,21 @@ static void cmd_enable(struct conn *c, struct imap_session *s, struct ip *ip)
 /* ---- SELECT / EXAMINE / STATUS ---------------------------------------- */
 
 static void open_finish(struct conn *c, struct imap_session *s);
+static void new_done(struct conn *c, struct imap_session *s, int indexed);
 
 static void open_fail(struct conn *c, struct imap_session *s, const char *why)
 {
 	int e = errno;
+
+	if (s->open_kind == OPEN_APPEND || s->open_kind == OPEN_COPY) {
+		/* The messages are in (fsynced); only their index failed. */
+		upd_abort(s);
+		log_msg(LOGL_WARN, "conn %u %s: imap %s: mailbox %s: index: %s%s%s",
+			c->id, c->peer_str, s->user, s->tmp.full, why, e ? ": " : "",
+			e ? strerror(e) : "");
+		new_done(c, s, 0);
+		return;
+	}
 
 	upd_abort(s);
 	mbx_close(&s->tmp);
@@ -1953,6 +1993,10 @@ static void open_finish(struct conn *c, struct imap_session *s)
 	uint64_t size;
 	char name[IMAP_NAME_MAX * 2 + 8];
 
+	if (s->open_kind == OPEN_APPEND || s->open_kind == OPEN_COPY) {
+		new_done(c, s, 1);
+		return;
+	}
 	counts(m, &unseen, &first, &size);
 	if (s->open_kind == OPEN_STATUS) {
 		char out[300];
@@ -2646,6 +2690,12 @@ static void cmd_uid(struct conn *c, struct imap_session *s, struct ip *ip)
 		cmd_store(c, s, ip, 1);
 	else if (str_ieq(w, n, "SEARCH"))
 		cmd_search(c, s, ip, 1);
+	else if (str_ieq(w, n, "COPY"))
+		cmd_copy(c, s, ip, 1, 0);
+	else if (CONFIG_IMAP_MOVE && str_ieq(w, n, "MOVE"))
+		cmd_copy(c, s, ip, 1, 1);
+	else if (CONFIG_IMAP_UIDPLUS && str_ieq(w, n, "EXPUNGE"))
+		cmd_uid_expunge(c, s, ip);
 	else
 		bad(c, s, "Unknown UID command");
 }
@@ -2693,7 +2743,14 @@ static int keep_msg(void *ctx, uint32_t i)
 
 	if (idx_get(&s->sel.rd, i, &r) != 0)
 		return 1;
-	return !(r.flags & IDX_F_DELETED);
+	switch (s->rw_mode) {
+	case RW_MOVE:
+		return !in_set(s, i, &r);
+	case RW_UID_EXPUNGE:
+		return !((r.flags & IDX_F_DELETED) && in_set(s, i, &r));
+	default:
+		return !(r.flags & IDX_F_DELETED);
+	}
 }
 
 static void rewrite_end(struct conn *c, struct imap_session *s, int good)
@@ -2729,7 +2786,7 @@ static void rewrite_end(struct conn *c, struct imap_session *s, int good)
 	s->need_sync = 1;
 	conn_resume(c);
 	if (s->state == IMAP_SELECTED)
-		sync_then_ok(c, s, "EXPUNGE completed");
+		sync_then_ok(c, s, s->rw_done);
 	if (s->state == IMAP_SELECTED || s->state == IMAP_AUTHED)
 		wait_command(c, s);
 }
@@ -2769,21 +2826,22 @@ static void rewrite_step(struct conn *c, struct imap_session *s, int all)
 	rewrite_end(c, s, rc == IDX_DONE);
 }
 
-static void start_rewrite(struct conn *c, struct imap_session *s, int close_after)
+static void start_rewrite(struct conn *c, struct imap_session *s, int close_after,
+			  int mode, const char *done)
 {
-	struct idx_rec r;
 	int any = 0;
 
+	s->rw_mode = mode;
+	snprintf(s->rw_done, sizeof(s->rw_done), "%s", done);
 	for (uint32_t i = 0; i < s->sel.hdr.count && !any; i++)
-		if (get_rec(&s->sel, i, &r) == 0 && (r.flags & IDX_F_DELETED))
-			any = 1;
+		any = !keep_msg(s, i);
 	if (!any || s->sel.readonly) {
 		if (close_after) {
 			close_sel(s);
 			imap_enter(c, s, IMAP_AUTHED);
 			tagged(c, s, "OK", "CLOSE completed");
 		} else {
-			sync_then_ok(c, s, "EXPUNGE completed");
+			sync_then_ok(c, s, done);
 		}
 		return;
 	}
@@ -2804,7 +2862,7 @@ static void cmd_expunge(struct conn *c, struct imap_session *s, struct ip *ip)
 		tagged(c, s, "NO", "Mailbox is read-only");
 		return;
 	}
-	start_rewrite(c, s, 0);
+	start_rewrite(c, s, 0, RW_DELETED, "EXPUNGE completed");
 }
 
 static void cmd_close(struct conn *c, struct imap_session *s, struct ip *ip)
@@ -2813,7 +2871,7 @@ static void cmd_close(struct conn *c, struct imap_session *s, struct ip *ip)
 		bad(c, s, "Syntax: CLOSE");
 		return;
 	}
-	start_rewrite(c, s, 1);
+	start_rewrite(c, s, 1, RW_DELETED, "CLOSE completed");
 }
 
 static void cmd_idle(struct conn *c, struct imap_session *s, struct ip *ip)
@@ -2829,11 +2887,526 @@ static void cmd_idle(struct conn *c, struct imap_session *s, struct ip *ip)
 	wait_command(c, s);
 }
 
-/* Not (yet) in this build: answered NO so clients carry on. */
-static void cmd_nosupport(struct conn *c, struct imap_session *s, struct ip *ip)
+/* ---- APPEND, COPY, MOVE: new messages in a target mailbox ---------------
+ * The target is s->tmp. Its lock is taken (retried while another program
+ * holds it), the messages appended and fsynced, then its index brought up
+ * to date with the lock still held (OPEN_APPEND/OPEN_COPY); new_done()
+ * sets the flags of the new records, which start at s->new_off. */
+
+static void index_new(struct conn *c, struct imap_session *s, int kind);
+
+/* Is message i (record r) of the selected mailbox in the command's set? */
+static int in_set(const struct imap_session *s, uint32_t i, const struct idx_rec *r)
+{
+	return seq_has(s->set, s->set_len, s->set_star, s->set_uid ? r->uid : i + 1);
+}
+
+/* Answers an operation on the target that ends here (failed or not). */
+static void target_end(struct conn *c, struct imap_session *s, const char *st,
+		       const char *text)
+{
+	if (s->app_fd >= 0)
+		close(s->app_fd);
+	s->app_fd = -1;
+	s->app_mode = APP_NONE;
+	unlock(s);
+	mbx_close(&s->tmp);
+	imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+	tagged(c, s, st, "%s", text);
+	wait_command(c, s);
+	conn_resume(c);
+}
+
+static const char *write_error(int e)
+{
+	return e == ENOSPC || e == EDQUOT ? "[OVERQUOTA] No space left for the message" :
+	       "[SERVERBUG] Cannot write the message";
+}
+
+/* Locks the target: 1 locked, 0 retry later (deadline set), -1 answered. */
+static int target_lock(struct conn *c, struct imap_session *s)
+{
+	int rc;
+
+	if (s->locked)
+		return 1;
+	rc = mbox_lock(s->tmp.dir, s->tmp.name, &s->lock);
+	if (rc == MBOX_BUSY && now_ms() < s->lock_until) {
+		conn_deadline_ms(c, IMAP_LOCK_RETRY_MS);
+		return 0;
+	}
+	if (rc != MBOX_OK) {
+		if (rc == MBOX_ERR)
+			log_msg(LOGL_WARN, "conn %u %s: imap %s: lock %s: %s", c->id,
+				c->peer_str, s->user, s->tmp.full, strerror(errno));
+		target_end(c, s, "NO", rc == MBOX_BUSY ?
+			   "[INUSE] Mailbox is locked by another program" :
+			   "[SERVERBUG] Cannot open the mailbox");
+		return -1;
+	}
+	s->locked = 1;
+	s->new_off = (uint64_t)s->lock.old_size;
+	return 1;
+}
+
+/* The target named by the command: 0, or -1 when answered (no such
+ * mailbox: TRYCREATE, as clients then CREATE and retry). */
+static int target_set(struct conn *c, struct imap_session *s, const char *name,
+		      size_t nl, const char **st, const char **err)
+{
+	(void)c;
+	*st = "NO";
+	if (memchr(name, '\0', nl) || mbx_paths(s, &s->tmp, name, nl) != 0) {
+		*err = "[CANNOT] Bad mailbox name";
+		return -1;
+	}
+	if (is_inbox(s, &s->tmp))
+		return 0;
+	switch (folder_kind(s->base, s->tmp.full)) {
+	case FOLDER_MBOX:
+		return 0;
+	case FOLDER_DIR:
+		*err = "[CANNOT] Not a mailbox (\\Noselect)";
+		return -1;
+	default:
+		*err = "[TRYCREATE] No such mailbox";
+		return -1;
+	}
+}
+
+static int tmp_file(void)
+{
+	char dir[CONF_PATH_MAX + 16];
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/%s", conf->mail_dir, IDX_DIR);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return -1;
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+		return fd;
+	/* No O_TMPFILE here: a named file, unlinked at once. */
+	for (int i = 0; i < 100; i++) {
+		char p[sizeof(dir) + 40];
+		snprintf(p, sizeof(p), "%s/append.%d.%d", dir, (int)getpid(), i);
+		fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			unlink(p);
+			return fd;
+		}
+		if (errno != EEXIST)
+			return -1;
+	}
+	return -1;
+}
+
+/* "tag APPEND mailbox [(flags)] [date] {n}": the line so far ends with the
+ * message literal. Returns 0 when the command is not APPEND (the usual
+ * reader goes on), 1 when this takes the literal (stored in a temporary
+ * file, or refused: before it comes when it is synchronising, else read
+ * and dropped, with the answer after it). */
+static int append_begin(struct conn *c, struct imap_session *s, uint64_t lit,
+			int plus)
+{
+	struct ip ip;
+	const char *tag, *w, *st = "BAD", *err = NULL;
+	char *name;
+	size_t tl, wl, nl, open_brace = s->clen;
+
+	while (open_brace > s->line0 && s->cmd[open_brace - 1] != '{')
+		open_brace--;
+	if (open_brace == s->line0 || s->state == IMAP_NOAUTH)
+		return 0;
+	ip_init(&ip, s->cmd, open_brace - 1);
+	if (ip_tag(&ip, &tag, &tl) || ip_sp(&ip) || ip_atom(&ip, &w, &wl, 0) ||
+	    !str_ieq(w, wl, "APPEND") || ip_sp(&ip) || ip_done(&ip))
+		return 0;       /* not APPEND, or the literal is the mailbox name */
+	str_copy(s->tag, sizeof(s->tag), tag, tl);
+	s->app_flags = 0;
+	s->app_time = (int64_t)time(NULL);
+	s->app_size = 0;
+	s->app_cr = 0;
+	if (ip_astring(&ip, &name, &nl) || ip_sp(&ip) ||
+	    (ip_peek(&ip) == '(' && (flag_list(&ip, &s->app_flags) || ip_sp(&ip))) ||
+	    (ip_peek(&ip) == '"' && (ip_datetime(&ip, &s->app_time) || ip_sp(&ip))) ||
+	    !ip_done(&ip))
+		err = "Syntax: APPEND mailbox [(flags)] [date-time] {size}";
+	else if (s->state != IMAP_AUTHED && s->state != IMAP_SELECTED)
+		err = "Command not valid in this state";
+	else if (target_set(c, s, name, nl, &st, &err) == 0) {
+		if (lit == 0)
+			err = "Empty message";
+		else if (lit > conf->max_message_size)
+			err = "[TOOBIG] Message larger than the size limit";
+		else if ((s->app_fd = tmp_file()) < 0)
+			err = write_error(errno);
+	}
+	s->clen = s->line0 = 0;
+	s->app_mode = err ? APP_DISCARD : APP_STORE;
+	s->app_st = st;
+	s->app_err = err;
+	if (err && !plus) {
+		/* The client sends nothing more of this command. */
+		s->app_mode = APP_NONE;
+		mbx_close(&s->tmp);
+		tagged(c, s, st, "%s", err);
+		return 1;
+	}
+	s->lit_left = lit;
+	if (!plus)
+		conn_printf(c, "+ Ready for the message\r\n");
+	return 1;
+}
+
+/* Literal octets of the message: CRLF becomes LF on the way to the file. */
+static void append_feed(struct imap_session *s, const char *p, size_t n)
+{
+	size_t w = 0;
+
+	if (s->app_mode != APP_STORE)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (s->app_cr) {
+			s->app_cr = 0;
+			if (p[i] != '\n')
+				obuf[w++] = '\r';
+		}
+		if (p[i] == '\r')
+			s->app_cr = 1;
+		else
+			obuf[w++] = p[i];
+		if (w >= sizeof(obuf) - 2 || i + 1 == n) {
+			if (write_all_fd(s->app_fd, obuf, w) != 0) {
+				s->app_mode = APP_DISCARD;
+				s->app_st = "NO";
+				s->app_err = write_error(errno);
+				return;
+			}
+			s->app_size += w;
+			w = 0;
+		}
+	}
+}
+
+static void append_step(struct conn *c, struct imap_session *s)
+{
+	int rc = target_lock(c, s);
+
+	if (rc <= 0)
+		return;
+	if (mbox_append_fd(&s->lock, "", (time_t)s->app_time, s->app_fd, 0,
+			   (off_t)s->app_size) != MBOX_OK) {
+		log_msg(LOGL_WARN, "conn %u %s: imap %s: append to %s: %s", c->id,
+			c->peer_str, s->user, s->tmp.full, strerror(errno));
+		target_end(c, s, "NO", write_error(errno));
+		return;
+	}
+	close(s->app_fd);
+	s->app_fd = -1;
+	s->app_mode = APP_NONE;
+	index_new(c, s, OPEN_APPEND);
+}
+
+/* The rest of the APPEND line after the message literal is in s->cmd. */
+static void append_end(struct conn *c, struct imap_session *s)
+{
+	s->app_rest = 0;
+	if (s->app_mode == APP_STORE && s->app_cr) {
+		/* A CR at the very end is part of the message. */
+		s->app_cr = 0;
+		if (write_all_fd(s->app_fd, "\r", 1) == 0) {
+			s->app_size++;
+		} else {
+			s->app_mode = APP_DISCARD;
+			s->app_st = "NO";
+			s->app_err = write_error(errno);
+		}
+	}
+	if (s->clen != 0 && s->app_mode == APP_STORE) {
+		s->app_mode = APP_DISCARD;
+		s->app_st = "BAD";
+		s->app_err = "One message per APPEND (no MULTIAPPEND)";
+	}
+	if (s->app_mode != APP_STORE) {
+		imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+		conn_suspend(c);
+		target_end(c, s, s->app_st, s->app_err);
+		return;
+	}
+	s->lock_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
+	imap_enter(c, s, IMAP_APPEND);
+	conn_suspend(c);
+	append_step(c, s);
+}
+
+static void copy_step(struct conn *c, struct imap_session *s)
+{
+	struct idx_rec r;
+	uint64_t budget = IMAP_STEP;
+	int rc = target_lock(c, s);
+
+	if (rc <= 0)
+		return;
+	for (; s->copy_i < s->sel.hdr.count && budget > 0; s->copy_i++) {
+		if (get_rec(&s->sel, s->copy_i, &r) != 0) {
+			mbox_rollback(&s->lock);
+			target_end(c, s, "NO", "[SERVERBUG] Cannot read the mailbox index");
+			return;
+		}
+		if (!in_set(s, s->copy_i, &r))
+			continue;
+		if (mbox_append_raw(&s->lock, s->sel.mfd, (off_t)r.off,
+				    (off_t)(r.from_len + r.data_len)) != MBOX_OK) {
+			log_msg(LOGL_WARN, "conn %u %s: imap %s: copy to %s: %s", c->id,
+				c->peer_str, s->user, s->tmp.full, strerror(errno));
+			target_end(c, s, "NO", write_error(errno));
+			return;
+		}
+		budget -= budget < r.data_len ? budget : r.data_len + 1;
+	}
+	if (s->copy_i < s->sel.hdr.count) {
+		conn_deadline_ms(c, 0);
+		return;
+	}
+	if (mbox_sync(&s->lock) != MBOX_OK) {
+		target_end(c, s, "NO", write_error(errno));
+		return;
+	}
+	index_new(c, s, OPEN_COPY);
+}
+
+static void index_new(struct conn *c, struct imap_session *s, int kind)
+{
+	s->open_kind = kind;
+	s->restarts = 0;
+	imap_enter(c, s, IMAP_OPEN);
+	if (mbx_begin(s, &s->tmp) != 0) {
+		open_fail(c, s, "Cannot open the mailbox");
+		return;
+	}
+	open_step(c, s);
+}
+
+/* Appends "a" or "a:b" of a run of UIDs to a set text. */
+static void uid_run(char *out, size_t n, size_t *len, uint32_t a, uint32_t b)
+{
+	int k;
+
+	if (*len >= n)
+		return;
+	k = a == b ? snprintf(out + *len, n - *len, "%s%u", *len ? "," : "", a) :
+		     snprintf(out + *len, n - *len, "%s%u:%u", *len ? "," : "", a, b);
+	*len = k < 0 || (size_t)k >= n - *len ? n : *len + (size_t)k;
+}
+
+/* Runs of consecutive UIDs, fed one at a time. */
+struct uid_set {
+	char text[120];
+	size_t len;
+	uint32_t a, b;
+	int any;
+};
+
+static void uid_add(struct uid_set *u, uint32_t uid)
+{
+	if (u->any && uid == u->b + 1) {
+		u->b = uid;
+		return;
+	}
+	if (u->any)
+		uid_run(u->text, sizeof(u->text), &u->len, u->a, u->b);
+	u->a = u->b = uid;
+	u->any = 1;
+}
+
+static int uid_done(struct uid_set *u)
+{
+	if (u->any)
+		uid_run(u->text, sizeof(u->text), &u->len, u->a, u->b);
+	return u->len < sizeof(u->text);
+}
+
+static void start_rewrite(struct conn *c, struct imap_session *s, int close_after,
+			  int mode, const char *done);
+
+/* The target's index is up to date (indexed = 1) or could not be read:
+ * flags of the new messages, the UIDPLUS answer, then MOVE's expunge. */
+static void new_done(struct conn *c, struct imap_session *s, int indexed)
+{
+	static struct uid_set src, dst;
+	struct mbx *m = &s->tmp;
+	struct idx_rec r, sr;
+	uint32_t k = m->hdr.count, i = 0;
+	char text[300];
+	int kind = s->open_kind, same = s->have_sel && same_mbx(m, &s->sel);
+
+	memset(&src, 0, sizeof(src));
+	memset(&dst, 0, sizeof(dst));
+	/* The first new record: the first at or after new_off. */
+	for (uint32_t lo = 0, hi = indexed ? m->hdr.count : 0; lo < hi;) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (get_rec(m, mid, &r) != 0) {
+			indexed = 0;
+			break;
+		}
+		if (r.off < s->new_off)
+			lo = mid + 1;
+		else
+			hi = k = mid;
+	}
+	for (; indexed && k < m->hdr.count; k++) {
+		if (get_rec(m, k, &r) != 0)
+			break;
+		if (kind == OPEN_APPEND) {
+			r.flags = s->app_flags;
+		} else {
+			for (; i < s->sel.hdr.count; i++)
+				if (get_rec(&s->sel, i, &sr) == 0 && in_set(s, i, &sr))
+					break;
+			if (i == s->sel.hdr.count)
+				break;
+			r.flags = sr.flags;
+			uid_add(&src, sr.uid);
+			i++;
+		}
+		if (r.flags && idx_put(&m->rd, k, &r) != 0)
+			break;
+		uid_add(&dst, r.uid);
+		if (kind == OPEN_APPEND)
+			break;
+	}
+	if (kind == OPEN_APPEND && CONFIG_IMAP_UIDPLUS && dst.any && uid_done(&dst))
+		snprintf(text, sizeof(text), "[APPENDUID %u %s] APPEND completed",
+			 m->hdr.uidvalidity, dst.text);
+	else if (kind == OPEN_COPY && CONFIG_IMAP_UIDPLUS && dst.any &&
+		 uid_done(&src) && uid_done(&dst))
+		snprintf(text, sizeof(text), "[COPYUID %u %s %s] %s completed",
+			 m->hdr.uidvalidity, src.text, dst.text,
+			 s->copy_move ? "MOVE" : "COPY");
+	else
+		snprintf(text, sizeof(text), "%s completed", kind == OPEN_APPEND ?
+			 "APPEND" : s->copy_move ? "MOVE" : "COPY");
+	tell_changed(s, m->dir, m->name);
+	mbx_close(m);
+	imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+	conn_resume(c);
+	if (kind == OPEN_COPY && s->copy_move) {
+		if (text[0] == '[')
+			conn_printf(c, "* OK %.*s\r\n", (int)(strchr(text, ']') + 1 - text), text);
+		start_rewrite(c, s, 0, RW_MOVE, s->set_uid ? "UID MOVE completed" :
+			      "MOVE completed");
+		return;
+	}
+	if (same)
+		s->need_sync = 1;
+	if (s->have_sel)
+		sync_then_ok(c, s, text);
+	else
+		tagged(c, s, "OK", "%s", text);
+	if (reading_state(s))
+		wait_command(c, s);
+}
+
+/* Checks a sequence set against the selected mailbox; the set's "*". */
+static int set_check(struct conn *c, struct imap_session *s, const char *set,
+		     size_t sl, int uid)
+{
+	struct idx_rec r;
+
+	s->set = set;
+	s->set_len = sl;
+	s->set_uid = uid;
+	s->set_star = s->sel.hdr.count;
+	if (uid) {
+		s->set_star = 0;
+		if (s->sel.hdr.count && get_rec(&s->sel, s->sel.hdr.count - 1, &r) == 0)
+			s->set_star = r.uid;
+		return 0;
+	}
+	struct seq_iter it;
+	uint32_t lo, hi;
+	seq_iter_init(&it, set, sl);
+	while (seq_next(&it, s->sel.hdr.count, &lo, &hi))
+		if (hi > s->sel.hdr.count || lo == 0) {
+			bad(c, s, "Invalid message sequence number");
+			return -1;
+		}
+	return 0;
+}
+
+static void cmd_copy(struct conn *c, struct imap_session *s, struct ip *ip, int uid,
+		     int move)
+{
+	const char *set, *st, *err;
+	char *name;
+	size_t sl, nl;
+	struct idx_rec r;
+	uint32_t n = 0;
+
+	if (ip_sp(ip) || ip_seqset(ip, &set, &sl) || ip_sp(ip) ||
+	    ip_astring(ip, &name, &nl) || ip_end(ip)) {
+		bad(c, s, move ? "Syntax: MOVE set mailbox" : "Syntax: COPY set mailbox");
+		return;
+	}
+	if (set_check(c, s, set, sl, uid) != 0)
+		return;
+	if (move && s->sel.readonly) {
+		tagged(c, s, "NO", "Mailbox is read-only");
+		return;
+	}
+	if (target_set(c, s, name, nl, &st, &err) != 0) {
+		tagged(c, s, st, "%s", err);
+		return;
+	}
+	for (uint32_t i = 0; i < s->sel.hdr.count; i++)
+		if (get_rec(&s->sel, i, &r) == 0 && in_set(s, i, &r))
+			n++;
+	s->copy_move = move;
+	if (n == 0) {
+		/* UID sets may name nothing that exists. */
+		mbx_close(&s->tmp);
+		tagged(c, s, "OK", "No messages");
+		return;
+	}
+	s->copy_i = 0;
+	s->lock_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
+	imap_enter(c, s, IMAP_COPY);
+	conn_suspend(c);
+	copy_step(c, s);
+}
+
+static void cmd_copy_(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	cmd_copy(c, s, ip, 0, 0);
+}
+
+static void cmd_move(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	cmd_copy(c, s, ip, 0, 1);
+}
+
+static void cmd_uid_expunge(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	const char *set;
+	size_t sl;
+
+	if (ip_sp(ip) || ip_seqset(ip, &set, &sl) || ip_end(ip)) {
+		bad(c, s, "Syntax: UID EXPUNGE set");
+		return;
+	}
+	if (s->sel.readonly) {
+		tagged(c, s, "NO", "Mailbox is read-only");
+		return;
+	}
+	set_check(c, s, set, sl, 1);
+	start_rewrite(c, s, 0, RW_UID_EXPUNGE, "UID EXPUNGE completed");
+}
+
+/* APPEND whose message is not a literal (append_begin takes those). */
+static void cmd_append(struct conn *c, struct imap_session *s, struct ip *ip)
 {
 	(void)ip;
-	tagged(c, s, "NO", "[CANNOT] Not supported by this server");
+	bad(c, s, "Syntax: APPEND mailbox [(flags)] [date-time] {size}");
 }
 
 /* ---- commands --------------------------------------------------------- */
@@ -2869,7 +3442,7 @@ static const struct imap_cmd commands[] = {
 	{ "CREATE", AUTHED, cmd_create },
 	{ "DELETE", AUTHED, cmd_delete },
 	{ "RENAME", AUTHED, cmd_rename },
-	{ "APPEND", AUTHED, cmd_nosupport },
+	{ "APPEND", AUTHED, cmd_append },
 	{ "CHECK", ST(IMAP_SELECTED), cmd_check },
 	{ "CLOSE", ST(IMAP_SELECTED), cmd_close },
 	{ "UNSELECT", ST(IMAP_SELECTED), cmd_unselect },
@@ -2878,8 +3451,8 @@ static const struct imap_cmd commands[] = {
 	{ "STORE", ST(IMAP_SELECTED), cmd_store_ },
 	{ "SEARCH", ST(IMAP_SELECTED), cmd_search_ },
 	{ "UID", ST(IMAP_SELECTED), cmd_uid },
-	{ "COPY", ST(IMAP_SELECTED), cmd_nosupport },
-	{ "MOVE", ST(IMAP_SELECTED), cmd_nosupport },
+	{ "COPY", ST(IMAP_SELECTED), cmd_copy_ },
+	{ "MOVE", ST(IMAP_SELECTED), CONFIG_IMAP_MOVE ? cmd_move : NULL },
 };
 
 static void command(struct conn *c, struct imap_session *s)
@@ -2939,13 +3512,20 @@ static int read_command(struct conn *c, struct imap_session *s)
 			return 0;
 		if (s->lit_left > 0) {
 			size_t n = avail < s->lit_left ? avail : (size_t)s->lit_left;
-			if (!s->lit_skip) {
+			int msg = s->app_mode && !s->app_rest;
+			if (msg) {
+				append_feed(s, p, n);
+			} else if (!s->lit_skip) {
 				memcpy(s->cmd + s->clen, p, n);
 				s->clen += n;
 			}
 			in->off += n;
 			s->lit_left -= n;
-			if (s->lit_left == 0) {
+			if (s->lit_left == 0 && msg) {
+				/* The message is in; the rest of its line comes. */
+				s->app_rest = 1;
+				s->clen = s->line0 = 0;
+			} else if (s->lit_left == 0) {
 				s->line0 = s->clen;
 				if (s->lit_skip) {
 					s->lit_skip = 0;
@@ -2992,6 +3572,8 @@ static int read_command(struct conn *c, struct imap_session *s)
 			logout_now(c, s);
 			return 0;
 		}
+		if (rc > 0 && !s->app_rest && append_begin(c, s, lit, plus))
+			continue;
 		if (rc < 0 || lit > IMAP_CMD_MAX - 2 - s->clen) {
 			struct ip ip;
 			const char *tag;
@@ -3065,9 +3647,10 @@ static void imap_input(struct conn *c)
 		}
 		if (read_command(c, s) != 1)
 			return;
-		command(c, s);
-		explicit_bzero(s->cmd, s->clen);
-		s->clen = s->line0 = 0;
+		if (s->app_rest)
+			append_end(c, s);
+		else
+			command(c, s);
 		if (c->w.fd >= 0 && reading_state(s))
 			wait_command(c, s);
 	}
@@ -3089,6 +3672,12 @@ static void imap_timeout(struct conn *c)
 		return;
 	case IMAP_REWRITE:
 		rewrite_step(c, s, 0);
+		return;
+	case IMAP_APPEND:
+		append_step(c, s);
+		return;
+	case IMAP_COPY:
+		copy_step(c, s);
 		return;
 	case IMAP_BUSY:
 		if (!conn_out_pending(c)) {
@@ -3131,6 +3720,7 @@ static int imap_open(struct conn *c)
 	memset(s, 0, offsetof(struct imap_session, cmd));
 	s->sel.mfd = s->sel.ifd = s->tmp.mfd = s->tmp.ifd = -1;
 	s->old_ifd = -1;
+	s->app_fd = -1;
 	s->lock.fd = -1;
 	s->state = IMAP_NOAUTH;
 	s->clen = s->line0 = 0;
@@ -3162,6 +3752,12 @@ static void imap_close(struct conn *c)
 		idx_rewrite_abort(&s->u.rw);
 		s->rw_live = 0;
 	}
+	if (s->state == IMAP_COPY && s->locked)
+		mbox_rollback(&s->lock);        /* a copy cut short: none of it */
+	if (s->app_fd >= 0)
+		close(s->app_fd);
+	s->app_fd = -1;
+	explicit_bzero(s->cmd, s->clen);
 	upd_abort(s);
 	mbx_close(&s->tmp);
 	close_sel(s);

@@ -194,5 +194,168 @@ class ImapFolders(ImapBase):
             m.logout()
 
 
+class ImapAppendCopyMove(ImapBase):
+
+    def setUp(self):
+        super().setUp()
+        for u in ("alice", "bob"):
+            shutil.rmtree(self.server.path("mail", ".postie", "folders", u),
+                          ignore_errors=True)
+
+    def uids(self, m, crit="ALL"):
+        typ, data = m.uid("SEARCH", None, crit)
+        self.assertEqual(typ, "OK", data)
+        return [int(x) for x in data[0].split()]
+
+    def test_append_flags_date_appenduid(self):
+        t = token("ap")
+        body = ("From: a@example.net\r\nSubject: appended\r\n\r\n"
+                "line one %s\r\nFrom the start\r\n>From quoted\r\nlast\r\n" % t)
+        m = self.server.imap()
+        try:
+            self.assertIn("UIDPLUS", m.capabilities)
+            typ, data = m.append("Drafts", "(\\Draft \\Seen $Kw)",
+                                 '"05-Mar-2026 10:20:30 +0100"', body.encode())
+            self.assertEqual(typ, "OK", data)
+            mo = re.search(rb"APPENDUID (\d+) (\d+)", data[0])
+            self.assertTrue(mo, data)
+            self.assertEqual(m.select("Drafts")[0], "OK")
+            typ, data = m.uid("FETCH", mo.group(2).decode(),
+                              "(FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])")
+            self.assertEqual(typ, "OK", data)
+            meta = data[0][0]
+            self.assertIn(b"\\Draft", meta)
+            self.assertIn(b"\\Seen", meta)
+            self.assertIn(b'"05-Mar-2026 09:20:30 +0000"', meta)
+            self.assertEqual(data[0][1], body.encode())
+            self.assertIn(b"RFC822.SIZE %d" % len(body), meta)
+            self.assertEqual(self.uids(m), [int(mo.group(2))])
+        finally:
+            m.logout()
+        # On disk: plain mboxrd that mutt's parser reads back.
+        raw = open(folder_path(self.server, "alice", "Drafts"), "rb").read()
+        self.assertTrue(raw.startswith(b"From MAILER-DAEMON "), raw[:60])
+        self.assertIn(b"\n>From the start\n>>From quoted\n", raw)
+        self.assertNotIn(b"\r", raw)
+        bodies = mbox_bodies(folder_path(self.server, "alice", "Drafts"))
+        self.assertEqual(len(bodies), 1)
+        self.assertIn("From the start", bodies[0])
+
+    def test_append_errors_and_literal_plus(self):
+        r = self.raw()
+        try:
+            r.login()
+            # No such folder: TRYCREATE before the literal is sent.
+            r.send("a APPEND Nope {5}\r\n")
+            out = r.until("a")
+            self.assertIn("a NO [TRYCREATE]", out[-1])
+            # LITERAL+: the message comes anyway and is dropped.
+            r.send("b APPEND Nope {5+}\r\nhello\r\n")
+            self.assertIn("b NO [TRYCREATE]", r.until("b")[-1])
+            r.send("c APPEND INBOX {0}\r\n")
+            self.assertTrue(r.until("c")[-1].startswith("c NO"))
+            # Over max_message_size: refused before a byte is read.
+            r.send("d APPEND INBOX {999999999999}\r\n")
+            self.assertIn("d NO [TOOBIG]", r.until("d")[-1])
+            # A good one with LITERAL+ and a mailbox name as a literal.
+            r.send("e APPEND {5+}\r\nINBOX {18+}\r\nSubject: x\r\n\r\nhi\r\n\r\n")
+            out = r.until("e")
+            self.assertTrue(out[-1].startswith("e OK [APPENDUID "), out)
+            # MULTIAPPEND is not offered.
+            r.send("f APPEND INBOX {3+}\r\nabc {3+}\r\ndef\r\n")
+            out = r.until("f"); self.assertTrue(out[-1].startswith("f BAD"), out)
+            r.send("g APPEND INBOX (\\Bogus) {3+}\r\nabc\r\n")
+            self.assertTrue(r.until("g")[-1].startswith("g BAD"))
+            out = r.cmd("h", "STATUS INBOX (MESSAGES)")
+            self.assertIn("MESSAGES 1", out[0])
+        finally:
+            r.close()
+
+    def test_append_to_selected_mailbox_sends_exists(self):
+        m = self.server.imap()
+        other = self.server.imap()
+        try:
+            m.select("INBOX")
+            other.select("INBOX")
+            typ, data = m.append("INBOX", None, None, b"Subject: s\r\n\r\nbody\r\n")
+            self.assertEqual(typ, "OK")
+            self.assertEqual(m.untagged_responses.get("EXISTS")[-1], b"1")
+            typ, data = other.noop()
+            self.assertEqual(other.untagged_responses.get("EXISTS")[-1], b"1")
+        finally:
+            m.logout()
+            other.logout()
+
+    def test_copy_move_uid_expunge_on_disk(self):
+        t = [token("cm%d" % i) for i in range(6)]
+        self.server.set_mbox("alice", mbox_text([msg(x) for x in t]))
+        m = self.server.imap()
+        try:
+            m.create("Keep")
+            m.select("INBOX")
+            m.store("2", "+FLAGS", "(\\Flagged)")
+            u = self.uids(m)
+            typ, data = m.copy("1:2", "Keep")
+            self.assertEqual(typ, "OK", data)
+            mo = re.search(rb"COPYUID (\d+) (\S+) (\S+)\]", data[0])
+            self.assertTrue(mo, data)
+            self.assertEqual(mo.group(2), b"%d:%d" % (u[0], u[1]))
+            typ, data = m.copy("1", "Nope")
+            self.assertIn(b"TRYCREATE", data[0])
+            # MOVE: COPYUID untagged, then EXPUNGE answers.
+            typ, data = m._simple_command("MOVE", "3", "Trash")
+            self.assertEqual(typ, "OK", data)
+            self.assertTrue(m.untagged_responses.pop("COPYUID", None) or
+                            any(b"COPYUID" in x for x in
+                                m.untagged_responses.pop("OK", [])))
+            self.assertEqual(m.untagged_responses.pop("EXPUNGE", None), [b"3"])
+            # UID MOVE and UID EXPUNGE touch only what they name.
+            typ, data = m.uid("MOVE", str(u[5]), "Trash")
+            self.assertEqual(typ, "OK", data)
+            m.store("1:2", "+FLAGS", "(\\Deleted)")
+            typ, data = m.uid("EXPUNGE", str(u[0]))
+            self.assertEqual(typ, "OK", data)
+            self.assertEqual(self.uids(m), [u[1], u[3], u[4]])
+            self.assertEqual(self.uids(m, "DELETED"), [u[1]])
+            # Nothing matches: fine for UID forms.
+            self.assertEqual(m.uid("COPY", "99999", "Keep")[0], "OK")
+            m.select("Keep")
+            typ, data = m.fetch("1:*", "(FLAGS)")
+            self.assertEqual(len(data), 2)
+            self.assertIn(b"\\Flagged", data[1])
+            self.assertNotIn(b"\\Flagged", data[0])
+        finally:
+            m.logout()
+        inbox = mbox_bodies(self.server.path("mail", "alice"))
+        self.assertEqual([t[i] in b for i, b in zip((1, 3, 4), inbox)], [True] * 3)
+        self.assertEqual(len(inbox), 3)
+        keep = mbox_bodies(folder_path(self.server, "alice", "Keep"))
+        self.assertEqual(len(keep), 2)
+        self.assertIn(t[0], keep[0])
+        self.assertIn(t[1], keep[1])
+        trash = mbox_bodies(folder_path(self.server, "alice", "Trash"))
+        self.assertEqual(len(trash), 2)
+        self.assertIn(t[2], trash[0])
+        self.assertIn(t[5], trash[1])
+
+    def test_copy_to_same_mailbox_and_large_copy(self):
+        big = "x" * 1000 + "\n"
+        t = [token("lc%d" % i) for i in range(40)]
+        self.server.set_mbox("alice", mbox_text([msg(x, extra=big * 60) for x in t]))
+        m = self.server.imap()
+        try:
+            m.select("INBOX")
+            typ, data = m.copy("1:*", "INBOX")
+            self.assertEqual(typ, "OK", data)
+            self.assertEqual(m.untagged_responses.get("EXISTS")[-1], b"80")
+            typ, data = m.copy("1:*", "Junk")
+            self.assertEqual(typ, "OK", data)
+            typ, data = m.status("Junk", "(MESSAGES)")
+            self.assertIn(b"MESSAGES 80", data[0])
+        finally:
+            m.logout()
+        self.assertEqual(len(mbox_bodies(folder_path(self.server, "alice", "Junk"))), 80)
+
+
 if __name__ == "__main__":
     unittest.main()
