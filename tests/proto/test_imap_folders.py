@@ -54,6 +54,7 @@ class ImapFolders(ImapBase):
             shutil.rmtree(self.server.path("mail", ".postie", "folders", u),
                           ignore_errors=True)
 
+    @harness.need_feature("imap:special-use")
     def test_first_login_makes_special_use_folders(self):
         m = self.server.imap()
         try:
@@ -194,6 +195,10 @@ class ImapFolders(ImapBase):
             m.logout()
 
 
+@harness.need_feature("imap:special-use")
+@harness.need_feature("imap:uidplus")
+@harness.need_feature("imap:move")
+@harness.need_feature("imap:literal+")
 class ImapAppendCopyMove(ImapBase):
 
     def setUp(self):
