@@ -457,9 +457,9 @@ class Mbsync(MbsyncBase):
         m = self.server.imap()
         try:
             self.assertEqual(m.create("Projects/2026")[0], "OK")
+            uid = self.view("Work", m)[t["w1"]][0]
             m.select("Work")
-            typ, data = m.uid("MOVE", str(self.view("Work", m)[t["w1"]][0]),
-                              "Projects/2026")
+            typ, data = m.uid("MOVE", str(uid), "Projects/2026")
             self.assertEqual(typ, "OK", data)
         finally:
             m.logout()
