@@ -179,20 +179,6 @@ class ClientBase(ImapBase):
             if own:
                 m.logout()
 
-    def imap_features(self):
-        m = self.server.imap()
-        try:
-            return set(m.capabilities)
-        finally:
-            m.logout()
-
-    def need_folder_commands(self):
-        """CREATE/APPEND/COPY/MOVE (UIDPLUS, MOVE in CAPABILITY)."""
-        caps = self.imap_features()
-        if not {"UIDPLUS", "MOVE"} <= caps:
-            self.skipTest("server without UIDPLUS/MOVE: the folder commands "
-                          "(CREATE, APPEND, COPY, MOVE) are not in this build yet")
-
 
 # ---- mbsync ----------------------------------------------------------------
 
@@ -427,11 +413,14 @@ class Mbsync(MbsyncBase):
         self.assert_same()
         self.assert_noop("STARTTLS")
 
+    # Without APPENDUID, mbsync 1.4 looks for what it appended by X-TUID and
+    # rejects the (well-formed) answer: "received extraneous data in FETCH
+    # response", its own bug (the header fetch runs in no fetch state).
+    @harness.need_feature("imap:uidplus")
     def test_mbsync_imaps_folders_both_ways(self):
         """Move a message to another folder, add one to a folder, make a new
         folder (with a level of hierarchy) locally; push; all of it on the
         server's disk; and the other way round; over imaps."""
-        self.need_folder_commands()
         t = self.seed()
         self.pull(t, "IMAPS")
         self.md.move("INBOX", t["i4"], "Archive")
@@ -457,9 +446,14 @@ class Mbsync(MbsyncBase):
         m = self.server.imap()
         try:
             self.assertEqual(m.create("Projects/2026")[0], "OK")
-            uid = self.view("Work", m)[t["w1"]][0]
+            uid = str(self.view("Work", m)[t["w1"]][0])
             m.select("Work")
-            typ, data = m.uid("MOVE", str(uid), "Projects/2026")
+            if "MOVE" in m.capabilities:
+                typ, data = m.uid("MOVE", uid, "Projects/2026")
+            else:
+                typ, data = m.uid("COPY", uid, "Projects/2026")
+                m.uid("STORE", uid, "+FLAGS.SILENT", "(\\Deleted)")
+                m.expunge()
             self.assertEqual(typ, "OK", data)
         finally:
             m.logout()
@@ -472,9 +466,10 @@ class Mbsync(MbsyncBase):
 
 class MbsyncIdle(MbsyncBase):
 
+    @harness.need_feature("imap:idle")
     def test_idle_session_sees_mbsync_changes(self):
         """A session in IDLE on INBOX sees mbsync's flag changes, expunge
-        and (with APPEND) new message as untagged FETCH/EXPUNGE/EXISTS."""
+        and new message (APPEND) as untagged FETCH/EXPUNGE/EXISTS."""
         t = self.seed()
         self.mbsync("IMAPS")
         r = Raw(self.server.imap_port)
@@ -496,20 +491,18 @@ class MbsyncIdle(MbsyncBase):
             self.assertTrue(any(re.match(r"\* 2 FETCH \(.*FLAGS \(\\Flagged\)", l)
                                 for l in got), got)
             self.assertEqual(got.count("* 3 EXPUNGE"), 1, got)
-            appended = None
-            if {"UIDPLUS"} <= self.imap_features():
-                appended = token("i6")
-                self.md.add("INBOX", msg(appended).encode(), "S")
-                self.mbsync("IMAPS")
-                got = []
-                while not any(l.endswith(" EXISTS") for l in got):
-                    got.append(r.line(timeout=IO_TIMEOUT))
-                self.assertIn("* 5 EXISTS", got)
+            appended = token("i6")
+            self.md.add("INBOX", msg(appended).encode(), "S")
+            self.mbsync("IMAPS")
+            got = []
+            while not any(l.endswith(" EXISTS") for l in got):
+                got.append(r.line(timeout=IO_TIMEOUT))
+            self.assertIn("* 5 EXISTS", got)
             r.send("DONE\r\n")
             self.assertTrue(r.until("I")[-1].startswith("I OK"))
             out = r.cmd("F", "FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
             subjects = re.findall(r"^Subject: (\S+)", "\n".join(out), re.M)
-            want = [t["i1"], t["i2"], t["i4"], t["i5"]] + ([appended] if appended else [])
+            want = [t["i1"], t["i2"], t["i4"], t["i5"], appended]
             self.assertEqual(subjects, want)
         finally:
             r.close()
@@ -686,7 +679,6 @@ class Mutt(MbsyncBase):
         self.check_other_client_sees({"INBOX": {t[0]: "S", t[1]: "F", t[3]: ""}})
 
     def test_mutt_save_to_new_folder(self):
-        self.need_folder_commands()
         p, t = self.mutt_inbox(3)
         self.jump(p, 2)
         p.send("s")                     # save to =Archive, a new folder
