@@ -266,7 +266,8 @@ struct aliases *aliases_load(const char *path, const struct conf *c,
 			goto fail;
 		}
 	}
-	qsort(a->v, (size_t)a->n, sizeof(*a->v), cmp_alias);
+	if (a->n > 1)
+		qsort(a->v, (size_t)a->n, sizeof(*a->v), cmp_alias);
 	for (int i = 0; i < a->n; i++) {
 		struct walk w = { .a = a, .u = u, .fn = count_only };
 		if (i > 0 && strcmp(a->v[i].name, a->v[i - 1].name) == 0) {

@@ -138,7 +138,8 @@ struct users *users_load(const char *path, char *err, size_t errlen)
 		}
 		u->n++;
 	}
-	qsort(u->v, (size_t)u->n, sizeof(*u->v), cmp_user);
+	if (u->n > 1)
+		qsort(u->v, (size_t)u->n, sizeof(*u->v), cmp_user);
 	for (int i = 1; i < u->n; i++) {
 		if (strcmp(u->v[i].name, u->v[i - 1].name) == 0) {
 			snprintf(err, errlen, "%s: user '%s' listed twice", path,

@@ -292,6 +292,23 @@ void test_aliases(void)
 		CHECK(a == NULL && strstr(err, bad[i].err), "bad %zu: %s", i, err);
 		aliases_free(a);
 	}
+	/* fuzz_users/fuzz_aliases: an empty or comment-only file is an
+	 * empty table (qsort was called on a NULL array, UB under UBSan). */
+	static const char *const empty[] = { "", "# nothing\n\n" };
+	for (size_t i = 0; i < ARRAY_LEN(empty); i++) {
+		struct users *eu;
+
+		write_file("aliases", empty[i]);
+		a = aliases_load(path, c, u, err, sizeof(err));
+		CHECK(a != NULL && aliases_expand(a, u, "x", 1, collect, got) == 0,
+		      "empty aliases %zu: %s", i, err);
+		aliases_free(a);
+		write_file("users", empty[i]);
+		eu = users_load(upath, err, sizeof(err));
+		CHECK(eu != NULL && eu->n == 0 && users_find(eu, "a", 1) < 0,
+		      "empty users %zu: %s", i, err);
+		users_free(eu);
+	}
 	users_free(u);
 	conf_free(c);
 }
