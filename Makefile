@@ -152,7 +152,7 @@ ifneq ($(CONFIG_IMAP),y)
 FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_imap_parse.c tests/fuzz/fuzz_mime.c tests/fuzz/fuzz_imap_session.c tests/fuzz/fuzz_folder.c,$(FUZZ_SRCS))
 endif
 ifneq ($(CONFIG_RELAY),y)
-FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_smtp_reply.c tests/fuzz/fuzz_mime7.c,$(FUZZ_SRCS))
+FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_smtp_reply.c tests/fuzz/fuzz_mime7.c tests/fuzz/fuzz_smtp_out.c,$(FUZZ_SRCS))
 endif
 ifneq ($(CONFIG_ALIASES),y)
 FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_aliases.c,$(FUZZ_SRCS))
@@ -177,15 +177,15 @@ run: all
 check:
 	@tests/check.sh
 
+# BENCH_ARGS=--quick: the short run. The table: build/bench/table.md.
 bench: all
-	@tests/bench/bench.sh
-	@tests/bench/mailbox_bench.sh
+	@tests/bench/bench_all.sh $(BENCH_ARGS)
 
 size:
 	@tests/bench/size.sh
 
 fuzz:
-	@tests/fuzz/fuzz.sh 300
+	@tests/fuzz/fuzz.sh $${FUZZ_SECONDS:-300}
 
 clean:
 	rm -rf build

@@ -100,7 +100,7 @@ stage test-imap-bare test_cfg imap-bare --quick test_imap test_imap_folders
 stage build-asan make -s $J TARGET=asan all test-tools
 stage unit-asan build/asan/tests/unit
 stage proto-asan env POSTIE_BIN=build/asan/postie $PY tests/proto/run.py
-stage fuzz tests/fuzz/fuzz.sh "${FUZZ_SECONDS:-10}"
+stage fuzz tests/fuzz/fuzz.sh "${FUZZ_SECONDS:-8}"
 
 if [ -x tests/cross.sh ]; then
 	stage cross tests/cross.sh

@@ -1,30 +1,63 @@
 #!/bin/bash
-# tests/fuzz/fuzz.sh SECONDS: builds the libFuzzer targets (TARGET=fuzz) and
-# runs each for SECONDS over its seed corpus in tests/fuzz/corpus/NAME; new
-# inputs go to build/fuzz/corpus/NAME, crashes to build/fuzz/crashes/.
-# Prints "fuzz: N passed, N failed".
+# tests/fuzz/fuzz.sh SECONDS [NAME...]: builds the libFuzzer targets
+# (TARGET=fuzz) and runs each (or the NAMEs given: fuzz_NAME) for SECONDS
+# over its seed corpus in tests/fuzz/corpus/NAME; new inputs go to
+# build/fuzz/corpus/NAME, crashes to build/fuzz/crashes/. FUZZ_JOBS targets
+# run at once (default 2, the machine's cores). Prints one line per target
+# with its run count and "fuzz: N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
+shift
+jobs=${FUZZ_JOBS:-2}
 tests/install-deps.sh check
 make -s TARGET=fuzz fuzzers -j2 >/dev/null || { echo "fuzz: build failed"; echo "fuzz: 0 passed, 1 failed"; exit 1; }
-pass=0 fail=0
-mkdir -p build/fuzz/crashes
-for f in build/fuzz/fuzz/fuzz_*; do
-	name=${f##*/fuzz_}
+mkdir -p build/fuzz/crashes build/fuzz/status
+targets=()
+if [ $# -gt 0 ]; then
+	for n in "$@"; do targets+=("build/fuzz/fuzz/fuzz_$n"); done
+else
+	targets=(build/fuzz/fuzz/fuzz_*)
+fi
+
+run_one() { # BINARY: one target, its verdict in build/fuzz/status/NAME
+	local f=$1 name=${1##*/fuzz_} seed work log
 	seed=tests/fuzz/corpus/$name
 	work=build/fuzz/corpus/$name
+	log=build/fuzz/$name.log
 	mkdir -p "$work" "$seed"
+	if [ ! -x "$f" ]; then
+		echo "fuzz $name: FAILED, no such target" >"build/fuzz/status/$name"
+		return
+	fi
 	if timeout $((secs + 60)) "$f" -max_total_time="$secs" -timeout=10 \
 		-rss_limit_mb=1024 -artifact_prefix=build/fuzz/crashes/"$name"- \
-		-print_final_stats=0 "$work" "$seed" >build/fuzz/"$name".log 2>&1; then
-		pass=$((pass + 1))
-		echo "fuzz $name: ok ($(grep -c . build/fuzz/"$name".log) log lines, $(ls "$work" | wc -l) corpus)"
+		-print_final_stats=1 "$work" "$seed" >"$log" 2>&1; then
+		echo "fuzz $name: ok ($(sed -n 's/^stat::number_of_executed_units: *//p' "$log") runs in ${secs} s, $(ls "$work" | wc -l) corpus)" >"build/fuzz/status/$name"
 	else
-		fail=$((fail + 1))
-		echo "fuzz $name: FAILED, see build/fuzz/$name.log:"
-		grep -E "ERROR|SUMMARY|Test unit written" build/fuzz/"$name".log | head -5
+		{
+			echo "fuzz $name: FAILED, see $log:"
+			grep -E "ERROR|SUMMARY|runtime error|Test unit written" "$log" | head -5
+		} >"build/fuzz/status/$name"
 	fi
+}
+
+rm -f build/fuzz/status/*
+running=0
+for f in "${targets[@]}"; do
+	if [ "$running" -ge "$jobs" ]; then
+		wait -n
+		running=$((running - 1))
+	fi
+	run_one "$f" &
+	running=$((running + 1))
+done
+wait
+pass=0 fail=0
+for f in "${targets[@]}"; do
+	s=build/fuzz/status/${f##*/fuzz_}
+	cat "$s"
+	if head -1 "$s" | grep -q ': ok '; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
 done
 echo "fuzz: $pass passed, $fail failed"
 [ "$fail" = 0 ]
