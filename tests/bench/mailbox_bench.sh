@@ -1,11 +1,27 @@
 #!/bin/bash
-# tests/bench/mailbox_bench.sh [--quick] — POP3 on a large mbox: postie next
-# to Dovecot, same machine, same run, the SAME mbox file, as ratios
-# postie/Dovecot (DESIGN.md §7: "POP3 STAT/RETR times on a 10,000-message
-# mbox").
+# tests/bench/mailbox_bench.sh [--quick] — POP3 and IMAP on a large mbox:
+# postie next to Dovecot, same machine, same run, the SAME mbox file, as
+# ratios postie/Dovecot (DESIGN.md §7: "IMAP SELECT/FETCH and POP3 STAT/RETR
+# times on a 10,000-message mbox"; issue 7 item 8).
 #
-#   POSTIE_BIN=FILE  measure that binary instead of building one.
-#   --quick   1,000 messages (default: 10,000), ~2 KB each; 3 runs either way.
+#   POSTIE_BIN=FILE  measure that binary instead of building one (it must
+#             have IMAP and TLS and room for 2 x IDLE_SESSIONS connections).
+#   --quick   1,000 messages (default: 10,000), ~2 KB each; 3 runs either
+#             way; idle windows of 10 s instead of 60 s.
+#
+# IMAP (when the binary has it): the same rounds with imaplib: LOGIN,
+# SELECT INBOX, FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE), FETCH 1:*
+# (BODY.PEEK[]) (every message; \Seen untouched), SEARCH TEXT "quoted"
+# (the word of every 50th message's ">From " line), LOGOUT; cold and warm
+# as for POP3. Then, per server, IDLE_SESSIONS (100) sessions that log in,
+# SELECT INBOX and IDLE, plain (imap) and TLS (imaps, TLS 1.2, a self-
+# signed EC P-256 certificate in build/mbench/tls for both): server RSS and
+# PSS before and with them, their context switches over the idle window.
+# And both servers with no client at all: context switches over the idle
+# window (wake-ups per idle minute). Dovecot gets ssl = yes with the same
+# certificate, default_process_limit = 300 and mail_max_userip_connections
+# = 300 (its defaults, 100 and 10, would refuse 100 sessions of one user
+# from one address); nothing else of its defaults changes.
 #
 # What it does (everything on 127.0.0.1, every wait bounded):
 #  1. Installs what is missing: dovecot-pop3d and dovecot-imapd (the IMAP
@@ -78,7 +94,10 @@ for a in "$@"; do
 	esac
 done
 N=10000
-[ "$QUICK" = 1 ] && N=1000
+IDLE_WINDOW=60
+if [ "$QUICK" = 1 ]; then N=1000; IDLE_WINDOW=10; fi
+IDLE_SESSIONS=100
+SEARCH_WORD=quoted
 RUNS=3
 MUSER=demo
 MPASS=mbench-password
@@ -144,13 +163,24 @@ if [ -n "${POSTIE_BIN:-}" ]; then
 	POSTIE_BIN=$(cd "$(dirname "$POSTIE_BIN")" && pwd)/$(basename "$POSTIE_BIN")
 	BUILD_NOTE="given binary (POSTIE_BIN)"
 else
-	say "building postie (${CONFIG_SRC:-$([ -f .config ] && echo .config || echo Kconfig defaults)})"
-	timeout 600 make -s O="$B/obj" >"$B/build.log" 2>&1 ||
+	# The repo .config (or the Kconfig defaults) with IMAP on and room for
+	# the IDLE sessions (plain and TLS at once, and the timed sessions).
+	{
+		if [ -f .config ]; then grep -v '^CONFIG_MAX_CONNECTIONS=\|^CONFIG_MAX_TLS_SESSIONS=\|^# CONFIG_IMAP is not set\|^CONFIG_IMAP=' .config; fi
+		echo "CONFIG_IMAP=y"
+		echo "CONFIG_MAX_CONNECTIONS=256"
+		echo "CONFIG_MAX_TLS_SESSIONS=256"
+	} >"$B/bench.config"
+	say "building postie ($([ -f .config ] && echo .config || echo Kconfig defaults) + CONFIG_IMAP=y, CONFIG_MAX_CONNECTIONS=256, CONFIG_MAX_TLS_SESSIONS=256)"
+	timeout 600 make -s O="$B/obj" CONFIG_SRC="$B/bench.config" >"$B/build.log" 2>&1 ||
 		{ tail -20 "$B/build.log" >&2; die "postie build failed (see $B/build.log)"; }
 	POSTIE_BIN=$BA/obj/postie
-	BUILD_NOTE="make O=$B/obj ($([ -f .config ] && echo .config || echo Kconfig defaults))"
+	BUILD_NOTE="make O=$B/obj CONFIG_SRC=$B/bench.config: $([ -f .config ] && echo .config || echo Kconfig defaults) + CONFIG_IMAP=y, CONFIG_MAX_CONNECTIONS=256, CONFIG_MAX_TLS_SESSIONS=256"
 fi
 "$POSTIE_BIN" -V 2>/dev/null | grep -q '^features:.* pop3' || die "this postie has no POP3 (CONFIG_POP3)"
+HAVE_IMAP=0
+"$POSTIE_BIN" -V 2>/dev/null | grep -q '^features:.* imap' && HAVE_IMAP=1
+[ "$HAVE_IMAP" = 1 ] || say "warning: this postie has no IMAP: POP3 rows only"
 POSTIE_VERSION=$("$POSTIE_BIN" -V 2>/dev/null | head -1)
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- src 2>/dev/null || COMMIT="$COMMIT+changes"
@@ -230,6 +260,20 @@ newport() { # NAME: a free port on 127.0.0.1 not handed out before
 newport PORT_POSTIE
 newport PORT_DC_POP3
 newport PORT_DC_IMAP
+newport PORT_P_IMAP
+newport PORT_P_IMAPS
+newport PORT_DC_IMAPS
+
+# A self-signed EC P-256 certificate for both servers' imaps, made once.
+TLSD=$BA/tls
+mkdir -p "$TLSD"
+if [ ! -s "$TLSD/ec.crt" ]; then
+	timeout 120 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+		-subj "/CN=mail.test.lan" -keyout "$TLSD/ec.key" -out "$TLSD/ec.crt" >"$TLSD/openssl.log" 2>&1 ||
+		{ rm -f "$TLSD/ec.crt"; die "openssl req failed ($TLSD/openssl.log)"; }
+fi
+# Dovecot's master reads the key as root; postie as the running user.
+chmod 600 "$TLSD/ec.key"
 
 cat >"$BA/postie/postie.conf" <<EOF
 hostname mail.test.lan
@@ -240,11 +284,24 @@ spool_dir $BA/postie/spool
 local_domains test.lan
 plaintext_auth_networks 127.0.0.0/8
 dns_server 127.0.0.53:9
+max_connections 256
 EOF
+if [ "$HAVE_IMAP" = 1 ]; then
+	cat >>"$BA/postie/postie.conf" <<EOF
+listen imap 127.0.0.1:$PORT_P_IMAP
+listen imaps 127.0.0.1:$PORT_P_IMAPS
+tls_cert $TLSD/ec.crt
+tls_key $TLSD/ec.key
+max_tls_sessions 256
+EOF
+fi
 timeout 10 "$POSTIE_BIN" -t -c "$BA/postie/postie.conf" >"$BA/postie/check.log" 2>&1 ||
 	{ cat "$BA/postie/check.log" >&2; die "postie -t rejected the configuration"; }
-(cd "$BA/postie" && exec "$POSTIE_BIN" -c postie.conf >postie.log 2>&1) &
-POSTIE_PID=$!
+start_postie() { # a fresh postie process (foreground child), log appended
+	(cd "$BA/postie" && exec "$POSTIE_BIN" -c postie.conf >>postie.log 2>&1) &
+	POSTIE_PID=$!
+}
+start_postie
 
 DC=$BA/dovecot
 cat >"$DC/dovecot.conf" <<EOF
@@ -255,8 +312,17 @@ state_dir = $DC/state
 log_path = $DC/dovecot.log
 protocols = pop3 imap
 listen = 127.0.0.1
-ssl = no
+ssl = yes
+ssl_cert = <$TLSD/ec.crt
+ssl_key = <$TLSD/ec.key
+ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
+# 100 IDLE sessions of one user from one address (defaults: 100 processes
+# per service, 10 connections per user and address).
+default_process_limit = 300
+protocol imap {
+  mail_max_userip_connections = 300
+}
 auth_mechanisms = plain
 first_valid_uid = $MAIL_UID
 first_valid_gid = $MAIL_GID
@@ -287,7 +353,8 @@ service imap-login {
     port = $PORT_DC_IMAP
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = $PORT_DC_IMAPS
   }
 }
 EOF
@@ -298,10 +365,19 @@ DOVECOT_PID=$!
 
 wait_listen "$PORT_POSTIE" 10 || { cat "$BA/postie/postie.log" >&2; die "postie did not listen on $PORT_POSTIE"; }
 wait_listen "$PORT_DC_POP3" 20 || { cat "$DC/master.log" "$DC/dovecot.log" >&2; die "Dovecot did not listen on $PORT_DC_POP3"; }
-wait_listen "$PORT_DC_IMAP" 10 || say "warning: Dovecot's IMAP listener is not up"
+if [ "$HAVE_IMAP" = 1 ]; then
+	wait_listen "$PORT_DC_IMAP" 10 || die "Dovecot did not listen on $PORT_DC_IMAP"
+	wait_listen "$PORT_P_IMAP" 10 || die "postie did not listen on $PORT_P_IMAP"
+fi
 
 # ---- 5. sessions -----------------------------------------------------------
-server_port() { case $1 in postie) echo "$PORT_POSTIE" ;; dovecot) echo "$PORT_DC_POP3" ;; esac; }
+server_port() { # SERVER [pop3|imap|imaps]
+	case $1:${2:-pop3} in
+	postie:pop3) echo "$PORT_POSTIE" ;; dovecot:pop3) echo "$PORT_DC_POP3" ;;
+	postie:imap) echo "$PORT_P_IMAP" ;; dovecot:imap) echo "$PORT_DC_IMAP" ;;
+	postie:imaps) echo "$PORT_P_IMAPS" ;; dovecot:imaps) echo "$PORT_DC_IMAPS" ;;
+	esac
+}
 server_pid() { case $1 in postie) echo "$POSTIE_PID" ;; dovecot) echo "$DOVECOT_PID" ;; esac; }
 drop_index() {
 	case $1 in
@@ -312,11 +388,13 @@ drop_index() {
 check_mbox() { # WHEN
 	[ "$(stat -c '%i %s %Y' "$MBOX")" = "$MBOX_STAT" ] || die "the mbox changed ($1)"
 }
-session() { # SERVER OUTFILE [--sample]: one POP3 session
-	local s=$1 out=$2
+session() { # SERVER OUTFILE [--sample]: one POP3 session (PROTO=imap: IMAP)
+	local s=$1 out=$2 proto=${PROTO:-pop3} args
 	shift 2
-	timeout 600 "${LIB[@]}" pop3 "$(server_port "$s")" "$MUSER" "$MPASS" "$N" "$@" "$(server_pid "$s")" >"$out" 2>"$out.err" ||
-		{ cat "$out.err" >&2; tail -n 5 "$BA/postie/postie.log" "$DC/dovecot.log" >&2; die "$s: POP3 session failed"; }
+	args=("$proto" "$(server_port "$s" "$proto")" "$MUSER" "$MPASS" "$N")
+	[ "$proto" = pop3 ] || args+=("$SEARCH_WORD")
+	timeout 900 "${LIB[@]}" "${args[@]}" "$@" "$(server_pid "$s")" >"$out" 2>"$out.err" ||
+		{ cat "$out.err" >&2; tail -n 5 "$BA/postie/postie.log" "$DC/dovecot.log" >&2; die "$s: $proto session failed"; }
 	check_mbox "after a $s session"
 	echo "index_bytes=$(index_bytes "$s")" >>"$out"
 }
@@ -344,9 +422,87 @@ for r in $(seq "$RUNS"); do
 	done
 done
 
+if [ "$HAVE_IMAP" = 1 ]; then
+	PROTO=imap
+	say "IMAP warm-up session to each server"
+	for s in postie dovecot; do session "$s" "$R/$s.imap.warmup"; done
+	for r in $(seq "$RUNS"); do
+		order="postie dovecot"
+		[ $((r % 2)) = 0 ] && order="dovecot postie"
+		for s in $order; do
+			say "IMAP run $r/$RUNS: $s cold, then warm ($N messages)"
+			drop_index "$s"
+			session "$s" "$R/$s.imap.cold.$r"
+			session "$s" "$R/$s.imap.warm.$r"
+		done
+	done
+	PROTO=
+fi
+
 # ---- 6. memory -------------------------------------------------------------
 say "memory while serving (one more warm session each)"
 for s in postie dovecot; do session "$s" "$R/$s.mem" --sample; done
+if [ "$HAVE_IMAP" = 1 ]; then
+	for s in postie dovecot; do PROTO=imap session "$s" "$R/$s.imap.mem" --sample; done
+fi
+
+# ---- 6b. idle: wake-ups with no client, then IDLE sessions ---------------
+snapv() { # PREFIX PID: benchlib.py snap totals into PREFIX_key variables
+	local k v
+	while IFS='=' read -r k v; do printf -v "$1_$k" '%s' "$v"; done < <(/usr/bin/python3 tests/bench/benchlib.py snap "$2")
+}
+say "idle window ${IDLE_WINDOW}s, no clients"
+snapv pw0 "$POSTIE_PID"; snapv dw0 "$DOVECOT_PID"
+sleep "$IDLE_WINDOW"
+snapv pw1 "$POSTIE_PID"; snapv dw1 "$DOVECOT_PID"
+P_WAKE=$((pw1_ctxt - pw0_ctxt)); D_WAKE=$((dw1_ctxt - dw0_ctxt))
+D_IDLE_PIDS=$dw1_pids
+# idle_measure SERVER plain|tls: IDLE_SESSIONS sessions; sets
+# I_<server>_<mode>_{n,rss,pss,ctxt,pids} (deltas against before them)
+idle_measure() {
+	local s=$1 mode=$2 pid fifo=$BA/idle.fifo line n=0 hp k port
+	port=$(server_port "$s" "$([ "$mode" = tls ] && echo imaps || echo imap)")
+	if [ "$s" = postie ]; then
+		# A fresh process: memory touched by earlier sessions (slots,
+		# buffers) would otherwise not show up as added.
+		stop_pid "$POSTIE_PID"
+		start_postie
+		wait_listen "$port" 10 || die "postie did not listen on $port after its restart"
+		sleep 1
+	fi
+	pid=$(server_pid "$s")
+	rm -f "$fifo"; mkfifo "$fifo"
+	snapv i0 "$pid"
+	exec 7> >(exec "${LIB[@]}" idle "$port" "$MUSER" "$MPASS" "$IDLE_SESSIONS" "$mode" 300 >"$fifo" 2>"$BA/idle.err")
+	hp=$!
+	read -r -t 300 line <"$fifo" || true
+	n=${line#ready }
+	[ -n "$n" ] || n=0
+	sleep 2
+	snapv i1 "$pid"
+	sleep "$IDLE_WINDOW"
+	snapv i2 "$pid"
+	exec 7>&-
+	for _ in $(seq 100); do [ -d "/proc/$hp" ] || break; sleep 0.1; done
+	rm -f "$fifo"
+	k=I_${s}_${mode}
+	printf -v "${k}_n" '%s' "$n"
+	printf -v "${k}_rss" '%s' "$((i1_rss_kb - i0_rss_kb))"
+	printf -v "${k}_pss" '%s' "$((i1_pss_kb - i0_pss_kb))"
+	printf -v "${k}_pids" '%s' "$((i1_pids - i0_pids))"
+	printf -v "${k}_ctxt" '%s' "$((i2_ctxt - i1_ctxt))"
+	[ "$n" = "$IDLE_SESSIONS" ] || say "warning: $s $mode: only $n of $IDLE_SESSIONS IDLE sessions ($(head -c 300 "$BA/idle.err" | tr '\n' ' '))"
+	# let the server settle (Dovecot's processes exit) before the next
+	sleep 3
+}
+if [ "$HAVE_IMAP" = 1 ]; then
+	for mode in plain tls; do
+		for s in postie dovecot; do
+			say "$IDLE_SESSIONS IMAP IDLE sessions ($mode) to $s, ${IDLE_WINDOW}s"
+			idle_measure "$s" "$mode"
+		done
+	done
+fi
 
 [ "$(sha256sum "$MBOX" | cut -d' ' -f1)" = "$MBOX_SHA" ] || die "the mbox content changed"
 [ "$(grep ^bytes= "$R/postie.warmup")" = "$(grep ^bytes= "$R/dovecot.warmup")" ] && SAME_BYTES=1 || SAME_BYTES=0
@@ -358,6 +514,28 @@ median() { # FILE-PATTERN KEY: median of the values in the files
 	local f
 	for f in $1; do getv "$f" "$2"; done | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'
 }
+# cw_table KIND KEY:LABEL...: rows of cold and warm medians, postie and
+# Dovecot, for the sessions $R/SERVER.KIND{cold,warm}.*, then server CPU;
+# the warm rows (and cold for SELECT) also go to the combined rows file.
+cw_table() {
+	local kind=$1 k key pc dc pw dw proto
+	shift
+	proto=$([ -n "$kind" ] && echo IMAP || echo POP3)
+	echo "| $N messages | postie cold | Dovecot cold | ratio | postie warm | Dovecot warm | ratio |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
+	for k in "$@" server_cpu:"server CPU, whole session"; do
+		key=${k%%:*}
+		pc=$(median "$R/postie.${kind}cold.*" "$key"); dc=$(median "$R/dovecot.${kind}cold.*" "$key")
+		pw=$(median "$R/postie.${kind}warm.*" "$key"); dw=$(median "$R/dovecot.${kind}warm.*" "$key")
+		if [ "$key" = server_cpu ]; then
+			echo "| ${k#*:} | $(fmt_c "$pc") | $(fmt_c "$dc") | $(ratio "$pc" "$dc") | $(fmt_c "$pw") | $(fmt_c "$dw") | $(ratio "$pw" "$dw") |"
+		else
+			echo "| ${k#*:} | $(fmt_s "$pc") | $(fmt_s "$dc") | $(ratio "$pc" "$dc") | $(fmt_s "$pw") | $(fmt_s "$dw") | $(ratio "$pw" "$dw") |"
+		fi
+		[ "$key" != select ] || echo "| $proto ${k#*:}, $N messages, cold (index deleted) | $(fmt_s "$pc") | $(fmt_s "$dc") | $(ratio "$pc" "$dc") |" >>"$ROWS"
+		echo "| $proto ${k#*:}, $N messages, warm | $(fmt_s "$pw") | $(fmt_s "$dw") | $(ratio "$pw" "$dw") |" >>"$ROWS"
+	done
+}
 fmt_s() { awk -v x="$1" 'BEGIN { if (x < 0.1) printf "%.4f s", x; else if (x < 10) printf "%.3f s", x; else printf "%.2f s", x }'; }
 fmt_c() { awk -v x="$1" 'BEGIN { printf "%.2f s", x }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -368,8 +546,12 @@ T_END=$(date +%s)
 CPU=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)
 [ -n "$CPU" ] || CPU=$(uname -m)
 OUT=$BA/results.md
+# Rows for tests/bench/table.sh: | metric | postie | Dovecot | ratio |
+ROWS=$BA/rows.md
+: >"$ROWS"
+per() { awk -v a="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", a / n; else print "n/a" }'; }
 {
-	echo "### POP3 on a ${N}-message mbox: postie and Dovecot"
+	echo "### POP3 on a ${N}-message mbox: postie and Dovecot$([ "$QUICK" = 1 ] && echo " (--quick)")"
 	echo
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(nproc) CPU(s) ($CPU), $(sed -n 's/^PRETTY_NAME=//p' /etc/os-release | tr -d '"'),"
 	echo "$POSTIE_VERSION ($COMMIT; $BUILD_NOTE), Dovecot $DOVECOT_VERSION from Debian;"
@@ -377,20 +559,8 @@ OUT=$BA/results.md
 	echo "page cache for both; medians of $RUNS runs; cold = the server's index deleted"
 	echo "first, warm = the session right after. Ratios postie/Dovecot: lower is better."
 	echo
-	echo "| $N messages | postie cold | Dovecot cold | ratio | postie warm | Dovecot warm | ratio |"
-	echo "|---|---:|---:|---:|---:|---:|---:|"
-	for k in login:"login + STAT" uidl:UIDL retr:"RETR of every message"; do
-		key=${k%%:*}
-		pc=$(median "$R/postie.cold.*" "$key"); dc=$(median "$R/dovecot.cold.*" "$key")
-		pw=$(median "$R/postie.warm.*" "$key"); dw=$(median "$R/dovecot.warm.*" "$key")
-		echo "| ${k#*:} | $(fmt_s "$pc") | $(fmt_s "$dc") | $(ratio "$pc" "$dc") | $(fmt_s "$pw") | $(fmt_s "$dw") | $(ratio "$pw" "$dw") |"
-	done
-	pc=$(median "$R/postie.cold.*" server_cpu); dc=$(median "$R/dovecot.cold.*" server_cpu)
-	pw=$(median "$R/postie.warm.*" server_cpu); dw=$(median "$R/dovecot.warm.*" server_cpu)
-	echo "| server CPU, whole session | $(fmt_c "$pc") | $(fmt_c "$dc") | $(ratio "$pc" "$dc") | $(fmt_c "$pw") | $(fmt_c "$dw") | $(ratio "$pw" "$dw") |"
-	pc=$(median "$R/postie.cold.*" client_cpu); dc=$(median "$R/dovecot.cold.*" client_cpu)
-	pw=$(median "$R/postie.warm.*" client_cpu); dw=$(median "$R/dovecot.warm.*" client_cpu)
-	echo "| client (poplib) CPU, whole session | $(fmt_c "$pc") | $(fmt_c "$dc") | | $(fmt_c "$pw") | $(fmt_c "$dw") | |"
+	cw_table "" login:"login + STAT" uidl:UIDL retr:"RETR of every message"
+	echo "| client (poplib) CPU, whole session | $(fmt_c "$(median "$R/postie.cold.*" client_cpu)") | $(fmt_c "$(median "$R/dovecot.cold.*" client_cpu)") | | $(fmt_c "$(median "$R/postie.warm.*" client_cpu)") | $(fmt_c "$(median "$R/dovecot.warm.*" client_cpu)") | |"
 	echo
 	echo "| memory (warm session, sampled every 50 ms) | postie | Dovecot | ratio |"
 	echo "|---|---:|---:|---:|"
@@ -400,6 +570,60 @@ OUT=$BA/results.md
 		echo "| ${k#*:} | $(kib "$p") | $(kib "$d") | $(ratio "$p" "$d") |"
 	done
 	echo "| processes while serving | $(getv "$R/postie.mem" pids_peak) | $(getv "$R/dovecot.mem" pids_peak) | |"
+	echo
+	if [ "$HAVE_IMAP" = 1 ]; then
+		echo
+		echo "### IMAP on the same mbox: postie and Dovecot"
+		echo
+		cw_table imap. login:"connect + LOGIN" select:"SELECT INBOX" fetch_meta:"FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE)" fetch_body:"FETCH 1:* (BODY.PEEK[])" search:"SEARCH TEXT \"$SEARCH_WORD\""
+		echo "| client (imaplib) CPU, whole session | $(fmt_c "$(median "$R/postie.imap.cold.*" client_cpu)") | $(fmt_c "$(median "$R/dovecot.imap.cold.*" client_cpu)") | | $(fmt_c "$(median "$R/postie.imap.warm.*" client_cpu)") | $(fmt_c "$(median "$R/dovecot.imap.warm.*" client_cpu)") | |"
+		echo
+		echo "SEARCH TEXT \"$SEARCH_WORD\" found $(getv "$R/postie.imap.warmup" hits) messages on postie, $(getv "$R/dovecot.imap.warmup" hits) on Dovecot; FETCH BODY.PEEK[] returned $(getv "$R/postie.imap.warmup" bytes) and $(getv "$R/dovecot.imap.warmup" bytes) bytes."
+		echo
+		echo "| memory (warm IMAP session, sampled every 50 ms) | postie | Dovecot | ratio |"
+		echo "|---|---:|---:|---:|"
+		for k in rss_idle_kb:"RSS idle" rss_peak_kb:"RSS peak while serving" pss_peak_kb:"PSS peak while serving"; do
+			key=${k%%:*}
+			p=$(getv "$R/postie.imap.mem" "$key"); d=$(getv "$R/dovecot.imap.mem" "$key")
+			echo "| ${k#*:} | $(kib "$p") | $(kib "$d") | $(ratio "$p" "$d") |"
+		done
+		echo
+		echo "### $IDLE_SESSIONS IMAP sessions in IDLE (LOGIN, SELECT INBOX, IDLE), ${IDLE_WINDOW} s"
+		echo
+		echo "| | postie | Dovecot | ratio |"
+		echo "|---|---:|---:|---:|"
+		for mode in plain tls; do
+			m=$([ "$mode" = tls ] && echo "TLS (imaps)" || echo "plain (imap)")
+			pn=I_postie_${mode}_n; dn=I_dovecot_${mode}_n
+			pr=I_postie_${mode}_rss; dr=I_dovecot_${mode}_rss
+			pp=I_postie_${mode}_pss; dp=I_dovecot_${mode}_pss
+			pc=I_postie_${mode}_ctxt; dcx=I_dovecot_${mode}_ctxt
+			pi=I_postie_${mode}_pids; di=I_dovecot_${mode}_pids
+			echo "| $m: sessions idling | ${!pn} | ${!dn} | |"
+			echo "| $m: RSS added, total | $(kib "${!pr}") | $(kib "${!dr}") | $(ratio "${!pr}" "${!dr}") |"
+			echo "| $m: RSS per IDLE session, KiB | $(per "${!pr}" "${!pn}") | $(per "${!dr}" "${!dn}") | $(ratio "$(per "${!pr}" "${!pn}")" "$(per "${!dr}" "${!dn}")") |"
+			echo "| $m: PSS per IDLE session, KiB | $(per "${!pp}" "${!pn}") | $(per "${!dp}" "${!dn}") | $(ratio "$(per "${!pp}" "${!pn}")" "$(per "${!dp}" "${!dn}")") |"
+			echo "| $m: processes added | ${!pi} | ${!di} | |"
+			echo "| $m: context switches in ${IDLE_WINDOW} s with the sessions idling | ${!pc} | ${!dcx} | $(ratio "${!pc}" "${!dcx}") |"
+			echo "| IMAP RSS per IDLE session, $m, KiB ($IDLE_SESSIONS sessions) | $(per "${!pr}" "${!pn}") | $(per "${!dr}" "${!dn}") | $(ratio "$(per "${!pr}" "${!pn}")" "$(per "${!dr}" "${!dn}")") |" >>"$ROWS"
+			echo "| IMAP: wake-ups per minute with $IDLE_SESSIONS IDLE sessions, $m | $(per "$((${!pc} * 60))" "$IDLE_WINDOW") | $(per "$((${!dcx} * 60))" "$IDLE_WINDOW") | $(ratio "${!pc}" "${!dcx}") |" >>"$ROWS"
+		done
+		echo
+		echo "postie is restarted before each of its rows (a fresh process, index on disk"
+		echo "kept): what the sessions add is then all new, not slots touched by earlier rows."
+		echo "RSS/PSS added: the server's processes (postie: one; Dovecot: master and all"
+		echo "descendants, with an imap process per session and, under TLS, an imap-login"
+		echo "process per session holding the TLS state) with the sessions idling, minus"
+		echo "before them. Context switches: voluntary + involuntary over the window."
+	fi
+	echo
+	echo "### Idle, no client, ${IDLE_WINDOW} s$([ "$QUICK" = 1 ] && echo " (--quick: scaled to a minute)")"
+	echo
+	echo "| | postie | Dovecot ($D_IDLE_PIDS processes) | ratio |"
+	echo "|---|---:|---:|---:|"
+	echo "| context switches in ${IDLE_WINDOW} s | $P_WAKE | $D_WAKE | $(ratio "$P_WAKE" "$D_WAKE") |"
+	echo "| wake-ups per idle minute (goal 0) | $(per "$((P_WAKE * 60))" "$IDLE_WINDOW") | $(per "$((D_WAKE * 60))" "$IDLE_WINDOW") | $(ratio "$P_WAKE" "$D_WAKE") |"
+	echo "| wake-ups per idle minute, no client ($IDLE_WINDOW s window$([ "$QUICK" = 1 ] && echo ", scaled")) | $(per "$((P_WAKE * 60))" "$IDLE_WINDOW") | $(per "$((D_WAKE * 60))" "$IDLE_WINDOW") | $(ratio "$P_WAKE" "$D_WAKE") |" >>"$ROWS"
 	echo
 	echo "Times are wall clock on the client, which includes poplib's own line-by-line"
 	echo "parsing (its CPU is the last row; client and server share $(nproc) CPU(s)). Server"
