@@ -154,6 +154,9 @@ endif
 ifneq ($(CONFIG_RELAY),y)
 FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_smtp_reply.c tests/fuzz/fuzz_mime7.c tests/fuzz/fuzz_smtp_out.c,$(FUZZ_SRCS))
 endif
+ifneq ($(CONFIG_DNS),y)
+FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_dns.c,$(FUZZ_SRCS))
+endif
 ifneq ($(CONFIG_ALIASES),y)
 FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_aliases.c,$(FUZZ_SRCS))
 endif
