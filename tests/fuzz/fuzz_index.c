@@ -4,8 +4,11 @@
  * part; then L bytes; the rest R.
  *   mode 0: the L bytes are an earlier version of the mbox: the old index
  *     is what postie would have written for it (its scan, UIDs from byte
- *     values, a valid header naming the current file), and the mbox now
- *     holds R (another program rewrote it);
+ *     values, a valid header), and the mbox now holds R: another program
+ *     replaced it (a new inode: an in-place rewrite that grows the file
+ *     and keeps "From " at the old end and at the last message's offset
+ *     is taken for an append, by design: the index is a cache checked by
+ *     inode, size and those two places, not by content);
  *   mode 2: the same, and the mbox now holds L + R (mail was appended):
  *     the incremental path;
  *   mode 1, 3: the L bytes are the index file as they are, the mbox R.
@@ -54,7 +57,8 @@ static uint32_t old_uid[MAXMSG];
 /* The index postie writes for mbox version old[0..olen), naming the file
  * st: returns its bytes in buf (static), *len. */
 static unsigned char *old_index(const unsigned char *old, size_t olen,
-				const struct stat *st, size_t *len, struct idx_hdr *h)
+				const struct stat *st, int replaced, size_t *len,
+				struct idx_hdr *h)
 {
 	static unsigned char buf[IDX_HDR_SIZE + MAXMSG * IDX_REC_SIZE];
 	uint32_t uid = 0;
@@ -75,7 +79,7 @@ static unsigned char *old_index(const unsigned char *old, size_t olen,
 	h->uidnext = uid + 1;
 	h->end = olen;
 	h->modseq = h->count + 1;
-	h->ino = (uint64_t)st->st_ino;
+	h->ino = (uint64_t)st->st_ino + (replaced != 0);
 	h->dev = (uint64_t)st->st_dev;
 	h->mtime_ns = (uint64_t)st->st_mtim.tv_sec * 1000000000u +
 		      (uint64_t)st->st_mtim.tv_nsec;
@@ -126,7 +130,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		idx = old;
 		ilen = olen;
 	} else {
-		idx = old_index(old, olen, &st, &ilen, &oh);
+		idx = old_index(old, olen, &st, mode == 0, &ilen, &oh);
 		if (idx_hdr_decode(idx, &h) != 0 && oh.uidnext > oh.count)
 			abort();        /* what encode writes must decode */
 	}
