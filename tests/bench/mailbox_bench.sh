@@ -538,7 +538,7 @@ cw_table() {
 }
 fmt_s() { awk -v x="$1" 'BEGIN { if (x < 0.1) printf "%.4f s", x; else if (x < 10) printf "%.3f s", x; else printf "%.2f s", x }'; }
 fmt_c() { awk -v x="$1" 'BEGIN { printf "%.2f s", x }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3g", a / b; else print "n/a" }'; }
 kib() { awk -v x="$1" 'BEGIN { if (x >= 10240) printf "%.1f MiB", x / 1024; else printf "%d KiB", x }'; }
 
 MB=$(awk -v b="$MBOX_BYTES" 'BEGIN { printf "%.1f", b / 1e6 }')
