@@ -29,6 +29,7 @@
 #include "proto/pop3.h"
 #include "proto/smtp_in.h"
 #include "store/aliases.h"
+#include "store/mbox.h"
 #include "store/spool.h"
 #include "dns/dns.h"
 #include "proto/smtp_out.h"
@@ -290,12 +291,13 @@ static int pid_alive(int pid)
 }
 
 /* A postie killed during an append leaves NAME.lock files holding its
- * pid; they would block those mailboxes for CONFIG_MBOX_DOTLOCK_STALE.
+ * pid; they would block those mailboxes for CONFIG_MBOX_DOTLOCK_STALE,
+ * and the append they guarded is undone (mbox_undo_crashed_append).
  * Only locks with the previous daemon's pid, which is gone, are removed:
  * other programs' locks are theirs to clear. */
 static void drop_own_dotlocks(void)
 {
-	char path[CONF_PATH_MAX + 320], buf[32];
+	char path[CONF_PATH_MAX + 320], buf[64];
 	struct dirent *e;
 	FILE *f;
 	DIR *d;
@@ -337,6 +339,7 @@ static void drop_own_dotlocks(void)
 		if (n > 0) {
 			buf[n] = '\0';
 			if (atoi(buf) == old) {
+				mbox_undo_crashed_append(conf->mail_dir, e->d_name, buf);
 				unlinkat(dirfd(d), e->d_name, 0);
 				log_msg(LOGL_WARN, "removed %s/%s left by postie pid %d",
 					conf->mail_dir, e->d_name, old);
