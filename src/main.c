@@ -101,7 +101,13 @@ static void on_accept(struct watcher *w, short revents)
 		int fd;
 
 		if (conn_slots_free() <= 0) {
+			/* Someone waits: make room (a slot frees soon and
+			 * resumes us), or look again when one could be made. */
+			int64_t when = conn_make_room();
+
 			listeners_pause(1);
+			if (when > 0)
+				listeners[0].w.deadline = when;
 			return;
 		}
 		fd = accept4(w->fd, (struct sockaddr *)&ss, &len,
@@ -122,6 +128,12 @@ static void on_accept(struct watcher *w, short revents)
 static void never(struct watcher *w)
 {
 	(void)w;
+}
+
+static void on_listen_retry(struct watcher *w)
+{
+	(void)w;
+	listeners_pause(0);
 }
 
 static struct watcher logw;
@@ -490,7 +502,7 @@ static int daemon_main(int argc, char **argv)
 		l->w.events = POLLIN;
 		l->w.deadline = 0;
 		l->w.on_io = on_accept;
-		l->w.on_timeout = never;
+		l->w.on_timeout = on_listen_retry;
 		l->kind = conf->listen[i].kind;
 		l->ops = kind_ops[l->kind];
 		loop_add(&l->w);
