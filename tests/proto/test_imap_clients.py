@@ -620,7 +620,8 @@ class Mutt(MbsyncBase):
             "set record=\"\"", "set postponed=%s" % os.path.join(self.work, "postponed"),
             "set tmpdir=%s" % self.work, "set mbox_type=mbox",
             'set status_format="POSTIE-STATUS %f msgs=%m del=%d"',
-            "set timeout=5",
+            'set index_format="IDX %C [%Z] %s"',
+            "set timeout=1", "set imap_idle=yes", "set mail_check=1",
         ] + list(conf)
         rc = os.path.join(self.work, "muttrc")
         with open(rc, "w") as f:
@@ -701,6 +702,36 @@ class Mutt(MbsyncBase):
         self.assertEqual(self.view("INBOX")[t[2]][1] - {"\\Recent"}, {"\\Flagged"})
         self.check_other_client_sees({"INBOX": {t[0]: "", t[2]: "F"},
                                       "Archive": {t[1]: ""}})
+
+    def test_mutt_sees_other_clients(self):
+        """While mutt shows INBOX, another session flags and expunges and
+        new mail is delivered: mutt's index follows (IDLE or NOOP)."""
+        p, t = self.mutt_inbox(3)
+        m = self.server.imap()
+        try:
+            m.select("INBOX")
+            m.store("1", "+FLAGS", "\\Flagged")
+            m.store("2:3", "+FLAGS", "\\Deleted")
+            self.assertEqual(m.expunge()[1], [b"2", b"2"])
+        finally:
+            m.logout()
+        new = token("n")
+        self.smtp_deliver("alice@test.lan", msg(new))
+        p.expect(new, timeout=CLIENT_TIMEOUT)
+        p.settle()
+        start = p.mark = len(p.screen)
+        p.send("\x0c")                  # redraw the whole screen
+        p.expect(r"IDX 1 \[..!\] " + t[0])
+        p.expect(r"IDX 2 \[...\] " + new)
+        p.expect(r"POSTIE-STATUS \S*INBOX msgs=2 ")
+        screen = p.screen[start:p.mark]
+        self.assertNotIn(t[1], screen)
+        self.assertNotIn(t[2], screen)
+        p.send("q")
+        self.assertEqual(p.wait(CLIENT_TIMEOUT), 0, p.screen[-1500:])
+        view = self.view("INBOX")
+        self.assertEqual(sorted(view), sorted([t[0], new]))
+        self.assertEqual(view[t[0]][1] - {"\\Recent"}, {"\\Flagged"})
 
     def check_other_client_sees(self, want):
         """mbsync, the other client, pulls what mutt did."""
