@@ -391,9 +391,10 @@ static void print_version(void)
 	if (CONFIG_DEBUG_PROTOCOL)
 		printf(" debug-protocol");
 	if (CONFIG_IMAP)
-		printf("\nimap:%s%s%s%s%s%s%s%s", CONFIG_IMAP_IDLE ? " IDLE" : "",
+		printf("\nimap:%s%s%s%s%s%s%s%s%s", CONFIG_IMAP_IDLE ? " IDLE" : "",
 		       CONFIG_IMAP_UIDPLUS ? " UIDPLUS" : "", CONFIG_IMAP_MOVE ? " MOVE" : "",
 		       CONFIG_IMAP_SPECIAL_USE ? " SPECIAL-USE" : "",
+		       CONFIG_IMAP_CONDSTORE ? " CONDSTORE" : "",
 		       CONFIG_IMAP_NAMESPACE ? " NAMESPACE" : "", CONFIG_IMAP_ID ? " ID" : "",
 		       CONFIG_IMAP_ENABLE ? " ENABLE" : "",
 		       CONFIG_IMAP_LITERALPLUS ? " LITERAL+" : "");

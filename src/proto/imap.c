@@ -144,10 +144,17 @@ struct job {
 	int mode;               /* '+', '-' or 0 (replace) */
 	int silent;
 	uint32_t flags;
+	int unchanged;          /* UNCHANGEDSINCE given */
+	uint64_t since;
+	char modified[200];     /* messages that failed it, as a set */
+	size_t modlen;
 	/* J_MERGE */
 	struct idx_reader *oldrd;
 	uint32_t oi, nj, removed;
 	uint32_t newcount;
+	/* J_SEARCH: MODSEQ asked, the highest of the matches */
+	int with_modseq;
+	uint64_t maxmod;
 	/* J_TEXT */
 	uint32_t text_off;
 	int matched;
@@ -892,7 +899,7 @@ static void set_flags(struct imap_session *s, uint32_t i, struct idx_rec *r,
 	if (r->flags == nf || s->sel.readonly)
 		return;
 	r->flags = nf;
-	if (idx_put(&s->sel.rd, i, r) == 0)
+	if (idx_store(&s->sel.rd, i, r) == 0)
 		tell_flags(s, r->uid);
 }
 
@@ -943,6 +950,12 @@ static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 		item_printf(s, j, "%sFLAGS %s", first ? "" : " ", b);
 		first = 0;
 	}
+	if (fr->sets_seen && oldflags != r->flags && s->condstore &&
+	    !(fr->attrs & FA_MODSEQ)) {
+		item_printf(s, j, "%sMODSEQ (%llu)", first ? "" : " ",
+			    (unsigned long long)r->modseq);
+		first = 0;
+	}
 	for (int i = 0; i < fr->nitems; i++) {
 		const struct fetch_item *it = &fr->items[i];
 		const char *sp = first ? "" : " ";
@@ -960,7 +973,8 @@ static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 				    (unsigned long long)r->size);
 			break;
 		case FA_MODSEQ:
-			item_printf(s, j, "%sMODSEQ (1)", sp);
+			item_printf(s, j, "%sMODSEQ (%llu)", sp,
+				    (unsigned long long)r->modseq);
 			break;
 		case FA_INTERNALDATE:
 			internaldate_text(internal_time(s->sel.mfd, r), b, sizeof(b));
@@ -1267,7 +1281,7 @@ static int eval(struct imap_session *s, const struct search_prog *p, int k,
 	case SK_SMALLER:
 		return x->r.size < nd->num;
 	case SK_MODSEQ:
-		return nd->num <= 1;
+		return x->r.modseq >= nd->num;
 	case SK_BEFORE:
 	case SK_ON:
 	case SK_SINCE:
@@ -1359,6 +1373,15 @@ static int job_produce(struct conn *c, struct imap_session *s)
 				job_done(c, s, "OK");
 				return 1;
 			}
+			if (s->q.fr.changedsince) {
+				struct idx_rec r;
+				if (get_rec(&s->sel, j->cur - 1, &r) != 0)
+					return -1;
+				if (r.modseq <= s->q.fr.since) {
+					j->cur++;
+					continue;
+				}
+			}
 			if (fetch_plan(c, s, j->cur) != 0)
 				return -1;
 			j->in_msg = 1;
@@ -1371,6 +1394,13 @@ static int job_produce(struct conn *c, struct imap_session *s)
 			if (conn_out_free(c) < 200)
 				return 0;
 			if (j->cur > j->hi && !next_range(s, j)) {
+				if (j->modlen) {
+					/* done_text is "[UID ]STORE completed" */
+					int uidc = j->uid;
+					snprintf(s->done_text, sizeof(s->done_text),
+						 "[MODIFIED %.*s] Conditional %sSTORE completed",
+						 (int)j->modlen, j->modified, uidc ? "UID " : "");
+				}
 				job_done(c, s, "OK");
 				return 1;
 			}
@@ -1378,15 +1408,38 @@ static int job_produce(struct conn *c, struct imap_session *s)
 				return -1;
 			nf = j->mode == '+' ? r.flags | j->flags :
 			     j->mode == '-' ? r.flags & ~j->flags : j->flags;
+			if (j->unchanged && r.modseq > j->since) {
+				/* Changed since the client looked: not touched. */
+				int k2 = snprintf(j->modified + j->modlen,
+						  sizeof(j->modified) - j->modlen, "%s%u",
+						  j->modlen ? "," : "", j->uid ? r.uid : j->cur);
+				if (k2 > 0 && (size_t)k2 < sizeof(j->modified) - j->modlen)
+					j->modlen += (size_t)k2;
+				j->cur++;
+				continue;
+			}
+			uint32_t was = r.flags;
 			set_flags(s, j->cur - 1, &r, nf);
-			if (!j->silent || r.flags != nf) {
-				char f[96];
-				flags_text(r.flags, f, sizeof(f));
+			/* .SILENT still tells MODSEQ of a change under CONDSTORE. */
+			int show_flags = !j->silent || r.flags != nf;
+			int show_mod = s->condstore && r.flags != was;
+			if (show_flags || show_mod) {
+				char f[96], out[200];
+				int k2 = snprintf(out, sizeof(out), "* %u FETCH (", j->cur);
 				if (j->uid)
-					conn_printf(c, "* %u FETCH (UID %u FLAGS %s)\r\n",
-						    j->cur, r.uid, f);
-				else
-					conn_printf(c, "* %u FETCH (FLAGS %s)\r\n", j->cur, f);
+					k2 += snprintf(out + k2, sizeof(out) - (size_t)k2,
+						       "UID %u ", r.uid);
+				if (show_flags || s->condstore) {
+					flags_text(r.flags, f, sizeof(f));
+					k2 += snprintf(out + k2, sizeof(out) - (size_t)k2,
+						       "FLAGS %s ", f);
+				}
+				if (s->condstore)
+					k2 += snprintf(out + k2, sizeof(out) - (size_t)k2,
+						       "MODSEQ (%llu) ",
+						       (unsigned long long)r.modseq);
+				out[k2 - 1] = ')';
+				conn_printf(c, "%s\r\n", out);
 			}
 			j->cur++;
 		}
@@ -1397,6 +1450,11 @@ static int job_produce(struct conn *c, struct imap_session *s)
 			if (conn_out_free(c) < 200)
 				return 0;
 			if (j->cur > s->sel.hdr.count) {
+				if (j->with_modseq && j->maxmod) {
+					k = snprintf(line, sizeof(line), " (MODSEQ %llu)",
+						     (unsigned long long)j->maxmod);
+					conn_write(c, line, (size_t)k);
+				}
 				conn_write(c, "\r\n", 2);
 				job_done(c, s, "OK");
 				return 1;
@@ -1408,6 +1466,8 @@ static int job_produce(struct conn *c, struct imap_session *s)
 			if (eval(s, &s->q.sp, 0, &x, 0)) {
 				k = snprintf(line, sizeof(line), " %u", j->uid ? x.r.uid : j->cur);
 				conn_write(c, line, (size_t)k);
+				if (x.r.modseq > j->maxmod)
+					j->maxmod = x.r.modseq;
 			}
 			j->cur++;
 			if (s->q.sp.needs_body && guard >= 8)
@@ -1518,7 +1578,11 @@ static void push_flags(struct conn *c, struct imap_session *s)
 		if (!seq || get_rec(&s->sel, seq - 1, &r) != 0)
 			continue;
 		flags_text(r.flags, f, sizeof(f));
-		conn_printf(c, "* %u FETCH (UID %u FLAGS %s)\r\n", seq, r.uid, f);
+		if (s->condstore)
+			conn_printf(c, "* %u FETCH (UID %u FLAGS %s MODSEQ (%llu))\r\n",
+				    seq, r.uid, f, (unsigned long long)r.modseq);
+		else
+			conn_printf(c, "* %u FETCH (UID %u FLAGS %s)\r\n", seq, r.uid, f);
 	}
 	s->npend = 0;
 }
@@ -1641,13 +1705,14 @@ static void capability_text(struct conn *c, struct imap_session *s, char *out,
 {
 	int pre = s->state == IMAP_NOAUTH;
 
-	snprintf(out, n, "IMAP4rev1%s SASL-IR%s%s%s%s UNSELECT CHILDREN%s%s%s%s%s%s",
+	snprintf(out, n, "IMAP4rev1%s SASL-IR%s%s%s%s UNSELECT CHILDREN%s%s%s%s%s%s%s",
 		 CONFIG_IMAP_LITERALPLUS ? " LITERAL+" : "",
 		 CONFIG_IMAP_ID ? " ID" : "", CONFIG_IMAP_ENABLE ? " ENABLE" : "",
 		 CONFIG_IMAP_IDLE ? " IDLE" : "",
 		 CONFIG_IMAP_NAMESPACE ? " NAMESPACE" : "",
 		 CONFIG_IMAP_UIDPLUS ? " UIDPLUS" : "", CONFIG_IMAP_MOVE ? " MOVE" : "",
 		 CONFIG_IMAP_SPECIAL_USE ? " SPECIAL-USE" : "",
+		 CONFIG_IMAP_CONDSTORE ? " CONDSTORE" : "",
 		 pre && starttls_offered(c) ? " STARTTLS" : "",
 		 pre && !auth_allowed(c) ? " LOGINDISABLED" : "",
 		 pre && auth_allowed(c) ? " AUTH=PLAIN" : "");
@@ -1848,8 +1913,27 @@ static void cmd_enable(struct conn *c, struct imap_session *s, struct ip *ip)
 		bad(c, s, "Syntax: ENABLE capability...");
 		return;
 	}
-	/* Nothing this server has changes behaviour with ENABLE. */
-	conn_printf(c, "* ENABLED\r\n");
+	const char *w;
+	size_t wl;
+	int cs = 0;
+
+	for (int guard = 0; guard < 32 && !ip_done(ip); guard++) {
+		if (ip_atom(ip, &w, &wl, 0)) {
+			bad(c, s, "Syntax: ENABLE capability...");
+			return;
+		}
+		if (CONFIG_IMAP_CONDSTORE && str_ieq(w, wl, "CONDSTORE"))
+			cs = 1;
+		if (ip_peek(ip) == ' ')
+			ip->p++;
+	}
+	/* CONDSTORE is the one this server changes behaviour for. */
+	if (cs && !s->condstore) {
+		s->condstore = 1;
+		conn_printf(c, "* ENABLED CONDSTORE\r\n");
+	} else {
+		conn_printf(c, "* ENABLED\r\n");
+	}
 	tagged(c, s, "OK", "Enable completed");
 }
 
@@ -1945,8 +2029,16 @@ static void cmd_select(struct conn *c, struct imap_session *s, struct ip *ip,
 		return;
 	}
 	if (ip_peek(ip) == ' ') {
-		/* (CONDSTORE) and other select parameters: accepted. */
-		ip->p = ip->end;
+		/* RFC 7162: (CONDSTORE) */
+		const char *w;
+		size_t wl;
+		ip->p++;
+		if (!CONFIG_IMAP_CONDSTORE || ip_char(ip, '(') || ip_atom(ip, &w, &wl, 0) ||
+		    !str_ieq(w, wl, "CONDSTORE") || ip_char(ip, ')') || ip_end(ip)) {
+			bad(c, s, "Syntax: SELECT mailbox [(CONDSTORE)]");
+			return;
+		}
+		s->condstore = 1;
 	}
 	/* RFC 3501: a failed SELECT leaves no mailbox selected. */
 	close_sel(s);
@@ -2014,7 +2106,8 @@ static void open_finish(struct conn *c, struct imap_session *s)
 		if (it & ST_UNSEEN)
 			k += snprintf(out + k, sizeof(out) - (size_t)k, " UNSEEN %u", unseen);
 		if (it & ST_HIGHESTMODSEQ)
-			k += snprintf(out + k, sizeof(out) - (size_t)k, " HIGHESTMODSEQ 1");
+			k += snprintf(out + k, sizeof(out) - (size_t)k, " HIGHESTMODSEQ %llu",
+				      (unsigned long long)m->hdr.modseq);
 		if (it & ST_SIZE)
 			k += snprintf(out + k, sizeof(out) - (size_t)k, " SIZE %llu",
 				      (unsigned long long)size);
@@ -2048,6 +2141,9 @@ static void open_finish(struct conn *c, struct imap_session *s)
 		    s->sel.hdr.uidvalidity, s->sel.hdr.uidnext);
 	if (first)
 		conn_printf(c, "* OK [UNSEEN %u] First unseen\r\n", first);
+	if (CONFIG_IMAP_CONDSTORE)
+		conn_printf(c, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+			    (unsigned long long)s->sel.hdr.modseq);
 	log_msg(LOGL_INFO, "conn %u %s: imap %s selected %s: %u messages", c->id,
 		c->peer_str, s->user, s->sel.full,
 		s->sel.hdr.count);
@@ -2080,7 +2176,8 @@ static void cmd_status(struct conn *c, struct imap_session *s, struct ip *ip)
 		else if (str_ieq(w, wl, "UIDNEXT")) items |= ST_UIDNEXT;
 		else if (str_ieq(w, wl, "UIDVALIDITY")) items |= ST_UIDVALIDITY;
 		else if (str_ieq(w, wl, "UNSEEN")) items |= ST_UNSEEN;
-		else if (str_ieq(w, wl, "HIGHESTMODSEQ")) items |= ST_HIGHESTMODSEQ;
+		else if (CONFIG_IMAP_CONDSTORE && str_ieq(w, wl, "HIGHESTMODSEQ"))
+			items |= ST_HIGHESTMODSEQ;
 		else if (str_ieq(w, wl, "SIZE")) items |= ST_SIZE;
 		else {
 			bad(c, s, "Unknown STATUS item");
@@ -2554,6 +2651,19 @@ static void cmd_fetch(struct conn *c, struct imap_session *s, struct ip *ip, int
 		       ip->err ? ip->err : "?");
 		return;
 	}
+	if (s->q.fr.changedsince || (s->q.fr.attrs & FA_MODSEQ)) {
+		struct fetch_req *fr = &s->q.fr;
+		if (!CONFIG_IMAP_CONDSTORE) {
+			bad(c, s, "MODSEQ and CHANGEDSINCE need CONDSTORE");
+			return;
+		}
+		s->condstore = 1;
+		if (!(fr->attrs & FA_MODSEQ) && fr->nitems < IMAP_FETCH_ITEMS) {
+			fr->items[fr->nitems].attr = FA_MODSEQ;
+			fr->items[fr->nitems++].sec = 0;
+			fr->attrs |= FA_MODSEQ;
+		}
+	}
 	if (s->sel.readonly)
 		s->q.fr.sets_seen = 0;
 	memset(&s->job, 0, sizeof(s->job));
@@ -2623,13 +2733,16 @@ static void cmd_store(struct conn *c, struct imap_session *s, struct ip *ip, int
 		return;
 	}
 	if (ip_peek(ip) == '(') {
-		/* (UNCHANGEDSINCE n): all messages pass with one modseq. */
-		while (!ip_done(ip) && ip_peek(ip) != ')')
-			ip->p++;
-		if (ip_char(ip, ')') || ip_sp(ip)) {
-			bad(c, s, "Syntax: STORE set item flags");
+		/* RFC 7162: (UNCHANGEDSINCE n) */
+		ip->p++;
+		if (!CONFIG_IMAP_CONDSTORE || ip_atom(ip, &w, &wl, 0) ||
+		    !str_ieq(w, wl, "UNCHANGEDSINCE") || ip_sp(ip) ||
+		    ip_number64(ip, &j->since) || ip_char(ip, ')') || ip_sp(ip)) {
+			bad(c, s, "Syntax: STORE set (UNCHANGEDSINCE n) item flags");
 			return;
 		}
+		j->unchanged = 1;
+		s->condstore = 1;
 	}
 	if (ip_peek(ip) == '+' || ip_peek(ip) == '-')
 		j->mode = *ip->p++;
@@ -2671,6 +2784,16 @@ static void cmd_search(struct conn *c, struct imap_session *s, struct ip *ip, in
 	memset(&s->job, 0, sizeof(s->job));
 	s->job.uid = uid;
 	s->job.cur = 1;
+	for (int k = 0; k < s->q.sp.n; k++)
+		if (s->q.sp.node[k].op == SK_MODSEQ)
+			s->job.with_modseq = 1;
+	if (s->job.with_modseq) {
+		if (!CONFIG_IMAP_CONDSTORE) {
+			bad(c, s, "MODSEQ needs CONDSTORE");
+			return;
+		}
+		s->condstore = 1;
+	}
 	conn_printf(c, "* SEARCH");
 	job_start(c, s, J_SEARCH, uid ? "UID SEARCH completed" : "SEARCH completed");
 }
@@ -3269,7 +3392,7 @@ static void new_done(struct conn *c, struct imap_session *s, int indexed)
 			uid_add(&src, sr.uid);
 			i++;
 		}
-		if (r.flags && idx_put(&m->rd, k, &r) != 0)
+		if (r.flags && idx_store(&m->rd, k, &r) != 0)
 			break;
 		uid_add(&dst, r.uid);
 		if (kind == OPEN_APPEND)

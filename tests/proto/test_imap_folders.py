@@ -362,5 +362,87 @@ class ImapAppendCopyMove(ImapBase):
         self.assertEqual(len(mbox_bodies(folder_path(self.server, "alice", "Junk"))), 80)
 
 
+@harness.need_feature("imap:condstore")
+class ImapCondstore(ImapBase):
+    """RFC 7162 over the index's mod-sequences."""
+
+    def test_modseq_changedsince_unchangedsince_search(self):
+        t = [token("cs%d" % i) for i in range(4)]
+        self.server.set_mbox("alice", mbox_text([msg(x) for x in t]))
+        r = self.raw()
+        other = self.server.imap()
+        try:
+            r.login()
+            self.assertIn("CONDSTORE", r.cmd("c", "CAPABILITY")[0])
+            out = r.cmd("s", "SELECT INBOX (CONDSTORE)")
+            hm = [int(re.search(r"HIGHESTMODSEQ (\d+)", x).group(1))
+                  for x in out if "HIGHESTMODSEQ" in x]
+            self.assertEqual(len(hm), 1, out)
+            h0 = hm[0]
+            out = r.cmd("f", "FETCH 1:* (MODSEQ)")
+            mods = [int(re.search(r"MODSEQ \((\d+)\)", x).group(1))
+                    for x in out if x.startswith("* ") and "FETCH" in x]
+            self.assertEqual(len(mods), 4)
+            self.assertEqual(len(set(mods)), 4, "distinct mod-sequences")
+            self.assertLessEqual(max(mods), h0)
+            # A change made elsewhere raises its modseq above h0.
+            other.select("INBOX")
+            other.store("2", "+FLAGS", "(\\Flagged)")
+            out = r.cmd("g", "FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % h0)
+            fetched = [x for x in out if x.startswith("* ") and "FETCH" in x]
+            self.assertEqual(len(fetched), 1, out)
+            self.assertTrue(fetched[0].startswith("* 2 FETCH"), out)
+            self.assertIn("\\Flagged", fetched[0])
+            m2 = int(re.search(r"MODSEQ \((\d+)\)", fetched[0]).group(1))
+            self.assertGreater(m2, h0)
+            # UNCHANGEDSINCE: message 2 changed after h0 and is left alone.
+            out = r.cmd("h", "STORE 1:3 (UNCHANGEDSINCE %d) +FLAGS.SILENT (\\Seen)" % h0)
+            self.assertIn("[MODIFIED 2]", out[-1], out)
+            silent = [x for x in out if x.startswith("* ") and "FETCH" in x]
+            self.assertEqual(len(silent), 2, out)       # MODSEQ despite .SILENT
+            for x in silent:
+                self.assertIn("MODSEQ", x)
+            out = r.cmd("i", "FETCH 2 (FLAGS)")
+            self.assertNotIn("\\Seen", out[0])
+            # SEARCH MODSEQ answers the highest of the matches.
+            out = r.cmd("j", "SEARCH MODSEQ %d" % (m2 + 1))
+            line = [x for x in out if x.startswith("* SEARCH")][0]
+            mo = re.match(r"\* SEARCH ([\d ]+) \(MODSEQ (\d+)\)$", line)
+            self.assertTrue(mo, line)
+            self.assertEqual(sorted(int(x) for x in mo.group(1).split()), [1, 3])
+            # STATUS sees the highest; expunge raises it.
+            st1 = other.status("INBOX", "(HIGHESTMODSEQ)")[1][0]
+            h1 = int(re.search(rb"HIGHESTMODSEQ (\d+)", st1).group(1))
+            self.assertGreaterEqual(h1, m2)
+            other.store("4", "+FLAGS", "(\\Deleted)")
+            other.expunge()
+            st2 = other.status("INBOX", "(HIGHESTMODSEQ)")[1][0]
+            self.assertGreater(int(re.search(rb"HIGHESTMODSEQ (\d+)", st2).group(1)), h1)
+            out = r.cmd("k", "ENABLE CONDSTORE")
+            self.assertTrue(out[-1].startswith("k OK"), out)
+        finally:
+            r.close()
+            other.logout()
+
+    def test_modseq_survives_restart_of_the_session(self):
+        t = [token("cr%d" % i) for i in range(2)]
+        self.server.set_mbox("alice", mbox_text([msg(x) for x in t]))
+        m = self.server.imap()
+        try:
+            m.select("INBOX")
+            m.store("1", "+FLAGS", "(\\Answered)")
+            typ, data = m.fetch("1:2", "(MODSEQ)")
+            before = data
+        finally:
+            m.logout()
+        m = self.server.imap()
+        try:
+            m.select("INBOX", readonly=True)
+            typ, data = m.fetch("1:2", "(MODSEQ)")
+            self.assertEqual(data, before)
+        finally:
+            m.logout()
+
+
 if __name__ == "__main__":
     unittest.main()
