@@ -666,11 +666,11 @@ class Mutt(MbsyncBase):
         p.send("\r")
         p.settle()
 
-    def mutt_inbox(self, n):
+    def mutt_inbox(self, n, conf=()):
         """mutt on an INBOX of n new messages; (pty, their subjects)."""
         t = [token("m%d" % i) for i in range(1, n + 1)]
         self.server.set_mbox("alice", mbox_text([msg(x) for x in t]))
-        p = self.mutt()
+        p = self.mutt(conf=conf)
         p.expect(r"POSTIE-STATUS \S*INBOX msgs=%d" % n)
         p.settle()
         return p, t
@@ -733,8 +733,12 @@ class Mutt(MbsyncBase):
 
     def test_mutt_sees_other_clients(self):
         """While mutt shows INBOX, another session flags and expunges and
-        new mail is delivered: mutt's index follows (IDLE or NOOP)."""
-        p, t = self.mutt_inbox(3)
+        new mail is delivered: mutt's index follows (IDLE or NOOP; with
+        CONDSTORE when the server has it, and a header cache)."""
+        conf = ["set header_cache=%s" % os.path.join(self.work, "hcache")]
+        if "imap:condstore" in harness.features():
+            conf.append("set imap_condstore=yes")
+        p, t = self.mutt_inbox(3, conf)
         m = self.server.imap()
         try:
             m.select("INBOX")
@@ -760,6 +764,24 @@ class Mutt(MbsyncBase):
         view = self.view("INBOX")
         self.assertEqual(sorted(view), sorted([t[0], new]))
         self.assertEqual(view[t[0]][1] - {"\\Recent"}, {"\\Flagged"})
+        # changes while mutt is away reach its header cache when it comes
+        # back (with CONDSTORE: FETCH CHANGEDSINCE)
+        m = self.server.imap()
+        try:
+            m.select("INBOX")
+            m.store("1", "-FLAGS", "\\Flagged")
+            m.store("2", "+FLAGS", "(\\Flagged \\Seen)")
+        finally:
+            m.logout()
+        p = self.mutt(conf=conf)
+        p.expect(r"POSTIE-STATUS \S*INBOX msgs=2 ")
+        p.settle()
+        p.mark = len(p.screen)
+        p.send("\x0c")
+        p.expect(r"IDX 1 \[[^]!]*\] " + t[0])
+        p.expect(r"IDX 2 \[ .!\] " + new)
+        p.send("q")
+        self.assertEqual(p.wait(CLIENT_TIMEOUT), 0, p.screen[-1500:])
 
     def check_other_client_sees(self, want):
         """mbsync, the other client, pulls what mutt did."""
