@@ -405,6 +405,14 @@ static void print_version(void)
 		printf(" smtputf8");
 	if (CONFIG_DEBUG_PROTOCOL)
 		printf(" debug-protocol");
+	if (CONFIG_IMAP)
+		printf("\nimap:%s%s%s%s%s%s%s%s%s", CONFIG_IMAP_IDLE ? " IDLE" : "",
+		       CONFIG_IMAP_UIDPLUS ? " UIDPLUS" : "", CONFIG_IMAP_MOVE ? " MOVE" : "",
+		       CONFIG_IMAP_SPECIAL_USE ? " SPECIAL-USE" : "",
+		       CONFIG_IMAP_CONDSTORE ? " CONDSTORE" : "",
+		       CONFIG_IMAP_NAMESPACE ? " NAMESPACE" : "", CONFIG_IMAP_ID ? " ID" : "",
+		       CONFIG_IMAP_ENABLE ? " ENABLE" : "",
+		       CONFIG_IMAP_LITERALPLUS ? " LITERAL+" : "");
 	printf("\nlimits: connections=%d line=%d rcpt=%d inbuf=%d outbuf=%d\n",
 	       CONFIG_MAX_CONNECTIONS, CONFIG_SMTP_LINE_MAX, CONFIG_SMTP_MAX_RCPT,
 	       CONFIG_CONN_INBUF, CONFIG_CONN_OUTBUF);

@@ -67,7 +67,7 @@ feature_tests() {
 	TLS) echo test_tls test_auth test_pop3 ;;
 	AUTH) echo test_auth test_pop3 ;;
 	POP3) echo test_pop3 ;;
-	IMAP) echo test_imap ;;
+	IMAP) echo test_imap test_imap_folders ;;
 	RELAY | DNS) echo test_relay test_dns test_sendmail ;;
 	SENDMAIL) echo test_sendmail ;;
 	ALIASES) echo test_smtp_rcpt ;;
@@ -79,11 +79,23 @@ for sym in $(grep -E '^config ' Kconfig | awk '{print $2}'); do
 	# each bool that defconfig turns on, turned off in turn
 	grep -A2 "^config $sym\$" Kconfig | grep -q 'bool "' || continue
 	grep -q "^CONFIG_$sym=y" build/host/.config || continue
+	case $sym in IMAP_*) continue ;; esac  # together, below
 	stage "build-no-$sym" build_cfg "no-$sym" alldefconfig "$sym"
 	# shellcheck disable=SC2046
 	stage "test-no-$sym" test_cfg "no-$sym" --quick test_smtp_basic test_config \
 		$(feature_tests "$sym")
 done
+
+# IMAP with none of its optional extensions: they must be cleanly absent.
+build_imap_bare() {
+	build_cfg imap-bare alldefconfig &&
+		sed -i 's/^CONFIG_\(IMAP_[A-Z_]*\)=y/# CONFIG_\1 is not set/' \
+			build/matrix/imap-bare.config &&
+		make -s $J O=build/matrix/imap-bare CONFIG_SRC=build/matrix/imap-bare.config \
+			all test-tools
+}
+stage build-imap-bare build_imap_bare
+stage test-imap-bare test_cfg imap-bare --quick test_imap test_imap_folders
 
 stage build-asan make -s $J TARGET=asan all test-tools
 stage unit-asan build/asan/tests/unit

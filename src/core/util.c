@@ -1,6 +1,7 @@
 /* util — small pure helpers (see util.h). */
 #include "core/util.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <time.h>
@@ -140,4 +141,37 @@ int fsync_dir(const char *dir)
 	rc = fsync(fd);
 	close(fd);
 	return rc;
+}
+
+int write_all_fd(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int fsync_parent_of(const char *path)
+{
+	char dir[600];
+	const char *slash = strrchr(path, '/');
+	size_t l = slash ? (size_t)(slash - path) : 0;
+
+	if (!slash)
+		return fsync_dir(".");
+	if (l >= sizeof(dir)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(dir, path, l ? l : 1);
+	dir[l ? l : 1] = '\0';
+	return fsync_dir(dir);
 }

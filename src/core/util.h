@@ -31,5 +31,9 @@ char *str_printable(char *dst, size_t n, const char *src, size_t len);
 
 /* fsync of a directory (after a create, rename or unlink in it). */
 int fsync_dir(const char *dir);
+/* write() until all of buf is out (EINTR retried). 0 or -1. */
+int write_all_fd(int fd, const void *buf, size_t n);
+/* fsync of the directory that holds path. */
+int fsync_parent_of(const char *path);
 
 #endif

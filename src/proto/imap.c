@@ -42,6 +42,7 @@
 #include "proto/imap_parse.h"
 #include "proto/mime.h"
 #include "proto/sasl.h"
+#include "store/folders.h"
 #include "store/index.h"
 #include "store/mbox.h"
 #include "store/users.h"
@@ -49,7 +50,7 @@
 
 #define IMAP_CMD_MAX 8192
 #define IMAP_ITEM_MAX 16384
-#define IMAP_NAME_MAX 200
+#define IMAP_NAME_MAX FOLDER_NAME_MAX
 #define IMAP_MAX_ERRORS 30
 #define IMAP_MAX_COMMANDS 10000000
 #define IMAP_REPLY_ROOM 512
@@ -58,7 +59,6 @@
 #define IMAP_STEP (1024 * 1024)
 #define IMAP_SEND_BUDGET (256 * 1024)
 #define IMAP_PEND 16
-#define IMAP_FOLDERS ".postie/folders"
 
 enum imap_state {
 	IMAP_NOAUTH,
@@ -68,26 +68,31 @@ enum imap_state {
 	IMAP_SELECTED,
 	IMAP_OPEN,              /* opening a mailbox (index scan, lock) */
 	IMAP_BUSY,              /* a job streams its answer */
-	IMAP_REWRITE,           /* EXPUNGE/CLOSE: rewriting the mbox */
+	IMAP_REWRITE,           /* EXPUNGE/CLOSE/MOVE: rewriting the mbox */
+	IMAP_APPEND,            /* APPEND: waiting for the target's lock */
+	IMAP_COPY,              /* COPY/MOVE: copying into the target */
 	IMAP_IDLE,
 	IMAP_LOGOUT,
 };
 
 static const char *const state_names[] = {
 	"noauth", "auth-wait", "sasl", "authed", "selected", "open", "busy",
-	"rewrite", "idle", "logout",
+	"rewrite", "append", "copy", "idle", "logout",
 };
 
 struct mbx {
-	char dir[CONF_PATH_MAX + USER_NAME_MAX + 32];
+	char dir[FOLDER_PATH_MAX + 16];
 	char name[IMAP_NAME_MAX + 1];
+	char full[IMAP_NAME_MAX + 1];   /* as the client names it */
 	int mfd, ifd;
 	struct idx_hdr hdr;
 	struct idx_reader rd;
 	int readonly;
 };
 
-enum { OPEN_SELECT, OPEN_EXAMINE, OPEN_STATUS };
+enum { OPEN_SELECT, OPEN_EXAMINE, OPEN_STATUS, OPEN_APPEND, OPEN_COPY };
+enum { APP_NONE, APP_STORE, APP_DISCARD };
+enum { RW_DELETED, RW_UID_EXPUNGE, RW_MOVE };
 enum { J_TEXT, J_FETCH, J_STORE, J_SEARCH, J_MERGE };
 enum { SEG_TEXT, SEG_SEC };
 
@@ -139,10 +144,17 @@ struct job {
 	int mode;               /* '+', '-' or 0 (replace) */
 	int silent;
 	uint32_t flags;
+	int unchanged;          /* UNCHANGEDSINCE given */
+	uint64_t since;
+	char modified[200];     /* messages that failed it, as a set */
+	size_t modlen;
 	/* J_MERGE */
 	struct idx_reader *oldrd;
 	uint32_t oi, nj, removed;
 	uint32_t newcount;
+	/* J_SEARCH: MODSEQ asked, the highest of the matches */
+	int with_modseq;
+	uint64_t maxmod;
 	/* J_TEXT */
 	uint32_t text_off;
 	int matched;
@@ -152,8 +164,9 @@ struct imap_session {
 	enum imap_state state;
 	int ncmds, nerrors;
 	char user[USER_NAME_MAX + 1];
+	char base[FOLDER_PATH_MAX + 16];        /* the user's folders */
 	char tag[IMAP_TAG_MAX + 1];
-	char done_text[96];     /* tagged answer after a job */
+	char done_text[300];    /* tagged answer after a job */
 	/* command reader */
 	char cmd[IMAP_CMD_MAX + 1];
 	size_t clen, line0;     /* bytes held, start of the current line */
@@ -175,6 +188,21 @@ struct imap_session {
 	} u;
 	int upd_live, rw_live;
 	int rw_close;           /* CLOSE: no EXPUNGE answers */
+	int rw_mode;            /* RW_*: which messages go */
+	char rw_done[32];
+	/* APPEND: the literal goes to a temporary file (LF line ends) */
+	int app_mode;           /* APP_* */
+	int app_fd, app_cr, app_rest;
+	uint32_t app_flags;
+	int64_t app_time;
+	uint64_t app_size;
+	const char *app_st, *app_err;   /* the answer of a refused APPEND */
+	uint64_t new_off;       /* APPEND/COPY: where the new messages start */
+	/* COPY, MOVE, UID EXPUNGE: the set, inside cmd until the answer */
+	const char *set;
+	size_t set_len;
+	int set_uid, copy_move;
+	uint32_t set_star, copy_i;
 	/* other sessions' news */
 	uint32_t pend[IMAP_PEND];
 	int npend, pend_all, need_sync;
@@ -202,6 +230,12 @@ static struct mime mime;
 static char hdrbuf[65536];
 static char srchbuf[sizeof(fbuf) * 2 + 1100];
 
+static int in_set(const struct imap_session *s, uint32_t i, const struct idx_rec *r);
+static int reading_state(const struct imap_session *s);
+static void cmd_copy(struct conn *c, struct imap_session *s, struct ip *ip, int uid,
+		     int move);
+static void cmd_uid_expunge(struct conn *c, struct imap_session *s, struct ip *ip);
+
 static void imap_enter(struct conn *c, struct imap_session *s, enum imap_state st)
 {
 	if (s->state != st)
@@ -212,6 +246,10 @@ static void imap_enter(struct conn *c, struct imap_session *s, enum imap_state s
 
 static void wait_command(struct conn *c, struct imap_session *s)
 {
+	/* The command (and any set a finished operation used) is done. */
+	explicit_bzero(s->cmd, s->clen);
+	s->clen = s->line0 = 0;
+	s->set = NULL;
 	conn_deadline(c, s->state == IMAP_IDLE ? IMAP_IDLE_TIMEOUT :
 		      s->state == IMAP_NOAUTH ? 60 : CONFIG_IMAP_TIMEOUT);
 }
@@ -258,20 +296,13 @@ static int mbx_paths(struct imap_session *s, struct mbx *m, const char *name,
 	if (str_ieq(name, len, "INBOX")) {
 		snprintf(m->dir, sizeof(m->dir), "%s", conf->mail_dir);
 		snprintf(m->name, sizeof(m->name), "%s", s->user);
+		snprintf(m->full, sizeof(m->full), "INBOX");
 		return 0;
 	}
-	/* Flat folder names: printable ASCII, no '/', no leading '.'. */
-	if (len == 0 || len > IMAP_NAME_MAX || name[0] == '.')
+	if (folder_split(s->base, name, len, m->dir, sizeof(m->dir), m->name,
+			 sizeof(m->name)) != 0)
 		return -1;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] >= 0x7f ||
-		    name[i] == '/' || name[i] == '\\' || name[i] == '*' || name[i] == '%')
-			return -1;
-	if (len >= 5 && memcmp(name + len - 5, ".lock", 5) == 0)
-		return -1;
-	snprintf(m->dir, sizeof(m->dir), "%s/%s/%s", conf->mail_dir, IMAP_FOLDERS,
-		 s->user);
-	str_copy(m->name, sizeof(m->name), name, len);
+	str_copy(m->full, sizeof(m->full), name, len);
 	return 0;
 }
 
@@ -868,7 +899,7 @@ static void set_flags(struct imap_session *s, uint32_t i, struct idx_rec *r,
 	if (r->flags == nf || s->sel.readonly)
 		return;
 	r->flags = nf;
-	if (idx_put(&s->sel.rd, i, r) == 0)
+	if (idx_store(&s->sel.rd, i, r) == 0)
 		tell_flags(s, r->uid);
 }
 
@@ -919,6 +950,12 @@ static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 		item_printf(s, j, "%sFLAGS %s", first ? "" : " ", b);
 		first = 0;
 	}
+	if (fr->sets_seen && oldflags != r->flags && s->condstore &&
+	    !(fr->attrs & FA_MODSEQ)) {
+		item_printf(s, j, "%sMODSEQ (%llu)", first ? "" : " ",
+			    (unsigned long long)r->modseq);
+		first = 0;
+	}
 	for (int i = 0; i < fr->nitems; i++) {
 		const struct fetch_item *it = &fr->items[i];
 		const char *sp = first ? "" : " ";
@@ -936,7 +973,8 @@ static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 				    (unsigned long long)r->size);
 			break;
 		case FA_MODSEQ:
-			item_printf(s, j, "%sMODSEQ (1)", sp);
+			item_printf(s, j, "%sMODSEQ (%llu)", sp,
+				    (unsigned long long)r->modseq);
 			break;
 		case FA_INTERNALDATE:
 			internaldate_text(internal_time(s->sel.mfd, r), b, sizeof(b));
@@ -1243,7 +1281,7 @@ static int eval(struct imap_session *s, const struct search_prog *p, int k,
 	case SK_SMALLER:
 		return x->r.size < nd->num;
 	case SK_MODSEQ:
-		return nd->num <= 1;
+		return x->r.modseq >= nd->num;
 	case SK_BEFORE:
 	case SK_ON:
 	case SK_SINCE:
@@ -1335,6 +1373,15 @@ static int job_produce(struct conn *c, struct imap_session *s)
 				job_done(c, s, "OK");
 				return 1;
 			}
+			if (s->q.fr.changedsince) {
+				struct idx_rec r;
+				if (get_rec(&s->sel, j->cur - 1, &r) != 0)
+					return -1;
+				if (r.modseq <= s->q.fr.since) {
+					j->cur++;
+					continue;
+				}
+			}
 			if (fetch_plan(c, s, j->cur) != 0)
 				return -1;
 			j->in_msg = 1;
@@ -1347,6 +1394,13 @@ static int job_produce(struct conn *c, struct imap_session *s)
 			if (conn_out_free(c) < 200)
 				return 0;
 			if (j->cur > j->hi && !next_range(s, j)) {
+				if (j->modlen) {
+					/* done_text is "[UID ]STORE completed" */
+					int uidc = j->uid;
+					snprintf(s->done_text, sizeof(s->done_text),
+						 "[MODIFIED %.*s] Conditional %sSTORE completed",
+						 (int)j->modlen, j->modified, uidc ? "UID " : "");
+				}
 				job_done(c, s, "OK");
 				return 1;
 			}
@@ -1354,15 +1408,38 @@ static int job_produce(struct conn *c, struct imap_session *s)
 				return -1;
 			nf = j->mode == '+' ? r.flags | j->flags :
 			     j->mode == '-' ? r.flags & ~j->flags : j->flags;
+			if (j->unchanged && r.modseq > j->since) {
+				/* Changed since the client looked: not touched. */
+				int k2 = snprintf(j->modified + j->modlen,
+						  sizeof(j->modified) - j->modlen, "%s%u",
+						  j->modlen ? "," : "", j->uid ? r.uid : j->cur);
+				if (k2 > 0 && (size_t)k2 < sizeof(j->modified) - j->modlen)
+					j->modlen += (size_t)k2;
+				j->cur++;
+				continue;
+			}
+			uint32_t was = r.flags;
 			set_flags(s, j->cur - 1, &r, nf);
-			if (!j->silent || r.flags != nf) {
-				char f[96];
-				flags_text(r.flags, f, sizeof(f));
+			/* .SILENT still tells MODSEQ of a change under CONDSTORE. */
+			int show_flags = !j->silent || r.flags != nf;
+			int show_mod = s->condstore && r.flags != was;
+			if (show_flags || show_mod) {
+				char f[96], out[200];
+				int k2 = snprintf(out, sizeof(out), "* %u FETCH (", j->cur);
 				if (j->uid)
-					conn_printf(c, "* %u FETCH (UID %u FLAGS %s)\r\n",
-						    j->cur, r.uid, f);
-				else
-					conn_printf(c, "* %u FETCH (FLAGS %s)\r\n", j->cur, f);
+					k2 += snprintf(out + k2, sizeof(out) - (size_t)k2,
+						       "UID %u ", r.uid);
+				if (show_flags || s->condstore) {
+					flags_text(r.flags, f, sizeof(f));
+					k2 += snprintf(out + k2, sizeof(out) - (size_t)k2,
+						       "FLAGS %s ", f);
+				}
+				if (s->condstore)
+					k2 += snprintf(out + k2, sizeof(out) - (size_t)k2,
+						       "MODSEQ (%llu) ",
+						       (unsigned long long)r.modseq);
+				out[k2 - 1] = ')';
+				conn_printf(c, "%s\r\n", out);
 			}
 			j->cur++;
 		}
@@ -1373,6 +1450,11 @@ static int job_produce(struct conn *c, struct imap_session *s)
 			if (conn_out_free(c) < 200)
 				return 0;
 			if (j->cur > s->sel.hdr.count) {
+				if (j->with_modseq && j->maxmod) {
+					k = snprintf(line, sizeof(line), " (MODSEQ %llu)",
+						     (unsigned long long)j->maxmod);
+					conn_write(c, line, (size_t)k);
+				}
 				conn_write(c, "\r\n", 2);
 				job_done(c, s, "OK");
 				return 1;
@@ -1384,6 +1466,8 @@ static int job_produce(struct conn *c, struct imap_session *s)
 			if (eval(s, &s->q.sp, 0, &x, 0)) {
 				k = snprintf(line, sizeof(line), " %u", j->uid ? x.r.uid : j->cur);
 				conn_write(c, line, (size_t)k);
+				if (x.r.modseq > j->maxmod)
+					j->maxmod = x.r.modseq;
 			}
 			j->cur++;
 			if (s->q.sp.needs_body && guard >= 8)
@@ -1494,7 +1578,11 @@ static void push_flags(struct conn *c, struct imap_session *s)
 		if (!seq || get_rec(&s->sel, seq - 1, &r) != 0)
 			continue;
 		flags_text(r.flags, f, sizeof(f));
-		conn_printf(c, "* %u FETCH (UID %u FLAGS %s)\r\n", seq, r.uid, f);
+		if (s->condstore)
+			conn_printf(c, "* %u FETCH (UID %u FLAGS %s MODSEQ (%llu))\r\n",
+				    seq, r.uid, f, (unsigned long long)r.modseq);
+		else
+			conn_printf(c, "* %u FETCH (UID %u FLAGS %s)\r\n", seq, r.uid, f);
 	}
 	s->npend = 0;
 }
@@ -1617,8 +1705,14 @@ static void capability_text(struct conn *c, struct imap_session *s, char *out,
 {
 	int pre = s->state == IMAP_NOAUTH;
 
-	snprintf(out, n, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE "
-		 "UNSELECT CHILDREN%s%s%s",
+	snprintf(out, n, "IMAP4rev1%s SASL-IR%s%s%s%s UNSELECT CHILDREN%s%s%s%s%s%s%s",
+		 CONFIG_IMAP_LITERALPLUS ? " LITERAL+" : "",
+		 CONFIG_IMAP_ID ? " ID" : "", CONFIG_IMAP_ENABLE ? " ENABLE" : "",
+		 CONFIG_IMAP_IDLE ? " IDLE" : "",
+		 CONFIG_IMAP_NAMESPACE ? " NAMESPACE" : "",
+		 CONFIG_IMAP_UIDPLUS ? " UIDPLUS" : "", CONFIG_IMAP_MOVE ? " MOVE" : "",
+		 CONFIG_IMAP_SPECIAL_USE ? " SPECIAL-USE" : "",
+		 CONFIG_IMAP_CONDSTORE ? " CONDSTORE" : "",
 		 pre && starttls_offered(c) ? " STARTTLS" : "",
 		 pre && !auth_allowed(c) ? " LOGINDISABLED" : "",
 		 pre && auth_allowed(c) ? " AUTH=PLAIN" : "");
@@ -1630,6 +1724,10 @@ static void login_ok(struct conn *c, struct imap_session *s, const char *canon)
 
 	str_copy(s->user, sizeof(s->user), canon, strlen(canon));
 	log_msg(LOGL_INFO, "conn %u %s: imap login %s", c->id, c->peer_str, s->user);
+	if (folder_base(conf->mail_dir, s->user, s->base, sizeof(s->base)) != 0 ||
+	    folder_setup(s->base, CONFIG_IMAP_SPECIAL_USE) != 0)
+		log_msg(LOGL_WARN, "conn %u %s: imap %s: cannot set up the folders "
+			"in %s: %s", c->id, c->peer_str, s->user, s->base, strerror(errno));
 	imap_enter(c, s, IMAP_AUTHED);
 	capability_text(c, s, cap, sizeof(cap));
 	tagged(c, s, "OK", "[CAPABILITY %s] Logged in", cap);
@@ -1815,23 +1913,53 @@ static void cmd_enable(struct conn *c, struct imap_session *s, struct ip *ip)
 		bad(c, s, "Syntax: ENABLE capability...");
 		return;
 	}
-	/* Nothing this server has changes behaviour with ENABLE. */
-	conn_printf(c, "* ENABLED\r\n");
+	const char *w;
+	size_t wl;
+	int cs = 0;
+
+	for (int guard = 0; guard < 32 && !ip_done(ip); guard++) {
+		if (ip_atom(ip, &w, &wl, 0)) {
+			bad(c, s, "Syntax: ENABLE capability...");
+			return;
+		}
+		if (CONFIG_IMAP_CONDSTORE && str_ieq(w, wl, "CONDSTORE"))
+			cs = 1;
+		if (ip_peek(ip) == ' ')
+			ip->p++;
+	}
+	/* CONDSTORE is the one this server changes behaviour for. */
+	if (cs && !s->condstore) {
+		s->condstore = 1;
+		conn_printf(c, "* ENABLED CONDSTORE\r\n");
+	} else {
+		conn_printf(c, "* ENABLED\r\n");
+	}
 	tagged(c, s, "OK", "Enable completed");
 }
 
 /* ---- SELECT / EXAMINE / STATUS ---------------------------------------- */
 
 static void open_finish(struct conn *c, struct imap_session *s);
+static void new_done(struct conn *c, struct imap_session *s, int indexed);
 
 static void open_fail(struct conn *c, struct imap_session *s, const char *why)
 {
 	int e = errno;
 
+	if (s->open_kind == OPEN_APPEND || s->open_kind == OPEN_COPY) {
+		/* The messages are in (fsynced); only their index failed. */
+		upd_abort(s);
+		log_msg(LOGL_WARN, "conn %u %s: imap %s: mailbox %s: index: %s%s%s",
+			c->id, c->peer_str, s->user, s->tmp.full, why, e ? ": " : "",
+			e ? strerror(e) : "");
+		new_done(c, s, 0);
+		return;
+	}
+
 	upd_abort(s);
 	mbx_close(&s->tmp);
 	log_msg(LOGL_WARN, "conn %u %s: imap %s: mailbox %s: %s%s%s", c->id,
-		c->peer_str, s->user, s->tmp.name, why, e ? ": " : "",
+		c->peer_str, s->user, s->tmp.full, why, e ? ": " : "",
 		e ? strerror(e) : "");
 	imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
 	tagged(c, s, "NO", "%s", e == ENOENT ? "[NONEXISTENT] No such mailbox" : why);
@@ -1901,8 +2029,16 @@ static void cmd_select(struct conn *c, struct imap_session *s, struct ip *ip,
 		return;
 	}
 	if (ip_peek(ip) == ' ') {
-		/* (CONDSTORE) and other select parameters: accepted. */
-		ip->p = ip->end;
+		/* RFC 7162: (CONDSTORE) */
+		const char *w;
+		size_t wl;
+		ip->p++;
+		if (!CONFIG_IMAP_CONDSTORE || ip_char(ip, '(') || ip_atom(ip, &w, &wl, 0) ||
+		    !str_ieq(w, wl, "CONDSTORE") || ip_char(ip, ')') || ip_end(ip)) {
+			bad(c, s, "Syntax: SELECT mailbox [(CONDSTORE)]");
+			return;
+		}
+		s->condstore = 1;
 	}
 	/* RFC 3501: a failed SELECT leaves no mailbox selected. */
 	close_sel(s);
@@ -1947,8 +2083,12 @@ static void open_finish(struct conn *c, struct imap_session *s)
 	struct mbx *m = &s->tmp;
 	uint32_t unseen, first;
 	uint64_t size;
-	char name[IMAP_NAME_MAX + 8];
+	char name[IMAP_NAME_MAX * 2 + 8];
 
+	if (s->open_kind == OPEN_APPEND || s->open_kind == OPEN_COPY) {
+		new_done(c, s, 1);
+		return;
+	}
 	counts(m, &unseen, &first, &size);
 	if (s->open_kind == OPEN_STATUS) {
 		char out[300];
@@ -1966,12 +2106,18 @@ static void open_finish(struct conn *c, struct imap_session *s)
 		if (it & ST_UNSEEN)
 			k += snprintf(out + k, sizeof(out) - (size_t)k, " UNSEEN %u", unseen);
 		if (it & ST_HIGHESTMODSEQ)
-			k += snprintf(out + k, sizeof(out) - (size_t)k, " HIGHESTMODSEQ 1");
+			k += snprintf(out + k, sizeof(out) - (size_t)k, " HIGHESTMODSEQ %llu",
+				      (unsigned long long)m->hdr.modseq);
 		if (it & ST_SIZE)
 			k += snprintf(out + k, sizeof(out) - (size_t)k, " SIZE %llu",
 				      (unsigned long long)size);
-		snprintf(name, sizeof(name), "%s", is_inbox(s, m) ? "INBOX" : m->name);
-		conn_printf(c, "* STATUS \"%s\" (%s)\r\n", name, k ? out + 1 : "");
+		{
+			struct mime_out o;
+			mime_out_init(&o, name, sizeof(name));
+			mime_out_nstring(&o, m->full, strlen(m->full));
+			name[o.overflow ? 0 : o.len] = '\0';
+		}
+		conn_printf(c, "* STATUS %s (%s)\r\n", name, k ? out + 1 : "");
 		mbx_close(m);
 		imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
 		tagged(c, s, "OK", "Status completed");
@@ -1995,8 +2141,11 @@ static void open_finish(struct conn *c, struct imap_session *s)
 		    s->sel.hdr.uidvalidity, s->sel.hdr.uidnext);
 	if (first)
 		conn_printf(c, "* OK [UNSEEN %u] First unseen\r\n", first);
+	if (CONFIG_IMAP_CONDSTORE)
+		conn_printf(c, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+			    (unsigned long long)s->sel.hdr.modseq);
 	log_msg(LOGL_INFO, "conn %u %s: imap %s selected %s: %u messages", c->id,
-		c->peer_str, s->user, is_inbox(s, &s->sel) ? "INBOX" : s->sel.name,
+		c->peer_str, s->user, s->sel.full,
 		s->sel.hdr.count);
 	imap_enter(c, s, IMAP_SELECTED);
 	tagged(c, s, "OK", "[%s] %s completed", s->sel.readonly ? "READ-ONLY" :
@@ -2027,7 +2176,8 @@ static void cmd_status(struct conn *c, struct imap_session *s, struct ip *ip)
 		else if (str_ieq(w, wl, "UIDNEXT")) items |= ST_UIDNEXT;
 		else if (str_ieq(w, wl, "UIDVALIDITY")) items |= ST_UIDVALIDITY;
 		else if (str_ieq(w, wl, "UNSEEN")) items |= ST_UNSEEN;
-		else if (str_ieq(w, wl, "HIGHESTMODSEQ")) items |= ST_HIGHESTMODSEQ;
+		else if (CONFIG_IMAP_CONDSTORE && str_ieq(w, wl, "HIGHESTMODSEQ"))
+			items |= ST_HIGHESTMODSEQ;
 		else if (str_ieq(w, wl, "SIZE")) items |= ST_SIZE;
 		else {
 			bad(c, s, "Unknown STATUS item");
@@ -2047,29 +2197,35 @@ static void cmd_status(struct conn *c, struct imap_session *s, struct ip *ip)
 
 /* ---- LIST / LSUB ------------------------------------------------------- */
 
-/* IMAP LIST wildcard match: '*' anything, '%' anything but '/'. */
-static int wild(const char *p, size_t pn, const char *s, size_t sn, int depth)
+#define IMAP_PATTERN_MAX 512
+
+/* IMAP LIST wildcard match, '*' anything, '%' anything but '/': one pass
+ * per pattern octet over a row of the name's prefixes (no backtracking;
+ * O(pattern x name) with the name at most FOLDER_NAME_MAX). */
+static int wild(const char *p, size_t pn, const char *s, size_t sn)
 {
-	if (depth > 16)
+	unsigned char row[FOLDER_NAME_MAX + 2];
+
+	if (sn > FOLDER_NAME_MAX)
 		return 0;
-	while (pn > 0) {
-		if (*p == '*' || *p == '%') {
-			int pct = *p == '%';
-			for (size_t i = 0; i <= sn; i++) {
-				if (wild(p + 1, pn - 1, s + i, sn - i, depth + 1))
-					return 1;
-				if (i < sn && pct && s[i] == '/')
-					return 0;
+	memset(row, 0, sn + 1);
+	row[0] = 1;
+	for (size_t i = 0; i < pn; i++) {
+		if (p[i] == '*' || p[i] == '%') {
+			int on = 0;
+			for (size_t j = 0; j <= sn; j++) {
+				if (p[i] == '%' && j > 0 && s[j - 1] == '/')
+					on = 0;
+				on |= row[j];
+				row[j] = (unsigned char)on;
 			}
-			return 0;
+		} else {
+			for (size_t j = sn; j > 0; j--)
+				row[j] = row[j - 1] && s[j - 1] == p[i];
+			row[0] = 0;
 		}
-		if (sn == 0)
-			return 0;
-		if (*p != *s && !(depth == 0 && 0))
-			return 0;
-		p++; pn--; s++; sn--;
 	}
-	return sn == 0;
+	return row[sn];
 }
 
 static int inbox_match(const char *p, size_t pn)
@@ -2079,66 +2235,200 @@ static int inbox_match(const char *p, size_t pn)
 	if (pn >= 5 && pn < sizeof(up)) {
 		for (size_t i = 0; i < pn; i++)
 			up[i] = (char)(p[i] >= 'a' && p[i] <= 'z' ? p[i] - 32 : p[i]);
-		if (wild(up, pn, "INBOX", 5, 1))
+		if (wild(up, pn, "INBOX", 5))
 			return 1;
 	}
-	return wild(p, pn, "INBOX", 5, 1);
+	return wild(p, pn, "INBOX", 5);
 }
 
-static void list_add(struct imap_session *s, const char *verb, const char *name)
+static const char *special_use(const char *name)
 {
+	static const char *const map[][2] = {
+		{ "Sent", "\\Sent" }, { "Drafts", "\\Drafts" }, { "Trash", "\\Trash" },
+		{ "Junk", "\\Junk" }, { "Archive", "\\Archive" },
+	};
+
+	if (!CONFIG_IMAP_SPECIAL_USE)
+		return NULL;
+	for (size_t i = 0; i < ARRAY_LEN(map); i++)
+		if (strcmp(name, map[i][0]) == 0)
+			return map[i][1];
+	return NULL;
+}
+
+enum { LO_SUBSCRIBED = 1, LO_SPECIAL = 2, LO_RET_SUBSCRIBED = 4, LO_LSUB = 8 };
+
+struct list_ctx {
+	struct imap_session *s;
+	const char *verb;
+	const char *pat;
+	size_t pl;
+	unsigned opts;
+	const char *subs;
+};
+
+static void list_line(struct list_ctx *x, const char *attrs, const char *name)
+{
+	struct imap_session *s = x->s;
 	struct mime_out o;
+	size_t al = strlen(attrs);
 
 	mime_out_init(&o, s->item + s->item_len, sizeof(s->item) - s->item_len - 2);
 	mime_out_str(&o, "* ", 2);
-	mime_out_str(&o, verb, strlen(verb));
-	if (strcmp(name, "INBOX") == 0)
-		mime_out_str(&o, " (\\HasNoChildren) \"/\" ", 22);
-	else
-		mime_out_str(&o, " (\\HasNoChildren) \"/\" ", 22);
+	mime_out_str(&o, x->verb, strlen(x->verb));
+	mime_out_str(&o, " (", 2);
+	mime_out_str(&o, attrs + (al && attrs[0] == ' '), al - (al && attrs[0] == ' '));
+	mime_out_str(&o, ") \"/\" ", 6);
 	mime_out_nstring(&o, name, strlen(name));
 	mime_out_str(&o, "\r\n", 2);
 	if (!o.overflow)
 		s->item_len += o.len;
+	else
+		log_msg(LOGL_WARN, "imap %s: LIST answer over %d bytes, truncated",
+			s->user, IMAP_ITEM_MAX);
+}
+
+/* One existing name (kind FOLDER_*, or 0 for INBOX) for LIST. */
+static void list_fn(void *ctx, const char *name, int kind, int children)
+{
+	struct list_ctx *x = ctx;
+	char attrs[96];
+	const char *su = kind == FOLDER_MBOX ? special_use(name) : NULL;
+	int sub = (x->opts & (LO_SUBSCRIBED | LO_RET_SUBSCRIBED)) &&
+		  folder_is_subscribed(x->subs, name);
+
+	if (!wild(x->pat, x->pl, name, strlen(name)) ||
+	    ((x->opts & LO_SPECIAL) && !su) || ((x->opts & LO_SUBSCRIBED) && !sub))
+		return;
+	snprintf(attrs, sizeof(attrs), "%s%s%s%s%s",
+		 kind == FOLDER_DIR ? "\\Noselect" : "\\NoInferiors",
+		 kind != FOLDER_DIR ? "" : children ? " \\HasChildren" : " \\HasNoChildren",
+		 sub ? " \\Subscribed" : "", su ? " " : "", su ? su : "");
+	list_line(x, attrs, name);
+}
+
+/* LSUB and LIST (SUBSCRIBED): the subscribed names, existing or not. */
+static void list_subscribed(struct list_ctx *x)
+{
+	char name[IMAP_NAME_MAX + 1];
+
+	for (const char *p = x->subs; *p;) {
+		const char *e = strchr(p, '\n');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		int kind;
+		if (l && l <= IMAP_NAME_MAX) {
+			memcpy(name, p, l);
+			name[l] = '\0';
+			kind = strcmp(name, "INBOX") == 0 ? FOLDER_MBOX :
+			       folder_kind(x->s->base, name);
+			if (kind == FOLDER_NONE && wild(x->pat, x->pl, name, l))
+				list_line(x, x->opts & LO_LSUB ? "\\Noselect" :
+					  "\\NonExistent \\Subscribed", name);
+			else if (x->opts & LO_LSUB) {
+				if (wild(x->pat, x->pl, name, l))
+					list_line(x, kind == FOLDER_DIR ? "\\Noselect" : "", name);
+			} else if (strcmp(name, "INBOX") == 0) {
+				if (inbox_match(x->pat, x->pl))
+					list_line(x, "\\NoInferiors \\Subscribed", "INBOX");
+			} else {
+				list_fn(x, name, kind, kind == FOLDER_DIR);
+			}
+		}
+		if (!e)
+			break;
+		p = e + 1;
+	}
+}
+
+/* "(" options ")" of LIST-EXTENDED selection or RETURN; unknown ones are
+ * ignored. */
+static int list_opts(struct ip *ip, unsigned *opts, int ret)
+{
+	const char *w;
+	size_t wl;
+
+	if (ip_char(ip, '('))
+		return -1;
+	for (int guard = 0; guard < 16 && ip_peek(ip) != ')'; guard++) {
+		if (ip_atom(ip, &w, &wl, 0))
+			return -1;
+		if (str_ieq(w, wl, "SUBSCRIBED"))
+			*opts |= ret ? LO_RET_SUBSCRIBED : LO_SUBSCRIBED;
+		else if (str_ieq(w, wl, "SPECIAL-USE") && !ret)
+			*opts |= LO_SPECIAL;
+		if (ip_peek(ip) == ' ')
+			ip->p++;
+	}
+	return ip_char(ip, ')');
 }
 
 static void cmd_list(struct conn *c, struct imap_session *s, struct ip *ip,
 		     const char *verb)
 {
-	char *ref, *pat, dir[sizeof(s->sel.dir)];
+	static char pat[IMAP_PATTERN_MAX + 1], subs[FOLDER_SUBS_MAX + 1];
+	struct list_ctx x = { .s = s, .verb = verb, .pat = pat, .subs = subs };
+	char *ref, *p;
 	size_t rl, pl;
-	DIR *d;
 
-	if (ip_sp(ip) || ip_astring(ip, &ref, &rl) || ip_sp(ip) ||
-	    ip_list_mailbox(ip, &pat, &pl) || ip_end(ip)) {
+	if (ip_sp(ip)) {
+		bad(c, s, "Syntax: LIST reference pattern");
+		return;
+	}
+	if (ip_peek(ip) == '(' && strcmp(verb, "LIST") == 0 &&
+	    (list_opts(ip, &x.opts, 0) || ip_sp(ip))) {
+		bad(c, s, "Syntax: LIST (options) reference pattern");
+		return;
+	}
+	if (ip_astring(ip, &ref, &rl) || ip_sp(ip) || ip_list_mailbox(ip, &p, &pl)) {
+		bad(c, s, "Syntax: LIST reference pattern");
+		return;
+	}
+	if (ip_peek(ip) == ' ' && strcmp(verb, "LIST") == 0) {
+		const char *w;
+		size_t wl;
+		ip->p++;
+		if (ip_atom(ip, &w, &wl, 0) || !str_ieq(w, wl, "RETURN") || ip_sp(ip) ||
+		    list_opts(ip, &x.opts, 1)) {
+			bad(c, s, "Syntax: LIST reference pattern RETURN (options)");
+			return;
+		}
+	}
+	if (ip_end(ip)) {
 		bad(c, s, "Syntax: LIST reference pattern");
 		return;
 	}
 	s->item_len = 0;
 	memset(&s->job, 0, sizeof(s->job));
-	if (pl == 0) {
+	if (pl == 0 && !(x.opts & (LO_SUBSCRIBED | LO_SPECIAL))) {
 		/* The hierarchy delimiter and root. */
 		snprintf(s->item, sizeof(s->item), "* %s (\\Noselect) \"/\" \"\"\r\n", verb);
 		s->item_len = strlen(s->item);
 		job_start(c, s, J_TEXT, "LIST completed");
 		return;
 	}
-	if (rl == 0 && inbox_match(pat, pl))
-		list_add(s, verb, "INBOX");
-	snprintf(dir, sizeof(dir), "%s/%s/%s", conf->mail_dir, IMAP_FOLDERS, s->user);
-	d = rl == 0 ? opendir(dir) : NULL;
-	if (d) {
-		struct dirent *e;
-		for (int guard = 0; guard < 1000 && (e = readdir(d)); guard++) {
-			size_t n = strlen(e->d_name);
-			struct mbx tmp;
-			if (e->d_name[0] == '.' || e->d_type == DT_DIR ||
-			    mbx_paths(s, &tmp, e->d_name, n) != 0 ||
-			    str_ieq(e->d_name, n, "INBOX") || !wild(pat, pl, e->d_name, n, 0))
-				continue;
-			list_add(s, verb, e->d_name);
-		}
-		closedir(d);
+	if (rl + pl > IMAP_PATTERN_MAX) {
+		bad(c, s, "Reference and pattern too long");
+		return;
+	}
+	/* The reference is a prefix of the pattern. */
+	memcpy(pat, ref, rl);
+	memcpy(pat + rl, p, pl);
+	x.pl = rl + pl;
+	pat[x.pl] = '\0';
+	if (strcmp(verb, "LSUB") == 0)
+		x.opts |= LO_LSUB | LO_SUBSCRIBED;
+	if (x.opts & (LO_SUBSCRIBED | LO_RET_SUBSCRIBED))
+		folder_subs(s->base, subs, sizeof(subs));
+	else
+		subs[0] = '\0';
+	if (x.opts & LO_SUBSCRIBED) {
+		list_subscribed(&x);
+	} else {
+		if (inbox_match(pat, x.pl) && !(x.opts & LO_SPECIAL))
+			list_line(&x, (x.opts & LO_RET_SUBSCRIBED) &&
+				  folder_is_subscribed(subs, "INBOX") ?
+				  "\\NoInferiors \\Subscribed" : "\\NoInferiors", "INBOX");
+		folder_walk(s->base, list_fn, &x);
 	}
 	job_start(c, s, J_TEXT, strcmp(verb, "LSUB") ? "LIST completed" :
 		  "LSUB completed");
@@ -2151,20 +2441,201 @@ static void cmd_list_(struct conn *c, struct imap_session *s, struct ip *ip)
 
 static void cmd_lsub(struct conn *c, struct imap_session *s, struct ip *ip)
 {
-	/* Every mailbox counts as subscribed. */
 	cmd_list(c, s, ip, "LSUB");
 }
 
-static void cmd_subscribe(struct conn *c, struct imap_session *s, struct ip *ip)
+/* ---- CREATE / DELETE / RENAME / SUBSCRIBE ------------------------------ */
+
+/* One mailbox-name argument, NUL-terminated into out; INBOX in any case
+ * becomes "INBOX". 0, or -1 after answering BAD/NO. */
+static int name_arg(struct conn *c, struct imap_session *s, struct ip *ip,
+		    char *out, size_t n)
 {
 	char *name;
 	size_t nl;
 
-	if (ip_sp(ip) || ip_astring(ip, &name, &nl) || ip_end(ip)) {
+	if (ip_sp(ip) || ip_astring(ip, &name, &nl)) {
+		bad(c, s, "Syntax: mailbox name expected");
+		return -1;
+	}
+	if (nl >= n || memchr(name, '\0', nl)) {
+		tagged(c, s, "NO", "[CANNOT] Bad mailbox name");
+		return -1;
+	}
+	if (str_ieq(name, nl, "INBOX"))
+		nl = (size_t)snprintf(out, n, "INBOX");
+	else
+		memcpy(out, name, nl);
+	out[nl] = '\0';
+	return 0;
+}
+
+/* Some session has this mailbox, or one under this directory, selected. */
+static int in_use(const struct mbx *m)
+{
+	char path[sizeof(m->dir) + IMAP_NAME_MAX + 2];
+	size_t pl = (size_t)snprintf(path, sizeof(path), "%s/%s", m->dir, m->name);
+
+	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
+		const struct imap_session *o = &pool[i];
+		if (!pool_used[i] || !o->have_sel)
+			continue;
+		if (same_mbx(&o->sel, m) ||
+		    (strncmp(o->sel.dir, path, pl) == 0 &&
+		     (o->sel.dir[pl] == '/' || o->sel.dir[pl] == '\0')))
+			return 1;
+	}
+	return 0;
+}
+
+static void folder_error(struct conn *c, struct imap_session *s, const char *what)
+{
+	int e = errno;
+	const char *text;
+
+	switch (e) {
+	case EEXIST: text = "[ALREADYEXISTS] Mailbox already exists"; break;
+	case ENOENT: text = "[NONEXISTENT] No such mailbox"; break;
+	case ENOTDIR: text = "[CANNOT] A parent name is a mailbox, not a directory"; break;
+	case ENOTEMPTY: text = "[HASCHILDREN] Mailbox has children"; break;
+	case EBUSY: text = "[INUSE] Mailbox is in use"; break;
+	case EMLINK: text = "[LIMIT] Too many mailboxes"; break;
+	case EINVAL: text = "[CANNOT] Bad mailbox name"; break;
+	case ENAMETOOLONG: text = "[LIMIT] Mailbox name too long"; break;
+	case ENOSPC: case EDQUOT: text = "[OVERQUOTA] No space left"; break;
+	default: text = "[SERVERBUG] Operation failed"; break;
+	}
+	if (e != EEXIST && e != ENOENT && e != EINVAL && e != ENOTEMPTY)
+		log_msg(LOGL_WARN, "conn %u %s: imap %s: %s: %s", c->id, c->peer_str,
+			s->user, what, strerror(e));
+	tagged(c, s, "NO", "%s", text);
+}
+
+static void cmd_create(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	char name[IMAP_NAME_MAX + 2];
+	size_t nl;
+	int dir_only = 0;
+
+	if (name_arg(c, s, ip, name, sizeof(name)))
+		return;
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: CREATE mailbox");
+		return;
+	}
+	nl = strlen(name);
+	if (nl > 1 && name[nl - 1] == '/') {
+		/* "A/": a name under which mailboxes will be made. */
+		name[--nl] = '\0';
+		dir_only = 1;
+	}
+	if (strcmp(name, "INBOX") == 0) {
+		tagged(c, s, "NO", "[ALREADYEXISTS] INBOX always exists");
+		return;
+	}
+	if (folder_create(s->base, name, dir_only) != 0) {
+		folder_error(c, s, "create");
+		return;
+	}
+	tagged(c, s, "OK", "CREATE completed");
+}
+
+static void cmd_delete(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	char name[IMAP_NAME_MAX + 2];
+	struct mbx m;
+
+	if (name_arg(c, s, ip, name, sizeof(name)))
+		return;
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: DELETE mailbox");
+		return;
+	}
+	if (strcmp(name, "INBOX") == 0) {
+		tagged(c, s, "NO", "[CANNOT] INBOX cannot be deleted");
+		return;
+	}
+	if (mbx_paths(s, &m, name, strlen(name)) != 0) {
+		folder_error(c, s, "delete");
+		return;
+	}
+	if (in_use(&m)) {
+		tagged(c, s, "NO", "[INUSE] Mailbox is selected in a session");
+		return;
+	}
+	if (folder_delete(s->base, name) != 0) {
+		folder_error(c, s, "delete");
+		return;
+	}
+	tagged(c, s, "OK", "DELETE completed");
+}
+
+static void cmd_rename(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	char from[IMAP_NAME_MAX + 2], to[IMAP_NAME_MAX + 2];
+	struct mbx m;
+	int rc;
+
+	if (name_arg(c, s, ip, from, sizeof(from)) ||
+	    name_arg(c, s, ip, to, sizeof(to)))
+		return;
+	if (ip_end(ip)) {
+		bad(c, s, "Syntax: RENAME from to");
+		return;
+	}
+	if (strcmp(to, "INBOX") == 0) {
+		tagged(c, s, "NO", "[ALREADYEXISTS] INBOX always exists");
+		return;
+	}
+	if (mbx_paths(s, &m, from, strlen(from)) != 0) {
+		folder_error(c, s, "rename");
+		return;
+	}
+	if (in_use(&m)) {
+		tagged(c, s, "NO", "[INUSE] Mailbox is selected in a session");
+		return;
+	}
+	if (strcmp(from, "INBOX") == 0)
+		rc = folder_rename_inbox(conf->mail_dir, s->user, s->base, to);
+	else
+		rc = folder_rename(s->base, from, to);
+	if (rc != 0) {
+		folder_error(c, s, "rename");
+		return;
+	}
+	tagged(c, s, "OK", "RENAME completed");
+}
+
+static void subscribe(struct conn *c, struct imap_session *s, struct ip *ip,
+		      int on)
+{
+	char name[IMAP_NAME_MAX + 2];
+
+	if (name_arg(c, s, ip, name, sizeof(name)))
+		return;
+	if (ip_end(ip)) {
 		bad(c, s, "Syntax: SUBSCRIBE mailbox");
 		return;
 	}
-	tagged(c, s, "OK", "Completed");
+	if (strcmp(name, "INBOX") != 0 && !folder_name_ok(name, strlen(name))) {
+		tagged(c, s, "NO", "[CANNOT] Bad mailbox name");
+		return;
+	}
+	if (folder_subscribe(s->base, name, on) != 0) {
+		folder_error(c, s, "subscribe");
+		return;
+	}
+	tagged(c, s, "OK", "%s completed", on ? "SUBSCRIBE" : "UNSUBSCRIBE");
+}
+
+static void cmd_subscribe(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	subscribe(c, s, ip, 1);
+}
+
+static void cmd_unsubscribe(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	subscribe(c, s, ip, 0);
 }
 
 /* ---- selected state --------------------------------------------------- */
@@ -2179,6 +2650,19 @@ static void cmd_fetch(struct conn *c, struct imap_session *s, struct ip *ip, int
 		tagged(c, s, "BAD", "Syntax: FETCH set items (%s)",
 		       ip->err ? ip->err : "?");
 		return;
+	}
+	if (s->q.fr.changedsince || (s->q.fr.attrs & FA_MODSEQ)) {
+		struct fetch_req *fr = &s->q.fr;
+		if (!CONFIG_IMAP_CONDSTORE) {
+			bad(c, s, "MODSEQ and CHANGEDSINCE need CONDSTORE");
+			return;
+		}
+		s->condstore = 1;
+		if (!(fr->attrs & FA_MODSEQ) && fr->nitems < IMAP_FETCH_ITEMS) {
+			fr->items[fr->nitems].attr = FA_MODSEQ;
+			fr->items[fr->nitems++].sec = 0;
+			fr->attrs |= FA_MODSEQ;
+		}
 	}
 	if (s->sel.readonly)
 		s->q.fr.sets_seen = 0;
@@ -2249,13 +2733,16 @@ static void cmd_store(struct conn *c, struct imap_session *s, struct ip *ip, int
 		return;
 	}
 	if (ip_peek(ip) == '(') {
-		/* (UNCHANGEDSINCE n): all messages pass with one modseq. */
-		while (!ip_done(ip) && ip_peek(ip) != ')')
-			ip->p++;
-		if (ip_char(ip, ')') || ip_sp(ip)) {
-			bad(c, s, "Syntax: STORE set item flags");
+		/* RFC 7162: (UNCHANGEDSINCE n) */
+		ip->p++;
+		if (!CONFIG_IMAP_CONDSTORE || ip_atom(ip, &w, &wl, 0) ||
+		    !str_ieq(w, wl, "UNCHANGEDSINCE") || ip_sp(ip) ||
+		    ip_number64(ip, &j->since) || ip_char(ip, ')') || ip_sp(ip)) {
+			bad(c, s, "Syntax: STORE set (UNCHANGEDSINCE n) item flags");
 			return;
 		}
+		j->unchanged = 1;
+		s->condstore = 1;
 	}
 	if (ip_peek(ip) == '+' || ip_peek(ip) == '-')
 		j->mode = *ip->p++;
@@ -2297,6 +2784,16 @@ static void cmd_search(struct conn *c, struct imap_session *s, struct ip *ip, in
 	memset(&s->job, 0, sizeof(s->job));
 	s->job.uid = uid;
 	s->job.cur = 1;
+	for (int k = 0; k < s->q.sp.n; k++)
+		if (s->q.sp.node[k].op == SK_MODSEQ)
+			s->job.with_modseq = 1;
+	if (s->job.with_modseq) {
+		if (!CONFIG_IMAP_CONDSTORE) {
+			bad(c, s, "MODSEQ needs CONDSTORE");
+			return;
+		}
+		s->condstore = 1;
+	}
 	conn_printf(c, "* SEARCH");
 	job_start(c, s, J_SEARCH, uid ? "UID SEARCH completed" : "SEARCH completed");
 }
@@ -2316,6 +2813,12 @@ static void cmd_uid(struct conn *c, struct imap_session *s, struct ip *ip)
 		cmd_store(c, s, ip, 1);
 	else if (str_ieq(w, n, "SEARCH"))
 		cmd_search(c, s, ip, 1);
+	else if (str_ieq(w, n, "COPY"))
+		cmd_copy(c, s, ip, 1, 0);
+	else if (CONFIG_IMAP_MOVE && str_ieq(w, n, "MOVE"))
+		cmd_copy(c, s, ip, 1, 1);
+	else if (CONFIG_IMAP_UIDPLUS && str_ieq(w, n, "EXPUNGE"))
+		cmd_uid_expunge(c, s, ip);
 	else
 		bad(c, s, "Unknown UID command");
 }
@@ -2363,7 +2866,14 @@ static int keep_msg(void *ctx, uint32_t i)
 
 	if (idx_get(&s->sel.rd, i, &r) != 0)
 		return 1;
-	return !(r.flags & IDX_F_DELETED);
+	switch (s->rw_mode) {
+	case RW_MOVE:
+		return !in_set(s, i, &r);
+	case RW_UID_EXPUNGE:
+		return !((r.flags & IDX_F_DELETED) && in_set(s, i, &r));
+	default:
+		return !(r.flags & IDX_F_DELETED);
+	}
 }
 
 static void rewrite_end(struct conn *c, struct imap_session *s, int good)
@@ -2399,7 +2909,7 @@ static void rewrite_end(struct conn *c, struct imap_session *s, int good)
 	s->need_sync = 1;
 	conn_resume(c);
 	if (s->state == IMAP_SELECTED)
-		sync_then_ok(c, s, "EXPUNGE completed");
+		sync_then_ok(c, s, s->rw_done);
 	if (s->state == IMAP_SELECTED || s->state == IMAP_AUTHED)
 		wait_command(c, s);
 }
@@ -2439,21 +2949,22 @@ static void rewrite_step(struct conn *c, struct imap_session *s, int all)
 	rewrite_end(c, s, rc == IDX_DONE);
 }
 
-static void start_rewrite(struct conn *c, struct imap_session *s, int close_after)
+static void start_rewrite(struct conn *c, struct imap_session *s, int close_after,
+			  int mode, const char *done)
 {
-	struct idx_rec r;
 	int any = 0;
 
+	s->rw_mode = mode;
+	snprintf(s->rw_done, sizeof(s->rw_done), "%s", done);
 	for (uint32_t i = 0; i < s->sel.hdr.count && !any; i++)
-		if (get_rec(&s->sel, i, &r) == 0 && (r.flags & IDX_F_DELETED))
-			any = 1;
+		any = !keep_msg(s, i);
 	if (!any || s->sel.readonly) {
 		if (close_after) {
 			close_sel(s);
 			imap_enter(c, s, IMAP_AUTHED);
 			tagged(c, s, "OK", "CLOSE completed");
 		} else {
-			sync_then_ok(c, s, "EXPUNGE completed");
+			sync_then_ok(c, s, done);
 		}
 		return;
 	}
@@ -2474,7 +2985,7 @@ static void cmd_expunge(struct conn *c, struct imap_session *s, struct ip *ip)
 		tagged(c, s, "NO", "Mailbox is read-only");
 		return;
 	}
-	start_rewrite(c, s, 0);
+	start_rewrite(c, s, 0, RW_DELETED, "EXPUNGE completed");
 }
 
 static void cmd_close(struct conn *c, struct imap_session *s, struct ip *ip)
@@ -2483,7 +2994,7 @@ static void cmd_close(struct conn *c, struct imap_session *s, struct ip *ip)
 		bad(c, s, "Syntax: CLOSE");
 		return;
 	}
-	start_rewrite(c, s, 1);
+	start_rewrite(c, s, 1, RW_DELETED, "CLOSE completed");
 }
 
 static void cmd_idle(struct conn *c, struct imap_session *s, struct ip *ip)
@@ -2499,11 +3010,526 @@ static void cmd_idle(struct conn *c, struct imap_session *s, struct ip *ip)
 	wait_command(c, s);
 }
 
-/* Not (yet) in this build: answered NO so clients carry on. */
-static void cmd_nosupport(struct conn *c, struct imap_session *s, struct ip *ip)
+/* ---- APPEND, COPY, MOVE: new messages in a target mailbox ---------------
+ * The target is s->tmp. Its lock is taken (retried while another program
+ * holds it), the messages appended and fsynced, then its index brought up
+ * to date with the lock still held (OPEN_APPEND/OPEN_COPY); new_done()
+ * sets the flags of the new records, which start at s->new_off. */
+
+static void index_new(struct conn *c, struct imap_session *s, int kind);
+
+/* Is message i (record r) of the selected mailbox in the command's set? */
+static int in_set(const struct imap_session *s, uint32_t i, const struct idx_rec *r)
+{
+	return seq_has(s->set, s->set_len, s->set_star, s->set_uid ? r->uid : i + 1);
+}
+
+/* Answers an operation on the target that ends here (failed or not). */
+static void target_end(struct conn *c, struct imap_session *s, const char *st,
+		       const char *text)
+{
+	if (s->app_fd >= 0)
+		close(s->app_fd);
+	s->app_fd = -1;
+	s->app_mode = APP_NONE;
+	unlock(s);
+	mbx_close(&s->tmp);
+	imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+	tagged(c, s, st, "%s", text);
+	wait_command(c, s);
+	conn_resume(c);
+}
+
+static const char *write_error(int e)
+{
+	return e == ENOSPC || e == EDQUOT ? "[OVERQUOTA] No space left for the message" :
+	       "[SERVERBUG] Cannot write the message";
+}
+
+/* Locks the target: 1 locked, 0 retry later (deadline set), -1 answered. */
+static int target_lock(struct conn *c, struct imap_session *s)
+{
+	int rc;
+
+	if (s->locked)
+		return 1;
+	rc = mbox_lock(s->tmp.dir, s->tmp.name, &s->lock);
+	if (rc == MBOX_BUSY && now_ms() < s->lock_until) {
+		conn_deadline_ms(c, IMAP_LOCK_RETRY_MS);
+		return 0;
+	}
+	if (rc != MBOX_OK) {
+		if (rc == MBOX_ERR)
+			log_msg(LOGL_WARN, "conn %u %s: imap %s: lock %s: %s", c->id,
+				c->peer_str, s->user, s->tmp.full, strerror(errno));
+		target_end(c, s, "NO", rc == MBOX_BUSY ?
+			   "[INUSE] Mailbox is locked by another program" :
+			   "[SERVERBUG] Cannot open the mailbox");
+		return -1;
+	}
+	s->locked = 1;
+	s->new_off = (uint64_t)s->lock.old_size;
+	return 1;
+}
+
+/* The target named by the command: 0, or -1 when answered (no such
+ * mailbox: TRYCREATE, as clients then CREATE and retry). */
+static int target_set(struct conn *c, struct imap_session *s, const char *name,
+		      size_t nl, const char **st, const char **err)
+{
+	(void)c;
+	*st = "NO";
+	if (memchr(name, '\0', nl) || mbx_paths(s, &s->tmp, name, nl) != 0) {
+		*err = "[CANNOT] Bad mailbox name";
+		return -1;
+	}
+	if (is_inbox(s, &s->tmp))
+		return 0;
+	switch (folder_kind(s->base, s->tmp.full)) {
+	case FOLDER_MBOX:
+		return 0;
+	case FOLDER_DIR:
+		*err = "[CANNOT] Not a mailbox (\\Noselect)";
+		return -1;
+	default:
+		*err = "[TRYCREATE] No such mailbox";
+		return -1;
+	}
+}
+
+static int tmp_file(void)
+{
+	char dir[CONF_PATH_MAX + 16];
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/%s", conf->mail_dir, IDX_DIR);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return -1;
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+		return fd;
+	/* No O_TMPFILE here: a named file, unlinked at once. */
+	for (int i = 0; i < 100; i++) {
+		char p[sizeof(dir) + 40];
+		snprintf(p, sizeof(p), "%s/append.%d.%d", dir, (int)getpid(), i);
+		fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			unlink(p);
+			return fd;
+		}
+		if (errno != EEXIST)
+			return -1;
+	}
+	return -1;
+}
+
+/* "tag APPEND mailbox [(flags)] [date] {n}": the line so far ends with the
+ * message literal. Returns 0 when the command is not APPEND (the usual
+ * reader goes on), 1 when this takes the literal (stored in a temporary
+ * file, or refused: before it comes when it is synchronising, else read
+ * and dropped, with the answer after it). */
+static int append_begin(struct conn *c, struct imap_session *s, uint64_t lit,
+			int plus)
+{
+	struct ip ip;
+	const char *tag, *w, *st = "BAD", *err = NULL;
+	char *name;
+	size_t tl, wl, nl, open_brace = s->clen;
+
+	while (open_brace > s->line0 && s->cmd[open_brace - 1] != '{')
+		open_brace--;
+	if (open_brace == s->line0 || s->state == IMAP_NOAUTH)
+		return 0;
+	ip_init(&ip, s->cmd, open_brace - 1);
+	if (ip_tag(&ip, &tag, &tl) || ip_sp(&ip) || ip_atom(&ip, &w, &wl, 0) ||
+	    !str_ieq(w, wl, "APPEND") || ip_sp(&ip) || ip_done(&ip))
+		return 0;       /* not APPEND, or the literal is the mailbox name */
+	str_copy(s->tag, sizeof(s->tag), tag, tl);
+	s->app_flags = 0;
+	s->app_time = (int64_t)time(NULL);
+	s->app_size = 0;
+	s->app_cr = 0;
+	if (ip_astring(&ip, &name, &nl) || ip_sp(&ip) ||
+	    (ip_peek(&ip) == '(' && (flag_list(&ip, &s->app_flags) || ip_sp(&ip))) ||
+	    (ip_peek(&ip) == '"' && (ip_datetime(&ip, &s->app_time) || ip_sp(&ip))) ||
+	    !ip_done(&ip))
+		err = "Syntax: APPEND mailbox [(flags)] [date-time] {size}";
+	else if (s->state != IMAP_AUTHED && s->state != IMAP_SELECTED)
+		err = "Command not valid in this state";
+	else if (target_set(c, s, name, nl, &st, &err) == 0) {
+		if (lit == 0)
+			err = "Empty message";
+		else if (lit > conf->max_message_size)
+			err = "[TOOBIG] Message larger than the size limit";
+		else if ((s->app_fd = tmp_file()) < 0)
+			err = write_error(errno);
+	}
+	s->clen = s->line0 = 0;
+	s->app_mode = err ? APP_DISCARD : APP_STORE;
+	s->app_st = st;
+	s->app_err = err;
+	if (err && !plus) {
+		/* The client sends nothing more of this command. */
+		s->app_mode = APP_NONE;
+		mbx_close(&s->tmp);
+		tagged(c, s, st, "%s", err);
+		return 1;
+	}
+	s->lit_left = lit;
+	if (!plus)
+		conn_printf(c, "+ Ready for the message\r\n");
+	return 1;
+}
+
+/* Literal octets of the message: CRLF becomes LF on the way to the file. */
+static void append_feed(struct imap_session *s, const char *p, size_t n)
+{
+	size_t w = 0;
+
+	if (s->app_mode != APP_STORE)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (s->app_cr) {
+			s->app_cr = 0;
+			if (p[i] != '\n')
+				obuf[w++] = '\r';
+		}
+		if (p[i] == '\r')
+			s->app_cr = 1;
+		else
+			obuf[w++] = p[i];
+		if (w >= sizeof(obuf) - 2 || i + 1 == n) {
+			if (write_all_fd(s->app_fd, obuf, w) != 0) {
+				s->app_mode = APP_DISCARD;
+				s->app_st = "NO";
+				s->app_err = write_error(errno);
+				return;
+			}
+			s->app_size += w;
+			w = 0;
+		}
+	}
+}
+
+static void append_step(struct conn *c, struct imap_session *s)
+{
+	int rc = target_lock(c, s);
+
+	if (rc <= 0)
+		return;
+	if (mbox_append_fd(&s->lock, "", (time_t)s->app_time, s->app_fd, 0,
+			   (off_t)s->app_size) != MBOX_OK) {
+		log_msg(LOGL_WARN, "conn %u %s: imap %s: append to %s: %s", c->id,
+			c->peer_str, s->user, s->tmp.full, strerror(errno));
+		target_end(c, s, "NO", write_error(errno));
+		return;
+	}
+	close(s->app_fd);
+	s->app_fd = -1;
+	s->app_mode = APP_NONE;
+	index_new(c, s, OPEN_APPEND);
+}
+
+/* The rest of the APPEND line after the message literal is in s->cmd. */
+static void append_end(struct conn *c, struct imap_session *s)
+{
+	s->app_rest = 0;
+	if (s->app_mode == APP_STORE && s->app_cr) {
+		/* A CR at the very end is part of the message. */
+		s->app_cr = 0;
+		if (write_all_fd(s->app_fd, "\r", 1) == 0) {
+			s->app_size++;
+		} else {
+			s->app_mode = APP_DISCARD;
+			s->app_st = "NO";
+			s->app_err = write_error(errno);
+		}
+	}
+	if (s->clen != 0 && s->app_mode == APP_STORE) {
+		s->app_mode = APP_DISCARD;
+		s->app_st = "BAD";
+		s->app_err = "One message per APPEND (no MULTIAPPEND)";
+	}
+	if (s->app_mode != APP_STORE) {
+		imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+		conn_suspend(c);
+		target_end(c, s, s->app_st, s->app_err);
+		return;
+	}
+	s->lock_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
+	imap_enter(c, s, IMAP_APPEND);
+	conn_suspend(c);
+	append_step(c, s);
+}
+
+static void copy_step(struct conn *c, struct imap_session *s)
+{
+	struct idx_rec r;
+	uint64_t budget = IMAP_STEP;
+	int rc = target_lock(c, s);
+
+	if (rc <= 0)
+		return;
+	for (; s->copy_i < s->sel.hdr.count && budget > 0; s->copy_i++) {
+		if (get_rec(&s->sel, s->copy_i, &r) != 0) {
+			mbox_rollback(&s->lock);
+			target_end(c, s, "NO", "[SERVERBUG] Cannot read the mailbox index");
+			return;
+		}
+		if (!in_set(s, s->copy_i, &r))
+			continue;
+		if (mbox_append_raw(&s->lock, s->sel.mfd, (off_t)r.off,
+				    (off_t)(r.from_len + r.data_len)) != MBOX_OK) {
+			log_msg(LOGL_WARN, "conn %u %s: imap %s: copy to %s: %s", c->id,
+				c->peer_str, s->user, s->tmp.full, strerror(errno));
+			target_end(c, s, "NO", write_error(errno));
+			return;
+		}
+		budget -= budget < r.data_len ? budget : r.data_len + 1;
+	}
+	if (s->copy_i < s->sel.hdr.count) {
+		conn_deadline_ms(c, 0);
+		return;
+	}
+	if (mbox_sync(&s->lock) != MBOX_OK) {
+		target_end(c, s, "NO", write_error(errno));
+		return;
+	}
+	index_new(c, s, OPEN_COPY);
+}
+
+static void index_new(struct conn *c, struct imap_session *s, int kind)
+{
+	s->open_kind = kind;
+	s->restarts = 0;
+	imap_enter(c, s, IMAP_OPEN);
+	if (mbx_begin(s, &s->tmp) != 0) {
+		open_fail(c, s, "Cannot open the mailbox");
+		return;
+	}
+	open_step(c, s);
+}
+
+/* Appends "a" or "a:b" of a run of UIDs to a set text. */
+static void uid_run(char *out, size_t n, size_t *len, uint32_t a, uint32_t b)
+{
+	int k;
+
+	if (*len >= n)
+		return;
+	k = a == b ? snprintf(out + *len, n - *len, "%s%u", *len ? "," : "", a) :
+		     snprintf(out + *len, n - *len, "%s%u:%u", *len ? "," : "", a, b);
+	*len = k < 0 || (size_t)k >= n - *len ? n : *len + (size_t)k;
+}
+
+/* Runs of consecutive UIDs, fed one at a time. */
+struct uid_set {
+	char text[120];
+	size_t len;
+	uint32_t a, b;
+	int any;
+};
+
+static void uid_add(struct uid_set *u, uint32_t uid)
+{
+	if (u->any && uid == u->b + 1) {
+		u->b = uid;
+		return;
+	}
+	if (u->any)
+		uid_run(u->text, sizeof(u->text), &u->len, u->a, u->b);
+	u->a = u->b = uid;
+	u->any = 1;
+}
+
+static int uid_done(struct uid_set *u)
+{
+	if (u->any)
+		uid_run(u->text, sizeof(u->text), &u->len, u->a, u->b);
+	return u->len < sizeof(u->text);
+}
+
+static void start_rewrite(struct conn *c, struct imap_session *s, int close_after,
+			  int mode, const char *done);
+
+/* The target's index is up to date (indexed = 1) or could not be read:
+ * flags of the new messages, the UIDPLUS answer, then MOVE's expunge. */
+static void new_done(struct conn *c, struct imap_session *s, int indexed)
+{
+	static struct uid_set src, dst;
+	struct mbx *m = &s->tmp;
+	struct idx_rec r, sr;
+	uint32_t k = m->hdr.count, i = 0;
+	char text[300];
+	int kind = s->open_kind, same = s->have_sel && same_mbx(m, &s->sel);
+
+	memset(&src, 0, sizeof(src));
+	memset(&dst, 0, sizeof(dst));
+	/* The first new record: the first at or after new_off. */
+	for (uint32_t lo = 0, hi = indexed ? m->hdr.count : 0; lo < hi;) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (get_rec(m, mid, &r) != 0) {
+			indexed = 0;
+			break;
+		}
+		if (r.off < s->new_off)
+			lo = mid + 1;
+		else
+			hi = k = mid;
+	}
+	for (; indexed && k < m->hdr.count; k++) {
+		if (get_rec(m, k, &r) != 0)
+			break;
+		if (kind == OPEN_APPEND) {
+			r.flags = s->app_flags;
+		} else {
+			for (; i < s->sel.hdr.count; i++)
+				if (get_rec(&s->sel, i, &sr) == 0 && in_set(s, i, &sr))
+					break;
+			if (i == s->sel.hdr.count)
+				break;
+			r.flags = sr.flags;
+			uid_add(&src, sr.uid);
+			i++;
+		}
+		if (r.flags && idx_store(&m->rd, k, &r) != 0)
+			break;
+		uid_add(&dst, r.uid);
+		if (kind == OPEN_APPEND)
+			break;
+	}
+	if (kind == OPEN_APPEND && CONFIG_IMAP_UIDPLUS && dst.any && uid_done(&dst))
+		snprintf(text, sizeof(text), "[APPENDUID %u %s] APPEND completed",
+			 m->hdr.uidvalidity, dst.text);
+	else if (kind == OPEN_COPY && CONFIG_IMAP_UIDPLUS && dst.any &&
+		 uid_done(&src) && uid_done(&dst))
+		snprintf(text, sizeof(text), "[COPYUID %u %s %s] %s completed",
+			 m->hdr.uidvalidity, src.text, dst.text,
+			 s->copy_move ? "MOVE" : "COPY");
+	else
+		snprintf(text, sizeof(text), "%s completed", kind == OPEN_APPEND ?
+			 "APPEND" : s->copy_move ? "MOVE" : "COPY");
+	tell_changed(s, m->dir, m->name);
+	mbx_close(m);
+	imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+	conn_resume(c);
+	if (kind == OPEN_COPY && s->copy_move) {
+		if (text[0] == '[')
+			conn_printf(c, "* OK %.*s\r\n", (int)(strchr(text, ']') + 1 - text), text);
+		start_rewrite(c, s, 0, RW_MOVE, s->set_uid ? "UID MOVE completed" :
+			      "MOVE completed");
+		return;
+	}
+	if (same)
+		s->need_sync = 1;
+	if (s->have_sel)
+		sync_then_ok(c, s, text);
+	else
+		tagged(c, s, "OK", "%s", text);
+	if (reading_state(s))
+		wait_command(c, s);
+}
+
+/* Checks a sequence set against the selected mailbox; the set's "*". */
+static int set_check(struct conn *c, struct imap_session *s, const char *set,
+		     size_t sl, int uid)
+{
+	struct idx_rec r;
+
+	s->set = set;
+	s->set_len = sl;
+	s->set_uid = uid;
+	s->set_star = s->sel.hdr.count;
+	if (uid) {
+		s->set_star = 0;
+		if (s->sel.hdr.count && get_rec(&s->sel, s->sel.hdr.count - 1, &r) == 0)
+			s->set_star = r.uid;
+		return 0;
+	}
+	struct seq_iter it;
+	uint32_t lo, hi;
+	seq_iter_init(&it, set, sl);
+	while (seq_next(&it, s->sel.hdr.count, &lo, &hi))
+		if (hi > s->sel.hdr.count || lo == 0) {
+			bad(c, s, "Invalid message sequence number");
+			return -1;
+		}
+	return 0;
+}
+
+static void cmd_copy(struct conn *c, struct imap_session *s, struct ip *ip, int uid,
+		     int move)
+{
+	const char *set, *st, *err;
+	char *name;
+	size_t sl, nl;
+	struct idx_rec r;
+	uint32_t n = 0;
+
+	if (ip_sp(ip) || ip_seqset(ip, &set, &sl) || ip_sp(ip) ||
+	    ip_astring(ip, &name, &nl) || ip_end(ip)) {
+		bad(c, s, move ? "Syntax: MOVE set mailbox" : "Syntax: COPY set mailbox");
+		return;
+	}
+	if (set_check(c, s, set, sl, uid) != 0)
+		return;
+	if (move && s->sel.readonly) {
+		tagged(c, s, "NO", "Mailbox is read-only");
+		return;
+	}
+	if (target_set(c, s, name, nl, &st, &err) != 0) {
+		tagged(c, s, st, "%s", err);
+		return;
+	}
+	for (uint32_t i = 0; i < s->sel.hdr.count; i++)
+		if (get_rec(&s->sel, i, &r) == 0 && in_set(s, i, &r))
+			n++;
+	s->copy_move = move;
+	if (n == 0) {
+		/* UID sets may name nothing that exists. */
+		mbx_close(&s->tmp);
+		tagged(c, s, "OK", "No messages");
+		return;
+	}
+	s->copy_i = 0;
+	s->lock_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
+	imap_enter(c, s, IMAP_COPY);
+	conn_suspend(c);
+	copy_step(c, s);
+}
+
+static void cmd_copy_(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	cmd_copy(c, s, ip, 0, 0);
+}
+
+static void cmd_move(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	cmd_copy(c, s, ip, 0, 1);
+}
+
+static void cmd_uid_expunge(struct conn *c, struct imap_session *s, struct ip *ip)
+{
+	const char *set;
+	size_t sl;
+
+	if (ip_sp(ip) || ip_seqset(ip, &set, &sl) || ip_end(ip)) {
+		bad(c, s, "Syntax: UID EXPUNGE set");
+		return;
+	}
+	if (s->sel.readonly) {
+		tagged(c, s, "NO", "Mailbox is read-only");
+		return;
+	}
+	set_check(c, s, set, sl, 1);
+	start_rewrite(c, s, 0, RW_UID_EXPUNGE, "UID EXPUNGE completed");
+}
+
+/* APPEND whose message is not a literal (append_begin takes those). */
+static void cmd_append(struct conn *c, struct imap_session *s, struct ip *ip)
 {
 	(void)ip;
-	tagged(c, s, "NO", "[CANNOT] Not supported by this server");
+	bad(c, s, "Syntax: APPEND mailbox [(flags)] [date-time] {size}");
 }
 
 /* ---- commands --------------------------------------------------------- */
@@ -2522,7 +3548,7 @@ static const struct imap_cmd commands[] = {
 	{ "CAPABILITY", ANY, cmd_capability },
 	{ "NOOP", ANY, cmd_noop },
 	{ "LOGOUT", ANY, cmd_logout },
-	{ "ID", ANY, cmd_id },
+	{ "ID", ANY, CONFIG_IMAP_ID ? cmd_id : NULL },
 	{ "STARTTLS", ST(IMAP_NOAUTH), cmd_starttls },
 	{ "LOGIN", ST(IMAP_NOAUTH), cmd_login },
 	{ "AUTHENTICATE", ST(IMAP_NOAUTH), cmd_authenticate },
@@ -2532,14 +3558,14 @@ static const struct imap_cmd commands[] = {
 	{ "LSUB", AUTHED, cmd_lsub },
 	{ "STATUS", AUTHED, cmd_status },
 	{ "SUBSCRIBE", AUTHED, cmd_subscribe },
-	{ "UNSUBSCRIBE", AUTHED, cmd_subscribe },
-	{ "NAMESPACE", AUTHED, cmd_namespace },
-	{ "ENABLE", AUTHED, cmd_enable },
-	{ "IDLE", AUTHED, cmd_idle },
-	{ "CREATE", AUTHED, cmd_nosupport },
-	{ "DELETE", AUTHED, cmd_nosupport },
-	{ "RENAME", AUTHED, cmd_nosupport },
-	{ "APPEND", AUTHED, cmd_nosupport },
+	{ "UNSUBSCRIBE", AUTHED, cmd_unsubscribe },
+	{ "NAMESPACE", AUTHED, CONFIG_IMAP_NAMESPACE ? cmd_namespace : NULL },
+	{ "ENABLE", AUTHED, CONFIG_IMAP_ENABLE ? cmd_enable : NULL },
+	{ "IDLE", AUTHED, CONFIG_IMAP_IDLE ? cmd_idle : NULL },
+	{ "CREATE", AUTHED, cmd_create },
+	{ "DELETE", AUTHED, cmd_delete },
+	{ "RENAME", AUTHED, cmd_rename },
+	{ "APPEND", AUTHED, cmd_append },
 	{ "CHECK", ST(IMAP_SELECTED), cmd_check },
 	{ "CLOSE", ST(IMAP_SELECTED), cmd_close },
 	{ "UNSELECT", ST(IMAP_SELECTED), cmd_unselect },
@@ -2548,8 +3574,8 @@ static const struct imap_cmd commands[] = {
 	{ "STORE", ST(IMAP_SELECTED), cmd_store_ },
 	{ "SEARCH", ST(IMAP_SELECTED), cmd_search_ },
 	{ "UID", ST(IMAP_SELECTED), cmd_uid },
-	{ "COPY", ST(IMAP_SELECTED), cmd_nosupport },
-	{ "MOVE", ST(IMAP_SELECTED), cmd_nosupport },
+	{ "COPY", ST(IMAP_SELECTED), cmd_copy_ },
+	{ "MOVE", ST(IMAP_SELECTED), CONFIG_IMAP_MOVE ? cmd_move : NULL },
 };
 
 static void command(struct conn *c, struct imap_session *s)
@@ -2581,7 +3607,7 @@ static void command(struct conn *c, struct imap_session *s)
 			str_ieq(verb, vl, "AUTHENTICATE")) ? (size_t)(ip.p - s->cmd) : s->clen));
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
 		const struct imap_cmd *cmd = &commands[i];
-		if (!str_ieq(verb, vl, cmd->verb))
+		if (!cmd->fn || !str_ieq(verb, vl, cmd->verb))
 			continue;
 		if (!(cmd->states & ST(s->state))) {
 			bad(c, s, s->state == IMAP_NOAUTH ? "Log in first" :
@@ -2609,13 +3635,20 @@ static int read_command(struct conn *c, struct imap_session *s)
 			return 0;
 		if (s->lit_left > 0) {
 			size_t n = avail < s->lit_left ? avail : (size_t)s->lit_left;
-			if (!s->lit_skip) {
+			int msg = s->app_mode && !s->app_rest;
+			if (msg) {
+				append_feed(s, p, n);
+			} else if (!s->lit_skip) {
 				memcpy(s->cmd + s->clen, p, n);
 				s->clen += n;
 			}
 			in->off += n;
 			s->lit_left -= n;
-			if (s->lit_left == 0) {
+			if (s->lit_left == 0 && msg) {
+				/* The message is in; the rest of its line comes. */
+				s->app_rest = 1;
+				s->clen = s->line0 = 0;
+			} else if (s->lit_left == 0) {
 				s->line0 = s->clen;
 				if (s->lit_skip) {
 					s->lit_skip = 0;
@@ -2657,6 +3690,13 @@ static int read_command(struct conn *c, struct imap_session *s)
 					       &lit, &plus);
 		if (rc == 0)
 			return 1;
+		if (plus && !CONFIG_IMAP_LITERALPLUS) {
+			conn_printf(c, "* BYE LITERAL+ is not supported\r\n");
+			logout_now(c, s);
+			return 0;
+		}
+		if (rc > 0 && !s->app_rest && append_begin(c, s, lit, plus))
+			continue;
 		if (rc < 0 || lit > IMAP_CMD_MAX - 2 - s->clen) {
 			struct ip ip;
 			const char *tag;
@@ -2730,9 +3770,10 @@ static void imap_input(struct conn *c)
 		}
 		if (read_command(c, s) != 1)
 			return;
-		command(c, s);
-		explicit_bzero(s->cmd, s->clen);
-		s->clen = s->line0 = 0;
+		if (s->app_rest)
+			append_end(c, s);
+		else
+			command(c, s);
 		if (c->w.fd >= 0 && reading_state(s))
 			wait_command(c, s);
 	}
@@ -2754,6 +3795,12 @@ static void imap_timeout(struct conn *c)
 		return;
 	case IMAP_REWRITE:
 		rewrite_step(c, s, 0);
+		return;
+	case IMAP_APPEND:
+		append_step(c, s);
+		return;
+	case IMAP_COPY:
+		copy_step(c, s);
 		return;
 	case IMAP_BUSY:
 		if (!conn_out_pending(c)) {
@@ -2796,6 +3843,7 @@ static int imap_open(struct conn *c)
 	memset(s, 0, offsetof(struct imap_session, cmd));
 	s->sel.mfd = s->sel.ifd = s->tmp.mfd = s->tmp.ifd = -1;
 	s->old_ifd = -1;
+	s->app_fd = -1;
 	s->lock.fd = -1;
 	s->state = IMAP_NOAUTH;
 	s->clen = s->line0 = 0;
@@ -2827,6 +3875,12 @@ static void imap_close(struct conn *c)
 		idx_rewrite_abort(&s->u.rw);
 		s->rw_live = 0;
 	}
+	if (s->state == IMAP_COPY && s->locked)
+		mbox_rollback(&s->lock);        /* a copy cut short: none of it */
+	if (s->app_fd >= 0)
+		close(s->app_fd);
+	s->app_fd = -1;
+	explicit_bzero(s->cmd, s->clen);
 	upd_abort(s);
 	mbx_close(&s->tmp);
 	close_sel(s);

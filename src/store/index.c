@@ -75,6 +75,7 @@ void idx_hdr_encode(const struct idx_hdr *h, unsigned char out[IDX_HDR_SIZE])
 	put64(out + 40, h->ino);
 	put64(out + 48, h->dev);
 	put64(out + 56, h->mtime_ns);
+	put64(out + 64, h->modseq);
 	put32(out + 28, fnv1a(out, IDX_HDR_SIZE));
 }
 
@@ -94,6 +95,7 @@ int idx_hdr_decode(const unsigned char in[IDX_HDR_SIZE], struct idx_hdr *h)
 	h->ino = get64(in + 40);
 	h->dev = get64(in + 48);
 	h->mtime_ns = get64(in + 56);
+	h->modseq = get64(in + 64);
 	if (h->uidvalidity == 0 || h->uidnext <= h->count)
 		return -1;
 	return 0;
@@ -108,6 +110,7 @@ void idx_rec_encode(const struct idx_rec *r, unsigned char out[IDX_REC_SIZE])
 	put32(out + 28, r->flags);
 	put32(out + 32, r->from_len);
 	put32(out + 36, r->lines);
+	put64(out + 40, r->modseq);
 }
 
 void idx_rec_decode(const unsigned char in[IDX_REC_SIZE], struct idx_rec *r)
@@ -119,6 +122,26 @@ void idx_rec_decode(const unsigned char in[IDX_REC_SIZE], struct idx_rec *r)
 	r->flags = get32(in + 28);
 	r->from_len = get32(in + 32);
 	r->lines = get32(in + 36);
+	r->modseq = get64(in + 40);
+}
+
+/* ---- mod-sequences (RFC 7162) --------------------------------------------
+ * One counter for the process: every change it makes to any index gets a
+ * value above everything it issued before and above the index's own
+ * highest, so values never repeat in a mailbox even when an update and a
+ * flag change interleave. */
+static uint64_t modseq_last;
+
+uint64_t idx_modseq_next(uint64_t floor)
+{
+	if (modseq_last < floor)
+		modseq_last = floor;
+	return ++modseq_last;
+}
+
+static uint64_t modseq_floor(uint64_t v)
+{
+	return v > modseq_last ? v : modseq_last;
 }
 
 /* ---- scanner ------------------------------------------------------------ */
@@ -482,6 +505,20 @@ int idx_put(struct idx_reader *r, uint32_t i, const struct idx_rec *rec)
 	return 0;
 }
 
+int idx_store(struct idx_reader *r, uint32_t i, struct idx_rec *rec)
+{
+	unsigned char b[IDX_HDR_SIZE];
+	struct idx_hdr h;
+
+	if (pread_all(r->fd, b, sizeof(b), 0) != 0 || idx_hdr_decode(b, &h) != 0)
+		return -1;
+	rec->modseq = idx_modseq_next(h.modseq > rec->modseq ? h.modseq : rec->modseq);
+	h.modseq = rec->modseq;
+	if (idx_put(r, i, rec) != 0)
+		return -1;
+	return idx_write_hdr(r->fd, &h, 0);
+}
+
 int idx_write_hdr(int fd, const struct idx_hdr *h, int sync)
 {
 	unsigned char b[IDX_HDR_SIZE];
@@ -551,6 +588,7 @@ static void update_emit(void *ctx, const struct idx_rec *r0)
 		    old.data_len == r.data_len && old.from_len == r.from_len) {
 			r.uid = old.uid;
 			r.flags = old.flags;
+			r.modseq = old.modseq;
 		} else {
 			u->renumber = 1;
 		}
@@ -559,6 +597,8 @@ static void update_emit(void *ctx, const struct idx_rec *r0)
 		r.uid = u->n + 1;
 	else if (!r.uid)
 		r.uid = u->h.uidnext++;
+	if (!r.modseq)
+		r.modseq = u->h.modseq = idx_modseq_next(u->h.modseq);
 	wrec(u, &r);
 }
 
@@ -709,6 +749,7 @@ static int finish(struct idx_update *u, const struct stat *st)
 	if (u->h.uidnext <= u->n)
 		u->h.uidnext = u->n + 1;
 	u->h.count = u->n;
+	u->h.modseq = modseq_floor(u->h.modseq);
 	u->h.end = u->scan.pos;
 	u->h.ino = (uint64_t)st->st_ino;
 	u->h.dev = (uint64_t)st->st_dev;
@@ -953,6 +994,7 @@ static int rewrite_finish(struct idx_rewrite *w, struct idx_hdr *h)
 	    fstat(w->dst, &st) != 0)
 		return -1;
 	u->h.count = u->n;
+	u->h.modseq = idx_modseq_next(u->h.modseq);     /* expunges count */
 	u->h.end = w->dpos;
 	u->h.ino = (uint64_t)st.st_ino;
 	u->h.dev = (uint64_t)st.st_dev;

@@ -14,7 +14,7 @@
  *    24  u32 count            28 u32 FNV-1a of the header with this field 0
  *    32  u64 mbox bytes covered (scanned up to here)
  *    40  u64 mbox inode       48 u64 mbox device
- *    56  u64 mbox mtime (ns)
+ *    56  u64 mbox mtime (ns)   64  u64 highest mod-sequence
  *   then count records of IDX_REC_SIZE (40) bytes:
  *     0  u64 offset of the "From " line
  *     8  u64 stored bytes of the message (after the From_ line, without
@@ -24,6 +24,7 @@
  *    24  u32 uid              28 u32 flags (IDX_F_*)
  *    32  u32 From_ line bytes (with its LF)
  *    36  u32 lines of the message
+ *    40  u64 mod-sequence of its last change (RFC 7162)
  *
  * The index is a cache: it is checked against the mbox (inode, device,
  * size, "From " at the recorded end) and brought up to date by scanning
@@ -39,9 +40,9 @@
 #include <sys/types.h>
 
 #define IDX_DIR ".postie"
-#define IDX_HDR_SIZE 64
-#define IDX_REC_SIZE 40
-#define IDX_VERSION 1
+#define IDX_HDR_SIZE 72
+#define IDX_REC_SIZE 48
+#define IDX_VERSION 2
 #define IDX_CACHE 32            /* records per reader cache */
 
 enum {
@@ -52,11 +53,13 @@ enum {
 struct idx_hdr {
 	uint32_t uidvalidity, uidnext, count;
 	uint64_t end, ino, dev, mtime_ns;
+	uint64_t modseq;        /* highest mod-sequence */
 };
 
 struct idx_rec {
 	uint64_t off, data_len, size;
 	uint32_t uid, flags, from_len, lines;
+	uint64_t modseq;
 };
 
 /* Little-endian encodings; pure. hdr_decode returns -1 on a bad magic,
@@ -141,6 +144,11 @@ void idx_reader_init(struct idx_reader *r, int fd, uint32_t count);
 int idx_get(struct idx_reader *r, uint32_t i, struct idx_rec *out);
 /* Rewrites record i in place (flags). 0 or -1. */
 int idx_put(struct idx_reader *r, uint32_t i, const struct idx_rec *rec);
+/* A flag change: record i gets a new mod-sequence (rec->modseq is set)
+ * and the header's highest follows. 0 or -1. */
+int idx_store(struct idx_reader *r, uint32_t i, struct idx_rec *rec);
+/* The next mod-sequence, above floor and above any issued before. */
+uint64_t idx_modseq_next(uint64_t floor);
 
 /* Bringing an index up to date, in bounded steps. The caller opens the
  * mbox (mfd, read-only is enough) and calls idx_update_step until it

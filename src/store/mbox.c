@@ -247,34 +247,6 @@ fail:
 	return MBOX_ERR;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* The directory holding path, fsynced after the file was created. */
-static int fsync_parent(const char *path)
-{
-	char dir[300];
-	const char *slash = strrchr(path, '/');
-	size_t l = slash ? (size_t)(slash - path) : 0;
-
-	if (!slash)
-		return fsync_dir(".");
-	memcpy(dir, path, l ? l : 1);
-	dir[l ? l : 1] = '\0';
-	return fsync_dir(dir);
-}
-
 int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 		   int src, off_t off, off_t len)
 {
@@ -284,7 +256,7 @@ int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 	char last = '\n';
 
 	o = mbox_from_line(outbuf, sizeof(outbuf), sender, t);
-	if (o == 0 || write_all(l->fd, outbuf, o) != 0)
+	if (o == 0 || write_all_fd(l->fd, outbuf, o) != 0)
 		goto fail;
 	mbox_quote_init(&q);
 	while (len > 0) {
@@ -298,7 +270,7 @@ int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 			goto fail;
 		}
 		o = mbox_quote(&q, inbuf, (size_t)n, outbuf);
-		if (write_all(l->fd, outbuf, o) != 0)
+		if (write_all_fd(l->fd, outbuf, o) != 0)
 			goto fail;
 		last = inbuf[n - 1];
 		off += n;
@@ -310,16 +282,63 @@ int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 	if (last != '\n')
 		outbuf[o++] = '\n';
 	outbuf[o++] = '\n';
-	if (write_all(l->fd, outbuf, o) != 0 || fsync(l->fd) != 0)
+	if (write_all_fd(l->fd, outbuf, o) != 0 || fsync(l->fd) != 0)
 		goto fail;
-	if (l->dirfd_new && fsync_parent(l->path) != 0)
+	if (l->dirfd_new && fsync_parent_of(l->path) != 0)
 		goto fail;
 	return MBOX_OK;
 fail:
 	e = errno;
+	mbox_rollback(l);
+	errno = e;
+	return MBOX_ERR;
+}
+
+void mbox_rollback(struct mbox_lock *l)
+{
 	if (ftruncate(l->fd, l->old_size) != 0 || fsync(l->fd) != 0)
 		log_msg(LOGL_ERR, "%s: rollback to %lld bytes failed: %s", l->path,
 			(long long)l->old_size, strerror(errno));
+}
+
+int mbox_append_raw(struct mbox_lock *l, int src, off_t off, off_t len)
+{
+	char last = '\n';
+	int e;
+
+	while (len > 0) {
+		size_t want = len < (off_t)sizeof(outbuf) ? (size_t)len : sizeof(outbuf);
+		ssize_t n = pread(src, outbuf, want, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			goto fail;
+		}
+		if (write_all_fd(l->fd, outbuf, (size_t)n) != 0)
+			goto fail;
+		last = outbuf[n - 1];
+		off += n;
+		len -= n;
+	}
+	if (write_all_fd(l->fd, "\n\n", last == '\n' ? 1 : 2) == 0)
+		return MBOX_OK;
+fail:
+	e = errno;
+	mbox_rollback(l);
+	errno = e;
+	return MBOX_ERR;
+}
+
+int mbox_sync(struct mbox_lock *l)
+{
+	int e;
+
+	if (fsync(l->fd) == 0 && (!l->dirfd_new || fsync_parent_of(l->path) == 0))
+		return MBOX_OK;
+	e = errno;
+	mbox_rollback(l);
 	errno = e;
 	return MBOX_ERR;
 }

@@ -44,6 +44,15 @@ int mbox_lock(const char *dir, const char *name, struct mbox_lock *l);
  * line, then fsyncs. On failure truncates back and returns MBOX_ERR. */
 int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 		   int src, off_t off, off_t len);
+/* Appends src[off..off+len) as it is (a From_ line and its message,
+ * already mboxrd, taken from another mbox) and the blank separator line;
+ * no fsync: mbox_sync after the last one. On failure the file is
+ * truncated back to its size at lock time. */
+int mbox_append_raw(struct mbox_lock *l, int src, off_t off, off_t len);
+/* fsync (and the directory's for a new file); rolls back on failure. */
+int mbox_sync(struct mbox_lock *l);
+/* Truncates back to the size at lock time (a copy abandoned). */
+void mbox_rollback(struct mbox_lock *l);
 void mbox_unlock(struct mbox_lock *l);
 /* At start, for dir/lockname left by our own dead process with content
  * note: truncates the mailbox back to the size recorded at lock time if

@@ -60,7 +60,11 @@ def features():
         _features = set()
         for line in out.decode("utf-8", "replace").splitlines():
             if line.startswith("features:"):
-                _features = set(line.split(":", 1)[1].split())
+                _features |= set(line.split(":", 1)[1].split())
+            elif line.startswith("imap:"):
+                # IMAP extensions compiled in, as "imap:idle", "imap:move"...
+                _features |= {"imap:" + x.lower()
+                              for x in line.split(":", 1)[1].split()}
     return _features
 
 

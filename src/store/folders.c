@@ -1,0 +1,589 @@
+/* folders — IMAP folders as mbox files under mail_dir/.postie/folders/USER
+ * (layout and name rules in folders.h). */
+#include "store/folders.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "store/index.h"
+#include "store/mbox.h"
+
+#define FOLDERS_DIR ".postie/folders"
+#define SUBS_FILE ".postie/subscriptions"
+
+static const char *const specials[] = { "Sent", "Drafts", "Trash", "Junk" };
+
+int folder_base(const char *mail_dir, const char *user, char *out, size_t n)
+{
+	int k = snprintf(out, n, "%s/%s/%s", mail_dir, FOLDERS_DIR, user);
+
+	if (k < 0 || (size_t)k >= n) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+static int component_ok(const char *p, size_t n)
+{
+	if (n == 0 || p[0] == '.')
+		return 0;
+	if (n >= 5 && memcmp(p + n - 5, ".lock", 5) == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+		if (ch < 0x20 || ch >= 0x7f || ch == '\\' || ch == '*' || ch == '%')
+			return 0;
+	}
+	return 1;
+}
+
+int folder_name_ok(const char *name, size_t len)
+{
+	size_t start = 0;
+	int depth = 0;
+
+	if (len == 0 || len > FOLDER_NAME_MAX)
+		return 0;
+	/* INBOX is not a folder; neither is anything under it. */
+	if (str_ieq(name, len < 5 ? len : 5, "INBOX") && (len == 5 || name[5] == '/'))
+		return 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && name[i] != '/')
+			continue;
+		if (++depth > FOLDER_DEPTH || !component_ok(name + start, i - start))
+			return 0;
+		start = i + 1;
+	}
+	return 1;
+}
+
+int folder_split(const char *base, const char *name, size_t len,
+		 char *dir, size_t dn, char *file, size_t fn)
+{
+	const char *slash;
+	size_t plen;
+	int k;
+
+	if (!folder_name_ok(name, len)) {
+		errno = EINVAL;
+		return -1;
+	}
+	slash = NULL;
+	for (size_t i = 0; i < len; i++)
+		if (name[i] == '/')
+			slash = name + i;
+	plen = slash ? (size_t)(slash - name) : 0;
+	if (slash)
+		k = snprintf(dir, dn, "%s/%.*s", base, (int)plen, name);
+	else
+		k = snprintf(dir, dn, "%s", base);
+	if (k < 0 || (size_t)k >= dn ||
+	    (size_t)k + 1 + (len - plen) > FOLDER_PATH_MAX ||
+	    str_copy(file, fn, slash ? slash + 1 : name,
+		     len - (slash ? plen + 1 : 0)) != 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+static int full_path(const char *base, const char *name, char *out, size_t n)
+{
+	int k;
+
+	if (!folder_name_ok(name, strlen(name))) {
+		errno = EINVAL;
+		return -1;
+	}
+	k = snprintf(out, n, "%s/%s", base, name);
+	if (k < 0 || (size_t)k >= n || (size_t)k > FOLDER_PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+static int kind_of(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) != 0)
+		return FOLDER_NONE;
+	if (S_ISREG(st.st_mode))
+		return FOLDER_MBOX;
+	if (S_ISDIR(st.st_mode))
+		return FOLDER_DIR;
+	return FOLDER_NONE;
+}
+
+int folder_kind(const char *base, const char *name)
+{
+	char path[FOLDER_PATH_MAX + 16];
+
+	if (full_path(base, name, path, sizeof(path)) != 0)
+		return FOLDER_NONE;
+	return kind_of(path);
+}
+
+static int mkdir_ok(const char *path)
+{
+	if (mkdir(path, 0700) == 0)
+		return fsync_dir(path);
+	return errno == EEXIST && kind_of(path) == FOLDER_DIR ? 0 : -1;
+}
+
+/* Makes every directory of path up to (not including) its last component,
+ * starting below `from` octets (the part that must already exist). */
+static int make_parents(char *path, size_t from)
+{
+	for (size_t i = from + 1; path[i]; i++) {
+		if (path[i] != '/')
+			continue;
+		path[i] = '\0';
+		int rc = mkdir_ok(path);
+		path[i] = '/';
+		if (rc != 0) {
+			if (errno == EEXIST)
+				errno = ENOTDIR;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* mail_dir/.postie/folders/USER, made when missing. */
+static int make_base(const char *base)
+{
+	char tmp[FOLDER_PATH_MAX + 16];
+	size_t n = strlen(base);
+	const char *p = strstr(base, "/" FOLDERS_DIR "/");
+
+	if (!p || n + 2 > sizeof(tmp)) {
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(tmp, base, n);
+	tmp[n] = '/';
+	tmp[n + 1] = '\0';
+	return make_parents(tmp, (size_t)(p - base));
+}
+
+static void count_fn(void *ctx, const char *name, int kind, int children)
+{
+	(void)name; (void)kind; (void)children;
+	(*(int *)ctx)++;
+}
+
+int folder_create(const char *base, const char *name, int dir_only)
+{
+	char path[FOLDER_PATH_MAX + 16];
+	int n = 0, fd;
+
+	if (full_path(base, name, path, sizeof(path)) != 0)
+		return -1;
+	if (make_base(base) != 0)
+		return -1;
+	folder_walk(base, count_fn, &n);
+	if (n >= FOLDER_MAX) {
+		errno = EMLINK;
+		return -1;
+	}
+	if (kind_of(path) != FOLDER_NONE) {
+		errno = EEXIST;
+		return -1;
+	}
+	if (make_parents(path, strlen(base)) != 0)
+		return -1;
+	if (dir_only)
+		return mkdir(path, 0700) == 0 ? fsync_parent_of(path) : -1;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return fsync_parent_of(path);
+}
+
+/* dir/.postie/file.idx for the mbox dir/file. */
+static int index_of(const char *path, char *out, size_t n, int mk)
+{
+	char dir[FOLDER_PATH_MAX + 16];
+	const char *slash = strrchr(path, '/');
+
+	if (!slash || (size_t)(slash - path) >= sizeof(dir)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	return idx_path(dir, slash + 1, ".idx", out, n, mk);
+}
+
+/* A directory is empty when it holds nothing but dot entries. */
+static int dir_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int empty = 1;
+
+	if (!d)
+		return 0;
+	for (int guard = 0; guard < 100000 && (e = readdir(d)); guard++)
+		if (e->d_name[0] != '.') {
+			empty = 0;
+			break;
+		}
+	closedir(d);
+	return empty;
+}
+
+/* Removes dir/.postie and what it holds (indexes of removed folders). */
+static void drop_index_dir(const char *dir)
+{
+	char p[FOLDER_PATH_MAX + 300];
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, IDX_DIR);
+	d = opendir(p);
+	if (!d)
+		return;
+	for (int guard = 0; guard < 100000 && (e = readdir(d)); guard++) {
+		char f[sizeof(p) + 260];
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(f, sizeof(f), "%s/%s", p, e->d_name);
+		unlink(f);
+	}
+	closedir(d);
+	rmdir(p);
+}
+
+static int lock_folder(const char *path, struct mbox_lock *l)
+{
+	char dir[FOLDER_PATH_MAX + 16];
+	const char *slash = strrchr(path, '/');
+	int rc;
+
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	rc = mbox_lock(dir, slash + 1, l);
+	if (rc == MBOX_BUSY)
+		errno = EBUSY;
+	return rc == MBOX_OK ? 0 : -1;
+}
+
+int folder_delete(const char *base, const char *name)
+{
+	char path[FOLDER_PATH_MAX + 16], ipath[FOLDER_PATH_MAX + 320];
+	struct mbox_lock l;
+
+	if (full_path(base, name, path, sizeof(path)) != 0)
+		return -1;
+	switch (kind_of(path)) {
+	case FOLDER_DIR:
+		if (!dir_empty(path)) {
+			errno = ENOTEMPTY;
+			return -1;
+		}
+		drop_index_dir(path);
+		return rmdir(path) == 0 ? fsync_parent_of(path) : -1;
+	case FOLDER_MBOX:
+		break;
+	default:
+		errno = ENOENT;
+		return -1;
+	}
+	if (lock_folder(path, &l) != 0)
+		return -1;
+	if (unlink(path) != 0) {
+		int e = errno;
+		mbox_unlock(&l);
+		errno = e;
+		return -1;
+	}
+	if (index_of(path, ipath, sizeof(ipath), 0) == 0)
+		unlink(ipath);
+	mbox_unlock(&l);
+	return fsync_parent_of(path);
+}
+
+/* Moves the mbox at from (locked by the caller) and its index to `to`,
+ * whose parents exist. */
+static int move_mbox(const char *from, const char *to)
+{
+	char ifrom[FOLDER_PATH_MAX + 320], ito[FOLDER_PATH_MAX + 320];
+
+	if (index_of(to, ito, sizeof(ito), 1) != 0 || rename(from, to) != 0)
+		return -1;
+	if (index_of(from, ifrom, sizeof(ifrom), 0) == 0 && rename(ifrom, ito) != 0)
+		unlink(ifrom);  /* a missing index is rebuilt with a new UIDVALIDITY */
+	if (fsync_parent_of(to) != 0 || fsync_parent_of(from) != 0)
+		return -1;
+	return 0;
+}
+
+static int prepare_target(const char *base, const char *to, char *tpath, size_t n)
+{
+	if (full_path(base, to, tpath, n) != 0 || make_base(base) != 0)
+		return -1;
+	if (kind_of(tpath) != FOLDER_NONE) {
+		errno = EEXIST;
+		return -1;
+	}
+	return make_parents(tpath, strlen(base));
+}
+
+int folder_rename(const char *base, const char *from, const char *to)
+{
+	char fpath[FOLDER_PATH_MAX + 16], tpath[FOLDER_PATH_MAX + 16];
+	size_t fl = strlen(from);
+	struct mbox_lock l;
+	int kind, rc;
+
+	if (full_path(base, from, fpath, sizeof(fpath)) != 0)
+		return -1;
+	kind = kind_of(fpath);
+	if (kind == FOLDER_NONE) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (strncmp(to, from, fl) == 0 && (to[fl] == '/' || to[fl] == '\0')) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (prepare_target(base, to, tpath, sizeof(tpath)) != 0)
+		return -1;
+	if (kind == FOLDER_DIR) {
+		if (rename(fpath, tpath) != 0)
+			return -1;
+		return fsync_parent_of(tpath) == 0 && fsync_parent_of(fpath) == 0 ? 0 : -1;
+	}
+	if (lock_folder(fpath, &l) != 0)
+		return -1;
+	rc = move_mbox(fpath, tpath);
+	mbox_unlock(&l);
+	return rc;
+}
+
+int folder_rename_inbox(const char *mail_dir, const char *user,
+			const char *base, const char *to)
+{
+	char tpath[FOLDER_PATH_MAX + 16];
+	struct mbox_lock l;
+	int rc;
+
+	if (prepare_target(base, to, tpath, sizeof(tpath)) != 0)
+		return -1;
+	rc = mbox_lock(mail_dir, user, &l);
+	if (rc != MBOX_OK) {
+		if (rc == MBOX_BUSY)
+			errno = EBUSY;
+		return -1;
+	}
+	rc = move_mbox(l.path, tpath);
+	mbox_unlock(&l);
+	return rc;
+}
+
+/* ---- walking ----------------------------------------------------------- */
+
+struct walk {
+	void (*fn)(void *ctx, const char *name, int kind, int children);
+	void *ctx;
+	int n;
+	char name[FOLDER_NAME_MAX + 2];
+	char path[FOLDER_PATH_MAX + 16];
+};
+
+static int skip_entry(const char *n)
+{
+	size_t l = strlen(n);
+
+	return n[0] == '.' || (l >= 5 && strcmp(n + l - 5, ".lock") == 0) ||
+	       !folder_name_ok(n, l);
+}
+
+static void walk_dir(struct walk *w, size_t nlen, size_t plen, int depth)
+{
+	DIR *d = opendir(w->path);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	for (int guard = 0; guard < 10000 && w->n < FOLDER_MAX && (e = readdir(d));
+	     guard++) {
+		size_t el = strlen(e->d_name);
+		int kind;
+
+		if (skip_entry(e->d_name) || nlen + el + 1 > FOLDER_NAME_MAX ||
+		    plen + el + 1 > FOLDER_PATH_MAX)
+			continue;
+		w->path[plen] = '/';
+		memcpy(w->path + plen + 1, e->d_name, el + 1);
+		if (nlen)
+			w->name[nlen] = '/';
+		memcpy(w->name + nlen + (nlen ? 1 : 0), e->d_name, el + 1);
+		kind = kind_of(w->path);
+		if (kind == FOLDER_NONE)
+			continue;
+		w->n++;
+		w->fn(w->ctx, w->name, kind, kind == FOLDER_DIR && !dir_empty(w->path));
+		if (kind == FOLDER_DIR && depth + 1 < FOLDER_DEPTH)
+			walk_dir(w, nlen + (nlen ? 1 : 0) + el,
+				 plen + 1 + el, depth + 1);
+		w->path[plen] = '\0';
+		w->name[nlen] = '\0';
+	}
+	closedir(d);
+}
+
+int folder_walk(const char *base,
+		void (*fn)(void *ctx, const char *name, int kind, int children),
+		void *ctx)
+{
+	static struct walk w;   /* single-threaded; keeps the stack small */
+	size_t bl = strlen(base);
+
+	if (bl >= sizeof(w.path))
+		return -1;
+	w.fn = fn;
+	w.ctx = ctx;
+	w.n = 0;
+	w.name[0] = '\0';
+	memcpy(w.path, base, bl + 1);
+	if (kind_of(base) != FOLDER_DIR)
+		return 0;
+	walk_dir(&w, 0, bl, 0);
+	return w.n;
+}
+
+/* ---- subscriptions ------------------------------------------------------ */
+
+static int subs_path(const char *base, char *out, size_t n)
+{
+	int k = snprintf(out, n, "%s/%s", base, SUBS_FILE);
+
+	return k < 0 || (size_t)k >= n ? -1 : 0;
+}
+
+long folder_subs(const char *base, char *buf, size_t n)
+{
+	char path[FOLDER_PATH_MAX + 32];
+	int fd;
+	long len = 0;
+
+	buf[0] = '\0';
+	if (subs_path(base, path, sizeof(path)) != 0)
+		return 0;
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	while ((size_t)len < n - 1) {
+		ssize_t r = read(fd, buf + len, n - 1 - (size_t)len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += r;
+	}
+	close(fd);
+	buf[len] = '\0';
+	return len;
+}
+
+int folder_is_subscribed(const char *subs, const char *name)
+{
+	size_t nl = strlen(name);
+
+	for (const char *p = subs; *p;) {
+		const char *e = strchr(p, '\n');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		if (l == nl && memcmp(p, name, nl) == 0)
+			return 1;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return 0;
+}
+
+static int write_file(const char *path, const char *data, size_t n)
+{
+	char tmp[FOLDER_PATH_MAX + 48];
+	int fd, rc = -1;
+
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (write(fd, data, n) == (ssize_t)n && fsync(fd) == 0)
+		rc = 0;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) == 0)
+		return fsync_parent_of(path);
+	unlink(tmp);
+	return -1;
+}
+
+int folder_subscribe(const char *base, const char *name, int on)
+{
+	static char buf[FOLDER_SUBS_MAX + FOLDER_NAME_MAX + 2];
+	char path[FOLDER_PATH_MAX + 32];
+	long len;
+	size_t nl = strlen(name), w = 0;
+
+	char idir[FOLDER_PATH_MAX + 16];
+
+	if (subs_path(base, path, sizeof(path)) != 0 || make_base(base) != 0 ||
+	    (size_t)snprintf(idir, sizeof(idir), "%s/%s", base, IDX_DIR) >= sizeof(idir) ||
+	    mkdir_ok(idir) != 0)
+		return -1;
+	len = folder_subs(base, buf, FOLDER_SUBS_MAX + 1);
+	if (folder_is_subscribed(buf, name) == on)
+		return 0;
+	/* Rewrite without the name, then add it when subscribing. */
+	for (long i = 0; i < len;) {
+		char *e = memchr(buf + i, '\n', (size_t)(len - i));
+		size_t l = e ? (size_t)(e - (buf + i)) : (size_t)(len - i);
+		if (l && !(l == nl && memcmp(buf + i, name, nl) == 0)) {
+			memmove(buf + w, buf + i, l);
+			w += l;
+			buf[w++] = '\n';
+		}
+		i += (long)l + 1;
+	}
+	if (on) {
+		if (w + nl + 1 > FOLDER_SUBS_MAX) {
+			errno = EMLINK;
+			return -1;
+		}
+		memcpy(buf + w, name, nl);
+		w += nl;
+		buf[w++] = '\n';
+	}
+	return write_file(path, buf, w);
+}
+
+int folder_setup(const char *base, int with_specials)
+{
+	if (kind_of(base) == FOLDER_DIR)
+		return 0;
+	if (make_base(base) != 0 || mkdir_ok(base) != 0)
+		return -1;
+	if (!with_specials)
+		return 0;
+	if (folder_subscribe(base, "INBOX", 1) != 0)
+		return -1;
+	for (size_t i = 0; i < ARRAY_LEN(specials); i++)
+		if ((folder_create(base, specials[i], 0) != 0 && errno != EEXIST) ||
+		    folder_subscribe(base, specials[i], 1) != 0)
+			return -1;
+	return 0;
+}

@@ -1,0 +1,81 @@
+/* folders — a user's IMAP folders other than INBOX, as plain mbox files.
+ *
+ * Layout: INBOX is mail_dir/USER (what deliveries write). Every other
+ * folder lives under the user's folder base, mail_dir/.postie/folders/USER/:
+ * the folder "Sent" is the mbox file BASE/Sent, "Archive/2026" is
+ * BASE/Archive/2026 (the hierarchy delimiter '/' is a directory level;
+ * a directory is a \Noselect name, an mbox file cannot have children).
+ * The index of BASE/DIR/NAME is BASE/DIR/.postie/NAME.idx, as for INBOX.
+ * Subscriptions are the lines of BASE/.postie/subscriptions.
+ * Dovecot reads this layout with mail_location =
+ * mbox:mail_dir/.postie/folders/%u:INBOX=mail_dir/%u; mutt opens the files.
+ *
+ * Names are what the client sends (modified UTF-7 is ASCII): components
+ * of printable ASCII separated by '/', none empty, none starting with
+ * '.', none ending in ".lock", no '\\', '*' or '%', at most
+ * FOLDER_DEPTH levels and FOLDER_NAME_MAX octets. The name INBOX (any
+ * case) is not a folder here. */
+#ifndef POSTIE_FOLDERS_H
+#define POSTIE_FOLDERS_H
+
+#include <stddef.h>
+
+#define FOLDER_NAME_MAX 200
+#define FOLDER_DEPTH 8
+#define FOLDER_MAX 250          /* folders and directories per user */
+#define FOLDER_PATH_MAX 290     /* longest path of a folder file */
+#define FOLDER_SUBS_MAX 16384   /* size of the subscriptions file */
+
+enum { FOLDER_NONE, FOLDER_MBOX, FOLDER_DIR };
+
+/* BASE for a user into out. 0, or -1 (ENAMETOOLONG). */
+int folder_base(const char *mail_dir, const char *user, char *out, size_t n);
+/* 1 when name[0..len) is a valid folder name (see above); pure.
+ * A trailing '/' is not valid here (CREATE strips it first). */
+int folder_name_ok(const char *name, size_t len);
+/* The directory and file name of a folder: dir = BASE[/parents],
+ * file = the last component. 0, or -1 with errno (EINVAL bad name,
+ * ENAMETOOLONG). */
+int folder_split(const char *base, const char *name, size_t len,
+		 char *dir, size_t dn, char *file, size_t fn);
+/* FOLDER_NONE, FOLDER_MBOX or FOLDER_DIR (lstat; symlinks are NONE). */
+int folder_kind(const char *base, const char *name);
+
+/* CREATE: an empty mbox (or, with dir_only, a directory), parents made
+ * as needed. 0, or -1 with errno: EEXIST (the name or a parent exists as
+ * the wrong kind: ENOTDIR), EMLINK (FOLDER_MAX reached), EINVAL. */
+int folder_create(const char *base, const char *name, int dir_only);
+/* DELETE: an mbox (under its lock, with its index) or an empty
+ * directory. -1 with errno: ENOENT, ENOTEMPTY (a directory with
+ * children), EBUSY (locked by another program). */
+int folder_delete(const char *base, const char *name);
+/* RENAME of a folder or directory (with everything under it) to a new
+ * name whose parents are made as needed. -1 with errno: ENOENT, EEXIST,
+ * EINVAL (into itself), EBUSY. */
+int folder_rename(const char *base, const char *from, const char *to);
+/* RENAME INBOX: the INBOX file and its index become the folder `to`;
+ * the next delivery or SELECT creates a new empty INBOX. */
+int folder_rename_inbox(const char *mail_dir, const char *user,
+			const char *base, const char *to);
+
+/* Every folder and directory, depth first, at most FOLDER_MAX entries:
+ * fn(ctx, name, kind, has_children). Returns the number seen, -1 when
+ * the base cannot be read (a missing base is 0). */
+int folder_walk(const char *base,
+		void (*fn)(void *ctx, const char *name, int kind, int children),
+		void *ctx);
+
+/* Subscriptions. folder_subscribe adds (on) or removes a name: 0 or -1
+ * (EMLINK when the file would outgrow FOLDER_SUBS_MAX). folder_subs
+ * reads the file into buf (names separated by '\n', NUL-terminated);
+ * returns its length (0 when none). folder_is_subscribed looks in it. */
+int folder_subscribe(const char *base, const char *name, int on);
+long folder_subs(const char *base, char *buf, size_t n);
+int folder_is_subscribed(const char *subs, const char *name);
+
+/* First login: makes BASE and, when specials, the folders Sent, Drafts,
+ * Trash and Junk (subscribed, with INBOX). Does nothing when BASE
+ * exists. 0 or -1. */
+int folder_setup(const char *base, int specials);
+
+#endif
