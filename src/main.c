@@ -29,6 +29,7 @@
 #include "proto/pop3.h"
 #include "proto/smtp_in.h"
 #include "store/aliases.h"
+#include "store/mbox.h"
 #include "store/spool.h"
 #include "dns/dns.h"
 #include "proto/smtp_out.h"
@@ -100,7 +101,13 @@ static void on_accept(struct watcher *w, short revents)
 		int fd;
 
 		if (conn_slots_free() <= 0) {
+			/* Someone waits: make room (a slot frees soon and
+			 * resumes us), or look again when one could be made. */
+			int64_t when = conn_make_room();
+
 			listeners_pause(1);
+			if (when > 0)
+				listeners[0].w.deadline = when;
 			return;
 		}
 		fd = accept4(w->fd, (struct sockaddr *)&ss, &len,
@@ -121,6 +128,12 @@ static void on_accept(struct watcher *w, short revents)
 static void never(struct watcher *w)
 {
 	(void)w;
+}
+
+static void on_listen_retry(struct watcher *w)
+{
+	(void)w;
+	listeners_pause(0);
 }
 
 static struct watcher logw;
@@ -290,12 +303,13 @@ static int pid_alive(int pid)
 }
 
 /* A postie killed during an append leaves NAME.lock files holding its
- * pid; they would block those mailboxes for CONFIG_MBOX_DOTLOCK_STALE.
+ * pid; they would block those mailboxes for CONFIG_MBOX_DOTLOCK_STALE,
+ * and the append they guarded is undone (mbox_undo_crashed_append).
  * Only locks with the previous daemon's pid, which is gone, are removed:
  * other programs' locks are theirs to clear. */
 static void drop_own_dotlocks(void)
 {
-	char path[CONF_PATH_MAX + 320], buf[32];
+	char path[CONF_PATH_MAX + 320], buf[64];
 	struct dirent *e;
 	FILE *f;
 	DIR *d;
@@ -337,6 +351,7 @@ static void drop_own_dotlocks(void)
 		if (n > 0) {
 			buf[n] = '\0';
 			if (atoi(buf) == old) {
+				mbox_undo_crashed_append(conf->mail_dir, e->d_name, buf);
 				unlinkat(dirfd(d), e->d_name, 0);
 				log_msg(LOGL_WARN, "removed %s/%s left by postie pid %d",
 					conf->mail_dir, e->d_name, old);
@@ -495,7 +510,7 @@ static int daemon_main(int argc, char **argv)
 		l->w.events = POLLIN;
 		l->w.deadline = 0;
 		l->w.on_io = on_accept;
-		l->w.on_timeout = never;
+		l->w.on_timeout = on_listen_retry;
 		l->kind = conf->listen[i].kind;
 		l->ops = kind_ops[l->kind];
 		loop_add(&l->w);
