@@ -149,12 +149,12 @@ test-tools: $(O)/tests/unit $(TEST_TOOLS)
 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 ifneq ($(CONFIG_IMAP),y)
-FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_imap_parse.c tests/fuzz/fuzz_mime.c,$(FUZZ_SRCS))
+FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_imap_parse.c tests/fuzz/fuzz_mime.c tests/fuzz/fuzz_imap_session.c,$(FUZZ_SRCS))
 endif
 FUZZERS := $(patsubst tests/fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))
 .PHONY: fuzzers
 fuzzers: $(FUZZERS)
-$(O)/fuzz/%: tests/fuzz/%.c $(LIB_OBJS)
+$(O)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -fsanitize=fuzzer -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS)
 

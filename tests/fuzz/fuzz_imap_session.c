@@ -1,0 +1,46 @@
+/* libFuzzer: the whole IMAP server state machine, search evaluator
+ * included. Each input is what a client sends on one connection
+ * (socketpair), driven through the real loop, connection slot, index,
+ * folders and mbox rewrites in a scratch directory. When the first byte
+ * is odd the session starts logged in with INBOX selected (the rest of
+ * the input follows), so the selected-state commands are reached at once.
+ * alice's mailbox and folders are reset for every input. */
+#include <ftw.h>
+
+#include "proto/imap.h"
+#include "session.h"
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st; (void)flag; (void)f;
+	remove(path);
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+	char path[256];
+	int pre;
+
+	if (!fz_dir[0])
+		fz_setup("imap", "imap 127.0.0.1:1");
+	if (size > 16384)
+		return 0;
+	snprintf(path, sizeof(path), "%s/mail/.postie", fz_dir);
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	fz_put("mail/alice",
+	       "From a Sat Jan  1 00:00:00 2000\nSubject: one\nFrom: A <a@x.y>\n"
+	       "Date: Sat, 1 Jan 2000 00:00:00 +0000\n\n>From x\nbody text\n\n"
+	       "From b Sat Jan  1 00:00:00 2000\nSubject: two\n"
+	       "Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\n"
+	       "Content-Type: text/plain\n\npart one\n--b\n"
+	       "Content-Type: message/rfc822\n\nSubject: inner\n\ninner body\n"
+	       "--b--\n\n");
+	pre = size > 0 && (data[0] & 1);
+	fz_session(LISTEN_IMAP, &imap_ops,
+		   pre ? "p LOGIN alice pw\r\nq SELECT INBOX\r\n" : "",
+		   data + (size > 0), size - (size > 0));
+	return 0;
+}

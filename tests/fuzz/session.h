@@ -1,0 +1,113 @@
+/* session.h — shared by the libFuzzer targets that drive a whole server
+ * session (POP3, IMAP): a scratch directory with a users file (alice and
+ * bob, password "pw") and a config, and one connection over a socketpair
+ * through the real loop and connection slot. Header-only: each fuzz target
+ * is its own program. */
+#ifndef POSTIE_FUZZ_SESSION_H
+#define POSTIE_FUZZ_SESSION_H
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+#include "core/conn.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "store/passwd.h"
+#include "store/users.h"
+
+static char fz_dir[128];
+static uint32_t fz_peer_no;
+
+static void fz_put(const char *name, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", fz_dir, name);
+	f = fopen(path, "w");
+	if (!f)
+		abort();
+	fputs(text, f);
+	fclose(f);
+}
+
+/* listen: the config's listen line, e.g. "pop3 127.0.0.1:1". */
+static void fz_setup(const char *tag, const char *listen)
+{
+	char path[256], err[512], text[1024], hash[160];
+
+	snprintf(fz_dir, sizeof(fz_dir), "/tmp/postie-fuzz-%s-XXXXXX", tag);
+	if (!mkdtemp(fz_dir))
+		abort();
+	if (passwd_make("pw", 2, hash, sizeof(hash)) != 0)
+		abort();
+	snprintf(text, sizeof(text), "alice:%s\nbob:%s\n", hash, hash);
+	fz_put("users", text);
+	snprintf(text, sizeof(text),
+		 "hostname fuzz.test\nlisten %s\nusers %s/users\n"
+		 "mail_dir %s/mail\nspool_dir %s/spool\nlocal_domains test.lan\n"
+		 "plaintext_auth_networks 10.0.0.0/8\n", listen, fz_dir, fz_dir, fz_dir);
+	fz_put("postie.conf", text);
+	snprintf(path, sizeof(path), "%s/postie.conf", fz_dir);
+	conf = conf_load(path, err, sizeof(err));
+	if (!conf)
+		abort();
+	users = users_load(conf->users, err, sizeof(err));
+	if (!users)
+		abort();
+	snprintf(path, sizeof(path), "%s/mail", fz_dir);
+	mkdir(path, 0700);
+	passwd_cache_init();
+	log_set_level(0);
+	loop_init();
+	conn_init(4);
+}
+
+/* One connection: `pre` then data[0..size) as the client's bytes, the
+ * answers thrown away, a bounded number of loop passes. */
+static void fz_session(int kind, const struct proto_ops *ops, const char *pre,
+		       const unsigned char *data, size_t size)
+{
+	struct sockaddr_storage peer;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&peer;
+	char sink[4096];
+	int sv[2];
+	size_t off = 0, plen = strlen(pre);
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
+		return;
+	memset(&peer, 0, sizeof(peer));
+	sin->sin_family = AF_INET;
+	/* A new address each time: failed logins do not pile up into a ban. */
+	sin->sin_addr.s_addr = htonl(0x0a000000 | (++fz_peer_no & 0xffffff));
+	if (!conn_open(sv[0], &peer, sizeof(*sin), kind, ops, 0)) {
+		close(sv[1]);
+		return;
+	}
+	if (plen && write(sv[1], pre, plen) != (ssize_t)plen)
+		abort();
+	for (int step = 0; step < 2000 && conn_count() > 0; step++) {
+		if (off < size) {
+			ssize_t n = write(sv[1], data + off, size - off);
+			if (n > 0)
+				off += (size_t)n;
+			if (off == size)
+				shutdown(sv[1], SHUT_WR);
+		} else if (off == size && step == 0) {
+			shutdown(sv[1], SHUT_WR);
+		}
+		while (read(sv[1], sink, sizeof(sink)) > 0)
+			;
+		loop_step(0);
+	}
+	conn_close_all("fuzz done");
+	close(sv[1]);
+}
+
+#endif
