@@ -86,12 +86,13 @@ class Dnsmasq:
         self.proc = None
         self.port = None
 
-    def start(self):
+    def start(self, port=0):
+        """port: the one it had before (a restart), or 0 for a free one."""
         last = ""
         for _ in range(5):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             try:
-                s.bind((DNS_LISTEN, 0))
+                s.bind((DNS_LISTEN, port))
                 self.port = s.getsockname()[1]
             finally:
                 s.close()
