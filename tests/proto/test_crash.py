@@ -367,9 +367,7 @@ class UnfinishedAppend(harness.TestCase):
         return p.pid
 
     def test_torn_tail_removed_at_start(self):
-        if "relay" not in harness.features():
-            self.skipTest("feature 'relay' not in this build")
-        srv = harness.Server(extra="relay_networks 127.0.0.1/32\n")
+        srv = harness.Server()
         try:
             whole = mbox_entry("Subject: whole\n\nkept\n")
             torn = "From x@example.net Sat Jan  3 01:05:34 2026\nSubject: torn\n\nhal"
@@ -397,6 +395,41 @@ class UnfinishedAppend(harness.TestCase):
             self.assertEqual(code, 250)
             self.assertEqual([m.headers("subject") for m in srv.mbox("demo")],
                              [["whole"], ["next"]])
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            srv.cleanup()
+
+
+    def test_folder_locks_and_rewrite_leftovers_removed_at_start(self):
+        # IMAP folders live under mail_dir/.postie/folders/USER: a torn copy
+        # there is cut off too, and a rewrite's NAME.new / NAME.idx.tmp that
+        # never reached its rename (a whole mailbox on flash) are removed.
+        srv = harness.Server()
+        try:
+            whole = mbox_entry("Subject: whole\n\nkept\n")
+            torn = "From x@example.net Sat Jan  3 01:05:34 2026\nSubject: torn\n\nhal"
+            pid = self.dead_pid()
+            os.makedirs(srv.path("spool"))
+            srv.write("spool/postie.pid", "%d\n" % pid)
+            fdir = srv.path("mail", ".postie", "folders", "demo", "Archive")
+            os.makedirs(os.path.join(fdir, ".postie"))
+            ino = os.stat(srv.write("mail/.postie/folders/demo/Archive/2026",
+                                    whole + torn, 0o600)).st_ino
+            srv.write("mail/.postie/folders/demo/Archive/2026.lock",
+                      "%d %d %d\n" % (pid, len(whole), ino))
+            left = ["mail/.postie/demo.new", "mail/.postie/demo.idx.tmp",
+                    "mail/.postie/folders/demo/Archive/.postie/2026.new",
+                    "mail/.postie/folders/demo/Archive/.postie/2026.idx.tmp"]
+            for f in left:
+                srv.write(f, "x" * 1000, 0o600)
+            srv.write("mail/.postie/keep.idx", "index", 0o600)
+            srv.start()
+            with open(os.path.join(fdir, "2026"), "rb") as f:
+                self.assertEqual(f.read(), whole.encode(), srv.log()[-1500:])
+            self.assertFalse(os.path.exists(os.path.join(fdir, "2026.lock")))
+            for f in left:
+                self.assertFalse(os.path.exists(srv.path(f)), f)
+            self.assertTrue(os.path.exists(srv.path("mail/.postie/keep.idx")))
             self.assertEqual(srv.stop(), 0)
         finally:
             srv.cleanup()
