@@ -166,7 +166,7 @@ endif
 FUZZERS := $(patsubst tests/fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))
 .PHONY: fuzzers
 fuzzers: $(FUZZERS)
-$(O)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_session.h $(LIB_OBJS)
+$(O)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -fsanitize=fuzzer -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS)
 

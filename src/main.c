@@ -29,6 +29,7 @@
 #include "proto/pop3.h"
 #include "proto/smtp_in.h"
 #include "store/aliases.h"
+#include "store/mbox.h"
 #include "store/spool.h"
 #include "dns/dns.h"
 #include "proto/smtp_out.h"
@@ -100,7 +101,13 @@ static void on_accept(struct watcher *w, short revents)
 		int fd;
 
 		if (conn_slots_free() <= 0) {
+			/* Someone waits: make room (a slot frees soon and
+			 * resumes us), or look again when one could be made. */
+			int64_t when = conn_make_room();
+
 			listeners_pause(1);
+			if (when > 0)
+				listeners[0].w.deadline = when;
 			return;
 		}
 		fd = accept4(w->fd, (struct sockaddr *)&ss, &len,
@@ -121,6 +128,12 @@ static void on_accept(struct watcher *w, short revents)
 static void never(struct watcher *w)
 {
 	(void)w;
+}
+
+static void on_listen_retry(struct watcher *w)
+{
+	(void)w;
+	listeners_pause(0);
 }
 
 static struct watcher logw;
@@ -289,41 +302,51 @@ static int pid_alive(int pid)
 	return alive;
 }
 
-/* A postie killed during an append leaves NAME.lock files holding its
- * pid; they would block those mailboxes for CONFIG_MBOX_DOTLOCK_STALE.
- * Only locks with the previous daemon's pid, which is gone, are removed:
- * other programs' locks are theirs to clear. */
-static void drop_own_dotlocks(void)
+/* What a postie killed mid-operation leaves in mail_dir and the IMAP
+ * folders below it: NAME.lock files holding its pid (they would block
+ * those mailboxes for CONFIG_MBOX_DOTLOCK_STALE; the append they guarded
+ * is undone by mbox_undo_crashed_append), NAME.lock.PID files of a lock
+ * being made, and in .postie directories the NAME.new / NAME.idx.tmp of
+ * a rewrite that never reached its rename (possibly a whole mailbox's
+ * size on flash). Only locks with the previous daemon's pid, which is
+ * gone, are removed: other programs' locks are theirs to clear. */
+static void sweep_dir(const char *dir, int old, int depth)
 {
-	char path[CONF_PATH_MAX + 320], buf[32];
+	char tail[24], buf[64], sub[CONF_PATH_MAX + 320];
 	struct dirent *e;
-	FILE *f;
-	DIR *d;
-	int old = 0;
+	int in_idx = strcmp(dir + strlen(dir) - strlen("/.postie"), "/.postie") == 0;
+	DIR *d = opendir(dir);
 
-	snprintf(path, sizeof(path), "%s/postie.pid", conf->spool_dir);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	/* fgets + atoi: scanf would pull in float parsing (10 KB on MIPS). */
-	if (fgets(buf, sizeof(buf), f))
-		old = atoi(buf);
-	fclose(f);
-	if (old <= 0 || old == (int)getpid() || pid_alive(old))
-		return;
-	d = opendir(conf->mail_dir);
 	if (!d)
 		return;
-	while ((e = readdir(d)) != NULL) {
-		size_t l = strlen(e->d_name);
-		int fd;
+	snprintf(tail, sizeof(tail), ".lock.%d", old);
+	for (int guard = 0; guard < 100000 && (e = readdir(d)) != NULL; guard++) {
+		size_t l = strlen(e->d_name), tl = strlen(tail);
+		struct stat st;
 		ssize_t n;
+		int fd;
 
-		char tail[24];
-
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (depth < 12 && (size_t)snprintf(sub, sizeof(sub), "%s/%s", dir,
+							   e->d_name) < sizeof(sub))
+				sweep_dir(sub, old, depth + 1);
+			continue;
+		}
+		if (!S_ISREG(st.st_mode))
+			continue;
+		if (in_idx && ((l > 4 && strcmp(e->d_name + l - 4, ".new") == 0) ||
+			       (l > 4 && strcmp(e->d_name + l - 4, ".tmp") == 0) ||
+			       strncmp(e->d_name, "append.", 7) == 0)) {
+			unlinkat(dirfd(d), e->d_name, 0);
+			log_msg(LOGL_WARN, "removed %s/%s left by postie pid %d", dir,
+				e->d_name, old);
+			continue;
+		}
 		/* NAME.lock.PID: a dotlock being made when the daemon died. */
-		snprintf(tail, sizeof(tail), ".lock.%d", old);
-		if (l > strlen(tail) && strcmp(e->d_name + l - strlen(tail), tail) == 0) {
+		if (l > tl && strcmp(e->d_name + l - tl, tail) == 0) {
 			unlinkat(dirfd(d), e->d_name, 0);
 			continue;
 		}
@@ -337,13 +360,33 @@ static void drop_own_dotlocks(void)
 		if (n > 0) {
 			buf[n] = '\0';
 			if (atoi(buf) == old) {
+				mbox_undo_crashed_append(dir, e->d_name, buf);
 				unlinkat(dirfd(d), e->d_name, 0);
 				log_msg(LOGL_WARN, "removed %s/%s left by postie pid %d",
-					conf->mail_dir, e->d_name, old);
+					dir, e->d_name, old);
 			}
 		}
 	}
 	closedir(d);
+}
+
+static void drop_own_dotlocks(void)
+{
+	char path[CONF_PATH_MAX + 16], buf[64];
+	FILE *f;
+	int old = 0;
+
+	snprintf(path, sizeof(path), "%s/postie.pid", conf->spool_dir);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	/* fgets + atoi: scanf would pull in float parsing (10 KB on MIPS). */
+	if (fgets(buf, sizeof(buf), f))
+		old = atoi(buf);
+	fclose(f);
+	if (old <= 0 || old == (int)getpid() || pid_alive(old))
+		return;
+	sweep_dir(conf->mail_dir, old, 0);
 }
 
 /* spool_dir/postie.pid lets `postie sendmail -q` find the daemon. */
@@ -495,7 +538,7 @@ static int daemon_main(int argc, char **argv)
 		l->w.events = POLLIN;
 		l->w.deadline = 0;
 		l->w.on_io = on_accept;
-		l->w.on_timeout = never;
+		l->w.on_timeout = on_listen_retry;
 		l->kind = conf->listen[i].kind;
 		l->ops = kind_ops[l->kind];
 		loop_add(&l->w);
@@ -511,9 +554,9 @@ static int daemon_main(int argc, char **argv)
 		if (CONFIG_DNS && dns_start(conf->dns_server) != 0)
 			log_msg(LOGL_WARN, "dns: resolver not available yet; relayed "
 				"mail waits in the queue");
-		drop_own_dotlocks();
-		write_pid();
 	}
+	drop_own_dotlocks();
+	write_pid();
 
 	log_msg(LOGL_INFO, "postie %s started: %d listeners, %d users, pid %d",
 		POSTIE_VERSION, nlisteners, users->n, (int)getpid());

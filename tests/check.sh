@@ -66,9 +66,9 @@ feature_tests() {
 	case $1 in
 	TLS) echo test_tls test_auth test_pop3 ;;
 	AUTH) echo test_auth test_pop3 ;;
-	POP3) echo test_pop3 ;;
-	IMAP) echo test_imap test_imap_folders ;;
-	RELAY | DNS) echo test_relay test_dns test_sendmail ;;
+	POP3) echo test_pop3 test_crash ;;
+	IMAP) echo test_imap test_imap_folders test_imap_clients ;;
+	RELAY | DNS) echo test_relay test_dns test_sendmail test_faults test_crash ;;
 	SENDMAIL) echo test_sendmail ;;
 	ALIASES) echo test_smtp_rcpt ;;
 	*) echo test_smtp_hostile ;;
@@ -95,7 +95,8 @@ build_imap_bare() {
 			all test-tools
 }
 stage build-imap-bare build_imap_bare
-stage test-imap-bare test_cfg imap-bare --quick test_imap test_imap_folders
+stage test-imap-bare test_cfg imap-bare --quick test_imap test_imap_folders \
+	test_imap_clients
 
 stage build-asan make -s $J TARGET=asan all test-tools
 stage unit-asan build/asan/tests/unit

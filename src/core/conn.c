@@ -17,6 +17,11 @@
 #include "tls/tls.h"
 
 #define CONN_CLOSE_LINGER_MS 10000
+/* Under a flood of connections (all slots taken, more waiting), a session
+ * silent this long, or this long into one command (a byte a second), gives
+ * its slot to a newcomer. Postfix's stress mode cuts timeouts to 10 s. */
+#define CONN_EVICT_IDLE_MS 2000
+#define CONN_EVICT_SLOW_MS 3000
 
 static struct conn slots[CONFIG_MAX_CONNECTIONS];
 static unsigned char used[CONFIG_MAX_CONNECTIONS];
@@ -291,12 +296,53 @@ void conn_close_after_flush(struct conn *c)
 
 void conn_deadline(struct conn *c, int seconds)
 {
-	c->w.deadline = seconds > 0 ? now_ms() + (int64_t)seconds * 1000 : 0;
+	c->since = seconds > 0 ? now_ms() : 0;
+	c->w.deadline = seconds > 0 ? c->since + (int64_t)seconds * 1000 : 0;
 }
 
 void conn_deadline_ms(struct conn *c, int ms)
 {
+	c->since = 0;
 	c->w.deadline = now_ms() + ms;
+}
+
+static int evictable(const struct conn *c)
+{
+	return c->since && c->listen_kind >= 0 &&
+	       !(c->flags & (CONN_CLOSING | CONN_SUSPENDED | CONN_CONNECTING));
+}
+
+int64_t conn_make_room(void)
+{
+	struct conn *idle = NULL, *slow = NULL, *c;
+	int64_t now = now_ms(), when = -1;
+
+	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
+		c = &slots[i];
+		if (!used[i] || !evictable(c))
+			continue;
+		if (!idle || c->last_in < idle->last_in)
+			idle = c;
+		if (!slow || c->since < slow->since)
+			slow = c;
+	}
+	if (idle && now - idle->last_in >= CONN_EVICT_IDLE_MS)
+		c = idle;
+	else if (slow && now - slow->since >= CONN_EVICT_SLOW_MS)
+		c = slow;
+	else {
+		if (idle)
+			when = idle->last_in + CONN_EVICT_IDLE_MS;
+		if (slow && (when < 0 || slow->since + CONN_EVICT_SLOW_MS < when))
+			when = slow->since + CONN_EVICT_SLOW_MS;
+		return when;
+	}
+	log_msg(LOGL_INFO, "conn %u %s: all slots taken and a client waiting: "
+		"ending this session (silent %lld ms)", c->id, c->peer_str,
+		(long long)(now - c->last_in));
+	c->since = 0;
+	c->w.deadline = now;    /* its protocol's timeout runs this pass */
+	return 0;
 }
 
 void conn_suspend(struct conn *c)
@@ -418,6 +464,7 @@ static void on_io(struct watcher *w, short revents)
 		}
 	}
 	if (revents & (POLLIN | POLLHUP | POLLERR)) {
+		c->last_in = now_ms();
 		if (!(revents & POLLIN) && (revents & POLLERR)) {
 			conn_close(c, "socket error");
 			return;
@@ -515,6 +562,8 @@ static struct conn *slot_take(int fd, const struct sockaddr_storage *peer,
 	c->sess = NULL;
 	c->flags = 0;
 	c->why = NULL;
+	c->since = 0;
+	c->last_in = now_ms();
 	c->id = next_id++;
 	c->listen_kind = kind;
 	memcpy(&c->peer, peer, sizeof(c->peer));

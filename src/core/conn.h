@@ -67,6 +67,9 @@ struct conn {
 	struct tls_conn *tls;       /* TLS filter, from the TLS pool */
 	struct tls_conn *tls_next;  /* reserved by STARTTLS, not yet on */
 	const char *why;            /* reason given to conn_close */
+	int64_t since;              /* ms: the current command wait began (0:
+				     * not waiting for the client) */
+	int64_t last_in;            /* ms: the client last sent something */
 	struct linebuf in;
 	size_t out_len, out_off;
 	char *outp;                 /* outbuf, or the TLS session's buffer */
@@ -115,6 +118,12 @@ void conn_deadline_ms(struct conn *c, int ms);
 /* Stop reading while the protocol works; resume calls input again. */
 void conn_suspend(struct conn *c);
 void conn_resume(struct conn *c);
+/* All slots taken and a client waiting: times out (through its protocol)
+ * the inbound session that has sent nothing for the longest, at least
+ * CONN_EVICT_IDLE_MS, or else the one whose current command started
+ * longest ago, at least CONN_EVICT_SLOW_MS. 0: one was told to go (its
+ * slot frees shortly); otherwise the time (ms) when one could be, or -1. */
+int64_t conn_make_room(void);
 /* Every slot in use, for shutdown. */
 void conn_close_all(const char *why);
 

@@ -2907,11 +2907,10 @@ static void rewrite_end(struct conn *c, struct imap_session *s, int good)
 		return;
 	}
 	s->need_sync = 1;
-	conn_resume(c);
-	if (s->state == IMAP_SELECTED)
-		sync_then_ok(c, s, s->rw_done);
-	if (s->state == IMAP_SELECTED || s->state == IMAP_AUTHED)
+	sync_then_ok(c, s, s->rw_done);
+	if (reading_state(s))
 		wait_command(c, s);
+	conn_resume(c);         /* last: it may run the next command */
 }
 
 static void rewrite_step(struct conn *c, struct imap_session *s, int all)
@@ -3021,6 +3020,8 @@ static void index_new(struct conn *c, struct imap_session *s, int kind);
 /* Is message i (record r) of the selected mailbox in the command's set? */
 static int in_set(const struct imap_session *s, uint32_t i, const struct idx_rec *r)
 {
+	if (!s->set)
+		return 0;
 	return seq_has(s->set, s->set_len, s->set_star, s->set_uid ? r->uid : i + 1);
 }
 
@@ -3412,22 +3413,25 @@ static void new_done(struct conn *c, struct imap_session *s, int indexed)
 	tell_changed(s, m->dir, m->name);
 	mbx_close(m);
 	imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
-	conn_resume(c);
+	/* Answer first: resuming runs the next pipelined command at once. */
 	if (kind == OPEN_COPY && s->copy_move) {
 		if (text[0] == '[')
 			conn_printf(c, "* OK %.*s\r\n", (int)(strchr(text, ']') + 1 - text), text);
 		start_rewrite(c, s, 0, RW_MOVE, s->set_uid ? "UID MOVE completed" :
 			      "MOVE completed");
-		return;
+		if (s->state == IMAP_REWRITE)
+			return;         /* rewrite_end resumes */
+	} else {
+		if (same)
+			s->need_sync = 1;
+		if (s->have_sel)
+			sync_then_ok(c, s, text);
+		else
+			tagged(c, s, "OK", "%s", text);
 	}
-	if (same)
-		s->need_sync = 1;
-	if (s->have_sel)
-		sync_then_ok(c, s, text);
-	else
-		tagged(c, s, "OK", "%s", text);
 	if (reading_state(s))
 		wait_command(c, s);
+	conn_resume(c);
 }
 
 /* Checks a sequence set against the selected mailbox; the set's "*". */

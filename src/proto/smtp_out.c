@@ -796,9 +796,11 @@ static void so_input(struct conn *c)
 			continue;
 		}
 		rc = lb_next(&c->in, CONFIG_CONN_INBUF - 2, &line, &len, &crlf);
-		if (rc == LB_NEED)
+		/* A reply line past the limit is the end of this peer, at
+		 * once: no waiting for a line end that may never come. */
+		if (rc == LB_NEED && !c->in.skipping)
 			return;
-		if (rc == LB_TOOLONG) {
+		if (rc == LB_TOOLONG || rc == LB_NEED) {
 			fail_host(so, 0, "4.5.0 over-long reply line from %s",
 				  so->job->remote);
 			return;

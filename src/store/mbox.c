@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -137,6 +138,59 @@ static int dotlock(struct mbox_lock *l)
 	return rc;
 }
 
+/* Once both locks are held, NAME.lock also records the mailbox's size and
+ * inode ("PID SIZE INODE", still a pid for programs that read one), so an
+ * append cut short by a crash can be undone at the next start: the bytes
+ * past that size were never acknowledged (replies come after the unlock).
+ * No fsync: this covers a killed daemon, not a power cut. */
+static void lock_note(const struct mbox_lock *l, const struct stat *st)
+{
+	char note[64];
+	int n = snprintf(note, sizeof(note), "%d %lld %llu\n", (int)getpid(),
+			 (long long)st->st_size, (unsigned long long)st->st_ino);
+	int fd = open(l->lockpath, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (write(fd, note, (size_t)n) != n)
+		log_msg(LOGL_WARN, "%s: %s", l->lockpath, strerror(errno));
+	close(fd);
+}
+
+int mbox_undo_crashed_append(const char *dir, const char *lockname,
+			     const char *note)
+{
+	char path[sizeof(((struct mbox_lock *)0)->path)], *end;
+	size_t l = strlen(lockname);
+	long long size;
+	unsigned long long ino;
+	struct stat st;
+	int fd, rc = 0;
+
+	strtol(note, &end, 10);
+	size = strtoll(end, &end, 10);
+	ino = strtoull(end, &end, 10);
+	if (*end != '\n' || size < 0 || l <= 5 ||
+	    (size_t)snprintf(path, sizeof(path), "%s/%.*s", dir, (int)(l - 5),
+			     lockname) >= sizeof(path))
+		return 0;       /* a plain "PID" lock: nothing recorded */
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return 0;
+	/* Another inode: a rewrite was committed (rename) before the crash. */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == ino &&
+	    st.st_size > size) {
+		rc = ftruncate(fd, size) == 0 && fsync(fd) == 0 ? 1 : -1;
+		log_msg(rc > 0 ? LOGL_WARN : LOGL_ERR, "%s: %s %lld bytes of an "
+			"append cut short by a crash%s%s", path,
+			rc > 0 ? "removed" : "cannot remove",
+			(long long)(st.st_size - size), rc > 0 ? "" : ": ",
+			rc > 0 ? "" : strerror(errno));
+	}
+	close(fd);
+	return rc;
+}
+
 int mbox_lock(const char *dir, const char *name, struct mbox_lock *l)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
@@ -181,6 +235,7 @@ int mbox_lock(const char *dir, const char *name, struct mbox_lock *l)
 		goto fail;
 	}
 	l->old_size = st.st_size;
+	lock_note(l, &st);
 	return MBOX_OK;
 fail:
 	rc = errno;

@@ -54,5 +54,12 @@ int mbox_sync(struct mbox_lock *l);
 /* Truncates back to the size at lock time (a copy abandoned). */
 void mbox_rollback(struct mbox_lock *l);
 void mbox_unlock(struct mbox_lock *l);
+/* At start, for dir/lockname left by our own dead process with content
+ * note: truncates the mailbox back to the size recorded at lock time if
+ * it is still the same file and has grown (an unfinished, never
+ * acknowledged append). 1 truncated, 0 nothing to do, -1 error (logged).
+ * The caller removes the lock. */
+int mbox_undo_crashed_append(const char *dir, const char *lockname,
+			     const char *note);
 
 #endif

@@ -718,6 +718,31 @@ static void on_notify(struct watcher *w, short revents)
 
 /* ---- start ---------------------------------------------------------------- */
 
+/* A state file being written (ID.st.new) or one whose message is gone
+ * (a crash between the two unlinks at the end) is never a commit point:
+ * removed at start so the queue holds nothing stale. True for any state
+ * name, which the caller skips. */
+static int leftover(int dfd, const char *name, size_t l)
+{
+	char id[SPOOL_NAME_MAX];
+	struct stat st;
+
+	if (l > 4 && strcmp(name + l - 4, ".new") == 0) {
+		log_msg(LOGL_INFO, "queue: removing %s left by a crash", name);
+		unlinkat(dfd, name, 0);
+		return 1;
+	}
+	if (l <= 3 || strcmp(name + l - 3, ".st") != 0)
+		return 0;
+	memcpy(id, name, l - 3);
+	id[l - 3] = '\0';
+	if (fstatat(dfd, id, &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT) {
+		log_msg(LOGL_INFO, "queue: removing %s left by a crash", name);
+		unlinkat(dfd, name, 0);
+	}
+	return 1;
+}
+
 static void load_queue(void)
 {
 	DIR *d = opendir(qdir);
@@ -730,9 +755,9 @@ static void load_queue(void)
 		struct stat st;
 		size_t l = strlen(e->d_name);
 
-		if (e->d_name[0] == '.' || (l > 3 && strcmp(e->d_name + l - 3, ".st") == 0) ||
-		    (l > 4 && strcmp(e->d_name + l - 4, ".new") == 0) ||
-		    l >= SPOOL_NAME_MAX)
+		if (e->d_name[0] == '.' || l >= SPOOL_NAME_MAX)
+			continue;
+		if (leftover(dirfd(d), e->d_name, l))
 			continue;
 		qpath(path, sizeof(path), e->d_name, "");
 		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))

@@ -3,7 +3,7 @@
  * demo and bob. Expansion reports users in range and remote addresses
  * that are strings; loops were refused at load time, so every expansion
  * ends. */
-#include "fuzz_session.h"
+#include "session.h"
 #include "store/aliases.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);

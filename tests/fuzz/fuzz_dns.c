@@ -8,7 +8,7 @@
  * The callback must come exactly once, with a status of OK, TEMP or PERM,
  * at most DNS_MAX_TARGETS targets, at least one when OK, each an IPv4 or
  * IPv6 address of the right length with a NUL-terminated name. */
-#include "fuzz_session.h"
+#include "session.h"
 #include <arpa/inet.h>
 #include "dns/dns.h"
 

@@ -16,7 +16,7 @@
  * independent scan of the mbox finds (offset, length, size), with UIDs
  * strictly rising below UIDNEXT, and the update must end within the bound;
  * in mode 2 the old UIDs are kept. */
-#include "fuzz_session.h"
+#include "session.h"
 #include <fcntl.h>
 #include "store/index.h"
 

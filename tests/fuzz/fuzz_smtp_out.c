@@ -5,7 +5,7 @@
  * by itself (done() exactly once), every recipient with a code in
  * 200..599 and a NUL-terminated diagnostic; 250 only when the server's
  * input holds a "250" at all. */
-#include "fuzz_session.h"
+#include "session.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>

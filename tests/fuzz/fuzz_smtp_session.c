@@ -1,7 +1,7 @@
 /* libFuzzer: the whole SMTP server state machine. Each input is what a
  * client sends on one connection (socketpair), driven through the real
  * loop, connection slot and mbox delivery into a scratch directory. */
-#include "fuzz_session.h"
+#include "session.h"
 #include "proto/smtp_in.h"
 #include "store/aliases.h"
 #include "store/spool.h"
@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		setup();
 	if (size > 32768)
 		return 0;
-	fz_session(data, size, LISTEN_SMTP, &smtpin_ops, 0x7f000001);
+	fz_session(LISTEN_SMTP, &smtpin_ops, "", data, size);
 	fz_rm_tree("mail/demo");
 	fz_rm_tree("mail/bob");
 	return 0;

@@ -2,7 +2,7 @@
  * "R recipient", other capital-letter lines, "D", then the message).
  * Every value reported lies inside the file, on one line; data_off, when
  * found, is just past a "D" line. */
-#include "fuzz_session.h"
+#include "session.h"
 #include <fcntl.h>
 #include "store/spool.h"
 

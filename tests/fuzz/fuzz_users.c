@@ -2,7 +2,7 @@
  * only valid, lowercased names that users_find finds again, in any case;
  * a refusal names the file and line. */
 #include <ctype.h>
-#include "fuzz_session.h"
+#include "session.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 

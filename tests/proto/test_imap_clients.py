@@ -128,10 +128,13 @@ class ClientBase(ImapBase):
             f.write(mbox_text(bodies))
         os.chmod(p, 0o600)
 
+    def disk_bytes(self, name, user="alice"):
+        with open(self.folder_path(name, user), "rb") as f:
+            return f.read()
+
     def disk(self, name, user="alice"):
         """The messages of a folder's mbox file (harness.Message list)."""
-        with open(self.folder_path(name, user), "rb") as f:
-            return harness.split_mbox(f.read())
+        return harness.split_mbox(self.disk_bytes(name, user))
 
     def disk_subjects(self, name):
         return sorted(subject_of(m.raw) for m in self.disk(name))
@@ -298,16 +301,15 @@ class MbsyncBase(ClientBase):
     def assert_noop(self, ssl):
         """A run that changes nothing on either side."""
         server_before = {f: self.view(f) for f in self.folders()}
-        disk_before = {f: open(self.folder_path(f), "rb").read()
-                       for f in server_before}
+        disk_before = {f: self.disk_bytes(f) for f in server_before}
         local_before = self.md.snapshot()
         sent = self.mbsync(ssl)
         changing = [c for c in sent if re.match(
             r"(UID )?(STORE|EXPUNGE|COPY|MOVE)|APPEND|CREATE|DELETE|RENAME", c)]
         self.assertEqual(changing, [], "a no-op run sent changes")
         self.assertEqual({f: self.view(f) for f in self.folders()}, server_before)
-        self.assertEqual({f: open(self.folder_path(f), "rb").read()
-                          for f in server_before}, disk_before)
+        self.assertEqual({f: self.disk_bytes(f) for f in server_before},
+                         disk_before)
         after = self.md.snapshot()
         after = {k: v for k, v in after.items()
                  if not k.endswith((".mbsyncstate", ".mbsyncstate.lock"))}
@@ -412,6 +414,32 @@ class Mbsync(MbsyncBase):
         self.assertEqual(local[t["i5"]][1], "F")
         self.assert_same()
         self.assert_noop("STARTTLS")
+
+    @harness.slow
+    @harness.need_feature("imap:uidplus")
+    def test_mbsync_many_messages_8bit(self):
+        """300 messages (up to 30 KB, From_ lines) pulled with mbsync's
+        pipelining; flags on most, a fifth deleted, 8-bit messages pushed
+        to INBOX and to a new folder whose name has a blank."""
+        toks = [token("b%d" % i) for i in range(300)]
+        self.server.set_mbox("alice", mbox_text(
+            [msg(x, "From line %d\n%s\n" % (i, "y" * (i * 97 % 30000)))
+             for i, x in enumerate(toks)]))
+        self.mbsync("IMAPS")
+        self.assertEqual(len(self.md.msgs("INBOX")), 300)
+        for i, x in enumerate(toks):
+            self.md.set_flags("INBOX", x, ("S", "FS", "")[i % 3])
+            if i % 5 == 0:
+                self.md.delete("INBOX", x)
+        for i in range(20):
+            self.md.add("My Stuff" if i % 2 else "INBOX", msg(
+                token("u%d" % i), "From the past\n>From x\n\u00c4\u00d6\u00dc "
+                "8bit\n%s\n" % ("z" * (i * 1000))).encode(), "S" if i % 3 else "")
+        self.mbsync("IMAPS")
+        self.assertEqual(len(self.disk("INBOX")), 250)
+        self.assertEqual(len(self.disk("My Stuff")), 10)
+        self.assert_same()
+        self.assert_noop("IMAPS")
 
     # Without APPENDUID, mbsync 1.4 looks for what it appended by X-TUID and
     # rejects the (well-formed) answer: "received extraneous data in FETCH
@@ -620,7 +648,8 @@ class Mutt(MbsyncBase):
             "set record=\"\"", "set postponed=%s" % os.path.join(self.work, "postponed"),
             "set tmpdir=%s" % self.work, "set mbox_type=mbox",
             'set status_format="POSTIE-STATUS %f msgs=%m del=%d"',
-            "set timeout=5",
+            'set index_format="IDX %C [%Z] %s"',
+            "set timeout=1", "set imap_idle=yes", "set mail_check=1",
         ] + list(conf)
         rc = os.path.join(self.work, "muttrc")
         with open(rc, "w") as f:
@@ -637,11 +666,11 @@ class Mutt(MbsyncBase):
         p.send("\r")
         p.settle()
 
-    def mutt_inbox(self, n):
+    def mutt_inbox(self, n, conf=()):
         """mutt on an INBOX of n new messages; (pty, their subjects)."""
         t = [token("m%d" % i) for i in range(1, n + 1)]
         self.server.set_mbox("alice", mbox_text([msg(x) for x in t]))
-        p = self.mutt()
+        p = self.mutt(conf=conf)
         p.expect(r"POSTIE-STATUS \S*INBOX msgs=%d" % n)
         p.settle()
         return p, t
@@ -701,6 +730,58 @@ class Mutt(MbsyncBase):
         self.assertEqual(self.view("INBOX")[t[2]][1] - {"\\Recent"}, {"\\Flagged"})
         self.check_other_client_sees({"INBOX": {t[0]: "", t[2]: "F"},
                                       "Archive": {t[1]: ""}})
+
+    def test_mutt_sees_other_clients(self):
+        """While mutt shows INBOX, another session flags and expunges and
+        new mail is delivered: mutt's index follows (IDLE or NOOP; with
+        CONDSTORE when the server has it, and a header cache)."""
+        conf = ["set header_cache=%s" % os.path.join(self.work, "hcache")]
+        if "imap:condstore" in harness.features():
+            conf.append("set imap_condstore=yes")
+        p, t = self.mutt_inbox(3, conf)
+        m = self.server.imap()
+        try:
+            m.select("INBOX")
+            m.store("1", "+FLAGS", "\\Flagged")
+            m.store("2:3", "+FLAGS", "\\Deleted")
+            self.assertEqual(m.expunge()[1], [b"2", b"2"])
+        finally:
+            m.logout()
+        new = token("n")
+        self.smtp_deliver("alice@test.lan", msg(new))
+        p.expect(new, timeout=CLIENT_TIMEOUT)
+        p.settle()
+        start = p.mark = len(p.screen)
+        p.send("\x0c")                  # redraw the whole screen
+        p.expect(r"IDX 1 \[..!\] " + t[0])
+        p.expect(r"IDX 2 \[...\] " + new)
+        p.expect(r"POSTIE-STATUS \S*INBOX msgs=2 ")
+        screen = p.screen[start:p.mark]
+        self.assertNotIn(t[1], screen)
+        self.assertNotIn(t[2], screen)
+        p.send("q")
+        self.assertEqual(p.wait(CLIENT_TIMEOUT), 0, p.screen[-1500:])
+        view = self.view("INBOX")
+        self.assertEqual(sorted(view), sorted([t[0], new]))
+        self.assertEqual(view[t[0]][1] - {"\\Recent"}, {"\\Flagged"})
+        # changes while mutt is away reach its header cache when it comes
+        # back (with CONDSTORE: FETCH CHANGEDSINCE)
+        m = self.server.imap()
+        try:
+            m.select("INBOX")
+            m.store("1", "-FLAGS", "\\Flagged")
+            m.store("2", "+FLAGS", "(\\Flagged \\Seen)")
+        finally:
+            m.logout()
+        p = self.mutt(conf=conf)
+        p.expect(r"POSTIE-STATUS \S*INBOX msgs=2 ")
+        p.settle()
+        p.mark = len(p.screen)
+        p.send("\x0c")
+        p.expect(r"IDX 1 \[[^]!]*\] " + t[0])
+        p.expect(r"IDX 2 \[ .!\] " + new)
+        p.send("q")
+        self.assertEqual(p.wait(CLIENT_TIMEOUT), 0, p.screen[-1500:])
 
     def check_other_client_sees(self, want):
         """mbsync, the other client, pulls what mutt did."""

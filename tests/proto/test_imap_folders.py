@@ -343,6 +343,29 @@ class ImapAppendCopyMove(ImapBase):
         self.assertIn(t[2], trash[0])
         self.assertIn(t[5], trash[1])
 
+    def test_pipelined_after_copy_move_append(self):
+        # The answer of a command that waits (lock, copy, index) comes
+        # before the answers of commands pipelined behind it.
+        t = [token("pl%d" % i) for i in range(3)]
+        self.server.set_mbox("alice", mbox_text([msg(x) for x in t]))
+        r = self.raw()
+        try:
+            r.login()
+            r.cmd("s", "SELECT INBOX")
+            r.send("a MOVE 1 Trash\r\nb COPY 1 Junk\r\n"
+                   "c APPEND Junk {12+}\r\nSubject: p\r\n\r\nd NOOP\r\n")
+            out = r.until("d")
+            tags = [x.split()[0] for x in out if not x.startswith("*")]
+            self.assertEqual(tags, ["a", "b", "c", "d"], out)
+            self.assertIn("* 1 EXPUNGE", out)
+            self.assertTrue(all(x.split()[1] == "OK" for x in out
+                                if not x.startswith("*")), out)
+            out = r.cmd("e", "STATUS Junk (MESSAGES)")
+            self.assertIn("MESSAGES 2", out[0])
+        finally:
+            r.close()
+        self.assertEqual(len(mbox_bodies(self.server.path("mail", "alice"))), 2)
+
     def test_copy_to_same_mailbox_and_large_copy(self):
         big = "x" * 1000 + "\n"
         t = [token("lc%d" % i) for i in range(40)]

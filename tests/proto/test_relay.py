@@ -86,12 +86,13 @@ class Dnsmasq:
         self.proc = None
         self.port = None
 
-    def start(self):
+    def start(self, port=0):
+        """port: the one it had before (a restart), or 0 for a free one."""
         last = ""
         for _ in range(5):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             try:
-                s.bind((DNS_LISTEN, 0))
+                s.bind((DNS_LISTEN, port))
                 self.port = s.getsockname()[1]
             finally:
                 s.close()
@@ -1191,10 +1192,19 @@ class Durability(RelayTest):
             self.assertEqual(len(m.headers("Subject")), 1)
 
 
-@need_dns
-class DiskFull(RelayTest):
+class SmallDiskTest(RelayTest):
+    """mount_small(dir): a 256 KiB tmpfs there (root only; the test is
+    skipped visibly when the mount fails), unmounted after postie stops."""
     prechecks = (_check_root,)
     mnt = None
+
+    def mount_small(self, path, mode="0700"):
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=" + mode,
+                            "postie-test", path], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        if r.returncode != 0:
+            self.skipTest("cannot mount a tmpfs: %s" % r.stderr.decode()[-200:])
+        self.mnt = path
 
     def after_stop(self):
         if self.mnt:
@@ -1202,16 +1212,15 @@ class DiskFull(RelayTest):
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.mnt = None
 
+
+@need_dns
+class DiskFull(SmallDiskTest):
+
     def test_spool_full_is_temporary(self):
         srv = self.postie(start=False)
         spool = srv.path("spool")
         os.mkdir(spool, 0o700)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700",
-                            "postie-test", spool], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=30)
-        if r.returncode != 0:
-            self.skipTest("cannot mount a tmpfs: %s" % r.stderr.decode()[-200:])
-        self.mnt = spool
+        self.mount_small(spool)
         srv.start()
         t0 = token()
         self.assertQueued(send(srv, "alice@test.lan", ["a@amx.test"], msg(t0)))

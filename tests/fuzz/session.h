@@ -1,10 +1,12 @@
-/* Shared by the whole-session fuzzers (fuzz_smtp_session, fuzz_pop3,
- * fuzz_imap_session): a scratch directory with a generated configuration,
- * and one client connection driven through the real loop over a
- * socketpair; also used by the file-parser fuzzers for their scratch
- * files. Header-only: each fuzzer is one translation unit. */
-#ifndef FUZZ_SESSION_H
-#define FUZZ_SESSION_H
+/* session.h — shared by the libFuzzer targets that drive a whole server
+ * session (POP3, IMAP): a scratch directory with a users file (alice and
+ * bob, password "pw") and a config, and one connection over a socketpair
+ * through the real loop and connection slot; also the scratch files of the
+ * file-parser targets (fz_mkdir, fz_write). Header-only: each fuzz target
+ * is its own program. */
+#ifndef POSTIE_FUZZ_SESSION_H
+#define POSTIE_FUZZ_SESSION_H
+
 #include <ftw.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -18,11 +20,12 @@
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "store/passwd.h"
 #include "store/users.h"
 
 static char fz_dir[128];
+static uint32_t fz_peer_no;
 
-/* Writes fz_dir/name. */
 static inline void fz_put(const char *name, const char *text)
 {
 	char path[256];
@@ -78,13 +81,38 @@ static inline void fz_start(const char *conf_text)
 	users = users_load(conf->users, err, sizeof(err));
 	if (!users)
 		abort();
+	passwd_cache_init();
 	log_set_level(0);
 	loop_init();
 	conn_init(4);
 }
 
+/* listen: the config's listen line, e.g. "pop3 127.0.0.1:1"; extra: more
+ * configuration lines ("" for none). */
+static inline void fz_setup_with(const char *tag, const char *listen, const char *extra)
+{
+	char text[1024], hash[160];
+
+	fz_mkdir(tag);
+	if (passwd_make("pw", 2, hash, sizeof(hash)) != 0)
+		abort();
+	snprintf(text, sizeof(text), "alice:%s\nbob:%s\n", hash, hash);
+	fz_put("users", text);
+	snprintf(text, sizeof(text),
+		 "hostname fuzz.test\nlisten %s\nusers %s/users\n"
+		 "mail_dir %s/mail\nspool_dir %s/spool\nlocal_domains test.lan\n"
+		 "plaintext_auth_networks 10.0.0.0/8\n%s", listen, fz_dir, fz_dir,
+		 fz_dir, extra);
+	fz_start(text);
+}
+
+static inline void fz_setup(const char *tag, const char *listen)
+{
+	fz_setup_with(tag, listen, "");
+}
+
 static inline int fz_rm_one(const char *p, const struct stat *st, int flag,
-		     struct FTW *ftw)
+			    struct FTW *ftw)
 {
 	(void)st; (void)flag; (void)ftw;
 	remove(p);
@@ -100,27 +128,29 @@ static inline void fz_rm_tree(const char *rel)
 	nftw(path, fz_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* One connection of LISTEN kind from IPv4 address peer_ip: the input is
- * written as fast as the server takes it, then the write side is shut;
- * at most 2000 loop steps, then every connection is closed. */
-static inline void fz_session(const unsigned char *data, size_t size, int kind,
-		       const struct proto_ops *ops, uint32_t peer_ip)
+/* One connection: `pre` then data[0..size) as the client's bytes, the
+ * answers thrown away, a bounded number of loop passes. */
+static inline void fz_session(int kind, const struct proto_ops *ops, const char *pre,
+		       const unsigned char *data, size_t size)
 {
 	struct sockaddr_storage peer;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&peer;
 	char sink[4096];
 	int sv[2];
-	size_t off = 0;
+	size_t off = 0, plen = strlen(pre);
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
 		return;
 	memset(&peer, 0, sizeof(peer));
 	sin->sin_family = AF_INET;
-	sin->sin_addr.s_addr = htonl(peer_ip);
+	/* A new address each time: failed logins do not pile up into a ban. */
+	sin->sin_addr.s_addr = htonl(0x0a000000 | (++fz_peer_no & 0xffffff));
 	if (!conn_open(sv[0], &peer, sizeof(*sin), kind, ops, 0)) {
 		close(sv[1]);
 		return;
 	}
+	if (plen && write(sv[1], pre, plen) != (ssize_t)plen)
+		abort();
 	for (int step = 0; step < 2000 && conn_count() > 0; step++) {
 		if (off < size) {
 			ssize_t n = write(sv[1], data + off, size - off);
@@ -128,7 +158,7 @@ static inline void fz_session(const unsigned char *data, size_t size, int kind,
 				off += (size_t)n;
 			if (off == size)
 				shutdown(sv[1], SHUT_WR);
-		} else if (size == 0 && step == 0) {
+		} else if (off == size && step == 0) {
 			shutdown(sv[1], SHUT_WR);
 		}
 		while (read(sv[1], sink, sizeof(sink)) > 0)
@@ -138,4 +168,5 @@ static inline void fz_session(const unsigned char *data, size_t size, int kind,
 	conn_close_all("fuzz done");
 	close(sv[1]);
 }
+
 #endif
