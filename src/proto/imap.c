@@ -150,6 +150,7 @@ struct job {
 	size_t modlen;
 	/* J_MERGE */
 	struct idx_reader *oldrd;
+	uint32_t old_next;      /* UIDNEXT before: new messages from here */
 	uint32_t oi, nj, removed;
 	uint32_t newcount;
 	/* J_SEARCH: MODSEQ asked, the highest of the matches */
@@ -176,6 +177,7 @@ struct imap_session {
 	/* the selected mailbox and the one being opened */
 	struct mbx sel, tmp;
 	int have_sel;
+	uint32_t recent_lo, recent_hi;  /* UIDs \Recent in this session */
 	int open_kind;
 	unsigned status_items;
 	struct mbox_lock lock;
@@ -454,9 +456,11 @@ void imap_notify_mailbox(const char *user)
 
 /* ---- output helpers -------------------------------------------------- */
 
+#define F_RECENT 0x80000000u      /* in answers only, never stored */
+
 static size_t flags_text(uint32_t f, char *out, size_t n)
 {
-	int k = snprintf(out, n, "(%s%s%s%s%s",
+	int k = snprintf(out, n, "(%s%s%s%s%s%s", f & F_RECENT ? "\\Recent " : "",
 			 f & IDX_F_SEEN ? "\\Seen " : "",
 			 f & IDX_F_ANSWERED ? "\\Answered " : "",
 			 f & IDX_F_FLAGGED ? "\\Flagged " : "",
@@ -472,6 +476,17 @@ static size_t flags_text(uint32_t f, char *out, size_t n)
 static int get_rec(struct mbx *m, uint32_t i, struct idx_rec *r)
 {
 	return idx_get(&m->rd, i, r);
+}
+
+static int is_recent(const struct imap_session *s, uint32_t uid)
+{
+	return uid >= s->recent_lo && uid < s->recent_hi;
+}
+
+/* The flags a client sees: the stored ones plus \Recent. */
+static uint32_t view_flags(const struct imap_session *s, const struct idx_rec *r)
+{
+	return r->flags | (is_recent(s, r->uid) ? F_RECENT : 0);
 }
 
 /* Sequence number (1-based) of a UID, or 0. */
@@ -510,6 +525,27 @@ static uint32_t uid_lower(struct mbx *m, uint32_t uid)
 			hi = mid;
 	}
 	return lo + 1;
+}
+
+/* Messages whose UID is in [lo, hi). */
+static uint32_t uid_count(struct mbx *m, uint32_t lo, uint32_t hi)
+{
+	uint32_t a = uid_lower(m, lo), b = uid_lower(m, hi);
+
+	return hi > lo && b > a ? b - a : 0;
+}
+
+/* New messages (UIDs from `from`) seen by a session that selected the
+ * mailbox read-write: it takes them as \Recent unless another session
+ * already did. Then "* n RECENT". */
+static void recent_update(struct conn *c, struct imap_session *s, uint32_t from)
+{
+	uint32_t old;
+
+	if (!s->sel.readonly && s->recent_hi == from &&
+	    idx_take_recent(s->sel.ifd, from, s->sel.hdr.uidnext, &old) == 1)
+		s->recent_hi = s->sel.hdr.uidnext;
+	conn_printf(c, "* %u RECENT\r\n", uid_count(&s->sel, s->recent_lo, s->recent_hi));
 }
 
 /* The next range of sequence numbers of the job's set: 1 or 0 at end. */
@@ -946,7 +982,7 @@ static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 		first = 0;
 	}
 	if (fr->sets_seen && oldflags != r->flags && !(fr->attrs & FA_FLAGS)) {
-		flags_text(r->flags, b, sizeof(b));
+		flags_text(view_flags(s, r), b, sizeof(b));
 		item_printf(s, j, "%sFLAGS %s", first ? "" : " ", b);
 		first = 0;
 	}
@@ -965,7 +1001,7 @@ static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 			item_printf(s, j, "%sUID %u", sp, r->uid);
 			break;
 		case FA_FLAGS:
-			flags_text(r->flags, b, sizeof(b));
+			flags_text(view_flags(s, r), b, sizeof(b));
 			item_printf(s, j, "%sFLAGS %s", sp, b);
 			break;
 		case FA_SIZE:
@@ -1268,10 +1304,11 @@ static int eval(struct imap_session *s, const struct search_prog *p, int k,
 	case SK_UNFLAG:
 		return (x->r.flags & nd->num) == 0;
 	case SK_NEW:
+		return is_recent(s, x->r.uid) && !(x->r.flags & IDX_F_SEEN);
 	case SK_RECENT:
-		return 0;
+		return is_recent(s, x->r.uid);
 	case SK_OLD:
-		return 1;
+		return !is_recent(s, x->r.uid);
 	case SK_KEYWORD:
 		return 0;
 	case SK_UNKEYWORD:
@@ -1430,7 +1467,7 @@ static int job_produce(struct conn *c, struct imap_session *s)
 					k2 += snprintf(out + k2, sizeof(out) - (size_t)k2,
 						       "UID %u ", r.uid);
 				if (show_flags || s->condstore) {
-					flags_text(r.flags, f, sizeof(f));
+					flags_text(view_flags(s, &r), f, sizeof(f));
 					k2 += snprintf(out + k2, sizeof(out) - (size_t)k2,
 						       "FLAGS %s ", f);
 				}
@@ -1482,9 +1519,10 @@ static int job_produce(struct conn *c, struct imap_session *s)
 			if (conn_out_free(c) < 200)
 				return 0;
 			if (j->oi >= j->oldrd->count) {
-				if (j->newcount != j->oldrd->count - j->removed)
-					conn_printf(c, "* %u EXISTS\r\n* 0 RECENT\r\n",
-						    j->newcount);
+				if (j->newcount != j->oldrd->count - j->removed) {
+					conn_printf(c, "* %u EXISTS\r\n", j->newcount);
+					recent_update(c, s, j->old_next);
+				}
 				close(s->old_ifd);
 				s->old_ifd = -1;
 				if (!s->tag[0]) {
@@ -1577,7 +1615,7 @@ static void push_flags(struct conn *c, struct imap_session *s)
 		uint32_t seq = uid_seq(&s->sel, s->pend[i]);
 		if (!seq || get_rec(&s->sel, seq - 1, &r) != 0)
 			continue;
-		flags_text(r.flags, f, sizeof(f));
+		flags_text(view_flags(s, &r), f, sizeof(f));
 		if (s->condstore)
 			conn_printf(c, "* %u FETCH (UID %u FLAGS %s MODSEQ (%llu))\r\n",
 				    seq, r.uid, f, (unsigned long long)r.modseq);
@@ -1597,7 +1635,7 @@ static int sync_sel(struct conn *c, struct imap_session *s)
 	char path[sizeof(m->dir) + IMAP_NAME_MAX + 2];
 	struct stat st, ist_old, ist_new;
 	struct mbx nm;
-	uint32_t oldcount = m->hdr.count;
+	uint32_t oldcount = m->hdr.count, old_next = m->hdr.uidnext;
 	int rc;
 
 	if (s->npend || s->pend_all)
@@ -1636,8 +1674,10 @@ static int sync_sel(struct conn *c, struct imap_session *s)
 		mbx_close(m);
 		*m = nm;
 		idx_reader_init(&m->rd, m->ifd, m->hdr.count);
-		if (m->hdr.count != oldcount)
-			conn_printf(c, "* %u EXISTS\r\n* 0 RECENT\r\n", m->hdr.count);
+		if (m->hdr.count != oldcount) {
+			conn_printf(c, "* %u EXISTS\r\n", m->hdr.count);
+			recent_update(c, s, old_next);
+		}
 		return 0;
 	}
 	/* Rewritten: compare the old records with the new ones. */
@@ -1647,6 +1687,7 @@ static int sync_sel(struct conn *c, struct imap_session *s)
 	*m = nm;
 	idx_reader_init(&m->rd, m->ifd, m->hdr.count);
 	memset(&s->job, 0, sizeof(s->job));
+	s->job.old_next = old_next;
 	s->job.oldrd = &s->oldrd;
 	s->job.newcount = m->hdr.count;
 	return 1;
@@ -2097,7 +2138,8 @@ static void open_finish(struct conn *c, struct imap_session *s)
 		if (it & ST_MESSAGES)
 			k += snprintf(out + k, sizeof(out) - (size_t)k, " MESSAGES %u", m->hdr.count);
 		if (it & ST_RECENT)
-			k += snprintf(out + k, sizeof(out) - (size_t)k, " RECENT 0");
+			k += snprintf(out + k, sizeof(out) - (size_t)k, " RECENT %u",
+				      uid_count(m, m->hdr.recent_uid, m->hdr.uidnext));
 		if (it & ST_UIDNEXT)
 			k += snprintf(out + k, sizeof(out) - (size_t)k, " UIDNEXT %u", m->hdr.uidnext);
 		if (it & ST_UIDVALIDITY)
@@ -2131,12 +2173,18 @@ static void open_finish(struct conn *c, struct imap_session *s)
 	m->mfd = m->ifd = -1;
 	s->have_sel = 1;
 	s->npend = s->pend_all = s->need_sync = 0;
-	conn_printf(c, "* %u EXISTS\r\n* 0 RECENT\r\n"
+	/* \Recent: what no session selected before; SELECT takes it. */
+	s->recent_lo = s->sel.hdr.recent_uid;
+	s->recent_hi = s->sel.hdr.uidnext;
+	if (!s->sel.readonly &&
+	    idx_take_recent(s->sel.ifd, 0, s->sel.hdr.uidnext, &s->recent_lo) < 0)
+		s->recent_lo = s->recent_hi;
+	conn_printf(c, "* %u EXISTS\r\n* %u RECENT\r\n"
 		    "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
 		    "* OK [PERMANENTFLAGS (%s)] Flags permitted\r\n"
 		    "* OK [UIDVALIDITY %u] UIDs valid\r\n"
 		    "* OK [UIDNEXT %u] Predicted next UID\r\n",
-		    s->sel.hdr.count,
+		    s->sel.hdr.count, uid_count(&s->sel, s->recent_lo, s->recent_hi),
 		    s->sel.readonly ? "" : "\\Answered \\Flagged \\Deleted \\Seen \\Draft",
 		    s->sel.hdr.uidvalidity, s->sel.hdr.uidnext);
 	if (first)

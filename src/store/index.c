@@ -76,6 +76,7 @@ void idx_hdr_encode(const struct idx_hdr *h, unsigned char out[IDX_HDR_SIZE])
 	put64(out + 48, h->dev);
 	put64(out + 56, h->mtime_ns);
 	put64(out + 64, h->modseq);
+	put32(out + 72, h->recent_uid);
 	put32(out + 28, fnv1a(out, IDX_HDR_SIZE));
 }
 
@@ -96,6 +97,7 @@ int idx_hdr_decode(const unsigned char in[IDX_HDR_SIZE], struct idx_hdr *h)
 	h->dev = get64(in + 48);
 	h->mtime_ns = get64(in + 56);
 	h->modseq = get64(in + 64);
+	h->recent_uid = get32(in + 72);
 	if (h->uidvalidity == 0 || h->uidnext <= h->count)
 		return -1;
 	return 0;
@@ -519,6 +521,37 @@ int idx_store(struct idx_reader *r, uint32_t i, struct idx_rec *rec)
 	return idx_write_hdr(r->fd, &h, 0);
 }
 
+int idx_take_recent(int fd, uint32_t expect, uint32_t upto, uint32_t *old)
+{
+	unsigned char b[IDX_HDR_SIZE];
+	struct idx_hdr h;
+
+	if (pread_all(fd, b, sizeof(b), 0) != 0 || idx_hdr_decode(b, &h) != 0)
+		return -1;
+	*old = h.recent_uid;
+	if ((expect && h.recent_uid != expect) || h.recent_uid >= upto)
+		return 0;
+	h.recent_uid = upto;
+	return idx_write_hdr(fd, &h, 0) == 0 ? 1 : -1;
+}
+
+/* What sessions changed in the header of the index at fd while an update
+ * or rewrite ran from an older copy: the highest mod-sequence and the
+ * first UID no session has seen never go back. */
+static void keep_live(int fd, struct idx_hdr *h)
+{
+	unsigned char b[IDX_HDR_SIZE];
+	struct idx_hdr cur;
+
+	if (fd < 0 || pread_all(fd, b, sizeof(b), 0) != 0 || idx_hdr_decode(b, &cur) != 0 ||
+	    cur.uidvalidity != h->uidvalidity)
+		return;
+	if (cur.modseq > h->modseq)
+		h->modseq = cur.modseq;
+	if (cur.recent_uid > h->recent_uid)
+		h->recent_uid = cur.recent_uid;
+}
+
 int idx_write_hdr(int fd, const struct idx_hdr *h, int sync)
 {
 	unsigned char b[IDX_HDR_SIZE];
@@ -729,6 +762,7 @@ static int renumber_all(struct idx_update *u)
 	}
 	u->h.uidvalidity = new_uidvalidity(u->old.uidvalidity);
 	u->h.uidnext = u->n + 1;
+	u->h.recent_uid = 0;
 	return 0;
 }
 
@@ -749,6 +783,7 @@ static int finish(struct idx_update *u, const struct stat *st)
 	if (u->h.uidnext <= u->n)
 		u->h.uidnext = u->n + 1;
 	u->h.count = u->n;
+	keep_live(u->ifd, &u->h);
 	u->h.modseq = modseq_floor(u->h.modseq);
 	u->h.end = u->scan.pos;
 	u->h.ino = (uint64_t)st->st_ino;
@@ -994,6 +1029,7 @@ static int rewrite_finish(struct idx_rewrite *w, struct idx_hdr *h)
 	    fstat(w->dst, &st) != 0)
 		return -1;
 	u->h.count = u->n;
+	keep_live(w->r.fd, &u->h);
 	u->h.modseq = idx_modseq_next(u->h.modseq);     /* expunges count */
 	u->h.end = w->dpos;
 	u->h.ino = (uint64_t)st.st_ino;

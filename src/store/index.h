@@ -15,6 +15,8 @@
  *    32  u64 mbox bytes covered (scanned up to here)
  *    40  u64 mbox inode       48 u64 mbox device
  *    56  u64 mbox mtime (ns)   64  u64 highest mod-sequence
+ *    72  u32 first UID no IMAP session has selected (\Recent)
+ *    76  u32 0
  *   then count records of IDX_REC_SIZE (40) bytes:
  *     0  u64 offset of the "From " line
  *     8  u64 stored bytes of the message (after the From_ line, without
@@ -40,7 +42,7 @@
 #include <sys/types.h>
 
 #define IDX_DIR ".postie"
-#define IDX_HDR_SIZE 72
+#define IDX_HDR_SIZE 80
 #define IDX_REC_SIZE 48
 #define IDX_VERSION 2
 #define IDX_CACHE 32            /* records per reader cache */
@@ -54,6 +56,7 @@ struct idx_hdr {
 	uint32_t uidvalidity, uidnext, count;
 	uint64_t end, ino, dev, mtime_ns;
 	uint64_t modseq;        /* highest mod-sequence */
+	uint32_t recent_uid;    /* UIDs from here on are \Recent */
 };
 
 struct idx_rec {
@@ -147,6 +150,10 @@ int idx_put(struct idx_reader *r, uint32_t i, const struct idx_rec *rec);
 /* A flag change: record i gets a new mod-sequence (rec->modseq is set)
  * and the header's highest follows. 0 or -1. */
 int idx_store(struct idx_reader *r, uint32_t i, struct idx_rec *rec);
+/* \Recent: a SELECT takes the UIDs below upto for its session. Reads
+ * the header's first unseen UID into *old and, when expect is 0 or equal
+ * to it, raises it to upto. 1 taken, 0 not (someone else took them), -1. */
+int idx_take_recent(int fd, uint32_t expect, uint32_t upto, uint32_t *old);
 /* The next mod-sequence, above floor and above any issued before. */
 uint64_t idx_modseq_next(uint64_t floor);
 

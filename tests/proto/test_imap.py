@@ -308,8 +308,9 @@ class ImapSession(ImapBase):
             self.assertEqual(data[0][1], b"\r\n")
             data = self.fetch1(m, 1, "(INTERNALDATE FLAGS)")
             self.assertIn(b'INTERNALDATE "03-Jan-2026 01:05:34 +0000"', data[0])
-            self.assertIn(b"FLAGS ()", data[0])
-            # nothing was marked \Seen by the read-only session
+            # EXAMINE shows \Recent without taking it; nothing was marked
+            # \Seen by the read-only session
+            self.assertIn(b"FLAGS (\\Recent)", data[0])
             data = self.fetch1(m, "1:*", "FLAGS")
             self.assertFalse(any(b"Seen" in d for d in data), data)
         finally:
@@ -367,8 +368,9 @@ class ImapSession(ImapBase):
             self.assertEqual((typ, data), ("OK", [b"1"]))
             typ, data = m.uid("FETCH", "1:*", "(FLAGS)")
             self.assertEqual(len(data), 3)
-            self.assertIn(b"UID 2 FLAGS (\\Answered \\Flagged)", data[0])
-            self.assertIn(b"UID 3 FLAGS (\\Seen)", data[1])
+            # \Recent: this session was the first to select the mailbox
+            self.assertIn(b"UID 2 FLAGS (\\Recent \\Answered \\Flagged)", data[0])
+            self.assertIn(b"UID 3 FLAGS (\\Recent \\Seen)", data[1])
         finally:
             m.logout()
         msgs = harness.split_mbox(self.server.mbox("alice"))

@@ -467,5 +467,56 @@ class ImapCondstore(ImapBase):
             m.logout()
 
 
+class ImapRecent(ImapBase):
+    """\Recent (RFC 3501 2.3.2): a message is recent in the one session
+    that first selects the mailbox after it arrived."""
+
+    def test_recent_taken_by_the_first_select(self):
+        t = [token("rc%d" % i) for i in range(3)]
+        self.server.set_mbox("alice", mbox_text([msg(x) for x in t]))
+        a = self.server.imap()
+        b = self.server.imap()
+        c = self.server.imap()
+        try:
+            typ, data = c.status("INBOX", "(RECENT)")
+            self.assertIn(b"RECENT 3", data[0])
+            c.select("INBOX", readonly=True)             # EXAMINE takes nothing
+            self.assertEqual(c.untagged_responses.get("RECENT"), [b"3"])
+            a.select("INBOX")
+            self.assertEqual(a.untagged_responses.get("RECENT"), [b"3"])
+            b.select("INBOX")
+            self.assertEqual(b.untagged_responses.get("RECENT"), [b"0"])
+            self.assertIn(b"RECENT 0", b.status("INBOX", "(RECENT)")[1][0])
+            self.assertEqual(a.search(None, "RECENT")[1], [b"1 2 3"])
+            self.assertEqual(b.search(None, "RECENT")[1], [b""])
+            self.assertEqual(b.search(None, "OLD")[1], [b"1 2 3"])
+            a.store("1", "+FLAGS", "(\\Seen)")
+            self.assertEqual(a.search(None, "NEW")[1], [b"2 3"])
+            # A delivery: the first session to notice takes it.
+            self.smtp_deliver("alice@test.lan", "Subject: new\n\nnew\n")
+            a.noop()
+            self.assertEqual(a.untagged_responses.get("RECENT")[-1], b"4")
+            typ, data = a.fetch("4", "(FLAGS)")
+            self.assertIn(b"\\Recent", data[0])
+            b.noop()
+            self.assertEqual(b.untagged_responses.get("RECENT")[-1], b"0")
+            typ, data = b.fetch("4", "(FLAGS)")
+            self.assertNotIn(b"\\Recent", data[0])
+            # \Recent cannot be stored.
+            typ, data = b.store("1", "+FLAGS", "(\\Recent)")
+            self.assertEqual(typ, "OK")
+            self.assertNotIn(b"\\Recent", b.fetch("1", "(FLAGS)")[1][0])
+        finally:
+            for m in (a, b, c):
+                m.logout()
+        # The next session sees nothing recent.
+        m = self.server.imap()
+        try:
+            m.select("INBOX")
+            self.assertEqual(m.untagged_responses.get("RECENT"), [b"0"])
+        finally:
+            m.logout()
+
+
 if __name__ == "__main__":
     unittest.main()
