@@ -38,25 +38,18 @@ static void on_result(void *ctx, const struct dns_result *r)
 
 static void setup(void)
 {
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
 	char text[1024];
+	int port;
 
 	fz_mkdir("dns");
-	sfd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(0x7f000001);
-	if (sfd < 0 || bind(sfd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
-	    getsockname(sfd, (struct sockaddr *)&sin, &sl) != 0)
-		abort();
+	sfd = fz_loopback_socket(SOCK_DGRAM, &port);
 	fz_put("users", "demo:\n");
 	snprintf(text, sizeof(text),
 		 "hostname fuzz.test\nlisten smtp 127.0.0.1:1\nusers %s/users\n"
 		 "mail_dir %s/mail\nspool_dir %s/spool\nlocal_domains test.lan\n",
 		 fz_dir, fz_dir, fz_dir);
 	fz_start(text);
-	snprintf(server, sizeof(server), "127.0.0.1:%d", ntohs(sin.sin_port));
+	snprintf(server, sizeof(server), "127.0.0.1:%d", port);
 	if (dns_start(server) != 0)
 		abort();
 }

@@ -24,24 +24,17 @@ static void on_done(struct smtpout_job *j)
 
 static void setup(void)
 {
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
 	char text[1024];
+	int port;
 
 	fz_mkdir("smtpout");
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(0x7f000001);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
-	    listen(lfd, 8) != 0 || getsockname(lfd, (struct sockaddr *)&sin, &sl) != 0)
-		abort();
+	lfd = fz_loopback_socket(SOCK_STREAM, &port);
 	fz_put("users", "demo:\n");
 	snprintf(text, sizeof(text),
 		 "hostname fuzz.test\nlisten smtp 127.0.0.1:1\nusers %s/users\n"
 		 "mail_dir %s/mail\nspool_dir %s/spool\nlocal_domains test.lan\n"
 		 "smarthost 127.0.0.1:%d plain\n", fz_dir, fz_dir, fz_dir,
-		 ntohs(sin.sin_port));
+		 port);
 	fz_start(text);
 	smtpout_init();
 	job.fd = memfd_create("msg", 0);

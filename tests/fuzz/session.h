@@ -111,6 +111,25 @@ static inline void fz_setup(const char *tag, const char *listen)
 	fz_setup_with(tag, listen, "");
 }
 
+/* A non-blocking socket of type (SOCK_STREAM: listening) bound to
+ * 127.0.0.1 on a free port, which *port gets. */
+static inline int fz_loopback_socket(int type, int *port)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	int fd = socket(AF_INET, type | SOCK_NONBLOCK, 0);
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(0x7f000001);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	    (type == SOCK_STREAM && listen(fd, 8) != 0) ||
+	    getsockname(fd, (struct sockaddr *)&sin, &sl) != 0)
+		abort();
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
 static inline int fz_rm_one(const char *p, const struct stat *st, int flag,
 			    struct FTW *ftw)
 {
