@@ -19,6 +19,7 @@
         rss_kb   sum of VmRSS (shared pages counted once per process)
         pss_kb   sum of Pss from /proc/PID/smaps_rollup (shared pages split)
         ctxt     sum of voluntary+nonvoluntary context switches
+        ctxtset  the same per process, "pid:n,pid:n,..."
   benchlib.py hold PORT COUNT SECONDS [tls]
       Opens COUNT TCP connections to 127.0.0.1:PORT, reads each greeting
       line, prints "ready N" (N connections greeted) and keeps them idle
@@ -94,7 +95,7 @@ def kv(text, sep=":"):
 
 def snap(roots):
     tot = dict(pids=0, cpu=0, cpu_ns=0, wbytes=0, rss_kb=0, pss_kb=0, ctxt=0)
-    pids = []
+    pids, ctxts = [], []
     for p in descendants(roots):
         f = stat_fields(p)
         if f is None:
@@ -116,13 +117,16 @@ def snap(roots):
                 int(io.get("cancelled_write_bytes", 0))
         st = kv(read("/proc/%d/status" % p))
         tot["rss_kb"] += int(st.get("VmRSS", "0 kB").split()[0])
-        tot["ctxt"] += int(st.get("voluntary_ctxt_switches", 0)) + \
+        n = int(st.get("voluntary_ctxt_switches", 0)) + \
             int(st.get("nonvoluntary_ctxt_switches", 0))
+        tot["ctxt"] += n
+        ctxts.append("%d:%d" % (p, n))
         sm = kv(read("/proc/%d/smaps_rollup" % p))
         tot["pss_kb"] += int(sm.get("Pss", "0 kB").split()[0])
     for k, v in tot.items():
         print("%s=%d" % (k, v))
     print("pidset=%s" % ",".join(str(p) for p in sorted(pids)))
+    print("ctxtset=%s" % ",".join(ctxts))
     print("hz=%d" % HZ)
 
 
@@ -274,6 +278,15 @@ def submit(port, n, length, sessions, user, password, frm, to):
     sys.exit(rc)
 
 
+def wait_released(deadline):
+    """Returns when stdin is closed or at deadline (time.monotonic)."""
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([sys.stdin], [], [],
+                                max(0, deadline - time.monotonic()))
+        if r and not os.read(sys.stdin.fileno(), 64):
+            break
+
+
 def hold(port, count, seconds, tls=False):
     deadline = time.monotonic() + seconds
     socks, greeted = [], 0
@@ -303,11 +316,7 @@ def hold(port, count, seconds, tls=False):
         if buf.startswith(b"220"):
             greeted += 1
     print("ready %d" % greeted, flush=True)
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([sys.stdin], [], [],
-                                max(0, deadline - time.monotonic()))
-        if r and not os.read(sys.stdin.fileno(), 64):
-            break
+    wait_released(deadline)
     for s in socks:
         try:
             s.sendall(b"QUIT\r\n")

@@ -47,12 +47,13 @@ import imaplib
 import os
 import poplib
 import random
-import select
 import socket
 import ssl
 import sys
 import threading
 import time
+
+from benchlib import wait_released
 
 
 def freeport():
@@ -329,11 +330,7 @@ def idle(port, user, password, count, tls, seconds):
             break
         socks.append(s)
     print("ready %d" % len(socks), flush=True)
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([sys.stdin], [], [],
-                                max(0, deadline - time.monotonic()))
-        if r and not os.read(sys.stdin.fileno(), 64):
-            break
+    wait_released(deadline)
     for s in socks:
         try:
             s.sendall(b"DONE\r\nz LOGOUT\r\n")

@@ -409,34 +409,26 @@ index_bytes() { # SERVER: bytes in its index files now
 R=$BA/runs
 rm -rf "$R"
 mkdir -p "$R"
-say "warm-up login to each server"
-for s in postie dovecot; do session "$s" "$R/$s.warmup"; done
-for r in $(seq "$RUNS"); do
-	order="postie dovecot"
-	[ $((r % 2)) = 0 ] && order="dovecot postie"
-	for s in $order; do
-		say "run $r/$RUNS: $s cold, then warm ($N messages)"
-		drop_index "$s"
-		session "$s" "$R/$s.cold.$r"
-		session "$s" "$R/$s.warm.$r"
-	done
-done
-
-if [ "$HAVE_IMAP" = 1 ]; then
-	PROTO=imap
-	say "IMAP warm-up session to each server"
-	for s in postie dovecot; do session "$s" "$R/$s.imap.warmup"; done
+rounds() { # KIND: a warm-up session each, then RUNS rounds (alternating
+	# order) of: index deleted, a cold session, a warm one; results in
+	# $R/SERVER.KIND{warmup,cold.N,warm.N}
+	local kind=$1 r s order
+	say "${PROTO:-pop3} warm-up session to each server"
+	for s in postie dovecot; do session "$s" "$R/$s.${kind}warmup"; done
 	for r in $(seq "$RUNS"); do
 		order="postie dovecot"
 		[ $((r % 2)) = 0 ] && order="dovecot postie"
 		for s in $order; do
-			say "IMAP run $r/$RUNS: $s cold, then warm ($N messages)"
+			say "${PROTO:-pop3} run $r/$RUNS: $s cold, then warm ($N messages)"
 			drop_index "$s"
-			session "$s" "$R/$s.imap.cold.$r"
-			session "$s" "$R/$s.imap.warm.$r"
+			session "$s" "$R/$s.${kind}cold.$r"
+			session "$s" "$R/$s.${kind}warm.$r"
 		done
 	done
-	PROTO=
+}
+rounds ""
+if [ "$HAVE_IMAP" = 1 ]; then
+	PROTO=imap rounds imap.
 fi
 
 # ---- 6. memory -------------------------------------------------------------
@@ -482,6 +474,13 @@ idle_measure() {
 	snapv i1 "$pid"
 	sleep "$IDLE_WINDOW"
 	snapv i2 "$pid"
+	# over the processes alive at both ends (Dovecot's may come and go)
+	i2_ctxt=$(awk -v a="$i1_ctxtset" -v b="$i2_ctxtset" 'BEGIN { n = split(a, x, ",");
+		for (i = 1; i <= n; i++) { split(x[i], y, ":"); c[y[1]] = y[2] }
+		n = split(b, x, ","); t = 0
+		for (i = 1; i <= n; i++) { split(x[i], y, ":"); if (y[1] in c) t += y[2] - c[y[1]] }
+		print t }')
+	i1_ctxt=0
 	exec 7>&-
 	for _ in $(seq 100); do [ -d "/proc/$hp" ] || break; sleep 0.1; done
 	rm -f "$fifo"
@@ -614,7 +613,8 @@ per() { awk -v a="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", a / n; else p
 		echo "RSS/PSS added: the server's processes (postie: one; Dovecot: master and all"
 		echo "descendants, with an imap process per session and, under TLS, an imap-login"
 		echo "process per session holding the TLS state) with the sessions idling, minus"
-		echo "before them. Context switches: voluntary + involuntary over the window."
+		echo "before them. Context switches: voluntary + involuntary over the window, of"
+		echo "the processes alive at both its ends."
 	fi
 	echo
 	echo "### Idle, no client, ${IDLE_WINDOW} s$([ "$QUICK" = 1 ] && echo " (--quick: scaled to a minute)")"

@@ -38,17 +38,10 @@ static void on_result(void *ctx, const struct dns_result *r)
 
 static void setup(void)
 {
-	char text[1024];
 	int port;
 
-	fz_mkdir("dns");
 	sfd = fz_loopback_socket(SOCK_DGRAM, &port);
-	fz_put("users", "demo:\n");
-	snprintf(text, sizeof(text),
-		 "hostname fuzz.test\nlisten smtp 127.0.0.1:1\nusers %s/users\n"
-		 "mail_dir %s/mail\nspool_dir %s/spool\nlocal_domains test.lan\n",
-		 fz_dir, fz_dir, fz_dir);
-	fz_start(text);
+	fz_setup_with("dns", "smtp 127.0.0.1:1", "");
 	snprintf(server, sizeof(server), "127.0.0.1:%d", port);
 	if (dns_start(server) != 0)
 		abort();

@@ -24,18 +24,12 @@ static void on_done(struct smtpout_job *j)
 
 static void setup(void)
 {
-	char text[1024];
+	char extra[64];
 	int port;
 
-	fz_mkdir("smtpout");
 	lfd = fz_loopback_socket(SOCK_STREAM, &port);
-	fz_put("users", "demo:\n");
-	snprintf(text, sizeof(text),
-		 "hostname fuzz.test\nlisten smtp 127.0.0.1:1\nusers %s/users\n"
-		 "mail_dir %s/mail\nspool_dir %s/spool\nlocal_domains test.lan\n"
-		 "smarthost 127.0.0.1:%d plain\n", fz_dir, fz_dir, fz_dir,
-		 port);
-	fz_start(text);
+	snprintf(extra, sizeof(extra), "smarthost 127.0.0.1:%d plain\n", port);
+	fz_setup_with("smtpout", "smtp 127.0.0.1:1", extra);
 	smtpout_init();
 	job.fd = memfd_create("msg", 0);
 	static const char msg[] = "From: a@test.lan\nSubject: x\n\n.dot line\nbody \xc3\xa9\n";
