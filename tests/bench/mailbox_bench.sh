@@ -605,6 +605,7 @@ per() { awk -v a="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", a / n; else p
 			echo "| $m: processes added | ${!pi} | ${!di} | |"
 			echo "| $m: context switches in ${IDLE_WINDOW} s with the sessions idling | ${!pc} | ${!dcx} | $(ratio "${!pc}" "${!dcx}") |"
 			echo "| IMAP RSS per IDLE session, $m, KiB ($IDLE_SESSIONS sessions) | $(per "${!pr}" "${!pn}") | $(per "${!dr}" "${!dn}") | $(ratio "$(per "${!pr}" "${!pn}")" "$(per "${!dr}" "${!dn}")") |" >>"$ROWS"
+			echo "| IMAP PSS per IDLE session, $m, KiB (shared pages split) | $(per "${!pp}" "${!pn}") | $(per "${!dp}" "${!dn}") | $(ratio "$(per "${!pp}" "${!pn}")" "$(per "${!dp}" "${!dn}")") |" >>"$ROWS"
 			echo "| IMAP: wake-ups per minute with $IDLE_SESSIONS IDLE sessions, $m | $(per "$((${!pc} * 60))" "$IDLE_WINDOW") | $(per "$((${!dcx} * 60))" "$IDLE_WINDOW") | $(ratio "${!pc}" "${!dcx}") |" >>"$ROWS"
 		done
 		echo
