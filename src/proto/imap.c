@@ -1368,6 +1368,8 @@ static int eval(struct imap_session *s, const struct search_prog *p, int k,
 
 static void job_done(struct conn *c, struct imap_session *s, const char *st)
 {
+	if (s->job.kind == J_FETCH)
+		conn_stream_end(c);
 	imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
 	tagged(c, s, st, "%s", s->done_text);
 	wait_command(c, s);
@@ -1587,6 +1589,8 @@ static void job_start(struct conn *c, struct imap_session *s, int kind,
 		      const char *done)
 {
 	s->job.kind = kind;
+	if (kind == J_FETCH)
+		conn_stream_begin(c);   /* answers of many messages: big writes */
 	if (kind == J_FETCH || kind == J_STORE) {
 		s->job.cur = 1;         /* past hi: the first range comes next */
 		s->job.hi = 0;

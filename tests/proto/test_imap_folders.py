@@ -366,6 +366,28 @@ class ImapAppendCopyMove(ImapBase):
             r.close()
         self.assertEqual(len(mbox_bodies(self.server.path("mail", "alice"))), 2)
 
+    def test_concurrent_big_fetches_share_the_stream_buffers(self):
+        # More sessions stream at once than there are lent buffers
+        # (CONN_STREAM_BUFS, 2 by default): every answer is still exact.
+        import concurrent.futures
+        big = "y" * 900 + "\n"
+        t = [token("sb%d" % i) for i in range(30)]
+        self.server.set_mbox("alice", mbox_text([msg(x, extra=big * 40) for x in t]))
+
+        def one(k):
+            m = self.server.imap()
+            try:
+                m.select("INBOX", readonly=True)
+                typ, data = m.fetch("1:*", "(BODY.PEEK[])")
+                bodies = [d[1] for d in data if isinstance(d, tuple)]
+                return [x in b.decode() and len(b) > 36000 for x, b in zip(t, bodies)]
+            finally:
+                m.logout()
+
+        with concurrent.futures.ThreadPoolExecutor(5) as ex:
+            results = list(ex.map(one, range(5)))
+        self.assertEqual(results, [[True] * 30] * 5)
+
     def test_copy_to_same_mailbox_and_large_copy(self):
         big = "x" * 1000 + "\n"
         t = [token("lc%d" % i) for i in range(40)]
