@@ -540,5 +540,47 @@ class ImapRecent(ImapBase):
             m.logout()
 
 
+class ImapStructureFastPath(ImapBase):
+    """BODYSTRUCTURE of a single-part message comes from its header and the
+    index (no read of the body); it must equal what the full parse gives
+    (forced here by asking for a numbered section in the same FETCH)."""
+
+    def test_header_only_bodystructure_matches_full_parse(self):
+        msgs = [
+            "Subject: a\n\nhello\nworld\n",
+            "Subject: crlf\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nl1\r\nl2\r\n",
+            "Subject: empty body\n\n",
+            "Subject: only header\nX-A: b\n",
+            "Subject: quoted\n\n>From x\n>>From y\n",
+            "Content-Type: text/html; charset=\"iso-8859-1\"; name=x\n"
+            "Content-Transfer-Encoding: quoted-printable\n"
+            "Content-Disposition: attachment; filename=a.html\n"
+            "Content-Language: en\nContent-ID: <x@y>\n\n<p>=E9</p>\n",
+            "Subject: cr\n\na\rb\r\n\rc\n",
+            "Content-Type: application/octet-stream\n\n" + "x" * 5000 + "\n" + "y\n" * 50,
+            "Content-Type: multipart/mixed; boundary=b\n\n--b\n\none\n--b--\n",
+            "Content-Type: message/rfc822\n\nSubject: in\n\nbody\n",
+            "Subject: last, no newline\n\nend",
+        ]
+        text = "".join("From a@b Sat Jan  3 01:05:34 2026\n" + m +
+                       ("" if i == len(msgs) - 1 else "\n")
+                       for i, m in enumerate(msgs))
+        self.server.set_mbox("alice", text)
+        m = self.server.imap()
+        try:
+            m.select("INBOX", readonly=True)
+            for what in ("BODYSTRUCTURE", "BODY"):
+                typ, fast = m.fetch("1:*", "(%s)" % what)
+                typ, full = m.fetch("1:*", "(%s BODY.PEEK[1])" % what)
+                full = [d[0] for d in full if isinstance(d, tuple)]
+                self.assertEqual(len(fast), len(msgs))
+                self.assertEqual(len(full), len(msgs))
+                for n, (a, b) in enumerate(zip(fast, full)):
+                    inner = a[a.index(b"(") + 1:-1]
+                    self.assertIn(inner, b, "message %d" % (n + 1))
+        finally:
+            m.logout()
+
+
 if __name__ == "__main__":
     unittest.main()
