@@ -141,6 +141,64 @@ static int tls_pump(struct conn *c)
 	return 0;
 }
 
+/* ---- lent stream buffers ------------------------------------------------ */
+
+#define STREAM_BUFS (CONFIG_CONN_STREAM_BUFS ? CONFIG_CONN_STREAM_BUFS : 1)
+static char stream_buf[STREAM_BUFS][CONFIG_CONN_STREAM_KB * 1024];
+static struct conn *stream_owner[STREAM_BUFS];
+
+/* Moves the pending output to buf (it fits: checked by the callers). */
+static void move_out(struct conn *c, char *buf, size_t cap)
+{
+	size_t n = c->out_len - c->out_off;
+
+	memmove(buf, c->outp + c->out_off, n);
+	c->out_off = 0;
+	c->out_len = n;
+	c->outp = buf;
+	c->outcap = cap;
+}
+
+int conn_stream_begin(struct conn *c)
+{
+	c->flags &= ~(unsigned)CONN_LENT_END;
+	if (!CONFIG_CONN_STREAM_BUFS || (CONFIG_TLS && c->tls))
+		return 0;
+	for (int i = 0; i < CONFIG_CONN_STREAM_BUFS; i++)
+		if (stream_owner[i] == c)
+			return 1;       /* still has one */
+	if (c->outp != c->outbuf)
+		return 0;
+	for (int i = 0; i < CONFIG_CONN_STREAM_BUFS; i++)
+		if (!stream_owner[i]) {
+			stream_owner[i] = c;
+			move_out(c, stream_buf[i], sizeof(stream_buf[i]));
+			return 1;
+		}
+	return 0;
+}
+
+static void stream_give_back(struct conn *c, int force)
+{
+	for (int i = 0; i < CONFIG_CONN_STREAM_BUFS; i++) {
+		if (stream_owner[i] != c)
+			continue;
+		if (!force && c->out_len - c->out_off > sizeof(c->outbuf))
+			return;         /* still draining: later */
+		if (force)
+			c->out_len = c->out_off = 0;
+		move_out(c, c->outbuf, sizeof(c->outbuf));
+		stream_owner[i] = NULL;
+		c->flags &= ~(unsigned)CONN_LENT_END;
+	}
+}
+
+void conn_stream_end(struct conn *c)
+{
+	c->flags |= CONN_LENT_END;
+	stream_give_back(c, 0);
+}
+
 /* While TLS is on, replies go to the session's larger buffer (see
  * CONFIG_TLS_OUTBUF); pending bytes move with them. */
 static void use_tls_outbuf(struct conn *c)
@@ -209,6 +267,8 @@ void conn_flush(struct conn *c)
 		if (CONFIG_TLS && (c->flags & CONN_TLS_NEXT))
 			switch_to_tls(c);
 	}
+	if (c->flags & CONN_LENT_END)
+		stream_give_back(c, 0);
 	update_events(c);
 }
 
@@ -274,6 +334,7 @@ void conn_close(struct conn *c, const char *why)
 	tls_conn_free(c->tls);
 	tls_conn_free(c->tls_next);
 	c->tls = c->tls_next = NULL;
+	stream_give_back(c, 1);
 	c->outp = c->outbuf;
 	c->outcap = sizeof(c->outbuf);
 	loop_del(&c->w);
@@ -585,6 +646,7 @@ static void slot_give_back(struct conn *c)
 {
 	tls_conn_free(c->tls);
 	c->tls = NULL;
+	stream_give_back(c, 1);
 	c->outp = c->outbuf;
 	c->outcap = sizeof(c->outbuf);
 	used[c - slots] = 0;

@@ -50,6 +50,7 @@ enum {
 	CONN_CONNECTING = 16,   /* outbound: connect() in progress */
 	CONN_DRAIN = 32,        /* streaming: call input() whenever output
 				 * can take more, even with nothing to read */
+	CONN_LENT_END = 64,     /* give the lent buffer back once drained */
 };
 
 struct tls_conn;
@@ -72,7 +73,8 @@ struct conn {
 	int64_t last_in;            /* ms: the client last sent something */
 	struct linebuf in;
 	size_t out_len, out_off;
-	char *outp;                 /* outbuf, or the TLS session's buffer */
+	char *outp;                 /* outbuf, the TLS session's buffer or a
+				     * lent stream buffer */
 	size_t outcap;
 	char inbuf[CONFIG_CONN_INBUF];
 	char outbuf[CONFIG_CONN_OUTBUF];
@@ -108,6 +110,14 @@ int conn_write(struct conn *c, const char *data, size_t len);
 int conn_printf(struct conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 size_t conn_out_free(const struct conn *c);
+/* A long answer (POP3 RETR, IMAP FETCH of bodies) borrows one of
+ * CONFIG_CONN_STREAM_BUFS large output buffers, so that it goes out in
+ * few big writes instead of one per CONN_OUTBUF; plain connections only
+ * (TLS has its own buffer). 1 lent, 0 none free (the answer still goes,
+ * through the small buffer). conn_stream_end gives it back as soon as
+ * what is pending fits the connection's own buffer again. */
+int conn_stream_begin(struct conn *c);
+void conn_stream_end(struct conn *c);
 int conn_out_pending(const struct conn *c);
 void conn_flush(struct conn *c);
 void conn_close(struct conn *c, const char *why);

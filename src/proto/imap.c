@@ -955,9 +955,7 @@ static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 	oldflags = r->flags;
 	if (fr->sets_seen && !(r->flags & IDX_F_SEEN))
 		set_flags(s, seq - 1, r, r->flags | IDX_F_SEEN);
-	if (fr->attrs & (FA_BODYSTRUCTURE | FA_BODY))
-		need_mime = need_full = 1;
-	if (fr->attrs & FA_ENVELOPE)
+	if (fr->attrs & (FA_BODYSTRUCTURE | FA_BODY | FA_ENVELOPE))
 		need_mime = 1;
 	for (int k = 0; k < fr->nsecs; k++) {
 		const struct fetch_sec *sec = &fr->secs[k];
@@ -969,8 +967,21 @@ static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 	if (need_mime && parse_mime(s->sel.mfd, r, !need_full) != 0)
 		return -1;
 	if (need_mime && !need_full) {
-		/* Only the top header was read: its end is known. */
-		mime.part[0].end_off = r->size;
+		/* Only the top header was read. A single-part message is then
+		 * known whole: it ends at the message's end and its body lines
+		 * are the index's count less the header's. BODYSTRUCTURE of a
+		 * multipart or message/rfc822 (or of a header that never ended)
+		 * needs the whole message. */
+		struct mime_part *p0 = &mime.part[0];
+		if ((fr->attrs & (FA_BODYSTRUCTURE | FA_BODY)) &&
+		    (p0->multipart || p0->message || p0->in_header)) {
+			if (parse_mime(s->sel.mfd, r, 0) != 0)
+				return -1;
+		} else {
+			mime.n = 1;
+			p0->end_off = r->size;
+			p0->lines = r->lines > p0->body_line ? r->lines - p0->body_line : 0;
+		}
 	}
 	s->item_len = 0;
 	j->nseg = 0;
@@ -1368,6 +1379,8 @@ static int eval(struct imap_session *s, const struct search_prog *p, int k,
 
 static void job_done(struct conn *c, struct imap_session *s, const char *st)
 {
+	if (s->job.kind == J_FETCH)
+		conn_stream_end(c);
 	imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
 	tagged(c, s, st, "%s", s->done_text);
 	wait_command(c, s);
@@ -1587,6 +1600,8 @@ static void job_start(struct conn *c, struct imap_session *s, int kind,
 		      const char *done)
 {
 	s->job.kind = kind;
+	if (kind == J_FETCH)
+		conn_stream_begin(c);   /* answers of many messages: big writes */
 	if (kind == J_FETCH || kind == J_STORE) {
 		s->job.cur = 1;         /* past hi: the first range comes next */
 		s->job.hi = 0;

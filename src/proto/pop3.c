@@ -584,6 +584,7 @@ static void start_send(struct conn *c, struct pop3_session *s, int kind)
 	s->u.snd.kind = kind;
 	s->u.snd.i = 0;
 	pop3_enter(c, s, POP3_SEND);
+	conn_stream_begin(c);
 	send_step(c, s);
 }
 
@@ -794,6 +795,7 @@ static void send_step(struct conn *c, struct pop3_session *s)
 			return;
 		}
 		if (rc == 1) {
+			conn_stream_end(c);
 			pop3_enter(c, s, POP3_TRANS);
 			wait_command(c);
 			return;

@@ -579,6 +579,11 @@ static uint32_t new_uidvalidity(uint32_t old)
 
 /* ---- update ------------------------------------------------------------ */
 
+/* Each update writes its own temporary index (NAME.idx.N.tmp): sessions
+ * that rebuild the same index at once, or a rewrite and an update, never
+ * share one. The last rename wins; every candidate describes the mbox. */
+static unsigned tmp_seq;
+
 /* Records are gathered in wbuf and written at the record number of the
  * first one; the buffer is flushed before every step returns. */
 static uint32_t wbuf_first, wbuf_n;
@@ -718,7 +723,7 @@ int idx_update_begin(struct idx_update *u, int mfd, const char *ipath)
 	u->mfd = mfd;
 	u->ifd = u->ofd = -1;
 	if (snprintf(u->path, sizeof(u->path), "%s", ipath) >= (int)sizeof(u->path) ||
-	    snprintf(u->tmppath, sizeof(u->tmppath), "%s.tmp", ipath) >=
+	    snprintf(u->tmppath, sizeof(u->tmppath), "%s.%u.tmp", ipath, ++tmp_seq) >=
 	    (int)sizeof(u->tmppath)) {
 		errno = ENAMETOOLONG;
 		return -1;
@@ -927,7 +932,7 @@ int idx_rewrite_begin(struct idx_rewrite *w, const char *mail_dir,
 	    idx_path(mail_dir, name, ".new", w->mtmp, sizeof(w->mtmp), 1) != 0 ||
 	    idx_path(mail_dir, name, ".idx", ipath, sizeof(ipath), 0) != 0 ||
 	    snprintf(u->path, sizeof(u->path), "%s", ipath) >= (int)sizeof(u->path) ||
-	    snprintf(u->tmppath, sizeof(u->tmppath), "%s.tmp", ipath) >=
+	    snprintf(u->tmppath, sizeof(u->tmppath), "%s.%u.tmp", ipath, ++tmp_seq) >=
 	    (int)sizeof(u->tmppath)) {
 		errno = ENAMETOOLONG;
 		return -1;

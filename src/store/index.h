@@ -178,7 +178,7 @@ struct idx_update {
 	struct idx_scan scan;
 	uint32_t n;             /* records written */
 	int werr;
-	char path[320], tmppath[330];
+	char path[320], tmppath[340];
 	struct idx_reader oldr;
 };
 

@@ -366,6 +366,28 @@ class ImapAppendCopyMove(ImapBase):
             r.close()
         self.assertEqual(len(mbox_bodies(self.server.path("mail", "alice"))), 2)
 
+    def test_concurrent_big_fetches_share_the_stream_buffers(self):
+        # More sessions stream at once than there are lent buffers
+        # (CONN_STREAM_BUFS, 2 by default): every answer is still exact.
+        import concurrent.futures
+        big = "y" * 900 + "\n"
+        t = [token("sb%d" % i) for i in range(30)]
+        self.server.set_mbox("alice", mbox_text([msg(x, extra=big * 40) for x in t]))
+
+        def one(k):
+            m = self.server.imap()
+            try:
+                m.select("INBOX", readonly=True)
+                typ, data = m.fetch("1:*", "(BODY.PEEK[])")
+                bodies = [d[1] for d in data if isinstance(d, tuple)]
+                return [x in b.decode() and len(b) > 36000 for x, b in zip(t, bodies)]
+            finally:
+                m.logout()
+
+        with concurrent.futures.ThreadPoolExecutor(5) as ex:
+            results = list(ex.map(one, range(5)))
+        self.assertEqual(results, [[True] * 30] * 5)
+
     def test_copy_to_same_mailbox_and_large_copy(self):
         big = "x" * 1000 + "\n"
         t = [token("lc%d" % i) for i in range(40)]
@@ -514,6 +536,48 @@ class ImapRecent(ImapBase):
         try:
             m.select("INBOX")
             self.assertEqual(m.untagged_responses.get("RECENT"), [b"0"])
+        finally:
+            m.logout()
+
+
+class ImapStructureFastPath(ImapBase):
+    """BODYSTRUCTURE of a single-part message comes from its header and the
+    index (no read of the body); it must equal what the full parse gives
+    (forced here by asking for a numbered section in the same FETCH)."""
+
+    def test_header_only_bodystructure_matches_full_parse(self):
+        msgs = [
+            "Subject: a\n\nhello\nworld\n",
+            "Subject: crlf\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nl1\r\nl2\r\n",
+            "Subject: empty body\n\n",
+            "Subject: only header\nX-A: b\n",
+            "Subject: quoted\n\n>From x\n>>From y\n",
+            "Content-Type: text/html; charset=\"iso-8859-1\"; name=x\n"
+            "Content-Transfer-Encoding: quoted-printable\n"
+            "Content-Disposition: attachment; filename=a.html\n"
+            "Content-Language: en\nContent-ID: <x@y>\n\n<p>=E9</p>\n",
+            "Subject: cr\n\na\rb\r\n\rc\n",
+            "Content-Type: application/octet-stream\n\n" + "x" * 5000 + "\n" + "y\n" * 50,
+            "Content-Type: multipart/mixed; boundary=b\n\n--b\n\none\n--b--\n",
+            "Content-Type: message/rfc822\n\nSubject: in\n\nbody\n",
+            "Subject: last, no newline\n\nend",
+        ]
+        text = "".join("From a@b Sat Jan  3 01:05:34 2026\n" + m +
+                       ("" if i == len(msgs) - 1 else "\n")
+                       for i, m in enumerate(msgs))
+        self.server.set_mbox("alice", text)
+        m = self.server.imap()
+        try:
+            m.select("INBOX", readonly=True)
+            for what in ("BODYSTRUCTURE", "BODY"):
+                typ, fast = m.fetch("1:*", "(%s)" % what)
+                typ, full = m.fetch("1:*", "(%s BODY.PEEK[1])" % what)
+                full = [d[0] for d in full if isinstance(d, tuple)]
+                self.assertEqual(len(fast), len(msgs))
+                self.assertEqual(len(full), len(msgs))
+                for n, (a, b) in enumerate(zip(fast, full)):
+                    inner = a[a.index(b"(") + 1:-1]
+                    self.assertIn(inner, b, "message %d" % (n + 1))
         finally:
             m.logout()
 
