@@ -972,7 +972,7 @@ OUT=$B/results.md
 	echo "| PSS per idle connection, kB | ${p_connp} | ${f_connp} | $(fdiv "$p_connp" "$f_connp") |"
 	printf '%s' "$TLS_MEM_TABLE"
 	echo "| wake-ups (context switches) in ${IDLE_WINDOW} s idle (goal 0) | ${P_WAKE} | ${F_WAKE} | $(fdiv "$P_WAKE" "$F_WAKE") |"
-	echo "| wake-ups per minute idle | ${p_wmin} | ${f_wmin} | $(fdiv "$p_wmin" "$f_wmin") |"
+	echo "| wake-ups per minute idle$([ "$IDLE_WINDOW" = 60 ] || echo " (scaled from ${IDLE_WINDOW} s)") | ${p_wmin} | ${f_wmin} | $(fdiv "$p_wmin" "$f_wmin") |"
 	printf '%s' "$TP_TABLE"
 	printf '%s' "$HS_TABLE"
 	printf '%s' "$TLS_TP_TABLE"

@@ -443,11 +443,21 @@ snapv() { # PREFIX PID: benchlib.py snap totals into PREFIX_key variables
 	local k v
 	while IFS='=' read -r k v; do printf -v "$1_$k" '%s' "$v"; done < <(/usr/bin/python3 tests/bench/benchlib.py snap "$2")
 }
+# ctxt_delta SET0 SET1: context switches between two benchlib.py ctxtsets,
+# over the processes alive at both ends (Dovecot's come and go: an exited
+# process takes its counts with it)
+ctxt_delta() {
+	awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, ",");
+		for (i = 1; i <= n; i++) { split(x[i], y, ":"); c[y[1]] = y[2] }
+		n = split(b, x, ","); t = 0
+		for (i = 1; i <= n; i++) { split(x[i], y, ":"); if (y[1] in c) t += y[2] - c[y[1]] }
+		print t }'
+}
 say "idle window ${IDLE_WINDOW}s, no clients"
 snapv pw0 "$POSTIE_PID"; snapv dw0 "$DOVECOT_PID"
 sleep "$IDLE_WINDOW"
 snapv pw1 "$POSTIE_PID"; snapv dw1 "$DOVECOT_PID"
-P_WAKE=$((pw1_ctxt - pw0_ctxt)); D_WAKE=$((dw1_ctxt - dw0_ctxt))
+P_WAKE=$(ctxt_delta "$pw0_ctxtset" "$pw1_ctxtset"); D_WAKE=$(ctxt_delta "$dw0_ctxtset" "$dw1_ctxtset")
 D_IDLE_PIDS=$dw1_pids
 # idle_measure SERVER plain|tls: IDLE_SESSIONS sessions; sets
 # I_<server>_<mode>_{n,rss,pss,ctxt,pids} (deltas against before them)
@@ -474,12 +484,7 @@ idle_measure() {
 	snapv i1 "$pid"
 	sleep "$IDLE_WINDOW"
 	snapv i2 "$pid"
-	# over the processes alive at both ends (Dovecot's may come and go)
-	i2_ctxt=$(awk -v a="$i1_ctxtset" -v b="$i2_ctxtset" 'BEGIN { n = split(a, x, ",");
-		for (i = 1; i <= n; i++) { split(x[i], y, ":"); c[y[1]] = y[2] }
-		n = split(b, x, ","); t = 0
-		for (i = 1; i <= n; i++) { split(x[i], y, ":"); if (y[1] in c) t += y[2] - c[y[1]] }
-		print t }')
+	i2_ctxt=$(ctxt_delta "$i1_ctxtset" "$i2_ctxtset")
 	i1_ctxt=0
 	exec 7>&-
 	for _ in $(seq 100); do [ -d "/proc/$hp" ] || break; sleep 0.1; done
