@@ -2603,10 +2603,27 @@ static void cmd_create(struct conn *c, struct imap_session *s, struct ip *ip)
 	tagged(c, s, "OK", "CREATE completed");
 }
 
+/* DELETE and RENAME: the name must be a valid one that no session has
+ * selected. 0, or -1 when answered. */
+static int folder_free(struct conn *c, struct imap_session *s, const char *name,
+		       const char *what)
+{
+	struct mbx m;
+
+	if (mbx_paths(s, &m, name, strlen(name)) != 0) {
+		folder_error(c, s, what);
+		return -1;
+	}
+	if (in_use(&m)) {
+		tagged(c, s, "NO", "[INUSE] Mailbox is selected in a session");
+		return -1;
+	}
+	return 0;
+}
+
 static void cmd_delete(struct conn *c, struct imap_session *s, struct ip *ip)
 {
 	char name[IMAP_NAME_MAX + 2];
-	struct mbx m;
 
 	if (name_arg(c, s, ip, name, sizeof(name)))
 		return;
@@ -2618,14 +2635,8 @@ static void cmd_delete(struct conn *c, struct imap_session *s, struct ip *ip)
 		tagged(c, s, "NO", "[CANNOT] INBOX cannot be deleted");
 		return;
 	}
-	if (mbx_paths(s, &m, name, strlen(name)) != 0) {
-		folder_error(c, s, "delete");
+	if (folder_free(c, s, name, "delete") != 0)
 		return;
-	}
-	if (in_use(&m)) {
-		tagged(c, s, "NO", "[INUSE] Mailbox is selected in a session");
-		return;
-	}
 	if (folder_delete(s->base, name) != 0) {
 		folder_error(c, s, "delete");
 		return;
@@ -2636,7 +2647,6 @@ static void cmd_delete(struct conn *c, struct imap_session *s, struct ip *ip)
 static void cmd_rename(struct conn *c, struct imap_session *s, struct ip *ip)
 {
 	char from[IMAP_NAME_MAX + 2], to[IMAP_NAME_MAX + 2];
-	struct mbx m;
 	int rc;
 
 	if (name_arg(c, s, ip, from, sizeof(from)) ||
@@ -2650,14 +2660,8 @@ static void cmd_rename(struct conn *c, struct imap_session *s, struct ip *ip)
 		tagged(c, s, "NO", "[ALREADYEXISTS] INBOX always exists");
 		return;
 	}
-	if (mbx_paths(s, &m, from, strlen(from)) != 0) {
-		folder_error(c, s, "rename");
+	if (folder_free(c, s, from, "rename") != 0)
 		return;
-	}
-	if (in_use(&m)) {
-		tagged(c, s, "NO", "[INUSE] Mailbox is selected in a session");
-		return;
-	}
 	if (strcmp(from, "INBOX") == 0)
 		rc = folder_rename_inbox(conf->mail_dir, s->user, s->base, to);
 	else

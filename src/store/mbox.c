@@ -247,12 +247,28 @@ fail:
 	return MBOX_ERR;
 }
 
+void mbox_rollback(struct mbox_lock *l)
+{
+	if (ftruncate(l->fd, l->old_size) != 0 || fsync(l->fd) != 0)
+		log_msg(LOGL_ERR, "%s: rollback to %lld bytes failed: %s", l->path,
+			(long long)l->old_size, strerror(errno));
+}
+
+/* A failed append: truncated back, MBOX_ERR with the failure's errno. */
+static int rollback_err(struct mbox_lock *l)
+{
+	int e = errno;
+
+	mbox_rollback(l);
+	errno = e;
+	return MBOX_ERR;
+}
+
 int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 		   int src, off_t off, off_t len)
 {
 	struct mbox_quote q;
 	size_t o;
-	int e;
 	char last = '\n';
 
 	o = mbox_from_line(outbuf, sizeof(outbuf), sender, t);
@@ -288,23 +304,12 @@ int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 		goto fail;
 	return MBOX_OK;
 fail:
-	e = errno;
-	mbox_rollback(l);
-	errno = e;
-	return MBOX_ERR;
-}
-
-void mbox_rollback(struct mbox_lock *l)
-{
-	if (ftruncate(l->fd, l->old_size) != 0 || fsync(l->fd) != 0)
-		log_msg(LOGL_ERR, "%s: rollback to %lld bytes failed: %s", l->path,
-			(long long)l->old_size, strerror(errno));
+	return rollback_err(l);
 }
 
 int mbox_append_raw(struct mbox_lock *l, int src, off_t off, off_t len)
 {
 	char last = '\n';
-	int e;
 
 	while (len > 0) {
 		size_t want = len < (off_t)sizeof(outbuf) ? (size_t)len : sizeof(outbuf);
@@ -325,22 +330,15 @@ int mbox_append_raw(struct mbox_lock *l, int src, off_t off, off_t len)
 	if (write_all_fd(l->fd, "\n\n", last == '\n' ? 1 : 2) == 0)
 		return MBOX_OK;
 fail:
-	e = errno;
-	mbox_rollback(l);
-	errno = e;
-	return MBOX_ERR;
+	return rollback_err(l);
 }
 
 int mbox_sync(struct mbox_lock *l)
 {
-	int e;
 
 	if (fsync(l->fd) == 0 && (!l->dirfd_new || fsync_parent_of(l->path) == 0))
 		return MBOX_OK;
-	e = errno;
-	mbox_rollback(l);
-	errno = e;
-	return MBOX_ERR;
+	return rollback_err(l);
 }
 
 void mbox_unlock(struct mbox_lock *l)
