@@ -29,6 +29,7 @@
 #include "proto/pop3.h"
 #include "proto/smtp_in.h"
 #include "store/aliases.h"
+#include "store/index.h"
 #include "store/mbox.h"
 #include "store/spool.h"
 #include "dns/dns.h"
@@ -314,7 +315,8 @@ static void sweep_dir(const char *dir, int old, int depth)
 {
 	char tail[24], buf[64], sub[CONF_PATH_MAX + 320];
 	struct dirent *e;
-	int in_idx = strcmp(dir + strlen(dir) - strlen("/.postie"), "/.postie") == 0;
+	size_t dl = strlen(dir), il = strlen("/" IDX_DIR);
+	int in_idx = dl >= il && strcmp(dir + dl - il, "/" IDX_DIR) == 0;
 	DIR *d = opendir(dir);
 
 	if (!d)

@@ -768,6 +768,18 @@ static void out_disp(struct mime_out *o, const struct mime *m, int k)
 	out_c(o, ")");
 }
 
+/* The extension data every body ends with: " disposition language
+ * location" (RFC 3501 body-ext-1part / body-ext-mpart). */
+static void out_ext_tail(struct mime_out *o, const struct mime *m, int k)
+{
+	out_c(o, " ");
+	out_disp(o, m, k);
+	out_c(o, " ");
+	out_hv(o, m, k, MH_CLANG);
+	out_c(o, " ");
+	out_hv(o, m, k, MH_CLOC);
+}
+
 void mime_bodystructure(const struct mime *m, int k, int ext, struct mime_out *o)
 {
 	const struct mime_part *p = &m->part[k];
@@ -787,12 +799,7 @@ void mime_bodystructure(const struct mime *m, int k, int ext, struct mime_out *o
 		if (ext) {
 			out_c(o, " ");
 			out_params(o, v, v ? n : 0, 0);
-			out_c(o, " ");
-			out_disp(o, m, k);
-			out_c(o, " ");
-			out_hv(o, m, k, MH_CLANG);
-			out_c(o, " ");
-			out_hv(o, m, k, MH_CLOC);
+			out_ext_tail(o, m, k);
 		}
 		out_c(o, ")");
 		return;
@@ -833,12 +840,7 @@ void mime_bodystructure(const struct mime *m, int k, int ext, struct mime_out *o
 	if (ext) {
 		out_c(o, " ");
 		out_hv(o, m, k, MH_CMD5);
-		out_c(o, " ");
-		out_disp(o, m, k);
-		out_c(o, " ");
-		out_hv(o, m, k, MH_CLANG);
-		out_c(o, " ");
-		out_hv(o, m, k, MH_CLOC);
+		out_ext_tail(o, m, k);
 	}
 	out_c(o, ")");
 }

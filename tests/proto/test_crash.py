@@ -360,20 +360,23 @@ class UnfinishedAppend(harness.TestCase):
     cuts the tail off. A lock recording another inode (a rewrite was
     committed) or only a pid changes nothing."""
 
-    def dead_pid(self):
+    WHOLE = mbox_entry("Subject: whole\n\nkept\n")
+    TORN = "From x@example.net Sat Jan  3 01:05:34 2026\nSubject: torn\n\nhal"
+
+    def after_dead_daemon(self, srv):
+        """spool/postie.pid names a daemon that is gone; returns its pid."""
         import subprocess
         p = subprocess.Popen(["true"])
         p.wait()
+        os.makedirs(srv.path("spool"))
+        srv.write("spool/postie.pid", "%d\n" % p.pid)
         return p.pid
 
     def test_torn_tail_removed_at_start(self):
         srv = harness.Server()
         try:
-            whole = mbox_entry("Subject: whole\n\nkept\n")
-            torn = "From x@example.net Sat Jan  3 01:05:34 2026\nSubject: torn\n\nhal"
-            pid = self.dead_pid()
-            os.makedirs(srv.path("spool"))
-            srv.write("spool/postie.pid", "%d\n" % pid)
+            whole, torn = self.WHOLE, self.TORN
+            pid = self.after_dead_daemon(srv)
             for user in ("demo", "alice", "bob"):
                 ino = os.stat(srv.write("mail/" + user, whole + torn, 0o600)).st_ino
                 note = {"demo": "%d %d %d\n" % (pid, len(whole), ino),
@@ -399,18 +402,14 @@ class UnfinishedAppend(harness.TestCase):
         finally:
             srv.cleanup()
 
-
     def test_folder_locks_and_rewrite_leftovers_removed_at_start(self):
         # IMAP folders live under mail_dir/.postie/folders/USER: a torn copy
         # there is cut off too, and a rewrite's NAME.new / NAME.idx.tmp that
         # never reached its rename (a whole mailbox on flash) are removed.
         srv = harness.Server()
         try:
-            whole = mbox_entry("Subject: whole\n\nkept\n")
-            torn = "From x@example.net Sat Jan  3 01:05:34 2026\nSubject: torn\n\nhal"
-            pid = self.dead_pid()
-            os.makedirs(srv.path("spool"))
-            srv.write("spool/postie.pid", "%d\n" % pid)
+            whole, torn = self.WHOLE, self.TORN
+            pid = self.after_dead_daemon(srv)
             fdir = srv.path("mail", ".postie", "folders", "demo", "Archive")
             os.makedirs(os.path.join(fdir, ".postie"))
             ino = os.stat(srv.write("mail/.postie/folders/demo/Archive/2026",
