@@ -6,6 +6,7 @@ int unit_pass, unit_fail;
 int main(void)
 {
 	test_util();
+	test_buf();
 	test_linebuf();
 	test_address();
 	test_smtp_data();

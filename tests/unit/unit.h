@@ -19,6 +19,7 @@ extern int unit_pass, unit_fail;
 } while (0)
 
 void test_util(void);
+void test_buf(void);
 void test_linebuf(void);
 void test_address(void);
 void test_smtp_data(void);
