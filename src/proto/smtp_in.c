@@ -346,7 +346,9 @@ static void cmd_mail(struct conn *c, struct smtp_session *s, const char *arg,
 		reply(c, s, 553, "5.6.7 Non-ASCII address needs SMTPUTF8");
 		return;
 	}
-	if (CONFIG_AUTH && s->user[0] && needs_auth(c) && conf->sender_login_check &&
+	/* Wherever a session logged in (port 25 offers AUTH after STARTTLS
+	 * too): a login is what lets it relay, so it speaks for its user. */
+	if (CONFIG_AUTH && s->user[0] && conf->sender_login_check &&
 	    !(a.flags & ADDR_NULL) && !sender_owned(s, &a)) {
 		reply(c, s, 553, "5.7.1 Sender address rejected: not owned by "
 		      "user %s", s->user);

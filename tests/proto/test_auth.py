@@ -520,14 +520,27 @@ class Submission(AuthBase):
         got = self.sender_codes("alice", list(want))
         self.assertEqual(got, want)
 
-    def test_mx_port_has_no_sender_check(self):
-        """The smtp port takes any sender, logged in or not."""
+    def test_mx_port_sender_check_after_login(self):
+        """The smtp port takes any sender from a client that has not
+        logged in; once logged in (AUTH after STARTTLS on port 25) the
+        session may relay, so the sender must be the user's own, as on
+        submission (it was not checked there before: any sender relayed)."""
         with self.server.tdialog() as d:
             d.ehlo()
+            self.assertEqual(d.code("MAIL FROM:<bob@test.lan>"), 250)
+            self.assertEqual(d.code("RSET"), 250)
             d.starttls()
             d.ehlo()
-            self.login_ok(d)
             self.assertEqual(d.code("MAIL FROM:<bob@test.lan>"), 250)
+            self.assertEqual(d.code("RSET"), 250)
+            self.login_ok(d)
+            for s in ("bob@test.lan", "ceo@remote.example"):
+                code, lines = d.cmd("MAIL FROM:<%s>" % s)
+                self.assertEqual(code, 553, lines)
+                self.assertIn("5.7.1", lines[0])
+                # and nothing is relayed for it
+                self.assertEqual(d.code("RCPT TO:<x@example.net>"), 503)
+            self.assertEqual(d.code("MAIL FROM:<alice@test.lan>"), 250)
             self.assertEqual(d.code("RCPT TO:<carol@test.lan>"), 250)
             # Logged in: may relay when the build relays.
             self.assertEqual(d.code("RCPT TO:<x@example.net>"), 250 if RELAY else 550)
