@@ -330,7 +330,7 @@ static int address_list(const char *s, size_t len)
 					add_rcpt(s + lt + 1, (size_t)(gt - lt - 1));
 			} else {
 				/* addr-spec, maybe with comments: drop them */
-				char tmp[ADDR_MAX + 64];
+				char tmp[ADDR_MAX + 64] = "";
 				size_t n = 0;
 				int depth = 0;
 				for (size_t k = start; k < i && n < sizeof(tmp); k++) {

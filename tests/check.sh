@@ -54,6 +54,7 @@ stage deps tests/install-deps.sh check
 stage lint-ifdef lint_ifdef
 stage build-host make -s $J all test-tools
 stage unit-host build/host/tests/unit
+stage static tests/static.sh
 stage proto-host $PY tests/proto/run.py
 
 for cfg in allnoconfig allyesconfig; do

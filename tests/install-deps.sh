@@ -10,7 +10,7 @@ pkgs="python3 python3-kconfiglib make"
 case "$job" in
 build) ;;
 run) pkgs="$pkgs curl swaks" ;;
-check) pkgs="$pkgs curl swaks clang libclang-rt-14-dev procps dnsmasq-base openssl msmtp whois fetchmail isync mutt qemu-user-static file" ;;
+check) pkgs="$pkgs curl swaks clang libclang-rt-14-dev procps dnsmasq-base openssl msmtp whois fetchmail isync mutt qemu-user-static file cppcheck" ;;
 bench) pkgs="$pkgs curl swaks procps" ;;
 *) echo "install-deps: unknown job $job" >&2; exit 2 ;;
 esac

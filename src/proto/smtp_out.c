@@ -367,7 +367,7 @@ static void ehlo_keyword(struct smtpout *so, const char *text)
 	} else if (strncasecmp(kw, "AUTH", 4) == 0 && (kw[4] == ' ' || kw[4] == '=')) {
 		char up[256];
 		size_t i;
-		for (i = 0; kw[i] && i < sizeof(up) - 2; i++)
+		for (i = 0; i < sizeof(up) - 2 && kw[i]; i++)
 			up[i] = (kw[i] >= 'a' && kw[i] <= 'z') ? (char)(kw[i] - 32) : kw[i];
 		up[i++] = ' ';
 		up[i] = '\0';

@@ -288,6 +288,8 @@ int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 		o = mbox_quote(&q, inbuf, (size_t)n, outbuf);
 		if (write_all_fd(l->fd, outbuf, o) != 0)
 			goto fail;
+		/* n > 0 here: cppcheck misses the EINTR continue */
+		// cppcheck-suppress negativeIndex
 		last = inbuf[n - 1];
 		off += n;
 		len -= n;
@@ -323,6 +325,7 @@ int mbox_append_raw(struct mbox_lock *l, int src, off_t off, off_t len)
 		}
 		if (write_all_fd(l->fd, outbuf, (size_t)n) != 0)
 			goto fail;
+		// cppcheck-suppress negativeIndex
 		last = outbuf[n - 1];
 		off += n;
 		len -= n;

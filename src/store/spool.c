@@ -103,7 +103,7 @@ void spool_discard(struct spool_file *f)
 
 int spool_read_envelope(struct spool_file *f, spool_env_fn fn, void *ctx)
 {
-	char buf[1024 + 4];
+	char buf[1024 + 4] = "";
 	size_t have = 0;
 	off_t off = 0, line_off = 0;
 
