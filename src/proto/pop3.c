@@ -774,9 +774,8 @@ static int produce(struct conn *c, struct pop3_session *s)
 	}
 	if (room < 16)
 		return 0;
-	room = idx_out_end(&p->out, obuf);
-	memcpy(obuf + room, ".\r\n", 3);
-	conn_write(c, obuf, room + 3);
+	conn_write(c, obuf, idx_out_end(&p->out, obuf));
+	conn_write(c, ".\r\n", 3);
 	return 1;
 }
 

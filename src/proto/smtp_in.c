@@ -826,7 +826,7 @@ static void auth_step(struct conn *c, struct smtp_session *s, const char *b64,
 			auth_done(c, s, 0, NULL);
 			break;
 		}
-		memcpy(s->login, buf, (size_t)n + 1);
+		str_copy(s->login, sizeof(s->login), (const char *)buf, (size_t)n);
 		s->mech = MECH_LOGIN_PASS;
 		smtpin_enter(c, s, SMTP_AUTH);
 		reply(c, s, 334, SASL_LOGIN_PASS_PROMPT);

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/conf.h"
 #include "core/conn.h"
 #include "core/log.h"
@@ -321,20 +322,26 @@ int smtpout_start(struct smtpout_job *job)
 static void send_line(struct smtpout *so, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* One command line. Room for the longest: AUTH PLAIN of the largest
+ * credentials send_auth accepts, or a path of SMTP_PATH_MAX with its
+ * parameters. A line that does not fit is never sent cut short: it is
+ * not sent at all, and the connection ends (a caller sizing bug). */
 static void send_line(struct smtpout *so, const char *fmt, ...)
 {
-	char buf[CONFIG_SMTP_PATH_MAX + 128];
+	char mem[CONFIG_SMTP_PATH_MAX + 900];
+	struct buf b;
 	va_list ap;
-	int n;
 
+	buf_init(&b, mem, sizeof(mem));
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(buf) - 2)
-		n = (int)sizeof(buf) - 3;
-	buf[n++] = '\r';
-	buf[n++] = '\n';
-	conn_write(so->c, buf, (size_t)n);
+	buf_add(&b, "\r\n", 2);
+	if (b.full) {
+		conn_close(so->c, "command line too long to send");
+		return;
+	}
+	conn_write(so->c, mem, b.len);
 }
 
 static void send_ehlo(struct smtpout *so)
@@ -457,21 +464,24 @@ static void send_mail(struct smtpout *so)
 
 static void send_auth(struct smtpout *so)
 {
-	char raw[600], b64[820];
-	size_t ul = strlen(conf->smarthost_user), pl = strlen(secret);
+	char mem[600], b64[820];
+	struct buf raw;
 
 	if (so->ext & EXT_AUTH_PLAIN) {
-		if (ul + pl + 2 > sizeof(raw)) {
+		/* authzid (empty) NUL authcid NUL password */
+		buf_init(&raw, mem, sizeof(mem));
+		buf_addc(&raw, '\0');
+		buf_adds(&raw, conf->smarthost_user);
+		buf_addc(&raw, '\0');
+		buf_adds(&raw, secret);
+		if (raw.full) {
+			explicit_bzero(mem, sizeof(mem));
 			fail_host(so, 0, "4.7.0 smarthost credentials too long");
 			return;
 		}
-		raw[0] = '\0';
-		memcpy(raw + 1, conf->smarthost_user, ul);
-		raw[ul + 1] = '\0';
-		memcpy(raw + ul + 2, secret, pl);
-		b64_encode((unsigned char *)raw, ul + pl + 2, b64, sizeof(b64));
+		b64_encode((unsigned char *)mem, raw.len, b64, sizeof(b64));
 		send_line(so, "AUTH PLAIN %s", b64);
-		explicit_bzero(raw, sizeof(raw));
+		explicit_bzero(mem, sizeof(mem));
 		explicit_bzero(b64, sizeof(b64));
 		so_enter(so, SO_AUTH);
 	} else if (so->ext & EXT_AUTH_LOGIN) {
