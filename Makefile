@@ -4,7 +4,7 @@
 #   make TARGET=mips_24kc   cross build with toolchain/mips_24kc.mk
 #   make BOARD=lanbox       board/lanbox/defconfig with the toolchain it names
 #   make menuconfig|defconfig|allnoconfig|allyesconfig|randconfig|olddefconfig
-#   make run | check | bench | size | fuzz | clean
+#   make run | check | check-cross | bench | size | fuzz | clean
 #
 # The configuration used is, in order: CONFIG_SRC=FILE, the board's
 # defconfig, ./.config, or the Kconfig defaults. It is completed into
@@ -75,7 +75,7 @@ endif
 OBJS := $(addprefix $(O)/obj/,$(obj-y))
 LIB_OBJS := $(filter-out $(O)/obj/main.o,$(OBJS))
 
-.PHONY: all run check bench size fuzz clean distclean deps \
+.PHONY: all run check check-cross bench size fuzz clean distclean deps \
 	menuconfig defconfig allnoconfig allyesconfig randconfig olddefconfig \
 	savedefconfig unit
 
@@ -179,6 +179,11 @@ run: all
 
 check:
 	@tests/check.sh
+
+# The cross stage with every protocol test file under qemu (make check runs
+# a fixed subset).
+check-cross:
+	@tests/cross.sh --full
 
 # BENCH_ARGS=--quick: the short run. The table: build/bench/table.md.
 bench: all

@@ -1,17 +1,24 @@
 #!/bin/sh
-# tests/install-deps.sh JOB: installs the Debian packages a job needs
-# (build: kconfig front end; run: + curl/swaks to try it; check: + test
-# clients and sanitizer/fuzzer runtimes). Silent when all are present; as
-# non-root, prints the apt-get command and fails.
+# tests/install-deps.sh JOB: installs the Debian packages a job needs.
+#   build  the Kconfig front end and make
+#   run    + CLIENTS: the mail clients `make run` suggests
+#   check  + CLIENTS + the test tooling (sanitizer and fuzzer runtimes,
+#          dnsmasq, qemu-user, ...)
+#   bench  + CLIENTS + procps
+# CLIENTS is one list shared by run, check and bench, each client with what
+# its TLS needs (swaks speaks TLS only with Net::SSLeay: a swaks installed
+# by `make run` must pass the TLS tests of `make check`). Silent when all
+# are present; as non-root, prints the apt-get command and fails.
 set -eu
 
 job=${1:-check}
-pkgs="python3 python3-kconfiglib make"
+BUILD="python3 python3-kconfiglib make"
+CLIENTS="curl swaks libnet-ssleay-perl openssl ca-certificates mutt msmtp fetchmail isync"
 case "$job" in
-build) ;;
-run) pkgs="$pkgs curl swaks" ;;
-check) pkgs="$pkgs curl swaks clang libclang-rt-14-dev procps dnsmasq-base openssl msmtp whois fetchmail isync mutt qemu-user-static file cppcheck" ;;
-bench) pkgs="$pkgs curl swaks procps" ;;
+build) pkgs=$BUILD ;;
+run) pkgs="$BUILD $CLIENTS" ;;
+check) pkgs="$BUILD $CLIENTS clang libclang-rt-14-dev procps dnsmasq-base whois qemu-user-static file cppcheck" ;;
+bench) pkgs="$BUILD $CLIENTS procps" ;;
 *) echo "install-deps: unknown job $job" >&2; exit 2 ;;
 esac
 

@@ -5,7 +5,7 @@ traffic with RSS flat from start to end. Figures (probe latency, RSS,
 longest loop stall from postie's own log at SIGTERM) are printed.
 
 With POSTIE_FULL=1 (make bench): 1,000 hostile connections and a 300 s
-soak; otherwise 300 connections and a 20 s soak.
+soak; otherwise 300 connections and a shorter soak (counted in sessions).
 """
 import os
 import re
@@ -20,11 +20,18 @@ from harness import SLOW, crlf, token
 
 FULL = os.environ.get("POSTIE_FULL") == "1"
 HOSTILE = 1000 if FULL else 300
-SOAK_SECONDS = 300 if FULL else 20
+# The soak is counted in sessions, not seconds: SOAK_PHASES phases of
+# SOAK_SESSIONS sessions on each of 6 threads (a quarter deliver a message).
+SOAK_PHASES = 60 if FULL else 4
+SOAK_SESSIONS = 50
 # RSS may grow by at most this much between the end of the warm-up and
 # the end of the soak (slots, pools and buffers are static; a leak shows).
 RSS_TOLERANCE_KB = 128
-SERVED_WITHIN = 15 * SLOW   # generous: not a benchmark
+# How long a probe may wait for its replies: a bound on a wait, never a
+# pass mark (latencies are printed; `make bench` judges speed). Generous
+# for a sanitizer build on a machine busy with other work.
+SERVED_WITHIN = 120 * SLOW
+FLOOD_PER_THREAD = 250      # connections each flood thread makes
 
 
 def rss_kb(pid):
@@ -118,7 +125,7 @@ class Hostile:
 
 
 class LoadTest(harness.TestCase):
-    timeout = int((SOAK_SECONDS + 120) * SLOW)
+    timeout = int((SOAK_PHASES * 60 + 900) * SLOW)     # a hang guard only
 
     def setUp(self):
         super().setUp()
@@ -153,23 +160,24 @@ class LoadTest(harness.TestCase):
                   "second; %d reconnects): probe latency max %.2f s, all %s; "
                   "postie RSS %d KiB" % (HOSTILE, h.reconnects, max(lat),
                                          ["%.2f" % x for x in lat], rss), flush=True)
-            self.assertLess(max(lat), SERVED_WITHIN)
             self.assertTrue(srv.running())
         finally:
             h.close()
-        # Once they are gone, the slots come back at once.
-        secs, _ = probe(srv)
-        self.assertLess(secs, 5 * SLOW)
+        # Once they are gone, the slots come back.
+        _, t = probe(srv)
+        self.assertEqual(len(srv.find("demo", t)), 1)
         self.assertIn("all slots taken and a client waiting", srv.log())
 
     def test_connection_flood(self):
         srv = self.srv
-        stop = time.monotonic() + 5 * SLOW
+        # A fixed number of connections, not as many as fit in a time: the
+        # outcome is the same on a fast machine and on a busy one.
+        stop = time.monotonic() + 300 * SLOW       # bound only
         counts = []
 
         def flood(n):
             made = 0
-            while time.monotonic() < stop and made < 20000:
+            while time.monotonic() < stop and made < FLOOD_PER_THREAD:
                 try:
                     s = socket.create_connection(("127.0.0.1", srv.port), timeout=2)
                 except OSError:
@@ -190,23 +198,21 @@ class LoadTest(harness.TestCase):
             th.start()
         time.sleep(1)
         secs, t = probe(srv)            # during the flood
+        self.assertEqual(len(srv.find("demo", t)), 1)
         for th in threads:
-            th.join(30)
-        print("\ntest_load: flood of %d connections in 5 s; probe during it "
+            th.join(300 * SLOW)
+        print("\ntest_load: flood of %d connections; probe during it "
               "%.2f s; RSS %d KiB" % (sum(counts), secs, rss_kb(srv.proc.pid)),
               flush=True)
-        self.assertGreater(sum(counts), 100)
-        self.assertLess(secs, SERVED_WITHIN)
+        self.assertEqual(sum(counts), 4 * FLOOD_PER_THREAD)
         self.assertTrue(srv.running())
-        secs, _ = probe(srv)
-        self.assertLess(secs, 5 * SLOW)
+        _, t = probe(srv)
+        self.assertEqual(len(srv.find("demo", t)), 1)
 
-    def mixed(self, stop, errors, n):
+    def mixed(self, sessions, errors, n):
         """One client of the soak: deliveries, pipelined bursts, errors,
         abandoned sessions."""
-        i = 0
-        while not stop.is_set():
-            i += 1
+        for i in range(1, sessions + 1):
             try:
                 with harness.Dialog(self.srv.port) as d:
                     d.ehlo()
@@ -231,33 +237,38 @@ class LoadTest(harness.TestCase):
         srv = self.srv
         pid = srv.proc.pid
 
-        def phase(seconds):
-            stop = threading.Event()
+        def phase(sessions):
             errors = []
-            threads = [threading.Thread(target=self.mixed, args=(stop, errors, n),
+            threads = [threading.Thread(target=self.mixed, args=(sessions, errors, n),
                                         daemon=True) for n in range(6)]
             for th in threads:
                 th.start()
-            time.sleep(seconds)
-            stop.set()
             for th in threads:
-                th.join(30)
+                th.join(600 * SLOW)
+                if th.is_alive():
+                    errors.append("a soak client hung")
             return errors
 
-        errors = phase(3 * SLOW)            # warm-up: touch slots and buffers
+        def deliveries(sessions):
+            return sum(1 for n in range(6) for i in range(1, sessions + 1)
+                       if (i + n) % 4 == 0)
+
+        errors = phase(10)                  # warm-up: touch slots and buffers
         start = rss_kb(pid)
         t0 = time.monotonic()
         samples = []
-        while time.monotonic() - t0 < SOAK_SECONDS * SLOW:
-            errors += phase(min(5, SOAK_SECONDS) * SLOW)
+        for _ in range(SOAK_PHASES):
+            errors += phase(SOAK_SESSIONS)
             samples.append(rss_kb(pid))
         end = rss_kb(pid)
         n = len(srv.mbox("demo"))
-        print("\ntest_load: soak %d s, %d messages delivered: RSS start %d KiB, "
+        want = deliveries(10) + SOAK_PHASES * deliveries(SOAK_SESSIONS)
+        print("\ntest_load: soak %.0f s, %d messages delivered: RSS start %d KiB, "
               "end %d KiB, max %d KiB (tolerance %d KiB)"
-              % (SOAK_SECONDS, n, start, end, max(samples), RSS_TOLERANCE_KB), flush=True)
+              % (time.monotonic() - t0, n, start, end, max(samples),
+                 RSS_TOLERANCE_KB), flush=True)
         self.assertEqual(errors, [])
-        self.assertGreater(n, SOAK_SECONDS)
+        self.assertEqual(n, want)
         self.assertLessEqual(end, start + RSS_TOLERANCE_KB)
         self.assertLessEqual(max(samples), start + RSS_TOLERANCE_KB)
 
