@@ -1,0 +1,217 @@
+"""The demo `make run` starts (board/demo/run.sh, the script behind it):
+a message sent to it over SMTP is read back with imaplib and poplib, in
+the clear from 127.0.0.1 and after STARTTLS/STLS; the ports follow
+POSTIE_PORT and POSTIE_PORT_BASE on every run, also the second one, and
+the banner names the ports in force; an edited configuration is kept.
+"""
+import imaplib
+import os
+import poplib
+import random
+import shutil
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import IO_TIMEOUT, START_TIMEOUT, token
+
+SCRIPT = os.path.join(harness.REPO, "board", "demo", "run.sh")
+OFFSETS = (25, 587, 465, 110, 995, 143, 993)
+
+
+def free_base():
+    """A POSTIE_PORT_BASE whose seven demo ports are all free (bounded)."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000, 10)
+        ok = True
+        for off in OFFSETS:
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", base + off))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+            if not ok:
+                break
+        if ok:
+            return base
+    raise RuntimeError("no free port base found")
+
+
+def listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@unittest.skipIf(harness.QEMU, "the demo runs the host binary")
+@harness.need_feature("imap")
+@harness.need_feature("pop3")
+@harness.need_tool("openssl")
+class DemoTest(harness.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.dir = tempfile.mkdtemp(prefix="postie-demo-")
+        self.proc = None
+        self.out = None
+
+    def tearDown(self):
+        try:
+            self.stop()
+        finally:
+            if not harness.KEEP:
+                shutil.rmtree(self.dir, ignore_errors=True)
+            super().tearDown()
+
+    def start(self, base, port=None, expect=None):
+        """Runs the demo with these variables; waits until the ports of
+        base `expect` (default: the variables) listen."""
+        env = dict(os.environ, POSTIE_RUN_DIR=os.path.join(self.dir, "run"),
+                   POSTIE_PORT_BASE=str(base))
+        env.pop("POSTIE_PORT", None)
+        if port:
+            env["POSTIE_PORT"] = str(port)
+        self.out = open(os.path.join(self.dir, "out.log"), "wb")
+        self.proc = subprocess.Popen([SCRIPT, harness.BIN], env=env,
+                                     stdin=subprocess.DEVNULL, stdout=self.out,
+                                     stderr=subprocess.STDOUT)
+        if expect is not None:
+            want = [expect + o for o in OFFSETS]
+        else:
+            want = [port or base + 25] + [base + o for o in OFFSETS[1:]]
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.fail("demo exited %s: %s" % (self.proc.returncode, self.output()))
+            if all(listening(p) for p in want):
+                return
+            time.sleep(0.1)
+        self.fail("demo not listening on %s: %s" % (want, self.output()))
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(IO_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(IO_TIMEOUT)
+        if self.out:
+            self.out.close()
+            self.out = None
+        rc, self.proc = (self.proc.returncode if self.proc else 0), None
+        return rc
+
+    def output(self):
+        with open(os.path.join(self.dir, "out.log"), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def send(self, port):
+        t = token("demo")
+        with smtplib.SMTP("127.0.0.1", port, timeout=IO_TIMEOUT) as s:
+            s.sendmail("you@example.org", ["demo@demo.lan"],
+                       "Subject: %s\r\n\r\nhello from the demo test\r\n" % t)
+        return t
+
+    def imap_read(self, port, t, starttls):
+        m = imaplib.IMAP4("127.0.0.1", port, timeout=IO_TIMEOUT)
+        try:
+            if starttls:
+                ctx = ssl.create_default_context(
+                    cafile=os.path.join(self.dir, "run", "cert.pem"))
+                m.starttls(ctx)
+            m.login("demo", "demo")
+            m.select("INBOX")
+            typ, data = m.search(None, "SUBJECT", t)
+            self.assertEqual(typ, "OK")
+            nums = data[0].split()
+            self.assertEqual(len(nums), 1, data)
+            typ, data = m.fetch(nums[0], "(BODY.PEEK[])")
+            self.assertIn(t.encode(), data[0][1])
+            m.logout()
+        finally:
+            try:
+                m.shutdown()
+            except OSError:
+                pass
+
+    def pop3_read(self, port, t, stls):
+        p = poplib.POP3("127.0.0.1", port, timeout=IO_TIMEOUT)
+        try:
+            if stls:
+                ctx = ssl.create_default_context(
+                    cafile=os.path.join(self.dir, "run", "cert.pem"))
+                p.stls(ctx)
+            p.user("demo")
+            p.pass_("demo")
+            n = len(p.list()[1])
+            bodies = [b"\n".join(p.retr(i)[1]) for i in range(1, n + 1)]
+            self.assertEqual(sum(t.encode() in b for b in bodies), 1)
+            p.quit()
+        finally:
+            p.close()
+
+    def test_send_then_read_with_imap_and_pop3(self):
+        base = free_base()
+        self.start(base)
+        out = self.output()
+        for name, off in (("smtp", 25), ("imap", 143), ("pop3", 110),
+                          ("imaps", 993), ("submission", 587)):
+            self.assertIn("127.0.0.1:%d" % (base + off), out, name)
+        self.assertIn("mutt", out)
+        self.assertIn("curl -s -u demo:demo", out)
+        t = self.send(base + 25)
+        self.imap_read(base + 143, t, starttls=False)
+        self.imap_read(base + 143, t, starttls=True)
+        self.pop3_read(base + 110, t, stls=False)
+        self.pop3_read(base + 110, t, stls=True)
+        # implicit TLS, checked against the demo's own certificate
+        ctx = ssl.create_default_context(cafile=os.path.join(self.dir, "run", "cert.pem"))
+        m = imaplib.IMAP4_SSL("127.0.0.1", base + 993, ssl_context=ctx,
+                              timeout=IO_TIMEOUT)
+        m.login("demo", "demo")
+        m.logout()
+        self.assertEqual(self.stop(), 0)
+
+    def test_ports_follow_the_variables_on_every_run(self):
+        base = free_base()
+        self.start(base)
+        self.assertEqual(self.stop(), 0)
+        # The second run, with other ports: the configuration follows.
+        base2 = free_base()
+        port2 = base2 + 7       # POSTIE_PORT apart from the base
+        self.start(base2, port=port2)
+        self.assertIn("127.0.0.1:%d" % port2, self.output())
+        t = self.send(port2)
+        self.imap_read(base2 + 143, t, starttls=False)
+        self.assertFalse(listening(base + 25))
+        self.assertEqual(self.stop(), 0)
+
+    def test_edited_configuration_is_kept(self):
+        base = free_base()
+        self.start(base)
+        self.assertEqual(self.stop(), 0)
+        conf = os.path.join(self.dir, "run", "postie.conf")
+        with open(conf) as f:
+            lines = f.read().splitlines()[1:]       # the GENERATED line goes
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        base2 = free_base()
+        self.start(base2, expect=base)     # the edited file's ports stay
+        self.assertIn("was edited", self.output())
+        self.assertIn("127.0.0.1:%d" % (base + 25), self.output())
+        self.assertTrue(listening(base + 25))
+        self.assertEqual(self.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
