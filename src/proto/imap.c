@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/conf.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -3738,7 +3739,7 @@ static int read_command(struct conn *c, struct imap_session *s)
 			}
 			continue;
 		}
-		if (n > IMAP_CMD_MAX - s->clen) {
+		if (n > sat_sub(IMAP_CMD_MAX, s->clen)) {
 			/* Too long: answered once the line is over. */
 			in->off += n;
 			s->skip_line = !nl;
@@ -3768,7 +3769,10 @@ static int read_command(struct conn *c, struct imap_session *s)
 		}
 		if (rc > 0 && !s->app_rest && append_begin(c, s, lit, plus))
 			continue;
-		if (rc < 0 || lit > IMAP_CMD_MAX - 2 - s->clen) {
+		/* The literal and the CRLF before it must fit: saturating,
+		 * a line that filled cmd must not wrap the room to huge. */
+		if (rc < 0 || lit > IMAP_CMD_MAX ||
+		    sat_add((size_t)lit, 2) > sat_sub(IMAP_CMD_MAX, s->clen)) {
 			struct ip ip;
 			const char *tag;
 			size_t tl;
