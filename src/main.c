@@ -521,7 +521,8 @@ static int daemon_main(int argc, char **argv)
 	sigaddset(&block, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &block, NULL);
 
-	make_dir(conf->spool_dir, uid, gid);
+	if (spool_prepare(conf->spool_dir, uid, gid) != 0)
+		fatal("%s: %s", conf->spool_dir, strerror(errno));
 	make_dir(conf->mail_dir, uid, gid);
 
 	log_init(conf->log_syslog);

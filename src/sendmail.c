@@ -3,9 +3,14 @@
  * A message is written to spool_dir/maildrop/.NAME (O_EXCL, O_NOFOLLOW,
  * 0644 so that the daemon's user can read it), in the spool format:
  *   F sender / R recipient... / U uid / D / the message, LF line ends
- * then fsynced, renamed to maildrop/NAME and the directory fsynced; only
- * then does the command exit 0. Any failure removes the temporary file
- * and exits 75 (EX_TEMPFAIL), or 65 (EX_DATAERR) for a bad message.
+ * then fsynced, renamed to maildrop/NAME and the directory (or, for users
+ * who may not open it, the file again) fsynced; only then does the
+ * command exit 0. Any failure removes the temporary file and exits 75
+ * (EX_TEMPFAIL), or 65 (EX_DATAERR) for a bad message. A spool the daemon
+ * never made is made here when the caller may (spool_prepare).
+ *
+ * The message gets a Received: line naming the real uid, and bare names
+ * in address headers get @hostname (a local domain) like the envelope.
  *
  * The header section is held in memory (at most SENDMAIL_HEADER_MAX
  * bytes) to find recipients (-t), drop Bcc and add From, Date and
@@ -35,6 +40,7 @@
 #include "core/conf.h"
 #include "core/util.h"
 #include "proto/address.h"
+#include "store/spool.h"
 
 /* sysexits.h values (musl does not ship the header). */
 enum {
@@ -282,39 +288,52 @@ static int add_rcpt(const char *s, size_t len)
 	return 0;
 }
 
+/* Quoted strings and comments of an RFC 5322 address list, one character
+ * s[*i] at a time: 1 when it belongs to (opens, ends) one of them, which
+ * the caller then skips; a backslash pair is consumed whole. */
+struct lex {
+	int quote;
+	int comment;            /* nesting depth */
+};
+
+static int lex_skip(struct lex *lx, const char *s, size_t len, size_t *i)
+{
+	char c = s[*i];
+
+	if (lx->quote || lx->comment) {
+		if (c == '\\' && *i + 1 < len)
+			++*i;
+		else if (lx->quote && c == '"')
+			lx->quote = 0;
+		else if (lx->comment && c == '(')
+			lx->comment++;
+		else if (lx->comment && c == ')')
+			lx->comment--;
+		return 1;
+	}
+	if (c == '"')
+		lx->quote = 1;
+	else if (c == '(')
+		lx->comment = 1;
+	return c == '"' || c == '(';
+}
+
 /* An RFC 5322 address list ("A <a@b>, c@d (C), group: e@f;"): calls
  * add_rcpt for each address. Commas, colons and semicolons count only
  * outside quotes, comments and angle brackets. */
 static int address_list(const char *s, size_t len)
 {
+	struct lex lx = { 0, 0 };
 	size_t start = 0;
-	int quote = 0, comment = 0, angle = 0;
+	int angle = 0;
 	long lt = -1, gt = -1;
 
 	for (size_t i = 0; i <= len; i++) {
 		char c = i < len ? s[i] : ',';
 
-		if (quote) {
-			if (c == '\\' && i + 1 < len)
-				i++;
-			else if (c == '"')
-				quote = 0;
+		if (i == len ? lx.quote || lx.comment : lex_skip(&lx, s, len, &i))
 			continue;
-		}
-		if (comment) {
-			if (c == '\\' && i + 1 < len)
-				i++;
-			else if (c == '(')
-				comment++;
-			else if (c == ')')
-				comment--;
-			continue;
-		}
-		if (c == '"') {
-			quote = 1;
-		} else if (c == '(') {
-			comment = 1;
-		} else if (c == '<') {
+		if (c == '<') {
 			angle = 1;
 			lt = (long)i;
 		} else if (c == '>' && angle) {
@@ -559,6 +578,98 @@ static int from_is_local(const struct field *f)
 	return local;
 }
 
+/* Fields holding addresses that a bare name ("root") may appear in. */
+static int is_address_field(const struct field *f)
+{
+	static const char *const names[] = {
+		"From", "To", "Cc", "Reply-To", "Sender", "Resent-From",
+		"Resent-To", "Resent-Cc", "Resent-Sender",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (field_is(f, names[i]))
+			return 1;
+	return 0;
+}
+
+/* Emits the span [*done, upto) and then "@hostname"; *done = upto. */
+static void emit_qualifier(struct msgfile *m, const char **done,
+			   const char *upto)
+{
+	emit(m, *done, (size_t)(upto - *done));
+	emitf(m, "@%s", cf->hostname);
+	*done = upto;
+}
+
+/* Emits an address field with "@hostname" (always a local domain) added
+ * to every address without a domain, as sendmail always did: a bare
+ * "To: root" would otherwise be completed by the next server with its
+ * own domain (the smarthost's: root@provider.net) and point nowhere.
+ * Commas, colons and semicolons count only outside quotes, comments and
+ * angle brackets; a group's name is not an address. */
+static void emit_qualified(struct msgfile *m, const struct field *f)
+{
+	const char *v = f->val, *done = f->start, *word_end = NULL, *lt = NULL;
+	struct lex lx = { 0, 0 };
+	int at = 0, angled = 0;
+
+	for (size_t i = 0; i <= f->val_len; i++) {
+		char c = i < f->val_len ? v[i] : ',';
+
+		if (i < f->val_len ? lex_skip(&lx, v, f->val_len, &i) :
+		    lx.quote || lx.comment) {
+			if (c == '"' && !lx.quote && !lx.comment)
+				word_end = v + i + 1;   /* a quoted local part ended */
+			continue;
+		}
+		if (c == '<' && !lt) {
+			lt = v + i;
+			at = 0;
+		} else if (c == '>' && lt) {
+			if (!at && v + i > lt + 1)
+				emit_qualifier(m, &done, v + i);
+			lt = NULL;
+			angled = 1;
+		} else if (c == '@') {
+			at = 1;
+		} else if (lt) {
+			continue;
+		} else if (c == ':' || c == ',' || c == ';') {
+			if (c != ':' && !angled && !at && word_end)
+				emit_qualifier(m, &done, word_end);
+			word_end = NULL;
+			at = angled = 0;
+		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+			word_end = v + i + 1;
+		}
+	}
+	emit(m, done, (size_t)(f->start + f->len - done));
+}
+
+/* Received: for a local submission, first in the header: who (the real
+ * uid and its login name; no network was involved), where, when. */
+static void emit_received(struct msgfile *m, const char *date)
+{
+	struct passwd *pw = getpwuid(getuid());
+	char login[40] = "";
+
+	if (pw && pw->pw_name) {
+		size_t k = 0;
+		for (; pw->pw_name[k] && k + 1 < sizeof(login); k++) {
+			char c = pw->pw_name[k];
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+			      c == '-'))
+				break;
+			login[k] = c;
+		}
+		login[pw->pw_name[k] ? 0 : k] = '\0';
+	}
+	emitf(m, "Received: (from %s%suid %u)\n\tby %s (postie sendmail) id %s;"
+	      "\n\t%s\n", login, login[0] ? ", " : "", (unsigned)getuid(),
+	      cf->hostname, tmp_name + 1, date);
+}
+
 static void emit_headers(struct msgfile *m, const struct opts *o)
 {
 	size_t pos = 0;
@@ -569,6 +680,9 @@ static void emit_headers(struct msgfile *m, const struct opts *o)
 	struct tm tm;
 
 	snprintf(host, sizeof(host), "%s", cf->hostname);
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	emit_received(m, date);
 	while (next_field(&pos, &f)) {
 		if (field_is(&f, "Bcc"))
 			continue;
@@ -583,7 +697,10 @@ static void emit_headers(struct msgfile *m, const struct opts *o)
 			has_date = 1;
 		if (field_is(&f, "Message-ID"))
 			has_msgid = 1;
-		emit(m, f.start, f.len);
+		if (is_address_field(&f))
+			emit_qualified(m, &f);
+		else
+			emit(m, f.start, f.len);
 		if (f.len == 0 || f.start[f.len - 1] != '\n')
 			emit(m, "\n", 1);
 	}
@@ -614,11 +731,8 @@ static void emit_headers(struct msgfile *m, const struct opts *o)
 		else
 			emitf(m, "From: %s\n", addr);
 	}
-	if (!has_date) {
-		localtime_r(&now, &tm);
-		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (!has_date)
 		emitf(m, "Date: %s\n", date);
-	}
 	if (!has_msgid)
 		emitf(m, "Message-ID: <%s@%s>\n", tmp_name + 1, host);
 }
@@ -712,20 +826,60 @@ static int read_headers(const struct opts *o, char *first, size_t cap,
 
 /* ---- the maildrop ---------------------------------------------------------- */
 
+/* The spool as the daemon makes it, when it never ran: possible for root
+ * (owned by run_as, so the daemon can pick the mail up later) or for a
+ * user who may create spool_dir. */
+static int make_spool(void)
+{
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+
+	if (geteuid() == 0 && cf->run_as[0]) {
+		struct passwd *pw = getpwnam(cf->run_as);
+		if (pw) {
+			uid = pw->pw_uid;
+			gid = pw->pw_gid;
+		}
+	}
+	return spool_prepare(cf->spool_dir, uid, gid);
+}
+
+/* The maildrop is opened O_PATH: others may enter it but not read it
+ * (it is not listable), which openat and renameat do not need. */
 static int open_maildrop(char *path, size_t n)
 {
 	struct stat st;
+	int e;
 
 	snprintf(path, n, "%s/maildrop", cf->spool_dir);
-	drop_dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (drop_dirfd < 0 || fstat(drop_dirfd, &st) != 0)
-		return fail(EX_TEMPFAIL_, "cannot open %s: %s (is the daemon "
-			    "installed? spool_dir %s)", path, strerror(errno),
-			    cf->spool_dir);
-	if (faccessat(drop_dirfd, ".", W_OK | X_OK, AT_EACCESS) != 0)
-		return fail(EX_TEMPFAIL_, "cannot write to %s: %s (is the daemon "
-			    "installed? spool_dir %s)", path, strerror(errno),
-			    cf->spool_dir);
+	drop_dirfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (drop_dirfd < 0 && errno == ENOENT) {
+		if (make_spool() != 0) {
+			e = errno;
+			return fail(EX_TEMPFAIL_, "%s does not exist and cannot be "
+				    "made (%s): start the daemon once (it makes "
+				    "spool_dir %s), or run sendmail once as root",
+				    path, strerror(e), cf->spool_dir);
+		}
+		drop_dirfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (drop_dirfd < 0 || fstat(drop_dirfd, &st) != 0) {
+		e = errno;
+		if (e == EACCES)
+			return fail(EX_TEMPFAIL_, "cannot reach %s: %s (spool_dir "
+				    "%s must be mode 711 for users other than the "
+				    "daemon's: restarting the daemon sets it, or "
+				    "chmod 711 %s)", path, strerror(e),
+				    cf->spool_dir, cf->spool_dir);
+		return fail(EX_TEMPFAIL_, "cannot open %s: %s (spool_dir %s)",
+			    path, strerror(e), cf->spool_dir);
+	}
+	if (faccessat(drop_dirfd, ".", W_OK | X_OK, AT_EACCESS) != 0) {
+		e = errno;
+		return fail(EX_TEMPFAIL_, "cannot write to %s: %s (it should be "
+			    "mode 1733; restarting the daemon sets it)", path,
+			    strerror(e));
+	}
 	return 0;
 }
 
@@ -748,6 +902,8 @@ static void make_name(void)
 
 static int finish_file(FILE *f, int fd)
 {
+	int dfd, rc;
+
 	if (fflush(f) != 0 || ferror(f))
 		return -1;
 	if (fsync(fd) != 0)
@@ -755,12 +911,21 @@ static int finish_file(FILE *f, int fd)
 	if (renameat(drop_dirfd, tmp_name, drop_dirfd, tmp_name + 1) != 0)
 		return -1;
 	tmp_live = 0;
-	if (fsync(drop_dirfd) != 0) {
-		/* Renamed but maybe not durable: report, the daemon may still
-		 * send it (a duplicate is better than a loss). */
-		return -2;
+	/* The rename must reach the disk too. Root and the daemon's user
+	 * fsync the directory; others cannot open it (not listable), so the
+	 * file is fsynced again: the rename changed its inode (ctime) in the
+	 * same journal transaction as the directory entries, which that
+	 * commits on journaling file systems (ext4, XFS, btrfs, UBIFS). */
+	dfd = openat(drop_dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		rc = fsync(dfd);
+		close(dfd);
+	} else {
+		rc = fsync(fd);
 	}
-	return 0;
+	/* Renamed but maybe not durable: report, the daemon may still send
+	 * it (a duplicate is better than a loss). */
+	return rc != 0 ? -2 : 0;
 }
 
 static int submit(const struct opts *o, int argc, char **argv, int first_rcpt)

@@ -1,5 +1,6 @@
-/* spool — temporary message files (see spool.h). Limits: envelope lines of
- * at most 1 KiB while reading back. */
+/* spool — the spool directory's shape and permissions, and temporary
+ * message files (see spool.h). Limits: envelope lines of at most 1 KiB
+ * while reading back; spool_dir paths of CONF_PATH_MAX. */
 #include "store/spool.h"
 
 #include <dirent.h>
@@ -16,6 +17,65 @@
 
 static char tmpdir[CONF_PATH_MAX + 8];
 static unsigned long counter;
+
+/* Missing parents of path are made 0755 (only they, not path itself). */
+static int make_parents(const char *path)
+{
+	char p[CONF_PATH_MAX + 1];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(p)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(p, path, n + 1);
+	for (size_t i = 1; i < n; i++) {
+		if (p[i] != '/' || p[i - 1] == '/')
+			continue;
+		p[i] = '\0';
+		if (mkdir(p, 0755) != 0 && errno != EEXIST)
+			return -1;
+		p[i] = '/';
+	}
+	return 0;
+}
+
+/* Makes dir with exactly `mode` (umask aside), or brings an existing one
+ * to it; owned by uid:gid unless uid is (uid_t)-1. A symlink to a
+ * directory is followed (spool_dir on a USB disk); anything else that is
+ * not a directory is refused. */
+static int shape_dir(const char *dir, mode_t mode, uid_t uid, gid_t gid)
+{
+	struct stat st;
+
+	if (mkdir(dir, mode) != 0 && errno != EEXIST)
+		return -1;
+	if (stat(dir, &st) != 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	if (uid != (uid_t)-1 && (st.st_uid != uid || st.st_gid != gid) &&
+	    chown(dir, uid, gid) != 0)
+		return -1;
+	if ((st.st_mode & 07777) != mode && chmod(dir, mode) != 0)
+		return -1;
+	return 0;
+}
+
+int spool_prepare(const char *spool_dir, uid_t uid, gid_t gid)
+{
+	char drop[CONF_PATH_MAX + 16];
+
+	if (make_parents(spool_dir) != 0 ||
+	    shape_dir(spool_dir, SPOOL_DIR_MODE, uid, gid) != 0)
+		return -1;
+	if (!CONFIG_SENDMAIL)
+		return 0;
+	snprintf(drop, sizeof(drop), "%s/maildrop", spool_dir);
+	return shape_dir(drop, SPOOL_MAILDROP_MODE, uid, gid);
+}
 
 int spool_init(const char *spool_dir)
 {

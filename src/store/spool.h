@@ -25,7 +25,20 @@ struct spool_file {
 	int err;
 };
 
-/* Creates spool_dir and spool_dir/tmp if missing, removes stale tmp files. */
+/* spool_dir is 0711: any local user may reach maildrop/ (for sendmail),
+ * nobody but the daemon may list or read the rest (queue/ and tmp/ are
+ * 0700). maildrop/ is sticky, writable by all and not listable, so a
+ * file's name is the secret that protects it until the pickup. */
+#define SPOOL_DIR_MODE 0711
+#define SPOOL_MAILDROP_MODE 01733
+
+/* Makes spool_dir (and its missing parents, 0755) and, with sendmail in
+ * the build, spool_dir/maildrop, or brings existing ones to the modes
+ * above; owned by uid:gid unless uid is (uid_t)-1. Used by the daemon
+ * (as root, before it drops privileges) and by sendmail when the daemon
+ * never ran. -1 with errno set. */
+int spool_prepare(const char *spool_dir, uid_t uid, gid_t gid);
+/* Creates spool_dir/tmp if missing, removes stale tmp files. */
 int spool_init(const char *spool_dir);
 /* spool_dir/tmp, for renames into the queue. */
 const char *spool_tmpdir(void);

@@ -288,10 +288,14 @@ class SendmailTest(harness.TestCase):
         self.assertNothing()
 
     def test_missing_maildrop(self):
+        """sendmail makes the maildrop as the daemon would (the rest of the
+        spool is the daemon's); test_sendmail_users covers a user who
+        cannot."""
         os.rmdir(self.drop)
-        rc, _, err = self.run_cmd(["alice@example.org"], "x\n")
-        self.assertEqual(rc, 75, err)
-        self.assertIn("spool_dir", err)
+        self.send(["alice@example.org"], "x\n")
+        self.assertEqual(os.stat(self.drop).st_mode & 0o7777, 0o1733)
+        self.assertEqual(os.stat(self.spool).st_mode & 0o7777, 0o711)
+        self.assertEqual(self.one().rcpts, ["alice@example.org"])
 
     def test_maildrop_not_writable(self):
         if os.geteuid() == 0:
