@@ -1,5 +1,6 @@
-/* main — argv dispatch (daemon; sendmail, mailq and passwd come with their
- * features), start-up, privilege drop, signals, and the loop.
+/* main — argv dispatch (daemon; help, passwd and user in cli.c; sendmail
+ * and mailq with their feature), start-up, privilege drop, signals, and
+ * the loop.
  * Start-up errors are fatal with a message naming file, line and cause;
  * after start nothing here exits but a clean stop. */
 #include <dirent.h>
@@ -18,6 +19,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "core/conf.h"
 #include "core/conn.h"
 #include "core/log.h"
@@ -41,7 +43,7 @@
 #include "tls/tls.h"
 
 #define POSTIE_VERSION "0.1.0"
-#define DEFAULT_CONF "/etc/postie.conf"
+#define DEFAULT_CONF CLI_DEFAULT_CONF
 
 struct listener {
 	struct watcher w;
@@ -448,15 +450,6 @@ static void print_version(void)
 	       CONFIG_CONN_INBUF, CONFIG_CONN_OUTBUF);
 }
 
-static void usage(void)
-{
-	fputs("usage: postie [-c FILE] [-t] [-V]\n"
-	      "  -c FILE  configuration (default " DEFAULT_CONF ")\n"
-	      "  -t       check the configuration and exit\n"
-	      "  -V       print version and compiled-in features\n", stderr);
-	exit(64);
-}
-
 static int daemon_main(int argc, char **argv)
 {
 	int opt, test_only = 0;
@@ -469,16 +462,24 @@ static int daemon_main(int argc, char **argv)
 	sigset_t block;
 	struct sigaction sa;
 
-	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+	opterr = 0;
+	while ((opt = getopt(argc, argv, "c:tV")) != -1) {
 		switch (opt) {
 		case 'c': conf_path = optarg; break;
 		case 't': test_only = 1; break;
 		case 'V': print_version(); return 0;
-		default: usage();
+		default:
+			if (optopt == 'c')
+				fprintf(stderr, "postie: -c needs a file\n\n");
+			else
+				fprintf(stderr, "postie: unknown option '-%c'\n\n", optopt);
+			cli_usage();
 		}
 	}
-	if (optind != argc)
-		usage();
+	if (optind != argc) {
+		fprintf(stderr, "postie: unknown command '%s'\n\n", argv[optind]);
+		cli_usage();
+	}
 	if (load_all(conf_path, &c, &u, &a, err, sizeof(err)) != 0)
 		fatal("%s", err);
 	conf = c;
@@ -592,52 +593,6 @@ static int daemon_main(int argc, char **argv)
 	return 0;
 }
 
-/* postie passwd: a "$6$" hash of the password on stdin, for the users
- * file (compatible with openssl passwd -6 and mkpasswd -m sha-512). */
-static int passwd_main(void)
-{
-	char pw[1026], hash[160];
-	size_t len;
-
-	if (!CONFIG_AUTH) {
-		fprintf(stderr, "postie: passwd is not in this build "
-			"(needs CONFIG_AUTH)\n");
-		return 69;
-	}
-	struct termios old, quiet;
-	int tty = isatty(0) && tcgetattr(0, &old) == 0;
-	char *got;
-
-	if (tty) {
-		quiet = old;
-		quiet.c_lflag &= ~(tcflag_t)ECHO;
-		tcsetattr(0, TCSAFLUSH, &quiet);
-		fputs("password: ", stderr);
-	}
-	got = fgets(pw, sizeof(pw), stdin);
-	if (tty) {
-		tcsetattr(0, TCSAFLUSH, &old);
-		fputc('\n', stderr);
-	}
-	if (!got) {
-		fputs("postie passwd: no password on stdin\n", stderr);
-		return 65;
-	}
-	len = strcspn(pw, "\r\n");
-	if (len == 0 || len > 1024) {
-		fputs("postie passwd: password must be 1..1024 bytes\n", stderr);
-		return 65;
-	}
-	pw[len] = '\0';
-	if (passwd_make(pw, len, hash, sizeof(hash)) != 0) {
-		fputs("postie passwd: cannot make a hash (no randomness?)\n", stderr);
-		return 71;
-	}
-	explicit_bzero(pw, sizeof(pw));
-	puts(hash);
-	return 0;
-}
-
 static const char *base_name(const char *s)
 {
 	const char *slash = strrchr(s, '/');
@@ -659,6 +614,16 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "mailq") == 0)
 		return sendmail_main(argc - 1, argv + 1, 1);
 	if (argc > 1 && strcmp(argv[1], "passwd") == 0)
-		return passwd_main();
+		return cli_passwd();
+	if (argc > 1 && strcmp(argv[1], "user") == 0)
+		return cli_user(argc - 1, argv + 1);
+	if (argc > 1 && strncmp(argv[1], "--", 2) == 0 && argv[1][2] &&
+	    strcmp(argv[1], "--help") != 0) {
+		fprintf(stderr, "postie: unknown option '%s'\n\n", argv[1]);
+		cli_usage();
+	}
+	if (argc > 1 && (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+			 strcmp(argv[1], "-h") == 0))
+		return cli_help(argc - 1, argv + 1);
 	return daemon_main(argc, argv);
 }

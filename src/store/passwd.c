@@ -272,6 +272,13 @@ static int hash_wellformed(const char *hash, const struct setting *st)
 	return d[i] == '\0' && (size_t)(d + i - hash) < PASSWD_HASH_MAX;
 }
 
+int passwd_hash_usable(const char *hash)
+{
+	struct setting st;
+
+	return parse_setting(hash, &st) == 0 && hash_wellformed(hash, &st);
+}
+
 int passwd_verify(const char *pw, size_t pwlen, const char *hash)
 {
 	struct setting st;

@@ -42,6 +42,10 @@ int passwd_crypt(const char *pw, size_t pwlen, const char *setting, char *out,
  * comparison takes the same time wherever the strings differ. */
 int passwd_verify(const char *pw, size_t pwlen, const char *hash);
 
+/* 1 if passwd_verify() can check hash (a well-formed $5$/$6$ hash within
+ * PASSWD_ROUNDS_LIMIT), else 0. */
+int passwd_hash_usable(const char *hash);
+
 /* A new "$6$" hash of pw with a random 16-char salt and default rounds.
  * 0, or -1 (no randomness, pw too long, no room). */
 int passwd_make(const char *pw, size_t pwlen, char *out, size_t outlen);

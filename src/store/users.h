@@ -30,6 +30,19 @@ void users_free(struct users *u);
 int users_find(const struct users *u, const char *name, size_t len);
 /* Names as stored: [a-z0-9] first, then [a-z0-9._+-]. */
 int users_valid_name(const char *s, size_t len);
+/* Edits of the users file by `postie user`: the only writer of the file. */
+enum users_op {
+	USERS_ADD,              /* NAME:HASH appended; NAME must be new */
+	USERS_DEL,              /* NAME's line removed */
+	USERS_PASSWD,           /* NAME's hash replaced, its other fields kept */
+};
+/* Applies op to the file at path (ADD creates it, mode 0600, when
+ * missing). Comments, blank lines, the order and every other line stay
+ * byte for byte. The new file is written beside the old one with its mode
+ * and owner, fsynced and renamed over it, so a reader sees the old file or
+ * the new one, never a mix. 0, or -1 with the cause in err. */
+int users_edit(const char *path, enum users_op op, const char *name,
+	       const char *hash, char *err, size_t errlen);
 /* Reads a whole small file into a NUL-terminated heap buffer; refuses
  * files over max bytes. Shared by the users and aliases loaders. */
 char *file_slurp(const char *path, size_t max, size_t *len, char *err,

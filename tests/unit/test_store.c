@@ -17,6 +17,9 @@
 #include "store/users.h"
 #include "unit.h"
 
+/* `postie passwd` of "demo" (the demo user's password). */
+#define DEMO_HASH "$6$postiedemo$aTkRwSdT0noqDF8KyJcMkKran4tk.iz9uaHyqARkdG7KsyDaSADWvi9anN/uaaAwsYwWc2t5dn6NDCM4sndYx0"
+
 static char dir[256];
 
 static const char *tmpdir(void)
@@ -253,7 +256,8 @@ void test_aliases(void)
 	snprintf(path, sizeof(path), "%s/c.conf", tmpdir());
 	c = conf_load(path, err, sizeof(err));
 	CHECK(c != NULL, "conf %s", err);
-	write_file("users", "# users\nalice:$6$x$y\nBob:\ncarol:x:1:1::/:/bin/sh\n");
+	write_file("users", "# users\nalice:" DEMO_HASH "\nBob:\n"
+		   "carol:{SHA512-CRYPT}" DEMO_HASH ":1:1::/:/bin/sh\n");
 	snprintf(upath, sizeof(upath), "%s/users", tmpdir());
 	u = users_load(upath, err, sizeof(err));
 	CHECK(u && u->n == 3, "users: %s", err);
@@ -308,6 +312,23 @@ void test_aliases(void)
 		CHECK(eu != NULL && eu->n == 0 && users_find(eu, "a", 1) < 0,
 		      "empty users %zu: %s", i, err);
 		users_free(eu);
+	}
+	/* Hashes no login could match are refused at load, with the line. */
+	static const struct { const char *file, *want; } badhash[] = {
+		{ "a:\nb:$1$salt$qJH7.N4xYta3aEG/dfqo/0\n", "users:2: user 'b'" },
+		{ "a:secret\n", "plaintext" },
+		{ "a:{PLAIN}secret\n", "Dovecot scheme" },
+		{ "a:{SHA256-CRYPT}" DEMO_HASH "\n", "users:1" },
+		{ "a:$6$rounds=200000$s$x\n", "more than 100000" },
+	};
+	for (size_t i = 0; CONFIG_AUTH && i < ARRAY_LEN(badhash); i++) {
+		struct users *bu;
+
+		write_file("users", badhash[i].file);
+		bu = users_load(upath, err, sizeof(err));
+		CHECK(bu == NULL && strstr(err, badhash[i].want) &&
+		      !strstr(err, "secret"), "bad hash %zu: %s", i, err);
+		users_free(bu);
 	}
 	users_free(u);
 	conf_free(c);

@@ -1,0 +1,329 @@
+/* cli — the operator's commands besides the daemon: help, passwd, user.
+ * Each reads the main configuration only to find its files; none needs
+ * the daemon to run. Exit codes are those of sysexits.h. Passwords come
+ * from the terminal (asked twice when they set one, echo off) or one line
+ * of stdin, at most PASSWD_MAX_LEN bytes (longer ones could never log in). */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+#include "store/passwd.h"
+#include "store/users.h"
+
+#define EX_USAGE_ 64
+#define EX_DATAERR_ 65
+#define EX_UNAVAILABLE_ 69
+#define EX_SOFTWARE_ 70
+
+struct help {
+	const char *name, *synopsis, *text;
+};
+
+static const struct help helps[] = {
+	{ "daemon", "postie [-c FILE] [-t] [-V]",
+	  "Runs the mail server in the foreground (procd and systemd want that).\n"
+	  "  -c FILE  configuration (default " CLI_DEFAULT_CONF ")\n"
+	  "  -t       check the configuration as start-up would, then exit:\n"
+	  "           0, or 1 with FILE:LINE: cause\n"
+	  "  -V       version, compiled-in features and limits\n"
+	  "Signals: HUP reloads configuration, users, aliases and certificates;\n"
+	  "USR1 runs the queue; TERM and INT stop.\n" },
+	{ "passwd", "postie passwd",
+	  "Reads a password (twice on a terminal, else one line of stdin) and\n"
+	  "prints its SHA-512-crypt ($6$) hash for the users file.\n" },
+	{ "user", "postie user [-c FILE] add|del|passwd|list|test [NAME]",
+	  "Manages the users file named by the configuration's `users` line.\n"
+	  "  add NAME [--no-login]  a new user; asks for the password (a user\n"
+	  "                         with --no-login receives mail, never logs in)\n"
+	  "  del NAME               removes the user's line\n"
+	  "  passwd NAME            sets a new password, keeping the line's other fields\n"
+	  "  list                   the users, one per line, in file order\n"
+	  "  test NAME              checks a password as a login would (exit 0 if right)\n"
+	  "Edits keep comments and order, and replace the file in one rename.\n"
+	  "The daemon reads the new file on SIGHUP.\n" },
+	{ "sendmail", "postie sendmail [-C FILE] [-t] [-i] [-f ADDR] [-F NAME] [-q] [-bp] [RCPT...]",
+	  "Queues a message read from stdin (also when started as `sendmail`);\n"
+	  "works whether or not the daemon runs. -q asks the daemon to run the\n"
+	  "queue now; -bp lists it.\n" },
+	{ "mailq", "postie mailq [-C FILE]",
+	  "Lists the queue: id, size, arrival, sender, recipients and why each\n"
+	  "waits (also when started as `mailq`).\n" },
+	{ "help", "postie help [COMMAND]   (or: postie --help)",
+	  "This list, or the help of one command.\n" },
+};
+
+static void usage_all(FILE *f)
+{
+	fputs("postie — a small mail server (SMTP, submission, POP3, IMAP, relay)\n\n"
+	      "usage:\n", f);
+	for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++)
+		fprintf(f, "  %s\n", helps[i].synopsis);
+	fputs("\n`postie help COMMAND` explains one (daemon, passwd, user, sendmail,\n"
+	      "mailq, help).\n", f);
+}
+
+void cli_usage(void)
+{
+	usage_all(stderr);
+	exit(EX_USAGE_);
+}
+
+/* The help of command name on f; -1 if there is no such command. */
+static int help_of(FILE *f, const char *name)
+{
+	for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++) {
+		if (strcmp(name, helps[i].name) == 0) {
+			fprintf(f, "usage: %s\n\n%s", helps[i].synopsis, helps[i].text);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int cli_help(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage_all(stdout);
+		return 0;
+	}
+	if (help_of(stdout, argv[1]) == 0)
+		return 0;
+	fprintf(stderr, "postie help: no command '%s'\n\n", argv[1]);
+	usage_all(stderr);
+	return EX_USAGE_;
+}
+
+/* One line without echo from the terminal, or one line of stdin. The
+ * length, or -1 (nothing read). */
+static long read_line(const char *prompt, char *pw, size_t n, int tty)
+{
+	struct termios old, quiet;
+	char *got;
+
+	if (tty && tcgetattr(0, &old) == 0) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(0, TCSAFLUSH, &quiet);
+		fputs(prompt, stderr);
+		got = fgets(pw, (int)n, stdin);
+		tcsetattr(0, TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	} else {
+		got = fgets(pw, (int)n, stdin);
+	}
+	if (!got)
+		return -1;
+	pw[strcspn(pw, "\r\n")] = '\0';
+	return (long)strlen(pw);
+}
+
+/* A password into pw (PASSWD_MAX_LEN + 2 bytes); twice on a terminal
+ * when setting one (confirm). Its length, or -1 with a message. */
+static long read_password(const char *who, char *pw, size_t n, int confirm)
+{
+	char again[PASSWD_MAX_LEN + 2];
+	int tty = isatty(0);
+	long len = read_line("password: ", pw, n, tty);
+
+	if (len < 0) {
+		fprintf(stderr, "%s: no password on stdin\n", who);
+		return -1;
+	}
+	if (len == 0 || len > PASSWD_MAX_LEN) {
+		fprintf(stderr, "%s: password must be 1..%d bytes\n", who, PASSWD_MAX_LEN);
+		return -1;
+	}
+	if (tty && confirm) {
+		long l2 = read_line("again: ", again, sizeof(again), tty);
+		int same = l2 == len && memcmp(again, pw, (size_t)len) == 0;
+
+		explicit_bzero(again, sizeof(again));
+		if (!same) {
+			fprintf(stderr, "%s: the passwords differ; nothing changed\n", who);
+			return -1;
+		}
+	}
+	return len;
+}
+
+/* A new "$6$" hash of a password read as above. 0, or an exit code. */
+static int new_hash(const char *who, char *hash, size_t n)
+{
+	char pw[PASSWD_MAX_LEN + 2];
+	long len = read_password(who, pw, sizeof(pw), 1);
+	int rc = 0;
+
+	if (len < 0)
+		return EX_DATAERR_;
+	if (passwd_make(pw, (size_t)len, hash, n) != 0) {
+		fprintf(stderr, "%s: cannot make a hash (no randomness?)\n", who);
+		rc = EX_SOFTWARE_;
+	}
+	explicit_bzero(pw, sizeof(pw));
+	return rc;
+}
+
+int cli_passwd(void)
+{
+	char hash[PASSWD_HASH_MAX];
+	int rc;
+
+	if (!CONFIG_AUTH) {
+		fputs("postie: passwd is not in this build (needs CONFIG_AUTH)\n", stderr);
+		return EX_UNAVAILABLE_;
+	}
+	rc = new_hash("postie passwd", hash, sizeof(hash));
+	if (rc == 0)
+		puts(hash);
+	return rc;
+}
+
+/* ---- postie user ----------------------------------------------------- */
+
+static void user_list(const char *path, const struct users *u)
+{
+	/* In file order (the table is sorted): read the file's names back. */
+	char err[512];
+	size_t len;
+	char *text = file_slurp(path, 4u << 20, &len, err, sizeof(err));
+
+	for (char *line = text, *next; line && *line; line = next) {
+		size_t ll = strcspn(line, "\n"), nl;
+		int i;
+
+		next = line[ll] ? line + ll + 1 : line + ll;
+		line += strspn(line, " \t");
+		nl = strcspn(line, ":\r\n");
+		if (nl == 0 || line[0] == '#' || (i = users_find(u, line, nl)) < 0)
+			continue;
+		printf("%s%s\n", u->v[i].name,
+		       CONFIG_AUTH && !passwd_hash_usable(u->v[i].hash) ? "  (no login)" : "");
+	}
+	free(text);
+}
+
+static int user_test(const char *who, const struct users *u, const char *name)
+{
+	char pw[PASSWD_MAX_LEN + 2];
+	long len;
+	int i = users_find(u, name, strlen(name)), ok;
+
+	if (!CONFIG_AUTH) {
+		fprintf(stderr, "%s: logins are not in this build (needs CONFIG_AUTH)\n", who);
+		return EX_UNAVAILABLE_;
+	}
+	len = read_password(who, pw, sizeof(pw), 0);
+	if (len < 0)
+		return EX_DATAERR_;
+	/* The same check a login makes (an unknown user is a wrong password). */
+	ok = i >= 0 && passwd_verify(pw, (size_t)len, u->v[i].hash) == 1;
+	explicit_bzero(pw, sizeof(pw));
+	if (i < 0)
+		printf("%s: no user '%s'\n", who, name);
+	else if (!passwd_hash_usable(u->v[i].hash))
+		printf("%s: user '%s' cannot log in (no password set)\n", who, name);
+	else
+		printf("%s: %s\n", who, ok ? "password right: the login would succeed"
+					    : "wrong password");
+	return ok ? 0 : 1;
+}
+
+int cli_user(int argc, char **argv)
+{
+	const char *who = "postie user", *conf_path = CLI_DEFAULT_CONF, *cmd, *name;
+	char err[512], hash[PASSWD_HASH_MAX] = "";
+	struct conf *c;
+	struct users *u;
+	int opt, rc, no_login = 0;
+	enum users_op op;
+
+	optind = 1;
+	while ((opt = getopt(argc, argv, "+c:")) != -1) {
+		if (opt != 'c') {
+			help_of(stderr, "user");
+			return EX_USAGE_;
+		}
+		conf_path = optarg;
+	}
+	if (optind >= argc) {
+		help_of(stderr, "user");
+		return EX_USAGE_;
+	}
+	cmd = argv[optind++];
+	name = optind < argc ? argv[optind++] : NULL;
+	if (optind < argc && strcmp(cmd, "add") == 0 &&
+	    strcmp(argv[optind], "--no-login") == 0) {
+		no_login = 1;
+		optind++;
+	}
+	if (optind < argc || (!name) != (strcmp(cmd, "list") == 0)) {
+		fprintf(stderr, "%s: usage: postie user [-c FILE] add|del|passwd|test NAME, "
+			"or list\n", who);
+		return EX_USAGE_;
+	}
+	c = conf_load(conf_path, err, sizeof(err));
+	if (!c) {
+		fprintf(stderr, "postie: %s\n", err);
+		return 78;      /* EX_CONFIG */
+	}
+	if (!c->users[0]) {
+		fprintf(stderr, "%s: %s has no 'users' line\n", who, conf_path);
+		conf_free(c);
+		return 78;
+	}
+	if (strcmp(cmd, "list") == 0 || strcmp(cmd, "test") == 0) {
+		u = users_load(c->users, err, sizeof(err));
+		if (!u) {
+			fprintf(stderr, "postie: %s\n", err);
+			conf_free(c);
+			return 78;
+		}
+		rc = 0;
+		if (name)
+			rc = user_test(who, u, name);
+		else
+			user_list(c->users, u);
+		users_free(u);
+		conf_free(c);
+		return rc;
+	}
+	if (strcmp(cmd, "add") == 0)
+		op = USERS_ADD;
+	else if (strcmp(cmd, "del") == 0)
+		op = USERS_DEL;
+	else if (strcmp(cmd, "passwd") == 0)
+		op = USERS_PASSWD;
+	else {
+		fprintf(stderr, "%s: no command '%s' (add, del, passwd, list, test)\n",
+			who, cmd);
+		conf_free(c);
+		return EX_USAGE_;
+	}
+	rc = 0;
+	if (op != USERS_DEL && !no_login) {
+		if (!CONFIG_AUTH) {
+			fprintf(stderr, "%s: passwords are not in this build (needs "
+				"CONFIG_AUTH); use add NAME --no-login\n", who);
+			rc = EX_UNAVAILABLE_;
+		} else {
+			rc = new_hash(who, hash, sizeof(hash));
+		}
+	}
+	if (rc == 0 && users_edit(c->users, op, name, hash, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s\n", who, err);
+		rc = EX_DATAERR_;
+	}
+	if (rc == 0)
+		printf("%s: %s %s in %s; a running daemon reads it on SIGHUP "
+		       "(kill -HUP $(cat %s/postie.pid))\n", who,
+		       op == USERS_ADD ? "added" : op == USERS_DEL ? "removed" : "new password for",
+		       name, c->users, c->spool_dir);
+	explicit_bzero(hash, sizeof(hash));
+	conf_free(c);
+	return rc;
+}

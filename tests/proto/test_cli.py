@@ -1,0 +1,211 @@
+"""The command line: `postie --help` and `postie help CMD`, unknown options,
+`postie passwd` asking twice on a terminal, and `postie user` editing the
+users file (comments, order and other fields kept; one rename) and testing
+a login without a network client; a daemon reloaded after `user add`
+takes the new login and refuses it after `user del`.
+"""
+import os
+import pty
+import select
+import smtplib
+import subprocess
+import time
+import unittest
+
+import harness
+from harness import IO_TIMEOUT, SLOW
+
+COMMANDS = ("passwd", "user", "sendmail", "mailq", "help")
+
+
+def run(*args, stdin=b"", cwd=None):
+    return subprocess.run(harness.command(*args), input=stdin, cwd=cwd,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=60 * SLOW)
+
+
+def on_terminal(args, lines):
+    """Runs postie with a pseudo-terminal as stdin; types each line after
+    the matching prompt. Returns (exit code, everything written)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execvp(harness.command(*args)[0], harness.command(*args))
+        finally:
+            os._exit(127)
+    out = b""
+    deadline = time.monotonic() + IO_TIMEOUT
+    todo = list(lines)
+    try:
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.2)
+            if r:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+                # a prompt ends in ": " with echo off: answer it
+                if todo and out.rstrip(b" ").endswith(b":"):
+                    os.write(fd, todo.pop(0).encode() + b"\n")
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode("utf-8", "replace")
+
+
+class HelpTest(harness.TestCase):
+    def test_help_lists_every_command(self):
+        for args in (["--help"], ["-h"], ["help"]):
+            r = run(*args)
+            self.assertEqual(r.returncode, 0, args)
+            out = r.stdout.decode()
+            for c in COMMANDS:
+                self.assertIn("postie " + c, out, (args, c))
+            self.assertIn("-t", out)
+
+    def test_help_of_one_command(self):
+        r = run("help", "user")
+        self.assertEqual(r.returncode, 0)
+        for sub in ("add NAME", "del NAME", "passwd NAME", "list", "test NAME"):
+            self.assertIn(sub, r.stdout.decode())
+        r = run("help", "nosuch")
+        self.assertEqual(r.returncode, 64)
+        self.assertIn("no command 'nosuch'", r.stderr.decode())
+
+    def test_unknown_option_shows_usage(self):
+        for opt in ("--bogus", "-Q"):
+            r = run(opt)
+            self.assertEqual(r.returncode, 64, opt)
+            err = r.stderr.decode()
+            self.assertIn("unknown option", err)
+            self.assertIn("postie help", err)
+
+
+@harness.need_feature("auth")
+class PasswdTest(harness.TestCase):
+    def users_check(self, hash_, password):
+        """`postie user test` against a users file holding hash_."""
+        d = harness.Server(users=())
+        try:
+            d.write("users", "u:%s\n" % hash_)
+            conf = d.write("c.conf", d.config(harness.free_port()))
+            return run("user", "-c", conf, "test", "u", stdin=password.encode(),
+                       cwd=d.dir).returncode
+        finally:
+            d.cleanup(force=True)
+
+    def test_asks_twice_on_a_terminal(self):
+        rc, out = on_terminal(["passwd"], ["s3cret pass", "s3cret pass"])
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(out.count("password:") + out.count("again:"), 2, out)
+        self.assertNotIn("s3cret", out)     # no echo
+        hash_ = [w for w in out.split() if w.startswith("$6$")][0]
+        self.assertEqual(self.users_check(hash_, "s3cret pass"), 0)
+        self.assertEqual(self.users_check(hash_, "other"), 1)
+
+    def test_different_answers_change_nothing(self):
+        rc, out = on_terminal(["passwd"], ["one", "two"])
+        self.assertEqual(rc, 65, out)
+        self.assertIn("differ", out)
+        self.assertNotIn("$6$", out)
+
+    def test_stdin_once(self):
+        r = run("passwd", stdin=b"piped\n")
+        self.assertEqual(r.returncode, 0)
+        self.assertTrue(r.stdout.startswith(b"$6$"))
+        self.assertEqual(self.users_check(r.stdout.decode().strip(), "piped"), 0)
+
+
+class UserTest(harness.TestCase):
+    FILE = ("# the users of this box\n"
+            "\n"
+            "bob::1000:1000::/home/bob\n"
+            "   # the printer\n"
+            "printer:\n")
+
+    def setUp(self):
+        super().setUp()
+        self.srv = harness.Server(users=())
+        self.srv.write("users", self.FILE, mode=0o640)
+        self.conf = self.srv.write("postie.conf",
+                                   self.srv.config(harness.free_port()))
+
+    def tearDown(self):
+        self.srv.cleanup(force=True)
+        super().tearDown()
+
+    def user(self, *args, stdin=b""):
+        return run("user", "-c", self.conf, *args, stdin=stdin, cwd=self.srv.dir)
+
+    def users_file(self):
+        with open(self.srv.path("users")) as f:
+            return f.read()
+
+    def test_add_del_keep_comments_and_order(self):
+        r = self.user("add", "Cam", "--no-login")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.users_file(), self.FILE + "cam:\n")
+        self.assertEqual(self.user("del", "printer").returncode, 0)
+        self.assertEqual(self.users_file(),
+                         self.FILE.replace("printer:\n", "") + "cam:\n")
+        self.assertEqual(os.stat(self.srv.path("users")).st_mode & 0o777, 0o640)
+        r = self.user("list")
+        self.assertEqual(r.stdout.decode().split("\n")[:2], ["bob", "cam"]
+                         if "auth" not in harness.features()
+                         else ["bob  (no login)", "cam  (no login)"])
+        # errors change nothing
+        before = self.users_file()
+        self.assertNotEqual(self.user("add", "bob", "--no-login").returncode, 0)
+        self.assertNotEqual(self.user("del", "nobody").returncode, 0)
+        self.assertNotEqual(self.user("add", "bad/name", "--no-login").returncode, 0)
+        self.assertEqual(self.users_file(), before)
+        self.assertEqual([f for f in os.listdir(self.srv.dir) if ".tmp" in f], [])
+
+    @harness.need_feature("auth")
+    def test_passwd_keeps_other_fields_and_test_checks_it(self):
+        r = self.user("passwd", "bob", stdin=b"n3w\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = self.users_file().split("\n")
+        self.assertTrue(lines[2].startswith("bob:$6$"), lines)
+        self.assertTrue(lines[2].endswith(":1000:1000::/home/bob"), lines)
+        self.assertEqual(lines[:2] + lines[3:], self.FILE.split("\n")[:2] +
+                         self.FILE.split("\n")[3:])
+        self.assertEqual(self.user("test", "bob", stdin=b"n3w\n").returncode, 0)
+        r = self.user("test", "bob", stdin=b"wrong\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("wrong password", r.stdout.decode())
+        r = self.user("test", "printer", stdin=b"x\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot log in", r.stdout.decode())
+        self.assertEqual(self.user("test", "nobody", stdin=b"x\n").returncode, 1)
+
+    @harness.need_feature("auth")
+    def test_daemon_takes_the_new_user_on_reload(self):
+        srv = self.srv
+        srv.extra = "plaintext_auth_networks 127.0.0.1\n"
+        srv.start()
+        try:
+            conf = srv.path("postie.conf")
+            r = run("user", "-c", conf, "add", "carol", stdin=b"carol-pw\n",
+                    cwd=srv.dir)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(srv.reload())
+            with smtplib.SMTP("127.0.0.1", srv.port, timeout=IO_TIMEOUT) as s:
+                s.ehlo()
+                s.login("carol", "carol-pw")
+            r = run("user", "-c", conf, "del", "carol", cwd=srv.dir)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(srv.reload())
+            with smtplib.SMTP("127.0.0.1", srv.port, timeout=IO_TIMEOUT) as s:
+                s.ehlo()
+                with self.assertRaises(smtplib.SMTPAuthenticationError):
+                    s.login("carol", "carol-pw")
+        finally:
+            srv.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
