@@ -50,7 +50,7 @@ obj-$(CONFIG_TLS) += tls/tls_bearssl.o
 obj-$(CONFIG_AUTH) += proto/auth.o proto/sasl.o store/passwd.o
 obj-$(CONFIG_MAILBOX_INDEX) += store/index.o
 obj-$(CONFIG_POP3) += proto/pop3.o
-obj-$(CONFIG_IMAP) += proto/imap.o proto/imap_parse.o proto/mime.o store/folders.o
+obj-$(CONFIG_IMAP) += proto/imap.o proto/imap_parse.o proto/imap_search.o proto/mime.o store/folders.o
 obj-$(CONFIG_RELAY) += store/queue.o store/bounce.o proto/smtp_out.o proto/mime7.o
 obj-$(CONFIG_DNS) += dns/dns_udns.o
 obj-$(CONFIG_SENDMAIL) += sendmail.o
@@ -128,7 +128,7 @@ ifneq ($(CONFIG_RELAY),y)
 UNIT_SRCS := $(filter-out tests/unit/test_relay_parts.c tests/unit/test_mime7.c,$(UNIT_SRCS))
 endif
 ifneq ($(CONFIG_IMAP),y)
-UNIT_SRCS := $(filter-out tests/unit/test_imap.c,$(UNIT_SRCS))
+UNIT_SRCS := $(filter-out tests/unit/test_imap.c tests/unit/test_search.c,$(UNIT_SRCS))
 endif
 ifneq ($(LIBC_SMALL),y)
 UNIT_SRCS := $(filter-out tests/unit/test_libc_small.c,$(UNIT_SRCS))

@@ -41,6 +41,7 @@
 #include "core/util.h"
 #include "proto/auth.h"
 #include "proto/imap_parse.h"
+#include "proto/imap_search.h"
 #include "proto/mime.h"
 #include "proto/sasl.h"
 #include "store/folders.h"
@@ -57,7 +58,7 @@
 #define IMAP_REPLY_ROOM 512
 #define IMAP_IDLE_TIMEOUT 1800          /* RFC 2177: at least 29 minutes */
 #define IMAP_LOCK_RETRY_MS 200
-#define IMAP_STEP (1024 * 1024)
+#define IMAP_STEP ((size_t)CONFIG_LOOP_STEP_KB * 1024)
 #define IMAP_SEND_BUDGET (256 * 1024)
 #define IMAP_PEND 16
 
@@ -157,6 +158,13 @@ struct job {
 	/* J_SEARCH: MODSEQ asked, the highest of the matches */
 	int with_modseq;
 	uint64_t maxmod;
+	unsigned need;          /* SRCH_NEED_* */
+	struct srch_msg sm;     /* the message being searched (in_msg) */
+	struct srch_scan sx;
+	uint64_t spos, send;    /* its mbox bytes not yet fed */
+	struct idx_out scv;
+	/* bytes of mail this pass may still read (IMAP_STEP a pass) */
+	size_t budget;
 	/* J_TEXT */
 	uint32_t text_off;
 	int matched;
@@ -230,8 +238,7 @@ static struct conn *pool_conn[CONFIG_MAX_CONNECTIONS];
 static unsigned char fbuf[8192];
 static char obuf[2 * sizeof(fbuf) + 64];
 static struct mime mime;
-static char hdrbuf[65536];
-static char srchbuf[sizeof(fbuf) * 2 + 1100];
+static uint16_t kmp_tab[IMAP_CMD_MAX];  /* SEARCH needles' tables */
 
 static int in_set(const struct imap_session *s, uint32_t i, const struct idx_rec *r);
 static int reading_state(const struct imap_session *s);
@@ -1142,238 +1149,70 @@ static int fetch_send(struct conn *c, struct imap_session *s)
 	return 1;
 }
 
-/* ---- STORE / SEARCH -------------------------------------------------- */
+/* ---- SEARCH ---------------------------------------------------------- */
 
-static int ci_find(const char *hay, size_t hn, const char *needle, size_t nn)
+/* The facts of message j->cur for the search program. */
+static int search_msg(struct imap_session *s, struct job *j)
 {
-	if (nn == 0)
-		return 1;
-	for (size_t i = 0; i + nn <= hn; i++) {
-		size_t k;
-		for (k = 0; k < nn; k++) {
-			int a = (unsigned char)hay[i + k], b = (unsigned char)needle[k];
-			if (a >= 'A' && a <= 'Z')
-				a += 32;
-			if (b >= 'A' && b <= 'Z')
-				b += 32;
-			if (a != b)
-				break;
-		}
-		if (k == nn)
-			return 1;
-	}
+	struct srch_msg *m = &j->sm;
+	struct idx_rec last;
+
+	if (get_rec(&s->sel, j->cur - 1, &j->rec) != 0)
+		return -1;
+	memset(m, 0, sizeof(*m));
+	m->seq = j->cur;
+	m->count = s->sel.hdr.count;
+	if (s->sel.hdr.count && get_rec(&s->sel, s->sel.hdr.count - 1, &last) == 0)
+		m->star_uid = last.uid;
+	m->uid = j->rec.uid;
+	m->flags = j->rec.flags;
+	m->recent = is_recent(s, j->rec.uid);
+	m->size = j->rec.size;
+	m->modseq = j->rec.modseq;
+	if (j->need & SRCH_NEED_IDATE)
+		m->internal_day = internal_time(s->sel.mfd, &j->rec) / 86400;
+	srch_begin(&j->sx, &s->q.sp);
+	j->spos = j->rec.off + j->rec.from_len;
+	j->send = j->spos + j->rec.data_len;
+	idx_out_init(&j->scv, 0, -1);
 	return 0;
 }
 
-struct sctx {
-	uint32_t seq;
-	struct idx_rec r;
-	int have_hdr;
-	size_t hlen;
-};
-
-/* The converted header of the message in hdrbuf (cut at its size). */
-static int load_header(struct imap_session *s, struct sctx *x)
+/* Feeds message bytes to the search within the pass's budget, until the
+ * answer is known: SRCH_YES/NO, SRCH_UNKNOWN when the budget ran out,
+ * -1 on a read error. */
+static int search_feed(struct imap_session *s, struct job *j)
 {
-	struct idx_out cv;
-	uint64_t pos = x->r.off + x->r.from_len, end = pos + x->r.data_len;
-	size_t used, k;
+	const struct search_prog *p = &s->q.sp;
+	int r;
 
-	x->hlen = 0;
-	x->have_hdr = 1;
-	idx_out_init(&cv, 0, -1);
-	while (pos < end && x->hlen < sizeof(hdrbuf)) {
-		size_t want = end - pos < sizeof(fbuf) ? (size_t)(end - pos) : sizeof(fbuf);
-		ssize_t n = pread(s->sel.mfd, fbuf, want, (off_t)pos);
-		if (n <= 0)
-			return -1;
-		k = idx_out_feed(&cv, fbuf, (size_t)n, obuf, &used);
-		pos += used;
-		if (k > sizeof(hdrbuf) - x->hlen)
-			k = sizeof(hdrbuf) - x->hlen;
-		memcpy(hdrbuf + x->hlen, obuf, k);
-		x->hlen += k;
-		char *e = memmem(hdrbuf, x->hlen, "\r\n\r\n", 4);
-		if (e) {
-			x->hlen = (size_t)(e - hdrbuf) + 2;
-			return 0;
-		}
-	}
-	return 0;
-}
-
-/* Header field `name` containing text (any occurrence). */
-static int header_has(struct sctx *x, const char *name, size_t nl,
-		      const char *text, size_t tl)
-{
-	size_t i = 0;
-
-	while (i < x->hlen) {
-		size_t e = i;
-		while (e < x->hlen && hdrbuf[e] != '\n')
-			e++;
-		if (e - i > nl && hdrbuf[i + nl] == ':' && ci_find(hdrbuf + i, nl, name, nl)) {
-			size_t v = i + nl + 1, ve = e;
-			/* continuation lines */
-			while (ve + 1 < x->hlen && (hdrbuf[ve + 1] == ' ' || hdrbuf[ve + 1] == '\t')) {
-				ve++;
-				while (ve < x->hlen && hdrbuf[ve] != '\n')
-					ve++;
-			}
-			if (ci_find(hdrbuf + v, ve - v, text, tl))
-				return 1;
-			e = ve;
-		}
-		i = e + 1;
-	}
-	return 0;
-}
-
-/* BODY/TEXT: streams the message (from the body, or all for TEXT). */
-static int body_has(struct imap_session *s, struct sctx *x, const char *t,
-		    size_t tl, int text)
-{
-	struct idx_out cv;
-	uint64_t pos = x->r.off + x->r.from_len, end = pos + x->r.data_len;
-	size_t used, k, keep = 0, cap = sizeof(srchbuf);
-	int in_body = text;
-
-	if (tl > 1000)
-		tl = 1000;
-	idx_out_init(&cv, 0, -1);
-	while (pos < end) {
-		size_t want = end - pos < sizeof(fbuf) ? (size_t)(end - pos) : sizeof(fbuf);
-		ssize_t n = pread(s->sel.mfd, fbuf, want, (off_t)pos);
-		if (n <= 0)
-			return 0;
-		k = idx_out_feed(&cv, fbuf, (size_t)n, obuf, &used);
-		pos += used;
-		const char *p = obuf;
-		if (!in_body) {
-			/* skip to after the blank line (it may straddle chunks) */
-			memcpy(srchbuf + keep, obuf, k);
-			char *e = memmem(srchbuf, keep + k, "\r\n\r\n", 4);
-			if (!e) {
-				size_t tot = keep + k;
-				keep = tot < 3 ? tot : 3;
-				memmove(srchbuf, srchbuf + tot - keep, keep);
-				continue;
-			}
-			in_body = 1;
-			size_t start = (size_t)(e - srchbuf) + 4, tot = keep + k;
-			memmove(srchbuf, srchbuf + start, tot - start);
-			keep = tot - start;
-			if (ci_find(srchbuf, keep, t, tl))
-				return 1;
-			if (keep > tl)
-				memmove(srchbuf, srchbuf + keep - tl, tl), keep = tl;
+	while ((r = srch_eval(&j->sx, p, &j->sm)) == SRCH_UNKNOWN) {
+		size_t want = sizeof(fbuf), used, k;
+		ssize_t n;
+		if (j->spos >= j->send) {
+			k = idx_out_end(&j->scv, obuf);
+			srch_feed(&j->sx, p, kmp_tab, obuf, k);
+			srch_end(&j->sx, p);
 			continue;
 		}
-		if (keep + k > cap)
-			k = cap - keep;
-		memcpy(srchbuf + keep, p, k);
-		if (ci_find(srchbuf, keep + k, t, tl))
-			return 1;
-		size_t tot = keep + k;
-		keep = tot < tl ? tot : tl;
-		memmove(srchbuf, srchbuf + tot - keep, keep);
-	}
-	return 0;
-}
-
-static int eval(struct imap_session *s, const struct search_prog *p, int k,
-		struct sctx *x, int depth)
-{
-	const struct search_node *nd = &p->node[k];
-	int64_t day;
-
-	if (depth > IMAP_SEARCH_DEPTH + 2)
-		return 0;
-	switch (nd->op) {
-	case SK_ALL:
-		return 1;
-	case SK_AND:
-		for (int c = nd->child; c >= 0; c = p->node[c].next)
-			if (!eval(s, p, c, x, depth + 1))
-				return 0;
-		return 1;
-	case SK_OR:
-		return eval(s, p, nd->child, x, depth + 1) ||
-		       eval(s, p, p->node[nd->child].next, x, depth + 1);
-	case SK_NOT:
-		return !eval(s, p, nd->child, x, depth + 1);
-	case SK_SEQ:
-		return seq_has(nd->s, nd->slen, s->sel.hdr.count, x->seq);
-	case SK_UID: {
-		struct idx_rec last;
-		uint32_t star = 0;
-		if (s->sel.hdr.count && get_rec(&s->sel, s->sel.hdr.count - 1, &last) == 0)
-			star = last.uid;
-		return seq_has(nd->s, nd->slen, star, x->r.uid);
-	}
-	case SK_FLAG:
-		return (x->r.flags & nd->num) != 0;
-	case SK_UNFLAG:
-		return (x->r.flags & nd->num) == 0;
-	case SK_NEW:
-		return is_recent(s, x->r.uid) && !(x->r.flags & IDX_F_SEEN);
-	case SK_RECENT:
-		return is_recent(s, x->r.uid);
-	case SK_OLD:
-		return !is_recent(s, x->r.uid);
-	case SK_KEYWORD:
-		return 0;
-	case SK_UNKEYWORD:
-		return 1;
-	case SK_LARGER:
-		return x->r.size > nd->num;
-	case SK_SMALLER:
-		return x->r.size < nd->num;
-	case SK_MODSEQ:
-		return x->r.modseq >= nd->num;
-	case SK_BEFORE:
-	case SK_ON:
-	case SK_SINCE:
-		day = internal_time(s->sel.mfd, &x->r) / 86400;
-		goto cmp;
-	case SK_SENTBEFORE:
-	case SK_SENTON:
-	case SK_SENTSINCE: {
-		size_t i = 0;
-		day = -1;
-		if (!x->have_hdr && load_header(s, x) != 0)
-			return 0;
-		while (i < x->hlen) {
-			size_t e = i;
-			while (e < x->hlen && hdrbuf[e] != '\n')
-				e++;
-			if (e - i > 5 && ci_find(hdrbuf + i, 5, "date:", 5)) {
-				day = mime_date_days(hdrbuf + i + 5, e - i - 5);
-				break;
-			}
-			i = e + 1;
+		if (j->budget == 0)
+			return SRCH_UNKNOWN;
+		if (want > j->send - j->spos)
+			want = (size_t)(j->send - j->spos);
+		if (want > j->budget)
+			want = j->budget;
+		n = pread(s->sel.mfd, fbuf, want, (off_t)j->spos);
+		if (n <= 0) {
+			/* Cut short (the file changed under us): what we saw. */
+			j->send = j->spos;
+			continue;
 		}
-		if (day < 0)
-			day = internal_time(s->sel.mfd, &x->r) / 86400;
+		j->budget -= (size_t)n;
+		k = idx_out_feed(&j->scv, fbuf, (size_t)n, obuf, &used);
+		j->spos += used;
+		srch_feed(&j->sx, p, kmp_tab, obuf, k);
 	}
-	cmp:
-		switch (nd->op) {
-		case SK_BEFORE: case SK_SENTBEFORE:
-			return day < (int64_t)nd->num;
-		case SK_ON: case SK_SENTON:
-			return day == (int64_t)nd->num;
-		default:
-			return day >= (int64_t)nd->num;
-		}
-	case SK_HEADER:
-		if (!x->have_hdr && load_header(s, x) != 0)
-			return 0;
-		return header_has(x, nd->s, nd->slen, nd->s2, nd->s2len);
-	case SK_BODY:
-	case SK_TEXT:
-		return body_has(s, x, nd->s2, nd->s2len, nd->op == SK_TEXT);
-	}
-	return 0;
+	return r;
 }
 
 /* ---- jobs ------------------------------------------------------------ */
@@ -1387,7 +1226,8 @@ static void job_done(struct conn *c, struct imap_session *s, const char *st)
 	wait_command(c, s);
 }
 
-/* One pass of the job; returns 1 when finished (tagged answer written). */
+/* One pass of the job; returns 1 when finished (tagged answer written),
+ * 2 when this pass's budget of mail is spent, 0 to go on, -1 on error. */
 static int job_produce(struct conn *c, struct imap_session *s)
 {
 	struct job *j = &s->job;
@@ -1496,33 +1336,43 @@ static int job_produce(struct conn *c, struct imap_session *s)
 		}
 		return 0;
 	case J_SEARCH:
-		for (int guard = 0; guard < 512; guard++) {
-			struct sctx x;
+		/* The needles' tables are shared: made again each pass. */
+		srch_tables(&s->q.sp, kmp_tab, ARRAY_LEN(kmp_tab));
+		for (int guard = 0; guard < 4096; guard++) {
 			if (conn_out_free(c) < 200)
 				return 0;
-			if (j->cur > s->sel.hdr.count) {
-				if (j->with_modseq && j->maxmod) {
-					k = snprintf(line, sizeof(line), " (MODSEQ %llu)",
-						     (unsigned long long)j->maxmod);
-					conn_write(c, line, (size_t)k);
+			if (!j->in_msg) {
+				if (j->cur > s->sel.hdr.count) {
+					if (j->with_modseq && j->maxmod) {
+						k = snprintf(line, sizeof(line), " (MODSEQ %llu)",
+							     (unsigned long long)j->maxmod);
+						conn_write(c, line, (size_t)k);
+					}
+					conn_write(c, "\r\n", 2);
+					job_done(c, s, "OK");
+					return 1;
 				}
-				conn_write(c, "\r\n", 2);
-				job_done(c, s, "OK");
-				return 1;
+				/* An index record (and a From_ line) costs too. */
+				if (j->budget < 256)
+					return 2;
+				j->budget -= 256;
+				if (search_msg(s, j) != 0)
+					return -1;
+				j->in_msg = 1;
 			}
-			memset(&x, 0, sizeof(x));
-			x.seq = j->cur;
-			if (get_rec(&s->sel, j->cur - 1, &x.r) != 0)
+			int r = search_feed(s, j);
+			if (r < 0)
 				return -1;
-			if (eval(s, &s->q.sp, 0, &x, 0)) {
-				k = snprintf(line, sizeof(line), " %u", j->uid ? x.r.uid : j->cur);
+			if (r == SRCH_UNKNOWN)
+				return 2;
+			j->in_msg = 0;
+			if (r == SRCH_YES) {
+				k = snprintf(line, sizeof(line), " %u", j->uid ? j->rec.uid : j->cur);
 				conn_write(c, line, (size_t)k);
-				if (x.r.modseq > j->maxmod)
-					j->maxmod = x.r.modseq;
+				if (j->rec.modseq > j->maxmod)
+					j->maxmod = j->rec.modseq;
 			}
 			j->cur++;
-			if (s->q.sp.needs_body && guard >= 8)
-				return 0;
 		}
 		return 0;
 	case J_MERGE:
@@ -1565,10 +1415,14 @@ static int job_produce(struct conn *c, struct imap_session *s)
 	return -1;
 }
 
+/* One loop pass of the job: output as the socket takes it, at most
+ * IMAP_SEND_BUDGET bytes of it and IMAP_STEP bytes of mail read; then
+ * the job yields (a zero deadline: the next pass goes on). */
 static void job_step(struct conn *c, struct imap_session *s)
 {
 	size_t sent = 0;
 
+	s->job.budget = IMAP_STEP;
 	while (c->w.fd >= 0 && s->state == IMAP_BUSY) {
 		size_t before = conn_out_free(c);
 		int rc = job_produce(c, s);
@@ -1590,7 +1444,7 @@ static void job_step(struct conn *c, struct imap_session *s)
 			conn_deadline(c, CONFIG_IMAP_TIMEOUT);
 			return;
 		}
-		if (sent >= IMAP_SEND_BUDGET) {
+		if (sent >= IMAP_SEND_BUDGET || rc == 2) {
 			conn_deadline_ms(c, 0);
 			return;
 		}
@@ -2849,9 +2703,14 @@ static void cmd_search(struct conn *c, struct imap_session *s, struct ip *ip, in
 			tagged(c, s, "BAD", "Syntax: SEARCH keys (%s)", ip->err ? ip->err : "?");
 		return;
 	}
+	if (srch_tables(&s->q.sp, kmp_tab, ARRAY_LEN(kmp_tab)) != 0) {
+		tagged(c, s, "NO", "[LIMIT] Search keys too long");
+		return;
+	}
 	memset(&s->job, 0, sizeof(s->job));
 	s->job.uid = uid;
 	s->job.cur = 1;
+	s->job.need = srch_needs(&s->q.sp);
 	for (int k = 0; k < s->q.sp.n; k++)
 		if (s->q.sp.node[k].op == SK_MODSEQ)
 			s->job.with_modseq = 1;

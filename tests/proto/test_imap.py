@@ -174,6 +174,7 @@ class Raw:
 
 class ImapBase(harness.ServerTest):
     extra = "plaintext_auth_networks 127.0.0.1/32\n"
+    server_kw = {}          # more IMAPServer arguments (max_size...)
 
     @classmethod
     def setUpClass(cls):
@@ -182,7 +183,8 @@ class ImapBase(harness.ServerTest):
             raise unittest.SkipTest("imap not in this build")
         tls = tlsutil.have("tls")
         cls.server = IMAPServer(tls="rsa" if tls else None, extra=cls.extra,
-                                users=tlsutil.default_users()).start()
+                                users=tlsutil.default_users(),
+                                **cls.server_kw).start()
 
     def setUp(self):
         super().setUp()

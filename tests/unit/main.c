@@ -24,6 +24,8 @@ int main(void)
 		test_mime7();
 	if (CONFIG_IMAP)
 		test_imap();
+	if (CONFIG_IMAP)
+		test_search();
 	if (test_libc_small)
 		test_libc_small();
 	printf("unit: %d passed, %d failed\n", unit_pass, unit_fail);

@@ -32,6 +32,7 @@ void test_index(void);
 void test_relay_parts(void);
 void test_mime7(void);
 void test_imap(void);
+void test_search(void);
 /* Weak: linked only where src/core/libc_small.c is (LIBC_SMALL = y). */
 void test_libc_small(void) __attribute__((weak));
 
