@@ -90,6 +90,11 @@ struct mbx {
 	struct idx_hdr hdr;
 	struct idx_reader rd;
 	int readonly;
+	/* The live index when another session replaced the file of this
+	 * view (EXPUNGE elsewhere): flags are read and written there. */
+	int lfd;
+	int live_gone;          /* the live index has another UIDVALIDITY */
+	struct idx_reader lrd;
 };
 
 enum { OPEN_SELECT, OPEN_EXAMINE, OPEN_STATUS, OPEN_APPEND, OPEN_COPY };
@@ -198,6 +203,9 @@ struct imap_session {
 		struct idx_rewrite rw;
 	} u;
 	int upd_live, rw_live;
+	int rw_ifd;             /* the live index the rewrite starts from */
+	struct idx_reader rw_rd;
+	struct idx_hdr rw_hdr;
 	int rw_close;           /* CLOSE: no EXPUNGE answers */
 	int rw_mode;            /* RW_*: which messages go */
 	char rw_done[32];
@@ -217,6 +225,8 @@ struct imap_session {
 	/* other sessions' news */
 	uint32_t pend[IMAP_PEND];
 	int npend, pend_all, need_sync;
+	int live_stale;         /* another session replaced the index */
+	int merge_idle;         /* J_MERGE runs for an IDLE session */
 	int condstore;
 	/* the old index while J_MERGE runs */
 	int old_ifd;
@@ -302,7 +312,8 @@ static void bad(struct conn *c, struct imap_session *s, const char *why)
 static int mbx_paths(struct imap_session *s, struct mbx *m, const char *name,
 		     size_t len)
 {
-	m->mfd = m->ifd = -1;
+	m->mfd = m->ifd = m->lfd = -1;
+	m->live_gone = 0;
 	if (str_ieq(name, len, "INBOX")) {
 		snprintf(m->dir, sizeof(m->dir), "%s", conf->mail_dir);
 		snprintf(m->name, sizeof(m->name), "%s", s->user);
@@ -327,7 +338,9 @@ static void mbx_close(struct mbx *m)
 		close(m->mfd);
 	if (m->ifd >= 0)
 		close(m->ifd);
-	m->mfd = m->ifd = -1;
+	if (m->lfd >= 0)
+		close(m->lfd);
+	m->mfd = m->ifd = m->lfd = -1;
 }
 
 static void unlock(struct imap_session *s)
@@ -338,12 +351,17 @@ static void unlock(struct imap_session *s)
 	}
 }
 
-static void upd_abort(struct imap_session *s)
+static void upd_abort_keep_lock(struct imap_session *s)
 {
 	if (s->upd_live) {
 		idx_update_abort(&s->u.upd);
 		s->upd_live = 0;
 	}
+}
+
+static void upd_abort(struct imap_session *s)
+{
+	upd_abort_keep_lock(s);
 	unlock(s);
 }
 
@@ -416,7 +434,32 @@ static int mbx_step(struct imap_session *s, struct mbx *m, int all)
 	return IDX_AGAIN;
 }
 
-/* ---- other sessions -------------------------------------------------- */
+/* ---- other sessions --------------------------------------------------
+ * How sessions on one mailbox see each other (RFC 3501 7.4.1, RFC 7162):
+ * - Each session has a view: the index file it last synchronised with
+ *   and the mbox file of that moment, both kept open. Its sequence
+ *   numbers, UIDs and message bytes come from the view, so another
+ *   session's EXPUNGE never renumbers it in the middle of a command and
+ *   the bytes of an expunged message stay readable until it is told.
+ * - Flags (and keywords, and mod-sequences) have one truth: the live
+ *   index, the file now at the index path. Once another session's
+ *   EXPUNGE has renamed a new index over the view's, the session opens
+ *   the live one (live_check at each command) and reads and writes flags
+ *   there by UID. A STORE on a message expunged elsewhere changes
+ *   nothing and answers no FETCH for it; the command still answers OK.
+ * - EXPUNGE, CLOSE, MOVE and UID EXPUNGE lock the mbox, bring the live
+ *   index up to date under the lock and rewrite from it (never from a
+ *   stale view), so they do not fail because another session changed
+ *   the mailbox. Sequence-number sets still name the view's messages.
+ *   Flags stored by others while the rewrite copies go into the new
+ *   index before it is renamed (idx_rewrite).
+ * - A session learns of expunges and new mail when EXPUNGE responses
+ *   are allowed (NOOP, CHECK, IDLE, EXPUNGE, after other commands'
+ *   tagged answers at the next sync), never during FETCH, STORE or
+ *   SEARCH; flag changes by others come as FETCH FLAGS at the same
+ *   points, as many as fit the output buffer (the rest on the next
+ *   FETCH). A mod-sequence only grows: every change takes the next
+ *   value of one counter, above the index's highest. */
 
 static int same_mbx(const struct mbx *a, const struct mbx *b)
 {
@@ -433,6 +476,7 @@ static void tell_flags(struct imap_session *me, uint32_t uid)
 		if (!pool_used[i] || o == me || !o->have_sel || !same_mbx(&o->sel, &me->sel))
 			continue;
 		o->sel.rd.ncached = 0;
+		o->sel.lrd.ncached = 0;
 		if (o->npend < IMAP_PEND)
 			o->pend[o->npend++] = uid;
 		else
@@ -451,6 +495,7 @@ static void tell_changed(struct imap_session *me, const char *dir, const char *n
 		    strcmp(o->sel.dir, dir) != 0 || strcmp(o->sel.name, name) != 0)
 			continue;
 		o->need_sync = 1;
+		o->live_stale = 1;
 		if (o->state == IMAP_IDLE)
 			sync_and_push(pool_conn[i], o);
 	}
@@ -486,6 +531,86 @@ static int get_rec(struct mbx *m, uint32_t i, struct idx_rec *r)
 	return idx_get(&m->rd, i, r);
 }
 
+/* Finds the live index of the selected mailbox (see "other sessions"):
+ * the view's own file unless another session replaced it. */
+static void live_check(struct imap_session *s)
+{
+	struct mbx *m = &s->sel;
+	char ipath[sizeof(m->dir) + 300];
+	unsigned char b[IDX_HDR_SIZE];
+	struct stat st, vs;
+	struct idx_hdr h;
+
+	s->live_stale = 0;
+	if (!s->have_sel || idx_path(m->dir, m->name, ".idx", ipath, sizeof(ipath), 0) != 0 ||
+	    stat(ipath, &st) != 0 || fstat(m->ifd, &vs) != 0)
+		return;
+	if (st.st_ino == vs.st_ino && st.st_dev == vs.st_dev) {
+		if (m->lfd >= 0)
+			close(m->lfd);
+		m->lfd = -1;
+		m->live_gone = 0;
+		return;
+	}
+	if (m->lfd >= 0 && fstat(m->lfd, &vs) == 0 && st.st_ino == vs.st_ino &&
+	    st.st_dev == vs.st_dev)
+		goto header;
+	if (m->lfd >= 0)
+		close(m->lfd);
+	m->lfd = open(ipath, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (m->lfd < 0)
+		return;
+header:
+	if (pread(m->lfd, b, sizeof(b), 0) != (ssize_t)sizeof(b) ||
+	    idx_hdr_decode(b, &h) != 0 || h.uidvalidity != m->hdr.uidvalidity) {
+		/* Renumbered by a rebuild: no UID of the view means the
+		 * same message there. The next sync says BYE. */
+		close(m->lfd);
+		m->lfd = -1;
+		m->live_gone = 1;
+		return;
+	}
+	m->live_gone = 0;
+	idx_reader_init(&m->lrd, m->lfd, h.count);
+}
+
+/* Where the flags of view record r are kept: the reader and record
+ * number; *live gets that record. -1: expunged elsewhere. */
+static int live_rec(struct imap_session *s, uint32_t i, const struct idx_rec *r,
+		    struct idx_reader **rd, struct idx_rec *live)
+{
+	int k;
+
+	if (s->live_stale)
+		live_check(s);
+	if (s->sel.live_gone)
+		return -1;
+	if (s->sel.lfd < 0) {
+		*rd = &s->sel.rd;
+		*live = *r;
+		return (int)i;
+	}
+	*rd = &s->sel.lrd;
+	k = idx_find(&s->sel.lrd, r->uid, live);
+	return k;
+}
+
+/* Record i of the view with the flags in force now. */
+static int get_rec_live(struct imap_session *s, uint32_t i, struct idx_rec *r)
+{
+	struct idx_reader *rd;
+	struct idx_rec l;
+
+	if (get_rec(&s->sel, i, r) != 0)
+		return -1;
+	if (live_rec(s, i, r, &rd, &l) >= 0) {
+		r->flags = l.flags;
+		r->kw = l.kw;
+		r->modseq = l.modseq;
+	}
+	return 0;
+}
+
 static int is_recent(const struct imap_session *s, uint32_t uid)
 {
 	return uid >= s->recent_lo && uid < s->recent_hi;
@@ -500,21 +625,10 @@ static uint32_t view_flags(const struct imap_session *s, const struct idx_rec *r
 /* Sequence number (1-based) of a UID, or 0. */
 static uint32_t uid_seq(struct mbx *m, uint32_t uid)
 {
-	uint32_t lo = 0, hi = m->hdr.count;
 	struct idx_rec r;
+	int k = idx_find(&m->rd, uid, &r);
 
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (get_rec(m, mid, &r) != 0)
-			return 0;
-		if (r.uid == uid)
-			return mid + 1;
-		if (r.uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
+	return k < 0 ? 0 : (uint32_t)k + 1;
 }
 
 /* First sequence number whose UID >= uid (count + 1 when none). */
@@ -937,14 +1051,30 @@ static void sec_range(const struct fetch_sec *sec, const struct idx_rec *r,
 	}
 }
 
-static void set_flags(struct imap_session *s, uint32_t i, struct idx_rec *r,
-		      uint32_t nf)
+/* Stores flags nf on message i of the view (r: its record with live
+ * flags, updated). 1 changed, 0 nothing to do, -1 the message was
+ * expunged by another session (nothing stored). */
+static int set_flags(struct imap_session *s, uint32_t i, struct idx_rec *r,
+		     uint32_t nf)
 {
-	if (r->flags == nf || s->sel.readonly)
-		return;
-	r->flags = nf;
-	if (idx_store(&s->sel.rd, i, r) == 0)
-		tell_flags(s, r->uid);
+	struct idx_reader *rd;
+	struct idx_rec l;
+	int k;
+
+	if (s->sel.readonly)
+		return 0;
+	k = live_rec(s, i, r, &rd, &l);
+	if (k < 0)
+		return -1;
+	if (l.flags == nf)
+		return 0;
+	l.flags = nf;
+	if (idx_store(rd, (uint32_t)k, &l) != 0)
+		return 0;
+	r->flags = l.flags;
+	r->modseq = l.modseq;
+	tell_flags(s, r->uid);
+	return 1;
 }
 
 /* Plans the answer for message seq: text segments and section streams. */
@@ -958,7 +1088,7 @@ static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 	char b[96];
 
 	(void)c;
-	if (get_rec(&s->sel, seq - 1, r) != 0)
+	if (get_rec_live(s, seq - 1, r) != 0)
 		return -1;
 	oldflags = r->flags;
 	if (fr->sets_seen && !(r->flags & IDX_F_SEEN))
@@ -1157,7 +1287,7 @@ static int search_msg(struct imap_session *s, struct job *j)
 	struct srch_msg *m = &j->sm;
 	struct idx_rec last;
 
-	if (get_rec(&s->sel, j->cur - 1, &j->rec) != 0)
+	if (get_rec_live(s, j->cur - 1, &j->rec) != 0)
 		return -1;
 	memset(m, 0, sizeof(*m));
 	m->seq = j->cur;
@@ -1266,7 +1396,7 @@ static int job_produce(struct conn *c, struct imap_session *s)
 			}
 			if (s->q.fr.changedsince) {
 				struct idx_rec r;
-				if (get_rec(&s->sel, j->cur - 1, &r) != 0)
+				if (get_rec_live(s, j->cur - 1, &r) != 0)
 					return -1;
 				if (r.modseq <= s->q.fr.since) {
 					j->cur++;
@@ -1295,7 +1425,7 @@ static int job_produce(struct conn *c, struct imap_session *s)
 				job_done(c, s, "OK");
 				return 1;
 			}
-			if (get_rec(&s->sel, j->cur - 1, &r) != 0)
+			if (get_rec_live(s, j->cur - 1, &r) != 0)
 				return -1;
 			nf = j->mode == '+' ? r.flags | j->flags :
 			     j->mode == '-' ? r.flags & ~j->flags : j->flags;
@@ -1310,7 +1440,11 @@ static int job_produce(struct conn *c, struct imap_session *s)
 				continue;
 			}
 			uint32_t was = r.flags;
-			set_flags(s, j->cur - 1, &r, nf);
+			if (set_flags(s, j->cur - 1, &r, nf) < 0) {
+				/* Expunged by another session: no FETCH. */
+				j->cur++;
+				continue;
+			}
 			/* .SILENT still tells MODSEQ of a change under CONDSTORE. */
 			int show_flags = !j->silent || r.flags != nf;
 			int show_mod = s->condstore && r.flags != was;
@@ -1389,6 +1523,13 @@ static int job_produce(struct conn *c, struct imap_session *s)
 				}
 				close(s->old_ifd);
 				s->old_ifd = -1;
+				if (s->merge_idle) {
+					/* Announced in IDLE: idle on, no answer. */
+					s->merge_idle = 0;
+					imap_enter(c, s, IMAP_IDLE);
+					conn_deadline(c, IMAP_IDLE_TIMEOUT);
+					return 1;
+				}
 				if (!s->tag[0]) {
 					imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
 					return 1;
@@ -1468,11 +1609,15 @@ static void job_start(struct conn *c, struct imap_session *s, int kind,
 
 /* ---- synchronising with the mailbox --------------------------------- */
 
-/* Pending flag changes by other sessions, as FETCH FLAGS (small). */
+/* Pending flag changes by other sessions, as FETCH FLAGS: as many as
+ * fit the output buffer with room left for the answer that follows;
+ * the rest wait for the next chance (never an overflow, whatever
+ * CONN_OUTBUF and however slowly the client reads). */
 static void push_flags(struct conn *c, struct imap_session *s)
 {
 	struct idx_rec r;
-	char f[96];
+	char f[96], line[200];
+	int i, k;
 
 	if (s->pend_all) {
 		s->pend_all = 0;
@@ -1481,18 +1626,33 @@ static void push_flags(struct conn *c, struct imap_session *s)
 		 * FETCH FLAGS. */
 		return;
 	}
-	for (int i = 0; i < s->npend; i++) {
+	for (i = 0; i < s->npend; i++) {
 		uint32_t seq = uid_seq(&s->sel, s->pend[i]);
-		if (!seq || get_rec(&s->sel, seq - 1, &r) != 0)
-			continue;
+		struct idx_reader *rd;
+		struct idx_rec l;
+		if (!seq || get_rec(&s->sel, seq - 1, &r) != 0 ||
+		    live_rec(s, seq - 1, &r, &rd, &l) < 0)
+			continue;       /* expunged: EXPUNGE tells */
+		r.flags = l.flags;
+		r.kw = l.kw;
+		r.modseq = l.modseq;
 		flags_text(view_flags(s, &r), f, sizeof(f));
 		if (s->condstore)
-			conn_printf(c, "* %u FETCH (UID %u FLAGS %s MODSEQ (%llu))\r\n",
-				    seq, r.uid, f, (unsigned long long)r.modseq);
+			k = snprintf(line, sizeof(line), "* %u FETCH (UID %u FLAGS %s MODSEQ (%llu))\r\n",
+				     seq, r.uid, f, (unsigned long long)r.modseq);
 		else
-			conn_printf(c, "* %u FETCH (UID %u FLAGS %s)\r\n", seq, r.uid, f);
+			k = snprintf(line, sizeof(line), "* %u FETCH (UID %u FLAGS %s)\r\n",
+				     seq, r.uid, f);
+		if (k < 0 || (size_t)k >= sizeof(line))
+			continue;
+		if (conn_out_free(c) < (size_t)k + IMAP_REPLY_ROOM)
+			conn_flush(c);
+		if (c->w.fd < 0 || conn_out_free(c) < (size_t)k + IMAP_REPLY_ROOM)
+			break;
+		conn_write(c, line, (size_t)k);
 	}
-	s->npend = 0;
+	memmove(s->pend, s->pend + i, (size_t)(s->npend - i) * sizeof(s->pend[0]));
+	s->npend -= i;
 }
 
 /* Brings the selected mailbox up to date. Starts J_MERGE (the caller
@@ -1508,6 +1668,7 @@ static int sync_sel(struct conn *c, struct imap_session *s)
 	uint32_t oldcount = m->hdr.count, old_next = m->hdr.uidnext;
 	int rc;
 
+	live_check(s);
 	if (s->npend || s->pend_all)
 		push_flags(c, s);
 	snprintf(path, sizeof(path), "%s/%s", m->dir, m->name);
@@ -1517,7 +1678,8 @@ static int sync_sel(struct conn *c, struct imap_session *s)
 		return 0;
 	s->need_sync = 0;
 	nm = *m;
-	nm.mfd = nm.ifd = -1;
+	nm.mfd = nm.ifd = nm.lfd = -1;
+	nm.live_gone = 0;
 	if (mbx_begin(s, &nm) != 0) {
 		upd_abort(s);
 		mbx_close(&nm);
@@ -1554,6 +1716,8 @@ static int sync_sel(struct conn *c, struct imap_session *s)
 	s->old_ifd = m->ifd;
 	idx_reader_init(&s->oldrd, s->old_ifd, oldcount);
 	close(m->mfd);
+	if (m->lfd >= 0)
+		close(m->lfd);
 	*m = nm;
 	idx_reader_init(&m->rd, m->ifd, m->hdr.count);
 	memset(&s->job, 0, sizeof(s->job));
@@ -1568,16 +1732,13 @@ static void sync_and_push(struct conn *c, struct imap_session *s)
 	int rc = sync_sel(c, s);
 
 	if (rc == 1) {
-		char tag[sizeof(s->tag)];
-		/* In IDLE: announce without a tagged answer, then idle on. */
-		memcpy(tag, s->tag, sizeof(tag));
-		s->tag[0] = '\0';
+		/* In IDLE: announce without a tagged answer, then idle on
+		 * (also when the client reads slowly and the job outlives
+		 * this call). */
 		s->job.kind = J_MERGE;
+		s->merge_idle = 1;
 		imap_enter(c, s, IMAP_BUSY);
 		job_step(c, s);
-		if (s->state != IMAP_BUSY && s->state != IMAP_LOGOUT)
-			imap_enter(c, s, IMAP_IDLE);
-		memcpy(s->tag, tag, sizeof(tag));
 	}
 	if (c->w.fd >= 0 && s->need_sync && s->state == IMAP_IDLE)
 		conn_deadline_ms(c, IMAP_LOCK_RETRY_MS);
@@ -2039,6 +2200,8 @@ static void open_finish(struct conn *c, struct imap_session *s)
 	}
 	s->sel = *m;
 	idx_reader_init(&s->sel.rd, s->sel.ifd, s->sel.hdr.count);
+	s->sel.lfd = -1;
+	s->sel.live_gone = 0;
 	s->sel.readonly = s->open_kind == OPEN_EXAMINE;
 	m->mfd = m->ifd = -1;
 	s->have_sel = 1;
@@ -2588,6 +2751,7 @@ static void cmd_fetch(struct conn *c, struct imap_session *s, struct ip *ip, int
 	}
 	if (s->sel.readonly)
 		s->q.fr.sets_seen = 0;
+	live_check(s);
 	memset(&s->job, 0, sizeof(s->job));
 	s->job.uid = uid;
 	seq_iter_init(&s->job.it, set, sl);
@@ -2679,6 +2843,7 @@ static void cmd_store(struct conn *c, struct imap_session *s, struct ip *ip, int
 		return;
 	}
 	j->uid = uid;
+	live_check(s);
 	seq_iter_init(&j->it, set, sl);
 	if (!uid) {
 		struct seq_iter it;
@@ -2707,6 +2872,7 @@ static void cmd_search(struct conn *c, struct imap_session *s, struct ip *ip, in
 		tagged(c, s, "NO", "[LIMIT] Search keys too long");
 		return;
 	}
+	live_check(s);
 	memset(&s->job, 0, sizeof(s->job));
 	s->job.uid = uid;
 	s->job.cur = 1;
@@ -2785,22 +2951,77 @@ static void cmd_unselect(struct conn *c, struct imap_session *s, struct ip *ip)
 	tagged(c, s, "OK", "Unselect completed");
 }
 
-/* EXPUNGE and CLOSE: the mbox is rewritten without \Deleted messages. */
+/* EXPUNGE and CLOSE: the mbox is rewritten without \Deleted messages.
+ * Does record r (live flags) go? Sequence numbers are the view's. */
+static int goes(struct imap_session *s, const struct idx_rec *r)
+{
+	uint32_t seq;
+
+	switch (s->rw_mode) {
+	case RW_MOVE:
+	case RW_UID_EXPUNGE:
+		if (s->rw_mode == RW_UID_EXPUNGE && !(r->flags & IDX_F_DELETED))
+			return 0;
+		if (!s->set)
+			return 0;
+		if (s->set_uid)
+			return seq_has(s->set, s->set_len, s->set_star, r->uid);
+		seq = uid_seq(&s->sel, r->uid);
+		return seq && seq_has(s->set, s->set_len, s->set_star, seq);
+	default:
+		return (r->flags & IDX_F_DELETED) != 0;
+	}
+}
+
+/* The rewrite's callback: record i of the live snapshot. */
 static int keep_msg(void *ctx, uint32_t i)
 {
 	struct imap_session *s = ctx;
 	struct idx_rec r;
 
-	if (idx_get(&s->sel.rd, i, &r) != 0)
+	if (idx_get(&s->rw_rd, i, &r) != 0)
 		return 1;
-	switch (s->rw_mode) {
-	case RW_MOVE:
-		return !in_set(s, i, &r);
-	case RW_UID_EXPUNGE:
-		return !((r.flags & IDX_F_DELETED) && in_set(s, i, &r));
-	default:
-		return !(r.flags & IDX_F_DELETED);
+	return !goes(s, &r);
+}
+
+static void rw_close_snapshot(struct imap_session *s)
+{
+	if (s->rw_ifd >= 0)
+		close(s->rw_ifd);
+	s->rw_ifd = -1;
+}
+
+/* Under the mbox lock: the live index brought up to date (mail
+ * delivered since included) becomes the rewrite's snapshot. 0 or -1. */
+static int rw_snapshot(struct imap_session *s)
+{
+	struct mbx nm = s->sel;
+	int rc = IDX_FAIL;
+
+	nm.mfd = nm.ifd = nm.lfd = -1;
+	rw_close_snapshot(s);
+	if (mbx_begin(s, &nm) != 0) {
+		upd_abort_keep_lock(s);
+		mbx_close(&nm);
+		return -1;
 	}
+	for (int guard = 0; guard < 64; guard++) {
+		rc = idx_update_step(&s->u.upd, SIZE_MAX, 1);
+		if (rc != IDX_AGAIN)
+			break;
+	}
+	if (rc == IDX_DONE) {
+		idx_update_result(&s->u.upd, &s->rw_hdr, &s->rw_ifd);
+		idx_reader_init(&s->rw_rd, s->rw_ifd, s->rw_hdr.count);
+	}
+	upd_abort_keep_lock(s);
+	mbx_close(&nm);
+	if (rc == IDX_DONE && s->rw_hdr.uidvalidity != s->sel.hdr.uidvalidity) {
+		rw_close_snapshot(s);
+		errno = ESTALE;
+		return -1;
+	}
+	return rc == IDX_DONE ? 0 : -1;
 }
 
 static void rewrite_end(struct conn *c, struct imap_session *s, int good)
@@ -2808,6 +3029,7 @@ static void rewrite_end(struct conn *c, struct imap_session *s, int good)
 	int e = errno;
 
 	unlock(s);
+	rw_close_snapshot(s);
 	if (!good) {
 		log_msg(LOGL_ERR, "conn %u %s: imap %s: expunge failed: %s", c->id,
 			c->peer_str, s->user, strerror(e));
@@ -2857,8 +3079,9 @@ static void rewrite_step(struct conn *c, struct imap_session *s, int all)
 			return;
 		}
 		s->locked = 1;
-		if (idx_rewrite_begin(&s->u.rw, s->sel.dir, s->sel.name, s->lock.fd,
-				      s->sel.ifd, &s->sel.hdr, keep_msg, s) != 0) {
+		if (rw_snapshot(s) != 0 ||
+		    idx_rewrite_begin(&s->u.rw, s->sel.dir, s->sel.name, s->lock.fd,
+				      s->rw_ifd, &s->rw_hdr, keep_msg, s) != 0) {
 			rewrite_end(c, s, 0);
 			return;
 		}
@@ -2882,8 +3105,11 @@ static void start_rewrite(struct conn *c, struct imap_session *s, int close_afte
 
 	s->rw_mode = mode;
 	snprintf(s->rw_done, sizeof(s->rw_done), "%s", done);
-	for (uint32_t i = 0; i < s->sel.hdr.count && !any; i++)
-		any = !keep_msg(s, i);
+	live_check(s);
+	for (uint32_t i = 0; i < s->sel.hdr.count && !any; i++) {
+		struct idx_rec r;
+		any = get_rec_live(s, i, &r) == 0 && goes(s, &r);
+	}
 	if (!any || s->sel.readonly) {
 		if (close_after) {
 			close_sel(s);
@@ -3312,7 +3538,7 @@ static void new_done(struct conn *c, struct imap_session *s, int indexed)
 			r.flags = s->app_flags;
 		} else {
 			for (; i < s->sel.hdr.count; i++)
-				if (get_rec(&s->sel, i, &sr) == 0 && in_set(s, i, &sr))
+				if (get_rec_live(s, i, &sr) == 0 && in_set(s, i, &sr))
 					break;
 			if (i == s->sel.hdr.count)
 				break;
@@ -3776,7 +4002,9 @@ static int imap_open(struct conn *c)
 	s = &pool[i];
 	memset(s, 0, offsetof(struct imap_session, cmd));
 	s->sel.mfd = s->sel.ifd = s->tmp.mfd = s->tmp.ifd = -1;
+	s->sel.lfd = s->tmp.lfd = -1;
 	s->old_ifd = -1;
+	s->rw_ifd = -1;
 	s->app_fd = -1;
 	s->lock.fd = -1;
 	s->state = IMAP_NOAUTH;
@@ -3821,6 +4049,7 @@ static void imap_close(struct conn *c)
 	if (s->old_ifd >= 0)
 		close(s->old_ifd);
 	s->old_ifd = -1;
+	rw_close_snapshot(s);
 	pool_used[s - pool] = 0;
 	pool_conn[s - pool] = NULL;
 	c->sess = NULL;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -113,6 +114,7 @@ void idx_rec_encode(const struct idx_rec *r, unsigned char out[IDX_REC_SIZE])
 	put32(out + 32, r->from_len);
 	put32(out + 36, r->lines);
 	put64(out + 40, r->modseq);
+	put64(out + 48, r->kw);
 }
 
 void idx_rec_decode(const unsigned char in[IDX_REC_SIZE], struct idx_rec *r)
@@ -125,6 +127,7 @@ void idx_rec_decode(const unsigned char in[IDX_REC_SIZE], struct idx_rec *r)
 	r->from_len = get32(in + 32);
 	r->lines = get32(in + 36);
 	r->modseq = get64(in + 40);
+	r->kw = get64(in + 48);
 }
 
 /* ---- mod-sequences (RFC 7162) --------------------------------------------
@@ -507,6 +510,24 @@ int idx_put(struct idx_reader *r, uint32_t i, const struct idx_rec *rec)
 	return 0;
 }
 
+int idx_find(struct idx_reader *r, uint32_t uid, struct idx_rec *out)
+{
+	uint32_t lo = 0, hi = r->count;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (idx_get(r, mid, out) != 0)
+			return -1;
+		if (out->uid == uid)
+			return (int64_t)mid <= INT32_MAX ? (int)mid : -1;
+		if (out->uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
 int idx_store(struct idx_reader *r, uint32_t i, struct idx_rec *rec)
 {
 	unsigned char b[IDX_HDR_SIZE];
@@ -567,14 +588,47 @@ static uint64_t mtime_ns(const struct stat *st)
 	return (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
 }
 
-/* A fresh UIDVALIDITY: the time, but always above the one it replaces. */
-static uint32_t new_uidvalidity(uint32_t old)
-{
-	uint32_t v = (uint32_t)time(NULL);
+/* A fresh UIDVALIDITY: the time, but always above the one it replaces,
+ * above any this process issued and above the last one issued in the
+ * same index directory (IDX_DIR/.uidvalidity, a hint kept across
+ * restarts): a folder deleted and created again within one second must
+ * not get its old UIDVALIDITY back with UID 1 for another message
+ * (RFC 3501 2.3.1.1). Index names never start with '.', so the hint
+ * cannot clash with a mailbox. */
+static uint32_t uidv_last;
 
+static uint32_t new_uidvalidity(const char *ipath, uint32_t old)
+{
+	uint32_t v = (uint32_t)time(NULL), seen = 0;
+	char hint[360], b[16];
+	const char *slash = strrchr(ipath, '/');
+	int fd = -1, k;
+
+	if (slash && (k = snprintf(hint, sizeof(hint), "%.*s/.uidvalidity",
+				    (int)(slash - ipath), ipath)) > 0 &&
+	    (size_t)k < sizeof(hint))
+		fd = open(hint, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		ssize_t n = pread(fd, b, sizeof(b) - 1, 0);
+		b[n > 0 ? n : 0] = '\0';
+		seen = (uint32_t)strtoul(b, NULL, 10);
+	}
 	if (v <= old)
 		v = old + 1;
-	return v ? v : 1;
+	if (v <= uidv_last)
+		v = uidv_last + 1;
+	if (v <= seen)
+		v = seen + 1;
+	if (!v)
+		v = 1;
+	uidv_last = v;
+	if (fd >= 0) {
+		k = snprintf(b, sizeof(b), "%u\n", v);
+		if (pwrite_all(fd, b, (size_t)k, 0) != 0 || ftruncate(fd, k) != 0)
+			log_msg(LOGL_WARN, "%s: %s", hint, strerror(errno));
+		close(fd);
+	}
+	return v;
 }
 
 /* ---- update ------------------------------------------------------------ */
@@ -626,6 +680,7 @@ static void update_emit(void *ctx, const struct idx_rec *r0)
 		    old.data_len == r.data_len && old.from_len == r.from_len) {
 			r.uid = old.uid;
 			r.flags = old.flags;
+			r.kw = old.kw;
 			r.modseq = old.modseq;
 		} else {
 			u->renumber = 1;
@@ -758,14 +813,15 @@ static int renumber_all(struct idx_update *u)
 	for (uint32_t i = 0; i < u->n; i++) {
 		if (idx_get(&r, i, &rec) != 0)
 			return -1;
-		if (rec.uid == i + 1 && rec.flags == 0)
+		if (rec.uid == i + 1 && rec.flags == 0 && rec.kw == 0)
 			continue;
 		rec.uid = i + 1;
 		rec.flags = 0;
+		rec.kw = 0;
 		if (idx_put(&r, i, &rec) != 0)
 			return -1;
 	}
-	u->h.uidvalidity = new_uidvalidity(u->old.uidvalidity);
+	u->h.uidvalidity = new_uidvalidity(u->path, u->old.uidvalidity);
 	u->h.uidnext = u->n + 1;
 	u->h.recent_uid = 0;
 	return 0;
@@ -784,7 +840,7 @@ static int finish(struct idx_update *u, const struct stat *st)
 	if (u->renumber && renumber_all(u) != 0)
 		return -1;
 	if (u->h.uidvalidity == 0)
-		u->h.uidvalidity = new_uidvalidity(0);
+		u->h.uidvalidity = new_uidvalidity(u->path, 0);
 	if (u->h.uidnext <= u->n)
 		u->h.uidnext = u->n + 1;
 	u->h.count = u->n;
@@ -853,6 +909,15 @@ int idx_update_step(struct idx_update *u, size_t budget, int locked)
 	}
 	if (u->scan.pos < (uint64_t)st.st_size)
 		return IDX_AGAIN;
+	if (!u->rebuild && u->n == u->old.count && u->scan.pos == u->old.end) {
+		/* Nothing appended: the index already describes the mbox.
+		 * Nothing is written and no lock is needed, so EXAMINE,
+		 * STATUS and the like cost no write (flash wear). */
+		u->h = u->old;
+		keep_live(u->ifd, &u->h);
+		u->ofd = -1;
+		return IDX_DONE;
+	}
 	if (!locked)
 		return IDX_AGAIN_LOCK;
 	return finish(u, &st) == 0 ? IDX_DONE : IDX_FAIL;
@@ -914,6 +979,12 @@ int idx_rewrite_begin(struct idx_rewrite *w, const char *mail_dir,
 	w->count = snap->count;
 	w->snap_end = snap->end;
 	idx_reader_init(&w->r, ifd, snap->count);
+	w->snap_modseq = snap->modseq;
+	{
+		struct idx_hdr cur = *snap;
+		keep_live(ifd, &cur);
+		w->snap_modseq = cur.modseq;
+	}
 	if (fstat(locked_fd, &st) != 0)
 		return -1;
 	w->size = (uint64_t)st.st_size;
@@ -1019,6 +1090,41 @@ static int next_kept(struct idx_rewrite *w)
 	return 0;
 }
 
+/* Flags other sessions changed in the old index while the messages were
+ * copied (they write it in place and need no lock) go into the new one,
+ * so no change is lost to the rename. Only when something changed: the
+ * old header's mod-sequence moved past the one at the start. */
+static int merge_late_flags(struct idx_rewrite *w)
+{
+	struct idx_hdr cur;
+	struct idx_reader nr;
+	struct idx_rec o, n;
+
+	cur.modseq = w->snap_modseq;
+	cur.uidvalidity = w->u.h.uidvalidity;
+	keep_live(w->r.fd, &cur);
+	if (cur.modseq <= w->snap_modseq)
+		return 0;
+	w->r.ncached = 0;       /* the copy's cached records may be stale */
+	idx_reader_init(&nr, w->u.ofd, w->u.n);
+	for (uint32_t i = 0; i < w->count; i++) {
+		int k;
+		if (idx_get(&w->r, i, &o) != 0)
+			return -1;
+		if (o.modseq <= w->snap_modseq)
+			continue;
+		k = idx_find(&nr, o.uid, &n);
+		if (k < 0 || (n.flags == o.flags && n.kw == o.kw && n.modseq == o.modseq))
+			continue;
+		n.flags = o.flags;
+		n.kw = o.kw;
+		n.modseq = o.modseq;
+		if (idx_put(&nr, (uint32_t)k, &n) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int rewrite_finish(struct idx_rewrite *w, struct idx_hdr *h)
 {
 	struct idx_update *u = &w->u;
@@ -1030,6 +1136,8 @@ static int rewrite_finish(struct idx_rewrite *w, struct idx_hdr *h)
 		errno = u->werr;
 		return -1;
 	}
+	if (merge_late_flags(w) != 0)
+		return -1;
 	if (fchmod(w->dst, (mode_t)w->mode) != 0 || fsync(w->dst) != 0 ||
 	    fstat(w->dst, &st) != 0)
 		return -1;

@@ -17,7 +17,7 @@
  *    56  u64 mbox mtime (ns)   64  u64 highest mod-sequence
  *    72  u32 first UID no IMAP session has selected (\Recent)
  *    76  u32 0
- *   then count records of IDX_REC_SIZE (40) bytes:
+ *   then count records of IDX_REC_SIZE (56) bytes:
  *     0  u64 offset of the "From " line
  *     8  u64 stored bytes of the message (after the From_ line, without
  *            the blank separator line)
@@ -27,6 +27,7 @@
  *    32  u32 From_ line bytes (with its LF)
  *    36  u32 lines of the message
  *    40  u64 mod-sequence of its last change (RFC 7162)
+ *    48  u64 keywords: bit k set when keyword k of NAME.kw is set
  *
  * The index is a cache: it is checked against the mbox (inode, device,
  * size, "From " at the recorded end) and brought up to date by scanning
@@ -43,8 +44,8 @@
 
 #define IDX_DIR ".postie"
 #define IDX_HDR_SIZE 80
-#define IDX_REC_SIZE 48
-#define IDX_VERSION 2
+#define IDX_REC_SIZE 56
+#define IDX_VERSION 3
 #define IDX_CACHE 32            /* records per reader cache */
 
 enum {
@@ -63,6 +64,7 @@ struct idx_rec {
 	uint64_t off, data_len, size;
 	uint32_t uid, flags, from_len, lines;
 	uint64_t modseq;
+	uint64_t kw;            /* keywords (bit numbers of the .kw table) */
 };
 
 /* Little-endian encodings; pure. hdr_decode returns -1 on a bad magic,
@@ -145,6 +147,9 @@ struct idx_reader {
 void idx_reader_init(struct idx_reader *r, int fd, uint32_t count);
 /* Record i (0-based). 0 or -1 (I/O error or i out of range). */
 int idx_get(struct idx_reader *r, uint32_t i, struct idx_rec *out);
+/* The record of a UID (binary search: UIDs ascend). Its record number,
+ * or -1 (not there, or an I/O error). */
+int idx_find(struct idx_reader *r, uint32_t uid, struct idx_rec *out);
 /* Rewrites record i in place (flags). 0 or -1. */
 int idx_put(struct idx_reader *r, uint32_t i, const struct idx_rec *rec);
 /* A flag change: record i gets a new mod-sequence (rec->modseq is set)
@@ -208,6 +213,7 @@ struct idx_rewrite {
 	struct idx_reader r;    /* snapshot records (the index file) */
 	uint32_t count, i;      /* snapshot messages, next one */
 	uint64_t snap_end, size;
+	uint64_t snap_modseq;   /* the old index's highest at the start */
 	uint64_t from, to;      /* byte range being copied */
 	uint64_t dpos;          /* bytes in the new mbox */
 	int scanning;           /* the range is the tail: scan it too */

@@ -1,0 +1,423 @@
+"""Many IMAP sessions on one mailbox (RFC 3501 7.4.1, RFC 7162): Python
+imaplib sessions interleaving STORE, EXPUNGE, APPEND, FETCH and IDLE;
+flags set by one session survive another's EXPUNGE, mod-sequences only
+grow, EXPUNGE never fails because another session changed the mailbox,
+no reply overflows a session's buffer, UIDVALIDITY changes when a folder
+is deleted and created again; and a bounded random run of ten clients
+checking the same invariants. Read-only commands write nothing."""
+import imaplib
+import os
+import random
+import re
+import threading
+import unittest
+
+import harness
+import test_imap
+from harness import IO_TIMEOUT
+from test_imap import ImapBase, Raw
+
+FLAGS_RE = re.compile(rb"UID (\d+) FLAGS \(([^)]*)\)")
+MODSEQ_RE = re.compile(rb"UID (\d+)[^)]*MODSEQ \((\d+)\)|MODSEQ \((\d+)\)[^)]*UID (\d+)")
+BAD_LOG = ("does not fit", "Stale file handle", "changed by another program",
+           "output overflow")
+
+
+def body(tag):
+    return ("From: t@example.net\r\nSubject: %s\r\n\r\nbody %s\r\n"
+            % (tag, tag)).encode()
+
+
+def uid_flags(data):
+    """{uid: set of flags} from a FETCH (UID FLAGS) answer."""
+    out = {}
+    for item in data:
+        if isinstance(item, tuple):
+            item = item[0]
+        if not item:
+            continue
+        m = FLAGS_RE.search(item)
+        if m:
+            out[int(m.group(1))] = set(m.group(2).decode().split())
+    return out
+
+
+def uid_modseqs(data):
+    out = {}
+    for item in data:
+        if isinstance(item, tuple):
+            item = item[0]
+        m = MODSEQ_RE.search(item or b"")
+        if m:
+            if m.group(1):
+                out[int(m.group(1))] = int(m.group(2))
+            else:
+                out[int(m.group(4))] = int(m.group(3))
+    return out
+
+
+def select_condstore(m):
+    typ, data = m._simple_command("SELECT", "INBOX", "(CONDSTORE)")
+    if typ == "OK":
+        m.state = "SELECTED"
+    return typ
+
+
+class ImapSessions(ImapBase):
+
+    def setUp(self):
+        super().setUp()
+        self.log_mark = len(self.server.log())
+
+    def new_log(self):
+        return self.server.log()[self.log_mark:]
+
+    def assert_clean_log(self):
+        log = self.new_log()
+        for bad in BAD_LOG:
+            self.assertNotIn(bad, log)
+
+    def fill(self, m, n, prefix="m"):
+        for i in range(n):
+            typ, data = m.append("INBOX", None, None, body("%s%d" % (prefix, i)))
+            self.assertEqual(typ, "OK", data)
+
+    def all_flags(self):
+        c = self.server.imap()
+        try:
+            typ, _ = c.select("INBOX", readonly=True)
+            self.assertEqual(typ, "OK")
+            typ, data = c.uid("FETCH", "1:*", "(FLAGS)")
+            self.assertEqual(typ, "OK", data)
+            return uid_flags(data)
+        finally:
+            c.logout()
+
+    def test_store_survives_other_expunge(self):
+        a, b = self.server.imap(), self.server.imap()
+        try:
+            self.fill(a, 4)
+            a.select("INBOX")
+            b.select("INBOX")
+            a.store("1", "+FLAGS", "\\Deleted")
+            self.assertEqual(a.expunge()[0], "OK")
+            # b still numbers the messages as before a's EXPUNGE
+            typ, data = b.store("3", "+FLAGS", "(\\Answered)")
+            self.assertEqual(typ, "OK", data)
+            self.assertIn(b"\\Answered", data[0])
+            typ, data = b.uid("STORE", "4", "+FLAGS", "(\\Flagged)")
+            self.assertEqual(typ, "OK", data)
+            # a STORE on the message a expunged: nothing, and OK
+            typ, data = b.store("1", "+FLAGS", "(\\Seen)")
+            self.assertEqual(typ, "OK", data)
+            flags = self.all_flags()
+            self.assertEqual(sorted(flags), [2, 3, 4])
+            self.assertIn("\\Answered", flags[3])
+            self.assertIn("\\Flagged", flags[4])
+            # b learns of the expunge at NOOP, then sees the same
+            typ, _ = b.noop()
+            self.assertEqual(typ, "OK")
+            self.assertEqual(b.response("EXPUNGE")[1], [b"1"])
+            b.response("FETCH")
+            typ, data = b.fetch("1:*", "(UID FLAGS)")
+            got = uid_flags(data)
+            self.assertIn("\\Answered", got[3])
+            self.assertEqual(sorted(got), [2, 3, 4])
+        finally:
+            a.logout()
+            b.logout()
+        self.assert_clean_log()
+
+    def test_expunge_from_a_stale_view(self):
+        a, b = self.server.imap(), self.server.imap()
+        try:
+            self.fill(a, 5)
+            a.select("INBOX")
+            b.select("INBOX")
+            a.store("2", "+FLAGS", "\\Deleted")
+            self.assertEqual(a.expunge()[0], "OK")
+            # b has not synced: its message 4 is UID 4
+            typ, data = b.store("4", "+FLAGS", "(\\Deleted)")
+            self.assertEqual(typ, "OK", data)
+            typ, data = b.expunge()
+            self.assertEqual(typ, "OK", data)
+            # b is told of both, in its own numbering: 2 first, then
+            # UID 4 which was 4 and is 3 once 2 went
+            self.assertEqual(data, [b"2", b"3"])
+            # MOVE by sequence number from the stale view of a
+            a.create("Other")
+            typ, data = a.fetch("1:*", "(UID)")
+            typ, data = a.copy("1", "Other")
+            self.assertEqual(typ, "OK", data)
+            self.assertEqual(sorted(self.all_flags()), [1, 3, 5])
+        finally:
+            a.logout()
+            b.logout()
+        self.assert_clean_log()
+
+    def test_modseq_only_grows(self):
+        a, b = self.server.imap(), self.server.imap()
+        seen = {}
+        highest = [0]
+
+        def note(data):
+            for uid, ms in uid_modseqs(data).items():
+                self.assertGreaterEqual(ms, seen.get(uid, 0), (uid, data))
+                seen[uid] = ms
+
+        def note_hms(m):
+            typ, data = m.status("INBOX", "(HIGHESTMODSEQ)")
+            v = int(re.search(rb"HIGHESTMODSEQ (\d+)", data[0]).group(1))
+            self.assertGreaterEqual(v, highest[0])
+            highest[0] = v
+        try:
+            self.fill(a, 6)
+            for m in (a, b):
+                select_condstore(m)
+            for rnd in range(3):
+                typ, data = a.uid("STORE", "1:*", "+FLAGS", "(\\Seen)")
+                self.assertEqual(typ, "OK", data)
+                b.uid("STORE", "%d" % (rnd + 2), "+FLAGS", "(\\Deleted)")
+                typ, _ = b.expunge()
+                self.assertEqual(typ, "OK")
+                typ, data = a.uid("STORE", "1:*", "+FLAGS", "(\\Flagged)")
+                self.assertEqual(typ, "OK", data)
+                note(data)
+                for m in (a, b):
+                    typ, data = m.uid("FETCH", "1:*", "(UID MODSEQ)")
+                    self.assertEqual(typ, "OK", data)
+                    note(data)
+                    note_hms(m)
+                    m.noop()
+        finally:
+            a.logout()
+            b.logout()
+        self.assert_clean_log()
+
+    def test_many_flag_changes_to_an_idle_session_do_not_overflow(self):
+        a = self.server.imap()
+        r = self.raw()
+        try:
+            self.fill(a, 40)
+            a.select("INBOX")
+            r.login()
+            out = r.cmd("S", "SELECT INBOX (CONDSTORE)")
+            self.assertTrue(out[-1].startswith("S OK"), out)
+            # one STORE per message: more news than fit one buffer
+            for i in range(1, 17):
+                typ, data = a.store(str(i), "+FLAGS",
+                                    "(\\Flagged \\Answered \\Draft)")
+                self.assertEqual(typ, "OK", data)
+            out = r.cmd("N", "NOOP")
+            self.assertTrue(out[-1].startswith("N OK"), out)
+            told = [l for l in out if "\\Draft" in l]
+            self.assertEqual(len(told), 16, out)
+            for i in range(17, 41):
+                a.store(str(i), "+FLAGS", "(\\Flagged \\Answered)")
+            r.send("I IDLE\r\n")
+            self.assertTrue(r.line().startswith("+"))
+            for i in range(1, 41):
+                a.store(str(i), "+FLAGS", "(\\Seen)")
+            a.store("1:5", "+FLAGS", "(\\Deleted)")
+            a.expunge()
+            r.send("DONE\r\n")
+            out = r.until("I")
+            self.assertTrue(out[-1].startswith("I OK"), out)
+            out = r.cmd("F", "FETCH 1:* (UID FLAGS)")
+            self.assertTrue(out[-1].startswith("F OK"), out)
+            got = {}
+            for l in out:
+                mm = re.search(r"UID (\d+) FLAGS \(([^)]*)\)", l)
+                if mm:
+                    got[int(mm.group(1))] = mm.group(2).split()
+            self.assertEqual(sorted(got), list(range(6, 41)))
+            for uid, fl in got.items():
+                self.assertIn("\\Seen", fl)
+                self.assertIn("\\Flagged", fl)
+        finally:
+            a.logout()
+            r.close()
+        self.assert_clean_log()
+
+    def test_delete_create_changes_uidvalidity(self):
+        a = self.server.imap()
+        try:
+            vals = []
+            for rnd in range(3):
+                typ, data = a.create("Again")
+                self.assertEqual(typ, "OK", data)
+                typ, data = a.append("Again", None, None, body("again%d" % rnd))
+                self.assertEqual(typ, "OK", data)
+                typ, data = a.status("Again", "(UIDVALIDITY UIDNEXT)")
+                m = re.search(rb"UIDVALIDITY (\d+)", data[0])
+                vals.append(int(m.group(1)))
+                self.assertIn(b"UIDNEXT 2", data[0])
+                typ, data = a.delete("Again")
+                self.assertEqual(typ, "OK", data)
+            self.assertEqual(len(set(vals)), 3, vals)
+        finally:
+            a.logout()
+
+    def test_read_only_commands_write_nothing(self):
+        a = self.server.imap()
+        idx = self.server.path("mail", ".postie", "alice.idx")
+        mbox = self.server.path("mail", "alice")
+        try:
+            self.fill(a, 5)
+            a.select("INBOX")
+            a.store("2", "+FLAGS", "(\\Seen)")
+            a.close()
+
+            def snap():
+                out = []
+                for p in (idx, mbox):
+                    st = os.stat(p)
+                    out.append((p, st.st_ino, st.st_size, st.st_mtime_ns))
+                out.append(sorted(os.listdir(os.path.dirname(idx))))
+                out.append(os.path.exists(mbox + ".lock"))
+                return out
+            before = snap()
+            for rnd in range(3):
+                typ, data = a.status("INBOX", "(MESSAGES UNSEEN UIDNEXT RECENT)")
+                self.assertEqual(typ, "OK", data)
+                typ, data = a.select("INBOX", readonly=True)
+                self.assertEqual(typ, "OK", data)
+                typ, data = a.fetch("1:*", "(FLAGS BODY.PEEK[] BODYSTRUCTURE)")
+                self.assertEqual(typ, "OK", data)
+                typ, data = a.search(None, "UNSEEN")
+                self.assertEqual(typ, "OK", data)
+                a.close()
+                self.assertEqual(snap(), before, "after round %d" % rnd)
+            # a read-write look that changes nothing writes nothing either
+            a.select("INBOX")
+            a.fetch("1:*", "(FLAGS BODY.PEEK[HEADER])")
+            a.store("2", "+FLAGS", "(\\Seen)")
+            a.close()
+            self.assertEqual(snap(), before)
+        finally:
+            a.logout()
+
+
+class ImapStress(ImapBase):
+    """Ten clients, random operations, a bounded number of each."""
+
+    CLIENTS = 10
+    OPS = 40
+
+    def test_random_clients_keep_invariants(self):
+        setup = self.server.imap()
+        for i in range(20):
+            setup.append("INBOX", None, None, body("seed%d" % i))
+        setup.logout()
+        mark = len(self.server.log())
+        lock = threading.Lock()
+        added = {}              # uid -> flags some client added (never removed)
+        mine = {}               # client -> UIDs it appended
+        problems = []
+        modseq = {}
+
+        def check_modseqs(data):
+            for uid, ms in uid_modseqs(data).items():
+                with lock:
+                    if ms < modseq.get(uid, 0):
+                        problems.append("modseq of %d went back: %d < %d"
+                                        % (uid, ms, modseq[uid]))
+                    modseq[uid] = max(ms, modseq.get(uid, 0))
+
+        def client(n):
+            rnd = random.Random(1000 + n)
+            m = self.server.imap()
+            mine[n] = []
+            try:
+                typ = select_condstore(m)
+                if typ != "OK":
+                    problems.append("select %s" % typ)
+                    return
+                for op in range(self.OPS):
+                    kind = rnd.choice(["store", "store", "fetch", "append",
+                                       "delete", "noop", "search", "body"])
+                    if kind == "store":
+                        flag = rnd.choice(["\\Flagged", "\\Answered", "\\Draft",
+                                           "\\Seen"])
+                        uid = rnd.randint(1, 40)
+                        typ, data = m.uid("STORE", str(uid), "+FLAGS", "(%s)" % flag)
+                        got = uid_flags(data)
+                        if typ == "OK" and uid in got and flag in got[uid]:
+                            with lock:
+                                added.setdefault(uid, set()).add(flag)
+                    elif kind == "fetch":
+                        typ, data = m.fetch("1:*", "(UID FLAGS MODSEQ)")
+                        if typ == "OK":
+                            check_modseqs(data)
+                    elif kind == "append":
+                        typ, data = m.append("INBOX", None, None,
+                                             body("c%d-%d" % (n, op)))
+                        mm = re.search(rb"APPENDUID \d+ (\d+)", data[0] or b"")
+                        if typ == "OK" and mm:
+                            mine[n].append(int(mm.group(1)))
+                    elif kind == "delete" and mine[n]:
+                        uid = mine[n].pop(0)
+                        typ, data = m.uid("STORE", str(uid), "+FLAGS", "(\\Deleted)")
+                        if typ == "OK":
+                            typ, data = m.expunge()
+                    elif kind == "search":
+                        typ, data = m.search(None, "FLAGGED")
+                    elif kind == "body":
+                        typ, data = m.fetch("1", "(BODY.PEEK[])")
+                    else:
+                        typ, data = m.noop()
+                    if typ != "OK":
+                        problems.append("client %d %s: %s %r" % (n, kind, typ, data))
+                m.logout()
+            except Exception as e:      # noqa: BLE001 - reported below
+                problems.append("client %d: %r" % (n, e))
+
+        def idler():
+            r = Raw(self.server.imap_port)
+            try:
+                r.login()
+                r.cmd("S", "SELECT INBOX")
+                for k in range(5):
+                    r.send("I%d IDLE\r\n" % k)
+                    if not r.line().startswith("+"):
+                        problems.append("idle refused")
+                        return
+                    try:
+                        for _ in range(50):
+                            r.line(timeout=0.2)
+                    except Exception:   # noqa: BLE001 - quiet is fine
+                        pass
+                    r.send("DONE\r\n")
+                    out = r.until("I%d" % k)
+                    if not out[-1].startswith("I%d OK" % k):
+                        problems.append("idle: %r" % out[-1])
+            except Exception as e:      # noqa: BLE001
+                problems.append("idler: %r" % e)
+            finally:
+                r.close()
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(self.CLIENTS)]
+        threads.append(threading.Thread(target=idler))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(IO_TIMEOUT * 10)
+        self.assertFalse(any(t.is_alive() for t in threads), "clients stuck")
+        self.assertEqual(problems, [])
+        self.assertIsNone(self.server.proc.poll(), "daemon died")
+        # no flag a client was told it set is missing from a message
+        c = self.server.imap()
+        c.select("INBOX", readonly=True)
+        typ, data = c.uid("FETCH", "1:*", "(FLAGS)")
+        c.logout()
+        final = uid_flags(data)
+        lost = {uid: want - final[uid] for uid, want in added.items()
+                if uid in final and want - final[uid]}
+        self.assertEqual(lost, {})
+        log = self.server.log()[mark:]
+        for bad in BAD_LOG:
+            self.assertNotIn(bad, log)
+
+
+if __name__ == "__main__":
+    unittest.main()
