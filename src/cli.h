@@ -3,7 +3,7 @@
 #ifndef POSTIE_CLI_H
 #define POSTIE_CLI_H
 
-#define CLI_DEFAULT_CONF "/etc/postie.conf"
+#define CLI_DEFAULT_CONF CONFIG_DEFAULT_CONF      /* Kconfig, per board */
 
 /* The usage of every command on stderr; exits 64 (EX_USAGE). */
 void cli_usage(void) __attribute__((noreturn));

@@ -448,6 +448,7 @@ static void print_version(void)
 	printf("\nlimits: connections=%d line=%d rcpt=%d inbuf=%d outbuf=%d\n",
 	       CONFIG_MAX_CONNECTIONS, CONFIG_SMTP_LINE_MAX, CONFIG_SMTP_MAX_RCPT,
 	       CONFIG_CONN_INBUF, CONFIG_CONN_OUTBUF);
+	printf("config: %s\n", DEFAULT_CONF);
 }
 
 static int daemon_main(int argc, char **argv)

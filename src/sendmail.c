@@ -49,7 +49,7 @@ enum {
 	EX_TEMPFAIL_ = 75, EX_NOPERM_ = 77, EX_CONFIG_ = 78,
 };
 
-#define DEFAULT_CONF "/etc/postie.conf"
+#define DEFAULT_CONF CONFIG_DEFAULT_CONF
 #define SENDMAIL_HEADER_MAX (64 * 1024)
 #define SENDMAIL_NAME_MAX 128           /* -F full name, bytes */
 #define SENDMAIL_LINE_CHUNK 4096        /* body read in pieces of this */

@@ -1,23 +1,32 @@
 #!/bin/sh
 # board/openwrt/test-uci2conf.sh: tests of the OpenWrt packaging that run on a
-# build host (tests/cross.sh runs it).
+# build host (tests/cross.sh runs it, for the host build and the boards).
 #   - sh -n (and shellcheck, if present) on the init script and hotplug hook;
-#   - the init script's postie_write_conf, sourced with a fake UCI
-#     (config_load reading a UCI file, config_get, config_foreach, ...),
-#     turns UCI files into postie.conf files that `postie -t` accepts, and
-#     refuses values that would inject directives.
+#   - the init script, sourced with a fake /lib/functions.sh (config_load
+#     reading a UCI file and calling config_cb/option_cb/list_cb,
+#     config_get, config_foreach, uci_load_validate, ...), turns UCI files
+#     into postie.conf files that `postie -t` accepts, with a UCI option for
+#     every directive in src/core/conf.c, warns about unknown options, and
+#     refuses values that would inject directives;
+#   - postie_prepare writes /etc/postie.conf (the binary's compiled-in
+#     default, `postie -V`) only when it changes, and says when a change
+#     needs a restart instead of SIGHUP;
+#   - as root with unshare(1): the installed layout in a private mount
+#     namespace (fake /etc and /usr/sbin): `sendmail`, `mailq` and the
+#     hotplug hook, run without -C, reach the daemon configured from UCI.
 # Environment: POSTIE_BIN (default build/host/postie), POSTIE_QEMU (to check
 # a cross binary under qemu-user). The cases adapt to the features that
-# `postie -V` lists. Last line: "uci2conf: N passed, N failed".
+# `postie -V` lists. Last line: "uci2conf: N passed, N failed, N skipped".
 set -u
 cd "$(dirname "$0")/../.."
 BIN=${POSTIE_BIN:-build/host/postie}
 QEMU=${POSTIE_QEMU:-}
 INIT=board/openwrt/files/postie.init
 HOTPLUG=board/openwrt/files/postie.hotplug
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 
 ok() { passed=$((passed + 1)); echo "ok     $*"; }
+skip() { skipped=$((skipped + 1)); echo "skip   $*"; }
 bad() { failed=$((failed + 1)); echo "FAILED $*"; }
 check() { # check NAME CMD...: CMD must succeed
 	_n=$1
@@ -39,7 +48,7 @@ fi
 
 if [ ! -x "$BIN" ]; then
 	bad "no postie binary at $BIN (build it first)"
-	echo "uci2conf: $passed passed, $failed failed"
+	echo "uci2conf: $passed passed, $failed failed, $skipped skipped"
 	exit 1
 fi
 # shellcheck disable=SC2086 # QEMU is empty or one word
@@ -48,7 +57,10 @@ has() { case $FEATURES in *" $1 "*) return 0 ;; esac; return 1; }
 echo "uci2conf: $BIN${QEMU:+ under $QEMU}, features:$FEATURES"
 
 # --- fake UCI (what /lib/functions.sh offers, enough for the init script) --
-# config_load FILE: reads a UCI file; anonymous sections get cfgNNN names.
+# config_load postie: reads the UCI file $UCI_FILE like uci export | eval
+# would: anonymous sections get cfgNNN names, and config_cb, option_cb and
+# list_cb are called as OpenWrt's config/option/list functions call them.
+UCI_FILE=
 config_load() {
 	# shellcheck disable=SC2046 # names only
 	unset $(set | sed -n 's/^\(CONFIG_[A-Za-z0-9_]*\)=.*/\1/p')
@@ -69,15 +81,27 @@ config_load() {
 	$1 == "option" || $1 == "list" {
 		rest = $0; sub(/^[ \t]*[a-z]+[ \t]+[^ \t]+/, "", rest)
 		print "_fake_" $1 " " q(name) " " q($2) " " q(val(rest)); next
-	}' "$1")"
+	}' "$UCI_FILE")"
+	config_cb
 }
-_fake_sec() { _SECTIONS="$_SECTIONS $1"; eval "CONFIG_$1_TYPE=\$2"; }
-_fake_option() { eval "CONFIG_$1_$2=\$3"; }
+_fake_sec() {
+	_SECTIONS="$_SECTIONS $1"
+	eval "CONFIG_$1_TYPE=\$2"
+	config_cb "$2" "$1"
+}
+_fake_option() { eval "CONFIG_$1_$2=\$3"; option_cb "$2" "$3"; }
 _fake_list() {
 	eval "_n=\$((\${CONFIG_$1_$2_LENGTH:-0} + 1))"
 	eval "CONFIG_$1_$2_LENGTH=\$_n; CONFIG_$1_$2_ITEM$_n=\$3"
 	eval "CONFIG_$1_$2=\"\${CONFIG_$1_$2:+\$CONFIG_$1_$2 }\$3\""
+	list_cb "$2" "$3"
 }
+reset_cb() {
+	config_cb() { :; }
+	option_cb() { :; }
+	list_cb() { :; }
+}
+reset_cb
 config_get() { eval "$1=\"\${CONFIG_$2_$3:-\${4-}}\""; }
 config_get_bool() {
 	config_get _b "$2" "$3" "${4-}"
@@ -106,6 +130,29 @@ config_foreach() {
 	done
 	return 0
 }
+# uci_load_validate PACKAGE TYPE SECTION CALLBACK SPEC...: OpenWrt's runs
+# validate_data (not on a build host). Here: each spec must be
+# option:datatype[:default] with a datatype validate_data knows, and the
+# options become variables (value or default) for the callback, as there.
+VALIDATE_TYPES=" bool uinteger integer string host hostname ipaddr ip4addr ip6addr cidr cidr4 cidr6 port portrange file directory "
+SPEC_ERRORS=
+uci_load_validate() {
+	_sec=$3 _cb=$4
+	shift 4
+	for _spec in "$@"; do
+		_opt=${_spec%%:*} _rest=${_spec#*:}
+		_type=${_rest%%:*} _def=
+		[ "$_rest" = "$_type" ] || _def=${_rest#*:}
+		_base=${_type#list(}
+		_base=${_base%)}
+		case $_base in
+		or\(*) ;;
+		*) case $VALIDATE_TYPES in *" $_base "*) ;; *) SPEC_ERRORS="$SPEC_ERRORS $_spec" ;; esac ;;
+		esac
+		config_get "$_opt" "$_sec" "$_opt" "$_def"
+	done
+	"$_cb" "$_sec" 0
+}
 # lan is up on 127.0.0.1; every other interface is down.
 network_get_ipaddr() {
 	case $2 in lan) eval "$1=127.0.0.1" ;; *) eval "$1="; return 1 ;; esac
@@ -114,13 +161,15 @@ logger() { :; }
 
 # shellcheck source=files/postie.init
 . "$INIT"
+INIT_CONF=$CONF
 CONF_DIR=$T/etc
 mkdir -p "$CONF_DIR"
 
 # gen NAME UCI-FILE: writes $T/NAME.conf; returns what postie_write_conf did.
 gen() {
-	config_load "$2"
-	postie_write_conf "$T/$1.conf" 2>"$T/$1.log"
+	UCI_FILE=$2
+	postie_load 2>"$T/$1.log"
+	postie_write_conf "$T/$1.conf" 2>>"$T/$1.log"
 }
 # postie_t NAME: postie -t on $T/NAME.conf, output in $T/NAME.t
 postie_t() {
@@ -282,9 +331,10 @@ fi
 
 # --- 4. values that would change the file's meaning are refused ---------------
 printf "config postie 'main'\n\toption mail_dir '%s'\n" "$T/mail" >"$T/evil.uci"
+UCI_FILE=$T/evil.uci
 for v in "mail.lan
 listen smtp 0.0.0.0:25" "mail.lan # x" "two words"; do
-	config_load "$T/evil.uci"
+	config_load postie
 	CONFIG_main_hostname=$v
 	if postie_write_conf "$T/evil.conf" 2>/dev/null; then
 		bad "refuses hostname '$(printf %s "$v" | tr '\n' '|')'"
@@ -295,5 +345,247 @@ listen smtp 0.0.0.0:25" "mail.lan # x" "two words"; do
 	fi
 done
 
-echo "uci2conf: $passed passed, $failed failed"
+# --- 5. every directive of postie.conf has a UCI option ----------------------
+DIRECTIVES=$(sed -n '/^static const struct directive directives\[\]/,/^};/s/^[[:space:]]*{ "\([a-z_]*\)".*/\1/p' src/core/conf.c)
+if [ -z "$DIRECTIVES" ]; then
+	bad "directive table not found in src/core/conf.c"
+fi
+[ -n "$tls" ] || : >"$T/cert.pem"
+cat >"$T/full.uci" <<EOF
+config postie 'main'
+	option hostname 'mail.home.lan'
+	option mail_dir '$T/mail'
+	option spool_dir '$T/spool'
+	option users '$T/users'
+	option aliases '$T/aliases'
+	option max_message_size '5M'
+	option max_connections '8'
+	option max_tls_sessions '2'
+	option run_as 'nobody'
+	option log 'stderr'
+	option tls_cert '$T/cert.pem'
+	option tls_key '$T/key.pem'
+	option sender_login_check 'no'
+	option ca_file '$T/cert.pem'
+	option dns_server '127.0.0.1:53'
+	option relay_port '2525'
+	option queue_lifetime '3d'
+	option queue_retry '1m 30m'
+	option masquerade 'alerts@provider.example'
+	option delay_warning '4h'
+	list local_domain 'home.lan'
+	list relay_network '192.168.1.0/24'
+	list relay_network '10.0.0.0/8'
+	list plaintext_auth_network '192.168.1.50/32'
+	list queue_on_ifup 'wan'
+
+config listen
+	option service 'smtp'
+	option port '2525'
+
+config smarthost 'smarthost'
+	option host 'smtp.provider.example'
+	option address '192.0.2.10'
+	option port '465'
+	option security 'tls'
+	option verify 'none'
+	option username 'alerts@provider.example'
+	option password 'secret'
+
+config user
+	option name 'alice'
+	option password '\$6\$postiedemo\$aTkRwSdT0noqDF8KyJcMkKran4tk.iz9uaHyqARkdG7KsyDaSADWvi9anN/uaaAwsYwWc2t5dn6NDCM4sndYx0'
+
+config alias
+	option name 'root'
+	list to 'alice'
+EOF
+if gen full "$T/full.uci"; then ok "full: generated"; else bad "full: generate refused: $(cat "$T/full.log")"; show full; fi
+missing=
+for d in $DIRECTIVES; do
+	grep -q "^$d " "$T/full.conf" || missing="$missing $d"
+done
+if [ -z "$missing" ] && [ -n "$DIRECTIVES" ]; then
+	ok "full: every directive of src/core/conf.c ($(echo $DIRECTIVES | wc -w)) written from UCI"
+else
+	bad "full: directives without a UCI option:$missing"; show full
+fi
+check "full: sender_login_check bool -> no" has_line full 'sender_login_check +no'
+check "full: queue_retry MIN MAX" has_line full 'queue_retry +1m 30m'
+check "full: smarthost verify -> smarthost_verify none" has_line full 'smarthost_verify +none'
+check "full: masquerade, delay_warning" sh -c \
+	"grep -qE '^masquerade +alerts@provider\\.example$' '$T/full.conf' && grep -qE '^delay_warning +4h$' '$T/full.conf'"
+check "full: relay_networks list on one line" has_line full 'relay_networks +192\.168\.1\.0/24 10\.0\.0\.0/8'
+check "full: no warnings for known options" sh -c "! grep -q 'unknown' '$T/full.log'"
+if postie_t full && grep -q 'configuration OK' "$T/full.t"; then
+	ok "full: postie -t accepts it"
+elif grep -q 'CONFIG_' "$T/full.t"; then
+	ok "full: postie -t names what this build lacks: $(sed 's/.*: //' "$T/full.t")"
+else
+	bad "full: postie -t"; show full
+fi
+if [ -z "$SPEC_ERRORS" ]; then
+	ok "uci_load_validate specs use validate_data's datatypes"
+else
+	bad "uci_load_validate specs with unknown datatypes:$SPEC_ERRORS"
+fi
+
+# --- 6. unknown options and sections are warned about, not written ----------
+cat >"$T/typo.uci" <<EOF
+config postie 'main'
+	option mail_dir '$T/mail'
+	option smarthost_verfiy 'none'
+	list relay_netwrok '10.0.0.0/8'
+
+config listen
+	option service 'smtp'
+	option adress '0.0.0.0'
+
+config smarthosts 'x'
+	option host 'smtp.example.net'
+EOF
+gen typo "$T/typo.uci"
+for w in "unknown option 'smarthost_verfiy' in postie section main" \
+	"unknown option 'relay_netwrok' in postie section main" \
+	"unknown option 'adress' in listen section" \
+	"unknown section type 'smarthosts' (x)"; do
+	check "warns: $w" grep -qF "$w" "$T/typo.log"
+done
+check "typos are not written" sh -c "! grep -qE 'verfiy|netwrok|0\\.0\\.0\\.0|smtp\\.example' '$T/typo.conf'"
+
+# --- 7. where the configuration goes: /etc/postie.conf, postie's default -----
+# shellcheck disable=SC2086
+DEFAULT=$($QEMU "$BIN" -V | sed -n 's/^config: //p')
+check "init script writes $INIT_CONF, the binary's default (-V: $DEFAULT)" [ "$INIT_CONF" = "$DEFAULT" ]
+check "hotplug hook runs plain 'postie sendmail -q' (default configuration)" \
+	grep -qE '^[[:space:]]*/usr/sbin/postie sendmail -q ' "$HOTPLUG"
+check "package installs sendmail and mailq as postie (no -C needed)" sh -c \
+	"grep -q '/usr/sbin/sendmail:/usr/sbin/postie' board/openwrt/Makefile && grep -q '/usr/bin/mailq:/usr/sbin/postie' board/openwrt/Makefile"
+
+R=$T/root
+mkdir -p "$R/etc/init.d" "$R/etc/hotplug.d/iface" "$R/usr/sbin" "$R/var/etc" "$T/bin"
+if [ -n "$QEMU" ]; then
+	# argv[0] (sendmail, mailq) must reach the binary through qemu
+	printf '#!/bin/sh\nexec %s -0 "$0" %s "$@"\n' "$QEMU" "$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")" >"$R/usr/sbin/postie"
+	chmod 755 "$R/usr/sbin/postie"
+else
+	cp "$BIN" "$R/usr/sbin/postie"
+fi
+PROG=$R/usr/sbin/postie
+CONF=$R/etc/postie.conf
+CONF_DIR=$R/var/etc
+sed -e "s|@T@|$T|g" >"$T/base.uci" <<'EOF'
+config postie 'main'
+	option mail_dir '@T@/mail'
+	option spool_dir '@T@/spool/postie'
+	option log 'stderr'
+
+config smarthost 'smarthost'
+	option host '127.0.0.1'
+	option port '9'
+	option security 'plain'
+
+config user
+	option name 'alice'
+	option password '$6$postiedemo$aTkRwSdT0noqDF8KyJcMkKran4tk.iz9uaHyqARkdG7KsyDaSADWvi9anN/uaaAwsYwWc2t5dn6NDCM4sndYx0'
+
+config alias
+	option name 'root'
+	list to 'alice'
+EOF
+# prep UCI-FILE: postie_prepare as start/reload run it; sets PREP_RC
+prep() {
+	UCI_FILE=$1
+	PREP_RC=0
+	postie_prepare >"$T/prep.log" 2>&1 || PREP_RC=$?
+}
+fileid() { stat -c '%i %Y %s' "$CONF" 2>/dev/null; }
+if has sendmail; then
+	prep "$T/base.uci"
+	if [ "$PREP_RC" = 0 ] && head -1 "$CONF" | grep -q '^# generated'; then
+		ok "postie_prepare writes $CONF"
+	else
+		bad "postie_prepare: rc $PREP_RC: $(cat "$T/prep.log")"
+	fi
+	id1=$(fileid)
+	sleep 1 # a rewrite would change the mtime
+	prep "$T/base.uci"
+	same() { [ "$PREP_RC" = 0 ] && [ "$(fileid)" = "$id1" ] && [ -z "$POSTIE_RESTART" ]; }
+	check "unchanged UCI: $CONF not rewritten, no restart" same
+	sed "/^config postie/a\\	option masquerade 'alerts@provider.example'" "$T/base.uci" >"$T/b.uci"
+	prep "$T/b.uci"
+	hup() { [ "$PREP_RC" = 0 ] && grep -q '^masquerade ' "$CONF" && [ -z "$POSTIE_RESTART" ]; }
+	check "masquerade changed: rewritten, SIGHUP is enough" hup
+	restart() { [ "$PREP_RC" = 0 ] && [ "$POSTIE_RESTART" = 1 ]; }
+	{ cat "$T/b.uci"; printf "\nconfig listen\n\toption service 'smtp'\n\toption port '2525'\n"; } >"$T/c.uci"
+	prep "$T/c.uci"
+	check "listener added: needs a restart" restart
+	prep "$T/b.uci"
+	check "listener removed: needs a restart" restart
+	check "generated secrets and users stay in RAM ($CONF_DIR)" \
+		grep -qE "^users +$CONF_DIR/postie.users\$" "$CONF"
+else
+	skip "postie_prepare and paths: no sendmail in this build"
+fi
+
+# --- 8. the installed commands, run without -C, in a fake root ----------------
+# A private mount namespace shows $R/etc as /etc and $R/usr/sbin as
+# /usr/sbin; the daemon runs outside with the generated file.
+if ! has sendmail; then
+	skip "installed sendmail/mailq/hotplug: no sendmail in this build"
+elif [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null; then
+	skip "installed sendmail/mailq/hotplug: needs root and unshare(1)"
+else
+	for f in passwd group ld.so.cache; do
+		[ ! -e "/etc/$f" ] || cp "/etc/$f" "$R/etc/$f"
+	done
+	printf '#!/bin/sh\n[ "$1" = enabled ]\n' >"$R/etc/init.d/postie"
+	printf '#!/bin/sh\nexit 1\n' >"$T/bin/uci"      # queue_on_ifup unset
+	chmod 755 "$R/etc/init.d/postie" "$T/bin/uci"
+	cp "$HOTPLUG" "$R/etc/hotplug.d/iface/30-postie"
+	ln -s postie "$R/usr/sbin/sendmail"
+	ln -s postie "$R/usr/sbin/mailq"
+	# shellcheck disable=SC2086
+	$QEMU "$BIN" -c "$CONF" >"$T/daemon.log" 2>&1 &
+	DAEMON=$!
+	trap 'kill $DAEMON 2>/dev/null; rm -rf "$T"' EXIT INT TERM
+	waitlog() { # waitlog PATTERN COUNT: until the daemon log has COUNT lines
+		_i=0
+		while [ "$(grep -c "$1" "$T/daemon.log")" -lt "$2" ] && [ $_i -lt 300 ]; do
+			sleep 0.1
+			_i=$((_i + 1))
+		done
+		[ "$(grep -c "$1" "$T/daemon.log")" -ge "$2" ]
+	}
+	waitlog 'started' 1 || bad "daemon did not start: $(cat "$T/daemon.log")"
+	TOKEN=tok-$$-$(date +%s)
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	PATH="$T/bin:$PATH" unshare -m sh -c '
+		mount --bind "$1/etc" /etc && mount --bind "$1/usr/sbin" /usr/sbin || exit 90
+		printf "Subject: %s\n\nvia sendmail\n" "$2" | /usr/sbin/sendmail root
+		echo $? >"$3/rc.sendmail"
+		printf "Subject: %s-far\n\nwaits\n" "$2" | /usr/sbin/sendmail far@remote.example
+		echo $? >>"$3/rc.sendmail"
+		ACTION=ifup INTERFACE=wan sh /etc/hotplug.d/iface/30-postie
+		echo $? >"$3/rc.hotplug"
+	' sh "$R" "$TOKEN" "$T" >"$T/ns.log" 2>&1
+	check "fake root: sendmail root and sendmail far@remote.example exit 0" \
+		[ "$(cat "$T/rc.sendmail" 2>/dev/null | tr '\n' ' ')" = "0 0 " ]
+	check "fake root: hotplug hook ran" [ "$(cat "$T/rc.hotplug" 2>/dev/null)" = 0 ]
+	n=0
+	while ! grep -q "$TOKEN" "$T/mail/alice" 2>/dev/null && [ $n -lt 300 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	check "fake root: sendmail's message reached the daemon's mailbox" grep -q "$TOKEN" "$T/mail/alice"
+	check "fake root: the hotplug hook's sendmail -q reached the daemon" waitlog 'queue run requested' 1
+	unshare -m sh -c 'mount --bind "$1/etc" /etc && mount --bind "$1/usr/sbin" /usr/sbin && /usr/sbin/mailq' \
+		sh "$R" >"$T/mailq.out" 2>&1
+	check "fake root: mailq lists the waiting message" grep -q 'far@remote.example' "$T/mailq.out"
+	kill "$DAEMON" 2>/dev/null
+	wait "$DAEMON" 2>/dev/null
+	[ "$failed" = 0 ] || sed 's/^/    ns> /' "$T/ns.log" "$T/daemon.log" "$T/mailq.out"
+fi
+
+echo "uci2conf: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
