@@ -462,6 +462,11 @@ check "hotplug hook runs plain 'postie sendmail -q' (default configuration)" \
 check "package installs sendmail and mailq as postie (no -C needed)" sh -c \
 	"grep -q '/usr/sbin/sendmail:/usr/sbin/postie' board/openwrt/Makefile && grep -q '/usr/bin/mailq:/usr/sbin/postie' board/openwrt/Makefile"
 
+check "package: PKG_LICENSE MIT and the LICENSE file it names" sh -c \
+	"grep -q '^PKG_LICENSE:=MIT\$' board/openwrt/Makefile && grep -q '^PKG_LICENSE_FILES:=LICENSE\$' board/openwrt/Makefile && grep -q 'the postie authors' LICENSE && grep -q '^MIT License' LICENSE"
+check "package: BearSSL download pinned by hash, from its project site" sh -c \
+	"grep -qE '^  HASH:=[0-9a-f]{64}\$' board/openwrt/Makefile && grep -q '^BEARSSL_URL ?= https://' board/openwrt/Makefile"
+
 R=$T/root
 mkdir -p "$R/etc/init.d" "$R/etc/hotplug.d/iface" "$R/usr/sbin" "$R/var/etc" "$T/bin"
 if [ -n "$QEMU" ]; then
