@@ -171,6 +171,23 @@ static void where(const char *path, int line, char *err, size_t errlen)
 	snprintf(err, errlen, "%s", tmp);
 }
 
+/* The line of the directive that names the file an error is about (each
+ * loader's message starts with the file's path). */
+static int error_line(const struct conf *c, const char *err)
+{
+	const struct { const char *file; int line; } named[] = {
+		{ c->tls_key, c->tls_key_line }, { c->tls_cert, c->tls_line },
+		{ c->smarthost_secret, c->secret_line }, { c->ca_file, c->ca_file_line },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(named); i++) {
+		size_t l = strlen(named[i].file);
+		if (l && strncmp(err, named[i].file, l) == 0 && err[l] == ':')
+			return named[i].line;
+	}
+	return c->tls_line ? c->tls_line : c->smarthost_line;
+}
+
 /* The smarthost password (only the daemon reads it) and the CA bundle
  * that checks the smarthost's certificate. */
 static int load_relay(const struct conf *c, char *err, size_t errlen)
@@ -222,8 +239,7 @@ static int load_all(const char *path, struct conf **c, struct users **u,
 	if ((CONFIG_TLS && (*c)->tls_cert[0] &&
 	     tls_load((*c)->tls_cert, (*c)->tls_key, err, errlen) != 0) ||
 	    load_relay(*c, err, errlen) != 0) {
-		where(path, (*c)->tls_line ? (*c)->tls_line : (*c)->smarthost_line,
-		      err, errlen);
+		where(path, error_line(*c, err), err, errlen);
 		aliases_free(*a);
 		users_free(*u);
 		conf_free(*c);
@@ -487,6 +503,13 @@ static int daemon_main(int argc, char **argv)
 	users = u;
 	aliases = a;
 	if (test_only) {
+		int n = conf_check(conf, conf_path);
+
+		if (n > 0) {
+			fprintf(stderr, "postie: %s: %d problem(s) start-up or a reload "
+				"would hit\n", conf_path, n);
+			return 1;
+		}
 		printf("postie: %s: configuration OK (%d listeners, %d users)\n",
 		       conf_path, conf->nlisten, users->n);
 		return 0;
@@ -538,7 +561,8 @@ static int daemon_main(int argc, char **argv)
 		struct listener *l = &listeners[nlisteners];
 		int fd = net_listen(&conf->listen[i].addr);
 		if (fd < 0)
-			fatal("listen %s: %s", conf->listen[i].text, strerror(errno));
+			fatal("%s:%d: listen %s: %s", conf_path, conf->listen_line[i],
+			      conf->listen[i].text, strerror(errno));
 		l->w.fd = fd;
 		l->w.events = POLLIN;
 		l->w.deadline = 0;

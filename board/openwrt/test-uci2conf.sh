@@ -192,7 +192,15 @@ check "default: disabled smarthost and listeners left out" sh -c \
 	"! grep -q '^smarthost' '$T/default.conf' && [ \$(grep -c '^listen' '$T/default.conf') = 1 ]"
 # A build without syslog (log syslog) is expected to refuse it by name.
 if has syslog; then
-	if postie_t default; then ok "default: postie -t accepts it"; else bad "default: postie -t"; show default; fi
+	if postie_t default; then
+		ok "default: postie -t accepts it"
+	elif ! id postie >/dev/null 2>&1 && grep -q 'run_as postie: no such user' "$T/default.t" &&
+		[ "$(grep -c ': 1 problem(s)' "$T/default.t")" = 1 ]; then
+		# the package creates that user; this machine has none
+		ok "default: postie -t accepts it but for the run_as user (no postie user here)"
+	else
+		bad "default: postie -t"; show default
+	fi
 else
 	if ! postie_t default && grep -q CONFIG_SYSLOG "$T/default.t"; then
 		ok "default: postie -t names CONFIG_SYSLOG"

@@ -1,12 +1,17 @@
-/* conf — configuration parser (see conf.h). Limits: lines of 1024 bytes,
- * 16 values per directive, CONF_MAX_DOMAINS local domains. */
+/* conf — configuration parser and the checks of `postie -t` (see conf.h).
+ * Limits: lines of 1024 bytes, 16 values per directive, CONF_MAX_DOMAINS
+ * local domains. */
 #include "core/conf.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -129,6 +134,7 @@ static int d_listen(struct parse *p, int argc, char **argv)
 		return fail(p, "listen: '%s' is not ADDRESS:PORT or [V6]:PORT",
 			    argv[2]);
 	l->kind = (enum listen_kind)kind;
+	p->c->listen_line[p->c->nlisten] = p->line;
 	str_copy(l->text, sizeof(l->text), argv[2], strlen(argv[2]));
 	p->c->nlisten++;
 	return 0;
@@ -148,6 +154,7 @@ static int d_tls_key(struct parse *p, int argc, char **argv)
 	(void)argc;
 	if (!CONFIG_TLS)
 		return fail(p, "tls_key: not in this build (needs CONFIG_TLS)");
+	p->c->tls_key_line = p->line;
 	return set_path(p, p->c->tls_key, argv[1]);
 }
 
@@ -186,12 +193,14 @@ static int d_aliases(struct parse *p, int argc, char **argv)
 static int d_mail_dir(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
+	p->c->mail_dir_line = p->line;
 	return set_path(p, p->c->mail_dir, argv[1]);
 }
 
 static int d_spool_dir(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
+	p->c->spool_dir_line = p->line;
 	return set_path(p, p->c->spool_dir, argv[1]);
 }
 
@@ -237,6 +246,7 @@ static int d_max_connections(struct parse *p, int argc, char **argv)
 static int d_run_as(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
+	p->c->run_as_line = p->line;
 	if (str_copy(p->c->run_as, sizeof(p->c->run_as), argv[1],
 		     strlen(argv[1])) != 0)
 		return fail(p, "run_as: user name too long");
@@ -369,6 +379,7 @@ static int d_smarthost_auth(struct parse *p, int argc, char **argv)
 	if (str_copy(p->c->smarthost_user, sizeof(p->c->smarthost_user), argv[1],
 		     strlen(argv[1])) != 0)
 		return fail(p, "smarthost_auth: user name too long");
+	p->c->secret_line = p->line;
 	return set_path(p, p->c->smarthost_secret, argv[2]);
 }
 
@@ -405,6 +416,7 @@ static int d_ca_file(struct parse *p, int argc, char **argv)
 		return -1;
 	if (!CONFIG_TLS)
 		return fail(p, "ca_file: not in this build (needs CONFIG_TLS)");
+	p->c->ca_file_line = p->line;
 	return set_path(p, p->c->ca_file, argv[1]);
 }
 
@@ -683,4 +695,200 @@ int conf_is_local_domain(const struct conf *c, const char *d, size_t len)
 		if (str_ieq(d, len, c->local_domains[i]))
 			return 1;
 	return 0;
+}
+
+/* ---- postie -t: what start-up and reloads would run into ------------- */
+
+struct who {
+	uid_t uid;
+	gid_t gid;
+	const char *name;       /* run_as, or NULL: the user running -t */
+};
+
+static int finding(const char *path, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int finding(const char *path, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "postie: %s:%d: ", path, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+/* May w do `want` (R_OK/W_OK/X_OK bits) to st by its mode bits? The
+ * daemon keeps only run_as's primary group (setgroups(0)). */
+static int mode_allows(const struct stat *st, const struct who *w, int want)
+{
+	unsigned bits;
+
+	if (w->uid == 0)
+		return 1;
+	if (st->st_uid == w->uid)
+		bits = (st->st_mode >> 6) & 7;
+	else if (st->st_gid == w->gid)
+		bits = (st->st_mode >> 3) & 7;
+	else
+		bits = st->st_mode & 7;
+	return ((unsigned)want & ~bits) == 0;
+}
+
+/* Can w reach path (every directory above it searchable) and do want to
+ * it? For the user running -t, access() answers (all its groups). When
+ * not, *at is the path that stops it (a directory above, or path) and st
+ * its status. */
+static int can(const char *path, const struct who *w, int want, char *at,
+	       struct stat *st)
+{
+	str_copy(at, CONF_PATH_MAX, path, strlen(path));
+	if (!w->name)
+		return stat(path, st) == 0 &&
+		       faccessat(AT_FDCWD, path, want, AT_EACCESS) == 0;
+	for (char *slash = strchr(at + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		if (stat(at, st) != 0 || !mode_allows(st, w, X_OK))
+			return 0;
+		*slash = '/';
+	}
+	return stat(path, st) == 0 && mode_allows(st, w, want);
+}
+
+static const char *who_name(const struct who *w)
+{
+	return w->name ? w->name : "this user";
+}
+
+/* mail_dir and spool_dir: a directory w can write, or one start-up can
+ * create (its parent exists). */
+static int check_dir(const char *cpath, int line, const char *what, const char *dir,
+		     const struct who *w)
+{
+	struct stat st;
+	char parent[CONF_PATH_MAX], at[CONF_PATH_MAX];
+	char *slash;
+
+	if (stat(dir, &st) != 0) {
+		if (errno != ENOENT)
+			return finding(cpath, line, "%s %s: %s", what, dir, strerror(errno));
+		str_copy(parent, sizeof(parent), dir, strlen(dir));
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent)
+			*slash = '\0';
+		else if (slash)
+			slash[1] = '\0';
+		if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode))
+			return finding(cpath, line, "%s %s: missing, and start-up cannot "
+				       "create it: %s does not exist (mkdir -p %s)",
+				       what, dir, parent, dir);
+		return 0;       /* start-up creates it, owned by run_as */
+	}
+	if (!S_ISDIR(st.st_mode))
+		return finding(cpath, line, "%s %s: not a directory", what, dir);
+	if (!can(dir, w, W_OK | X_OK, at, &st))
+		return finding(cpath, line, "%s %s: not writable by %s (%s: owner uid "
+			       "%u, mode %04o): every message would fail; chown %s %s",
+			       what, dir, who_name(w), at, (unsigned)st.st_uid,
+			       (unsigned)(st.st_mode & 07777), w->name ? w->name : "USER", at);
+	return 0;
+}
+
+/* A file the daemon reads again on SIGHUP, after dropping to run_as. */
+static int check_readable(const char *cpath, int line, const char *what,
+			  const char *file, const struct who *w)
+{
+	char at[CONF_PATH_MAX];
+	struct stat st;
+
+	if (!file[0])
+		return 0;
+	if (stat(file, &st) != 0)
+		return finding(cpath, line, "%s %s: %s", what, file, strerror(errno));
+	if (!can(file, w, R_OK, at, &st))
+		return finding(cpath, line, "%s %s: not readable by %s (%s: owner uid "
+			       "%u, mode %04o): start-up reads it as root, but every "
+			       "reload (SIGHUP) would fail; chgrp %s %s and chmod g+%s %s",
+			       what, file, who_name(w), at, (unsigned)st.st_uid,
+			       (unsigned)(st.st_mode & 07777), w->name ? w->name : "GROUP",
+			       at, strcmp(at, file) == 0 ? "r" : "x", at);
+	return 0;
+}
+
+/* Is the postie named by spool_dir/postie.pid alive? Its pid, or 0. */
+static long running_daemon(const char *spool)
+{
+	char path[CONF_PATH_MAX + 16], buf[32];
+	FILE *f;
+	long pid = 0;
+
+	snprintf(path, sizeof(path), "%s/postie.pid", spool);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f))
+		pid = strtol(buf, NULL, 10);
+	fclose(f);
+	return pid > 1 && pid != (long)getpid() && kill((pid_t)pid, 0) == 0 ? pid : 0;
+}
+
+/* An address in use is a note, not a finding: -t runs beside the daemon
+ * it checks (before a reload or a restart), which holds its ports. */
+static int check_listen(const struct conf *c, const char *cpath, int i)
+{
+	int fd = net_listen(&c->listen[i].addr), e = errno;
+	long pid;
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (e == EADDRINUSE) {
+		pid = running_daemon(c->spool_dir);
+		fprintf(stderr, "postie: %s:%d: note: listen %s: in use now", cpath,
+			c->listen_line[i], c->listen[i].text);
+		if (pid)
+			fprintf(stderr, " (by the running postie, pid %ld)\n", pid);
+		else
+			fprintf(stderr, ": start-up fails unless it is free by then\n");
+		return 0;
+	}
+	return finding(cpath, c->listen_line[i], "listen %s: cannot bind: %s%s",
+		       c->listen[i].text, strerror(e),
+		       e == EACCES ? " (ports below 1024 need root)" :
+		       e == EADDRNOTAVAIL ? " (no such address on this machine)" : "");
+}
+
+int conf_check(const struct conf *c, const char *path)
+{
+	struct who w = { geteuid(), getegid(), NULL };
+	int n = 0;
+
+	if (c->run_as[0]) {
+		struct passwd *pw = getpwnam(c->run_as);
+
+		if (!pw)
+			return finding(path, c->run_as_line, "run_as %s: no such user "
+				       "(adduser --system %s)", c->run_as, c->run_as);
+		w.uid = pw->pw_uid;
+		w.gid = pw->pw_gid;
+		w.name = c->run_as;
+	}
+	n += check_dir(path, c->spool_dir_line, "spool_dir", c->spool_dir, &w);
+	n += check_dir(path, c->mail_dir_line, "mail_dir", c->mail_dir, &w);
+	n += check_readable(path, c->users_line, "users", c->users, &w);
+	n += check_readable(path, c->aliases_line, "aliases", c->aliases, &w);
+	n += check_readable(path, c->tls_line, "tls_cert", c->tls_cert, &w);
+	n += check_readable(path, c->tls_key_line, "tls_key", c->tls_key, &w);
+	if (c->smarthost[0]) {
+		n += check_readable(path, c->secret_line, "smarthost_auth",
+				    c->smarthost_secret, &w);
+		if (c->smarthost_tls != SMARTHOST_PLAIN && c->smarthost_verify)
+			n += check_readable(path, c->ca_file_line, "ca_file", c->ca_file, &w);
+	}
+	for (int i = 0; i < c->nlisten; i++)
+		n += check_listen(c, path, i);
+	return n;
 }

@@ -62,7 +62,9 @@ struct conf {
 	char masquerade[256];           /* user@domain for local senders */
 	int smarthost_line;
 	/* Where file directives were given, for errors about their files. */
-	int users_line, aliases_line, tls_line;
+	int users_line, aliases_line, tls_line, tls_key_line;
+	int mail_dir_line, spool_dir_line, run_as_line, ca_file_line, secret_line;
+	int listen_line[CONFIG_MAX_LISTENERS];
 	int log_syslog;
 };
 
@@ -74,6 +76,13 @@ extern struct conf *conf;
  * "FILE:LINE: cause" into err. */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
 void conf_free(struct conf *c);
+/* What start-up and later reloads would run into beyond the syntax
+ * (`postie -t`): mail_dir and spool_dir usable (or creatable) by the
+ * run_as user, the files reloads read (users, aliases, certificate, key,
+ * smarthost secret, CA file) readable by that user, listen addresses that
+ * can be bound. Each finding goes to stderr as "PATH:LINE: cause; what to
+ * do"; returns how many there were. */
+int conf_check(const struct conf *c, const char *path);
 /* Domain (any case) is one of local_domains. */
 int conf_is_local_domain(const struct conf *c, const char *d, size_t len);
 

@@ -421,5 +421,122 @@ class Ipv6Listener(harness.TestCase):
             srv.cleanup()
 
 
+def have_user(name):
+    import pwd
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        return None
+
+
+class StartupFindings(ConfBase):
+    """`postie -t` catches what start-up or a later reload would hit, on
+    the line of the directive at fault, and says what to do."""
+
+    def conf(self, extra="", port=None):
+        return (GOOD.replace("2525", str(port or harness.free_port())) + extra)
+
+    @need_feature("auth")
+    def test_dovecot_scheme_prefixes_accepted(self):
+        r = subprocess.run(harness.command("passwd"), input=b"pw\n",
+                           stdout=subprocess.PIPE, timeout=30 * SLOW)
+        h = r.stdout.decode().strip()
+        self.write("users", "demo:{SHA512-CRYPT}%s:1000:1000::/home/demo\n"
+                   "alice:\n" % h)
+        rc, out = self.check(self.conf())
+        self.assertEqual(rc, 0, out)
+        # and the login works with it
+        self.assertEqual(subprocess.run(
+            harness.command("user", "-c", "postie.conf", "test", "demo"),
+            cwd=self.dir, input=b"pw\n", stdout=subprocess.PIPE,
+            timeout=30 * SLOW).returncode, 0)
+
+    @need_feature("auth")
+    def test_hashes_postie_cannot_check_refused(self):
+        for i, (h, kind) in enumerate([
+                ("$1$abcdefgh$Ol0ZcXZqb0L3xRr4V0Gyy/", "MD5-crypt"),
+                ("plainpassword", "plaintext"),
+                ("{PLAIN}plainpassword", "Dovecot scheme"),
+                ("{SHA256-CRYPT}$6$x$y", "Dovecot scheme")]):
+            with self.subTest(kind=kind):
+                self.write("users", "# users\ndemo:\nbob:%s\n" % h)
+                out = self.assertBad(self.conf(), 5, kind, "users:3:", "user 'bob'",
+                                     "postie user passwd bob")
+                self.assertNotIn("plainpassword", out)
+
+    def test_mail_dir_not_a_directory(self):
+        self.write("mail", "a file")
+        self.assertBad(self.conf(), 6, "mail_dir", "not a directory")
+
+    def test_mail_dir_that_cannot_be_created(self):
+        out = self.assertBad(self.conf().replace("./mail", "./no/such/mail"), 6,
+                             "mail_dir", "mkdir -p")
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "no")), out)
+
+    def test_missing_dirs_are_fine(self):
+        rc, out = self.check(self.conf())         # start-up creates them
+        self.assertEqual(rc, 0, out)
+
+    def test_dirs_not_writable_by_run_as(self):
+        if not have_user("nobody"):
+            self.skipTest("no user nobody")
+        for d in ("mail", "spool"):
+            os.mkdir(os.path.join(self.dir, d), 0o755)
+        os.chmod(self.dir, 0o755)
+        out = self.assertBad(self.conf("run_as nobody\n"), 7, "spool_dir",
+                             "not writable by nobody", "chown nobody")
+        self.assertRegex(out, r"postie\.conf:6: mail_dir")
+        self.assertIn("2 problem(s)", out)
+
+    @need_feature("tls")
+    def test_key_not_readable_by_run_as(self):
+        if not have_user("nobody"):
+            self.skipTest("no user nobody")
+        if not shutil.which("openssl"):
+            self.skipTest("no openssl")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", "key.pem",
+                        "-out", "cert.pem", "-days", "2", "-subj", "/CN=t"],
+                       cwd=self.dir, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60 * SLOW, check=True)
+        os.chmod(self.dir, 0o755)
+        os.chmod(os.path.join(self.dir, "cert.pem"), 0o644)
+        os.chmod(os.path.join(self.dir, "key.pem"), 0o600)
+        os.chmod(os.path.join(self.dir, "users"), 0o644)
+        conf = self.conf("run_as nobody\ntls_cert ./cert.pem\ntls_key ./key.pem\n")
+        out = self.assertBad(conf, 13, "tls_key ./key.pem", "not readable by nobody",
+                             "reload")
+        self.assertNotIn("postie.conf:12:", out)   # the certificate is fine
+        os.chmod(os.path.join(self.dir, "key.pem"), 0o644)
+        rc, out = self.check(conf)
+        self.assertEqual(rc, 0, out)
+
+    def test_listen_address_not_on_this_machine(self):
+        self.assertBad(self.conf("listen smtp 192.0.2.7:2525\n"), 11,
+                       "192.0.2.7:2525", "cannot bind")
+
+    def test_port_in_use_is_a_note(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen(1)
+            port = s.getsockname()[1]
+            rc, out = self.check(self.conf(port=port))
+        self.assertEqual(rc, 0, out)
+        self.assertIn("postie.conf:3: note: listen 127.0.0.1:%d: in use" % port, out)
+
+    def test_start_up_names_the_listen_line(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen(1)
+            port = s.getsockname()[1]
+            self.write("postie.conf", self.conf(port=port))
+            r = subprocess.run(harness.command("-c", "postie.conf"), cwd=self.dir,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=60 * SLOW)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("postie.conf:3: listen 127.0.0.1:%d: Address" % port,
+                      r.stdout.decode())
+
+
 if __name__ == "__main__":
     unittest.main()

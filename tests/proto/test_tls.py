@@ -657,7 +657,9 @@ class CertConfigCheck(harness.TestCase):
         rc, out = self.check(**kw)
         self.assertEqual(rc, 1, out)
         self.assertIn(name, out)
-        self.assertIn("postie.conf:6:", out, "names the tls_cert line")
+        # the line of the directive that names the file at fault
+        line = 7 if name == "key.pem" else 6
+        self.assertIn("postie.conf:%d:" % line, out, "names the %s line" % name)
         self.assertLess(len(out), 1000)
         return out
 
