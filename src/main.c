@@ -578,11 +578,12 @@ static int daemon_main(int argc, char **argv)
 	if (spool_init(conf->spool_dir) != 0)
 		fatal("%s: %s", conf->spool_dir, strerror(errno));
 	if (CONFIG_RELAY) {
-		if (queue_init(conf->spool_dir) != 0)
-			fatal("%s: queue: %s", conf->spool_dir, strerror(errno));
+		/* The resolver first: the queue's first run looks things up. */
 		if (CONFIG_DNS && dns_start(conf->dns_server) != 0)
 			log_msg(LOGL_WARN, "dns: resolver not available yet; relayed "
 				"mail waits in the queue");
+		if (queue_init(conf->spool_dir) != 0)
+			fatal("%s: queue: %s", conf->spool_dir, strerror(errno));
 	}
 	drop_own_dotlocks();
 	write_pid();

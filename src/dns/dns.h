@@ -33,6 +33,9 @@ struct dns_target {
 struct dns_result {
 	int status;                     /* DNS_OK, DNS_TEMP, DNS_PERM */
 	char why[128];                  /* for logs and bounces */
+	int local;                      /* DNS_TEMP because no DNS server
+					 * answered at all (none usable, none
+					 * reachable): a problem on this side */
 	int n;
 	struct dns_target t[DNS_MAX_TARGETS];
 };

@@ -60,6 +60,8 @@ struct lookup {
 	char domain[DNS_NAME_MAX + 1];
 	int nmx;
 	struct mxhost mx[DNS_MAX_TARGETS];
+	unsigned rx0;           /* rx_count when it started */
+	int local;              /* failed before asking any server */
 	/* Set when state becomes LK_DONE without address lookups. */
 	int status;
 	char why[128];
@@ -73,6 +75,10 @@ static int any_done;            /* some lookup waits in LK_DONE */
 static int64_t udns_deadline;   /* from the udns timer callback */
 static struct dns_result scratch;       /* valid during one callback */
 static unsigned rnd_state;
+/* Datagrams seen from the servers: a lookup that fails temporarily with
+ * none seen since it started failed here (no server answered), not at
+ * the destination's DNS. */
+static unsigned rx_count;
 
 /* udns wants seconds; it uses time(NULL) when given 0, so the monotonic
  * clock is offset to keep it away from 0. */
@@ -430,6 +436,11 @@ static void report(void)
 			scratch.status = lk->status;
 			memcpy(scratch.why, lk->why, sizeof(scratch.why));
 		}
+		scratch.local = scratch.status == DNS_TEMP &&
+				(lk->local || rx_count == lk->rx0);
+		if (scratch.local && !lk->local)
+			snprintf(scratch.why, sizeof(scratch.why), "%.80s: no "
+				 "answer from the DNS server", lk->domain);
 		fn = lk->fn;
 		ctx = lk->ctx;
 		lk->state = LK_FREE;
@@ -441,7 +452,8 @@ static void report(void)
 static void on_io(struct watcher *wt, short revents)
 {
 	(void)wt;
-	(void)revents;
+	if (revents & POLLIN)
+		rx_count++;
 	dns_ioevent(&dns_defctx, udns_now());
 	report();
 	arm();
@@ -515,6 +527,7 @@ int dns_start(const char *server)
 				lk->state = LK_FREE;
 			else
 				finish(lk, DNS_TEMP, "DNS configuration reloaded");
+			lk->local = 1;
 		}
 		loop_del(&w);
 		dns_reset(&dns_defctx);         /* frees udns's queries */
@@ -624,6 +637,7 @@ static int start(const char *name, dns_fn fn, void *ctx, int is_host)
 	lk->fn = fn;
 	lk->ctx = ctx;
 	lk->is_host = is_host;
+	lk->rx0 = rx_count;
 	len = strlen(name);
 	if (len > 0 && name[len - 1] == '.')
 		len--;          /* names are always absolute here */
@@ -635,8 +649,10 @@ static int start(const char *name, dns_fn fn, void *ctx, int is_host)
 		finish(lk, DNS_PERM, "not a valid domain name");
 	} else if (dns_sock(&dns_defctx) < 0 && !can_open) {
 		finish(lk, DNS_TEMP, "no usable dns_server");
+		lk->local = 1;
 	} else if (dns_sock(&dns_defctx) < 0 && open_socket() != 0) {
 		finish(lk, DNS_TEMP, "cannot open a DNS socket");
+		lk->local = 1;
 	} else if (is_host) {
 		lk->nmx = 1;
 		str_copy(lk->mx[0].name, sizeof(lk->mx[0].name), lk->domain,
@@ -647,6 +663,7 @@ static int start(const char *name, dns_fn fn, void *ctx, int is_host)
 		lk->pending = 1;
 	} else {
 		finish(lk, DNS_TEMP, "cannot start the MX query");
+		lk->local = 1;
 	}
 	arm();
 	return 0;

@@ -75,6 +75,8 @@ struct smtpout {
 	struct mime7 m7;
 	char last[SMTPOUT_DIAG + 64];   /* last host-level failure */
 	int last_perm;                  /* that failure was a 5xx */
+	int last_local;                 /* it was on this side (job->local) */
+	int remote_seen;                /* some failure came from outside */
 };
 
 static struct smtpout pool[CONFIG_RELAY_MAX_DELIVERIES];
@@ -167,6 +169,7 @@ static void finish(struct smtpout *so)
 		j->code[i] = so->last_perm ? 550 : 451;
 		str_copy(j->diag[i], SMTPOUT_DIAG, so->last, strlen(so->last));
 	}
+	j->local = so->last_local && !so->remote_seen && !so->mail_ok;
 	dns_drop(so);
 	if (so->c) {
 		struct conn *c = so->c;
@@ -194,6 +197,8 @@ static void fail_host(struct smtpout *so, int perm, const char *fmt, ...)
 	vsnprintf(so->last, sizeof(so->last), fmt, ap);
 	va_end(ap);
 	so->last_perm = perm;
+	so->last_local = 0;
+	so->remote_seen = 1;
 	log_msg(LOGL_INFO, "smtp_out %s (%s): %s", so->job->domain[0] ?
 		so->job->domain : "smarthost", so->job->remote, so->last);
 	if (so->c) {
@@ -225,6 +230,8 @@ static void next_target(struct smtpout *so)
 			((struct sockaddr_in6 *)&t->addr)->sin6_port = htons((uint16_t)port);
 		net_ntop((struct sockaddr *)&t->addr, so->job->remote,
 			 sizeof(so->job->remote), 1);
+		str_copy(so->job->remote_name, sizeof(so->job->remote_name),
+			 t->host, strlen(t->host));
 		fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd >= 0 && (connect(fd, (struct sockaddr *)&t->addr, t->len) == 0 ||
 				errno == EINPROGRESS)) {
@@ -233,6 +240,7 @@ static void next_target(struct smtpout *so)
 				snprintf(so->last, sizeof(so->last), "4.4.5 no connection "
 					 "slot free");
 				so->last_perm = 0;
+				so->last_local = 1;
 				finish(so);
 				return;
 			}
@@ -244,6 +252,12 @@ static void next_target(struct smtpout *so)
 		}
 		snprintf(so->last, sizeof(so->last), "4.4.1 connect to %s: %s",
 			 so->job->remote, strerror(errno));
+		/* No route or no address here: the network is down on this
+		 * side, not the destination. */
+		so->last_local = errno == ENETUNREACH || errno == ENETDOWN ||
+				 errno == EHOSTUNREACH || errno == EADDRNOTAVAIL ||
+				 errno == EAFNOSUPPORT;
+		so->remote_seen |= !so->last_local;
 		if (fd >= 0)
 			close(fd);
 		so->ti++;
@@ -261,6 +275,7 @@ static void on_dns(void *ctx, const struct dns_result *res)
 		return;
 	if (res->status != DNS_OK) {
 		so->last_perm = res->status == DNS_PERM;
+		so->last_local = res->local;
 		snprintf(so->last, sizeof(so->last), "%s DNS: %s",
 			 so->last_perm ? "5.1.2" : "4.4.3", res->why);
 		finish(so);
@@ -288,6 +303,8 @@ int smtpout_start(struct smtpout_job *job)
 		job->diag[i][0] = '\0';
 	}
 	job->remote[0] = '\0';
+	job->remote_name[0] = '\0';
+	job->local = 0;
 	so_enter(so, SO_RESOLVE);
 	if (is_smarthost(so) && net_parse_cidr(conf->smarthost, &lit) == 0) {
 		/* An address needs no lookup. */
@@ -312,6 +329,7 @@ int smtpout_start(struct smtpout_job *job)
 	if ((is_smarthost(so) ? dns_query_host(conf->smarthost, on_dns, so) :
 	     dns_query_mx(job->domain, on_dns, so)) != 0) {
 		snprintf(so->last, sizeof(so->last), "4.4.3 DNS lookup could not start");
+		so->last_local = 1;
 		finish(so);
 	}
 	return 0;

@@ -38,6 +38,11 @@ struct smtpout_job {
 	int code[SMTPOUT_RCPT_MAX];     /* 250, 4xx or 5xx once done */
 	char diag[SMTPOUT_RCPT_MAX][SMTPOUT_DIAG];
 	char remote[64];                /* last host talked to */
+	char remote_name[256];          /* its name (MX or smarthost) */
+	int local;                      /* no server was reached, for a reason
+					 * on this side (no resolver, DNS server
+					 * silent, no route, no free slot): not a
+					 * delivery attempt */
 	void (*done)(struct smtpout_job *job);
 	void *owner;
 };
