@@ -51,7 +51,7 @@ obj-$(CONFIG_AUTH) += proto/auth.o proto/sasl.o store/passwd.o
 obj-$(CONFIG_MAILBOX_INDEX) += store/index.o
 obj-$(CONFIG_POP3) += proto/pop3.o
 obj-$(CONFIG_IMAP) += proto/imap.o proto/imap_parse.o proto/imap_search.o proto/mime.o store/folders.o
-obj-$(CONFIG_RELAY) += store/queue.o store/bounce.o proto/smtp_out.o proto/mime7.o
+obj-$(CONFIG_RELAY) += store/queue.o store/qstate.o store/bounce.o proto/smtp_out.o proto/mime7.o
 obj-$(CONFIG_DNS) += dns/dns_udns.o
 obj-$(CONFIG_SENDMAIL) += sendmail.o
 # Small replacements for the libc functions postie uses (musl targets only).
@@ -144,6 +144,13 @@ $(O)/tests/dns_driver: tests/drivers/dns_driver.c $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS)
 TEST_TOOLS := $(O)/tests/dns_driver
 endif
+# The queue state reader for the relay tests (store/qstate, as mailq).
+ifeq ($(CONFIG_RELAY),y)
+$(O)/tests/qstate_tool: tests/drivers/qstate_tool.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS)
+TEST_TOOLS += $(O)/tests/qstate_tool
+endif
 .PHONY: test-tools
 test-tools: $(O)/tests/unit $(TEST_TOOLS)
 
@@ -152,7 +159,7 @@ ifneq ($(CONFIG_IMAP),y)
 FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_imap_parse.c tests/fuzz/fuzz_mime.c tests/fuzz/fuzz_imap_session.c tests/fuzz/fuzz_folder.c,$(FUZZ_SRCS))
 endif
 ifneq ($(CONFIG_RELAY),y)
-FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_smtp_reply.c tests/fuzz/fuzz_mime7.c tests/fuzz/fuzz_smtp_out.c,$(FUZZ_SRCS))
+FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_smtp_reply.c tests/fuzz/fuzz_mime7.c tests/fuzz/fuzz_smtp_out.c tests/fuzz/fuzz_qstate.c,$(FUZZ_SRCS))
 endif
 ifneq ($(CONFIG_DNS),y)
 FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_dns.c,$(FUZZ_SRCS))

@@ -40,6 +40,7 @@
 #include "core/conf.h"
 #include "core/util.h"
 #include "proto/address.h"
+#include "store/qstate.h"
 #include "store/spool.h"
 
 /* sysexits.h values (musl does not ship the header). */
@@ -1146,68 +1147,87 @@ static int run_queue(void)
 
 /* ---- mailq ------------------------------------------------------------------ */
 
-#define MAILQ_INDENT 55          /* under the sender column */
+/* The shape of Postfix's mailq: one line per message (id, size, arrival,
+ * sender), then per recipient its state and reason in parentheses over
+ * the address; the state comes from store/qstate, as the daemon wrote it. */
+#define MAILQ_INDENT 41          /* recipients, under the sender column */
 
-struct qstate {
-	time_t arrival;
-	long attempts;
-	time_t next;
-	/* per recipient index: 'd', 'f', or 0; and the last reason */
-	char st[CONFIG_SMTP_MAX_RCPT];
-	char why[CONFIG_SMTP_MAX_RCPT > 64 ? 64 : CONFIG_SMTP_MAX_RCPT][120];
-	char has_why[CONFIG_SMTP_MAX_RCPT];
-};
+static struct qstate mq_state;
+static char mq_rcpt[CONFIG_SMTP_MAX_RCPT][ADDR_MAX];
 
-static void read_state(int dirfd, const char *name, struct qstate *q)
+/* "45s", "12m", "2h05m", "3d04h". */
+static void mq_duration(char *buf, size_t n, long long s)
 {
-	char path[300], line[600];
-	FILE *f;
-	int fd;
+	if (s < 0)
+		s = 0;
+	if (s < 60)
+		snprintf(buf, n, "%llds", s);
+	else if (s < 3600)
+		snprintf(buf, n, "%lldm", s / 60);
+	else if (s < 86400)
+		snprintf(buf, n, "%lldh%02lldm", s / 3600, s / 60 % 60);
+	else
+		snprintf(buf, n, "%lldd%02lldh", s / 86400, s / 3600 % 24);
+}
 
-	snprintf(path, sizeof(path), "%s.st", name);
-	fd = openat(dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || !(f = fdopen(fd, "r"))) {
-		if (fd >= 0)
-			close(fd);
+static void mq_printable(char *dst, size_t n, const char *src)
+{
+	str_printable(dst, n, src, strlen(src));
+}
+
+/* "(deferred, 2 attempts: host mx.example.net said: 450 4.2.1 ...)". */
+static void mq_reason(const struct qstate_target *t)
+{
+	char text[QSTATE_TEXT * 2], host[QSTATE_HOST * 2];
+
+	mq_printable(text, sizeof(text), t->text);
+	mq_printable(host, sizeof(host), t->host);
+	printf("%8s(%s", "", qstate_word(t));
+	if (t->tries > 0 && t->state == QS_PENDING)
+		printf(" after %d attempt%s", t->tries, t->tries == 1 ? "" : "s");
+	if (t->state == QS_PENDING && t->code == 0) {
+		puts(": not tried yet)");
 		return;
 	}
-	while (fgets(line, sizeof(line), f)) {
-		long long a, b;
-		int idx;
-		char state, status[24];
-		int off = 0;
+	if (t->local)
+		printf(": a problem on this side, not counted as an attempt");
+	if (host[0])
+		printf(": host %s said: %s)\n", host, text);
+	else if (t->state == QS_DONE && !text[0])
+		puts(")");
+	else
+		printf(": %s%s%s)\n", t->status[0] != '-' ? t->status : "",
+		       t->status[0] != '-' ? " " : "", text);
+}
 
-		line[strcspn(line, "\n")] = '\0';
-		if (sscanf(line, "A %lld", &a) == 1) {
-			q->arrival = (time_t)a;
-		} else if (sscanf(line, "N %lld %lld", &a, &b) == 2) {
-			q->attempts = (long)a;
-			q->next = (time_t)b;
-		} else if (sscanf(line, "S %d %c %23s %n", &idx, &state, status,
-				  &off) >= 3 && idx >= 0 &&
-			   idx < CONFIG_SMTP_MAX_RCPT) {
-			q->st[idx] = state == 'd' || state == 'f' ? state : 0;
-			if (idx < (int)(sizeof(q->why) / sizeof(q->why[0]))) {
-				char clean[96];
-				str_printable(clean, sizeof(clean),
-					      off ? line + off : "",
-					      off ? strlen(line + off) : 0);
-				snprintf(q->why[idx], sizeof(q->why[idx]), "%.23s %.95s",
-					 status, clean);
-				q->has_why[idx] = 1;
-			}
-		}
+static void mq_target(const struct qstate_target *t, int nr)
+{
+	char shown[ADDR_MAX * 4], orig[ADDR_MAX * 4];
+	const char *r = t->rcpt < nr ? mq_rcpt[t->rcpt] : "";
+
+	mq_reason(t);
+	mq_printable(orig, sizeof(orig), r);
+	if (strncmp(t->addr, "local:", 6) == 0) {
+		mq_printable(shown, sizeof(shown), t->addr + 6);
+		printf("%*s%s (mailbox %s)\n", MAILQ_INDENT, "", orig, shown);
+		return;
 	}
-	fclose(f);
+	mq_printable(shown, sizeof(shown), t->addr);
+	if (r[0] && strcasecmp(r, t->addr) != 0)
+		printf("%*s%s (for %s)\n", MAILQ_INDENT, "", shown, orig);
+	else
+		printf("%*s%s\n", MAILQ_INDENT, "", shown);
 }
 
 static int list_one(int dirfd, const char *name, uint64_t *total)
 {
-	static struct qstate q;
-	char line[ADDR_MAX + 8], when[32];
+	struct qstate *q = &mq_state;
+	char line[ADDR_MAX + 8], when[32], from[ADDR_MAX * 4] = "";
 	struct stat st;
 	FILE *f;
-	int fd, idx = 0, first = 1;
+	int fd, nr = 0, has_state;
+	long long data_off = 0, size;
+	time_t now = time(NULL);
 	struct tm tm;
 
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -1216,48 +1236,56 @@ static int list_one(int dirfd, const char *name, uint64_t *total)
 			close(fd);
 		return 0;       /* delivered meanwhile */
 	}
-	memset(&q, 0, sizeof(q));
-	q.arrival = st.st_mtime;
-	read_state(dirfd, name, &q);
-	localtime_r(&q.arrival, &tm);
-	strftime(when, sizeof(when), "%a %b %d %H:%M:%S", &tm);
-	*total += (uint64_t)st.st_size;
 	while (fgets(line, sizeof(line), f)) {
 		size_t l = strcspn(line, "\n");
-		char shown[ADDR_MAX * 2];
-
 		line[l] = '\0';
-		if (strcmp(line, "D") == 0)
+		if (strcmp(line, "D") == 0) {
+			data_off = ftell(f);
 			break;
-		str_printable(shown, sizeof(shown), line + (l >= 2 ? 2 : l),
-			      l >= 2 ? l - 2 : 0);
-		if (line[0] == 'F' && first) {
-			printf("%-24s %8lld %s  %s\n", name, (long long)st.st_size,
-			       when, shown[0] ? shown : "MAILER-DAEMON");
-			if (q.attempts) {
-				char next[32] = "not planned";
-				if (q.next) {
-					localtime_r(&q.next, &tm);
-					strftime(next, sizeof(next), "%b %d %H:%M:%S", &tm);
-				}
-				printf("%*s(%ld attempt%s, next %s)\n", MAILQ_INDENT, "",
-				       q.attempts, q.attempts == 1 ? "" : "s", next);
-			}
-			first = 0;
-		} else if (line[0] == 'R') {
-			const char *mark = "";
-			if (idx < CONFIG_SMTP_MAX_RCPT && q.st[idx] == 'd')
-				mark = " (delivered)";
-			else if (idx < CONFIG_SMTP_MAX_RCPT && q.st[idx] == 'f')
-				mark = " (failed, returned to sender)";
-			if (idx < (int)(sizeof(q.why) / sizeof(q.why[0])) &&
-			    q.has_why[idx] && q.st[idx] != 'd')
-				printf("%*s(%s)\n", MAILQ_INDENT, "", q.why[idx]);
-			printf("%*s%s%s\n", MAILQ_INDENT, "", shown, mark);
-			idx++;
 		}
+		if (line[0] == 'F' && l >= 1 && !from[0])
+			str_printable(from, sizeof(from), line + (l >= 2 ? 2 : l),
+				      l >= 2 ? l - 2 : 0);
+		else if (line[0] == 'R' && l >= 2 && nr < CONFIG_SMTP_MAX_RCPT)
+			str_copy(mq_rcpt[nr++], ADDR_MAX, line + 2, l - 2);
 	}
 	fclose(f);
+	has_state = qstate_load(dirfd, name, q) == 0;
+	if (!q->arrival)
+		q->arrival = st.st_mtime;
+	size = (long long)st.st_size - data_off;
+	*total += (uint64_t)(size > 0 ? size : 0);
+	localtime_r(&q->arrival, &tm);
+	strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
+	printf("%-21s %8lld %s  %s\n", name, size, when,
+	       from[0] ? from : "MAILER-DAEMON");
+
+	/* The message: age, attempts, next try. */
+	char age[24], in[24], at[16] = "";
+	mq_duration(age, sizeof(age), (long long)(now - q->arrival));
+	printf("%8s(age %s; %d delivery attempt%s", "", age, q->attempts,
+	       q->attempts == 1 ? "" : "s");
+	if (q->local_fails)
+		printf("; %d run%s failed on this side, not counted",
+		       q->local_fails, q->local_fails == 1 ? "" : "s");
+	if (!has_state || q->next <= now) {
+		puts("; next try now)");
+	} else {
+		mq_duration(in, sizeof(in), (long long)(q->next - now));
+		localtime_r(&q->next, &tm);
+		strftime(at, sizeof(at), "%H:%M:%S", &tm);
+		printf("; next try in %s, at %s)\n", in, at);
+	}
+	if (q->n == 0) {
+		printf("%8s(waiting for the first delivery attempt)\n", "");
+		for (int i = 0; i < nr; i++) {
+			char shown[ADDR_MAX * 4];
+			mq_printable(shown, sizeof(shown), mq_rcpt[i]);
+			printf("%*s%s\n", MAILQ_INDENT, "", shown);
+		}
+	}
+	for (int i = 0; i < q->n; i++)
+		mq_target(&q->t[i], nr);
 	putchar('\n');
 	return 1;
 }
@@ -1267,7 +1295,26 @@ static int name_filter(const struct dirent *e)
 	size_t l = strlen(e->d_name);
 
 	return e->d_name[0] != '.' &&
-	       !(l > 3 && strcmp(e->d_name + l - 3, ".st") == 0);
+	       !(l > 3 && strcmp(e->d_name + l - 3, ".st") == 0) &&
+	       !(l > 4 && strcmp(e->d_name + l - 4, ".new") == 0);
+}
+
+/* Why a user cannot see the queue: it belongs to the daemon's user. */
+static int mailq_denied(const char *path)
+{
+	struct stat st;
+	struct passwd *pw;
+	char owner[64] = "";
+
+	if (stat(cf->spool_dir, &st) == 0) {
+		pw = getpwuid(st.st_uid);
+		if (pw)
+			snprintf(owner, sizeof(owner), " (%s)", pw->pw_name);
+	}
+	return fail(EX_NOPERM_, "the queue in %s holds other users' mail and is "
+		    "readable only by root and the daemon's user%s; run mailq "
+		    "as one of them (e.g. sudo mailq). Your own messages were "
+		    "accepted when sendmail exited 0", path, owner);
 }
 
 static int list_queue(void)
@@ -1280,21 +1327,21 @@ static int list_queue(void)
 
 	snprintf(path, sizeof(path), "%s/queue", cf->spool_dir);
 	dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0 && errno == EACCES)
+		return mailq_denied(path);
 	if (dirfd < 0 && errno != ENOENT)
-		return fail(errno == EACCES ? EX_NOPERM_ : EX_TEMPFAIL_,
-			    "cannot read %s: %s%s", path, strerror(errno),
-			    errno == EACCES ? " (run mailq as root or as the "
-			    "daemon's user)" : "");
+		return fail(EX_TEMPFAIL_, "cannot read %s: %s", path,
+			    strerror(errno));
 	n = dirfd < 0 ? 0 : scandir(path, &names, name_filter, alphasort);
 	if (n < 0) {
 		close(dirfd);
-		return fail(EX_TEMPFAIL_, "cannot list %s: %s", path,
-			    strerror(errno));
+		return fail(errno == EACCES ? EX_NOPERM_ : EX_TEMPFAIL_,
+			    "cannot list %s: %s", path, strerror(errno));
 	}
 	for (int i = 0; i < n; i++) {
-		if (shown == 0 && i == 0)
-			printf("%-24s %8s %-19s  %s\n", "-Queue ID-", "--Size--",
-			       "---Arrival Time----", "-Sender/Recipient-------");
+		if (shown == 0)
+			printf("%-21s %8s %-20s %s\n", "-Queue ID-", "--Size--",
+			       "----Arrival Time----", "-Sender/Recipient-------");
 		shown += list_one(dirfd, names[i]->d_name, &total);
 		free(names[i]);
 	}

@@ -320,9 +320,10 @@ int bounce_write(int out_fd, const struct bounce_msg *m)
 		putf(&o, "Status: %s\n", status_of(r));
 		if (remote[0])
 			putf(&o, "Remote-MTA: dns; %s\n", remote);
+		/* The caller gives a reply ("550 5.1.1 ...") as the server
+		 * sent it, and its own reasons in the same shape. */
 		if (diag[0])
-			putf(&o, "Diagnostic-Code: %s; %s\n",
-			     remote[0] ? "smtp" : "X-Postie", diag);
+			putf(&o, "Diagnostic-Code: smtp; %s\n", diag);
 		putf(&o, "Last-Attempt-Date: %s\n", date);
 	}
 	puts_(&o, "\n");

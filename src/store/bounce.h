@@ -14,8 +14,11 @@
 struct bounce_rcpt {
 	const char *rcpt;               /* as in the R line */
 	const char *status;             /* "5.1.1", or "4.4.7" for expiry */
-	const char *diag;               /* remote reply or local reason */
-	const char *remote;             /* remote host name, or NULL */
+	const char *diag;               /* the server's reply ("550 5.1.1
+					 * ...") or a local reason in that
+					 * shape (Diagnostic-Code: smtp) */
+	const char *remote;             /* host that replied (Remote-MTA:
+					 * dns), or NULL */
 	int delayed;                    /* 1: a delay warning, not a failure */
 };
 

@@ -5,10 +5,15 @@
  * attempts (CONFIG_RELAY_MAX_DELIVERIES at once, each walking its
  * message's targets: local mailboxes appended here, remote ones grouped
  * by domain, or all to the smarthost, and handed to smtp_out one group
- * at a time), the retry schedule (queue_retry MIN MAX, doubling), expiry
- * after queue_lifetime with a bounce, and the maildrop pickup (inotify,
- * so an idle daemon makes no wake-ups). Nothing acknowledged is removed
- * before its state says every target is done or bounced. */
+ * at a time), the retry schedule (queue_retry MIN MAX, doubling per
+ * delivery attempt; a run that failed only on this side — no resolver,
+ * DNS server silent, no route — is not an attempt and is retried after
+ * MIN, at most QUEUE_LOCAL_RETRY seconds), expiry after queue_lifetime
+ * with a bounce, and the maildrop pickup (inotify, so an idle daemon
+ * makes no wake-ups). The per-target state lives in queue/ID.st through
+ * store/qstate. Nothing acknowledged is removed before its state says
+ * every target is delivered or reported; each failed target is reported
+ * in exactly one DSN. */
 #include "store/queue.h"
 
 #include <dirent.h>
@@ -32,28 +37,22 @@
 #include "store/aliases.h"
 #include "store/bounce.h"
 #include "store/mbox.h"
+#include "store/qstate.h"
 #include "store/users.h"
 
-#define QUEUE_TARGETS_MAX CONFIG_SMTP_MAX_RCPT
+#define QUEUE_TARGETS_MAX QSTATE_TARGETS_MAX
 #define QUEUE_PATH (CONF_PATH_MAX + SPOOL_NAME_MAX + 16)
+/* Seconds before a run that failed on this side is tried again (at most;
+ * queue_retry MIN when that is shorter). */
+#define QUEUE_LOCAL_RETRY 60
 
 struct qmsg {
 	char id[SPOOL_NAME_MAX];
 	time_t arrival, next;
-	int attempts;
+	int attempts;           /* delivery attempts */
+	int local_fails;        /* runs failed on this side since the last */
 	int active;
 	int warned;             /* a delay warning went out */
-};
-
-enum { T_PENDING = 'p', T_DONE = 'd', T_FAILED = 'f' };
-
-struct target {
-	char addr[CONFIG_SMTP_PATH_MAX + 1];    /* "local:user" or an address */
-	short rcpt;                             /* its R line */
-	char state;
-	char tried;                             /* given to a session this attempt */
-	char status[8];
-	char diag[SMTPOUT_DIAG];
 };
 
 struct attempt {
@@ -62,9 +61,11 @@ struct attempt {
 	char sender[CONFIG_SMTP_PATH_MAX + 1];
 	char rcpts[QUEUE_TARGETS_MAX][CONFIG_SMTP_PATH_MAX + 1];
 	int nrcpt;
-	struct target t[QUEUE_TARGETS_MAX];
-	int n;
+	struct qstate st;                       /* the targets */
+	char tried[QUEUE_TARGETS_MAX];          /* given to a session this run */
+	char built[QUEUE_TARGETS_MAX];          /* still a target of the envelope */
 	int overflow;
+	int reached;            /* some outcome of this run was not local */
 	struct smtpout_job job;
 	int job_targets[SMTPOUT_RCPT_MAX];
 	int busy;
@@ -75,6 +76,7 @@ static int qcount, spilled;
 static struct attempt attempts[CONFIG_RELAY_MAX_DELIVERIES];
 static char qdir[CONF_PATH_MAX + 8], dropdir[CONF_PATH_MAX + 12];
 static struct watcher timer, notify;
+static struct qstate scratch;           /* load_queue() and rescans */
 
 static void schedule(void);
 static void pickup_all(void);
@@ -118,10 +120,6 @@ static void qremove(struct qmsg *q)
 	for (size_t i = 0; i < ARRAY_LEN(attempts); i++)
 		if (attempts[i].busy && attempts[i].q == &qtab[qcount])
 			attempts[i].q = q;
-	if (spilled) {
-		spilled = 0;
-		/* room again: files left on disk get loaded on the next scan */
-	}
 }
 
 int queue_commit(struct spool_file *f)
@@ -146,77 +144,43 @@ int queue_commit(struct spool_file *f)
 
 /* ---- state file ------------------------------------------------------- */
 
-static void state_load(struct attempt *a)
-{
-	char path[QUEUE_PATH], line[CONFIG_SMTP_PATH_MAX + SMTPOUT_DIAG + 32];
-	FILE *fp;
-
-	qpath(path, sizeof(path), a->q->id, ".st");
-	fp = fopen(path, "re");
-	if (!fp)
-		return;
-	while (fgets(line, sizeof(line), fp)) {
-		char st, addr[CONFIG_SMTP_PATH_MAX + 1], status[8];
-		int off = 0;
-
-		line[strcspn(line, "\n")] = '\0';
-		if (sscanf(line, "S %c %256s %7s %n", &st, addr, status, &off) < 3)
-			continue;
-		for (int i = 0; i < a->n; i++) {
-			if (strcmp(a->t[i].addr, addr) != 0)
-				continue;
-			a->t[i].state = st == 'd' ? T_DONE : T_FAILED;
-			memcpy(a->t[i].status, status, sizeof(status));
-			str_copy(a->t[i].diag, SMTPOUT_DIAG, line + off, strlen(line + off));
-		}
-	}
-	fclose(fp);
-}
-
 static int state_save(struct attempt *a)
 {
-	char path[QUEUE_PATH], tmp[QUEUE_PATH + 4];
-	FILE *fp;
-	int ok;
+	struct qmsg *q = a->q;
 
-	qpath(path, sizeof(path), a->q->id, ".st");
-	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	fp = fopen(tmp, "we");
-	if (!fp)
-		return -1;
-	fprintf(fp, "A %lld\nN %d %lld\n", (long long)a->q->arrival,
-		a->q->attempts, (long long)a->q->next);
-	if (a->q->warned)
-		fputs("W 1\n", fp);
-	for (int i = 0; i < a->n; i++)
-		if (a->t[i].state != T_PENDING)
-			fprintf(fp, "S %c %s %s %s\n", a->t[i].state, a->t[i].addr,
-				a->t[i].status[0] ? a->t[i].status : "-", a->t[i].diag);
-	ok = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-	ok &= fclose(fp) == 0;
-	if (!ok || rename(tmp, path) != 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	a->st.arrival = q->arrival;
+	a->st.next = q->next;
+	a->st.attempts = q->attempts;
+	a->st.local_fails = q->local_fails;
+	a->st.warned = q->warned;
+	return qstate_save(qdir, q->id, &a->st);
+}
+
+/* Arrival, attempts and the warning flag of a queue file from its state
+ * (a message without one has not been tried: its file time is its
+ * arrival). */
+static void state_restore(struct qmsg *q, int dfd)
+{
+	if (qstate_load(dfd, q->id, &scratch) != 0)
+		return;
+	if (scratch.arrival)
+		q->arrival = scratch.arrival;
+	q->attempts = scratch.attempts;
+	q->local_fails = scratch.local_fails;
+	q->warned = scratch.warned;
 }
 
 /* ---- targets ---------------------------------------------------------- */
 
 static void add_target(struct attempt *a, const char *addr, int rcpt)
 {
-	for (int i = 0; i < a->n; i++)
-		if (strcmp(a->t[i].addr, addr) == 0)
-			return;
-	if (a->n == QUEUE_TARGETS_MAX) {
+	struct qstate_target *t = qstate_target(&a->st, addr, rcpt);
+
+	if (!t) {
 		a->overflow = 1;
 		return;
 	}
-	memset(&a->t[a->n], 0, sizeof(a->t[0]));
-	str_copy(a->t[a->n].addr, sizeof(a->t[0].addr), addr, strlen(addr));
-	a->t[a->n].rcpt = (short)rcpt;
-	a->t[a->n].state = T_PENDING;
-	a->n++;
+	a->built[t - a->st.t] = 1;
 }
 
 struct expand {
@@ -279,30 +243,29 @@ static void build_targets(struct attempt *a)
 	}
 }
 
-static void set_target(struct target *t, int code, const char *status,
-		       const char *diag)
+/* An outcome of this run for one target. */
+static void set_target(struct attempt *a, struct qstate_target *t, int code,
+		       const char *status, const char *host, const char *text,
+		       int local)
 {
-	if (code / 100 == 2)
-		t->state = T_DONE;
-	else if (code / 100 == 5)
-		t->state = T_FAILED;
-	str_copy(t->status, sizeof(t->status), status, strlen(status));
-	str_copy(t->diag, sizeof(t->diag), diag, strlen(diag));
+	qstate_set(t, code, status, host, text, local, time(NULL));
+	a->reached |= !local;
 }
 
-static void deliver_local(struct attempt *a, struct target *t)
+static void deliver_local(struct attempt *a, struct qstate_target *t)
 {
 	const char *user = t->addr + 6;
 	struct mbox_lock l;
 	int rc;
 
 	if (users_find(users, user, strlen(user)) < 0) {
-		set_target(t, 550, "5.1.1", "user unknown");
+		set_target(a, t, 550, "5.1.1", NULL, "no such mailbox here", 0);
 		return;
 	}
 	rc = mbox_lock(conf->mail_dir, user, &l);
 	if (rc == MBOX_BUSY) {
-		set_target(t, 450, "4.2.0", "mailbox busy");
+		set_target(a, t, 450, "4.2.0", NULL, "mailbox locked by another "
+			   "program", 0);
 		return;
 	}
 	if (rc == MBOX_OK) {
@@ -313,36 +276,50 @@ static void deliver_local(struct attempt *a, struct target *t)
 	if (rc != MBOX_OK) {
 		char why[96];
 		snprintf(why, sizeof(why), "mailbox: %s", strerror(errno));
-		set_target(t, 451, "4.3.0", why);
+		set_target(a, t, 451, "4.3.0", NULL, why, 0);
 		return;
 	}
-	set_target(t, 250, "2.0.0", "delivered to mailbox");
+	set_target(a, t, 250, "2.0.0", NULL, "delivered to mailbox", 0);
 	imap_notify_mailbox(user);      /* push to IDLE sessions */
 }
 
 /* ---- bounces ------------------------------------------------------------ */
 
-/* A DSN to the sender: the failed targets (a bounce), or with delayed
- * the pending ones (a warning that mail is still being retried). */
+static int is_local_target(const struct qstate_target *t)
+{
+	return strncmp(t->addr, "local:", 6) == 0;
+}
+
+/* A DSN to the sender: the failed targets not reported yet (a bounce),
+ * or with delayed the pending ones (a warning that mail is still being
+ * retried). 0 when it is queued, or nothing had to go (then the failed
+ * targets count as reported: a bounce is never bounced), -1 when it
+ * could not be written (the targets stay due). */
 static int dsn(struct attempt *a, int delayed)
 {
 	struct bounce_rcpt br[QUEUE_TARGETS_MAX];
-	char status[QUEUE_TARGETS_MAX][8];
+	char diag[QUEUE_TARGETS_MAX][QSTATE_TEXT + 24];
 	struct bounce_msg m;
 	struct spool_file out;
 	struct stat st;
 	int n = 0;
 
-	for (int i = 0; i < a->n; i++) {
-		if (a->t[i].state != (delayed ? T_PENDING : T_FAILED))
+	for (int i = 0; i < a->st.n; i++) {
+		struct qstate_target *t = &a->st.t[i];
+		if (t->state != (delayed ? QS_PENDING : QS_FAILED))
 			continue;
-		br[n].rcpt = strncmp(a->t[i].addr, "local:", 6) == 0 ?
-			     a->rcpts[a->t[i].rcpt] : a->t[i].addr;
-		snprintf(status[n], sizeof(status[n]), "%s", delayed &&
-			 a->t[i].status[0] != '4' ? "4.0.0" : a->t[i].status);
-		br[n].status = status[n];
-		br[n].diag = a->t[i].diag;
-		br[n].remote = NULL;
+		br[n].rcpt = is_local_target(t) && t->rcpt < a->nrcpt ?
+			     a->rcpts[t->rcpt] : t->addr;
+		br[n].status = delayed && t->status[0] != '4' ? "4.0.0" : t->status;
+		/* A server's reply is quoted as it came; a reason of ours
+		 * gets the code and status it was given. */
+		if (t->host[0] || !t->code)
+			snprintf(diag[n], sizeof(diag[n]), "%s", t->text);
+		else
+			snprintf(diag[n], sizeof(diag[n]), "%d %s %s", t->code,
+				 t->status, t->text);
+		br[n].diag = diag[n];
+		br[n].remote = t->host[0] ? t->host : NULL;
 		br[n].delayed = delayed;
 		n++;
 	}
@@ -385,6 +362,39 @@ static int dsn(struct attempt *a, int delayed)
 
 /* ---- attempts ----------------------------------------------------------- */
 
+/* Postfix-like words for the log: "host mx.example.net said: 450 ...". */
+static void log_deferred(const struct attempt *a, int pending, uint64_t delay)
+{
+	for (int i = 0; i < a->st.n; i++) {
+		const struct qstate_target *t = &a->st.t[i];
+		if (t->state != QS_PENDING)
+			continue;
+		log_msg(LOGL_INFO, "queue: %s: %d target(s) deferred (%s: %s%s%s"
+			"%.100s), %s, next try in %llu s", a->q->id, pending, t->addr,
+			t->host[0] ? "host " : "", t->host, t->host[0] ? " said: " : "",
+			t->text, t->local ? "local problem, not counted as an attempt" :
+			"attempt counted", (unsigned long long)delay);
+		return;
+	}
+}
+
+/* Seconds until the next try: queue_retry MIN doubling per attempt up to
+ * MAX; after a run that failed only on this side, MIN but at most
+ * QUEUE_LOCAL_RETRY. */
+static uint64_t retry_delay(const struct qmsg *q, int counted)
+{
+	uint64_t delay = conf->retry_min;
+
+	if (!counted)
+		return delay < QUEUE_LOCAL_RETRY ? delay : QUEUE_LOCAL_RETRY;
+	for (int i = 1; i < q->attempts && delay < conf->retry_max; i++)
+		delay *= 2;
+	return delay > conf->retry_max ? conf->retry_max : delay;
+}
+
+static void rescan(void);
+static void scan_queue(void);
+
 static void attempt_end(struct attempt *a)
 {
 	struct qmsg *q = a->q;
@@ -392,81 +402,122 @@ static void attempt_end(struct attempt *a)
 	int pending = 0, failed = 0;
 	char path[QUEUE_PATH];
 
-	for (int i = 0; i < a->n; i++) {
-		pending += a->t[i].state == T_PENDING;
-		failed += a->t[i].state == T_FAILED;
+	/* Targets no longer in the envelope (aliases changed) that were
+	 * never finished are dropped; finished ones stay on record. */
+	for (int i = 0; i < a->st.n; i++) {
+		struct qstate_target *t = &a->st.t[i];
+		if (!a->built[i] && t->state == QS_PENDING && !a->overflow) {
+			a->st.t[i] = a->st.t[--a->st.n];
+			a->built[i] = a->built[a->st.n];
+			i--;
+			continue;
+		}
+		pending += t->state == QS_PENDING;
+		failed += t->state == QS_FAILED;
+	}
+	if (a->reached) {
+		q->attempts++;
+		q->local_fails = 0;
+	} else if (pending) {
+		q->local_fails++;
 	}
 	if (pending && now - q->arrival >= (time_t)conf->queue_lifetime) {
-		for (int i = 0; i < a->n; i++)
-			if (a->t[i].state == T_PENDING) {
-				char why[SMTPOUT_DIAG + 32];
-				snprintf(why, sizeof(why), "gave up after %d attempts: %s",
-					 q->attempts + 1, a->t[i].diag);
-				set_target(&a->t[i], 554, "4.4.7", why);
-				a->t[i].state = T_FAILED;
-			}
+		for (int i = 0; i < a->st.n; i++) {
+			struct qstate_target *t = &a->st.t[i];
+			if (t->state != QS_PENDING)
+				continue;
+			t->state = QS_FAILED;
+			snprintf(t->status, sizeof(t->status), "4.4.7");
+			if (!t->text[0])
+				snprintf(t->text, sizeof(t->text), "not delivered "
+					 "within queue_lifetime");
+			if (!t->code)
+				t->code = 451;
+			failed++;
+		}
+		log_msg(LOGL_INFO, "queue: %s: expired after %d attempt(s)", q->id,
+			q->attempts);
 		pending = 0;
-		failed = 1;
 	}
-	if (failed)
-		dsn(a, 0);
+	if (failed && dsn(a, 0) == 0) {
+		for (int i = 0; i < a->st.n; i++)
+			if (a->st.t[i].state == QS_FAILED)
+				a->st.t[i].state = QS_BOUNCED;
+		failed = 0;
+	}
 	if (pending && conf->delay_warning && !q->warned &&
 	    now - q->arrival >= (time_t)conf->delay_warning && dsn(a, 1) == 0)
 		q->warned = 1;
-	if (!pending) {
+	if (!pending && !failed) {
 		qpath(path, sizeof(path), q->id, "");
 		unlink(path);
 		qpath(path, sizeof(path), q->id, ".st");
 		unlink(path);
 		fsync_dir(qdir);
 		log_msg(LOGL_INFO, "queue: %s: done after %d attempt(s)", q->id,
-			q->attempts + 1);
+			q->attempts);
 		qremove(q);
 	} else {
-		uint64_t delay = conf->retry_min;
-		for (int i = 0; i < q->attempts && delay < conf->retry_max; i++)
-			delay *= 2;
-		if (delay > conf->retry_max)
-			delay = conf->retry_max;
-		q->attempts++;
+		/* A bounce that could not be written is retried like mail. */
+		uint64_t delay = retry_delay(q, a->reached || !pending);
 		q->next = now + (time_t)delay;
 		q->active = 0;
 		if (state_save(a) != 0)
 			log_msg(LOGL_ERR, "queue: %s: cannot save state: %s (targets "
 				"may be tried again)", q->id, strerror(errno));
-		for (int i = 0; i < a->n; i++)
-			if (a->t[i].state == T_PENDING) {
-				log_msg(LOGL_INFO, "queue: %s: %d target(s) deferred (%s: "
-					"%.80s), next try in %llu s", q->id, pending,
-					a->t[i].addr, a->t[i].diag,
-					(unsigned long long)delay);
-				break;
-			}
+		if (pending)
+			log_deferred(a, pending, delay);
 	}
 	close(a->f.fd);
 	a->f.fd = -1;
 	a->busy = 0;
+	if (spilled)
+		rescan();
 	kick();
 }
 
 static void next_group(struct attempt *a);
 
+/* "250 2.1.5 Ok" (a server's reply) or "4.4.1 connect to ...: refused"
+ * (smtp_out's own reason) into status and words. */
+static void job_result(struct attempt *a, struct qstate_target *t, int code,
+		       const char *d)
+{
+	const struct smtpout_job *j = &a->job;
+	char status[8];
+	size_t sl;
+	int reply = d[0] >= '2' && d[0] <= '5' && d[1] >= '0' && d[1] <= '9' &&
+		    d[2] >= '0' && d[2] <= '9' && (d[3] == ' ' || d[3] == '-' ||
+						    d[3] == '\0');
+	const char *st = reply ? (d[3] ? d + 4 : d + 3) : d;
+
+	sl = strcspn(st, " ");
+	if (sl >= 5 && sl < sizeof(status) && st[0] >= '2' && st[0] <= '5' &&
+	    st[1] == '.' && st[0] - '0' == code / 100) {
+		memcpy(status, st, sl);
+		status[sl] = '\0';
+	} else {
+		snprintf(status, sizeof(status), "%d.0.0", code / 100 % 10);
+		sl = 0;
+	}
+	if (reply) {
+		const char *host = j->remote_name[0] ? j->remote_name : j->remote;
+		set_target(a, t, code, status, host, d, 0);
+	} else {
+		st += sl;
+		while (*st == ' ')
+			st++;
+		set_target(a, t, code, status, NULL, st, j->local);
+	}
+}
+
 static void job_done(struct smtpout_job *job)
 {
 	struct attempt *a = job->owner;
 
-	for (int i = 0; i < job->n; i++) {
-		struct target *t = &a->t[a->job_targets[i]];
-		char status[8];
-		const char *d = job->diag[i];
-		/* "250 2.1.5 Ok": take the enhanced code when there is one. */
-		if (strlen(d) > 10 && d[4] >= '2' && d[4] <= '5' && d[5] == '.')
-			snprintf(status, sizeof(status), "%.*s",
-				 (int)strcspn(d + 4, " "), d + 4);
-		else
-			snprintf(status, sizeof(status), "%d.0.0", job->code[i] / 100 % 10);
-		set_target(t, job->code[i], status, d);
-	}
+	for (int i = 0; i < job->n; i++)
+		job_result(a, &a->st.t[a->job_targets[i]], job->code[i],
+			   job->diag[i]);
 	next_group(a);
 }
 
@@ -478,12 +529,12 @@ static void next_group(struct attempt *a)
 	const char *dom = NULL;
 
 	memset(j, 0, sizeof(*j));
-	for (int i = 0; i < a->n; i++) {
-		struct target *t = &a->t[i];
+	for (int i = 0; i < a->st.n; i++) {
+		struct qstate_target *t = &a->st.t[i];
 		const char *at;
 
-		if (t->state != T_PENDING || strncmp(t->addr, "local:", 6) == 0 ||
-		    t->tried)
+		if (t->state != QS_PENDING || is_local_target(t) || a->tried[i] ||
+		    !a->built[i])
 			continue;
 		at = strrchr(t->addr, '@');
 		if (!dom) {
@@ -494,14 +545,12 @@ static void next_group(struct attempt *a)
 		}
 		if (j->n == SMTPOUT_RCPT_MAX)
 			break;
-		t->tried = 1;
+		a->tried[i] = 1;
 		a->job_targets[j->n] = i;
 		str_copy(j->rcpt[j->n], sizeof(j->rcpt[0]), t->addr, strlen(t->addr));
 		j->n++;
 	}
 	if (j->n == 0) {
-		for (int i = 0; i < a->n; i++)
-			a->t[i].tried = 0;
 		attempt_end(a);
 		return;
 	}
@@ -513,8 +562,8 @@ static void next_group(struct attempt *a)
 	j->owner = a;
 	if (smtpout_start(j) != 0) {
 		for (int i = 0; i < j->n; i++)
-			set_target(&a->t[a->job_targets[i]], 451, "4.4.5",
-				   "no outgoing session free");
+			set_target(a, &a->st.t[a->job_targets[i]], 451, "4.4.5", NULL,
+				   "no outgoing session free", 1);
 		next_group(a);
 	}
 }
@@ -530,10 +579,13 @@ static void attempt_start(struct qmsg *q)
 			a = &attempts[i];
 	if (!a)
 		return;
-	memset(a, 0, offsetof(struct attempt, rcpts));
-	a->n = a->nrcpt = 0;
-	a->overflow = 0;
 	a->q = q;
+	a->nrcpt = 0;
+	a->overflow = 0;
+	a->reached = 0;
+	a->sender[0] = '\0';
+	memset(a->tried, 0, sizeof(a->tried));
+	memset(a->built, 0, sizeof(a->built));
 	qpath(path, sizeof(path), q->id, "");
 	a->f.fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (a->f.fd < 0 || fstat(a->f.fd, &st) != 0 ||
@@ -551,14 +603,20 @@ static void attempt_start(struct qmsg *q)
 	a->f.size = st.st_size;
 	a->busy = 1;
 	q->active = 1;
+	/* What earlier runs found (a missing or unreadable state: none). */
+	int dfd = open(qdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || qstate_load(dfd, q->id, &a->st) < 0)
+		qstate_init(&a->st, q->arrival);
+	if (dfd >= 0)
+		close(dfd);
 	build_targets(a);
 	if (a->overflow)
 		log_msg(LOGL_WARN, "queue: %s: more than %d targets; the rest wait",
 			q->id, QUEUE_TARGETS_MAX);
-	state_load(a);
-	for (int i = 0; i < a->n; i++)
-		if (a->t[i].state == T_PENDING && strncmp(a->t[i].addr, "local:", 6) == 0)
-			deliver_local(a, &a->t[i]);
+	for (int i = 0; i < a->st.n; i++)
+		if (a->st.t[i].state == QS_PENDING && a->built[i] &&
+		    is_local_target(&a->st.t[i]))
+			deliver_local(a, &a->st.t[i]);
 	next_group(a);
 }
 
@@ -598,6 +656,8 @@ static void on_timer(struct watcher *w)
 
 void queue_run_now(void)
 {
+	if (spilled)
+		scan_queue();
 	for (int i = 0; i < qcount; i++)
 		qtab[i].next = 0;
 	pickup_all();
@@ -743,50 +803,49 @@ static int leftover(int dfd, const char *name, size_t l)
 	return 1;
 }
 
-static void load_queue(void)
+/* Adds the queue files not in the table yet (at start, and when the
+ * table had no room for all of them and has some now); their arrival and
+ * attempts come back from their state files. */
+static void scan_queue(void)
 {
 	DIR *d = opendir(qdir);
 	struct dirent *e;
 
 	if (!d)
 		return;
+	spilled = 0;
 	while ((e = readdir(d)) != NULL) {
 		char path[QUEUE_PATH];
 		struct stat st;
+		struct qmsg *q;
 		size_t l = strlen(e->d_name);
+		int known = 0;
 
 		if (e->d_name[0] == '.' || l >= SPOOL_NAME_MAX)
 			continue;
 		if (leftover(dirfd(d), e->d_name, l))
 			continue;
+		for (int i = 0; i < qcount && !known; i++)
+			known = strcmp(qtab[i].id, e->d_name) == 0;
+		if (known)
+			continue;
 		qpath(path, sizeof(path), e->d_name, "");
 		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
 			continue;
-		if (!qadd(e->d_name, st.st_mtime, 0, 0))
+		q = qadd(e->d_name, st.st_mtime, 0, 0);
+		if (!q)
 			break;
+		state_restore(q, dirfd(d));
 	}
 	closedir(d);
-	/* Arrival and attempts come back from the state files. */
-	for (int i = 0; i < qcount; i++) {
-		char path[QUEUE_PATH], line[64];
-		FILE *fp;
-		long long a, nx;
-		int n;
+}
 
-		qpath(path, sizeof(path), qtab[i].id, ".st");
-		fp = fopen(path, "re");
-		if (!fp)
-			continue;
-		while (fgets(line, sizeof(line), fp)) {
-			if (sscanf(line, "A %lld", &a) == 1)
-				qtab[i].arrival = (time_t)a;
-			else if (sscanf(line, "N %d %lld", &n, &nx) == 2)
-				qtab[i].attempts = n;
-			else if (line[0] == 'W')
-				qtab[i].warned = 1;
-		}
-		fclose(fp);
-	}
+/* Room again after the table overflowed: the files left on disk join
+ * once a quarter of the table is free (not on every removal). */
+static void rescan(void)
+{
+	if (qcount <= CONFIG_QUEUE_MAX - CONFIG_QUEUE_MAX / 4)
+		scan_queue();
 }
 
 int queue_init(const char *spool_dir)
@@ -814,7 +873,7 @@ int queue_init(const char *spool_dir)
 		log_msg(LOGL_WARN, "maildrop: no inotify (%s); `postie sendmail -q` "
 			"or SIGUSR1 picks up new mail", strerror(errno));
 	}
-	load_queue();
+	scan_queue();
 	pickup_all();
 	log_msg(LOGL_INFO, "queue: %d message(s) waiting", qcount);
 	schedule();

@@ -1,12 +1,12 @@
 """`postie sendmail` / `mailq` without the daemon: what lands in
 spool_dir/maildrop (spool format, complete, no dot-files left), option
 handling, refusals with sysexits codes, and the queue listing.
-The daemon's pickup of maildrop/ is tested end to end elsewhere."""
+The daemon's pickup of maildrop/ and mailq's listing of what the daemon
+queued are tested end to end in test_queue.py."""
 import os
 import shutil
 import subprocess
 import tempfile
-import time
 
 import harness
 from harness import SLOW, need_feature
@@ -341,43 +341,3 @@ class SendmailTest(harness.TestCase):
         rc, out, err = self.run_cmd([], name="mailq")
         self.assertEqual(rc, 0, err)
         self.assertIn("Mail queue is empty", out)
-
-    def queue_file(self, name, sender, rcpts, st=None):
-        q = os.path.join(self.spool, "queue")
-        os.makedirs(q, exist_ok=True)
-        with open(os.path.join(q, name), "w") as f:
-            f.write("F %s\n" % sender)
-            for r in rcpts:
-                f.write("R %s\n" % r)
-            f.write("D\nSubject: q\n\nbody\n")
-        if st is not None:
-            with open(os.path.join(q, name + ".st"), "w") as f:
-                f.write(st)
-
-    def test_mailq_lists_queue(self):
-        self.queue_file("1700000000.000001.1.1", "alice@example.org",
-                        ["bob@example.net", "carol@example.com"])
-        self.queue_file("1700000100.000001.1.2", "", ["dave@example.net"],
-                        st="A 1700000100\nN 3 %d\nS 0 t 4.4.1 connect to "
-                        "mx.example.net: timed out\n" % (time.time() + 600))
-        self.queue_file("1700000200.000001.1.3", "erin@example.org",
-                        ["x@example.net", "y@example.net"],
-                        st="A 1700000200\nN 1 0\nS 0 d 2.0.0 ok\n"
-                        "S 1 f 5.1.1 user unknown\n")
-        self.send(["alice@example.org"], "x\n")     # waits in maildrop
-        for args, name in (([], "mailq"), (["-bp"], "sendmail")):
-            rc, out, err = self.run_cmd(args, name=name)
-            self.assertEqual(rc, 0, err)
-            self.assertIn("-Queue ID-", out)
-            self.assertIn("1700000000.000001.1.1", out)
-            self.assertIn("alice@example.org", out)
-            self.assertIn("bob@example.net", out)
-            self.assertIn("carol@example.com", out)
-            self.assertIn("MAILER-DAEMON", out)
-            self.assertIn("4.4.1 connect to mx.example.net: timed out", out)
-            self.assertIn("3 attempts", out)
-            self.assertRegex(out, r"x@example.net \(delivered\)")
-            self.assertRegex(out, r"y@example.net \(failed")
-            self.assertIn("in 3 Requests", out)
-            self.assertIn("1 message in maildrop", out)
-            self.assertNotIn(".st", out)

@@ -1,6 +1,7 @@
 /* Relay parts without sockets: the RFC 3464 bounce writer (structure,
- * fields, sanitizing of hostile values, the quoted header cap). Files go
- * to a fresh directory under TMPDIR. */
+ * fields, sanitizing of hostile values, the quoted header cap) and the
+ * queue state file (store/qstate: round trip, hostile lines, the older
+ * format, save and load). Files go to a fresh directory under TMPDIR. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "store/bounce.h"
+#include "store/qstate.h"
 #include "unit.h"
 
 static char dir[256];
@@ -90,8 +92,8 @@ static void test_bounce_structure(void)
 	struct bounce_rcpt r[] = {
 		{ "bob@example.net", "5.1.1", "550 5.1.1 <bob@example.net>: "
 		  "User unknown", "mx.example.net", 0 },
-		{ "carol@example.net", "4.4.7", "message expired after 5 days",
-		  NULL, 0 },
+		{ "carol@example.net", "4.4.7", "451 4.4.7 message expired "
+		  "after 5 days", NULL, 0 },
 	};
 	struct bounce_msg m = {
 		.hostname = "mail.test.lan", .sender = "alice@example.org",
@@ -134,7 +136,10 @@ static void test_bounce_structure(void)
 		      "User unknown\n"), "bob's fields: %s", out);
 	CHECK(strstr(out, "\nFinal-Recipient: rfc822; carol@example.net\n"
 		      "Action: failed\nStatus: 4.4.7\n"
-		      "Diagnostic-Code: X-Postie; message expired after 5 days\n"),
+		      "Diagnostic-Code: smtp; 451 4.4.7 message expired after 5 "
+		      "days\n"), "carol's fields: %s", out);
+	CHECK(!strstr(out, "X-Postie;"), "only smtp diagnostics");
+	CHECK(count(out, "Remote-MTA:") == 1, "Remote-MTA only for bob"
 	      "carol's fields");
 	CHECK(strstr(out, "<bob@example.net>: host mx.example.net said: 550"),
 	      "text part names the remote host");
@@ -219,8 +224,196 @@ static void test_bounce_header_cap(void)
 	close(m.src_fd);
 }
 
+/* ---- qstate ---------------------------------------------------------- */
+
+static struct qstate qs_a, qs_b;
+
+static int qs_equal(const struct qstate *a, const struct qstate *b)
+{
+	if (a->arrival != b->arrival || a->next != b->next ||
+	    a->attempts != b->attempts || a->local_fails != b->local_fails ||
+	    a->warned != b->warned || a->n != b->n)
+		return 0;
+	for (int i = 0; i < a->n; i++) {
+		const struct qstate_target *x = &a->t[i], *y = &b->t[i];
+		if (strcmp(x->addr, y->addr) || x->rcpt != y->rcpt ||
+		    x->state != y->state || x->local != y->local ||
+		    x->tries != y->tries || x->code != y->code ||
+		    strcmp(x->status, y->status) || x->when != y->when ||
+		    strcmp(x->host, y->host) || strcmp(x->text, y->text))
+			return 0;
+	}
+	return 1;
+}
+
+/* Writes a to memory and reads it back into b. */
+static int qs_roundtrip(const struct qstate *a, struct qstate *b, char *buf,
+			size_t n)
+{
+	FILE *f = fmemopen(buf, n, "w");
+	int rc;
+
+	if (!f)
+		return -1;
+	rc = qstate_write(f, a);
+	if (fclose(f) != 0 || rc != 0)
+		return -1;
+	f = fmemopen(buf, strlen(buf), "r");
+	if (!f)
+		return -1;
+	qstate_init(b, 0);
+	rc = qstate_read(f, b);
+	fclose(f);
+	return rc;
+}
+
+static void test_qstate_roundtrip(void)
+{
+	static char buf[QSTATE_TARGETS_MAX * QSTATE_LINE + 256];
+	struct qstate_target *t;
+
+	qstate_init(&qs_a, 1700000000);
+	qs_a.next = 1700000300;
+	qs_a.attempts = 3;
+	qs_a.local_fails = 2;
+	qs_a.warned = 1;
+	t = qstate_target(&qs_a, "good@flaky.test", 0);
+	qstate_set(t, 250, "2.0.0", "flaky.test", "250 2.0.0 queued", 0, 1700000100);
+	t = qstate_target(&qs_a, "bad@flaky.test", 1);
+	qstate_set(t, 550, "5.1.1", "flaky.test", "550 5.1.1 <bad>: no such user",
+		   0, 1700000100);
+	CHECK(t->state == QS_FAILED && t->tries == 1, "550 fails: %c", t->state);
+	t->state = QS_BOUNCED;
+	t = qstate_target(&qs_a, "later@flaky.test", 2);
+	qstate_set(t, 450, "4.2.1", "flaky.test", "450 4.2.1 greylisted", 0, 1700000100);
+	qstate_set(t, 451, "4.4.3", NULL, "DNS: no answer from the DNS server", 1,
+		   1700000200);
+	CHECK(t->state == QS_PENDING && t->tries == 1 && t->local == 1,
+	      "a local failure is not a try: %d", t->tries);
+	t = qstate_target(&qs_a, "local:demo", 3);
+	CHECK(t && t->state == QS_PENDING && t->code == 0, "new target waits");
+	CHECK(qstate_target(&qs_a, "bad@flaky.test", 9) == &qs_a.t[1],
+	      "a target is found, not added twice");
+	/* Hostile text is cleaned on the way in. */
+	t = qstate_target(&qs_a, "tab\tin@addr.test", 4);
+	qstate_set(t, 451, "4.\n4", "h\tost", "line1\r\nT\tx\tline2", 1, 5);
+	CHECK(!strchr(t->addr, '\t') && !strchr(t->text, '\n') &&
+	      !strchr(t->host, '\t') && !strchr(t->status, '\n'), "cleaned");
+	CHECK(qs_roundtrip(&qs_a, &qs_b, buf, sizeof(buf)) == 0, "roundtrip io");
+	CHECK(qs_equal(&qs_a, &qs_b), "roundtrip equal:\n%s", buf);
+	CHECK(strncmp(buf, "V 1\nA 1700000000\nN 3 1700000300 2\nW\n", 34) == 0,
+	      "header lines: %.60s", buf);
+
+	/* A full table and the longest fields survive too. */
+	qstate_init(&qs_a, 1);
+	for (int i = 0; i < QSTATE_TARGETS_MAX; i++) {
+		char addr[QSTATE_ADDR], text[QSTATE_TEXT * 2];
+		memset(addr, 'a', sizeof(addr) - 1);
+		addr[sizeof(addr) - 1] = '\0';
+		snprintf(addr, 16, "%05d", i);
+		addr[5] = 'x';
+		memset(text, 'z', sizeof(text) - 1);
+		text[sizeof(text) - 1] = '\0';
+		t = qstate_target(&qs_a, addr, i);
+		CHECK(t != NULL, "target %d", i);
+		if (t)
+			qstate_set(t, 452, "4.3.1", text, text, 0, 99);
+	}
+	CHECK(qstate_target(&qs_a, "one@too.many", 0) == NULL, "table full");
+	CHECK(qs_roundtrip(&qs_a, &qs_b, buf, sizeof(buf)) == 0, "full io");
+	CHECK(qs_equal(&qs_a, &qs_b), "full table equal");
+}
+
+static void test_qstate_hostile(void)
+{
+	static const struct {
+		const char *line;
+		int ok;
+	} cases[] = {
+		{ "V 1", 0 },
+		{ "A 1700000000", 0 },
+		{ "A -5", -1 },
+		{ "A 99999999999999999999", -1 },
+		{ "N 3 1700000300", 0 },        /* the older two-field form */
+		{ "N 3 1700000300 1", 0 },
+		{ "N x 1", -1 },
+		{ "N 3 4 5 6", -1 },
+		{ "T\tp\t0\t0\t0\t-\t0\t0\tx@y.test\t\t", 0 },
+		{ "T\tp\t0\t0\t0\t-\t0\t0\tx@y.test\t\t", -1 },  /* twice */
+		{ "T\tz\t0\t0\t0\t-\t0\t0\tz@y.test\t\t", -1 },  /* state */
+		{ "T\tp\t0\t0\t600\t-\t0\t0\tc@y.test\t\t", -1 }, /* code */
+		{ "T\tp\t0\t0\t0\t-\t0\t2\tl@y.test\t\t", -1 },   /* local */
+		{ "T\tp\t0\t0\t0\t-\t0\t0\t\t\t", -1 },          /* no addr */
+		{ "T\tp\t0\t0\t0\t-\t0\t0\tf@y.test\t\t\textra", -1 },
+		{ "T\tp\t0\t0\t0", -1 },
+		{ "T\tp\t99999\t0\t0\t-\t0\t0\tr@y.test\t\t", -1 },
+		{ "S d old@y.test 2.0.0 delivered fine", 0 },
+		{ "S f gone@y.test 5.1.1 no such user", 0 },
+		{ "S q what@y.test 5.1.1 x", -1 },
+		{ "", -1 },
+		{ "Q something", -1 },
+	};
+
+	qstate_init(&qs_a, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = qstate_parse_line(&qs_a, cases[i].line, strlen(cases[i].line));
+		CHECK(rc == cases[i].ok, "line %zu '%s': %d", i, cases[i].line, rc);
+	}
+	CHECK(qs_a.n == 3, "three targets: %d", qs_a.n);
+	CHECK(qs_a.attempts == 3 && qs_a.local_fails == 1, "N");
+	CHECK(qs_a.t[1].state == QS_DONE && qs_a.t[2].state == QS_BOUNCED,
+	      "older S lines: %c %c", qs_a.t[1].state, qs_a.t[2].state);
+	CHECK(strcmp(qs_a.t[2].text, "no such user") == 0, "old text '%s'",
+	      qs_a.t[2].text);
+
+	/* A NUL or an over-long line spoils that line only. */
+	static char big[QSTATE_LINE * 3];
+	size_t n = 0;
+	n += (size_t)snprintf(big + n, sizeof(big) - n, "A 7\nT\tp\t0\t0\t0\t-\t0\t0\t");
+	memset(big + n, 'q', QSTATE_LINE + 10);
+	n += QSTATE_LINE + 10;
+	n += (size_t)snprintf(big + n, sizeof(big) - n, "\t\t\nN 1 2 0\nA 8");
+	memcpy(big + n, "\0\nW\n", 4);
+	n += 4;
+	FILE *f = fmemopen(big, n, "r");
+	CHECK(f != NULL, "fmemopen");
+	if (f) {
+		qstate_init(&qs_a, 0);
+		CHECK(qstate_read(f, &qs_a) == 0, "read");
+		fclose(f);
+		CHECK(qs_a.arrival == 7 && qs_a.n == 0 && qs_a.attempts == 1 &&
+		      qs_a.warned == 1, "arrival %lld n %d", (long long)qs_a.arrival,
+		      qs_a.n);
+	}
+}
+
+static void test_qstate_files(void)
+{
+	struct qstate_target *t;
+	int dfd;
+
+	tmpfile_fd("prime");    /* makes dir */
+	qstate_init(&qs_a, 1234);
+	qs_a.attempts = 1;
+	t = qstate_target(&qs_a, "x@y.test", 0);
+	qstate_set(t, 450, "4.2.0", "mx.y.test", "450 4.2.0 later", 0, 1300);
+	CHECK(qstate_save(dir, "msg1", &qs_a) == 0, "save");
+	dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	CHECK(qstate_load(dfd, "msg1", &qs_b) == 0, "load");
+	CHECK(qs_equal(&qs_a, &qs_b), "loaded equal");
+	CHECK(qstate_load(dfd, "nothere", &qs_b) == 1 && qs_b.n == 0 &&
+	      qs_b.arrival == 0, "missing file");
+	/* A symlink is never followed. */
+	CHECK(symlinkat("msg1.st", dfd, "link.st") == 0, "symlink");
+	CHECK(qstate_load(dfd, "link", &qs_b) == -1, "symlink refused");
+	close(dfd);
+}
+
 void test_relay_parts(void)
 {
+	test_qstate_roundtrip();
+	test_qstate_hostile();
+	test_qstate_files();
 	test_bounce_structure();
 	test_bounce_delayed();
 	test_bounce_hostile();

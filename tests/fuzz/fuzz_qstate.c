@@ -1,0 +1,67 @@
+/* libFuzzer: the queue state reader (store/qstate). Any bytes read as a
+ * state file give a state that is within its limits, and writing that
+ * state and reading it back gives the same state (what the daemon
+ * writes, mailq and the daemon read alike). */
+#include "session.h"
+#include "store/qstate.h"
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+
+static struct qstate a, b;
+static char out[QSTATE_TARGETS_MAX * QSTATE_LINE + 256];
+
+static void check_limits(const struct qstate *s)
+{
+	if (s->n < 0 || s->n > QSTATE_TARGETS_MAX || s->attempts < 0 ||
+	    s->local_fails < 0)
+		abort();
+	for (int i = 0; i < s->n; i++) {
+		const struct qstate_target *t = &s->t[i];
+		if (!t->addr[0] || strchr(t->addr, '\t') || strchr(t->text, '\n') ||
+		    strchr(t->host, '\t') || t->code < 0 || t->code > 599 ||
+		    t->rcpt < 0 || t->rcpt > QSTATE_TARGETS_MAX || t->tries < 0)
+			abort();
+		for (int j = 0; j < i; j++)
+			if (strcmp(s->t[j].addr, t->addr) == 0)
+				abort();
+	}
+}
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+	FILE *f;
+
+	if (size > 65536 || size == 0)
+		return 0;
+	f = fmemopen((void *)data, size, "r");
+	if (!f)
+		return 0;
+	qstate_init(&a, 0);
+	qstate_read(f, &a);
+	fclose(f);
+	check_limits(&a);
+	f = fmemopen(out, sizeof(out), "w");
+	if (!f || qstate_write(f, &a) != 0)
+		abort();
+	fclose(f);
+	f = fmemopen(out, strlen(out), "r");
+	if (!f)
+		abort();
+	qstate_init(&b, 0);
+	qstate_read(f, &b);
+	fclose(f);
+	if (a.arrival != b.arrival || a.next != b.next || a.n != b.n ||
+	    a.attempts != b.attempts || a.local_fails != b.local_fails ||
+	    a.warned != b.warned)
+		abort();
+	for (int i = 0; i < a.n; i++) {
+		const struct qstate_target *x = &a.t[i], *y = &b.t[i];
+		if (strcmp(x->addr, y->addr) || x->rcpt != y->rcpt ||
+		    x->state != y->state || x->local != y->local ||
+		    x->tries != y->tries || x->code != y->code ||
+		    strcmp(x->status, y->status) || x->when != y->when ||
+		    strcmp(x->host, y->host) || strcmp(x->text, y->text))
+			abort();
+	}
+	return 0;
+}
