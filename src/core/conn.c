@@ -427,6 +427,13 @@ static int tls_blocked_by_input(const struct conn *c)
  * send nothing more. */
 #define CONN_MAX_ROUNDS (CONFIG_CONN_INBUF / 2 + 8)
 
+static void call_input(struct conn *c)
+{
+	c->flags |= CONN_IN_INPUT;
+	c->ops->input(c);
+	c->flags &= ~(unsigned)CONN_IN_INPUT;
+}
+
 static void run_input(struct conn *c)
 {
 	for (int rounds = 0; rounds < CONN_MAX_ROUNDS && c->w.fd >= 0; rounds++) {
@@ -448,7 +455,7 @@ static void run_input(struct conn *c)
 		off0 = c->in.off;
 		out0 = c->out_len;
 		flags0 = c->flags;
-		c->ops->input(c);
+		call_input(c);
 		if (c->w.fd < 0)
 			return;
 		progress = c->in.off != off0 || c->out_len != out0 || c->flags != flags0;
@@ -477,6 +484,8 @@ static void run_input(struct conn *c)
 void conn_resume(struct conn *c)
 {
 	c->flags &= ~(unsigned)CONN_SUSPENDED;
+	if (c->flags & CONN_IN_INPUT)
+		return;
 	run_input(c);
 	if (c->w.fd >= 0)
 		update_events(c);
@@ -516,7 +525,7 @@ static void on_io(struct watcher *w, short revents)
 		/* Output drained: a protocol streaming a message (RETR, DATA
 		 * to a peer) refills the buffer from input(). */
 		if (!conn_out_pending(c) && !(c->flags & (CONN_SUSPENDED | CONN_CLOSING))) {
-			c->ops->input(c);
+			call_input(c);
 			if (c->w.fd < 0)
 				return;
 			conn_flush(c);

@@ -51,6 +51,8 @@ enum {
 	CONN_DRAIN = 32,        /* streaming: call input() whenever output
 				 * can take more, even with nothing to read */
 	CONN_LENT_END = 64,     /* give the lent buffer back once drained */
+	CONN_IN_INPUT = 128,    /* inside ops->input: a resume does not
+				 * call it again (the running loop reads on) */
 };
 
 struct tls_conn;
@@ -125,7 +127,9 @@ void conn_close_after_flush(struct conn *c);
 /* Deadline in seconds from now for the whole current command (0: none). */
 void conn_deadline(struct conn *c, int seconds);
 void conn_deadline_ms(struct conn *c, int ms);
-/* Stop reading while the protocol works; resume calls input again. */
+/* Stop reading while the protocol works; resume calls input again (at
+ * once, or, when called from inside input, by the loop that runs it:
+ * input is never entered twice, so a protocol's reader keeps its place). */
 void conn_suspend(struct conn *c);
 void conn_resume(struct conn *c);
 /* All slots taken and a client waiting: times out (through its protocol)

@@ -182,12 +182,6 @@ struct imap_session {
 	char base[FOLDER_PATH_MAX + 16];        /* the user's folders */
 	char tag[IMAP_TAG_MAX + 1];
 	char done_text[300];    /* tagged answer after a job */
-	/* command reader */
-	char cmd[IMAP_CMD_MAX + 1];
-	size_t clen, line0;     /* bytes held, start of the current line */
-	uint64_t lit_left;
-	int skip_line;
-	int lit_skip;           /* discarding a refused non-sync literal */
 	/* the selected mailbox and the one being opened */
 	struct mbx sel, tmp;
 	int have_sel;
@@ -236,6 +230,17 @@ struct imap_session {
 		struct fetch_req fr;
 		struct search_prog sp;
 	} q;
+	/* command reader (read_step): cb is over cmd; the fields up to cmd
+	 * are zeroed when a session starts */
+	int rd, rd_taken;       /* RD_*; a command was handed out */
+	int refused;            /* this command ends in ref_st/ref_text */
+	const char *ref_st, *ref_text;
+	size_t line0;           /* start of the current line in cmd */
+	uint64_t lit_left;
+	struct buf tailb;       /* over tail: the end of a dropped line */
+	char tail[32];
+	struct buf cb;
+	char cmd[IMAP_CMD_MAX + 1];
 	char item[IMAP_ITEM_MAX];
 	size_t item_len;
 };
@@ -252,6 +257,7 @@ static uint16_t kmp_tab[IMAP_CMD_MAX];  /* SEARCH needles' tables */
 
 static int in_set(const struct imap_session *s, uint32_t i, const struct idx_rec *r);
 static int reading_state(const struct imap_session *s);
+static void reader_reset(struct imap_session *s);
 static void cmd_copy(struct conn *c, struct imap_session *s, struct ip *ip, int uid,
 		     int move);
 static void cmd_uid_expunge(struct conn *c, struct imap_session *s, struct ip *ip);
@@ -267,8 +273,8 @@ static void imap_enter(struct conn *c, struct imap_session *s, enum imap_state s
 static void wait_command(struct conn *c, struct imap_session *s)
 {
 	/* The command (and any set a finished operation used) is done. */
-	explicit_bzero(s->cmd, s->clen);
-	s->clen = s->line0 = 0;
+	if (s->rd_taken)
+		reader_reset(s);
 	s->set = NULL;
 	conn_deadline(c, s->state == IMAP_IDLE ? IMAP_IDLE_TIMEOUT :
 		      s->state == IMAP_NOAUTH ? 60 : CONFIG_IMAP_TIMEOUT);
@@ -1915,8 +1921,7 @@ static void cmd_starttls(struct conn *c, struct imap_session *s, struct ip *ip)
 		return;
 	}
 	/* Whatever came after the command in the clear is dropped. */
-	s->clen = s->line0 = 0;
-	s->lit_left = 0;
+	reader_reset(s);
 	tagged(c, s, "OK", "Begin TLS negotiation now");
 }
 
@@ -3279,16 +3284,15 @@ static int tmp_file(void)
 
 /* "tag APPEND mailbox [(flags)] [date] {n}": the line so far ends with the
  * message literal. Returns 0 when the command is not APPEND (the usual
- * reader goes on), 1 when this takes the literal (stored in a temporary
- * file, or refused: before it comes when it is synchronising, else read
- * and dropped, with the answer after it). */
-static int append_begin(struct conn *c, struct imap_session *s, uint64_t lit,
-			int plus)
+ * reader goes on), 1 when this takes the literal (to a temporary file),
+ * 2 when it is refused (the answer in app_st/app_err; the reader drops
+ * the literal if the client sends it without waiting). */
+static int append_begin(struct conn *c, struct imap_session *s, uint64_t lit)
 {
 	struct ip ip;
 	const char *tag, *w, *st = "BAD", *err = NULL;
 	char *name;
-	size_t tl, wl, nl, open_brace = s->clen;
+	size_t tl, wl, nl, open_brace = s->cb.len;
 
 	while (open_brace > s->line0 && s->cmd[open_brace - 1] != '{')
 		open_brace--;
@@ -3318,20 +3322,17 @@ static int append_begin(struct conn *c, struct imap_session *s, uint64_t lit,
 		else if ((s->app_fd = tmp_file()) < 0)
 			err = write_error(errno);
 	}
-	s->clen = s->line0 = 0;
-	s->app_mode = err ? APP_DISCARD : APP_STORE;
 	s->app_st = st;
 	s->app_err = err;
-	if (err && !plus) {
-		/* The client sends nothing more of this command. */
+	if (err) {
 		s->app_mode = APP_NONE;
 		mbx_close(&s->tmp);
-		tagged(c, s, st, "%s", err);
-		return 1;
+		return 2;
 	}
-	s->lit_left = lit;
-	if (!plus)
-		conn_printf(c, "+ Ready for the message\r\n");
+	explicit_bzero(s->cmd, s->cb.len);
+	buf_reset(&s->cb);
+	s->line0 = 0;
+	s->app_mode = APP_STORE;
 	return 1;
 }
 
@@ -3399,7 +3400,7 @@ static void append_end(struct conn *c, struct imap_session *s)
 			s->app_err = write_error(errno);
 		}
 	}
-	if (s->clen != 0 && s->app_mode == APP_STORE) {
+	if (s->cb.len != 0 && s->app_mode == APP_STORE) {
 		s->app_mode = APP_DISCARD;
 		s->app_st = "BAD";
 		s->app_err = "One message per APPEND (no MULTIAPPEND)";
@@ -3748,7 +3749,7 @@ static void command(struct conn *c, struct imap_session *s)
 		logout_now(c, s);
 		return;
 	}
-	ip_init(&ip, s->cmd, s->clen);
+	ip_init(&ip, s->cmd, s->cb.len);
 	if (ip_tag(&ip, &tag, &tl)) {
 		bad(c, s, "Missing or bad tag");
 		return;
@@ -3761,7 +3762,7 @@ static void command(struct conn *c, struct imap_session *s)
 	if (CONFIG_DEBUG_PROTOCOL)
 		log_msg(LOGL_DEBUG, "conn %u <- %s", c->id, str_printable(shown,
 			sizeof(shown), s->cmd, (str_ieq(verb, vl, "LOGIN") ||
-			str_ieq(verb, vl, "AUTHENTICATE")) ? (size_t)(ip.p - s->cmd) : s->clen));
+			str_ieq(verb, vl, "AUTHENTICATE")) ? (size_t)(ip.p - s->cmd) : s->cb.len));
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
 		const struct imap_cmd *cmd = &commands[i];
 		if (!cmd->fn || !str_ieq(verb, vl, cmd->verb))
@@ -3778,113 +3779,289 @@ static void command(struct conn *c, struct imap_session *s)
 }
 
 /* ---- the command reader ------------------------------------------------
- * Moves bytes from the connection into s->cmd until a whole command is
- * there (its literals inline). Returns 1 with a command, 0 for more. */
-static int read_command(struct conn *c, struct imap_session *s)
+ * One small state machine moves bytes from the connection into s->cmd
+ * (through the checked buffer s->cb) until a whole command is there, its
+ * literals inline:
+ *   RD_LINE   a line; at its LF (bare LF too) a trailing {n} / {n+} asks
+ *             for a literal, otherwise the command is complete
+ *   RD_LIT    n literal octets into cmd, then the rest of the line
+ *   RD_MSG    an APPEND message literal, to its temporary file
+ *   RD_SKIP   a refused command: its line is dropped up to its LF, a
+ *             {n+} at the end of a dropped line drops n more octets
+ *   RD_SKIPLIT those n octets
+ * Every command ends in exactly one of: a command to run, the rest of an
+ * APPEND line, or a refusal (s->refused, answered tagged by the caller);
+ * the reader never answers a command itself and never reads past the end
+ * of one. Each call consumes input or returns, so nothing buffered is left
+ * unread while the session waits for the client. */
+enum { RD_LINE, RD_LIT, RD_MSG, RD_SKIP, RD_SKIPLIT };
+enum { RD_NEED, RD_CMD, RD_MORE };
+
+static void reader_reset(struct imap_session *s)
+{
+	explicit_bzero(s->cmd, s->cb.len);
+	buf_reset(&s->cb);
+	buf_reset(&s->tailb);
+	s->line0 = 0;
+	s->lit_left = 0;
+	s->rd = RD_LINE;
+	s->rd_taken = 0;
+	s->refused = 0;
+	s->app_rest = 0;
+}
+
+/* The command's tag, from what it holds (or, when nothing is held yet,
+ * from the bytes that overflowed): "*" when there is no whole tag. */
+static void grab_tag(struct imap_session *s, char *p, size_t n)
+{
+	struct ip ip;
+	const char *tag;
+	size_t tl;
+
+	s->tag[0] = '\0';
+	if (s->cb.len)
+		ip_init(&ip, s->cmd, s->cb.len);
+	else
+		ip_init(&ip, p, n);
+	if (ip_tag(&ip, &tag, &tl) == 0 && ip_peek(&ip) == ' ')
+		str_copy(s->tag, sizeof(s->tag), tag, tl);
+}
+
+/* The client broke framing beyond repair (a literal that cannot be
+ * dropped or measured): one BYE, the tagged answer, the end. */
+static int give_up(struct conn *c, struct imap_session *s, const char *why)
+{
+	conn_printf(c, "* BYE %s\r\n", why);
+	imap_enter(c, s, IMAP_LOGOUT);
+	tagged(c, s, "BAD", "%s", why);
+	conn_close_after_flush(c);
+	return RD_NEED;
+}
+
+/* A literal octet count the session will drop unread: up to the message
+ * size limit (an APPEND the client did not wait for), more is abuse. */
+static int skippable(uint64_t lit)
+{
+	return lit <= conf->max_message_size || lit <= IMAP_CMD_MAX;
+}
+
+/* Keeps the last bytes of a line being dropped, to see a {n+} at its end. */
+static void tail_keep(struct imap_session *s, const char *p, size_t n)
+{
+	size_t cap = s->tailb.cap;
+
+	if (n >= cap) {
+		buf_reset(&s->tailb);
+		buf_add(&s->tailb, p + (n - cap), cap);
+		return;
+	}
+	if (!buf_fits(&s->tailb, n, 0))
+		buf_consume(&s->tailb, n - buf_remaining(&s->tailb));
+	buf_add(&s->tailb, p, n);
+}
+
+/* Drops the command held so far; the reader skips to the end of its line
+ * (the line's start stays in tail, in case it ends in a literal). */
+static void drop_line(struct imap_session *s)
+{
+	buf_reset(&s->tailb);
+	tail_keep(s, s->cmd + s->line0, s->cb.len - s->line0);
+	explicit_bzero(s->cmd, s->cb.len);
+	buf_reset(&s->cb);
+	s->line0 = 0;
+	s->rd = RD_SKIP;
+}
+
+/* The command cannot run: drop the rest of it, answer st/text at its end. */
+static void refuse(struct imap_session *s, const char *st, const char *text)
+{
+	if (!s->refused) {
+		s->refused = 1;
+		s->ref_st = st;
+		s->ref_text = text;
+	}
+	drop_line(s);
+}
+
+/* The literal of a refused command, which the client sends without
+ * waiting: dropped, then the rest of its line. */
+static int skip_literal(struct conn *c, struct imap_session *s, uint64_t lit)
+{
+	if (!skippable(lit))
+		return give_up(c, s, "[TOOBIG] Literal too large");
+	buf_reset(&s->tailb);
+	s->lit_left = lit;
+	s->rd = RD_SKIPLIT;
+	return RD_MORE;
+}
+
+/* A dropped line is over: its command ends here, unless the line ends in
+ * a literal the client sends without waiting ({n+}: dropped too). */
+static int skip_line_end(struct conn *c, struct imap_session *s)
+{
+	uint64_t lit;
+	int plus = 0;
+	int rc = ip_literal_tail(s->tail, s->tailb.len, &lit, &plus);
+
+	buf_reset(&s->tailb);
+	if (rc < 0 && plus)     /* its size unknown: no framing */
+		return give_up(c, s, "Bad literal");
+	if (rc > 0 && plus)
+		return skip_literal(c, s, lit);
+	s->rd_taken = 1;
+	return RD_CMD;
+}
+
+/* The line after an APPEND message ended in another literal: one message
+ * per APPEND; the octets are dropped, append_end answers at the end. */
+static int append_more(struct conn *c, struct imap_session *s, uint64_t lit,
+		       int plus)
+{
+	if (s->app_mode == APP_STORE) {
+		s->app_mode = APP_DISCARD;
+		s->app_st = "BAD";
+		s->app_err = "One message per APPEND (no MULTIAPPEND)";
+	}
+	explicit_bzero(s->cmd, s->cb.len);
+	buf_reset(&s->cb);
+	s->line0 = 0;
+	if (!plus) {
+		s->rd_taken = 1;
+		return RD_CMD;
+	}
+	return skip_literal(c, s, lit);
+}
+
+/* A whole line is in cmd from s->line0 (its end stripped). */
+static int line_end(struct conn *c, struct imap_session *s)
+{
+	uint64_t lit;
+	int plus = 0;
+	int rc = ip_literal_tail(s->cmd + s->line0, s->cb.len - s->line0, &lit, &plus);
+
+	if (rc == 0) {
+		s->rd_taken = 1;
+		return RD_CMD;
+	}
+	if (rc > 0 && plus && !CONFIG_IMAP_LITERALPLUS)
+		rc = -1;
+	if (rc > 0 && s->app_rest)
+		return append_more(c, s, lit, plus);
+	if (!s->app_rest)
+		grab_tag(s, NULL, 0);
+	if (rc < 0) {
+		refuse(s, "BAD", plus && !CONFIG_IMAP_LITERALPLUS ?
+		       "LITERAL+ is not supported" : "Bad literal");
+		return skip_line_end(c, s);
+	}
+	switch (append_begin(c, s, lit)) {
+	case 1:
+		s->rd = RD_MSG;
+		s->lit_left = lit;
+		if (!plus)
+			conn_printf(c, "+ Ready for the message\r\n");
+		return RD_MORE;
+	case 2:
+		refuse(s, s->app_st, s->app_err);
+		if (plus)
+			return skip_literal(c, s, lit);
+		s->rd_taken = 1;
+		return RD_CMD;
+	default:
+		break;
+	}
+	if (lit > IMAP_CMD_MAX || !buf_fits(&s->cb, 2, (size_t)lit)) {
+		/* The literal and the CRLF before it do not fit in cmd. */
+		refuse(s, plus ? "BAD" : "NO", "[TOOBIG] Literal too large");
+		if (plus)
+			return skip_literal(c, s, lit);
+		s->rd_taken = 1;
+		return RD_CMD;
+	}
+	buf_add(&s->cb, "\r\n", 2);
+	s->line0 = s->cb.len;
+	s->lit_left = lit;
+	s->rd = lit ? RD_LIT : RD_LINE;
+	if (!plus)
+		conn_printf(c, "+ Ready for literal data\r\n");
+	return RD_MORE;
+}
+
+/* Literal octets: into cmd, the APPEND file, or dropped. */
+static int literal_step(struct imap_session *s, char *p, size_t avail)
+{
+	size_t n = avail < s->lit_left ? avail : (size_t)s->lit_left;
+
+	if (s->rd == RD_LIT)
+		buf_add(&s->cb, p, n);  /* room checked in line_end */
+	else if (s->rd == RD_MSG)
+		append_feed(s, p, n);
+	s->lit_left -= n;
+	if (s->lit_left > 0)
+		return (int)n;
+	if (s->rd == RD_MSG) {
+		/* The message is in; the rest of its line comes. */
+		s->app_rest = 1;
+		buf_reset(&s->cb);
+	}
+	s->line0 = s->cb.len;
+	s->rd = s->rd == RD_SKIPLIT ? RD_SKIP : RD_LINE;
+	return (int)n;
+}
+
+/* One step over the input: RD_CMD with a command (or a refusal, or the
+ * rest of an APPEND line), RD_MORE after consuming input or writing a
+ * continuation (call again when there is room), RD_NEED for more input. */
+static int read_step(struct conn *c, struct imap_session *s)
 {
 	struct linebuf *in = &c->in;
+	size_t avail = in->len - in->off;
+	char *p = in->buf + in->off;
 
-	for (int guard = 0; guard < 64; guard++) {
-		size_t avail = in->len - in->off;
-		char *p = in->buf + in->off;
-
-		if (avail == 0)
-			return 0;
-		if (s->lit_left > 0) {
-			size_t n = avail < s->lit_left ? avail : (size_t)s->lit_left;
-			int msg = s->app_mode && !s->app_rest;
-			if (msg) {
-				append_feed(s, p, n);
-			} else if (!s->lit_skip) {
-				memcpy(s->cmd + s->clen, p, n);
-				s->clen += n;
-			}
-			in->off += n;
-			s->lit_left -= n;
-			if (s->lit_left == 0 && msg) {
-				/* The message is in; the rest of its line comes. */
-				s->app_rest = 1;
-				s->clen = s->line0 = 0;
-			} else if (s->lit_left == 0) {
-				s->line0 = s->clen;
-				if (s->lit_skip) {
-					s->lit_skip = 0;
-					s->skip_line = 1;
-				}
-			}
-			continue;
-		}
-		char *nl = memchr(p, '\n', avail);
-		size_t n = nl ? (size_t)(nl - p) + 1 : avail;
-		if (s->skip_line) {
-			in->off += n;
-			if (nl) {
-				s->skip_line = 0;
-				s->clen = s->line0 = 0;
-			}
-			continue;
-		}
-		if (n > sat_sub(IMAP_CMD_MAX, s->clen)) {
-			/* Too long: answered once the line is over. */
-			in->off += n;
-			s->skip_line = !nl;
-			s->clen = s->line0 = 0;
-			s->tag[0] = '\0';
-			bad(c, s, "Command line too long");
-			continue;
-		}
-		memcpy(s->cmd + s->clen, p, n);
-		s->clen += n;
+	if (s->rd_taken)
+		reader_reset(s);
+	if (avail == 0 && !(s->lit_left == 0 && (s->rd == RD_LIT ||
+						  s->rd == RD_SKIPLIT)))
+		return RD_NEED;
+	if (s->rd == RD_LIT || s->rd == RD_MSG || s->rd == RD_SKIPLIT) {
+		in->off += (size_t)literal_step(s, p, avail);
+		return RD_MORE;
+	}
+	char *nl = memchr(p, '\n', avail);
+	size_t n = nl ? (size_t)(nl - p) + 1 : avail;
+	if (s->rd == RD_SKIP) {
+		tail_keep(s, p, nl ? n - 1 : n);
 		in->off += n;
 		if (!nl)
-			return 0;
-		/* A line is complete: strip its end, look for a literal. */
-		s->clen--;
-		if (s->clen > s->line0 && s->cmd[s->clen - 1] == '\r')
-			s->clen--;
-		uint64_t lit;
-		int plus, rc = ip_literal_tail(s->cmd + s->line0, s->clen - s->line0,
-					       &lit, &plus);
-		if (rc == 0)
-			return 1;
-		if (plus && !CONFIG_IMAP_LITERALPLUS) {
-			conn_printf(c, "* BYE LITERAL+ is not supported\r\n");
-			logout_now(c, s);
-			return 0;
-		}
-		if (rc > 0 && !s->app_rest && append_begin(c, s, lit, plus))
-			continue;
-		/* The literal and the CRLF before it must fit: saturating,
-		 * a line that filled cmd must not wrap the room to huge. */
-		if (rc < 0 || lit > IMAP_CMD_MAX ||
-		    sat_add((size_t)lit, 2) > sat_sub(IMAP_CMD_MAX, s->clen)) {
-			struct ip ip;
-			const char *tag;
-			size_t tl;
-			ip_init(&ip, s->cmd, s->clen);
-			s->tag[0] = '\0';
-			if (ip_tag(&ip, &tag, &tl) == 0)
-				str_copy(s->tag, sizeof(s->tag), tag, tl);
-			s->clen = s->line0 = 0;
-			if (plus) {
-				/* The client sends it anyway: that much is abuse. */
-				conn_printf(c, "* BYE Literal too large\r\n");
-				logout_now(c, s);
-				return 0;
-			}
-			tagged(c, s, "NO", "[TOOBIG] Literal too large");
-			continue;
-		}
-		s->cmd[s->clen++] = '\r';
-		s->cmd[s->clen++] = '\n';
-		s->lit_left = lit;
-		s->line0 = s->clen;
-		if (lit == 0)
-			continue;
-		if (!plus)
-			conn_printf(c, "+ Ready for literal data\r\n");
+			return RD_MORE;
+		if (s->tailb.len && s->tail[s->tailb.len - 1] == '\r')
+			buf_truncate(&s->tailb, s->tailb.len - 1);
+		return skip_line_end(c, s);
 	}
-	return 0;
+	if (buf_add(&s->cb, p, n) != 0) {
+		/* Too long: the rest is dropped, answered once it is over;
+		 * the same bytes are read again, as dropped ones. */
+		if (!s->app_rest) {
+			grab_tag(s, p, n);
+			refuse(s, "BAD", "Command line too long");
+			return RD_MORE;
+		}
+		if (s->app_mode == APP_STORE) {
+			s->app_mode = APP_DISCARD;
+			s->app_st = "BAD";
+			s->app_err = "Command line too long";
+		}
+		drop_line(s);
+		return RD_MORE;
+	}
+	in->off += n;
+	if (!nl)
+		return RD_MORE;
+	/* A line is complete: strip its end, look for a literal. */
+	buf_truncate(&s->cb, s->cb.len - 1);
+	if (s->cb.len > s->line0 && s->cmd[s->cb.len - 1] == '\r')
+		buf_truncate(&s->cb, s->cb.len - 1);
+	return line_end(c, s);
 }
 
 static int reading_state(const struct imap_session *s)
@@ -3928,12 +4105,18 @@ static void imap_input(struct conn *c)
 			wait_command(c, s);
 			continue;
 		}
-		if (read_command(c, s) != 1)
+		int rc = read_step(c, s);
+		if (rc == RD_NEED)
 			return;
-		if (s->app_rest)
+		if (rc == RD_MORE)
+			continue;
+		if (s->refused) {
+			tagged(c, s, s->ref_st, "%s", s->ref_text);
+		} else if (s->app_rest) {
 			append_end(c, s);
-		else
+		} else {
 			command(c, s);
+		}
 		if (c->w.fd >= 0 && reading_state(s))
 			wait_command(c, s);
 	}
@@ -4000,7 +4183,7 @@ static int imap_open(struct conn *c)
 	pool_used[i] = 1;
 	pool_conn[i] = c;
 	s = &pool[i];
-	memset(s, 0, offsetof(struct imap_session, cmd));
+	memset(s, 0, offsetof(struct imap_session, cb));
 	s->sel.mfd = s->sel.ifd = s->tmp.mfd = s->tmp.ifd = -1;
 	s->sel.lfd = s->tmp.lfd = -1;
 	s->old_ifd = -1;
@@ -4008,7 +4191,9 @@ static int imap_open(struct conn *c)
 	s->app_fd = -1;
 	s->lock.fd = -1;
 	s->state = IMAP_NOAUTH;
-	s->clen = s->line0 = 0;
+	buf_init(&s->cb, s->cmd, IMAP_CMD_MAX);
+	buf_init(&s->tailb, s->tail, sizeof(s->tail));
+	reader_reset(s);
 	c->sess = s;
 	capability_text(c, s, cap, sizeof(cap));
 	conn_printf(c, "* OK [CAPABILITY %s] postie IMAP4rev1 ready\r\n", cap);
@@ -4042,7 +4227,7 @@ static void imap_close(struct conn *c)
 	if (s->app_fd >= 0)
 		close(s->app_fd);
 	s->app_fd = -1;
-	explicit_bzero(s->cmd, s->clen);
+	explicit_bzero(s->cmd, s->cb.len);
 	upd_abort(s);
 	mbx_close(&s->tmp);
 	close_sel(s);

@@ -2,6 +2,7 @@
 pre-auth literal overflow of the command buffer (issue 12, defect 1) plain
 and over imaps, lines at the exact end of the command buffer, every command
 answered by exactly one tagged reply. A crash is seen as a dead process."""
+import re
 import socket
 import ssl
 
@@ -10,13 +11,12 @@ import tlsutil
 from harness import IO_TIMEOUT
 from test_imap import ImapBase, Raw
 
-CMD_MAX = 8192          # IMAP_CMD_MAX in src/proto/imap.c
+CMD_MAX = tlsutil.kconfig("IMAP_CMD_MAX", 8192)
 
 
-def exploit_line(total=CMD_MAX - 1, lit="{4096}", end=b"\n"):
+def exploit_line(total=CMD_MAX - 1, lit="{4096}", end=b"\n", head="a LOGIN "):
     """A pre-auth command whose line fills the command buffer to `total`
     bytes (its end not counted) and asks for a literal."""
-    head = "a LOGIN "
     pad = total - len(head) - len(lit) - 1
     return (head + "x" * pad + " " + lit).encode() + end
 
@@ -76,3 +76,201 @@ class Framing(ImapBase):
         finally:
             r.close()
         self.assertTrue(self.server.running(), "postie died")
+    def test_lines_at_the_buffer_end(self):
+        """Command lines whose end or literal falls at every position around
+        the end of the command buffer: each gets one tagged answer, a
+        literal is asked for only when it fits, the daemon lives (a new
+        session for each length: refusals count as errors)."""
+        for total in range(CMD_MAX - 12, CMD_MAX + 3):
+            r = self.raw()
+            try:
+                for end in (b"\n", b"\r\n"):
+                    for lit in ("{0}", "{1}", "{2}", "{40}", "{4096}"):
+                        r.send(exploit_line(total, lit, end, "a CAPABILITY "))
+                        first = r.line()
+                        if first.startswith("+"):
+                            r.send(b"y" * int(lit[1:-1]) + b"\r\n")
+                            ans = r.until("a")
+                        else:
+                            ans = [first] if first.startswith("a ") else \
+                                [first] + r.until("a")
+                        self.assertRegex(self.tagged_once(ans, "a"),
+                                         r"^a (NO|BAD) ", (total, end, lit))
+                self.alive(r)
+            finally:
+                r.close()
+            self.assertTrue(self.server.running(), "postie died at %d" % total)
+
+    def test_too_long_gets_its_tagged_answer(self):
+        """An over-long command is answered BAD with its own tag once it is
+        over, also when its line ends in a literal (dropped with it)."""
+        r = self.raw()
+        try:
+            r.login()
+            r.send(b"t1 NOOP " + b"x" * (CMD_MAX + 100) + b"\r\n")
+            self.assertRegex(self.tagged_once(r.until("t1"), "t1"),
+                             r"^t1 BAD .*too long")
+            # The line ends in a literal sent without waiting: dropped too.
+            r.send(b"t2 NOOP " + b"x" * (CMD_MAX + 100) + b" {20+}\r\n"
+                   + b"X CREATE injected\r\n" + b" rest\r\n")
+            ans = r.until("t2")
+            self.assertRegex(self.tagged_once(ans, "t2"), r"^t2 BAD .*too long")
+            # A sync literal at the end of an over-long line: the answer
+            # comes at once, the client sends no literal.
+            r.send(b"t3 NOOP " + b"x" * (CMD_MAX + 100) + b" {20}\r\n")
+            self.assertRegex(self.tagged_once(r.until("t3"), "t3"),
+                             r"^t3 BAD .*too long")
+            out = r.cmd("t4", 'LIST "" "*"')
+            self.assertNotIn("injected", "\n".join(out))
+            self.alive(r)
+        finally:
+            r.close()
+
+
+def body(tag, n=3):
+    """A message whose lines would be commands if framing were lost."""
+    return ("Subject: %s\r\n\r\n" % tag + "".join(
+        "X%d CREATE injected%s\r\n" % (i, tag) for i in range(n))).encode()
+
+
+class Pipelined(ImapBase):
+    """Pipelined command streams with literals, sent in one write after a
+    pad that puts them at every offset against the connection's input
+    buffer, or split in two writes at every byte: every command gets
+    exactly one tagged answer, no message line runs as a command."""
+
+    inbuf = tlsutil.kconfig("CONN_INBUF", 1024)
+
+    def check_answers(self, lines, tags):
+        for t in tags:
+            got = [ln for ln in lines if ln.startswith(t + " ")]
+            self.assertEqual(len(got), 1, (t, lines[-8:]))
+        bad = [ln for ln in lines if re.match(r"^X\d", ln)]
+        self.assertEqual(bad, [], "a message line ran as a command")
+
+    def pad(self, n):
+        """NOOP commands of n bytes in all (n == 0 or n >= 8), their tags."""
+        out, tags = b"", []
+        while n > 0:
+            k = n if n <= 71 else (71 if n - 71 >= 8 else n - 8)
+            tag = b"p%d" % len(tags)
+            tag += b"x" * (k - 7 - len(tag))
+            out += tag + b" NOOP\r\n"
+            tags.append(tag.decode())
+            n -= k
+        return out, tags
+
+    def run_stream(self, r, stream, tags, split=None, pad=0):
+        pre, ptags = self.pad(pad)
+        data = pre + stream + b"zz NOOP\r\n"
+        if split is None:
+            r.send(data)
+        else:
+            cut = len(pre) + split
+            r.send(data[:cut])
+            r.send(data[cut:])
+        lines = r.until("zz")
+        self.check_answers(lines, ptags + tags + ["zz"])
+        return lines
+
+    def appends(self, good=True):
+        """Two APPEND {N+} back to back, then a NOOP."""
+        box = b"INBOX" if good else b"nosuch"
+        b1, b2 = body(b"one".decode()), body(b"two".decode())
+        stream = (b"a1 APPEND " + box + b" {%d+}\r\n" % len(b1) + b1 + b"\r\n"
+                  + b"a2 APPEND " + box + b" (\\Seen) {%d+}\r\n" % len(b2) + b2
+                  + b"\r\n" + b"n1 NOOP\r\n")
+        return stream, ["a1", "a2", "n1"]
+
+    def check_no_injection(self, r):
+        out = r.cmd("l", 'LIST "" "*"')
+        self.assertNotIn("injected", "\n".join(out))
+
+    @harness.need_feature("imap:literal+")
+    def test_refused_appends_every_alignment(self):
+        """APPENDs to a missing mailbox are refused but their literals are
+        read exactly, at every offset against the input buffer (a new
+        session every few rounds: refusals count as errors)."""
+        stream, tags = self.appends(good=False)
+        pads = [0] + list(range(8, self.inbuf + 8))
+        for i in range(0, len(pads), 10):
+            r = self.raw()
+            try:
+                r.login()
+                for pad in pads[i:i + 10]:
+                    lines = self.run_stream(r, stream, tags, pad=pad)
+                    self.assertTrue(any(ln.startswith("a1 NO") for ln in lines))
+                self.check_no_injection(r)
+            finally:
+                r.close()
+        self.assertTrue(self.server.running())
+
+    @harness.need_feature("imap:literal+")
+    def test_appends_split_at_every_byte(self):
+        r = self.raw()
+        try:
+            r.login()
+            r.cmd("s", "SELECT INBOX")
+            stream, tags = self.appends(good=True)
+            n = 0
+            for cut in range(1, len(stream)):
+                lines = self.run_stream(r, stream, tags, split=cut)
+                self.assertTrue(any(ln.startswith("a1 OK") for ln in lines),
+                                lines)
+                n += 2
+            out = r.cmd("f", "FETCH 1:* (BODY.PEEK[])")
+            self.assertTrue(out[-1].startswith("f OK"), out[-3:])
+            self.assertEqual(sum(1 for ln in out
+                                 if re.match(r"^\* \d+ FETCH .*BODY\[\]", ln)), n)
+            self.check_no_injection(r)
+        finally:
+            r.close()
+        self.assertTrue(self.server.running())
+
+    @harness.need_feature("imap:literal+")
+    def test_search_append_noop(self):
+        r = self.raw()
+        try:
+            r.login()
+            r.cmd("s", "SELECT INBOX")
+            b1 = body("three")
+            stream = (b"s1 SEARCH ALL\r\na1 APPEND INBOX {%d+}\r\n" % len(b1)
+                      + b1 + b"\r\nn1 NOOP\r\n")
+            tags = ["s1", "a1", "n1"]
+            for pad in (0, 8, 9, 100, self.inbuf - 40, self.inbuf - 1):
+                self.run_stream(r, stream, tags, pad=pad)
+            for cut in range(1, len(stream), 3):
+                self.run_stream(r, stream, tags, split=cut)
+            self.check_no_injection(r)
+        finally:
+            r.close()
+
+    def test_sync_literals_split_at_every_byte(self):
+        """A synchronising APPEND and LOGIN: the client waits for '+', its
+        lines come in two writes split at every byte."""
+        b1 = body("four", 1)
+        for cut in range(1, 24):
+            r = self.raw()
+            try:
+                line = b"a LOGIN {5}\r\n"
+                r.send(line[:min(cut, len(line) - 1)])
+                r.send(line[min(cut, len(line) - 1):])
+                self.assertTrue(r.line().startswith("+"))
+                rest = b"alice \"%s\"\r\n" % tlsutil.PASSWORD.encode()
+                r.send(rest[:cut] if cut < len(rest) else rest)
+                if cut < len(rest):
+                    r.send(rest[cut:])
+                self.assertRegex(r.until("a")[-1], r"^a OK")
+                line = b"b APPEND INBOX {%d}\r\n" % len(b1)
+                r.send(line[:cut % len(line) or 1])
+                r.send(line[cut % len(line) or 1:])
+                self.assertTrue(r.line().startswith("+"))
+                data = b1 + b"\r\nc NOOP\r\n"
+                r.send(data[:cut])
+                r.send(data[cut:])
+                lines = r.until("c")
+                self.check_answers(lines, ["b", "c"])
+                self.assertTrue(any(ln.startswith("b OK") for ln in lines))
+            finally:
+                r.close()
+        self.assertTrue(self.server.running())
