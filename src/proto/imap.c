@@ -147,6 +147,11 @@ struct job {
 	struct stream st;
 	int st_live;
 	struct idx_rec rec;
+	/* J_FETCH: reading what the plan of a message needs (PREP_*) */
+	int prep, prep_k, need_mime, need_full;
+	uint64_t mp_pos, mp_end;        /* the MIME parse, resumable */
+	int mp_header_only;
+	struct idx_out mp_cv;
 	/* STORE */
 	int mode;               /* '+', '-' or 0 (replace) */
 	int silent;
@@ -216,6 +221,7 @@ struct imap_session {
 	size_t set_len;
 	int set_uid, copy_move;
 	uint32_t set_star, copy_i;
+	off_t copy_done;        /* bytes of message copy_i in the target */
 	/* other sessions' news */
 	uint32_t pend[IMAP_PEND];
 	int npend, pend_all, need_sync;
@@ -843,48 +849,69 @@ static long stream_step(int mfd, struct stream *st, char *out, size_t room, int 
 	return (long)w;
 }
 
-/* Counts the filtered size of a range (HEADER.FIELDS), synchronously. */
-static int stream_count(int mfd, const struct idx_rec *r, struct secrange *sr,
-			const struct fetch_req *fr, const struct fetch_sec *sec)
+/* The shared MIME parser: a session whose parse of a big message spans
+ * loop passes keeps it until its FETCH line is planned; others wait. */
+static struct imap_session *mime_owner;
+
+/* Reads at most the pass's budget of a stream with no output (the
+ * filtered size of HEADER.FIELDS): 1 at the end, 0 budget spent, -1. */
+static int stream_count_step(struct imap_session *s, struct stream *st)
 {
-	struct stream st;
+	struct job *j = &s->job;
 	int fin = 0;
 
-	sr->wstart = 0;
-	sr->wlen = UINT64_MAX / 2;
-	stream_init(&st, r, sr, fr, sec);
-	for (long guard = 0; !fin && guard < 1000000; guard++)
-		if (stream_step(mfd, &st, NULL, sizeof(obuf), &fin) < 0)
+	while (!fin) {
+		uint64_t before = st->fpos;
+		if (j->budget == 0)
+			return 0;
+		if (stream_step(s->sel.mfd, st, NULL, sizeof(obuf), &fin) < 0)
 			return -1;
-	sr->total = st.fo;
-	return 0;
+		j->budget -= j->budget < st->fpos - before ? j->budget :
+			     (size_t)(st->fpos - before);
+	}
+	return 1;
 }
 
-/* Feeds the converted message to the MIME parser: all of it, or only the
- * top header when header_only. */
-static int parse_mime(int mfd, const struct idx_rec *r, int header_only)
+/* Feeds the converted message to the MIME parser within the pass's
+ * budget: all of it, or only the top header (j->mp_header_only). 1 when
+ * parsed, 0 budget spent (call again), -1 on a read error. */
+static int parse_mime_step(struct imap_session *s)
 {
-	struct idx_out cv;
-	uint64_t pos = r->off + r->from_len, end = pos + r->data_len;
+	struct job *j = &s->job;
 	size_t used, k;
 
-	mime_init(&mime);
-	idx_out_init(&cv, 0, -1);
-	while (pos < end) {
-		size_t want = end - pos < sizeof(fbuf) ? (size_t)(end - pos) : sizeof(fbuf);
-		ssize_t n = pread(mfd, fbuf, want, (off_t)pos);
+	while (j->mp_pos < j->mp_end) {
+		size_t want = j->mp_end - j->mp_pos < sizeof(fbuf) ?
+			      (size_t)(j->mp_end - j->mp_pos) : sizeof(fbuf);
+		if (j->budget == 0)
+			return 0;
+		if (want > j->budget)
+			want = j->budget;
+		ssize_t n = pread(s->sel.mfd, fbuf, want, (off_t)j->mp_pos);
 		if (n <= 0)
 			return -1;
-		k = idx_out_feed(&cv, fbuf, (size_t)n, obuf, &used);
-		pos += used;
+		j->budget -= (size_t)n;
+		k = idx_out_feed(&j->mp_cv, fbuf, (size_t)n, obuf, &used);
+		j->mp_pos += used;
 		mime_feed(&mime, obuf, k);
-		if (header_only && !mime.part[0].in_header)
-			return 0;
+		if (j->mp_header_only && !mime.part[0].in_header)
+			return 1;
 	}
-	k = idx_out_end(&cv, obuf);
+	k = idx_out_end(&j->mp_cv, obuf);
 	mime_feed(&mime, obuf, k);
 	mime_end(&mime);
-	return 0;
+	return 1;
+}
+
+static void parse_mime_begin(struct imap_session *s, int header_only)
+{
+	struct job *j = &s->job;
+
+	mime_init(&mime);
+	idx_out_init(&j->mp_cv, 0, -1);
+	j->mp_pos = j->rec.off + j->rec.from_len;
+	j->mp_end = j->mp_pos + j->rec.data_len;
+	j->mp_header_only = header_only;
 }
 
 /* Digits at *p (at most max), advancing; -1 when none. */
@@ -1083,50 +1110,110 @@ static int set_flags(struct imap_session *s, uint32_t i, struct idx_rec *r,
 	return 1;
 }
 
-/* Plans the answer for message seq: text segments and section streams. */
+enum { PREP_START, PREP_PARSE, PREP_COUNT, PREP_READY };
+
+/* Reads what the plan of message seq needs, within the pass's budget:
+ * its MIME structure (all of it, or the top header when that is enough)
+ * and the sizes of HEADER.FIELDS sections. 1 ready (the MIME parser is
+ * then ours until fetch_plan), 0 budget spent or the parser busy (call
+ * again), -1 on error. */
+static int fetch_prepare(struct imap_session *s, uint32_t seq)
+{
+	struct job *j = &s->job;
+	struct fetch_req *fr = &s->q.fr;
+	int rc;
+
+	switch (j->prep) {
+	case PREP_START:
+		j->need_mime = j->need_full = 0;
+		if (fr->attrs & (FA_BODYSTRUCTURE | FA_BODY | FA_ENVELOPE))
+			j->need_mime = 1;
+		for (int k = 0; k < fr->nsecs; k++) {
+			const struct fetch_sec *sec = &fr->secs[k];
+			if (sec->nparts || sec->kind != SEC_ALL)
+				j->need_mime = 1;
+			if (sec->nparts || sec->kind == SEC_TEXT)
+				j->need_full = 1;
+		}
+		if (j->need_mime && mime_owner && mime_owner != s)
+			return 0;
+		if (get_rec_live(s, seq - 1, &j->rec) != 0)
+			return -1;
+		j->prep_k = 0;
+		j->prep = PREP_COUNT;
+		if (!j->need_mime)
+			return fetch_prepare(s, seq);
+		mime_owner = s;
+		parse_mime_begin(s, !j->need_full);
+		j->prep = PREP_PARSE;
+		/* fall through */
+	case PREP_PARSE:
+		rc = parse_mime_step(s);
+		if (rc <= 0)
+			return rc;
+		if (j->mp_header_only) {
+			/* Only the top header was read. A single-part message is
+			 * then known whole: it ends at the message's end and its
+			 * body lines are the index's count less the header's.
+			 * BODYSTRUCTURE of a multipart or message/rfc822 (or of
+			 * a header that never ended) needs the whole message. */
+			struct mime_part *p0 = &mime.part[0];
+			if ((fr->attrs & (FA_BODYSTRUCTURE | FA_BODY)) &&
+			    (p0->multipart || p0->message || p0->in_header)) {
+				parse_mime_begin(s, 0);
+				return fetch_prepare(s, seq);
+			}
+			mime.n = 1;
+			p0->end_off = j->rec.size;
+			p0->lines = j->rec.lines > p0->body_line ?
+				    j->rec.lines - p0->body_line : 0;
+		}
+		j->prep = PREP_COUNT;
+		/* fall through */
+	case PREP_COUNT:
+		for (; j->prep_k < fr->nsecs; j->prep_k++) {
+			const struct fetch_sec *sec = &fr->secs[j->prep_k];
+			struct secrange *sr = &j->sr[j->prep_k];
+			if (sec->kind != SEC_FIELDS && sec->kind != SEC_FIELDS_NOT)
+				continue;
+			if (!j->st_live) {
+				sec_range(sec, &j->rec, sr);
+				sr->total = 0;
+				if (sr->b <= sr->a)
+					continue;
+				sr->wstart = 0;
+				sr->wlen = UINT64_MAX / 2;
+				stream_init(&j->st, &j->rec, sr, fr, sec);
+				j->st_live = 1;
+			}
+			rc = stream_count_step(s, &j->st);
+			if (rc <= 0)
+				return rc;
+			j->st_live = 0;
+			sr->total = j->st.fo;
+		}
+		j->prep = PREP_READY;
+		/* fall through */
+	default:
+		return 1;
+	}
+}
+
+/* Plans the answer for message seq (fetch_prepare done): text segments
+ * and section streams. */
 static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 {
 	struct job *j = &s->job;
 	struct fetch_req *fr = &s->q.fr;
 	struct idx_rec *r = &j->rec;
-	int need_mime = 0, need_full = 0, first = 1;
+	int first = 1;
 	uint32_t oldflags;
 	char b[96];
 
 	(void)c;
-	if (get_rec_live(s, seq - 1, r) != 0)
-		return -1;
 	oldflags = r->flags;
 	if (fr->sets_seen && !(r->flags & IDX_F_SEEN))
 		set_flags(s, seq - 1, r, r->flags | IDX_F_SEEN);
-	if (fr->attrs & (FA_BODYSTRUCTURE | FA_BODY | FA_ENVELOPE))
-		need_mime = 1;
-	for (int k = 0; k < fr->nsecs; k++) {
-		const struct fetch_sec *sec = &fr->secs[k];
-		if (sec->nparts || sec->kind != SEC_ALL)
-			need_mime = 1;
-		if (sec->nparts || sec->kind == SEC_TEXT)
-			need_full = 1;
-	}
-	if (need_mime && parse_mime(s->sel.mfd, r, !need_full) != 0)
-		return -1;
-	if (need_mime && !need_full) {
-		/* Only the top header was read. A single-part message is then
-		 * known whole: it ends at the message's end and its body lines
-		 * are the index's count less the header's. BODYSTRUCTURE of a
-		 * multipart or message/rfc822 (or of a header that never ended)
-		 * needs the whole message. */
-		struct mime_part *p0 = &mime.part[0];
-		if ((fr->attrs & (FA_BODYSTRUCTURE | FA_BODY)) &&
-		    (p0->multipart || p0->message || p0->in_header)) {
-			if (parse_mime(s->sel.mfd, r, 0) != 0)
-				return -1;
-		} else {
-			mime.n = 1;
-			p0->end_off = r->size;
-			p0->lines = r->lines > p0->body_line ? r->lines - p0->body_line : 0;
-		}
-	}
 	s->item_len = 0;
 	j->nseg = 0;
 	j->seg = 0;
@@ -1188,12 +1275,11 @@ static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 			struct secrange *sr = &j->sr[it->sec];
 			static const char *const names[] = { "", "RFC822",
 				"RFC822.HEADER", "RFC822.TEXT" };
+			uint64_t counted = sr->total;   /* HEADER.FIELDS: fetch_prepare */
 			sec_range(sec, r, sr);
 			sr->total = sr->b - sr->a;
-			if ((sec->kind == SEC_FIELDS || sec->kind == SEC_FIELDS_NOT) &&
-			    sr->b > sr->a &&
-			    stream_count(s->sel.mfd, r, sr, fr, sec) != 0)
-				return -1;
+			if (sec->kind == SEC_FIELDS || sec->kind == SEC_FIELDS_NOT)
+				sr->total = sr->b > sr->a ? counted : 0;
 			sr->wstart = 0;
 			sr->wlen = sr->total;
 			if (sec->partial) {
@@ -1227,7 +1313,7 @@ static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 }
 
 /* Sends planned segments; 1 when the message is out, 0 when the output
- * is full, -1 on error. */
+ * is full, 2 when the pass's budget of mail is spent, -1 on error. */
 static int fetch_send(struct conn *c, struct imap_session *s)
 {
 	struct job *j = &s->job;
@@ -1256,10 +1342,15 @@ static int fetch_send(struct conn *c, struct imap_session *s)
 			}
 			if (room < 400)
 				return 0;
+			if (j->budget == 0)
+				return 2;       /* skipping to a part or <partial> */
+			uint64_t before = j->st.fpos;
 			w = stream_step(s->sel.mfd, &j->st, obuf + sizeof(obuf) / 2,
 					room < sizeof(obuf) / 2 ? room : sizeof(obuf) / 2, &fin);
 			if (w < 0)
 				return -1;
+			j->budget -= j->budget < j->st.fpos - before ? j->budget :
+				     (size_t)(j->st.fpos - before);
 			if (w > 0)
 				conn_write(c, obuf + sizeof(obuf) / 2, (size_t)w);
 			if (!fin)
@@ -1389,8 +1480,8 @@ static int job_produce(struct conn *c, struct imap_session *s)
 				int rc = fetch_send(c, s);
 				if (rc < 0)
 					return -1;
-				if (rc == 0)
-					return 0;
+				if (rc == 0 || rc == 2)
+					return rc;
 				j->in_msg = 0;
 				j->cur++;
 			}
@@ -1409,7 +1500,14 @@ static int job_produce(struct conn *c, struct imap_session *s)
 					continue;
 				}
 			}
-			if (fetch_plan(c, s, j->cur) != 0)
+			int rc = fetch_prepare(s, j->cur);
+			if (rc <= 0)
+				return rc < 0 ? -1 : 2;
+			rc = fetch_plan(c, s, j->cur);
+			if (mime_owner == s)
+				mime_owner = NULL;
+			j->prep = PREP_START;
+			if (rc != 0)
 				return -1;
 			j->in_msg = 1;
 		}
@@ -3417,30 +3515,41 @@ static void append_end(struct conn *c, struct imap_session *s)
 	append_step(c, s);
 }
 
+/* Copies IMAP_STEP bytes a pass, also inside one message (copy_done:
+ * its bytes already in the target), then syncs and indexes the target. */
 static void copy_step(struct conn *c, struct imap_session *s)
 {
 	struct idx_rec r;
-	uint64_t budget = IMAP_STEP;
+	size_t budget = IMAP_STEP;
 	int rc = target_lock(c, s);
 
 	if (rc <= 0)
 		return;
 	for (; s->copy_i < s->sel.hdr.count && budget > 0; s->copy_i++) {
+		off_t before = s->copy_done;
 		if (get_rec(&s->sel, s->copy_i, &r) != 0) {
 			mbox_rollback(&s->lock);
 			target_end(c, s, "NO", "[SERVERBUG] Cannot read the mailbox index");
 			return;
 		}
+		/* An index record costs too: a set over many messages. */
+		budget -= budget < IDX_REC_SIZE ? budget : IDX_REC_SIZE;
 		if (!in_set(s, s->copy_i, &r))
 			continue;
-		if (mbox_append_raw(&s->lock, s->sel.mfd, (off_t)r.off,
-				    (off_t)(r.from_len + r.data_len)) != MBOX_OK) {
+		rc = mbox_append_raw(&s->lock, s->sel.mfd, (off_t)r.off,
+				     (off_t)(r.from_len + r.data_len), &s->copy_done,
+				     budget);
+		if (rc == MBOX_ERR) {
 			log_msg(LOGL_WARN, "conn %u %s: imap %s: copy to %s: %s", c->id,
 				c->peer_str, s->user, s->tmp.full, strerror(errno));
 			target_end(c, s, "NO", write_error(errno));
 			return;
 		}
-		budget -= budget < r.data_len ? budget : r.data_len + 1;
+		budget -= budget < (size_t)(s->copy_done - before) ? budget :
+			  (size_t)(s->copy_done - before);
+		if (rc == MBOX_AGAIN)
+			break;          /* inside this message: on at the next pass */
+		s->copy_done = 0;
 	}
 	if (s->copy_i < s->sel.hdr.count) {
 		conn_deadline_ms(c, 0);
@@ -3650,6 +3759,7 @@ static void cmd_copy(struct conn *c, struct imap_session *s, struct ip *ip, int 
 		return;
 	}
 	s->copy_i = 0;
+	s->copy_done = 0;
 	s->lock_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
 	imap_enter(c, s, IMAP_COPY);
 	conn_suspend(c);
@@ -4207,6 +4317,8 @@ static void imap_close(struct conn *c)
 
 	if (!s)
 		return;
+	if (mime_owner == s)
+		mime_owner = NULL;
 	if (s->state == IMAP_REWRITE && s->locked && s->rw_live) {
 		/* EXPUNGE came: finish it, even without a reader. */
 		struct idx_hdr h;

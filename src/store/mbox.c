@@ -309,13 +309,15 @@ fail:
 	return rollback_err(l);
 }
 
-int mbox_append_raw(struct mbox_lock *l, int src, off_t off, off_t len)
+int mbox_append_raw(struct mbox_lock *l, int src, off_t off, off_t len,
+		    off_t *done, size_t budget)
 {
-	char last = '\n';
-
-	while (len > 0) {
-		size_t want = len < (off_t)sizeof(outbuf) ? (size_t)len : sizeof(outbuf);
-		ssize_t n = pread(src, outbuf, want, off);
+	while (*done < len && budget > 0) {
+		off_t left = len - *done;
+		size_t want = left < (off_t)sizeof(outbuf) ? (size_t)left : sizeof(outbuf);
+		if (want > budget)
+			want = budget;
+		ssize_t n = pread(src, outbuf, want, off + *done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -325,13 +327,24 @@ int mbox_append_raw(struct mbox_lock *l, int src, off_t off, off_t len)
 		}
 		if (write_all_fd(l->fd, outbuf, (size_t)n) != 0)
 			goto fail;
-		// cppcheck-suppress negativeIndex
-		last = outbuf[n - 1];
-		off += n;
-		len -= n;
+		*done += n;
+		budget -= (size_t)n;
+		if (*done == len) {
+			/* The separator: one LF more, two when the message
+			 * does not end with one. */
+			int nl = outbuf[n - 1] == '\n';
+			if (write_all_fd(l->fd, "\n\n", nl ? 1 : 2) != 0)
+				goto fail;
+			return MBOX_OK;
+		}
 	}
-	if (write_all_fd(l->fd, "\n\n", last == '\n' ? 1 : 2) == 0)
-		return MBOX_OK;
+	if (*done < len) {
+		/* Start writing back what is copied so far, without waiting:
+		 * the fsync at the end then does not stall on all of it. */
+		sync_file_range(l->fd, l->old_size, 0, SYNC_FILE_RANGE_WRITE);
+		return MBOX_AGAIN;
+	}
+	return write_all_fd(l->fd, "\n", 1) == 0 ? MBOX_OK : rollback_err(l);
 fail:
 	return rollback_err(l);
 }

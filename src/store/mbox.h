@@ -10,7 +10,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-enum { MBOX_OK = 0, MBOX_BUSY = 1, MBOX_ERR = -1 };
+enum { MBOX_OK = 0, MBOX_BUSY = 1, MBOX_AGAIN = 2, MBOX_ERR = -1 };
 
 struct mbox_lock {
 	int fd;
@@ -45,10 +45,14 @@ int mbox_lock(const char *dir, const char *name, struct mbox_lock *l);
 int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 		   int src, off_t off, off_t len);
 /* Appends src[off..off+len) as it is (a From_ line and its message,
- * already mboxrd, taken from another mbox) and the blank separator line;
- * no fsync: mbox_sync after the last one. On failure the file is
- * truncated back to its size at lock time. */
-int mbox_append_raw(struct mbox_lock *l, int src, off_t off, off_t len);
+ * already mboxrd, taken from another mbox) and the blank separator line,
+ * in steps: each call copies at most `budget` bytes from *done on (start
+ * with *done = 0) and advances *done. MBOX_OK once the message and its
+ * separator are written, MBOX_AGAIN while bytes are left (call again);
+ * no fsync: mbox_sync after the last message. On failure the file is
+ * truncated back to its size at lock time (MBOX_ERR). */
+int mbox_append_raw(struct mbox_lock *l, int src, off_t off, off_t len,
+		    off_t *done, size_t budget);
 /* fsync (and the directory's for a new file); rolls back on failure. */
 int mbox_sync(struct mbox_lock *l);
 /* Truncates back to the size at lock time (a copy abandoned). */

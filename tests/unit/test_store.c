@@ -122,6 +122,35 @@ void test_mbox(void)
 		     "body\n\nFrom MAILER-DAEMON Thu Jan  1 00:00:00 1970\n>From here\n"
 		     "body\n\n") == 0, "mbox content:\n%s", buf);
 
+	/* Raw copies in steps of any size give the same bytes: the first
+	 * message (From_ line through ">From here") into box2, 1..9 bytes a call,
+	 * each followed by the separator. */
+	for (size_t step = 1; step <= 9; step += 4) {
+		int bfd, calls = 0;
+		off_t done = 0;
+		snprintf(buf, sizeof(buf), "%s/box", tmpdir());
+		bfd = open(buf, O_RDONLY);
+		snprintf(buf, sizeof(buf), "%s/box2", tmpdir());
+		unlink(buf);
+		rc = mbox_lock(tmpdir(), "box2", &l);
+		while (rc == MBOX_OK || rc == MBOX_AGAIN) {
+			rc = mbox_append_raw(&l, bfd, 0, 57, &done, step);
+			if (++calls > 100)
+				break;
+			if (rc == MBOX_OK && done == 57)
+				break;
+		}
+		CHECK(rc == MBOX_OK && calls == (int)((57 + step - 1) / step),
+		      "step %zu: rc %d after %d calls", step, rc, calls);
+		done = 0;
+		CHECK(mbox_append_raw(&l, bfd, 0, 0, &done, 10) == MBOX_OK, "empty");
+		mbox_unlock(&l);
+		close(bfd);
+		read_file("box2", buf, sizeof(buf));
+		CHECK(strcmp(buf, "From s@x Thu Jan  1 00:00:00 1970\nSubject: t\n\n"
+			     ">From here\n\n\n") == 0, "step %zu:\n%s", step, buf);
+	}
+
 	/* Busy: a dotlock held by someone else. */
 	write_file("box.lock", "1\n");
 	CHECK(mbox_lock(tmpdir(), "box", &l) == MBOX_BUSY, "dotlock busy");
