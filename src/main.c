@@ -612,8 +612,8 @@ static int daemon_main(int argc, char **argv)
 			queue_run_now();
 		}
 	}
-	log_msg(LOGL_INFO, "stopping (signal); longest loop stall %lld ms",
-		(long long)loop_longest_stall());
+	log_msg(LOGL_INFO, "stopping (signal); longest loop stall %ld.%03ld ms",
+		loop_longest_stall_us() / 1000, loop_longest_stall_us() % 1000);
 	conn_close_all("shutdown");
 	log_flush();
 	return 0;

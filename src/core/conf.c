@@ -243,6 +243,17 @@ static int d_max_connections(struct parse *p, int argc, char **argv)
 	return 0;
 }
 
+static int d_log_stall_ms(struct parse *p, int argc, char **argv)
+{
+	uint64_t v;
+
+	(void)argc;
+	if (parse_u64(argv[1], 60000, &v) != 0)
+		return fail(p, "log_stall_ms '%s': want 0..60000 (0: off)", argv[1]);
+	p->c->log_stall_ms = (int)v;
+	return 0;
+}
+
 static int d_run_as(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
@@ -521,6 +532,7 @@ static const struct directive directives[] = {
 	{ "local_domains", 1, CONF_MAX_ARGS - 1, d_local_domains, 1 },
 	{ "max_message_size", 1, 1, d_max_message_size, 0 },
 	{ "max_connections", 1, 1, d_max_connections, 0 },
+	{ "log_stall_ms", 1, 1, d_log_stall_ms, 0 },
 	{ "run_as", 1, 1, d_run_as, 0 },
 	{ "log", 1, 1, d_log, 0 },
 	{ "tls_cert", 1, 1, d_tls_cert, 0 },
@@ -603,6 +615,7 @@ static void defaults(struct conf *c)
 	strcpy(c->spool_dir, "/var/spool/postie");
 	c->max_message_size = (uint64_t)CONFIG_MAX_MESSAGE_SIZE_KB * 1024;
 	c->max_connections = CONFIG_MAX_CONNECTIONS;
+	c->log_stall_ms = 50;
 	c->max_tls_sessions = CONFIG_MAX_TLS_SESSIONS;
 	c->sender_login_check = 1;
 	c->smarthost_verify = 1;

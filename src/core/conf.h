@@ -37,6 +37,7 @@ struct conf {
 	int nlocal_domains;
 	uint64_t max_message_size;
 	int max_connections;
+	int log_stall_ms;               /* log loop passes this long; 0: none */
 	char run_as[64];
 	char tls_cert[CONF_PATH_MAX];
 	char tls_key[CONF_PATH_MAX];

@@ -1,5 +1,7 @@
-/* loop — poll loop with deadlines (see loop.h). Limits: LOOP_MAX_WATCHERS
- * watchers, fixed at compile time; nothing here allocates. */
+/* loop — poll loop with deadlines (see loop.h), and the stall meter: how
+ * long each pass spends dispatching, the longest kept, passes over
+ * conf->log_stall_ms logged. Limits: LOOP_MAX_WATCHERS watchers, fixed at
+ * compile time; nothing here allocates. */
 #include "core/loop.h"
 
 #include <errno.h>
@@ -8,12 +10,14 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "core/conf.h"
+#include "core/log.h"
 #include "core/util.h"
 
 static struct watcher *table[LOOP_MAX_WATCHERS];
 static struct pollfd pfd[LOOP_MAX_WATCHERS];
 static struct watcher *pfd_owner[LOOP_MAX_WATCHERS];
-static int64_t longest_stall;
+static long longest_stall_us;
 
 void loop_init(void)
 {
@@ -44,14 +48,38 @@ void loop_del(struct watcher *w)
 			pfd_owner[i] = NULL;
 }
 
-int64_t loop_longest_stall(void)
+long loop_longest_stall_us(void)
 {
-	return longest_stall;
+	return longest_stall_us;
+}
+
+/* Microseconds on CLOCK_MONOTONIC (no 64-bit division: see below). */
+static int64_t now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* One pass took us microseconds of work: the meter, and a log line when
+ * it is over the configured threshold. */
+static void stall_meter(long us, int served)
+{
+	long limit = conf && conf->log_stall_ms > 0 ? (long)conf->log_stall_ms * 1000 : 0;
+
+	if (us > longest_stall_us)
+		longest_stall_us = us;
+	if (limit && us >= limit)
+		log_msg(LOGL_WARN, "loop: one pass took %ld.%03ld ms (%d served); "
+			"longest %ld.%03ld ms", us / 1000, us % 1000, served,
+			longest_stall_us / 1000, longest_stall_us % 1000);
 }
 
 int loop_step(int max_wait_ms)
 {
 	int64_t now = now_ms(), next = -1, start;
+	long took;
 	int n = 0, served = 0, rc;
 	struct timespec ts, *tsp = NULL;
 	sigset_t none;
@@ -88,7 +116,7 @@ int loop_step(int max_wait_ms)
 	rc = ppoll(pfd, (nfds_t)n, tsp, &none);
 	if (rc < 0)
 		return errno == EINTR ? 0 : -1;
-	start = now_ms();
+	start = now_us();
 	for (int i = 0; i < n && rc > 0; i++) {
 		struct watcher *w = pfd_owner[i];
 		if (!pfd[i].revents)
@@ -110,7 +138,8 @@ int loop_step(int max_wait_ms)
 			w->on_timeout(w);
 		}
 	}
-	if (now_ms() - start > longest_stall)
-		longest_stall = now_ms() - start;
+	took = (long)(now_us() - start);
+	if (served)
+		stall_meter(took, served);
 	return served;
 }

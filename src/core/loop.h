@@ -25,7 +25,9 @@ void loop_del(struct watcher *w);
  * Signals unblocked during the wait are those not in the mask the caller
  * blocked. Returns the number of watchers served, -1 on poll error. */
 int loop_step(int max_wait_ms);
-/* Longest time one pass spent dispatching, in ms (for the stall report). */
-int64_t loop_longest_stall(void);
+/* The stall meter: the longest time one pass spent dispatching (I/O and
+ * deadlines), in microseconds since start. Passes of at least
+ * conf->log_stall_ms are logged as they happen. */
+long loop_longest_stall_us(void);
 
 #endif

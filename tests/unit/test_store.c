@@ -204,6 +204,9 @@ void test_conf(void)
 		{ "users\n", ":1: users takes 1 value" },
 		{ "local_domains a.b c.d # comment\n", NULL },
 		{ "max_connections 0\n", ":1: max_connections" },
+		{ "log_stall_ms 0\nlog_stall_ms 5\n", ":2: log_stall_ms given twice" },
+		{ "log_stall_ms 60001\n", ":1: log_stall_ms '60001': want 0..60000" },
+		{ "log_stall_ms 20\n", NULL },
 		{ "log syslog\n", CONFIG_SYSLOG ? NULL : "needs CONFIG_SYSLOG" },
 	};
 	char err[512], path[512];
