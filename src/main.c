@@ -592,7 +592,7 @@ static int daemon_main(int argc, char **argv)
 		POSTIE_VERSION, nlisteners, users->n, (int)getpid());
 	for (int i = 0; i < conf->nlisten; i++)
 		log_msg(LOGL_INFO, "listening for %s on %s",
-			kind_ops[conf->listen[i].kind]->name, conf->listen[i].text);
+			conf_service_name(conf->listen[i].kind), conf->listen[i].text);
 	logw.fd = 2;
 	logw.deadline = 0;
 	logw.on_io = on_log_writable;

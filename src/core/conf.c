@@ -87,23 +87,29 @@ static int d_hostname(struct parse *p, int argc, char **argv)
 	return 0;
 }
 
+static const struct {
+	const char *name;
+	int built;
+	const char *option;
+} kinds[] = {
+	[LISTEN_SMTP] = { "smtp", 1, "" },
+	[LISTEN_SMTPS] = { "smtps", CONFIG_TLS, "CONFIG_TLS" },
+	[LISTEN_SUBMISSION] = { "submission", CONFIG_AUTH, "CONFIG_AUTH" },
+	[LISTEN_POP3] = { "pop3", CONFIG_POP3, "CONFIG_POP3" },
+	[LISTEN_POP3S] = { "pop3s", CONFIG_POP3 && CONFIG_TLS,
+			   "CONFIG_POP3 and CONFIG_TLS" },
+	[LISTEN_IMAP] = { "imap", CONFIG_IMAP, "CONFIG_IMAP" },
+	[LISTEN_IMAPS] = { "imaps", CONFIG_IMAP && CONFIG_TLS,
+			   "CONFIG_IMAP and CONFIG_TLS" },
+};
+
+const char *conf_service_name(int kind)
+{
+	return kind >= 0 && (size_t)kind < ARRAY_LEN(kinds) ? kinds[kind].name : "?";
+}
+
 static int d_listen(struct parse *p, int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int built;
-		const char *option;
-	} kinds[] = {
-		[LISTEN_SMTP] = { "smtp", 1, "" },
-		[LISTEN_SMTPS] = { "smtps", CONFIG_TLS, "CONFIG_TLS" },
-		[LISTEN_SUBMISSION] = { "submission", CONFIG_AUTH, "CONFIG_AUTH" },
-		[LISTEN_POP3] = { "pop3", CONFIG_POP3, "CONFIG_POP3" },
-		[LISTEN_POP3S] = { "pop3s", CONFIG_POP3 && CONFIG_TLS,
-				   "CONFIG_POP3 and CONFIG_TLS" },
-		[LISTEN_IMAP] = { "imap", CONFIG_IMAP, "CONFIG_IMAP" },
-		[LISTEN_IMAPS] = { "imaps", CONFIG_IMAP && CONFIG_TLS,
-				   "CONFIG_IMAP and CONFIG_TLS" },
-	};
 	static const char *const later[] = { "" };
 	struct conf_listen *l;
 	int kind = -1, rc;

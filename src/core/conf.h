@@ -84,6 +84,9 @@ void conf_free(struct conf *c);
  * can be bound. Each finding goes to stderr as "PATH:LINE: cause; what to
  * do"; returns how many there were. */
 int conf_check(const struct conf *c, const char *path);
+/* The `listen` name of a kind ("smtp", "submission", "imaps"...): what
+ * logs call the service, as the operator configured it. */
+const char *conf_service_name(int kind);
 /* Domain (any case) is one of local_domains. */
 int conf_is_local_domain(const struct conf *c, const char *d, size_t len);
 

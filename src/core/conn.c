@@ -10,8 +10,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "core/conf.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "tls/tls.h"
@@ -27,6 +29,7 @@ static struct conn slots[CONFIG_MAX_CONNECTIONS];
 static unsigned char used[CONFIG_MAX_CONNECTIONS];
 static int max_slots = CONFIG_MAX_CONNECTIONS, in_use;
 static uint32_t next_id = 1;
+static char run_id[20];        /* start time in ms, hex: ids unique across runs */
 void (*conn_on_slot_free)(void);
 
 int lb_next(struct linebuf *lb, size_t max, char **line, size_t *len, int *crlf)
@@ -587,6 +590,18 @@ static void on_timeout(struct watcher *w)
 void conn_init(int max)
 {
 	max_slots = max < CONFIG_MAX_CONNECTIONS ? max : CONFIG_MAX_CONNECTIONS;
+	if (!run_id[0]) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		snprintf(run_id, sizeof(run_id), "%llx", (unsigned long long)ts.tv_sec *
+			 1000ull + (unsigned long long)(ts.tv_nsec / 1000000));
+	}
+}
+
+const char *conn_run_id(void)
+{
+	return run_id;
 }
 
 int conn_slots_free(void)
@@ -686,7 +701,8 @@ struct conn *conn_open(int fd, const struct sockaddr_storage *peer,
 		slot_give_back(c);
 		return NULL;
 	}
-	log_msg(LOGL_INFO, "conn %u %s: %s connect", c->id, c->peer_str, ops->name);
+	log_msg(LOGL_INFO, "conn %u %s: %s connect", c->id, c->peer_str,
+		kind >= 0 ? conf_service_name(kind) : ops->name);
 	if (ops->open(c) != 0) {
 		c->ops = NULL;
 		conn_close(c, "no session available");

@@ -83,6 +83,9 @@ struct conn {
 };
 
 void conn_init(int max_slots);
+/* This run's stamp (the start time in milliseconds, hex), the first part of delivery
+ * ids "RUN.CONN.N", so they stay unique across restarts. */
+const char *conn_run_id(void);
 /* Takes over fd (accepted, non-blocking), closing it on failure. NULL when
  * no slot is free: the caller stops accepting until a slot frees. */
 struct conn *conn_open(int fd, const struct sockaddr_storage *peer,

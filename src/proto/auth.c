@@ -30,10 +30,16 @@ static struct fail fails[CONFIG_AUTH_FAIL_TRACK];
 static const char dummy_hash[] = "$6$postiedummy$96oO8HluOrIZzzLaquFGPPah7GSl3NNnV"
 	"H9.TFOcaX1Lfq4xCk8t3fjItNOAkf1vkA4IS/95FM1ihkib.VKHn.";
 
+/* The name the last check was for (sanitized), for the failed-login log
+ * line that follows it; cleared once logged. */
+static char last_user[USER_NAME_MAX + 8];
+
 int auth_check(const char *user, size_t ulen, const char *pw, size_t pwlen,
 	       const char **canon)
 {
 	int i = users_find(users, user, ulen);
+
+	str_printable(last_user, sizeof(last_user), user, ulen);
 	const char *name, *hash;
 	int ok;
 
@@ -166,7 +172,11 @@ int auth_fail_wait(struct conn *c, const char *proto)
 {
 	int delay = auth_failed((const struct sockaddr *)&c->peer);
 
-	log_msg(LOGL_WARN, "conn %u %s: %s failed login", c->id, c->peer_str, proto);
+	log_msg(LOGL_WARN, "conn %u %s: %s failed login%s%s%s", c->id, c->peer_str,
+		c->listen_kind >= 0 ? conf_service_name(c->listen_kind) : proto,
+		last_user[0] ? " for '" : "",
+		last_user, last_user[0] ? "'" : "");
+	last_user[0] = '\0';
 	if (delay < 0)
 		return -1;
 	/* The answer waits, the loop does not. */

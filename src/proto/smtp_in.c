@@ -513,12 +513,12 @@ static void write_received(struct conn *c, struct smtp_session *s)
 	if (spool_read_envelope(&s->tx.f, env_first_rcpt, &e) == 0 && e.n == 1)
 		snprintf(forpart, sizeof(forpart), "\n\tfor <%s>", e.rcpt);
 	n = snprintf(buf, sizeof(buf),
-		     "Received: from %s ([%s])\n\tby %s (postie) with %s%s%s%s id %x.%x%s;"
+		     "Received: from %s ([%s])\n\tby %s (postie) with %s%s%s%s id %s.%x.%x%s;"
 		     "\n\t%s\n", s->helo, c->peer_str, conf->hostname,
 		     s->tx.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP",
 		     c->tls ? (s->user[0] ? "SA (" : "S (") : s->user[0] ? "A" : "",
 		     c->tls ? tls_describe(c->tls) : "",
-		     c->tls ? ")" : "", c->id, s->nmsgs, forpart, date);
+		     c->tls ? ")" : "", conn_run_id(), c->id, s->nmsgs, forpart, date);
 	if (n > 0)
 		spool_write(&s->tx.f, buf, (size_t)n < sizeof(buf) ? (size_t)n :
 			    sizeof(buf) - 1);
@@ -682,11 +682,12 @@ static int try_deliver(struct conn *c, struct smtp_session *s)
 	unlock_all(dv.n);
 	for (i = 0; i < dv.n; i++)
 		imap_notify_mailbox(users->v[dv.user[i]].name);
-	log_msg(LOGL_INFO, "conn %u %s: delivered %x.%x from=<%.80s> size=%lld "
-		"rcpt=%d mailboxes=%d", c->id, c->peer_str, c->id, s->nmsgs,
+	log_msg(LOGL_INFO, "conn %u %s: delivered %s.%x.%x from=<%.80s> size=%lld "
+		"rcpt=%d mailboxes=%d", c->id, c->peer_str, conn_run_id(), c->id, s->nmsgs,
 		dv.sender, (long long)(s->tx.f.size - s->tx.f.data_off),
 		s->tx.nrcpt, dv.n);
-	reply(c, s, 250, "2.0.0 Ok: delivered as %x.%x", c->id, s->nmsgs);
+	reply(c, s, 250, "2.0.0 Ok: delivered as %s.%x.%x", conn_run_id(), c->id,
+	      s->nmsgs);
 	return 0;
 }
 

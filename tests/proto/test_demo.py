@@ -4,10 +4,12 @@ the clear from 127.0.0.1 and after STARTTLS/STLS; the ports follow
 POSTIE_PORT and POSTIE_PORT_BASE on every run, also the second one, and
 the banner names the ports in force; an edited configuration is kept.
 """
+import base64
 import imaplib
 import os
 import poplib
 import random
+import re
 import shutil
 import signal
 import smtplib
@@ -212,6 +214,50 @@ class DemoTest(harness.TestCase):
         self.assertTrue(listening(base + 25))
         self.assertEqual(self.stop(), 0)
 
+
+    def test_logs_name_the_service_the_user_and_unique_ids(self):
+        """Logs an operator can grep: each session under the service name
+        it was configured as, failed logins with the (sanitized) user, and
+        delivery ids that do not repeat after a restart."""
+        base = free_base()
+        self.start(base)
+        ctx = ssl.create_default_context(cafile=os.path.join(self.dir, "run", "cert.pem"))
+        for off in (993, 995, 465):     # implicit TLS: imaps, pop3s, smtps
+            with socket.create_connection(("127.0.0.1", base + off),
+                                          timeout=IO_TIMEOUT) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                    s.recv(100)
+        with smtplib.SMTP("127.0.0.1", base + 587, timeout=IO_TIMEOUT) as s:
+            s.ehlo()
+        m = imaplib.IMAP4("127.0.0.1", base + 143, timeout=IO_TIMEOUT)
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.login("nosuch", "wrong")
+        m.shutdown()
+        with smtplib.SMTP("127.0.0.1", base + 25, timeout=IO_TIMEOUT) as s:
+            s.ehlo()
+            plain = base64.b64encode(b"\0bob\x1b[2J\0wrong").decode()
+            self.assertEqual(s.docmd("AUTH", "PLAIN " + plain)[0], 535)
+            s.mail("a@example.org")
+            s.rcpt("demo@demo.lan")
+            code, first = s.data("Subject: one\r\n\r\nx\r\n")
+        self.assertEqual(self.stop(), 0)
+        log = self.output()
+        for service in ("imaps", "pop3s", "smtps", "submission", "imap", "smtp"):
+            self.assertRegex(log, r"conn \d+ 127\.0\.0\.1: %s connect" % service)
+            self.assertIn("listening for %s on" % service, log)
+        self.assertIn("imap failed login for 'nosuch'", log)
+        self.assertIn("smtp failed login for 'bob\\x1b[2J'", log)
+        self.assertNotIn("\x1b", log)
+        pattern = r"delivered ([0-9a-f]+\.[0-9a-f]+\.[0-9a-f]+) "
+        ids = re.findall(pattern, log)
+        self.start(base)
+        with smtplib.SMTP("127.0.0.1", base + 25, timeout=IO_TIMEOUT) as s:
+            s.sendmail("a@example.org", ["demo@demo.lan"], "Subject: two\r\n\r\nx\r\n")
+        self.assertEqual(self.stop(), 0)
+        ids += re.findall(pattern, self.output())
+        self.assertEqual(len(ids), 2, self.output())
+        self.assertNotEqual(ids[0], ids[1])
+        self.assertIn(ids[0].encode(), first)
 
 if __name__ == "__main__":
     unittest.main()
