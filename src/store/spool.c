@@ -43,12 +43,15 @@ static int make_parents(const char *path)
 /* Makes dir with exactly `mode` (umask aside), or brings an existing one
  * to it; owned by uid:gid unless uid is (uid_t)-1. A symlink to a
  * directory is followed (spool_dir on a USB disk); anything else that is
- * not a directory is refused. */
+ * not a directory is refused. An existing directory that is not ours to
+ * change (a daemon started without root) is used as it is, with a
+ * warning. */
 static int shape_dir(const char *dir, mode_t mode, uid_t uid, gid_t gid)
 {
 	struct stat st;
+	int made = mkdir(dir, mode) == 0;
 
-	if (mkdir(dir, mode) != 0 && errno != EEXIST)
+	if (!made && errno != EEXIST)
 		return -1;
 	if (stat(dir, &st) != 0)
 		return -1;
@@ -56,11 +59,15 @@ static int shape_dir(const char *dir, mode_t mode, uid_t uid, gid_t gid)
 		errno = ENOTDIR;
 		return -1;
 	}
-	if (uid != (uid_t)-1 && (st.st_uid != uid || st.st_gid != gid) &&
-	    chown(dir, uid, gid) != 0)
-		return -1;
-	if ((st.st_mode & 07777) != mode && chmod(dir, mode) != 0)
-		return -1;
+	if ((uid != (uid_t)-1 && (st.st_uid != uid || st.st_gid != gid) &&
+	     chown(dir, uid, gid) != 0) ||
+	    ((st.st_mode & 07777) != mode && chmod(dir, mode) != 0)) {
+		if (made || errno != EPERM)
+			return -1;
+		log_msg(LOGL_WARN, "spool: %s: cannot give it mode %04o and its "
+			"owner (%s): sendmail may fail for other users", dir,
+			(unsigned)mode, strerror(errno));
+	}
 	return 0;
 }
 
