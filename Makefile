@@ -36,7 +36,7 @@ BASE_CFLAGS := -std=c11 $(OPT) $(WARN) -D_GNU_SOURCE \
 	-fno-strict-aliasing -I$(O)/include -Isrc -include autoconf.h
 ALL_CFLAGS = $(BASE_CFLAGS) $(ARCH_CFLAGS) $(OBJ_CFLAGS) $(EXTRA_CFLAGS)
 ALL_LDFLAGS = $(STATIC) -Wl,--gc-sections -Wl,-z,max-page-size=4096 \
-	$(if $(STATIC),-no-pie) $(ARCH_LDFLAGS) $(EXTRA_LDFLAGS)
+	$(if $(filter -static,$(STATIC)),-no-pie) $(ARCH_LDFLAGS) $(EXTRA_LDFLAGS)
 
 LIBS :=
 -include $(O)/config.mk
@@ -99,7 +99,17 @@ allnoconfig allyesconfig randconfig olddefconfig savedefconfig: host-tools
 	KCONFIG_CONFIG=.config $(PYTHON) -m $@ Kconfig
 
 # --- build ------------------------------------------------------------
-$(O)/obj/%.o: src/%.c $(O)/include/autoconf.h | toolchain-ready
+# Everything is rebuilt when the compiler or its flags change (a toolchain
+# file edited, EXTRA_CFLAGS given): objects built for another link, say
+# non-PIE ones for a static PIE, must not be mixed in.
+BUILD_FLAGS = $(CC) $(ALL_CFLAGS) : $(ALL_LDFLAGS) $(LD_START) $(LD_END) $(LIBS)
+$(O)/flags: FORCE
+	@mkdir -p $(O)
+	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' >$@
+.PHONY: FORCE
+FORCE:
+
+$(O)/obj/%.o: src/%.c $(O)/include/autoconf.h $(O)/flags | toolchain-ready
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -110,8 +120,8 @@ toolchain-ready:
 	@toolchain/install-deps.sh $(TARGET)
 	@toolchain/deps.sh $(DEPS_TARGET)
 
-$(O)/postie.unstripped: $(OBJS)
-	$(CC) $(ALL_CFLAGS) -o $@ $(OBJS) $(ALL_LDFLAGS) -Wl,-Map,$(O)/postie.map $(LIBS)
+$(O)/postie.unstripped: $(OBJS) $(O)/flags
+	$(CC) $(ALL_CFLAGS) -o $@ $(LD_START) $(OBJS) $(ALL_LDFLAGS) -Wl,-Map,$(O)/postie.map $(LIBS) $(LD_END)
 
 $(O)/postie: $(O)/postie.unstripped
 	$(if $(STATIC),$(STRIP) -o $@ $<,cp $< $@)
@@ -135,20 +145,20 @@ UNIT_SRCS := $(filter-out tests/unit/test_libc_small.c,$(UNIT_SRCS))
 endif
 $(O)/tests/unit: $(UNIT_SRCS) $(LIB_OBJS) tests/unit/unit.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -Itests/unit -o $@ $(UNIT_SRCS) $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -Itests/unit -o $@ $(LD_START) $(UNIT_SRCS) $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS) $(LD_END)
 
 # The DNS adaptor's test driver (tests/proto/test_dns.py runs it).
 ifeq ($(CONFIG_DNS),y)
 $(O)/tests/dns_driver: tests/drivers/dns_driver.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $(LD_START) $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS) $(LD_END)
 TEST_TOOLS := $(O)/tests/dns_driver
 endif
 # The queue state reader for the relay tests (store/qstate, as mailq).
 ifeq ($(CONFIG_RELAY),y)
 $(O)/tests/qstate_tool: tests/drivers/qstate_tool.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $(LD_START) $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS) $(LD_END)
 TEST_TOOLS += $(O)/tests/qstate_tool
 endif
 .PHONY: test-tools

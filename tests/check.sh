@@ -55,6 +55,7 @@ stage lint-ifdef lint_ifdef
 stage build-host make -s $J all test-tools
 stage unit-host build/host/tests/unit
 stage static tests/static.sh
+stage hardening tests/hardening.sh
 stage proto-host $PY tests/proto/run.py
 
 for cfg in allnoconfig allyesconfig; do

@@ -120,6 +120,31 @@ for d in board/*/; do
 	fi
 done
 
+# ---- exploit mitigations: what each costs ----------------------------------
+# defconfig again per target with the stack protector (strong, and the
+# plain one that guards only char arrays), and x86_64 as a static PIE
+# with full RELRO (toolchain/x86_64-pie.mk). Not in --check (extra builds).
+MITIG=()     # "target what bytes base-bytes"
+mitig() { # TARGET WHAT O MAKE-ARGS...
+	local t=$1 w=$2 o=$3 base=$S/$1-defconfig/postie
+	shift 3
+	[ -f "$base" ] || return 0
+	say "building $t defconfig with $w"
+	timeout 1200 make -j2 -s O="$o" CONFIG_SRC="$S/configs/defconfig.config" "$@" \
+		>"$S/logs/$(basename "$o").log" 2>&1 </dev/null && [ -f "$o/postie" ] || {
+		NOTES+=("$t $w: build failed (log: $S/logs/$(basename "$o").log)"); return 0; }
+	MITIG+=("$t $w $(stat -c %s "$o/postie") $(stat -c %s "$base")")
+}
+if [ "$CHECK" = 0 ]; then
+	for t in $TARGETS; do
+		mitig "$t" ssp-strong "$S/$t-defconfig-ssp" TARGET="$t" EXTRA_CFLAGS=-fstack-protector-strong
+		mitig "$t" ssp "$S/$t-defconfig-sspw" TARGET="$t" EXTRA_CFLAGS=-fstack-protector
+	done
+	mitig x86_64 static-pie+relro "$S/x86_64-defconfig-pie" TARGET=x86_64-pie
+	mitig x86_64 static-pie+relro+ssp-strong "$S/x86_64-defconfig-pie-ssp" TARGET=x86_64-pie \
+		EXTRA_CFLAGS=-fstack-protector-strong
+fi
+
 # ---- RAM per connection and per TLS session --------------------------------
 # Build defconfig again with CONFIG_<LIMIT> + 1: the symbols whose size grows
 # are the arrays sized by that limit, and the growth is their cost per
@@ -226,6 +251,18 @@ OUT=$S/size.md
 	echo
 	for n in "${NOTES[@]}"; do echo "- $n"; done
 	[ ${#NOTES[@]} -eq 0 ] || echo
+	if [ ${#MITIG[@]} -gt 0 ]; then
+		echo "## Exploit mitigations (defconfig): bytes each costs"
+		echo
+		echo "| target | mitigation | file bytes | without | cost | % |"
+		echo "|---|---|---:|---:|---:|---:|"
+		for r in "${MITIG[@]}"; do
+			read -r t w f b <<<"$r"
+			printf '| %s | %s | %d | %d | %+d | %s |\n' "$t" "$w" "$f" "$b" "$((f - b))" \
+				"$(awk -v f="$f" -v b="$b" 'BEGIN { printf "%+.1f", (f - b) * 100 / b }')"
+		done
+		echo
+	fi
 	if [ "$CHECK" = 0 ]; then
 		echo "## RAM per connection"
 		echo
