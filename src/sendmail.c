@@ -1107,6 +1107,28 @@ static int is_postie(long pid)
 			 (strlen(cmd) + 1 < n && base_is_postie(cmd + strlen(cmd) + 1)));
 }
 
+/* A user who may not signal the daemon (it runs as another user) asks
+ * through the maildrop: an empty ".runq-UID-PID" file, which the daemon
+ * removes and answers with a queue run (at most one per
+ * QUEUE_RUNQ_GAP seconds). */
+static int run_queue_request(long pid)
+{
+	char path[CONF_PATH_MAX + 64];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/maildrop/.runq-%ld-%ld", cf->spool_dir,
+		 (long)getuid(), (long)getpid());
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return fail(EX_NOPERM_, "cannot signal the daemon (pid %ld, another "
+			    "user) nor leave it a request in %s/maildrop: %s", pid,
+			    cf->spool_dir, strerror(errno));
+	close(fd);
+	printf("%s: asked the daemon (pid %ld) to run the queue, through the "
+	       "maildrop\n", prog, pid);
+	return EX_OK_;
+}
+
 static int run_queue(void)
 {
 	char path[CONF_PATH_MAX + 32], buf[64];
@@ -1137,12 +1159,15 @@ static int run_queue(void)
 		       prog);
 		return EX_OK_;
 	}
-	if (kill((pid_t)pid, SIGUSR1) != 0)
-		return fail(errno == EPERM ? EX_NOPERM_ : EX_OSERR_,
-			    "cannot signal the daemon (pid %ld): %s", pid,
-			    strerror(errno));
-	printf("%s: asked the daemon (pid %ld) to run the queue\n", prog, pid);
-	return EX_OK_;
+	if (kill((pid_t)pid, SIGUSR1) == 0) {
+		printf("%s: asked the daemon (pid %ld) to run the queue\n", prog,
+		       pid);
+		return EX_OK_;
+	}
+	if (errno == EPERM)
+		return run_queue_request(pid);
+	return fail(EX_OSERR_, "cannot signal the daemon (pid %ld): %s", pid,
+		    strerror(errno));
 }
 
 /* ---- mailq ------------------------------------------------------------------ */

@@ -45,6 +45,8 @@
 /* Seconds before a run that failed on this side is tried again (at most;
  * queue_retry MIN when that is shorter). */
 #define QUEUE_LOCAL_RETRY 60
+/* Seconds between queue runs asked for through the maildrop. */
+#define QUEUE_RUNQ_GAP 10
 
 struct qmsg {
 	char id[SPOOL_NAME_MAX];
@@ -79,7 +81,7 @@ static struct watcher timer, notify;
 static struct qstate scratch;           /* load_queue() and rescans */
 
 static void schedule(void);
-static void pickup_all(void);
+static int pickup_all(void);
 
 /* The runner looks at the queue on the next loop pass: a 250 goes out
  * before any delivery work, and an attempt that ends at once cannot
@@ -732,6 +734,23 @@ static void pickup(const char *name)
 	qadd(id, time(NULL), 0, 0);
 }
 
+/* ".runq-UID-PID" from `sendmail -q` run by a user who may not signal
+ * the daemon: removed, and the queue runs now unless a request was
+ * honoured less than QUEUE_RUNQ_GAP seconds ago (any user may ask). */
+static int runq_request(int dfd, const char *name)
+{
+	static int64_t last;
+
+	if (strncmp(name, ".runq-", 6) != 0)
+		return 0;
+	unlinkat(dfd, name, 0);
+	if (last && now_ms() - last < QUEUE_RUNQ_GAP * 1000)
+		return 0;
+	last = now_ms();
+	log_msg(LOGL_INFO, "queue run requested (%s)", name + 1);
+	return 1;
+}
+
 /* A ".NAME" sendmail never finished (killed with -9) is junk after a day. */
 static void stale_dotfile(int dfd, const char *name)
 {
@@ -745,16 +764,18 @@ static void stale_dotfile(int dfd, const char *name)
 		unlinkat(dfd, name, 0);
 }
 
-static void pickup_all(void)
+/* 1 when a user asked for a queue run (see runq_request). */
+static int pickup_all(void)
 {
 	DIR *d = opendir(dropdir);
 	struct dirent *e;
-	int n = 0;
+	int n = 0, run_now = 0;
 
 	if (!d)
-		return;
+		return 0;
 	while ((e = readdir(d)) != NULL && n < 1000) {
 		if (e->d_name[0] == '.') {
+			run_now |= runq_request(dirfd(d), e->d_name);
 			stale_dotfile(dirfd(d), e->d_name);
 			continue;
 		}
@@ -762,6 +783,7 @@ static void pickup_all(void)
 		n++;
 	}
 	closedir(d);
+	return run_now;
 }
 
 static void on_notify(struct watcher *w, short revents)
@@ -772,7 +794,10 @@ static void on_notify(struct watcher *w, short revents)
 	/* The events only say "look": the directory is the truth. */
 	while (read(w->fd, buf, sizeof(buf)) > 0)
 		;
-	pickup_all();
+	if (pickup_all()) {
+		queue_run_now();
+		return;
+	}
 	schedule();
 }
 

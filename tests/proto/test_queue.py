@@ -42,6 +42,12 @@ def reports(srv, user, t):
     return failed, delayed
 
 
+def as_nobody():
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+
+
 def per_recipient(em):
     return em.get_payload()[1].get_payload()[1:]
 
@@ -222,17 +228,36 @@ class QueueTest(RelayTest):
         self.wait_empty(srv)
         self.assertEqual(len(srv.find("demo", t)), 1, "delivered twice")
 
+    def test_sendmail_q_by_another_user(self):
+        # The daemon runs as root here: a user cannot signal it and asks
+        # through the maildrop instead.
+        if os.geteuid() != 0:
+            self.skipTest("needs root to run sendmail -q as another user")
+        srv = self.postie(retry="10m 1h")
+        os.chmod(srv.dir, 0o755)
+        PEERS["flaky"].set({"RCPT": "450 4.2.1 greylisted"}, {})
+        t = token()
+        self.assertQueued(send(srv, "alice@test.lan", ["g@flaky.test"], msg(t)))
+        name = rl.queue_names(srv)[0]
+        wait_until(lambda: (qstate(srv, name) or {}).get("attempts"), rl.WAIT,
+                   "one attempt")
+        r = subprocess.run(harness.command("sendmail", "-C", "postie.conf", "-q"),
+                           cwd=srv.dir, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30 * SLOW,
+                           preexec_fn=as_nobody)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"through the maildrop", r.stdout)
+        self.wait_peer("flaky", t)
+        self.wait_empty(srv)
+        self.assertEqual([n for n in os.listdir(srv.path("spool", "maildrop"))
+                          if n.startswith(".runq")], [])
+
     def test_mailq_for_another_user_says_why(self):
         if os.geteuid() != 0:
             self.skipTest("needs root to run mailq as another user")
         srv = self.postie()
         os.chmod(srv.dir, 0o755)
-
-        def nobody():
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-        rc, out, err = self.mailq(srv, preexec_fn=nobody)
+        rc, out, err = self.mailq(srv, preexec_fn=as_nobody)
         self.assertEqual(rc, 77, out + err)
         self.assertIn("readable only by root and the daemon's user", err)
         self.assertNotIn("@", out)
