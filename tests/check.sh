@@ -27,7 +27,7 @@ stage() { # stage NAME CMD...: runs CMD, logs to build/check/NAME.log
 	fi
 }
 
-lint_ifdef() { # DESIGN §3: no #ifdef CONFIG_ in .c files
+lint_ifdef() { # no #ifdef CONFIG_ in .c files (README.md, Development)
 	! grep -rnE '^\s*#\s*(ifdef|ifndef|if defined).*CONFIG_' src tests --include='*.c'
 }
 
@@ -52,6 +52,8 @@ test_cfg() { # unit + protocol tests of a matrix build
 
 stage deps tests/install-deps.sh check
 stage lint-ifdef lint_ifdef
+stage docs $PY tests/doccheck.py
+stage lint-layers $PY tests/layers.py
 stage build-host make -s $J all test-tools
 stage unit-host build/host/tests/unit
 stage static tests/static.sh

@@ -15,5 +15,6 @@ QEMU          = qemu-aarch64-static
 APT_PKGS      = gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu musl-dev:arm64 qemu-user-static
 APT_ARCH      = arm64
 # Static musl: link src/core/libc_small.c's small printf/strftime/gmtime/
-# getopt/getpw/setgroups/qsort/sscanf instead of musl's (DESIGN.md §7).
+# getopt/getpw/setgroups/qsort/sscanf instead of musl's (the footprint goals:
+# README.md, Measured figures).
 LIBC_SMALL    = y

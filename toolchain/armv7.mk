@@ -16,5 +16,6 @@ QEMU          = qemu-arm-static
 APT_PKGS      = gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf musl-dev:armhf qemu-user-static
 APT_ARCH      = armhf
 # Static musl: link src/core/libc_small.c's small printf/strftime/gmtime/
-# getopt/getpw/setgroups/qsort/sscanf instead of musl's (DESIGN.md §7).
+# getopt/getpw/setgroups/qsort/sscanf instead of musl's (the footprint goals:
+# README.md, Measured figures).
 LIBC_SMALL    = y

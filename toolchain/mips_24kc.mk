@@ -21,7 +21,8 @@ QEMU          = qemu-mips-static
 APT_PKGS      = gcc-mips-linux-gnu binutils-mips-linux-gnu qemu-user-static
 APT_ARCH      =
 # Static musl: link src/core/libc_small.c's small printf/strftime/gmtime/
-# getopt/getpw/setgroups/qsort/sscanf instead of musl's (DESIGN.md §7).
+# getopt/getpw/setgroups/qsort/sscanf instead of musl's (the footprint goals:
+# README.md, Measured figures).
 LIBC_SMALL    = y
 # postie's own objects only (not musl, BearSSL, udns): MIPS16 halves the
 # code of the control-heavy parts; crypto stays in 32-bit MIPS (deps).

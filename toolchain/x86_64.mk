@@ -15,5 +15,6 @@ QEMU          =
 APT_PKGS      = musl-tools binutils
 APT_ARCH      =
 # Static musl: link src/core/libc_small.c's small printf/strftime/gmtime/
-# getopt/getpw/setgroups/qsort/sscanf instead of musl's (DESIGN.md §7).
+# getopt/getpw/setgroups/qsort/sscanf instead of musl's (the footprint goals:
+# README.md, Measured figures).
 LIBC_SMALL    = y

@@ -1,8 +1,8 @@
 #!/bin/bash
 # tests/bench/mailbox_bench.sh [--quick] — POP3 and IMAP on a large mbox:
 # postie next to Dovecot, same machine, same run, the SAME mbox file, as
-# ratios postie/Dovecot (DESIGN.md §7: "IMAP SELECT/FETCH and POP3 STAT/RETR
-# times on a 10,000-message mbox"; issue 7 item 8).
+# ratios postie/Dovecot (IMAP SELECT/FETCH and POP3 STAT/RETR times on a
+# 10,000-message mbox; README.md, Measured figures).
 #
 #   POSTIE_BIN=FILE  measure that binary instead of building one (it must
 #             have IMAP and TLS and room for 2 x IDLE_SESSIONS connections).

@@ -1,4 +1,4 @@
-"""Crash safety under load (DESIGN.md §5, issue 8 item 1).
+"""Crash safety under load (README.md: Delivery and durability).
 
 Several SMTP clients send messages to local users and, through a scripted
 smarthost on 127.0.0.61, to remote recipients, while a POP3 (or IMAP)

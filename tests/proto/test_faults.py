@@ -1,4 +1,4 @@
-"""Resource faults (DESIGN.md §5, issue 8 item 2): each gives the
+"""Resource faults (README.md: Testing): each gives the
 documented temporary error, loses nothing and recovers on its own once
 the fault goes away.
 

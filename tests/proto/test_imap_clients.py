@@ -1,4 +1,4 @@
-"""IMAP with real clients (issue 7, item 7): mbsync (isync) syncing every
+"""IMAP with real clients: mbsync (isync) syncing every
 folder to a Maildir and back over imap, STARTTLS and imaps; mutt in a
 pseudo-terminal; a second IMAP session in IDLE seeing what mbsync did.
 "Done when": mail read, flagged, moved and deleted with one client shows

@@ -1,5 +1,5 @@
 """IMAP command framing under hostile input, against the real binary: the
-pre-auth literal overflow of the command buffer (issue 12, defect 1) plain
+pre-auth literal overflow of the command buffer plain
 and over imaps, lines at the exact end of the command buffer, every command
 answered by exactly one tagged reply. A crash is seen as a dead process."""
 import re

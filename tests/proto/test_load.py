@@ -1,4 +1,4 @@
-"""Load and abuse (DESIGN.md §5, issue 8 item 3): many connections that
+"""Load and abuse (README.md: Testing): many connections that
 send nothing or one byte a second while a normal client is still served;
 a flood of connections that come and go (some reset); a soak of mixed
 traffic with RSS flat from start to end. Figures (probe latency, RSS,

@@ -1,4 +1,4 @@
-"""Security regressions not covered by the other files (issue 8 item 5).
+"""Security regressions not covered by the other files.
 The README's Testing section lists where the rest lives: relay tricks
 from a non-relay client (test_smtp_rcpt) and from a relay network
 (test_relay RelayPolicy), six smuggling variants and NUL (test_smtp_data),
@@ -99,7 +99,7 @@ class RelayPolicyMore(harness.TestCase):
 
 
 class NotProgramsOrFiles(harness.ServerTest):
-    """Addresses are never programs or files (DESIGN.md §5)."""
+    """Addresses are never programs or files (README.md: Aliases file)."""
 
     def test_pipe_and_path_local_parts(self):
         for a in ('"|touch /tmp/postie-pwned"@test.lan', '"/tmp/postie-pwned"@test.lan',
