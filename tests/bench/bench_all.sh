@@ -4,6 +4,8 @@
 # TLS, memory, wake-ups, sizes) and tests/bench/mailbox_bench.sh (postie vs
 # Dovecot: POP3 and IMAP on one mbox, IDLE sessions, wake-ups), then one
 # Markdown table of every row, with the date, the machine and the load,
+# then tests/bench/stall_bench.py's table (the longest loop stall of the
+# worst single commands on a 10 MB message),
 # printed and written to build/bench/table.md (for the README's "Measured
 # figures"). The full reports stay in build/bench/results.md and
 # build/mbench/results.md. Exits non-zero when either part failed (the
@@ -26,6 +28,8 @@ rm -f build/bench/results.md build/mbench/rows.md build/mbench/results.md
 rc=0
 tests/bench/bench.sh "${ARGS[@]}" || { rc=1; echo "bench_all: bench.sh failed" >&2; }
 tests/bench/mailbox_bench.sh "${ARGS[@]}" || { rc=1; echo "bench_all: mailbox_bench.sh failed" >&2; }
+rm -f build/stall/results.md
+tests/bench/stall_bench.py "${ARGS[@]}" || { rc=1; echo "bench_all: stall_bench.py failed" >&2; }
 
 OUT=build/bench/table.md
 CPU=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)
@@ -47,6 +51,11 @@ rows_of() { # FILE OTHER: the 4-column rows of FILE's tables with OTHER's name
 	rows_of build/bench/results.md Postfix
 	rows_of build/mbench/rows.md Dovecot
 	echo
+	if [ -f build/stall/results.md ]; then
+		echo
+		cat build/stall/results.md
+		echo
+	fi
 	echo "Details, notes and the exact commands: build/bench/results.md (Postfix) and"
 	echo "build/mbench/results.md (Dovecot). Reproduce: \`make bench\` (or"
 	echo "\`make bench BENCH_ARGS=--quick\`), as root: it installs Postfix and Dovecot from"
