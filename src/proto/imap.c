@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,6 +96,14 @@ struct mbx {
 	int lfd;
 	int live_gone;          /* the live index has another UIDVALIDITY */
 	struct idx_reader lrd;
+	struct idx_kw kw;       /* keyword names (bits of idx_rec.kw) */
+};
+
+/* Keywords named in a command's flag list (pointing into the command). */
+struct kwargs {
+	int n;
+	const char *p[IDX_KW_MAX];
+	size_t len[IDX_KW_MAX];
 };
 
 enum { OPEN_SELECT, OPEN_EXAMINE, OPEN_STATUS, OPEN_APPEND, OPEN_COPY };
@@ -156,6 +165,7 @@ struct job {
 	int mode;               /* '+', '-' or 0 (replace) */
 	int silent;
 	uint32_t flags;
+	uint64_t kw;            /* keywords of the flag list */
 	int unchanged;          /* UNCHANGEDSINCE given */
 	uint64_t since;
 	char modified[200];     /* messages that failed it, as a set */
@@ -212,6 +222,8 @@ struct imap_session {
 	int app_mode;           /* APP_* */
 	int app_fd, app_cr, app_rest;
 	uint32_t app_flags;
+	struct kwargs app_kw;   /* APPEND's keywords, names in app_kwbuf */
+	char app_kwbuf[IDX_KW_BYTES];
 	int64_t app_time;
 	uint64_t app_size;
 	const char *app_st, *app_err;   /* the answer of a refused APPEND */
@@ -227,6 +239,7 @@ struct imap_session {
 	int npend, pend_all, need_sync;
 	int live_stale;         /* another session replaced the index */
 	int merge_idle;         /* J_MERGE runs for an IDLE session */
+	int kw_news;            /* keywords defined elsewhere: send FLAGS */
 	int condstore;
 	/* the old index while J_MERGE runs */
 	int old_ifd;
@@ -446,6 +459,28 @@ static int mbx_step(struct imap_session *s, struct mbx *m, int all)
 	return IDX_AGAIN;
 }
 
+/* Reads the keyword names of m (an empty table when it has none). */
+static void kw_load(struct mbx *m)
+{
+	char path[FOLDER_PATH_MAX + 320];
+
+	if (idx_path(m->dir, m->name, ".kw", path, sizeof(path), 0) != 0 ||
+	    idx_kw_load(path, &m->kw) != 0)
+		memset(&m->kw, 0, offsetof(struct idx_kw, buf));
+}
+
+/* Rereads them when another session added one: 1 when it did. */
+static int kw_reload(struct mbx *m)
+{
+	char path[FOLDER_PATH_MAX + 320];
+
+	if (idx_path(m->dir, m->name, ".kw", path, sizeof(path), 0) != 0 ||
+	    !idx_kw_changed(path, &m->kw))
+		return 0;
+	kw_load(m);
+	return 1;
+}
+
 /* ---- other sessions --------------------------------------------------
  * How sessions on one mailbox see each other (RFC 3501 7.4.1, RFC 7162):
  * - Each session has a view: the index file it last synchronised with
@@ -523,20 +558,35 @@ void imap_notify_mailbox(const char *user)
 
 #define F_RECENT 0x80000000u      /* in answers only, never stored */
 
-static size_t flags_text(uint32_t f, char *out, size_t n)
+/* A flag list with every keyword fits FLAGS_TEXT_MAX. */
+#define FLAGS_TEXT_MAX (IDX_KW_BYTES + 128)
+static char flagbuf[FLAGS_TEXT_MAX];
+
+/* "(\Seen ... kw ...)" into out (FLAGS_TEXT_MAX bytes): system flags f,
+ * keywords kw named by table t (NULL: none). Returns its length. */
+static size_t flags_text(const struct idx_kw *t, uint32_t f, uint64_t kw, char *out)
 {
-	int k = snprintf(out, n, "(%s%s%s%s%s%s", f & F_RECENT ? "\\Recent " : "",
-			 f & IDX_F_SEEN ? "\\Seen " : "",
-			 f & IDX_F_ANSWERED ? "\\Answered " : "",
-			 f & IDX_F_FLAGGED ? "\\Flagged " : "",
-			 f & IDX_F_DELETED ? "\\Deleted " : "",
-			 f & IDX_F_DRAFT ? "\\Draft " : "");
-	if (k > 1 && out[k - 1] == ' ')
-		k--;
-	out[k++] = ')';
-	out[k] = '\0';
-	return (size_t)k;
+	struct buf b;
+
+	buf_init(&b, out, FLAGS_TEXT_MAX);
+	buf_printf(&b, "(%s%s%s%s%s%s", f & F_RECENT ? "\\Recent " : "",
+		   f & IDX_F_SEEN ? "\\Seen " : "",
+		   f & IDX_F_ANSWERED ? "\\Answered " : "",
+		   f & IDX_F_FLAGGED ? "\\Flagged " : "",
+		   f & IDX_F_DELETED ? "\\Deleted " : "",
+		   f & IDX_F_DRAFT ? "\\Draft " : "");
+	for (unsigned k = 0; t && k < t->n; k++)
+		if (kw >> k & 1) {
+			buf_add(&b, t->buf + t->off[k], t->len[k]);
+			buf_add(&b, " ", 1);
+		}
+	if (b.len > 1 && out[b.len - 1] == ' ')
+		buf_truncate(&b, b.len - 1);
+	buf_addc(&b, ')');
+	buf_nul(&b);
+	return b.len;
 }
+
 
 static int get_rec(struct mbx *m, uint32_t i, struct idx_rec *r)
 {
@@ -554,6 +604,8 @@ static void live_check(struct imap_session *s)
 	struct idx_hdr h;
 
 	s->live_stale = 0;
+	if (s->have_sel && kw_reload(m))
+		s->kw_news = 1;
 	if (!s->have_sel || idx_path(m->dir, m->name, ".idx", ipath, sizeof(ipath), 0) != 0 ||
 	    stat(ipath, &st) != 0 || fstat(m->ifd, &vs) != 0)
 		return;
@@ -607,6 +659,15 @@ static int live_rec(struct imap_session *s, uint32_t i, const struct idx_rec *r,
 	return k;
 }
 
+/* SEARCH KEYWORD: does the message being searched have it? */
+static int kw_has(void *ctx, const char *name, size_t n)
+{
+	struct imap_session *s = ctx;
+	int k = idx_kw_find(&s->sel.kw, name, n);
+
+	return k >= 0 && (s->job.rec.kw >> k & 1);
+}
+
 /* Record i of the view with the flags in force now. */
 static int get_rec_live(struct imap_session *s, uint32_t i, struct idx_rec *r)
 {
@@ -632,6 +693,35 @@ static int is_recent(const struct imap_session *s, uint32_t uid)
 static uint32_t view_flags(const struct imap_session *s, const struct idx_rec *r)
 {
 	return r->flags | (is_recent(s, r->uid) ? F_RECENT : 0);
+}
+
+/* "* FLAGS (...)" and PERMANENTFLAGS of the selected mailbox into b:
+ * its keywords, and \* while more may be made (RFC 3501 7.2.6). */
+static void flags_line(const struct imap_session *s, struct buf *b)
+{
+	const struct idx_kw *t = &s->sel.kw;
+	uint64_t all = t->n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << t->n) - 1;
+	size_t n = flags_text(t, IDX_F_SEEN | IDX_F_ANSWERED | IDX_F_FLAGGED |
+			      IDX_F_DELETED | IDX_F_DRAFT, all, flagbuf);
+
+	buf_adds(b, "* FLAGS ");
+	buf_add(b, flagbuf, n);
+	buf_adds(b, "\r\n* OK [PERMANENTFLAGS ");
+	if (s->sel.readonly) {
+		buf_adds(b, "()");
+	} else {
+		buf_add(b, flagbuf, n - 1);
+		if (CONFIG_IMAP_KEYWORDS_MAX > 0 && t->n < CONFIG_IMAP_KEYWORDS_MAX)
+			buf_adds(b, n > 2 ? " \\*" : "\\*");
+		buf_addc(b, ')');
+	}
+	buf_adds(b, "] Flags permitted\r\n");
+}
+
+/* The flags of record r as this session shows them, in flagbuf. */
+static size_t rec_flags(const struct imap_session *s, const struct idx_rec *r)
+{
+	return flags_text(&s->sel.kw, view_flags(s, r), r->kw, flagbuf);
 }
 
 /* Sequence number (1-based) of a UID, or 0. */
@@ -1088,7 +1178,7 @@ static void sec_range(const struct fetch_sec *sec, const struct idx_rec *r,
  * flags, updated). 1 changed, 0 nothing to do, -1 the message was
  * expunged by another session (nothing stored). */
 static int set_flags(struct imap_session *s, uint32_t i, struct idx_rec *r,
-		     uint32_t nf)
+		     uint32_t nf, uint64_t nkw)
 {
 	struct idx_reader *rd;
 	struct idx_rec l;
@@ -1099,12 +1189,14 @@ static int set_flags(struct imap_session *s, uint32_t i, struct idx_rec *r,
 	k = live_rec(s, i, r, &rd, &l);
 	if (k < 0)
 		return -1;
-	if (l.flags == nf)
+	if (l.flags == nf && l.kw == nkw)
 		return 0;
 	l.flags = nf;
+	l.kw = nkw;
 	if (idx_store(rd, (uint32_t)k, &l) != 0)
 		return 0;
 	r->flags = l.flags;
+	r->kw = l.kw;
 	r->modseq = l.modseq;
 	tell_flags(s, r->uid);
 	return 1;
@@ -1213,7 +1305,7 @@ static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 	(void)c;
 	oldflags = r->flags;
 	if (fr->sets_seen && !(r->flags & IDX_F_SEEN))
-		set_flags(s, seq - 1, r, r->flags | IDX_F_SEEN);
+		set_flags(s, seq - 1, r, r->flags | IDX_F_SEEN, r->kw);
 	s->item_len = 0;
 	j->nseg = 0;
 	j->seg = 0;
@@ -1224,8 +1316,9 @@ static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 		first = 0;
 	}
 	if (fr->sets_seen && oldflags != r->flags && !(fr->attrs & FA_FLAGS)) {
-		flags_text(view_flags(s, r), b, sizeof(b));
-		item_printf(s, j, "%sFLAGS %s", first ? "" : " ", b);
+		size_t fl = rec_flags(s, r);
+		item_printf(s, j, "%sFLAGS ", first ? "" : " ");
+		item_add(s, j, flagbuf, fl);
 		first = 0;
 	}
 	if (fr->sets_seen && oldflags != r->flags && s->condstore &&
@@ -1242,10 +1335,12 @@ static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 		case FA_UID:
 			item_printf(s, j, "%sUID %u", sp, r->uid);
 			break;
-		case FA_FLAGS:
-			flags_text(view_flags(s, r), b, sizeof(b));
-			item_printf(s, j, "%sFLAGS %s", sp, b);
+		case FA_FLAGS: {
+			size_t fl = rec_flags(s, r);
+			item_printf(s, j, "%sFLAGS ", sp);
+			item_add(s, j, flagbuf, fl);
 			break;
+		}
 		case FA_SIZE:
 			item_printf(s, j, "%sRFC822.SIZE %llu", sp,
 				    (unsigned long long)r->size);
@@ -1396,6 +1491,8 @@ static int search_msg(struct imap_session *s, struct job *j)
 	m->recent = is_recent(s, j->rec.uid);
 	m->size = j->rec.size;
 	m->modseq = j->rec.modseq;
+	m->has_keyword = kw_has;
+	m->kw_ctx = s;
 	if (j->need & SRCH_NEED_IDATE)
 		m->internal_day = internal_time(s->sel.mfd, &j->rec) / 86400;
 	srch_begin(&j->sx, &s->q.sp);
@@ -1516,6 +1613,17 @@ static int job_produce(struct conn *c, struct imap_session *s)
 		for (int guard = 0; guard < 256; guard++) {
 			struct idx_rec r;
 			uint32_t nf;
+			uint64_t nkw;
+			if (j->text_off < s->item_len) {
+				/* The last FETCH line, as the socket takes it. */
+				size_t left = s->item_len - j->text_off;
+				size_t room = conn_out_free(c);
+				size_t n = left < room ? left : room;
+				conn_write(c, s->item + j->text_off, n);
+				j->text_off += (uint32_t)n;
+				if (j->text_off < s->item_len)
+					return 0;
+			}
 			if (conn_out_free(c) < 200)
 				return 0;
 			if (j->cur > j->hi && !next_range(s, j)) {
@@ -1533,6 +1641,8 @@ static int job_produce(struct conn *c, struct imap_session *s)
 				return -1;
 			nf = j->mode == '+' ? r.flags | j->flags :
 			     j->mode == '-' ? r.flags & ~j->flags : j->flags;
+			nkw = j->mode == '+' ? r.kw | j->kw :
+			      j->mode == '-' ? r.kw & ~j->kw : j->kw;
 			if (j->unchanged && r.modseq > j->since) {
 				/* Changed since the client looked: not touched. */
 				int k2 = snprintf(j->modified + j->modlen,
@@ -1544,31 +1654,35 @@ static int job_produce(struct conn *c, struct imap_session *s)
 				continue;
 			}
 			uint32_t was = r.flags;
-			if (set_flags(s, j->cur - 1, &r, nf) < 0) {
+			uint64_t waskw = r.kw;
+			if (set_flags(s, j->cur - 1, &r, nf, nkw) < 0) {
 				/* Expunged by another session: no FETCH. */
 				j->cur++;
 				continue;
 			}
 			/* .SILENT still tells MODSEQ of a change under CONDSTORE. */
-			int show_flags = !j->silent || r.flags != nf;
-			int show_mod = s->condstore && r.flags != was;
+			int show_flags = !j->silent || r.flags != nf || r.kw != nkw;
+			int show_mod = s->condstore && (r.flags != was || r.kw != waskw);
 			if (show_flags || show_mod) {
-				char f[96], out[200];
-				int k2 = snprintf(out, sizeof(out), "* %u FETCH (", j->cur);
+				/* Through the item buffer: with keywords a line
+				 * can be longer than the output buffer. */
+				struct buf b;
+				buf_init(&b, s->item, sizeof(s->item));
+				buf_printf(&b, "* %u FETCH (", j->cur);
 				if (j->uid)
-					k2 += snprintf(out + k2, sizeof(out) - (size_t)k2,
-						       "UID %u ", r.uid);
+					buf_printf(&b, "UID %u ", r.uid);
 				if (show_flags || s->condstore) {
-					flags_text(view_flags(s, &r), f, sizeof(f));
-					k2 += snprintf(out + k2, sizeof(out) - (size_t)k2,
-						       "FLAGS %s ", f);
+					buf_adds(&b, "FLAGS ");
+					buf_add(&b, flagbuf, rec_flags(s, &r));
+					buf_addc(&b, ' ');
 				}
 				if (s->condstore)
-					k2 += snprintf(out + k2, sizeof(out) - (size_t)k2,
-						       "MODSEQ (%llu) ",
-						       (unsigned long long)r.modseq);
-				out[k2 - 1] = ')';
-				conn_printf(c, "%s\r\n", out);
+					buf_printf(&b, "MODSEQ (%llu) ",
+						   (unsigned long long)r.modseq);
+				buf_truncate(&b, b.len - 1);
+				buf_adds(&b, ")\r\n");
+				s->item_len = b.len;
+				j->text_off = 0;
 			}
 			j->cur++;
 		}
@@ -1720,7 +1834,7 @@ static void job_start(struct conn *c, struct imap_session *s, int kind,
 static void push_flags(struct conn *c, struct imap_session *s)
 {
 	struct idx_rec r;
-	char f[96], line[200];
+	char line[FLAGS_TEXT_MAX + 100];
 	int i, k;
 
 	if (s->pend_all) {
@@ -1740,19 +1854,24 @@ static void push_flags(struct conn *c, struct imap_session *s)
 		r.flags = l.flags;
 		r.kw = l.kw;
 		r.modseq = l.modseq;
-		flags_text(view_flags(s, &r), f, sizeof(f));
+		rec_flags(s, &r);
 		if (s->condstore)
 			k = snprintf(line, sizeof(line), "* %u FETCH (UID %u FLAGS %s MODSEQ (%llu))\r\n",
-				     seq, r.uid, f, (unsigned long long)r.modseq);
+				     seq, r.uid, flagbuf, (unsigned long long)r.modseq);
 		else
 			k = snprintf(line, sizeof(line), "* %u FETCH (UID %u FLAGS %s)\r\n",
-				     seq, r.uid, f);
+				     seq, r.uid, flagbuf);
 		if (k < 0 || (size_t)k >= sizeof(line))
 			continue;
 		if (conn_out_free(c) < (size_t)k + IMAP_REPLY_ROOM)
 			conn_flush(c);
-		if (c->w.fd < 0 || conn_out_free(c) < (size_t)k + IMAP_REPLY_ROOM)
+		if (c->w.fd < 0)
 			break;
+		if (conn_out_free(c) < (size_t)k + IMAP_REPLY_ROOM) {
+			if (!conn_out_pending(c))
+				continue;       /* longer than the buffer: FETCH tells */
+			break;
+		}
 		conn_write(c, line, (size_t)k);
 	}
 	memmove(s->pend, s->pend + i, (size_t)(s->npend - i) * sizeof(s->pend[0]));
@@ -1775,6 +1894,21 @@ static int sync_sel(struct conn *c, struct imap_session *s)
 	live_check(s);
 	if (s->npend || s->pend_all)
 		push_flags(c, s);
+	if (s->kw_news) {
+		/* Another session defined a keyword (RFC 3501 7.2.6). */
+		static char fl[2 * FLAGS_TEXT_MAX + 100];
+		struct buf b;
+		buf_init(&b, fl, sizeof(fl));
+		flags_line(s, &b);
+		if (conn_out_free(c) < b.len + IMAP_REPLY_ROOM)
+			conn_flush(c);
+		if (c->w.fd >= 0 && conn_out_free(c) >= b.len + IMAP_REPLY_ROOM) {
+			conn_write(c, fl, b.len);
+			s->kw_news = 0;
+		} else if (c->w.fd >= 0 && !conn_out_pending(c)) {
+			s->kw_news = 0;     /* longer than the buffer: SELECT tells */
+		}
+	}
 	snprintf(path, sizeof(path), "%s/%s", m->dir, m->name);
 	if (stat(path, &st) != 0 ||
 	    ((uint64_t)st.st_ino == m->hdr.ino && (uint64_t)st.st_size == m->hdr.end &&
@@ -2259,6 +2393,7 @@ static void open_finish(struct conn *c, struct imap_session *s)
 	uint32_t unseen, first;
 	uint64_t size;
 	char name[IMAP_NAME_MAX * 2 + 8];
+	struct buf b;
 
 	if (s->open_kind == OPEN_APPEND || s->open_kind == OPEN_COPY) {
 		new_done(c, s, 1);
@@ -2309,32 +2444,36 @@ static void open_finish(struct conn *c, struct imap_session *s)
 	m->mfd = m->ifd = -1;
 	s->have_sel = 1;
 	s->npend = s->pend_all = s->need_sync = 0;
+	kw_load(&s->sel);
 	/* \Recent: what no session selected before; SELECT takes it. */
 	s->recent_lo = s->sel.hdr.recent_uid;
 	s->recent_hi = s->sel.hdr.uidnext;
 	if (!s->sel.readonly &&
 	    idx_take_recent(s->sel.ifd, 0, s->sel.hdr.uidnext, &s->recent_lo) < 0)
 		s->recent_lo = s->recent_hi;
-	conn_printf(c, "* %u EXISTS\r\n* %u RECENT\r\n"
-		    "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
-		    "* OK [PERMANENTFLAGS (%s)] Flags permitted\r\n"
-		    "* OK [UIDVALIDITY %u] UIDs valid\r\n"
-		    "* OK [UIDNEXT %u] Predicted next UID\r\n",
-		    s->sel.hdr.count, uid_count(&s->sel, s->recent_lo, s->recent_hi),
-		    s->sel.readonly ? "" : "\\Answered \\Flagged \\Deleted \\Seen \\Draft",
-		    s->sel.hdr.uidvalidity, s->sel.hdr.uidnext);
+	/* With keywords the FLAGS lines can outgrow the output buffer: the
+	 * answer goes through the item buffer as a J_TEXT job. */
+	buf_init(&b, s->item, sizeof(s->item));
+	buf_printf(&b, "* %u EXISTS\r\n* %u RECENT\r\n",
+		   s->sel.hdr.count, uid_count(&s->sel, s->recent_lo, s->recent_hi));
+	flags_line(s, &b);
+	buf_printf(&b, "* OK [UIDVALIDITY %u] UIDs valid\r\n"
+		   "* OK [UIDNEXT %u] Predicted next UID\r\n",
+		   s->sel.hdr.uidvalidity, s->sel.hdr.uidnext);
 	if (first)
-		conn_printf(c, "* OK [UNSEEN %u] First unseen\r\n", first);
+		buf_printf(&b, "* OK [UNSEEN %u] First unseen\r\n", first);
 	if (CONFIG_IMAP_CONDSTORE)
-		conn_printf(c, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
-			    (unsigned long long)s->sel.hdr.modseq);
+		buf_printf(&b, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+			   (unsigned long long)s->sel.hdr.modseq);
 	log_msg(LOGL_INFO, "conn %u %s: imap %s selected %s: %u messages", c->id,
 		c->peer_str, s->user, s->sel.full,
 		s->sel.hdr.count);
 	imap_enter(c, s, IMAP_SELECTED);
-	tagged(c, s, "OK", "[%s] %s completed", s->sel.readonly ? "READ-ONLY" :
-	       "READ-WRITE", s->open_kind == OPEN_EXAMINE ? "EXAMINE" : "SELECT");
-	wait_command(c, s);
+	memset(&s->job, 0, sizeof(s->job));
+	s->item_len = b.len;
+	snprintf(name, sizeof(name), "[%s] %s completed", s->sel.readonly ? "READ-ONLY" :
+		 "READ-WRITE", s->open_kind == OPEN_EXAMINE ? "EXAMINE" : "SELECT");
+	job_start(c, s, J_TEXT, name);
 	conn_resume(c);
 }
 
@@ -2828,6 +2967,50 @@ static void cmd_unsubscribe(struct conn *c, struct imap_session *s, struct ip *i
 
 /* ---- selected state --------------------------------------------------- */
 
+static int kw_path(const struct mbx *m, char *out, size_t n)
+{
+	return idx_path(m->dir, m->name, ".kw", out, n, 0);
+}
+
+/* The keyword bits of a flag list; with add, names new to the mailbox
+ * are added (up to CONFIG_IMAP_KEYWORDS_MAX). 0, or -1 with the NO sent. */
+static int kw_bits(struct conn *c, struct imap_session *s, const struct kwargs *a,
+		   int add, uint64_t *bits)
+{
+	char path[FOLDER_PATH_MAX + 320];
+
+	*bits = 0;
+	if (a->n == 0 || CONFIG_IMAP_KEYWORDS_MAX == 0)
+		return 0;
+	if (kw_path(&s->sel, path, sizeof(path)) != 0) {
+		tagged(c, s, "NO", "[SERVERBUG] Cannot keep keywords");
+		return -1;
+	}
+	if (idx_kw_changed(path, &s->sel.kw))
+		idx_kw_load(path, &s->sel.kw);
+	for (int i = 0; i < a->n; i++) {
+		int k = add ? idx_kw_add(path, &s->sel.kw, a->p[i], a->len[i],
+					 CONFIG_IMAP_KEYWORDS_MAX) :
+			      idx_kw_find(&s->sel.kw, a->p[i], a->len[i]);
+		if (k >= 0) {
+			*bits |= (uint64_t)1 << k;
+			continue;
+		}
+		if (!add)
+			continue;       /* removing what nobody set */
+		if (errno == ENOSPC || errno == ENAMETOOLONG)
+			tagged(c, s, "NO", "[LIMIT] %s (at most %d keywords in a "
+			       "mailbox, %d octets each)", errno == ENOSPC ?
+			       "Too many keywords in this mailbox" : "Keyword too long",
+			       CONFIG_IMAP_KEYWORDS_MAX, IDX_KW_NAME_MAX);
+		else
+			tagged(c, s, "NO", "[SERVERBUG] Cannot keep keywords");
+		return -1;
+	}
+	return 0;
+}
+
+
 static void cmd_fetch(struct conn *c, struct imap_session *s, struct ip *ip, int uid)
 {
 	const char *set;
@@ -2872,13 +3055,17 @@ static void cmd_fetch(struct conn *c, struct imap_session *s, struct ip *ip, int
 	job_start(c, s, J_FETCH, uid ? "UID FETCH completed" : "FETCH completed");
 }
 
-static int flag_list(struct ip *ip, uint32_t *flags)
+/* A flag list: "(...)", "()", a single flag, or NIL (no flags). System
+ * flags into *flags; keywords into kw (NULL: accepted and dropped). */
+static int flag_list(struct ip *ip, uint32_t *flags, struct kwargs *kw)
 {
 	int paren = ip_peek(ip) == '(';
 	const char *w;
 	size_t n;
 
 	*flags = 0;
+	if (kw)
+		kw->n = 0;
 	if (paren)
 		ip->p++;
 	if (paren && ip_peek(ip) == ')') {
@@ -2900,7 +3087,20 @@ static int flag_list(struct ip *ip, uint32_t *flags)
 			else if (!str_ieq(w, n, "Recent"))
 				return -1;
 		}
-		/* Keywords are accepted and not kept (no PERMANENTFLAGS \*). */
+		if (!paren && !sys && str_ieq(w, n, "NIL"))
+			return 0;       /* STORE +FLAGS NIL: no flags */
+		if (!sys && kw) {
+			int k;
+			for (k = 0; k < kw->n; k++)
+				if (kw->len[k] == n && strncasecmp(kw->p[k], w, n) == 0)
+					break;
+			if (k == kw->n) {
+				if (kw->n == IDX_KW_MAX)
+					return -1;
+				kw->p[kw->n] = w;
+				kw->len[kw->n++] = n;
+			}
+		}
 		if (ip_peek(ip) != ' ')
 			break;
 		ip->p++;
@@ -2915,6 +3115,7 @@ static void cmd_store(struct conn *c, struct imap_session *s, struct ip *ip, int
 	const char *set, *w;
 	size_t sl, wl;
 	struct job *j = &s->job;
+	static struct kwargs kwa;
 
 	memset(j, 0, sizeof(*j));
 	if (ip_sp(ip) || ip_seqset(ip, &set, &sl) || ip_sp(ip)) {
@@ -2935,7 +3136,7 @@ static void cmd_store(struct conn *c, struct imap_session *s, struct ip *ip, int
 	}
 	if (ip_peek(ip) == '+' || ip_peek(ip) == '-')
 		j->mode = *ip->p++;
-	if (ip_atom(ip, &w, &wl, 0) || ip_sp(ip) || flag_list(ip, &j->flags) || ip_end(ip) ||
+	if (ip_atom(ip, &w, &wl, 0) || ip_sp(ip) || flag_list(ip, &j->flags, &kwa) || ip_end(ip) ||
 	    !(str_ieq(w, wl, "FLAGS") || str_ieq(w, wl, "FLAGS.SILENT"))) {
 		bad(c, s, "Syntax: STORE set [+-]FLAGS[.SILENT] (flags)");
 		return;
@@ -2945,6 +3146,8 @@ static void cmd_store(struct conn *c, struct imap_session *s, struct ip *ip, int
 		tagged(c, s, "NO", "Mailbox is read-only");
 		return;
 	}
+	if (kw_bits(c, s, &kwa, j->mode != '-', &j->kw) != 0)
+		return;
 	j->uid = uid;
 	live_check(s);
 	seq_iter_init(&j->it, set, sl);
@@ -2959,6 +3162,7 @@ static void cmd_store(struct conn *c, struct imap_session *s, struct ip *ip, int
 			}
 	}
 	j->kind = J_STORE;
+	s->item_len = 0;
 	job_start(c, s, J_STORE, uid ? "UID STORE completed" : "STORE completed");
 }
 
@@ -3265,6 +3469,24 @@ static void cmd_idle(struct conn *c, struct imap_session *s, struct ip *ip)
 	wait_command(c, s);
 }
 
+/* APPEND: its keyword names copied out of the command (which the
+ * literal replaces). Always 0 (a name too long was refused before). */
+static int kw_keep(struct imap_session *s)
+{
+	struct buf b;
+
+	buf_init(&b, s->app_kwbuf, sizeof(s->app_kwbuf));
+	for (int i = 0; i < s->app_kw.n; i++) {
+		size_t at = b.len;
+		if (buf_add(&b, s->app_kw.p[i], s->app_kw.len[i]) != 0) {
+			s->app_kw.n = i;        /* beyond the table's size anyway */
+			break;
+		}
+		s->app_kw.p[i] = s->app_kwbuf + at;
+	}
+	return 0;
+}
+
 /* ---- APPEND, COPY, MOVE: new messages in a target mailbox ---------------
  * The target is s->tmp. Its lock is taken (retried while another program
  * holds it), the messages appended and fsynced, then its index brought up
@@ -3402,11 +3624,13 @@ static int append_begin(struct conn *c, struct imap_session *s, uint64_t lit)
 		return 0;       /* not APPEND, or the literal is the mailbox name */
 	str_copy(s->tag, sizeof(s->tag), tag, tl);
 	s->app_flags = 0;
+	s->app_kw.n = 0;
 	s->app_time = (int64_t)time(NULL);
 	s->app_size = 0;
 	s->app_cr = 0;
 	if (ip_astring(&ip, &name, &nl) || ip_sp(&ip) ||
-	    (ip_peek(&ip) == '(' && (flag_list(&ip, &s->app_flags) || ip_sp(&ip))) ||
+	    (ip_peek(&ip) == '(' && (flag_list(&ip, &s->app_flags, &s->app_kw) ||
+				     kw_keep(s) || ip_sp(&ip))) ||
 	    (ip_peek(&ip) == '"' && (ip_datetime(&ip, &s->app_time) || ip_sp(&ip))) ||
 	    !ip_done(&ip))
 		err = "Syntax: APPEND mailbox [(flags)] [date-time] {size}";
@@ -3616,6 +3840,40 @@ static int uid_done(struct uid_set *u)
 static void start_rewrite(struct conn *c, struct imap_session *s, int close_after,
 			  int mode, const char *done);
 
+/* Keyword names as bits of the target's table (added there as needed;
+ * beyond its cap they are dropped: the messages are already in). */
+static uint64_t kw_names(struct mbx *to, const char *const *p, const size_t *len,
+			 int n)
+{
+	char path[FOLDER_PATH_MAX + 320];
+	uint64_t out = 0;
+
+	if (n == 0 || CONFIG_IMAP_KEYWORDS_MAX == 0 ||
+	    idx_path(to->dir, to->name, ".kw", path, sizeof(path), 0) != 0)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		int t = idx_kw_add(path, &to->kw, p[i], len[i], CONFIG_IMAP_KEYWORDS_MAX);
+		if (t >= 0)
+			out |= (uint64_t)1 << t;
+	}
+	return out;
+}
+
+/* Keywords kw of the selected mailbox in the target's table. */
+static uint64_t kw_map(struct imap_session *s, struct mbx *to, uint64_t kw)
+{
+	static struct kwargs a;
+
+	a.n = 0;
+	for (unsigned k = 0; k < s->sel.kw.n; k++)
+		if (kw >> k & 1) {
+			a.p[a.n] = s->sel.kw.buf + s->sel.kw.off[k];
+			a.len[a.n++] = s->sel.kw.len[k];
+		}
+	return kw_names(to, a.p, a.len, a.n);
+}
+
+
 /* The target's index is up to date (indexed = 1) or could not be read:
  * flags of the new messages, the UIDPLUS answer, then MOVE's expunge. */
 static void new_done(struct conn *c, struct imap_session *s, int indexed)
@@ -3629,6 +3887,7 @@ static void new_done(struct conn *c, struct imap_session *s, int indexed)
 
 	memset(&src, 0, sizeof(src));
 	memset(&dst, 0, sizeof(dst));
+	kw_load(m);
 	/* The first new record: the first at or after new_off. */
 	for (uint32_t lo = 0, hi = indexed ? m->hdr.count : 0; lo < hi;) {
 		uint32_t mid = lo + (hi - lo) / 2;
@@ -3646,6 +3905,7 @@ static void new_done(struct conn *c, struct imap_session *s, int indexed)
 			break;
 		if (kind == OPEN_APPEND) {
 			r.flags = s->app_flags;
+			r.kw = kw_names(m, s->app_kw.p, s->app_kw.len, s->app_kw.n);
 		} else {
 			for (; i < s->sel.hdr.count; i++)
 				if (get_rec_live(s, i, &sr) == 0 && in_set(s, i, &sr))
@@ -3653,10 +3913,11 @@ static void new_done(struct conn *c, struct imap_session *s, int indexed)
 			if (i == s->sel.hdr.count)
 				break;
 			r.flags = sr.flags;
+			r.kw = same ? sr.kw : kw_map(s, m, sr.kw);
 			uid_add(&src, sr.uid);
 			i++;
 		}
-		if (r.flags && idx_store(&m->rd, k, &r) != 0)
+		if ((r.flags || r.kw) && idx_store(&m->rd, k, &r) != 0)
 			break;
 		uid_add(&dst, r.uid);
 		if (kind == OPEN_APPEND)

@@ -210,8 +210,9 @@ int folder_create(const char *base, const char *name, int dir_only)
 	return fsync_parent_of(path);
 }
 
-/* dir/.postie/file.idx for the mbox dir/file. */
-static int index_of(const char *path, char *out, size_t n, int mk)
+/* dir/.postie/file + suffix (.idx, .kw) for the mbox dir/file. */
+static int index_of(const char *path, const char *suffix, char *out, size_t n,
+		    int mk)
 {
 	char dir[FOLDER_PATH_MAX + 16];
 	const char *slash = strrchr(path, '/');
@@ -222,7 +223,7 @@ static int index_of(const char *path, char *out, size_t n, int mk)
 	}
 	memcpy(dir, path, (size_t)(slash - path));
 	dir[slash - path] = '\0';
-	return idx_path(dir, slash + 1, ".idx", out, n, mk);
+	return idx_path(dir, slash + 1, suffix, out, n, mk);
 }
 
 /* A directory is empty when it holds nothing but dot entries. */
@@ -308,7 +309,9 @@ int folder_delete(const char *base, const char *name)
 		errno = e;
 		return -1;
 	}
-	if (index_of(path, ipath, sizeof(ipath), 0) == 0)
+	if (index_of(path, ".idx", ipath, sizeof(ipath), 0) == 0)
+		unlink(ipath);
+	if (index_of(path, ".kw", ipath, sizeof(ipath), 0) == 0)
 		unlink(ipath);
 	mbox_unlock(&l);
 	return fsync_parent_of(path);
@@ -320,10 +323,14 @@ static int move_mbox(const char *from, const char *to)
 {
 	char ifrom[FOLDER_PATH_MAX + 320], ito[FOLDER_PATH_MAX + 320];
 
-	if (index_of(to, ito, sizeof(ito), 1) != 0 || rename(from, to) != 0)
+	if (index_of(to, ".idx", ito, sizeof(ito), 1) != 0 || rename(from, to) != 0)
 		return -1;
-	if (index_of(from, ifrom, sizeof(ifrom), 0) == 0 && rename(ifrom, ito) != 0)
+	if (index_of(from, ".idx", ifrom, sizeof(ifrom), 0) == 0 && rename(ifrom, ito) != 0)
 		unlink(ifrom);  /* a missing index is rebuilt with a new UIDVALIDITY */
+	/* Keyword names go with it (bits of the records); none is fine. */
+	if (index_of(from, ".kw", ifrom, sizeof(ifrom), 0) == 0 &&
+	    index_of(to, ".kw", ito, sizeof(ito), 0) == 0 && rename(ifrom, ito) != 0)
+		unlink(ifrom);
 	if (fsync_parent_of(to) != 0 || fsync_parent_of(from) != 0)
 		return -1;
 	return 0;

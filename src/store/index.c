@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -629,6 +630,135 @@ static uint32_t new_uidvalidity(const char *ipath, uint32_t old)
 		close(fd);
 	}
 	return v;
+}
+
+/* ---- keywords ------------------------------------------------------------ */
+
+static int kw_eq(const char *a, size_t an, const char *b, size_t bn)
+{
+	if (an != bn)
+		return 0;
+	for (size_t i = 0; i < an; i++) {
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+		if (x >= 'A' && x <= 'Z')
+			x = (unsigned char)(x - 'A' + 'a');
+		if (y >= 'A' && y <= 'Z')
+			y = (unsigned char)(y - 'A' + 'a');
+		if (x != y)
+			return 0;
+	}
+	return 1;
+}
+
+int idx_kw_find(const struct idx_kw *t, const char *name, size_t n)
+{
+	for (unsigned k = 0; k < t->n; k++)
+		if (kw_eq(t->buf + t->off[k], t->len[k], name, n))
+			return (int)k;
+	return -1;
+}
+
+/* Appends a name to the table in memory (no file). 0 or -1. */
+static int kw_put(struct idx_kw *t, const char *name, size_t n)
+{
+	if (n == 0 || n > IDX_KW_NAME_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (t->n >= IDX_KW_MAX || n + 1 > sizeof(t->buf) - t->used) {
+		errno = ENOSPC;
+		return -1;
+	}
+	t->off[t->n] = (uint16_t)t->used;
+	t->len[t->n] = (uint8_t)n;
+	memcpy(t->buf + t->used, name, n);
+	t->used += n;
+	t->buf[t->used++] = '\n';
+	t->n++;
+	return 0;
+}
+
+int idx_kw_load(const char *path, struct idx_kw *t)
+{
+	char b[IDX_KW_BYTES + 1];
+	struct stat st;
+	ssize_t got;
+	size_t start = 0;
+	int fd;
+
+	memset(t, 0, offsetof(struct idx_kw, buf));
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (fstat(fd, &st) != 0 || (got = pread(fd, b, sizeof(b), 0)) < 0) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	t->ino = (uint64_t)st.st_ino;
+	t->size = (uint64_t)st.st_size;
+	/* Whole lines only; a name that does not fit ends the table. */
+	for (size_t i = 0; i < (size_t)got; i++) {
+		if (b[i] != '\n')
+			continue;
+		if (i > start && kw_put(t, b + start, i - start) != 0)
+			break;
+		start = i + 1;
+	}
+	return 0;
+}
+
+int idx_kw_changed(const char *path, const struct idx_kw *t)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return t->ino != 0;
+	return (uint64_t)st.st_ino != t->ino || (uint64_t)st.st_size != t->size;
+}
+
+int idx_kw_add(const char *path, struct idx_kw *t, const char *name, size_t n,
+	       unsigned cap)
+{
+	char tmp[400];
+	struct stat st;
+	int k, fd;
+
+	if (idx_kw_changed(path, t) && idx_kw_load(path, t) != 0)
+		return -1;
+	k = idx_kw_find(t, name, n);
+	if (k >= 0)
+		return k;
+	if (t->n >= cap) {
+		errno = ENOSPC;
+		return -1;
+	}
+	if (kw_put(t, name, n) != 0)
+		return -1;
+	k = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (k < 0 || (size_t)k >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		goto undo;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		goto undo;
+	if (pwrite_all(fd, t->buf, t->used, 0) != 0 || fstat(fd, &st) != 0 ||
+	    rename(tmp, path) != 0) {
+		int e = errno;
+		close(fd);
+		unlink(tmp);
+		errno = e;
+		goto undo;
+	}
+	close(fd);
+	t->ino = (uint64_t)st.st_ino;
+	t->size = (uint64_t)st.st_size;
+	return (int)(t->n - 1);
+undo:
+	t->n--;
+	t->used = t->off[t->n];
+	return -1;
 }
 
 /* ---- update ------------------------------------------------------------ */

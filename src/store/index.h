@@ -162,6 +162,39 @@ int idx_take_recent(int fd, uint32_t expect, uint32_t upto, uint32_t *old);
 /* The next mod-sequence, above floor and above any issued before. */
 uint64_t idx_modseq_next(uint64_t floor);
 
+/* ---- keywords ----------------------------------------------------------
+ * The names of a mailbox's keywords live beside its index in NAME.kw,
+ * one per line; line k is bit k of idx_rec.kw. Names are only added
+ * (bits stay valid for every record and across rewrites), compared
+ * without regard to case, at most IDX_KW_MAX of them (the caller's cap
+ * may be lower) and IDX_KW_BYTES in all. The file is replaced whole
+ * (temporary file, rename), so a reader sees the old or the new list. */
+#define IDX_KW_MAX 64
+#define IDX_KW_NAME_MAX 100
+#define IDX_KW_BYTES 1024
+
+struct idx_kw {
+	unsigned n;
+	uint16_t off[IDX_KW_MAX];
+	uint8_t len[IDX_KW_MAX];
+	size_t used;
+	uint64_t ino, size;     /* of the file read, to notice a new one */
+	char buf[IDX_KW_BYTES];
+};
+
+/* Reads the table at path (a missing file is an empty table). 0, or -1
+ * (I/O error; the table is then empty). */
+int idx_kw_load(const char *path, struct idx_kw *t);
+/* 1 when the file at path is not the one t was read from. */
+int idx_kw_changed(const char *path, const struct idx_kw *t);
+/* Bit number of a name, or -1. */
+int idx_kw_find(const struct idx_kw *t, const char *name, size_t n);
+/* Bit number of a name, added when missing (the file is reread first,
+ * another session may have added names). -1 with errno: ENOSPC when the
+ * table holds cap names or IDX_KW_BYTES, ENAMETOOLONG, or an I/O error. */
+int idx_kw_add(const char *path, struct idx_kw *t, const char *name, size_t n,
+	       unsigned cap);
+
 /* Bringing an index up to date, in bounded steps. The caller opens the
  * mbox (mfd, read-only is enough) and calls idx_update_step until it
  * returns IDX_DONE or IDX_FAIL; each step reads at most `budget` bytes of

@@ -29,7 +29,7 @@ def body(tag):
 
 
 def uid_flags(data):
-    """{uid: set of flags} from a FETCH (UID FLAGS) answer."""
+    """{uid: set of flags but \\Recent} from a FETCH (UID FLAGS) answer."""
     out = {}
     for item in data:
         if isinstance(item, tuple):
@@ -38,7 +38,7 @@ def uid_flags(data):
             continue
         m = FLAGS_RE.search(item)
         if m:
-            out[int(m.group(1))] = set(m.group(2).decode().split())
+            out[int(m.group(1))] = set(m.group(2).decode().split()) - {"\\Recent"}
     return out
 
 
