@@ -186,7 +186,10 @@ static void stream_give_back(struct conn *c, int force)
 	for (int i = 0; i < CONFIG_CONN_STREAM_BUFS; i++) {
 		if (stream_owner[i] != c)
 			continue;
-		if (!force && c->out_len - c->out_off > sizeof(c->outbuf))
+		/* Only once half the own buffer stays free: the session
+		 * checked for room in the large one and may write its
+		 * answer right after (a tagged OK after a FETCH). */
+		if (!force && c->out_len - c->out_off > sizeof(c->outbuf) / 2)
 			return;         /* still draining: later */
 		if (force)
 			c->out_len = c->out_off = 0;
