@@ -45,7 +45,7 @@
 #define POP3_MAX_COMMANDS 1000000
 #define POP3_REPLY_ROOM 600             /* free output needed to take a command */
 #define POP3_LOCK_RETRY_MS 200
-#define POP3_STEP ((size_t)CONFIG_POP3_STEP_KB * 1024)
+#define POP3_STEP ((size_t)CONFIG_LOOP_STEP_KB * 1024)
 #define POP3_SEND_BUDGET (256 * 1024)   /* bytes streamed per loop pass */
 #define POP3_OPEN_RESTARTS 3
 
