@@ -335,21 +335,37 @@ class QueueLeftovers(harness.TestCase):
                                    "smarthost 127.0.0.62:9 plain\n"
                                    "queue_retry 1h 2h\n")
         try:
-            q = srv.path("spool", "queue")
-            os.makedirs(q)
-            t = token()
-            srv.write("spool/queue/1000.1.keep",
-                      "F alice@test.lan\nR x@remote.test\nD\nSubject: %s\n\nbody\n" % t,
-                      0o600)
-            srv.write("spool/queue/1000.1.keep.st", "A %d\nN 1 %d\n"
-                      % (time.time(), time.time() + 3600), 0o600)
-            srv.write("spool/queue/1000.1.keep.st.new", "A 1\n", 0o600)
-            srv.write("spool/queue/1000.2.gone.st", "A 1\nN 3 0\n", 0o600)
-            srv.write("spool/queue/1000.3.gone.st.new", "A 1\n", 0o600)
+            # The daemon makes a queued message and its state (the smarthost
+            # refuses: one attempt, next in an hour); the leftovers are
+            # copies of what it wrote.
             srv.start()
-            self.assertEqual(sorted(os.listdir(q)), ["1000.1.keep", "1000.1.keep.st"],
-                             srv.log()[-1500:])
+            t = token()
+            with srv.dialog() as d:
+                d.ehlo()
+                code, lines = d.send_mail("alice@test.lan", ["x@remote.test"],
+                                          harness.crlf("Subject: %s\n\nbody\n" % t))
+                self.assertEqual(code, 250, lines)
+            q = srv.path("spool", "queue")
+            deadline = time.monotonic() + 10 * harness.SLOW
+            while time.monotonic() < deadline and not any(
+                    n.endswith(".st") for n in os.listdir(q)):
+                time.sleep(0.05)
             self.assertEqual(srv.stop(), 0, srv.log()[-1500:])
+            name, = [n for n in os.listdir(q) if not n.endswith(".st")]
+            with open(os.path.join(q, name + ".st"), "rb") as f:
+                state = f.read()
+            self.assertTrue(state.startswith(b"V 1\n"), state)
+            for leftover in (name + ".st.new", "1000.2.gone.st",
+                             "1000.3.gone.st.new"):
+                srv.write(os.path.join("spool", "queue", leftover), state, 0o600)
+            srv.start()
+            # The start's own run rewrites the state: list once it is over.
+            deadline = time.monotonic() + 10 * harness.SLOW
+            while time.monotonic() < deadline and srv.log().count("deferred (") < 2:
+                time.sleep(0.05)
+            self.assertEqual(srv.stop(), 0, srv.log()[-1500:])
+            self.assertEqual(sorted(os.listdir(q)), [name, name + ".st"],
+                             srv.log()[-1500:])
         finally:
             srv.cleanup()
 
