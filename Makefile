@@ -46,7 +46,7 @@ obj-y := main.o cli.o core/loop.o core/conn.o core/log.o core/conf.o core/util.o
 	core/net.o proto/address.o proto/smtp_in.o proto/smtp_data.o \
 	store/mbox.o store/spool.o store/users.o
 obj-$(CONFIG_ALIASES) += store/aliases.o
-obj-$(CONFIG_TLS) += tls/tls_bearssl.o
+obj-$(CONFIG_TLS) += tls/tls_bearssl.o tls/tls_errors.o
 obj-$(CONFIG_AUTH) += proto/auth.o proto/sasl.o store/passwd.o
 obj-$(CONFIG_MAILBOX_INDEX) += store/index.o
 obj-$(CONFIG_POP3) += proto/pop3.o

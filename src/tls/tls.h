@@ -10,6 +10,10 @@
 
 struct tls_conn;
 
+/* Longest certificate DNS name kept for error messages (a longer one is
+ * not kept); the subject CN gets 64 bytes (its X.520 upper bound). */
+#define TLS_NAME_MAX 128
+
 enum {
 	TLS_WANT_READ = 1,      /* the engine wants records from the socket */
 	TLS_WANT_WRITE = 2,     /* the engine has records for the socket */
@@ -46,6 +50,18 @@ void tls_close_notify(struct tls_conn *t);
 int tls_error(struct tls_conn *t);
 int tls_established(struct tls_conn *t);
 const char *tls_describe(struct tls_conn *t);
+/* Client side: the server certificate's first DNS name (else its CN), as
+ * far as the verifier decoded it; "" when unknown or not verifying. */
+const char *tls_peer_name(struct tls_conn *t);
+/* tls_errors.c: a BearSSL error code in words ("certificate not trusted:
+ * unknown issuer"), and the reason a client handshake to want failed, with
+ * the certificate's name where it helps ("name mismatch: certificate is
+ * for other.test, not smart.test"). */
+const char *tls_strerror(int err);
+void tls_explain(struct tls_conn *t, const char *want, char *buf, size_t n);
+/* 1 when the session failed on the peer's certificate (untrusted, wrong
+ * name, expired...): a retry will not mend it. */
+int tls_cert_error(struct tls_conn *t);
 #else
 static inline int tls_load(const char *c, const char *k, char *e, size_t n)
 { (void)c; (void)k; (void)e; (void)n; return -1; }
@@ -71,6 +87,11 @@ static inline void tls_close_notify(struct tls_conn *t) { (void)t; }
 static inline int tls_error(struct tls_conn *t) { (void)t; return 0; }
 static inline int tls_established(struct tls_conn *t) { (void)t; return 0; }
 static inline const char *tls_describe(struct tls_conn *t) { (void)t; return ""; }
+static inline const char *tls_peer_name(struct tls_conn *t) { (void)t; return ""; }
+static inline const char *tls_strerror(int err) { (void)err; return "no TLS in this build"; }
+static inline int tls_cert_error(struct tls_conn *t) { (void)t; return 0; }
+static inline void tls_explain(struct tls_conn *t, const char *w, char *b, size_t n)
+{ (void)t; (void)w; if (n) b[0] = '\0'; }
 #endif
 
 #endif

@@ -40,6 +40,11 @@ struct x509_any {
 	int first;
 };
 
+struct tls_names {
+	br_name_element ne[2];          /* SAN dNSName, subject CN */
+	char dns[TLS_NAME_MAX], cn[65];
+};
+
 struct tls_conn {
 	union {
 		br_ssl_server_context sc;
@@ -50,6 +55,7 @@ struct tls_conn {
 		struct x509_any any;
 	} x;
 	int client;
+	struct tls_names names;         /* client: the server certificate's */
 	struct tls_creds *creds;
 	int used;
 	char desc[80];
@@ -562,6 +568,37 @@ const char *tls_describe(struct tls_conn *t)
 
 /* ---- client side (relay) ------------------------------------------- */
 
+/* The names in the server's certificate, kept by the verifier while it
+ * decodes the end-entity certificate, so that a failure can say which
+ * name the certificate carries (tls_errors.c puts it in words). */
+static const unsigned char oid_cn[] = { 3, 0x55, 0x04, 0x03 };
+static const unsigned char oid_san_dns[] = { 0, 2 };
+
+static void names_watch(struct tls_conn *t, br_x509_minimal_context *xc)
+{
+	br_name_element *ne = t->names.ne;
+
+	memset(&t->names, 0, sizeof(t->names));
+	ne[0].oid = oid_san_dns;
+	ne[0].buf = t->names.dns;
+	ne[0].len = sizeof(t->names.dns);
+	ne[1].oid = oid_cn;
+	ne[1].buf = t->names.cn;
+	ne[1].len = sizeof(t->names.cn);
+	br_x509_minimal_set_name_elements(xc, ne, 2);
+}
+
+const char *tls_peer_name(struct tls_conn *t)
+{
+	if (!t->client)
+		return "";
+	if (t->names.ne[0].status == 1 && t->names.dns[0])
+		return t->names.dns;
+	if (t->names.ne[1].status == 1 && t->names.cn[0])
+		return t->names.cn;
+	return "";
+}
+
 static br_x509_trust_anchor *anchors;
 static size_t nanchors;
 static unsigned char *anchor_mem;
@@ -747,8 +784,10 @@ struct tls_conn *tls_client_new(const char *server_name, int verify)
 		br_x509_minimal_set_rsa(xc, br_rsa_pkcs1_vrfy_get_default());
 		br_x509_minimal_set_ecdsa(xc, br_ec_get_default(),
 					  br_ecdsa_vrfy_asn1_get_default());
+		names_watch(t, xc);
 		br_ssl_engine_set_x509(eng, &xc->vtable);
 	} else {
+		memset(&t->names, 0, sizeof(t->names));
 		t->x.any.vtable = &x509_any_class;
 		br_ssl_engine_set_x509(eng, &t->x.any.vtable);
 	}

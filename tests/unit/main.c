@@ -26,6 +26,8 @@ int main(void)
 		test_imap();
 	if (CONFIG_IMAP)
 		test_search();
+	if (CONFIG_TLS)
+		test_tls_errors();
 	if (test_libc_small)
 		test_libc_small();
 	printf("unit: %d passed, %d failed\n", unit_pass, unit_fail);

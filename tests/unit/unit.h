@@ -33,6 +33,7 @@ void test_relay_parts(void);
 void test_mime7(void);
 void test_imap(void);
 void test_search(void);
+void test_tls_errors(void);
 /* Weak: linked only where src/core/libc_small.c is (LIBC_SMALL = y). */
 void test_libc_small(void) __attribute__((weak));
 
