@@ -6,7 +6,16 @@
  * PIPELINING, SIZE and 8BITMIME when offered, STARTTLS (required and
  * verified for the smarthost unless configured otherwise, opportunistic
  * and unverified towards MX hosts), AUTH PLAIN/LOGIN to the smarthost, and
- * streams the message from the spool file with CRLF and dot-stuffing.
+ * streams the message from the spool file with CRLF line ends only (a
+ * stray CR becomes a space, RFC 5321 §2.3.8) and dot-stuffing.
+ *
+ * Destinations: the smarthost, or one domain's MX hosts. At most
+ * CONFIG_RELAY_MAX_PER_DEST sessions talk to one destination; a job for
+ * a destination at its limit waits (SO_WAIT) and takes over the first of
+ * its connections that finishes a message. A connection that delivered a
+ * message stays open CONFIG_RELAY_IDLE_SECS (SO_IDLE) for the next one
+ * (RSET, MAIL...), at most CONFIG_RELAY_REUSE_MAX messages; a reused
+ * connection that fails before the new MAIL is replaced by a fresh one.
  * Timeouts follow RFC 5321 §4.5.3.2. Limits: CONFIG_RELAY_MAX_DELIVERIES
  * sessions, SMTPOUT_RCPT_MAX recipients each, reply lines of at most the
  * input buffer, SMTP_REPLY_MAX_LINES lines per reply. */
@@ -29,6 +38,7 @@
 #include "dns/dns.h"
 #include "proto/mime7.h"
 #include "proto/sasl.h"
+#include "store/notice.h"
 #include "tls/tls.h"
 
 #define T_CONNECT 30            /* seconds; not in the RFC, a LAN choice */
@@ -41,13 +51,13 @@
 enum so_state {
 	SO_FREE, SO_RESOLVE, SO_CONNECT, SO_GREETING, SO_EHLO, SO_HELO,
 	SO_STARTTLS, SO_AUTH, SO_AUTH_USER, SO_AUTH_PASS, SO_MAIL, SO_RCPT,
-	SO_DATA, SO_BODY, SO_DOT, SO_QUIT,
+	SO_DATA, SO_BODY, SO_DOT, SO_QUIT, SO_WAIT, SO_IDLE, SO_RSET,
 };
 
 static const char *const so_names[] = {
 	"free", "resolve", "connect", "greeting", "ehlo", "helo", "starttls",
 	"auth", "auth-user", "auth-pass", "mail", "rcpt", "data", "body", "dot",
-	"quit",
+	"quit", "wait", "idle", "rset",
 };
 
 enum {
@@ -57,7 +67,11 @@ enum {
 
 struct smtpout {
 	enum so_state state;
-	struct smtpout_job *job;
+	struct smtpout_job *job;        /* NULL while idle */
+	char key[256];                  /* job->domain: "" is the smarthost */
+	char remote[64];                /* host of the open connection */
+	int msgs;                       /* messages over this connection */
+	int reused;                     /* this job came to an open connection */
 	struct conn *c;
 	struct dns_result dest;
 	int ti;                         /* address being tried */
@@ -71,6 +85,7 @@ struct smtpout {
 	int eightbit, utf8;
 	off_t body_pos;
 	int body_bol;
+	int body_cr;                    /* a CR waits: line end or stray */
 	int convert;                    /* 8-bit body, server lacks 8BITMIME */
 	struct mime7 m7;
 	char last[SMTPOUT_DIAG + 64];   /* last host-level failure */
@@ -135,14 +150,24 @@ void smtpout_set_secret(const char *s)
 	str_copy(secret, sizeof(secret), s, strlen(s));
 }
 
-int smtpout_active(const char *domain)
+/* Sessions with a connection (or on their way to one) to dest. */
+int smtpout_active(const char *dest)
 {
 	int n = 0;
 
 	for (size_t i = 0; i < ARRAY_LEN(pool); i++)
-		if (pool[i].state != SO_FREE && strcmp(pool[i].job->domain, domain) == 0)
+		if (pool[i].state != SO_FREE && pool[i].state != SO_WAIT &&
+		    strcmp(pool[i].key, dest) == 0)
 			n++;
 	return n;
+}
+
+static struct smtpout *find_state(enum so_state st, const char *dest)
+{
+	for (size_t i = 0; i < ARRAY_LEN(pool); i++)
+		if (pool[i].state == st && (!dest || strcmp(pool[i].key, dest) == 0))
+			return &pool[i];
+	return NULL;
 }
 
 /* The name TLS asks for and checks: smarthost_name when the smarthost is
@@ -154,22 +179,52 @@ static const char *smarthost_tls_name(void)
 
 static int is_smarthost(const struct smtpout *so)
 {
-	return so->job->domain[0] == '\0';
+	return so->key[0] == '\0';
 }
 
-/* Ends the job: recipients without a final answer get the last failure
- * (temporary unless a host said 5xx to everything). */
-static void finish(struct smtpout *so)
+static const char *dest_name(const struct smtpout *so)
+{
+	return so->key[0] ? so->key : "smarthost";
+}
+
+/* Recipients without a final answer get the last failure (temporary
+ * unless a host said 5xx to everything); the job leaves the session. */
+static struct smtpout_job *job_detach(struct smtpout *so)
 {
 	struct smtpout_job *j = so->job;
 
-	for (int i = 0; i < j->n; i++) {
+	for (int i = 0; j && i < j->n; i++) {
 		if (j->code[i] != 0)
 			continue;
 		j->code[i] = so->last_perm ? 550 : 451;
 		str_copy(j->diag[i], SMTPOUT_DIAG, so->last, strlen(so->last));
 	}
-	j->local = so->last_local && !so->remote_seen && !so->mail_ok;
+	if (j)
+		j->local = so->last_local && !so->remote_seen && !so->mail_ok;
+	so->job = NULL;
+	return j;
+}
+
+static void begin(struct smtpout *so);
+
+/* A session to dest ended: a job waiting for a connection there starts
+ * one of its own. */
+static void wake_waiter(const char *dest)
+{
+	struct smtpout *w = find_state(SO_WAIT, dest);
+
+	if (w && smtpout_active(dest) < CONFIG_RELAY_MAX_PER_DEST)
+		begin(w);
+}
+
+/* Ends the session: the connection goes (QUIT already queued, if any),
+ * the job gets its results. done() may start new jobs, in this slot too. */
+static void finish(struct smtpout *so)
+{
+	struct smtpout_job *j = job_detach(so);
+	char dest[sizeof(so->key)];
+
+	str_copy(dest, sizeof(dest), so->key, strlen(so->key));
 	dns_drop(so);
 	if (so->c) {
 		struct conn *c = so->c;
@@ -178,12 +233,30 @@ static void finish(struct smtpout *so)
 		conn_close_after_flush(c);
 	}
 	so_enter(so, SO_FREE);
-	so->job = NULL;
-	j->done(j);
+	if (j)
+		j->done(j);
+	wake_waiter(dest);
 }
 
 static void fail_host(struct smtpout *so, int perm, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* The smarthost refused our login or its certificate: retries will not
+ * mend that, a person must. The mail waits; postmaster hears of it
+ * locally, once a day per problem. */
+static void smarthost_problem(struct smtpout *so, int problem, const char *why)
+{
+	so->job->problem = problem;
+	if (problem == SMTPOUT_PROBLEM_AUTH)
+		notice_postmaster("smarthost-auth", "the smarthost refused the "
+				  "login; mail is waiting", why);
+	else
+		notice_postmaster("smarthost-cert", "the smarthost's certificate "
+				  "failed the check; mail is waiting", why);
+}
+
+static void send_line(struct smtpout *so, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void next_target(struct smtpout *so);
 
@@ -199,13 +272,20 @@ static void fail_host(struct smtpout *so, int perm, const char *fmt, ...)
 	so->last_perm = perm;
 	so->last_local = 0;
 	so->remote_seen = 1;
-	log_msg(LOGL_INFO, "smtp_out %s (%s): %s", so->job->domain[0] ?
-		so->job->domain : "smarthost", so->job->remote, so->last);
+	log_msg(LOGL_INFO, "smtp_out %s (%s): %s", dest_name(so),
+		so->remote[0] ? so->remote : "-", so->last);
 	if (so->c) {
 		struct conn *c = so->c;
 		so->c = NULL;
 		c->sess = NULL;
 		conn_close(c, "delivery failed");
+	}
+	if (so->reused && !so->mail_done && !perm) {
+		/* The kept connection died while idle: not the job's fault. */
+		log_msg(LOGL_INFO, "smtp_out %s: opening a new connection",
+			dest_name(so));
+		begin(so);
+		return;
 	}
 	if (so->mail_ok || perm) {
 		finish(so);
@@ -228,8 +308,10 @@ static void next_target(struct smtpout *so)
 			((struct sockaddr_in *)&t->addr)->sin_port = htons((uint16_t)port);
 		else
 			((struct sockaddr_in6 *)&t->addr)->sin6_port = htons((uint16_t)port);
-		net_ntop((struct sockaddr *)&t->addr, so->job->remote,
-			 sizeof(so->job->remote), 1);
+		net_ntop((struct sockaddr *)&t->addr, so->remote,
+			 sizeof(so->remote), 1);
+		str_copy(so->job->remote, sizeof(so->job->remote), so->remote,
+			 strlen(so->remote));
 		str_copy(so->job->remote_name, sizeof(so->job->remote_name),
 			 t->host, strlen(t->host));
 		fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -286,25 +368,21 @@ static void on_dns(void *ctx, const struct dns_result *res)
 	next_target(so);
 }
 
-int smtpout_start(struct smtpout_job *job)
+/* A fresh connection for so's job: resolve (or take the smarthost's
+ * address as it is), then connect to each address in turn. */
+static void begin(struct smtpout *so)
 {
-	struct smtpout *so = NULL;
+	struct smtpout_job *job = so->job;
 	struct net_cidr lit;
 
-	for (size_t i = 0; i < ARRAY_LEN(pool) && !so; i++)
-		if (pool[i].state == SO_FREE)
-			so = &pool[i];
-	if (!so)
-		return -1;
-	memset(so, 0, sizeof(*so));
-	so->job = job;
-	for (int i = 0; i < job->n; i++) {
-		job->code[i] = 0;
-		job->diag[i][0] = '\0';
-	}
-	job->remote[0] = '\0';
-	job->remote_name[0] = '\0';
-	job->local = 0;
+	so->reused = so->msgs = 0;
+	so->tls_on = 0;
+	so->ext = 0;
+	so->ti = 0;
+	so->mail_ok = so->mail_done = 0;
+	so->last[0] = so->remote[0] = job->remote[0] = '\0';
+	so->last_perm = 0;
+	so->last_local = so->remote_seen = 0;
 	so_enter(so, SO_RESOLVE);
 	if (is_smarthost(so) && net_parse_cidr(conf->smarthost, &lit) == 0) {
 		/* An address needs no lookup. */
@@ -324,7 +402,7 @@ int smtpout_start(struct smtpout_job *job)
 		}
 		so->dest = r;
 		next_target(so);
-		return 0;
+		return;
 	}
 	if ((is_smarthost(so) ? dns_query_host(conf->smarthost, on_dns, so) :
 	     dns_query_mx(job->domain, on_dns, so)) != 0) {
@@ -332,13 +410,80 @@ int smtpout_start(struct smtpout_job *job)
 		so->last_local = 1;
 		finish(so);
 	}
+}
+
+/* The next message over a connection kept open: RSET, then MAIL. */
+static void reuse(struct smtpout *so)
+{
+	so->reused = 1;
+	so->mail_ok = so->mail_done = 0;
+	so->last[0] = '\0';
+	so->last_perm = 0;
+	str_copy(so->job->remote, sizeof(so->job->remote), so->remote,
+		 strlen(so->remote));
+	str_copy(so->job->remote_name, sizeof(so->job->remote_name),
+		 so->dest.t[so->ti].host, strlen(so->dest.t[so->ti].host));
+	smtp_reply_init(&so->reply);
+	send_line(so, "RSET");
+	so_enter(so, SO_RSET);
+	conn_deadline(so->c, T_COMMAND);
+}
+
+/* Ends an idle connection politely and frees its slot. */
+static void close_idle(struct smtpout *so)
+{
+	struct conn *c = so->c;
+
+	so->c = NULL;
+	if (c) {
+		c->sess = NULL;
+		if (c->w.fd >= 0) {
+			conn_write(c, "QUIT\r\n", 6);
+			conn_close_after_flush(c);
+		}
+	}
+	so_enter(so, SO_FREE);
+}
+
+int smtpout_start(struct smtpout_job *job)
+{
+	struct smtpout *so;
+
+	for (int i = 0; i < job->n; i++) {
+		job->code[i] = 0;
+		job->diag[i][0] = '\0';
+	}
+	job->remote[0] = '\0';
+	job->remote_name[0] = '\0';
+	job->local = 0;
+	job->problem = SMTPOUT_PROBLEM_NONE;
+	so = find_state(SO_IDLE, job->domain);
+	if (so) {
+		so->job = job;
+		reuse(so);
+		return 0;
+	}
+	so = find_state(SO_FREE, NULL);
+	if (!so) {
+		/* Every slot busy or idle: an idle one elsewhere gives way. */
+		so = find_state(SO_IDLE, NULL);
+		if (!so)
+			return -1;
+		close_idle(so);
+	}
+	memset(so, 0, sizeof(*so));
+	so->job = job;
+	str_copy(so->key, sizeof(so->key), job->domain, strlen(job->domain));
+	if (smtpout_active(so->key) >= CONFIG_RELAY_MAX_PER_DEST) {
+		/* Taken over by the first of its connections that is done. */
+		so_enter(so, SO_WAIT);
+		return 0;
+	}
+	begin(so);
 	return 0;
 }
 
 /* ---- sending --------------------------------------------------------- */
-
-static void send_line(struct smtpout *so, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 
 /* One command line. Room for the longest: AUTH PLAIN of the largest
  * credentials send_auth accepts, or a path of SMTP_PATH_MAX with its
@@ -556,12 +701,26 @@ static void start_tls(struct smtpout *so)
 
 /* ---- the message body ----------------------------------------------- */
 
-/* LF becomes CRLF, a leading dot is doubled. */
+/* LF becomes CRLF, a leading dot is doubled. CR LF in the spool is one
+ * line end; any other CR is a stray and goes as a space (what Postfix's
+ * cleanup_replace_stray_cr_lf does): only CRLF ever leaves, RFC 5321
+ * §2.3.8. At most 2 bytes out per byte in, plus 1 for a CR held over. */
 static size_t smtp_encode(struct smtpout *so, const char *in, size_t n, char *out)
 {
 	size_t o = 0;
 
 	for (size_t i = 0; i < n; i++) {
+		if (so->body_cr) {
+			so->body_cr = 0;
+			if (in[i] != '\n') {
+				out[o++] = ' ';
+				so->body_bol = 0;
+			}
+		}
+		if (in[i] == '\r') {
+			so->body_cr = 1;
+			continue;
+		}
 		if (so->body_bol && in[i] == '.')
 			out[o++] = '.';
 		if (in[i] == '\n')
@@ -612,6 +771,11 @@ static void body_fill(struct smtpout *so)
 	}
 	if (conn_out_free(so->c) < 8)
 		return;
+	if (so->body_cr) {              /* a stray CR at the very end */
+		so->body_cr = 0;
+		so->body_bol = 0;
+		conn_write(so->c, " ", 1);
+	}
 	conn_write(so->c, so->body_bol ? ".\r\n" : "\r\n.\r\n",
 		   so->body_bol ? 3 : 5);
 	so->c->flags &= ~(unsigned)CONN_DRAIN;
@@ -632,6 +796,35 @@ static void quit(struct smtpout *so)
 	send_line(so, "QUIT");
 	so_enter(so, SO_QUIT);
 	finish(so);
+}
+
+/* A message is done and the connection is fine: it waits for the next
+ * message to the same destination (a job waiting for it, or one that
+ * done() starts), or until CONFIG_RELAY_IDLE_SECS pass. */
+static void transaction_end(struct smtpout *so, int code)
+{
+	struct smtpout_job *j;
+	struct smtpout *w;
+
+	so->msgs++;
+	if (!CONFIG_RELAY_IDLE_SECS || so->msgs >= CONFIG_RELAY_REUSE_MAX ||
+	    code == 421) {
+		quit(so);
+		return;
+	}
+	j = job_detach(so);
+	so_enter(so, SO_IDLE);
+	conn_deadline(so->c, CONFIG_RELAY_IDLE_SECS);
+	j->done(j);
+	if (so->state != SO_IDLE)
+		return;                 /* done() gave it the next message */
+	w = find_state(SO_WAIT, so->key);
+	if (w) {
+		so->job = w->job;
+		w->job = NULL;
+		so_enter(w, SO_FREE);
+		reuse(so);
+	}
 }
 
 /* Where the transaction goes once RCPT answers are in. */
@@ -656,6 +849,13 @@ static void on_reply(struct smtpout *so, const struct smtp_reply *r)
 	int ok = r->code / 100 == 2;
 
 	switch (so->state) {
+	case SO_RSET:
+		if (r->code != 250) {
+			fail_host(so, 0, "4.4.2 %s refused RSET: %s", j->remote, r->text);
+			return;
+		}
+		send_mail(so);
+		return;
 	case SO_GREETING:
 		if (r->code != 220) {
 			fail_host(so, 0, "4.4.2 %s greeted with: %s", j->remote, r->text);
@@ -709,9 +909,15 @@ static void on_reply(struct smtpout *so, const struct smtp_reply *r)
 		if (r->code != 235) {
 			/* A refused login is our configuration's fault: keep the
 			 * mail and retry, never bounce it. */
-			log_msg(LOGL_ERR, "smarthost %s refused the login as %s: %s",
-				j->remote, conf->smarthost_user, r->text);
-			fail_host(so, 0, "4.7.0 smarthost login failed: %s", r->text);
+			char why[SMTPOUT_DIAG + 168];
+			snprintf(why, sizeof(why), "smarthost %.63s refused the login "
+				 "as %.64s: %s", j->remote, conf->smarthost_user, r->text);
+			log_msg(LOGL_ERR, "%s", why);
+			smarthost_problem(so, SMTPOUT_PROBLEM_AUTH, why);
+			/* The reason kept per recipient: short, the host is
+			 * in the log line fail_host writes. */
+			fail_host(so, 0, "4.7.0 login as %.64s refused: %s",
+				  conf->smarthost_user, r->text);
 			return;
 		}
 		send_mail(so);
@@ -751,6 +957,7 @@ static void on_reply(struct smtpout *so, const struct smtp_reply *r)
 		if (r->code == 354 && so->mail_ok && so->n_ok > 0) {
 			so->body_pos = 0;
 			so->body_bol = 1;
+			so->body_cr = 0;
 			so->convert = so->eightbit && !(so->ext & EXT_8BITMIME);
 			if (so->convert)
 				mime7_init(&so->m7);
@@ -779,7 +986,7 @@ static void on_reply(struct smtpout *so, const struct smtp_reply *r)
 		if (ok)
 			log_msg(LOGL_INFO, "smtp_out: %s accepted %d recipient(s): %s",
 				j->remote, so->n_ok, r->text);
-		quit(so);
+		transaction_end(so, r->code);
 		return;
 	default:
 		return;
@@ -817,6 +1024,11 @@ static void so_input(struct conn *c)
 		size_t len;
 		int crlf, rc;
 
+		if (so->state == SO_IDLE) {
+			/* Unasked words from an idle server (421 and gone). */
+			close_idle(so);
+			return;
+		}
 		if (so->state == SO_BODY) {
 			body_fill(so);
 			if (so->state == SO_BODY)
@@ -830,7 +1042,7 @@ static void so_input(struct conn *c)
 			return;
 		if (rc == LB_TOOLONG || rc == LB_NEED) {
 			fail_host(so, 0, "4.5.0 over-long reply line from %s",
-				  so->job->remote);
+				  so->remote);
 			return;
 		}
 		if (memchr(line, '\0', len))
@@ -839,7 +1051,7 @@ static void so_input(struct conn *c)
 			rc = smtp_reply_line(&so->reply, line, len);
 		if (rc == REPLY_BAD) {
 			fail_host(so, 0, "4.5.0 malformed reply from %s",
-				  so->job->remote);
+				  so->remote);
 			return;
 		}
 		if (so->state == SO_EHLO && so->reply.code == 250)
@@ -861,8 +1073,12 @@ static void so_timeout(struct conn *c)
 		conn_close(c, "done");
 		return;
 	}
+	if (so->state == SO_IDLE) {
+		close_idle(so);
+		return;
+	}
 	fail_host(so, 0, "4.4.2 timeout in state %s talking to %s",
-		  so_names[so->state], so->job->remote);
+		  so_names[so->state], so->remote);
 }
 
 static void so_close(struct conn *c)
@@ -873,8 +1089,22 @@ static void so_close(struct conn *c)
 		return;
 	so->c = NULL;
 	c->sess = NULL;
+	if (so->state == SO_IDLE) {
+		so_enter(so, SO_FREE);
+		return;
+	}
+	if (CONFIG_TLS && c->tls && (tls_error(c->tls) || !tls_established(c->tls))) {
+		char why[SMTPOUT_DIAG], line[SMTPOUT_DIAG + 80];
+		tls_explain(c->tls, is_smarthost(so) ? smarthost_tls_name() :
+			    so->dest.t[so->ti].host, why, sizeof(why));
+		snprintf(line, sizeof(line), "TLS with %.63s: %s", so->remote, why);
+		if (is_smarthost(so) && tls_cert_error(c->tls))
+			smarthost_problem(so, SMTPOUT_PROBLEM_CERT, line);
+		fail_host(so, 0, "4.7.5 TLS: %s", why);
+		return;
+	}
 	fail_host(so, 0, "4.4.2 connection to %s lost in state %s: %s",
-		  so->job->remote, so_names[so->state], c->why ? c->why : "?");
+		  so->remote, so_names[so->state], c->why ? c->why : "?");
 }
 
 static const struct proto_ops smtpout_ops = {

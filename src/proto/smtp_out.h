@@ -1,8 +1,10 @@
-/* smtp_out — one outgoing SMTP session: one message, one destination (the
+/* smtp_out — outgoing SMTP: a job is one message to one destination (the
  * smarthost, or one domain's MX hosts in preference order), up to
  * SMTPOUT_RCPT_MAX recipients. The queue fills a job, starts it, and gets
- * done() once with a result per recipient. Remote replies are hostile
- * input: codes checked, lines and line counts capped. */
+ * done() once with a result per recipient. Connections are kept for the
+ * next job to the same destination, CONFIG_RELAY_MAX_PER_DEST at most per
+ * destination. Remote replies are hostile input: codes checked, lines and
+ * line counts capped. */
 #ifndef POSTIE_SMTP_OUT_H
 #define POSTIE_SMTP_OUT_H
 
@@ -10,6 +12,10 @@
 #include <sys/types.h>
 
 #define SMTPOUT_RCPT_MAX 16
+
+/* Smarthost trouble no retry mends without a person (the mail waits):
+ * it refused our login, or its certificate failed the check. */
+enum { SMTPOUT_PROBLEM_NONE, SMTPOUT_PROBLEM_AUTH, SMTPOUT_PROBLEM_CERT };
 #define SMTPOUT_DIAG 120
 
 /* Multi-line reply parser; pure, fuzzed. */
@@ -43,6 +49,7 @@ struct smtpout_job {
 					 * on this side (no resolver, DNS server
 					 * silent, no route, no free slot): not a
 					 * delivery attempt */
+	int problem;                    /* SMTPOUT_PROBLEM_*: the smarthost's */
 	void (*done)(struct smtpout_job *job);
 	void *owner;
 };
