@@ -200,6 +200,33 @@ REPLY_END = re.compile(rb"^(\d{3})(?: .*)?$")
 REPLY_MORE = re.compile(rb"^(\d{3})-")
 
 
+def read_mbox(path):
+    """The messages of the mbox file at path ([] when there is none)."""
+    try:
+        with open(path, "rb") as f:
+            return split_mbox(f.read())
+    except FileNotFoundError:
+        return []
+
+
+def with_marker(messages, marker):
+    if isinstance(marker, str):
+        marker = marker.encode()
+    return [m for m in messages if marker in m.raw]
+
+
+def wait_until(pred, timeout, what="condition", step=0.05):
+    """pred()'s first true value, polled every step seconds; an
+    AssertionError naming what after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+
+
 class Closed(Exception):
     """The server closed the connection."""
 
@@ -580,9 +607,7 @@ class Server:
         return split_mbox(self.mbox_bytes(user))
 
     def find(self, user, marker):
-        if isinstance(marker, str):
-            marker = marker.encode()
-        return [m for m in self.mbox(user) if marker in m.raw]
+        return with_marker(self.mbox(user), marker)
 
     def anywhere(self, marker):
         """Names of files under the temp dir (but the log) holding marker."""

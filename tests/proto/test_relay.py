@@ -69,13 +69,7 @@ DNS = "dns" in HAVE
 
 
 def wait_until(pred, timeout=WAIT, what="condition", step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+    return harness.wait_until(pred, timeout, what, step)
 
 
 # ---- dnsmasq ------------------------------------------------------------

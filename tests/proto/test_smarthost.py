@@ -1,0 +1,314 @@
+"""Relaying through a real smarthost: a private Postfix from Debian
+(postfix.py) on 127.0.0.9 with STARTTLS (587-style) and implicit TLS
+(465-style) services, SASL logins and certificates from a test CA.
+
+postie relays everything non-local to it (`smarthost 127.0.0.9:PORT MODE`,
+`smarthost_name smart.test`, `ca_file` the test CA, `smarthost_auth`), and
+the tests read what Postfix delivered into its own mailboxes and what it
+logged. Failures (wrong password, untrusted certificate, wrong name,
+expired certificate) must leave the mail in postie's queue with the reason
+in words in postie's log and in `mailq`, and send postmaster one local
+notice. Skipped only when Postfix cannot run here (not root, or not
+installable: postfix.available() says why).
+"""
+import os
+import re
+import subprocess
+import time
+import unittest
+
+import harness
+import postfix
+from harness import SLOW, crlf, token
+
+HAVE = harness.features()
+WAIT = 20 * SLOW
+PF = None
+
+
+def setUpModule():
+    global PF
+    if "relay" not in HAVE:
+        raise unittest.SkipTest("feature 'relay' not in this build")
+    missing = [f for f in ("tls", "auth") if f not in HAVE]
+    if missing:
+        raise unittest.SkipTest("needs %s in the build" % ", ".join(missing))
+    why = postfix.available()
+    if why:
+        raise unittest.SkipTest("no Postfix smarthost: " + why)
+    # Postfix is there: failing to start it is a failure, not a skip.
+    PF = postfix.Postfix().start()
+
+
+def tearDownModule():
+    if PF:
+        PF.cleanup()
+
+
+def wait_until(pred, timeout=WAIT, what="condition", step=0.05):
+    return harness.wait_until(pred, timeout, what, step)
+
+
+def msg(t, extra_body=""):
+    return crlf("From: <alice@test.lan>\nTo: <bob@dest.test>\nSubject: %s\n"
+                "Message-ID: <%s@test>\n\nbody of %s\n..leading dot line\n%s"
+                % (t, t, t, extra_body))
+
+
+class SmarthostTest(harness.TestCase):
+    """Each test starts its own postie (self.postie()); all of them stop
+    with 0 and no sanitizer report."""
+
+    def setUp(self):
+        super().setUp()
+        self.servers = []
+        self.pf_log0 = len(PF.log())
+
+    def tearDown(self):
+        problems = []
+        for srv in self.servers:
+            if srv.proc is None:
+                continue
+            rc = srv.stop()
+            report = srv.sanitizer_report()
+            if rc != 0:
+                problems.append("postie exited %r: %s" % (rc, srv.log()[-1500:]))
+            if report:
+                problems.append("sanitizer: " + report)
+        for srv in self.servers:
+            srv.cleanup()
+        super().tearDown()
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+    def postie(self, service="submission", mode="starttls", password=None,
+               retry="1h 1h", start=True, extra=""):
+        conf = "\n".join([
+            "relay_networks 127.0.0.1/32",
+            "smarthost %s:%d %s" % (PF.addr, PF.port[service], mode),
+            "smarthost_name %s" % postfix.NAME,
+            "smarthost_auth %s ./smarthost.secret" % postfix.USER,
+            "ca_file %s" % PF.ca,
+            "queue_retry %s" % retry,
+        ]) + "\n" + extra
+        srv = harness.Server(extra=conf, aliases="postmaster: carol\n",
+                             users=harness.DEFAULT_USERS)
+        srv.write("smarthost.secret", (password or postfix.PASSWORD) + "\n", 0o600)
+        self.servers.append(srv)
+        return srv.start() if start else srv
+
+    def send(self, srv, t, rcpts=("bob@dest.test",), body=None):
+        with srv.dialog() as d:
+            d.ehlo()
+            code, lines = d.send_mail("alice@test.lan", list(rcpts),
+                                      body or msg(t))
+            d.cmd("QUIT")
+        self.assertEqual(code, 250, lines)
+
+    def pf_log(self):
+        return PF.log()[self.pf_log0:]
+
+    def wait_pf(self, user, t, n=1):
+        return wait_until(lambda: len(PF.find(user, t)) >= n and PF.find(user, t),
+                          what="%s in Postfix's mailbox of %s; postie log:\n%s\n"
+                          "Postfix log:\n%s" % (t, user, self.servers[-1].log()[-1500:],
+                                                self.pf_log()[-1500:]))
+
+    def queue_names(self, srv):
+        try:
+            names = os.listdir(srv.path("spool", "queue"))
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if not n.startswith(".") and
+                      not n.endswith((".st", ".new")))
+
+    def wait_empty(self, srv):
+        wait_until(lambda: not self.queue_names(srv), what="an empty queue; log:\n"
+                   + srv.log()[-1500:])
+
+    def mailq(self, srv):
+        p = subprocess.run(harness.command("sendmail", "-C", "postie.conf", "-bp"),
+                           cwd=srv.dir, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30 * SLOW)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout.decode("utf-8", "replace")
+
+    def sendmail(self, srv, t, rcpt="bob@dest.test", body=None):
+        text = body or ("Subject: %s\nMessage-ID: <%s@test>\n\nbody of %s\n" % (t, t, t))
+        p = subprocess.run(harness.command("sendmail", "-C", "postie.conf", rcpt),
+                           cwd=srv.dir, input=text.encode() if isinstance(text, str)
+                           else text, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30 * SLOW)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    # ---- delivered --------------------------------------------------------
+
+    def assertDelivered(self, srv, t):
+        m = self.wait_pf("bob", t)[0]
+        self.assertEqual(len(PF.find("bob", t)), 1)
+        raw = m.raw.decode("utf-8", "replace")
+        # Logged in (Postfix says so in its Received:) over TLS (ESMTPSA).
+        self.assertIn("(Authenticated sender: %s@%s)" % (postfix.USER, postfix.REALM), raw)
+        self.assertRegex(raw, r"with ESMTPSA id")
+        self.assertEqual(m.sender, "alice@test.lan")
+        self.assertIn("\n.leading dot line\n", raw)      # dot-stuffing undone
+        self.wait_empty(srv)
+        self.assertRegex(srv.log(), r"smtp_out: %s(:\d+)? accepted 1 recipient"
+                         % re.escape(PF.addr))
+        return m
+
+    def test_starttls_587_verified_with_login(self):
+        srv = self.postie("submission", "starttls")
+        t = token("sh587")
+        self.send(srv, t)
+        self.assertDelivered(srv, t)
+        self.assertRegex(self.pf_log(), r"Anonymous TLS connection established|"
+                         r"TLS connection established from")
+
+    def test_implicit_tls_465_verified_with_login(self):
+        srv = self.postie("smtps", "tls")
+        t = token("sh465")
+        self.send(srv, t)
+        self.assertDelivered(srv, t)
+
+    def test_bare_cr_never_leaves(self):
+        """RFC 5321 §2.3.8: only CRLF goes to the next server. A stray CR
+        in the content (taken by sendmail as it is) arrives as a space."""
+        srv = self.postie("submission", "starttls")
+        t = token("shcr")
+        self.sendmail(srv, t, body=b"Subject: %s\nMessage-ID: <%s@test>\n\n"
+                      b"one\rtwo\nthree\r\n" % (t.encode(), t.encode()))
+        m = self.wait_pf("bob", t)[0]
+        self.assertIn(b"one two\n", m.raw)
+        self.assertIn(b"three\n", m.raw)
+        self.assertNotIn(b"\r", m.raw)
+        self.wait_empty(srv)
+
+    def test_several_messages_over_few_connections(self):
+        """Messages for the smarthost share connections (RSET between
+        them): 6 messages waiting at start go over at most
+        CONFIG_RELAY_MAX_PER_DEST (2 by default) connections."""
+        srv = self.postie("submission", "starttls", start=False)
+        self.write_conf(srv)
+        ts = [token("shreuse%d" % i) for i in range(6)]
+        for t in ts:
+            self.sendmail(srv, t)
+        srv.start()
+        for t in ts:
+            self.wait_pf("bob", t)
+        self.wait_empty(srv)
+        # Postfix logs one "disconnect" per session with its counters.
+        disc = wait_until(lambda: len(re.findall(r"disconnect from \S+ .*mail=",
+                                                 self.pf_log())) >= 1 and
+                          sum(int(x) for x in re.findall(
+                              r"disconnect from \S+ .* mail=(\d+)", self.pf_log())) >= 6
+                          and re.findall(r"disconnect from \S+ .*", self.pf_log()),
+                          what="Postfix's disconnect lines:\n" + self.pf_log()[-2000:])
+        connects = re.findall(r"\]: connect from ", self.pf_log())
+        limit = int(re.search(r"RELAY_MAX_PER_DEST=(\d+)", self.kconfig()).group(1)) \
+            if re.search(r"RELAY_MAX_PER_DEST=(\d+)", self.kconfig()) else 2
+        self.assertLessEqual(len(connects), limit, disc)
+        self.assertTrue(any("rset=" in d for d in disc), disc)
+        self.assertLessEqual(len(disc), limit, disc)
+
+    def write_conf(self, srv):
+        """postie.conf before the first start (start() writes it again
+        with the port it gets)."""
+        srv.write("postie.conf", srv.config(harness.free_port()))
+
+    def kconfig(self):
+        cfg = os.path.join(os.path.dirname(harness.BIN), ".config")
+        try:
+            with open(cfg) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    # ---- refused: the mail waits, the reason is in words ---------------------
+
+    def assertWaiting(self, srv, t, reason_re):
+        """The message is still queued (no bounce to alice), the log
+        carries the reason, postmaster (carol) got one notice with it."""
+        wait_until(lambda: re.search(reason_re, srv.log()),
+                   what="%r in the log:\n%s" % (reason_re, srv.log()[-2000:]))
+        self.assertEqual(len(self.queue_names(srv)), 1, self.queue_names(srv))
+        self.assertEqual(srv.find("alice", t), [])
+        self.assertEqual(PF.find("bob", t), [])
+        notes = wait_until(lambda: srv.mbox("carol"), what="a notice to "
+                           "postmaster (carol); log:\n" + srv.log()[-1500:])
+        self.assertEqual(len(notes), 1, notes)
+        note = notes[0].raw.decode("utf-8", "replace")
+        self.assertEqual(notes[0].sender, "MAILER-DAEMON")
+        self.assertIn("Auto-Submitted: auto-generated", note)
+        self.assertRegex(note, reason_re)
+        return note
+
+    def assertOneNoticeAfterRetries(self, srv, t):
+        """Two more attempts (queue_retry 1s 2s) fail the same way: still
+        one notice, still no bounce."""
+        n0 = srv.log().count("smtp_out smarthost")
+        wait_until(lambda: srv.log().count("smtp_out smarthost") >= n0 + 2,
+                   what="two more attempts; log:\n" + srv.log()[-1500:])
+        self.assertEqual(len(srv.mbox("carol")), 1)
+        self.assertEqual(srv.find("alice", t), [])
+        self.assertEqual(len(self.queue_names(srv)), 1)
+
+    def test_wrong_password(self):
+        srv = self.postie("submission", "starttls", password="not the password",
+                          retry="1s 2s")
+        t = token("shpw")
+        self.send(srv, t)
+        # The server's own words come along: Postfix says 535 5.7.8.
+        note = self.assertWaiting(srv, t, r"refused the login as %s: 535 5\.7\.8"
+                                  % postfix.USER)
+        self.assertIn("refused the login", note)
+        self.assertRegex(self.pf_log(), r"SASL (PLAIN|LOGIN) authentication failed")
+        self.assertOneNoticeAfterRetries(srv, t)
+
+    def test_untrusted_certificate(self):
+        srv = self.postie("untrusted", "starttls", retry="1s 2s")
+        t = token("shself")
+        self.send(srv, t)
+        self.assertWaiting(srv, t, r"certificate not trusted: unknown issuer "
+                           r"\(certificate for smart\.test\)")
+        self.assertOneNoticeAfterRetries(srv, t)
+
+    def test_wrong_name(self):
+        srv = self.postie("wrongname", "starttls")
+        t = token("shname")
+        self.send(srv, t)
+        self.assertWaiting(srv, t, r"name mismatch: certificate is for other\.test, "
+                           r"not smart\.test")
+
+    def test_expired_certificate(self):
+        srv = self.postie("expired", "starttls")
+        t = token("shexp")
+        self.send(srv, t)
+        self.assertWaiting(srv, t, r"certificate expired")
+
+    def test_untrusted_over_implicit_tls(self):
+        """465-style: the same check before the greeting. The services
+        with a bad certificate are STARTTLS ones; here the client trusts
+        another CA (its own ca_file), so the good certificate is unknown."""
+        srv = self.postie("smtps", "tls", start=False)
+        with open(PF.certs["self"][0]) as f:
+            srv.write("other-ca.pem", f.read())
+        srv.extra = srv.extra.replace("ca_file %s" % PF.ca, "ca_file ./other-ca.pem")
+        srv.start()
+        t = token("sh465bad")
+        self.send(srv, t)
+        self.assertWaiting(srv, t, r"certificate not trusted: unknown issuer")
+
+    def test_verify_none_still_logs_in(self):
+        """smarthost_verify none: the self-signed smarthost is used (the
+        operator said so), over TLS and with the login."""
+        srv = self.postie("untrusted", "starttls", extra="smarthost_verify none\n")
+        t = token("shnone")
+        self.send(srv, t)
+        self.assertDelivered(srv, t)
+        self.assertEqual(srv.mbox("carol"), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
