@@ -227,11 +227,14 @@ class SmarthostTest(harness.TestCase):
 
     # ---- refused: the mail waits, the reason is in words ---------------------
 
-    def assertWaiting(self, srv, t, reason_re):
-        """The message is still queued (no bounce to alice), the log
-        carries the reason, postmaster (carol) got one notice with it."""
+    def assertWaiting(self, srv, t, reason_re, note_re=None):
+        """The message is still queued (no bounce to alice), the log and
+        mailq carry the reason, postmaster (carol) got one notice."""
         wait_until(lambda: re.search(reason_re, srv.log()),
                    what="%r in the log:\n%s" % (reason_re, srv.log()[-2000:]))
+        q = wait_until(lambda: (lambda out: re.search(reason_re, out) and out)(
+            self.mailq(srv)), what="%r in mailq" % reason_re)
+        self.assertIn("bob@dest.test", q)
         self.assertEqual(len(self.queue_names(srv)), 1, self.queue_names(srv))
         self.assertEqual(srv.find("alice", t), [])
         self.assertEqual(PF.find("bob", t), [])
@@ -241,7 +244,7 @@ class SmarthostTest(harness.TestCase):
         note = notes[0].raw.decode("utf-8", "replace")
         self.assertEqual(notes[0].sender, "MAILER-DAEMON")
         self.assertIn("Auto-Submitted: auto-generated", note)
-        self.assertRegex(note, reason_re)
+        self.assertRegex(note, note_re or reason_re)
         return note
 
     def assertOneNoticeAfterRetries(self, srv, t):
@@ -260,9 +263,10 @@ class SmarthostTest(harness.TestCase):
         t = token("shpw")
         self.send(srv, t)
         # The server's own words come along: Postfix says 535 5.7.8.
-        note = self.assertWaiting(srv, t, r"refused the login as %s: 535 5\.7\.8"
-                                  % postfix.USER)
-        self.assertIn("refused the login", note)
+        self.assertWaiting(srv, t, r"login as %s refused: 535 5\.7\.8" % postfix.USER,
+                           r"refused the login as %s: 535 5\.7\.8" % postfix.USER)
+        self.assertRegex(srv.log(), r"smarthost %s:\d+ refused the login as %s: "
+                         r"535 5\.7\.8" % (re.escape(PF.addr), postfix.USER))
         self.assertRegex(self.pf_log(), r"SASL (PLAIN|LOGIN) authentication failed")
         self.assertOneNoticeAfterRetries(srv, t)
 
