@@ -279,6 +279,7 @@ static void reload(void)
 	users = u;
 	aliases = a;
 	auth_reload();
+	smtpout_drop_idle();    /* the next message meets the new settings */
 	log_msg(LOGL_INFO, "reloaded %s: %d users", conf_path, users->n);
 }
 

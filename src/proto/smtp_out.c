@@ -445,6 +445,13 @@ static void close_idle(struct smtpout *so)
 	so_enter(so, SO_FREE);
 }
 
+void smtpout_drop_idle(void)
+{
+	for (size_t i = 0; i < ARRAY_LEN(pool); i++)
+		if (pool[i].state == SO_IDLE)
+			close_idle(&pool[i]);
+}
+
 int smtpout_start(struct smtpout_job *job)
 {
 	struct smtpout *so;

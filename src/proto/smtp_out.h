@@ -59,6 +59,9 @@ struct smtpout_job {
  * -1: no session free right now (nothing started). */
 int smtpout_start(struct smtpout_job *job);
 int smtpout_active(const char *domain);
+/* Closes the connections kept for a next message (after a reload: the
+ * smarthost, its password or its CA may have changed). */
+void smtpout_drop_idle(void);
 void smtpout_init(void);
 /* The smarthost password (read by the daemon from smarthost_auth FILE). */
 void smtpout_set_secret(const char *s);
@@ -67,6 +70,7 @@ static inline void smtpout_set_secret(const char *s) { (void)s; }
 static inline int smtpout_start(struct smtpout_job *job) { (void)job; return -1; }
 static inline int smtpout_active(const char *d) { (void)d; return 0; }
 static inline void smtpout_init(void) { }
+static inline void smtpout_drop_idle(void) { }
 #endif
 
 #endif

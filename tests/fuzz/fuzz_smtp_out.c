@@ -87,6 +87,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		if (job.code[i] == 250 && !memmem(data, size, "250", 3))
 			abort();
 	}
+	/* A connection kept for the next message goes too: every input
+	 * starts from a free pool. */
+	smtpout_drop_idle();
 	/* let the closing connection go */
 	for (int k = 0; k < 10; k++)
 		loop_step(0);
