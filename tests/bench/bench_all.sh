@@ -1,7 +1,9 @@
 #!/bin/bash
 # tests/bench/bench_all.sh [--quick] — `make bench` (BENCH_ARGS=--quick for
 # the short run): tests/bench/bench.sh (postie vs Postfix: SMTP->mbox, relay,
-# TLS, memory, wake-ups, sizes) and tests/bench/mailbox_bench.sh (postie vs
+# TLS, memory, wake-ups, sizes), tests/bench/relay_bench.py (postie vs
+# Postfix relaying to smtp-sink with connection reuse) and
+# tests/bench/mailbox_bench.sh (postie vs
 # Dovecot: POP3 and IMAP on one mbox, IDLE sessions, wake-ups), then one
 # Markdown table of every row, with the date, the machine and the load,
 # then tests/bench/stall_bench.py's table (the longest loop stall of the
@@ -24,9 +26,11 @@ done
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 T0=$(date +%s)
 mkdir -p build/bench build/mbench
-rm -f build/bench/results.md build/mbench/rows.md build/mbench/results.md
+rm -f build/bench/results.md build/bench/relay.md build/mbench/rows.md build/mbench/results.md
 rc=0
 tests/bench/bench.sh "${ARGS[@]}" || { rc=1; echo "bench_all: bench.sh failed" >&2; }
+POSTIE_BIN=${POSTIE_BIN:-build/host/postie} /usr/bin/python3 tests/bench/relay_bench.py "${ARGS[@]}" ||
+	{ rc=1; echo "bench_all: relay_bench.py failed" >&2; }
 tests/bench/mailbox_bench.sh "${ARGS[@]}" || { rc=1; echo "bench_all: mailbox_bench.sh failed" >&2; }
 rm -f build/stall/results.md
 tests/bench/stall_bench.py "${ARGS[@]}" || { rc=1; echo "bench_all: stall_bench.py failed" >&2; }
@@ -49,6 +53,7 @@ rows_of() { # FILE OTHER: the 4-column rows of FILE's tables with OTHER's name
 	echo "| metric | postie | compared with | theirs | postie / theirs |"
 	echo "|---|---:|---|---:|---:|"
 	rows_of build/bench/results.md Postfix
+	rows_of build/bench/relay.md Postfix
 	rows_of build/mbench/rows.md Dovecot
 	echo
 	if [ -f build/stall/results.md ]; then

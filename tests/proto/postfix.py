@@ -193,11 +193,15 @@ def make_certs(d, addr=ADDR):
 
 
 class Postfix:
-    def __init__(self, addr=ADDR):
+    def __init__(self, addr=ADDR, relayhost=None):
+        """relayhost ("[127.0.0.3]:PORT", an address: no lookup) makes it
+        a relay for the benchmarks: the plain service takes mail from
+        127.0.0.0/8 for anywhere and smtp(8) sends it there."""
         why = available()
         if why:
             raise Unavailable(why)
         self.addr = addr
+        self.relayhost = relayhost
         self.dir = tempfile.mkdtemp(prefix="postie-postfix-")
         # Postfix's daemons (user postfix, virtual as nobody) walk down here.
         os.chmod(self.dir, 0o755)
@@ -261,16 +265,16 @@ myorigin = $myhostname
 mydestination =
 inet_interfaces = loopback-only
 inet_protocols = ipv4
-mynetworks =
-# Never a DNS lookup, never a delivery off this instance.
+mynetworks = {mynetworks}
+# Never a DNS lookup; no delivery off this instance (with a relayhost,
+# only to that address).
 smtpd_peername_lookup = no
 smtp_dns_support_level = disabled
 lmtp_dns_support_level = disabled
-disable_dns_lookups = yes
-relayhost =
+relayhost = {relayhost}
 relay_domains =
-default_transport = error:no delivery off the test smarthost
-relay_transport = error:no delivery off the test smarthost
+default_transport = {transport}
+relay_transport = {transport}
 append_dot_mydomain = no
 alias_maps =
 alias_database =
@@ -286,7 +290,7 @@ virtual_gid_maps = static:{gid}
 virtual_mailbox_limit = 0
 virtual_mailbox_lock = fcntl, dotlock
 message_size_limit = 20971520
-smtpd_relay_restrictions = reject_unauth_destination
+smtpd_relay_restrictions = {relay_restrictions}
 smtpd_recipient_restrictions = check_recipient_access texthash:{d}/etc/rcpt_access
 # TLS (the services of master.cf choose their level) and SASL.
 smtpd_tls_cert_file = {smart}
@@ -303,7 +307,12 @@ max_idle = 300s
 max_use = 10000
 """.format(d=self.dir, name=NAME, addr=self.addr, domain=DOMAIN,
            uid=nobody.pw_uid, gid=nobody.pw_gid, smart=smart, key=key,
-           realm=REALM))
+           realm=REALM, relayhost=self.relayhost or "",
+           mynetworks="127.0.0.0/8" if self.relayhost else "",
+           transport="smtp" if self.relayhost else
+           "error:no delivery off the test smarthost",
+           relay_restrictions="permit_mynetworks, reject_unauth_destination"
+           if self.relayhost else "reject_unauth_destination"))
         need_tls = "-o smtpd_tls_security_level=encrypt"
         auth = ("-o smtpd_sasl_auth_enable=yes -o smtpd_recipient_restrictions="
                 "check_recipient_access,texthash:%s/etc/rcpt_access,"
@@ -328,9 +337,11 @@ max_use = 10000
         inet("plain", "-o smtpd_tls_security_level=none")
         with open(os.path.join(HERE, "postfix-services.cf")) as f:
             lines.append(f.read())
+        out = "smtp" if self.relayhost else "error"
         lines.append("tlsmgr    unix  -       -       n       1000?   1       tlsmgr\n"
-                     "smtp      unix  -       -       n       -       -       error\n"
-                     "relay     unix  -       -       n       -       -       error\n")
+                     "smtp      unix  -       -       n       -       -       %s\n"
+                     "relay     unix  -       -       n       -       -       %s\n"
+                     % (out, out))
         self._write("etc/master.cf", "\n".join(lines))
 
     # ---- process --------------------------------------------------------------
