@@ -42,7 +42,7 @@ LIBS :=
 -include $(O)/config.mk
 
 # Sources: the core is always in; features are whole files.
-obj-y := main.o cli.o core/loop.o core/conn.o core/log.o core/conf.o core/util.o core/buf.o \
+obj-y := main.o cli.o status.o core/loop.o core/conn.o core/log.o core/conf.o core/util.o core/buf.o \
 	core/net.o proto/address.o proto/smtp_in.o proto/smtp_data.o \
 	store/mbox.o store/spool.o store/users.o
 obj-$(CONFIG_ALIASES) += store/aliases.o
@@ -73,7 +73,7 @@ LIBS += -ludns
 endif
 
 OBJS := $(addprefix $(O)/obj/,$(obj-y))
-LIB_OBJS := $(filter-out $(O)/obj/main.o $(O)/obj/cli.o,$(OBJS))
+LIB_OBJS := $(filter-out $(O)/obj/main.o $(O)/obj/cli.o $(O)/obj/status.o,$(OBJS))
 
 .PHONY: all run check check-cross bench size fuzz clean distclean deps \
 	menuconfig defconfig allnoconfig allyesconfig randconfig olddefconfig \

@@ -1,13 +1,18 @@
-/* cli — the operator's commands besides the daemon: help, passwd, user.
+/* cli — the operator's commands besides the daemon: help, passwd, user,
+ * status (the client; the daemon's side is status.c).
  * Each reads the main configuration only to find its files; none needs
  * the daemon to run. Exit codes are those of sysexits.h. Passwords come
  * from the terminal (asked twice when they set one, echo off) or one line
  * of stdin, at most PASSWD_MAX_LEN bytes (longer ones could never log in). */
 #include "cli.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -19,6 +24,8 @@
 #define EX_DATAERR_ 65
 #define EX_UNAVAILABLE_ 69
 #define EX_SOFTWARE_ 70
+#define EX_NOPERM_ 77
+#define EX_CONFIG_ 78
 
 struct help {
 	const char *name, *synopsis, *text;
@@ -46,6 +53,12 @@ static const struct help helps[] = {
 	  "  test NAME              checks a password as a login would (exit 0 if right)\n"
 	  "Edits keep comments and order, and replace the file in one rename.\n"
 	  "The daemon reads the new file on SIGHUP.\n" },
+	{ "status", "postie status [-c FILE]",
+	  "What the running daemon is doing: uptime, sessions per service,\n"
+	  "connection slots and TLS sessions in use, the queue (size, oldest\n"
+	  "message), the last relay error and the addresses banned for failed\n"
+	  "logins. It asks over spool_dir/postie.ctl, which only the user that\n"
+	  "started the daemon (root) may open. Exit 0, or 69 with no daemon.\n" },
 	{ "sendmail", "postie sendmail [-C FILE] [-t] [-i] [-f ADDR] [-F NAME] [-q] [-bp] [RCPT...]",
 	  "Queues a message read from stdin (also when started as `sendmail`);\n"
 	  "works whether or not the daemon runs. -q asks the daemon to run the\n"
@@ -63,8 +76,8 @@ static void usage_all(FILE *f)
 	      "usage:\n", f);
 	for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++)
 		fprintf(f, "  %s\n", helps[i].synopsis);
-	fputs("\n`postie help COMMAND` explains one (daemon, passwd, user, sendmail,\n"
-	      "mailq, help).\n", f);
+	fputs("\n`postie help COMMAND` explains one (daemon, passwd, user, status,\n"
+	      "sendmail, mailq, help).\n", f);
 }
 
 void cli_usage(void)
@@ -269,19 +282,19 @@ int cli_user(int argc, char **argv)
 	c = conf_load(conf_path, err, sizeof(err));
 	if (!c) {
 		fprintf(stderr, "postie: %s\n", err);
-		return 78;      /* EX_CONFIG */
+		return EX_CONFIG_;
 	}
 	if (!c->users[0]) {
 		fprintf(stderr, "%s: %s has no 'users' line\n", who, conf_path);
 		conf_free(c);
-		return 78;
+		return EX_CONFIG_;
 	}
 	if (strcmp(cmd, "list") == 0 || strcmp(cmd, "test") == 0) {
 		u = users_load(c->users, err, sizeof(err));
 		if (!u) {
 			fprintf(stderr, "postie: %s\n", err);
 			conf_free(c);
-			return 78;
+			return EX_CONFIG_;
 		}
 		rc = 0;
 		if (name)
@@ -326,4 +339,73 @@ int cli_user(int argc, char **argv)
 	explicit_bzero(hash, sizeof(hash));
 	conf_free(c);
 	return rc;
+}
+
+/* ---- postie status ---------------------------------------------------- */
+
+int cli_status(int argc, char **argv)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	const char *conf_path = CLI_DEFAULT_CONF;
+	char err[512], out[8192];
+	size_t got = 0;
+	struct conf *c;
+	int opt, fd, rc;
+
+	optind = 1;
+	while ((opt = getopt(argc, argv, "+c:")) != -1) {
+		if (opt != 'c') {
+			help_of(stderr, "status");
+			return EX_USAGE_;
+		}
+		conf_path = optarg;
+	}
+	if (optind != argc) {
+		help_of(stderr, "status");
+		return EX_USAGE_;
+	}
+	c = conf_load(conf_path, err, sizeof(err));
+	if (!c) {
+		fprintf(stderr, "postie: %s\n", err);
+		return EX_CONFIG_;
+	}
+	rc = (size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/postie.ctl",
+			      c->spool_dir) >= sizeof(sun.sun_path);
+	conf_free(c);
+	fd = rc ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		if (e == EACCES || e == EPERM) {
+			fprintf(stderr, "postie status: %s: only the user that started "
+				"the daemon (root) may ask\n", sun.sun_path);
+			return EX_NOPERM_;
+		}
+		fprintf(stderr, "postie status: no daemon answers on %s (%s)\n",
+			sun.sun_path, rc ? "path too long" : strerror(e));
+		return EX_UNAVAILABLE_;
+	}
+	/* Bounded: the daemon writes one report and closes; 10 s at most. */
+	for (int i = 0; i < 100 && got < sizeof(out); i++) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 100) == 0)
+			continue;
+		n = read(fd, out + got, sizeof(out) - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	if (got == 0) {
+		fprintf(stderr, "postie status: the daemon sent nothing\n");
+		return EX_UNAVAILABLE_;
+	}
+	fwrite(out, 1, got, stdout);
+	return 0;
 }

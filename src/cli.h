@@ -12,5 +12,7 @@ int cli_help(int argc, char **argv);
 int cli_passwd(void);
 /* argv[0] is "user". */
 int cli_user(int argc, char **argv);
+/* argv[0] is "status": asks the running daemon over spool_dir/postie.ctl. */
+int cli_status(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "status.h"
 #include "core/conf.h"
 #include "core/conn.h"
 #include "core/log.h"
@@ -574,6 +575,7 @@ static int daemon_main(int argc, char **argv)
 		loop_add(&l->w);
 		nlisteners++;
 	}
+	status_open(conf->spool_dir, POSTIE_VERSION);
 	if (uid != (uid_t)-1)
 		drop_privileges(uid, gid, conf->run_as);
 	if (spool_init(conf->spool_dir) != 0)
@@ -616,6 +618,7 @@ static int daemon_main(int argc, char **argv)
 	log_msg(LOGL_INFO, "stopping (signal); longest loop stall %ld.%03ld ms",
 		loop_longest_stall_us() / 1000, loop_longest_stall_us() % 1000);
 	conn_close_all("shutdown");
+	status_close();
 	log_flush();
 	return 0;
 }
@@ -644,6 +647,8 @@ int main(int argc, char **argv)
 		return cli_passwd();
 	if (argc > 1 && strcmp(argv[1], "user") == 0)
 		return cli_user(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return cli_status(argc - 1, argv + 1);
 	if (argc > 1 && strncmp(argv[1], "--", 2) == 0 && argv[1][2] &&
 	    strcmp(argv[1], "--help") != 0) {
 		fprintf(stderr, "postie: unknown option '%s'\n\n", argv[1]);

@@ -617,6 +617,15 @@ int conn_count(void)
 	return in_use;
 }
 
+int conn_count_kind(int kind)
+{
+	int n = 0;
+
+	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++)
+		n += used[i] && slots[i].listen_kind == kind;
+	return n;
+}
+
 /* Takes a free slot for fd and fills it; NULL (fd closed) when none. */
 static struct conn *slot_take(int fd, const struct sockaddr_storage *peer,
 			      socklen_t peerlen, int kind,

@@ -106,6 +106,9 @@ void conn_set_tls(struct conn *c, struct tls_conn *t);
 int conn_start_tls(struct conn *c);
 int conn_slots_free(void);
 int conn_count(void);
+/* Sessions open now that came in on a listener of this kind (-1: the
+ * outgoing ones), for `postie status`. */
+int conn_count_kind(int kind);
 /* Called when a slot frees, so listeners can resume. */
 extern void (*conn_on_slot_free)(void);
 

@@ -6,6 +6,7 @@
  * long; the cache makes the next ones free. */
 #include "proto/auth.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
 
@@ -104,6 +105,26 @@ int auth_banned(const struct sockaddr *peer)
 	struct fail *f = lookup(peer, 0);
 
 	return f && f->until > now_ms();
+}
+
+int auth_bans(void (*fn)(void *ctx, const char *addr, long seconds_left), void *ctx)
+{
+	int64_t now = now_ms();
+	char text[INET6_ADDRSTRLEN + 4];
+	int n = 0;
+
+	for (size_t i = 0; i < ARRAY_LEN(fails); i++) {
+		const struct fail *f = &fails[i];
+
+		if (!f->family || f->until <= now ||
+		    !inet_ntop(f->family, f->addr, text, sizeof(text)))
+			continue;
+		if (f->family == AF_INET6)
+			strcat(text, "/64");
+		fn(ctx, text, (long)((f->until - now + 999) / 1000));
+		n++;
+	}
+	return n;
 }
 
 static int auth_failed(const struct sockaddr *peer)

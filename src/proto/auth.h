@@ -20,6 +20,9 @@ int auth_check(const char *user, size_t ulen, const char *pw, size_t pwlen,
  * goodbye and closes). Every protocol's login answers this way. */
 int auth_fail_wait(struct conn *c, const char *proto);
 int auth_banned(const struct sockaddr *peer);
+/* For `postie status`: calls fn once per address (IPv6: its /64) banned
+ * now, with the seconds left; returns how many. */
+int auth_bans(void (*fn)(void *ctx, const char *addr, long seconds_left), void *ctx);
 /* Login is allowed on this connection: under TLS, or from a network in
  * plaintext_auth_networks. */
 int auth_allowed(const struct conn *c);
@@ -43,6 +46,12 @@ static inline int auth_check(const char *u, size_t ul, const char *p,
 static inline int auth_fail_wait(struct conn *c, const char *proto)
 { (void)c; (void)proto; return -1; }
 static inline int auth_banned(const struct sockaddr *peer) { (void)peer; return 0; }
+static inline int auth_bans(void (*fn)(void *, const char *, long), void *ctx)
+{
+	(void)fn;
+	(void)ctx;
+	return 0;
+}
 static inline int auth_allowed(const struct conn *c) { (void)c; return 0; }
 static inline void auth_reload(void) { }
 #endif

@@ -365,12 +365,19 @@ static int dsn(struct attempt *a, int delayed)
 /* ---- attempts ----------------------------------------------------------- */
 
 /* Postfix-like words for the log: "host mx.example.net said: 450 ...". */
+static char last_error[240];            /* the last deferral, for status */
+static time_t last_error_at;
+
 static void log_deferred(const struct attempt *a, int pending, uint64_t delay)
 {
 	for (int i = 0; i < a->st.n; i++) {
 		const struct qstate_target *t = &a->st.t[i];
 		if (t->state != QS_PENDING)
 			continue;
+		snprintf(last_error, sizeof(last_error), "%s: %s: %s%s%s%.100s", a->q->id,
+			 t->addr, t->host[0] ? "host " : "", t->host,
+			 t->host[0] ? " said: " : "", t->text);
+		last_error_at = time(NULL);
 		log_msg(LOGL_INFO, "queue: %s: %d target(s) deferred (%s: %s%s%s"
 			"%.100s), %s, next try in %llu s", a->q->id, pending, t->addr,
 			t->host[0] ? "host " : "", t->host, t->host[0] ? " said: " : "",
@@ -669,6 +676,22 @@ void queue_run_now(void)
 int queue_size(void)
 {
 	return qcount;
+}
+
+time_t queue_oldest(void)
+{
+	time_t oldest = 0;
+
+	for (int i = 0; i < qcount; i++)
+		if (!oldest || qtab[i].arrival < oldest)
+			oldest = qtab[i].arrival;
+	return oldest;
+}
+
+const char *queue_last_error(time_t *when)
+{
+	*when = last_error_at;
+	return last_error;
 }
 
 /* ---- maildrop ----------------------------------------------------------- */

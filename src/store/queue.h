@@ -37,11 +37,18 @@ int queue_commit(struct spool_file *f);
 /* Every waiting message is due now (SIGUSR1, sendmail -q). */
 void queue_run_now(void);
 int queue_size(void);
+/* For `postie status`: the arrival time of the oldest message in the
+ * table (0 when empty), and the last deferral's reason ("" when none
+ * since start) with its time. */
+time_t queue_oldest(void);
+const char *queue_last_error(time_t *when);
 #else
 static inline int queue_init(const char *d) { (void)d; return 0; }
 static inline int queue_commit(struct spool_file *f) { (void)f; return -1; }
 static inline void queue_run_now(void) { }
 static inline int queue_size(void) { return 0; }
+static inline time_t queue_oldest(void) { return 0; }
+static inline const char *queue_last_error(time_t *w) { *w = 0; return ""; }
 #endif
 
 #endif

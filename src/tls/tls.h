@@ -27,6 +27,8 @@ enum {
  * that they match. Sessions in progress keep the old pair. */
 int tls_load(const char *cert, const char *key, char *err, size_t errlen);
 int tls_ready(void);
+/* TLS pool: sessions in use now (for `postie status`). */
+int tls_in_use(void);
 void tls_set_max(int max);
 struct tls_conn *tls_conn_new(void);
 /* Client side (relay): the CA bundle for verified connections, and a
@@ -66,6 +68,7 @@ int tls_cert_error(struct tls_conn *t);
 static inline int tls_load(const char *c, const char *k, char *e, size_t n)
 { (void)c; (void)k; (void)e; (void)n; return -1; }
 static inline int tls_ready(void) { return 0; }
+static inline int tls_in_use(void) { return 0; }
 static inline void tls_set_max(int max) { (void)max; }
 static inline struct tls_conn *tls_conn_new(void) { return NULL; }
 static inline int tls_load_ca(const char *f, char *e, size_t n)

@@ -342,6 +342,11 @@ int tls_ready(void)
 	return current != NULL;
 }
 
+int tls_in_use(void)
+{
+	return pool_used;
+}
+
 void tls_set_max(int max)
 {
 	pool_max = max < CONFIG_MAX_TLS_SESSIONS ? max : CONFIG_MAX_TLS_SESSIONS;

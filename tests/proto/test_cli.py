@@ -7,6 +7,7 @@ takes the new login and refuses it after `user del`.
 import os
 import pty
 import select
+import shutil
 import smtplib
 import subprocess
 import time
@@ -15,7 +16,7 @@ import unittest
 import harness
 from harness import IO_TIMEOUT, SLOW
 
-COMMANDS = ("passwd", "user", "sendmail", "mailq", "help")
+COMMANDS = ("passwd", "user", "status", "sendmail", "mailq", "help")
 
 
 def run(*args, stdin=b"", cwd=None):
@@ -206,6 +207,73 @@ class UserTest(harness.TestCase):
         finally:
             srv.stop()
 
+
+class StatusTest(harness.TestCase):
+    """`postie status` asks the running daemon over its root-only socket."""
+
+    def status(self, srv, user=None):
+        cmd = harness.command("status", "-c", "postie.conf")
+        if user:
+            cmd = ["su", user, "-s", "/bin/sh", "-c", " ".join(cmd)]
+        return subprocess.run(cmd, cwd=srv.dir, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=60 * SLOW)
+
+    def test_report(self):
+        relay = "relay" in harness.features()
+        extra = ""
+        if relay:
+            # everything remote goes to a port where nothing listens
+            extra = "relay_networks 127.0.0.0/8\nsmarthost 127.0.0.1:9 plain\n"
+        srv = harness.Server(extra=extra)
+        srv.write("postie.conf", srv.config(harness.free_port()))
+        r = self.status(srv)
+        self.assertEqual(r.returncode, 69, r.stderr)        # no daemon yet
+        self.assertIn(b"no daemon answers", r.stderr)
+        srv.start()
+        try:
+            mode = os.stat(srv.path("spool", "postie.ctl")).st_mode
+            self.assertEqual(mode & 0o777, 0o600)
+            with srv.dialog() as d:
+                d.ehlo()
+                if relay:
+                    code, _ = d.send_mail("a@test.lan", ["x@remote.example"],
+                                          harness.crlf("Subject: s\n\nx\n"))
+                    self.assertEqual(code, 250)
+                    deadline = time.monotonic() + IO_TIMEOUT
+                    while "deferred" not in srv.log() and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                r = self.status(srv)            # while the session is open
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out = r.stdout.decode()
+            self.assertRegex(out, r"postie \S+, pid %d, up \d+s" % srv.proc.pid)
+            self.assertRegex(out, r"sessions: 1 of 64 slots in use")
+            self.assertRegex(out, r"\n  smtp +1\n")
+            if "tls" in harness.features():
+                self.assertRegex(out, r"tls: 0 of \d+ sessions in use")
+            if relay:
+                self.assertRegex(out, r"queue: 1 message\(s\), oldest \d+s \(since ")
+                self.assertRegex(out, r"last relay error: \d+s ago: \S+: <?x@remote.example")
+            if "auth" in harness.features():
+                self.assertIn("bans: 0 active", out)
+            if os.geteuid() == 0 and shutil.which("su") and pwd_exists("nobody"):
+                os.chmod(srv.dir, 0o755)
+                os.chmod(srv.path("postie.conf"), 0o644)
+                r = self.status(srv, user="nobody")
+                self.assertEqual(r.returncode, 77, r.stderr)
+                self.assertIn(b"only the user that started the daemon", r.stderr)
+        finally:
+            srv.stop()
+            self.assertFalse(os.path.exists(srv.path("spool", "postie.ctl")))
+            srv.cleanup()
+
+
+def pwd_exists(name):
+    import pwd
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
 
 if __name__ == "__main__":
     unittest.main()
