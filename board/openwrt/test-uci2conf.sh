@@ -23,6 +23,7 @@ BIN=${POSTIE_BIN:-build/host/postie}
 QEMU=${POSTIE_QEMU:-}
 INIT=board/openwrt/files/postie.init
 HOTPLUG=board/openwrt/files/postie.hotplug
+UCIDEF=board/openwrt/files/postie.uci-defaults
 passed=0 failed=0 skipped=0
 
 ok() { passed=$((passed + 1)); echo "ok     $*"; }
@@ -38,12 +39,12 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/postie-uci.XXXXXX")
 trap 'rm -rf "$T"' EXIT INT TERM
 
 # --- syntax ----------------------------------------------------------------
-for f in "$INIT" "$HOTPLUG" "$0"; do
+for f in "$INIT" "$HOTPLUG" "$UCIDEF" "$0"; do
 	check "sh -n $f" sh -n "$f"
 done
 if command -v shellcheck >/dev/null; then
 	# dash: the closest shell here to OpenWrt's busybox ash (has `local`).
-	check "shellcheck init+hotplug" shellcheck -s dash -e SC1091 "$INIT" "$HOTPLUG"
+	check "shellcheck init+hotplug+uci-defaults" shellcheck -s dash -e SC1091 "$INIT" "$HOTPLUG" "$UCIDEF"
 fi
 
 if [ ! -x "$BIN" ]; then
@@ -471,6 +472,8 @@ check "hotplug hook runs plain 'postie sendmail -q' (default configuration)" \
 check "package installs sendmail and mailq as postie (no -C needed)" sh -c \
 	"grep -q '/usr/sbin/sendmail:/usr/sbin/postie' board/openwrt/Makefile && grep -q '/usr/bin/mailq:/usr/sbin/postie' board/openwrt/Makefile"
 
+check "first boot: uci-defaults writes $INIT_CONF through the init script's prepare" sh -c \
+	"grep -q '^\[ -f $INIT_CONF \] || /bin/sh /etc/rc.common /etc/init.d/postie prepare\$' '$UCIDEF' && grep -q '^EXTRA_COMMANDS=\"prepare\"' '$INIT' && grep -q 'files/postie.uci-defaults .*/etc/uci-defaults/' board/openwrt/Makefile"
 check "package: PKG_LICENSE MIT and the LICENSE file it names" sh -c \
 	"grep -q '^PKG_LICENSE:=MIT\$' board/openwrt/Makefile && grep -q '^PKG_LICENSE_FILES:=LICENSE\$' board/openwrt/Makefile && grep -q 'the postie authors' LICENSE && grep -q '^MIT License' LICENSE"
 check "package: BearSSL download pinned by hash, from its project site" sh -c \
