@@ -65,7 +65,8 @@ int buf_addc(struct buf *b, char c);
 /* printf into the free space; -1 (nothing kept) when it does not fit whole. */
 int buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 /* Pointer to n free bytes at the end that the caller may fill, then make
  * part of the contents with buf_commit(b, k), k <= n. NULL when n bytes are
  * not free. Nothing is counted until the commit. */

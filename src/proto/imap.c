@@ -260,8 +260,9 @@ struct imap_session {
 	char tail[32];
 	struct buf cb;
 	char cmd[IMAP_CMD_MAX + 1];
+	struct buf ib;          /* over item: one message's FETCH text, or
+				 * a LIST answer */
 	char item[IMAP_ITEM_MAX];
-	size_t item_len;
 };
 
 static struct imap_session pool[CONFIG_MAX_CONNECTIONS];
@@ -1064,22 +1065,47 @@ static void internaldate_text(int64_t t, char *out, size_t n)
 
 /* ---- FETCH ------------------------------------------------------------ */
 
-static void item_add(struct imap_session *s, struct job *j, const char *text, size_t n)
-{
-	struct seg *g;
+/* Bytes kept free in the item buffer for the ")\r\n" that ends a
+ * message's answer. */
+#define ITEM_END_ROOM 3
+#define FETCH_TOO_BIG (-2)
+/* An ENVELOPE or BODYSTRUCTURE that overflows an item buffer holding at
+ * most this much before it is too big on its own: a stand-in goes. */
+#define ITEM_STANDIN_AT 512
 
-	if (n > sizeof(s->item) - s->item_len)
-		n = sizeof(s->item) - s->item_len;
-	memcpy(s->item + s->item_len, text, n);
-	if (j->nseg > 0 && j->segs[j->nseg - 1].kind == SEG_TEXT) {
+/* Counts the text just added to the item buffer (from offset at) as a
+ * segment of the message's answer. */
+static void item_seg(struct imap_session *s, struct job *j, size_t at)
+{
+	size_t n = s->ib.len - at;
+
+	if (n == 0)
+		return;
+	if (j->nseg > 0 && j->segs[j->nseg - 1].kind == SEG_TEXT &&
+	    j->segs[j->nseg - 1].off + j->segs[j->nseg - 1].len == (uint32_t)at) {
 		j->segs[j->nseg - 1].len += (uint32_t)n;
 	} else if (j->nseg < (int)ARRAY_LEN(j->segs)) {
-		g = &j->segs[j->nseg++];
-		g->kind = SEG_TEXT;
-		g->off = (uint32_t)s->item_len;
-		g->len = (uint32_t)n;
+		j->segs[j->nseg].kind = SEG_TEXT;
+		j->segs[j->nseg].off = (uint32_t)at;
+		j->segs[j->nseg].len = (uint32_t)n;
+		j->nseg++;
+	} else {
+		s->ib.full = 1;         /* no segment left to send it */
 	}
-	s->item_len += n;
+}
+
+/* Text of the message's answer; when it does not fit (with the room for
+ * its end), nothing is added and s->ib.full says so. */
+static void item_add(struct imap_session *s, struct job *j, const char *text, size_t n)
+{
+	size_t at = s->ib.len;
+
+	if (!buf_fits(&s->ib, n, ITEM_END_ROOM)) {
+		s->ib.full = 1;
+		return;
+	}
+	buf_add(&s->ib, text, n);
+	item_seg(s, j, at);
 }
 
 static void item_printf(struct imap_session *s, struct job *j, const char *fmt, ...)
@@ -1088,54 +1114,58 @@ static void item_printf(struct imap_session *s, struct job *j, const char *fmt, 
 static void item_printf(struct imap_session *s, struct job *j, const char *fmt, ...)
 {
 	char b[512];
+	struct buf t;
 	va_list ap;
-	int k;
 
+	buf_init(&t, b, sizeof(b));
 	va_start(ap, fmt);
-	k = vsnprintf(b, sizeof(b), fmt, ap);
+	buf_vprintf(&t, fmt, ap);
 	va_end(ap);
-	if (k > (int)sizeof(b) - 1)
-		k = (int)sizeof(b) - 1;
-	item_add(s, j, b, (size_t)k);
+	if (t.full)
+		s->ib.full = 1;
+	else
+		item_add(s, j, b, t.len);
 }
 
-/* A MIME-rendered item (ENVELOPE, BODYSTRUCTURE) into the item buffer. */
+/* A MIME-rendered item (ENVELOPE, BODYSTRUCTURE) straight into the free
+ * part of the item buffer (reserve, render, commit). When it does not
+ * fit, a short stand-in does (a NIL envelope, a text/plain structure);
+ * when not even that fits, s->ib.full says so. */
 static void item_mime(struct imap_session *s, struct job *j, int what)
 {
-	char *at = s->item + s->item_len;
-	size_t room = sizeof(s->item) - s->item_len - 64;
+	size_t at = s->ib.len;
+	size_t room = sat_sub(buf_remaining(&s->ib), ITEM_END_ROOM);
+	char *p = buf_reserve(&s->ib, room);
 	struct mime_out o;
 
-	mime_out_init(&o, at, room);
+	mime_out_init(&o, p, room);
 	if (what == FA_ENVELOPE)
 		mime_envelope(&mime, 0, &o);
 	else
 		mime_bodystructure(&mime, 0, what == FA_BODYSTRUCTURE, &o);
-	if (o.overflow) {
-		const struct mime_part *p = &mime.part[0];
-		mime_out_init(&o, at, room);
-		if (what == FA_ENVELOPE)
+	if (o.overflow && at <= ITEM_STANDIN_AT) {
+		/* Too big on its own (or nearly): the stand-in. Behind other
+		 * items, the answer as a whole is too big (FETCH_TOO_BIG). */
+		const struct mime_part *mp = &mime.part[0];
+		mime_out_init(&o, p, room);
+		if (what == FA_ENVELOPE) {
 			mime_out_str(&o, "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)", 41);
-		else {
+		} else {
 			char b[96];
-			int k = snprintf(b, sizeof(b), "(\"TEXT\" \"PLAIN\" NIL NIL NIL "
-					 "\"7BIT\" %llu %llu)",
-					 (unsigned long long)(p->end_off - p->body_off),
-					 (unsigned long long)p->lines);
-			mime_out_str(&o, b, (size_t)k);
+			struct buf t;
+			buf_init(&t, b, sizeof(b));
+			buf_printf(&t, "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" %llu %llu)",
+				   (unsigned long long)(mp->end_off - mp->body_off),
+				   (unsigned long long)mp->lines);
+			mime_out_str(&o, b, t.len);
 		}
 	}
-	/* The text is in place already: account for it as a segment. */
-	if (j->nseg > 0 && j->segs[j->nseg - 1].kind == SEG_TEXT &&
-	    j->segs[j->nseg - 1].off + j->segs[j->nseg - 1].len == (uint32_t)s->item_len) {
-		j->segs[j->nseg - 1].len += (uint32_t)o.len;
-	} else if (j->nseg < (int)ARRAY_LEN(j->segs)) {
-		j->segs[j->nseg].kind = SEG_TEXT;
-		j->segs[j->nseg].off = (uint32_t)s->item_len;
-		j->segs[j->nseg].len = (uint32_t)o.len;
-		j->nseg++;
+	if (o.overflow) {
+		s->ib.full = 1;
+		return;
 	}
-	s->item_len += o.len;
+	buf_commit(&s->ib, o.b.len);
+	item_seg(s, j, at);
 }
 
 /* Range of a section in the converted message, from the MIME parse. */
@@ -1292,7 +1322,8 @@ static int fetch_prepare(struct imap_session *s, uint32_t seq)
 }
 
 /* Plans the answer for message seq (fetch_prepare done): text segments
- * and section streams. */
+ * and section streams. 0, -1 on a read error, FETCH_TOO_BIG when the
+ * answer's text does not fit the item buffer (nothing of it was sent). */
 static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 {
 	struct job *j = &s->job;
@@ -1306,7 +1337,7 @@ static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 	oldflags = r->flags;
 	if (fr->sets_seen && !(r->flags & IDX_F_SEEN))
 		set_flags(s, seq - 1, r, r->flags | IDX_F_SEEN, r->kw);
-	s->item_len = 0;
+	buf_reset(&s->ib);
 	j->nseg = 0;
 	j->seg = 0;
 	j->seg_off = 0;
@@ -1403,8 +1434,13 @@ static int fetch_plan(struct conn *c, struct imap_session *s, uint32_t seq)
 		}
 		}
 	}
-	item_add(s, j, ")\r\n", 3);
-	return 0;
+	if (!s->ib.full) {
+		/* The end, in the room kept for it. */
+		size_t at = s->ib.len;
+		buf_add(&s->ib, ")\r\n", ITEM_END_ROOM);
+		item_seg(s, j, at);
+	}
+	return s->ib.full ? FETCH_TOO_BIG : 0;
 }
 
 /* Sends planned segments; 1 when the message is out, 0 when the output
@@ -1560,11 +1596,11 @@ static int job_produce(struct conn *c, struct imap_session *s)
 
 	switch (j->kind) {
 	case J_TEXT: {
-		size_t left = s->item_len - j->text_off, room = conn_out_free(c);
+		size_t left = sat_sub(s->ib.len, j->text_off), room = conn_out_free(c);
 		size_t n = left < room ? left : room;
 		conn_write(c, s->item + j->text_off, n);
 		j->text_off += (uint32_t)n;
-		if (j->text_off < s->item_len)
+		if (j->text_off < s->ib.len)
 			return 0;
 		if (conn_out_free(c) < 200)
 			return 0;
@@ -1604,6 +1640,15 @@ static int job_produce(struct conn *c, struct imap_session *s)
 			if (mime_owner == s)
 				mime_owner = NULL;
 			j->prep = PREP_START;
+			if (rc == FETCH_TOO_BIG) {
+				if (conn_out_free(c) < 200)
+					return 0;       /* prepared again next time */
+				snprintf(s->done_text, sizeof(s->done_text),
+					 "[LIMIT] FETCH answer for message %u over %d "
+					 "bytes, fetch fewer items", j->cur, IMAP_ITEM_MAX);
+				job_done(c, s, "NO");
+				return 1;
+			}
 			if (rc != 0)
 				return -1;
 			j->in_msg = 1;
@@ -1614,14 +1659,14 @@ static int job_produce(struct conn *c, struct imap_session *s)
 			struct idx_rec r;
 			uint32_t nf;
 			uint64_t nkw;
-			if (j->text_off < s->item_len) {
+			if (j->text_off < s->ib.len) {
 				/* The last FETCH line, as the socket takes it. */
-				size_t left = s->item_len - j->text_off;
+				size_t left = s->ib.len - j->text_off;
 				size_t room = conn_out_free(c);
 				size_t n = left < room ? left : room;
 				conn_write(c, s->item + j->text_off, n);
 				j->text_off += (uint32_t)n;
-				if (j->text_off < s->item_len)
+				if (j->text_off < s->ib.len)
 					return 0;
 			}
 			if (conn_out_free(c) < 200)
@@ -1681,7 +1726,7 @@ static int job_produce(struct conn *c, struct imap_session *s)
 						   (unsigned long long)r.modseq);
 				buf_truncate(&b, b.len - 1);
 				buf_adds(&b, ")\r\n");
-				s->item_len = b.len;
+				s->ib = b;
 				j->text_off = 0;
 			}
 			j->cur++;
@@ -2426,7 +2471,8 @@ static void open_finish(struct conn *c, struct imap_session *s)
 			struct mime_out o;
 			mime_out_init(&o, name, sizeof(name));
 			mime_out_nstring(&o, m->full, strlen(m->full));
-			name[o.overflow ? 0 : o.len] = '\0';
+			if (o.overflow || buf_nul(&o.b) != 0)
+				name[0] = '\0';
 		}
 		conn_printf(c, "* STATUS %s (%s)\r\n", name, k ? out + 1 : "");
 		mbx_close(m);
@@ -2470,7 +2516,7 @@ static void open_finish(struct conn *c, struct imap_session *s)
 		s->sel.hdr.count);
 	imap_enter(c, s, IMAP_SELECTED);
 	memset(&s->job, 0, sizeof(s->job));
-	s->item_len = b.len;
+	s->ib = b;
 	snprintf(name, sizeof(name), "[%s] %s completed", s->sel.readonly ? "READ-ONLY" :
 		 "READ-WRITE", s->open_kind == OPEN_EXAMINE ? "EXAMINE" : "SELECT");
 	job_start(c, s, J_TEXT, name);
@@ -2596,7 +2642,8 @@ static void list_line(struct list_ctx *x, const char *attrs, const char *name)
 	struct mime_out o;
 	size_t al = strlen(attrs);
 
-	mime_out_init(&o, s->item + s->item_len, sizeof(s->item) - s->item_len - 2);
+	mime_out_init(&o, buf_reserve(&s->ib, buf_remaining(&s->ib)),
+		      buf_remaining(&s->ib));
 	mime_out_str(&o, "* ", 2);
 	mime_out_str(&o, x->verb, strlen(x->verb));
 	mime_out_str(&o, " (", 2);
@@ -2605,7 +2652,7 @@ static void list_line(struct list_ctx *x, const char *attrs, const char *name)
 	mime_out_nstring(&o, name, strlen(name));
 	mime_out_str(&o, "\r\n", 2);
 	if (!o.overflow)
-		s->item_len += o.len;
+		buf_commit(&s->ib, o.b.len);
 	else
 		log_msg(LOGL_WARN, "imap %s: LIST answer over %d bytes, truncated",
 			s->user, IMAP_ITEM_MAX);
@@ -2720,12 +2767,11 @@ static void cmd_list(struct conn *c, struct imap_session *s, struct ip *ip,
 		bad(c, s, "Syntax: LIST reference pattern");
 		return;
 	}
-	s->item_len = 0;
+	buf_reset(&s->ib);
 	memset(&s->job, 0, sizeof(s->job));
 	if (pl == 0 && !(x.opts & (LO_SUBSCRIBED | LO_SPECIAL))) {
 		/* The hierarchy delimiter and root. */
-		snprintf(s->item, sizeof(s->item), "* %s (\\Noselect) \"/\" \"\"\r\n", verb);
-		s->item_len = strlen(s->item);
+		buf_printf(&s->ib, "* %s (\\Noselect) \"/\" \"\"\r\n", verb);
 		job_start(c, s, J_TEXT, "LIST completed");
 		return;
 	}
@@ -3162,7 +3208,7 @@ static void cmd_store(struct conn *c, struct imap_session *s, struct ip *ip, int
 			}
 	}
 	j->kind = J_STORE;
-	s->item_len = 0;
+	buf_reset(&s->ib);
 	job_start(c, s, J_STORE, uid ? "UID STORE completed" : "STORE completed");
 }
 
@@ -4563,6 +4609,7 @@ static int imap_open(struct conn *c)
 	s->lock.fd = -1;
 	s->state = IMAP_NOAUTH;
 	buf_init(&s->cb, s->cmd, IMAP_CMD_MAX);
+	buf_init(&s->ib, s->item, sizeof(s->item));
 	buf_init(&s->tailb, s->tail, sizeof(s->tail));
 	reader_reset(s);
 	c->sess = s;

@@ -369,20 +369,14 @@ int mime_find(const struct mime *m, const uint32_t *path, int n, int for_text)
 
 void mime_out_init(struct mime_out *o, char *buf, size_t cap)
 {
-	o->p = buf;
-	o->cap = cap;
-	o->len = 0;
+	buf_init(&o->b, buf, cap);
 	o->overflow = 0;
 }
 
 void mime_out_str(struct mime_out *o, const char *s, size_t n)
 {
-	if (o->overflow || n > o->cap - o->len) {
+	if (o->overflow || buf_add(&o->b, s, n) != 0)
 		o->overflow = 1;
-		return;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
 }
 
 static void out_c(struct mime_out *o, const char *s)

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
+
 #define MIME_MAX_PARTS 64
 #define MIME_MAX_DEPTH 8
 #define MIME_ARENA 12288
@@ -66,10 +68,11 @@ const char *mime_hv(const struct mime *m, int part, int h, size_t *len);
  * the encapsulated message. */
 int mime_find(const struct mime *m, const uint32_t *path, int n, int for_text);
 
-/* Bounded output with an overflow mark. */
+/* Bounded output (a checked buffer) with a sticky overflow mark: after
+ * one refused append nothing more is added, so a caller that sees
+ * overflow throws the whole text away. */
 struct mime_out {
-	char *p;
-	size_t cap, len;
+	struct buf b;
 	int overflow;
 };
 void mime_out_init(struct mime_out *o, char *buf, size_t cap);

@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		mime_out_init(&o, out, sizeof(out));
 		mime_bodystructure(&m, k, 1, &o);
 		mime_envelope(&m, k, &o);
-		if (o.len > sizeof(out))
+		if (o.b.len > sizeof(out))
 			abort();
 	}
 	for (uint32_t a = 1; a <= 4; a++)

@@ -274,3 +274,61 @@ class Pipelined(ImapBase):
             finally:
                 r.close()
         self.assertTrue(self.server.running())
+
+
+def long_quoted_message(tag):
+    """A message whose ENVELOPE is long: every address header carries a
+    quoted display name near the line limit, full of escapes."""
+    name = ('\\"q\\" ' * 100)[:700]
+
+    def addr(who):
+        return '"%s %s" <%s@example.net>' % (who, name, who)
+    hdrs = ["From: " + addr("from"), "Sender: " + addr("sender"),
+            "Reply-To: " + addr("reply"), "To: " + addr("to"),
+            "Cc: " + addr("cc"), "Bcc: " + addr("bcc"),
+            "Subject: %s %s" % (tag, "\"quoted\\\" " * 60),
+            "Date: Sat, 3 Jan 2026 01:05:34 +0000",
+            "In-Reply-To: <%s@example.net>" % ("r" * 600),
+            "Message-ID: <%s.%s@example.net>" % (tag, "m" * 600)]
+    return "\n".join(hdrs) + "\n\nbody %s\n" % tag
+
+
+class FetchRendering(ImapBase):
+    """Issue 12, defect 2: a FETCH whose items outgrow the item buffer
+    (many ENVELOPEs of a message with long quoted headers) must neither
+    write past it into another session nor end the session silently."""
+
+    def test_many_envelopes(self):
+        tag = harness.token("env")
+        self.smtp_deliver("alice@test.lan", long_quoted_message(tag))
+        btag = harness.token("bob")
+        self.smtp_deliver("bob@test.lan", "Subject: %s\n\nfor bob\n" % btag)
+        victim = self.raw()
+        r = self.raw()
+        try:
+            # bob's session sits next to alice's in the session pool.
+            victim.send('v LOGIN bob "%s"\r\n' % tlsutil.PASSWORD)
+            self.assertTrue(victim.until("v")[-1].startswith("v OK"))
+            self.assertTrue(victim.cmd("v2", "SELECT INBOX")[-1].startswith("v2 OK"))
+            r.login()
+            self.assertTrue(r.cmd("s", "SELECT INBOX")[-1].startswith("s OK"))
+            one = r.cmd("f1", "FETCH 1 (ENVELOPE)")
+            self.assertTrue(one[-1].startswith("f1 OK"), one[-1])
+            self.assertIn(tag, "\n".join(one))
+            for n in (2, 3, 6, 12, 24):
+                out = r.cmd("f%d" % n, "FETCH 1 (%s)" % " ".join(
+                    ["ENVELOPE", "BODYSTRUCTURE"] * (n // 2)))
+                self.assertRegex(out[-1], r"^f%d (OK|NO \[LIMIT\])" % n, out[-1])
+                self.assertTrue(self.server.running(), "postie died")
+            self.alive(r)
+            # The other session is untouched: still bob's, still selected.
+            out = victim.cmd("v3", "FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            self.assertTrue(out[-1].startswith("v3 OK"), out)
+            self.assertIn(btag, "\n".join(out))
+            self.assertTrue(victim.cmd("v4", "NOOP")[-1].startswith("v4 OK"))
+        finally:
+            r.close()
+            victim.close()
+        self.assertTrue(self.server.running(), "postie died")
+
+    alive = Framing.alive

@@ -194,7 +194,7 @@ static void test_mime_struct(void)
 	}
 	mime_out_init(&o, out, sizeof(out));
 	mime_bodystructure(&m, 0, 1, &o);
-	out[o.len] = '\0';
+	out[o.b.len] = '\0';
 	CHECK(!o.overflow && strstr(out, "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") "
 				    "NIL NIL \"7BIT\" 8 2 NIL NIL NIL NIL)(\"MESSAGE\" \"RFC822\"")
 	      && strstr(out, " \"MIXED\" (\"BOUNDARY\" \"B\") NIL NIL NIL)"), "bs %s", out);
@@ -202,7 +202,7 @@ static void test_mime_struct(void)
 		 "To: undisclosed-recipients:;\r\nSubject: s\r\n\r\nx", 5);
 	mime_out_init(&o, out, sizeof(out));
 	mime_envelope(&m, 0, &o);
-	out[o.len] = '\0';
+	out[o.b.len] = '\0';
 	CHECK(strstr(out, "((\"A, B\" NIL \"a\" \"b.c\")(NIL NIL \"d\" \"e\")"
 		     "(NIL NIL \"Group\" NIL)(NIL NIL \"x\" \"y\")(NIL NIL NIL NIL)"
 		     "(NIL NIL \"f\" \"g\"))") != NULL, "env %s", out);
@@ -221,7 +221,7 @@ static void test_mime_struct(void)
 		CHECK(m.n <= MIME_MAX_PARTS, "parts bounded %d", m.n);
 		mime_out_init(&o, out, sizeof(out));
 		mime_bodystructure(&m, 0, 1, &o);
-		CHECK(o.len <= sizeof(out), "bs bounded");
+		CHECK(o.b.len <= sizeof(out), "bs bounded");
 	}
 	CHECK(mime_date_days("Sat, 3 Jan 2026 01:05:34 +0000", 30) == ip_days(2026, 1, 3),
 	      "date");
