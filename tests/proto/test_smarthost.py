@@ -270,6 +270,35 @@ class SmarthostTest(harness.TestCase):
         self.assertRegex(self.pf_log(), r"SASL (PLAIN|LOGIN) authentication failed")
         self.assertOneNoticeAfterRetries(srv, t)
 
+    def test_delay_warning_for_local_sender_stays_local(self):
+        """A script's mail (sendmail, sender masqueraded to an address at
+        the provider) waits behind a broken smarthost: its delay warning
+        goes to the local postmaster, not out along the broken path."""
+        srv = self.postie("submission", "starttls", password="not the password",
+                          retry="1s 2s", start=False,
+                          extra="masquerade alerts@provider.test\n"
+                          "delay_warning 2s\n")
+        self.write_conf(srv)
+        t = token("shdelay")
+        self.sendmail(srv, t)
+        srv.start()
+
+        def warnings():
+            return [m for m in srv.mbox("carol")
+                    if b"report-type=delivery-status" in m.raw and t.encode() in m.raw]
+        ws = wait_until(warnings, what="a delay warning in postmaster's (carol's) "
+                        "mailbox; log:\n" + srv.log()[-1500:])
+        raw = ws[0].raw.decode("utf-8", "replace")
+        self.assertIn("Action: delayed", raw)
+        self.assertRegex(raw, r"To: <postmaster@test\.lan>")
+        self.assertEqual(ws[0].sender, "MAILER-DAEMON")
+        # Nothing else waits: the warning was not queued for the smarthost
+        # (it leaves the queue once delivered to the mailbox).
+        wait_until(lambda: len(self.queue_names(srv)) == 1,
+                   what="only the message in the queue: %s" % self.queue_names(srv))
+        self.assertRegex(srv.log(), r"delay warning for 1 recipient\(s\) to "
+                         r"<postmaster@test\.lan>")
+
     def test_untrusted_certificate(self):
         srv = self.postie("untrusted", "starttls", retry="1s 2s")
         t = token("shself")
