@@ -299,6 +299,20 @@ static void fail_host(struct smtpout *so, int perm, const char *fmt, ...)
 
 /* ---- connecting ------------------------------------------------------ */
 
+/* A connect that failed for want of a route or an address here (the
+ * network is down on this side, not at the destination): by errno, or by
+ * the words the connection layer closed with. */
+static int no_route(int e, const char *why)
+{
+	static const int local[] = { ENETUNREACH, ENETDOWN, EHOSTUNREACH,
+				     EADDRNOTAVAIL, EAFNOSUPPORT };
+
+	for (size_t i = 0; i < ARRAY_LEN(local); i++)
+		if (why ? strcmp(why, strerror(local[i])) == 0 : e == local[i])
+			return 1;
+	return 0;
+}
+
 static void next_target(struct smtpout *so)
 {
 	while (so->ti < so->dest.n) {
@@ -336,11 +350,7 @@ static void next_target(struct smtpout *so)
 		}
 		snprintf(so->last, sizeof(so->last), "4.4.1 connect to %s: %s",
 			 so->job->remote, strerror(errno));
-		/* No route or no address here: the network is down on this
-		 * side, not the destination. */
-		so->last_local = errno == ENETUNREACH || errno == ENETDOWN ||
-				 errno == EHOSTUNREACH || errno == EADDRNOTAVAIL ||
-				 errno == EAFNOSUPPORT;
+		so->last_local = no_route(errno, NULL);
 		so->remote_seen |= !so->last_local;
 		if (fd >= 0)
 			close(fd);
@@ -1124,6 +1134,15 @@ static void so_close(struct conn *c)
 		if (is_smarthost(so) && tls_cert_error(c->tls))
 			smarthost_problem(so, SMTPOUT_PROBLEM_CERT, line);
 		fail_host(so, 0, "4.7.5 TLS: %s", why);
+		return;
+	}
+	if (so->state == SO_CONNECT && c->why && no_route(0, c->why)) {
+		snprintf(so->last, sizeof(so->last), "4.4.1 connect to %s: %s",
+			 so->remote, c->why);
+		so->last_perm = 0;
+		so->last_local = 1;
+		so->ti++;
+		next_target(so);
 		return;
 	}
 	fail_host(so, 0, "4.4.2 connection to %s lost in state %s: %s",
