@@ -365,11 +365,12 @@ class Startup(harness.TestCase):
                 d = srv.dialog()
                 d.ehlo()
                 self.assertEqual(d.code("MAIL FROM:<a@example.net>"), 250)
-            t0 = time.monotonic()
             srv.signal(sig)
-            rc = srv.proc.wait(timeout=10 * SLOW)
+            # It stops without waiting for the open session (which would
+            # take the 300 s command timeout): the bound is far below that,
+            # far above a slow machine's exit.
+            rc = srv.proc.wait(timeout=60 * SLOW)
             self.assertEqual(rc, 0, srv.log()[-1000:])
-            self.assertLess(time.monotonic() - t0, 5 * SLOW)
             if d:
                 # The open session is closed (possibly with a 421 first).
                 data = d.read_until_closed(timeout=5 * SLOW)
