@@ -342,6 +342,12 @@ static int dsn(struct attempt *a, int delayed)
 	}
 	if (n == 0)
 		return 0;
+	/* Each recipient and why, before the summary: what an operator greps. */
+	for (int i = 0; i < n && !delayed; i++)
+		log_msg(LOGL_INFO, "queue: %s: <%.100s> failed: %s%s%s%.120s", a->q->id,
+			br[i].rcpt, br[i].remote ? "host " : "",
+			br[i].remote ? br[i].remote : "", br[i].remote ? " said: " : "",
+			br[i].diag);
 	if (!a->sender[0]) {
 		if (!delayed)
 			log_msg(LOGL_WARN, "queue: %s: %d recipient(s) failed; the "
@@ -379,10 +385,10 @@ static int dsn(struct attempt *a, int delayed)
 
 /* ---- attempts ----------------------------------------------------------- */
 
-/* Postfix-like words for the log: "host mx.example.net said: 450 ...". */
 static char last_error[240];            /* the last deferral, for status */
 static time_t last_error_at;
 
+/* Postfix-like words for the log: "host mx.example.net said: 450 ...". */
 static void log_deferred(const struct attempt *a, int pending, uint64_t delay)
 {
 	for (int i = 0; i < a->st.n; i++) {

@@ -641,6 +641,9 @@ class MXDelivery(RelayTest):
         em, per = self.assertBounce(srv, t, ["bad@flaky.test"], r"^5\.1\.1$")
         self.assertIn("550", per[0].get("Diagnostic-Code", ""))
         self.assertIn("no such user", per[0].get("Diagnostic-Code", ""))
+        # the log names the recipient, the host and its reason
+        self.assertRegex(srv.log(), r"queue: \S+: <bad@flaky\.test> failed: host "
+                         r"\S+ said: 550 5\.1\.1 <bad@flaky\.test>: no such user")
         self.wait_empty(srv)
         time.sleep(0.3)
         self.assertEqual(len(PEERS["flaky"].find(t)), 1)
