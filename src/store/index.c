@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/util.h"
 
 static const char magic[8] = { 'p', 'o', 's', 't', 'i', 'd', 'x', '\n' };
 
@@ -194,6 +195,91 @@ static void start_msg(struct idx_scan *s, uint64_t off)
 	s->in_msg = 1;
 	s->in_from_line = 1;
 	s->last_blank = 0;
+	s->in_hdr = 0;
+	s->hlen = 0;
+}
+
+enum { HK_OTHER, HK_STATUS, HK_XSTATUS, HK_KEYWORDS };
+
+static int field_is(const char *l, size_t n, const char *name)
+{
+	size_t k = strlen(name);
+
+	return n >= k && str_ieq(l, k, name);
+}
+
+/* An IMAP atom that is not a system flag (no specials, no controls). */
+static int kw_atom_ok(const char *p, size_t n)
+{
+	if (n == 0 || n > IDX_KW_NAME_MAX || p[0] == '\\')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\]", c))
+			return 0;
+	}
+	return 1;
+}
+
+/* A complete header line of the current message (in s->hl). */
+static void hdr_line(struct idx_scan *s)
+{
+	const char *l = s->hl;
+	size_t n = s->hlen, i = 0;
+
+	if (n && l[n - 1] == '\r')
+		n--;
+	if (n && (l[0] == ' ' || l[0] == '\t')) {
+		if (s->hkind != HK_KEYWORDS)
+			return;         /* continuation of another field */
+	} else if (field_is(l, n, "Status:")) {
+		s->hkind = HK_STATUS;
+		i = 7;
+	} else if (field_is(l, n, "X-Status:")) {
+		s->hkind = HK_XSTATUS;
+		i = 9;
+	} else if (field_is(l, n, "X-Keywords:")) {
+		s->hkind = HK_KEYWORDS;
+		i = 11;
+	} else {
+		s->hkind = HK_OTHER;
+		return;
+	}
+	for (; s->hkind != HK_KEYWORDS && i < n; i++) {
+		char c = l[i];
+		if (s->hkind == HK_STATUS && c == 'R')
+			s->cur.flags |= IDX_F_SEEN;
+		else if (s->hkind == HK_XSTATUS && c == 'A')
+			s->cur.flags |= IDX_F_ANSWERED;
+		else if (s->hkind == HK_XSTATUS && c == 'F')
+			s->cur.flags |= IDX_F_FLAGGED;
+		else if (s->hkind == HK_XSTATUS && c == 'T')
+			s->cur.flags |= IDX_F_DRAFT;
+	}
+	while (s->hkind == HK_KEYWORDS && i < n) {
+		size_t a;
+		while (i < n && (l[i] == ' ' || l[i] == '\t' || l[i] == ','))
+			i++;
+		a = i;
+		while (i < n && l[i] != ' ' && l[i] != '\t' && l[i] != ',')
+			i++;
+		if (kw_atom_ok(l + a, i - a)) {
+			int k = s->kw(s->ctx, l + a, i - a);
+			if (k >= 0 && k < 64)
+				s->cur.kw |= (uint64_t)1 << k;
+		}
+	}
+}
+
+/* Bytes of a header line, kept when flags are read from the header. */
+static void hdr_take(struct idx_scan *s, const unsigned char *p, size_t n)
+{
+	if (!s->kw || !s->in_hdr)
+		return;
+	if (n > sizeof(s->hl) - s->hlen)
+		n = sizeof(s->hl) - s->hlen;    /* a longer line is cut */
+	memcpy(s->hl + s->hlen, p, n);
+	s->hlen += n;
 }
 
 /* The LF at file offset lf ends the current line. */
@@ -208,7 +294,17 @@ static void line_end(struct idx_scan *s, uint64_t lf)
 		s->cur.from_len = fl > UINT32_MAX ? UINT32_MAX : (uint32_t)fl;
 		s->in_from_line = 0;
 		s->last_blank = 0;
+		s->in_hdr = 1;
+		s->hkind = HK_OTHER;
+		s->hlen = 0;
 		return;
+	}
+	if (s->in_hdr) {
+		if (len - (s->cr ? 1 : 0) == 0)
+			s->in_hdr = 0;
+		else if (s->kw)
+			hdr_line(s);
+		s->hlen = 0;
 	}
 	content = len - (s->cr ? 1 : 0);
 	s->cur.size += content + 2 - (uint64_t)s->quoted;
@@ -230,12 +326,14 @@ void idx_scan_feed(struct idx_scan *s, const unsigned char *p, size_t n)
 			size_t j;
 			if (!nl) {
 				s->cr = p[n - 1] == '\r';
+				hdr_take(s, p + i, n - i);
 				i = n;
 				break;
 			}
 			j = (size_t)(nl - p);
 			if (j > i)
 				s->cr = p[j - 1] == '\r';
+			hdr_take(s, p + i, j - i);
 			line_end(s, s->pos + j);
 			s->bol = 1;
 			s->cr = 0;
@@ -270,6 +368,7 @@ void idx_scan_feed(struct idx_scan *s, const unsigned char *p, size_t n)
 			s->bol = 1;
 			s->cr = 0;
 		} else {
+			hdr_take(s, &c, 1);
 			s->cr = c == '\r';
 		}
 		i++;
@@ -825,6 +924,30 @@ static void update_emit(void *ctx, const struct idx_rec *r0)
 	wrec(u, &r);
 }
 
+/* Keywords met in X-Keywords: while a mailbox is indexed the first time
+ * go into its NAME.kw (at most IDX_KW_MAX; the rest are not kept). One
+ * table serves every update: it is reread whenever the path changes. */
+static struct idx_kw import_tab;
+static char import_path[sizeof(((struct idx_update *)0)->path)];
+
+static int import_kw(void *ctx, const char *name, size_t n)
+{
+	struct idx_update *u = ctx;
+	char path[sizeof(u->path)];
+	size_t pl = strlen(u->path);
+
+	if (pl < 4 || strcmp(u->path + pl - 4, ".idx") != 0 ||
+	    snprintf(path, sizeof(path), "%.*s.kw", (int)(pl - 4), u->path) >=
+	    (int)sizeof(path))
+		return -1;
+	if (strcmp(path, import_path) != 0) {
+		if (idx_kw_load(path, &import_tab) != 0)
+			return -1;
+		snprintf(import_path, sizeof(import_path), "%s", path);
+	}
+	return idx_kw_add(path, &import_tab, name, n, IDX_KW_MAX);
+}
+
 static int check_from(int fd, uint64_t off)
 {
 	char b[5];
@@ -896,6 +1019,8 @@ static int start(struct idx_update *u)
 	if (u->ofd < 0)
 		return -1;
 	idx_scan_init(&u->scan, 0, update_emit, u);
+	if (!u->have_old)
+		u->scan.kw = import_kw;         /* indexed the first time */
 	return 0;
 }
 
@@ -943,11 +1068,16 @@ static int renumber_all(struct idx_update *u)
 	for (uint32_t i = 0; i < u->n; i++) {
 		if (idx_get(&r, i, &rec) != 0)
 			return -1;
-		if (rec.uid == i + 1 && rec.flags == 0 && rec.kw == 0)
+		/* Flags read from the headers (first indexing) stay; those
+		 * of old records no longer belong to these UIDs. */
+		int keep = u->scan.kw != NULL;
+		if (rec.uid == i + 1 && (keep || (rec.flags == 0 && rec.kw == 0)))
 			continue;
 		rec.uid = i + 1;
-		rec.flags = 0;
-		rec.kw = 0;
+		if (!keep) {
+			rec.flags = 0;
+			rec.kw = 0;
+		}
 		if (idx_put(&r, i, &rec) != 0)
 			return -1;
 	}

@@ -47,6 +47,9 @@
 #define IDX_REC_SIZE 56
 #define IDX_VERSION 3
 #define IDX_CACHE 32            /* records per reader cache */
+#define IDX_KW_MAX 64           /* keywords per mailbox (bits of idx_rec.kw) */
+#define IDX_KW_NAME_MAX 100     /* octets of a keyword */
+#define IDX_KW_BYTES 1024       /* names of a mailbox's keywords in all */
 
 enum {
 	IDX_F_SEEN = 1, IDX_F_ANSWERED = 2, IDX_F_FLAGGED = 4,
@@ -79,7 +82,11 @@ void idx_rec_decode(const unsigned char in[IDX_REC_SIZE], struct idx_rec *r);
  * is reported once complete (at the next From_ line or at idx_scan_end).
  * A message is a line starting "From " (not quoted) up to the next one;
  * its last line, when empty, is the separator and is not part of it.
- * Bytes before the first From_ line belong to no message. */
+ * Bytes before the first From_ line belong to no message. With s->kw
+ * set (a first indexing), the header's Status: (R: \Seen), X-Status:
+ * (A \Answered, F \Flagged, T \Draft; D is ignored: a delivered
+ * message could carry it) and X-Keywords: (names separated by blanks or
+ * commas; names that are not IMAP atoms are skipped) give the flags. */
 struct idx_scan {
 	uint64_t pos;           /* file offset of the next byte fed */
 	uint64_t line_off;      /* offset where the current line starts */
@@ -97,6 +104,14 @@ struct idx_scan {
 	struct idx_rec cur;
 	void (*emit)(void *ctx, const struct idx_rec *r);
 	void *ctx;
+	/* Flags from the header (Status:, X-Status:, X-Keywords:, as mutt
+	 * and Dovecot write them), only when kw is set: kw maps a keyword
+	 * name to its bit (or -1). */
+	int (*kw)(void *ctx, const char *name, size_t n);
+	int in_hdr;             /* inside the current message's header */
+	int hkind;              /* field of the last header line */
+	size_t hlen;
+	char hl[IDX_KW_BYTES + 32];     /* the header line being read */
 };
 
 /* Starts at file offset pos, which MUST be the start of a line. */
@@ -169,9 +184,6 @@ uint64_t idx_modseq_next(uint64_t floor);
  * without regard to case, at most IDX_KW_MAX of them (the caller's cap
  * may be lower) and IDX_KW_BYTES in all. The file is replaced whole
  * (temporary file, rename), so a reader sees the old or the new list. */
-#define IDX_KW_MAX 64
-#define IDX_KW_NAME_MAX 100
-#define IDX_KW_BYTES 1024
 
 struct idx_kw {
 	unsigned n;

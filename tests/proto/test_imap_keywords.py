@@ -4,6 +4,7 @@ KEYWORD/UNKEYWORD, STORE +FLAGS NIL, APPEND/COPY/EXPUNGE keep them,
 another session sees them, a cap with NO [LIMIT], and flag lists longer
 than a session's output buffer."""
 import os
+import shutil
 import unittest
 
 from test_imap import ImapBase
@@ -186,3 +187,88 @@ class ImapKeywords(ImapBase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ImapImport(ImapBase):
+    """Flags in the headers of an mbox indexed the first time: Status:,
+    X-Status:, X-Keywords: as mutt and Dovecot write them."""
+
+    def setUp(self):
+        super().setUp()
+        for f in ("alice.kw",):
+            try:
+                os.unlink(self.server.path("mail", ".postie", f))
+            except OSError:
+                pass
+
+    def flags_now(self):
+        a = self.server.imap()
+        try:
+            a.select("INBOX", readonly=True)
+            typ, data = a.fetch("1:*", "(UID FLAGS)")
+            self.assertEqual(typ, "OK", data)
+            return flags_of(data)
+        finally:
+            a.logout()
+
+    def test_headers_read_at_first_index_only(self):
+        # the daemon writes the mbox (SMTP delivery, no index yet)
+        self.smtp_deliver("alice@test.lan", "Subject: one\nStatus: RO\n"
+                          "X-Status: AF\nX-Keywords: $label1 Work,Home\n\nbody\n")
+        self.smtp_deliver("alice@test.lan", "Subject: two\nStatus: O\n"
+                          "X-Keywords: $Junk\n\t$NotJunk\n\nbody\n")
+        self.smtp_deliver("alice@test.lan", "Subject: three\nX-Status: DT\n"
+                          "X-Keywords: bad(name) ok_name\n\nX-Status: F\n")
+        self.smtp_deliver("alice@test.lan", "Subject: four\n\nStatus: RO\n")
+        self.assertFalse(os.path.exists(self.server.path("mail", ".postie", "alice.idx")))
+        got = self.flags_now()
+        self.assertEqual(got[1], {"\\Seen", "\\Answered", "\\Flagged", "$label1",
+                                  "Work", "Home"})
+        self.assertEqual(got[2], {"$Junk", "$NotJunk"})
+        # \Deleted never comes from a header; body lines are no header
+        self.assertEqual(got[3], {"\\Draft", "ok_name"})
+        self.assertEqual(got[4], set())
+        # once indexed, a new message's headers are content, not flags
+        self.smtp_deliver("alice@test.lan", "Subject: five\nStatus: RO\n"
+                          "X-Keywords: $Junk\n\nbody\n")
+        self.assertEqual(self.flags_now()[5], set())
+
+    def test_mutt_written_mbox(self):
+        if not shutil.which("mutt"):
+            raise AssertionError("mutt not installed (Debian package mutt; "
+                                 "tests/install-deps.sh check installs it)")
+        from test_imap_clients import Pty
+        for i in range(3):
+            self.smtp_deliver("alice@test.lan", "Subject: mutt%d\n\nbody %d\n" % (i, i))
+        work = self.server.path("muttwork")
+        os.makedirs(work, exist_ok=True)
+        rc = os.path.join(work, "muttrc")
+        with open(rc, "w") as f:
+            f.write("set mbox_type=mbox\nset mark_old=no\nset quit=yes\n"
+                    "set wait_key=no\nset move=no\nset beep=no\n"
+                    "set sort=mailbox-order\nset tmpdir=%s\nset folder=%s\n"
+                    'set status_format="POSTIE-STATUS msgs=%%m"\n' % (work, work))
+        env = {"HOME": work, "TERM": "vt100", "PATH": os.environ["PATH"],
+               "LANG": "C.UTF-8"}
+        p = Pty(["mutt", "-n", "-F", rc, "-f", self.server.path("mail", "alice")],
+                env, work)
+        self.addCleanup(p.close)
+        p.expect(r"POSTIE-STATUS msgs=3")
+        p.settle()
+        p.send("\r")                    # read message 1
+        p.expect("body 0")
+        p.send("q")
+        p.settle()
+        p.send("2\r")                   # flag message 2
+        p.settle()
+        p.send("F")
+        p.settle()
+        p.send("q")                     # mutt writes Status:/X-Status:
+        self.assertEqual(p.wait(), 0, p.screen[-1500:])
+        with open(self.server.path("mail", "alice"), "rb") as f:
+            raw = f.read()
+        self.assertIn(b"X-Status: F", raw)
+        got = self.flags_now()
+        self.assertEqual(got[1], {"\\Seen"})
+        self.assertEqual(got[2], {"\\Flagged"})
+        self.assertEqual(got[3], set())

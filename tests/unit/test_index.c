@@ -132,6 +132,75 @@ static void test_scanner(void)
 	}
 }
 
+/* Flags from Status:, X-Status: and X-Keywords: (first indexing). */
+static char kwnames[8][32];
+static int nkw;
+
+static int kw_bit(void *ctx, const char *name, size_t n)
+{
+	(void)ctx;
+	for (int k = 0; k < nkw; k++)
+		if (strlen(kwnames[k]) == n && memcmp(kwnames[k], name, n) == 0)
+			return k;
+	if (nkw == 8 || n >= sizeof(kwnames[0]))
+		return -1;
+	memcpy(kwnames[nkw], name, n);
+	kwnames[nkw][n] = '\0';
+	return nkw++;
+}
+
+struct hcase {
+	const char *mbox;
+	uint32_t flags[2];
+	uint64_t kw[2];         /* bits in order of first appearance */
+};
+
+static const struct hcase hcases[] = {
+	{ "From a\nStatus: RO\nX-Status: AFT\n\nbody\n", { 1 | 2 | 4 | 16 }, { 0 } },
+	/* D is not taken; case of the name does not matter; CRLF */
+	{ "From a\r\nx-status: D\r\nSTATUS: R\r\n\r\n", { 1 }, { 0 } },
+	/* keywords: blanks, commas, a continuation line, a non-atom */
+	{ "From a\nX-Keywords: $Junk, w(x) \tb\n  c\nSubject: s\n  d\n\n"
+	  "From b\nX-Keywords: b\n\n", { 0, 0 }, { 1 | 2 | 4, 2 } },
+	/* only the header: the same fields in the body are content */
+	{ "From a\nSubject: s\n\nStatus: RO\nX-Keywords: q\n", { 0 }, { 0 } },
+	/* a header that never ends (no blank line) still counts */
+	{ "From a\nX-Status: F\nFrom b\nStatus: R", { 4, 0 }, { 0 } },
+};
+
+static void test_header_flags(void)
+{
+	static const size_t chunks[] = { 1, 2, 3, 7, 100000 };
+
+	for (size_t i = 0; i < sizeof(hcases) / sizeof(hcases[0]); i++) {
+		const struct hcase *c = &hcases[i];
+		size_t len = strlen(c->mbox);
+		for (size_t k = 0; k < sizeof(chunks) / sizeof(chunks[0]); k++) {
+			struct idx_scan sc;
+			struct got g;
+			memset(&g, 0, sizeof(g));
+			nkw = 0;
+			idx_scan_init(&sc, 0, collect, &g);
+			sc.kw = kw_bit;
+			for (size_t off = 0; off < len; off += chunks[k])
+				idx_scan_feed(&sc, (const unsigned char *)c->mbox + off,
+					      len - off < chunks[k] ? len - off : chunks[k]);
+			idx_scan_end(&sc);
+			for (int m = 0; m < g.n && m < 2; m++)
+				CHECK(g.r[m].flags == c->flags[m] && g.r[m].kw == c->kw[m],
+				      "header case %zu chunk %zu msg %d: flags %u kw %llu",
+				      i, chunks[k], m, g.r[m].flags,
+				      (unsigned long long)g.r[m].kw);
+		}
+	}
+	/* without the callback the header is not looked at */
+	{
+		struct got g;
+		scan(hcases[0].mbox, strlen(hcases[0].mbox), 3, &g);
+		CHECK(g.n == 1 && g.r[0].flags == 0, "no import without kw");
+	}
+}
+
 struct ocase {
 	const char *in;
 	int stuff;
@@ -345,6 +414,7 @@ void test_index(void)
 	mkdirs();
 	test_encoding();
 	test_scanner();
+	test_header_flags();
 	test_out();
 	test_update();
 }
