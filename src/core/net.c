@@ -131,6 +131,25 @@ void net_unmap(struct sockaddr_storage *ss, socklen_t *len)
 	*len = sizeof(sin);
 }
 
+int net_client_key(const struct sockaddr *sa, uint8_t key[16])
+{
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+	memset(key, 0, 16);
+	if (sa->sa_family == AF_INET) {
+		memcpy(key, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return AF_INET;
+	}
+	if (sa->sa_family != AF_INET6)
+		return 0;
+	if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		memcpy(key, s6->sin6_addr.s6_addr + 12, 4);
+		return AF_INET;
+	}
+	memcpy(key, s6->sin6_addr.s6_addr, 8);
+	return AF_INET6;
+}
+
 char *net_ntop(const struct sockaddr *sa, char *buf, size_t n, int with_port)
 {
 	char a[INET6_ADDRSTRLEN];

@@ -1,6 +1,8 @@
 /* auth — password checks, failed-login tracking, plaintext policy (see
- * auth.h). Limits: CONFIG_AUTH_FAIL_TRACK addresses (least recently seen
- * replaced), CONFIG_AUTH_FAIL_MAX failures, CONFIG_AUTH_FAIL_BAN seconds.
+ * auth.h). Limits: CONFIG_AUTH_FAIL_TRACK addresses (IPv6 per /64; the
+ * least recently seen one that is not banned is replaced, an active ban
+ * never; when all are bans, new failures are refused at once),
+ * CONFIG_AUTH_FAIL_MAX failures, CONFIG_AUTH_FAIL_BAN seconds.
  * The first check of a password costs one SHA-crypt (5000 rounds: tens of
  * ms on x86, a few hundred on a MIPS router) and stalls the loop that
  * long; the cache makes the next ones free. */
@@ -64,47 +66,42 @@ int auth_check(const char *user, size_t ulen, const char *pw, size_t pwlen,
 	return ok;
 }
 
-static int addr_key(const struct sockaddr *sa, unsigned char out[16])
+static int banning(const struct fail *f, int64_t now)
 {
-	memset(out, 0, 16);
-	if (sa->sa_family == AF_INET) {
-		memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		return AF_INET;
-	}
-	if (sa->sa_family == AF_INET6) {
-		/* A /64 counts as one client: IPv6 hosts get whole prefixes. */
-		memcpy(out, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr, 8);
-		return AF_INET6;
-	}
-	return 0;
+	return f->until > now;
 }
 
+/* The entry of peer's client key (IPv6 per /64). A new one takes a free
+ * entry or the least recently seen one that is not banning: an active
+ * ban is never evicted, so a flood of failures from other addresses
+ * cannot lift it. NULL when every entry is an active ban. */
 static struct fail *lookup(const struct sockaddr *sa, int create)
 {
 	unsigned char key[16];
-	int fam = addr_key(sa, key);
-	struct fail *oldest = &fails[0];
+	int fam = net_client_key(sa, key);
+	int64_t now = now_ms();
+	struct fail *victim = NULL;
 
 	for (size_t i = 0; i < ARRAY_LEN(fails); i++) {
 		struct fail *f = &fails[i];
 		if (f->family == fam && memcmp(f->addr, key, 16) == 0)
 			return f;
-		if (f->last < oldest->last)
-			oldest = f;
+		if (!banning(f, now) && (!victim || f->last < victim->last))
+			victim = f;
 	}
-	if (!create)
+	if (!create || !victim)
 		return NULL;
-	memset(oldest, 0, sizeof(*oldest));
-	oldest->family = fam;
-	memcpy(oldest->addr, key, 16);
-	return oldest;
+	memset(victim, 0, sizeof(*victim));
+	victim->family = fam;
+	memcpy(victim->addr, key, 16);
+	return victim;
 }
 
 int auth_banned(const struct sockaddr *peer)
 {
 	struct fail *f = lookup(peer, 0);
 
-	return f && f->until > now_ms();
+	return f && banning(f, now_ms());
 }
 
 int auth_bans(void (*fn)(void *ctx, const char *addr, long seconds_left), void *ctx)
@@ -132,6 +129,13 @@ static int auth_failed(const struct sockaddr *peer)
 	struct fail *f = lookup(peer, 1);
 	int64_t now = now_ms();
 
+	if (!f) {
+		/* The table holds nothing but bans: refuse rather than
+		 * forget one. */
+		log_msg(LOGL_WARN, "auth: failed-login table full of bans; "
+			"refusing the failing client");
+		return -1;
+	}
 	/* Failures older than a ban period are forgotten. */
 	if (f->last && now - f->last > (int64_t)CONFIG_AUTH_FAIL_BAN * 1000)
 		f->count = 0;

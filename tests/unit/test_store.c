@@ -232,6 +232,47 @@ void test_conf(void)
 	CHECK(c == NULL && strstr(err, "/nonexistent/postie.conf: ") == err, "%s", err);
 }
 
+/* Per-client limits count IPv4 addresses, IPv6 /64s, and IPv4-mapped
+ * IPv6 as the IPv4 address. */
+static int client_key_of(const char *text, uint8_t key[16])
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, text, &s4->sin_addr) == 1)
+		s4->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, text, &s6->sin6_addr) == 1)
+		s6->sin6_family = AF_INET6;
+	return net_client_key((struct sockaddr *)&ss, key);
+}
+
+static void test_client_key(void)
+{
+	static const struct { const char *a, *b; int same; } cases[] = {
+		{ "10.1.2.3", "10.1.2.3", 1 },
+		{ "10.1.2.3", "10.1.2.4", 0 },
+		{ "10.1.2.3", "::ffff:10.1.2.3", 1 },
+		{ "::ffff:10.1.2.3", "::ffff:10.1.2.4", 0 },
+		{ "2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", 1 },
+		{ "2001:db8:1:2::1", "2001:db8:1:3::1", 0 },
+		{ "2001:db8:1:2::1", "2001:db8:1:102::1", 0 },
+		{ "::1", "::2", 1 },
+		{ "0.0.0.1", "::1", 0 },
+		{ "10.1.2.3", "a01:203::", 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t ka[16], kb[16];
+		int fa = client_key_of(cases[i].a, ka), fb = client_key_of(cases[i].b, kb);
+		int same = fa == fb && memcmp(ka, kb, 16) == 0;
+		CHECK(fa != 0 && fb != 0, "%s / %s: family", cases[i].a, cases[i].b);
+		CHECK(same == cases[i].same, "%s / %s: same %d, want %d",
+		      cases[i].a, cases[i].b, same, cases[i].same);
+	}
+}
+
 void test_net(void)
 {
 	struct net_addr a;
@@ -263,6 +304,7 @@ void test_net(void)
 	net_unmap(&ss, &len);
 	CHECK(ss.ss_family == AF_INET && len == sizeof(struct sockaddr_in) &&
 	      net_cidr_match(&c, (struct sockaddr *)&ss), "mapped after unmap");
+	test_client_key();
 }
 
 static void collect(void *ctx, int user, const char *remote)
