@@ -236,16 +236,16 @@ static int d_max_message_size(struct parse *p, int argc, char **argv)
 	return 0;
 }
 
-static int d_max_connections(struct parse *p, int argc, char **argv)
+/* A count of connection slots: 1..CONFIG_MAX_CONNECTIONS. */
+static int slot_count(struct parse *p, const char *name, const char *arg,
+		      int *dst)
 {
 	uint64_t v;
 
-	(void)argc;
-	if (parse_u64(argv[1], CONFIG_MAX_CONNECTIONS, &v) != 0 || v < 1)
-		return fail(p, "max_connections '%s': want 1..%d "
-			    "(CONFIG_MAX_CONNECTIONS)", argv[1],
-			    CONFIG_MAX_CONNECTIONS);
-	p->c->max_connections = (int)v;
+	if (parse_u64(arg, CONFIG_MAX_CONNECTIONS, &v) != 0 || v < 1)
+		return fail(p, "%s '%s': want 1..%d (CONFIG_MAX_CONNECTIONS)",
+			    name, arg, CONFIG_MAX_CONNECTIONS);
+	*dst = (int)v;
 	return 0;
 }
 
@@ -258,6 +258,18 @@ static int d_log_stall_ms(struct parse *p, int argc, char **argv)
 		return fail(p, "log_stall_ms '%s': want 0..60000 (0: off)", argv[1]);
 	p->c->log_stall_ms = (int)v;
 	return 0;
+}
+
+static int d_max_connections(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	return slot_count(p, argv[0], argv[1], &p->c->max_connections);
+}
+
+static int d_max_connections_per_ip(struct parse *p, int argc, char **argv)
+{
+	(void)argc;
+	return slot_count(p, argv[0], argv[1], &p->c->max_connections_per_ip);
 }
 
 static int d_run_as(struct parse *p, int argc, char **argv)
@@ -539,6 +551,7 @@ static const struct directive directives[] = {
 	{ "max_message_size", 1, 1, d_max_message_size, 0 },
 	{ "max_connections", 1, 1, d_max_connections, 0 },
 	{ "log_stall_ms", 1, 1, d_log_stall_ms, 0 },
+	{ "max_connections_per_ip", 1, 1, d_max_connections_per_ip, 0 },
 	{ "run_as", 1, 1, d_run_as, 0 },
 	{ "log", 1, 1, d_log, 0 },
 	{ "tls_cert", 1, 1, d_tls_cert, 0 },
@@ -622,6 +635,7 @@ static void defaults(struct conf *c)
 	c->max_message_size = (uint64_t)CONFIG_MAX_MESSAGE_SIZE_KB * 1024;
 	c->max_connections = CONFIG_MAX_CONNECTIONS;
 	c->log_stall_ms = 50;
+	c->max_connections_per_ip = CONFIG_MAX_CONNECTIONS_PER_IP;
 	c->max_tls_sessions = CONFIG_MAX_TLS_SESSIONS;
 	c->sender_login_check = 1;
 	c->smarthost_verify = 1;

@@ -38,6 +38,7 @@ struct conf {
 	uint64_t max_message_size;
 	int max_connections;
 	int log_stall_ms;               /* log loop passes this long; 0: none */
+	int max_connections_per_ip;     /* inbound, per IPv4 address or IPv6 /64 */
 	char run_as[64];
 	char tls_cert[CONF_PATH_MAX];
 	char tls_key[CONF_PATH_MAX];

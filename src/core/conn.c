@@ -1,6 +1,10 @@
 /* conn — connection slots and buffers (see conn.h). Limits: slots,
  * CONFIG_CONN_INBUF and CONFIG_CONN_OUTBUF are fixed at compile time; the
- * slot table is static, so an untouched slot costs no resident memory. */
+ * slot table is static, so an untouched slot costs no resident memory.
+ * Nobody can hold a pool: max_connections_per_ip inbound connections per
+ * client key, TLS sessions taken only when a handshake starts and given
+ * back at CONFIG_TLS_HANDSHAKE_TIMEOUT, the oldest unfinished handshake
+ * yielding its session when the pool is full. */
 #include "core/conn.h"
 
 #include <errno.h>
@@ -81,6 +85,17 @@ static int want_read(const struct conn *c)
 	       && c->in.len - c->in.off < c->in.cap;
 }
 
+/* The watcher's deadline: the protocol's or the handshake's, whichever
+ * comes first. */
+static void arm(struct conn *c)
+{
+	int64_t d = c->deadline;
+
+	if (c->hs_deadline && (!d || c->hs_deadline < d))
+		d = c->hs_deadline;
+	c->w.deadline = d;
+}
+
 static void update_events(struct conn *c)
 {
 	short ev = 0;
@@ -89,8 +104,17 @@ static void update_events(struct conn *c)
 		c->w.events = POLLOUT;
 		return;
 	}
+	if (c->flags & CONN_TLS_WAIT) {
+		/* Nothing leaves in the clear; the first bytes start TLS. */
+		c->w.events = POLLIN;
+		return;
+	}
 	if (CONFIG_TLS && c->tls) {
 		unsigned st = tls_state(c->tls);
+		if (c->hs_deadline && tls_established(c->tls)) {
+			c->hs_deadline = 0;
+			arm(c);
+		}
 		if ((st & TLS_WANT_WRITE) || ((c->flags & CONN_DRAIN) &&
 					      (st & TLS_APP_OUT)))
 			ev |= POLLOUT;
@@ -233,20 +257,59 @@ static void switch_to_tls(struct conn *c)
 	use_tls_outbuf(c);
 }
 
+/* An inbound session still in its handshake (or about to start one). */
+static int handshaking(const struct conn *c)
+{
+	return c->listen_kind >= 0 && (c->tls_next ||
+				       (c->tls && !tls_established(c->tls)));
+}
+
+/* A server TLS session for c; when the pool is full, the session whose
+ * handshake began longest ago and is still unfinished yields (a flood of
+ * slow or silent handshakes cannot keep TLS from everyone else). */
+static struct tls_conn *tls_take(struct conn *c)
+{
+	struct tls_conn *t = tls_conn_new();
+	struct conn *old = NULL;
+
+	if (!t && tls_ready()) {
+		for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++)
+			if (used[i] && &slots[i] != c && handshaking(&slots[i]) &&
+			    (!old || slots[i].tls_since < old->tls_since))
+				old = &slots[i];
+		if (old) {
+			log_msg(LOGL_INFO, "conn %u %s: TLS pool full: the oldest "
+				"unfinished handshake gives way to conn %u", old->id,
+				old->peer_str, c->id);
+			conn_close(old, "TLS handshake pre-empted");
+			t = tls_conn_new();
+		}
+	}
+	if (t)
+		c->tls_since = now_ms();
+	return t;
+}
+
 int conn_start_tls(struct conn *c)
 {
 	if (c->tls || c->tls_next)
 		return -1;
-	c->tls_next = tls_conn_new();
+	c->tls_next = tls_take(c);
 	if (!c->tls_next)
 		return -1;
 	c->flags |= CONN_TLS_NEXT;
 	c->in.off = c->in.len = 0;
+	c->hs_deadline = now_ms() + TLS_HANDSHAKE_MS;
+	arm(c);
 	return 0;
 }
 
 void conn_flush(struct conn *c)
 {
+	if (c->flags & CONN_TLS_WAIT) {
+		update_events(c);
+		return;
+	}
 	if (CONFIG_TLS && c->tls) {
 		if (tls_pump(c) != 0) {
 			conn_close(c, "TLS error");
@@ -364,13 +427,15 @@ void conn_close_after_flush(struct conn *c)
 void conn_deadline(struct conn *c, int seconds)
 {
 	c->since = seconds > 0 ? now_ms() : 0;
-	c->w.deadline = seconds > 0 ? c->since + (int64_t)seconds * 1000 : 0;
+	c->deadline = seconds > 0 ? c->since + (int64_t)seconds * 1000 : 0;
+	arm(c);
 }
 
 void conn_deadline_ms(struct conn *c, int ms)
 {
 	c->since = 0;
-	c->w.deadline = now_ms() + ms;
+	c->deadline = now_ms() + ms;
+	arm(c);
 }
 
 static int evictable(const struct conn *c)
@@ -408,7 +473,8 @@ int64_t conn_make_room(void)
 		"ending this session (silent %lld ms)", c->id, c->peer_str,
 		(long long)(now - c->last_in));
 	c->since = 0;
-	c->w.deadline = now;    /* its protocol's timeout runs this pass */
+	c->deadline = now;      /* its protocol's timeout runs this pass */
+	arm(c);
 	return 0;
 }
 
@@ -443,7 +509,7 @@ static void call_input(struct conn *c)
 static void run_input(struct conn *c)
 {
 	for (int rounds = 0; rounds < CONN_MAX_ROUNDS && c->w.fd >= 0; rounds++) {
-		size_t off0;
+		size_t off0, len0;
 		size_t out0;
 		unsigned flags0;
 		int progress;
@@ -459,12 +525,17 @@ static void run_input(struct conn *c)
 		if (c->in.off == c->in.len && !(c->flags & CONN_EOF))
 			break;
 		off0 = c->in.off;
+		len0 = c->in.len;
 		out0 = c->out_len;
 		flags0 = c->flags;
 		call_input(c);
 		if (c->w.fd < 0)
 			return;
-		progress = c->in.off != off0 || c->out_len != out0 || c->flags != flags0;
+		/* An over-long line is thrown away (off and len go to 0):
+		 * that is progress too; under TLS the rest of it is still in
+		 * the engine, and no socket event would bring it. */
+		progress = c->in.off != off0 || c->in.len != len0 ||
+			   c->out_len != out0 || c->flags != flags0;
 		conn_flush(c);
 		if (c->w.fd < 0)
 			return;
@@ -495,6 +566,32 @@ void conn_resume(struct conn *c)
 	run_input(c);
 	if (c->w.fd >= 0)
 		update_events(c);
+}
+
+/* Implicit TLS: the client's first bytes are here; take a TLS session
+ * for the handshake. -1: c was closed (the client left, or no session). */
+static int tls_begin(struct conn *c)
+{
+	char b;
+	ssize_t n = recv(c->w.fd, &b, 1, MSG_PEEK);
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		/* Gone before a handshake: nothing to pre-empt anyone for. */
+		conn_close(c, n == 0 ? "client closed" : strerror(errno));
+		return -1;
+	}
+	c->tls = tls_take(c);
+	if (!c->tls) {
+		log_msg(LOGL_WARN, "conn %u %s: no TLS session free; closing",
+			c->id, c->peer_str);
+		conn_close(c, "no TLS session free");
+		return -1;
+	}
+	c->flags &= ~(unsigned)CONN_TLS_WAIT;
+	use_tls_outbuf(c);
+	return 0;
 }
 
 static void on_io(struct watcher *w, short revents)
@@ -545,6 +642,14 @@ static void on_io(struct watcher *w, short revents)
 			conn_close(c, "socket error");
 			return;
 		}
+		if (c->flags & CONN_TLS_WAIT) {
+			if (tls_begin(c) != 0)
+				return;
+			if (c->flags & CONN_TLS_WAIT) {
+				update_events(c);       /* nothing yet after all */
+				return;
+			}
+		}
 		size_t room = lb_compact(&c->in);
 		if (CONFIG_TLS && c->tls) {
 			if (tls_sock_read(c->tls, c->w.fd) < 0) {
@@ -580,7 +685,19 @@ static void on_io(struct watcher *w, short revents)
 static void on_timeout(struct watcher *w)
 {
 	struct conn *c = (struct conn *)w;
+	int64_t now = now_ms();
 
+	if (c->hs_deadline && now >= c->hs_deadline) {
+		log_msg(LOGL_INFO, "conn %u %s: TLS handshake not done in %d s",
+			c->id, c->peer_str, (int)(TLS_HANDSHAKE_MS / 1000));
+		conn_close(c, "TLS handshake timeout");
+		return;
+	}
+	if (!c->deadline || now < c->deadline) {
+		arm(c);         /* the handshake's deadline went away */
+		return;
+	}
+	c->deadline = 0;
 	if (c->flags & CONN_CLOSING) {
 		conn_close(c, "flush timeout");
 		return;
@@ -653,6 +770,7 @@ static struct conn *slot_take(int fd, const struct sockaddr_storage *peer,
 	c->w.fd = fd;
 	c->w.events = 0;
 	c->w.deadline = 0;
+	c->deadline = c->hs_deadline = c->tls_since = 0;
 	c->w.on_io = on_io;
 	c->w.on_timeout = on_timeout;
 	c->ops = ops;
@@ -667,6 +785,7 @@ static struct conn *slot_take(int fd, const struct sockaddr_storage *peer,
 	c->peerlen = peerlen;
 	net_unmap(&c->peer, &c->peerlen);
 	net_ntop((struct sockaddr *)&c->peer, c->peer_str, sizeof(c->peer_str), 0);
+	c->key_family = net_client_key((struct sockaddr *)&c->peer, c->key);
 	c->in.buf = c->inbuf;
 	c->in.cap = sizeof(c->inbuf);
 	c->in.len = c->in.off = 0;
@@ -691,6 +810,22 @@ static void slot_give_back(struct conn *c)
 	c->w.fd = -1;
 }
 
+/* The peer holds max_connections_per_ip inbound connections already. */
+static int over_per_ip(const struct conn *c)
+{
+	int n = 0, max = conf ? conf->max_connections_per_ip :
+		CONFIG_MAX_CONNECTIONS_PER_IP;
+
+	for (int i = 0; i < CONFIG_MAX_CONNECTIONS && n < max; i++) {
+		const struct conn *o = &slots[i];
+		if (used[i] && o != c && o->listen_kind >= 0 &&
+		    o->key_family == c->key_family &&
+		    memcmp(o->key, c->key, sizeof(c->key)) == 0)
+			n++;
+	}
+	return n >= max;
+}
+
 struct conn *conn_open(int fd, const struct sockaddr_storage *peer,
 		       socklen_t peerlen, int kind, const struct proto_ops *ops,
 		       int implicit_tls)
@@ -699,19 +834,32 @@ struct conn *conn_open(int fd, const struct sockaddr_storage *peer,
 
 	if (!c)
 		return NULL;
-	if (implicit_tls) {
-		c->tls = tls_conn_new();
-		if (!c->tls) {
-			log_msg(LOGL_WARN, "%s: no TLS session free; closing",
-				c->peer_str);
-			slot_give_back(c);
-			return NULL;
-		}
-		use_tls_outbuf(c);
+	if (implicit_tls && !tls_ready()) {
+		log_msg(LOGL_WARN, "%s: no TLS certificate loaded; closing",
+			c->peer_str);
+		slot_give_back(c);
+		return NULL;
 	}
 	if (loop_add(&c->w) != 0) {
 		slot_give_back(c);
 		return NULL;
+	}
+	if (over_per_ip(c)) {
+		log_msg(LOGL_WARN, "conn %u %s: %s refused: max_connections_per_ip "
+			"(%d) reached", c->id, c->peer_str, ops->name,
+			conf->max_connections_per_ip);
+		if (implicit_tls || !ops->refuse) {
+			conn_close(c, "too many connections from this address");
+			return NULL;
+		}
+		ops->refuse(c, "Too many connections from your address");
+		conn_close_after_flush(c);
+		return NULL;
+	}
+	if (implicit_tls) {
+		c->flags |= CONN_TLS_WAIT;
+		c->hs_deadline = now_ms() + TLS_HANDSHAKE_MS;
+		arm(c);
 	}
 	log_msg(LOGL_INFO, "conn %u %s: %s connect", c->id, c->peer_str,
 		kind >= 0 ? conf_service_name(kind) : ops->name);

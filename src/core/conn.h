@@ -40,6 +40,10 @@ struct proto_ops {
 	void (*input)(struct conn *c);
 	void (*timeout)(struct conn *c);
 	void (*close)(struct conn *c);
+	/* Writes the protocol's "go away" line (421, -ERR, * BYE) with why
+	 * to a connection that is refused before open(); the slot closes
+	 * once it is flushed. NULL, or a TLS listener: closed silently. */
+	void (*refuse)(struct conn *c, const char *why);
 };
 
 enum {
@@ -53,6 +57,8 @@ enum {
 	CONN_LENT_END = 64,     /* give the lent buffer back once drained */
 	CONN_IN_INPUT = 128,    /* inside ops->input: a resume does not
 				 * call it again (the running loop reads on) */
+	CONN_TLS_WAIT = 256,    /* implicit TLS: no TLS session taken until
+				 * the client's first handshake bytes */
 };
 
 struct tls_conn;
@@ -73,6 +79,12 @@ struct conn {
 	int64_t since;              /* ms: the current command wait began (0:
 				     * not waiting for the client) */
 	int64_t last_in;            /* ms: the client last sent something */
+	int64_t deadline;           /* ms: the protocol's deadline (0: none) */
+	int64_t hs_deadline;        /* ms: the TLS handshake must be done by
+				     * then (0: none or done) */
+	int64_t tls_since;          /* ms: an inbound TLS session was taken */
+	uint8_t key[16];            /* client key (net_client_key) */
+	int key_family;
 	struct linebuf in;
 	size_t out_len, out_off;
 	char *outp;                 /* outbuf, the TLS session's buffer or a
@@ -87,7 +99,9 @@ void conn_init(int max_slots);
  * ids "RUN.CONN.N", so they stay unique across restarts. */
 const char *conn_run_id(void);
 /* Takes over fd (accepted, non-blocking), closing it on failure. NULL when
- * no slot is free: the caller stops accepting until a slot frees. */
+ * no slot is free: the caller stops accepting until a slot frees. NULL
+ * too when the peer (net_client_key) holds max_connections_per_ip
+ * inbound connections already: it gets ops->refuse's line, then EOF. */
 struct conn *conn_open(int fd, const struct sockaddr_storage *peer,
 		       socklen_t peerlen, int kind, const struct proto_ops *ops,
 		       int implicit_tls);
@@ -102,7 +116,13 @@ struct conn *conn_connect(int fd, const struct sockaddr_storage *peer,
 void conn_set_tls(struct conn *c, struct tls_conn *t);
 /* STARTTLS: reserves a TLS context (-1: none free, answer 4xx), throws
  * away input that came in the clear, and switches once the reply that the
- * caller writes next has been flushed. */
+ * caller writes next has been flushed. When the pool is full, the inbound
+ * session whose handshake began longest ago and is still unfinished
+ * gives its context up (it is closed). The handshake must be done within
+ * CONFIG_TLS_HANDSHAKE_TIMEOUT seconds, or the connection is closed and
+ * the context goes back to the pool. Implicit TLS (conn_open) takes its
+ * context the same way, once the client's first bytes arrive, with the
+ * deadline counted from the connect. */
 int conn_start_tls(struct conn *c);
 int conn_slots_free(void);
 int conn_count(void);

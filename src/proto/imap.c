@@ -4660,10 +4660,16 @@ static void imap_close(struct conn *c)
 	c->sess = NULL;
 }
 
+static void imap_refuse(struct conn *c, const char *why)
+{
+	conn_printf(c, "* BYE [UNAVAILABLE] %s\r\n", why);  /* RFC 5530 */
+}
+
 const struct proto_ops imap_ops = {
 	.name = "imap",
 	.open = imap_open,
 	.input = imap_input,
 	.timeout = imap_timeout,
 	.close = imap_close,
+	.refuse = imap_refuse,
 };

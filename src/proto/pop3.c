@@ -1098,10 +1098,16 @@ static void pop3_close(struct conn *c)
 	c->sess = NULL;
 }
 
+static void pop3_refuse(struct conn *c, const char *why)
+{
+	conn_printf(c, "-ERR [SYS/TEMP] %s\r\n", why);  /* RFC 3206 */
+}
+
 const struct proto_ops pop3_ops = {
 	.name = "pop3",
 	.open = pop3_open,
 	.input = pop3_input,
 	.timeout = pop3_timeout,
 	.close = pop3_close,
+	.refuse = pop3_refuse,
 };

@@ -1167,10 +1167,16 @@ static void smtpin_close(struct conn *c)
 	c->sess = NULL;
 }
 
+static void smtpin_refuse(struct conn *c, const char *why)
+{
+	conn_printf(c, "421 4.7.0 %s %s\r\n", conf->hostname, why);
+}
+
 const struct proto_ops smtpin_ops = {
 	.name = "smtp",
 	.open = smtpin_open,
 	.input = smtpin_input,
 	.timeout = smtpin_timeout,
 	.close = smtpin_close,
+	.refuse = smtpin_refuse,
 };

@@ -23,6 +23,7 @@ enum {
 };
 
 #if CONFIG_TLS
+#define TLS_HANDSHAKE_MS ((int64_t)CONFIG_TLS_HANDSHAKE_TIMEOUT * 1000)
 /* Loads (or on reload replaces) the certificate chain and key, checking
  * that they match. Sessions in progress keep the old pair. */
 int tls_load(const char *cert, const char *key, char *err, size_t errlen);
@@ -65,6 +66,7 @@ void tls_explain(struct tls_conn *t, const char *want, char *buf, size_t n);
  * name, expired...): a retry will not mend it. */
 int tls_cert_error(struct tls_conn *t);
 #else
+#define TLS_HANDSHAKE_MS ((int64_t)0)
 static inline int tls_load(const char *c, const char *k, char *e, size_t n)
 { (void)c; (void)k; (void)e; (void)n; return -1; }
 static inline int tls_ready(void) { return 0; }
