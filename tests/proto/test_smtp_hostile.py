@@ -286,6 +286,8 @@ class Hostile(harness.ServerTest):
         try:
             for _ in range(n):
                 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                # From 20 addresses, under max_connections_per_ip.
+                s.bind(("127.0.0.%d" % (1 + len(socks) % 20), 0))
                 s.setblocking(False)
                 s.connect_ex(("127.0.0.1", self.server.port))
                 socks.append(s)
