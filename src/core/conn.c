@@ -846,7 +846,7 @@ struct conn *conn_open(int fd, const struct sockaddr_storage *peer,
 	}
 	if (over_per_ip(c)) {
 		log_msg(LOGL_WARN, "conn %u %s: %s refused: max_connections_per_ip "
-			"(%d) reached", c->id, c->peer_str, ops->name,
+			"(%d) reached", c->id, c->peer_str, conf_service_name(kind),
 			conf->max_connections_per_ip);
 		if (implicit_tls || !ops->refuse) {
 			conn_close(c, "too many connections from this address");

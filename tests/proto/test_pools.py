@@ -196,7 +196,8 @@ class IdleFlood(PoolTest):
             # session).
             def seen():
                 log = self.server.log()
-                return log.count("smtp connect") + log.count("no TLS session")
+                return (log.count("smtps connect") + log.count("smtp connect") +
+                        log.count("no TLS session"))
             deadline = time.monotonic() + IO_TIMEOUT
             while seen() < 40 and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -236,7 +237,8 @@ class StalledHandshakes(PoolTest):
                 stalled.append(s)
                 # One at a time, so that their ages are in this order.
                 deadline = time.monotonic() + IO_TIMEOUT
-                while (self.server.log().count("smtp connect") < i + 1 and
+                while (self.server.log().count("smtps connect") +
+                       self.server.log().count("smtp connect") < i + 1 and
                        time.monotonic() < deadline):
                     time.sleep(0.02)
                 time.sleep(0.05)
