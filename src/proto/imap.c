@@ -57,6 +57,8 @@
 #define IMAP_MAX_ERRORS 30
 #define IMAP_MAX_COMMANDS 10000000
 #define IMAP_REPLY_ROOM 512
+_Static_assert(IMAP_REPLY_ROOM <= CONFIG_CONN_OUTBUF,
+	       "CONN_OUTBUF must hold IMAP_REPLY_ROOM, or no command is read");
 #define IMAP_IDLE_TIMEOUT 1800          /* RFC 2177: at least 29 minutes */
 #define IMAP_LOCK_RETRY_MS 200
 #define IMAP_STEP ((size_t)CONFIG_LOOP_STEP_KB * 1024)

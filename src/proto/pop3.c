@@ -44,6 +44,8 @@
 #define POP3_MAX_ERRORS 20
 #define POP3_MAX_COMMANDS 1000000
 #define POP3_REPLY_ROOM 600             /* free output needed to take a command */
+_Static_assert(POP3_REPLY_ROOM <= CONFIG_CONN_OUTBUF,
+	       "CONN_OUTBUF must hold POP3_REPLY_ROOM, or no command is read");
 #define POP3_LOCK_RETRY_MS 200
 #define POP3_STEP ((size_t)CONFIG_LOOP_STEP_KB * 1024)
 #define POP3_SEND_BUDGET (256 * 1024)   /* bytes streamed per loop pass */

@@ -36,6 +36,8 @@
 #define SMTP_LOCK_RETRY_MS 200
 #define SMTP_MAX_MAILBOXES 256  /* distinct mailboxes per message */
 #define SMTP_REPLY_ROOM 520     /* free output needed to take a command */
+_Static_assert(SMTP_REPLY_ROOM <= CONFIG_CONN_OUTBUF,
+	       "CONN_OUTBUF must hold SMTP_REPLY_ROOM, or no command is read");
 
 enum smtp_state {
 	SMTP_CONNECTED,         /* greeted, no HELO/EHLO yet */
