@@ -83,14 +83,16 @@ void idx_hdr_encode(const struct idx_hdr *h, unsigned char out[IDX_HDR_SIZE])
 	put32(out + 28, fnv1a(out, IDX_HDR_SIZE));
 }
 
-int idx_hdr_decode(const unsigned char in[IDX_HDR_SIZE], struct idx_hdr *h)
+/* The header of an index of the given version and record size. */
+static int hdr_decode_as(const unsigned char in[IDX_HDR_SIZE], struct idx_hdr *h,
+			 uint32_t version, uint32_t rec_size)
 {
 	unsigned char tmp[IDX_HDR_SIZE];
 
 	memcpy(tmp, in, IDX_HDR_SIZE);
 	put32(tmp + 28, 0);
-	if (memcmp(in, magic, 8) != 0 || get32(in + 8) != IDX_VERSION ||
-	    get32(in + 12) != IDX_REC_SIZE || get32(in + 28) != fnv1a(tmp, IDX_HDR_SIZE))
+	if (memcmp(in, magic, 8) != 0 || get32(in + 8) != version ||
+	    get32(in + 12) != rec_size || get32(in + 28) != fnv1a(tmp, IDX_HDR_SIZE))
 		return -1;
 	h->uidvalidity = get32(in + 16);
 	h->uidnext = get32(in + 20);
@@ -104,6 +106,11 @@ int idx_hdr_decode(const unsigned char in[IDX_HDR_SIZE], struct idx_hdr *h)
 	if (h->uidvalidity == 0 || h->uidnext <= h->count)
 		return -1;
 	return 0;
+}
+
+int idx_hdr_decode(const unsigned char in[IDX_HDR_SIZE], struct idx_hdr *h)
+{
+	return hdr_decode_as(in, h, IDX_VERSION, IDX_REC_SIZE);
 }
 
 void idx_rec_encode(const struct idx_rec *r, unsigned char out[IDX_REC_SIZE])
@@ -1024,6 +1031,62 @@ static int start(struct idx_update *u)
 	return 0;
 }
 
+/* Version 2 (48-byte records, no keywords) becomes version 3 in place
+ * of the old file, UIDs, flags and UIDVALIDITY kept, so an upgrade does
+ * not make every client download the mailbox again. Once per index; its
+ * cost is one read and one write of the index. 1 converted, 0 not
+ * version 2, -1 error (the caller then rebuilds). */
+#define IDX_V2_REC 48
+
+static int migrate_v2(const char *ipath, const char *tmppath)
+{
+	unsigned char b[IDX_HDR_SIZE], in[IDX_V2_REC * 64];
+	unsigned char out[IDX_REC_SIZE * 64];
+	struct idx_hdr h;
+	struct stat st;
+	int fd, ofd, rc = -1;
+
+	fd = open(ipath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) != 0 || pread_all(fd, b, sizeof(b), 0) != 0 ||
+	    hdr_decode_as(b, &h, 2, IDX_V2_REC) != 0 ||
+	    (uint64_t)st.st_size < IDX_HDR_SIZE + (uint64_t)h.count * IDX_V2_REC) {
+		close(fd);
+		return 0;       /* not version 2: the usual checks decide */
+	}
+	ofd = open(tmppath, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (ofd < 0)
+		goto out;
+	for (uint32_t i = 0; i < h.count;) {
+		uint32_t n = h.count - i < 64 ? h.count - i : 64;
+		if (pread_all(fd, in, (size_t)n * IDX_V2_REC,
+			      IDX_HDR_SIZE + (uint64_t)i * IDX_V2_REC) != 0)
+			goto out;
+		memset(out, 0, sizeof(out));
+		for (uint32_t k = 0; k < n; k++)
+			memcpy(out + (size_t)k * IDX_REC_SIZE, in + (size_t)k * IDX_V2_REC,
+			       IDX_V2_REC);    /* the keyword mask stays 0 */
+		if (pwrite_all(ofd, out, (size_t)n * IDX_REC_SIZE,
+			       IDX_HDR_SIZE + (uint64_t)i * IDX_REC_SIZE) != 0)
+			goto out;
+		i += n;
+	}
+	if (idx_write_hdr(ofd, &h, 1) != 0 || rename(tmppath, ipath) != 0)
+		goto out;
+	log_msg(LOGL_INFO, "index %s: format 2 converted to %d (%u messages, "
+		"uidvalidity %u kept)", ipath, IDX_VERSION, h.count, h.uidvalidity);
+	rc = 1;
+out:
+	if (ofd >= 0) {
+		close(ofd);
+		if (rc != 0)
+			unlink(tmppath);
+	}
+	close(fd);
+	return rc;
+}
+
 int idx_update_begin(struct idx_update *u, int mfd, const char *ipath)
 {
 	unsigned char b[IDX_HDR_SIZE];
@@ -1038,16 +1101,29 @@ int idx_update_begin(struct idx_update *u, int mfd, const char *ipath)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	u->ifd = open(ipath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (u->ifd < 0)
-		return -1;
-	if (fstat(u->ifd, &st) == 0 && st.st_size >= IDX_HDR_SIZE &&
-	    pread_all(u->ifd, b, sizeof(b), 0) == 0 &&
-	    idx_hdr_decode(b, &u->old) == 0 &&
-	    (uint64_t)st.st_size >= IDX_HDR_SIZE + (uint64_t)u->old.count * IDX_REC_SIZE)
-		u->have_old = 1;
-	else
+	for (int tries = 0; tries < 2; tries++) {
+		if (u->ifd >= 0)
+			close(u->ifd);
+		u->ifd = open(ipath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (u->ifd < 0)
+			return -1;
+		if (fstat(u->ifd, &st) == 0 && st.st_size >= IDX_HDR_SIZE &&
+		    pread_all(u->ifd, b, sizeof(b), 0) == 0 &&
+		    idx_hdr_decode(b, &u->old) == 0 &&
+		    (uint64_t)st.st_size >= IDX_HDR_SIZE + (uint64_t)u->old.count * IDX_REC_SIZE) {
+			u->have_old = 1;
+			break;
+		}
 		memset(&u->old, 0, sizeof(u->old));
+		if (tries > 0)
+			break;
+		int rc = migrate_v2(ipath, u->tmppath);
+		if (rc < 0)
+			log_msg(LOGL_WARN, "index %s: cannot convert format 2 (%s); rebuilt",
+				ipath, strerror(errno));
+		if (rc <= 0)
+			break;
+	}
 	idx_reader_init(&u->oldr, u->ifd, u->old.count);
 	if (start(u) != 0) {
 		int e = errno;

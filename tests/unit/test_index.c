@@ -322,6 +322,113 @@ static int keep_odd(void *ctx, uint32_t i)
 	return i % 2 == 1;
 }
 
+static uint32_t fnv(const unsigned char *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* An index the daemon made, turned back into format 2 (48-byte records,
+ * no keyword mask): the next update converts it keeping UIDVALIDITY, UIDs
+ * and flags. */
+static void test_migrate_v2(void)
+{
+	char ip[400], md[400];
+	unsigned char b[IDX_HDR_SIZE], rb[IDX_REC_SIZE];
+	struct idx_hdr h, h2;
+	struct idx_reader r;
+	struct idx_rec rec;
+	int fd, out;
+
+	put("v2", "From a\nS: 1\n\nx\n\nFrom b\nS: 2\n\ny\n\n", 0);
+	CHECK(update("v2", &h, &fd) == 0 && h.count == 2, "v2: first index");
+	idx_reader_init(&r, fd, h.count);
+	CHECK(idx_get(&r, 1, &rec) == 0, "v2: record");
+	rec.flags = IDX_F_SEEN | IDX_F_FLAGGED;
+	CHECK(idx_store(&r, 1, &rec) == 0, "v2: store");
+	snprintf(md, sizeof(md), "%s/mail", dir);
+	idx_path(md, "v2", ".idx", ip, sizeof(ip), 0);
+	out = open(ip, O_RDWR);
+	CHECK(pread(fd, b, sizeof(b), 0) == (ssize_t)sizeof(b), "v2: header");
+	b[8] = 2;               /* version */
+	b[12] = 48;             /* record size */
+	memset(b + 28, 0, 4);
+	{
+		uint32_t c = fnv(b, sizeof(b));
+		b[28] = (unsigned char)c;
+		b[29] = (unsigned char)(c >> 8);
+		b[30] = (unsigned char)(c >> 16);
+		b[31] = (unsigned char)(c >> 24);
+	}
+	CHECK(pwrite(out, b, sizeof(b), 0) == (ssize_t)sizeof(b), "v2: write header");
+	for (uint32_t i = 0; i < h.count; i++) {
+		CHECK(pread(fd, rb, sizeof(rb), IDX_HDR_SIZE + i * IDX_REC_SIZE) ==
+		      (ssize_t)sizeof(rb), "v2: read record");
+		CHECK(pwrite(out, rb, 48, IDX_HDR_SIZE + i * 48) == 48, "v2: write record");
+	}
+	CHECK(ftruncate(out, IDX_HDR_SIZE + h.count * 48) == 0, "v2: truncate");
+	close(out);
+	close(fd);
+	CHECK(update("v2", &h2, &fd) == 0, "v2: converted");
+	CHECK(h2.uidvalidity == h.uidvalidity && h2.count == 2 && h2.uidnext == 3,
+	      "v2: kept uidvalidity %u/%u count %u", h2.uidvalidity, h.uidvalidity,
+	      h2.count);
+	idx_reader_init(&r, fd, h2.count);
+	CHECK(idx_get(&r, 1, &rec) == 0 && rec.uid == 2 && rec.kw == 0 &&
+	      rec.flags == (IDX_F_SEEN | IDX_F_FLAGGED), "v2: flags %u", rec.flags);
+	close(fd);
+}
+
+static int keep_all(void *ctx, uint32_t i)
+{
+	(void)ctx;
+	(void)i;
+	return 1;
+}
+
+/* Flags another session stores in the old index while a rewrite copies
+ * (after the record was copied) reach the new index. */
+static void test_rewrite_late_flags(void)
+{
+	struct idx_hdr h, h2;
+	struct idx_reader r;
+	struct idx_rec rec;
+	struct idx_rewrite w;
+	char md[400], mp[400];
+	int fd, lfd, rc, steps;
+
+	put("lf", "From a\nS: 1\n\nx\n\nFrom b\nS: 2\n\ny\n\nFrom c\n\nz\n\n", 0);
+	CHECK(update("lf", &h, &fd) == 0 && h.count == 3, "late: index");
+	snprintf(md, sizeof(md), "%s/mail", dir);
+	snprintf(mp, sizeof(mp), "%s/mail/lf", dir);
+	lfd = open(mp, O_RDWR);
+	CHECK(idx_rewrite_begin(&w, md, "lf", lfd, fd, &h, keep_all, NULL) == 0,
+	      "late: begin");
+	rc = idx_rewrite_step(&w, 40, &h2);     /* the first message copied */
+	CHECK(rc == IDX_AGAIN, "late: first step");
+	idx_reader_init(&r, fd, h.count);
+	CHECK(idx_get(&r, 0, &rec) == 0, "late: record");
+	rec.flags = IDX_F_ANSWERED;
+	rec.kw = 5;
+	CHECK(idx_store(&r, 0, &rec) == 0, "late: store");
+	for (steps = 0; rc == IDX_AGAIN && steps < 10000; steps++)
+		rc = idx_rewrite_step(&w, 40, &h2);
+	CHECK(rc == IDX_DONE, "late: done");
+	close(lfd);
+	close(fd);
+	CHECK(update("lf", &h, &fd) == 0 && h.count == 3, "late: reindex");
+	idx_reader_init(&r, fd, h.count);
+	CHECK(idx_get(&r, 0, &rec) == 0 && rec.flags == IDX_F_ANSWERED && rec.kw == 5,
+	      "late: flags %u kw %llu kept", rec.flags, (unsigned long long)rec.kw);
+	CHECK(h.modseq >= rec.modseq, "late: highest modseq covers it");
+	close(fd);
+}
+
 static void test_update(void)
 {
 	struct idx_hdr h, h2, h3;
@@ -417,4 +524,6 @@ void test_index(void)
 	test_header_flags();
 	test_out();
 	test_update();
+	test_migrate_v2();
+	test_rewrite_late_flags();
 }
