@@ -35,7 +35,9 @@ struct dns_result {
 	char why[128];                  /* for logs and bounces */
 	int local;                      /* DNS_TEMP because no DNS server
 					 * answered at all (none usable, none
-					 * reachable): a problem on this side */
+					 * reachable), or nothing at all has
+					 * resolved for a minute: a problem on
+					 * this side */
 	int n;
 	struct dns_target t[DNS_MAX_TARGETS];
 };

@@ -61,6 +61,8 @@ struct lookup {
 	int nmx;
 	struct mxhost mx[DNS_MAX_TARGETS];
 	unsigned rx0;           /* rx_count when it started */
+	int64_t started;        /* now_ms() then */
+	int no_server;          /* answered without asking a server */
 	int local;              /* failed before asking any server */
 	/* Set when state becomes LK_DONE without address lookups. */
 	int status;
@@ -79,6 +81,12 @@ static unsigned rnd_state;
  * none seen since it started failed here (no server answered), not at
  * the destination's DNS. */
 static unsigned rx_count;
+/* When a lookup last ended with a server's real answer (found, or no such
+ * name). A temporary failure while nothing at all has resolved for
+ * DNS_HEALTH_MS is the resolver's trouble (a router's dnsmasq refusing
+ * everything while the WAN is down), not the destination's. */
+#define DNS_HEALTH_MS 60000
+static int64_t last_answer_ms;
 
 /* udns wants seconds; it uses time(NULL) when given 0, so the monotonic
  * clock is offset to keep it away from 0. */
@@ -436,11 +444,18 @@ static void report(void)
 			scratch.status = lk->status;
 			memcpy(scratch.why, lk->why, sizeof(scratch.why));
 		}
+		if (scratch.status != DNS_TEMP && !lk->no_server)
+			last_answer_ms = now_ms();
 		scratch.local = scratch.status == DNS_TEMP &&
-				(lk->local || rx_count == lk->rx0);
-		if (scratch.local && !lk->local)
+				(lk->local || rx_count == lk->rx0 || !last_answer_ms ||
+				 last_answer_ms < lk->started - DNS_HEALTH_MS);
+		if (scratch.local && !lk->local && rx_count == lk->rx0)
 			snprintf(scratch.why, sizeof(scratch.why), "%.80s: no "
 				 "answer from the DNS server", lk->domain);
+		else if (scratch.local && !lk->local)
+			snprintf(scratch.why, sizeof(scratch.why), "%.50s: failed, "
+				 "and no name resolved lately (no upstream DNS?)",
+				 lk->domain);
 		fn = lk->fn;
 		ctx = lk->ctx;
 		lk->state = LK_FREE;
@@ -638,6 +653,7 @@ static int start(const char *name, dns_fn fn, void *ctx, int is_host)
 	lk->ctx = ctx;
 	lk->is_host = is_host;
 	lk->rx0 = rx_count;
+	lk->started = now_ms();
 	len = strlen(name);
 	if (len > 0 && name[len - 1] == '.')
 		len--;          /* names are always absolute here */
@@ -645,8 +661,10 @@ static int start(const char *name, dns_fn fn, void *ctx, int is_host)
 		 len > DNS_NAME_MAX ? DNS_NAME_MAX : len);
 	if (literal(lk, lk->domain)) {
 		/* reported from the loop like any answer */
+		lk->no_server = 1;
 	} else if (len > DNS_NAME_MAX || !valid_name(lk->domain)) {
 		finish(lk, DNS_PERM, "not a valid domain name");
+		lk->no_server = 1;
 	} else if (dns_sock(&dns_defctx) < 0 && !can_open) {
 		finish(lk, DNS_TEMP, "no usable dns_server");
 		lk->local = 1;

@@ -145,6 +145,35 @@ class QueueTest(RelayTest):
         finally:
             dns.stop()
 
+    def test_resolver_that_resolves_nothing_is_local(self):
+        # A router's dnsmasq before the WAN is up answers, but refuses
+        # everything (the test dnsmasq refuses names outside .test): while
+        # no name at all resolves, that is this side's problem.
+        srv = self.postie(retry="10m 1h")
+        t = token()
+        self.assertQueued(send(srv, "alice@test.lan", ["x@example.invalid"], msg(t)))
+        name = rl.queue_names(srv)[0]
+        st = wait_until(lambda: (qstate(srv, name) or {}).get("local_fails"),
+                        rl.WAIT, "a run failed on this side; log:\n" +
+                        srv.log()[-1500:]) and qstate(srv, name)
+        self.assertEqual(st["attempts"], 0, st)
+        self.assertEqual(st["targets"][0]["local"], 1, st)
+        self.assertIn("no name resolved lately", st["targets"][0]["text"])
+        # Once names resolve, the same refusal is the destination's.
+        t2 = token()
+        self.assertQueued(send(srv, "alice@test.lan", ["ok@amx.test"], msg(t2)))
+        self.wait_peer("mx", t2)
+        t3 = token()
+        self.assertQueued(send(srv, "alice@test.lan", ["y@example.invalid"], msg(t3)))
+        name3 = wait_until(lambda: [n for n in rl.queue_names(srv) if n != name],
+                           rl.WAIT, "the third message")[0]
+        st = wait_until(lambda: (qstate(srv, name3) or {}).get("attempts"),
+                        rl.WAIT, "a counted attempt; log:\n" + srv.log()[-1500:]) \
+            and qstate(srv, name3)
+        self.assertEqual(st["attempts"], 1, st)
+        self.assertEqual(st["local_fails"], 0, st)
+        self.assertEqual(st["targets"][0]["local"], 0, st)
+
     # ---- per-recipient state, bounces, mailq --------------------------------
 
     def test_mixed_replies_one_bounce_per_failed_recipient(self):
