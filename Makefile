@@ -4,7 +4,7 @@
 #   make TARGET=mips_24kc   cross build with toolchain/mips_24kc.mk
 #   make BOARD=lanbox       board/lanbox/defconfig with the toolchain it names
 #   make menuconfig|defconfig|allnoconfig|allyesconfig|randconfig|olddefconfig
-#   make run | check | check-cross | bench | size | fuzz | clean
+#   make run | check | check-cross | man | install | bench | size | fuzz | clean
 #
 # The configuration used is, in order: CONFIG_SRC=FILE, the board's
 # defconfig, ./.config, or the Kconfig defaults. It is completed into
@@ -75,7 +75,7 @@ endif
 OBJS := $(addprefix $(O)/obj/,$(obj-y))
 LIB_OBJS := $(filter-out $(O)/obj/main.o $(O)/obj/cli.o $(O)/obj/status.o,$(OBJS))
 
-.PHONY: all run check check-cross bench size fuzz clean distclean deps \
+.PHONY: all run check check-cross man install install-systemd bench size fuzz clean distclean deps \
 	menuconfig defconfig allnoconfig allyesconfig randconfig olddefconfig \
 	savedefconfig unit
 
@@ -211,6 +211,26 @@ size:
 
 fuzz:
 	@tests/fuzz/fuzz.sh $${FUZZ_SECONDS:-300}
+
+# Man pages from the README's Running and Configuration reference.
+man: build/man/postie.8 build/man/postie.conf.5
+build/man/postie.8 build/man/postie.conf.5: README.md toolchain/mkman.py
+	@$(PYTHON) toolchain/mkman.py README.md build/man
+
+# make install [DESTDIR=...] [PREFIX=/usr]: the binary, sendmail/mailq
+# links beside it (SENDMAIL_LINKS=0: none, when another MTA owns them) and
+# the man pages; install-systemd adds board/systemd/postie.service.
+PREFIX ?= /usr
+SENDMAIL_LINKS ?= 1
+install: all man
+	install -D -m 0755 $(O)/postie $(DESTDIR)$(PREFIX)/sbin/postie
+	$(if $(filter 1,$(SENDMAIL_LINKS)),ln -sf postie $(DESTDIR)$(PREFIX)/sbin/sendmail && \
+		ln -sf postie $(DESTDIR)$(PREFIX)/sbin/mailq)
+	install -D -m 0644 build/man/postie.8 $(DESTDIR)$(PREFIX)/share/man/man8/postie.8
+	install -D -m 0644 build/man/postie.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/postie.conf.5
+install-systemd: install
+	install -D -m 0644 board/systemd/postie.service \
+		$(DESTDIR)/etc/systemd/system/postie.service
 
 clean:
 	rm -rf build

@@ -8,6 +8,8 @@
   code or RAM size it quotes ("≈ 5 KB") is in the help text of its options;
 - every directive src/core/conf.c parses has a row in README.md's
   configuration reference;
+- the man pages made from the README (toolchain/mkman.py) hold every
+  directive and command, and groff formats them without a warning;
 - no file cites a document outside the repository (DESIGN.md, ../shared)
   or an absolute machine path.
 
@@ -89,6 +91,41 @@ def norm_default(cell_part):
 SIZE = re.compile(r"(\d+(?:\.\d+)?)(?:[–-]\d+(?:\.\d+)?)?\s*KB")
 
 
+def man_pages(conf_c):
+    """postie(8) and postie.conf(5), made from the README by mkman.py, hold
+    every directive and command and format without groff warnings."""
+    import shutil
+    import tempfile
+    problems = []
+    out = tempfile.mkdtemp(prefix="postie-man-")
+    try:
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "toolchain", "mkman.py"),
+                            os.path.join(ROOT, "README.md"), out],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            return ["toolchain/mkman.py failed: %s" % r.stdout.decode()[-300:]]
+        with open(os.path.join(out, "postie.conf.5")) as f:
+            conf5 = f.read()
+        with open(os.path.join(out, "postie.8")) as f:
+            page8 = f.read()
+        for d in re.findall(r'^\t\{ "([a-z_0-9]+)",', conf_c, re.M):
+            if not re.search(r"\\fB%s[ \\]" % re.escape(d), conf5):
+                problems.append("postie.conf(5): directive '%s' missing" % d)
+        for c in ("passwd", "user", "status", "sendmail", "-t"):
+            if "postie %s" % c not in page8:
+                problems.append("postie(8): 'postie %s' missing" % c)
+        if shutil.which("groff"):
+            r = subprocess.run(["groff", "-man", "-ww", "-z",
+                                os.path.join(out, "postie.8"),
+                                os.path.join(out, "postie.conf.5")],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for ln in r.stdout.decode("utf-8", "replace").splitlines()[:10]:
+                problems.append("man pages: groff: %s" % ln)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return problems
+
+
 def main():
     problems = []
     syms = kconfig_symbols()
@@ -130,6 +167,7 @@ def main():
         if not re.search(r"^\| `(?:[^|]*`)?%s[ `]" % re.escape(d), readme, re.M):
             problems.append("README.md configuration reference: directive '%s' "
                             "(src/core/conf.c) is missing" % d)
+    problems += man_pages(conf_c)
     outside = re.compile(r"DESIGN\.md|\.\./shared|/work/")
     for f in files:
         if f == "tests/doccheck.py" or not re.search(r"\.(c|h|py|sh|md|mk|txt)$|Makefile|Kconfig$", f):
