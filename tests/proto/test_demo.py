@@ -28,9 +28,10 @@ OFFSETS = (25, 587, 465, 110, 995, 143, 993)
 
 
 def free_base():
-    """A POSTIE_PORT_BASE whose seven demo ports are all free (bounded)."""
+    """A POSTIE_PORT_BASE whose seven demo ports are all free now (bounded),
+    below the ephemeral range the other tests' free ports come from."""
     for _ in range(200):
-        base = random.randrange(20000, 60000, 10)
+        base = random.randrange(10000, 31000, 10)
         ok = True
         for off in OFFSETS:
             s = socket.socket()
@@ -74,30 +75,38 @@ class DemoTest(harness.TestCase):
                 shutil.rmtree(self.dir, ignore_errors=True)
             super().tearDown()
 
-    def start(self, base, port=None, expect=None):
-        """Runs the demo with these variables; waits until the ports of
-        base `expect` (default: the variables) listen."""
-        env = dict(os.environ, POSTIE_RUN_DIR=os.path.join(self.dir, "run"),
-                   POSTIE_PORT_BASE=str(base))
-        env.pop("POSTIE_PORT", None)
-        if port:
-            env["POSTIE_PORT"] = str(port)
-        self.out = open(os.path.join(self.dir, "out.log"), "wb")
-        self.proc = subprocess.Popen([SCRIPT, harness.BIN], env=env,
-                                     stdin=subprocess.DEVNULL, stdout=self.out,
-                                     stderr=subprocess.STDOUT)
-        if expect is not None:
-            want = [expect + o for o in OFFSETS]
-        else:
-            want = [port or base + 25] + [base + o for o in OFFSETS[1:]]
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.fail("demo exited %s: %s" % (self.proc.returncode, self.output()))
-            if all(listening(p) for p in want):
-                return
-            time.sleep(0.1)
-        self.fail("demo not listening on %s: %s" % (want, self.output()))
+    def start(self, base=None, port=None, expect=None):
+        """Runs the demo with these variables (base None: a free one, tried
+        again elsewhere if a port is taken meanwhile) and waits for its
+        "started" log line, which comes once every listener is bound.
+        Returns the base used."""
+        for _ in range(5):
+            b = base if base is not None else free_base()
+            env = dict(os.environ, POSTIE_RUN_DIR=os.path.join(self.dir, "run"),
+                       POSTIE_PORT_BASE=str(b))
+            env.pop("POSTIE_PORT", None)
+            if port:
+                env["POSTIE_PORT"] = str(port)
+            self.out = open(os.path.join(self.dir, "out.log"), "wb")
+            self.proc = subprocess.Popen([SCRIPT, harness.BIN], env=env,
+                                         stdin=subprocess.DEVNULL, stdout=self.out,
+                                         stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + START_TIMEOUT
+            while time.monotonic() < deadline:
+                if re.search(r"postie \S+ started: \d+ listeners", self.output()):
+                    want = [(expect if expect is not None else b) + o for o in OFFSETS]
+                    if expect is None and port:
+                        want[0] = port
+                    self.assertTrue(all(listening(p) for p in want), want)
+                    return b
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            out = self.output()
+            self.stop()
+            if base is not None or "in use" not in out:
+                self.fail("demo did not start: %s" % out)
+        self.fail("demo did not start in 5 tries: %s" % out)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -163,8 +172,7 @@ class DemoTest(harness.TestCase):
             p.close()
 
     def test_send_then_read_with_imap_and_pop3(self):
-        base = free_base()
-        self.start(base)
+        base = self.start()
         out = self.output()
         for name, off in (("smtp", 25), ("imap", 143), ("pop3", 110),
                           ("imaps", 993), ("submission", 587)):
@@ -185,8 +193,7 @@ class DemoTest(harness.TestCase):
         self.assertEqual(self.stop(), 0)
 
     def test_ports_follow_the_variables_on_every_run(self):
-        base = free_base()
-        self.start(base)
+        base = self.start()
         self.assertEqual(self.stop(), 0)
         # The second run, with other ports: the configuration follows.
         base2 = free_base()
@@ -199,8 +206,7 @@ class DemoTest(harness.TestCase):
         self.assertEqual(self.stop(), 0)
 
     def test_edited_configuration_is_kept(self):
-        base = free_base()
-        self.start(base)
+        base = self.start()
         self.assertEqual(self.stop(), 0)
         conf = os.path.join(self.dir, "run", "postie.conf")
         with open(conf) as f:
@@ -219,8 +225,7 @@ class DemoTest(harness.TestCase):
         """Logs an operator can grep: each session under the service name
         it was configured as, failed logins with the (sanitized) user, and
         delivery ids that do not repeat after a restart."""
-        base = free_base()
-        self.start(base)
+        base = self.start()
         ctx = ssl.create_default_context(cafile=os.path.join(self.dir, "run", "cert.pem"))
         for off in (993, 995, 465):     # implicit TLS: imaps, pop3s, smtps
             with socket.create_connection(("127.0.0.1", base + off),
