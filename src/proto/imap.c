@@ -97,8 +97,7 @@ struct mbx {
 	 * view (EXPUNGE elsewhere): flags are read and written there. */
 	int lfd;
 	int live_gone;          /* the live index has another UIDVALIDITY */
-	struct idx_reader lrd;
-	struct idx_kw kw;       /* keyword names (bits of idx_rec.kw) */
+	/* (its reader is the session's lrd: only the selected one has it) */
 };
 
 /* Keywords named in a command's flag list (pointing into the command). */
@@ -224,8 +223,10 @@ struct imap_session {
 	int app_mode;           /* APP_* */
 	int app_fd, app_cr, app_rest;
 	uint32_t app_flags;
-	struct kwargs app_kw;   /* APPEND's keywords, names in app_kwbuf */
-	char app_kwbuf[IDX_KW_BYTES];
+	char app_kw[IDX_KW_BYTES];      /* APPEND's keywords, '\n' after each */
+	size_t app_kwlen;
+	struct idx_reader lrd;  /* the selected mailbox's live index */
+	struct idx_kw kw;       /* its keyword names (bits of idx_rec.kw) */
 	int64_t app_time;
 	uint64_t app_size;
 	const char *app_st, *app_err;   /* the answer of a refused APPEND */
@@ -462,25 +463,25 @@ static int mbx_step(struct imap_session *s, struct mbx *m, int all)
 	return IDX_AGAIN;
 }
 
-/* Reads the keyword names of m (an empty table when it has none). */
-static void kw_load(struct mbx *m)
+/* Reads the keyword names of m into t (empty when it has none). */
+static void kw_load(const struct mbx *m, struct idx_kw *t)
 {
 	char path[FOLDER_PATH_MAX + 320];
 
 	if (idx_path(m->dir, m->name, ".kw", path, sizeof(path), 0) != 0 ||
-	    idx_kw_load(path, &m->kw) != 0)
-		memset(&m->kw, 0, offsetof(struct idx_kw, buf));
+	    idx_kw_load(path, t) != 0)
+		memset(t, 0, offsetof(struct idx_kw, buf));
 }
 
 /* Rereads them when another session added one: 1 when it did. */
-static int kw_reload(struct mbx *m)
+static int kw_reload(const struct mbx *m, struct idx_kw *t)
 {
 	char path[FOLDER_PATH_MAX + 320];
 
 	if (idx_path(m->dir, m->name, ".kw", path, sizeof(path), 0) != 0 ||
-	    !idx_kw_changed(path, &m->kw))
+	    !idx_kw_changed(path, t))
 		return 0;
-	kw_load(m);
+	kw_load(m, t);
 	return 1;
 }
 
@@ -526,7 +527,7 @@ static void tell_flags(struct imap_session *me, uint32_t uid)
 		if (!pool_used[i] || o == me || !o->have_sel || !same_mbx(&o->sel, &me->sel))
 			continue;
 		o->sel.rd.ncached = 0;
-		o->sel.lrd.ncached = 0;
+		o->lrd.ncached = 0;
 		if (o->npend < IMAP_PEND)
 			o->pend[o->npend++] = uid;
 		else
@@ -607,7 +608,7 @@ static void live_check(struct imap_session *s)
 	struct idx_hdr h;
 
 	s->live_stale = 0;
-	if (s->have_sel && kw_reload(m))
+	if (s->have_sel && kw_reload(m, &s->kw))
 		s->kw_news = 1;
 	if (!s->have_sel || idx_path(m->dir, m->name, ".idx", ipath, sizeof(ipath), 0) != 0 ||
 	    stat(ipath, &st) != 0 || fstat(m->ifd, &vs) != 0)
@@ -638,7 +639,7 @@ header:
 		return;
 	}
 	m->live_gone = 0;
-	idx_reader_init(&m->lrd, m->lfd, h.count);
+	idx_reader_init(&s->lrd, m->lfd, h.count);
 }
 
 /* Where the flags of view record r are kept: the reader and record
@@ -657,8 +658,8 @@ static int live_rec(struct imap_session *s, uint32_t i, const struct idx_rec *r,
 		*live = *r;
 		return (int)i;
 	}
-	*rd = &s->sel.lrd;
-	k = idx_find(&s->sel.lrd, r->uid, live);
+	*rd = &s->lrd;
+	k = idx_find(&s->lrd, r->uid, live);
 	return k;
 }
 
@@ -666,7 +667,7 @@ static int live_rec(struct imap_session *s, uint32_t i, const struct idx_rec *r,
 static int kw_has(void *ctx, const char *name, size_t n)
 {
 	struct imap_session *s = ctx;
-	int k = idx_kw_find(&s->sel.kw, name, n);
+	int k = idx_kw_find(&s->kw, name, n);
 
 	return k >= 0 && (s->job.rec.kw >> k & 1);
 }
@@ -702,7 +703,7 @@ static uint32_t view_flags(const struct imap_session *s, const struct idx_rec *r
  * its keywords, and \* while more may be made (RFC 3501 7.2.6). */
 static void flags_line(const struct imap_session *s, struct buf *b)
 {
-	const struct idx_kw *t = &s->sel.kw;
+	const struct idx_kw *t = &s->kw;
 	uint64_t all = t->n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << t->n) - 1;
 	size_t n = flags_text(t, IDX_F_SEEN | IDX_F_ANSWERED | IDX_F_FLAGGED |
 			      IDX_F_DELETED | IDX_F_DRAFT, all, flagbuf);
@@ -724,7 +725,7 @@ static void flags_line(const struct imap_session *s, struct buf *b)
 /* The flags of record r as this session shows them, in flagbuf. */
 static size_t rec_flags(const struct imap_session *s, const struct idx_rec *r)
 {
-	return flags_text(&s->sel.kw, view_flags(s, r), r->kw, flagbuf);
+	return flags_text(&s->kw, view_flags(s, r), r->kw, flagbuf);
 }
 
 /* Sequence number (1-based) of a UID, or 0. */
@@ -2492,7 +2493,7 @@ static void open_finish(struct conn *c, struct imap_session *s)
 	m->mfd = m->ifd = -1;
 	s->have_sel = 1;
 	s->npend = s->pend_all = s->need_sync = 0;
-	kw_load(&s->sel);
+	kw_load(&s->sel, &s->kw);
 	/* \Recent: what no session selected before; SELECT takes it. */
 	s->recent_lo = s->sel.hdr.recent_uid;
 	s->recent_hi = s->sel.hdr.uidnext;
@@ -3034,12 +3035,12 @@ static int kw_bits(struct conn *c, struct imap_session *s, const struct kwargs *
 		tagged(c, s, "NO", "[SERVERBUG] Cannot keep keywords");
 		return -1;
 	}
-	if (idx_kw_changed(path, &s->sel.kw))
-		idx_kw_load(path, &s->sel.kw);
+	if (idx_kw_changed(path, &s->kw))
+		idx_kw_load(path, &s->kw);
 	for (int i = 0; i < a->n; i++) {
-		int k = add ? idx_kw_add(path, &s->sel.kw, a->p[i], a->len[i],
+		int k = add ? idx_kw_add(path, &s->kw, a->p[i], a->len[i],
 					 CONFIG_IMAP_KEYWORDS_MAX) :
-			      idx_kw_find(&s->sel.kw, a->p[i], a->len[i]);
+			      idx_kw_find(&s->kw, a->p[i], a->len[i]);
 		if (k >= 0) {
 			*bits |= (uint64_t)1 << k;
 			continue;
@@ -3518,20 +3519,23 @@ static void cmd_idle(struct conn *c, struct imap_session *s, struct ip *ip)
 }
 
 /* APPEND: its keyword names copied out of the command (which the
- * literal replaces). Always 0 (a name too long was refused before). */
+ * literal replaces), each followed by '\n'. Always 0. */
+static struct kwargs app_kwa;
+
 static int kw_keep(struct imap_session *s)
 {
 	struct buf b;
 
-	buf_init(&b, s->app_kwbuf, sizeof(s->app_kwbuf));
-	for (int i = 0; i < s->app_kw.n; i++) {
+	buf_init(&b, s->app_kw, sizeof(s->app_kw));
+	for (int i = 0; i < app_kwa.n; i++) {
 		size_t at = b.len;
-		if (buf_add(&b, s->app_kw.p[i], s->app_kw.len[i]) != 0) {
-			s->app_kw.n = i;        /* beyond the table's size anyway */
+		if (buf_add(&b, app_kwa.p[i], app_kwa.len[i]) != 0 ||
+		    buf_addc(&b, '\n') != 0) {
+			buf_truncate(&b, at);   /* beyond the table's size anyway */
 			break;
 		}
-		s->app_kw.p[i] = s->app_kwbuf + at;
 	}
+	s->app_kwlen = b.len;
 	return 0;
 }
 
@@ -3672,12 +3676,13 @@ static int append_begin(struct conn *c, struct imap_session *s, uint64_t lit)
 		return 0;       /* not APPEND, or the literal is the mailbox name */
 	str_copy(s->tag, sizeof(s->tag), tag, tl);
 	s->app_flags = 0;
-	s->app_kw.n = 0;
+	s->app_kwlen = 0;
+	app_kwa.n = 0;
 	s->app_time = (int64_t)time(NULL);
 	s->app_size = 0;
 	s->app_cr = 0;
 	if (ip_astring(&ip, &name, &nl) || ip_sp(&ip) ||
-	    (ip_peek(&ip) == '(' && (flag_list(&ip, &s->app_flags, &s->app_kw) ||
+	    (ip_peek(&ip) == '(' && (flag_list(&ip, &s->app_flags, &app_kwa) ||
 				     kw_keep(s) || ip_sp(&ip))) ||
 	    (ip_peek(&ip) == '"' && (ip_datetime(&ip, &s->app_time) || ip_sp(&ip))) ||
 	    !ip_done(&ip))
@@ -3888,6 +3893,9 @@ static int uid_done(struct uid_set *u)
 static void start_rewrite(struct conn *c, struct imap_session *s, int close_after,
 			  int mode, const char *done);
 
+/* The target's keyword names while new_done runs (one call). */
+static struct idx_kw target_kw;
+
 /* Keyword names as bits of the target's table (added there as needed;
  * beyond its cap they are dropped: the messages are already in). */
 static uint64_t kw_names(struct mbx *to, const char *const *p, const size_t *len,
@@ -3900,11 +3908,26 @@ static uint64_t kw_names(struct mbx *to, const char *const *p, const size_t *len
 	    idx_path(to->dir, to->name, ".kw", path, sizeof(path), 0) != 0)
 		return 0;
 	for (int i = 0; i < n; i++) {
-		int t = idx_kw_add(path, &to->kw, p[i], len[i], CONFIG_IMAP_KEYWORDS_MAX);
+		int t = idx_kw_add(path, &target_kw, p[i], len[i], CONFIG_IMAP_KEYWORDS_MAX);
 		if (t >= 0)
 			out |= (uint64_t)1 << t;
 	}
 	return out;
+}
+
+/* APPEND's keywords (kept by kw_keep) in the target's table. */
+static uint64_t kw_appended(struct imap_session *s, struct mbx *to)
+{
+	size_t at = 0;
+
+	app_kwa.n = 0;
+	for (size_t i = 0; i < s->app_kwlen && app_kwa.n < IDX_KW_MAX; i++)
+		if (s->app_kw[i] == '\n') {
+			app_kwa.p[app_kwa.n] = s->app_kw + at;
+			app_kwa.len[app_kwa.n++] = i - at;
+			at = i + 1;
+		}
+	return kw_names(to, app_kwa.p, app_kwa.len, app_kwa.n);
 }
 
 /* Keywords kw of the selected mailbox in the target's table. */
@@ -3913,10 +3936,10 @@ static uint64_t kw_map(struct imap_session *s, struct mbx *to, uint64_t kw)
 	static struct kwargs a;
 
 	a.n = 0;
-	for (unsigned k = 0; k < s->sel.kw.n; k++)
+	for (unsigned k = 0; k < s->kw.n; k++)
 		if (kw >> k & 1) {
-			a.p[a.n] = s->sel.kw.buf + s->sel.kw.off[k];
-			a.len[a.n++] = s->sel.kw.len[k];
+			a.p[a.n] = s->kw.buf + s->kw.off[k];
+			a.len[a.n++] = s->kw.len[k];
 		}
 	return kw_names(to, a.p, a.len, a.n);
 }
@@ -3935,7 +3958,7 @@ static void new_done(struct conn *c, struct imap_session *s, int indexed)
 
 	memset(&src, 0, sizeof(src));
 	memset(&dst, 0, sizeof(dst));
-	kw_load(m);
+	kw_load(m, &target_kw);
 	/* The first new record: the first at or after new_off. */
 	for (uint32_t lo = 0, hi = indexed ? m->hdr.count : 0; lo < hi;) {
 		uint32_t mid = lo + (hi - lo) / 2;
@@ -3953,7 +3976,7 @@ static void new_done(struct conn *c, struct imap_session *s, int indexed)
 			break;
 		if (kind == OPEN_APPEND) {
 			r.flags = s->app_flags;
-			r.kw = kw_names(m, s->app_kw.p, s->app_kw.len, s->app_kw.n);
+			r.kw = kw_appended(s, m);
 		} else {
 			for (; i < s->sel.hdr.count; i++)
 				if (get_rec_live(s, i, &sr) == 0 && in_set(s, i, &sr))
