@@ -23,7 +23,7 @@ CLIENTS="curl swaks libnet-ssleay-perl openssl ca-certificates mutt msmtp fetchm
 case "$job" in
 build) pkgs=$BUILD ;;
 run) pkgs="$BUILD $CLIENTS" ;;
-check) pkgs="$BUILD $CLIENTS clang libclang-rt-14-dev procps dnsmasq-base whois qemu-user-static file cppcheck postfix sasl2-bin libsasl2-modules" ;;
+check) pkgs="$BUILD $CLIENTS clang libclang-rt-14-dev procps dnsmasq-base whois qemu-user-static file cppcheck busybox postfix sasl2-bin libsasl2-modules" ;;
 bench) pkgs="$BUILD $CLIENTS procps" ;;
 *) echo "install-deps: unknown job $job" >&2; exit 2 ;;
 esac

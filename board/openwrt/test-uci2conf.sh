@@ -14,10 +14,16 @@
 #   - as root with unshare(1): the installed layout in a private mount
 #     namespace (fake /etc and /usr/sbin): `sendmail`, `mailq` and the
 #     hotplug hook, run without -C, reach the daemon configured from UCI.
+# Runs under busybox ash (OpenWrt's shell) when busybox is installed.
 # Environment: POSTIE_BIN (default build/host/postie), POSTIE_QEMU (to check
 # a cross binary under qemu-user). The cases adapt to the features that
 # `postie -V` lists. Last line: "uci2conf: N passed, N failed, N skipped".
 set -u
+# OpenWrt's shell is busybox ash: run there when busybox is installed
+# (tests/install-deps.sh check installs it), else with this sh.
+if [ -z "${POSTIE_UCI_SHELL-}" ] && command -v busybox >/dev/null; then
+	POSTIE_UCI_SHELL="busybox ash" exec busybox sh "$0" "$@"
+fi
 cd "$(dirname "$0")/../.."
 BIN=${POSTIE_BIN:-build/host/postie}
 QEMU=${POSTIE_QEMU:-}
@@ -58,7 +64,7 @@ has() { case $FEATURES in *" $1 "*) return 0 ;; esac; return 1; }
 # An IPv6 listener on ::1 only where this machine has ::1 (postie -t binds
 # each listen address; containers often run without IPv6).
 v6lo() { has ipv6 && grep -q '^0\{31\}1 ' /proc/net/if_inet6 2>/dev/null; }
-echo "uci2conf: $BIN${QEMU:+ under $QEMU}, features:$FEATURES"
+echo "uci2conf: $BIN${QEMU:+ under $QEMU}, shell: ${POSTIE_UCI_SHELL:-sh}, features:$FEATURES"
 
 # --- fake UCI (what /lib/functions.sh offers, enough for the init script) --
 # config_load postie: reads the UCI file $UCI_FILE like uci export | eval
@@ -579,6 +585,8 @@ else
 	}
 	waitlog 'started' 1 || bad "daemon did not start: $(cat "$T/daemon.log")"
 	TOKEN=tok-$$-$(date +%s)
+	HOOKSH=sh # the hook as OpenWrt's hotplug-call runs it: busybox ash
+	! command -v busybox >/dev/null || HOOKSH="busybox sh"
 	# shellcheck disable=SC2016 # expanded by the inner shell
 	PATH="$T/bin:$PATH" unshare -m sh -c '
 		mount --bind "$1/etc" /etc && mount --bind "$1/usr/sbin" /usr/sbin || exit 90
@@ -586,9 +594,9 @@ else
 		echo $? >"$3/rc.sendmail"
 		printf "Subject: %s-far\n\nwaits\n" "$2" | /usr/sbin/sendmail far@remote.example
 		echo $? >>"$3/rc.sendmail"
-		ACTION=ifup INTERFACE=wan sh /etc/hotplug.d/iface/30-postie
+		ACTION=ifup INTERFACE=wan $4 /etc/hotplug.d/iface/30-postie
 		echo $? >"$3/rc.hotplug"
-	' sh "$R" "$TOKEN" "$T" >"$T/ns.log" 2>&1
+	' sh "$R" "$TOKEN" "$T" "$HOOKSH" >"$T/ns.log" 2>&1
 	check "fake root: sendmail root and sendmail far@remote.example exit 0" \
 		[ "$(cat "$T/rc.sendmail" 2>/dev/null | tr '\n' ' ')" = "0 0 " ]
 	check "fake root: hotplug hook ran" [ "$(cat "$T/rc.hotplug" 2>/dev/null)" = 0 ]
