@@ -34,6 +34,7 @@
 
 #define SMTP_HELO_MAX 64
 #define SMTP_LOCK_RETRY_MS 200
+#define SMTP_STEP ((size_t)CONFIG_LOOP_STEP_KB * 1024)
 #define SMTP_MAX_MAILBOXES 256  /* distinct mailboxes per message */
 #define SMTP_REPLY_ROOM 520     /* free output needed to take a command */
 _Static_assert(SMTP_REPLY_ROOM <= CONFIG_CONN_OUTBUF,
@@ -67,6 +68,10 @@ struct smtp_tx {
 	int too_big;
 	time_t arrival;
 	int64_t deliver_until;
+	/* delivering (this session owns dv and locks): the mailbox being
+	 * appended to, and how far */
+	int dv_i;
+	struct mbox_append app;
 };
 
 struct smtp_session {
@@ -555,6 +560,9 @@ struct deliver {
 
 static struct deliver dv;
 static struct mbox_lock locks[SMTP_MAX_MAILBOXES];
+/* The session whose delivery (dv, locks) spans loop passes: a message
+ * is appended SMTP_STEP bytes a pass; others wait their turn. */
+static struct smtp_session *dv_owner;
 
 static void add_mailbox(void *ctx, int user, const char *remote)
 {
@@ -629,11 +637,19 @@ static int to_queue(struct conn *c, struct smtp_session *s, const char *why)
 	return 0;
 }
 
-/* 0 delivered (reply sent), 1 retry later, -1 failed (reply sent). */
+static int append_step(struct conn *c, struct smtp_session *s);
+
+/* 0 delivered (reply sent), 1 retry later, 2 go on at the next pass
+ * (appending, or another session's delivery has dv), -1 failed (reply
+ * sent). */
 static int try_deliver(struct conn *c, struct smtp_session *s)
 {
 	int i, rc = MBOX_OK;
 
+	if (dv_owner == s)
+		return append_step(c, s);
+	if (dv_owner)
+		return 2;
 	memset(&dv, 0, sizeof(dv));
 	if (spool_read_envelope(&s->tx.f, env_collect, &dv) != 0 || dv.overflow ||
 	    dv.vanished) {
@@ -669,19 +685,44 @@ static int try_deliver(struct conn *c, struct smtp_session *s)
 		}
 		return -1;
 	}
-	for (i = 0; i < dv.n; i++) {
-		if (mbox_append_fd(&locks[i], dv.sender, s->tx.arrival, s->tx.f.fd,
-				   s->tx.f.data_off, s->tx.f.size - s->tx.f.data_off)
-		    != MBOX_OK) {
+	dv_owner = s;
+	s->tx.dv_i = 0;
+	mbox_append_begin(&s->tx.app);
+	return append_step(c, s);
+}
+
+/* Appends to each locked mailbox in turn, SMTP_STEP bytes a pass: 0
+ * delivered (reply sent), 2 go on at the next pass, -1 failed (reply
+ * sent). */
+static int append_step(struct conn *c, struct smtp_session *s)
+{
+	struct smtp_tx *t = &s->tx;
+	int i, rc;
+
+	for (; t->dv_i < dv.n; t->dv_i++) {
+		i = t->dv_i;
+		rc = mbox_append_step(&locks[i], &t->app, dv.sender, t->arrival,
+				      t->f.fd, t->f.data_off, t->f.size - t->f.data_off,
+				      SMTP_STEP);
+		if (rc == MBOX_AGAIN)
+			return 2;
+		if (rc != MBOX_OK) {
 			log_msg(LOGL_ERR, "conn %u: append to %s failed after %d of %d "
 				"mailboxes: %s", c->id, users->v[dv.user[i]].name, i,
 				dv.n, strerror(errno));
 			unlock_all(dv.n);
+			dv_owner = NULL;
 			reply(c, s, 451, "4.3.0 Local delivery failed, try again later");
 			return -1;
 		}
+		mbox_append_begin(&t->app);
+		if (i + 1 < dv.n) {
+			t->dv_i++;
+			return 2;       /* one mailbox's fsync a pass */
+		}
 	}
 	unlock_all(dv.n);
+	dv_owner = NULL;
 	for (i = 0; i < dv.n; i++)
 		imap_notify_mailbox(users->v[dv.user[i]].name);
 	log_msg(LOGL_INFO, "conn %u %s: delivered %s.%x.%x from=<%.80s> size=%lld "
@@ -705,12 +746,12 @@ static void deliver_step(struct conn *c, struct smtp_session *s)
 {
 	int rc = try_deliver(c, s);
 
-	if (rc == 1) {
+	if (rc == 1 || rc == 2) {
 		if (s->state != SMTP_DELIVER) {
 			smtpin_enter(c, s, SMTP_DELIVER);
 			conn_suspend(c);
 		}
-		conn_deadline_ms(c, SMTP_LOCK_RETRY_MS);
+		conn_deadline_ms(c, rc == 1 ? SMTP_LOCK_RETRY_MS : 0);
 		return;
 	}
 	end_transaction(c, s);
@@ -1164,6 +1205,14 @@ static void smtpin_close(struct conn *c)
 
 	if (!s)
 		return;
+	if (dv_owner == s) {
+		/* Cut short: the mailbox being written loses this message's
+		 * bytes; no 250 was given, so the client sends it again. */
+		if (s->tx.dv_i < dv.n)
+			mbox_rollback(&locks[s->tx.dv_i]);
+		unlock_all(dv.n);
+		dv_owner = NULL;
+	}
 	tx_reset(s);
 	pool_used[s - pool] = 0;
 	c->sess = NULL;

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,20 +265,37 @@ static int rollback_err(struct mbox_lock *l)
 	return MBOX_ERR;
 }
 
-int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
-		   int src, off_t off, off_t len)
+void mbox_append_begin(struct mbox_append *a)
 {
-	struct mbox_quote q;
-	size_t o;
-	char last = '\n';
+	mbox_quote_init(&a->q);
+	a->done = 0;
+	a->started = 0;
+	a->last = '\n';
+}
 
-	o = mbox_from_line(outbuf, sizeof(outbuf), sender, t);
-	if (o == 0 || write_all_fd(l->fd, outbuf, o) != 0)
-		goto fail;
-	mbox_quote_init(&q);
-	while (len > 0) {
-		size_t want = len < MBOX_CHUNK ? (size_t)len : MBOX_CHUNK;
-		ssize_t n = pread(src, inbuf, want, off);
+int mbox_append_step(struct mbox_lock *l, struct mbox_append *a,
+		     const char *sender, time_t t, int src, off_t off, off_t len,
+		     size_t budget)
+{
+	size_t o;
+
+	if (!a->started) {
+		o = mbox_from_line(outbuf, sizeof(outbuf), sender, t);
+		if (o == 0 || write_all_fd(l->fd, outbuf, o) != 0)
+			goto fail;
+		a->started = 1;
+	}
+	while (a->done < len) {
+		off_t left = len - a->done;
+		size_t want = left < MBOX_CHUNK ? (size_t)left : MBOX_CHUNK;
+		if (budget == 0) {
+			/* Write-back starts now, so the fsync at the end is short. */
+			sync_file_range(l->fd, l->old_size, 0, SYNC_FILE_RANGE_WRITE);
+			return MBOX_AGAIN;
+		}
+		if (want > budget)
+			want = budget;
+		ssize_t n = pread(src, inbuf, want, off + a->done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -285,19 +303,17 @@ int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 				errno = EIO;
 			goto fail;
 		}
-		o = mbox_quote(&q, inbuf, (size_t)n, outbuf);
+		o = mbox_quote(&a->q, inbuf, (size_t)n, outbuf);
 		if (write_all_fd(l->fd, outbuf, o) != 0)
 			goto fail;
-		/* n > 0 here: cppcheck misses the EINTR continue */
-		// cppcheck-suppress negativeIndex
-		last = inbuf[n - 1];
-		off += n;
-		len -= n;
+		a->last = inbuf[n - 1];
+		a->done += n;
+		budget -= budget < (size_t)n ? budget : (size_t)n;
 	}
-	o = mbox_quote_end(&q, outbuf);
+	o = mbox_quote_end(&a->q, outbuf);
 	if (o)
-		last = outbuf[o - 1];
-	if (last != '\n')
+		a->last = outbuf[o - 1];
+	if (a->last != '\n')
 		outbuf[o++] = '\n';
 	outbuf[o++] = '\n';
 	if (write_all_fd(l->fd, outbuf, o) != 0 || fsync(l->fd) != 0)
@@ -307,6 +323,15 @@ int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 	return MBOX_OK;
 fail:
 	return rollback_err(l);
+}
+
+int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
+		   int src, off_t off, off_t len)
+{
+	struct mbox_append a;
+
+	mbox_append_begin(&a);
+	return mbox_append_step(l, &a, sender, t, src, off, len, SIZE_MAX);
 }
 
 int mbox_append_raw(struct mbox_lock *l, int src, off_t off, off_t len,

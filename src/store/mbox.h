@@ -44,6 +44,21 @@ int mbox_lock(const char *dir, const char *name, struct mbox_lock *l);
  * line, then fsyncs. On failure truncates back and returns MBOX_ERR. */
 int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 		   int src, off_t off, off_t len);
+/* The same in steps, so that a big message does not hold the loop: call
+ * mbox_append_step with the same arguments until it returns MBOX_OK
+ * (written and fsynced) or MBOX_ERR (truncated back to the size at lock
+ * time); each call quotes and writes at most `budget` bytes of src and
+ * returns MBOX_AGAIN while some are left. */
+struct mbox_append {
+	struct mbox_quote q;
+	off_t done;             /* bytes of src written so far */
+	int started;            /* the From_ line is out */
+	char last;              /* the last byte written */
+};
+void mbox_append_begin(struct mbox_append *a);
+int mbox_append_step(struct mbox_lock *l, struct mbox_append *a,
+		     const char *sender, time_t t, int src, off_t off, off_t len,
+		     size_t budget);
 /* Appends src[off..off+len) as it is (a From_ line and its message,
  * already mboxrd, taken from another mbox) and the blank separator line,
  * in steps: each call copies at most `budget` bytes from *done on (start

@@ -122,6 +122,28 @@ void test_mbox(void)
 		     "body\n\nFrom MAILER-DAEMON Thu Jan  1 00:00:00 1970\n>From here\n"
 		     "body\n\n") == 0, "mbox content:\n%s", buf);
 
+	/* A quoted append in steps of any size gives the same bytes as one
+	 * in a single call ("From here" quoted across step boundaries). */
+	for (size_t step = 1; step <= 7; step += 3) {
+		struct mbox_append a;
+		int calls = 0;
+		snprintf(buf, sizeof(buf), "%s/box3", tmpdir());
+		unlink(buf);
+		rc = mbox_lock(tmpdir(), "box3", &l);
+		mbox_append_begin(&a);
+		while (rc == MBOX_OK || rc == MBOX_AGAIN) {
+			rc = mbox_append_step(&l, &a, "s@x", 0, src, 0, 26, step);
+			if (rc == MBOX_OK || ++calls > 100)
+				break;
+		}
+		mbox_unlock(&l);
+		read_file("box3", out, sizeof(out));
+		CHECK(rc == MBOX_OK && calls == (int)((26 + step - 1) / step) - 1 &&
+		      strcmp(out, "From s@x Thu Jan  1 00:00:00 1970\nSubject: t\n\n"
+			     ">From here\nbody\n\n") == 0, "step %zu: rc %d, %d calls:\n%s",
+		      step, rc, calls, out);
+	}
+
 	/* Raw copies in steps of any size give the same bytes: the first
 	 * message (From_ line through ">From here") into box2, 1..9 bytes a call,
 	 * each followed by the separator. */
