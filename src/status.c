@@ -102,6 +102,8 @@ static void report(struct buf *b)
 		buf_init(&list, mem, sizeof(mem));
 		buf_printf(b, "bans: %d active\n", auth_bans(put_ban, &list));
 		buf_add(b, list.p, list.len);
+		if (list.full)
+			buf_adds(b, "  ... (more)\n");
 	}
 	if (b->full)
 		buf_adds(b, "...\n");

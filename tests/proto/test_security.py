@@ -15,6 +15,7 @@ one whose reply never has a line end.
 """
 import os
 import socket
+import subprocess
 import time
 import unittest
 
@@ -251,6 +252,14 @@ class BruteForceAcrossProtocols(harness.TestCase):
             finally:
                 r.close()
             self.assertIn("failed login", srv.log())
+            # `postie status` lists the ban (one address, time left)
+            st = subprocess.run(harness.command("status", "-c", "postie.conf"),
+                                cwd=srv.dir, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, timeout=60 * SLOW)
+            out = st.stdout.decode()
+            self.assertEqual(st.returncode, 0, out)
+            self.assertIn("bans: 1 active\n  %s (" % bad_ip, out)
+            self.assertNotIn(good_ip, out)
         finally:
             srv.stop()
             srv.cleanup()
