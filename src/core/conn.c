@@ -186,6 +186,15 @@ static void move_out(struct conn *c, char *buf, size_t cap)
 	c->outcap = cap;
 }
 
+int conn_stream_in_use(void)
+{
+	int n = 0;
+
+	for (int i = 0; i < CONFIG_CONN_STREAM_BUFS; i++)
+		n += stream_owner[i] != NULL;
+	return n;
+}
+
 int conn_stream_begin(struct conn *c)
 {
 	c->flags &= ~(unsigned)CONN_LENT_END;

@@ -129,6 +129,8 @@ int conn_count(void);
 /* Sessions open now that came in on a listener of this kind (-1: the
  * outgoing ones), for `postie status`. */
 int conn_count_kind(int kind);
+/* Lent stream buffers in use now (of CONFIG_CONN_STREAM_BUFS). */
+int conn_stream_in_use(void);
 /* Called when a slot frees, so listeners can resume. */
 extern void (*conn_on_slot_free)(void);
 

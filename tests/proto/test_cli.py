@@ -250,6 +250,10 @@ class StatusTest(harness.TestCase):
             self.assertRegex(out, r"\n  smtp +1\n")
             if "tls" in harness.features():
                 self.assertRegex(out, r"tls: 0 of \d+ sessions in use")
+            import tlsutil
+            bufs = tlsutil.kconfig("CONN_STREAM_BUFS", 2)
+            if bufs:
+                self.assertIn("stream buffers: 0 of %d lent" % bufs, out)
             if relay:
                 self.assertRegex(out, r"queue: 1 message\(s\), oldest \d+s \(since ")
                 self.assertRegex(out, r"last relay error: \d+s ago: \S+: <?x@remote.example")
