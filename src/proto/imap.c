@@ -2673,9 +2673,10 @@ static void list_fn(void *ctx, const char *name, int kind, int children)
 	if (!wild(x->pat, x->pl, name, strlen(name)) ||
 	    ((x->opts & LO_SPECIAL) && !su) || ((x->opts & LO_SUBSCRIBED) && !sub))
 		return;
+	/* A mailbox may have children (NAME.sbd): no \NoInferiors. */
 	snprintf(attrs, sizeof(attrs), "%s%s%s%s%s",
-		 kind == FOLDER_DIR ? "\\Noselect" : "\\NoInferiors",
-		 kind != FOLDER_DIR ? "" : children ? " \\HasChildren" : " \\HasNoChildren",
+		 kind == FOLDER_DIR ? "\\Noselect " : "",
+		 children ? "\\HasChildren" : "\\HasNoChildren",
 		 sub ? " \\Subscribed" : "", su ? " " : "", su ? su : "");
 	list_line(x, attrs, name);
 }
@@ -2852,9 +2853,11 @@ static int in_use(const struct mbx *m)
 		const struct imap_session *o = &pool[i];
 		if (!pool_used[i] || !o->have_sel)
 			continue;
+		/* the mailbox, or one under it (its directory or NAME.sbd) */
 		if (same_mbx(&o->sel, m) ||
 		    (strncmp(o->sel.dir, path, pl) == 0 &&
-		     (o->sel.dir[pl] == '/' || o->sel.dir[pl] == '\0')))
+		     (o->sel.dir[pl] == '/' || o->sel.dir[pl] == '\0' ||
+		      strncmp(o->sel.dir + pl, ".sbd", 4) == 0)))
 			return 1;
 	}
 	return 0;

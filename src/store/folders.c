@@ -10,11 +10,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/util.h"
 #include "store/index.h"
 #include "store/mbox.h"
 
 #define FOLDERS_DIR ".postie/folders"
+#define SBD ".sbd"
 #define SUBS_FILE ".postie/subscriptions"
 
 static const char *const specials[] = { "Sent", "Drafts", "Trash", "Junk" };
@@ -36,6 +38,8 @@ static int component_ok(const char *p, size_t n)
 		return 0;
 	if (n >= 5 && memcmp(p + n - 5, ".lock", 5) == 0)
 		return 0;
+	if (n >= 4 && memcmp(p + n - 4, SBD, 4) == 0)
+		return 0;       /* the children of a mailbox live there */
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)p[i];
 		if (ch < 0x20 || ch >= 0x7f || ch == '\\' || ch == '*' || ch == '%')
@@ -64,52 +68,6 @@ int folder_name_ok(const char *name, size_t len)
 	return 1;
 }
 
-int folder_split(const char *base, const char *name, size_t len,
-		 char *dir, size_t dn, char *file, size_t fn)
-{
-	const char *slash;
-	size_t plen;
-	int k;
-
-	if (!folder_name_ok(name, len)) {
-		errno = EINVAL;
-		return -1;
-	}
-	slash = NULL;
-	for (size_t i = 0; i < len; i++)
-		if (name[i] == '/')
-			slash = name + i;
-	plen = slash ? (size_t)(slash - name) : 0;
-	if (slash)
-		k = snprintf(dir, dn, "%s/%.*s", base, (int)plen, name);
-	else
-		k = snprintf(dir, dn, "%s", base);
-	if (k < 0 || (size_t)k >= dn ||
-	    (size_t)k + 1 + (len - plen) > FOLDER_PATH_MAX ||
-	    str_copy(file, fn, slash ? slash + 1 : name,
-		     len - (slash ? plen + 1 : 0)) != 0) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return 0;
-}
-
-static int full_path(const char *base, const char *name, char *out, size_t n)
-{
-	int k;
-
-	if (!folder_name_ok(name, strlen(name))) {
-		errno = EINVAL;
-		return -1;
-	}
-	k = snprintf(out, n, "%s/%s", base, name);
-	if (k < 0 || (size_t)k >= n || (size_t)k > FOLDER_PATH_MAX) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return 0;
-}
-
 static int kind_of(const char *path)
 {
 	struct stat st;
@@ -123,13 +81,94 @@ static int kind_of(const char *path)
 	return FOLDER_NONE;
 }
 
+/* path + ".sbd" into out. 0 or -1. */
+static int sbd_of(const char *path, char *out, size_t n)
+{
+	int k = snprintf(out, n, "%s" SBD, path);
+
+	return k < 0 || (size_t)k >= n ? -1 : 0;
+}
+
+/* Where the mailbox name[0..len) lives: BASE, then for each parent its
+ * plain directory (a \Noselect parent) or, when the parent holds mail
+ * (or did and was deleted), PARENT.sbd beside its mbox (Thunderbird's
+ * layout); a parent that does not exist yet is a plain directory. */
+static int map_path(const char *base, const char *name, size_t len, char *out,
+		    size_t n)
+{
+	char sbd[FOLDER_PATH_MAX + 24];
+	struct buf b;
+	size_t start = 0;
+
+	if (!folder_name_ok(name, len)) {
+		errno = EINVAL;
+		return -1;
+	}
+	buf_init(&b, out, n);
+	buf_adds(&b, base);
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && name[i] != '/')
+			continue;
+		buf_addc(&b, '/');
+		buf_add(&b, name + start, i - start);
+		start = i + 1;
+		if (i == len || buf_nul(&b) != 0)
+			continue;
+		int k = kind_of(out);
+		if (k == FOLDER_MBOX ||
+		    (k == FOLDER_NONE && sbd_of(out, sbd, sizeof(sbd)) == 0 &&
+		     kind_of(sbd) == FOLDER_DIR))
+			buf_adds(&b, SBD);
+	}
+	if (b.full || buf_nul(&b) != 0 || b.len > FOLDER_PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int folder_split(const char *base, const char *name, size_t len,
+		 char *dir, size_t dn, char *file, size_t fn)
+{
+	char path[FOLDER_PATH_MAX + 24];
+	const char *slash;
+
+	if (map_path(base, name, len, path, sizeof(path)) != 0)
+		return -1;
+	slash = strrchr(path, '/');
+	if (!slash || str_copy(dir, dn, path, (size_t)(slash - path)) != 0 ||
+	    str_copy(file, fn, slash + 1, strlen(slash + 1)) != 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+static int full_path(const char *base, const char *name, char *out, size_t n)
+{
+	return map_path(base, name, strlen(name), out, n);
+}
+
+/* The kind of the mailbox at path: an mbox, a directory, or a deleted
+ * mailbox whose children remain in path.sbd (a directory then). */
+static int kind_at(const char *path)
+{
+	char sbd[FOLDER_PATH_MAX + 24];
+	int k = kind_of(path);
+
+	if (k == FOLDER_NONE && sbd_of(path, sbd, sizeof(sbd)) == 0 &&
+	    kind_of(sbd) == FOLDER_DIR)
+		return FOLDER_DIR;
+	return k;
+}
+
 int folder_kind(const char *base, const char *name)
 {
 	char path[FOLDER_PATH_MAX + 16];
 
 	if (full_path(base, name, path, sizeof(path)) != 0)
 		return FOLDER_NONE;
-	return kind_of(path);
+	return kind_at(path);
 }
 
 static int mkdir_ok(const char *path)
@@ -195,7 +234,15 @@ int folder_create(const char *base, const char *name, int dir_only)
 		errno = EMLINK;
 		return -1;
 	}
-	if (kind_of(path) != FOLDER_NONE) {
+	if (kind_of(path) == FOLDER_DIR && !dir_only) {
+		/* A \Noselect parent becomes a mailbox: its children move to
+		 * NAME.sbd (the layout of a parent that holds mail). */
+		char sbd[FOLDER_PATH_MAX + 24];
+		if (sbd_of(path, sbd, sizeof(sbd)) != 0 || kind_of(sbd) != FOLDER_NONE ||
+		    rename(path, sbd) != 0 || fsync_parent_of(path) != 0)
+			return -1;
+	} else if (kind_of(path) != FOLDER_NONE ||
+		   (dir_only && kind_at(path) != FOLDER_NONE)) {
 		errno = EEXIST;
 		return -1;
 	}
@@ -280,24 +327,37 @@ static int lock_folder(const char *path, struct mbox_lock *l)
 	return rc == MBOX_OK ? 0 : -1;
 }
 
+/* Removes an empty folder directory (a \Noselect name). */
+static int drop_dir(const char *path)
+{
+	if (!dir_empty(path)) {
+		errno = ENOTEMPTY;
+		return -1;
+	}
+	drop_index_dir(path);
+	return rmdir(path) == 0 ? fsync_parent_of(path) : -1;
+}
+
+/* DELETE of a mailbox with children (RFC 3501 6.3.4): its mail goes,
+ * NAME.sbd stays and the name is \Noselect; with no children left the
+ * directory goes too. */
 int folder_delete(const char *base, const char *name)
 {
 	char path[FOLDER_PATH_MAX + 16], ipath[FOLDER_PATH_MAX + 320];
+	char sbd[FOLDER_PATH_MAX + 24];
 	struct mbox_lock l;
 
-	if (full_path(base, name, path, sizeof(path)) != 0)
+	if (full_path(base, name, path, sizeof(path)) != 0 ||
+	    sbd_of(path, sbd, sizeof(sbd)) != 0)
 		return -1;
 	switch (kind_of(path)) {
 	case FOLDER_DIR:
-		if (!dir_empty(path)) {
-			errno = ENOTEMPTY;
-			return -1;
-		}
-		drop_index_dir(path);
-		return rmdir(path) == 0 ? fsync_parent_of(path) : -1;
+		return drop_dir(path);
 	case FOLDER_MBOX:
 		break;
 	default:
+		if (kind_of(sbd) == FOLDER_DIR)
+			return drop_dir(sbd);   /* a deleted mailbox's children */
 		errno = ENOENT;
 		return -1;
 	}
@@ -314,6 +374,8 @@ int folder_delete(const char *base, const char *name)
 	if (index_of(path, ".kw", ipath, sizeof(ipath), 0) == 0)
 		unlink(ipath);
 	mbox_unlock(&l);
+	if (kind_of(sbd) == FOLDER_DIR && dir_empty(sbd))
+		drop_dir(sbd);
 	return fsync_parent_of(path);
 }
 
@@ -340,7 +402,7 @@ static int prepare_target(const char *base, const char *to, char *tpath, size_t 
 {
 	if (full_path(base, to, tpath, n) != 0 || make_base(base) != 0)
 		return -1;
-	if (kind_of(tpath) != FOLDER_NONE) {
+	if (kind_at(tpath) != FOLDER_NONE) {
 		errno = EEXIST;
 		return -1;
 	}
@@ -350,13 +412,15 @@ static int prepare_target(const char *base, const char *to, char *tpath, size_t 
 int folder_rename(const char *base, const char *from, const char *to)
 {
 	char fpath[FOLDER_PATH_MAX + 16], tpath[FOLDER_PATH_MAX + 16];
+	char fsbd[FOLDER_PATH_MAX + 24], tsbd[FOLDER_PATH_MAX + 24];
 	size_t fl = strlen(from);
 	struct mbox_lock l;
 	int kind, rc;
 
-	if (full_path(base, from, fpath, sizeof(fpath)) != 0)
+	if (full_path(base, from, fpath, sizeof(fpath)) != 0 ||
+	    sbd_of(fpath, fsbd, sizeof(fsbd)) != 0)
 		return -1;
-	kind = kind_of(fpath);
+	kind = kind_at(fpath);
 	if (kind == FOLDER_NONE) {
 		errno = ENOENT;
 		return -1;
@@ -368,7 +432,9 @@ int folder_rename(const char *base, const char *from, const char *to)
 	if (prepare_target(base, to, tpath, sizeof(tpath)) != 0)
 		return -1;
 	if (kind == FOLDER_DIR) {
-		if (rename(fpath, tpath) != 0)
+		/* A plain directory, or the children of a deleted mailbox. */
+		const char *src = kind_of(fpath) == FOLDER_DIR ? fpath : fsbd;
+		if (rename(src, tpath) != 0)
 			return -1;
 		return fsync_parent_of(tpath) == 0 && fsync_parent_of(fpath) == 0 ? 0 : -1;
 	}
@@ -376,6 +442,12 @@ int folder_rename(const char *base, const char *from, const char *to)
 		return -1;
 	rc = move_mbox(fpath, tpath);
 	mbox_unlock(&l);
+	if (rc == 0 && kind_of(fsbd) == FOLDER_DIR) {
+		/* Its children go with it. */
+		if (sbd_of(tpath, tsbd, sizeof(tsbd)) != 0 || rename(fsbd, tsbd) != 0 ||
+		    fsync_parent_of(tsbd) != 0)
+			return -1;
+	}
 	return rc;
 }
 
@@ -417,6 +489,45 @@ static int skip_entry(const char *n)
 	       !folder_name_ok(n, l);
 }
 
+/* One entry: name[0..nlen) + "/" + its name, at path[0..plen) + "/" +
+ * the entry (el octets, sl of them the name: el - 4 for NAME.sbd). */
+static void walk_dir(struct walk *w, size_t nlen, size_t plen, int depth);
+
+static void walk_entry(struct walk *w, const char *e, size_t el, size_t sl,
+		       size_t nlen, size_t plen, int depth)
+{
+	char sbd[FOLDER_PATH_MAX + 24];
+	int kind, has_sbd, children;
+
+	w->path[plen] = '/';
+	memcpy(w->path + plen + 1, e, el);
+	w->path[plen + 1 + el] = '\0';
+	if (nlen)
+		w->name[nlen] = '/';
+	memcpy(w->name + nlen + (nlen ? 1 : 0), e, sl);
+	w->name[nlen + (nlen ? 1 : 0) + sl] = '\0';
+	kind = kind_of(w->path);
+	if (kind == FOLDER_NONE)
+		goto out;
+	/* An mbox with NAME.sbd beside it has children (a mailbox that
+	 * holds mail); NAME.sbd alone is a \Noselect parent. */
+	has_sbd = kind == FOLDER_MBOX && sbd_of(w->path, sbd, sizeof(sbd)) == 0 &&
+		  kind_of(sbd) == FOLDER_DIR;
+	children = kind == FOLDER_DIR ? !dir_empty(w->path) : has_sbd && !dir_empty(sbd);
+	w->n++;
+	w->fn(w->ctx, w->name, kind, children);
+	if (has_sbd && plen + 1 + el + 4 <= FOLDER_PATH_MAX) {
+		memcpy(w->path + plen + 1 + el, SBD, sizeof(SBD));
+		el += 4;
+		kind = FOLDER_DIR;
+	}
+	if (kind == FOLDER_DIR && depth + 1 < FOLDER_DEPTH)
+		walk_dir(w, nlen + (nlen ? 1 : 0) + sl, plen + 1 + el, depth + 1);
+out:
+	w->path[plen] = '\0';
+	w->name[nlen] = '\0';
+}
+
 static void walk_dir(struct walk *w, size_t nlen, size_t plen, int depth)
 {
 	DIR *d = opendir(w->path);
@@ -426,27 +537,25 @@ static void walk_dir(struct walk *w, size_t nlen, size_t plen, int depth)
 		return;
 	for (int guard = 0; guard < 10000 && w->n < FOLDER_MAX && (e = readdir(d));
 	     guard++) {
-		size_t el = strlen(e->d_name);
-		int kind;
+		size_t el = strlen(e->d_name), sl = el;
 
-		if (skip_entry(e->d_name) || nlen + el + 1 > FOLDER_NAME_MAX ||
-		    plen + el + 1 > FOLDER_PATH_MAX)
+		if (el > 4 && strcmp(e->d_name + el - 4, SBD) == 0) {
+			/* NAME.sbd: walked with the mbox NAME, or alone when
+			 * NAME's mail was deleted. */
+			char f[FOLDER_PATH_MAX + 24];
+			sl = el - 4;
+			if (plen + 1 + el > FOLDER_PATH_MAX ||
+			    snprintf(f, sizeof(f), "%s/%.*s", w->path, (int)sl,
+				     e->d_name) >= (int)sizeof(f) ||
+			    kind_of(f) != FOLDER_NONE || e->d_name[0] == '.' ||
+			    !folder_name_ok(e->d_name, sl))
+				continue;
+		} else if (skip_entry(e->d_name)) {
 			continue;
-		w->path[plen] = '/';
-		memcpy(w->path + plen + 1, e->d_name, el + 1);
-		if (nlen)
-			w->name[nlen] = '/';
-		memcpy(w->name + nlen + (nlen ? 1 : 0), e->d_name, el + 1);
-		kind = kind_of(w->path);
-		if (kind == FOLDER_NONE)
+		}
+		if (nlen + sl + 1 > FOLDER_NAME_MAX || plen + el + 1 > FOLDER_PATH_MAX)
 			continue;
-		w->n++;
-		w->fn(w->ctx, w->name, kind, kind == FOLDER_DIR && !dir_empty(w->path));
-		if (kind == FOLDER_DIR && depth + 1 < FOLDER_DEPTH)
-			walk_dir(w, nlen + (nlen ? 1 : 0) + el,
-				 plen + 1 + el, depth + 1);
-		w->path[plen] = '\0';
-		w->name[nlen] = '\0';
+		walk_entry(w, e->d_name, el, sl, nlen, plen, depth);
 	}
 	closedir(d);
 }

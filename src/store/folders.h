@@ -3,8 +3,10 @@
  * Layout: INBOX is mail_dir/USER (what deliveries write). Every other
  * folder lives under the user's folder base, mail_dir/.postie/folders/USER/:
  * the folder "Sent" is the mbox file BASE/Sent, "Archive/2026" is
- * BASE/Archive/2026 (the hierarchy delimiter '/' is a directory level;
- * a directory is a \Noselect name, an mbox file cannot have children).
+ * BASE/Archive/2026 (a parent that holds no mail is a directory, a
+ * \Noselect name) or, when "Archive" holds mail, BASE/Archive.sbd/2026
+ * (Thunderbird's layout: the children of the mbox NAME are in NAME.sbd;
+ * a NAME.sbd without NAME is \Noselect: a deleted mailbox's children).
  * The index of BASE/DIR/NAME is BASE/DIR/.postie/NAME.idx, as for INBOX.
  * Subscriptions are the lines of BASE/.postie/subscriptions.
  * Dovecot reads this layout with mail_location =
@@ -12,7 +14,7 @@
  *
  * Names are what the client sends (modified UTF-7 is ASCII): components
  * of printable ASCII separated by '/', none empty, none starting with
- * '.', none ending in ".lock", no '\\', '*' or '%', at most
+ * '.', none ending in ".lock" or ".sbd", no '\\', '*' or '%', at most
  * FOLDER_DEPTH levels and FOLDER_NAME_MAX octets. The name INBOX (any
  * case) is not a folder here. */
 #ifndef POSTIE_FOLDERS_H
@@ -42,12 +44,14 @@ int folder_split(const char *base, const char *name, size_t len,
 int folder_kind(const char *base, const char *name);
 
 /* CREATE: an empty mbox (or, with dir_only, a directory), parents made
- * as needed. 0, or -1 with errno: EEXIST (the name or a parent exists as
- * the wrong kind: ENOTDIR), EMLINK (FOLDER_MAX reached), EINVAL. */
+ * as needed (NAME.sbd under a parent that is an mbox). A directory of
+ * that name becomes NAME.sbd and the mbox is made beside it. 0, or -1
+ * with errno: EEXIST, EMLINK (FOLDER_MAX reached), EINVAL. */
 int folder_create(const char *base, const char *name, int dir_only);
-/* DELETE: an mbox (under its lock, with its index) or an empty
- * directory. -1 with errno: ENOENT, ENOTEMPTY (a directory with
- * children), EBUSY (locked by another program). */
+/* DELETE: an mbox (under its lock, with its index; NAME.sbd stays
+ * while it has children) or an empty directory. -1 with errno: ENOENT,
+ * ENOTEMPTY (a directory with children), EBUSY (locked by another
+ * program). */
 int folder_delete(const char *base, const char *name);
 /* RENAME of a folder or directory (with everything under it) to a new
  * name whose parents are made as needed. -1 with errno: ENOENT, EEXIST,

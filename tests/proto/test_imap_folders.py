@@ -82,7 +82,8 @@ class ImapFolders(ImapBase):
             self.assertEqual(m.create("Archive/2026")[0], "OK")
             self.assertEqual(m.create("Lists/")[0], "OK")
             got = listed(m)
-            self.assertIn("\\NoInferiors", got["Work"])
+            self.assertIn("\\HasNoChildren", got["Work"])
+            self.assertNotIn("\\NoInferiors", got["Work"])
             self.assertIn("\\Noselect", got["Archive"])
             self.assertIn("\\HasChildren", got["Archive"])
             self.assertIn("\\HasNoChildren", got["Lists"])
@@ -91,11 +92,11 @@ class ImapFolders(ImapBase):
             # '%' stops at the delimiter.
             self.assertNotIn("Archive/2026", listed(m, "%"))
             self.assertIn("Archive/2026", listed(m, "Archive/%"))
-            # Errors: exists, INBOX, bad names, child of an mbox.
+            # Errors: exists, INBOX, bad names (NAME.sbd holds children).
             for name, code in (("Work", "ALREADYEXISTS"), ("INBOX", "ALREADYEXISTS"),
                                ("inbox", "ALREADYEXISTS"), (".hidden", "CANNOT"),
                                ("a//b", "CANNOT"), ("x.lock", "CANNOT"),
-                               ("Work/sub", "CANNOT"), ("../../etc", "CANNOT")):
+                               ("x.sbd", "CANNOT"), ("../../etc", "CANNOT")):
                 typ, data = m.create(name)
                 self.assertEqual(typ, "NO", name)
                 self.assertIn(code.encode(), data[0], name)
@@ -122,6 +123,62 @@ class ImapFolders(ImapBase):
             got = listed(m)
             self.assertNotIn("Past", got)
             self.assertNotIn("Past/2026", got)
+        finally:
+            m.logout()
+
+    def test_mailbox_with_children(self):
+        """A folder that holds mail can have subfolders: NAME + NAME.sbd/
+        (Thunderbird's layout); a \\Noselect parent becomes a mailbox on
+        CREATE, its children moving into NAME.sbd."""
+        m = self.server.imap()
+        base = lambda *p: self.server.path("mail", ".postie", "folders", "alice", *p)
+        try:
+            self.assertEqual(m.create("Work")[0], "OK")
+            self.assertEqual(m.append("Work", None, None, b"Subject: w\r\n\r\nwork\r\n")[0], "OK")
+            self.assertEqual(m.create("Work/Sub")[0], "OK")
+            self.assertEqual(m.append("Work/Sub", None, None, b"Subject: s\r\n\r\nsub\r\n")[0], "OK")
+            self.assertTrue(os.path.isfile(base("Work")))
+            self.assertTrue(os.path.isfile(base("Work.sbd", "Sub")))
+            got = listed(m)
+            self.assertEqual(got["Work"], ["\\HasChildren"])
+            self.assertEqual(got["Work/Sub"], ["\\HasNoChildren"])
+            self.assertNotIn("Work.sbd", got)
+            self.assertEqual(listed(m, "Work/%"), {"Work/Sub": ["\\HasNoChildren"]})
+            for name, want in (("Work", b"work"), ("Work/Sub", b"sub")):
+                self.assertEqual(m.select(name)[0], "OK", name)
+                typ, data = m.fetch("1", "(BODY.PEEK[TEXT])")
+                self.assertIn(want, data[0][1])
+                m.close()
+            # a parent in use cannot be renamed from under its child
+            other = self.server.imap()
+            other.select("Work/Sub")
+            self.assertEqual(m.rename("Work", "Job")[0], "NO")
+            other.logout()
+            self.assertEqual(m.rename("Work", "Job")[0], "OK")
+            self.assertEqual(sorted(n for n in listed(m) if n.startswith(("Job", "Work"))),
+                             ["Job", "Job/Sub"])
+            self.assertEqual(mbox_bodies(base("Job.sbd", "Sub")), ["sub\n"])
+            # DELETE keeps the children; the name is \\Noselect until made again
+            self.assertEqual(m.delete("Job")[0], "OK")
+            got = listed(m)
+            self.assertIn("\\Noselect", got["Job"])
+            self.assertIn("Job/Sub", got)
+            self.assertEqual(m.select("Job")[0], "NO")
+            self.assertEqual(m.create("Job")[0], "OK")
+            self.assertEqual(listed(m)["Job"], ["\\HasChildren"])
+            # an old-style \\Noselect directory parent becomes a mailbox
+            self.assertEqual(m.create("Archive/2026")[0], "OK")
+            self.assertEqual(m.append("Archive/2026", None, None, b"Subject: a\r\n\r\narch\r\n")[0], "OK")
+            self.assertTrue(os.path.isdir(base("Archive")))
+            self.assertEqual(m.create("Archive")[0], "OK")
+            self.assertTrue(os.path.isfile(base("Archive")))
+            self.assertEqual(mbox_bodies(base("Archive.sbd", "2026")), ["arch\n"])
+            self.assertEqual(m.status("Archive/2026", "(MESSAGES)")[1][0].split()[-1], b"1)")
+            # the last child gone: DELETE of the parent removes all
+            self.assertEqual(m.delete("Job/Sub")[0], "OK")
+            self.assertEqual(m.delete("Job")[0], "OK")
+            self.assertFalse(os.path.exists(base("Job.sbd")))
+            self.assertNotIn("Job", listed(m))
         finally:
             m.logout()
 
