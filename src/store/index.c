@@ -1283,7 +1283,7 @@ void idx_update_result(struct idx_update *u, struct idx_hdr *h, int *fd)
 
 /* ---- rewrite ------------------------------------------------------------ */
 
-enum { RW_PREAMBLE, RW_MSGS, RW_TAIL, RW_FINISH };
+enum { RW_PREAMBLE, RW_MSGS, RW_TAIL, RW_SYNC, RW_FINISH };
 
 static int fsync_path(const char *dir)
 {
@@ -1461,10 +1461,11 @@ static int merge_late_flags(struct idx_rewrite *w)
 	return 0;
 }
 
-static int rewrite_finish(struct idx_rewrite *w, struct idx_hdr *h)
+/* Everything is copied: the new mbox goes to storage. A pass of its own
+ * (the longest wait of a rewrite), before the commit's fsyncs. */
+static int rewrite_sync(struct idx_rewrite *w)
 {
 	struct idx_update *u = &w->u;
-	struct stat st;
 
 	idx_scan_end(&u->scan);
 	wflush(u);
@@ -1472,10 +1473,15 @@ static int rewrite_finish(struct idx_rewrite *w, struct idx_hdr *h)
 		errno = u->werr;
 		return -1;
 	}
-	if (merge_late_flags(w) != 0)
-		return -1;
-	if (fchmod(w->dst, (mode_t)w->mode) != 0 || fsync(w->dst) != 0 ||
-	    fstat(w->dst, &st) != 0)
+	return fchmod(w->dst, (mode_t)w->mode) != 0 || fsync(w->dst) != 0 ? -1 : 0;
+}
+
+static int rewrite_finish(struct idx_rewrite *w, struct idx_hdr *h)
+{
+	struct idx_update *u = &w->u;
+	struct stat st;
+
+	if (merge_late_flags(w) != 0 || fstat(w->dst, &st) != 0)
 		return -1;
 	u->h.count = u->n;
 	keep_live(w->r.fd, &u->h);
@@ -1538,8 +1544,13 @@ int idx_rewrite_step(struct idx_rewrite *w, size_t budget, struct idx_hdr *h)
 			idx_scan_init(&w->u.scan, w->dpos, update_emit, &w->u);
 			continue;
 		case RW_TAIL:
-			w->phase = RW_FINISH;
+			w->phase = RW_SYNC;
 			/* fall through */
+		case RW_SYNC:
+			if (rewrite_sync(w) != 0)
+				goto fail;
+			w->phase = RW_FINISH;
+			return IDX_AGAIN;       /* the commit at the next pass */
 		default:
 			if (rewrite_finish(w, h) != 0)
 				goto fail;

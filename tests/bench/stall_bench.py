@@ -26,6 +26,7 @@ What it does, all on 127.0.0.1 in build/stall/ (removed first):
  4. Prints a Markdown table and writes it to build/stall/results.md.
 """
 import imaplib
+import multiprocessing
 import os
 import poplib
 import re
@@ -35,7 +36,6 @@ import smtplib
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -123,45 +123,54 @@ class Daemon:
         self.log.close()
 
 
-class Pinger(threading.Thread):
-    """SMTP NOOPs back to back on one connection; the slowest answer of
-    the current window."""
+def pinger(port, conn):
+    """The NOOP client, in its own process (a thread would wait for the
+    GIL while the main one builds a 10 MB message): NOOPs back to back on
+    one SMTP connection; at each request on conn, the slowest answer of
+    the window and the count, then a new window."""
+    s, sent, worst, count = None, 500, 0.0, 0
+    while True:
+        if conn.poll():
+            if conn.recv() == "stop":
+                return
+            conn.send((worst, count))
+            worst, count = 0.0, 0
+        if sent == 500:
+            # Sessions have a command cap (SMTP_MAX_COMMANDS).
+            if s:
+                s.quit()
+            s = smtplib.SMTP("127.0.0.1", port, timeout=120)
+            s.ehlo("pinger.test")
+            sent = 0
+        sent += 1
+        t = time.perf_counter()
+        code = s.noop()[0]
+        dt = time.perf_counter() - t
+        if code != 250:
+            raise SystemExit("NOOP answered %d" % code)
+        worst = max(worst, dt)
+        count += 1
+        time.sleep(0.0005)
 
+
+class Pinger:
     def __init__(self, port):
-        super().__init__(daemon=True)
-        self.port = port
-        self.s = smtplib.SMTP("127.0.0.1", port, timeout=120)
-        self.s.ehlo("pinger.test")
-        self.lock = threading.Lock()
-        self.worst = 0.0
-        self.count = 0
-        self.stop_flag = False
+        self.conn, child = multiprocessing.Pipe()
+        self.proc = multiprocessing.Process(target=pinger, args=(port, child),
+                                            daemon=True)
 
-    def run(self):
-        sent = 0
-        while not self.stop_flag:
-            if sent == 500:
-                # Sessions have a command cap (SMTP_MAX_COMMANDS).
-                self.s.quit()
-                self.s = smtplib.SMTP("127.0.0.1", self.port, timeout=120)
-                self.s.ehlo("pinger.test")
-                sent = 0
-            sent += 1
-            t = time.perf_counter()
-            code = self.s.noop()[0]
-            dt = time.perf_counter() - t
-            if code != 250:
-                raise SystemExit("NOOP answered %d" % code)
-            with self.lock:
-                self.worst = max(self.worst, dt)
-                self.count += 1
-            time.sleep(0.0005)
+    def start(self):
+        self.proc.start()
 
     def window(self):
-        with self.lock:
-            w, n = self.worst, self.count
-            self.worst, self.count = 0.0, 0
-        return w, n
+        self.conn.send("window")
+        if not self.conn.poll(120):
+            sys.exit("stall_bench: the NOOP client stopped answering")
+        return self.conn.recv()
+
+    def stop(self):
+        self.conn.send("stop")
+        self.proc.join(30)
 
 
 def text_message(size, tag):
@@ -460,7 +469,7 @@ def main():
     try:
         b.run()
     finally:
-        b.p.stop_flag = True
+        b.p.stop()
         b.d.stop()
     text = b.table()
     with open(os.path.join(DIR, "results.md"), "w") as f:
