@@ -102,6 +102,16 @@ stage build-imap-bare build_imap_bare
 stage test-imap-bare test_cfg imap-bare --quick test_imap test_imap_folders \
 	test_imap_clients
 
+# IMAP with tiny limits (tests/tiny-config.sh): the framing and FETCH
+# rendering tests with every boundary a few bytes away.
+build_tiny() {
+	tests/tiny-config.sh build/matrix/tiny.config &&
+		make -s $J O=build/matrix/tiny CONFIG_SRC=build/matrix/tiny.config \
+			all test-tools
+}
+stage build-tiny build_tiny
+stage test-tiny test_cfg tiny test_imap_hostile test_imap_sessions
+
 stage build-asan make -s $J TARGET=asan all test-tools
 stage unit-asan build/asan/tests/unit
 stage proto-asan env POSTIE_BIN=build/asan/postie $PY tests/proto/run.py

@@ -51,8 +51,8 @@
 #include "store/users.h"
 #include "tls/tls.h"
 
-#define IMAP_CMD_MAX 8192
-#define IMAP_ITEM_MAX 16384
+#define IMAP_CMD_MAX CONFIG_IMAP_CMD_MAX
+#define IMAP_ITEM_MAX CONFIG_IMAP_ITEM_MAX
 #define IMAP_NAME_MAX FOLDER_NAME_MAX
 #define IMAP_MAX_ERRORS 30
 #define IMAP_MAX_COMMANDS 10000000

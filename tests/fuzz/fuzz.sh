@@ -4,7 +4,9 @@
 # over its seed corpus in tests/fuzz/corpus/NAME; new inputs go to
 # build/fuzz/corpus/NAME, crashes to build/fuzz/crashes/. FUZZ_JOBS targets
 # run at once (default 2, the machine's cores). Prints one line per target
-# with its run count and "fuzz: N passed, N failed".
+# with its run count and "fuzz: N passed, N failed". The IMAP session target
+# is also built with tiny limits (tests/tiny-config.sh) and run as
+# imap_session-tiny.
 set -u
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
@@ -12,17 +14,36 @@ shift
 jobs=${FUZZ_JOBS:-2}
 tests/install-deps.sh check
 make -s TARGET=fuzz fuzzers -j2 >/dev/null || { echo "fuzz: build failed"; echo "fuzz: 0 passed, 1 failed"; exit 1; }
+# The IMAP targets again with tiny limits (tests/tiny-config.sh), run as
+# NAME-tiny over the same seeds.
+tiny=(imap_session)
+tests/tiny-config.sh build/fuzz-tiny.config &&
+	make -s TARGET=fuzz O=build/fuzz-tiny CONFIG_SRC=build/fuzz-tiny.config -j2 \
+		"${tiny[@]/#/build/fuzz-tiny/fuzz/fuzz_}" >/dev/null ||
+	{ echo "fuzz: tiny build failed"; echo "fuzz: 0 passed, 1 failed"; exit 1; }
 mkdir -p build/fuzz/crashes build/fuzz/status
 targets=()
 if [ $# -gt 0 ]; then
-	for n in "$@"; do targets+=("build/fuzz/fuzz/fuzz_$n"); done
+	for n in "$@"; do
+		case $n in
+		*-tiny) targets+=("build/fuzz-tiny/fuzz/fuzz_${n%-tiny}") ;;
+		*) targets+=("build/fuzz/fuzz/fuzz_$n") ;;
+		esac
+	done
 else
-	targets=(build/fuzz/fuzz/fuzz_*)
+	targets=(build/fuzz/fuzz/fuzz_* "${tiny[@]/#/build/fuzz-tiny/fuzz/fuzz_}")
 fi
 
+name_of() { # BINARY: NAME, or NAME-tiny for the tiny-limit build
+	local n=${1##*/fuzz_}
+	case $1 in build/fuzz-tiny/*) n=$n-tiny ;; esac
+	echo "$n"
+}
+
 run_one() { # BINARY: one target, its verdict in build/fuzz/status/NAME
-	local f=$1 name=${1##*/fuzz_} seed work log
-	seed=tests/fuzz/corpus/$name
+	local f=$1 name seed work log
+	name=$(name_of "$f")
+	seed=tests/fuzz/corpus/${name%-tiny}
 	work=build/fuzz/corpus/$name
 	log=build/fuzz/$name.log
 	mkdir -p "$work" "$seed"
@@ -55,7 +76,7 @@ done
 wait
 pass=0 fail=0
 for f in "${targets[@]}"; do
-	s=build/fuzz/status/${f##*/fuzz_}
+	s=build/fuzz/status/$(name_of "$f")
 	cat "$s"
 	if head -1 "$s" | grep -q ': ok '; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
 done

@@ -4,7 +4,11 @@
  * folders and mbox rewrites in a scratch directory. When the first byte
  * is odd the session starts logged in with INBOX selected (the rest of
  * the input follows), so the selected-state commands are reached at once.
- * alice's mailbox and folders are reset for every input. */
+ * The other bits of the first byte choose how the input is split into
+ * writes (one a loop pass: 1 to 127 bytes, or all at once for 0), so
+ * literals, line ends and pipelined commands fall at every boundary.
+ * alice's mailbox and folders are reset for every input (in a tmpfs when
+ * there is one: see session.h). */
 #include "proto/imap.h"
 #include "session.h"
 
@@ -28,6 +32,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	       "Content-Type: message/rfc822\n\nSubject: inner\n\ninner body\n"
 	       "--b--\n\n");
 	pre = size > 0 && (data[0] & 1);
+	fz_chunk = size > 0 && (data[0] >> 1) ? (size_t)(data[0] >> 1) : SIZE_MAX;
 	fz_session(LISTEN_IMAP, &imap_ops,
 		   pre ? "p LOGIN alice pw\r\nq SELECT INBOX\r\n" : "",
 		   data + (size > 0), size - (size > 0));

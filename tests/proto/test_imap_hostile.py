@@ -12,6 +12,7 @@ from harness import IO_TIMEOUT
 from test_imap import ImapBase, Raw
 
 CMD_MAX = tlsutil.kconfig("IMAP_CMD_MAX", 8192)
+ITEM_MAX = tlsutil.kconfig("IMAP_ITEM_MAX", 16384)
 
 
 def exploit_line(total=CMD_MAX - 1, lit="{4096}", end=b"\n", head="a LOGIN "):
@@ -152,7 +153,8 @@ class Pipelined(ImapBase):
         """NOOP commands of n bytes in all (n == 0 or n >= 8), their tags."""
         out, tags = b"", []
         while n > 0:
-            k = n if n <= 71 else (71 if n - 71 >= 8 else n - 8)
+            top = min(71, CMD_MAX)      # one NOOP line, CRLF included
+            k = n if n <= top else (top if n - top >= 8 else n - 8)
             tag = b"p%d" % len(tags)
             tag += b"x" * (k - 7 - len(tag))
             out += tag + b" NOOP\r\n"
@@ -314,11 +316,16 @@ class FetchRendering(ImapBase):
             self.assertTrue(r.cmd("s", "SELECT INBOX")[-1].startswith("s OK"))
             one = r.cmd("f1", "FETCH 1 (ENVELOPE)")
             self.assertTrue(one[-1].startswith("f1 OK"), one[-1])
-            self.assertIn(tag, "\n".join(one))
+            if ITEM_MAX >= 16384:   # else the stand-in (a NIL envelope)
+                self.assertIn(tag, "\n".join(one))
             for n in (2, 3, 6, 12, 24):
-                out = r.cmd("f%d" % n, "FETCH 1 (%s)" % " ".join(
-                    ["ENVELOPE", "BODYSTRUCTURE"] * (n // 2)))
-                self.assertRegex(out[-1], r"^f%d (OK|NO \[LIMIT\])" % n, out[-1])
+                cmd = "FETCH 1 (%s)" % " ".join(
+                    ["ENVELOPE", "BODYSTRUCTURE"] * (n // 2))
+                out = r.cmd("f%d" % n, cmd)
+                want = r"^f%d (OK|NO \[LIMIT\])" % n
+                if len(cmd) + 6 > CMD_MAX:      # a tiny-limit build
+                    want = r"^f%d BAD .*too long" % n
+                self.assertRegex(out[-1], want, out[-1])
                 self.assertTrue(self.server.running(), "postie died")
             self.alive(r)
             # The other session is untouched: still bob's, still selected.
