@@ -826,20 +826,21 @@ static int name_in(const struct hfilter *f, const char *s, size_t n)
 	return 0;
 }
 
-/* Emits one byte through the window of the stream. */
-static void sink(struct stream *st, char ch, char *out, size_t *w)
+/* Emits one byte through the window of the stream (out NULL: counted
+ * only). stream_step sizes its reads so that out never refuses. */
+static void sink(struct stream *st, char ch, struct buf *out)
 {
 	if (st->fo >= st->r->wstart && st->fo < st->r->wstart + st->r->wlen && out)
-		out[(*w)++] = ch;
+		buf_addc(out, ch);
 	st->fo++;
 }
 
-static void filter_byte(struct stream *st, char ch, char *out, size_t *w)
+static void filter_byte(struct stream *st, char ch, struct buf *out)
 {
 	struct hfilter *f = &st->hf;
 
 	if (!f->on) {
-		sink(st, ch, out, w);
+		sink(st, ch, out);
 		return;
 	}
 	if (f->bol) {
@@ -856,7 +857,11 @@ static void filter_byte(struct stream *st, char ch, char *out, size_t *w)
 	}
 	if (!f->decided) {
 		if (ch != ':' && ch != '\r' && ch != '\n' && f->hlen < sizeof(f->hold)) {
-			f->hold[f->hlen++] = ch;
+			struct buf h;   /* the field name so far */
+			buf_init(&h, f->hold, sizeof(f->hold));
+			buf_commit(&h, f->hlen);
+			buf_addc(&h, ch);
+			f->hlen = h.len;
 			return;
 		}
 		size_t nl = f->hlen;
@@ -866,10 +871,10 @@ static void filter_byte(struct stream *st, char ch, char *out, size_t *w)
 		f->decided = 1;
 		if (f->include)
 			for (size_t i = 0; i < f->hlen; i++)
-				sink(st, f->hold[i], out, w);
+				sink(st, f->hold[i], out);
 	}
 	if (f->include)
-		sink(st, ch, out, w);
+		sink(st, ch, out);
 	if (ch == '\n')
 		f->bol = 1;
 }
@@ -894,12 +899,11 @@ static void stream_init(struct stream *st, const struct idx_rec *r,
 }
 
 /* Converted bytes in[0..n) at offset st->cpos through range and filter. */
-static void stream_take(struct stream *st, const char *in, size_t n, char *out,
-			size_t *w)
+static void stream_take(struct stream *st, const char *in, size_t n, struct buf *out)
 {
 	for (size_t i = 0; i < n; i++, st->cpos++)
 		if (st->cpos >= st->r->a && st->cpos < st->r->b)
-			filter_byte(st, in[i], out, w);
+			filter_byte(st, in[i], out);
 }
 
 /* One step: at most `room` output bytes into out. Returns bytes written;
@@ -907,12 +911,14 @@ static void stream_take(struct stream *st, const char *in, size_t n, char *out,
  * read error. */
 static long stream_step(int mfd, struct stream *st, char *out, size_t room, int *fin)
 {
-	size_t w = 0, used, k;
+	struct buf ob, *o = out ? &ob : NULL;
+	size_t used, k;
 	ssize_t n;
 	size_t want = room > 200 ? (room - 160) / 2 : 0;
 	uint64_t wend = st->r->wstart + st->r->wlen;
 
 	*fin = 0;
+	buf_init(&ob, out, out ? room : 0);
 	if (st->fo >= wend || st->cpos >= st->r->b) {
 		*fin = 1;
 		return 0;
@@ -920,11 +926,11 @@ static long stream_step(int mfd, struct stream *st, char *out, size_t room, int 
 	if (st->fpos >= st->fend) {
 		if (!st->ended) {
 			k = idx_out_end(&st->cv, obuf);
-			stream_take(st, obuf, k, out, &w);
+			stream_take(st, obuf, k, o);
 			st->ended = 1;
 		}
 		*fin = 1;
-		return (long)w;
+		return (long)ob.len;
 	}
 	if (!out || st->cpos + 4 * sizeof(fbuf) < st->r->a)
 		want = sizeof(fbuf);
@@ -939,8 +945,8 @@ static long stream_step(int mfd, struct stream *st, char *out, size_t room, int 
 		return -1;
 	k = idx_out_feed(&st->cv, fbuf, (size_t)n, obuf, &used);
 	st->fpos += used;
-	stream_take(st, obuf, k, out, &w);
-	return (long)w;
+	stream_take(st, obuf, k, o);
+	return (long)ob.len;
 }
 
 /* The shared MIME parser: a session whose parse of a big message spans
@@ -1494,8 +1500,10 @@ static int fetch_send(struct conn *c, struct imap_session *s)
 				j->st.fo - j->sr[g->sec].wstart : 0;
 			if (sent < j->sr[g->sec].wlen) {
 				size_t pad = (size_t)(j->sr[g->sec].wlen - sent);
-				if (pad > room - (size_t)w)
-					pad = room - (size_t)w;
+				if (pad > sat_sub(room, (size_t)w))
+					pad = sat_sub(room, (size_t)w);
+				if (pad > sizeof(obuf))
+					pad = sizeof(obuf);
 				memset(obuf, ' ', pad);
 				conn_write(c, obuf, pad);
 				j->st.fo += pad;
@@ -2691,8 +2699,7 @@ static void list_subscribed(struct list_ctx *x)
 		size_t l = e ? (size_t)(e - p) : strlen(p);
 		int kind;
 		if (l && l <= IMAP_NAME_MAX) {
-			memcpy(name, p, l);
-			name[l] = '\0';
+			str_copy(name, sizeof(name), p, l);
 			kind = strcmp(name, "INBOX") == 0 ? FOLDER_MBOX :
 			       folder_kind(x->s->base, name);
 			if (kind == FOLDER_NONE && wild(x->pat, x->pl, name, l))
@@ -2784,10 +2791,12 @@ static void cmd_list(struct conn *c, struct imap_session *s, struct ip *ip,
 		return;
 	}
 	/* The reference is a prefix of the pattern. */
-	memcpy(pat, ref, rl);
-	memcpy(pat + rl, p, pl);
-	x.pl = rl + pl;
-	pat[x.pl] = '\0';
+	struct buf pb;
+	buf_init(&pb, pat, sizeof(pat));
+	buf_add(&pb, ref, rl);
+	buf_add(&pb, p, pl);
+	buf_nul(&pb);
+	x.pl = pb.len;
 	if (strcmp(verb, "LSUB") == 0)
 		x.opts |= LO_LSUB | LO_SUBSCRIBED;
 	if (x.opts & (LO_SUBSCRIBED | LO_RET_SUBSCRIBED))
@@ -2835,11 +2844,8 @@ static int name_arg(struct conn *c, struct imap_session *s, struct ip *ip,
 		tagged(c, s, "NO", "[CANNOT] Bad mailbox name");
 		return -1;
 	}
-	if (str_ieq(name, nl, "INBOX"))
-		nl = (size_t)snprintf(out, n, "INBOX");
-	else
-		memcpy(out, name, nl);
-	out[nl] = '\0';
+	str_copy(out, n, str_ieq(name, nl, "INBOX") ? "INBOX" : name,
+		 str_ieq(name, nl, "INBOX") ? 5 : nl);
 	return 0;
 }
 
@@ -3717,29 +3723,32 @@ static int append_begin(struct conn *c, struct imap_session *s, uint64_t lit)
 /* Literal octets of the message: CRLF becomes LF on the way to the file. */
 static void append_feed(struct imap_session *s, const char *p, size_t n)
 {
-	size_t w = 0;
+	struct buf w;
 
 	if (s->app_mode != APP_STORE)
 		return;
+	buf_init(&w, obuf, sizeof(obuf));
 	for (size_t i = 0; i < n; i++) {
 		if (s->app_cr) {
 			s->app_cr = 0;
 			if (p[i] != '\n')
-				obuf[w++] = '\r';
+				buf_addc(&w, '\r');
 		}
 		if (p[i] == '\r')
 			s->app_cr = 1;
 		else
-			obuf[w++] = p[i];
-		if (w >= sizeof(obuf) - 2 || i + 1 == n) {
-			if (write_all_fd(s->app_fd, obuf, w) != 0) {
+			buf_addc(&w, p[i]);
+		/* Two bytes can come of one: written out before they could
+		 * be refused. */
+		if (!buf_fits(&w, 2, 0) || i + 1 == n) {
+			if (write_all_fd(s->app_fd, w.p, w.len) != 0) {
 				s->app_mode = APP_DISCARD;
 				s->app_st = "NO";
 				s->app_err = write_error(errno);
 				return;
 			}
-			s->app_size += w;
-			w = 0;
+			s->app_size += w.len;
+			buf_reset(&w);
 		}
 	}
 }
@@ -3857,13 +3866,16 @@ static void index_new(struct conn *c, struct imap_session *s, int kind)
 /* Appends "a" or "a:b" of a run of UIDs to a set text. */
 static void uid_run(char *out, size_t n, size_t *len, uint32_t a, uint32_t b)
 {
-	int k;
+	struct buf t;
+	int rc;
 
 	if (*len >= n)
 		return;
-	k = a == b ? snprintf(out + *len, n - *len, "%s%u", *len ? "," : "", a) :
-		     snprintf(out + *len, n - *len, "%s%u:%u", *len ? "," : "", a, b);
-	*len = k < 0 || (size_t)k >= n - *len ? n : *len + (size_t)k;
+	buf_init(&t, out, n);
+	buf_commit(&t, *len);
+	rc = a == b ? buf_printf(&t, "%s%u", t.len ? "," : "", a) :
+		      buf_printf(&t, "%s%u:%u", t.len ? "," : "", a, b);
+	*len = rc != 0 ? n : t.len;     /* n: full, the set is cut */
 }
 
 /* Runs of consecutive UIDs, fed one at a time. */

@@ -80,19 +80,37 @@ const char *mime_hv(const struct mime *m, int part, int h, size_t *len)
 	return m->arena + p->hv[h];
 }
 
+/* Appends what fits of p[0..n) to the array arr (cap bytes, *len in
+ * use): a long value is cut, not refused. Returns the bytes kept. */
+static size_t add_cut(char *arr, size_t cap, size_t *len, const char *p, size_t n)
+{
+	struct buf b;
+	size_t k;
+
+	buf_init(&b, arr, cap);
+	buf_commit(&b, *len);
+	k = n < buf_remaining(&b) ? n : buf_remaining(&b);
+	buf_add(&b, p, k);
+	*len = b.len;
+	return k;
+}
+
 static uint16_t arena_put(struct mime *m, const char *s, size_t n, uint16_t *len)
 {
+	struct buf a;
 	size_t at = m->alen;
 
-	if (at + 1 >= MIME_ARENA) {
+	buf_init(&a, m->arena, sizeof(m->arena));
+	buf_commit(&a, at);
+	if (buf_remaining(&a) < 2) {
 		*len = 0;
 		return 0;
 	}
-	if (n > MIME_ARENA - at - 1)
-		n = MIME_ARENA - at - 1;
-	memcpy(m->arena + at, s, n);
-	m->arena[at + n] = '\0';
-	m->alen = at + n + 1;
+	if (n > buf_remaining(&a) - 1)
+		n = buf_remaining(&a) - 1;      /* and its NUL */
+	buf_add(&a, s, n);
+	buf_addc(&a, '\0');
+	m->alen = a.len;
 	*len = (uint16_t)n;
 	return (uint16_t)at;
 }
@@ -264,13 +282,8 @@ static void line(struct mime *m, const char *l, size_t n, int cut)
 
 	if (p->in_header) {
 		if (n > 0 && (l[0] == ' ' || l[0] == '\t')) {
-			size_t room = sizeof(m->hbuf) - m->hlen;
-			if (m->hlen && room > 0) {
-				if (n > room)
-					n = room;
-				memcpy(m->hbuf + m->hlen, l, n);
-				m->hlen += n;
-			}
+			if (m->hlen)
+				add_cut(m->hbuf, sizeof(m->hbuf), &m->hlen, l, n);
 			return;
 		}
 		if (m->hlen)
@@ -279,8 +292,8 @@ static void line(struct mime *m, const char *l, size_t n, int cut)
 			header_done(m);
 			return;
 		}
-		memcpy(m->hbuf, l, n);
-		m->hlen = n;
+		m->hlen = 0;
+		add_cut(m->hbuf, sizeof(m->hbuf), &m->hlen, l, n);
 		if (!memchr(l, ':', n)) {
 			/* Not a header line: the header ended without its
 			 * blank line; this line is body. */
@@ -298,25 +311,29 @@ static void line(struct mime *m, const char *l, size_t n, int cut)
 
 void mime_feed(struct mime *m, const char *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
+	while (n > 0) {
+		const char *nl = memchr(s, '\n', n);
+		size_t k = nl ? (size_t)(nl - s) : n;
 
-		m->pos++;
-		if (c == '\n') {
-			size_t l = m->llen;
-			if (l > 0 && m->line[l - 1] == '\r')
-				l--;
-			m->line_no++;
-			line(m, m->line, l, m->ltrunc);
-			m->llen = 0;
-			m->ltrunc = 0;
-			m->line_start = m->pos;
-			continue;
-		}
-		if (m->llen < sizeof(m->line))
-			m->line[m->llen++] = c;
-		else
+		/* The line so far, cut at MIME_LINE. */
+		if (add_cut(m->line, sizeof(m->line), &m->llen, s, k) < k)
 			m->ltrunc = 1;
+		m->pos += k;
+		s += k;
+		n -= k;
+		if (!nl)
+			return;
+		m->pos++;
+		s++;
+		n--;
+		size_t l = m->llen;
+		if (l > 0 && m->line[l - 1] == '\r')
+			l--;
+		m->line_no++;
+		line(m, m->line, l, m->ltrunc);
+		m->llen = 0;
+		m->ltrunc = 0;
+		m->line_start = m->pos;
 	}
 }
 
@@ -431,12 +448,12 @@ void mime_out_nstring(struct mime_out *o, const char *s, size_t n)
 static void out_upper(struct mime_out *o, const char *s, size_t n)
 {
 	char b[80];
+	struct buf u;
 
-	if (n >= sizeof(b))
-		n = sizeof(b) - 1;
+	buf_init(&u, b, sizeof(b) - 1);
 	for (size_t i = 0; i < n; i++)
-		b[i] = (char)(s[i] >= 'a' && s[i] <= 'z' ? s[i] - 32 : s[i]);
-	mime_out_nstring(o, b, n);
+		buf_addc(&u, (char)(s[i] >= 'a' && s[i] <= 'z' ? s[i] - 32 : s[i]));
+	mime_out_nstring(o, b, u.len);
 }
 
 /* ---- parameters (RFC 2045 §5.1; comments skipped, no RFC 2231) ----- */
@@ -493,19 +510,19 @@ static int next_param(struct pscan *ps, const char **nm, size_t *nl,
 	ps->s++;
 	skip_ws(ps);
 	if (ps->s < ps->end && *ps->s == '"') {
-		size_t k = 0;
+		struct buf t;
+		buf_init(&t, tmp, tmpcap);
 		ps->s++;
 		while (ps->s < ps->end && *ps->s != '"') {
 			if (*ps->s == '\\' && ps->s + 1 < ps->end)
 				ps->s++;
-			if (k < tmpcap)
-				tmp[k++] = *ps->s;
+			buf_addc(&t, *ps->s);   /* cut at tmpcap */
 			ps->s++;
 		}
 		if (ps->s < ps->end)
 			ps->s++;
 		*v = tmp;
-		*vl = k;
+		*vl = t.len;
 		return 1;
 	}
 	*v = ps->s;
@@ -597,18 +614,19 @@ static int addr_tok(struct pscan *ps, struct atok *t)
 /* Collects the words of a phrase into buf (blank-separated). */
 static void phrase_add(char *buf, size_t cap, size_t *len, const struct atok *t)
 {
-	size_t n = t->n;
+	struct buf b;
 
-	if (*len && *len < cap)
-		buf[(*len)++] = ' ';
-	if (n > cap - *len)
-		n = cap - *len;
-	for (size_t i = 0; i < n; i++) {
+	buf_init(&b, buf, cap);
+	buf_commit(&b, *len);
+	if (b.len)
+		buf_addc(&b, ' ');
+	for (size_t i = 0; i < t->n; i++) {
 		char c = t->s[i];
-		if (t->kind == 'q' && c == '\\' && i + 1 < n)
+		if (t->kind == 'q' && c == '\\' && i + 1 < t->n)
 			c = t->s[++i];
-		buf[(*len)++] = c;
+		buf_addc(&b, c);        /* cut at cap */
 	}
+	*len = b.len;
 }
 
 static void out_addr(struct mime_out *o, const char *name, size_t nl,
