@@ -108,10 +108,11 @@ class QueueTest(RelayTest):
         # A DNS server that is not there yet (a router before its WAN is
         # up): the run fails on this side, which is not an attempt: no
         # backoff (queue_retry is 10m here), tried again within a minute.
+        # The port stays ours (a server that never answers) until dnsmasq
+        # takes it over: another test's dnsmasq must not get it meanwhile.
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind((rl.DNS_LISTEN, 0))
         port = s.getsockname()[1]
-        s.close()
         dns = rl.Dnsmasq()
         try:
             srv = self.postie(retry="10m 1h", start=False)
@@ -138,11 +139,13 @@ class QueueTest(RelayTest):
             self.assertIn("0 delivery attempts", out)
             self.assertIn("to@amx.test", out)
             # DNS comes up: delivered by the next run, no signal needed.
+            s.close()
             self.assertTrue(dns.start(port), getattr(dns, "error", ""))
             self.wait_peer("mx", t, timeout=150 * SLOW)
             self.wait_empty(srv)
             self.assertIn("done after 1 attempt(s)", srv.log())
         finally:
+            s.close()
             dns.stop()
 
     def test_resolver_that_resolves_nothing_is_local(self):
