@@ -19,7 +19,7 @@ BUSY_BOUND = LOCK_WAIT + 10 * SLOW
 RELAY = "relay" in harness.features()
 RELAY_EXTRA = (("queue_retry 1s 2s\n" if RELAY else "") +
                ("dns_server 127.0.0.53:9\n" if "dns" in harness.features() else ""))
-QUEUE_BOUND = 10 * SLOW             # lock gone -> delivered by the queue
+QUEUE_BOUND = 60 * SLOW             # lock gone -> delivered by the queue (a bound)
 
 
 def wait_delivered(server, user, t, timeout=QUEUE_BOUND):
