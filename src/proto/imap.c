@@ -221,6 +221,7 @@ struct imap_session {
 	char rw_done[32];
 	/* APPEND: the literal goes to a temporary file (LF line ends) */
 	int app_mode;           /* APP_* */
+	struct mbox_append app_ap;      /* into the target, IMAP_STEP a pass */
 	int app_fd, app_cr, app_rest;
 	uint32_t app_flags;
 	char app_kw[IDX_KW_BYTES];      /* APPEND's keywords, '\n' after each */
@@ -3759,8 +3760,13 @@ static void append_step(struct conn *c, struct imap_session *s)
 
 	if (rc <= 0)
 		return;
-	if (mbox_append_fd(&s->lock, "", (time_t)s->app_time, s->app_fd, 0,
-			   (off_t)s->app_size) != MBOX_OK) {
+	rc = mbox_append_step(&s->lock, &s->app_ap, "", (time_t)s->app_time,
+			      s->app_fd, 0, (off_t)s->app_size, IMAP_STEP);
+	if (rc == MBOX_AGAIN) {
+		conn_deadline_ms(c, 0);         /* IMAP_STEP a pass */
+		return;
+	}
+	if (rc != MBOX_OK) {
 		log_msg(LOGL_WARN, "conn %u %s: imap %s: append to %s: %s", c->id,
 			c->peer_str, s->user, s->tmp.full, strerror(errno));
 		target_end(c, s, "NO", write_error(errno));
@@ -3799,6 +3805,7 @@ static void append_end(struct conn *c, struct imap_session *s)
 		return;
 	}
 	s->lock_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
+	mbox_append_begin(&s->app_ap);
 	imap_enter(c, s, IMAP_APPEND);
 	conn_suspend(c);
 	append_step(c, s);
@@ -4682,7 +4689,7 @@ static void imap_close(struct conn *c)
 		idx_rewrite_abort(&s->u.rw);
 		s->rw_live = 0;
 	}
-	if (s->state == IMAP_COPY && s->locked)
+	if ((s->state == IMAP_COPY || s->state == IMAP_APPEND) && s->locked)
 		mbox_rollback(&s->lock);        /* a copy cut short: none of it */
 	if (s->app_fd >= 0)
 		close(s->app_fd);

@@ -19,7 +19,8 @@ What it does, all on 127.0.0.1 in build/stall/ (removed first):
     a small body, then 2,000 small messages, 200 an SMTP session.
  3. Runs each command on its own IMAP session (SELECT INBOX before it,
     not timed) while another client sends SMTP NOOPs back to back and
-    times each answer. Per command: its wall time, the longest loop pass
+    times each answer (also APPEND of a 10 MB message and POP3 RETR).
+    Per command: its wall time, the longest loop pass
     the daemon logged while it ran (the stall; "<1" when no pass reached
     1 ms) and the slowest NOOP answer (what a client felt; on a loaded
     machine it includes waiting for a CPU).
@@ -405,6 +406,12 @@ class Bench:
                 got += sum(len(x) for x in p.retr(k)[1])
             p.quit()
             return "%d msgs, %d bytes read" % (count, got)
+        def append(m):
+            typ, data = m.append("INBOX", None, None,
+                                 text_message(big, "appended").encode())
+            assert typ == "OK", data
+            return ""
+        self.on_inbox("APPEND a %d MB message" % mb, append, select_first=False)
         self.measure("POP3 login + STAT + RETR 1..3 (big ones)", pop3_all)
         self.on_inbox("EXPUNGE of the INBOX (STORE \\Deleted 1:*)", expunge)
 
