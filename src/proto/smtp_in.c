@@ -639,6 +639,15 @@ static int to_queue(struct conn *c, struct smtp_session *s, const char *why)
 
 static int append_step(struct conn *c, struct smtp_session *s);
 
+/* The user of locked mailbox i, from its path: the users table may be
+ * reloaded while a delivery spans loop passes, dv.user[] may not. */
+static const char *lock_user(int i)
+{
+	const char *slash = strrchr(locks[i].path, '/');
+
+	return slash ? slash + 1 : locks[i].path;
+}
+
 /* 0 delivered (reply sent), 1 retry later, 2 go on at the next pass
  * (appending, or another session's delivery has dv), -1 failed (reply
  * sent). */
@@ -708,7 +717,7 @@ static int append_step(struct conn *c, struct smtp_session *s)
 			return 2;
 		if (rc != MBOX_OK) {
 			log_msg(LOGL_ERR, "conn %u: append to %s failed after %d of %d "
-				"mailboxes: %s", c->id, users->v[dv.user[i]].name, i,
+				"mailboxes: %s", c->id, lock_user(i), i,
 				dv.n, strerror(errno));
 			unlock_all(dv.n);
 			dv_owner = NULL;
@@ -724,7 +733,7 @@ static int append_step(struct conn *c, struct smtp_session *s)
 	unlock_all(dv.n);
 	dv_owner = NULL;
 	for (i = 0; i < dv.n; i++)
-		imap_notify_mailbox(users->v[dv.user[i]].name);
+		imap_notify_mailbox(lock_user(i));
 	log_msg(LOGL_INFO, "conn %u %s: delivered %s.%x.%x from=<%.80s> size=%lld "
 		"rcpt=%d mailboxes=%d", c->id, c->peer_str, conn_run_id(), c->id, s->nmsgs,
 		dv.sender, (long long)(s->tx.f.size - s->tx.f.data_off),
