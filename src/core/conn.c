@@ -115,8 +115,10 @@ static void update_events(struct conn *c)
 			c->hs_deadline = 0;
 			arm(c);
 		}
-		if ((st & TLS_WANT_WRITE) || ((c->flags & CONN_DRAIN) &&
-					      (st & TLS_APP_OUT)))
+		/* Replies written outside run_input (a timer, a resume) are
+		 * not in the engine yet: POLLOUT brings the pump. */
+		if ((st & TLS_WANT_WRITE) || ((st & TLS_APP_OUT) &&
+		    ((c->flags & CONN_DRAIN) || c->out_len > c->out_off)))
 			ev |= POLLOUT;
 		/* The handshake reads whatever the protocol's state. */
 		if ((st & TLS_WANT_READ) && (want_read(c) || !tls_established(c->tls)))

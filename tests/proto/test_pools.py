@@ -483,6 +483,27 @@ class LongLinesOverTls(PoolTest):
         want = self.both("imap", "imaps", self.imap_long, self.imap_starttls)
         self.assertTrue(any("BAD" in l for l in want), want)
 
+    @need_features("imap")
+    def test_imaps_fetch_over_many_passes(self):
+        # A reply finished by a timer-driven step (FETCH yields between
+        # loop passes) was left outside the TLS engine with nobody to
+        # pump it: the client waited for ever (found by the int matrix).
+        import imaplib
+        import test_imap
+        body = test_imap.msg(token("big"), "y" * 300000 + "\n")
+        self.server.write("mail/alice", test_imap.mbox_text([body]), 0o600)
+        m = imaplib.IMAP4_SSL("127.0.0.1", self.port("imaps"),
+                              ssl_context=tlsutil.client_ctx(), timeout=IO_TIMEOUT)
+        try:
+            m.login("alice", PASSWORD)
+            m.select("INBOX")
+            typ, data = m.fetch("1", "(BODY[])")
+            self.assertEqual(typ, "OK")
+            self.assertEqual(data[0][1], test_imap.crlf_bytes(body))
+        finally:
+            m.logout()
+        self.alive()
+
 
 if __name__ == "__main__":
     unittest.main()
