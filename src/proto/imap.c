@@ -716,7 +716,10 @@ static void flags_line(const struct imap_session *s, struct buf *b)
 		buf_adds(b, "()");
 	} else {
 		buf_add(b, flagbuf, n - 1);
-		if (CONFIG_IMAP_KEYWORDS_MAX > 0 && t->n < CONFIG_IMAP_KEYWORDS_MAX)
+		/* Through a variable: with IMAP_KEYWORDS_MAX 0, a literal
+		 * comparison is "always false" to -Wtype-limits. */
+		const unsigned kw_max = CONFIG_IMAP_KEYWORDS_MAX;
+		if (t->n < kw_max)
 			buf_adds(b, n > 2 ? " \\*" : "\\*");
 		buf_addc(b, ')');
 	}
