@@ -112,6 +112,50 @@ build_tiny() {
 stage build-tiny build_tiny
 stage test-tiny test_cfg tiny test_imap_hostile test_imap_sessions
 
+# Every value Kconfig accepts must work: one build with every int option
+# at the bottom of its range and one with every int at the top (printed
+# in the build log), each running the quick protocol tests. The bottom
+# build keeps the counts the test servers themselves need (listeners,
+# slots, connections per address); a third build has those at their
+# minimum and runs the SMTP tests, which need one listener.
+build_ends() { # build_ends NAME min|max [SYMBOL=VALUE...]: overrides last
+	local name=$1 end=$2 cfg=build/matrix/$1.config
+	shift 2
+	mkdir -p build/matrix
+	KCONFIG_CONFIG=$cfg $PY -m alldefconfig Kconfig >/dev/null &&
+		$PY - "$cfg" "$end" "$@" <<'KCONFIG' &&
+import sys
+import kconfiglib
+cfg, end = sys.argv[1:3]
+keep = dict(a.split("=", 1) for a in sys.argv[3:])
+k = kconfiglib.Kconfig("Kconfig", warn=False)
+k.load_config(cfg)
+for sym in k.unique_defined_syms:
+    if sym.type == kconfiglib.INT and sym.ranges:
+        lo, hi = sym.ranges[0][:2]
+        sym.set_value(keep.get(sym.name, (lo if end == "min" else hi).str_value))
+        print("%s=%s" % (sym.name, sym.str_value))
+k.write_config(cfg, header="")
+KCONFIG
+		make -s $J O=build/matrix/$name CONFIG_SRC=$cfg all test-tools
+}
+ENDS_TESTS="test_smtp_basic test_pop3 test_imap.py test_tls test_pools"
+# What the tests count on: several listeners, connections and TLS
+# sessions at once, resumption, stalled handshakes that stay open while
+# they look, the failed-login and error counts and delays they check.
+ENDS_KEEP="MAX_LISTENERS=8 MAX_CONNECTIONS=64 MAX_CONNECTIONS_PER_IP=16
+	MAX_TLS_SESSIONS=16 TLS_SESSION_CACHE=32 TLS_HANDSHAKE_TIMEOUT=20
+	AUTH_FAIL_MAX=10 AUTH_FAIL_DELAY_MS=1000 AUTH_FAIL_BAN=900 SMTP_MAX_ERRORS=10"
+# shellcheck disable=SC2086
+stage build-ints-min build_ends ints-min min $ENDS_KEEP
+# shellcheck disable=SC2086
+stage test-ints-min test_cfg ints-min --quick $ENDS_TESTS
+stage build-ints-max build_ends ints-max max
+# shellcheck disable=SC2086
+stage test-ints-max test_cfg ints-max --quick $ENDS_TESTS
+stage build-ints-allmin build_ends ints-allmin min
+stage test-ints-allmin test_cfg ints-allmin --quick test_smtp_basic
+
 stage build-asan make -s $J TARGET=asan all test-tools
 stage unit-asan build/asan/tests/unit
 stage proto-asan env POSTIE_BIN=build/asan/postie $PY tests/proto/run.py
