@@ -1,0 +1,115 @@
+/* libFuzzer: two IMAP sessions on one mailbox. Both log in as alice and
+ * select INBOX; session B then idles (when the first input byte is odd)
+ * or waits. The rest of the input is split at LFs: a line starting with
+ * 0x01 goes to B (without it), every other line to A, one line a loop
+ * pass, so one session's EXPUNGE, MOVE, STORE, APPEND and COPY run while
+ * the other is selected or idling, and each then sees the other's news.
+ * Bits 1-6 of the first byte split A's lines into writes of that many
+ * bytes (0: whole). Found by the sanitizers: memory errors, undefined
+ * behaviour, and (a final session SELECTs and FETCHes what the two left)
+ * an index or mbox the next reader trips over. Scratch files in a tmpfs
+ * (see session.h). */
+#include "proto/imap.h"
+#include "session.h"
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+
+static int open_one(int *peer)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
+		return -1;
+	memset(&ss, 0, sizeof(ss));
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(0x0a000000 | (++fz_peer_no & 0xffffff));
+	if (!conn_open(sv[0], &ss, sizeof(*sin), LISTEN_IMAP, &imap_ops, 0)) {
+		close(sv[1]);
+		return -1;
+	}
+	*peer = sv[1];
+	return 0;
+}
+
+static void put(int fd, const void *p, size_t n)
+{
+	if (fd >= 0 && n && write(fd, p, n) < 0)
+		return;         /* the session is gone: fine */
+}
+
+static void drain(int fd)
+{
+	char sink[4096];
+
+	while (fd >= 0 && read(fd, sink, sizeof(sink)) > 0)
+		;
+}
+
+static void pump(int a, int b, int passes)
+{
+	for (int i = 0; i < passes && conn_count() > 0; i++) {
+		drain(a);
+		drain(b);
+		loop_step(0);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+	static const char login[] = "p LOGIN alice pw\r\nq SELECT INBOX\r\n";
+	static const unsigned char last[] = "p LOGIN alice pw\r\nq SELECT INBOX\r\n"
+		"r FETCH 1:* (FLAGS ENVELOPE BODY.PEEK[])\r\ns LOGOUT\r\n";
+	int a = -1, b = -1, idle;
+	size_t chunk, off = 1;
+
+	if (!fz_dir[0])
+		fz_setup("imap2", "imap 127.0.0.1:1");
+	if (size < 1 || size > 8192)
+		return 0;
+	fz_rm_tree("mail/.postie");
+	fz_put("mail/alice",
+	       "From a Sat Jan  1 00:00:00 2000\nSubject: one\n\nbody one\n\n"
+	       "From b Sat Jan  1 00:00:00 2000\nSubject: two\n\nbody two\n\n"
+	       "From c Sat Jan  1 00:00:00 2000\nSubject: three\n\nbody three\n\n");
+	idle = data[0] & 1;
+	chunk = (data[0] >> 1) & 63;
+	if (open_one(&a) != 0 || open_one(&b) != 0)
+		goto out;
+	put(a, login, sizeof(login) - 1);
+	put(b, login, sizeof(login) - 1);
+	if (idle)
+		put(b, "i IDLE\r\n", 8);
+	pump(a, b, 50);
+	while (off < size) {
+		const unsigned char *nl = memchr(data + off, '\n', size - off);
+		size_t end = nl ? (size_t)(nl - data) + 1 : size;
+		int to_b = data[off] == 1;
+		const unsigned char *p = data + off + to_b;
+		size_t n = end - off - (size_t)to_b;
+
+		for (size_t k = 0; k < n;) {
+			size_t w = chunk && chunk < n - k ? chunk : n - k;
+			put(to_b ? b : a, p + k, w);
+			k += w;
+			pump(a, b, 2);
+		}
+		pump(a, b, 4);
+		off = end;
+	}
+	if (idle)
+		put(b, "DONE\r\n", 6);
+	put(a, "z NOOP\r\nzz LOGOUT\r\n", 19);
+	put(b, "z NOOP\r\nzz LOGOUT\r\n", 19);
+	pump(a, b, 200);
+out:
+	conn_close_all("fuzz done");
+	if (a >= 0)
+		close(a);
+	if (b >= 0)
+		close(b);
+	/* What they left must still be a mailbox a new session can read. */
+	fz_session(LISTEN_IMAP, &imap_ops, "", last, sizeof(last) - 1);
+	return 0;
+}
