@@ -3,7 +3,7 @@
  *
  *   qstate_tool QUEUE_DIR ID show        one "key value" line per field,
  *                                        then per target:
- *       target STATE RCPT TRIES CODE STATUS LOCAL ADDR\tHOST\tTEXT
+ *       target STATE RCPT TRIES CODE STATUS LOCAL WHEN ADDR\tHOST\tTEXT
  *   qstate_tool QUEUE_DIR ID age SECONDS arrival moved SECONDS back, next
  *                                        try now (plays time forward for
  *                                        expiry and delay warnings)
@@ -43,9 +43,10 @@ int main(int argc, char **argv)
 		       st.attempts, st.local_fails, st.warned);
 		for (int i = 0; i < st.n; i++) {
 			const struct qstate_target *t = &st.t[i];
-			printf("target %c %d %d %d %s %d %s\t%s\t%s\n", t->state,
-			       t->rcpt, t->tries, t->code, t->status, t->local,
-			       t->addr, t->host, t->text);
+			printf("target %c %d %d %d %s %d %lld %s\t%s\t%s\n",
+			       t->state, t->rcpt, t->tries, t->code, t->status,
+			       t->local, (long long)t->when, t->addr, t->host,
+			       t->text);
 		}
 		return 0;
 	}

@@ -11,6 +11,7 @@ something took; the waits are only generous upper bounds."""
 import email
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -176,6 +177,26 @@ class QueueTest(RelayTest):
         self.assertEqual(st["attempts"], 1, st)
         self.assertEqual(st["local_fails"], 0, st)
         self.assertEqual(st["targets"][0]["local"], 0, st)
+
+    def test_backoff_doubles_per_attempt(self):
+        # queue_retry 10m 1h: 10, 20, 40, 60, 60 minutes after each
+        # attempt, read from the recorded state (SIGUSR1 makes each next
+        # attempt happen now).
+        srv = self.postie(retry="10m 1h")
+        PEERS["flaky"].set({"RCPT": "450 4.2.1 greylisted"})
+        t = token()
+        self.assertQueued(send(srv, "alice@test.lan", ["g@flaky.test"], msg(t)))
+        name = rl.queue_names(srv)[0]
+        for n, minutes in enumerate((10, 20, 40, 60, 60), 1):
+            if n > 1:
+                srv.signal(signal.SIGUSR1)
+            st = wait_until(lambda: (qstate(srv, name) or {}).get("attempts", 0) >= n
+                            and qstate(srv, name), rl.WAIT, "attempt %d" % n)
+            tg, = st["targets"]
+            self.assertEqual((st["attempts"], tg["tries"], st["local_fails"]),
+                             (n, n, 0), st)
+            self.assertAlmostEqual(st["next"] - tg["when"], minutes * 60, delta=2)
+            self.assertEqual(tg["code"], 450)
 
     # ---- per-recipient state, bounces, mailq --------------------------------
 

@@ -347,7 +347,8 @@ def qstate(srv, name):
         st["targets"].append({"state": f[0], "rcpt": int(f[1]),
                               "tries": int(f[2]), "code": int(f[3]),
                               "status": f[4], "local": int(f[5]),
-                              "addr": f[6], "host": host, "text": text})
+                              "when": int(f[6]), "addr": f[7], "host": host,
+                              "text": text})
     return st
 
 
