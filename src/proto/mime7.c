@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/buf.h"
+
 enum { P_HEAD, P_QP, P_PASS };
 
 static const char hex[] = "0123456789ABCDEF";
@@ -24,30 +26,27 @@ static int starts(const char *line, size_t len, const char *name)
 }
 
 /* One complete header line (with its LF): decide, drop or keep it. */
-static size_t header_line(struct mime7 *m, char *out)
+static void header_line(struct mime7 *m, struct buf *out)
 {
 	const char *l = m->hline;
-	size_t len = m->hlen, o = 0;
+	size_t len = m->hlen;
 
 	if (len == 1) {         /* the empty line: end of the header */
 		if (!m->multipart) {
-			if (!m->mime_version) {
-				memcpy(out, "MIME-Version: 1.0\n", 18);
-				o = 18;
-			}
-			memcpy(out + o, "Content-Transfer-Encoding: quoted-printable\n", 44);
-			o += 44;
+			if (!m->mime_version)
+				buf_adds(out, "MIME-Version: 1.0\n");
+			buf_adds(out, "Content-Transfer-Encoding: quoted-printable\n");
 		}
-		out[o++] = '\n';
+		buf_addc(out, '\n');
 		m->phase = m->multipart ? P_PASS : P_QP;
-		return o;
+		return;
 	}
 	if ((l[0] == ' ' || l[0] == '\t') && m->skip_cont)
-		return 0;       /* continuation of a dropped header */
+		return;         /* continuation of a dropped header */
 	m->skip_cont = 0;
 	if (starts(l, len, "Content-Transfer-Encoding:")) {
 		m->skip_cont = 1;
-		return 0;
+		return;
 	}
 	if (starts(l, len, "MIME-Version:"))
 		m->mime_version = 1;
@@ -58,115 +57,116 @@ static size_t header_line(struct mime7 *m, char *out)
 		if (strncasecmp(v, "multipart/", 10) == 0)
 			m->multipart = 1;
 	}
-	memcpy(out, l, len);
-	return len;
+	buf_add(out, l, len);
 }
 
-static size_t qp_byte(struct mime7 *m, unsigned char c, char *out)
+static void qp_hex(struct mime7 *m, unsigned char c, struct buf *out)
 {
-	size_t o = 0, need = 1;
-	int lit = c >= 33 && c <= 126 && c != '=';
+	char e[3] = { '=', hex[c >> 4], hex[c & 15] };
 
-	if (!lit)
-		need = 3;
-	if (m->col + need > 75) {       /* soft line break */
-		out[o++] = '=';
-		out[o++] = '\n';
+	buf_add(out, e, 3);
+	m->col += 3;
+}
+
+static void qp_soft_break(struct mime7 *m, size_t need, struct buf *out)
+{
+	if (m->col + need > 75) {
+		buf_add(out, "=\n", 2);
 		m->col = 0;
 	}
-	if (lit || ((c == ' ' || c == '\t'))) {
-		out[o++] = (char)c;
+}
+
+static void qp_byte(struct mime7 *m, unsigned char c, struct buf *out)
+{
+	int lit = c >= 33 && c <= 126 && c != '=';
+
+	qp_soft_break(m, lit ? 1 : 3, out);
+	if (lit || c == ' ' || c == '\t') {
+		buf_addc(out, (char)c);
 		m->col++;
 	} else {
-		out[o++] = '=';
-		out[o++] = hex[c >> 4];
-		out[o++] = hex[c & 15];
-		m->col += 3;
+		qp_hex(m, c, out);
 	}
-	return o;
 }
 
 /* Space or tab before a line end must be encoded; so hold it back. */
-static size_t qp_flush_pend(struct mime7 *m, char *out, int at_eol)
+static void qp_flush_pend(struct mime7 *m, struct buf *out, int at_eol)
 {
-	size_t o = 0;
-
 	if (!m->has_pend)
-		return 0;
+		return;
 	m->has_pend = 0;
-	if (!at_eol)
-		return qp_byte(m, m->pend, out);
-	if (m->col + 3 > 75) {
-		out[o++] = '=';
-		out[o++] = '\n';
-		m->col = 0;
+	if (!at_eol) {
+		qp_byte(m, m->pend, out);
+		return;
 	}
-	out[o++] = '=';
-	out[o++] = hex[m->pend >> 4];
-	out[o++] = hex[m->pend & 15];
-	m->col += 3;
-	return o;
+	qp_soft_break(m, 3, out);
+	qp_hex(m, m->pend, out);
+}
+
+static void feed_byte(struct mime7 *m, unsigned char c, struct buf *out)
+{
+	if (m->phase == P_HEAD) {
+		if (m->long_line) {
+			/* The rest of an over-long header line, unchanged. */
+			buf_addc(out, (char)c);
+			m->long_line = c != '\n';
+			return;
+		}
+		m->hline[m->hlen++] = (char)c;
+		if (c != '\n' && m->hlen == MIME7_HDR_MAX) {
+			buf_add(out, m->hline, m->hlen);
+			m->hlen = 0;
+			m->long_line = 1;
+			return;
+		}
+		if (c == '\n') {
+			header_line(m, out);
+			m->hlen = 0;
+		}
+		return;
+	}
+	if (m->phase == P_PASS) {
+		buf_addc(out, (char)c);
+		return;
+	}
+	if (c == '\n') {
+		qp_flush_pend(m, out, 1);
+		buf_addc(out, '\n');
+		m->col = 0;
+		return;
+	}
+	qp_flush_pend(m, out, 0);
+	if (c == ' ' || c == '\t') {
+		m->pend = c;
+		m->has_pend = 1;
+		return;
+	}
+	qp_byte(m, c, out);
 }
 
 size_t mime7_feed(struct mime7 *m, const char *in, size_t n, char *out)
 {
-	size_t o = 0;
+	struct buf b;
 
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)in[i];
-
-		if (m->phase == P_HEAD) {
-			if (m->long_line) {
-				/* The rest of an over-long header line, unchanged. */
-				out[o++] = (char)c;
-				m->long_line = c != '\n';
-				continue;
-			}
-			m->hline[m->hlen++] = (char)c;
-			if (c != '\n' && m->hlen == MIME7_HDR_MAX) {
-				memcpy(out + o, m->hline, m->hlen);
-				o += m->hlen;
-				m->hlen = 0;
-				m->long_line = 1;
-				continue;
-			}
-			if (c == '\n') {
-				o += header_line(m, out + o);
-				m->hlen = 0;
-			}
-			continue;
-		}
-		if (m->phase == P_PASS) {
-			out[o++] = (char)c;
-			continue;
-		}
-		if (c == '\n') {
-			o += qp_flush_pend(m, out + o, 1);
-			out[o++] = '\n';
-			m->col = 0;
-			continue;
-		}
-		o += qp_flush_pend(m, out + o, 0);
-		if (c == ' ' || c == '\t') {
-			m->pend = c;
-			m->has_pend = 1;
-			continue;
-		}
-		o += qp_byte(m, c, out + o);
-	}
-	return o;
+	/* The room the caller promises (mime7.h); a full buffer refuses. */
+	buf_init(&b, out, sat_add(sat_add(n, sat_add(n, sat_add(n, n))), MIME7_HDR_MAX + 96));
+	for (size_t i = 0; i < n; i++)
+		feed_byte(m, (unsigned char)in[i], &b);
+	m->overflow |= b.full;
+	return b.len;
 }
 
 size_t mime7_end(struct mime7 *m, char *out)
 {
-	size_t o = 0;
+	struct buf b;
 
+	buf_init(&b, out, MIME7_HDR_MAX + 96);
 	if (m->phase == P_HEAD && m->hlen) {
-		memcpy(out, m->hline, m->hlen);
-		o = m->hlen;
+		buf_add(&b, m->hline, m->hlen);
 		m->hlen = 0;
 	}
 	if (m->phase == P_QP)
-		o += qp_flush_pend(m, out + o, 1);
-	return o;
+		qp_flush_pend(m, &b, 1);
+	m->overflow |= b.full;
+	return b.len;
 }

@@ -19,13 +19,15 @@ struct mime7 {
 	char hline[MIME7_HDR_MAX + 2];
 	unsigned char pend;     /* a held-back space or tab at line end */
 	int has_pend;
+	int overflow;           /* out was smaller than promised: a caller bug */
 };
 
 void mime7_init(struct mime7 *m);
 /* Converts in[0..n); out must have room for 4*n + MIME7_HDR_MAX + 96
  * bytes. Returns bytes written. */
 size_t mime7_feed(struct mime7 *m, const char *in, size_t n, char *out);
-/* Flushes what is held back at the end of the message. */
+/* Flushes what is held back at the end of the message; out must have
+ * room for MIME7_HDR_MAX + 96 bytes. */
 size_t mime7_end(struct mime7 *m, char *out);
 
 #endif
