@@ -1175,7 +1175,7 @@ static int run_queue(void)
 /* The shape of Postfix's mailq: one line per message (id, size, arrival,
  * sender), then per recipient its state and reason in parentheses over
  * the address; the state comes from store/qstate, as the daemon wrote it. */
-#define MAILQ_INDENT 41          /* recipients, under the sender column */
+#define MAILQ_INDENT 55          /* recipients, under the sender column */
 
 static struct qstate mq_state;
 static char mq_rcpt[CONFIG_SMTP_MAX_RCPT][ADDR_MAX];
@@ -1282,7 +1282,7 @@ static int list_one(int dirfd, const char *name, uint64_t *total)
 	*total += (uint64_t)(size > 0 ? size : 0);
 	localtime_r(&q->arrival, &tm);
 	strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
-	printf("%-21s %8lld %s  %s\n", name, size, when,
+	printf("%-24s %8lld %s  %s\n", name, size, when,
 	       from[0] ? from : "MAILER-DAEMON");
 
 	/* The message: age, attempts, next try. */
@@ -1365,8 +1365,8 @@ static int list_queue(void)
 	}
 	for (int i = 0; i < n; i++) {
 		if (shown == 0)
-			printf("%-21s %8s %-20s %s\n", "-Queue ID-", "--Size--",
-			       "----Arrival Time----", "-Sender/Recipient-------");
+			printf("%-24s %8s %-20s %s\n", "-Queue ID-", "--Size--",
+			       "----Arrival Time---", "-Sender/Recipient-------");
 		shown += list_one(dirfd, names[i]->d_name, &total);
 		free(names[i]);
 	}
