@@ -142,10 +142,13 @@ KCONFIG
 ENDS_TESTS="test_smtp_basic test_pop3 test_imap.py test_tls test_pools"
 # What the tests count on: several listeners, connections and TLS
 # sessions at once, resumption, stalled handshakes that stay open while
-# they look, the failed-login and error counts and delays they check.
+# they look, the failed-login, error and command counts and delays they
+# check, IMAP commands and answers of real size (build-tiny covers the
+# bottom of those two).
 ENDS_KEEP="MAX_LISTENERS=8 MAX_CONNECTIONS=64 MAX_CONNECTIONS_PER_IP=16
 	MAX_TLS_SESSIONS=16 TLS_SESSION_CACHE=32 TLS_HANDSHAKE_TIMEOUT=20
-	AUTH_FAIL_MAX=10 AUTH_FAIL_DELAY_MS=1000 AUTH_FAIL_BAN=900 SMTP_MAX_ERRORS=10"
+	AUTH_FAIL_MAX=10 AUTH_FAIL_DELAY_MS=1000 AUTH_FAIL_BAN=900 SMTP_MAX_ERRORS=10
+	SMTP_MAX_COMMANDS=1000 IMAP_CMD_MAX=8192 IMAP_ITEM_MAX=16384"
 # shellcheck disable=SC2086
 stage build-ints-min build_ends ints-min min $ENDS_KEEP
 # shellcheck disable=SC2086
