@@ -1705,11 +1705,12 @@ static int job_produce(struct conn *c, struct imap_session *s)
 			      j->mode == '-' ? r.kw & ~j->kw : j->kw;
 			if (j->unchanged && r.modseq > j->since) {
 				/* Changed since the client looked: not touched. */
-				int k2 = snprintf(j->modified + j->modlen,
-						  sizeof(j->modified) - j->modlen, "%s%u",
-						  j->modlen ? "," : "", j->uid ? r.uid : j->cur);
-				if (k2 > 0 && (size_t)k2 < sizeof(j->modified) - j->modlen)
-					j->modlen += (size_t)k2;
+				struct buf mb;  /* a number that does not fit is left out */
+				buf_init(&mb, j->modified, sizeof(j->modified));
+				buf_commit(&mb, j->modlen);
+				buf_printf(&mb, "%s%u", j->modlen ? "," : "",
+					   j->uid ? r.uid : j->cur);
+				j->modlen = mb.len;
 				j->cur++;
 				continue;
 			}
@@ -2462,26 +2463,26 @@ static void open_finish(struct conn *c, struct imap_session *s)
 	counts(m, &unseen, &first, &size);
 	if (s->open_kind == OPEN_STATUS) {
 		char out[300];
-		int k = 0;
+		struct buf ob;
 		unsigned it = s->status_items;
+		buf_init(&ob, out, sizeof(out));
 		if (it & ST_MESSAGES)
-			k += snprintf(out + k, sizeof(out) - (size_t)k, " MESSAGES %u", m->hdr.count);
+			buf_printf(&ob, " MESSAGES %u", m->hdr.count);
 		if (it & ST_RECENT)
-			k += snprintf(out + k, sizeof(out) - (size_t)k, " RECENT %u",
-				      uid_count(m, m->hdr.recent_uid, m->hdr.uidnext));
+			buf_printf(&ob, " RECENT %u",
+				   uid_count(m, m->hdr.recent_uid, m->hdr.uidnext));
 		if (it & ST_UIDNEXT)
-			k += snprintf(out + k, sizeof(out) - (size_t)k, " UIDNEXT %u", m->hdr.uidnext);
+			buf_printf(&ob, " UIDNEXT %u", m->hdr.uidnext);
 		if (it & ST_UIDVALIDITY)
-			k += snprintf(out + k, sizeof(out) - (size_t)k, " UIDVALIDITY %u",
-				      m->hdr.uidvalidity);
+			buf_printf(&ob, " UIDVALIDITY %u", m->hdr.uidvalidity);
 		if (it & ST_UNSEEN)
-			k += snprintf(out + k, sizeof(out) - (size_t)k, " UNSEEN %u", unseen);
+			buf_printf(&ob, " UNSEEN %u", unseen);
 		if (it & ST_HIGHESTMODSEQ)
-			k += snprintf(out + k, sizeof(out) - (size_t)k, " HIGHESTMODSEQ %llu",
-				      (unsigned long long)m->hdr.modseq);
+			buf_printf(&ob, " HIGHESTMODSEQ %llu",
+				   (unsigned long long)m->hdr.modseq);
 		if (it & ST_SIZE)
-			k += snprintf(out + k, sizeof(out) - (size_t)k, " SIZE %llu",
-				      (unsigned long long)size);
+			buf_printf(&ob, " SIZE %llu", (unsigned long long)size);
+		buf_nul(&ob);
 		{
 			struct mime_out o;
 			mime_out_init(&o, name, sizeof(name));
@@ -2489,7 +2490,7 @@ static void open_finish(struct conn *c, struct imap_session *s)
 			if (o.overflow || buf_nul(&o.b) != 0)
 				name[0] = '\0';
 		}
-		conn_printf(c, "* STATUS %s (%s)\r\n", name, k ? out + 1 : "");
+		conn_printf(c, "* STATUS %s (%s)\r\n", name, ob.len ? out + 1 : "");
 		mbx_close(m);
 		imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
 		tagged(c, s, "OK", "Status completed");
