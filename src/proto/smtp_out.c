@@ -442,10 +442,14 @@ static void reuse(struct smtpout *so)
 		 * trip less per message. */
 		so->rset_pending = 1;
 		send_mail(so);
-		return;
+	} else {
+		so_enter(so, SO_RSET);
+		conn_deadline(so->c, T_COMMAND);
 	}
-	so_enter(so, SO_RSET);
-	conn_deadline(so->c, T_COMMAND);
+	/* Called from the queue runner too, outside this connection's own
+	 * input: nothing else would send what was written. */
+	if (so->c)
+		conn_flush(so->c);
 }
 
 /* Ends an idle connection politely and frees its slot. */
@@ -833,8 +837,10 @@ static void transaction_end(struct smtpout *so, int code)
 	struct smtpout *w;
 
 	so->msgs++;
+	/* Only a connection that just delivered is kept: after a refusal
+	 * the retry meets a fresh one (Postfix caches only clean ends too). */
 	if (!CONFIG_RELAY_IDLE_SECS || so->msgs >= CONFIG_RELAY_REUSE_MAX ||
-	    code == 421) {
+	    code / 100 != 2) {
 		quit(so);
 		return;
 	}
@@ -1058,8 +1064,10 @@ static void so_input(struct conn *c)
 		int crlf, rc;
 
 		if (so->state == SO_IDLE) {
-			/* Unasked words from an idle server (421 and gone). */
-			close_idle(so);
+			/* Unasked words from an idle server (421 and gone)
+			 * end it; no words: it waits for the next message. */
+			if (c->in.off < c->in.len)
+				close_idle(so);
 			return;
 		}
 		if (so->state == SO_BODY) {

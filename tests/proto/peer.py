@@ -170,11 +170,19 @@ class Peer:
         self.workers = []
 
     def set(self, *scripts):
-        """New scripts, records cleared."""
+        """New scripts, records cleared. The scripts are for new
+        connections: one still open (a client keeping it for its next
+        message) is shut down."""
         with self.lock:
             self.scripts = list(scripts) or [{}]
             self.conns = []
             self.transactions = []
+            live = list(self.live)
+        for s in live:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def script_for(self, index):
         s = dict(DEFAULT)
