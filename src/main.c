@@ -553,6 +553,10 @@ static int daemon_main(int argc, char **argv)
 	make_dir(conf->mail_dir, uid, gid);
 
 	log_init(conf->log_syslog);
+	/* Undo what a killed daemon left half done before any client can
+	 * connect: a listener that is up must never serve a torn mbox tail
+	 * or be blocked by a dead daemon's dotlock. */
+	drop_own_dotlocks();
 	if (CONFIG_AUTH)
 		passwd_cache_init();
 	loop_init();
@@ -588,7 +592,6 @@ static int daemon_main(int argc, char **argv)
 		if (queue_init(conf->spool_dir) != 0)
 			fatal("%s: queue: %s", conf->spool_dir, strerror(errno));
 	}
-	drop_own_dotlocks();
 	write_pid();
 
 	log_msg(LOGL_INFO, "postie %s started: %d listeners, %d users, pid %d",
