@@ -155,6 +155,7 @@ class ImapSessions(ImapBase):
             b.logout()
         self.assert_clean_log()
 
+    @harness.need_feature("imap:condstore")
     def test_modseq_only_grows(self):
         a, b = self.server.imap(), self.server.imap()
         seen = {}
@@ -194,6 +195,8 @@ class ImapSessions(ImapBase):
             b.logout()
         self.assert_clean_log()
 
+    @harness.need_feature("imap:condstore")
+    @harness.need_feature("imap:idle")
     def test_many_flag_changes_to_an_idle_session_do_not_overflow(self):
         a = self.server.imap()
         r = self.raw()
@@ -298,6 +301,9 @@ class ImapSessions(ImapBase):
             a.logout()
 
 
+@harness.need_feature("imap:condstore")
+@harness.need_feature("imap:idle")
+@harness.need_feature("imap:uidplus")
 class ImapStress(ImapBase):
     """Ten clients, random operations, a bounded number of each."""
 
