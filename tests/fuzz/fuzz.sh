@@ -17,10 +17,13 @@ make -s TARGET=fuzz fuzzers -j2 >/dev/null || { echo "fuzz: build failed"; echo 
 # The IMAP targets again with tiny limits (tests/tiny-config.sh), run as
 # NAME-tiny over the same seeds.
 tiny=(imap_session)
-tests/tiny-config.sh build/fuzz-tiny.config &&
+if ! { tests/tiny-config.sh build/fuzz-tiny.config &&
 	make -s TARGET=fuzz O=build/fuzz-tiny CONFIG_SRC=build/fuzz-tiny.config -j2 \
-		"${tiny[@]/#/build/fuzz-tiny/fuzz/fuzz_}" >/dev/null ||
-	{ echo "fuzz: tiny build failed"; echo "fuzz: 0 passed, 1 failed"; exit 1; }
+		"${tiny[@]/#/build/fuzz-tiny/fuzz/fuzz_}" >/dev/null; }; then
+	echo "fuzz: tiny build failed"
+	echo "fuzz: 0 passed, 1 failed"
+	exit 1
+fi
 mkdir -p build/fuzz/crashes build/fuzz/status
 targets=()
 if [ $# -gt 0 ]; then
