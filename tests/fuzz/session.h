@@ -75,6 +75,16 @@ static inline const char *fz_tmp_base(void)
 	return "/tmp";
 }
 
+static inline void fz_rm_tree(const char *rel);
+
+/* At exit the scratch directory goes (a tmpfs holds it in RAM); after a
+ * crash it stays, for a look. */
+static inline void fz_cleanup(void)
+{
+	if (fz_dir[0])
+		fz_rm_tree("");
+}
+
 /* Makes BASE/postie-fuzz-TAG-XXXXXX (and its mail/) as fz_dir. */
 static inline void fz_mkdir(const char *tag)
 {
@@ -83,6 +93,7 @@ static inline void fz_mkdir(const char *tag)
 	snprintf(fz_dir, sizeof(fz_dir), "%s/postie-fuzz-%s-XXXXXX", fz_tmp_base(), tag);
 	if (!mkdtemp(fz_dir))
 		abort();
+	atexit(fz_cleanup);
 	snprintf(path, sizeof(path), "%s/mail", fz_dir);
 	mkdir(path, 0700);
 }
