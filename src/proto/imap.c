@@ -915,7 +915,7 @@ static void stream_take(struct stream *st, const char *in, size_t n, struct buf 
  * read error. */
 static long stream_step(int mfd, struct stream *st, char *out, size_t room, int *fin)
 {
-	struct buf ob, *o = out ? &ob : NULL;
+	struct buf ob, *o;
 	size_t used, k;
 	ssize_t n;
 	size_t want = room > 200 ? (room - 160) / 2 : 0;
@@ -923,6 +923,7 @@ static long stream_step(int mfd, struct stream *st, char *out, size_t room, int 
 
 	*fin = 0;
 	buf_init(&ob, out, out ? room : 0);
+	o = out ? &ob : NULL;
 	if (st->fo >= wend || st->cpos >= st->r->b) {
 		*fin = 1;
 		return 0;
