@@ -39,7 +39,7 @@
 #include "proto/smtp_out.h"
 #include "sendmail.h"
 #include "store/passwd.h"
-#include "store/queue.h"
+#include "relay/runner.h"
 #include "store/users.h"
 #include "tls/tls.h"
 
@@ -589,7 +589,7 @@ static int daemon_main(int argc, char **argv)
 		if (CONFIG_DNS && dns_start(conf->dns_server) != 0)
 			log_msg(LOGL_WARN, "dns: resolver not available yet; relayed "
 				"mail waits in the queue");
-		if (queue_init(conf->spool_dir) != 0)
+		if (relay_init(conf->spool_dir) != 0)
 			fatal("%s: queue: %s", conf->spool_dir, strerror(errno));
 	}
 	write_pid();
@@ -615,7 +615,7 @@ static int daemon_main(int argc, char **argv)
 		if (got_usr1) {
 			got_usr1 = 0;
 			log_msg(LOGL_INFO, "queue run requested");
-			queue_run_now();
+			relay_run_now();
 		}
 	}
 	log_msg(LOGL_INFO, "stopping (signal); longest loop stall %ld.%03ld ms",

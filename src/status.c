@@ -23,7 +23,7 @@
 #include "core/loop.h"
 #include "core/util.h"
 #include "proto/auth.h"
-#include "store/queue.h"
+#include "relay/runner.h"
 #include "tls/tls.h"
 
 #define STATUS_MAX 4096
@@ -56,8 +56,8 @@ static void put_ban(void *ctx, const char *addr, long left)
 
 static void report(struct buf *b)
 {
-	time_t now = time(NULL), oldest = queue_oldest(), when;
-	const char *err = queue_last_error(&when);
+	time_t now = time(NULL), oldest = relay_oldest(), when;
+	const char *err = relay_last_error(&when);
 	int seen[LISTEN_KIND_COUNT] = { 0 };
 	struct tm tm;
 	char date[40];
@@ -82,7 +82,7 @@ static void report(struct buf *b)
 		buf_printf(b, "stream buffers: %d of %d lent\n", conn_stream_in_use(),
 			   CONFIG_CONN_STREAM_BUFS);
 	if (CONFIG_RELAY) {
-		buf_printf(b, "queue: %d message(s)", queue_size());
+		buf_printf(b, "queue: %d message(s)", relay_size());
 		if (oldest) {
 			gmtime_r(&oldest, &tm);
 			strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", &tm);

@@ -20,10 +20,6 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KNOWN = {
-    # the queue runner lives in store/ but drives smtp_out and tells IMAP
-    ("store/queue.c", "proto/address.h"),
-    ("store/queue.c", "proto/imap.h"),
-    ("store/queue.c", "proto/smtp_out.h"),
     # file_slurp() lives in users.c
     ("tls/tls_bearssl.c", "store/users.h"),
 }

@@ -23,32 +23,23 @@
 #define POSTIE_QUEUE_H
 
 #include <stddef.h>
-#include <time.h>
 
 #include "store/spool.h"
 
 #if CONFIG_RELAY
-/* Creates queue/ and maildrop/, loads what is waiting, starts the runner
- * and the maildrop watch. */
-int queue_init(const char *spool_dir);
+/* Creates queue/ and maildrop/ under spool_dir (maildrop mode 1733).
+ * 0, or -1 with errno. */
+int queue_open(const char *spool_dir);
+/* The queue directory ("" before queue_open). */
+const char *queue_dir(void);
 /* Moves a complete tmp file into the queue (fsync file, rename, fsync
- * directory) and closes it. 0, or -1 with errno (the caller answers 4xx). */
+ * directory) and closes it, then tells the hook (the relay runner) the
+ * new file's name. 0, or -1 with errno (the caller answers 4xx). */
 int queue_commit(struct spool_file *f);
-/* Every waiting message is due now (SIGUSR1, sendmail -q). */
-void queue_run_now(void);
-int queue_size(void);
-/* For `postie status`: the arrival time of the oldest message in the
- * table (0 when empty), and the last deferral's reason ("" when none
- * since start) with its time. */
-time_t queue_oldest(void);
-const char *queue_last_error(time_t *when);
+/* The hook told of each committed file (one; NULL for none). */
+void queue_on_commit(void (*fn)(const char *name));
 #else
-static inline int queue_init(const char *d) { (void)d; return 0; }
 static inline int queue_commit(struct spool_file *f) { (void)f; return -1; }
-static inline void queue_run_now(void) { }
-static inline int queue_size(void) { return 0; }
-static inline time_t queue_oldest(void) { return 0; }
-static inline const char *queue_last_error(time_t *w) { *w = 0; return ""; }
 #endif
 
 #endif

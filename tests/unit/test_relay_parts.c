@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "store/bounce.h"
+#include "relay/bounce.h"
 #include "store/qstate.h"
 #include "unit.h"
 

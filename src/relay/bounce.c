@@ -9,7 +9,7 @@
  * names, the original headers) is hostile: values put in fields lose
  * CR, LF, NUL and other controls and are capped; quoted header lines
  * that could pass for a MIME boundary ("--...") are indented. */
-#include "store/bounce.h"
+#include "relay/bounce.h"
 
 #include <errno.h>
 #include <stdarg.h>

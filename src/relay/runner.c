@@ -1,0 +1,938 @@
+/* runner — the relay queue's runner (store/queue.h has the layout).
+ *
+ * Owns: the in-memory table of queued messages (CONFIG_QUEUE_MAX; more
+ * files wait on disk and are loaded when room frees), the delivery
+ * attempts (CONFIG_RELAY_MAX_DELIVERIES at once, each walking its
+ * message's targets: local mailboxes appended here, remote ones grouped
+ * by domain, or all to the smarthost, and handed to smtp_out one group
+ * at a time), the retry schedule (queue_retry MIN MAX, doubling per
+ * delivery attempt; a run that failed only on this side — no resolver,
+ * DNS server silent, no route — is not an attempt and is retried after
+ * MIN, at most QUEUE_LOCAL_RETRY seconds), expiry after queue_lifetime
+ * with a bounce, and the maildrop pickup (inotify, so an idle daemon
+ * makes no wake-ups). The per-target state lives in queue/ID.st through
+ * store/qstate. Nothing acknowledged is removed before its state says
+ * every target is delivered or reported; each failed target is reported
+ * in exactly one DSN. */
+#include "relay/runner.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/util.h"
+#include "proto/address.h"
+#include "proto/imap.h"
+#include "proto/smtp_out.h"
+#include "store/aliases.h"
+#include "relay/bounce.h"
+#include "store/mbox.h"
+#include "store/qstate.h"
+#include "store/queue.h"
+#include "store/users.h"
+
+#define QUEUE_TARGETS_MAX QSTATE_TARGETS_MAX
+#define QUEUE_PATH (CONF_PATH_MAX + SPOOL_NAME_MAX + 16)
+/* Seconds before a run that failed on this side is tried again (at most;
+ * queue_retry MIN when that is shorter). */
+#define QUEUE_LOCAL_RETRY 60
+/* Seconds between queue runs asked for through the maildrop. */
+#define QUEUE_RUNQ_GAP 10
+
+struct qmsg {
+	char id[SPOOL_NAME_MAX];
+	time_t arrival, next;
+	int attempts;           /* delivery attempts */
+	int local_fails;        /* runs failed on this side since the last */
+	int active;
+	int warned;             /* a delay warning went out */
+};
+
+struct attempt {
+	struct qmsg *q;
+	struct spool_file f;
+	char sender[CONFIG_SMTP_PATH_MAX + 1];
+	char rcpts[QUEUE_TARGETS_MAX][CONFIG_SMTP_PATH_MAX + 1];
+	int nrcpt;
+	struct qstate st;                       /* the targets */
+	char tried[QUEUE_TARGETS_MAX];          /* given to a session this run */
+	char built[QUEUE_TARGETS_MAX];          /* still a target of the envelope */
+	int overflow;
+	int reached;            /* some outcome of this run was not local */
+	struct smtpout_job job;
+	int job_targets[SMTPOUT_RCPT_MAX];
+	int busy;
+};
+
+static struct qmsg qtab[CONFIG_QUEUE_MAX];
+static int qcount, spilled;
+static struct attempt attempts[CONFIG_RELAY_MAX_DELIVERIES];
+static char qdir[CONF_PATH_MAX + 8], dropdir[CONF_PATH_MAX + 12];
+static struct watcher timer, notify;
+static struct qstate scratch;           /* load_queue() and rescans */
+
+static void schedule(void);
+static int pickup_all(void);
+
+/* The runner looks at the queue on the next loop pass: a 250 goes out
+ * before any delivery work, and an attempt that ends at once cannot
+ * start the next one inside itself (no recursion through the queue). */
+static void kick(void)
+{
+	timer.deadline = now_ms();
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+static void qpath(char *buf, size_t n, const char *id, const char *suffix)
+{
+	/* An id is shorter than SPOOL_NAME_MAX, so QUEUE_PATH holds it; a
+	 * path cut short anyway is no path rather than another file's. */
+	if (snprintf(buf, n, "%s/%s%s", qdir, id, suffix) >= (int)n)
+		buf[0] = '\0';
+}
+
+static struct qmsg *qadd(const char *id, time_t arrival, time_t next, int tries)
+{
+	struct qmsg *q;
+
+	if (qcount == CONFIG_QUEUE_MAX) {
+		spilled = 1;
+		return NULL;
+	}
+	q = &qtab[qcount++];
+	memset(q, 0, sizeof(*q));
+	str_copy(q->id, sizeof(q->id), id, strlen(id));
+	q->arrival = arrival;
+	q->next = next;
+	q->attempts = tries;
+	return q;
+}
+
+static void qremove(struct qmsg *q)
+{
+	*q = qtab[--qcount];
+	/* An attempt pointing at the moved entry follows it. */
+	for (size_t i = 0; i < ARRAY_LEN(attempts); i++)
+		if (attempts[i].busy && attempts[i].q == &qtab[qcount])
+			attempts[i].q = q;
+}
+
+/* The queue_commit hook: a new file in queue/ (a 250 or a DSN). */
+static void on_commit(const char *name)
+{
+	qadd(name, time(NULL), 0, 0);
+	kick();
+}
+
+/* ---- state file ------------------------------------------------------- */
+
+static int state_save(struct attempt *a)
+{
+	struct qmsg *q = a->q;
+
+	a->st.arrival = q->arrival;
+	a->st.next = q->next;
+	a->st.attempts = q->attempts;
+	a->st.local_fails = q->local_fails;
+	a->st.warned = q->warned;
+	return qstate_save(qdir, q->id, &a->st);
+}
+
+/* Arrival, attempts and the warning flag of a queue file from its state
+ * (a message without one has not been tried: its file time is its
+ * arrival). */
+static void state_restore(struct qmsg *q, int dfd)
+{
+	if (qstate_load(dfd, q->id, &scratch) != 0)
+		return;
+	if (scratch.arrival)
+		q->arrival = scratch.arrival;
+	q->attempts = scratch.attempts;
+	q->local_fails = scratch.local_fails;
+	q->warned = scratch.warned;
+}
+
+/* ---- targets ---------------------------------------------------------- */
+
+static void add_target(struct attempt *a, const char *addr, int rcpt)
+{
+	struct qstate_target *t = qstate_target(&a->st, addr, rcpt);
+
+	if (!t) {
+		a->overflow = 1;
+		return;
+	}
+	a->built[t - a->st.t] = 1;
+}
+
+struct expand {
+	struct attempt *a;
+	int rcpt;
+};
+
+static void on_alias_target(void *ctx, int user, const char *remote)
+{
+	struct expand *e = ctx;
+	char buf[CONFIG_SMTP_PATH_MAX + 1];
+
+	if (user >= 0)
+		snprintf(buf, sizeof(buf), "local:%s", users->v[user].name);
+	else
+		str_copy(buf, sizeof(buf), remote, strlen(remote));
+	add_target(e->a, buf, e->rcpt);
+}
+
+static int on_envelope(void *ctx, char kind, const char *val, size_t len)
+{
+	struct attempt *a = ctx;
+
+	if (kind == 'F') {
+		str_copy(a->sender, sizeof(a->sender), val, len);
+		return 0;
+	}
+	if (a->nrcpt == QUEUE_TARGETS_MAX) {
+		a->overflow = 1;
+		return 0;
+	}
+	str_copy(a->rcpts[a->nrcpt++], sizeof(a->rcpts[0]), val, len);
+	return 0;
+}
+
+/* Every R line becomes targets: local users (through aliases, which may
+ * also name remote addresses) or the remote address itself. */
+static void build_targets(struct attempt *a)
+{
+	for (int i = 0; i < a->nrcpt; i++) {
+		const char *r = a->rcpts[i], *at = strrchr(r, '@');
+		char key[CONFIG_SMTP_LOCAL_MAX + 1], buf[CONFIG_SMTP_PATH_MAX + 1];
+		struct expand e = { a, i };
+		size_t kl;
+
+		if (!at || !conf_is_local_domain(conf, at + 1, strlen(at + 1))) {
+			add_target(a, r, i);
+			continue;
+		}
+		kl = (size_t)(at - r);
+		if (kl >= sizeof(key))
+			kl = sizeof(key) - 1;
+		memcpy(key, r, kl);
+		key[kl] = '\0';
+		str_lower(key);
+		if (aliases_expand(aliases, users, key, kl, on_alias_target, &e) > 0)
+			continue;
+		snprintf(buf, sizeof(buf), "local:%s", key);
+		add_target(a, buf, i);
+	}
+}
+
+/* An outcome of this run for one target. */
+static void set_target(struct attempt *a, struct qstate_target *t, int code,
+		       const char *status, const char *host, const char *text,
+		       int local)
+{
+	qstate_set(t, code, status, host, text, local, time(NULL));
+	a->reached |= !local;
+}
+
+static void deliver_local(struct attempt *a, struct qstate_target *t)
+{
+	const char *user = t->addr + 6;
+	struct mbox_lock l;
+	int rc;
+
+	if (users_find(users, user, strlen(user)) < 0) {
+		set_target(a, t, 550, "5.1.1", NULL, "no such mailbox here", 0);
+		return;
+	}
+	rc = mbox_lock(conf->mail_dir, user, &l);
+	if (rc == MBOX_BUSY) {
+		set_target(a, t, 450, "4.2.0", NULL, "mailbox locked by another "
+			   "program", 0);
+		return;
+	}
+	if (rc == MBOX_OK) {
+		rc = mbox_append_fd(&l, a->sender, a->q->arrival, a->f.fd,
+				    a->f.data_off, a->f.size - a->f.data_off);
+		mbox_unlock(&l);
+	}
+	if (rc != MBOX_OK) {
+		char why[96];
+		snprintf(why, sizeof(why), "mailbox: %s", strerror(errno));
+		set_target(a, t, 451, "4.3.0", NULL, why, 0);
+		return;
+	}
+	set_target(a, t, 250, "2.0.0", NULL, "delivered to mailbox", 0);
+	imap_notify_mailbox(user);      /* push to IDLE sessions */
+}
+
+/* ---- bounces ------------------------------------------------------------ */
+
+static int is_local_target(const struct qstate_target *t)
+{
+	return strncmp(t->addr, "local:", 6) == 0;
+}
+
+/* Where a DSN goes: the sender, except that a delay warning about mail
+ * this box sent under the masquerade address (mail of its local users,
+ * from sendmail) is not sent out along the path that delays it: it goes
+ * to the local postmaster. */
+static const char *dsn_recipient(const struct attempt *a, int delayed,
+				 char *buf, size_t n)
+{
+	if (!delayed || !conf->masquerade[0] || conf->nlocal_domains == 0 ||
+	    strcasecmp(a->sender, conf->masquerade) != 0)
+		return a->sender;
+	snprintf(buf, n, "postmaster@%s", conf->local_domains[0]);
+	return buf;
+}
+
+/* A DSN to the sender: the failed targets not reported yet (a bounce),
+ * or with delayed the pending ones (a warning that mail is still being
+ * retried). 0 when it is queued, or nothing had to go (then the failed
+ * targets count as reported: a bounce is never bounced), -1 when it
+ * could not be written (the targets stay due). */
+static int dsn(struct attempt *a, int delayed)
+{
+	struct bounce_rcpt br[QUEUE_TARGETS_MAX];
+	char diag[QUEUE_TARGETS_MAX][QSTATE_TEXT + 24];
+	struct bounce_msg m;
+	struct spool_file out;
+	struct stat st;
+	char to[sizeof(conf->local_domains[0]) + 16];
+	int n = 0;
+
+	for (int i = 0; i < a->st.n; i++) {
+		struct qstate_target *t = &a->st.t[i];
+		if (t->state != (delayed ? QS_PENDING : QS_FAILED))
+			continue;
+		br[n].rcpt = is_local_target(t) && t->rcpt < a->nrcpt ?
+			     a->rcpts[t->rcpt] : t->addr;
+		br[n].status = delayed && t->status[0] != '4' ? "4.0.0" : t->status;
+		/* A server's reply is quoted as it came; a reason of ours
+		 * gets the code and status it was given. */
+		if (t->host[0] || !t->code)
+			snprintf(diag[n], sizeof(diag[n]), "%s", t->text);
+		else
+			snprintf(diag[n], sizeof(diag[n]), "%d %s %s", t->code,
+				 t->status, t->text);
+		br[n].diag = diag[n];
+		br[n].remote = t->host[0] ? t->host : NULL;
+		br[n].delayed = delayed;
+		n++;
+	}
+	if (n == 0)
+		return 0;
+	/* Each recipient and why, before the summary: what an operator greps. */
+	for (int i = 0; i < n && !delayed; i++)
+		log_msg(LOGL_INFO, "queue: %s: <%.100s> failed: %s%s%s%.120s", a->q->id,
+			br[i].rcpt, br[i].remote ? "host " : "",
+			br[i].remote ? br[i].remote : "", br[i].remote ? " said: " : "",
+			br[i].diag);
+	if (!a->sender[0]) {
+		if (!delayed)
+			log_msg(LOGL_WARN, "queue: %s: %d recipient(s) failed; the "
+				"sender is <> so no bounce", a->q->id, n);
+		return 0;
+	}
+	memset(&m, 0, sizeof(m));
+	m.hostname = conf->hostname;
+	m.sender = dsn_recipient(a, delayed, to, sizeof(to));
+	m.orig_id = a->q->id;
+	m.arrival = a->q->arrival;
+	m.r = br;
+	m.n = n;
+	m.src_fd = a->f.fd;
+	m.data_off = a->f.data_off;
+	m.data_len = a->f.size - a->f.data_off;
+	if (spool_create(&out) != 0 || bounce_write(out.fd, &m) != 0) {
+		log_msg(LOGL_ERR, "queue: %s: cannot write the %s: %s; keeping "
+			"the message", a->q->id, delayed ? "delay warning" : "bounce",
+			strerror(errno));
+		spool_discard(&out);
+		return -1;
+	}
+	if (fstat(out.fd, &st) == 0)
+		out.size = st.st_size;
+	if (queue_commit(&out) != 0) {
+		log_msg(LOGL_ERR, "queue: cannot queue a DSN: %s", strerror(errno));
+		spool_discard(&out);
+		return -1;
+	}
+	log_msg(LOGL_INFO, "queue: %s: %s %d recipient(s) to <%s>", a->q->id,
+		delayed ? "delay warning for" : "bounced", n, m.sender);
+	return 0;
+}
+
+/* ---- attempts ----------------------------------------------------------- */
+
+static char last_error[240];            /* the last deferral, for status */
+static time_t last_error_at;
+
+/* Postfix-like words for the log: "host mx.example.net said: 450 ...". */
+static void log_deferred(const struct attempt *a, int pending, uint64_t delay)
+{
+	for (int i = 0; i < a->st.n; i++) {
+		const struct qstate_target *t = &a->st.t[i];
+		if (t->state != QS_PENDING)
+			continue;
+		snprintf(last_error, sizeof(last_error), "%s: %s: %s%s%s%.100s", a->q->id,
+			 t->addr, t->host[0] ? "host " : "", t->host,
+			 t->host[0] ? " said: " : "", t->text);
+		last_error_at = time(NULL);
+		log_msg(LOGL_INFO, "queue: %s: %d target(s) deferred (%s: %s%s%s"
+			"%.100s), %s, next try in %llu s", a->q->id, pending, t->addr,
+			t->host[0] ? "host " : "", t->host, t->host[0] ? " said: " : "",
+			t->text, t->local ? "local problem, not counted as an attempt" :
+			"attempt counted", (unsigned long long)delay);
+		return;
+	}
+}
+
+/* Seconds until the next try: queue_retry MIN doubling per attempt up to
+ * MAX; after a run that failed only on this side, MIN but at most
+ * QUEUE_LOCAL_RETRY. */
+static uint64_t retry_delay(const struct qmsg *q, int counted)
+{
+	uint64_t delay = conf->retry_min;
+
+	if (!counted)
+		return delay < QUEUE_LOCAL_RETRY ? delay : QUEUE_LOCAL_RETRY;
+	for (int i = 1; i < q->attempts && delay < conf->retry_max; i++)
+		delay *= 2;
+	return delay > conf->retry_max ? conf->retry_max : delay;
+}
+
+static void rescan(void);
+static void scan_queue(void);
+
+static void attempt_end(struct attempt *a)
+{
+	struct qmsg *q = a->q;
+	time_t now = time(NULL);
+	int pending = 0, failed = 0;
+	char path[QUEUE_PATH];
+
+	/* Targets no longer in the envelope (aliases changed) that were
+	 * never finished are dropped; finished ones stay on record. */
+	for (int i = 0; i < a->st.n; i++) {
+		struct qstate_target *t = &a->st.t[i];
+		if (!a->built[i] && t->state == QS_PENDING && !a->overflow) {
+			a->st.t[i] = a->st.t[--a->st.n];
+			a->built[i] = a->built[a->st.n];
+			i--;
+			continue;
+		}
+		pending += t->state == QS_PENDING;
+		failed += t->state == QS_FAILED;
+	}
+	if (a->reached) {
+		q->attempts++;
+		q->local_fails = 0;
+	} else if (pending) {
+		q->local_fails++;
+	}
+	if (pending && now - q->arrival >= (time_t)conf->queue_lifetime) {
+		for (int i = 0; i < a->st.n; i++) {
+			struct qstate_target *t = &a->st.t[i];
+			if (t->state != QS_PENDING)
+				continue;
+			t->state = QS_FAILED;
+			snprintf(t->status, sizeof(t->status), "4.4.7");
+			if (!t->text[0])
+				snprintf(t->text, sizeof(t->text), "not delivered "
+					 "within queue_lifetime");
+			if (!t->code)
+				t->code = 451;
+			failed++;
+		}
+		log_msg(LOGL_INFO, "queue: %s: expired after %d attempt(s)", q->id,
+			q->attempts);
+		pending = 0;
+	}
+	if (failed && dsn(a, 0) == 0) {
+		for (int i = 0; i < a->st.n; i++)
+			if (a->st.t[i].state == QS_FAILED)
+				a->st.t[i].state = QS_BOUNCED;
+		failed = 0;
+	}
+	if (pending && conf->delay_warning && !q->warned &&
+	    now - q->arrival >= (time_t)conf->delay_warning && dsn(a, 1) == 0)
+		q->warned = 1;
+	if (!pending && !failed) {
+		qpath(path, sizeof(path), q->id, "");
+		unlink(path);
+		qpath(path, sizeof(path), q->id, ".st");
+		unlink(path);
+		fsync_dir(qdir);
+		log_msg(LOGL_INFO, "queue: %s: done after %d attempt(s)", q->id,
+			q->attempts);
+		qremove(q);
+	} else {
+		/* A bounce that could not be written is retried like mail. */
+		uint64_t delay = retry_delay(q, a->reached || !pending);
+		q->next = now + (time_t)delay;
+		q->active = 0;
+		if (state_save(a) != 0)
+			log_msg(LOGL_ERR, "queue: %s: cannot save state: %s (targets "
+				"may be tried again)", q->id, strerror(errno));
+		if (pending)
+			log_deferred(a, pending, delay);
+	}
+	close(a->f.fd);
+	a->f.fd = -1;
+	a->busy = 0;
+	if (spilled)
+		rescan();
+	kick();
+}
+
+static void next_group(struct attempt *a);
+
+/* "250 2.1.5 Ok" (a server's reply) or "4.4.1 connect to ...: refused"
+ * (smtp_out's own reason) into status and words. */
+static void job_result(struct attempt *a, struct qstate_target *t, int code,
+		       const char *d)
+{
+	const struct smtpout_job *j = &a->job;
+	char status[8];
+	size_t sl;
+	int reply = d[0] >= '2' && d[0] <= '5' && d[1] >= '0' && d[1] <= '9' &&
+		    d[2] >= '0' && d[2] <= '9' && (d[3] == ' ' || d[3] == '-' ||
+						    d[3] == '\0');
+	const char *st = reply ? (d[3] ? d + 4 : d + 3) : d;
+
+	sl = strcspn(st, " ");
+	if (sl >= 5 && sl < sizeof(status) && st[0] >= '2' && st[0] <= '5' &&
+	    st[1] == '.' && st[0] - '0' == code / 100) {
+		memcpy(status, st, sl);
+		status[sl] = '\0';
+	} else {
+		snprintf(status, sizeof(status), "%d.0.0", code / 100 % 10);
+		sl = 0;
+	}
+	if (reply) {
+		const char *host = j->remote_name[0] ? j->remote_name : j->remote;
+		set_target(a, t, code, status, host, d, 0);
+	} else {
+		st += sl;
+		while (*st == ' ')
+			st++;
+		set_target(a, t, code, status, NULL, st, j->local);
+	}
+}
+
+static void job_done(struct smtpout_job *job)
+{
+	struct attempt *a = job->owner;
+
+	for (int i = 0; i < job->n; i++)
+		job_result(a, &a->st.t[a->job_targets[i]], job->code[i],
+			   job->diag[i]);
+	next_group(a);
+}
+
+/* Starts an SMTP session for the next domain with pending remote targets,
+ * or ends the attempt. */
+static void next_group(struct attempt *a)
+{
+	struct smtpout_job *j = &a->job;
+	const char *dom = NULL;
+
+	memset(j, 0, sizeof(*j));
+	for (int i = 0; i < a->st.n; i++) {
+		struct qstate_target *t = &a->st.t[i];
+		const char *at;
+
+		if (t->state != QS_PENDING || is_local_target(t) || a->tried[i] ||
+		    !a->built[i])
+			continue;
+		at = strrchr(t->addr, '@');
+		if (!dom) {
+			dom = conf->smarthost[0] ? "" : at ? at + 1 : "";
+			str_copy(j->domain, sizeof(j->domain), dom, strlen(dom));
+		} else if (!conf->smarthost[0] && strcasecmp(at ? at + 1 : "", dom) != 0) {
+			continue;
+		}
+		if (j->n == SMTPOUT_RCPT_MAX)
+			break;
+		a->tried[i] = 1;
+		a->job_targets[j->n] = i;
+		str_copy(j->rcpt[j->n], sizeof(j->rcpt[0]), t->addr, strlen(t->addr));
+		j->n++;
+	}
+	if (j->n == 0) {
+		attempt_end(a);
+		return;
+	}
+	str_copy(j->sender, sizeof(j->sender), a->sender, strlen(a->sender));
+	j->fd = a->f.fd;
+	j->data_off = a->f.data_off;
+	j->data_len = a->f.size - a->f.data_off;
+	j->done = job_done;
+	j->owner = a;
+	if (smtpout_start(j) != 0) {
+		for (int i = 0; i < j->n; i++)
+			set_target(a, &a->st.t[a->job_targets[i]], 451, "4.4.5", NULL,
+				   "no outgoing session free", 1);
+		next_group(a);
+	}
+}
+
+static void attempt_start(struct qmsg *q)
+{
+	struct attempt *a = NULL;
+	char path[QUEUE_PATH];
+	struct stat st;
+
+	for (size_t i = 0; i < ARRAY_LEN(attempts) && !a; i++)
+		if (!attempts[i].busy)
+			a = &attempts[i];
+	if (!a)
+		return;
+	a->q = q;
+	a->nrcpt = 0;
+	a->overflow = 0;
+	a->reached = 0;
+	a->sender[0] = '\0';
+	memset(a->tried, 0, sizeof(a->tried));
+	memset(a->built, 0, sizeof(a->built));
+	qpath(path, sizeof(path), q->id, "");
+	a->f.fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (a->f.fd < 0 || fstat(a->f.fd, &st) != 0 ||
+	    spool_read_envelope(&a->f, on_envelope, a) != 0 || a->nrcpt == 0) {
+		log_msg(LOGL_ERR, "queue: %s: unreadable (%s); moving it aside",
+			q->id, a->f.fd < 0 ? strerror(errno) : "bad format");
+		if (a->f.fd >= 0)
+			close(a->f.fd);
+		char bad[QUEUE_PATH + 8];
+		snprintf(bad, sizeof(bad), "%s/.bad-%s", qdir, q->id);
+		rename(path, bad);
+		qremove(q);
+		return;
+	}
+	a->f.size = st.st_size;
+	a->busy = 1;
+	q->active = 1;
+	/* What earlier runs found (a missing or unreadable state: none). */
+	int dfd = open(qdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || qstate_load(dfd, q->id, &a->st) < 0)
+		qstate_init(&a->st, q->arrival);
+	if (dfd >= 0)
+		close(dfd);
+	build_targets(a);
+	if (a->overflow)
+		log_msg(LOGL_WARN, "queue: %s: more than %d targets; the rest wait",
+			q->id, QUEUE_TARGETS_MAX);
+	for (int i = 0; i < a->st.n; i++)
+		if (a->st.t[i].state == QS_PENDING && a->built[i] &&
+		    is_local_target(&a->st.t[i]))
+			deliver_local(a, &a->st.t[i]);
+	next_group(a);
+}
+
+/* ---- the runner --------------------------------------------------------- */
+
+/* Sets the timer to the earliest due message: no deadline when the queue
+ * is empty or everything waits on a session. */
+static void schedule(void)
+{
+	time_t now = time(NULL), first = 0;
+	int free_slots = 0;
+
+	for (size_t i = 0; i < ARRAY_LEN(attempts); i++)
+		free_slots += !attempts[i].busy;
+	for (int i = 0; i < qcount && free_slots > 0; i++) {
+		struct qmsg *q = &qtab[i];
+		if (q->active)
+			continue;
+		if (q->next <= now) {
+			attempt_start(q);
+			free_slots--;
+			i = -1;         /* the table may have changed */
+			now = time(NULL);
+			continue;
+		}
+		if (!first || q->next < first)
+			first = q->next;
+	}
+	timer.deadline = first ? now_ms() + (int64_t)(first - now) * 1000 : 0;
+}
+
+static void on_timer(struct watcher *w)
+{
+	(void)w;
+	schedule();
+}
+
+void relay_run_now(void)
+{
+	if (spilled)
+		scan_queue();
+	for (int i = 0; i < qcount; i++)
+		qtab[i].next = 0;
+	pickup_all();
+	schedule();
+}
+
+int relay_size(void)
+{
+	return qcount;
+}
+
+time_t relay_oldest(void)
+{
+	time_t oldest = 0;
+
+	for (int i = 0; i < qcount; i++)
+		if (!oldest || qtab[i].arrival < oldest)
+			oldest = qtab[i].arrival;
+	return oldest;
+}
+
+const char *relay_last_error(time_t *when)
+{
+	*when = last_error_at;
+	return last_error;
+}
+
+/* ---- maildrop ----------------------------------------------------------- */
+
+struct pick {
+	int n_rcpt;
+	int has_sender;
+};
+
+static int on_pick(void *ctx, char kind, const char *val, size_t len)
+{
+	struct pick *p = ctx;
+	char tmp[CONFIG_SMTP_PATH_MAX + 3];
+	struct addr a;
+
+	if (len > CONFIG_SMTP_PATH_MAX || memchr(val, '\0', len))
+		return -1;
+	if (kind == 'F') {
+		p->has_sender = 1;
+		return 0;
+	}
+	snprintf(tmp, sizeof(tmp), "<%.*s>", (int)len, val);
+	if (addr_parse_path(tmp, strlen(tmp), &a, 1) < 0)
+		return -1;
+	p->n_rcpt++;
+	return 0;
+}
+
+/* Moves one maildrop file into the queue; bad files go to .bad-NAME. */
+static void pickup(const char *name)
+{
+	char from[QUEUE_PATH], to[QUEUE_PATH], id[SPOOL_NAME_MAX];
+	struct spool_file f = { .fd = -1 };
+	struct pick p = { 0 };
+	struct stat st;
+	static unsigned long seq;
+
+	snprintf(from, sizeof(from), "%s/%s", dropdir, name);
+	f.fd = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (f.fd < 0)
+		return;
+	if (fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+	    spool_read_envelope(&f, on_pick, &p) != 0 || !p.has_sender ||
+	    p.n_rcpt == 0 || (uint64_t)st.st_size > conf->max_message_size + 65536) {
+		log_msg(LOGL_WARN, "maildrop: %s is not a valid message; set aside",
+			name);
+		close(f.fd);
+		snprintf(to, sizeof(to), "%s/.bad-%s", dropdir, name);
+		rename(from, to);
+		return;
+	}
+	close(f.fd);
+	snprintf(id, sizeof(id), "%lld.%d.m%lu", (long long)time(NULL),
+		 (int)getpid(), ++seq);
+	qpath(to, sizeof(to), id, "");
+	if (rename(from, to) != 0 || fsync_dir(qdir) != 0) {
+		log_msg(LOGL_ERR, "maildrop: %s: cannot move into the queue: %s",
+			name, strerror(errno));
+		return;
+	}
+	log_msg(LOGL_INFO, "maildrop: %s from uid %d queued as %s", name,
+		(int)st.st_uid, id);
+	qadd(id, time(NULL), 0, 0);
+}
+
+/* ".runq-UID-PID" from `sendmail -q` run by a user who may not signal
+ * the daemon: removed, and the queue runs now unless a request was
+ * honoured less than QUEUE_RUNQ_GAP seconds ago (any user may ask). */
+static int runq_request(int dfd, const char *name)
+{
+	static int64_t last;
+
+	if (strncmp(name, ".runq-", 6) != 0)
+		return 0;
+	unlinkat(dfd, name, 0);
+	if (last && now_ms() - last < QUEUE_RUNQ_GAP * 1000)
+		return 0;
+	last = now_ms();
+	log_msg(LOGL_INFO, "queue run requested (%s)", name + 1);
+	return 1;
+}
+
+/* A ".NAME" sendmail never finished (killed with -9) is junk after a day. */
+static void stale_dotfile(int dfd, const char *name)
+{
+	struct stat st;
+
+	if (strncmp(name, ".bad-", 5) == 0 || strcmp(name, ".") == 0 ||
+	    strcmp(name, "..") == 0)
+		return;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    time(NULL) - st.st_mtime > 86400)
+		unlinkat(dfd, name, 0);
+}
+
+/* 1 when a user asked for a queue run (see runq_request). */
+static int pickup_all(void)
+{
+	DIR *d = opendir(dropdir);
+	struct dirent *e;
+	int n = 0, run_now = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL && n < 1000) {
+		if (e->d_name[0] == '.') {
+			run_now |= runq_request(dirfd(d), e->d_name);
+			stale_dotfile(dirfd(d), e->d_name);
+			continue;
+		}
+		pickup(e->d_name);
+		n++;
+	}
+	closedir(d);
+	return run_now;
+}
+
+static void on_notify(struct watcher *w, short revents)
+{
+	char buf[4096];
+
+	(void)revents;
+	/* The events only say "look": the directory is the truth. */
+	while (read(w->fd, buf, sizeof(buf)) > 0)
+		;
+	if (pickup_all()) {
+		relay_run_now();
+		return;
+	}
+	schedule();
+}
+
+/* ---- start ---------------------------------------------------------------- */
+
+/* A state file being written (ID.st.new) or one whose message is gone
+ * (a crash between the two unlinks at the end) is never a commit point:
+ * removed at start so the queue holds nothing stale. True for any state
+ * name, which the caller skips. */
+static int leftover(int dfd, const char *name, size_t l)
+{
+	char id[SPOOL_NAME_MAX];
+	struct stat st;
+
+	if (l > 4 && strcmp(name + l - 4, ".new") == 0) {
+		log_msg(LOGL_INFO, "queue: removing %s left by a crash", name);
+		unlinkat(dfd, name, 0);
+		return 1;
+	}
+	if (l <= 3 || strcmp(name + l - 3, ".st") != 0)
+		return 0;
+	memcpy(id, name, l - 3);
+	id[l - 3] = '\0';
+	if (fstatat(dfd, id, &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT) {
+		log_msg(LOGL_INFO, "queue: removing %s left by a crash", name);
+		unlinkat(dfd, name, 0);
+	}
+	return 1;
+}
+
+/* Adds the queue files not in the table yet (at start, and when the
+ * table had no room for all of them and has some now); their arrival and
+ * attempts come back from their state files. */
+static void scan_queue(void)
+{
+	DIR *d = opendir(qdir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	spilled = 0;
+	while ((e = readdir(d)) != NULL) {
+		char path[QUEUE_PATH];
+		struct stat st;
+		struct qmsg *q;
+		size_t l = strlen(e->d_name);
+		int known = 0;
+
+		if (e->d_name[0] == '.' || l >= SPOOL_NAME_MAX)
+			continue;
+		if (leftover(dirfd(d), e->d_name, l))
+			continue;
+		for (int i = 0; i < qcount && !known; i++)
+			known = strcmp(qtab[i].id, e->d_name) == 0;
+		if (known)
+			continue;
+		qpath(path, sizeof(path), e->d_name, "");
+		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		q = qadd(e->d_name, st.st_mtime, 0, 0);
+		if (!q)
+			break;
+		state_restore(q, dirfd(d));
+	}
+	closedir(d);
+}
+
+/* Room again after the table overflowed: the files left on disk join
+ * once a quarter of the table is free (not on every removal). */
+static void rescan(void)
+{
+	if (qcount <= CONFIG_QUEUE_MAX - CONFIG_QUEUE_MAX / 4)
+		scan_queue();
+}
+
+int relay_init(const char *spool_dir)
+{
+	if (queue_open(spool_dir) != 0)
+		return -1;
+	snprintf(qdir, sizeof(qdir), "%s/queue", spool_dir);
+	snprintf(dropdir, sizeof(dropdir), "%s/maildrop", spool_dir);
+	queue_on_commit(on_commit);
+	smtpout_init();
+	timer.fd = -1;
+	timer.on_timeout = on_timer;
+	loop_add(&timer);
+	notify.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (notify.fd >= 0 &&
+	    inotify_add_watch(notify.fd, dropdir, IN_MOVED_TO | IN_CLOSE_WRITE) >= 0) {
+		notify.events = POLLIN;
+		notify.on_io = on_notify;
+		notify.on_timeout = on_timer;
+		loop_add(&notify);
+	} else {
+		log_msg(LOGL_WARN, "maildrop: no inotify (%s); `postie sendmail -q` "
+			"or SIGUSR1 picks up new mail", strerror(errno));
+	}
+	scan_queue();
+	pickup_all();
+	log_msg(LOGL_INFO, "queue: %d message(s) waiting", qcount);
+	schedule();
+	return 0;
+}
