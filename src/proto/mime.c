@@ -462,20 +462,35 @@ static void out_upper(struct mime_out *o, const char *s, size_t n)
 
 struct pscan {
 	const char *s, *end;
+	const char *cmt;        /* first non-blank comment skipped, or NULL */
+	size_t cmtl;
 };
 
 static void skip_ws(struct pscan *ps)
 {
+	const char *open = NULL;
 	int depth = 0;
 
 	while (ps->s < ps->end) {
 		char c = *ps->s;
-		if (c == '(')
-			depth++;
-		else if (c == ')' && depth > 0)
-			depth--;
-		else if (!depth && c != ' ' && c != '\t')
+		if (c == '(') {
+			if (depth++ == 0)
+				open = ps->s + 1;
+		} else if (c == ')' && depth > 0) {
+			if (--depth == 0 && !ps->cmt) {
+				const char *e = ps->s;
+				while (open < e && (*open == ' ' || *open == '\t'))
+					open++;
+				while (e > open && (e[-1] == ' ' || e[-1] == '\t'))
+					e--;
+				if (e > open) {
+					ps->cmt = open;
+					ps->cmtl = (size_t)(e - open);
+				}
+			}
+		} else if (!depth && c != ' ' && c != '\t') {
 			break;
+		}
 		ps->s++;
 	}
 }
@@ -538,7 +553,7 @@ static int next_param(struct pscan *ps, const char **nm, size_t *nl,
 static const char *param(const char *v, size_t n, const char *name, size_t *len,
 			 char *tmp, size_t tmpcap)
 {
-	struct pscan ps = { v, v + n };
+	struct pscan ps = { v, v + n, NULL, 0 };
 	const char *nm, *pv;
 	size_t nl, vl;
 
@@ -553,7 +568,7 @@ static const char *param(const char *v, size_t n, const char *name, size_t *len,
 /* "(" name SP value ... ")" or NIL. */
 static void out_params(struct mime_out *o, const char *v, size_t n, int text)
 {
-	struct pscan ps = { v, v ? v + n : v };
+	struct pscan ps = { v, v ? v + n : v, NULL, 0 };
 	const char *nm, *pv;
 	size_t nl, vl;
 	char tmp[256];
@@ -658,6 +673,7 @@ static void out_addrs(struct mime_out *o, const char *v, size_t n)
 	}
 	ps.s = v;
 	ps.end = v + n;
+	ps.cmt = NULL;          /* "a@b (Real Name)": the name without a phrase */
 	for (int guard = 0; guard < 4096; guard++) {
 		int more = addr_tok(&ps, &t);
 		if (more && t.kind == '<') {
@@ -684,6 +700,7 @@ static void out_addrs(struct mime_out *o, const char *v, size_t n)
 				out_addr(o, NULL, 0, phrase, pl, NULL, 0);
 			}
 			group = 1;
+			ps.cmt = NULL;
 			pl = ll = dl = 0;
 			at = 0;
 			continue;
@@ -715,9 +732,14 @@ static void out_addrs(struct mime_out *o, const char *v, size_t n)
 			if (count++ < 100) {
 				out_c(o, any ? "" : "(");
 				any = 1;
-				out_addr(o, phrase, pl, local, ll, dl ? dom : NULL, dl);
+				if (pl)
+					out_addr(o, phrase, pl, local, ll, dl ? dom : NULL, dl);
+				else
+					out_addr(o, ps.cmt, ps.cmt ? ps.cmtl : 0, local,
+						 ll, dl ? dom : NULL, dl);
 			}
 		}
+		ps.cmt = NULL;
 		pl = ll = dl = 0;
 		at = angle = 0;
 		if (more && t.kind == ';' && group) {

@@ -61,6 +61,30 @@ class ImapDetails(ImapBase):
         finally:
             m.logout()
 
+    def test_comment_as_display_name(self):
+        m = self.server.imap()
+        try:
+            self.append(m, crlf(
+                "From: bob@example.org (Bob Smith)\n"
+                "To: \"Al\" <al@example.org> (c), carl@example.org "
+                "(Carl (the) Boss), d@example.org ()\n"
+                "Cc: grp: e@example.org (E x);\n"
+                "Subject: c\n\nx\n"))
+            m.select("INBOX")
+            typ, data = m.fetch("1", "(ENVELOPE)")
+            self.assertEqual(typ, "OK", data)
+            env = data[0].decode()
+            bob = '(("Bob Smith" NIL "bob" "example.org"))'
+            # From, and Sender and Reply-To that default to it
+            self.assertIn('NIL "c" %s %s %s ' % (bob, bob, bob), env)
+            self.assertIn('(("Al" NIL "al" "example.org")'
+                          '("Carl (the) Boss" NIL "carl" "example.org")'
+                          '(NIL NIL "d" "example.org"))', env)
+            self.assertIn('((NIL NIL "grp" NIL)("E x" NIL "e" "example.org")'
+                          '(NIL NIL NIL NIL))', env)
+        finally:
+            m.logout()
+
 
 if __name__ == "__main__":
     unittest.main()
