@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/conf.h"
+#include "core/util.h"
 #include "store/passwd.h"
 #include "store/users.h"
 

@@ -19,10 +19,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KNOWN = {
-    # file_slurp() lives in users.c
-    ("tls/tls_bearssl.c", "store/users.h"),
-}
+KNOWN = set()
 
 
 def layer(rel):

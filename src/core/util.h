@@ -1,5 +1,5 @@
 /* util — small pure helpers: monotonic time, bounded string copies, number
- * parsing with overflow checks. No allocation, no I/O. */
+ * parsing with overflow checks, and a few whole-file reads and syncs. */
 #ifndef POSTIE_UTIL_H
 #define POSTIE_UTIL_H
 
@@ -35,5 +35,11 @@ int fsync_dir(const char *dir);
 int write_all_fd(int fd, const void *buf, size_t n);
 /* fsync of the directory that holds path. */
 int fsync_parent_of(const char *path);
+/* Reads a whole small file into a NUL-terminated heap buffer; refuses
+ * files over max bytes and files holding a NUL. The caller frees it.
+ * NULL with the cause in err. Used by the users, aliases and TLS
+ * loaders. */
+char *file_slurp(const char *path, size_t max, size_t *len, char *err,
+		 size_t errlen);
 
 #endif

@@ -22,50 +22,6 @@ struct users *users;
  * table the delivery code consults. */
 struct aliases *aliases;
 
-char *file_slurp(const char *path, size_t max, size_t *len, char *err,
-		 size_t errlen)
-{
-	struct stat st;
-	char *buf;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size > max) {
-		snprintf(err, errlen, "%s: not a regular file of at most %zu bytes",
-			 path, max);
-		close(fd);
-		return NULL;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		close(fd);
-		return NULL;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	buf[got] = '\0';
-	if (memchr(buf, '\0', got)) {
-		snprintf(err, errlen, "%s: contains a NUL byte", path);
-		free(buf);
-		return NULL;
-	}
-	*len = got;
-	return buf;
-}
-
 int users_valid_name(const char *s, size_t len)
 {
 	if (len == 0 || len > USER_NAME_MAX)

@@ -43,9 +43,5 @@ enum users_op {
  * the new one, never a mix. 0, or -1 with the cause in err. */
 int users_edit(const char *path, enum users_op op, const char *name,
 	       const char *hash, char *err, size_t errlen);
-/* Reads a whole small file into a NUL-terminated heap buffer; refuses
- * files over max bytes. Shared by the users and aliases loaders. */
-char *file_slurp(const char *path, size_t max, size_t *len, char *err,
-		 size_t errlen);
 
 #endif

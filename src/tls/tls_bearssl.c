@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 
 #include "core/log.h"
-#include "store/users.h"
+#include "core/util.h"
 
 #define TLS_PEM_MAX (256u << 10)
 #define TLS_CHAIN_MAX 8
