@@ -27,6 +27,11 @@ stage() { # stage NAME CMD...: runs CMD, logs to build/check/NAME.log
 	fi
 }
 
+lint_rawwrites() { # bytes into fixed arrays in src/proto only through core/buf
+	! grep -nE 'memcpy\([^,]*\+|v?snprintf\([^,]*\+|\[(o|w|n|len|pos)\+\+\] *=|sizeof\([^)]*\) *- *[a-z_]+(->|\.)?[a-z_]* *-' \
+		src/proto/*.c
+}
+
 lint_ifdef() { # no #ifdef CONFIG_ in .c files (README.md, Development)
 	! grep -rnE '^\s*#\s*(ifdef|ifndef|if defined).*CONFIG_' src tests --include='*.c'
 }
@@ -52,6 +57,7 @@ test_cfg() { # unit + protocol tests of a matrix build
 
 stage deps tests/install-deps.sh check
 stage lint-ifdef lint_ifdef
+stage lint-rawwrites lint_rawwrites
 stage docs $PY tests/doccheck.py
 stage lint-layers $PY tests/layers.py
 stage build-host make -s $J all test-tools

@@ -5,6 +5,9 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "core/buf.h"
+#include "core/util.h"
+
 static int is_alpha(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -120,10 +123,8 @@ static long domain(const char *s, size_t len, unsigned *flags)
 		if (!end)
 			return -1;
 		l = (size_t)(end - s - 1);
-		if (l >= sizeof(buf))
+		if (str_copy(buf, sizeof(buf), s + 1, l) != 0 || strlen(buf) != l)
 			return -1;
-		memcpy(buf, s + 1, l);
-		buf[l] = '\0';
 		if (l > 5 && strncasecmp(buf, "IPv6:", 5) == 0) {
 			if (inet_pton(AF_INET6, buf + 5, bin) != 1)
 				return -1;
@@ -265,22 +266,20 @@ int addr_parse_path(const char *s, size_t len, struct addr *a, int utf8_ok)
 
 int addr_local_key(const struct addr *a, char *out, size_t n)
 {
-	size_t o = 0;
 	const char *s = a->local;
 	size_t len = a->local_len;
+	struct buf b;
 
 	if (a->flags & ADDR_QUOTED) {
 		s++;
 		len -= 2;
 	}
+	buf_init(&b, out, n);
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
 		if ((a->flags & ADDR_QUOTED) && c == '\\' && i + 1 < len)
 			c = s[++i];
-		if (o + 1 >= n)
-			return -1;
-		out[o++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+		buf_addc(&b, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c);
 	}
-	out[o] = '\0';
-	return 0;
+	return buf_nul(&b) != 0 || b.full ? -1 : 0;
 }

@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "core/buf.h"
 #include "proto/mime.h"
 #include "store/index.h"
 
@@ -142,8 +143,12 @@ static void value_feed(struct srch_scan *x, const struct search_prog *p,
 		at += nd->s2len;
 	}
 	if (x->in_date) {
-		for (size_t i = 0; i < n && x->dlen < sizeof(x->date); i++)
-			x->date[x->dlen++] = b[i];
+		struct buf d;
+
+		buf_init(&d, x->date, sizeof(x->date));
+		d.len = x->dlen;
+		buf_add(&d, b, n < buf_remaining(&d) ? n : buf_remaining(&d));
+		x->dlen = d.len;
 	}
 }
 

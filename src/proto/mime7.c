@@ -112,7 +112,12 @@ static void feed_byte(struct mime7 *m, unsigned char c, struct buf *out)
 			m->long_line = c != '\n';
 			return;
 		}
-		m->hline[m->hlen++] = (char)c;
+		struct buf h;
+
+		buf_init(&h, m->hline, MIME7_HDR_MAX);
+		h.len = m->hlen;
+		buf_addc(&h, (char)c);
+		m->hlen = h.len;
 		if (c != '\n' && m->hlen == MIME7_HDR_MAX) {
 			buf_add(out, m->hline, m->hlen);
 			m->hlen = 0;

@@ -4,6 +4,8 @@
  * meaning; a value that decodes loosely is a client bug or a probe. */
 #include "proto/sasl.h"
 
+#include "core/buf.h"
+
 #include <limits.h>
 #include <string.h>
 
@@ -39,7 +41,8 @@ static int b64_padding(const char *in, size_t inlen)
 
 int b64_decode(const char *in, size_t inlen, unsigned char *out, size_t outcap)
 {
-	size_t i, o = 0, n;
+	struct buf b;
+	size_t i, n;
 	int pad;
 
 	if (inlen % 4 != 0)
@@ -48,6 +51,7 @@ int b64_decode(const char *in, size_t inlen, unsigned char *out, size_t outcap)
 	n = inlen / 4 * 3 - (size_t)pad;
 	if (n > outcap || n > INT_MAX)
 		return -1;
+	buf_init(&b, out, outcap);
 	for (i = 0; i < inlen; i += 4) {
 		int v[4];
 		unsigned long w;
@@ -65,18 +69,17 @@ int b64_decode(const char *in, size_t inlen, unsigned char *out, size_t outcap)
 		/* RFC 4648 §3.5: the bits padding hides must be zero. */
 		if ((last == 1 && (w & 0xff)) || (last == 2 && (w & 0xffff)))
 			return -1;
-		out[o++] = (unsigned char)(w >> 16);
-		if (last < 2)
-			out[o++] = (unsigned char)(w >> 8);
-		if (last < 1)
-			out[o++] = (unsigned char)w;
+		unsigned char g[3] = { (unsigned char)(w >> 16), (unsigned char)(w >> 8),
+				       (unsigned char)w };
+		buf_add(&b, g, 3 - (size_t)last);
 	}
-	return (int)o;
+	return b.full ? -1 : (int)b.len;
 }
 
 size_t b64_encode(const unsigned char *in, size_t len, char *out, size_t outcap)
 {
-	size_t i, o = 0;
+	struct buf b;
+	size_t i;
 
 	if (outcap == 0)
 		return 0;
@@ -85,6 +88,7 @@ size_t b64_encode(const unsigned char *in, size_t len, char *out, size_t outcap)
 		out[0] = '\0';
 		return 0;
 	}
+	buf_init(&b, out, outcap);
 	for (i = 0; i < len; i += 3) {
 		size_t left = len - i;
 		unsigned long w = (unsigned long)in[i] << 16;
@@ -93,13 +97,13 @@ size_t b64_encode(const unsigned char *in, size_t len, char *out, size_t outcap)
 			w |= (unsigned long)in[i + 1] << 8;
 		if (left > 2)
 			w |= in[i + 2];
-		out[o++] = b64_alphabet[w >> 18 & 63];
-		out[o++] = b64_alphabet[w >> 12 & 63];
-		out[o++] = left > 1 ? b64_alphabet[w >> 6 & 63] : '=';
-		out[o++] = left > 2 ? b64_alphabet[w & 63] : '=';
+		char q[4] = { b64_alphabet[w >> 18 & 63], b64_alphabet[w >> 12 & 63],
+			      left > 1 ? b64_alphabet[w >> 6 & 63] : '=',
+			      left > 2 ? b64_alphabet[w & 63] : '=' };
+		buf_add(&b, q, 4);
 	}
-	out[o] = '\0';
-	return o;
+	buf_nul(&b);
+	return b.len;
 }
 
 int sasl_plain_parse(const unsigned char *buf, size_t len, struct sasl_plain *out)

@@ -2,6 +2,8 @@
  * yields at most two output bytes (a held-back CR or dot plus itself). */
 #include "proto/smtp_data.h"
 
+#include "core/buf.h"
+
 enum {
 	S_BOL_CRLF,     /* line start after CRLF (or the start of data) */
 	S_BOL_LF,       /* line start after a bare LF */
@@ -24,9 +26,12 @@ void smtp_data_init(struct smtp_data *d)
 size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t inlen,
 		      char *out, size_t outcap, size_t *outlen)
 {
-	size_t i = 0, o = 0;
+	struct buf b;
+	size_t i = 0;
 
-	while (i < inlen && !d->done && outcap - o >= 2) {
+	/* Each step writes at most two bytes: stop while two are free. */
+	buf_init(&b, out, outcap);
+	while (i < inlen && !d->done && buf_fits(&b, 2, 0)) {
 		unsigned char c = (unsigned char)in[i];
 
 		switch (d->state) {
@@ -48,7 +53,7 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t inlen,
 			}
 			if (c == '\n') {
 				/* ".\n": a lone dot line without CRLF is content. */
-				out[o++] = '.';
+				buf_addc(&b, '.');
 				d->state = S_MID;
 				continue;
 			}
@@ -61,30 +66,29 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t inlen,
 				i++;
 				continue;
 			}
-			out[o++] = '\r';
+			buf_addc(&b, '\r');
 			d->flags |= DATA_BARE_CR;
 			d->state = S_MID;
 			continue;
 		case S_DOT_LF_CR:
 			if (c == '\n') {
-				out[o++] = '.';
-				out[o++] = '\n';
+				buf_add(&b, ".\n", 2);
 				d->state = S_BOL_CRLF;
 				i++;
 				continue;
 			}
-			out[o++] = '\r';
+			buf_addc(&b, '\r');
 			d->flags |= DATA_BARE_CR;
 			d->state = S_MID;
 			continue;
 		case S_CR:
 			if (c == '\n') {
-				out[o++] = '\n';
+				buf_addc(&b, '\n');
 				d->state = S_BOL_CRLF;
 				i++;
 				continue;
 			}
-			out[o++] = '\r';
+			buf_addc(&b, '\r');
 			d->flags |= DATA_BARE_CR;
 			d->state = S_MID;
 			continue;
@@ -96,7 +100,7 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t inlen,
 				continue;
 			}
 			if (c == '\n') {
-				out[o++] = '\n';
+				buf_addc(&b, '\n');
 				d->flags |= DATA_BARE_LF;
 				d->state = S_BOL_LF;
 				continue;
@@ -105,11 +109,11 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t inlen,
 				d->flags |= DATA_NUL;
 			else if (c >= 0x80)
 				d->flags |= DATA_8BIT;
-			out[o++] = (char)c;
+			buf_addc(&b, (char)c);
 			continue;
 		}
 	}
-	d->size += o;
-	*outlen = o;
+	d->size += b.len;
+	*outlen = b.len;
 	return i;
 }

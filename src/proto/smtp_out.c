@@ -565,15 +565,19 @@ static void ehlo_keyword(struct smtpout *so, const char *text)
 		so->ext |= EXT_SIZE;
 		so->size_limit = strtoull(kw + 4, NULL, 10);
 	} else if (strncasecmp(kw, "AUTH", 4) == 0 && (kw[4] == ' ' || kw[4] == '=')) {
-		char up[256];
-		size_t i;
-		for (i = 0; i < sizeof(up) - 2 && kw[i]; i++)
-			up[i] = (kw[i] >= 'a' && kw[i] <= 'z') ? (char)(kw[i] - 32) : kw[i];
-		up[i++] = ' ';
-		up[i] = '\0';
-		if (strstr(up, " PLAIN "))
+		char mem[256];
+		struct buf up;
+		/* " AUTH PLAIN LOGIN ": each mechanism between blanks; a line
+		 * longer than the buffer is looked at as far as it fits. */
+		buf_init(&up, mem, sizeof(mem) - 2);
+		for (size_t i = 0; kw[i] && !up.full; i++)
+			buf_addc(&up, (kw[i] >= 'a' && kw[i] <= 'z') ? (char)(kw[i] - 32) : kw[i]);
+		up.cap = sizeof(mem);
+		buf_addc(&up, ' ');
+		buf_nul(&up);
+		if (strstr(mem, " PLAIN "))
 			so->ext |= EXT_AUTH_PLAIN;
-		if (strstr(up, " LOGIN "))
+		if (strstr(mem, " LOGIN "))
 			so->ext |= EXT_AUTH_LOGIN;
 	}
 }
@@ -737,13 +741,14 @@ static void start_tls(struct smtpout *so)
  * §2.3.8. At most 2 bytes out per byte in, plus 1 for a CR held over. */
 static size_t smtp_encode(struct smtpout *so, const char *in, size_t n, char *out)
 {
-	size_t o = 0;
+	struct buf b;
 
+	buf_init(&b, out, sat_add(sat_add(n, n), 1));
 	for (size_t i = 0; i < n; i++) {
 		if (so->body_cr) {
 			so->body_cr = 0;
 			if (in[i] != '\n') {
-				out[o++] = ' ';
+				buf_addc(&b, ' ');
 				so->body_bol = 0;
 			}
 		}
@@ -752,13 +757,13 @@ static size_t smtp_encode(struct smtpout *so, const char *in, size_t n, char *ou
 			continue;
 		}
 		if (so->body_bol && in[i] == '.')
-			out[o++] = '.';
+			buf_addc(&b, '.');
 		if (in[i] == '\n')
-			out[o++] = '\r';
-		out[o++] = in[i];
+			buf_addc(&b, '\r');
+		buf_addc(&b, in[i]);
 		so->body_bol = in[i] == '\n';
 	}
-	return o;
+	return b.len;
 }
 
 /* Fills the output buffer from the spool file, through the 8-bit
