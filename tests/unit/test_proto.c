@@ -63,27 +63,33 @@ void test_address(void)
 		      memcmp(a.domain ? a.domain : "", t[i].domain, a.domain_len) == 0,
 		      "case %zu domain", i);
 	}
-	/* Length limits: 64 local, 255 domain, 256 path. */
-	char big[700];
+	/* Length limits: 64 local, 255 domain, 256 path (the defaults;
+	 * the local part and path cases follow the build's limits). */
+	char big[1400];
 	memset(big, 0, sizeof(big));
 	big[0] = '<';
-	memset(big + 1, 'a', 65);
-	strcpy(big + 66, "@x.org>");
-	CHECK(addr_parse_path(big, strlen(big), &a, 0) == ADDR_ELOCAL, "65-byte local");
-	memset(big + 1, 'a', 64);
-	strcpy(big + 65, "@x.org>");
-	CHECK(addr_parse_path(big, strlen(big), &a, 0) > 0, "64-byte local");
+	memset(big + 1, 'a', CONFIG_SMTP_LOCAL_MAX + 1);
+	strcpy(big + CONFIG_SMTP_LOCAL_MAX + 2, "@x.org>");
+	CHECK(addr_parse_path(big, strlen(big), &a, 0) == ADDR_ELOCAL, "long local");
+	memset(big + 1, 'a', CONFIG_SMTP_LOCAL_MAX);
+	strcpy(big + CONFIG_SMTP_LOCAL_MAX + 1, "@x.org>");
+	CHECK(addr_parse_path(big, strlen(big), &a, 0) > 0, "local at the limit");
 	strcpy(big, "<u@");
 	for (int k = 0; k < 4; k++)
 		strcat(big, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.");
 	strcat(big, "org>");
 	CHECK(addr_parse_path(big, strlen(big), &a, 0) > 0, "207-byte domain");
-	memset(big, 'b', 64);
-	strcpy(big + 64, "@");
+	/* A local part at its limit and a 254-byte domain: over the
+	 * path limit unless SMTP_PATH_MAX allows both. */
+	memset(big, 0, sizeof(big));
+	memset(big, 'b', CONFIG_SMTP_LOCAL_MAX);
+	strcat(big, "@");
 	for (int k = 0; k < 4; k++)
-		strcat(big, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.");
-	strcat(big, "org");
-	CHECK(addr_parse_path(big, strlen(big), &a, 0) == ADDR_EPATH, "272-byte path");
+		strcat(big, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.");
+	strcat(big, "aaaaaa");
+	if (CONFIG_SMTP_PATH_MAX < CONFIG_SMTP_LOCAL_MAX + 250)
+		CHECK(addr_parse_path(big, strlen(big), &a, 0) == ADDR_EPATH,
+		      "path over the limit");
 	strcpy(big, "<u@");
 	for (int k = 0; k < 6; k++)
 		strcat(big, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.");
