@@ -2695,6 +2695,47 @@ static void list_fn(void *ctx, const char *name, int kind, int children)
 	list_line(x, attrs, name);
 }
 
+/* Whether the subscription `entry` (l bytes) lies below the name pfx (n
+ * bytes) and the pattern does not match it. */
+static int lsub_hidden_child(const struct list_ctx *x, const char *entry,
+			     size_t l, const char *pfx, size_t n)
+{
+	return l > n && entry[n] == '/' && memcmp(entry, pfx, n) == 0 &&
+	       !wild(x->pat, x->pl, entry, l);
+}
+
+/* LSUB of name (a subscription at entry in x->subs): the parents that
+ * the pattern matches while it does not match the name, and that are not
+ * subscribed themselves, are listed \Noselect (RFC 3501 §6.3.9: "LSUB
+ * \"\" a/%" with only a/b/c subscribed gives a/b), once each: for the
+ * first subscription below them. */
+static void lsub_parents(struct list_ctx *x, const char *entry,
+			 const char *name, size_t l)
+{
+	char pfx[IMAP_NAME_MAX + 1];
+
+	if (wild(x->pat, x->pl, name, l))
+		return;
+	for (size_t j = 1; j < l; j++) {
+		int seen = 0;
+		if (name[j] != '/' || !wild(x->pat, x->pl, name, j))
+			continue;
+		str_copy(pfx, sizeof(pfx), name, j);
+		if (folder_is_subscribed(x->subs, pfx))
+			continue;
+		for (const char *q = x->subs; q < entry && !seen;) {
+			const char *e = strchr(q, '\n');
+			size_t ql = e ? (size_t)(e - q) : strlen(q);
+			seen = lsub_hidden_child(x, q, ql, pfx, j);
+			if (!e)
+				break;
+			q = e + 1;
+		}
+		if (!seen)
+			list_line(x, "\\Noselect", pfx);
+	}
+}
+
 /* LSUB and LIST (SUBSCRIBED): the subscribed names, existing or not. */
 static void list_subscribed(struct list_ctx *x)
 {
@@ -2708,6 +2749,8 @@ static void list_subscribed(struct list_ctx *x)
 			str_copy(name, sizeof(name), p, l);
 			kind = strcmp(name, "INBOX") == 0 ? FOLDER_MBOX :
 			       folder_kind(x->s->base, name);
+			if (x->opts & LO_LSUB)
+				lsub_parents(x, p, name, l);
 			if (kind == FOLDER_NONE && wild(x->pat, x->pl, name, l))
 				list_line(x, x->opts & LO_LSUB ? "\\Noselect" :
 					  "\\NonExistent \\Subscribed", name);

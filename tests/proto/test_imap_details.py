@@ -85,6 +85,48 @@ class ImapDetails(ImapBase):
         finally:
             m.logout()
 
+    def lsub(self, m, pattern):
+        """{name: attributes} of LSUB "" pattern (this test's names are
+        lower case; the default subscriptions are not)."""
+        typ, data = m.lsub('""', pattern)
+        self.assertEqual(typ, "OK", data)
+        out = {}
+        for d in data:
+            if d:
+                attrs, rest = d.decode().split(") ", 1)
+                name = rest.split(" ", 1)[1].strip('"')
+                if name[:1].islower():
+                    out[name] = attrs.lstrip("(")
+        return out
+
+    def test_lsub_lists_noselect_parents(self):
+        m = self.server.imap()
+        try:
+            for f in ("a/b/c", "a/b/d", "a/x", "p/q/r"):
+                typ, data = m.create(f)
+                self.assertEqual(typ, "OK", data)
+            for f in ("a/b/c", "a/b/d", "a/x", "p/q/r", "n/o/p"):
+                typ, data = m.subscribe(f)
+                self.assertEqual(typ, "OK", data)
+            ns = "\\Noselect"
+            # a/b once, though two of its children are subscribed
+            typ, data = m.lsub('""', "a/%")
+            self.assertEqual(len(data), 2, data)
+            self.assertEqual(self.lsub(m, "a/%"), {"a/b": ns, "a/x": ""})
+            self.assertEqual(self.lsub(m, "%"), {"a": ns, "n": ns, "p": ns})
+            self.assertEqual(self.lsub(m, "%/%"), {
+                "a/b": ns, "n/o": ns, "p/q": ns, "a/x": ""})
+            # "*" matches the children themselves: no parents
+            self.assertEqual(self.lsub(m, "a/*"), {
+                "a/b/c": "", "a/b/d": "", "a/x": ""})
+            # subscribed itself: listed once, as the folder it is (a
+            # directory here, so \\Noselect all the same)
+            typ, data = m.subscribe("a")
+            typ, data = m.lsub('""', "a")
+            self.assertEqual(len(data), 1, data)
+            self.assertEqual(self.lsub(m, "%"), {"a": ns, "n": ns, "p": ns})
+        finally:
+            m.logout()
 
 if __name__ == "__main__":
     unittest.main()
