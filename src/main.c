@@ -584,6 +584,9 @@ static int daemon_main(int argc, char **argv)
 		drop_privileges(uid, gid, conf->run_as);
 	if (spool_init(conf->spool_dir) != 0)
 		fatal("%s: %s", conf->spool_dir, strerror(errno));
+	/* Deliveries (SMTP and the relay queue) tell IMAP of new mail. */
+	if (CONFIG_IMAP)
+		mbox_on_new_mail(imap_notify_mailbox);
 	if (CONFIG_RELAY) {
 		/* The resolver first: the queue's first run looks things up. */
 		if (CONFIG_DNS && dns_start(conf->dns_server) != 0)

@@ -17,7 +17,7 @@
  * mboxrd quoting undone, CRLF line ends; their MIME structure is parsed
  * on the fly (mime.c). EXPUNGE rewrites the mbox crash-safely like POP3.
  * Sessions on one mailbox tell each other about flag changes and
- * expunges in memory; deliveries call imap_notify_mailbox(). An idle
+ * expunges in memory; deliveries call the mbox_on_new_mail hook. An idle
  * session (IDLE included) sets no timer but its autologout deadline.
  *
  * Limits: IMAP_CMD_MAX octets per command (literals included),

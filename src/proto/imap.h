@@ -7,8 +7,8 @@
 extern const struct proto_ops imap_ops;
 
 /* New mail in mail_dir/USER (INBOX): sessions that have it selected look
- * again, and IDLE ones tell their client now. Call after a successful
- * append, with the mbox unlocked. Safe to call for any user. */
+ * again, and IDLE ones tell their client now. main registers it as the
+ * store's mbox_on_new_mail hook. Safe to call for any user. */
 #if CONFIG_IMAP
 void imap_notify_mailbox(const char *user);
 #else

@@ -22,7 +22,6 @@
 #include "core/util.h"
 #include "proto/address.h"
 #include "proto/auth.h"
-#include "proto/imap.h"
 #include "proto/sasl.h"
 #include "proto/smtp_data.h"
 #include "store/aliases.h"
@@ -733,7 +732,7 @@ static int append_step(struct conn *c, struct smtp_session *s)
 	unlock_all(dv.n);
 	dv_owner = NULL;
 	for (i = 0; i < dv.n; i++)
-		imap_notify_mailbox(lock_user(i));
+		mbox_new_mail(lock_user(i));
 	log_msg(LOGL_INFO, "conn %u %s: delivered %s.%x.%x from=<%.80s> size=%lld "
 		"rcpt=%d mailboxes=%d", c->id, c->peer_str, conn_run_id(), c->id, s->nmsgs,
 		dv.sender, (long long)(s->tx.f.size - s->tx.f.data_off),

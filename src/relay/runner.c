@@ -32,7 +32,6 @@
 #include "core/loop.h"
 #include "core/util.h"
 #include "proto/address.h"
-#include "proto/imap.h"
 #include "proto/smtp_out.h"
 #include "store/aliases.h"
 #include "relay/bounce.h"
@@ -273,7 +272,7 @@ static void deliver_local(struct attempt *a, struct qstate_target *t)
 		return;
 	}
 	set_target(a, t, 250, "2.0.0", NULL, "delivered to mailbox", 0);
-	imap_notify_mailbox(user);      /* push to IDLE sessions */
+	mbox_new_mail(user);      /* push to IDLE sessions */
 }
 
 /* ---- bounces ------------------------------------------------------------ */

@@ -391,3 +391,16 @@ void mbox_unlock(struct mbox_lock *l)
 		unlink(l->lockpath);
 	}
 }
+
+static void (*new_mail_hook)(const char *user);
+
+void mbox_on_new_mail(void (*fn)(const char *user))
+{
+	new_mail_hook = fn;
+}
+
+void mbox_new_mail(const char *user)
+{
+	if (new_mail_hook && user)
+		new_mail_hook(user);
+}

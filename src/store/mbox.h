@@ -73,6 +73,12 @@ int mbox_sync(struct mbox_lock *l);
 /* Truncates back to the size at lock time (a copy abandoned). */
 void mbox_rollback(struct mbox_lock *l);
 void mbox_unlock(struct mbox_lock *l);
+/* New mail in mail_dir/USER: a delivery calls mbox_new_mail() after its
+ * append is synced and unlocked, and the store passes it on to the one
+ * hook a higher layer registered (IMAP, so its sessions look again and
+ * IDLE ones tell their client). The store never calls upward itself. */
+void mbox_on_new_mail(void (*fn)(const char *user));
+void mbox_new_mail(const char *user);
 /* At start, for dir/lockname left by our own dead process with content
  * note: truncates the mailbox back to the size recorded at lock time if
  * it is still the same file and has grown (an unfinished, never
