@@ -10,8 +10,9 @@ includes only headers of its own layer or below.
   5 top      main.c, cli.c, sendmail.c
 
 Upward news travels by hooks a higher layer registers. KNOWN lists the
-includes that break the rule today (each is debt to pay, not a pattern to
-copy); a new one fails, and so does a KNOWN entry that is gone (remove it).
+includes allowed to break the rule (none today; an entry is debt to pay,
+not a pattern to copy); a new one fails, and so does a KNOWN entry that
+is gone (remove it).
 """
 import glob
 import os
