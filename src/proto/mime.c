@@ -259,8 +259,11 @@ static int boundary(struct mime *m, const char *l, size_t n)
 			continue;
 		/* The CRLF before the delimiter belongs to it. */
 		uint64_t end = m->line_start >= 2 ? m->line_start - 2 : 0;
-		/* line_no already counts this delimiter line. */
-		close_to(m, k, end, m->line_no - 1);
+		/* line_no already counts this delimiter line, and the line
+		 * end before it is the delimiter's: the part's lines are the
+		 * line ends in its body (as Dovecot counts them), so
+		 * "one CRLF two" is 1 line. */
+		close_to(m, k, end, m->line_no >= 2 ? m->line_no - 2 : 0);
 		m->cur = k;
 		if (close) {
 			p->closed = 1;

@@ -127,6 +127,32 @@ class ImapDetails(ImapBase):
             self.assertEqual(self.lsub(m, "%"), {"a": ns, "n": ns, "p": ns})
         finally:
             m.logout()
+    def test_line_counts_of_parts(self):
+        """A part's lines are the line ends in its body; the CRLF before
+        a boundary is the delimiter's (Dovecot gives the same)."""
+        m = self.server.imap()
+        try:
+            self.append(m, crlf(
+                "From: a@example.org\nSubject: mp\nMIME-Version: 1.0\n"
+                "Content-Type: multipart/mixed; boundary=bb\n\n"
+                "--bb\nContent-Type: text/plain\n\none\ntwo\n"
+                "--bb\nContent-Type: text/plain\n\nthree\n\n"
+                "--bb\nContent-Type: text/plain\n\nx\n"
+                "--bb\nContent-Type: message/rfc822\n\n"
+                "Subject: in\n\nbody\n--bb--\n"))
+            m.select("INBOX")
+            for item in ("BODYSTRUCTURE", "BODY"):
+                typ, data = m.fetch("1", "(%s)" % item)
+                self.assertEqual(typ, "OK", data)
+                bs = data[0].decode()
+                self.assertIn('"7BIT" 8 1', bs)      # one CRLF two
+                self.assertIn('"7BIT" 7 1', bs)      # three CRLF
+                self.assertIn('"7BIT" 1 0', bs)      # x
+                self.assertIn('"7BIT" 4 0', bs)      # the inner body
+                self.assertRegex(bs, r'"7BIT" 4 0( NIL){0,4}\) 2')  # message/rfc822
+        finally:
+            m.logout()
+
 
 if __name__ == "__main__":
     unittest.main()
