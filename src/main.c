@@ -284,11 +284,20 @@ static void reload(void)
 	log_msg(LOGL_INFO, "reloaded %s: %d users", conf_path, users->n);
 }
 
+/* mail_dir, made as root: chowned through a descriptor opened
+ * O_NOFOLLOW, so nothing put in its place between the mkdir and the
+ * chown makes root change the owner of another file. */
 static void make_dir(const char *path, uid_t uid, gid_t gid)
 {
+	int fd;
+
 	if (mkdir(path, 0700) == 0) {
-		if (uid != (uid_t)-1 && chown(path, uid, gid) != 0)
+		if (uid == (uid_t)-1)
+			return;
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || fchown(fd, uid, gid) != 0)
 			fatal("%s: chown: %s", path, strerror(errno));
+		close(fd);
 	} else if (errno != EEXIST) {
 		fatal("%s: %s", path, strerror(errno));
 	}

@@ -40,48 +40,117 @@ static int make_parents(const char *path)
 	return 0;
 }
 
-/* Makes dir with exactly `mode` (umask aside), or brings an existing one
- * to it; owned by uid:gid unless uid is (uid_t)-1. A symlink to a
- * directory is followed (spool_dir on a USB disk); anything else that is
- * not a directory is refused. An existing directory that is not ours to
- * change (a daemon started without root) is used as it is, with a
- * warning. */
-static int shape_dir(const char *dir, mode_t mode, uid_t uid, gid_t gid)
+/* Makes `name` below the directory dfd with exactly `mode` (umask
+ * aside), or brings an existing one to it; owned by uid:gid unless uid
+ * is (uid_t)-1. `path` names it in messages. The directory is opened
+ * O_NOFOLLOW and changed through that descriptor (fchown, fchmod): this
+ * runs as root before the privilege drop, in a directory the run_as user
+ * owns, so a symlink put in its place would make root change the owner
+ * of whatever it points at. A symlink, or anything else that is not a
+ * directory, is refused (ELOOP, ENOTDIR) with a log line naming it. An
+ * existing directory that is not ours to change (a daemon started
+ * without root) is used as it is, with a warning. The descriptor is
+ * returned (or -1 with errno set). */
+static int shape_dir(int dfd, const char *name, const char *path, mode_t mode,
+		     uid_t uid, gid_t gid)
 {
 	struct stat st;
-	int made = mkdir(dir, mode) == 0;
+	int made = mkdirat(dfd, name, mode) == 0, fd, e;
 
 	if (!made && errno != EEXIST)
 		return -1;
-	if (stat(dir, &st) != 0)
-		return -1;
-	if (!S_ISDIR(st.st_mode)) {
-		errno = ENOTDIR;
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		e = errno;
+		if (fd < 0 && (e == ELOOP || e == ENOTDIR) &&
+		    fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			log_msg(LOGL_ERR, "spool: %s is %s, not a directory: "
+				"refused (move it away; the daemon makes it)",
+				path, S_ISLNK(st.st_mode) ? "a symlink" :
+				"something else");
+		if (fd >= 0)
+			close(fd);
+		errno = e;
 		return -1;
 	}
 	if ((uid != (uid_t)-1 && (st.st_uid != uid || st.st_gid != gid) &&
-	     chown(dir, uid, gid) != 0) ||
-	    ((st.st_mode & 07777) != mode && chmod(dir, mode) != 0)) {
-		if (made || errno != EPERM)
+	     fchown(fd, uid, gid) != 0) ||
+	    ((st.st_mode & 07777) != mode && fchmod(fd, mode) != 0)) {
+		if (made || errno != EPERM) {
+			e = errno;
+			close(fd);
+			errno = e;
 			return -1;
+		}
 		log_msg(LOGL_WARN, "spool: %s: cannot give it mode %04o and its "
-			"owner (%s): sendmail may fail for other users", dir,
+			"owner (%s): sendmail may fail for other users", path,
 			(unsigned)mode, strerror(errno));
 	}
-	return 0;
+	return fd;
+}
+
+/* spool_dir itself may be a symlink (to a USB disk) only if root made
+ * it: one owned by anybody else (the run_as user, when spool_dir's
+ * parent is theirs) is refused like the subdirectories' symlinks. */
+static int open_spool_parent(const char *spool_dir, char *base, size_t n)
+{
+	char parent[CONF_PATH_MAX + 1];
+	size_t len = strlen(spool_dir);
+	const char *slash;
+	struct stat st;
+
+	while (len > 1 && spool_dir[len - 1] == '/')
+		len--;
+	if (len == 0 || len >= sizeof(parent) || len >= n) {
+		errno = len ? ENAMETOOLONG : EINVAL;
+		return -1;
+	}
+	memcpy(parent, spool_dir, len);
+	parent[len] = '\0';
+	if (lstat(parent, &st) == 0 && S_ISLNK(st.st_mode) && st.st_uid == 0) {
+		/* Root's link: resolved by open, then shaped as ".". */
+		snprintf(base, n, ".");
+		return open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	slash = strrchr(parent, '/');
+	if (!slash) {
+		snprintf(base, n, "%s", parent);
+		return open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	snprintf(base, n, "%s", slash[1] ? slash + 1 : ".");
+	parent[slash == parent ? 1 : slash - parent] = '\0';
+	return open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
 int spool_prepare(const char *spool_dir, uid_t uid, gid_t gid)
 {
-	char drop[CONF_PATH_MAX + 16];
+	char drop[CONF_PATH_MAX + 16], base[CONF_PATH_MAX + 1];
+	int pfd, sfd, dfd, e;
 
-	if (make_parents(spool_dir) != 0 ||
-	    shape_dir(spool_dir, SPOOL_DIR_MODE, uid, gid) != 0)
+	if (make_parents(spool_dir) != 0)
 		return -1;
-	if (!CONFIG_SENDMAIL)
-		return 0;
+	pfd = open_spool_parent(spool_dir, base, sizeof(base));
+	if (pfd < 0)
+		return -1;
+	sfd = shape_dir(pfd, base, spool_dir, SPOOL_DIR_MODE, uid, gid);
+	e = errno;
+	close(pfd);
+	if (sfd < 0 || !CONFIG_SENDMAIL) {
+		if (sfd >= 0)
+			close(sfd);
+		errno = e;
+		return sfd < 0 ? -1 : 0;
+	}
 	snprintf(drop, sizeof(drop), "%s/maildrop", spool_dir);
-	return shape_dir(drop, SPOOL_MAILDROP_MODE, uid, gid);
+	dfd = shape_dir(sfd, "maildrop", drop, SPOOL_MAILDROP_MODE, uid, gid);
+	e = errno;
+	close(sfd);
+	if (dfd < 0) {
+		errno = e;
+		return -1;
+	}
+	close(dfd);
+	return 0;
 }
 
 int spool_init(const char *spool_dir)
