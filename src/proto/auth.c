@@ -1,8 +1,13 @@
 /* auth — password checks, failed-login tracking, plaintext policy (see
- * auth.h). Limits: CONFIG_AUTH_FAIL_TRACK addresses (IPv6 per /64; the
- * least recently seen one that is not banned is replaced, an active ban
- * never; when all are bans, new failures are refused at once),
- * CONFIG_AUTH_FAIL_MAX failures, CONFIG_AUTH_FAIL_BAN seconds.
+ * auth.h). Limits: CONFIG_AUTH_FAIL_TRACK addresses (IPv6 per /64),
+ * CONFIG_AUTH_FAIL_MAX failures, CONFIG_AUTH_FAIL_BAN seconds. An entry
+ * is only reused once its failures are forgotten (a ban period old);
+ * while every entry is live, the failures of all other addresses are
+ * counted together in one overflow entry, which bans every address the
+ * table does not hold once it reaches the limit. So neither a flood of
+ * failures from other addresses (lifting a ban) nor guessing from more
+ * addresses than the table holds (each one's count pushed out before it
+ * bans) gets past the limit.
  * The first check of a password costs one SHA-crypt (5000 rounds: tens of
  * ms on x86, a few hundred on a MIPS router) and stalls the loop that
  * long; the cache makes the next ones free. */
@@ -28,6 +33,7 @@ struct fail {
 };
 
 static struct fail fails[CONFIG_AUTH_FAIL_TRACK];
+static struct fail overflow;    /* every address the table cannot hold */
 
 /* "$6$" hash of a random string: never matches, costs what a real one does. */
 static const char dummy_hash[] = "$6$postiedummy$96oO8HluOrIZzzLaquFGPPah7GSl3NNnV"
@@ -71,10 +77,17 @@ static int banning(const struct fail *f, int64_t now)
 	return f->until > now;
 }
 
+/* Failures a ban period old are forgotten; such an entry is free. */
+static int stale(const struct fail *f, int64_t now)
+{
+	return !f->family ||
+	       (!banning(f, now) && now - f->last > (int64_t)CONFIG_AUTH_FAIL_BAN * 1000);
+}
+
 /* The entry of peer's client key (IPv6 per /64). A new one takes a free
- * entry or the least recently seen one that is not banning: an active
- * ban is never evicted, so a flood of failures from other addresses
- * cannot lift it. NULL when every entry is an active ban. */
+ * or stale entry, never a live one: an active ban or a count on its way
+ * to one is never evicted. NULL when none is free (the caller counts the
+ * failure in the overflow entry). */
 static struct fail *lookup(const struct sockaddr *sa, int create)
 {
 	unsigned char key[16];
@@ -86,7 +99,7 @@ static struct fail *lookup(const struct sockaddr *sa, int create)
 		struct fail *f = &fails[i];
 		if (f->family == fam && memcmp(f->addr, key, 16) == 0)
 			return f;
-		if (!banning(f, now) && (!victim || f->last < victim->last))
+		if (stale(f, now) && (!victim || f->last < victim->last))
 			victim = f;
 	}
 	if (!create || !victim)
@@ -101,7 +114,7 @@ int auth_banned(const struct sockaddr *peer)
 {
 	struct fail *f = lookup(peer, 0);
 
-	return f && banning(f, now_ms());
+	return banning(f ? f : &overflow, now_ms());
 }
 
 int auth_bans(void (*fn)(void *ctx, const char *addr, long seconds_left), void *ctx)
@@ -121,6 +134,11 @@ int auth_bans(void (*fn)(void *ctx, const char *addr, long seconds_left), void *
 		fn(ctx, text, (long)((f->until - now + 999) / 1000));
 		n++;
 	}
+	if (banning(&overflow, now)) {
+		fn(ctx, "every-address-not-listed",
+		   (long)((overflow.until - now + 999) / 1000));
+		n++;
+	}
 	return n;
 }
 
@@ -130,11 +148,14 @@ static int auth_failed(const struct sockaddr *peer)
 	int64_t now = now_ms();
 
 	if (!f) {
-		/* The table holds nothing but bans: refuse rather than
-		 * forget one. */
-		log_msg(LOGL_WARN, "auth: failed-login table full of bans; "
-			"refusing the failing client");
-		return -1;
+		/* Every entry is live: count with all the others the table
+		 * cannot hold, rather than forget someone's count. */
+		f = &overflow;
+		if (!banning(f, now) && f->count + 1 >= CONFIG_AUTH_FAIL_MAX)
+			log_msg(LOGL_WARN, "auth: failed logins from more addresses "
+				"than the table holds (%d): banning every address "
+				"it does not hold for %d s", CONFIG_AUTH_FAIL_TRACK,
+				CONFIG_AUTH_FAIL_BAN);
 	}
 	/* Failures older than a ban period are forgotten. */
 	if (f->last && now - f->last > (int64_t)CONFIG_AUTH_FAIL_BAN * 1000)
