@@ -559,6 +559,9 @@ static int daemon_main(int argc, char **argv)
 
 	if (spool_prepare(conf->spool_dir, uid, gid) != 0)
 		fatal("%s: %s", conf->spool_dir, strerror(errno));
+	if (mkdir_parents(conf->mail_dir) != 0)
+		fatal("%s:%d: mail_dir %s: %s", conf_path, conf->mail_dir_line,
+		      conf->mail_dir, strerror(errno));
 	make_dir(conf->mail_dir, uid, gid);
 
 	log_init(conf->log_syslog);

@@ -796,10 +796,10 @@ static const char *who_name(const struct who *w)
 }
 
 /* mail_dir and spool_dir: a directory w can write, or one start-up can
- * create (its parent exists; for spool_dir, which start-up makes with its
- * parents (spool_prepare), some ancestor). */
+ * create (start-up makes both with their missing parents, so some
+ * ancestor must be a directory). */
 static int check_dir(const char *cpath, int line, const char *what, const char *dir,
-		     const struct who *w, int makes_parents)
+		     const struct who *w)
 {
 	struct stat st;
 	char parent[CONF_PATH_MAX], at[CONF_PATH_MAX];
@@ -815,7 +815,7 @@ static int check_dir(const char *cpath, int line, const char *what, const char *
 				*slash = '\0';
 			else if (slash)
 				slash[1] = '\0';
-		} while (makes_parents && slash && slash != parent &&
+		} while (slash && slash != parent &&
 			 stat(parent, &st) != 0 && errno == ENOENT);
 		if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode))
 			return finding(cpath, line, "%s %s: missing, and start-up cannot "
@@ -913,8 +913,8 @@ int conf_check(const struct conf *c, const char *path)
 		w.gid = pw->pw_gid;
 		w.name = c->run_as;
 	}
-	n += check_dir(path, c->spool_dir_line, "spool_dir", c->spool_dir, &w, 1);
-	n += check_dir(path, c->mail_dir_line, "mail_dir", c->mail_dir, &w, 0);
+	n += check_dir(path, c->spool_dir_line, "spool_dir", c->spool_dir, &w);
+	n += check_dir(path, c->mail_dir_line, "mail_dir", c->mail_dir, &w);
 	n += check_readable(path, c->users_line, "users", c->users, &w);
 	n += check_readable(path, c->aliases_line, "aliases", c->aliases, &w);
 	n += check_readable(path, c->tls_line, "tls_cert", c->tls_cert, &w);

@@ -179,6 +179,25 @@ int fsync_parent_of(const char *path)
 	return fsync_dir(dir);
 }
 
+int mkdir_parents(const char *path)
+{
+	char p[1024];
+
+	if (str_copy(p, sizeof(p), path, strlen(path)) != 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (size_t i = 1; p[i]; i++) {
+		if (p[i] != '/' || p[i - 1] == '/')
+			continue;
+		p[i] = '\0';
+		if (mkdir(p, 0755) != 0 && errno != EEXIST)
+			return -1;
+		p[i] = '/';
+	}
+	return 0;
+}
+
 char *file_slurp(const char *path, size_t max, size_t *len, char *err,
 		 size_t errlen)
 {

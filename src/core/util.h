@@ -35,6 +35,9 @@ int fsync_dir(const char *dir);
 int write_all_fd(int fd, const void *buf, size_t n);
 /* fsync of the directory that holds path. */
 int fsync_parent_of(const char *path);
+/* Makes the missing directories above path (0755, umask aside), not path
+ * itself. 0, or -1 with errno. */
+int mkdir_parents(const char *path);
 /* Reads a whole small file into a NUL-terminated heap buffer; refuses
  * files over max bytes and files holding a NUL. The caller frees it.
  * NULL with the cause in err. Used by the users, aliases and TLS

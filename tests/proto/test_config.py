@@ -303,6 +303,19 @@ class Startup(harness.TestCase):
         finally:
             srv.cleanup()
 
+    def test_missing_mail_dir_parents_created(self):
+        # OpenWrt's stock mail_dir /srv/mail, on an image without /srv
+        srv = harness.Server(create_mail_dir=False, conf_text=(
+            "hostname mail.test.lan\nlisten smtp 127.0.0.1:@PORT@\n"
+            "users ./users\nmail_dir ./srv/x/mail\nspool_dir ./spool\n"
+            "local_domains test.lan\n"))
+        try:
+            srv.start()
+            self.assertTrue(os.path.isdir(srv.path("srv", "x", "mail")))
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            srv.cleanup()
+
     def test_mail_dir_removed_while_running(self):
         # A missing mail directory later is a temporary failure, not a crash.
         srv = harness.Server()
@@ -477,8 +490,14 @@ class StartupFindings(ConfBase):
         self.assertBad(self.conf(), 6, "mail_dir", "not a directory")
 
     def test_mail_dir_that_cannot_be_created(self):
-        out = self.assertBad(self.conf().replace("./mail", "./no/such/mail"), 6,
-                             "mail_dir", "mkdir -p")
+        self.write("afile", "x")
+        self.assertBad(self.conf().replace("./mail", "./afile/no/mail"), 6,
+                       "mail_dir", "Not a directory")
+
+    def test_mail_dir_with_missing_parents_is_fine(self):
+        # OpenWrt's stock mail_dir /srv/mail: no /srv until start-up
+        rc, out = self.check(self.conf().replace("./mail", "./no/such/mail"))
+        self.assertEqual(rc, 0, out)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "no")), out)
 
     def test_missing_dirs_are_fine(self):
