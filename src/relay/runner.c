@@ -642,24 +642,36 @@ static void attempt_start(struct qmsg *q)
 
 /* ---- the runner --------------------------------------------------------- */
 
-/* Sets the timer to the earliest due message: no deadline when the queue
- * is empty or everything waits on a session. */
+static int free_slots(void)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < ARRAY_LEN(attempts); i++)
+		n += !attempts[i].busy;
+	return n;
+}
+
+/* Starts every due message a slot is free for and sets the timer to the
+ * earliest one not due yet: no deadline when the queue is empty or
+ * everything due waits on a slot (an attempt's end kicks the runner).
+ * An attempt may end inside attempt_start (local targets only, every
+ * target already done, an unreadable file): its slot is free again, so
+ * the slots are counted afresh, never by subtracting per start; the
+ * kick() of such an end is overwritten below, so the loop itself must
+ * go on while a slot is free. */
 static void schedule(void)
 {
 	time_t now = time(NULL), first = 0;
-	int free_slots = 0;
 
-	for (size_t i = 0; i < ARRAY_LEN(attempts); i++)
-		free_slots += !attempts[i].busy;
-	for (int i = 0; i < qcount && free_slots > 0; i++) {
+	for (int i = 0; i < qcount && free_slots() > 0; i++) {
 		struct qmsg *q = &qtab[i];
 		if (q->active)
 			continue;
 		if (q->next <= now) {
 			attempt_start(q);
-			free_slots--;
 			i = -1;         /* the table may have changed */
 			now = time(NULL);
+			first = 0;
 			continue;
 		}
 		if (!first || q->next < first)

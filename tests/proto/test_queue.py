@@ -104,6 +104,27 @@ class QueueTest(RelayTest):
         self.assertEqual(log.count("done after 1 attempt(s)"), 3, log[-2000:])
         self.assertIn("Mail queue is empty", self.mailq_ok(srv))
 
+    def test_more_due_at_start_than_slots_all_go(self):
+        # Mail for a local user ends its attempt inside the run that
+        # starts it. The first run after a start used to count each start
+        # against the free delivery slots (CONFIG_RELAY_MAX_DELIVERIES, at
+        # most 64) and stop with the timer cleared: the rest of the queue
+        # waited for new mail or SIGUSR1 (after a kill -9, messages whose
+        # every target was done but whose files were still there did it).
+        n = 64 + 1
+        srv = self.postie()
+        self.assertEqual(srv.stop(), 0)
+        t = token()
+        for i in range(n):
+            self.sendmail(srv, ["-i", "alice@test.lan"],
+                          "Subject: %s %d\n\n%s %d\n" % (t, i, t, i))
+        srv.start()
+        self.wait_mbox(srv, "alice", t, n=n)
+        self.wait_empty(srv)
+        log = srv.log()
+        self.assertIn("queue: %d message(s) waiting" % n, log)
+        self.assertEqual(log.count("done after "), n, log[-2000:])
+
     @slow
     def test_dns_down_at_start_then_up(self):
         # A DNS server that is not there yet (a router before its WAN is
