@@ -909,7 +909,9 @@ static int finish_file(FILE *f, int fd)
 		return -1;
 	if (fsync(fd) != 0)
 		return -1;
-	if (renameat(drop_dirfd, tmp_name, drop_dirfd, tmp_name + 1) != 0)
+	/* Never over another message (the name is random: EEXIST is an
+	 * error, not a retry). */
+	if (rename_noreplace(drop_dirfd, tmp_name, drop_dirfd, tmp_name + 1) != 0)
 		return -1;
 	tmp_live = 0;
 	/* The rename must reach the disk too. Root and the daemon's user

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -133,6 +134,18 @@ char *str_printable(char *dst, size_t n, const char *src, size_t len)
 	}
 	dst[o] = '\0';
 	return dst;
+}
+
+int rename_noreplace(int from_dfd, const char *from, int to_dfd, const char *to)
+{
+	/* 1 is RENAME_NOREPLACE (linux/fs.h); libc wrappers vary. */
+	if (syscall(SYS_renameat2, from_dfd, from, to_dfd, to, 1u) == 0)
+		return 0;
+	if (errno != ENOSYS && errno != EINVAL)
+		return -1;
+	if (linkat(from_dfd, from, to_dfd, to, 0) != 0)
+		return -1;
+	return unlinkat(from_dfd, from, 0) == 0 || errno == ENOENT ? 0 : -1;
 }
 
 int fsync_dir(const char *dir)

@@ -29,6 +29,11 @@ int parse_duration(const char *s, uint64_t *out);
  * non-ASCII bytes as \xNN, "..." when cut. Returns dst. */
 char *str_printable(char *dst, size_t n, const char *src, size_t len);
 
+/* renameat that never replaces an existing `to`: -1 with errno EEXIST
+ * then. renameat2(RENAME_NOREPLACE) where the kernel and file system
+ * have it, else linkat + unlinkat (a crash between them leaves both
+ * names, never a lost file). */
+int rename_noreplace(int from_dfd, const char *from, int to_dfd, const char *to);
 /* fsync of a directory (after a create, rename or unlink in it). */
 int fsync_dir(const char *dir);
 /* write() until all of buf is out (EINTR retried). 0 or -1. */

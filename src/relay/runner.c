@@ -750,8 +750,10 @@ static void pickup(const char *name)
 	struct spool_file f = { .fd = -1 };
 	struct pick p = { 0 };
 	struct stat st;
-	static unsigned long seq;
+	/* Any local user names maildrop files: escaped for the log. */
+	char shown[3 * SPOOL_NAME_MAX + 16];
 
+	str_printable(shown, sizeof(shown), name, strlen(name));
 	snprintf(from, sizeof(from), "%s/%s", dropdir, name);
 	f.fd = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (f.fd < 0)
@@ -760,22 +762,32 @@ static void pickup(const char *name)
 	    spool_read_envelope(&f, on_pick, &p) != 0 || !p.has_sender ||
 	    p.n_rcpt == 0 || (uint64_t)st.st_size > conf->max_message_size + 65536) {
 		log_msg(LOGL_WARN, "maildrop: %s is not a valid message; set aside",
-			name);
+			shown);
 		close(f.fd);
 		snprintf(to, sizeof(to), "%s/.bad-%s", dropdir, name);
 		rename(from, to);
 		return;
 	}
 	close(f.fd);
-	snprintf(id, sizeof(id), "%lld.%d.m%lu", (long long)time(NULL),
-		 (int)getpid(), ++seq);
-	qpath(to, sizeof(to), id, "");
-	if (rename(from, to) != 0 || fsync_dir(qdir) != 0) {
+	/* Never over a queued message (see queue_commit): a taken id gets
+	 * a new one, a bounded number of times. */
+	for (int tries = 0;; tries++) {
+		spool_name(id, sizeof(id), "m");
+		qpath(to, sizeof(to), id, "");
+		if (rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) == 0)
+			break;
+		if (errno != EEXIST || tries >= 8) {
+			log_msg(LOGL_ERR, "maildrop: %s: cannot move into the "
+				"queue: %s", shown, strerror(errno));
+			return;
+		}
+	}
+	if (fsync_dir(qdir) != 0) {
 		log_msg(LOGL_ERR, "maildrop: %s: cannot move into the queue: %s",
-			name, strerror(errno));
+			shown, strerror(errno));
 		return;
 	}
-	log_msg(LOGL_INFO, "maildrop: %s from uid %d queued as %s", name,
+	log_msg(LOGL_INFO, "maildrop: %s from uid %d queued as %s", shown,
 		(int)st.st_uid, id);
 	qadd(id, time(NULL), 0, 0);
 }
@@ -786,6 +798,7 @@ static void pickup(const char *name)
 static int runq_request(int dfd, const char *name)
 {
 	static int64_t last;
+	char shown[3 * SPOOL_NAME_MAX + 16];
 
 	if (strncmp(name, ".runq-", 6) != 0)
 		return 0;
@@ -793,7 +806,8 @@ static int runq_request(int dfd, const char *name)
 	if (last && now_ms() - last < QUEUE_RUNQ_GAP * 1000)
 		return 0;
 	last = now_ms();
-	log_msg(LOGL_INFO, "queue run requested (%s)", name + 1);
+	log_msg(LOGL_INFO, "queue run requested (%s)",
+		str_printable(shown, sizeof(shown), name + 1, strlen(name + 1)));
 	return 1;
 }
 

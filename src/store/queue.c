@@ -7,6 +7,7 @@
 #include "store/queue.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +15,9 @@
 #include "core/conf.h"
 #include "core/log.h"
 #include "core/util.h"
+
+/* New names tried when a queue file name is taken. */
+#define QUEUE_NAME_TRIES 8
 
 static char qdir[CONF_PATH_MAX + 8];
 static void (*commit_hook)(const char *name);
@@ -53,8 +57,21 @@ int queue_commit(struct spool_file *f)
 		return -1;
 	}
 	snprintf(from, sizeof(from), "%s/%s", spool_tmpdir(), f->name);
-	snprintf(to, sizeof(to), "%s/%s", qdir, f->name);
-	if (fsync(f->fd) != 0 || rename(from, to) != 0 || fsync_dir(qdir) != 0)
+	if (fsync(f->fd) != 0)
+		return -1;
+	/* Never over an accepted message: a name that is taken (a daemon
+	 * of the same pid, restarted in the same microsecond) gets a new
+	 * one. Bounded: each try is a new name. */
+	for (int tries = 0;; tries++) {
+		snprintf(to, sizeof(to), "%s/%s", qdir, f->name);
+		if (rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) == 0)
+			break;
+		if (errno != EEXIST || tries >= QUEUE_NAME_TRIES)
+			return -1;
+		log_msg(LOGL_WARN, "queue: %s is taken; a new name", f->name);
+		spool_name(f->name, sizeof(f->name), "");
+	}
+	if (fsync_dir(qdir) != 0)
 		return -1;
 	close(f->fd);
 	f->fd = -1;

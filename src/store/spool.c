@@ -185,14 +185,20 @@ const char *spool_tmpdir(void)
 	return tmpdir;
 }
 
-int spool_create(struct spool_file *f)
+void spool_name(char *dst, size_t n, const char *tag)
 {
-	char path[sizeof(tmpdir) + SPOOL_NAME_MAX + 2];
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(f->name, sizeof(f->name), "%lld.%06ld.%d.%lu",
-		 (long long)ts.tv_sec, ts.tv_nsec / 1000, (int)getpid(), ++counter);
+	snprintf(dst, n, "%lld.%06ld.%d.%s%lu", (long long)ts.tv_sec,
+		 ts.tv_nsec / 1000, (int)getpid(), tag, ++counter);
+}
+
+int spool_create(struct spool_file *f)
+{
+	char path[sizeof(tmpdir) + SPOOL_NAME_MAX + 2];
+
+	spool_name(f->name, sizeof(f->name), "");
 	snprintf(path, sizeof(path), "%s/%s", tmpdir, f->name);
 	f->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	f->data_off = 0;

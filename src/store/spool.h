@@ -42,6 +42,10 @@ int spool_prepare(const char *spool_dir, uid_t uid, gid_t gid);
 int spool_init(const char *spool_dir);
 /* spool_dir/tmp, for renames into the queue. */
 const char *spool_tmpdir(void);
+/* A new file name: "SECONDS.MICROSECONDS.PID.TAGCOUNTER". Unique within
+ * one daemon; across restarts (a pid namespace reuses pid 1) the
+ * queue's renames never replace a file, a taken name gets a new one. */
+void spool_name(char *dst, size_t n, const char *tag);
 int spool_create(struct spool_file *f);
 /* Appends; on failure sets f->failed and keeps going (the caller answers
  * 4xx at the end of the transaction instead of mid-stream). */

@@ -7,10 +7,11 @@ import os
 import stat
 import subprocess
 import tempfile
+import time
 
 import harness
-from harness import SLOW, need_feature
-from test_sendmail_users import NOBODY, need_root, nobody_uid
+from harness import SLOW, need_feature, token
+from test_sendmail_users import NOBODY, need_root, nobody_uid, wait_for
 
 
 @need_feature("sendmail")
@@ -46,3 +47,68 @@ class RunAsSymlinks(harness.TestCase):
         self.assertIn("spool/maildrop is a symlink", str(cm.exception))
         st = os.stat(victim)
         self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o755))
+
+
+@need_feature("sendmail")
+class QueueNames(harness.TestCase):
+    """The maildrop pickup against names already in the queue."""
+
+    def setUp(self):
+        super().setUp()
+        # A smarthost where nothing listens: remote mail waits in the queue.
+        self.srv = harness.Server(extra="smarthost 127.0.0.1:9 plain\n").start()
+
+    def tearDown(self):
+        self.srv.stop()
+        self.srv.cleanup()
+        super().tearDown()
+
+    def send(self, t):
+        p = subprocess.run(harness.command("sendmail", "-C", "postie.conf", "-i",
+                                           "far@remote.test"),
+                           cwd=self.srv.dir, input=("Subject: %s\n\n%s\n" % (t, t))
+                           .encode(), stderr=subprocess.PIPE, timeout=30 * SLOW)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return wait_for("the queue", lambda: [
+            p for p in self.srv.anywhere(t) if p.startswith("spool/queue/")])[0]
+
+    def test_pickup_never_replaces_a_queued_file(self):
+        """A restarted daemon with the same pid (pid 1 in a namespace)
+        once reused SECONDS.PID.mN ids; queued files under every such
+        name for the next minute must all survive the next pickup."""
+        srv = self.srv
+        first = self.send(token())
+        with open(srv.path(first), "rb") as f:
+            data = f.read()
+        now, pid = int(time.time()), srv.proc.pid
+        planted = []
+        for t in range(now - 2, now + 60):
+            for n in (1, 2):
+                p = srv.path("spool", "queue", "%d.%d.m%d" % (t, pid, n))
+                if not os.path.exists(p):
+                    with open(p, "wb") as f:
+                        f.write(data)
+                    planted.append(p)
+        t2 = token()
+        second = self.send(t2)
+        self.assertFalse(srv.path(second) in planted, second)
+        for p in planted:
+            with open(p, "rb") as f:
+                self.assertEqual(f.read(), data, p)
+
+
+@need_feature("sendmail")
+class MaildropLog(harness.TestCase):
+    def test_file_name_escaped_in_log(self):
+        srv = harness.Server(extra="smarthost 127.0.0.1:9 plain\n").start()
+        self.addCleanup(srv.cleanup)
+        self.addCleanup(srv.stop)
+        name = "1.2.3.\x1b[31mRED\npostie: conn 7 203.0.113.9: forged"
+        with open(srv.path("spool", "maildrop", name), "w") as f:
+            f.write("x")
+        wait_for("the set-aside line", lambda: "set aside" in srv.log())
+        log = srv.log()
+        self.assertNotIn("\x1b", log)
+        self.assertNotIn("\npostie: conn 7", log)
+        self.assertIn("1.2.3.\\x1b[31mRED\\x0apostie: conn 7 203.0.113.9: "
+                      "forged is not a valid message", log)
