@@ -745,7 +745,10 @@ static int finding(const char *path, int line, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "postie: %s:%d: ", path, line);
+	if (line > 0)
+		fprintf(stderr, "postie: %s:%d: ", path, line);
+	else                    /* about the file itself */
+		fprintf(stderr, "postie: %s: ", path);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -913,6 +916,7 @@ int conf_check(const struct conf *c, const char *path)
 		w.gid = pw->pw_gid;
 		w.name = c->run_as;
 	}
+	n += check_readable(path, 0, "configuration", path, &w);
 	n += check_dir(path, c->spool_dir_line, "spool_dir", c->spool_dir, &w);
 	n += check_dir(path, c->mail_dir_line, "mail_dir", c->mail_dir, &w);
 	n += check_readable(path, c->users_line, "users", c->users, &w);

@@ -515,6 +515,24 @@ class StartupFindings(ConfBase):
         self.assertRegex(out, r"postie\.conf:6: mail_dir")
         self.assertIn("2 problem(s)", out)
 
+    def test_config_not_readable_by_run_as(self):
+        # every SIGHUP re-reads it after the drop to run_as
+        if not have_user("nobody"):
+            self.skipTest("no user nobody")
+        os.chmod(self.dir, 0o755)
+        os.chmod(os.path.join(self.dir, "users"), 0o644)
+        conf = self.conf("run_as nobody\n")
+        self.write("postie.conf", conf)
+        os.chmod(os.path.join(self.dir, "postie.conf"), 0o600)
+        rc, out = self.check(conf)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("postie: postie.conf: configuration postie.conf: not "
+                      "readable by nobody", out)
+        self.assertIn("every reload (SIGHUP) would fail", out)
+        os.chmod(os.path.join(self.dir, "postie.conf"), 0o644)
+        rc, out = self.check(conf)
+        self.assertEqual(rc, 0, out)
+
     @need_feature("tls")
     def test_key_not_readable_by_run_as(self):
         if not have_user("nobody"):
