@@ -64,6 +64,7 @@ _Static_assert(IMAP_REPLY_ROOM <= CONFIG_CONN_OUTBUF,
 #define IMAP_STEP ((size_t)CONFIG_LOOP_STEP_KB * 1024)
 #define IMAP_SEND_BUDGET (256 * 1024)
 #define IMAP_PEND 16
+#define IMAP_PEND_SCAN 4096 /* records a flag push looks at per pass */
 
 enum imap_state {
 	IMAP_NOAUTH,
@@ -241,6 +242,8 @@ struct imap_session {
 	/* other sessions' news */
 	uint32_t pend[IMAP_PEND];
 	int npend, pend_all, need_sync;
+	uint64_t pend_since;    /* every pending change has a higher modseq */
+	uint32_t pend_scan;     /* pend_all: next view record to look at */
 	int live_stale;         /* another session replaced the index */
 	int merge_idle;         /* J_MERGE runs for an IDLE session */
 	int kw_news;            /* keywords defined elsewhere: send FLAGS */
@@ -509,8 +512,8 @@ static int kw_reload(const struct mbx *m, struct idx_kw *t)
  *   are allowed (NOOP, CHECK, IDLE, EXPUNGE, after other commands'
  *   tagged answers at the next sync), never during FETCH, STORE or
  *   SEARCH; flag changes by others come as FETCH FLAGS at the same
- *   points, as many as fit the output buffer (the rest on the next
- *   FETCH). A mod-sequence only grows: every change takes the next
+ *   points, as many as fit the output buffer (the rest at the next
+ *   point; past IMAP_PEND of them by a scan of the view by modseq). A mod-sequence only grows: every change takes the next
  *   value of one counter, above the index's highest. */
 
 static int same_mbx(const struct mbx *a, const struct mbx *b)
@@ -520,8 +523,10 @@ static int same_mbx(const struct mbx *a, const struct mbx *b)
 
 static void sync_and_push(struct conn *c, struct imap_session *s);
 
-/* Flags of uid changed in session me: the others reread and tell. */
-static void tell_flags(struct imap_session *me, uint32_t uid)
+/* Flags of uid changed in session me (new mod-sequence modseq): the
+ * others reread and tell. More than IMAP_PEND pending changes turn
+ * into a scan of the view for records above pend_since. */
+static void tell_flags(struct imap_session *me, uint32_t uid, uint64_t modseq)
 {
 	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
 		struct imap_session *o = &pool[i];
@@ -529,10 +534,18 @@ static void tell_flags(struct imap_session *me, uint32_t uid)
 			continue;
 		o->sel.rd.ncached = 0;
 		o->lrd.ncached = 0;
-		if (o->npend < IMAP_PEND)
+		if (!o->npend && !o->pend_all)
+			o->pend_since = modseq ? modseq - 1 : 0;
+		if (o->pend_all && !o->pend_scan) {
+			;               /* the scan to come covers it */
+		} else if (o->npend < IMAP_PEND) {
 			o->pend[o->npend++] = uid;
-		else
+		} else {
+			/* (Re)start the scan: it covers the listed ones. */
 			o->pend_all = 1;
+			o->pend_scan = 0;
+			o->npend = 0;
+		}
 		if (o->state == IMAP_IDLE)
 			sync_and_push(pool_conn[i], o);
 	}
@@ -1242,7 +1255,7 @@ static int set_flags(struct imap_session *s, uint32_t i, struct idx_rec *r,
 	r->flags = l.flags;
 	r->kw = l.kw;
 	r->modseq = l.modseq;
-	tell_flags(s, r->uid);
+	tell_flags(s, r->uid, r->modseq);
 	return 1;
 }
 
@@ -1889,22 +1902,63 @@ static void job_start(struct conn *c, struct imap_session *s, int kind,
 
 /* ---- synchronising with the mailbox --------------------------------- */
 
+/* One FETCH FLAGS line for view record seq - 1 with live flags r.
+ * 1 written, 0 no room now (try later), -1 never fits or the
+ * connection is gone (skip). */
+static int push_one(struct conn *c, struct imap_session *s, uint32_t seq,
+		    struct idx_rec *r)
+{
+	char line[FLAGS_TEXT_MAX + 100];
+	int k;
+
+	rec_flags(s, r);
+	if (s->condstore)
+		k = snprintf(line, sizeof(line), "* %u FETCH (UID %u FLAGS %s MODSEQ (%llu))\r\n",
+			     seq, r->uid, flagbuf, (unsigned long long)r->modseq);
+	else
+		k = snprintf(line, sizeof(line), "* %u FETCH (UID %u FLAGS %s)\r\n",
+			     seq, r->uid, flagbuf);
+	if (k < 0 || (size_t)k >= sizeof(line))
+		return -1;
+	if (conn_out_free(c) < (size_t)k + IMAP_REPLY_ROOM)
+		conn_flush(c);
+	if (c->w.fd < 0)
+		return 0;
+	if (conn_out_free(c) < (size_t)k + IMAP_REPLY_ROOM)
+		return conn_out_pending(c) ? 0 : -1;  /* -1: FETCH tells */
+	conn_write(c, line, (size_t)k);
+	return 1;
+}
+
 /* Pending flag changes by other sessions, as FETCH FLAGS: as many as
  * fit the output buffer with room left for the answer that follows;
  * the rest wait for the next chance (never an overflow, whatever
- * CONN_OUTBUF and however slowly the client reads). */
+ * CONN_OUTBUF and however slowly the client reads). Too many to list
+ * (pend_all): every view record changed above pend_since, at most
+ * IMAP_PEND_SCAN records looked at per call. */
 static void push_flags(struct conn *c, struct imap_session *s)
 {
 	struct idx_rec r;
-	char line[FLAGS_TEXT_MAX + 100];
-	int i, k;
+	int i;
 
 	if (s->pend_all) {
+		uint32_t n = 0;
+		while (s->pend_scan < s->sel.hdr.count && n++ < IMAP_PEND_SCAN) {
+			if (get_rec_live(s, s->pend_scan, &r) != 0 ||
+			    r.modseq <= s->pend_since) {
+				s->pend_scan++;
+				continue;
+			}
+			if (push_one(c, s, s->pend_scan + 1, &r) == 0)
+				return;
+			s->pend_scan++;
+		}
+		if (s->pend_scan < s->sel.hdr.count)
+			return;
 		s->pend_all = 0;
-		s->npend = 0;
-		/* Too many to list here: the client sees them on its next
-		 * FETCH FLAGS. */
-		return;
+		s->pend_scan = 0;
+		if (!s->npend)
+			return;
 	}
 	for (i = 0; i < s->npend; i++) {
 		uint32_t seq = uid_seq(&s->sel, s->pend[i]);
@@ -1916,25 +1970,8 @@ static void push_flags(struct conn *c, struct imap_session *s)
 		r.flags = l.flags;
 		r.kw = l.kw;
 		r.modseq = l.modseq;
-		rec_flags(s, &r);
-		if (s->condstore)
-			k = snprintf(line, sizeof(line), "* %u FETCH (UID %u FLAGS %s MODSEQ (%llu))\r\n",
-				     seq, r.uid, flagbuf, (unsigned long long)r.modseq);
-		else
-			k = snprintf(line, sizeof(line), "* %u FETCH (UID %u FLAGS %s)\r\n",
-				     seq, r.uid, flagbuf);
-		if (k < 0 || (size_t)k >= sizeof(line))
-			continue;
-		if (conn_out_free(c) < (size_t)k + IMAP_REPLY_ROOM)
-			conn_flush(c);
-		if (c->w.fd < 0)
+		if (push_one(c, s, seq, &r) == 0)
 			break;
-		if (conn_out_free(c) < (size_t)k + IMAP_REPLY_ROOM) {
-			if (!conn_out_pending(c))
-				continue;       /* longer than the buffer: FETCH tells */
-			break;
-		}
-		conn_write(c, line, (size_t)k);
 	}
 	memmove(s->pend, s->pend + i, (size_t)(s->npend - i) * sizeof(s->pend[0]));
 	s->npend -= i;

@@ -93,6 +93,30 @@ class ImapSessions(ImapBase):
         finally:
             c.logout()
 
+    def test_many_flag_changes_pushed_on_noop(self):
+        """More flag changes by another session than the pending list
+        holds: NOOP still tells every one as FETCH FLAGS."""
+        a = self.server.imap()
+        r = Raw(self.server.imap_port)
+        try:
+            self.fill(a, 50)
+            r.login()
+            self.assertTrue(r.cmd("S", "SELECT INBOX")[-1].startswith("S OK"))
+            a.select("INBOX")
+            typ, data = a.store("1:50", "+FLAGS.SILENT", "(\\Flagged)")
+            self.assertEqual(typ, "OK", data)
+            got = set()
+            for tag in ("n1", "n2"):
+                for ln in r.cmd(tag, "NOOP"):
+                    m = re.match(r"\* (\d+) FETCH \(.*FLAGS \(([^)]*)\)", ln)
+                    if m and "\\Flagged" in m.group(2):
+                        got.add(int(m.group(1)))
+            self.assertEqual(got, set(range(1, 51)))
+        finally:
+            a.logout()
+            r.close()
+        self.assert_clean_log()
+
     def test_store_survives_other_expunge(self):
         a, b = self.server.imap(), self.server.imap()
         try:
