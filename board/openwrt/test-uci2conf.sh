@@ -352,6 +352,22 @@ elif ! postie_t alerts && grep -q 'CONFIG_RELAY' "$T/alerts.t"; then
 else
 	bad "alerts: postie -t should name CONFIG_RELAY"; show alerts
 fi
+# security plain with a username: -t refuses the cleartext password
+# unless cleartext_auth is 1
+sed "s/option security '$sec'/option security 'plain'/" "$T/alerts.uci" >"$T/clear.uci"
+gen clear "$T/clear.uci"
+if has relay && has auth; then
+	if ! postie_t clear && grep -q 'in the clear' "$T/clear.t"; then
+		ok "plain smarthost with a password: postie -t refuses it"
+	else
+		bad "plain smarthost with a password: postie -t"; show clear
+	fi
+	printf "\toption cleartext_auth '1'\n" >>"$T/clear.uci"
+	gen clear "$T/clear.uci"
+	check "cleartext_auth 1: smarthost_auth ... cleartext" has_line clear \
+		"smarthost_auth +alerts@example\\.net $CONF_DIR/postie\\.smarthost\\.secret cleartext"
+	if postie_t clear; then ok "cleartext_auth 1: postie -t accepts it"; else bad "cleartext_auth 1: postie -t"; show clear; fi
+fi
 
 # --- 4. values that would change the file's meaning are refused ---------------
 printf "config postie 'main'\n\toption mail_dir '%s'\n" "$T/mail" >"$T/evil.uci"

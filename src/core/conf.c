@@ -400,7 +400,6 @@ static int d_smarthost(struct parse *p, int argc, char **argv)
 
 static int d_smarthost_auth(struct parse *p, int argc, char **argv)
 {
-	(void)argc;
 	if (need_relay(p, argv[0]))
 		return -1;
 	if (!CONFIG_AUTH)
@@ -408,6 +407,10 @@ static int d_smarthost_auth(struct parse *p, int argc, char **argv)
 	if (str_copy(p->c->smarthost_user, sizeof(p->c->smarthost_user), argv[1],
 		     strlen(argv[1])) != 0)
 		return fail(p, "smarthost_auth: user name too long");
+	if (argc == 4 && strcmp(argv[3], "cleartext") != 0)
+		return fail(p, "smarthost_auth: '%s': want USER FILE, or USER FILE "
+			    "cleartext", argv[3]);
+	p->c->smarthost_cleartext_ok = argc == 4;
 	p->c->secret_line = p->line;
 	return set_path(p, p->c->smarthost_secret, argv[2]);
 }
@@ -561,7 +564,7 @@ static const struct directive directives[] = {
 	{ "sender_login_check", 1, 1, d_sender_login_check, 0 },
 	{ "relay_networks", 1, CONF_MAX_ARGS - 1, d_relay_networks, 1 },
 	{ "smarthost", 1, 2, d_smarthost, 0 },
-	{ "smarthost_auth", 2, 2, d_smarthost_auth, 0 },
+	{ "smarthost_auth", 2, 3, d_smarthost_auth, 0 },
 	{ "smarthost_verify", 1, 1, d_smarthost_verify, 0 },
 	{ "smarthost_name", 1, 1, d_smarthost_name, 0 },
 	{ "ca_file", 1, 1, d_ca_file, 0 },
@@ -652,6 +655,15 @@ static int finish(struct parse *p)
 
 	if (c->smarthost_user[0] && !c->smarthost[0])
 		return fail(p, "smarthost_auth without smarthost");
+	if (c->smarthost_user[0] && c->smarthost_tls == SMARTHOST_PLAIN &&
+	    !c->smarthost_cleartext_ok) {
+		p->line = c->secret_line;
+		return fail(p, "smarthost_auth: the smarthost (line %d) is plain, "
+			    "so the password would cross the network in the clear; "
+			    "use tls or starttls, or accept that with "
+			    "'smarthost_auth %s FILE cleartext'", c->smarthost_line,
+			    c->smarthost_user);
+	}
 	if (!c->tls_cert[0] != !c->tls_key[0])
 		return fail(p, "tls_cert and tls_key go together");
 	for (int i = 0; i < c->nlisten; i++)

@@ -54,6 +54,7 @@ struct conf {
 	char smarthost_name[256];       /* TLS name (SNI, certificate) */
 	char smarthost_user[256];
 	char smarthost_secret[CONF_PATH_MAX];
+	int smarthost_cleartext_ok;     /* smarthost_auth ... cleartext */
 	int smarthost_verify;           /* check certificate and name */
 	char ca_file[CONF_PATH_MAX];
 	char dns_server[NET_ADDRSTR];

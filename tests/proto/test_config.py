@@ -515,6 +515,22 @@ class StartupFindings(ConfBase):
         self.assertRegex(out, r"postie\.conf:6: mail_dir")
         self.assertIn("2 problem(s)", out)
 
+    @need_feature("relay")
+    @need_feature("auth")
+    def test_smarthost_auth_over_plain_needs_opt_in(self):
+        self.write("secret", "pw\n")
+        os.chmod(os.path.join(self.dir, "secret"), 0o600)
+        conf = self.conf("smarthost 127.0.0.1:2526 plain\n"
+                         "smarthost_auth alerts ./secret\n")
+        self.assertBad(conf, 12, "in the clear",
+                       "smarthost_auth alerts FILE cleartext")
+        rc, out = self.check(conf.replace("./secret\n", "./secret cleartext\n"))
+        self.assertEqual(rc, 0, out)
+        self.assertBad(conf.replace("./secret\n", "./secret yes\n"), 12,
+                       "want USER FILE")
+        rc, out = self.check(conf.replace("plain", "starttls"))
+        self.assertEqual(rc, 0, out)
+
     def test_config_not_readable_by_run_as(self):
         # every SIGHUP re-reads it after the drop to run_as
         if not have_user("nobody"):

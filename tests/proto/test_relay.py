@@ -834,7 +834,7 @@ class Smarthost(RelayTest):
 
     def test_plain_with_auth_login(self):
         srv = self.smart("127.0.0.4:%d plain" % PORT,
-                         "smarthost_auth %s ./smarthost.secret\n" % SMART_USER)
+                         "smarthost_auth %s ./smarthost.secret cleartext\n" % SMART_USER)
         PEERS["smart"].set({"auth": (SMART_USER, SMART_PASS, "LOGIN")})
         t = token()
         self.assertQueued(send(srv, "alice@test.lan", ["far@elsewhere.test"], msg(t)))
@@ -941,7 +941,7 @@ class Smarthost(RelayTest):
 
     def test_wrong_password_defers(self):
         srv = self.smart("127.0.0.4:%d plain" % PORT,
-                         "smarthost_auth %s ./smarthost.secret\n" % SMART_USER)
+                         "smarthost_auth %s ./smarthost.secret cleartext\n" % SMART_USER)
         PEERS["smart"].set({"auth": (SMART_USER, "other password", "PLAIN LOGIN")})
         t = token()
         self.assertQueued(send(srv, "alice@test.lan", ["far@elsewhere.test"], msg(t)))
