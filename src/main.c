@@ -401,39 +401,34 @@ static void sweep_dir(const char *dir, int old, int depth)
 	closedir(d);
 }
 
-static void drop_own_dotlocks(void)
+/* The previous daemon's pid is read through the descriptor holding the
+ * spool's lock: closing any other descriptor of postie.pid would drop
+ * that fcntl lock. */
+static void drop_own_dotlocks(int lock_fd)
 {
-	char path[CONF_PATH_MAX + 16], buf[64];
-	FILE *f;
-	int old = 0;
+	char buf[64];
+	ssize_t n = pread(lock_fd, buf, sizeof(buf) - 1, 0);
+	int old;
 
-	snprintf(path, sizeof(path), "%s/postie.pid", conf->spool_dir);
-	f = fopen(path, "re");
-	if (!f)
+	if (n <= 0)
 		return;
-	/* fgets + atoi: scanf would pull in float parsing (10 KB on MIPS). */
-	if (fgets(buf, sizeof(buf), f))
-		old = atoi(buf);
-	fclose(f);
+	buf[n] = '\0';
+	old = atoi(buf);
 	if (old <= 0 || old == (int)getpid() || pid_alive(old))
 		return;
 	sweep_dir(conf->mail_dir, old, 0);
 }
 
-/* spool_dir/postie.pid lets `postie sendmail -q` find the daemon. */
-static void write_pid(void)
+/* spool_dir/postie.pid lets `postie sendmail -q` find the daemon. It
+ * is written through the descriptor that holds the spool's lock. */
+static void write_pid(int fd)
 {
-	char path[CONF_PATH_MAX + 16];
-	FILE *f;
+	char buf[24];
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
 
-	snprintf(path, sizeof(path), "%s/postie.pid", conf->spool_dir);
-	f = fopen(path, "we");
-	if (!f) {
-		log_msg(LOGL_WARN, "%s: %s", path, strerror(errno));
-		return;
-	}
-	fprintf(f, "%d\n", (int)getpid());
-	fclose(f);
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n)
+		log_msg(LOGL_WARN, "%s/postie.pid: %s", conf->spool_dir,
+			strerror(errno));
 }
 
 static void print_version(void)
@@ -480,7 +475,7 @@ static void print_version(void)
 
 static int daemon_main(int argc, char **argv)
 {
-	int opt, test_only = 0;
+	int opt, test_only = 0, lock_fd, holder;
 	struct users *u;
 	struct aliases *a;
 	struct conf *c;
@@ -559,6 +554,15 @@ static int daemon_main(int argc, char **argv)
 
 	if (spool_prepare(conf->spool_dir, uid, gid) != 0)
 		fatal("%s: %s", conf->spool_dir, strerror(errno));
+	/* One daemon per spool: two would deliver the queue twice. Held
+	 * (never closed) for the daemon's life; taken before anything in
+	 * the spool (postie.ctl, dotlocks of the previous pid) is touched. */
+	lock_fd = spool_lock(conf->spool_dir, uid, gid, &holder);
+	if (lock_fd < 0 && holder > 0)
+		fatal("another postie (pid %d) runs on spool_dir %s", holder,
+		      conf->spool_dir);
+	if (lock_fd < 0)
+		fatal("%s/postie.pid: %s", conf->spool_dir, strerror(errno));
 	if (mkdir_parents(conf->mail_dir) != 0)
 		fatal("%s:%d: mail_dir %s: %s", conf_path, conf->mail_dir_line,
 		      conf->mail_dir, strerror(errno));
@@ -568,7 +572,7 @@ static int daemon_main(int argc, char **argv)
 	/* Undo what a killed daemon left half done before any client can
 	 * connect: a listener that is up must never serve a torn mbox tail
 	 * or be blocked by a dead daemon's dotlock. */
-	drop_own_dotlocks();
+	drop_own_dotlocks(lock_fd);
 	if (CONFIG_AUTH)
 		passwd_cache_init();
 	loop_init();
@@ -607,7 +611,7 @@ static int daemon_main(int argc, char **argv)
 		if (relay_init(conf->spool_dir) != 0)
 			fatal("%s: queue: %s", conf->spool_dir, strerror(errno));
 	}
-	write_pid();
+	write_pid(lock_fd);
 
 	log_msg(LOGL_INFO, "postie %s started: %d listeners, %d users, pid %d",
 		POSTIE_VERSION, nlisteners, users->n, (int)getpid());

@@ -153,6 +153,47 @@ int spool_prepare(const char *spool_dir, uid_t uid, gid_t gid)
 	return 0;
 }
 
+int spool_lock(const char *spool_dir, uid_t uid, gid_t gid, int *holder)
+{
+	char path[CONF_PATH_MAX + 16];
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct stat st;
+	int fd, e;
+
+	*holder = 0;
+	snprintf(path, sizeof(path), "%s/postie.pid", spool_dir);
+	/* As root in the run_as user's directory: never through a symlink,
+	 * never a file with other names (a hard link to a system file). */
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+		  0644);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		e = EPERM;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	if (fcntl(fd, F_SETLK, &fl) != 0) {
+		e = errno;
+		fl.l_type = F_WRLCK;
+		if ((e == EAGAIN || e == EACCES) && fcntl(fd, F_GETLK, &fl) == 0 &&
+		    fl.l_type != F_UNLCK)
+			*holder = (int)fl.l_pid;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	if (uid != (uid_t)-1 && (st.st_uid != uid || st.st_gid != gid) &&
+	    fchown(fd, uid, gid) != 0 && errno != EPERM) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
 int spool_init(const char *spool_dir)
 {
 	DIR *d;

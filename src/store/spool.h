@@ -38,6 +38,13 @@ struct spool_file {
  * (as root, before it drops privileges) and by sendmail when the daemon
  * never ran. -1 with errno set. */
 int spool_prepare(const char *spool_dir, uid_t uid, gid_t gid);
+/* Opens (creating) spool_dir/postie.pid and takes an fcntl write lock on
+ * it, kept as long as the descriptor is open: one daemon per spool. The
+ * descriptor, or -1 with errno set; when another process holds the lock,
+ * its pid goes to *holder (else 0). A symlink or a file with more than
+ * one link is refused (ELOOP, EPERM). Owned by uid:gid unless uid is
+ * (uid_t)-1. */
+int spool_lock(const char *spool_dir, uid_t uid, gid_t gid, int *holder);
 /* Creates spool_dir/tmp if missing, removes stale tmp files. */
 int spool_init(const char *spool_dir);
 /* spool_dir/tmp, for renames into the queue. */

@@ -112,3 +112,32 @@ class MaildropLog(harness.TestCase):
         self.assertNotIn("\npostie: conn 7", log)
         self.assertIn("1.2.3.\\x1b[31mRED\\x0apostie: conn 7 203.0.113.9: "
                       "forged is not a valid message", log)
+
+
+class OneDaemonPerSpool(harness.TestCase):
+    def test_second_daemon_refused(self):
+        """No `listen` (the alerts set-up): only the spool's lock stops a
+        second daemon from delivering the same queue."""
+        srv = harness.Server()
+        self.addCleanup(srv.cleanup)
+        srv.write("postie.conf", "hostname box.test.lan\nusers ./users\n"
+                  "mail_dir ./mail\nspool_dir ./spool\n"
+                  "local_domains test.lan\n")
+        first = subprocess.Popen(harness.command("-c", "postie.conf"),
+                                 cwd=srv.dir, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE)
+        self.addCleanup(first.wait, 30 * SLOW)
+        self.addCleanup(first.terminate)
+        wait_for("postie.pid", lambda: open(srv.path("spool", "postie.pid"))
+                 .read().strip() == str(first.pid)
+                 if os.path.exists(srv.path("spool", "postie.pid")) else False)
+        p = subprocess.run(harness.command("-c", "postie.conf"), cwd=srv.dir,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30 * SLOW)
+        out = p.stdout.decode("utf-8", "replace")
+        self.assertNotEqual(p.returncode, 0, out)
+        self.assertIn("another postie (pid %d) runs on spool_dir ./spool"
+                      % first.pid, out)
+        self.assertIsNone(first.poll())
+        with open(srv.path("spool", "postie.pid")) as f:
+            self.assertEqual(f.read(), "%d\n" % first.pid)
