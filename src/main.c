@@ -203,6 +203,13 @@ static int load_relay(const struct conf *c, char *err, size_t errlen)
 		if (!text)
 			return -1;
 		text[strcspn(text, "\r\n")] = '\0';
+		if (!text[0]) {
+			free(text);
+			snprintf(err, errlen, "%s: empty: the smarthost would be sent "
+				 "an empty password (the password goes on its first "
+				 "line)", c->smarthost_secret);
+			return -1;
+		}
 		smtpout_set_secret(text);
 		explicit_bzero(text, len);
 		free(text);

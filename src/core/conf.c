@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -108,6 +109,28 @@ const char *conf_service_name(int kind)
 	return kind >= 0 && (size_t)kind < ARRAY_LEN(kinds) ? kinds[kind].name : "?";
 }
 
+/* Would a and b take the same port (same address, or one a wildcard of
+ * the same family; IPv6 listeners are IPv6-only)? */
+static int same_socket(const struct net_addr *a, const struct net_addr *b)
+{
+	static const uint8_t any6[16];
+
+	if (a->ss.ss_family != b->ss.ss_family)
+		return 0;
+	if (a->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)&a->ss, *y = (const void *)&b->ss;
+
+		return x->sin_port == y->sin_port &&
+		       (x->sin_addr.s_addr == y->sin_addr.s_addr ||
+			x->sin_addr.s_addr == INADDR_ANY || y->sin_addr.s_addr == INADDR_ANY);
+	}
+	const struct sockaddr_in6 *x = (const void *)&a->ss, *y = (const void *)&b->ss;
+
+	return x->sin6_port == y->sin6_port &&
+	       (memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0 ||
+		memcmp(&x->sin6_addr, any6, 16) == 0 || memcmp(&y->sin6_addr, any6, 16) == 0);
+}
+
 static int d_listen(struct parse *p, int argc, char **argv)
 {
 	static const char *const later[] = { "" };
@@ -139,6 +162,12 @@ static int d_listen(struct parse *p, int argc, char **argv)
 	if (rc != 0)
 		return fail(p, "listen: '%s' is not ADDRESS:PORT or [V6]:PORT",
 			    argv[2]);
+	for (int i = 0; i < p->c->nlisten; i++)
+		if (same_socket(&p->c->listen[i].addr, &l->addr))
+			return fail(p, "listen %s: the port of line %d (listen %s): "
+				    "start-up would fail with \"Address in use\"; "
+				    "one listener per address and port", argv[2],
+				    p->c->listen_line[i], p->c->listen[i].text);
 	l->kind = (enum listen_kind)kind;
 	p->c->listen_line[p->c->nlisten] = p->line;
 	str_copy(l->text, sizeof(l->text), argv[2], strlen(argv[2]));
@@ -869,6 +898,18 @@ static int check_readable(const char *cpath, int line, const char *what,
 	return 0;
 }
 
+/* A password file every local user can read: a warning, not a finding
+ * (it works, but the password is not a secret). */
+static void check_private(const char *cpath, int line, const char *file)
+{
+	struct stat st;
+
+	if (file[0] && stat(file, &st) == 0 && (st.st_mode & 0004))
+		fprintf(stderr, "postie: %s:%d: warning: smarthost_auth %s: readable "
+			"by every local user (mode %04o): chmod o-rwx %s\n", cpath,
+			line, file, (unsigned)(st.st_mode & 07777), file);
+}
+
 /* Is the postie named by spool_dir/postie.pid alive? Its pid, or 0. */
 static long running_daemon(const char *spool)
 {
@@ -938,6 +979,7 @@ int conf_check(const struct conf *c, const char *path)
 	if (c->smarthost[0]) {
 		n += check_readable(path, c->secret_line, "smarthost_auth",
 				    c->smarthost_secret, &w);
+		check_private(path, c->secret_line, c->smarthost_secret);
 		if (c->smarthost_tls != SMARTHOST_PLAIN && c->smarthost_verify)
 			n += check_readable(path, c->ca_file_line, "ca_file", c->ca_file, &w);
 	}

@@ -531,6 +531,36 @@ class StartupFindings(ConfBase):
         rc, out = self.check(conf.replace("plain", "starttls"))
         self.assertEqual(rc, 0, out)
 
+    def test_duplicate_listen(self):
+        port = harness.free_port()
+        for second in ("listen smtp 127.0.0.1:%d\n" % port,
+                       "listen smtp 0.0.0.0:%d\n" % port):
+            with self.subTest(second=second):
+                self.assertBad(self.conf(second, port=port), 11, "line 3",
+                               "Address in use")
+        rc, out = self.check(self.conf("listen smtp 127.0.0.2:%d\n" % port,
+                                       port=port))
+        self.assertEqual(rc, 0, out)
+
+    @need_feature("relay")
+    @need_feature("auth")
+    def test_smarthost_secret_empty_or_world_readable(self):
+        conf = self.conf("smarthost 127.0.0.1:2526 starttls\n"
+                         "smarthost_auth alerts ./secret\n")
+        self.write("secret", "\n")
+        os.chmod(os.path.join(self.dir, "secret"), 0o600)
+        self.assertBad(conf, 12, "./secret: empty")
+        self.write("secret", "pw\n")
+        os.chmod(os.path.join(self.dir, "secret"), 0o644)
+        rc, out = self.check(conf)
+        self.assertEqual(rc, 0, out)       # works, but says so
+        self.assertIn("postie.conf:12: warning: smarthost_auth ./secret: "
+                      "readable by every local user (mode 0644)", out)
+        os.chmod(os.path.join(self.dir, "secret"), 0o600)
+        rc, out = self.check(conf)
+        self.assertEqual(rc, 0, out)
+        self.assertNotIn("warning", out)
+
     def test_config_not_readable_by_run_as(self):
         # every SIGHUP re-reads it after the drop to run_as
         if not have_user("nobody"):
