@@ -109,6 +109,8 @@ static void on_accept(struct watcher *w, short revents)
 			 * resumes us), or look again when one could be made. */
 			int64_t when = conn_make_room();
 
+			if (conn_slots_free() > 0)
+				continue;       /* one was closed at once */
 			listeners_pause(1);
 			if (when > 0)
 				listeners[0].w.deadline = when;

@@ -2,9 +2,11 @@
  * CONFIG_CONN_INBUF and CONFIG_CONN_OUTBUF are fixed at compile time; the
  * slot table is static, so an untouched slot costs no resident memory.
  * Nobody can hold a pool: max_connections_per_ip inbound connections per
- * client key, TLS sessions taken only when a handshake starts and given
- * back at CONFIG_TLS_HANDSHAKE_TIMEOUT, the oldest unfinished handshake
- * yielding its session when the pool is full. */
+ * client key, at most half the TLS pool per client key, TLS sessions
+ * taken only when a handshake starts and given back at
+ * CONFIG_TLS_HANDSHAKE_TIMEOUT; when the pool is full the oldest
+ * unfinished handshake yields its session, else the longest idle session
+ * that has not logged in. */
 #include "core/conn.h"
 
 #include <errno.h>
@@ -28,6 +30,9 @@
  * its slot to a newcomer. Postfix's stress mode cuts timeouts to 10 s. */
 #define CONN_EVICT_IDLE_MS 2000
 #define CONN_EVICT_SLOW_MS 3000
+/* When the TLS pool is full, an established session that has not logged
+ * in and has been silent this long gives its TLS session to a newcomer. */
+#define CONN_TLS_YIELD_IDLE_MS 5000
 
 static struct conn slots[CONFIG_MAX_CONNECTIONS];
 static unsigned char used[CONFIG_MAX_CONNECTIONS];
@@ -275,26 +280,98 @@ static int handshaking(const struct conn *c)
 				       (c->tls && !tls_established(c->tls)));
 }
 
-/* A server TLS session for c; when the pool is full, the session whose
- * handshake began longest ago and is still unfinished yields (a flood of
- * slow or silent handshakes cannot keep TLS from everyone else). */
+/* Both connections come from the same client key (net_client_key). */
+static int same_key(const struct conn *a, const struct conn *b)
+{
+	return a->key_family == b->key_family &&
+	       memcmp(a->key, b->key, sizeof(a->key)) == 0;
+}
+
+/* c's client key holds half of the TLS pool (at least 1) already. */
+static int tls_key_full(const struct conn *c)
+{
+	int n = 0, max = tls_pool_size() / 2;
+
+	if (max < 1)
+		max = 1;
+	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
+		const struct conn *o = &slots[i];
+		if (used[i] && o != c && o->listen_kind >= 0 &&
+		    (o->tls || o->tls_next) && same_key(o, c))
+			n++;
+	}
+	return n >= max;
+}
+
+/* The session that gives its TLS context to c when the pool is full: the
+ * oldest unfinished handshake, else the established session that has not
+ * logged in and has been silent longest (at least CONN_TLS_YIELD_IDLE_MS).
+ * Sessions that logged in are never taken. */
+static struct conn *tls_victim(const struct conn *c, int *handshake)
+{
+	struct conn *old = NULL, *idle = NULL;
+	int64_t now = now_ms();
+
+	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
+		struct conn *o = &slots[i];
+		if (!used[i] || o == c || o->listen_kind < 0)
+			continue;
+		if (handshaking(o)) {
+			if (!old || o->tls_since < old->tls_since)
+				old = o;
+		} else if (o->tls && !(o->flags & CONN_AUTHED) &&
+			   now - o->last_in >= CONN_TLS_YIELD_IDLE_MS &&
+			   (!idle || o->last_in < idle->last_in)) {
+			idle = o;
+		}
+	}
+	*handshake = old != NULL;
+	return old ? old : idle;
+}
+
+/* o gives its TLS session up: its protocol's goodbye line goes into the
+ * session as far as it fits, then close_notify, and the slot closes. */
+static void tls_yield(struct conn *o)
+{
+	if (o->ops && o->ops->refuse && conn_out_free(o) >= 128 &&
+	    !(o->flags & CONN_CLOSING)) {
+		o->ops->refuse(o, "TLS session needed by another client");
+		if (tls_state(o->tls) & TLS_APP_OUT) {
+			o->out_off += tls_app_write(o->tls, o->outp + o->out_off,
+						    o->out_len - o->out_off);
+			tls_app_flush(o->tls);
+			tls_sock_write(o->tls, o->w.fd);
+		}
+	}
+	conn_close(o, "TLS session given to another client");
+}
+
+/* A server TLS session for c, unless c's client key holds half the pool;
+ * when the pool is full, tls_victim's session yields (a flood of slow or
+ * silent handshakes, or of idle sessions that never log in, cannot keep
+ * TLS from everyone else). */
 static struct tls_conn *tls_take(struct conn *c)
 {
-	struct tls_conn *t = tls_conn_new();
-	struct conn *old = NULL;
+	struct tls_conn *t = NULL;
+	struct conn *old;
+	int hs;
 
-	if (!t && tls_ready()) {
-		for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++)
-			if (used[i] && &slots[i] != c && handshaking(&slots[i]) &&
-			    (!old || slots[i].tls_since < old->tls_since))
-				old = &slots[i];
-		if (old) {
-			log_msg(LOGL_INFO, "conn %u %s: TLS pool full: the oldest "
-				"unfinished handshake gives way to conn %u", old->id,
-				old->peer_str, c->id);
+	if (tls_key_full(c)) {
+		log_msg(LOGL_WARN, "conn %u %s: this address holds half of the "
+			"TLS pool already", c->id, c->peer_str);
+		return NULL;
+	}
+	t = tls_conn_new();
+	if (!t && tls_ready() && (old = tls_victim(c, &hs)) != NULL) {
+		log_msg(LOGL_INFO, "conn %u %s: TLS pool full: %s gives way to "
+			"conn %u", old->id, old->peer_str, hs ? "the oldest "
+			"unfinished handshake" : "the longest idle session that "
+			"has not logged in", c->id);
+		if (hs)
 			conn_close(old, "TLS handshake pre-empted");
-			t = tls_conn_new();
-		}
+		else
+			tls_yield(old);
+		t = tls_conn_new();
 	}
 	if (t)
 		c->tls_since = now_ms();
@@ -455,11 +532,36 @@ static int evictable(const struct conn *c)
 	       !(c->flags & (CONN_CLOSING | CONN_SUSPENDED | CONN_CONNECTING));
 }
 
+/* An implicit-TLS connection whose client has sent no byte yet (none
+ * waiting in the socket either). */
+static int tls_silent(const struct conn *c)
+{
+	char b;
+
+	return (c->flags & CONN_TLS_WAIT) && !(c->flags & CONN_CLOSING) &&
+	       recv(c->w.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+	       (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 int64_t conn_make_room(void)
 {
-	struct conn *idle = NULL, *slow = NULL, *c;
+	struct conn *idle = NULL, *slow = NULL, *silent = NULL, *c;
 	int64_t now = now_ms(), when = -1;
 
+	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
+		c = &slots[i];
+		if (used[i] && c->listen_kind >= 0 && tls_silent(c) &&
+		    (!silent || c->last_in < silent->last_in))
+			silent = c;
+	}
+	if (silent) {
+		log_msg(LOGL_INFO, "conn %u %s: all slots taken and a client "
+			"waiting: closing this silent TLS connection (%lld ms)",
+			silent->id, silent->peer_str,
+			(long long)(now - silent->last_in));
+		conn_close(silent, "silent TLS connection evicted");
+		return 0;
+	}
 	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
 		c = &slots[i];
 		if (!used[i] || !evictable(c))
@@ -830,8 +932,7 @@ static int over_per_ip(const struct conn *c)
 	for (int i = 0; i < CONFIG_MAX_CONNECTIONS && n < max; i++) {
 		const struct conn *o = &slots[i];
 		if (used[i] && o != c && o->listen_kind >= 0 &&
-		    o->key_family == c->key_family &&
-		    memcmp(o->key, c->key, sizeof(c->key)) == 0)
+		    same_key(o, c))
 			n++;
 	}
 	return n >= max;

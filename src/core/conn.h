@@ -59,6 +59,9 @@ enum {
 				 * call it again (the running loop reads on) */
 	CONN_TLS_WAIT = 256,    /* implicit TLS: no TLS session taken until
 				 * the client's first handshake bytes */
+	CONN_AUTHED = 512,      /* the client logged in (SMTP AUTH, IMAP
+				 * LOGIN/AUTHENTICATE, POP3 USER/PASS/AUTH):
+				 * its TLS session is never taken back */
 };
 
 struct tls_conn;
@@ -116,9 +119,13 @@ struct conn *conn_connect(int fd, const struct sockaddr_storage *peer,
 void conn_set_tls(struct conn *c, struct tls_conn *t);
 /* STARTTLS: reserves a TLS context (-1: none free, answer 4xx), throws
  * away input that came in the clear, and switches once the reply that the
- * caller writes next has been flushed. When the pool is full, the inbound
- * session whose handshake began longest ago and is still unfinished
- * gives its context up (it is closed). The handshake must be done within
+ * caller writes next has been flushed. One client key holds at most
+ * half of the pool (at least 1); over that, -1. When the pool is full,
+ * the inbound session whose handshake began longest ago and is still
+ * unfinished gives its context up (it is closed); failing that, the
+ * established inbound session that has not logged in (CONN_AUTHED) and
+ * has been silent longest, at least CONN_TLS_YIELD_IDLE_MS, is closed
+ * with its protocol's goodbye line. The handshake must be done within
  * CONFIG_TLS_HANDSHAKE_TIMEOUT seconds, or the connection is closed and
  * the context goes back to the pool. Implicit TLS (conn_open) takes its
  * context the same way, once the client's first bytes arrive, with the
@@ -160,11 +167,14 @@ void conn_deadline_ms(struct conn *c, int ms);
  * input is never entered twice, so a protocol's reader keeps its place). */
 void conn_suspend(struct conn *c);
 void conn_resume(struct conn *c);
-/* All slots taken and a client waiting: times out (through its protocol)
+/* All slots taken and a client waiting: closes the oldest implicit-TLS
+ * connection that has sent no byte yet (it holds no TLS session and can
+ * be told nothing), else times out (through its protocol)
  * the inbound session that has sent nothing for the longest, at least
  * CONN_EVICT_IDLE_MS, or else the one whose current command started
- * longest ago, at least CONN_EVICT_SLOW_MS. 0: one was told to go (its
- * slot frees shortly); otherwise the time (ms) when one could be, or -1. */
+ * longest ago, at least CONN_EVICT_SLOW_MS. 0: one was closed (its slot
+ * is free now) or told to go (its slot frees shortly); otherwise the
+ * time (ms) when one could be, or -1. */
 int64_t conn_make_room(void);
 /* Every slot in use, for shutdown. */
 void conn_close_all(const char *why);

@@ -2133,6 +2133,7 @@ static void login_ok(struct conn *c, struct imap_session *s, const char *canon)
 
 	str_copy(s->user, sizeof(s->user), canon, strlen(canon));
 	log_msg(LOGL_INFO, "conn %u %s: imap login %s", c->id, c->peer_str, s->user);
+	c->flags |= CONN_AUTHED;
 	if (folder_base(conf->mail_dir, s->user, s->base, sizeof(s->base)) != 0 ||
 	    folder_setup(s->base, CONFIG_IMAP_SPECIAL_USE) != 0)
 		log_msg(LOGL_WARN, "conn %u %s: imap %s: cannot set up the folders "

@@ -346,6 +346,7 @@ static void login(struct conn *c, struct pop3_session *s, const char *canon)
 		err(c, s, "[IN-USE] Mailbox is open in another POP3 session");
 		return;
 	}
+	c->flags |= CONN_AUTHED;
 	s->restarts = 0;
 	s->lock_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
 	pop3_enter(c, s, POP3_OPEN);

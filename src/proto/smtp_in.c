@@ -820,6 +820,7 @@ static void auth_done(struct conn *c, struct smtp_session *s, int ok,
 		str_copy(s->user, sizeof(s->user), canon, strlen(canon));
 		log_msg(LOGL_INFO, "conn %u %s: authenticated as %s", c->id,
 			c->peer_str, s->user);
+		c->flags |= CONN_AUTHED;
 		smtpin_enter(c, s, SMTP_READY);
 		reply(c, s, 235, "2.7.0 Authentication successful");
 		return;

@@ -30,6 +30,8 @@ int tls_load(const char *cert, const char *key, char *err, size_t errlen);
 int tls_ready(void);
 /* TLS pool: sessions in use now (for `postie status`). */
 int tls_in_use(void);
+/* The pool's size now (max_tls_sessions, at most CONFIG_MAX_TLS_SESSIONS). */
+int tls_pool_size(void);
 void tls_set_max(int max);
 struct tls_conn *tls_conn_new(void);
 /* Client side (relay): the CA bundle for verified connections, and a
@@ -71,6 +73,7 @@ static inline int tls_load(const char *c, const char *k, char *e, size_t n)
 { (void)c; (void)k; (void)e; (void)n; return -1; }
 static inline int tls_ready(void) { return 0; }
 static inline int tls_in_use(void) { return 0; }
+static inline int tls_pool_size(void) { return 0; }
 static inline void tls_set_max(int max) { (void)max; }
 static inline struct tls_conn *tls_conn_new(void) { return NULL; }
 static inline int tls_load_ca(const char *f, char *e, size_t n)

@@ -347,6 +347,11 @@ int tls_in_use(void)
 	return pool_used;
 }
 
+int tls_pool_size(void)
+{
+	return pool_max;
+}
+
 void tls_set_max(int max)
 {
 	pool_max = max < CONFIG_MAX_TLS_SESSIONS ? max : CONFIG_MAX_TLS_SESSIONS;

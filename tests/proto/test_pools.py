@@ -260,6 +260,111 @@ class StalledHandshakes(PoolTest):
         self.alive()
 
 
+def tls_line(port, source):
+    """An imaps session from source with its greeting read, or None when
+    the server refused or reset it."""
+    try:
+        d = Line(port, source=source, tls=True)
+    except (OSError, ssl.SSLError, harness.Closed):
+        return None
+    if not d.banner.startswith("* OK"):
+        d.close()
+        return None
+    return d
+
+
+def imap_login(d, tag, user="alice"):
+    r = d.cmd('%s LOGIN %s "%s"' % (tag, user, PASSWORD))
+    for _ in range(20):
+        if r.startswith(tag + " "):
+            return r
+        r = d.line()
+    return r
+
+
+class OneAddressTls(PoolTest):
+    """Default pool and per-address cap: one address finishes 16 imaps
+    handshakes and idles without logging in."""
+
+    def test_one_address_cannot_hold_the_tls_pool(self):
+        port = self.port("imaps")
+        held = []
+        try:
+            for _ in range(16):
+                d = tls_line(port, "127.0.2.1")
+                if d:
+                    held.append(d)
+            # At most half the pool (8 by default) is theirs.
+            self.assertLess(len(held), 16)
+            self.assertGreaterEqual(len(held), 1)
+            with Line(port, source="127.0.2.2", tls=True) as d:
+                self.assertTrue(d.banner.startswith("* OK"), d.banner)
+                self.assertTrue(imap_login(d, "a1").startswith("a1 OK"))
+            self.starttls_works(source="127.0.2.3")
+            self.smtps_works(source="127.0.2.4")
+            # Those held are still served.
+            self.assertTrue(held[0].cmd("n1 NOOP").startswith("n1 OK"))
+            self.alive()
+        finally:
+            for d in held:
+                d.close()
+        self.alive()
+
+
+class IdleTlsYields(PoolTest):
+    """A pool of 4: two logged-in and two idle unauthenticated imaps
+    sessions hold it; newcomers get the idle ones' sessions, never the
+    logged-in ones'."""
+
+    extra = "max_tls_sessions 4\n"
+
+    def newcomer(self, source):
+        """Logs in from source, retrying until an idle session has been
+        silent long enough to yield; bounded."""
+        deadline = time.monotonic() + 10 + IO_TIMEOUT
+        while time.monotonic() < deadline:
+            d = tls_line(self.port("imaps"), source)
+            if d:
+                try:
+                    if imap_login(d, "l1", "bob").startswith("l1 OK"):
+                        return d
+                except (OSError, ssl.SSLError, harness.Closed):
+                    pass
+                d.close()
+            time.sleep(0.5)
+        self.fail("no imaps session for %s" % source)
+
+    def test_idle_unauthenticated_session_yields(self):
+        port = self.port("imaps")
+        open_ = []
+        try:
+            authed = [tls_line(port, "127.0.3.1") for _ in range(2)]
+            open_ += [d for d in authed if d]
+            self.assertTrue(all(authed))
+            for i, d in enumerate(authed):
+                self.assertTrue(imap_login(d, "a%d" % i).startswith("a%d OK" % i))
+            idle = [tls_line(port, "127.0.3.2") for _ in range(2)]
+            open_ += [d for d in idle if d]
+            self.assertTrue(all(idle))
+            # The pool is full: both newcomers get in, one idle session
+            # each giving way (with its goodbye).
+            open_.append(self.newcomer("127.0.3.3"))
+            open_.append(self.newcomer("127.0.3.4"))
+            for d in idle:
+                self.assertTrue(d.line().startswith("* BYE"))
+                self.assertTrue(d.closed(), "idle session still open")
+            self.assertIn("has not logged in gives way", self.server.log())
+            # Now every session has logged in: nobody gives way.
+            self.assertIsNone(tls_line(port, "127.0.3.5"))
+            for i, d in enumerate(authed):
+                self.assertTrue(d.cmd("n%d NOOP" % i).startswith("n%d OK" % i))
+            self.alive()
+        finally:
+            for d in open_:
+                d.close()
+        self.alive()
+
+
 class HandshakeDeadline(PoolTest):
     """Unfinished handshakes (half a ClientHello on smtps, nothing at all
     on smtps, a few bytes after STARTTLS) are closed at the deadline."""

@@ -506,12 +506,15 @@ class TlsPool(TlsCase):
     def test_pool_exhausted(self):
         held = []
         try:
-            for _ in range(2):
+            # From two addresses: one client holds at most half the pool.
+            for i in range(2):
                 held.append(self.server.tdialog(self.server.smtps_port,
-                                                implicit=True))
+                                                implicit=True,
+                                                source="127.0.4.%d" % (i + 1)))
             for d in held:
                 d.ehlo()
-            # STARTTLS: 454, the session goes on in the clear.
+            # STARTTLS: 454, the session goes on in the clear (the held
+            # sessions are busy, so none of them gives way).
             with self.server.tdialog() as d:
                 d.ehlo()
                 code, lines = d.cmd("STARTTLS")
@@ -521,6 +524,8 @@ class TlsPool(TlsCase):
                                 crlf("Subject: pool\n\nplain\n"))
                 self.assertEqual(r[0], 250)
             # smtps: closed without a handshake.
+            for d in held:
+                self.assertEqual(d.code("NOOP"), 250)
             s = socket.create_connection(("127.0.0.1", self.server.smtps_port),
                                          timeout=IO_TIMEOUT)
             try:
