@@ -63,11 +63,13 @@ static int shape_dir(int dfd, const char *name, const char *path, mode_t mode,
 	if (fd < 0 || fstat(fd, &st) != 0) {
 		e = errno;
 		if (fd < 0 && (e == ELOOP || e == ENOTDIR) &&
-		    fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		    fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			log_msg(LOGL_ERR, "spool: %s is %s, not a directory: "
 				"refused (move it away; the daemon makes it)",
 				path, S_ISLNK(st.st_mode) ? "a symlink" :
 				"something else");
+			e = S_ISLNK(st.st_mode) ? ELOOP : ENOTDIR;
+		}
 		if (fd >= 0)
 			close(fd);
 		errno = e;
