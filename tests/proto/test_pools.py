@@ -125,13 +125,14 @@ class PoolServer(tlsutil.TLSServer):
 
 class PoolTest(harness.ServerTest):
     extra = ""
+    server_kw = {}
 
     @classmethod
     def setUpClass(cls):
         if "tls" not in HAVE:
             raise unittest.SkipTest("feature 'tls' not in this build")
         super(harness.ServerTest, cls).setUpClass()
-        cls.server = PoolServer(extra=cls.extra).start()
+        cls.server = PoolServer(extra=cls.extra, **cls.server_kw).start()
 
     def alive(self):
         self.assertTrue(self.server.running(), "postie died: " +
@@ -362,6 +363,38 @@ class IdleTlsYields(PoolTest):
         finally:
             for d in open_:
                 d.close()
+        self.alive()
+
+
+class SilentTlsBacklog(PoolTest):
+    """Eight slots, all taken by imaps connections that never send a
+    byte: a real client gets one of theirs at once, not after the
+    handshake deadline."""
+
+    server_kw = {"max_connections": 8}
+
+    def test_silent_tls_connection_evicted_first(self):
+        port = self.port("imaps")
+        silent = []
+        try:
+            for i in range(8):
+                silent.append(socket.create_connection(
+                    ("127.0.0.1", port), timeout=IO_TIMEOUT,
+                    source_address=("127.0.5.%d" % (1 + i % 4), 0)))
+            deadline = time.monotonic() + IO_TIMEOUT
+            while (self.server.log().count("imaps connect") < 8 and
+                   time.monotonic() < deadline):
+                time.sleep(0.05)
+            with Line(port, source="127.0.5.9", tls=True) as d:
+                self.assertTrue(d.banner.startswith("* OK"), d.banner)
+                self.assertTrue(imap_login(d, "a1").startswith("a1 OK"))
+            # The oldest silent one made room, closed (not timed out).
+            self.assertTrue(test_tls.wait_closed(silent[0]))
+            self.assertIn("silent TLS connection evicted", self.server.log())
+            self.alive()
+        finally:
+            for s in silent:
+                s.close()
         self.alive()
 
 
