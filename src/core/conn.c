@@ -623,7 +623,7 @@ static void run_input(struct conn *c)
 {
 	for (int rounds = 0; rounds < CONN_MAX_ROUNDS && c->w.fd >= 0; rounds++) {
 		size_t off0, len0;
-		size_t out0;
+		size_t out0, room0;
 		unsigned flags0;
 		int progress;
 
@@ -649,10 +649,14 @@ static void run_input(struct conn *c)
 		 * the engine, and no socket event would bring it. */
 		progress = c->in.off != off0 || c->in.len != len0 ||
 			   c->out_len != out0 || c->flags != flags0;
+		room0 = conn_out_free(c);
 		conn_flush(c);
 		if (c->w.fd < 0)
 			return;
-		if (!progress)
+		/* A protocol that stopped for want of output room (replies
+		 * written before this call, e.g. by a timer) goes on once the
+		 * flush made room: no socket event would come for it. */
+		if (!progress && conn_out_free(c) <= room0)
 			break;
 		/* Pending replies wait for the socket, except under TLS when
 		 * the record still holds commands: those must be read first. */

@@ -4698,8 +4698,11 @@ static void imap_timeout(struct conn *c)
 	case IMAP_BUSY:
 		if (!conn_out_pending(c)) {
 			job_step(c, s);
+			/* The pipelined commands after it run as input does
+			 * (CONN_IN_INPUT): a command finishing inside one of
+			 * them resumes without running the next one nested. */
 			if (s->state != IMAP_BUSY && c->w.fd >= 0)
-				imap_input(c);
+				conn_resume(c);
 			return;
 		}
 		break;

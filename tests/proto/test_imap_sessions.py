@@ -5,10 +5,12 @@ grow, EXPUNGE never fails because another session changed the mailbox,
 no reply overflows a session's buffer, UIDVALIDITY changes when a folder
 is deleted and created again; and a bounded random run of ten clients
 checking the same invariants. Read-only commands write nothing."""
+import fcntl
 import imaplib
 import os
 import random
 import re
+import socket
 import threading
 import unittest
 
@@ -92,6 +94,56 @@ class ImapSessions(ImapBase):
             return uid_flags(data)
         finally:
             c.logout()
+
+    def test_pipelined_batch_after_locked_expunge(self):
+        """FETCH, FETCH, STORE, EXPUNGE, APPEND in one batch while the
+        mbox is locked elsewhere: the EXPUNGE waits, answers from a
+        later loop pass with replies still queued, and the APPEND read
+        long before must still be run and answered."""
+        a = self.server.imap()
+        big = ("x" * 70 + "\r\n") * 400
+        try:
+            for i in range(12):
+                typ, data = a.append("INBOX", None, None,
+                                     body("b%d" % i)[:-2] + big.encode())
+                self.assertEqual(typ, "OK", data)
+        finally:
+            a.logout()
+        mbox = self.server.path("mail", "alice")
+        msg = body("late")
+        batch = ("f1 FETCH 1:* (FLAGS BODY.PEEK[])\r\n"
+                 "f2 FETCH 3 (UID BODY.PEEK[1])\r\n"
+                 "s STORE 2 +FLAGS.SILENT (\\Deleted)\r\n"
+                 "e EXPUNGE\r\n"
+                 "a APPEND INBOX {%d+}\r\n" % len(msg)).encode() + msg + b"\r\n"
+        for rnd in range(8):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(IO_TIMEOUT)
+            sock.connect(("127.0.0.1", self.server.imap_port))
+            r = Raw(None, sock=sock)
+            try:
+                r.login()
+                self.assertTrue(r.cmd("S", "SELECT INBOX")[-1].startswith("S OK"))
+                fd = os.open(mbox, os.O_RDWR)
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX)
+                    r.send(batch)
+                    # The answers up to the STORE come; the EXPUNGE waits.
+                    got = r.until("s")
+                    self.assertTrue(got[-1].startswith("s OK"), got[-3:])
+                finally:
+                    os.close(fd)        # the lock goes: EXPUNGE goes on
+                tags = {}
+                for tag in ("e", "a"):
+                    ln = r.until(tag)[-1]
+                    tags[tag] = ln
+                self.assertTrue(tags["e"].startswith("e OK"), (rnd, tags))
+                self.assertTrue(tags["a"].startswith("a OK"), (rnd, tags))
+                self.assertTrue(r.cmd("n", "NOOP")[-1].startswith("n OK"))
+            finally:
+                r.close()
+        self.assert_clean_log()
 
     def test_many_flag_changes_pushed_on_noop(self):
         """More flag changes by another session than the pending list
