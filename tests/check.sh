@@ -58,6 +58,7 @@ test_cfg() { # unit + protocol tests of a matrix build
 stage deps tests/install-deps.sh check
 stage lint-ifdef lint_ifdef
 stage lint-rawwrites lint_rawwrites
+stage commits tests/commits.sh
 stage docs $PY tests/doccheck.py
 stage lint-layers $PY tests/layers.py
 stage build-host make -s $J all test-tools

@@ -1,0 +1,29 @@
+#!/bin/sh
+# tests/commits.sh — make check's "commits" stage: the project's habits for
+# history, checked on every commit since they became the rule (the commit
+# named by FIRST below, exclusive): a subject of at most 72 characters, a
+# blank line, then a body that says why; no merge commits (rebase instead).
+set -u
+cd "$(dirname "$0")/.."
+FIRST=50bfe97   # the last commit before the rule
+if ! git rev-parse -q --verify "$FIRST^{commit}" >/dev/null 2>&1; then
+	echo "commits: history before HEAD is not in this clone; cannot check"
+	echo "commits: 0 passed, 1 failed"
+	exit 1
+fi
+ok=0 bad=0
+for c in $(git rev-list "$FIRST..HEAD"); do
+	subj=$(git log -1 --format=%s "$c")
+	why=
+	[ "$(git rev-list --count --no-walk --merges "$c")" = 0 ] || why="a merge commit"
+	[ ${#subj} -le 72 ] || why="${why:+$why; }subject of ${#subj} characters"
+	[ -n "$(git log -1 --format=%b "$c" | tr -d ' \n')" ] || why="${why:+$why; }no body"
+	if [ -n "$why" ]; then
+		bad=$((bad + 1))
+		echo "FAIL $(git log -1 --format=%h "$c") $subj: $why"
+	else
+		ok=$((ok + 1))
+	fi
+done
+echo "commits: $ok passed, $bad failed"
+[ "$bad" = 0 ]
