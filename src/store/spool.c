@@ -14,31 +14,10 @@
 
 #include "core/conf.h"
 #include "core/log.h"
+#include "core/util.h"
 
 static char tmpdir[CONF_PATH_MAX + 8];
 static unsigned long counter;
-
-/* Missing parents of path are made 0755 (only they, not path itself). */
-static int make_parents(const char *path)
-{
-	char p[CONF_PATH_MAX + 1];
-	size_t n = strlen(path);
-
-	if (n >= sizeof(p)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(p, path, n + 1);
-	for (size_t i = 1; i < n; i++) {
-		if (p[i] != '/' || p[i - 1] == '/')
-			continue;
-		p[i] = '\0';
-		if (mkdir(p, 0755) != 0 && errno != EEXIST)
-			return -1;
-		p[i] = '/';
-	}
-	return 0;
-}
 
 /* Makes `name` below the directory dfd with exactly `mode` (umask
  * aside), or brings an existing one to it; owned by uid:gid unless uid
@@ -129,7 +108,7 @@ int spool_prepare(const char *spool_dir, uid_t uid, gid_t gid)
 	char drop[CONF_PATH_MAX + 16], base[CONF_PATH_MAX + 1];
 	int pfd, sfd, dfd, e;
 
-	if (make_parents(spool_dir) != 0)
+	if (mkdir_parents(spool_dir) != 0)
 		return -1;
 	pfd = open_spool_parent(spool_dir, base, sizeof(base));
 	if (pfd < 0)
