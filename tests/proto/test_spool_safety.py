@@ -115,12 +115,13 @@ class MaildropLog(harness.TestCase):
 
 
 class OneDaemonPerSpool(harness.TestCase):
+    @harness.need_feature("relay")
     def test_second_daemon_refused(self):
         """No `listen` (the alerts set-up): only the spool's lock stops a
         second daemon from delivering the same queue."""
         srv = harness.Server()
         self.addCleanup(srv.cleanup)
-        srv.write("postie.conf", "hostname box.test.lan\nusers ./users\n"
+        srv.write("postie.conf", "hostname box.test.lan\n"
                   "mail_dir ./mail\nspool_dir ./spool\n"
                   "local_domains test.lan\n")
         first = subprocess.Popen(harness.command("-c", "postie.conf"),
