@@ -95,6 +95,7 @@ class ImapSessions(ImapBase):
         finally:
             c.logout()
 
+    @harness.need_feature("imap:literal+")
     def test_pipelined_batch_after_locked_expunge(self):
         """FETCH, FETCH, STORE, EXPUNGE, APPEND in one batch while the
         mbox is locked elsewhere: the EXPUNGE waits, answers from a
