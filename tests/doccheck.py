@@ -10,7 +10,8 @@
   configuration reference;
 - the man pages made from the README (toolchain/mkman.py) hold every
   directive and command, and groff formats them without a warning;
-- no file cites a document outside the repository (DESIGN.md, ../shared)
+- no file cites a Markdown document the repository does not hold, or an
+  absolute path of a developer machine
   or an absolute machine path.
 
 Prints one line per problem and "doccheck: N problem(s)"; exit 1 if any.
@@ -168,12 +169,18 @@ def main():
             problems.append("README.md configuration reference: directive '%s' "
                             "(src/core/conf.c) is missing" % d)
     problems += man_pages(conf_c)
-    outside = re.compile(r"DESIGN\.md|\.\./shared|/work/")
+    # A document is cited by its file name; every one cited must be here.
+    held = {os.path.basename(f) for f in files}
+    outside = re.compile(r"(?<![\w.$])/(?:home|root|work)/[\w.-]+/")
+    docs = re.compile(r"(?<![\w/.-])([\w-]+\.md)(?![\w.(])")
     for f in files:
         if f == "tests/doccheck.py" or not re.search(r"\.(c|h|py|sh|md|mk|txt)$|Makefile|Kconfig$", f):
             continue
         for i, line in enumerate(read(f).splitlines(), 1):
-            if outside.search(line):
+            # Prose only: Markdown files and comments (code names files it writes).
+            prose = f.endswith(".md") or line.lstrip().startswith(("#", "*", "/*", "//"))
+            missing = [d for d in docs.findall(line) if d not in held] if prose else []
+            if outside.search(line) or missing:
                 problems.append("%s:%d: cites something outside the repository: %s"
                                 % (f, i, line.strip()[:80]))
     for p in problems:
