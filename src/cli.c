@@ -52,7 +52,8 @@ static const struct help helps[] = {
 	  "  passwd NAME            sets a new password, keeping the line's other fields\n"
 	  "  list                   the users, one per line, in file order\n"
 	  "  test NAME              checks a password as a login would (exit 0 if right)\n"
-	  "Edits keep comments and order, and replace the file in one rename.\n"
+	  "Edits keep comments and order, and replace the file in one rename;\n"
+	  "they wait for each other (a lock on FILE.lock beside it).\n"
 	  "The daemon reads the new file on SIGHUP.\n" },
 	{ "status", "postie status [-c FILE]",
 	  "What the running daemon is doing: uptime, sessions per service,\n"

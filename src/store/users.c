@@ -1,6 +1,7 @@
 /* users — users file loader and editor (see users.h). Limits: 4 MiB
  * file, names of USER_NAME_MAX bytes. The table is sorted for binary
- * search; edits rewrite the file whole (temporary file, rename). */
+ * search; edits rewrite the file whole (temporary file, rename), one
+ * at a time (an fcntl lock on FILE.lock). */
 #include "store/users.h"
 
 #include <errno.h>
@@ -250,8 +251,9 @@ static int replace_file(const char *path, const struct buf *b, const struct stat
 	return 0;
 }
 
-int users_edit(const char *path, enum users_op op, const char *name,
-	       const char *hash, char *err, size_t errlen)
+/* The edit itself, under the lock users_edit holds. */
+static int edit_locked(const char *path, enum users_op op, const char *name,
+		       const char *hash, char *err, size_t errlen)
 {
 	char want[USER_NAME_MAX + 1], have[USER_NAME_MAX + 1], *text, *mem;
 	size_t len = 0, nl = strlen(name), cap;
@@ -336,5 +338,38 @@ int users_edit(const char *path, enum users_op op, const char *name,
 	}
 	rc = replace_file(path, &b, exists ? &st : NULL, err, errlen);
 	free(mem);
+	return rc;
+}
+
+/* Edits run one at a time: each holds an fcntl write lock on PATH.lock
+ * from before it reads the file until after its rename, so two editors
+ * at once never both start from the same old file (the later rename
+ * would drop the other's change). The lock file stays; the wait ends
+ * when the holder, a short command, exits. */
+int users_edit(const char *path, enum users_op op, const char *name,
+	       const char *hash, char *err, size_t errlen)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	char lock[4096 + 8];
+	int fd, rc, tries = 0;
+
+	if ((size_t)snprintf(lock, sizeof(lock), "%s.lock", path) >= sizeof(lock)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -1;
+	}
+	fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", lock, strerror(errno));
+		return -1;
+	}
+	while ((rc = fcntl(fd, F_SETLKW, &fl)) != 0 && errno == EINTR && ++tries < 100)
+		;
+	if (rc != 0) {
+		snprintf(err, errlen, "%s: lock: %s", lock, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	rc = edit_locked(path, op, name, hash, err, errlen);
+	close(fd);          /* and the lock with it */
 	return rc;
 }

@@ -40,7 +40,9 @@ enum users_op {
  * missing). Comments, blank lines, the order and every other line stay
  * byte for byte. The new file is written beside the old one with its mode
  * and owner, fsynced and renamed over it, so a reader sees the old file or
- * the new one, never a mix. 0, or -1 with the cause in err. */
+ * the new one, never a mix. Edits wait for each other (an fcntl lock on
+ * PATH.lock, a file left beside it), so none is lost to another made at
+ * the same time. 0, or -1 with the cause in err. */
 int users_edit(const char *path, enum users_op op, const char *name,
 	       const char *hash, char *err, size_t errlen);
 

@@ -2,7 +2,8 @@
 `postie passwd` asking twice on a terminal, and `postie user` editing the
 users file (comments, order and other fields kept; one rename) and testing
 a login without a network client; a daemon reloaded after `user add`
-takes the new login and refuses it after `user del`.
+takes the new login and refuses it after `user del`; adds run at once
+lose nobody.
 """
 import os
 import pty
@@ -206,6 +207,40 @@ class UserTest(harness.TestCase):
                     s.login("carol", "carol-pw")
         finally:
             srv.stop()
+
+
+    def test_concurrent_adds_lose_nobody(self):
+        """Many `user add` at once, and a daemon reloading meanwhile: every
+        user is in the file at the end and no reload read a broken one."""
+        srv = self.srv
+        srv.start()
+        names = ["u%02d" % i for i in range(24)]
+        procs = []
+        try:
+            for n in names:
+                procs.append(subprocess.Popen(
+                    harness.command("user", "-c", self.conf, "add", n, "--no-login"),
+                    cwd=srv.dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE))
+            # reloads while they run (each waits for its outcome: bounded)
+            reloads = [srv.reload() for _ in range(3)]
+            for n, p in zip(names, procs):
+                out, err = p.communicate(timeout=60 * SLOW)
+                self.assertEqual(p.returncode, 0, (n, err))
+            self.assertEqual(reloads, [True] * 3, srv.log()[-1000:])
+            self.assertTrue(srv.reload(), srv.log()[-1000:])
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait(10)
+            srv.stop()
+        text = self.users_file()
+        self.assertTrue(text.startswith(self.FILE), text)
+        added = text[len(self.FILE):].split("\n")
+        self.assertEqual(sorted(added[:-1]), [n + ":" for n in names], text)
+        self.assertEqual([f for f in os.listdir(srv.dir) if ".tmp" in f], [])
+        self.assertNotIn("reload failed", srv.log())
 
 
 class StatusTest(harness.TestCase):
