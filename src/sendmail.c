@@ -1205,10 +1205,11 @@ static void mq_printable(char *dst, size_t n, const char *src)
 /* "(deferred, 2 attempts: host mx.example.net said: 450 4.2.1 ...)". */
 static void mq_reason(const struct qstate_target *t)
 {
-	char text[QSTATE_TEXT * 2], host[QSTATE_HOST * 2];
+	char text[QSTATE_TEXT * 4], host[QSTATE_HOST * 4];
 
-	mq_printable(text, sizeof(text), t->text);
-	mq_printable(host, sizeof(host), t->host);
+	/* Escaped once, here: the state keeps the reply as it came. */
+	qstate_shown(text, sizeof(text), t->text);
+	qstate_shown(host, sizeof(host), t->host);
 	printf("%8s(%s", "", qstate_word(t));
 	if (t->tries > 0 && t->state == QS_PENDING)
 		printf(" after %d attempt%s", t->tries, t->tries == 1 ? "" : "s");

@@ -136,6 +136,20 @@ char *str_printable(char *dst, size_t n, const char *src, size_t len)
 	return dst;
 }
 
+char *str_clean(char *dst, size_t n, const char *src, size_t len)
+{
+	size_t j = 0;
+
+	if (n == 0)
+		return dst;
+	for (size_t i = 0; src && i < len && src[i] && j + 1 < n; i++) {
+		unsigned char c = (unsigned char)src[i];
+		dst[j++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+	}
+	dst[j] = '\0';
+	return dst;
+}
+
 int rename_noreplace(int from_dfd, const char *from, int to_dfd, const char *to)
 {
 	/* 1 is RENAME_NOREPLACE (linux/fs.h); libc wrappers vary. */

@@ -28,6 +28,11 @@ int parse_duration(const char *s, uint64_t *out);
 /* Copies client data for a log line: at most max bytes, control and
  * non-ASCII bytes as \xNN, "..." when cut. Returns dst. */
 char *str_printable(char *dst, size_t n, const char *src, size_t len);
+/* Copies text another program wrote (a server's reply) to keep and show
+ * as it is: at most n-1 bytes, stopping at a NUL; control characters
+ * (TAB, CR, LF included) become blanks, everything else (a backslash, a
+ * quote, UTF-8) is kept unescaped. Returns dst. */
+char *str_clean(char *dst, size_t n, const char *src, size_t len);
 
 /* renameat that never replaces an existing `to`: -1 with errno EEXIST
  * then. renameat2(RENAME_NOREPLACE) where the kernel and file system

@@ -126,7 +126,9 @@ int smtp_reply_line(struct smtp_reply *r, const char *line, size_t len)
 		return REPLY_BAD;
 	if (r->lines == 1) {
 		r->code = code;
-		str_printable(r->text, sizeof(r->text), line, len);
+		/* Kept as the server wrote it (controls as blanks): the
+		 * log, the queue state and a bounce show it once, unescaped. */
+		str_clean(r->text, sizeof(r->text), line, len);
 	}
 	return sep == ' ' ? REPLY_DONE : REPLY_MORE;
 }

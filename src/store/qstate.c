@@ -24,15 +24,7 @@
 /* Copies src[0..len) into dst, controls (TAB, CR, LF included) as blanks. */
 static void clean_copy(char *dst, size_t n, const char *src, size_t len)
 {
-	size_t j = 0;
-
-	if (!src)
-		len = 0;
-	for (size_t i = 0; i < len && src[i] && j + 1 < n; i++) {
-		unsigned char c = (unsigned char)src[i];
-		dst[j++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-	}
-	dst[j] = '\0';
+	str_clean(dst, n, src, src ? len : 0);
 }
 
 void qstate_init(struct qstate *s, time_t arrival)
@@ -343,6 +335,30 @@ int qstate_save(const char *dir, const char *name, const struct qstate *s)
 		return -1;
 	}
 	return 0;
+}
+
+char *qstate_shown(char *dst, size_t n, const char *text)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t j = 0;
+
+	if (n == 0)
+		return dst;
+	for (size_t i = 0; text[i] && j + 5 <= n; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (c >= 0x20 && c < 0x7f) {
+			dst[j++] = (char)c;
+		} else if (c >= 0x80) {
+			dst[j++] = '\\';
+			dst[j++] = 'x';
+			dst[j++] = hex[c >> 4];
+			dst[j++] = hex[c & 15];
+		} else {
+			dst[j++] = ' ';
+		}
+	}
+	dst[j] = '\0';
+	return dst;
 }
 
 const char *qstate_word(const struct qstate_target *t)

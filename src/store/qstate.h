@@ -97,6 +97,13 @@ int qstate_load(int dirfd, const char *name, struct qstate *s);
 /* Replaces dir/name.st (dir/name.st.new, fsync, rename). 0 or -1 (errno). */
 int qstate_save(const char *dir, const char *name, const struct qstate *s);
 
+/* A text field (reason, host) for a person's terminal, escaped once:
+ * the stored text is kept as the server sent it (controls already
+ * blanks), so printable ASCII, backslashes and quotes included, shows as
+ * it is and only bytes above 0x7e become \xNN. dst holds n bytes; 4 *
+ * strlen(text) + 1 is always enough. Returns dst. */
+char *qstate_shown(char *dst, size_t n, const char *text);
+
 /* Words for a state letter: "waiting", "deferred", "delivered", ... */
 const char *qstate_word(const struct qstate_target *t);
 

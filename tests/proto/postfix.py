@@ -34,8 +34,9 @@ the user as USER (smtpd_sasl_local_domain = REALM).
 Mail is accepted for dest.test only (nobody relays through it: nothing
 leaves the instance) and delivered by virtual(8) into one mbox per user
 under DIR/mail (USERS; an unknown user is a 550 5.1.1). check_recipient_access
-answers with the text of TEMPFAIL for tempfail@dest.test (a 450) and of
-REJECT for reject@dest.test (a 550 before the user lookup). No DNS at all:
+answers with the text of TEMPFAIL for tempfail@dest.test (a 450), of
+REJECT for reject@dest.test and of QUOTED (a quote and backslashes in
+it) for quoted@dest.test (550s before the user lookup). No DNS at all:
 no client name lookups, smtp_dns_support_level = disabled, no relayhost,
 and the only transports that could leave (smtp, relay) are `error`.
 
@@ -66,6 +67,8 @@ PASSWORD = "smarthost secret 7"
 USERS = ("bob", "carol", "dave")
 TEMPFAIL = "450 4.2.1 tempfail@dest.test: mailbox busy, try again later"
 REJECT = "550 5.7.1 reject@dest.test: refused by policy"
+# A refusal whose words hold a quote and backslashes (shown once by mailq).
+QUOTED = '550 5.7.1 "quoted" is refused, see C:\\policy\\mail.txt'
 SERVICES = ("submission", "smtps", "untrusted", "wrongname", "expired", "plain")
 START_TIMEOUT = 30 * harness.SLOW
 
@@ -245,8 +248,9 @@ class Postfix:
                     % self.path("sasl/sasldb2"))
         self._write("etc/vmailbox", "".join(
             "%s@%s %s\n" % (u, DOMAIN, u) for u in USERS))
-        self._write("etc/rcpt_access", "tempfail@%s %s\nreject@%s %s\n" % (
-            DOMAIN, TEMPFAIL, DOMAIN, REJECT))
+        self._write("etc/rcpt_access", "tempfail@%s %s\nreject@%s %s\n"
+                    "quoted@%s %s\n" % (DOMAIN, TEMPFAIL, DOMAIN, REJECT,
+                                        DOMAIN, QUOTED))
         os.chown(self.mail, nobody.pw_uid, nobody.pw_gid)
         os.chown(self.path("data"), postfix.pw_uid, postfix.pw_gid)
         smart, key = self.certs["smart"]

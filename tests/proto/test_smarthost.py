@@ -270,6 +270,34 @@ class SmarthostTest(harness.TestCase):
         self.assertRegex(self.pf_log(), r"SASL (PLAIN|LOGIN) authentication failed")
         self.assertOneNoticeAfterRetries(srv, t)
 
+    def dsns(self, msgs, t):
+        return [m for m in msgs if b"report-type=delivery-status" in m.raw and
+                t.encode() in m.raw]
+
+    def test_reasons_with_quotes_and_backslashes_shown_once(self):
+        """A refusal whose words hold a quote and backslashes: the log,
+        mailq and the bounce show them as the server sent them, escaped
+        neither once nor twice."""
+        srv = self.postie("submission", "starttls")
+        t = token("shquote")
+        self.send(srv, t, rcpts=("quoted@dest.test", "tempfail@dest.test"))
+        words = postfix.QUOTED.split(" ", 2)[2]
+        q = wait_until(lambda: (lambda out: words in out and "mailbox busy" in out
+                                and out)(self.mailq(srv)),
+                       what="%r in mailq; log:\n%s" % (words, srv.log()[-1500:]))
+        self.assertRegex(q, r"\(failed, returned to sender: host \S+ said: "
+                         r"550 5\.7\.1 <quoted@dest\.test>: .*%s\)" % re.escape(words))
+        self.assertNotIn("\\x5c", q)
+        self.assertNotIn("\\\\", q)
+        self.assertIn(words, srv.log())
+        self.assertNotIn("\\x5c", srv.log())
+        b = wait_until(lambda: self.dsns(srv.mbox("alice"), t),
+                       what="the bounce to alice")
+        raw = b[0].raw.decode("utf-8", "replace")
+        self.assertRegex(raw, r"Diagnostic-Code: smtp; 550 5\.7\.1 <quoted@dest\.test>:"
+                         r"[^\n]*%s" % re.escape(words[:20]))
+        self.assertNotIn("\\x5c", raw)
+
     def test_delay_warning_for_local_sender_stays_local(self):
         """A script's mail (sendmail, sender masqueraded to an address at
         the provider) waits behind a broken smarthost: its delay warning
