@@ -76,6 +76,8 @@ static size_t hlen;
 static char sender[ADDR_MAX];
 static int null_sender;
 static int quiet;               /* address checks without messages */
+static long nul_line;           /* the first line with a NUL byte, or 0 */
+static long in_line = 1;        /* the input line being read */
 
 /* The temporary file, removed on any failure and on a signal. */
 static int drop_dirfd = -1;
@@ -760,17 +762,21 @@ static long read_piece(char *buf, size_t cap, int *eol)
 		}
 		if (c == '\n') {
 			*eol = 1;
+			in_line++;
 			return (long)n;
 		}
 		if (c == '\r') {
 			int d = getc_unlocked(stdin);
 			if (d == '\n') {
 				*eol = 1;
+				in_line++;
 				return (long)n;
 			}
 			if (d != EOF)
 				ungetc(d, stdin);
 		}
+		if (c == '\0' && !nul_line)
+			nul_line = in_line;
 		buf[n++] = (char)c;
 	}
 	return (long)n;
@@ -931,6 +937,17 @@ static int finish_file(FILE *f, int fd)
 	return rc != 0 ? -2 : 0;
 }
 
+/* A NUL byte in the message: refused like the SMTP side does (554
+ * 5.6.0), nothing queued. Mail readers, IMAP clients and the next
+ * server all take NUL for the end of a string (Postfix refuses it only
+ * with message_reject_characters = \0; RFC 5322 forbids it). */
+static int nul_refused(void)
+{
+	return fail(EX_DATAERR_, "the message has a NUL byte (line %ld of the "
+		    "input); nothing was queued: remove NUL bytes (tr -d '\\000') "
+		    "or send binary data as a MIME attachment", nul_line);
+}
+
 static int submit(const struct opts *o, int argc, char **argv, int first_rcpt)
 {
 	char path[CONF_PATH_MAX + 32], line[SENDMAIL_LINE_CHUNK];
@@ -957,6 +974,8 @@ static int submit(const struct opts *o, int argc, char **argv, int first_rcpt)
 	if (ended < 0)
 		return fail(EX_DATAERR_, "header section over %d bytes",
 			    SENDMAIL_HEADER_MAX);
+	if (nul_line)
+		return nul_refused();
 	if (o->from_headers) {
 		size_t pos = 0;
 		struct field fl;
@@ -1014,6 +1033,11 @@ static int submit(const struct opts *o, int argc, char **argv, int first_rcpt)
 		n = read_piece(line, sizeof(line), &eol);
 		if (n < 0)
 			break;
+		if (nul_line) {
+			fclose(f);
+			remove_tmp();
+			return nul_refused();
+		}
 		if (line_start && eol && n == 1 && line[0] == '.' &&
 		    !o->ignore_dots)
 			break;

@@ -287,6 +287,26 @@ class SendmailTest(harness.TestCase):
         self.assertIn("too big", err)
         self.assertNothing()
 
+    def test_nul_byte_refused(self):
+        """A NUL byte anywhere (header, first body line, deep in the
+        body, with CRLF input) is refused with exit 65 and the line it is
+        on; nothing is left in the maildrop, not even a temporary file."""
+        cases = [
+            (b"Subject: a\x00b\n\nbody\n", 1),
+            (b"Subject: s\n\nfine\nstill fine\nnul \x00 here\nafter\n", 5),
+            (b"Subject: s\r\n\r\n" + b"line\r\n" * 300 + b"\x00\r\n", 303),
+            (b"no header \x00 line\n", 1),
+        ]
+        for data, line in cases:
+            rc, _, err = self.run_cmd(["alice@example.org"], data)
+            self.assertEqual(rc, 65, (data[:40], err))
+            self.assertIn("NUL byte (line %d of the input)" % line, err)
+            self.assertIn("nothing was queued", err)
+            self.assertNothing()
+        # The same text without the NUL goes through.
+        self.send(["alice@example.org"], b"Subject: s\n\nnul  here\n")
+        self.assertIn(b"nul  here", self.one().body)
+
     def test_missing_maildrop(self):
         """sendmail makes the maildrop as the daemon would (the rest of the
         spool is the daemon's); test_sendmail_users covers a user who
