@@ -282,20 +282,6 @@ static int is_local_target(const struct qstate_target *t)
 	return strncmp(t->addr, "local:", 6) == 0;
 }
 
-/* Where a DSN goes: the sender, except that a delay warning about mail
- * this box sent under the masquerade address (mail of its local users,
- * from sendmail) is not sent out along the path that delays it: it goes
- * to the local postmaster. */
-static const char *dsn_recipient(const struct attempt *a, int delayed,
-				 char *buf, size_t n)
-{
-	if (!delayed || !conf->masquerade[0] || conf->nlocal_domains == 0 ||
-	    strcasecmp(a->sender, conf->masquerade) != 0)
-		return a->sender;
-	snprintf(buf, n, "postmaster@%s", conf->local_domains[0]);
-	return buf;
-}
-
 /* A DSN to the sender: the failed targets not reported yet (a bounce),
  * or with delayed the pending ones (a warning that mail is still being
  * retried). 0 when it is queued, or nothing had to go (then the failed
@@ -308,7 +294,6 @@ static int dsn(struct attempt *a, int delayed)
 	struct bounce_msg m;
 	struct spool_file out;
 	struct stat st;
-	char to[sizeof(conf->local_domains[0]) + 16];
 	int n = 0;
 
 	for (int i = 0; i < a->st.n; i++) {
@@ -346,7 +331,11 @@ static int dsn(struct attempt *a, int delayed)
 	}
 	memset(&m, 0, sizeof(m));
 	m.hostname = conf->hostname;
-	m.sender = dsn_recipient(a, delayed, to, sizeof(to));
+	/* A delay warning goes where a bounce would: to the envelope
+	 * sender (the masquerade address for sendmail's mail), the
+	 * mailbox its owner reads; a sender in a local domain gets it in
+	 * the local mailbox, never through the smarthost. */
+	m.sender = a->sender;
 	m.orig_id = a->q->id;
 	m.arrival = a->q->arrival;
 	m.r = br;

@@ -134,9 +134,10 @@ class SmarthostTest(harness.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         return p.stdout.decode("utf-8", "replace")
 
-    def sendmail(self, srv, t, rcpt="bob@dest.test", body=None):
+    def sendmail(self, srv, t, rcpt="bob@dest.test", body=None, args=()):
         text = body or ("Subject: %s\nMessage-ID: <%s@test>\n\nbody of %s\n" % (t, t, t))
-        p = subprocess.run(harness.command("sendmail", "-C", "postie.conf", rcpt),
+        p = subprocess.run(harness.command("sendmail", "-C", "postie.conf", *args,
+                                           rcpt),
                            cwd=srv.dir, input=text.encode() if isinstance(text, str)
                            else text, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=30 * SLOW)
@@ -274,6 +275,60 @@ class SmarthostTest(harness.TestCase):
         return [m for m in msgs if b"report-type=delivery-status" in m.raw and
                 t.encode() in m.raw]
 
+    def test_delay_warning_for_local_sender_stays_local(self):
+        """A local sender's mail (sendmail -f alice@test.lan, a local
+        domain) waits behind a broken smarthost: its delay warning goes
+        where a bounce would go, to alice, which is a local mailbox here:
+        delivered at once, not queued behind the broken smarthost."""
+        srv = self.postie("submission", "starttls", password="not the password",
+                          retry="1s 2s", start=False, extra="delay_warning 2s\n")
+        self.write_conf(srv)
+        t = token("shdelay")
+        self.sendmail(srv, t, args=("-f", "alice@test.lan"))
+        srv.start()
+        ws = wait_until(lambda: self.dsns(srv.mbox("alice"), t),
+                        what="a delay warning in alice's mailbox; log:\n"
+                        + srv.log()[-1500:])
+        self.assertEqual(len(ws), 1)
+        raw = ws[0].raw.decode("utf-8", "replace")
+        self.assertIn("Action: delayed", raw)
+        self.assertRegex(raw, r"To: <alice@test\.lan>")
+        self.assertEqual(ws[0].sender, "MAILER-DAEMON")
+        # Nothing else waits: the warning was not queued for the smarthost.
+        wait_until(lambda: len(self.queue_names(srv)) == 1,
+                   what="only the message in the queue: %s" % self.queue_names(srv))
+        self.assertRegex(srv.log(), r"delay warning for 1 recipient\(s\) to "
+                         r"<alice@test\.lan>")
+        # postmaster (carol) has the smarthost notice, not the warning.
+        self.assertEqual(self.dsns(srv.mbox("carol"), t), [])
+
+    def test_delay_warning_for_masqueraded_mail_goes_to_the_sender(self):
+        """sendmail's mail under `masquerade` (here bob@dest.test, a
+        mailbox at the smarthost): a refused recipient bounces to that
+        address, and the delay warning for a deferred one goes the same
+        way, to the same mailbox; postmaster gets neither."""
+        srv = self.postie("submission", "starttls", retry="1s 2s", start=False,
+                          extra="masquerade bob@dest.test\ndelay_warning 2s\n")
+        self.write_conf(srv)
+        t = token("shmasq")
+        self.sendmail(srv, t, rcpt="reject@dest.test, tempfail@dest.test")
+        srv.start()
+        got = wait_until(lambda: (lambda ms: len(ms) >= 2 and ms)(
+            self.dsns(PF.find("bob", t), t)),
+            what="a bounce and a delay warning for bob at the smarthost; "
+            "log:\n" + srv.log()[-2000:])
+        raws = sorted(m.raw.decode("utf-8", "replace") for m in got)
+        self.assertEqual(len(raws), 2, raws)
+        failed = [r for r in raws if "Action: failed" in r]
+        delayed = [r for r in raws if "Action: delayed" in r]
+        self.assertEqual(len(failed), 1, raws)
+        self.assertEqual(len(delayed), 1, raws)
+        self.assertIn("Final-Recipient: rfc822; reject@dest.test", failed[0])
+        self.assertIn("Final-Recipient: rfc822; tempfail@dest.test", delayed[0])
+        self.assertRegex(srv.log(), r"delay warning for 1 recipient\(s\) to "
+                         r"<bob@dest\.test>")
+        self.assertEqual(srv.mbox("carol"), [])
+
     def test_reasons_with_quotes_and_backslashes_shown_once(self):
         """A refusal whose words hold a quote and backslashes: the log,
         mailq and the bounce show them as the server sent them, escaped
@@ -297,35 +352,6 @@ class SmarthostTest(harness.TestCase):
         self.assertRegex(raw, r"Diagnostic-Code: smtp; 550 5\.7\.1 <quoted@dest\.test>:"
                          r"[^\n]*%s" % re.escape(words[:20]))
         self.assertNotIn("\\x5c", raw)
-
-    def test_delay_warning_for_local_sender_stays_local(self):
-        """A script's mail (sendmail, sender masqueraded to an address at
-        the provider) waits behind a broken smarthost: its delay warning
-        goes to the local postmaster, not out along the broken path."""
-        srv = self.postie("submission", "starttls", password="not the password",
-                          retry="1s 2s", start=False,
-                          extra="masquerade alerts@provider.test\n"
-                          "delay_warning 2s\n")
-        self.write_conf(srv)
-        t = token("shdelay")
-        self.sendmail(srv, t)
-        srv.start()
-
-        def warnings():
-            return [m for m in srv.mbox("carol")
-                    if b"report-type=delivery-status" in m.raw and t.encode() in m.raw]
-        ws = wait_until(warnings, what="a delay warning in postmaster's (carol's) "
-                        "mailbox; log:\n" + srv.log()[-1500:])
-        raw = ws[0].raw.decode("utf-8", "replace")
-        self.assertIn("Action: delayed", raw)
-        self.assertRegex(raw, r"To: <postmaster@test\.lan>")
-        self.assertEqual(ws[0].sender, "MAILER-DAEMON")
-        # Nothing else waits: the warning was not queued for the smarthost
-        # (it leaves the queue once delivered to the mailbox).
-        wait_until(lambda: len(self.queue_names(srv)) == 1,
-                   what="only the message in the queue: %s" % self.queue_names(srv))
-        self.assertRegex(srv.log(), r"delay warning for 1 recipient\(s\) to "
-                         r"<postmaster@test\.lan>")
 
     def test_untrusted_certificate(self):
         srv = self.postie("untrusted", "starttls", retry="1s 2s")
