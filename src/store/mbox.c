@@ -17,6 +17,8 @@
 
 #define MBOX_CHUNK 4096
 
+static uint64_t path_key(const char *dir, const char *name);
+
 static char inbuf[MBOX_CHUNK];
 static char outbuf[MBOX_CHUNK * 6 + 64];
 
@@ -200,6 +202,7 @@ int mbox_lock(const char *dir, const char *name, struct mbox_lock *l)
 
 	l->fd = -1;
 	l->dirfd_new = 0;
+	l->key = path_key(dir, name);
 	if ((size_t)snprintf(l->path, sizeof(l->path), "%s/%s", dir, name) >=
 	    sizeof(l->path) ||
 	    (size_t)snprintf(l->lockpath, sizeof(l->lockpath), "%s.lock",
@@ -246,6 +249,135 @@ fail:
 	unlink(l->lockpath);
 	errno = rc;
 	return MBOX_ERR;
+}
+
+/* ---- the queue of waiters in this process --------------------------- */
+
+/* Waiters are named by their lock struct and their mailbox by a 64-bit
+ * hash of its path (a collision only orders two mailboxes' waiters
+ * together). Tickets give the order. */
+static struct lock_waiter {
+	const struct mbox_lock *who;    /* NULL: free */
+	uint64_t key;
+	uint32_t ticket;
+	int64_t seen_ms;                /* its last try */
+	int64_t moved_ms;               /* queued, or its queue last moved */
+} waiters[CONFIG_MAX_CONNECTIONS];
+static uint32_t ticket_next;
+static void (*lock_free_hook)(const struct mbox_lock *next);
+
+static uint64_t path_key(const char *dir, const char *name)
+{
+	uint64_t h = 1469598103934665603ull;    /* FNV-1a */
+
+	for (const char *p = dir; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	h = (h ^ '/') * 1099511628211ull;
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return h;
+}
+
+static struct lock_waiter *waiter_of(const struct mbox_lock *l)
+{
+	for (size_t i = 0; i < ARRAY_LEN(waiters); i++)
+		if (waiters[i].who == l)
+			return &waiters[i];
+	return NULL;
+}
+
+/* The oldest live waiter for key; stale ones are dropped on the way. */
+static struct lock_waiter *queue_head(uint64_t key, int64_t now)
+{
+	struct lock_waiter *head = NULL;
+
+	for (size_t i = 0; i < ARRAY_LEN(waiters); i++) {
+		struct lock_waiter *w = &waiters[i];
+		if (!w->who || w->key != key)
+			continue;
+		if (now - w->seen_ms > MBOX_WAIT_STALE_MS) {
+			w->who = NULL;
+			continue;
+		}
+		if (!head || (int32_t)(w->ticket - head->ticket) < 0)
+			head = w;
+	}
+	return head;
+}
+
+/* The queue for key moved: its waiters' patience starts again, and the
+ * head hears it may try now (wake: the lock was given back). */
+static void queue_moved(uint64_t key, int wake)
+{
+	int64_t now = now_ms();
+	struct lock_waiter *head;
+
+	for (size_t i = 0; i < ARRAY_LEN(waiters); i++)
+		if (waiters[i].who && waiters[i].key == key)
+			waiters[i].moved_ms = now;
+	head = queue_head(key, now);
+	if (wake && head && lock_free_hook)
+		lock_free_hook(head->who);
+}
+
+void mbox_lock_cancel(const struct mbox_lock *l)
+{
+	struct lock_waiter *w = waiter_of(l);
+	uint64_t key;
+
+	if (!w)
+		return;
+	key = w->key;
+	w->who = NULL;
+	queue_moved(key, 1);
+}
+
+int mbox_lock_wait(const char *dir, const char *name, struct mbox_lock *l)
+{
+	uint64_t key = path_key(dir, name);
+	int64_t now = now_ms();
+	struct lock_waiter *head = queue_head(key, now), *w = waiter_of(l);
+	int rc;
+
+	if (w && w->key != key) {
+		w->who = NULL;          /* it waits for another mailbox now */
+		w = NULL;
+	}
+	if (!head || head == w) {
+		rc = mbox_lock(dir, name, l);
+		if (rc != MBOX_BUSY) {
+			if (w)
+				w->who = NULL;
+			if (rc == MBOX_OK)
+				queue_moved(key, 0);
+			return rc;
+		}
+	}
+	if (!w) {
+		for (size_t i = 0; i < ARRAY_LEN(waiters) && !w; i++)
+			if (!waiters[i].who)
+				w = &waiters[i];
+		if (!w)
+			return MBOX_BUSY;       /* full: it retries unqueued */
+		w->who = l;
+		w->key = key;
+		w->ticket = ticket_next++;
+		w->moved_ms = now;
+	}
+	w->seen_ms = now;
+	return MBOX_BUSY;
+}
+
+int64_t mbox_lock_stalled_ms(const struct mbox_lock *l)
+{
+	const struct lock_waiter *w = waiter_of(l);
+
+	return w ? now_ms() - w->moved_ms : 0;
+}
+
+void mbox_on_lock_free(void (*fn)(const struct mbox_lock *next))
+{
+	lock_free_hook = fn;
 }
 
 void mbox_rollback(struct mbox_lock *l)
@@ -389,6 +521,7 @@ void mbox_unlock(struct mbox_lock *l)
 		close(l->fd);
 		l->fd = -1;
 		unlink(l->lockpath);
+		queue_moved(l->key, 1);
 	}
 }
 

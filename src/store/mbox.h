@@ -7,15 +7,20 @@
 #define POSTIE_MBOX_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
 enum { MBOX_OK = 0, MBOX_BUSY = 1, MBOX_AGAIN = 2, MBOX_ERR = -1 };
 
+/* A queued waiter that has not retried for this long has left. */
+#define MBOX_WAIT_STALE_MS 2000
+
 struct mbox_lock {
 	int fd;
 	int dirfd_new;          /* the file was created: fsync the directory */
 	off_t old_size;
+	uint64_t key;           /* names the mailbox in the waiters' queue */
 	char path[300];
 	char lockpath[306];
 };
@@ -40,6 +45,24 @@ size_t mbox_from_line(char *out, size_t n, const char *sender, time_t t);
 /* Opens (creating 0600 when missing) and locks dir/name. MBOX_BUSY when
  * another program holds a lock; MBOX_ERR with errno otherwise. */
 int mbox_lock(const char *dir, const char *name, struct mbox_lock *l);
+/* mbox_lock for callers that retry while a mailbox is busy (IMAP, POP3
+ * and SMTP sessions of this process): first come, first served. A
+ * caller told MBOX_BUSY is queued under l (the struct's address is its
+ * identity); while anyone queues for a mailbox, a caller behind them is
+ * told MBOX_BUSY without trying, so a steady stream of short appends
+ * cannot starve a rewrite. The caller retries (at the latest every
+ * MBOX_WAIT_STALE_MS / 4, else it drops out of the queue) and, when it
+ * gives up, calls mbox_lock_cancel. When a holder in this process
+ * unlocks, the head of the queue is named to the hook registered with
+ * mbox_on_lock_free, so it can retry at once. */
+int mbox_lock_wait(const char *dir, const char *name, struct mbox_lock *l);
+void mbox_lock_cancel(const struct mbox_lock *l);
+/* Milliseconds since the queue l waits in last moved (a lock taken or
+ * given back in this process for its mailbox), or since l queued; 0
+ * when l is not queued. A caller gives up only when this exceeds its
+ * patience: a long queue that moves is not a stuck one. */
+int64_t mbox_lock_stalled_ms(const struct mbox_lock *l);
+void mbox_on_lock_free(void (*fn)(const struct mbox_lock *next));
 /* Appends From_ line, the quoted bytes of src[off..off+len) and a blank
  * line, then fsyncs. On failure truncates back and returns MBOX_ERR. */
 int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,

@@ -75,6 +75,13 @@ static void quote_run(const char *in, size_t chunk, char *out)
 	out[o] = '\0';
 }
 
+static const struct mbox_lock *woken;
+
+static void woken_by(const struct mbox_lock *next)
+{
+	woken = next;
+}
+
 void test_mbox(void)
 {
 	static const struct { const char *in, *want; } t[] = {
@@ -171,6 +178,37 @@ void test_mbox(void)
 		read_file("box2", buf, sizeof(buf));
 		CHECK(strcmp(buf, "From s@x Thu Jan  1 00:00:00 1970\nSubject: t\n\n"
 			     ">From here\n\n\n") == 0, "step %zu:\n%s", step, buf);
+	}
+
+	/* Waiters queue: first come, first served, and the head hears when
+	 * the holder gives the lock back. */
+	{
+		struct mbox_lock h, w1, w2, w3;
+		mbox_on_lock_free(woken_by);
+		CHECK(mbox_lock(tmpdir(), "box", &h) == MBOX_OK, "holder");
+		CHECK(mbox_lock_wait(tmpdir(), "box", &w1) == MBOX_BUSY, "w1 waits");
+		CHECK(mbox_lock_wait(tmpdir(), "box", &w2) == MBOX_BUSY, "w2 waits");
+		CHECK(mbox_lock_stalled_ms(&w2) >= 0 && mbox_lock_stalled_ms(&h) == 0,
+		      "only waiters stall");
+		woken = NULL;
+		mbox_unlock(&h);
+		CHECK(woken == &w1, "the head is woken");
+		CHECK(mbox_lock_wait(tmpdir(), "box", &w2) == MBOX_BUSY,
+		      "w2 does not jump w1");
+		CHECK(mbox_lock_wait(tmpdir(), "box2", &w3) == MBOX_OK,
+		      "another mailbox is its own queue");
+		mbox_unlock(&w3);
+		CHECK(mbox_lock_wait(tmpdir(), "box", &w1) == MBOX_OK, "w1 takes it");
+		CHECK(mbox_lock_stalled_ms(&w1) == 0, "w1 left the queue");
+		CHECK(mbox_lock_wait(tmpdir(), "box", &w3) == MBOX_BUSY, "w3 waits");
+		woken = NULL;
+		mbox_unlock(&w1);
+		CHECK(woken == &w2, "then w2");
+		mbox_lock_cancel(&w2);
+		CHECK(woken == &w3, "w2 gave up: w3 is next");
+		CHECK(mbox_lock_wait(tmpdir(), "box", &w3) == MBOX_OK, "w3 takes it");
+		mbox_unlock(&w3);
+		mbox_on_lock_free(NULL);
 	}
 
 	/* Busy: a dotlock held by someone else. */
