@@ -66,6 +66,7 @@ void mime_init(struct mime *m)
 	m->cr = 0;
 	m->alen = 1;            /* offset 0 means "none" */
 	m->hlen = 0;
+	m->hcut = 0;
 	m->done = 0;
 	m->cur = new_part(m, -1, 0);
 }
@@ -78,6 +79,11 @@ const char *mime_hv(const struct mime *m, int part, int h, size_t *len)
 		return NULL;
 	*len = p->hl[h];
 	return m->arena + p->hv[h];
+}
+
+int mime_hv_cut(const struct mime *m, int part, int h)
+{
+	return (int)(m->part[part].cut >> h & 1);
 }
 
 /* Appends what fits of p[0..n) to the array arr (cap bytes, *len in
@@ -95,7 +101,9 @@ static size_t add_cut(char *arr, size_t cap, size_t *len, const char *p, size_t 
 	return k;
 }
 
-static uint16_t arena_put(struct mime *m, const char *s, size_t n, uint16_t *len)
+/* Keeps s[0..n) in the arena; *cut is set when not all of it fits. */
+static uint16_t arena_put(struct mime *m, const char *s, size_t n, uint16_t *len,
+			  int *cut)
 {
 	struct buf a;
 	size_t at = m->alen;
@@ -104,10 +112,13 @@ static uint16_t arena_put(struct mime *m, const char *s, size_t n, uint16_t *len
 	buf_commit(&a, at);
 	if (buf_remaining(&a) < 2) {
 		*len = 0;
+		*cut = 1;
 		return 0;
 	}
-	if (n > buf_remaining(&a) - 1)
+	if (n > buf_remaining(&a) - 1) {
 		n = buf_remaining(&a) - 1;      /* and its NUL */
+		*cut = 1;
+	}
 	buf_add(&a, s, n);
 	buf_addc(&a, '\0');
 	m->alen = a.len;
@@ -121,8 +132,10 @@ static void field_done(struct mime *m)
 	struct mime_part *p = &m->part[m->cur];
 	size_t i = 0, n = m->hlen, nl;
 	const char *s = m->hbuf;
+	int cut = m->hcut;
 
 	m->hlen = 0;
+	m->hcut = 0;
 	while (i < n && s[i] != ':')
 		i++;
 	if (i == n)
@@ -138,7 +151,9 @@ static void field_done(struct mime *m)
 			i++;
 		while (n > i && (s[n - 1] == ' ' || s[n - 1] == '\t'))
 			n--;
-		p->hv[h] = arena_put(m, s + i, n - i, &p->hl[h]);
+		p->hv[h] = arena_put(m, s + i, n - i, &p->hl[h], &cut);
+		if (cut)
+			p->cut |= 1u << h;
 		return;
 	}
 }
@@ -204,8 +219,9 @@ static void header_done(struct mime *m)
 		const char *v = mime_hv(m, m->cur, MH_CTYPE, &n);
 		b = v ? param(v, n, "boundary", &bl, tmp, sizeof(tmp)) : NULL;
 		if (b && bl > 0 && bl <= 70) {
-			p->bnd = arena_put(m, b, bl, &p->bndlen);
-			if (p->bnd && p->bndlen == bl)
+			int cut = 0;
+			p->bnd = arena_put(m, b, bl, &p->bndlen, &cut);
+			if (p->bnd && !cut)
 				p->multipart = 1;
 		}
 	} else if (ieq(t, tl, "message") && ieq(st, stl, "rfc822")) {
@@ -285,8 +301,9 @@ static void line(struct mime *m, const char *l, size_t n, int cut)
 
 	if (p->in_header) {
 		if (n > 0 && (l[0] == ' ' || l[0] == '\t')) {
-			if (m->hlen)
-				add_cut(m->hbuf, sizeof(m->hbuf), &m->hlen, l, n);
+			if (m->hlen &&
+			    (add_cut(m->hbuf, sizeof(m->hbuf), &m->hlen, l, n) < n || cut))
+				m->hcut = 1;
 			return;
 		}
 		if (m->hlen)
@@ -296,7 +313,7 @@ static void line(struct mime *m, const char *l, size_t n, int cut)
 			return;
 		}
 		m->hlen = 0;
-		add_cut(m->hbuf, sizeof(m->hbuf), &m->hlen, l, n);
+		m->hcut = add_cut(m->hbuf, sizeof(m->hbuf), &m->hlen, l, n) < n || cut;
 		if (!memchr(l, ':', n)) {
 			/* Not a header line: the header ended without its
 			 * blank line; this line is body. */
@@ -769,9 +786,16 @@ void mime_envelope(const struct mime *m, int part, struct mime_out *o)
 		if (i)
 			out_c(o, " ");
 		v = mime_hv(m, part, h, &n);
-		/* Sender and Reply-To default to From (RFC 3501 §7.4.2). */
-		if (!v && (h == MH_SENDER || h == MH_REPLYTO))
-			v = mime_hv(m, part, MH_FROM, &n);
+		/* Sender and Reply-To default to From when absent or
+		 * empty (RFC 3501 §7.4.2). */
+		if ((h == MH_SENDER || h == MH_REPLYTO) && (!v || n == 0)) {
+			h = MH_FROM;
+			v = mime_hv(m, part, h, &n);
+		}
+		/* A field too long to keep whole: NIL, not a shortened
+		 * value (a cut address list ends in a wrong address). */
+		if (v && mime_hv_cut(m, part, h))
+			v = NULL;
 		if (h >= MH_FROM && h <= MH_BCC)
 			out_addrs(o, v, v ? n : 0);
 		else

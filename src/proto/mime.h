@@ -5,8 +5,9 @@
  * any size (as IMAP sends it: CRLF line ends) and nothing is read twice
  * or allocated. Limits: MIME_MAX_PARTS parts, MIME_MAX_DEPTH levels
  * (deeper parts are body text of their parent), header values share a
- * MIME_ARENA-byte arena (longer values are cut), header lines of
- * MIME_LINE bytes (the rest of a longer field is dropped). */
+ * MIME_ARENA-byte arena and header fields of MIME_LINE bytes
+ * (CONFIG_IMAP_FIELD_MAX): a value that did not fit whole is marked cut,
+ * and ENVELOPE shows such a field as NIL, never shortened. */
 #ifndef POSTIE_MIME_H
 #define POSTIE_MIME_H
 
@@ -17,8 +18,8 @@
 
 #define MIME_MAX_PARTS 64
 #define MIME_MAX_DEPTH 8
-#define MIME_ARENA 12288
-#define MIME_LINE 1000
+#define MIME_LINE CONFIG_IMAP_FIELD_MAX
+#define MIME_ARENA (2 * MIME_LINE + 4096)
 
 enum {
 	MH_CTYPE, MH_CTE, MH_CID, MH_CDESC, MH_CDISP, MH_CLANG, MH_CLOC, MH_CMD5,
@@ -36,6 +37,7 @@ struct mime_part {
 	uint64_t hdr_off, body_off, end_off;
 	uint64_t body_line, lines;
 	uint16_t hv[MH_COUNT], hl[MH_COUNT];    /* arena offset, length */
+	uint32_t cut;                           /* bit h: value hv[h] was cut */
 	uint16_t bnd, bndlen;                   /* boundary in the arena */
 };
 
@@ -52,6 +54,7 @@ struct mime {
 	char line[MIME_LINE];
 	char hbuf[MIME_LINE];   /* the header field being unfolded */
 	size_t hlen;
+	int hcut;               /* ... and it did not fit whole */
 	char arena[MIME_ARENA];
 	struct mime_part part[MIME_MAX_PARTS];
 };
@@ -61,6 +64,8 @@ void mime_feed(struct mime *m, const char *p, size_t n);
 void mime_end(struct mime *m);
 /* The header value (unfolded, trimmed) or NULL. */
 const char *mime_hv(const struct mime *m, int part, int h, size_t *len);
+/* 1 when that value is only the start of a longer one. */
+int mime_hv_cut(const struct mime *m, int part, int h);
 /* The part of a section path ("1.2.3"); for n = 0, part 0. -1 when there
  * is no such part. A path into a message/rfc822 part goes to its
  * message's parts, as RFC 3501 says. `for_text` is set when the path is

@@ -208,6 +208,45 @@ static void test_mime_struct(void)
 		     "(NIL NIL \"f\" \"g\"))") != NULL, "env %s", out);
 	CHECK(strstr(out, "((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL))") != NULL,
 	      "group %s", out);
+	/* Empty Sender and Reply-To default to From (RFC 3501 7.4.2). */
+	run_mime(&m, "From: a@b\r\nSender: \r\nReply-To:\r\n\r\nx", 3);
+	mime_out_init(&o, out, sizeof(out));
+	mime_envelope(&m, 0, &o);
+	out[o.b.len] = '\0';
+	CHECK(strcmp(out, "(NIL NIL ((NIL NIL \"a\" \"b\")) ((NIL NIL \"a\" \"b\")) "
+		     "((NIL NIL \"a\" \"b\")) NIL NIL NIL NIL NIL)") == 0, "empty %s", out);
+	/* A To: of 40 addresses on one 1.2 KB line comes whole; one longer
+	 * than a field may be is NIL, never a shortened list. */
+	{
+		static char big[3 * MIME_LINE];
+		size_t n = (size_t)snprintf(big, sizeof(big), "From: a@b\r\nTo: ");
+		for (int i = 0; i < 40; i++)
+			n += (size_t)snprintf(big + n, sizeof(big) - n,
+					      "%s\"Person %d\" <p%d@example.org>",
+					      i ? ", " : "", i, i);
+		snprintf(big + n, sizeof(big) - n, "\r\n\r\nx");
+		run_mime(&m, big, 100);
+		mime_out_init(&o, out, sizeof(out));
+		mime_envelope(&m, 0, &o);
+		out[o.b.len] = '\0';
+		if (MIME_LINE > n)
+			CHECK(strstr(out, "(\"Person 39\" NIL \"p39\" \"example.org\")) NIL") &&
+			      strstr(out, "((\"Person 0\" NIL"), "40 addresses: %.200s", out);
+		else
+			CHECK(strstr(out, "\"b\")) NIL NIL NIL NIL NIL)"), "cut: %.200s", out);
+		n = (size_t)snprintf(big, sizeof(big), "From: a@b\r\nTo: ");
+		while (n < 2 * MIME_LINE)
+			n += (size_t)snprintf(big + n, sizeof(big) - n, "x%zu@example.org,\r\n ", n);
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "last@example.org\r\n"
+				      "Message-ID: <id@x>\r\n\r\nx");
+		run_mime(&m, big, 64);
+		mime_out_init(&o, out, sizeof(out));
+		mime_envelope(&m, 0, &o);
+		out[o.b.len] = '\0';
+		CHECK(strcmp(out, "(NIL NIL ((NIL NIL \"a\" \"b\")) ((NIL NIL \"a\" \"b\")) "
+			     "((NIL NIL \"a\" \"b\")) NIL NIL NIL NIL \"<id@x>\")") == 0,
+		      "too long: %.300s", out);
+	}
 	/* hostile: deep nesting and many parts stay bounded */
 	{
 		static char deep[20000];
