@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/util.h"
 #include "proto/mime.h"
 #include "store/index.h"
 
@@ -128,19 +129,97 @@ static void key_feed(struct srch_scan *x, const struct search_prog *p,
 		ky->hit = 1;
 }
 
+/* b[0..n) of an address value without its comments into out (room for
+ * 2 * n bytes); returns the bytes written. The state carries over
+ * between calls within one field. */
+static size_t addr_filter(struct srch_scan *x, const char *b, size_t n, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = b[i];
+		if (x->a_depth) {
+			if (x->a_esc)
+				x->a_esc = 0;
+			else if (c == '\\')
+				x->a_esc = 1;
+			else if (c == '(' && x->a_depth < 255)
+				x->a_depth++;
+			else if (c == ')' && --x->a_depth == 0)
+				x->a_space = 1;         /* a comment parts words */
+			continue;
+		}
+		if (x->a_quote) {
+			if (x->a_esc)
+				x->a_esc = 0;
+			else if (c == '\\')
+				x->a_esc = 1;
+			else if (c == '"')
+				x->a_quote = 0;
+			out[o++] = c;
+			x->a_last = c;
+			continue;
+		}
+		if (c == '(') {
+			x->a_depth = 1;
+			continue;
+		}
+		if (c == ' ' || c == '\t') {
+			x->a_space = 1;
+			continue;
+		}
+		if (x->a_space && x->a_last && x->a_last != '@' && c != '@')
+			out[o++] = ' ';
+		x->a_space = 0;
+		if (c == '"')
+			x->a_quote = 1;
+		out[o++] = c;
+		x->a_last = c;
+	}
+	return o;
+}
+
+static int is_addr_field(const struct search_node *nd)
+{
+	static const char *const names[] = { "from", "to", "cc", "bcc" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (str_ieq(nd->s, nd->slen, names[i]))
+			return 1;
+	return 0;
+}
+
 /* Value bytes of the current field: to the HEADER keys naming it. */
 static void value_feed(struct srch_scan *x, const struct search_prog *p,
 		       const uint16_t *tab, const char *b, size_t n)
 {
-	size_t at = 0;
+	char f[2 * 256];
+	size_t at = 0, fn;
+	int addr = 0;
 
 	for (int k = 0; k < p->n; k++) {
 		const struct search_node *nd = &p->node[k];
 		if (!is_text(nd->op))
 			continue;
-		if (nd->op == SK_HEADER && x->key[k].active)
+		if (nd->op == SK_HEADER && x->key[k].active) {
 			key_feed(x, p, tab, k, at, b, n);
+			addr |= x->key[k].addr;
+		}
 		at += nd->s2len;
+	}
+	for (size_t off = 0; addr && off < n; off += 256) {
+		fn = addr_filter(x, b + off, n - off < 256 ? n - off : 256, f);
+		at = 0;
+		for (int k = 0; k < p->n; k++) {
+			const struct search_node *nd = &p->node[k];
+			struct srch_key *ky = &x->key[k];
+			if (!is_text(nd->op))
+				continue;
+			if (nd->op == SK_HEADER && ky->active && ky->addr && !ky->hit &&
+			    ci_kmp_feed(nd->s2, nd->s2len, tab + at, &ky->m2, f, fn))
+				ky->hit = 1;
+			at += nd->s2len;
+		}
 	}
 	if (x->in_date) {
 		struct buf d;
@@ -198,11 +277,15 @@ static void name_end(struct srch_scan *x, const struct search_prog *p)
 			continue;
 		ky->active = 1;
 		ky->m = 0;      /* no match across two fields */
+		ky->m2 = 0;
+		ky->addr = (uint8_t)is_addr_field(nd);
 		if (nd->s2len == 0)
 			ky->hit = 1;
 	}
 	if (x->dok && x->dpos == 4 && !x->have_date)
 		x->in_date = 1;
+	x->a_depth = x->a_esc = x->a_quote = x->a_space = 0;
+	x->a_last = 0;
 }
 
 static void header_end(struct srch_scan *x, const struct search_prog *p)

@@ -10,6 +10,8 @@
  * message for each key, whatever the needle, and a match split between
  * two chunks is found. HEADER values are unfolded (the CRLF of a folded
  * line is dropped); the Date: field is kept for SENTBEFORE/ON/SINCE.
+ * FROM, TO, CC and BCC match the raw value or the value with its
+ * comments taken out, so an address split by comments is found whole.
  *
  * Limits: the search program's IMAP_SEARCH_NODES keys; needles up to
  * CI_NEEDLE_MAX octets; the failure tables of one program share a
@@ -74,6 +76,9 @@ struct srch_key {
 	uint8_t nok;            /* HEADER: the name still matches */
 	uint8_t active;         /* HEADER: inside a field of that name */
 	uint8_t hit;            /* found: stays so for this message */
+	uint8_t addr;           /* HEADER of an address field: also match
+				 * the value with comments taken out */
+	uint32_t m2;            /* KMP state over that */
 };
 
 struct srch_scan {
@@ -85,6 +90,10 @@ struct srch_scan {
 	char date[SRCH_DATE_MAX];
 	size_t dlen;
 	int64_t sent_day;       /* -1: none (INTERNALDATE stands in) */
+	/* The address value without comments, blanks around '@' and runs
+	 * of blanks ("<a (x)@ (y) b.org>" is "<a@b.org>"). */
+	uint8_t a_depth, a_esc, a_quote, a_space;
+	char a_last;
 	struct srch_key key[IMAP_SEARCH_NODES];
 };
 

@@ -125,6 +125,9 @@ static const char msg1[] =
 
 /* header only, no blank line */
 static const char msg2[] = "Subject: short\r\nFrom: carol@example.org\r\n";
+/* Comments inside an address (imaptest search-addresses, message 3). */
+static const char msg3[] = "From: <user-from (comment)@ (comment)\r\n domain.org>\r\n"
+	"To: Real To <x@y>\r\nSubject: a (b) c\r\n\r\nbody\r\n";
 
 static int run(const char *prog, const char *msg, size_t cut, size_t cut2)
 {
@@ -182,6 +185,12 @@ static void test_programs(void)
 		{ "BODY carol", msg2, 0 },              /* all header, no body */
 		{ "TEXT carol", msg2, 1 },
 		{ "UID 7 LARGER 10", msg1, 1 },
+		{ "FROM user-from@domain.org", msg3, 1 },
+		{ "FROM comment", msg3, 1 },            /* the raw value too */
+		{ "HEADER from user-from@domain.org", msg3, 1 },
+		{ "TO realto", msg3, 0 },               /* words stay apart */
+		{ "TO \"real to <x@y>\"", msg3, 1 },
+		{ "SUBJECT \"a c\"", msg3, 0 },        /* not for Subject */
 		{ "KEYWORD $Junk", msg1, 0 },
 		{ "UNKEYWORD $Junk", msg1, 1 },
 	};
