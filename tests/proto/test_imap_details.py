@@ -153,6 +153,51 @@ class ImapDetails(ImapBase):
         finally:
             m.logout()
 
+    def test_envelope_empty_sender_and_long_fields(self):
+        """An empty Sender/Reply-To is From; a To: of 40 addresses on one
+        1.2 KB line comes whole; a field past IMAP_FIELD_MAX is NIL,
+        never a shortened list (Dovecot gives the first two the same)."""
+        m = self.server.imap()
+        try:
+            self.append(m, crlf("From: a@example.org (A)\nSender: \n"
+                                "Reply-To:\nSubject: e\n\nx\n"))
+            to = ", ".join('"Person %d" <p%d@example.org>' % (j, j) for j in range(40))
+            self.append(m, crlf("From: a@b\nTo: %s\nSubject: s\n\nx\n" % to))
+            many = ",\n ".join("u%05d@example.org" % j for j in range(1000))
+            self.append(m, crlf("From: a@b\nTo: %s\nMessage-ID: <%s@x>\n"
+                                "Subject: long\n\nx\n" % (many, "i" * 1500)))
+            m.select("INBOX")
+            typ, data = m.fetch("1:3", "(ENVELOPE)")
+            self.assertEqual(typ, "OK", data)
+            env = [d.decode() if isinstance(d, bytes) else d[0].decode() + "{}"
+                   for d in data if d != b")"]
+            a = '(("A" NIL "a" "example.org"))'
+            self.assertIn('"e" %s %s %s NIL' % (a, a, a), env[0])
+            self.assertEqual(env[1].count('"Person '), 40, env[1])
+            self.assertIn('("Person 39" NIL "p39" "example.org")) NIL', env[1])
+            # 20 KB of addresses: NIL; the 1.5 KB Message-ID is whole
+            self.assertIn('((NIL NIL "a" "b")) NIL NIL NIL NIL "<%s@x>"'
+                          % ("i" * 1500), env[2])
+        finally:
+            m.logout()
+
+    def test_search_address_with_comments(self):
+        m = self.server.imap()
+        try:
+            self.append(m, crlf("From: <user-from (comment)@ (comment) "
+                                "domain.org>\nTo: Real To <t@example.org>\n"
+                                "Subject: s\n\nx\n"))
+            self.append(m, crlf("From: other@domain.org\nSubject: s\n\nx\n"))
+            m.select("INBOX")
+            for key, want in (("FROM user-from@domain.org", b"1"),
+                              ("FROM comment", b"1"), ("TO realto", b""),
+                              ("FROM domain.org", b"1 2")):
+                typ, data = m.search(None, key)
+                self.assertEqual(typ, "OK", data)
+                self.assertEqual(data[0], want, key)
+        finally:
+            m.logout()
+
 
 if __name__ == "__main__":
     unittest.main()
