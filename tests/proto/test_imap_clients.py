@@ -216,14 +216,16 @@ class Maildir:
                 out[s] = (p, flags, data)
         return out
 
-    def set_flags(self, folder, subject, flags):
-        p, _, _ = self.msgs(folder)[subject]
+    def set_flags(self, folder, subject, flags, index=None):
+        """index: msgs(folder) read once for many calls (each message's
+        file at most once: its path changes)."""
+        p, _, _ = (self.msgs(folder) if index is None else index)[subject]
         base = os.path.basename(p).split(":2,", 1)[0]
         os.rename(p, os.path.join(self.path(folder), "cur",
                                   base + ":2," + "".join(sorted(flags))))
 
-    def delete(self, folder, subject):
-        os.unlink(self.msgs(folder)[subject][0])
+    def delete(self, folder, subject, index=None):
+        os.unlink((self.msgs(folder) if index is None else index)[subject][0])
 
     def add(self, folder, data, flags=""):
         for sub in ("cur", "new", "tmp"):
@@ -427,10 +429,12 @@ class Mbsync(MbsyncBase):
              for i, x in enumerate(toks)]))
         self.mbsync("IMAPS")
         self.assertEqual(len(self.md.msgs("INBOX")), 300)
+        inbox = self.md.msgs("INBOX")      # read once, not once a message
         for i, x in enumerate(toks):
-            self.md.set_flags("INBOX", x, ("S", "FS", "")[i % 3])
             if i % 5 == 0:
-                self.md.delete("INBOX", x)
+                self.md.delete("INBOX", x, inbox)
+            else:
+                self.md.set_flags("INBOX", x, ("S", "FS", "")[i % 3], inbox)
         for i in range(20):
             self.md.add("My Stuff" if i % 2 else "INBOX", msg(
                 token("u%d" % i), "From the past\n>From x\n\u00c4\u00d6\u00dc "
