@@ -25,7 +25,7 @@
 #include "proto/sasl.h"
 #include "proto/smtp_data.h"
 #include "store/aliases.h"
-#include "store/mbox.h"
+#include "store/delivery.h"
 #include "store/queue.h"
 #include "store/spool.h"
 #include "store/users.h"
@@ -67,10 +67,9 @@ struct smtp_tx {
 	int too_big;
 	time_t arrival;
 	int64_t deliver_until;
-	/* delivering (this session owns dv and locks): the mailbox being
-	 * appended to, and how far */
+	/* delivering (this session owns dv and dls): the mailbox being
+	 * appended to */
 	int dv_i;
-	struct mbox_append app;
 };
 
 struct smtp_session {
@@ -558,8 +557,8 @@ struct deliver {
 };
 
 static struct deliver dv;
-static struct mbox_lock locks[SMTP_MAX_MAILBOXES];
-/* The session whose delivery (dv, locks) spans loop passes: a message
+static struct delivery dls[SMTP_MAX_MAILBOXES];  /* one per mailbox */
+/* The session whose delivery (dv, dls) spans loop passes: a message
  * is appended SMTP_STEP bytes a pass; others wait their turn. */
 static struct smtp_session *dv_owner;
 
@@ -612,10 +611,11 @@ static int env_collect(void *ctx, char kind, const char *val, size_t len)
 	return 0;
 }
 
-static void unlock_all(int n)
+/* Unlocks mailboxes [from, to); with delivered, each hears of it. */
+static void unlock_range(int from, int to, int delivered)
 {
-	for (int i = 0; i < n; i++)
-		mbox_unlock(&locks[i]);
+	for (int i = from; i < to; i++)
+		delivery_end(&dls[i], delivered);
 }
 
 /* The message goes to the relay queue as it is; the 250 means it is on
@@ -637,15 +637,6 @@ static int to_queue(struct conn *c, struct smtp_session *s, const char *why)
 }
 
 static int append_step(struct conn *c, struct smtp_session *s);
-
-/* The user of locked mailbox i, from its path: the users table may be
- * reloaded while a delivery spans loop passes, dv.user[] may not. */
-static const char *lock_user(int i)
-{
-	const char *slash = strrchr(locks[i].path, '/');
-
-	return slash ? slash + 1 : locks[i].path;
-}
 
 /* 0 delivered (reply sent), 1 retry later, 2 go on at the next pass
  * (appending, or another session's delivery has dv), -1 failed (reply
@@ -670,13 +661,15 @@ static int try_deliver(struct conn *c, struct smtp_session *s)
 	if (CONFIG_RELAY && dv.remote)
 		return to_queue(c, s, "alias with remote targets");
 	for (i = 0; i < dv.n; i++) {
-		rc = mbox_lock(conf->mail_dir, users->v[dv.user[i]].name, &locks[i]);
+		rc = delivery_begin(&dls[i], users->v[dv.user[i]].name, dv.sender,
+				    s->tx.arrival, s->tx.f.fd, s->tx.f.data_off,
+				    s->tx.f.size - s->tx.f.data_off);
 		if (rc != MBOX_OK)
 			break;
 	}
 	if (rc != MBOX_OK) {
 		int e = errno;
-		unlock_all(i);
+		unlock_range(0, i, 0);
 		/* With a queue, a busy mailbox costs the client nothing. */
 		if (CONFIG_RELAY && rc == MBOX_BUSY)
 			return to_queue(c, s, "mailbox busy");
@@ -695,7 +688,6 @@ static int try_deliver(struct conn *c, struct smtp_session *s)
 	}
 	dv_owner = s;
 	s->tx.dv_i = 0;
-	mbox_append_begin(&s->tx.app);
 	return append_step(c, s);
 }
 
@@ -709,30 +701,28 @@ static int append_step(struct conn *c, struct smtp_session *s)
 
 	for (; t->dv_i < dv.n; t->dv_i++) {
 		i = t->dv_i;
-		rc = mbox_append_step(&locks[i], &t->app, dv.sender, t->arrival,
-				      t->f.fd, t->f.data_off, t->f.size - t->f.data_off,
-				      SMTP_STEP);
+		rc = delivery_step(&dls[i], SMTP_STEP);
 		if (rc == MBOX_AGAIN)
 			return 2;
 		if (rc != MBOX_OK) {
 			log_msg(LOGL_ERR, "conn %u: append to %s failed after %d of %d "
-				"mailboxes: %s", c->id, lock_user(i), i,
+				"mailboxes: %s", c->id, delivery_user(&dls[i]), i,
 				dv.n, strerror(errno));
-			unlock_all(dv.n);
+			/* The ones done have it (a retry may duplicate it there,
+			 * never lose it); the rest never saw it. */
+			unlock_range(0, i, 1);
+			unlock_range(i, dv.n, 0);
 			dv_owner = NULL;
 			reply(c, s, 451, "4.3.0 Local delivery failed, try again later");
 			return -1;
 		}
-		mbox_append_begin(&t->app);
 		if (i + 1 < dv.n) {
 			t->dv_i++;
 			return 2;       /* one mailbox's fsync a pass */
 		}
 	}
-	unlock_all(dv.n);
+	unlock_range(0, dv.n, 1);
 	dv_owner = NULL;
-	for (i = 0; i < dv.n; i++)
-		mbox_new_mail(lock_user(i));
 	log_msg(LOGL_INFO, "conn %u %s: delivered %s.%x.%x from=<%.80s> size=%lld "
 		"rcpt=%d mailboxes=%d", c->id, c->peer_str, conn_run_id(), c->id, s->nmsgs,
 		dv.sender, (long long)(s->tx.f.size - s->tx.f.data_off),
@@ -1217,9 +1207,8 @@ static void smtpin_close(struct conn *c)
 	if (dv_owner == s) {
 		/* Cut short: the mailbox being written loses this message's
 		 * bytes; no 250 was given, so the client sends it again. */
-		if (s->tx.dv_i < dv.n)
-			mbox_rollback(&locks[s->tx.dv_i]);
-		unlock_all(dv.n);
+		unlock_range(0, s->tx.dv_i, 1);
+		unlock_range(s->tx.dv_i, dv.n, 0);
 		dv_owner = NULL;
 	}
 	tx_reset(s);

@@ -3,7 +3,9 @@
  * Owns: the in-memory table of queued messages (CONFIG_QUEUE_MAX; more
  * files wait on disk and are loaded when room frees), the delivery
  * attempts (CONFIG_RELAY_MAX_DELIVERIES at once, each walking its
- * message's targets: local mailboxes appended here, remote ones grouped
+ * message's targets: local mailboxes through store/delivery (the local
+ * delivery SMTP receive uses too), QUEUE_LOCAL_STEP bytes a loop pass,
+ * remote ones grouped
  * by domain, or all to the smarthost, and handed to smtp_out one group
  * at a time), the retry schedule (queue_retry MIN MAX, doubling per
  * delivery attempt; a run that failed only on this side — no resolver,
@@ -35,7 +37,7 @@
 #include "proto/smtp_out.h"
 #include "store/aliases.h"
 #include "relay/bounce.h"
-#include "store/mbox.h"
+#include "store/delivery.h"
 #include "store/qstate.h"
 #include "store/queue.h"
 #include "store/users.h"
@@ -47,6 +49,8 @@
 #define QUEUE_LOCAL_RETRY 60
 /* Seconds between queue runs asked for through the maildrop. */
 #define QUEUE_RUNQ_GAP 10
+/* Bytes appended to a local mailbox per loop pass (the work budget). */
+#define QUEUE_LOCAL_STEP ((size_t)CONFIG_LOOP_STEP_KB * 1024)
 
 struct qmsg {
 	char id[SPOOL_NAME_MAX];
@@ -68,6 +72,9 @@ struct attempt {
 	char built[QUEUE_TARGETS_MAX];          /* still a target of the envelope */
 	int overflow;
 	int reached;            /* some outcome of this run was not local */
+	int local_i;            /* the next target to look at for local delivery */
+	int appending;          /* dl holds a mailbox: go on at the next pass */
+	struct delivery dl;
 	struct smtpout_job job;
 	int job_targets[SMTPOUT_RCPT_MAX];
 	int busy;
@@ -244,43 +251,75 @@ static void set_target(struct attempt *a, struct qstate_target *t, int code,
 	a->reached |= !local;
 }
 
-static void deliver_local(struct attempt *a, struct qstate_target *t)
-{
-	const char *user = t->addr + 6;
-	struct mbox_lock l;
-	int rc;
-
-	if (users_find(users, user, strlen(user)) < 0) {
-		set_target(a, t, 550, "5.1.1", NULL, "no such mailbox here", 0);
-		return;
-	}
-	rc = mbox_lock(conf->mail_dir, user, &l);
-	if (rc == MBOX_BUSY) {
-		set_target(a, t, 450, "4.2.0", NULL, "mailbox locked by another "
-			   "program", 0);
-		return;
-	}
-	if (rc == MBOX_OK) {
-		rc = mbox_append_fd(&l, a->sender, a->q->arrival, a->f.fd,
-				    a->f.data_off, a->f.size - a->f.data_off);
-		mbox_unlock(&l);
-	}
-	if (rc != MBOX_OK) {
-		char why[96];
-		snprintf(why, sizeof(why), "mailbox: %s", strerror(errno));
-		set_target(a, t, 451, "4.3.0", NULL, why, 0);
-		return;
-	}
-	set_target(a, t, 250, "2.0.0", NULL, "delivered to mailbox", 0);
-	mbox_new_mail(user);      /* push to IDLE sessions */
-}
-
-/* ---- bounces ------------------------------------------------------------ */
+static void next_group(struct attempt *a);
 
 static int is_local_target(const struct qstate_target *t)
 {
 	return strncmp(t->addr, "local:", 6) == 0;
 }
+
+/* One outcome of store/delivery for a local target. */
+static void local_outcome(struct attempt *a, struct qstate_target *t, int rc,
+			  int err)
+{
+	char status[8], text[96];
+	int code = delivery_reason(rc, err, status, text, sizeof(text));
+
+	set_target(a, t, code, status, NULL, text, 0);
+}
+
+/* Appends the message to the mailbox in a->dl, QUEUE_LOCAL_STEP bytes a
+ * pass; 1 while bytes are left (the timer brings it back), else 0 with
+ * the outcome recorded. */
+static int local_step(struct attempt *a)
+{
+	int rc = delivery_step(&a->dl, QUEUE_LOCAL_STEP), e = errno;
+
+	a->appending = rc == MBOX_AGAIN;
+	if (a->appending) {
+		kick();
+		return 1;
+	}
+	delivery_end(&a->dl, rc == MBOX_OK);
+	local_outcome(a, &a->st.t[a->local_i], rc, e);
+	return 0;
+}
+
+/* Delivers the pending local targets one after the other through
+ * store/delivery (the same as SMTP receive), then goes on with the
+ * remote ones. */
+static void local_next(struct attempt *a)
+{
+	if (a->appending) {
+		if (local_step(a))
+			return;
+		a->local_i++;
+	}
+	for (; a->local_i < a->st.n; a->local_i++) {
+		struct qstate_target *t = &a->st.t[a->local_i];
+		const char *user = t->addr + 6;
+		int rc;
+
+		if (t->state != QS_PENDING || !a->built[a->local_i] ||
+		    !is_local_target(t))
+			continue;
+		if (users_find(users, user, strlen(user)) < 0) {
+			set_target(a, t, 550, "5.1.1", NULL, "no such mailbox here", 0);
+			continue;
+		}
+		rc = delivery_begin(&a->dl, user, a->sender, a->q->arrival, a->f.fd,
+				    a->f.data_off, a->f.size - a->f.data_off);
+		if (rc != MBOX_OK) {
+			local_outcome(a, t, rc, errno);
+			continue;
+		}
+		if (local_step(a))
+			return;
+	}
+	next_group(a);
+}
+
+/* ---- bounces ------------------------------------------------------------ */
 
 /* A DSN to the sender: the failed targets not reported yet (a bounce),
  * or with delayed the pending ones (a warning that mail is still being
@@ -485,7 +524,6 @@ static void attempt_end(struct attempt *a)
 	kick();
 }
 
-static void next_group(struct attempt *a);
 
 /* "250 2.1.5 Ok" (a server's reply) or "4.4.1 connect to ...: refused"
  * (smtp_out's own reason) into status and words. */
@@ -622,11 +660,9 @@ static void attempt_start(struct qmsg *q)
 	if (a->overflow)
 		log_msg(LOGL_WARN, "queue: %s: more than %d targets; the rest wait",
 			q->id, QUEUE_TARGETS_MAX);
-	for (int i = 0; i < a->st.n; i++)
-		if (a->st.t[i].state == QS_PENDING && a->built[i] &&
-		    is_local_target(&a->st.t[i]))
-			deliver_local(a, &a->st.t[i]);
-	next_group(a);
+	a->local_i = 0;
+	a->appending = 0;
+	local_next(a);
 }
 
 /* ---- the runner --------------------------------------------------------- */
@@ -667,11 +703,18 @@ static void schedule(void)
 			first = q->next;
 	}
 	timer.deadline = first ? now_ms() + (int64_t)(first - now) * 1000 : 0;
+	for (size_t i = 0; i < ARRAY_LEN(attempts); i++)
+		if (attempts[i].busy && attempts[i].appending)
+			timer.deadline = now_ms();      /* a mailbox half written */
 }
 
 static void on_timer(struct watcher *w)
 {
 	(void)w;
+	/* Mailboxes being appended to go on, one step each. */
+	for (size_t i = 0; i < ARRAY_LEN(attempts); i++)
+		if (attempts[i].busy && attempts[i].appending)
+			local_next(&attempts[i]);
 	schedule();
 }
 

@@ -21,7 +21,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "store/aliases.h"
-#include "store/mbox.h"
+#include "store/delivery.h"
 #include "store/spool.h"
 #include "store/users.h"
 
@@ -147,13 +147,8 @@ int notice_postmaster(const char *kind, const char *subject, const char *text)
 	write_message(&f, kind, subject, text, now);
 	for (int i = 0; i < r.n && !f.failed; i++) {
 		const char *name = users->v[r.user[i]].name;
-		struct mbox_lock l;
-		int rc = mbox_lock(conf->mail_dir, name, &l);
+		int rc = delivery_run(name, "", now, f.fd, 0, f.size);
 
-		if (rc == MBOX_OK) {
-			rc = mbox_append_fd(&l, "", now, f.fd, 0, f.size);
-			mbox_unlock(&l);
-		}
 		if (rc == MBOX_OK) {
 			sent++;
 			log_msg(LOGL_INFO, "notice: '%s' delivered to %s", subject, name);

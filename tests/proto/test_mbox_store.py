@@ -4,6 +4,8 @@ queued with 250, nothing appended while locked, delivered once the lock
 goes), O_NOFOLLOW, one link, owner, spool tmp cleanup."""
 import fcntl
 import os
+import re
+import subprocess
 import threading
 import time
 import unittest
@@ -316,6 +318,127 @@ class MboxSafety(harness.ServerTest):
         self.assertEqual(len(msgs), 2)
         self.assertEqual(msgs[0].body, b"old body\n")
         self.assertEqual(msgs[1].headers("Subject"), [t])
+
+
+# A body that mboxrd must quote, and big enough (about 600 KB) to be
+# appended over several loop passes on both paths.
+LOCAL_BODY = ("From the start of a line\n>From quoted once\n>>From twice\n"
+              "From\nFromage\nfrom lower case\n. a dot line\n" + "x" * 76 + "\n"
+              ) * 3800 + "From at the very end"
+FROM_LINE = re.compile(rb"From sender@test\.lan [A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d "
+                       rb"\d\d:\d\d:\d\d \d{4}\n")
+
+
+def local_messages(data):
+    """An mbox's bytes cut at its From_ lines: (From_ line, the rest up to
+    the next one, separator included)."""
+    starts = [m.start() for m in FROM_LINE.finditer(data)
+              if m.start() == 0 or data[m.start() - 2:m.start()] == b"\n\n"]
+    out = []
+    for i, at in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else len(data)
+        nl = data.index(b"\n", at) + 1
+        out.append((data[at:nl], data[nl:end]))
+    return out
+
+
+def without_received(msg):
+    """The message without its leading Received: fields (the one line
+    that says how it came: SMTP or sendmail)."""
+    lines = msg.split(b"\n")
+    i = 0
+    while i < len(lines) and (lines[i].startswith(b"Received:") or
+                              (i > 0 and lines[i][:1] in (b" ", b"\t"))):
+        i += 1
+    return b"\n".join(lines[i:])
+
+
+@harness.need_feature("relay")
+@harness.need_feature("sendmail")
+class OneLocalDelivery(harness.ServerTest):
+    """SMTP receive and the queue (sendmail's mail) deliver to a local
+    mailbox through the one local delivery of the store: the same From_
+    line, the same mboxrd quoting, the same separator, byte for byte
+    apart from the Received: line each path writes."""
+    server_args = {"extra": RELAY_EXTRA, "max_size": "2M"}
+
+    def test_smtp_and_sendmail_frame_alike(self):
+        t = token("frame")
+        head = ("From: <sender@test.lan>\nTo: <bob@test.lan>\nSubject: %s\n"
+                "Date: Sat, 05 Dec 2026 10:00:00 +0000\nMessage-ID: <%s@test>\n\n"
+                % (t, t))
+        smtp_text = crlf(head + LOCAL_BODY.replace("\n.", "\n..") + "\n")
+        code, lines = self.deliver(["bob@test.lan"], smtp_text, sender="sender@test.lan")
+        self.assertEqual(code, 250, lines)
+        self.assertEqual(len(self.server.find("bob", t)), 1)
+        r = subprocess.run(harness.command("sendmail", "-C", "postie.conf", "-i",
+                                           "-f", "sender@test.lan", "bob@test.lan"),
+                           cwd=self.server.dir, input=(head + LOCAL_BODY).encode(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30 * SLOW)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = wait_delivered(self.server, "bob", t)
+        harness.wait_until(lambda: len(self.server.find("bob", t)) == 2, QUEUE_BOUND,
+                           "the sendmail copy in bob's mailbox; log:\n"
+                           + self.server.log()[-1500:])
+        self.assertRegex(self.server.log(), r"maildrop: \S+ from uid \d+ queued")
+        msgs = [m for m in local_messages(self.server.mbox_bytes("bob"))
+                if t.encode() in m[1]]
+        self.assertEqual(len(msgs), 2, got)
+        (from1, smtp), (from2, queued) = msgs
+        self.assertTrue(smtp.startswith(b"Received: from "), smtp[:200])
+        self.assertTrue(queued.startswith(b"Received: (from "), queued[:200])
+        self.assertEqual(without_received(smtp), without_received(queued))
+        body = without_received(smtp)
+        self.assertIn(b"\n>From the start of a line\n>>From quoted once\n"
+                      b">>>From twice\nFrom\nFromage\nfrom lower case\n"
+                      b". a dot line\n", body)
+        self.assertTrue(body.endswith(b"\n>From at the very end\n\n"), body[-60:])
+        self.assertEqual(from1[:24], from2[:24])
+
+    def test_failure_is_a_451_and_a_deferral(self):
+        """A mailbox that cannot be written (a symlink) fails alike on
+        both paths: SMTP answers 451 4.3.0, the queue keeps sendmail's
+        message deferred with the same reason (mailq shows it)."""
+        link = self.server.path("mail", "carol")
+        os.symlink("elsewhere", link)
+        try:
+            t = token("fail")
+            code, lines = self.deliver(["carol@test.lan"], crlf(self.msg_text(t)),
+                                       sender="sender@test.lan")
+            self.assertEqual((code, lines[0][:9]), (451, "451 4.3.0"), lines)
+            r = subprocess.run(harness.command("sendmail", "-C", "postie.conf",
+                                               "carol@test.lan"),
+                               cwd=self.server.dir, input=self.msg_text(t).encode(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=30 * SLOW)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+            def mailq():
+                p = subprocess.run(harness.command("sendmail", "-C", "postie.conf",
+                                                   "-bp"), cwd=self.server.dir,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   timeout=30 * SLOW)
+                out = p.stdout.decode("utf-8", "replace")
+                return "4.3.0 mailbox: " in out and out
+            out = harness.wait_until(mailq, QUEUE_BOUND, "a deferral in mailq; log:\n"
+                                     + self.server.log()[-1500:])
+            self.assertRegex(out, r"\(deferred after 1 attempt: 4\.3\.0 mailbox: "
+                             r"(Symbolic link loop|Too many levels of symbolic links)\)\n +carol@test\.lan "
+                             r"\(mailbox carol\)")
+            self.assertTrue(os.path.islink(link))
+        finally:
+            os.unlink(link)
+        # Once the mailbox can be written, sendmail's copy arrives.
+        subprocess.run(harness.command("sendmail", "-C", "postie.conf", "-q"),
+                       cwd=self.server.dir, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30 * SLOW)
+        self.assertEqual(len(wait_delivered(self.server, "carol", t)), 1,
+                         self.server.log()[-1500:])
+
+    @staticmethod
+    def msg_text(t):
+        return "Subject: %s\nMessage-ID: <%s@test>\n\nbody\n" % (t, t)
 
 
 if __name__ == "__main__":

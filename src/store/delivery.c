@@ -1,0 +1,86 @@
+/* delivery — one local delivery for every path (see delivery.h).
+ * Limits: those of store/mbox (paths, one static copy buffer); no
+ * allocation; the caller bounds the work of each step. */
+#include "store/delivery.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/conf.h"
+
+int delivery_begin(struct delivery *d, const char *user, const char *sender,
+		   time_t arrival, int src, off_t off, off_t len)
+{
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	d->lock.fd = -1;
+	d->sender = sender ? sender : "";
+	d->arrival = arrival;
+	d->src = src;
+	d->off = off;
+	d->len = len;
+	mbox_append_begin(&d->app);
+	rc = mbox_lock(conf->mail_dir, user, &d->lock);
+	d->locked = rc == MBOX_OK;
+	return rc;
+}
+
+int delivery_step(struct delivery *d, size_t budget)
+{
+	int rc = mbox_append_step(&d->lock, &d->app, d->sender, d->arrival,
+				  d->src, d->off, d->len, budget);
+
+	d->complete = rc == MBOX_OK;
+	return rc;
+}
+
+const char *delivery_user(const struct delivery *d)
+{
+	const char *slash = strrchr(d->lock.path, '/');
+
+	return slash ? slash + 1 : d->lock.path;
+}
+
+void delivery_end(struct delivery *d, int delivered)
+{
+	if (!d->locked)
+		return;
+	if (!delivered && d->app.started && !d->complete)
+		mbox_rollback(&d->lock);        /* cut short: never there */
+	mbox_unlock(&d->lock);
+	d->locked = 0;
+	if (delivered)
+		mbox_new_mail(delivery_user(d));
+}
+
+int delivery_run(const char *user, const char *sender, time_t arrival,
+		 int src, off_t off, off_t len)
+{
+	struct delivery d;
+	int rc = delivery_begin(&d, user, sender, arrival, src, off, len);
+
+	if (rc == MBOX_OK)
+		rc = delivery_step(&d, SIZE_MAX);
+	delivery_end(&d, rc == MBOX_OK);
+	return rc;
+}
+
+int delivery_reason(int rc, int err, char *status, char *text, size_t n)
+{
+	switch (rc) {
+	case MBOX_OK:
+		snprintf(status, 8, "2.0.0");
+		snprintf(text, n, "delivered to mailbox");
+		return 250;
+	case MBOX_BUSY:
+		snprintf(status, 8, "4.2.0");
+		snprintf(text, n, "mailbox locked by another program");
+		return 450;
+	default:
+		snprintf(status, 8, "4.3.0");
+		snprintf(text, n, "mailbox: %s", strerror(err));
+		return 451;
+	}
+}
