@@ -610,8 +610,10 @@ static int daemon_main(int argc, char **argv)
 	if (spool_init(conf->spool_dir) != 0)
 		fatal("%s: %s", conf->spool_dir, strerror(errno));
 	/* Deliveries (SMTP and the relay queue) tell IMAP of new mail. */
-	if (CONFIG_IMAP)
+	if (CONFIG_IMAP) {
 		mbox_on_new_mail(imap_notify_mailbox);
+		mbox_on_lock_free(imap_lock_free);
+	}
 	if (CONFIG_RELAY) {
 		/* The resolver first: the queue's first run looks things up. */
 		if (CONFIG_DNS && dns_start(conf->dns_server) != 0)

@@ -98,11 +98,9 @@ static int target_lock(struct conn *c, struct imap_session *s)
 
 	if (s->locked)
 		return 1;
-	rc = mbox_lock(s->tmp.dir, s->tmp.name, &s->lock);
-	if (rc == MBOX_BUSY && now_ms() < s->lock_until) {
-		conn_deadline_ms(c, IMAP_LOCK_RETRY_MS);
+	rc = imap_lock_wait(c, s, s->tmp.dir, s->tmp.name);
+	if (rc == MBOX_AGAIN)
 		return 0;
-	}
 	if (rc != MBOX_OK) {
 		if (rc == MBOX_ERR)
 			log_msg(LOGL_WARN, "conn %u %s: imap %s: lock %s: %s", c->id,

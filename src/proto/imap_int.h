@@ -278,6 +278,12 @@ int imap_mbx_step(struct imap_session *s, struct mbx *m, int all);
 void imap_open_fail(struct conn *c, struct imap_session *s, const char *why);
 void imap_open_step(struct conn *c, struct imap_session *s);
 void imap_unlock(struct imap_session *s);
+/* The mbox lock of dir/name for a command that can wait: MBOX_OK (the
+ * caller sets s->locked), MBOX_AGAIN (queued: the deadline is set, try
+ * again from the state's step), MBOX_BUSY (the queue stood still for
+ * CONFIG_MBOX_LOCK_WAIT seconds: give up) or MBOX_ERR. */
+int imap_lock_wait(struct conn *c, struct imap_session *s, const char *dir,
+		   const char *name);
 void imap_upd_abort(struct imap_session *s);
 void imap_upd_abort_keep_lock(struct imap_session *s);
 

@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "proto/auth.h"
+#include "proto/imap.h"
 #include "proto/imap_parse.h"
 #include "proto/imap_search.h"
 #include "proto/mime.h"
@@ -75,6 +76,48 @@ void imap_unlock(struct imap_session *s)
 	if (s->locked) {
 		mbox_unlock(&s->lock);
 		s->locked = 0;
+	} else {
+		mbox_lock_cancel(&s->lock);     /* it waits no more */
+	}
+}
+
+/* Told busy: 1 to wait on (the retry deadline is set), 0 to give up.
+ * Queued behind sessions of this process, it waits while the queue
+ * moves; unqueued (a full queue), CONFIG_MBOX_LOCK_WAIT in all. */
+static int lock_patience(struct conn *c, struct imap_session *s)
+{
+	int64_t stalled = mbox_lock_stalled_ms(&s->lock);
+
+	if (stalled >= 0 ? stalled < CONFIG_MBOX_LOCK_WAIT * 1000 :
+	    now_ms() < s->lock_until) {
+		conn_deadline_ms(c, IMAP_LOCK_RETRY_MS);
+		return 1;
+	}
+	mbox_lock_cancel(&s->lock);
+	return 0;
+}
+
+int imap_lock_wait(struct conn *c, struct imap_session *s, const char *dir,
+		   const char *name)
+{
+	int rc = mbox_lock_wait(dir, name, &s->lock);
+
+	if (rc != MBOX_BUSY)
+		return rc;
+	return lock_patience(c, s) ? MBOX_AGAIN : MBOX_BUSY;
+}
+
+void imap_lock_free(const struct mbox_lock *next)
+{
+	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
+		struct imap_session *s = &imap_pool[i];
+		if (!imap_pool_used[i] || &s->lock != next || s->locked)
+			continue;
+		/* These states' steps retry the lock (any zero deadline
+		 * only runs the step early). */
+		if (s->state == IMAP_OPEN || s->state == IMAP_REWRITE ||
+		    s->state == IMAP_APPEND || s->state == IMAP_COPY)
+			conn_deadline_ms(imap_pool_conn[i], 0);
 	}
 }
 
@@ -145,7 +188,8 @@ int imap_mbx_step(struct imap_session *s, struct mbx *m, int all)
 		}
 		if (rc == IDX_AGAIN_LOCK) {
 			struct stat a, b;
-			rc = mbox_lock(m->dir, m->name, &s->lock);
+			rc = all ? mbox_lock(m->dir, m->name, &s->lock) :
+			     mbox_lock_wait(m->dir, m->name, &s->lock);
 			if (rc == MBOX_BUSY)
 				return IDX_AGAIN_LOCK;
 			if (rc != MBOX_OK)
@@ -221,10 +265,8 @@ void imap_open_step(struct conn *c, struct imap_session *s)
 		return;
 	}
 	if (rc == IDX_AGAIN_LOCK) {
-		if (now_ms() < s->lock_until) {
-			conn_deadline_ms(c, IMAP_LOCK_RETRY_MS);
+		if (lock_patience(c, s))
 			return;
-		}
 		errno = 0;
 		imap_open_fail(c, s, "[INUSE] Mailbox is locked by another program");
 		return;

@@ -977,11 +977,10 @@ void imap_rewrite_step(struct conn *c, struct imap_session *s, int all)
 	int rc;
 
 	if (!s->locked) {
-		rc = mbox_lock(s->sel.dir, s->sel.name, &s->lock);
-		if (rc == MBOX_BUSY && now_ms() < s->lock_until && !all) {
-			conn_deadline_ms(c, IMAP_LOCK_RETRY_MS);
+		rc = all ? mbox_lock(s->sel.dir, s->sel.name, &s->lock) :
+		     imap_lock_wait(c, s, s->sel.dir, s->sel.name);
+		if (rc == MBOX_AGAIN)
 			return;
-		}
 		if (rc != MBOX_OK) {
 			errno = rc == MBOX_BUSY ? EBUSY : errno;
 			rewrite_end(c, s, 0);

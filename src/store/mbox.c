@@ -372,7 +372,7 @@ int64_t mbox_lock_stalled_ms(const struct mbox_lock *l)
 {
 	const struct lock_waiter *w = waiter_of(l);
 
-	return w ? now_ms() - w->moved_ms : 0;
+	return w ? now_ms() - w->moved_ms : -1;
 }
 
 void mbox_on_lock_free(void (*fn)(const struct mbox_lock *next))

@@ -58,7 +58,7 @@ int mbox_lock(const char *dir, const char *name, struct mbox_lock *l);
 int mbox_lock_wait(const char *dir, const char *name, struct mbox_lock *l);
 void mbox_lock_cancel(const struct mbox_lock *l);
 /* Milliseconds since the queue l waits in last moved (a lock taken or
- * given back in this process for its mailbox), or since l queued; 0
+ * given back in this process for its mailbox), or since l queued; -1
  * when l is not queued. A caller gives up only when this exceeds its
  * patience: a long queue that moves is not a stuck one. */
 int64_t mbox_lock_stalled_ms(const struct mbox_lock *l);
