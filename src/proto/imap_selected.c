@@ -240,6 +240,16 @@ int imap_get_rec_live(struct imap_session *s, uint32_t i, struct idx_rec *r)
 		r->flags = l.flags;
 		r->kw = l.kw;
 		r->modseq = l.modseq;
+	} else if (s->sel.lfd >= 0) {
+		/* Expunged elsewhere, not yet announced: the view's record
+		 * is older than what the client may have seen since, and a
+		 * mod-sequence must never go back (RFC 7162 3.1). The live
+		 * index's highest is at least the message's last. */
+		unsigned char b[IDX_HDR_SIZE];
+		struct idx_hdr h;
+		if (pread(s->sel.lfd, b, sizeof(b), 0) == (ssize_t)sizeof(b) &&
+		    idx_hdr_decode(b, &h) == 0 && h.modseq > r->modseq)
+			r->modseq = h.modseq;
 	}
 	return 0;
 }
