@@ -297,6 +297,28 @@ size_t imap_rec_flags(const struct imap_session *s, const struct idx_rec *r)
 	return flags_text(&s->kw, view_flags(s, r), r->kw, imap_flagbuf);
 }
 
+/* A keyword new to this session (defined by it or by another session):
+ * "* FLAGS" and PERMANENTFLAGS again, before any FETCH shows it (RFC
+ * 3501 7.2.6; clients drop keywords they were not told of). */
+static void kw_news_out(struct conn *c, struct imap_session *s)
+{
+	static char fl[2 * FLAGS_TEXT_MAX + 100];
+	struct buf b;
+
+	if (!s->kw_news)
+		return;
+	buf_init(&b, fl, sizeof(fl));
+	imap_flags_line(s, &b);
+	if (conn_out_free(c) < b.len + IMAP_REPLY_ROOM)
+		conn_flush(c);
+	if (c->w.fd >= 0 && conn_out_free(c) >= b.len + IMAP_REPLY_ROOM) {
+		conn_write(c, fl, b.len);
+		s->kw_news = 0;
+	} else if (c->w.fd >= 0 && !conn_out_pending(c)) {
+		s->kw_news = 0;     /* longer than the buffer: SELECT tells */
+	}
+}
+
 /* Sequence number (1-based) of a UID, or 0. */
 static uint32_t uid_seq(struct mbx *m, uint32_t uid)
 {
@@ -467,23 +489,9 @@ static int sync_sel(struct conn *c, struct imap_session *s)
 	int rc;
 
 	live_check(s);
+	kw_news_out(c, s);      /* before any FETCH that shows the new ones */
 	if (s->npend || s->pend_all)
 		push_flags(c, s);
-	if (s->kw_news) {
-		/* Another session defined a keyword (RFC 3501 7.2.6). */
-		static char fl[2 * FLAGS_TEXT_MAX + 100];
-		struct buf b;
-		buf_init(&b, fl, sizeof(fl));
-		imap_flags_line(s, &b);
-		if (conn_out_free(c) < b.len + IMAP_REPLY_ROOM)
-			conn_flush(c);
-		if (c->w.fd >= 0 && conn_out_free(c) >= b.len + IMAP_REPLY_ROOM) {
-			conn_write(c, fl, b.len);
-			s->kw_news = 0;
-		} else if (c->w.fd >= 0 && !conn_out_pending(c)) {
-			s->kw_news = 0;     /* longer than the buffer: SELECT tells */
-		}
-	}
 	snprintf(path, sizeof(path), "%s/%s", m->dir, m->name);
 	if (stat(path, &st) != 0 ||
 	    ((uint64_t)st.st_ino == m->hdr.ino && (uint64_t)st.st_size == m->hdr.end &&
@@ -591,6 +599,7 @@ static int kw_bits(struct conn *c, struct imap_session *s, const struct kwargs *
 		   int add, uint64_t *bits)
 {
 	char path[FOLDER_PATH_MAX + 320];
+	unsigned known;
 
 	*bits = 0;
 	if (a->n == 0 || CONFIG_IMAP_KEYWORDS_MAX == 0)
@@ -599,14 +608,19 @@ static int kw_bits(struct conn *c, struct imap_session *s, const struct kwargs *
 		imap_tagged(c, s, "NO", "[SERVERBUG] Cannot keep keywords");
 		return -1;
 	}
-	if (idx_kw_changed(path, &s->kw))
+	if (idx_kw_changed(path, &s->kw)) {
 		idx_kw_load(path, &s->kw);
+		s->kw_news = 1;
+	}
+	known = s->kw.n;
 	for (int i = 0; i < a->n; i++) {
 		int k = add ? idx_kw_add(path, &s->kw, a->p[i], a->len[i],
 					 CONFIG_IMAP_KEYWORDS_MAX) :
 			      idx_kw_find(&s->kw, a->p[i], a->len[i]);
 		if (k >= 0) {
 			*bits |= (uint64_t)1 << k;
+			if (s->kw.n != known)
+				s->kw_news = 1;         /* this STORE made it */
 			continue;
 		}
 		if (!add)
@@ -650,6 +664,7 @@ static void cmd_fetch(struct conn *c, struct imap_session *s, struct ip *ip, int
 	if (s->sel.readonly)
 		s->q.fr.sets_seen = 0;
 	live_check(s);
+	kw_news_out(c, s);
 	memset(&s->job, 0, sizeof(s->job));
 	s->job.uid = uid;
 	seq_iter_init(&s->job.it, set, sl);
@@ -762,6 +777,7 @@ static void cmd_store(struct conn *c, struct imap_session *s, struct ip *ip, int
 		return;
 	j->uid = uid;
 	live_check(s);
+	kw_news_out(c, s);
 	seq_iter_init(&j->it, set, sl);
 	if (!uid) {
 		struct seq_iter it;

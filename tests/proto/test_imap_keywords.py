@@ -68,6 +68,37 @@ class ImapKeywords(ImapBase):
         finally:
             a.logout()
 
+    def test_flags_before_a_new_keyword_is_shown(self):
+        """RFC 3501 7.2.6: a keyword new to a session comes in "* FLAGS"
+        before any FETCH shows it, whether this session's STORE made it
+        or another session's (imaptest: "Keyword used without being in
+        FLAGS")."""
+        a = self.server.imap()
+        r = self.raw()
+        try:
+            self.fill(a, 2)
+            r.login()
+            r.cmd("S", "SELECT INBOX")
+            a.select("INBOX")
+            out = r.cmd("A", "STORE 1 +FLAGS ($Mine)")
+            self.assertTrue(out[-1].startswith("A OK"), out)
+            fl = [i for i, l in enumerate(out) if l.startswith("* FLAGS")]
+            fe = [i for i, l in enumerate(out) if "FETCH" in l]
+            self.assertTrue(fl and fe and fl[0] < fe[0], out)
+            self.assertIn("$Mine", out[fl[0]])
+            # another session's: pushed at NOOP, or shown by FETCH
+            for kw, cmd in (("$Theirs", "NOOP"), ("$Third", "FETCH 1:2 (FLAGS)")):
+                typ, data = a.store("2", "+FLAGS", "(%s)" % kw)
+                self.assertEqual(typ, "OK", data)
+                out = r.cmd("B", cmd)
+                fl = [i for i, l in enumerate(out)
+                      if l.startswith("* FLAGS") and kw in l]
+                fe = [i for i, l in enumerate(out) if kw in l and "FETCH" in l]
+                self.assertTrue(fl and fe and fl[0] < fe[0], out)
+        finally:
+            a.logout()
+            r.close()
+
     def test_nil_and_empty_lists(self):
         a = self.server.imap()
         r = self.raw()
