@@ -682,7 +682,7 @@ static void cmd_fetch(struct conn *c, struct imap_session *s, struct ip *ip, int
 	imap_job_start(c, s, J_FETCH, uid ? "UID FETCH completed" : "FETCH completed");
 }
 
-/* A flag list: "(...)", "()", a single flag, or NIL (no flags). System
+/* A flag list: "(...)", "()" or flags without parentheses. System
  * flags into *flags; keywords into kw (NULL: accepted and dropped). */
 int imap_flag_list(struct ip *ip, uint32_t *flags, struct kwargs *kw)
 {
@@ -714,8 +714,8 @@ int imap_flag_list(struct ip *ip, uint32_t *flags, struct kwargs *kw)
 			else if (!str_ieq(w, n, "Recent"))
 				return -1;
 		}
-		if (!paren && !sys && str_ieq(w, n, "NIL"))
-			return 0;       /* STORE +FLAGS NIL: no flags */
+		/* A bare NIL is the keyword "NIL" (RFC 3501: flag-keyword
+		 * is an atom; Dovecot does the same). */
 		if (!sys && kw) {
 			int k;
 			for (k = 0; k < kw->n; k++)

@@ -1,6 +1,6 @@
 """IMAP keywords ($Junk, $label1, ...): kept per message in the index,
 PERMANENTFLAGS with \\*, FLAGS listing the mailbox's keywords, SEARCH
-KEYWORD/UNKEYWORD, STORE +FLAGS NIL, APPEND/COPY/EXPUNGE keep them,
+KEYWORD/UNKEYWORD, STORE +FLAGS NIL (the keyword NIL), APPEND/COPY/EXPUNGE keep them,
 another session sees them, a cap with NO [LIMIT], and flag lists longer
 than a session's output buffer."""
 import os
@@ -114,11 +114,16 @@ class ImapKeywords(ImapBase):
                         "STORE 1 -FLAGS ()", "STORE 1 +FLAGS.SILENT NIL"):
                 out = r.cmd("B", cmd)
                 self.assertTrue(out[-1].startswith("B OK"), (cmd, out))
+            # a bare NIL is the keyword "NIL" (RFC 3501 grammar; Dovecot
+            # and imaptest's "nil" test agree)
             out = r.cmd("C", "FETCH 1 (FLAGS)")
-            self.assertIn("FLAGS (\\Recent $Forwarded)", out[0])
+            self.assertIn("FLAGS (\\Recent $Forwarded NIL)", out[-2])
             out = r.cmd("D", "STORE 1 FLAGS NIL")
             self.assertTrue(out[-1].startswith("D OK"), out)
             out = r.cmd("E", "FETCH 1 (FLAGS)")
+            self.assertIn("FLAGS (\\Recent NIL)", out[0])
+            out = r.cmd("F", "STORE 1 FLAGS ()")
+            out = r.cmd("G", "FETCH 1 (FLAGS)")
             self.assertIn("FLAGS (\\Recent)", out[0])
         finally:
             if a:
