@@ -531,7 +531,8 @@ void imap_new_done(struct conn *c, struct imap_session *s, int indexed)
 	/* Answer first: resuming runs the next pipelined command at once. */
 	if (kind == OPEN_COPY && s->copy_move) {
 		if (text[0] == '[')
-			conn_printf(c, "* OK %.*s\r\n", (int)(strchr(text, ']') + 1 - text), text);
+			conn_printf(c, "* OK %.*s Moved UIDs.\r\n",
+				    (int)(strchr(text, ']') + 1 - text), text);
 		imap_start_rewrite(c, s, 0, RW_MOVE, s->set_uid ? "UID MOVE completed" :
 				   "MOVE completed");
 		if (s->state == IMAP_REWRITE)
