@@ -322,10 +322,15 @@ static void cmd_logout(struct conn *c, struct imap_session *s, struct ip *ip)
 	imap_logout_now(c, s);
 }
 
+static void id_answer(struct conn *c)
+{
+	conn_printf(c, "* ID (\"name\" \"postie\")\r\n");
+}
+
 static void cmd_id(struct conn *c, struct imap_session *s, struct ip *ip)
 {
 	(void)ip;
-	conn_printf(c, "* ID (\"name\" \"postie\")\r\n");
+	id_answer(c);
 	imap_tagged(c, s, "OK", "ID completed");
 }
 
@@ -486,6 +491,7 @@ static void reader_reset(struct imap_session *s)
 	s->rd = RD_LINE;
 	s->rd_taken = 0;
 	s->refused = 0;
+	s->ref_id = 0;
 	s->app_rest = 0;
 }
 
@@ -504,6 +510,26 @@ static void grab_tag(struct imap_session *s, char *p, size_t n)
 		ip_init(&ip, p, n);
 	if (ip_tag(&ip, &tag, &tl) == 0 && ip_peek(&ip) == ' ')
 		str_copy(s->tag, sizeof(s->tag), tag, tl);
+}
+
+/* Is the command that overflowed cmd an ID? Its parameters are only
+ * informational (RFC 2971 allows 30 pairs of 1024-octet values, more
+ * than IMAP_CMD_MAX): such an ID is answered as if they were NIL. */
+static int overlong_id(struct imap_session *s, char *p, size_t n)
+{
+	struct ip ip;
+	const char *w;
+	size_t wl;
+
+	if (!CONFIG_IMAP_ID)
+		return 0;
+	if (s->cb.len)
+		ip_init(&ip, s->cmd, s->cb.len);
+	else
+		ip_init(&ip, p, n);
+	return ip_tag(&ip, &w, &wl) == 0 && ip_sp(&ip) == 0 &&
+	       ip_atom(&ip, &w, &wl, 0) == 0 && str_ieq(w, wl, "ID") &&
+	       ip_peek(&ip) == ' ';
 }
 
 /* The client broke framing beyond repair (a literal that cannot be
@@ -722,7 +748,11 @@ static int read_step(struct conn *c, struct imap_session *s)
 		 * the same bytes are read again, as dropped ones. */
 		if (!s->app_rest) {
 			grab_tag(s, p, n);
-			refuse(s, "BAD", "Command line too long");
+			s->ref_id = !s->refused && overlong_id(s, p, n);
+			if (s->ref_id)
+				refuse(s, "OK", "ID completed");
+			else
+				refuse(s, "BAD", "Command line too long");
 			return RD_MORE;
 		}
 		if (s->app_mode == APP_STORE) {
@@ -790,6 +820,8 @@ static void imap_input(struct conn *c)
 		if (rc == RD_MORE)
 			continue;
 		if (s->refused) {
+			if (s->ref_id)
+				id_answer(c);
 			imap_tagged(c, s, s->ref_st, "%s", s->ref_text);
 		} else if (s->app_rest) {
 			imap_append_end(c, s);

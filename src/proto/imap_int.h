@@ -223,6 +223,7 @@ struct imap_session {
 	 * are zeroed when a session starts */
 	int rd, rd_taken;       /* RD_*; a command was handed out */
 	int refused;            /* this command ends in ref_st/ref_text */
+	int ref_id;             /* ... after "* ID" (an ID too long to read) */
 	const char *ref_st, *ref_text;
 	size_t line0;           /* start of the current line in cmd */
 	uint64_t lit_left;

@@ -127,6 +127,26 @@ class Framing(ImapBase):
         finally:
             r.close()
 
+    def test_overlong_id_is_answered(self):
+        """RFC 2971 allows an ID of 30 pairs of 1024-octet values, more
+        than a command may hold: its parameters are only informational,
+        so it is answered as if they were NIL (imaptest's "id" test;
+        Dovecot answers OK); anything else that long stays BAD."""
+        r = self.raw()
+        try:
+            r.login()
+            pairs = " ".join('"k%02d" "%s"' % (i, "v" * 1024) for i in range(30))
+            r.send(("i1 ID (%s)\r\n" % pairs).encode())
+            ans = r.until("i1")
+            self.assertRegex(self.tagged_once(ans, "i1"), r"^i1 OK ")
+            self.assertTrue(any(line.startswith("* ID ") for line in ans), ans)
+            r.send(("i2 NOOP (%s)\r\n" % pairs).encode())
+            self.assertRegex(self.tagged_once(r.until("i2"), "i2"),
+                             r"^i2 BAD .*too long")
+            self.alive(r)
+        finally:
+            r.close()
+
 
 def body(tag, n=3):
     """A message whose lines would be commands if framing were lost."""
