@@ -667,25 +667,30 @@ static void phrase_add(char *buf, size_t cap, size_t *len, const struct atok *t)
 }
 
 static void out_addr(struct mime_out *o, const char *name, size_t nl,
+		     const char *adl, size_t al,
 		     const char *mbox, size_t ml, const char *host, size_t hl)
 {
 	out_c(o, "(");
 	mime_out_nstring(o, nl ? name : NULL, nl);
-	out_c(o, " NIL ");
+	out_c(o, " ");
+	mime_out_nstring(o, al ? adl : NULL, al);
+	out_c(o, " ");
 	mime_out_nstring(o, mbox, ml);
 	out_c(o, " ");
 	mime_out_nstring(o, host, hl);
 	out_c(o, ")");
 }
 
-/* One address list; NIL when empty. At most 100 addresses. */
+/* One address list; NIL when empty. More than ENV_ADDR_MAX addresses
+ * overflow the output (the caller's stand-in), never a shortened list. */
+#define ENV_ADDR_MAX 1000
 static void out_addrs(struct mime_out *o, const char *v, size_t n)
 {
 	struct pscan ps;
 	struct atok t;
-	char phrase[256], local[256], dom[256];
-	size_t pl = 0, ll = 0, dl = 0;
-	int any = 0, angle = 0, at = 0, count = 0, group = 0;
+	char phrase[256], local[256], dom[256], adl[256];
+	size_t pl = 0, ll = 0, dl = 0, al = 0;
+	int any = 0, angle = 0, at = 0, count = 0, group = 0, route = 0;
 
 	if (!v) {
 		out_c(o, "NIL");
@@ -694,8 +699,28 @@ static void out_addrs(struct mime_out *o, const char *v, size_t n)
 	ps.s = v;
 	ps.end = v + n;
 	ps.cmt = NULL;          /* "a@b (Real Name)": the name without a phrase */
-	for (int guard = 0; guard < 4096; guard++) {
+	for (int guard = 0; guard < 16 * ENV_ADDR_MAX; guard++) {
 		int more = addr_tok(&ps, &t);
+		if (more && route) {
+			/* <@a,@b:user@dom>: the source route is the adl */
+			if (t.kind == ':') {
+				route = 0;
+			} else {
+				struct buf b;
+				buf_init(&b, adl, sizeof(adl));
+				buf_commit(&b, al);
+				buf_add(&b, t.kind == 'a' ? t.s : (const char *)&t.kind,
+					t.kind == 'a' ? t.n : 1);
+				al = b.len;
+			}
+			continue;
+		}
+		if (more && t.kind == '@' && angle && !ll && !at) {
+			route = 1;
+			adl[0] = '@';
+			al = 1;
+			continue;
+		}
 		if (more && t.kind == '<') {
 			if (ll)
 				phrase_add(phrase, sizeof(phrase), &pl,
@@ -714,11 +739,9 @@ static void out_addrs(struct mime_out *o, const char *v, size_t n)
 			if (ll)
 				phrase_add(phrase, sizeof(phrase), &pl,
 					   &(struct atok){ local, ll, 'a' });
-			if (count < 100) {
-				out_c(o, any ? "" : "(");
-				any = 1;
-				out_addr(o, NULL, 0, phrase, pl, NULL, 0);
-			}
+			out_c(o, any ? "" : "(");
+			any = 1;
+			out_addr(o, NULL, 0, NULL, 0, phrase, pl, NULL, 0);
 			group = 1;
 			ps.cmt = NULL;
 			pl = ll = dl = 0;
@@ -749,22 +772,22 @@ static void out_addrs(struct mime_out *o, const char *v, size_t n)
 		}
 		/* ',' ';' or the end: the address is complete */
 		if (ll || dl) {
-			if (count++ < 100) {
-				out_c(o, any ? "" : "(");
-				any = 1;
-				if (pl)
-					out_addr(o, phrase, pl, local, ll, dl ? dom : NULL, dl);
-				else
-					out_addr(o, ps.cmt, ps.cmt ? ps.cmtl : 0, local,
-						 ll, dl ? dom : NULL, dl);
-			}
+			if (count++ == ENV_ADDR_MAX)
+				o->overflow = 1;
+			out_c(o, any ? "" : "(");
+			any = 1;
+			if (pl)
+				out_addr(o, phrase, pl, adl, al, local, ll,
+					 dl ? dom : NULL, dl);
+			else
+				out_addr(o, ps.cmt, ps.cmt ? ps.cmtl : 0, adl, al,
+					 local, ll, dl ? dom : NULL, dl);
 		}
 		ps.cmt = NULL;
-		pl = ll = dl = 0;
-		at = angle = 0;
+		pl = ll = dl = al = 0;
+		at = angle = route = 0;
 		if (more && t.kind == ';' && group) {
-			if (count < 100)
-				out_addr(o, NULL, 0, NULL, 0, NULL, 0);
+			out_addr(o, NULL, 0, NULL, 0, NULL, 0, NULL, 0);
 			group = 0;
 		}
 		if (!more)

@@ -181,6 +181,18 @@ class ImapDetails(ImapBase):
         finally:
             m.logout()
 
+    def test_envelope_source_route(self):
+        m = self.server.imap()
+        try:
+            self.append(m, crlf("From: <@route:user@domain>\nSubject: r\n\nx\n"))
+            m.select("INBOX")
+            typ, data = m.fetch("1", "(ENVELOPE)")
+            self.assertEqual(typ, "OK", data)
+            self.assertIn('"r" ((NIL "@route" "user" "domain")) '
+                          '((NIL "@route" "user" "domain"))', data[0].decode())
+        finally:
+            m.logout()
+
     def test_search_address_with_comments(self):
         m = self.server.imap()
         try:

@@ -215,6 +215,13 @@ static void test_mime_struct(void)
 	out[o.b.len] = '\0';
 	CHECK(strcmp(out, "(NIL NIL ((NIL NIL \"a\" \"b\")) ((NIL NIL \"a\" \"b\")) "
 		     "((NIL NIL \"a\" \"b\")) NIL NIL NIL NIL NIL)") == 0, "empty %s", out);
+	/* A source route is the address's adl (imaptest fetch-envelope). */
+	run_mime(&m, "From: <@route:user@domain>\r\nTo: X <@a,@b.c:u@d>\r\n\r\nx", 4);
+	mime_out_init(&o, out, sizeof(out));
+	mime_envelope(&m, 0, &o);
+	out[o.b.len] = '\0';
+	CHECK(strstr(out, "NIL ((NIL \"@route\" \"user\" \"domain\")) ((NIL \"@route\"") &&
+	      strstr(out, "((\"X\" \"@a,@b.c\" \"u\" \"d\"))"), "route %s", out);
 	/* A To: of 40 addresses on one 1.2 KB line comes whole; one longer
 	 * than a field may be is NIL, never a shortened list. */
 	{
