@@ -168,9 +168,36 @@ int fsync_dir(const char *dir)
 
 	if (fd < 0)
 		return -1;
-	rc = fsync(fd);
+	rc = file_sync(fd);
 	close(fd);
 	return rc;
+}
+
+int util_sync_off;
+
+int file_sync(int fd)
+{
+	return util_sync_off ? 0 : fsync(fd);
+}
+
+void wb_init(struct wb *w, int64_t from)
+{
+	w->done = w->started = from;
+}
+
+void wb_step(int fd, struct wb *w, int64_t end)
+{
+	if (util_sync_off)
+		return;
+	if (w->started > w->done)
+		sync_file_range(fd, w->done, w->started - w->done,
+				SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+				SYNC_FILE_RANGE_WAIT_AFTER);
+	w->done = w->started;
+	if (end > w->started) {
+		sync_file_range(fd, w->started, end - w->started, SYNC_FILE_RANGE_WRITE);
+		w->started = end;
+	}
 }
 
 int write_all_fd(int fd, const void *buf, size_t n)

@@ -41,6 +41,24 @@ char *str_clean(char *dst, size_t n, const char *src, size_t len);
 int rename_noreplace(int from_dfd, const char *from, int to_dfd, const char *to);
 /* fsync of a directory (after a create, rename or unlink in it). */
 int fsync_dir(const char *dir);
+/* fsync(fd), the one the store uses for mail (fsync_dir too). When
+ * util_sync_off is set (by a test harness only: the fuzz targets, whose
+ * scratch files nobody needs after a power cut) it only returns 0. */
+int file_sync(int fd);
+extern int util_sync_off;
+/* Bounded write-back of a file written front to back in steps (mbox
+ * appends, copies and rewrites, a loop pass each): wb_step, called at the
+ * end of a step, waits for the bytes whose write-back the step before
+ * started and starts (without waiting) that of the bytes written since,
+ * up to end. So at most about two steps' worth is dirty when the final
+ * file_sync comes, and that fsync does not hold the loop for the
+ * write-back of a whole file; each step waits for one step's bytes. */
+struct wb {
+	int64_t done;           /* written back, waited for */
+	int64_t started;        /* write-back started up to here */
+};
+void wb_init(struct wb *w, int64_t from);
+void wb_step(int fd, struct wb *w, int64_t end);
 /* write() until all of buf is out (EINTR retried). 0 or -1. */
 int write_all_fd(int fd, const void *buf, size_t n);
 /* fsync of the directory that holds path. */

@@ -687,7 +687,7 @@ int idx_write_hdr(int fd, const struct idx_hdr *h, int sync)
 	idx_hdr_encode(h, b);
 	if (pwrite_all(fd, b, sizeof(b), 0) != 0)
 		return -1;
-	return sync ? fsync(fd) : 0;
+	return sync ? file_sync(fd) : 0;
 }
 
 static uint64_t mtime_ns(const struct stat *st)
@@ -1283,18 +1283,16 @@ void idx_update_result(struct idx_update *u, struct idx_hdr *h, int *fd)
 
 /* ---- rewrite ------------------------------------------------------------ */
 
-enum { RW_PREAMBLE, RW_MSGS, RW_TAIL, RW_SYNC, RW_FINISH };
-
-static int fsync_path(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
+/* The phases; from RW_SYNC on, each is one step of its own (one fsync, or
+ * the commit), never added to a step that copied its budget. */
+enum {
+	RW_PREAMBLE, RW_MSGS, RW_TAIL,
+	RW_SYNC,                /* fsync of the new mbox */
+	RW_SYNC_IDX,            /* the new index: header, fsync */
+	RW_COMMIT,              /* late flags, both renames */
+	RW_DIRSYNC,             /* fsync of mail_dir (the mbox rename) */
+	RW_IDIRSYNC,            /* fsync of the index directory */
+};
 
 int idx_rewrite_begin(struct idx_rewrite *w, const char *mail_dir,
 		      const char *name, int locked_fd, int ifd,
@@ -1358,6 +1356,7 @@ int idx_rewrite_begin(struct idx_rewrite *w, const char *mail_dir,
 	}
 	u->h = *snap;
 	u->rebuild = 0;         /* records come with their UIDs */
+	wb_init(&w->wb, 0);
 	w->phase = RW_PREAMBLE;
 	w->from = 0;
 	w->to = snap->end;
@@ -1461,8 +1460,9 @@ static int merge_late_flags(struct idx_rewrite *w)
 	return 0;
 }
 
-/* Everything is copied: the new mbox goes to storage. A pass of its own
- * (the longest wait of a rewrite), before the commit's fsyncs. */
+/* Everything is copied: the new mbox goes to storage. A step of its own;
+ * the write-back of the copy steps was waited for along the way
+ * (wb_step), so the fsync finds little left to write. */
 static int rewrite_sync(struct idx_rewrite *w)
 {
 	struct idx_update *u = &w->u;
@@ -1473,15 +1473,16 @@ static int rewrite_sync(struct idx_rewrite *w)
 		errno = u->werr;
 		return -1;
 	}
-	return fchmod(w->dst, (mode_t)w->mode) != 0 || fsync(w->dst) != 0 ? -1 : 0;
+	return fchmod(w->dst, (mode_t)w->mode) != 0 || file_sync(w->dst) != 0 ? -1 : 0;
 }
 
-static int rewrite_finish(struct idx_rewrite *w, struct idx_hdr *h)
+/* The new index's header from the new mbox (count, end, inode, times). */
+static int rewrite_hdr(struct idx_rewrite *w)
 {
 	struct idx_update *u = &w->u;
 	struct stat st;
 
-	if (merge_late_flags(w) != 0 || fstat(w->dst, &st) != 0)
+	if (fstat(w->dst, &st) != 0)
 		return -1;
 	u->h.count = u->n;
 	keep_live(w->r.fd, &u->h);
@@ -1492,45 +1493,96 @@ static int rewrite_finish(struct idx_rewrite *w, struct idx_hdr *h)
 	u->h.mtime_ns = mtime_ns(&st);
 	if (u->h.uidnext <= u->n)
 		u->h.uidnext = u->n + 1;
-	if (ftruncate(u->ofd, (off_t)(IDX_HDR_SIZE + (uint64_t)u->n * IDX_REC_SIZE)) != 0 ||
-	    idx_write_hdr(u->ofd, &u->h, 1) != 0)
+	return 0;
+}
+
+/* The new index to storage (a step of its own): records and header. */
+static int rewrite_sync_idx(struct idx_rewrite *w)
+{
+	struct idx_update *u = &w->u;
+
+	if (rewrite_hdr(w) != 0 ||
+	    ftruncate(u->ofd, (off_t)(IDX_HDR_SIZE + (uint64_t)u->n * IDX_REC_SIZE)) != 0)
+		return -1;
+	return idx_write_hdr(u->ofd, &u->h, 1);
+}
+
+/* The commit, in one step so that no other session of this process sees
+ * one file renamed and not the other: flags other sessions changed since
+ * the index was synced go into it (not synced again: a crash loses at
+ * most those, as it would in the old index, which is not synced after a
+ * flag change either), then both renames. The directories are synced at
+ * the next steps, before the caller answers. */
+static int rewrite_commit(struct idx_rewrite *w)
+{
+	struct idx_update *u = &w->u;
+
+	if (merge_late_flags(w) != 0 || rewrite_hdr(w) != 0 ||
+	    idx_write_hdr(u->ofd, &u->h, 0) != 0)
 		return -1;
 	/* The commit point: after this rename the new mbox is the mailbox. */
 	if (rename(w->mtmp, w->mpath) != 0)
 		return -1;
 	close(w->dst);
 	w->dst = -1;
-	if (fsync_path(w->dir) != 0)
-		log_msg(LOGL_WARN, "%s: fsync: %s", w->dir, strerror(errno));
-	/* An index left behind by a crash here no longer matches the inode
-	 * and is rebuilt: the UIDs change, the mail does not. */
+	/* An index left behind by a crash before its rename (or one whose
+	 * rename reached the disk without the mbox's) does not match the
+	 * mbox's inode and is rebuilt: the UIDs change, the mail does not. */
 	if (rename(u->tmppath, u->path) != 0) {
 		log_msg(LOGL_WARN, "%s: %s (index rebuilt next time)", u->path,
 			strerror(errno));
 		unlink(u->tmppath);
-	} else if (fsync_path(w->idir) != 0) {
-		log_msg(LOGL_WARN, "%s: fsync: %s", w->idir, strerror(errno));
 	}
 	close(u->ofd);
 	u->ofd = -1;
-	*h = u->h;
 	return 0;
+}
+
+static void dir_sync(const char *dir)
+{
+	if (fsync_dir(dir) != 0)
+		log_msg(LOGL_WARN, "%s: fsync: %s", dir, strerror(errno));
 }
 
 int idx_rewrite_step(struct idx_rewrite *w, size_t budget, struct idx_hdr *h)
 {
 	int rc;
 
+	switch (w->phase) {
+	case RW_SYNC:
+		if (rewrite_sync(w) != 0)
+			goto fail;
+		w->phase = RW_SYNC_IDX;
+		return IDX_AGAIN;
+	case RW_SYNC_IDX:
+		if (rewrite_sync_idx(w) != 0)
+			goto fail;
+		w->phase = RW_COMMIT;
+		return IDX_AGAIN;
+	case RW_COMMIT:
+		if (rewrite_commit(w) != 0)
+			goto fail;
+		w->phase = RW_DIRSYNC;
+		return IDX_AGAIN;
+	case RW_DIRSYNC:
+		dir_sync(w->dir);
+		w->phase = RW_IDIRSYNC;
+		return IDX_AGAIN;
+	case RW_IDIRSYNC:
+		dir_sync(w->idir);
+		*h = w->u.h;
+		return IDX_DONE;
+	default:
+		break;
+	}
 	for (;;) {
 		if (copy_range(w, &budget) != 0)
 			goto fail;
 		if (w->from < w->to)
 			break;
-		switch (w->phase) {
-		case RW_PREAMBLE:
+		if (w->phase == RW_PREAMBLE)
 			w->phase = RW_MSGS;
-			/* fall through */
-		case RW_MSGS:
+		if (w->phase == RW_MSGS) {
 			rc = next_kept(w);
 			if (rc < 0)
 				goto fail;
@@ -1543,28 +1595,17 @@ int idx_rewrite_step(struct idx_rewrite *w, size_t budget, struct idx_hdr *h)
 			w->scanning = 1;
 			idx_scan_init(&w->u.scan, w->dpos, update_emit, &w->u);
 			continue;
-		case RW_TAIL:
-			w->phase = RW_SYNC;
-			/* fall through */
-		case RW_SYNC:
-			if (rewrite_sync(w) != 0)
-				goto fail;
-			w->phase = RW_FINISH;
-			return IDX_AGAIN;       /* the commit at the next pass */
-		default:
-			if (rewrite_finish(w, h) != 0)
-				goto fail;
-			return IDX_DONE;
 		}
+		/* All copied: the fsync at the next step. */
+		w->phase = RW_SYNC;
+		break;
 	}
 	wflush(&w->u);
 	if (w->u.werr) {
 		errno = w->u.werr;
 		goto fail;
 	}
-	/* Start writing back what was copied, without waiting, so the fsync
-	 * at the commit does not stall the loop on the whole file at once. */
-	sync_file_range(w->dst, 0, (off_t)w->dpos, SYNC_FILE_RANGE_WRITE);
+	wb_step(w->dst, &w->wb, (int64_t)w->dpos);
 	return IDX_AGAIN;
 fail:
 	rc = errno;

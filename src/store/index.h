@@ -42,6 +42,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/util.h"
+
 #define IDX_DIR ".postie"
 #define IDX_HDR_SIZE 80
 #define IDX_REC_SIZE 56
@@ -267,6 +269,7 @@ struct idx_rewrite {
 	uint32_t kept;
 	uint64_t mode;
 	struct idx_update u;    /* writes the new index */
+	struct wb wb;           /* write-back of the new mbox, a step behind */
 	char mpath[300], mtmp[330], dir[300], idir[330];
 };
 

@@ -183,7 +183,7 @@ int mbox_undo_crashed_append(const char *dir, const char *lockname,
 	/* Another inode: a rewrite was committed (rename) before the crash. */
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == ino &&
 	    st.st_size > size) {
-		rc = ftruncate(fd, size) == 0 && fsync(fd) == 0 ? 1 : -1;
+		rc = ftruncate(fd, size) == 0 && file_sync(fd) == 0 ? 1 : -1;
 		log_msg(rc > 0 ? LOGL_WARN : LOGL_ERR, "%s: %s %lld bytes of an "
 			"append cut short by a crash%s%s", path,
 			rc > 0 ? "removed" : "cannot remove",
@@ -239,6 +239,7 @@ int mbox_lock(const char *dir, const char *name, struct mbox_lock *l)
 		goto fail;
 	}
 	l->old_size = st.st_size;
+	wb_init(&l->wb, (int64_t)st.st_size);
 	lock_note(l, &st);
 	return MBOX_OK;
 fail:
@@ -382,7 +383,7 @@ void mbox_on_lock_free(void (*fn)(const struct mbox_lock *next))
 
 void mbox_rollback(struct mbox_lock *l)
 {
-	if (ftruncate(l->fd, l->old_size) != 0 || fsync(l->fd) != 0)
+	if (ftruncate(l->fd, l->old_size) != 0 || file_sync(l->fd) != 0)
 		log_msg(LOGL_ERR, "%s: rollback to %lld bytes failed: %s", l->path,
 			(long long)l->old_size, strerror(errno));
 }
@@ -397,11 +398,22 @@ static int rollback_err(struct mbox_lock *l)
 	return MBOX_ERR;
 }
 
+/* The end of a step: bounded write-back of what was appended (core/util's
+ * wb_step), so the fsync at the end is short. */
+void mbox_step_end(struct mbox_lock *l)
+{
+	off_t end = lseek(l->fd, 0, SEEK_CUR);
+
+	if (end > 0)
+		wb_step(l->fd, &l->wb, (int64_t)end);
+}
+
 void mbox_append_begin(struct mbox_append *a)
 {
 	mbox_quote_init(&a->q);
 	a->done = 0;
 	a->started = 0;
+	a->written = 0;
 	a->last = '\n';
 }
 
@@ -411,6 +423,13 @@ int mbox_append_step(struct mbox_lock *l, struct mbox_append *a,
 {
 	size_t o;
 
+	if (a->written) {
+		/* A step of its own: the bytes are out, most written back. */
+		if (file_sync(l->fd) != 0 ||
+		    (l->dirfd_new && fsync_parent_of(l->path) != 0))
+			goto fail;
+		return MBOX_OK;
+	}
 	if (!a->started) {
 		o = mbox_from_line(outbuf, sizeof(outbuf), sender, t);
 		if (o == 0 || write_all_fd(l->fd, outbuf, o) != 0)
@@ -421,8 +440,7 @@ int mbox_append_step(struct mbox_lock *l, struct mbox_append *a,
 		off_t left = len - a->done;
 		size_t want = left < MBOX_CHUNK ? (size_t)left : MBOX_CHUNK;
 		if (budget == 0) {
-			/* Write-back starts now, so the fsync at the end is short. */
-			sync_file_range(l->fd, l->old_size, 0, SYNC_FILE_RANGE_WRITE);
+			mbox_step_end(l);
 			return MBOX_AGAIN;
 		}
 		if (want > budget)
@@ -448,11 +466,11 @@ int mbox_append_step(struct mbox_lock *l, struct mbox_append *a,
 	if (a->last != '\n')
 		outbuf[o++] = '\n';
 	outbuf[o++] = '\n';
-	if (write_all_fd(l->fd, outbuf, o) != 0 || fsync(l->fd) != 0)
+	if (write_all_fd(l->fd, outbuf, o) != 0)
 		goto fail;
-	if (l->dirfd_new && fsync_parent_of(l->path) != 0)
-		goto fail;
-	return MBOX_OK;
+	a->written = 1;
+	mbox_step_end(l);
+	return MBOX_AGAIN;
 fail:
 	return rollback_err(l);
 }
@@ -462,8 +480,13 @@ int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 {
 	struct mbox_append a;
 
+	int rc;
+
 	mbox_append_begin(&a);
-	return mbox_append_step(l, &a, sender, t, src, off, len, SIZE_MAX);
+	do
+		rc = mbox_append_step(l, &a, sender, t, src, off, len, SIZE_MAX);
+	while (rc == MBOX_AGAIN);
+	return rc;
 }
 
 int mbox_append_raw(struct mbox_lock *l, int src, off_t off, off_t len,
@@ -496,9 +519,7 @@ int mbox_append_raw(struct mbox_lock *l, int src, off_t off, off_t len,
 		}
 	}
 	if (*done < len) {
-		/* Start writing back what is copied so far, without waiting:
-		 * the fsync at the end then does not stall on all of it. */
-		sync_file_range(l->fd, l->old_size, 0, SYNC_FILE_RANGE_WRITE);
+		mbox_step_end(l);
 		return MBOX_AGAIN;
 	}
 	return write_all_fd(l->fd, "\n", 1) == 0 ? MBOX_OK : rollback_err(l);
@@ -509,7 +530,7 @@ fail:
 int mbox_sync(struct mbox_lock *l)
 {
 
-	if (fsync(l->fd) == 0 && (!l->dirfd_new || fsync_parent_of(l->path) == 0))
+	if (file_sync(l->fd) == 0 && (!l->dirfd_new || fsync_parent_of(l->path) == 0))
 		return MBOX_OK;
 	return rollback_err(l);
 }

@@ -11,6 +11,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "core/util.h"
+
 enum { MBOX_OK = 0, MBOX_BUSY = 1, MBOX_AGAIN = 2, MBOX_ERR = -1 };
 
 /* A queued waiter that has not retried for this long has left. */
@@ -21,6 +23,7 @@ struct mbox_lock {
 	int dirfd_new;          /* the file was created: fsync the directory */
 	off_t old_size;
 	uint64_t key;           /* names the mailbox in the waiters' queue */
+	struct wb wb;           /* write-back of what was appended so far */
 	char path[300];
 	char lockpath[306];
 };
@@ -71,11 +74,15 @@ int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
  * mbox_append_step with the same arguments until it returns MBOX_OK
  * (written and fsynced) or MBOX_ERR (truncated back to the size at lock
  * time); each call quotes and writes at most `budget` bytes of src and
- * returns MBOX_AGAIN while some are left. */
+ * returns MBOX_AGAIN while some are left. The fsync is a call of its own
+ * (the one after the last bytes went out), so it never adds to a step
+ * that already wrote its budget; the write-back of each step is waited
+ * for at the next (struct wb), so that fsync is short. */
 struct mbox_append {
 	struct mbox_quote q;
 	off_t done;             /* bytes of src written so far */
 	int started;            /* the From_ line is out */
+	int written;            /* all is out: the fsync at the next call */
 	char last;              /* the last byte written */
 };
 void mbox_append_begin(struct mbox_append *a);
@@ -91,7 +98,13 @@ int mbox_append_step(struct mbox_lock *l, struct mbox_append *a,
  * truncated back to its size at lock time (MBOX_ERR). */
 int mbox_append_raw(struct mbox_lock *l, int src, off_t off, off_t len,
 		    off_t *done, size_t budget);
-/* fsync (and the directory's for a new file); rolls back on failure. */
+/* The end of a loop step of appends or copies (mbox_append_raw calls it
+ * itself when it returns MBOX_AGAIN): waits for the write-back started
+ * at the step before and starts that of this step's bytes (core/util's
+ * wb_step), so the mbox_sync at the end is short. */
+void mbox_step_end(struct mbox_lock *l);
+/* fsync (and the directory's for a new file); rolls back on failure.
+ * Call it at a step of its own, not after a step's worth of copying. */
 int mbox_sync(struct mbox_lock *l);
 /* Truncates back to the size at lock time (a copy abandoned). */
 void mbox_rollback(struct mbox_lock *l);
