@@ -187,17 +187,15 @@ void wb_init(struct wb *w, int64_t from)
 
 void wb_step(int fd, struct wb *w, int64_t end)
 {
-	if (util_sync_off)
-		return;
+	if (util_sync_off || end <= w->started)
+		return;         /* nothing new: a second call in one step */
 	if (w->started > w->done)
 		sync_file_range(fd, w->done, w->started - w->done,
 				SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
 				SYNC_FILE_RANGE_WAIT_AFTER);
 	w->done = w->started;
-	if (end > w->started) {
-		sync_file_range(fd, w->started, end - w->started, SYNC_FILE_RANGE_WRITE);
-		w->started = end;
-	}
+	sync_file_range(fd, w->started, end - w->started, SYNC_FILE_RANGE_WRITE);
+	w->started = end;
 }
 
 int write_all_fd(int fd, const void *buf, size_t n)

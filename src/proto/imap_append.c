@@ -349,7 +349,9 @@ void imap_copy_step(struct conn *c, struct imap_session *s)
 			break;          /* inside this message: on at the next pass */
 		s->copy_done = 0;
 	}
-	if (s->copy_i < s->sel.hdr.count) {
+	if (s->copy_i < s->sel.hdr.count || budget < IMAP_STEP) {
+		/* More to copy, or all copied: the fsync at a step of its own. */
+		mbox_step_end(&s->lock);
 		conn_deadline_ms(c, 0);
 		return;
 	}
