@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/conf.h"
 #include "core/util.h"
 #include "proto/address.h"
@@ -287,7 +288,8 @@ static int add_rcpt(const char *s, size_t len)
 	if (nrcpt >= CONFIG_SMTP_MAX_RCPT)
 		return fail(EX_DATAERR_, "more than %d recipients",
 			    CONFIG_SMTP_MAX_RCPT);
-	memcpy(rcpts[nrcpt++], a, sizeof(a));
+	memcpy(rcpts[nrcpt], a, sizeof(a));     /* nrcpt < the table's size */
+	nrcpt++;
 	return 0;
 }
 
@@ -353,16 +355,20 @@ static int address_list(const char *s, size_t len)
 			} else {
 				/* addr-spec, maybe with comments: drop them */
 				char tmp[ADDR_MAX + 64] = "";
-				size_t n = 0;
+				struct buf t;
+				size_t n;
 				int depth = 0;
-				for (size_t k = start; k < i && n < sizeof(tmp); k++) {
+				buf_init(&t, tmp, sizeof(tmp));
+				for (size_t k = start; k < i; k++) {
 					if (s[k] == '(')
 						depth++;
 					else if (s[k] == ')' && depth)
 						depth--;
-					else if (!depth && s[k] != '\n')
-						tmp[n++] = s[k];
+					else if (!depth && s[k] != '\n' && buf_addc(&t, s[k]) != 0)
+						break;
 				}
+				/* A full tmp: the address as it is (below). */
+				n = t.full ? sizeof(tmp) : t.len;
 				rc = 0;
 				while (n > 0 && (tmp[n - 1] == ' ' || tmp[n - 1] == '\t'))
 					n--;
@@ -478,24 +484,30 @@ static const char b64[] =
  * words when it has 8-bit bytes (whole UTF-8 characters per word). */
 static void format_name(const char *name, char *out, size_t n)
 {
-	size_t j = 0, len = strlen(name);
+	size_t len = strlen(name);
+	struct buf b;
 	int eight = 0;
 
+	if (n == 0)
+		return;
+	buf_init(&b, out, n - 1);       /* the last byte for the NUL */
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)name[i] >= 0x80)
 			eight = 1;
 	if (!eight) {
-		out[j++] = '"';
-		for (size_t i = 0; i < len && j + 4 < n; i++) {
+		buf_addc(&b, '"');
+		/* An escaped character, and room left for the closing quote. */
+		for (size_t i = 0; i < len && buf_fits(&b, 2, 1); i++) {
 			if (name[i] == '"' || name[i] == '\\')
-				out[j++] = '\\';
-			out[j++] = name[i];
+				buf_addc(&b, '\\');
+			buf_addc(&b, name[i]);
 		}
-		out[j++] = '"';
-		out[j] = '\0';
+		buf_addc(&b, '"');
+		out[b.len] = '\0';
 		return;
 	}
-	for (size_t i = 0; i < len && j + 80 < n;) {
+	/* A whole word (at most 80 characters) or none. */
+	for (size_t i = 0; i < len && buf_fits(&b, 80, 0);) {
 		size_t k = i, w;
 		/* 45 bytes make 60 base64 characters: a 72-char word. */
 		while (k < len && k - i < 45) {
@@ -512,20 +524,22 @@ static void format_name(const char *name, char *out, size_t n)
 			k = i + 1;
 		if (k > len)
 			k = len;
-		j += (size_t)snprintf(out + j, n - j, "%s=?UTF-8?B?", j ? " " : "");
+		buf_printf(&b, "%s=?UTF-8?B?", b.len ? " " : "");
 		for (w = i; w < k; w += 3) {
 			unsigned v = (unsigned char)name[w] << 16;
+			char q[4];
 			if (w + 1 < k) v |= (unsigned char)name[w + 1] << 8;
 			if (w + 2 < k) v |= (unsigned char)name[w + 2];
-			out[j++] = b64[(v >> 18) & 63];
-			out[j++] = b64[(v >> 12) & 63];
-			out[j++] = w + 1 < k ? b64[(v >> 6) & 63] : '=';
-			out[j++] = w + 2 < k ? b64[v & 63] : '=';
+			q[0] = b64[(v >> 18) & 63];
+			q[1] = b64[(v >> 12) & 63];
+			q[2] = w + 1 < k ? b64[(v >> 6) & 63] : '=';
+			q[3] = w + 2 < k ? b64[v & 63] : '=';
+			buf_add(&b, q, sizeof(q));
 		}
-		j += (size_t)snprintf(out + j, n - j, "?=");
+		buf_adds(&b, "?=");
 		i = k;
 	}
-	out[j] = '\0';
+	out[b.len] = '\0';
 }
 
 static int sender_is_local(const char *a)
@@ -746,40 +760,41 @@ static void emit_headers(struct msgfile *m, const struct opts *o)
  * not stored). *eol: the line ended here (LF, CRLF or EOF). Returns the
  * length, or -1 at EOF with nothing read. CRLF becomes LF; a lone CR is
  * content. */
-static long read_piece(char *buf, size_t cap, int *eol)
+static long read_piece(char *mem, size_t cap, int *eol)
 {
-	size_t n = 0;
+	struct buf b;
 	int c;
 
 	*eol = 0;
-	while (n < cap) {
+	buf_init(&b, mem, cap);
+	while (buf_remaining(&b) > 0) {
 		c = getc_unlocked(stdin);
 		if (c == EOF) {
-			if (n == 0)
+			if (b.len == 0)
 				return -1;
 			*eol = 1;
-			return (long)n;
+			return (long)b.len;
 		}
 		if (c == '\n') {
 			*eol = 1;
 			in_line++;
-			return (long)n;
+			return (long)b.len;
 		}
 		if (c == '\r') {
 			int d = getc_unlocked(stdin);
 			if (d == '\n') {
 				*eol = 1;
 				in_line++;
-				return (long)n;
+				return (long)b.len;
 			}
 			if (d != EOF)
 				ungetc(d, stdin);
 		}
 		if (c == '\0' && !nul_line)
 			nul_line = in_line;
-		buf[n++] = (char)c;
+		buf_addc(&b, (char)c);
 	}
-	return (long)n;
+	return (long)b.len;
 }
 
 /* Reads the header section into hbuf. Returns 1 when input ended inside
@@ -790,6 +805,7 @@ static int read_headers(const struct opts *o, char *first, size_t cap,
 			long *first_len, int *first_eol)
 {
 	char line[SENDMAIL_LINE_CHUNK];
+	struct buf h;
 	int eol, line_start = 1, in_field = 0, first_line = 1;
 	long n;
 
@@ -821,12 +837,13 @@ static int read_headers(const struct opts *o, char *first, size_t cap,
 			}
 			in_field = 1;
 		}
-		if (hlen + (size_t)n + 1 > sizeof(hbuf))
+		buf_init_len(&h, hbuf, sizeof(hbuf), hlen);
+		if (!buf_fits(&h, (size_t)n, 1))
 			return -1;
-		memcpy(hbuf + hlen, line, (size_t)n);
-		hlen += (size_t)n;
+		buf_add(&h, line, (size_t)n);
 		if (eol)
-			hbuf[hlen++] = '\n';
+			buf_addc(&h, '\n');
+		hlen = h.len;
 		line_start = eol;
 	}
 }

@@ -13,7 +13,7 @@ int buf_add(struct buf *b, const void *data, size_t n)
 		return -1;
 	}
 	if (n)
-		memcpy(b->p + b->len, data, n);
+		memmove(b->p + b->len, data, n);
 	b->len += n;
 	return 0;
 }
@@ -21,11 +21,6 @@ int buf_add(struct buf *b, const void *data, size_t n)
 int buf_adds(struct buf *b, const char *s)
 {
 	return buf_add(b, s, strlen(s));
-}
-
-int buf_addc(struct buf *b, char c)
-{
-	return buf_add(b, &c, 1);
 }
 
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)

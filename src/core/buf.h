@@ -57,11 +57,34 @@ static inline int buf_fits(const struct buf *b, size_t n, size_t keep)
 	return sat_add(n, keep) <= buf_remaining(b);
 }
 
-/* Appends n bytes of data; 0, or -1 (nothing written) when they do not fit. */
+/* Appends n bytes of data; 0, or -1 (nothing written) when they do not fit.
+ * data may lie inside the buffer itself (a compaction in place). */
 int buf_add(struct buf *b, const void *data, size_t n);
 /* A NUL-terminated string, without its NUL. */
 int buf_adds(struct buf *b, const char *s);
-int buf_addc(struct buf *b, char c);
+
+/* One byte; inline, for the byte-at-a-time converters (mboxrd quoting,
+ * CRLF conversion). */
+static inline int buf_addc(struct buf *b, char c)
+{
+	if (b->len >= b->cap) {
+		b->full = 1;
+		return -1;
+	}
+	b->p[b->len] = c;
+	b->len++;
+	return 0;
+}
+
+/* b over cap bytes at mem of which the first len are already in use
+ * (clamped to cap). */
+static inline void buf_init_len(struct buf *b, void *mem, size_t cap, size_t len)
+{
+	b->p = mem;
+	b->cap = cap;
+	b->len = len < cap ? len : cap;
+	b->full = 0;
+}
 /* printf into the free space; -1 (nothing kept) when it does not fit whole. */
 int buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

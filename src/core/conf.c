@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/util.h"
 
 #define CONF_LINE_MAX 1024
@@ -37,12 +38,21 @@ static int fail(struct parse *p, const char *fmt, ...)
 static int fail(struct parse *p, const char *fmt, ...)
 {
 	va_list ap;
-	int n = snprintf(p->err, p->errlen, "%s:%d: ", p->file, p->line);
+	struct buf b;
 
-	if (n < 0 || (size_t)n >= p->errlen)
+	buf_init(&b, p->err, p->errlen);
+	if (buf_printf(&b, "%s:%d: ", p->file, p->line) != 0)
 		return -1;
 	va_start(ap, fmt);
-	vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+	if (buf_vprintf(&b, fmt, ap) != 0 && p->errlen > 0) {
+		/* Cut: as much of it as fits, like snprintf. */
+		char *r = buf_reserve(&b, 0);
+		size_t room = buf_remaining(&b);
+		va_end(ap);
+		va_start(ap, fmt);
+		if (r && room)
+			vsnprintf(r, room, fmt, ap);
+	}
 	va_end(ap);
 	return -1;
 }

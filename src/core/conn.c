@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/conf.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -445,14 +446,16 @@ int conn_write(struct conn *c, const char *data, size_t len)
 {
 	if (c->w.fd < 0)
 		return -1;
-	if (len > conn_out_free(c)) {
+	struct buf b;
+
+	buf_init_len(&b, c->outp, c->outcap, c->out_len);
+	if (buf_add(&b, data, len) != 0) {
 		log_msg(LOGL_ERR, "conn %u: reply of %zu bytes does not fit",
 			c->id, len);
 		conn_close(c, "output overflow");
 		return -1;
 	}
-	memcpy(c->outp + c->out_len, data, len);
-	c->out_len += len;
+	c->out_len = b.len;
 	return 0;
 }
 

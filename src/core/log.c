@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
+
 #define LOG_LINE_MAX 512
 
 static char ring[CONFIG_LOG_BUF];
@@ -80,51 +82,50 @@ int log_pending_fd(void)
 
 static void emit_stderr(const char *line, size_t len)
 {
-	char note[64];
-	int nl;
+	struct buf b;
 
-	if (dropped && ring_len + 64 < sizeof(ring)) {
-		nl = snprintf(note, sizeof(note), "postie: %lu log lines dropped\n",
-			      dropped);
-		memcpy(ring + ring_len, note, (size_t)nl);
-		ring_len += (size_t)nl;
+	buf_init_len(&b, ring, sizeof(ring), ring_len);
+	if (dropped && buf_fits(&b, 64, 0) &&
+	    buf_printf(&b, "postie: %lu log lines dropped\n", dropped) == 0)
 		dropped = 0;
-	}
-	if (ring_len + len > sizeof(ring)) {
+	if (buf_add(&b, line, len) != 0)
 		dropped++;
-		return;
-	}
-	memcpy(ring + ring_len, line, len);
-	ring_len += len;
-	log_flush();
+	ring_len = b.len;
+	if (!b.full)
+		log_flush();
 }
 
 void log_msg(int level, const char *fmt, ...)
 {
 	char line[LOG_LINE_MAX + 64];
-	int head, n;
+	struct buf b;
+	char *msg;
+	int n;
 	va_list ap;
 
 	if (level > max_level || (level == LOGL_DEBUG && !CONFIG_DEBUG_PROTOCOL))
 		return;
+	buf_init(&b, line, sizeof(line));
 	if (syslog_fd >= 0)
-		head = snprintf(line, sizeof(line), "<%d>postie[%d]: ",
-				16 * 8 + level, (int)getpid()); /* mail facility */
+		buf_printf(&b, "<%d>postie[%d]: ", 16 * 8 + level,
+			   (int)getpid());      /* mail facility */
 	else
-		head = snprintf(line, sizeof(line), "postie: ");
+		buf_adds(&b, "postie: ");
+	/* The message, cut to LOG_LINE_MAX - 1 bytes, and room for the LF. */
+	msg = buf_reserve(&b, LOG_LINE_MAX);
+	if (!msg)
+		return;
 	va_start(ap, fmt);
-	n = vsnprintf(line + head, LOG_LINE_MAX, fmt, ap);
+	n = vsnprintf(msg, LOG_LINE_MAX, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
-	if (n >= LOG_LINE_MAX)
-		n = LOG_LINE_MAX - 1;
-	n += head;
+	buf_commit(&b, n >= LOG_LINE_MAX ? LOG_LINE_MAX - 1 : (size_t)n);
 	if (syslog_fd >= 0) {
-		if (send(syslog_fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		if (send(syslog_fd, line, b.len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 			dropped++;
 		return;
 	}
-	line[n++] = '\n';
-	emit_stderr(line, (size_t)n);
+	buf_addc(&b, '\n');
+	emit_stderr(line, b.len);
 }

@@ -96,7 +96,8 @@ int loop_step(int max_wait_ms)
 			pfd[n].fd = w->fd;
 			pfd[n].events = w->events;
 			pfd[n].revents = 0;
-			pfd_owner[n++] = w;
+			pfd_owner[n] = w;       /* n < i + 1: in the table */
+			n++;
 		}
 	}
 	if (next >= 0) {

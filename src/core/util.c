@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
+
 int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -112,27 +114,26 @@ int parse_duration(const char *s, uint64_t *out)
 char *str_printable(char *dst, size_t n, const char *src, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t o = 0, i;
+	struct buf b;
 
 	if (n < 8)
 		return dst[0] = '\0', dst;
-	for (i = 0; i < len; i++) {
+	buf_init(&b, dst, n);
+	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)src[i];
-		if (o + 8 > n) {
-			memcpy(dst + o, "...", 3);
-			o += 3;
+		/* Room for the longest escape, then "..." and the NUL. */
+		if (!buf_fits(&b, 4, 4)) {
+			buf_adds(&b, "...");
 			break;
 		}
 		if (c >= 0x20 && c < 0x7f && c != '\\') {
-			dst[o++] = (char)c;
+			buf_addc(&b, (char)c);
 		} else {
-			dst[o++] = '\\';
-			dst[o++] = 'x';
-			dst[o++] = hex[c >> 4];
-			dst[o++] = hex[c & 15];
+			char esc[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] };
+			buf_add(&b, esc, sizeof(esc));
 		}
 	}
-	dst[o] = '\0';
+	buf_nul(&b);
 	return dst;
 }
 

@@ -262,8 +262,11 @@ static void on_a4(struct dns_ctx *c, struct dns_rr_a4 *rr, void *data)
 		if (st != DNS_E_NXDOMAIN && st != DNS_E_NODATA)
 			m->temp = 1;
 	} else {
-		for (int i = 0; i < rr->dnsa4_nrr && m->n4 < DNS_MAX_TARGETS; i++)
-			memcpy(m->a4[m->n4++], &rr->dnsa4_addr[i], 4);
+		/* A table of addresses: n4 < its size, checked each time. */
+		for (int i = 0; i < rr->dnsa4_nrr && m->n4 < DNS_MAX_TARGETS; i++) {
+			memcpy(m->a4[m->n4], &rr->dnsa4_addr[i], 4);
+			m->n4++;
+		}
 		free(rr);
 	}
 	query_done(m->lk);
@@ -278,8 +281,10 @@ static void on_a6(struct dns_ctx *c, struct dns_rr_a6 *rr, void *data)
 		if (st != DNS_E_NXDOMAIN && st != DNS_E_NODATA)
 			m->temp = 1;
 	} else {
-		for (int i = 0; i < rr->dnsa6_nrr && m->n6 < DNS_MAX_TARGETS; i++)
-			memcpy(m->a6[m->n6++], &rr->dnsa6_addr[i], 16);
+		for (int i = 0; i < rr->dnsa6_nrr && m->n6 < DNS_MAX_TARGETS; i++) {
+			memcpy(m->a6[m->n6], &rr->dnsa6_addr[i], 16);
+			m->n6++;
+		}
 		free(rr);
 	}
 	query_done(m->lk);

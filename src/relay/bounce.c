@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
+
 #define ADDR_CAP 256            /* RFC 5321 path */
 #define HOST_CAP 255
 #define DIAG_CAP 400            /* remote replies are cut here */
@@ -48,14 +50,16 @@ static void flush(struct out *o)
 
 static void put(struct out *o, const char *p, size_t len)
 {
+	struct buf b;
+
 	while (len > 0 && !o->err) {
-		size_t room = sizeof(o->buf) - o->n;
-		size_t k = len < room ? len : room;
-		memcpy(o->buf + o->n, p, k);
-		o->n += k;
+		buf_init_len(&b, o->buf, sizeof(o->buf), o->n);
+		size_t k = len < buf_remaining(&b) ? len : buf_remaining(&b);
+		buf_add(&b, p, k);
+		o->n = b.len;
 		p += k;
 		len -= k;
-		if (o->n == sizeof(o->buf))
+		if (!buf_remaining(&b))
 			flush(o);
 	}
 }
@@ -86,21 +90,24 @@ static void putf(struct out *o, const char *fmt, ...)
  * squeezed, at most cap bytes. */
 static const char *clean(char *dst, size_t n, const char *src, size_t cap)
 {
-	size_t j = 0;
+	struct buf b;
 
 	if (!src)
 		src = "";
-	for (size_t i = 0; src[i] && j + 1 < n && j < cap; i++) {
+	/* At most cap bytes, and one more of dst for the NUL. */
+	buf_init(&b, dst, sat_sub(n, 1) < cap ? sat_sub(n, 1) : cap);
+	for (size_t i = 0; src[i] && buf_remaining(&b) > 0; i++) {
 		unsigned char c = (unsigned char)src[i];
 		if (c < 0x20 || c == 0x7f)
 			c = ' ';
-		if (c == ' ' && (j == 0 || dst[j - 1] == ' '))
+		if (c == ' ' && (b.len == 0 || dst[b.len - 1] == ' '))
 			continue;
-		dst[j++] = (char)c;
+		buf_addc(&b, (char)c);
 	}
-	while (j > 0 && dst[j - 1] == ' ')
-		j--;
-	dst[j] = '\0';
+	while (b.len > 0 && dst[b.len - 1] == ' ')
+		buf_truncate(&b, b.len - 1);
+	if (n > 0)
+		dst[b.len] = '\0';
 	return dst;
 }
 
@@ -108,13 +115,15 @@ static const char *clean(char *dst, size_t n, const char *src, size_t cap)
  * end it (<, >, blanks). */
 static const char *clean_addr(char *dst, size_t n, const char *src)
 {
-	size_t j = 0;
+	struct buf b;
 
 	clean(dst, n, src, ADDR_CAP);
+	/* In place: the kept characters only move down. */
+	buf_init(&b, dst, n);
 	for (size_t i = 0; dst[i]; i++)
 		if (dst[i] != '<' && dst[i] != '>' && dst[i] != ' ')
-			dst[j++] = dst[i];
-	dst[j] = '\0';
+			buf_addc(&b, dst[i]);
+	buf_nul(&b);
 	return dst;
 }
 
@@ -153,15 +162,19 @@ static void rfc5322_date(char *buf, size_t n, time_t t)
  * boundary. */
 static void token(char *dst, size_t n, const char *src)
 {
-	size_t j = 0;
+	struct buf b;
 
-	for (size_t i = 0; src && src[i] && j + 1 < n && j < 64; i++) {
+	if (n == 0)
+		return;
+	/* At most 64 characters, and the NUL. */
+	buf_init(&b, dst, n - 1 < 64 ? n - 1 : 64);
+	for (size_t i = 0; src && src[i] && buf_remaining(&b) > 0; i++) {
 		char c = src[i];
 		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		    (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_')
-			dst[j++] = c;
+			buf_addc(&b, c);
 	}
-	dst[j] = '\0';
+	dst[b.len] = '\0';
 }
 
 /* Copies the header section of the original: up to the first empty line,
@@ -172,11 +185,12 @@ static int copy_headers(struct out *o, const struct bounce_msg *m)
 	char chunk[1024];
 	long long off = m->data_off, end = m->data_off + m->data_len;
 	long long budget = BOUNCE_HEADERS_MAX;
-	char line[LINE_CAP + 2];
-	size_t ll = 0;
+	char mem[LINE_CAP + 2];
+	struct buf line;
 
 	if (m->src_fd < 0 || m->data_len <= 0)
 		return 0;
+	buf_init(&line, mem, sizeof(mem));
 	while (off < end && budget > 0) {
 		size_t want = sizeof(chunk);
 		ssize_t got;
@@ -196,28 +210,28 @@ static int copy_headers(struct out *o, const struct bounce_msg *m)
 			if (c == '\r' || c == '\0')
 				continue;
 			if (c != '\n') {
-				if (ll < LINE_CAP)
-					line[ll++] = c;
+				if (line.len < LINE_CAP)
+					buf_addc(&line, c);     /* longer: cut */
 				continue;
 			}
-			if (ll == 0)
+			if (line.len == 0)
 				return 0;       /* end of the headers */
-			if ((long long)ll + 2 > budget)
+			if ((long long)line.len + 2 > budget)
 				return 0;
-			if (line[0] == '-' && ll > 1 && line[1] == '-')
+			if (mem[0] == '-' && line.len > 1 && mem[1] == '-')
 				put(o, " ", 1);
-			line[ll++] = '\n';
-			put(o, line, ll);
-			budget -= (long long)ll + 1;
-			ll = 0;
+			buf_addc(&line, '\n');
+			put(o, mem, line.len);
+			budget -= (long long)line.len + 1;
+			buf_reset(&line);
 		}
 	}
 	/* A last header line without LF (a message of headers only). */
-	if (ll > 0 && off >= end && (long long)ll + 2 <= budget) {
-		if (line[0] == '-' && ll > 1 && line[1] == '-')
+	if (line.len > 0 && off >= end && (long long)line.len + 2 <= budget) {
+		if (mem[0] == '-' && line.len > 1 && mem[1] == '-')
 			put(o, " ", 1);
-		line[ll++] = '\n';
-		put(o, line, ll);
+		buf_addc(&line, '\n');
+		put(o, mem, line.len);
 	}
 	return 0;
 }

@@ -498,14 +498,14 @@ static void walk_entry(struct walk *w, const char *e, size_t el, size_t sl,
 {
 	char sbd[FOLDER_PATH_MAX + 24];
 	int kind, has_sbd, children;
+	struct buf p, n;
 
-	w->path[plen] = '/';
-	memcpy(w->path + plen + 1, e, el);
-	w->path[plen + 1 + el] = '\0';
-	if (nlen)
-		w->name[nlen] = '/';
-	memcpy(w->name + nlen + (nlen ? 1 : 0), e, sl);
-	w->name[nlen + (nlen ? 1 : 0) + sl] = '\0';
+	buf_init_len(&p, w->path, sizeof(w->path), plen);
+	buf_init_len(&n, w->name, sizeof(w->name), nlen);
+	if (buf_addc(&p, '/') != 0 || buf_add(&p, e, el) != 0 || buf_nul(&p) != 0 ||
+	    (nlen && buf_addc(&n, '/') != 0) || buf_add(&n, e, sl) != 0 ||
+	    buf_nul(&n) != 0)
+		goto out;
 	kind = kind_of(w->path);
 	if (kind == FOLDER_NONE)
 		goto out;
@@ -516,13 +516,11 @@ static void walk_entry(struct walk *w, const char *e, size_t el, size_t sl,
 	children = kind == FOLDER_DIR ? !dir_empty(w->path) : has_sbd && !dir_empty(sbd);
 	w->n++;
 	w->fn(w->ctx, w->name, kind, children);
-	if (has_sbd && plen + 1 + el + 4 <= FOLDER_PATH_MAX) {
-		memcpy(w->path + plen + 1 + el, SBD, sizeof(SBD));
-		el += 4;
+	if (has_sbd && sat_add(p.len, 4) <= FOLDER_PATH_MAX && buf_adds(&p, SBD) == 0 &&
+	    buf_nul(&p) == 0)
 		kind = FOLDER_DIR;
-	}
 	if (kind == FOLDER_DIR && depth + 1 < FOLDER_DEPTH)
-		walk_dir(w, nlen + (nlen ? 1 : 0) + sl, plen + 1 + el, depth + 1);
+		walk_dir(w, n.len, p.len, depth + 1);
 out:
 	w->path[plen] = '\0';
 	w->name[nlen] = '\0';
@@ -652,8 +650,9 @@ int folder_subscribe(const char *base, const char *name, int on)
 {
 	static char buf[FOLDER_SUBS_MAX + FOLDER_NAME_MAX + 2];
 	char path[FOLDER_PATH_MAX + 32];
+	struct buf out;
 	long len;
-	size_t nl = strlen(name), w = 0;
+	size_t nl = strlen(name);
 
 	char idir[FOLDER_PATH_MAX + 16];
 
@@ -664,27 +663,27 @@ int folder_subscribe(const char *base, const char *name, int on)
 	len = folder_subs(base, buf, FOLDER_SUBS_MAX + 1);
 	if (folder_is_subscribed(buf, name) == on)
 		return 0;
-	/* Rewrite without the name, then add it when subscribing. */
+	/* Rewrite without the name (in place: the kept lines only move
+	 * down), then add it when subscribing. */
+	buf_init(&out, buf, FOLDER_SUBS_MAX);
 	for (long i = 0; i < len;) {
 		char *e = memchr(buf + i, '\n', (size_t)(len - i));
 		size_t l = e ? (size_t)(e - (buf + i)) : (size_t)(len - i);
 		if (l && !(l == nl && memcmp(buf + i, name, nl) == 0)) {
-			memmove(buf + w, buf + i, l);
-			w += l;
-			buf[w++] = '\n';
+			buf_add(&out, buf + i, l);
+			buf_addc(&out, '\n');
 		}
 		i += (long)l + 1;
 	}
 	if (on) {
-		if (w + nl + 1 > FOLDER_SUBS_MAX) {
-			errno = EMLINK;
-			return -1;
-		}
-		memcpy(buf + w, name, nl);
-		w += nl;
-		buf[w++] = '\n';
+		buf_add(&out, name, nl);
+		buf_addc(&out, '\n');
 	}
-	return write_file(path, buf, w);
+	if (out.full) {
+		errno = EMLINK;
+		return -1;
+	}
+	return write_file(path, buf, out.len);
 }
 
 int folder_setup(const char *base, int with_specials)

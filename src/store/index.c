@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -281,12 +282,15 @@ static void hdr_line(struct idx_scan *s)
 /* Bytes of a header line, kept when flags are read from the header. */
 static void hdr_take(struct idx_scan *s, const unsigned char *p, size_t n)
 {
+	struct buf b;
+
 	if (!s->kw || !s->in_hdr)
 		return;
-	if (n > sizeof(s->hl) - s->hlen)
-		n = sizeof(s->hl) - s->hlen;    /* a longer line is cut */
-	memcpy(s->hl + s->hlen, p, n);
-	s->hlen += n;
+	buf_init_len(&b, s->hl, sizeof(s->hl), s->hlen);
+	if (n > buf_remaining(&b))
+		n = buf_remaining(&b);          /* a longer line is cut */
+	buf_add(&b, p, n);
+	s->hlen = b.len;
 }
 
 /* The LF at file offset lf ends the current line. */
@@ -425,25 +429,29 @@ static void out_line_done(struct idx_out *o, int blank)
 }
 
 /* Held prefix bytes ('>' and part of "From ") go out as they were. */
-static size_t out_flush_prefix(struct idx_out *o, char *out)
+static void out_flush_prefix(struct idx_out *o, struct buf *b)
 {
-	size_t w = 0;
-
 	if (o->gt)
-		out[w++] = '>';
-	memcpy(out + w, from5, (size_t)o->fm);
-	w += (size_t)o->fm;
-	if (w)
+		buf_addc(b, '>');
+	buf_add(b, from5, (size_t)o->fm);
+	if (o->gt || o->fm)
 		o->bol = 0;
 	o->gt = o->fm = 0;
-	return w;
+}
+
+/* The output of n input bytes: at most 2 * n + 8 (index.h). */
+static size_t out_room(size_t n)
+{
+	return sat_add(sat_add(n, n), 8);
 }
 
 size_t idx_out_feed(struct idx_out *o, const unsigned char *in, size_t n,
 		    char *out, size_t *used)
 {
-	size_t w = 0, i;
+	struct buf b;
+	size_t i;
 
+	buf_init(&b, out, out_room(n));
 	for (i = 0; i < n && !o->done; i++) {
 		unsigned char c = in[i];
 
@@ -451,19 +459,18 @@ size_t idx_out_feed(struct idx_out *o, const unsigned char *in, size_t n,
 			o->cr = 0;
 			if (c == '\n') {
 				int blank = o->bol;
-				out[w++] = '\r';
-				out[w++] = '\n';
+				buf_add(&b, "\r\n", 2);
 				out_line_done(o, blank);
 				continue;
 			}
-			out[w++] = '\r';
+			buf_addc(&b, '\r');
 			o->bol = 0;
 		}
 		if (o->bol || o->gt || o->fm) {
 			/* Line start: a run of '>' then "From " loses one '>'. */
 			if (c == '>' && o->fm == 0) {
 				if (o->gt)
-					out[w++] = '>';
+					buf_addc(&b, '>');
 				o->gt = 1;
 				o->bol = 0;
 				continue;
@@ -471,16 +478,15 @@ size_t idx_out_feed(struct idx_out *o, const unsigned char *in, size_t n,
 			if (c == (unsigned char)from5[o->fm]) {
 				o->bol = 0;
 				if (++o->fm == 5) {
-					memcpy(out + w, from5, 5);
-					w += 5;
+					buf_add(&b, from5, 5);
 					o->fm = o->gt = 0;
 				}
 				continue;
 			}
 			if (o->gt || o->fm) {
-				w += out_flush_prefix(o, out + w);
+				out_flush_prefix(o, &b);
 			} else if (c == '.' && o->stuff) {
-				out[w++] = '.';
+				buf_addc(&b, '.');
 			}
 		}
 		if (c == '\r') {
@@ -489,32 +495,30 @@ size_t idx_out_feed(struct idx_out *o, const unsigned char *in, size_t n,
 		}
 		if (c == '\n') {
 			int blank = o->bol;
-			out[w++] = '\r';
-			out[w++] = '\n';
+			buf_add(&b, "\r\n", 2);
 			out_line_done(o, blank);
 			continue;
 		}
-		out[w++] = (char)c;
+		buf_addc(&b, (char)c);
 		o->bol = 0;
 	}
 	*used = i;
-	return w;
+	return b.len;
 }
 
 size_t idx_out_end(struct idx_out *o, char *out)
 {
-	size_t w = 0;
+	struct buf b;
 
 	if (o->done)
 		return 0;
-	w = out_flush_prefix(o, out);
-	if (o->cr || !o->bol) {
-		out[w++] = '\r';
-		out[w++] = '\n';
-	}
+	buf_init(&b, out, out_room(0));
+	out_flush_prefix(o, &b);
+	if (o->cr || !o->bol)
+		buf_add(&b, "\r\n", 2);
 	o->cr = 0;
 	o->bol = 1;
-	return w;
+	return b.len;
 }
 
 /* ---- files ------------------------------------------------------------- */
@@ -612,8 +616,13 @@ int idx_put(struct idx_reader *r, uint32_t i, const struct idx_rec *rec)
 	idx_rec_encode(rec, b);
 	if (pwrite_all(r->fd, b, sizeof(b), IDX_HDR_SIZE + (uint64_t)i * IDX_REC_SIZE) != 0)
 		return -1;
-	if (i >= r->first && i < r->first + r->ncached)
-		memcpy(r->cache + (size_t)(i - r->first) * IDX_REC_SIZE, b, sizeof(b));
+	if (i >= r->first && i < r->first + r->ncached) {
+		/* The cached copy: record slot i - first of the cache. */
+		struct buf c;
+		buf_init_len(&c, r->cache, sizeof(r->cache),
+			     (size_t)(i - r->first) * IDX_REC_SIZE);
+		buf_add(&c, b, sizeof(b));
+	}
 	return 0;
 }
 
@@ -771,15 +780,18 @@ static int kw_put(struct idx_kw *t, const char *name, size_t n)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if (t->n >= IDX_KW_MAX || n + 1 > sizeof(t->buf) - t->used) {
+	struct buf b;
+
+	buf_init_len(&b, t->buf, sizeof(t->buf), t->used);
+	if (t->n >= IDX_KW_MAX || !buf_fits(&b, n, 1)) {
 		errno = ENOSPC;
 		return -1;
 	}
 	t->off[t->n] = (uint16_t)t->used;
 	t->len[t->n] = (uint8_t)n;
-	memcpy(t->buf + t->used, name, n);
-	t->used += n;
-	t->buf[t->used++] = '\n';
+	buf_add(&b, name, n);
+	buf_addc(&b, '\n');
+	t->used = b.len;
 	t->n++;
 	return 0;
 }
@@ -1063,10 +1075,15 @@ static int migrate_v2(const char *ipath, const char *tmppath)
 		if (pread_all(fd, in, (size_t)n * IDX_V2_REC,
 			      IDX_HDR_SIZE + (uint64_t)i * IDX_V2_REC) != 0)
 			goto out;
+		struct buf ob;
 		memset(out, 0, sizeof(out));
-		for (uint32_t k = 0; k < n; k++)
-			memcpy(out + (size_t)k * IDX_REC_SIZE, in + (size_t)k * IDX_V2_REC,
-			       IDX_V2_REC);    /* the keyword mask stays 0 */
+		buf_init(&ob, out, sizeof(out));
+		for (uint32_t k = 0; k < n; k++) {
+			/* A version 2 record, then the keyword mask (0). */
+			buf_add(&ob, in + (size_t)k * IDX_V2_REC, IDX_V2_REC);
+			if (buf_reserve(&ob, IDX_REC_SIZE - IDX_V2_REC))
+				buf_commit(&ob, IDX_REC_SIZE - IDX_V2_REC);
+		}
 		if (pwrite_all(ofd, out, (size_t)n * IDX_REC_SIZE,
 			       IDX_HDR_SIZE + (uint64_t)i * IDX_REC_SIZE) != 0)
 			goto out;

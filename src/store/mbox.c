@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -32,8 +33,10 @@ void mbox_quote_init(struct mbox_quote *q)
 size_t mbox_quote(struct mbox_quote *q, const char *in, size_t n, char *out)
 {
 	static const char from[] = "From ";
-	size_t o = 0;
+	struct buf b;
 
+	/* The room mbox.h promises: 6 * n + 6. */
+	buf_init(&b, out, n > (SIZE_MAX - 6) / 6 ? SIZE_MAX : 6 * n + 6);
 	for (size_t i = 0; i < n; i++) {
 		char c = in[i];
 
@@ -41,40 +44,38 @@ size_t mbox_quote(struct mbox_quote *q, const char *in, size_t n, char *out)
 			if (q->from == 0 && c == '>') {
 				q->bol = 0;
 				q->gt = 1;
-				out[o++] = c;
+				buf_addc(&b, c);
 				continue;
 			}
 			if (c == from[q->from]) {
 				if (++q->from == 5) {
 					/* One more '>' in front: any place in the run
 					 * of '>' gives the same bytes. */
-					out[o++] = '>';
-					memcpy(out + o, from, 5);
-					o += 5;
+					buf_add(&b, ">From ", 6);
 					q->from = 0;
 					q->bol = q->gt = 0;
 				}
 				continue;
 			}
-			memcpy(out + o, from, (size_t)q->from);
-			o += (size_t)q->from;
+			buf_add(&b, from, (size_t)q->from);
 			q->from = 0;
 			q->bol = q->gt = 0;
 		}
-		out[o++] = c;
+		buf_addc(&b, c);
 		if (c == '\n')
 			q->bol = 1;
 	}
-	return o;
+	return b.len;
 }
 
 size_t mbox_quote_end(struct mbox_quote *q, char *out)
 {
-	size_t o = (size_t)q->from;
+	struct buf b;
 
-	memcpy(out, "From ", o);
+	buf_init(&b, out, 6);
+	buf_add(&b, "From ", (size_t)q->from);
 	mbox_quote_init(q);
-	return o;
+	return b.len;
 }
 
 size_t mbox_from_line(char *out, size_t n, const char *sender, time_t t)
@@ -421,6 +422,7 @@ int mbox_append_step(struct mbox_lock *l, struct mbox_append *a,
 		     const char *sender, time_t t, int src, off_t off, off_t len,
 		     size_t budget)
 {
+	struct buf tail;
 	size_t o;
 
 	if (a->written) {
@@ -463,10 +465,11 @@ int mbox_append_step(struct mbox_lock *l, struct mbox_append *a,
 	o = mbox_quote_end(&a->q, outbuf);
 	if (o)
 		a->last = outbuf[o - 1];
+	buf_init_len(&tail, outbuf, sizeof(outbuf), o);
 	if (a->last != '\n')
-		outbuf[o++] = '\n';
-	outbuf[o++] = '\n';
-	if (write_all_fd(l->fd, outbuf, o) != 0)
+		buf_addc(&tail, '\n');
+	buf_addc(&tail, '\n');
+	if (write_all_fd(l->fd, outbuf, tail.len) != 0)
 		goto fail;
 	a->written = 1;
 	mbox_step_end(l);

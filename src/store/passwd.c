@@ -17,6 +17,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "core/buf.h"
+
 #define SALT_MAX 16
 
 /* The crypt base64 alphabet, which is not RFC 4648's. */
@@ -204,10 +206,10 @@ static void sha_crypt(const struct scheme *sc, const unsigned char *pw,
 
 /* The final digest in crypt base64, 6 bits at a time from the low end of
  * each 3-byte group; a short last group gives one char more than bytes. */
-static size_t encode_digest(const struct scheme *sc, const unsigned char *d,
-			    char *out)
+static void encode_digest(const struct scheme *sc, const unsigned char *d,
+			  struct buf *out)
 {
-	size_t i, k, o = 0;
+	size_t i, k;
 
 	for (i = 0; i < sc->hlen; i += 3) {
 		size_t n = sc->hlen - i < 3 ? sc->hlen - i : 3;
@@ -216,10 +218,8 @@ static size_t encode_digest(const struct scheme *sc, const unsigned char *d,
 		for (k = 0; k < n; k++)
 			w = w << 8 | d[sc->order[i + k]];
 		for (k = 0; k <= n; k++, w >>= 6)
-			out[o++] = crypt64[w & 63];
+			buf_addc(out, crypt64[w & 63]);
 	}
-	out[o] = '\0';
-	return o;
 }
 
 int passwd_crypt(const char *pw, size_t pwlen, const char *setting, char *out,
@@ -227,23 +227,25 @@ int passwd_crypt(const char *pw, size_t pwlen, const char *setting, char *out,
 {
 	struct setting st;
 	unsigned char a[64];
-	int n;
+	struct buf b;
 
 	if (pwlen > PASSWD_MAX_LEN || parse_setting(setting, &st) != 0)
 		return -1;
+	buf_init(&b, out, outlen);
 	if (st.custom)
-		n = snprintf(out, outlen, "$%c$rounds=%lu$", st.sc->id, st.rounds);
+		buf_printf(&b, "$%c$rounds=%lu$", st.sc->id, st.rounds);
 	else
-		n = snprintf(out, outlen, "$%c$", st.sc->id);
-	if (n < 0 || (size_t)n + st.salt_len + 1 + st.sc->enclen >= outlen)
+		buf_printf(&b, "$%c$", st.sc->id);
+	/* Room for the salt, '$', the digest and the NUL, checked before
+	 * the slow part. */
+	if (b.full || !buf_fits(&b, sat_add(st.salt_len, 1), sat_add(st.sc->enclen, 1)))
 		return -1;
 	sha_crypt(st.sc, (const unsigned char *)pw, pwlen,
 		  (const unsigned char *)st.salt, st.salt_len, st.rounds, a);
-	memcpy(out + n, st.salt, st.salt_len);
-	n += (int)st.salt_len;
-	out[n++] = '$';
-	encode_digest(st.sc, a, out + n);
-	return 0;
+	buf_add(&b, st.salt, st.salt_len);
+	buf_addc(&b, '$');
+	encode_digest(st.sc, a, &b);
+	return b.full || buf_nul(&b) != 0 ? -1 : 0;
 }
 
 static int ct_equal(const void *a, const void *b, size_t n)

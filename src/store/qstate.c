@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/conf.h"
 #include "core/util.h"
 #include "store/spool.h"
@@ -229,26 +230,27 @@ int qstate_parse_line(struct qstate *s, const char *line, size_t len)
 int qstate_read(FILE *f, struct qstate *s)
 {
 	char line[QSTATE_LINE];
-	size_t len = 0;
-	int c, bad = 0;
+	struct buf b;
+	int c;
 
-	/* By bytes: a NUL or an over-long line spoils only that line. */
+	/* By bytes: a NUL or an over-long line spoils only that line
+	 * (the byte after the line is for its NUL). */
+	buf_init(&b, line, sizeof(line) - 1);
 	while ((c = getc(f)) != EOF) {
 		if (c == '\n') {
-			line[len] = '\0';
-			if (!bad)
-				qstate_parse_line(s, line, len);
-			len = 0;
-			bad = 0;
-		} else if (c == '\0' || len == sizeof(line) - 1) {
-			bad = 1;
+			line[b.len] = '\0';
+			if (!b.full)
+				qstate_parse_line(s, line, b.len);
+			buf_reset(&b);
+		} else if (c == '\0') {
+			b.full = 1;
 		} else {
-			line[len++] = (char)c;
+			buf_addc(&b, (char)c);
 		}
 	}
-	if (len > 0 && !bad) {
-		line[len] = '\0';
-		qstate_parse_line(s, line, len);
+	if (b.len > 0 && !b.full) {
+		line[b.len] = '\0';
+		qstate_parse_line(s, line, b.len);
 	}
 	return ferror(f) ? -1 : 0;
 }

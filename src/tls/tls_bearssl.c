@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -83,22 +84,10 @@ static const uint16_t suites[] = {
 
 /* ---- loading -------------------------------------------------------- */
 
-struct pem_out {
-	unsigned char *buf;
-	size_t len, cap;
-	int overflow;
-};
-
+/* The DER of one PEM object; b.full once it did not fit. */
 static void pem_append(void *ctx, const void *data, size_t len)
 {
-	struct pem_out *o = ctx;
-
-	if (o->len + len > o->cap) {
-		o->overflow = 1;
-		return;
-	}
-	memcpy(o->buf + o->len, data, len);
-	o->len += len;
+	buf_add(ctx, data, len);
 }
 
 /* Walks the PEM objects of text; fn gets each object's name and DER. */
@@ -109,10 +98,11 @@ static int pem_each(const char *text, size_t len, unsigned char *scratch,
 		    size_t cap, pem_fn fn, void *ctx)
 {
 	br_pem_decoder_context pc;
-	struct pem_out o = { .buf = scratch, .cap = cap };
+	struct buf o;
 	char name[128] = "";
 	int n = 0;
 
+	buf_init(&o, scratch, cap);
 	br_pem_decoder_init(&pc);
 	while (len > 0) {
 		size_t k = br_pem_decoder_push(&pc, text, len);
@@ -121,11 +111,11 @@ static int pem_each(const char *text, size_t len, unsigned char *scratch,
 		switch (br_pem_decoder_event(&pc)) {
 		case BR_PEM_BEGIN_OBJ:
 			snprintf(name, sizeof(name), "%s", br_pem_decoder_name(&pc));
-			o.len = 0;
+			buf_reset(&o);
 			br_pem_decoder_setdest(&pc, pem_append, &o);
 			break;
 		case BR_PEM_END_OBJ:
-			if (o.overflow || fn(ctx, name, o.buf, o.len) != 0)
+			if (o.full || fn(ctx, name, scratch, o.len) != 0)
 				return -1;
 			n++;
 			break;
@@ -667,18 +657,19 @@ static const br_x509_class x509_any_class = {
 	x509_any_end_cert, x509_any_end_chain, x509_any_get_pkey,
 };
 
-struct dn_buf {
-	unsigned char *p;
-	size_t len, cap;
-};
-
+/* The subject DN of a CA, into the anchor memory; b.full when it did not
+ * fit. */
 static void dn_append(void *ctx, const void *data, size_t len)
 {
-	struct dn_buf *d = ctx;
+	buf_add(ctx, data, len);
+}
 
-	if (d->len + len <= d->cap)
-		memcpy(d->p + d->len, data, len);
-	d->len += len;
+/* n bytes of p appended to the anchor memory; where they went, or NULL. */
+static unsigned char *anchor_put(struct buf *b, const void *p, size_t n)
+{
+	size_t at = b->len;
+
+	return buf_add(b, p, n) == 0 ? (unsigned char *)b->p + at : NULL;
 }
 
 struct ca_load {
@@ -691,41 +682,38 @@ static int on_ca(void *ctx, const char *name, const unsigned char *der,
 {
 	struct ca_load *l = ctx;
 	br_x509_decoder_context dc;
-	struct dn_buf dn = { anchor_mem + l->used, 0, l->cap - l->used };
+	struct buf dn, mem;
 	const br_x509_pkey *pk;
 	br_x509_trust_anchor *ta;
 
 	if (strcmp(name, "CERTIFICATE") != 0 && strcmp(name, "X509 CERTIFICATE") != 0)
 		return 0;
+	buf_init_len(&mem, anchor_mem, l->cap, l->used);
+	buf_init(&dn, buf_reserve(&mem, 0), buf_remaining(&mem));
 	br_x509_decoder_init(&dc, dn_append, &dn);
 	br_x509_decoder_push(&dc, der, len);
 	pk = br_x509_decoder_get_pkey(&dc);
-	if (!pk || dn.len > dn.cap) {
+	if (!pk || dn.full) {
 		l->bad++;
 		return 0;
 	}
 	ta = &anchors[l->n];
-	ta->dn.data = dn.p;
+	ta->dn.data = (unsigned char *)dn.p;
 	ta->dn.len = dn.len;
-	l->used += dn.len;
+	buf_commit(&mem, dn.len);       /* the DN is written there */
 	ta->flags = br_x509_decoder_isCA(&dc) ? BR_X509_TA_CA : 0;
 	ta->pkey = *pk;
 	if (pk->key_type == BR_KEYTYPE_RSA) {
-		size_t need = pk->key.rsa.nlen + pk->key.rsa.elen;
-		if (l->used + need > l->cap)
+		ta->pkey.key.rsa.n = anchor_put(&mem, pk->key.rsa.n, pk->key.rsa.nlen);
+		ta->pkey.key.rsa.e = anchor_put(&mem, pk->key.rsa.e, pk->key.rsa.elen);
+		if (!ta->pkey.key.rsa.n || !ta->pkey.key.rsa.e)
 			return -1;
-		ta->pkey.key.rsa.n = memcpy(anchor_mem + l->used, pk->key.rsa.n,
-					    pk->key.rsa.nlen);
-		ta->pkey.key.rsa.e = memcpy(anchor_mem + l->used + pk->key.rsa.nlen,
-					    pk->key.rsa.e, pk->key.rsa.elen);
-		l->used += need;
 	} else {
-		if (l->used + pk->key.ec.qlen > l->cap)
+		ta->pkey.key.ec.q = anchor_put(&mem, pk->key.ec.q, pk->key.ec.qlen);
+		if (!ta->pkey.key.ec.q)
 			return -1;
-		ta->pkey.key.ec.q = memcpy(anchor_mem + l->used, pk->key.ec.q,
-					   pk->key.ec.qlen);
-		l->used += pk->key.ec.qlen;
 	}
+	l->used = mem.len;
 	l->n++;
 	return 0;
 }
