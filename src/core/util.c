@@ -139,15 +139,16 @@ char *str_printable(char *dst, size_t n, const char *src, size_t len)
 
 char *str_clean(char *dst, size_t n, const char *src, size_t len)
 {
-	size_t j = 0;
+	struct buf b;
 
 	if (n == 0)
 		return dst;
-	for (size_t i = 0; src && i < len && src[i] && j + 1 < n; i++) {
+	buf_init(&b, dst, n - 1);       /* and the NUL */
+	for (size_t i = 0; src && i < len && src[i] && buf_remaining(&b) > 0; i++) {
 		unsigned char c = (unsigned char)src[i];
-		dst[j++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+		buf_addc(&b, (c < 0x20 || c == 0x7f) ? ' ' : (char)c);
 	}
-	dst[j] = '\0';
+	dst[b.len] = '\0';
 	return dst;
 }
 

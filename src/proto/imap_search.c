@@ -134,8 +134,9 @@ static void key_feed(struct srch_scan *x, const struct search_prog *p,
  * between calls within one field. */
 static size_t addr_filter(struct srch_scan *x, const char *b, size_t n, char *out)
 {
-	size_t o = 0;
+	struct buf o;
 
+	buf_init(&o, out, sat_add(n, n));       /* the promised room */
 	for (size_t i = 0; i < n; i++) {
 		char c = b[i];
 		if (x->a_depth) {
@@ -156,7 +157,7 @@ static size_t addr_filter(struct srch_scan *x, const char *b, size_t n, char *ou
 				x->a_esc = 1;
 			else if (c == '"')
 				x->a_quote = 0;
-			out[o++] = c;
+			buf_addc(&o, c);
 			x->a_last = c;
 			continue;
 		}
@@ -169,14 +170,14 @@ static size_t addr_filter(struct srch_scan *x, const char *b, size_t n, char *ou
 			continue;
 		}
 		if (x->a_space && x->a_last && x->a_last != '@' && c != '@')
-			out[o++] = ' ';
+			buf_addc(&o, ' ');
 		x->a_space = 0;
 		if (c == '"')
 			x->a_quote = 1;
-		out[o++] = c;
+		buf_addc(&o, c);
 		x->a_last = c;
 	}
-	return o;
+	return o.len;
 }
 
 static int is_addr_field(const struct search_node *nd)

@@ -342,24 +342,24 @@ int qstate_save(const char *dir, const char *name, const struct qstate *s)
 char *qstate_shown(char *dst, size_t n, const char *text)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t j = 0;
+	struct buf b;
 
 	if (n == 0)
 		return dst;
-	for (size_t i = 0; text[i] && j + 5 <= n; i++) {
+	buf_init(&b, dst, n - 1);       /* and the NUL */
+	/* A character goes only with room for the longest (4 bytes). */
+	for (size_t i = 0; text[i] && buf_fits(&b, 4, 0); i++) {
 		unsigned char c = (unsigned char)text[i];
 		if (c >= 0x20 && c < 0x7f) {
-			dst[j++] = (char)c;
+			buf_addc(&b, (char)c);
 		} else if (c >= 0x80) {
-			dst[j++] = '\\';
-			dst[j++] = 'x';
-			dst[j++] = hex[c >> 4];
-			dst[j++] = hex[c & 15];
+			char esc[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] };
+			buf_add(&b, esc, sizeof(esc));
 		} else {
-			dst[j++] = ' ';
+			buf_addc(&b, ' ');
 		}
 	}
-	dst[j] = '\0';
+	dst[b.len] = '\0';
 	return dst;
 }
 
