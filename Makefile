@@ -43,8 +43,9 @@ LIBS :=
 
 # Sources: the core is always in; features are whole files.
 obj-y := main.o cli.o status.o core/loop.o core/conn.o core/log.o core/conf.o core/util.o core/buf.o \
-	core/net.o proto/address.o proto/smtp_in.o proto/smtp_data.o \
-	store/mbox.o store/delivery.o store/spool.o store/users.o
+	core/net.o proto/address.o proto/smtp_data.o store/mbox.o store/delivery.o store/spool.o \
+	store/users.o
+obj-$(CONFIG_SMTP_SERVER) += proto/smtp_in.o
 obj-$(CONFIG_ALIASES) += store/aliases.o
 obj-$(CONFIG_TLS) += tls/tls_bearssl.o tls/tls_errors.o
 obj-$(CONFIG_AUTH) += proto/auth.o proto/sasl.o store/passwd.o
@@ -53,6 +54,7 @@ obj-$(CONFIG_POP3) += proto/pop3.o
 obj-$(CONFIG_IMAP) += proto/imap.o proto/imap_append.o proto/imap_fetch.o proto/imap_mailbox.o proto/imap_selected.o proto/imap_parse.o proto/imap_search.o proto/mime.o store/folders.o
 obj-$(CONFIG_RELAY) += store/queue.o store/qstate.o store/notice.o proto/smtp_out.o proto/mime7.o \
 	relay/runner.o relay/bounce.o
+obj-$(CONFIG_SMARTHOST_AUTH) += proto/sasl.o
 obj-$(CONFIG_DNS) += dns/dns_udns.o
 obj-$(CONFIG_SENDMAIL) += sendmail.o
 # Small replacements for the libc functions postie uses (musl targets only).
@@ -73,7 +75,8 @@ ifeq ($(CONFIG_DNS),y)
 LIBS += -ludns
 endif
 
-OBJS := $(addprefix $(O)/obj/,$(obj-y))
+# sort: a file two options need (proto/sasl.o) is linked once.
+OBJS := $(addprefix $(O)/obj/,$(sort $(obj-y)))
 LIB_OBJS := $(filter-out $(O)/obj/main.o $(O)/obj/cli.o $(O)/obj/status.o,$(OBJS))
 
 .PHONY: all run check check-cross man install install-systemd bench size fuzz clean distclean deps \
@@ -171,6 +174,9 @@ FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_imap_parse.c tests/fuzz/fuzz_imap_sear
 endif
 ifneq ($(CONFIG_RELAY),y)
 FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_smtp_reply.c tests/fuzz/fuzz_mime7.c tests/fuzz/fuzz_smtp_out.c tests/fuzz/fuzz_qstate.c,$(FUZZ_SRCS))
+endif
+ifneq ($(CONFIG_SMTP_SERVER),y)
+FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_smtp_session.c,$(FUZZ_SRCS))
 endif
 ifneq ($(CONFIG_DNS),y)
 FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_dns.c,$(FUZZ_SRCS))

@@ -58,9 +58,9 @@ static volatile sig_atomic_t got_term, got_hup, got_usr1;
 static const char *conf_path = DEFAULT_CONF;
 
 static const struct proto_ops *const kind_ops[LISTEN_KIND_COUNT] = {
-	[LISTEN_SMTP] = &smtpin_ops,
-	[LISTEN_SMTPS] = &smtpin_ops,
-	[LISTEN_SUBMISSION] = &smtpin_ops,
+	[LISTEN_SMTP] = CONFIG_SMTP_SERVER ? &smtpin_ops : NULL,
+	[LISTEN_SMTPS] = CONFIG_SMTP_SERVER ? &smtpin_ops : NULL,
+	[LISTEN_SUBMISSION] = CONFIG_SMTP_SERVER ? &smtpin_ops : NULL,
 	[LISTEN_POP3] = CONFIG_POP3 ? &pop3_ops : NULL,
 	[LISTEN_POP3S] = CONFIG_POP3 ? &pop3_ops : NULL,
 	[LISTEN_IMAP] = CONFIG_IMAP ? &imap_ops : NULL,
@@ -443,7 +443,9 @@ static void write_pid(int fd)
 static void print_version(void)
 {
 	printf("postie %s\nfeatures:", POSTIE_VERSION);
-	printf(" smtp mbox");
+	if (CONFIG_SMTP_SERVER)
+		printf(" smtp");
+	printf(" mbox");
 	if (CONFIG_ALIASES)
 		printf(" aliases");
 	if (CONFIG_IPV6)
@@ -453,7 +455,11 @@ static void print_version(void)
 	if (CONFIG_TLS)
 		printf(" tls");
 	if (CONFIG_AUTH)
-		printf(" auth submission");
+		printf(" auth");
+	if (CONFIG_AUTH && CONFIG_SMTP_SERVER)
+		printf(" submission");
+	if (CONFIG_SMARTHOST_AUTH)
+		printf(" smarthost-auth");
 	if (CONFIG_POP3)
 		printf(" pop3");
 	if (CONFIG_IMAP)
@@ -588,7 +594,9 @@ static int daemon_main(int argc, char **argv)
 	conn_init(conf->max_connections);
 	tls_set_max(conf->max_tls_sessions);
 	conn_on_slot_free = on_slot_free;
-	for (int i = 0; i < conf->nlisten; i++) {
+	/* A build with no server has no listener code (conf refuses
+	 * every listen line). */
+	for (int i = 0; CONFIG_LISTEN && i < conf->nlisten; i++) {
 		struct listener *l = &listeners[nlisteners];
 		int fd = net_listen(&conf->listen[i].addr);
 		if (fd < 0)

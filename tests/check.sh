@@ -84,6 +84,8 @@ feature_tests() {
 	IMAP) echo test_imap test_imap_folders test_imap_clients ;;
 	RELAY | DNS) echo test_relay test_dns test_sendmail test_faults test_crash ;;
 	SENDMAIL) echo test_sendmail ;;
+	SMTP_SERVER) echo test_smarthost test_sendmail test_sendmail_users ;;
+	SMARTHOST_AUTH) echo test_smarthost ;;
 	ALIASES) echo test_smtp_rcpt ;;
 	*) echo test_smtp_hostile ;;
 	esac
@@ -93,12 +95,25 @@ for sym in $(grep -E '^config ' Kconfig | awk '{print $2}'); do
 	# each bool that defconfig turns on, turned off in turn
 	grep -A2 "^config $sym\$" Kconfig | grep -q 'bool "' || continue
 	grep -q "^CONFIG_$sym=y" build/host/.config || continue
-	case $sym in IMAP_*) continue ;; esac  # together, below
+	case $sym in IMAP_* | TLS_CURVES_*) continue ;; esac  # below
 	stage "build-no-$sym" build_cfg "no-$sym" alldefconfig "$sym"
 	# shellcheck disable=SC2046
 	stage "test-no-$sym" test_cfg "no-$sym" --quick test_smtp_basic test_config \
 		$(feature_tests "$sym")
 done
+
+# The small TLS profile (the alerts board's): one generic NIST-curve
+# and one i15 big-integer implementation for ECDHE and every signature;
+# the server and client tests against OpenSSL and Postfix.
+build_tls_small() {
+	build_cfg tls-small alldefconfig &&
+		sed -i -e '/CONFIG_TLS_CURVES_/d' build/matrix/tls-small.config &&
+		echo CONFIG_TLS_CURVES_P256=y >>build/matrix/tls-small.config &&
+		make -s $J O=build/matrix/tls-small CONFIG_SRC=build/matrix/tls-small.config \
+			all test-tools
+}
+stage build-tls-small build_tls_small
+stage test-tls-small test_cfg tls-small --quick test_tls test_smarthost test_relay
 
 # IMAP with none of its optional extensions: they must be cleanly absent.
 build_imap_bare() {

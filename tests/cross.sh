@@ -9,7 +9,10 @@
 #     CROSS_PROTO) for armv7 (ARM, little-endian) and mips_24kc (big-endian
 #     MIPS) under qemu-user;
 #   - runs board/openwrt/test-uci2conf.sh with the x86_64 binary and, under
-#     qemu, the alerts and plainlan board binaries (builds without AUTH/TLS).
+#     qemu, the alerts and plainlan board binaries (builds without AUTH/TLS);
+#   - runs the alerts board's own path under qemu: sendmail, and
+#     test_smarthost with no listener (sendmail -> maildrop -> queue ->
+#     Postfix smarthost over TLS with certificate checks and a login).
 # --full (`make check-cross`): every protocol test file under qemu instead
 # of the fixed set. No stage has a time budget: each runs to its end, so a
 # busy machine makes the stage slower, never failed.
@@ -123,7 +126,7 @@ check_features() {
 		fi
 	}
 	want TLS tls && want AUTH auth && want IPV6 ipv6 && want ALIASES aliases &&
-		want SYSLOG syslog
+		want SYSLOG syslog && want SMTP_SERVER smtp
 }
 
 uci2conf() { # uci2conf DIR: board/openwrt/test-uci2conf.sh with that binary
@@ -136,6 +139,21 @@ proto() { # proto T: CROSS_PROTO (or all) against build/T/postie under qemu
 	# shellcheck disable=SC2086 # CROSS_PROTO is a list of file names
 	POSTIE_BIN=build/$1/postie POSTIE_QEMU=$(tcvar "$1" QEMU) \
 		$PY tests/proto/run.py --quick $CROSS_PROTO
+}
+
+# alerts_path: the alerts board's tests under qemu; test_smarthost must
+# have run (Postfix here), not only skipped.
+alerts_path() {
+	local out rc
+	# shellcheck disable=SC2046 # QEMU is one word
+	out=$(POSTIE_BIN=build/board-alerts/postie \
+		POSTIE_QEMU=$(tcvar "$(target_of board-alerts)" QEMU) \
+		$PY tests/proto/run.py --quick test_sendmail test_smarthost 2>&1)
+	rc=$?
+	echo "$out"
+	[ "$rc" = 0 ] || return 1
+	echo "$out" | grep -qE '^test_smarthost\.py +ok +[1-9][0-9]* passed' ||
+		{ echo "test_smarthost did not run"; return 1; }
 }
 
 unit() { # unit T: build and run the unit tests under qemu
@@ -166,6 +184,7 @@ built x86_64 && stage uci2conf-x86_64 uci2conf x86_64
 for b in alerts plainlan; do
 	built "board-$b" && stage "uci2conf-board-$b" uci2conf "board-$b"
 done
+built board-alerts && stage proto-board-alerts alerts_path
 for t in $QEMU_TARGETS; do
 	built "$t" || continue
 	stage "unit-$t" unit "$t"

@@ -103,9 +103,11 @@ static const struct {
 	int built;
 	const char *option;
 } kinds[] = {
-	[LISTEN_SMTP] = { "smtp", 1, "" },
-	[LISTEN_SMTPS] = { "smtps", CONFIG_TLS, "CONFIG_TLS" },
-	[LISTEN_SUBMISSION] = { "submission", CONFIG_AUTH, "CONFIG_AUTH" },
+	[LISTEN_SMTP] = { "smtp", CONFIG_SMTP_SERVER, "CONFIG_SMTP_SERVER" },
+	[LISTEN_SMTPS] = { "smtps", CONFIG_SMTP_SERVER && CONFIG_TLS,
+			   "CONFIG_SMTP_SERVER and CONFIG_TLS" },
+	[LISTEN_SUBMISSION] = { "submission", CONFIG_SMTP_SERVER && CONFIG_AUTH,
+				"CONFIG_SMTP_SERVER and CONFIG_AUTH" },
 	[LISTEN_POP3] = { "pop3", CONFIG_POP3, "CONFIG_POP3" },
 	[LISTEN_POP3S] = { "pop3s", CONFIG_POP3 && CONFIG_TLS,
 			   "CONFIG_POP3 and CONFIG_TLS" },
@@ -188,8 +190,9 @@ static int d_listen(struct parse *p, int argc, char **argv)
 static int d_tls_cert(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
-	if (!CONFIG_TLS)
-		return fail(p, "tls_cert: not in this build (needs CONFIG_TLS)");
+	if (!CONFIG_TLS_SERVER)
+		return fail(p, "tls_cert: not in this build (needs CONFIG_TLS and a "
+			    "server: CONFIG_SMTP_SERVER, CONFIG_POP3 or CONFIG_IMAP)");
 	p->c->tls_line = p->line;
 	return set_path(p, p->c->tls_cert, argv[1]);
 }
@@ -197,8 +200,9 @@ static int d_tls_cert(struct parse *p, int argc, char **argv)
 static int d_tls_key(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
-	if (!CONFIG_TLS)
-		return fail(p, "tls_key: not in this build (needs CONFIG_TLS)");
+	if (!CONFIG_TLS_SERVER)
+		return fail(p, "tls_key: not in this build (needs CONFIG_TLS and a "
+			    "server: CONFIG_SMTP_SERVER, CONFIG_POP3 or CONFIG_IMAP)");
 	p->c->tls_key_line = p->line;
 	return set_path(p, p->c->tls_key, argv[1]);
 }
@@ -441,8 +445,9 @@ static int d_smarthost_auth(struct parse *p, int argc, char **argv)
 {
 	if (need_relay(p, argv[0]))
 		return -1;
-	if (!CONFIG_AUTH)
-		return fail(p, "smarthost_auth: not in this build (needs CONFIG_AUTH)");
+	if (!CONFIG_SMARTHOST_AUTH)
+		return fail(p, "smarthost_auth: not in this build (needs "
+			    "CONFIG_SMARTHOST_AUTH)");
 	if (str_copy(p->c->smarthost_user, sizeof(p->c->smarthost_user), argv[1],
 		     strlen(argv[1])) != 0)
 		return fail(p, "smarthost_auth: user name too long");

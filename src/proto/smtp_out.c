@@ -711,7 +711,7 @@ static void after_ehlo(struct smtpout *so)
 			  "the clear", so->job->remote);
 		return;
 	}
-	if (sh && conf->smarthost_user[0] && CONFIG_AUTH &&
+	if (sh && conf->smarthost_user[0] && CONFIG_SMARTHOST_AUTH &&
 	    (so->tls_on || conf->smarthost_tls == SMARTHOST_PLAIN)) {
 		send_auth(so);
 		return;
@@ -934,7 +934,7 @@ static void on_reply(struct smtpout *so, const struct smtp_reply *r)
 			char b64[400];
 			const char *v = so->state == SO_AUTH_USER ? conf->smarthost_user : secret;
 			b64[0] = '\0';
-			if (CONFIG_AUTH)
+			if (CONFIG_SMARTHOST_AUTH)
 				b64_encode((const unsigned char *)v, strlen(v), b64,
 					   sizeof(b64));
 			send_line(so, "%s", b64);

@@ -1,5 +1,9 @@
-/* tls_bearssl — TLS 1.2 server on BearSSL (see tls.h).
+/* tls_bearssl — TLS 1.2 server and client on BearSSL (see tls.h).
  *
+ * Only what the build asks for is referenced, so only that is linked:
+ * without CONFIG_TLS_SERVER no server engine, private key or signing
+ * code; with CONFIG_TLS_CURVES_P256 one generic NIST-curve and one
+ * big-integer implementation (i15) serve ECDHE and every signature.
  * Owns: the credentials (PEM chain + RSA or EC key, refcounted so a reload
  * never pulls them from under a handshake), the pool of engine contexts
  * with their half-duplex record buffers, and the LRU resumption cache.
@@ -81,6 +85,29 @@ static const uint16_t suites[] = {
 	BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
 	BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 };
+
+/* The curves: BearSSL's default set (fast P-256 and X25519, generic
+ * P-384/P-521), or with CONFIG_TLS_CURVES_P256 its generic NIST code
+ * alone, which ECDSA chains need anyway: ECDHE then offers P-256
+ * (first), P-384 and P-521 at no extra code. */
+static const br_ec_impl *ec_impl(void)
+{
+	return CONFIG_TLS_CURVES_ALL ? br_ec_get_default() : &br_ec_prime_i15;
+}
+
+/* Signature checks (ServerKeyExchange, certificate chains): with the
+ * small profile the i15 code that the curves already link. */
+static br_ecdsa_vrfy ecdsa_vrfy(void)
+{
+	return CONFIG_TLS_CURVES_P256 ? &br_ecdsa_i15_vrfy_asn1 :
+		br_ecdsa_vrfy_asn1_get_default();
+}
+
+static br_rsa_pkcs1_vrfy rsa_vrfy(void)
+{
+	return CONFIG_TLS_CURVES_P256 ? &br_rsa_i15_pkcs1_vrfy :
+		br_rsa_pkcs1_vrfy_get_default();
+}
 
 /* ---- loading -------------------------------------------------------- */
 
@@ -244,7 +271,7 @@ static int key_matches(struct tls_creds *c)
 		bl = strip_zeros(&b, bl);
 		return n == bl && memcmp(a, b, n) == 0;
 	}
-	size_t q = br_ec_compute_pub(br_ec_get_default(), NULL, buf, &c->ec);
+	size_t q = br_ec_compute_pub(ec_impl(), NULL, buf, &c->ec);
 	return q != 0 && pk->key.ec.curve == c->ec.curve && q == pk->key.ec.qlen &&
 	       memcmp(buf, pk->key.ec.q, q) == 0;
 }
@@ -259,12 +286,17 @@ static void creds_put(struct tls_creds *c)
 
 int tls_load(const char *cert, const char *key, char *err, size_t errlen)
 {
-	struct load *l = calloc(1, sizeof(*l));
+	struct load *l;
 	char *ctext = NULL, *ktext = NULL;
 	unsigned char *scratch = NULL;
 	size_t clen, klen;
 	int rc = -1;
 
+	if (!CONFIG_TLS_SERVER) {
+		snprintf(err, errlen, "%s: no TLS server in this build", cert);
+		return -1;
+	}
+	l = calloc(1, sizeof(*l));
 	if (!l)
 		goto oom;
 	ctext = file_slurp(cert, TLS_PEM_MAX, &clen, err, errlen);
@@ -355,7 +387,7 @@ static void engine_common(br_ssl_engine_context *eng)
 {
 	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
 	br_ssl_engine_set_suites(eng, suites, sizeof(suites) / sizeof(suites[0]));
-	br_ssl_engine_set_ec(eng, br_ec_get_default());
+	br_ssl_engine_set_ec(eng, ec_impl());
 	br_ssl_engine_set_hash(eng, br_sha1_ID, &br_sha1_vtable);
 	br_ssl_engine_set_hash(eng, br_sha256_ID, &br_sha256_vtable);
 	br_ssl_engine_set_hash(eng, br_sha384_ID, &br_sha384_vtable);
@@ -380,7 +412,7 @@ static void engine_setup(struct tls_conn *t)
 			br_rsa_pkcs1_sign_get_default());
 	else
 		br_ssl_server_set_single_ec(sc, c->chain, c->chain_len, &c->ec,
-			BR_KEYTYPE_SIGN, BR_KEYTYPE_EC, br_ec_get_default(),
+			BR_KEYTYPE_SIGN, BR_KEYTYPE_EC, ec_impl(),
 			br_ecdsa_sign_asn1_get_default());
 	br_ssl_engine_set_buffer(eng, t->iobuf, sizeof(t->iobuf), 0);
 	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION |
@@ -397,7 +429,7 @@ static void engine_setup(struct tls_conn *t)
 
 struct tls_conn *tls_conn_new(void)
 {
-	if (!current || pool_used >= pool_max)
+	if (!CONFIG_TLS_SERVER || !current || pool_used >= pool_max)
 		return NULL;
 	for (int i = 0; i < CONFIG_MAX_TLS_SESSIONS; i++) {
 		struct tls_conn *t = &pool[i];
@@ -769,9 +801,9 @@ struct tls_conn *tls_client_new(const char *server_name, int verify)
 	eng = &t->u.cc.eng;
 	br_ssl_client_zero(&t->u.cc);
 	engine_common(eng);
-	br_ssl_client_set_default_rsapub(&t->u.cc);
-	br_ssl_engine_set_default_rsavrfy(eng);
-	br_ssl_engine_set_default_ecdsa(eng);
+	/* ECDHE suites only: no RSA key exchange (rsapub). */
+	br_ssl_engine_set_rsavrfy(eng, rsa_vrfy());
+	br_ssl_engine_set_ecdsa(eng, ecdsa_vrfy());
 	if (verify) {
 		br_x509_minimal_context *xc = &t->x.minimal;
 		br_x509_minimal_init(xc, &br_sha256_vtable, anchors, nanchors);
@@ -779,9 +811,8 @@ struct tls_conn *tls_client_new(const char *server_name, int verify)
 		br_x509_minimal_set_hash(xc, br_sha256_ID, &br_sha256_vtable);
 		br_x509_minimal_set_hash(xc, br_sha384_ID, &br_sha384_vtable);
 		br_x509_minimal_set_hash(xc, br_sha512_ID, &br_sha512_vtable);
-		br_x509_minimal_set_rsa(xc, br_rsa_pkcs1_vrfy_get_default());
-		br_x509_minimal_set_ecdsa(xc, br_ec_get_default(),
-					  br_ecdsa_vrfy_asn1_get_default());
+		br_x509_minimal_set_rsa(xc, rsa_vrfy());
+		br_x509_minimal_set_ecdsa(xc, ec_impl(), ecdsa_vrfy());
 		names_watch(t, xc);
 		br_ssl_engine_set_x509(eng, &xc->vtable);
 	} else {

@@ -62,6 +62,7 @@ class ConfBase(harness.TestCase):
         return out
 
 
+@need_feature("smtp")
 class ConfigCheck(ConfBase):
 
     def test_good_config(self):
@@ -283,6 +284,7 @@ class NoAliasesFeature(harness.TestCase):
             shutil.rmtree(d, ignore_errors=True)
 
 
+@need_feature("smtp")
 class Startup(harness.TestCase):
 
     def test_missing_mail_dir_created(self):
@@ -412,6 +414,7 @@ class Startup(harness.TestCase):
 
 
 @need_feature("ipv6")
+@need_feature("smtp")
 class Ipv6Listener(harness.TestCase):
     def test_ipv6_loopback(self):
         try:
@@ -450,6 +453,7 @@ def have_user(name):
         return None
 
 
+@need_feature("smtp")
 class StartupFindings(ConfBase):
     """`postie -t` catches what start-up or a later reload would hit, on
     the line of the directive at fault, and says what to do."""
@@ -516,7 +520,7 @@ class StartupFindings(ConfBase):
         self.assertIn("2 problem(s)", out)
 
     @need_feature("relay")
-    @need_feature("auth")
+    @need_feature("smarthost-auth")
     def test_smarthost_auth_over_plain_needs_opt_in(self):
         self.write("secret", "pw\n")
         os.chmod(os.path.join(self.dir, "secret"), 0o600)
@@ -543,7 +547,7 @@ class StartupFindings(ConfBase):
         self.assertEqual(rc, 0, out)
 
     @need_feature("relay")
-    @need_feature("auth")
+    @need_feature("smarthost-auth")
     def test_smarthost_secret_empty_or_world_readable(self):
         conf = self.conf("smarthost 127.0.0.1:2526 starttls\n"
                          "smarthost_auth alerts ./secret\n")

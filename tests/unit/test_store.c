@@ -243,16 +243,18 @@ void test_mbox(void)
 void test_conf(void)
 {
 	static const struct { const char *text, *err; } t[] = {
-		{ "hostname a.b\nlisten smtp 127.0.0.1:25\n", NULL },
+		{ "hostname a.b\nlisten smtp 127.0.0.1:25\n", CONFIG_SMTP_SERVER ? NULL :
+		  ":2: listen smtp: not in this build (needs CONFIG_SMTP_SERVER)" },
 		{ "bogus 1\n", ":1: unknown directive 'bogus'" },
-		{ "\n# c\nlisten smtp 127.0.0.1\n", ":3: listen: '127.0.0.1' is not" },
+		{ "\n# c\nlisten smtp 127.0.0.1\n", CONFIG_SMTP_SERVER ?
+		  ":3: listen: '127.0.0.1' is not" : ":3: listen smtp: not in this build" },
 		{ "listen smtp 1.2.3.4:0\n", ":1: listen" },
 		{ "listen smtp 1.2.3.4:65536\n", ":1: listen" },
 		{ "listen pop9 1.2.3.4:1\n", ":1: listen: unknown service" },
 		{ "max_message_size 10Q\n", ":1: max_message_size '10Q'" },
 		{ "max_message_size 10\n", ":1: max_message_size" },
-		{ "tls_cert /x\n", CONFIG_TLS ? ":1: tls_cert and tls_key go together" :
-		  ":1: tls_cert: not in this build (needs CONFIG_TLS)" },
+		{ "tls_cert /x\n", CONFIG_TLS_SERVER ? ":1: tls_cert and tls_key go together" :
+		  ":1: tls_cert: not in this build (needs CONFIG_TLS" },
 		{ "relay_networks 10.0.0.0/8\n", CONFIG_RELAY ? NULL : "needs CONFIG_RELAY" },
 		{ "relay_networks 10.0.0.0/33\n", CONFIG_RELAY ? ":1: '10.0.0.0/33' is not" :
 		  "needs CONFIG_RELAY" },
