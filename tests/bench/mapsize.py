@@ -2,6 +2,8 @@
 """Where the bytes of a static binary come from, from a GNU ld map file.
 
   mapsize.py MAP [TOP]
+  mapsize.py --tsv MAP
+  mapsize.py --modules DIR ROW [ROW...]
 
 Prints Markdown: bytes per input object (postie objects, libc/libgcc archive
 members) split into text (code, .init/.fini), rodata, data and bss, the TOP
@@ -9,6 +11,19 @@ largest (default 25) with, for archive members, the chain of references that
 pulled them in ("vfprintf.lo <- vsnprintf.lo <- log.o (vsnprintf)"), and
 totals per origin (postie, libc, libgcc, crt). Sizes are of input sections
 kept in the output (after --gc-sections); alignment padding is not counted.
+
+--tsv prints one line per part, "PART<TAB>text<TAB>rodata<TAB>data<TAB>bss":
+postie's modules as their source name without .c ("core/conn", "main"),
+library members as LIB:MEMBER ("bearssl:ssl_engine", "udns:udns_resolver",
+"musl:vfprintf", "libgcc:_udivdi3", "softfp:adddf3"), start files as
+crt:NAME. size.sh keeps these, one file per build row, as
+build/size/figures/<commit>/<row>.tsv (plus "=file" and "=xz" lines).
+
+--modules DIR ROW...: for each ROW (a "TARGET CONFIG" words pair, e.g.
+"mips_24kc board:alerts"), the per-part table of DIR/<key>/<row>.tsv with
+the change against the figures of the base key (--base KEY; see size.sh),
+library members grouped under their library with a subtotal. Parts that
+changed are marked. With --changes only the parts whose bytes changed.
 Python 3 standard library only.
 """
 import re
@@ -112,7 +127,141 @@ def chain(pulled, path, depth=6):
     return " <- ".join(out)
 
 
+LIBNAMES = {"libc": "musl", "libbearssl": "bearssl", "libudns": "udns",
+            "libgcc": "libgcc", "libsoftfp": "softfp"}
+
+
+def part(path):
+    o = origin(path)
+    if o == "postie":
+        return re.sub(r"\.o$", "", short(path))
+    m = re.match(r"(.*/)?([^/(]+)\.a\((.*)\)$", path)
+    if m:
+        return "%s:%s" % (LIBNAMES.get(o, o), re.sub(r"\.l?o$", "", m.group(3)))
+    return "crt:" + re.sub(r"\.o$", "", short(path))
+
+
+def tsv(mapfile):
+    with open(mapfile, encoding="utf-8", errors="replace") as f:
+        _, sizes = parse(f.readlines())
+    parts = {}
+    for path, d in sizes.items():
+        p = parts.setdefault(part(path), [0, 0, 0, 0])
+        for i, k in enumerate(("text", "rodata", "data", "bss")):
+            p[i] += d[k]
+    for name in sorted(parts):
+        print("\t".join([name] + [str(v) for v in parts[name]]))
+
+
+def read_tsv(path):
+    """{part: [text, rodata, data, bss]}, or None when the file is missing."""
+    try:
+        f = open(path)
+    except OSError:
+        return None
+    d = {}
+    with f:
+        for line in f:
+            w = line.rstrip("\n").split("\t")
+            if len(w) >= 2 and not w[0].startswith("#"):
+                d[w[0]] = [int(x) for x in w[1:]] + [0] * (5 - len(w))
+    return d
+
+
+def rowfile(row):
+    return row.replace(" ", "_").replace(":", "-").replace("/", "-") + ".tsv"
+
+
+def group(name):
+    if name.startswith("="):
+        return "total"
+    return name.split(":", 1)[0] if ":" in name else "postie"
+
+
+def delta(cur, base):
+    if base is None:
+        return ""
+    d = cur - base
+    return "%+d" % d if d else ""
+
+
+def modules(argv):
+    changes = "--changes" in argv
+    argv = [a for a in argv if a != "--changes"]
+    base_key = None
+    if "--base" in argv:
+        i = argv.index("--base")
+        base_key = argv[i + 1]
+        del argv[i:i + 2]
+    key = None
+    if "--key" in argv:
+        i = argv.index("--key")
+        key = argv[i + 1]
+        del argv[i:i + 2]
+    top, rows = argv[0], argv[1:]
+    flash = lambda v: v[0] + v[1] + v[2]
+    for row in rows:
+        cur = read_tsv("%s/%s/%s" % (top, key, rowfile(row)))
+        if cur is None:
+            continue
+        base = read_tsv("%s/%s/%s" % (top, base_key, rowfile(row))) if base_key else None
+        fb = cur.get("=file", [0])[0]
+        xz = cur.get("=xz", [0])[0]
+        head = "%s: %d bytes stripped, %d xz" % (row, fb, xz)
+        if base is not None and "=file" in base:
+            head += " (%s / %s against %s)" % (
+                delta(fb, base["=file"][0]) or "+0",
+                delta(xz, base.get("=xz", [0])[0]) or "+0", base_key)
+        print("#### " + head)
+        print()
+        groups = {}
+        names = set(cur) | (set(base) if base else set())
+        for n in names:
+            if group(n) != "total":
+                groups.setdefault(group(n), []).append(n)
+        zero = [0, 0, 0, 0]
+        lines = []
+        for g in sorted(groups, key=lambda g: -sum(flash(cur.get(n, zero)) for n in groups[g])):
+            members = sorted(groups[g], key=lambda n: (-flash(cur.get(n, zero)), n))
+            gcur = sum(flash(cur.get(n, zero)) for n in members)
+            gbss = sum(cur.get(n, zero)[3] for n in members)
+            gbase = sum(flash(base.get(n, zero)) for n in members) if base is not None else None
+            gd = delta(gcur, gbase)
+            if changes and not gd:
+                continue
+            lines.append("| **%s** (%d parts) | **%d** | %d | %s |" % (
+                g, sum(1 for n in members if n in cur), gcur, gbss, gd))
+            for n in members:
+                c = cur.get(n, zero)
+                b = base.get(n) if base is not None else None
+                if base is not None and b is None:
+                    b = zero
+                d = delta(flash(c), flash(b) if b is not None else None)
+                if changes and not d:
+                    continue
+                tag = "" if n in cur else " (gone)"
+                if base is not None and n not in base:
+                    tag = " (new)"
+                lines.append("| %s%s | %d | %d | %s |" % (
+                    n.split(":", 1)[-1] if g != "postie" else n, tag, flash(c), c[3], d))
+        if changes and not lines:
+            print("No part changed against %s.\n" % base_key if base is not None
+                  else "No earlier figures to compare with.\n")
+            continue
+        print("| part | text+rodata+data | bss | change |")
+        print("|---|---:|---:|---:|")
+        for l in lines:
+            print(l)
+        print()
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--tsv":
+        tsv(sys.argv[2])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--modules":
+        modules(sys.argv[2:])
+        return
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

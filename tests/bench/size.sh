@@ -17,6 +17,20 @@
 # rebuilt; config files are rewritten only when their content changes).
 # A build that fails (e.g. a cross toolchain that is not ready yet) is
 # skipped with a note and its log path; it does not fail --check.
+# SIZE_TARGETS, SIZE_CONFIGS, SIZE_BOARDS narrow a run by hand (e.g.
+# SIZE_TARGETS=mips_24kc SIZE_CONFIGS=defconfig SIZE_BOARDS=alerts);
+# SIZE_QUICK=1 leaves out the extra builds (mitigations, RAM per slot).
+#
+# Per row: the xz-compressed size of the stripped binary (what a squashfs
+# image spends: xz -9e, CRC32, 256 KiB blocks, lc=0 lp=2 pb=2 as OpenWrt's
+# squashfs options) and the bytes of every part from the link map
+# (mapsize.py --tsv: postie's modules, each BearSSL, udns, musl and libgcc
+# member), kept in build/size/figures/<commit>/ ("<commit>+" when src,
+# Makefile, Kconfig or toolchain have uncommitted changes). Changes are
+# shown against the figures of the base: SIZE_BASE=<commit> if given, else
+# the clean commit itself for a "+" run, else the parent commit, else the
+# newest other figures there; and, on a clean checkout, the file sizes
+# against the "measured" figure of the row in size-budgets.txt.
 # Output: a Markdown report on stdout and in build/size/size.md.
 set -uo pipefail
 export LC_ALL=C
@@ -43,6 +57,47 @@ for t in armv7 aarch64 mipsel_24kc mips_24kc; do
 	[ -f "toolchain/$t.mk" ] && TARGETS="$TARGETS $t"
 done
 CONFIGS="allnoconfig defconfig allyesconfig"
+TARGETS=${SIZE_TARGETS-$TARGETS}
+CONFIGS=${SIZE_CONFIGS-$CONFIGS}
+BOARDS=${SIZE_BOARDS-$(for d in board/*/; do basename "$d"; done)}
+
+# ---- where the figures of this run go, and what they are compared with -------
+commit_of() { git rev-parse --short=12 "$1" 2>/dev/null; }
+FIG=$S/figures
+KEY=$(commit_of HEAD)
+KEY=${KEY:-nogit}
+DIRTY=$(git status --porcelain -- src Makefile Kconfig toolchain 2>/dev/null | wc -l)
+[ "$DIRTY" -gt 0 ] && KEY=$KEY+
+BASE=
+if [ -n "${SIZE_BASE:-}" ]; then
+	BASE=$(commit_of "$SIZE_BASE")
+elif [ "$DIRTY" -gt 0 ] && [ -d "$FIG/${KEY%+}" ]; then
+	BASE=${KEY%+}
+elif p=$(commit_of HEAD~1) && [ -d "$FIG/$p" ]; then
+	BASE=$p
+else
+	BASE=$(ls -t "$FIG" 2>/dev/null | grep -vxF "$KEY" | head -1)
+fi
+[ -n "$BASE" ] && [ ! -d "$FIG/$BASE" ] && BASE=
+mkdir -p "$FIG/$KEY"
+XZ_ARGS="-c --format=xz --check=crc32 --block-size=262144 --lzma2=preset=9e,lc=0,lp=2,pb=2"
+rowfile() { echo "$1_$2" | tr ':/' '--'; }
+# figures TARGET CONFIG O: the row's file and xz bytes and its parts.
+figures() {
+	local f=$FIG/$KEY/$(rowfile "$1" "$2").tsv xz=?
+	command -v xz >/dev/null && xz=$(xz $XZ_ARGS "$3/postie" | wc -c)
+	{
+		printf '# %s %s %s\n' "$1" "$2" "$KEY"
+		printf '=file\t%s\n=xz\t%s\n' "$(stat -c %s "$3/postie")" "$xz"
+		[ -f "$3/postie.map" ] && $PY tests/bench/mapsize.py --tsv "$3/postie.map"
+	} >"$f.tmp" && mv "$f.tmp" "$f"
+	echo "$xz"
+}
+# fig_of KEY TARGET CONFIG PART: one figure of an earlier run, or nothing.
+fig_of() {
+	[ -n "$1" ] || return 0
+	awk -F'\t' -v p="$4" '$1 == p { print $2; exit }' "$FIG/$1/$(rowfile "$2" "$3").tsv" 2>/dev/null
+}
 
 # ---- configurations --------------------------------------------------------
 $PY -c 'import kconfiglib' 2>/dev/null || tests/install-deps.sh build >&2 ||
@@ -95,7 +150,7 @@ build() { # TARGET CONFIGNAME O MAKE-ARGS...
 	line=$($sz "$o/postie" 2>/dev/null | awk 'NR == 2 { print $1, $2, $3 }')
 	[ -n "$line" ] || line=$(size "$o/postie" 2>/dev/null | awk 'NR == 2 { print $1, $2, $3 }')
 	[ -n "$line" ] || line="? ? ?"
-	ROWS+=("$t $c $(stat -c %s "$o/postie") $line $o")
+	ROWS+=("$t $c $(stat -c %s "$o/postie") $line $(figures "$t" "$c" "$o") $o")
 }
 
 for t in $TARGETS; do
@@ -103,8 +158,7 @@ for t in $TARGETS; do
 		build "$t" "$c" "$S/$t-$c" CONFIG_SRC="$S/configs/$c.config"
 	done
 done
-for d in board/*/; do
-	b=$(basename "$d")
+for b in $BOARDS; do
 	[ -f "board/$b/defconfig" ] || continue
 	bt=$(sed -n 's/^BOARD_TARGET[ \t]*[:?]*=[ \t]*//p' "board/$b/board.mk" 2>/dev/null | head -1)
 	[ -n "$bt" ] || { NOTES+=("board $b: no BOARD_TARGET in board/$b/board.mk, skipped"); continue; }
@@ -114,7 +168,7 @@ for d in board/*/; do
 	if timeout 1200 make -j2 -s BOARD="$b" O="$o" >"$log" 2>&1 </dev/null && [ -f "$o/postie" ]; then
 		sz=$(tool "$bt" "$o" SIZE size)
 		line=$($sz "$o/postie" 2>/dev/null | awk 'NR == 2 { print $1, $2, $3 }')
-		ROWS+=("$bt board:$b $(stat -c %s "$o/postie") ${line:-? ? ?} $o")
+		ROWS+=("$bt board:$b $(stat -c %s "$o/postie") ${line:-? ? ?} $(figures "$bt" "board:$b" "$o") $o")
 	else
 		NOTES+=("board $b: build failed, skipped (log: $log)")
 	fi
@@ -135,7 +189,7 @@ mitig() { # TARGET WHAT O MAKE-ARGS...
 		NOTES+=("$t $w: build failed (log: $S/logs/$(basename "$o").log)"); return 0; }
 	MITIG+=("$t $w $(stat -c %s "$o/postie") $(stat -c %s "$base")")
 }
-if [ "$CHECK" = 0 ]; then
+if [ "$CHECK" = 0 ] && [ "${SIZE_QUICK:-0}" = 0 ]; then
 	for t in $TARGETS; do
 		mitig "$t" ssp-strong "$S/$t-defconfig-ssp" TARGET="$t" EXTRA_CFLAGS=-fstack-protector-strong
 		mitig "$t" ssp "$S/$t-defconfig-sspw" TARGET="$t" EXTRA_CFLAGS=-fstack-protector
@@ -153,7 +207,7 @@ grow_report() { # TARGET LIMIT WHAT
 	local t=$1 k=$2 what=$3 o=$S/$1-defconfig o1 n nm cfg
 	o1=$S/$1-defconfig-$(echo "$k" | tr 'A-Z_' 'a-z-')
 	cfg=$S/configs/defconfig-$(echo "$k" | tr 'A-Z_' 'a-z-').config
-	[ -f "$o/postie.unstripped" ] || return 0
+	[ -f "$o/postie.unstripped" ] && [ "${SIZE_QUICK:-0}" = 0 ] || return 0
 	n=$(cfgval "$o" "$k")
 	[ -n "$n" ] || return 0
 	sed "/^CONFIG_$k=/d" "$S/configs/defconfig.config" >"$cfg.tmp"
@@ -229,10 +283,18 @@ OUT=$S/size.md
 	echo "Stripped, static; file = bytes on flash. text/data/bss from the target's size tool."
 	echo "Commit $(git log -1 --format='%h %cs' 2>/dev/null || echo '?')$(n=$(git status --porcelain -- src Makefile Kconfig toolchain 2>/dev/null | wc -l); [ "$n" -gt 0 ] && echo " + $n uncommitted files")."
 	echo
-	echo "| target | config | file bytes | KiB | text | data | bss | budget | goal | status |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+	echo "xz: the stripped binary through \`xz $XZ_ARGS\`. change: against the"
+	echo "figures of ${BASE:-(none kept in $FIG)}; measured: against the row's \"measured\" in $BUDGETS."
+	echo
+	echo "| target | config | file bytes | KiB | xz | change | xz change | vs measured | text | data | bss | budget | goal | status |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 	for r in "${ROWS[@]}"; do
-		read -r t c f tx da bs o <<<"$r"
+		read -r t c f tx da bs xz o <<<"$r"
+		bf=$(fig_of "$BASE" "$t" "$c" =file)
+		bx=$(fig_of "$BASE" "$t" "$c" =xz)
+		ms=$(awk -v t="$t" -v c="$c" '!/^#/ && $1 == t && $2 == c {
+			for (i = 3; i < NF; i++) if ($i == "measured") { print $(i + 1); exit } }' "$BUDGETS" 2>/dev/null)
+		dlt() { [[ "$1" =~ ^[0-9]+$ && "$2" =~ ^[0-9]+$ ]] && printf '%+d' $(($1 - $2)) || printf -- -; }
 		bud=$(budget_of "$t" "$c" 3)
 		goal=$(budget_of "$t" "$c" 4)
 		st=ok
@@ -245,8 +307,9 @@ OUT=$S/size.md
 		if [ -n "$goal" ] && [ "$f" -gt "$goal" ]; then
 			st="$st; $(awk -v f="$f" -v g="$goal" 'BEGIN { printf "%.1f KiB over goal", (f - g) / 1024 }')"
 		fi
-		printf '| %s | %s | %d | %.1f | %s | %s | %s | %s | %s | %s |\n' "$t" "$c" "$f" \
-			"$(awk -v f="$f" 'BEGIN { print f / 1024 }')" "$tx" "$da" "$bs" "${bud:--}" "${goal:--}" "$st"
+		printf '| %s | %s | %d | %.1f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" "$c" "$f" \
+			"$(awk -v f="$f" 'BEGIN { print f / 1024 }')" "$xz" "$(dlt "$f" "$bf")" "$(dlt "$xz" "$bx")" \
+			"$(dlt "$f" "$ms")" "$tx" "$da" "$bs" "${bud:--}" "${goal:--}" "$st"
 	done
 	echo
 	for n in "${NOTES[@]}"; do echo "- $n"; done
@@ -264,6 +327,22 @@ OUT=$S/size.md
 		echo
 	fi
 	if [ "$CHECK" = 0 ]; then
+		FULL=() CHANGED=()
+		for r in "${ROWS[@]}"; do
+			read -r t c _ <<<"$r"
+			case $c in defconfig | board:*) FULL+=("$t $c") ;; *) CHANGED+=("$t $c") ;; esac
+		done
+		echo "## Where the bytes go, part by part"
+		echo
+		echo "Bytes of each part kept in the link (text+rodata+data; bss is RAM) and"
+		echo "the change against ${BASE:-earlier figures (none kept yet)}. defconfig and the boards in full;"
+		echo "the other rows list only what changed."
+		echo
+		base_args=()
+		[ -n "$BASE" ] && base_args=(--base "$BASE")
+		$PY tests/bench/mapsize.py --modules "$FIG" --key "$KEY" "${base_args[@]}" "${FULL[@]}"
+		[ ${#CHANGED[@]} -eq 0 ] || $PY tests/bench/mapsize.py --modules "$FIG" --key "$KEY" \
+			--changes "${base_args[@]}" "${CHANGED[@]}"
 		echo "## RAM per connection"
 		echo
 		for t in x86_64 mips_24kc armv7; do
