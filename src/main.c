@@ -474,6 +474,8 @@ static void print_version(void)
 		printf(" smtputf8");
 	if (CONFIG_DEBUG_PROTOCOL)
 		printf(" debug-protocol");
+	if (CONFIG_IMAP && CONFIG_IMAP_CACHE_SLOTS > 0)
+		printf(" structure-cache");
 	if (CONFIG_IMAP)
 		printf("\nimap:%s%s%s%s%s%s%s%s%s", CONFIG_IMAP_IDLE ? " IDLE" : "",
 		       CONFIG_IMAP_UIDPLUS ? " UIDPLUS" : "", CONFIG_IMAP_MOVE ? " MOVE" : "",

@@ -307,6 +307,8 @@ void imap_close_sel(struct imap_session *s)
 	if (s->have_sel)
 		imap_mbx_close(&s->sel);
 	s->have_sel = 0;
+	idx_sc_close(&s->sc);
+	s->sc_tried = 0;
 	s->npend = s->pend_all = s->need_sync = 0;
 }
 
@@ -903,6 +905,7 @@ static int imap_open(struct conn *c)
 	s->old_ifd = -1;
 	s->rw_ifd = -1;
 	s->app_fd = -1;
+	idx_sc_init(&s->sc);
 	s->lock.fd = -1;
 	s->state = IMAP_NOAUTH;
 	buf_init(&s->cb, s->cmd, IMAP_CMD_MAX);

@@ -311,6 +311,105 @@ static void internaldate_text(int64_t t, char *out, size_t n)
  * most this much before it is too big on its own: a stand-in goes. */
 #define ITEM_STANDIN_AT 512
 
+/* The structure cache: ENVELOPE, BODYSTRUCTURE and BODY of a message, as the MIME parse
+ * renders them, kept in the mailbox's NAME.sc (store/index.h): a FETCH
+ * that asks only for them (and for what needs no parse: flags, sizes,
+ * whole bodies) answers from there without reading the message. A miss
+ * parses as before and, in a mailbox opened by SELECT (not EXAMINE),
+ * keeps the three texts (up to IMAP_CACHE_ENTRY bytes); a hit writes
+ * nothing. The texts live in static buffers from
+ * fetch_prepare to fetch_plan of one message (one call: nothing runs in
+ * between). */
+
+static char sc_read[CONFIG_IMAP_CACHE_ENTRY];  /* the texts of a hit */
+static char sc_made[CONFIG_IMAP_CACHE_ENTRY];  /* the texts a parse rendered */
+static const char *sc_text[IDX_SC_TEXTS];
+static size_t sc_len[IDX_SC_TEXTS];
+
+/* What the texts depend on: the renderer and the longest field shown. */
+#define SC_FORMAT ((uint32_t)MIME_OUT_FORMAT << 16 | (uint32_t)CONFIG_IMAP_FIELD_MAX)
+
+static int sc_item(int what)
+{
+	return what == FA_ENVELOPE ? 0 : what == FA_BODYSTRUCTURE ? 1 : 2;
+}
+
+/* The texts fit the item buffer wherever item_mime would otherwise
+ * send a stand-in (at most ITEM_STANDIN_AT already in it), so answers
+ * from the cache are the same as from a parse. */
+static int sc_fits(const struct imap_session *s)
+{
+	return sc_len[0] + sc_len[1] + sc_len[2] + ITEM_STANDIN_AT + ITEM_END_ROOM <=
+	       sizeof(s->item);
+}
+
+/* The selected mailbox's cache is open (made with create). */
+static int sc_ready(struct imap_session *s, int create)
+{
+	char path[FOLDER_PATH_MAX + 320];
+
+	if (s->sc.state == IDX_SC_OPEN)
+		return 1;
+	if ((s->sc.state == IDX_SC_NONE && !create) || s->sc_tried)
+		return 0;
+	if (idx_path(s->sel.dir, s->sel.name, ".sc", path, sizeof(path), 0) != 0 ||
+	    idx_sc_open(&s->sc, path, CONFIG_IMAP_CACHE_SLOTS,
+			(uint64_t)CONFIG_IMAP_CACHE_KB * 1024, SC_FORMAT, create) != 0) {
+		s->sc_tried = 1;
+		return 0;
+	}
+	if (create && s->sc.state != IDX_SC_OPEN)
+		s->sc_tried = 1;
+	return s->sc.state == IDX_SC_OPEN;
+}
+
+/* Message r's texts from the cache into sc_text: 1, or 0 (a miss). */
+static int sc_lookup(struct imap_session *s, const struct idx_rec *r)
+{
+	return sc_ready(s, 0) &&
+	       idx_sc_get(&s->sc, s->sel.hdr.uidvalidity, r, sc_read, sizeof(sc_read),
+			  sc_text, sc_len) == 1 &&
+	       sc_fits(s);
+}
+
+/* After a parse of the whole structure: the three texts rendered into
+ * sc_made (1, then kept in the cache), or 0 when they are too long. */
+static int sc_render(struct imap_session *s, const struct idx_rec *r)
+{
+	struct buf b;
+	struct mime_out o;
+
+	buf_init(&b, sc_made, sizeof(sc_made));
+	for (int i = 0; i < IDX_SC_TEXTS; i++) {
+		size_t room = buf_remaining(&b);
+		char *p = buf_reserve(&b, room);
+		if (!p)
+			return 0;
+		mime_out_init(&o, p, room);
+		if (i == 0)
+			mime_envelope(&imap_mime, 0, &o);
+		else
+			mime_bodystructure(&imap_mime, 0, i == 1, &o);
+		if (o.overflow)
+			return 0;
+		sc_text[i] = p;
+		sc_len[i] = o.b.len;
+		buf_commit(&b, o.b.len);
+	}
+	if (!sc_fits(s))
+		return 0;
+	/* EXAMINE writes nothing: only SELECT fills the cache. */
+	if (!s->sel.readonly && sc_ready(s, 1) &&
+	    idx_sc_put(&s->sc, s->sel.hdr.uidvalidity, r, sc_made, sc_len) < 0) {
+		/* Once per selection: the answer goes on without it. */
+		log_msg(LOGL_WARN, "imap: %s/%s: structure cache: %s", s->sel.dir,
+			s->sel.name, strerror(errno));
+		idx_sc_close(&s->sc);
+		s->sc_tried = 1;
+	}
+	return 1;
+}
+
 /* Counts the text just added to the item buffer (from offset at) as a
  * segment of the message's answer. */
 static void item_seg(struct imap_session *s, struct job *j, size_t at)
@@ -373,9 +472,17 @@ static void item_mime(struct imap_session *s, struct job *j, int what)
 {
 	size_t at = s->ib.len;
 	size_t room = sat_sub(buf_remaining(&s->ib), ITEM_END_ROOM);
-	char *p = buf_reserve(&s->ib, room);
+	char *p;
 	struct mime_out o;
 
+	if (j->sc) {
+		/* From the structure cache: it fits wherever a stand-in
+		 * would be sent instead (sc_fits). */
+		int k = sc_item(what);
+		item_add(s, j, sc_text[k], sc_len[k]);
+		return;
+	}
+	p = buf_reserve(&s->ib, room);
 	mime_out_init(&o, p, room);
 	if (what == FA_ENVELOPE)
 		mime_envelope(&imap_mime, 0, &o);
@@ -485,9 +592,7 @@ static int fetch_prepare(struct imap_session *s, uint32_t seq)
 
 	switch (j->prep) {
 	case PREP_START:
-		j->need_mime = j->need_full = 0;
-		if (fr->attrs & (FA_BODYSTRUCTURE | FA_BODY | FA_ENVELOPE))
-			j->need_mime = 1;
+		j->need_mime = j->need_full = j->sc = 0;
 		for (int k = 0; k < fr->nsecs; k++) {
 			const struct fetch_sec *sec = &fr->secs[k];
 			if (sec->nparts || sec->kind != SEC_ALL)
@@ -495,10 +600,20 @@ static int fetch_prepare(struct imap_session *s, uint32_t seq)
 			if (sec->nparts || sec->kind == SEC_TEXT)
 				j->need_full = 1;
 		}
-		if (j->need_mime && imap_mime_owner && imap_mime_owner != s)
-			return 0;
+		/* Only the structure items need the parse: the cache may
+		 * answer them. */
+		j->sc_want = CONFIG_IMAP_CACHE_SLOTS > 0 && !j->need_mime &&
+			     (fr->attrs & (FA_BODYSTRUCTURE | FA_BODY | FA_ENVELOPE));
+		if (fr->attrs & (FA_BODYSTRUCTURE | FA_BODY | FA_ENVELOPE))
+			j->need_mime = 1;
 		if (imap_get_rec_live(s, seq - 1, &j->rec) != 0)
 			return -1;
+		if (j->sc_want && sc_lookup(s, &j->rec)) {
+			j->sc = 1;
+			j->need_mime = 0;
+		}
+		if (j->need_mime && imap_mime_owner && imap_mime_owner != s)
+			return 0;
 		j->prep_k = 0;
 		j->prep = PREP_COUNT;
 		if (!j->need_mime)
@@ -518,16 +633,20 @@ static int fetch_prepare(struct imap_session *s, uint32_t seq)
 			 * BODYSTRUCTURE of a multipart or message/rfc822 (or of
 			 * a header that never ended) needs the whole message. */
 			struct mime_part *p0 = &imap_mime.part[0];
-			if ((fr->attrs & (FA_BODYSTRUCTURE | FA_BODY)) &&
-			    (p0->multipart || p0->message || p0->in_header)) {
-				parse_mime_begin(s, 0);
-				return fetch_prepare(s, seq);
+			if (p0->multipart || p0->message || p0->in_header) {
+				if (fr->attrs & (FA_BODYSTRUCTURE | FA_BODY)) {
+					parse_mime_begin(s, 0);
+					return fetch_prepare(s, seq);
+				}
+				j->sc_want = 0;   /* only the envelope is known */
 			}
 			imap_mime.n = 1;
 			p0->end_off = j->rec.size;
 			p0->lines = j->rec.lines > p0->body_line ?
 				    j->rec.lines - p0->body_line : 0;
 		}
+		if (j->sc_want)
+			j->sc = sc_render(s, &j->rec);
 		j->prep = PREP_COUNT;
 		/* fall through */
 	case PREP_COUNT:

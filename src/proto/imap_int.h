@@ -123,6 +123,8 @@ struct job {
 	struct idx_rec rec;
 	/* J_FETCH: reading what the plan of a message needs (PREP_*) */
 	int prep, prep_k, need_mime, need_full;
+	int sc_want;            /* the structure cache could answer */
+	int sc;                 /* it does: ENVELOPE... from its texts */
 	uint64_t mp_pos, mp_end;        /* the MIME parse, resumable */
 	int mp_header_only;
 	struct idx_out mp_cv;
@@ -211,6 +213,8 @@ struct imap_session {
 	int merge_idle;         /* J_MERGE runs for an IDLE session */
 	int kw_news;            /* keywords defined elsewhere: send FLAGS */
 	int condstore;
+	struct idx_sc sc;       /* the selected mailbox's structure cache */
+	int sc_tried;           /* making it failed: not again */
 	/* the old index while J_MERGE runs */
 	int old_ifd;
 	struct idx_reader oldrd;

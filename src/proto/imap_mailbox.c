@@ -415,6 +415,8 @@ static void open_finish(struct conn *c, struct imap_session *s)
 		conn_resume(c);
 		return;
 	}
+	idx_sc_close(&s->sc);  /* another mailbox's, if any */
+	s->sc_tried = 0;
 	s->sel = *m;
 	idx_reader_init(&s->sel.rd, s->sel.ifd, s->sel.hdr.count);
 	s->sel.lfd = -1;

@@ -86,6 +86,11 @@ void mime_out_str(struct mime_out *o, const char *s, size_t n);  /* raw */
  * when s is NULL. */
 void mime_out_nstring(struct mime_out *o, const char *s, size_t n);
 
+/* The output of mime_envelope and mime_bodystructure is kept across
+ * restarts (IMAP's structure cache, NAME.sc): bump MIME_OUT_FORMAT with
+ * any change to what they write, and the caches are started afresh. */
+#define MIME_OUT_FORMAT 1
+
 void mime_envelope(const struct mime *m, int part, struct mime_out *o);
 /* ext: BODYSTRUCTURE (1) or BODY (0). */
 void mime_bodystructure(const struct mime *m, int part, int ext, struct mime_out *o);

@@ -257,7 +257,7 @@ int folder_create(const char *base, const char *name, int dir_only)
 	return fsync_parent_of(path);
 }
 
-/* dir/.postie/file + suffix (.idx, .kw) for the mbox dir/file. */
+/* dir/.postie/file + suffix (.idx, .kw, .sc) for the mbox dir/file. */
 static int index_of(const char *path, const char *suffix, char *out, size_t n,
 		    int mk)
 {
@@ -373,6 +373,8 @@ int folder_delete(const char *base, const char *name)
 		unlink(ipath);
 	if (index_of(path, ".kw", ipath, sizeof(ipath), 0) == 0)
 		unlink(ipath);
+	if (index_of(path, ".sc", ipath, sizeof(ipath), 0) == 0)
+		unlink(ipath);
 	mbox_unlock(&l);
 	if (kind_of(sbd) == FOLDER_DIR && dir_empty(sbd))
 		drop_dir(sbd);
@@ -392,6 +394,10 @@ static int move_mbox(const char *from, const char *to)
 	/* Keyword names go with it (bits of the records); none is fine. */
 	if (index_of(from, ".kw", ifrom, sizeof(ifrom), 0) == 0 &&
 	    index_of(to, ".kw", ito, sizeof(ito), 0) == 0 && rename(ifrom, ito) != 0)
+		unlink(ifrom);
+	/* The structure cache too (it is only a cache). */
+	if (index_of(from, ".sc", ifrom, sizeof(ifrom), 0) == 0 &&
+	    index_of(to, ".sc", ito, sizeof(ito), 0) == 0 && rename(ifrom, ito) != 0)
 		unlink(ifrom);
 	if (fsync_parent_of(to) != 0 || fsync_parent_of(from) != 0)
 		return -1;

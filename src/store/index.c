@@ -1649,3 +1649,233 @@ void idx_rewrite_abort(struct idx_rewrite *w)
 		w->u.ofd = -1;
 	}
 }
+
+/* ---- structure cache -------------------------------------------------- */
+
+static const char sc_magic[8] = "postsc1\n";
+
+/* Read-ahead for lookups: a FETCH 1:* reads the entries and the texts of
+ * consecutive UIDs, each lying one after the other: one window on the
+ * entries, one on the texts, for the process (single-threaded). Any
+ * open, close or write of any cache makes them stale (sc_gen). */
+struct sc_window {
+	int fd;
+	uint64_t gen, off;
+	size_t n;
+};
+static struct sc_window sc_win[2] = { { .fd = -1 }, { .fd = -1 } };
+static unsigned char sc_ents[4096], sc_texts[8192];
+static uint64_t sc_gen;
+
+/* Reads n bytes at off through window w (0 entries, 1 texts). 0 or -1. */
+static int sc_read(const struct idx_sc *c, int w, void *buf, size_t n, uint64_t off)
+{
+	struct sc_window *v = &sc_win[w];
+	unsigned char *b = w ? sc_texts : sc_ents;
+	size_t cap = w ? sizeof(sc_texts) : sizeof(sc_ents);
+
+	if (v->fd != c->fd || v->gen != sc_gen || off < v->off || off - v->off > v->n ||
+	    n > v->n - (off - v->off)) {
+		ssize_t k;
+		if (n > cap / 2)
+			return pread_all(c->fd, buf, n, off);
+		k = pread(c->fd, b, cap, (off_t)off);
+		if (k < 0 || (size_t)k < n) {
+			v->fd = -1;
+			return -1;
+		}
+		v->fd = c->fd;
+		v->gen = sc_gen;
+		v->off = off;
+		v->n = (size_t)k;
+	}
+	memcpy(buf, b + (off - v->off), n);
+	return 0;
+}
+
+void idx_sc_init(struct idx_sc *c)
+{
+	c->fd = -1;
+	c->state = IDX_SC_CLOSED;
+	c->slots = 0;
+	c->max = 0;
+}
+
+void idx_sc_close(struct idx_sc *c)
+{
+	sc_gen++;
+	if (c->fd >= 0)
+		close(c->fd);
+	idx_sc_init(c);
+}
+
+static void sc_hdr(unsigned char h[IDX_SC_HDR], uint32_t slots, uint32_t format)
+{
+	memset(h, 0, IDX_SC_HDR);
+	memcpy(h, sc_magic, sizeof(sc_magic));
+	put32(h + 8, slots);
+	put32(h + 12, format);
+	put32(h + 16, fnv1a(h, 16));
+}
+
+/* Everything dropped: the header alone (the entries read as zeros). */
+static int sc_afresh(struct idx_sc *c, const unsigned char want[IDX_SC_HDR])
+{
+	return ftruncate(c->fd, 0) == 0 && pwrite_all(c->fd, want, IDX_SC_HDR, 0) == 0 ?
+	       0 : -1;
+}
+
+int idx_sc_open(struct idx_sc *c, const char *path, uint32_t slots, uint64_t max,
+		uint32_t format, int create)
+{
+	unsigned char want[IDX_SC_HDR], have[IDX_SC_HDR];
+
+	idx_sc_close(c);
+	c->state = IDX_SC_NONE;
+	if (slots == 0)
+		return 0;
+	sc_hdr(want, slots, format);
+	c->fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+	if (c->fd < 0)
+		return errno == ENOENT && !create ? 0 : -1;
+	c->slots = slots;
+	c->max = max;
+	if (pread_all(c->fd, have, IDX_SC_HDR, 0) == 0 && memcmp(have, want, 24) == 0) {
+		c->state = IDX_SC_OPEN;
+		return 0;
+	}
+	if (!create) {
+		idx_sc_close(c);
+		c->state = IDX_SC_NONE;
+		return 0;
+	}
+	/* Missing, torn, of another geometry or format: afresh. */
+	if (sc_afresh(c, want) != 0) {
+		idx_sc_close(c);
+		c->state = IDX_SC_NONE;
+		return -1;
+	}
+	c->state = IDX_SC_OPEN;
+	return 0;
+}
+
+static uint64_t sc_ent_off(const struct idx_sc *c, uint32_t uid)
+{
+	return IDX_SC_HDR + (uint64_t)(uid % c->slots) * IDX_SC_ENT;
+}
+
+static uint32_t sc_sum(const unsigned char ent[IDX_SC_ENT], const char *text, size_t n)
+{
+	uint32_t h = fnv1a(ent, 28);
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)text[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static size_t sc_total(const unsigned char ent[IDX_SC_ENT])
+{
+	size_t t = 0;
+
+	for (int i = 0; i < IDX_SC_TEXTS; i++)
+		t += (size_t)ent[20 + 2 * i] | (size_t)ent[21 + 2 * i] << 8;
+	return t;
+}
+
+int idx_sc_get(struct idx_sc *c, uint32_t uv, const struct idx_rec *r,
+	       char *buf, size_t n, const char *text[IDX_SC_TEXTS],
+	       size_t len[IDX_SC_TEXTS])
+{
+	unsigned char e[IDX_SC_ENT];
+	size_t total = 0;
+
+	if (c->state != IDX_SC_OPEN || r->uid == 0 ||
+	    sc_read(c, 0, e, IDX_SC_ENT, sc_ent_off(c, r->uid)) != 0)
+		return 0;
+	if (get32(e) != r->uid || get32(e + 4) != uv || get32(e + 8) != (uint32_t)r->size ||
+	    get32(e + 12) != (uint32_t)r->data_len)
+		return 0;
+	for (int i = 0; i < IDX_SC_TEXTS; i++) {
+		len[i] = (size_t)e[20 + 2 * i] | (size_t)e[21 + 2 * i] << 8;
+		text[i] = buf + total;
+		total += len[i];
+	}
+	if (total > n || sc_read(c, 1, buf, total, get32(e + 16)) != 0 ||
+	    get32(e + 28) != sc_sum(e, buf, total))
+		return 0;
+	return 1;
+}
+
+int idx_sc_put(struct idx_sc *c, uint32_t uv, const struct idx_rec *r,
+	       const char *texts, const size_t len[IDX_SC_TEXTS])
+{
+	unsigned char e[IDX_SC_ENT], h[IDX_SC_HDR];
+	uint64_t eoff, base, end, was = 0;
+	size_t total = 0;
+	struct stat st;
+
+	if (c->state != IDX_SC_OPEN || r->uid == 0)
+		return 0;
+	sc_gen++;
+	for (int i = 0; i < IDX_SC_TEXTS; i++) {
+		if (len[i] > 0xffff)
+			return 0;
+		total += len[i];
+	}
+	eoff = sc_ent_off(c, r->uid);
+	base = IDX_SC_HDR + (uint64_t)c->slots * IDX_SC_ENT;
+	if (fstat(c->fd, &st) != 0)
+		return -1;
+	if (pread_all(c->fd, e, IDX_SC_ENT, eoff) == 0 && get32(e) != 0) {
+		if (get32(e) > r->uid && get32(e + 4) == uv)
+			return 0;       /* a later message has it */
+		was = sc_total(e);
+	}
+	end = (uint64_t)st.st_size > base ? (uint64_t)st.st_size : base;
+	if (was || end - base + total > c->max) {
+		if (pread_all(c->fd, h, IDX_SC_HDR, 0) != 0)
+			return -1;
+	}
+	if (end - base + total > c->max) {
+		if (get64(h + 24) + was < (end - base) / 2 || total > c->max) {
+			/* Full of live texts: no more. An entry of a lower UID
+			 * (an expunged or older message) is dropped, counting
+			 * its texts dead, so the file starts afresh once half
+			 * of it is. Either way each entry is written once. */
+			if (!was)
+				return 0;
+			memset(e, 0, sizeof(e));
+			put64(h + 24, get64(h + 24) + was);
+			return pwrite_all(c->fd, e, IDX_SC_ENT, eoff) == 0 &&
+			       pwrite_all(c->fd, h + 24, 8, 24) == 0 ? 0 : -1;
+		}
+		memset(h + 24, 0, 8);
+		if (sc_afresh(c, h) != 0)
+			return -1;
+		end = base;
+		was = 0;
+	}
+	memset(e, 0, sizeof(e));
+	put32(e, r->uid);
+	put32(e + 4, uv);
+	put32(e + 8, (uint32_t)r->size);
+	put32(e + 12, (uint32_t)r->data_len);
+	put32(e + 16, (uint32_t)end);
+	for (int i = 0; i < IDX_SC_TEXTS; i++) {
+		e[20 + 2 * i] = (unsigned char)len[i];
+		e[21 + 2 * i] = (unsigned char)(len[i] >> 8);
+	}
+	put32(e + 28, sc_sum(e, texts, total));
+	/* The texts before the entry that points to them. */
+	if (pwrite_all(c->fd, texts, total, end) != 0 ||
+	    pwrite_all(c->fd, e, IDX_SC_ENT, eoff) != 0)
+		return -1;
+	if (was) {
+		put64(h + 24, get64(h + 24) + was);
+		if (pwrite_all(c->fd, h + 24, 8, 24) != 0)
+			return -1;
+	}
+	return 1;
+}

@@ -209,6 +209,71 @@ int idx_kw_find(const struct idx_kw *t, const char *name, size_t n);
 int idx_kw_add(const char *path, struct idx_kw *t, const char *name, size_t n,
 	       unsigned cap);
 
+/* ---- structure cache ---------------------------------------------------
+ * Texts a reader asks of a message again and again (IMAP keeps its
+ * ENVELOPE, BODYSTRUCTURE and BODY there), beside the index in NAME.sc,
+ * so that they are not parsed out of the mbox each time. Opaque bytes
+ * here: IDX_SC_TEXTS texts a message.
+ *
+ * File format (little-endian): a header of IDX_SC_HDR (32) bytes,
+ *     0  "postsc1\n"   8 u32 slots   12 u32 the caller's format of the
+ *    texts   16 u32 FNV-1a of bytes 0..16   20 u32 0
+ *    24  u64 dead bytes (texts no slot points to any more)
+ * then `slots` entries of IDX_SC_ENT (32) bytes; the message with UID u
+ * has entry u % slots:
+ *     0  u32 UID (0: empty)      4 u32 UIDVALIDITY
+ *     8  u32 size as sent      12 u32 stored bytes (low 32 bits each)
+ *    16  u32 offset of its texts in the file
+ *    20  u16 length of each of the IDX_SC_TEXTS texts, u16 0
+ *    28  u32 FNV-1a of the entry's bytes 0..28 and its texts
+ * then the texts, appended as messages are added.
+ * An entry answers only for the same UID, UIDVALIDITY and sizes, so an
+ * expunged message, a new UIDVALIDITY or a message rewritten by another
+ * program (other sizes) is a miss, and a torn write fails the checksum.
+ * A message takes an entry only when it is empty, of another UIDVALIDITY
+ * or of a lower UID: two live messages sharing an entry never take it
+ * in turn (the higher keeps it, the lower is parsed each time), so
+ * reading writes nothing once the cache holds what it can. The texts
+ * take at most `max` bytes: when that is reached, the file starts afresh
+ * if at least half of it is dead (texts of entries taken over), else
+ * nothing more is added but an entry of a lower UID is dropped (counted
+ * dead), so a mailbox too big for the cache does not rewrite it at
+ * every read.
+ * Another slot count or format (another build, IMAP's renderer changed)
+ * starts the file afresh at the first write. */
+#define IDX_SC_HDR 32
+#define IDX_SC_ENT 32
+#define IDX_SC_TEXTS 3
+
+struct idx_sc {
+	int fd;
+	int state;              /* IDX_SC_* */
+	uint32_t slots;
+	uint64_t max;
+};
+
+enum { IDX_SC_CLOSED, IDX_SC_OPEN, IDX_SC_NONE };
+
+void idx_sc_init(struct idx_sc *c);
+/* Opens the cache at path: slots entries, at most max bytes of texts of
+ * format `format`. With create, a missing file or one of another
+ * geometry is made afresh; without, it is then IDX_SC_NONE (no
+ * entries). 0 or -1. */
+int idx_sc_open(struct idx_sc *c, const char *path, uint32_t slots, uint64_t max,
+		uint32_t format, int create);
+void idx_sc_close(struct idx_sc *c);
+/* The texts of message r of a mailbox of UIDVALIDITY uv: buf (n bytes)
+ * gets them, text[]/len[] point into it. 1 found, 0 not (or longer than
+ * n). */
+int idx_sc_get(struct idx_sc *c, uint32_t uv, const struct idx_rec *r,
+	       char *buf, size_t n, const char *text[IDX_SC_TEXTS],
+	       size_t len[IDX_SC_TEXTS]);
+/* Keeps the texts of message r (see idx_sc_get), back to back at texts.
+ * 1 written; 0 nothing written (the entry belongs to a higher UID, or
+ * the cache is full); -1 on an I/O error. */
+int idx_sc_put(struct idx_sc *c, uint32_t uv, const struct idx_rec *r,
+	       const char *texts, const size_t len[IDX_SC_TEXTS]);
+
 /* Bringing an index up to date, in bounded steps. The caller opens the
  * mbox (mfd, read-only is enough) and calls idx_update_step until it
  * returns IDX_DONE or IDX_FAIL; each step reads at most `budget` bytes of

@@ -516,6 +516,90 @@ static void test_update(void)
 	close(fd);
 }
 
+/* ---- structure cache ---- */
+
+static int sc_has(struct idx_sc *c, uint32_t uv, const struct idx_rec *r, const char *want)
+{
+	char buf[64];
+	const char *t[IDX_SC_TEXTS];
+	size_t l[IDX_SC_TEXTS];
+
+	if (idx_sc_get(c, uv, r, buf, sizeof(buf), t, l) != 1)
+		return 0;
+	return l[0] + l[1] + l[2] == strlen(want) && memcmp(t[0], want, l[0]) == 0 &&
+	       memcmp(t[1], want + l[0], l[1]) == 0 &&
+	       memcmp(t[2], want + l[0] + l[1], l[2]) == 0;
+}
+
+static void test_scache(void)
+{
+	char path[300];
+	struct idx_sc c;
+	struct idx_rec r = { .size = 100, .data_len = 90, .uid = 3 }, r2;
+	size_t l[IDX_SC_TEXTS] = { 2, 3, 1 }, big[IDX_SC_TEXTS] = { 20, 0, 0 };
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/mail/.postie/c.sc", dir);
+	mkdir(dir, 0700);
+	idx_sc_init(&c);
+	CHECK(idx_sc_open(&c, path, 4, 64, 1, 0) == 0 && c.state == IDX_SC_NONE,
+	      "sc: missing file, no entries");
+	CHECK(idx_sc_get(&c, 7, &r, path, 1, NULL, NULL) == 0, "sc: nothing to get");
+	CHECK(idx_sc_open(&c, path, 4, 64, 1, 1) == 0 && c.state == IDX_SC_OPEN, "sc: made");
+	CHECK(idx_sc_put(&c, 7, &r, "abcdef", l) == 1 && sc_has(&c, 7, &r, "abcdef"),
+	      "sc: put, get");
+	CHECK(!sc_has(&c, 8, &r, "abcdef"), "sc: another UIDVALIDITY misses");
+	r2 = r;
+	r2.size++;
+	CHECK(!sc_has(&c, 7, &r2, "abcdef"), "sc: other sizes miss");
+	r2 = r;
+	r2.uid = 7;                     /* the same entry (7 % 4 == 3) */
+	CHECK(!sc_has(&c, 7, &r2, "abcdef"), "sc: other UID misses");
+	CHECK(idx_sc_put(&c, 7, &r2, "ghijkl", l) == 1 && sc_has(&c, 7, &r2, "ghijkl"),
+	      "sc: a higher UID takes the entry");
+	CHECK(idx_sc_put(&c, 7, &r, "abcdef", l) == 0 && sc_has(&c, 7, &r2, "ghijkl") &&
+	      !sc_has(&c, 7, &r, "abcdef"), "sc: a lower one does not");
+	/* Reopened (a restart): still there; another format starts afresh. */
+	CHECK(idx_sc_open(&c, path, 4, 64, 1, 0) == 0 && sc_has(&c, 7, &r2, "ghijkl"),
+	      "sc: kept");
+	CHECK(idx_sc_open(&c, path, 4, 64, 2, 0) == 0 && c.state == IDX_SC_NONE &&
+	      idx_sc_open(&c, path, 4, 64, 2, 1) == 0 && !sc_has(&c, 7, &r2, "ghijkl"),
+	      "sc: another format is no cache");
+	/* A torn text fails the checksum. */
+	CHECK(idx_sc_put(&c, 7, &r2, "ghijkl", l) == 1 && stat(path, &st) == 0, "sc: again");
+	fd = open(path, O_WRONLY);
+	CHECK(fd >= 0 && pwrite(fd, "X", 1, st.st_size - 2) == 1, "sc: tear");
+	close(fd);
+	CHECK(!sc_has(&c, 7, &r2, "ghijkl"), "sc: torn text misses");
+	/* Bounded: 64 bytes of texts. Full of live texts: nothing more. */
+	CHECK(idx_sc_open(&c, path, 4, 64, 3, 1) == 0, "sc: afresh");
+	for (uint32_t u = 1; u <= 3; u++) {
+		r2.uid = u;
+		CHECK(idx_sc_put(&c, 7, &r2, "0123456789abcdefghij", big) == 1, "sc: fill %u", u);
+	}
+	r2.uid = 4;
+	CHECK(idx_sc_put(&c, 7, &r2, "0123456789abcdefghij", big) == 0, "sc: full");
+	/* Entries wanted by higher UIDs: dropped (dead) while full, then
+	 * mostly dead: afresh, and the texts kept. */
+	r2.uid = 5;                     /* entry 1 */
+	CHECK(idx_sc_put(&c, 7, &r2, "0123456789abcdefghij", big) == 0, "sc: still full");
+	r2.uid = 1;
+	CHECK(!sc_has(&c, 7, &r2, "0123456789abcdefghij") &&
+	      idx_sc_put(&c, 7, &r2, "0123456789abcdefghij", big) == 0, "sc: 1 dropped");
+	r2.uid = 6;                     /* entry 2: 40 of 60 bytes dead */
+	CHECK(idx_sc_put(&c, 7, &r2, "0123456789abcdefghij", big) == 1, "sc: afresh");
+	r2.uid = 5;
+	CHECK(idx_sc_put(&c, 7, &r2, "0123456789abcdefghij", big) == 1, "sc: room again");
+	r2.uid = 3;
+	CHECK(!sc_has(&c, 7, &r2, "0123456789abcdefghij"), "sc: afresh dropped the rest");
+	CHECK(stat(path, &st) == 0 && st.st_size <= IDX_SC_HDR + 4 * IDX_SC_ENT + 64,
+	      "sc: never beyond its bound (%lld)", (long long)st.st_size);
+	r2.uid = 5;
+	CHECK(sc_has(&c, 7, &r2, "0123456789abcdefghij"), "sc: kept after starting afresh");
+	idx_sc_close(&c);
+}
+
 void test_index(void)
 {
 	mkdirs();
@@ -526,4 +610,5 @@ void test_index(void)
 	test_update();
 	test_migrate_v2();
 	test_rewrite_late_flags();
+	test_scache();
 }
