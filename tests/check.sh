@@ -27,6 +27,29 @@ stage() { # stage NAME CMD...: runs CMD, logs to build/check/NAME.log
 	fi
 }
 
+# Stages that mostly wait (protocol tests: timers, peers, retries) run
+# beside the builds that follow them: stage_bg starts one, stage_end
+# prints its line where the script says, so the output keeps its order
+# whichever ends first. Each stage writes only its own log and its own
+# temporary directories, and every test server takes a free port.
+declare -A bg_pid=()
+stage_bg() { # stage_bg NAME CMD...
+	local name=$1
+	stage "$@" >"$log/$name.line" &
+	bg_pid[$name]=$!
+}
+stage_end() { # stage_end NAME: waits for it, prints and counts its line
+	local name=$1
+	wait "${bg_pid[$name]}"
+	cat "$log/$name.line"
+	if grep -q '^ok ' "$log/$name.line"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		failures+=("$name")
+	fi
+}
+
 # Bytes into fixed arrays only through core/buf, everywhere but in buf.c
 # itself and libc_small.c (the C library's own snprintf/strftime, which
 # buf is built on and which must not depend on postie code).
@@ -68,12 +91,25 @@ stage build-host make -s $J all test-tools
 stage unit-host build/host/tests/unit
 stage static tests/static.sh
 stage hardening tests/hardening.sh
-stage proto-host $PY tests/proto/run.py
+stage_bg proto-host $PY tests/proto/run.py
 
 for cfg in allnoconfig allyesconfig; do
 	stage "build-$cfg" build_cfg "$cfg" "$cfg"
-	stage "test-$cfg" test_cfg "$cfg"
 done
+stage test-allnoconfig test_cfg allnoconfig
+# allyesconfig is the defaults proto-host tests plus DEBUG_PROTOCOL:
+# its tests are the files that drive each protocol's command lines,
+# where that logs. If it ever differs in more, it runs every file.
+allyes_tests() {
+	local d=build/matrix/defaults.config
+	KCONFIG_CONFIG=$d $PY -m alldefconfig Kconfig >/dev/null || return 0
+	[ "$(diff <(grep '^CONFIG_' build/matrix/allyesconfig.config | sort) \
+		<(grep '^CONFIG_' "$d" | sort) | grep '^[<>]')" = "< CONFIG_DEBUG_PROTOCOL=y" ] &&
+		echo --quick test_smtp_basic test_smtp_hostile test_pop3 test_imap.py \
+			test_imap_hostile test_auth
+}
+# shellcheck disable=SC2046
+stage test-allyesconfig test_cfg allyesconfig $(allyes_tests)
 # The protocol files that exercise a feature (its tests must skip cleanly
 # when it is off); every feature-off build also runs the basic files.
 feature_tests() {
@@ -186,14 +222,16 @@ stage test-ints-max test_cfg ints-max --quick $ENDS_TESTS
 stage build-ints-allmin build_ends ints-allmin min
 stage test-ints-allmin test_cfg ints-allmin --quick test_smtp_basic
 
+stage_end proto-host
 stage build-asan make -s $J TARGET=asan all test-tools
 stage unit-asan build/asan/tests/unit
-stage proto-asan env POSTIE_BIN=build/asan/postie $PY tests/proto/run.py
+stage_bg proto-asan env POSTIE_BIN=build/asan/postie $PY tests/proto/run.py
 stage fuzz tests/fuzz/fuzz.sh "${FUZZ_SECONDS:-8}"
 
 if [ -x tests/cross.sh ]; then
 	stage cross tests/cross.sh
 fi
+stage_end proto-asan
 if [ -x tests/bench/size.sh ]; then
 	stage size-budgets tests/bench/size.sh --check
 fi
