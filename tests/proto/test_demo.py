@@ -1,6 +1,7 @@
 """The demo `make run` starts (board/demo/run.sh, the script behind it):
 a message sent to it over SMTP is read back with imaplib and poplib, in
-the clear from 127.0.0.1 and after STARTTLS/STLS; the ports follow
+the clear from 127.0.0.1 and after STARTTLS/STLS; the curl and mutt
+commands its banner prints work as printed; the ports follow
 POSTIE_PORT and POSTIE_PORT_BASE on every run, also the second one, and
 the banner names the ports in force; an edited configuration is kept.
 """
@@ -220,6 +221,53 @@ class DemoTest(harness.TestCase):
         self.assertTrue(listening(base + 25))
         self.assertEqual(self.stop(), 0)
 
+    @harness.need_tool("curl")
+    def test_banner_commands_send_and_read(self):
+        """The commands the banner prints, run as printed: curl sends one
+        message and reads it back over IMAP and POP3; mutt, answering its
+        first-run questions (~/Mail, the self-signed certificate), shows it
+        in INBOX."""
+        base = self.start()
+        out = self.output()
+        send = re.search(r"curl -s smtp://\S+ [^\n]*\\\n\s*[^\n]*", out)
+        reads = re.findall(r"curl -s -u demo:demo \S+", out)
+        self.assertTrue(send, out)
+        self.assertEqual(len(reads), 2, out)
+        self.assertIn("127.0.0.1:%d" % (base + 25), send.group(0))
+
+        def sh(cmd):
+            r = subprocess.run(["bash", "-c", cmd], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               timeout=IO_TIMEOUT)
+            text = r.stdout.decode("utf-8", "replace")
+            self.assertEqual(r.returncode, 0, (cmd, text))
+            return text
+        sh(send.group(0).replace("\\\n", " "))
+        for cmd in reads:
+            self.assertIn("Subject: hello", sh(cmd), cmd)
+        mutt = re.search(r"mutt -e '[^'\n]*' -f imap://\S+", out)
+        self.assertTrue(mutt, out)
+        if not shutil.which("mutt"):
+            return
+        from test_imap_clients import Pty
+        home = os.path.join(self.dir, "home")
+        os.mkdir(home)
+        env = {"HOME": home, "TERM": "vt100", "LANG": "C.UTF-8",
+               "PATH": os.environ["PATH"]}
+        p = Pty(["bash", "-c", "exec " + mutt.group(0)], env, home)
+        try:
+            # a first run asks what a new user answers: make ~/Mail, and
+            # accept the self-signed certificate once
+            for _ in range(4):
+                m = p.expect(r"Create it\?|\(r\)eject, accept \(o\)nce|hello")
+                if m.group(0) == "hello":
+                    break
+                p.send("\r" if m.group(0) == "Create it?" else "o")
+            self.assertEqual(m.group(0), "hello", p.screen[-1500:])
+            p.send("q")
+        finally:
+            p.close()
+        self.assertEqual(self.stop(), 0)
 
     def test_logs_name_the_service_the_user_and_unique_ids(self):
         """Logs an operator can grep: each session under the service name
