@@ -58,6 +58,30 @@ lint_rawwrites() {
 		$(ls src/*.c src/*/*.c | grep -vE '^src/core/(buf|libc_small)\.c$')
 }
 
+lint_editorconfig() { # the files .editorconfig covers keep to it
+	local files bad=0
+	files=$(find src tests board toolchain Makefile Kconfig README.md LICENSE \
+		.editorconfig -type f -not -path '*/corpus/*' \( -name '*.[ch]' -o \
+		-name '*.py' -o -name '*.sh' -o -name '*.md' -o -name '*.mk' -o \
+		-name Makefile -o -name Kconfig -o -name LICENSE -o -name defconfig \
+		-o -name .editorconfig \))
+	# LF line ends, no trailing blanks, a final newline; C indented with
+	# tabs (spaces only to align after them), Python with spaces
+	# shellcheck disable=SC2086
+	grep -nP '\r|[ \t]+$' $files && bad=1
+	# shellcheck disable=SC2086
+	grep -nP '^( {8}| +\t)' $(printf '%s\n' $files | grep '\.[ch]$') && bad=1
+	# shellcheck disable=SC2086
+	grep -nP '^\t' $(printf '%s\n' $files | grep '\.py$') && bad=1
+	# shellcheck disable=SC2086
+	$PY -c 'import sys
+bad = [f for f in sys.argv[1:] if open(f, "rb").read()[-1:] not in (b"", b"\n")]
+print("".join(f + ": no final newline\n" for f in bad), end="")
+sys.exit(1 if bad else 0)' $files || bad=1
+	echo "editorconfig: $(echo "$files" | wc -l) files"
+	[ "$bad" = 0 ]
+}
+
 lint_ifdef() { # no #ifdef CONFIG_ in .c files (README.md, Development)
 	! grep -rnE '^\s*#\s*(ifdef|ifndef|if defined).*CONFIG_' src tests --include='*.c'
 }
@@ -84,6 +108,7 @@ test_cfg() { # unit + protocol tests of a matrix build
 stage deps tests/install-deps.sh check
 stage lint-ifdef lint_ifdef
 stage lint-rawwrites lint_rawwrites
+stage lint-editorconfig lint_editorconfig
 stage commits tests/commits.sh
 stage docs $PY tests/doccheck.py
 stage lint-layers $PY tests/layers.py
