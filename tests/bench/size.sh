@@ -11,12 +11,14 @@
 # mipsel_24kc mips_24kc when toolchain/<t>.mk exists; configurations:
 # allnoconfig, defconfig (the Kconfig defaults) and allyesconfig, generated
 # with kconfiglib into build/size/configs/, then every board/<b>/defconfig
-# (make BOARD=<b>). Each is built with
+# (make BOARD=<b>, in build/board-<b>). Each is built with
 #   make -j2 TARGET=<t> O=build/size/<t>-<cfg> CONFIG_SRC=build/size/configs/<cfg>.config
 # into its own directory, which later runs reuse (only what changed is
-# rebuilt; config files are rewritten only when their content changes).
+# rebuilt; config files are rewritten only when their content changes);
+# defconfig, when there is no ./.config, in build/<t> as `make TARGET=<t>`
+# (the cross stage of make check has just built those and the boards).
 # A build that fails (e.g. a cross toolchain that is not ready yet) is
-# skipped with a note and its log path; it does not fail --check.
+# skipped with a note and its log path; with --check it is a failure.
 # SIZE_TARGETS, SIZE_CONFIGS, SIZE_BOARDS narrow a run by hand (e.g.
 # SIZE_TARGETS=mips_24kc SIZE_CONFIGS=defconfig SIZE_BOARDS=alerts);
 # SIZE_QUICK=1 leaves out the extra builds (mitigations, RAM per slot).
@@ -153,16 +155,23 @@ build() { # TARGET CONFIGNAME O MAKE-ARGS...
 	ROWS+=("$t $c $(stat -c %s "$o/postie") $line $(figures "$t" "$c" "$o") $o")
 }
 
+defdir() { # TARGET: the build directory of its defconfig
+	if [ -e .config ]; then echo "$S/$1-defconfig"; else echo "build/$1"; fi
+}
 for t in $TARGETS; do
 	for c in $CONFIGS; do
-		build "$t" "$c" "$S/$t-$c" CONFIG_SRC="$S/configs/$c.config"
+		if [ "$c" = defconfig ] && [ "$(defdir "$t")" = "build/$t" ]; then
+			build "$t" "$c" "build/$t"
+		else
+			build "$t" "$c" "$S/$t-$c" CONFIG_SRC="$S/configs/$c.config"
+		fi
 	done
 done
 for b in $BOARDS; do
 	[ -f "board/$b/defconfig" ] || continue
 	bt=$(sed -n 's/^BOARD_TARGET[ \t]*[:?]*=[ \t]*//p' "board/$b/board.mk" 2>/dev/null | head -1)
 	[ -n "$bt" ] || { NOTES+=("board $b: no BOARD_TARGET in board/$b/board.mk, skipped"); continue; }
-	o=$S/board-$b
+	o=build/board-$b
 	say "building board $b ($bt)"
 	log=$S/logs/board-$b.log
 	if timeout 1200 make -j2 -s BOARD="$b" O="$o" >"$log" 2>&1 </dev/null && [ -f "$o/postie" ]; then
@@ -180,7 +189,8 @@ done
 # with full RELRO (toolchain/x86_64-pie.mk). Not in --check (extra builds).
 MITIG=()     # "target what bytes base-bytes"
 mitig() { # TARGET WHAT O MAKE-ARGS...
-	local t=$1 w=$2 o=$3 base=$S/$1-defconfig/postie
+	local t=$1 w=$2 o=$3 base
+	base=$(defdir "$1")/postie
 	shift 3
 	[ -f "$base" ] || return 0
 	say "building $t defconfig with $w"
@@ -204,7 +214,8 @@ fi
 # are the arrays sized by that limit, and the growth is their cost per
 # element (sizeof the element), exact and without a list of names to keep.
 grow_report() { # TARGET LIMIT WHAT
-	local t=$1 k=$2 what=$3 o=$S/$1-defconfig o1 n nm cfg
+	local t=$1 k=$2 what=$3 o o1 n nm cfg
+	o=$(defdir "$1")
 	o1=$S/$1-defconfig-$(echo "$k" | tr 'A-Z_' 'a-z-')
 	cfg=$S/configs/defconfig-$(echo "$k" | tr 'A-Z_' 'a-z-').config
 	[ -f "$o/postie.unstripped" ] && [ "${SIZE_QUICK:-0}" = 0 ] || return 0
@@ -255,7 +266,8 @@ EOF
 }
 
 big_syms() { # TARGET: the largest data/bss symbols of defconfig
-	local t=$1 o=$S/$1-defconfig
+	local t=$1 o
+	o=$(defdir "$1")
 	[ -f "$S/logs/$t-nm.txt" ] || return 0
 	echo "### $t: largest static RAM symbols (defconfig; bss pages cost RAM only once touched)"
 	echo
@@ -351,7 +363,7 @@ OUT=$S/size.md
 			big_syms "$t"
 		done
 		for t in x86_64 mips_24kc; do
-			m=$S/$t-defconfig/postie.map
+			m=$(defdir "$t")/postie.map
 			[ -f "$m" ] || continue
 			echo "## Where the bytes go: $t defconfig ($m)"
 			echo
@@ -362,8 +374,9 @@ OUT=$S/size.md
 	echo "Took $(($(date +%s) - T0)) s."
 } >"$OUT"
 cat "$OUT"
-if [ "$CHECK" = 1 ] && [ ${#OVER[@]} -gt 0 ]; then
+if [ "$CHECK" = 1 ] && [ $((${#OVER[@]} + ${#NOTES[@]})) -gt 0 ]; then
 	for o in "${OVER[@]}"; do echo "size: over budget: $o" >&2; done
+	for o in "${NOTES[@]}"; do echo "size: not measured: $o" >&2; done
 	exit 1
 fi
 exit 0
