@@ -6,7 +6,7 @@
 #
 #   POSTIE_PORT       SMTP port (default POSTIE_PORT_BASE + 25 = 2525)
 #   POSTIE_PORT_BASE  the other services listen on BASE + their usual port
-#                     (default 2500: submission 2587, smtps 2965, pop3 2610,
+#                     (default 2500: submission 3087, smtps 2965, pop3 2610,
 #                     pop3s 3495, imap 2643, imaps 3493)
 #   POSTIE_RUN_DIR    the state folder (default build/run)
 #

@@ -57,6 +57,21 @@ def listening(port):
         return False
 
 
+class ReadmeTest(harness.TestCase):
+    def test_readme_table_has_the_default_ports(self):
+        """The README's table of demo ports is what run.sh's default base
+        gives (the demo tests check run.sh against the banner)."""
+        with open(SCRIPT) as f:
+            base = int(re.search(r"base=\$\{POSTIE_PORT_BASE:-(\d+)\}", f.read()).group(1))
+        with open(os.path.join(harness.REPO, "README.md")) as f:
+            readme = f.read()
+        names = ("smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps")
+        table = dict(re.findall(r"(?m)^\| (%s) \| (\d+)" % "|".join(names), readme))
+        self.assertEqual(sorted(table), sorted(names), table)
+        for name, off in zip(names, OFFSETS):
+            self.assertEqual(int(table[name]), base + off, name)
+
+
 @unittest.skipIf(harness.QEMU, "the demo runs the host binary")
 @harness.need_feature("imap")
 @harness.need_feature("pop3")
