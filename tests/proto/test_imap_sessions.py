@@ -146,6 +146,86 @@ class ImapSessions(ImapBase):
                 r.close()
         self.assert_clean_log()
 
+    def test_lock_waiters_go_first_come(self):
+        """An EXPUNGE waits while another program locks the mbox (no NO
+        [INUSE]); an APPEND that comes once the lock is free, before the
+        EXPUNGE's next try, waits its turn behind it: the EXPUNGE goes
+        first, so its answer tells of no new message. (imaptest stress:
+        a rewrite lost the lock to a stream of appends until its wait
+        ran out.)"""
+        a = self.server.imap()
+        try:
+            self.fill(a, 3)
+            a.select("INBOX")
+            a.store("2", "+FLAGS", "(\\Deleted)")
+        finally:
+            a.logout()
+        mbox = self.server.path("mail", "alice")
+        ra, rb, rc = (self.raw() for _ in range(3))
+        msg = body("queued")
+        try:
+            for r in (ra, rb, rc):
+                r.login()
+            self.assertTrue(ra.cmd("S", "SELECT INBOX")[-1].startswith("S OK"))
+            fd = os.open(mbox, os.O_RDWR)
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX)
+                ra.send(b"e EXPUNGE\r\n")
+                # a round trip on a third session: the EXPUNGE was read
+                # (and queued) in that pass or before
+                self.assertTrue(rc.cmd("n1", "NOOP")[-1].startswith("n1 OK"))
+            finally:
+                os.close(fd)
+            # The lock is free, the EXPUNGE not yet retried: an APPEND
+            # that comes now must still wait for it, not jump the line.
+            rb.send(b"a APPEND INBOX {%d}\r\n" % len(msg))
+            self.assertTrue(rb.line().startswith("+"))
+            rb.send(msg + b"\r\n")
+            got_e = ra.until("e")
+            got_a = rb.until("a")
+            self.assertTrue(got_e[-1].startswith("e OK"), got_e)
+            self.assertTrue(got_a[-1].startswith("a OK"), got_a)
+            self.assertEqual([ln for ln in got_e if "EXISTS" in ln], [], got_e)
+            self.assertIn("* 2 EXPUNGE", got_e)
+            out = ra.cmd("n", "NOOP")
+            self.assertIn("* 3 EXISTS", out)
+        finally:
+            for r in (ra, rb, rc):
+                r.close()
+        self.assert_clean_log()
+
+    @harness.need_feature("imap:condstore")
+    def test_modseq_of_a_message_expunged_elsewhere(self):
+        """A message another session expunged, before this one is told:
+        its MODSEQ must not fall back to the older view's (imaptest
+        stress: "MODSEQ dropped")."""
+        a, b = self.server.imap(), self.server.imap()
+        try:
+            self.fill(a, 3)
+            for m in (a, b):
+                self.assertEqual(select_condstore(m), "OK")
+            # b's EXPUNGE replaces the index a's view reads
+            b.store("3", "+FLAGS", "(\\Deleted)")
+            self.assertEqual(b.expunge()[0], "OK")
+            # a later change lives only in the new index; a sees it
+            b.store("1", "+FLAGS", "(\\Flagged)")
+            typ, data = a.uid("FETCH", "1:*", "(UID MODSEQ)")
+            self.assertEqual(typ, "OK", data)
+            before = uid_modseqs(data)
+            # b expunges that message too; a is not told yet (FETCH)
+            b.store("1", "+FLAGS", "(\\Deleted)")
+            self.assertEqual(b.expunge()[0], "OK")
+            typ, data = a.uid("FETCH", "1:*", "(UID MODSEQ)")
+            self.assertEqual(typ, "OK", data)
+            after = uid_modseqs(data)
+            uid1 = min(before)
+            self.assertIn(uid1, after, data)
+            self.assertGreaterEqual(after[uid1], before[uid1], (before, after))
+        finally:
+            a.logout()
+            b.logout()
+        self.assert_clean_log()
+
     def test_many_flag_changes_pushed_on_noop(self):
         """More flag changes by another session than the pending list
         holds: NOOP still tells every one as FETCH FLAGS."""
