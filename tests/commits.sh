@@ -6,6 +6,9 @@
 set -u
 cd "$(dirname "$0")/.."
 FIRST=50bfe97   # the last commit before the rule
+# Landed on main before the check caught them (main is never rewritten):
+# f9a1ad3 test_imap_details, a subject of 74 characters.
+KNOWN="f9a1ad3"
 range="$FIRST..HEAD"
 if ! git rev-parse -q --verify "$FIRST^{commit}" >/dev/null 2>&1; then
 	# A shallow clone that stops after the rule began: every commit it
@@ -17,6 +20,11 @@ fi
 ok=0 bad=0
 for c in $(git rev-list "$range"); do
 	subj=$(git log -1 --format=%s "$c")
+	known=
+	for k in $KNOWN; do
+		case $c in "$k"*) known=1 ;; esac
+	done
+	[ -z "$known" ] || continue
 	why=
 	[ "$(git rev-list --count --no-walk --merges "$c")" = 0 ] || why="a merge commit"
 	[ ${#subj} -le 72 ] || why="${why:+$why; }subject of ${#subj} characters"
