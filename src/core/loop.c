@@ -53,6 +53,18 @@ long loop_longest_stall_us(void)
 	return longest_stall_us;
 }
 
+int64_t loop_next_deadline(void)
+{
+	int64_t next = -1;
+
+	for (int i = 0; i < LOOP_MAX_WATCHERS; i++) {
+		struct watcher *w = table[i];
+		if (w && w->deadline && (next < 0 || w->deadline < next))
+			next = w->deadline;
+	}
+	return next;
+}
+
 /* Microseconds on a clock (no 64-bit division: see below). */
 static int64_t clock_us(clockid_t id)
 {

@@ -29,5 +29,7 @@ int loop_step(int max_wait_ms);
  * deadlines), in microseconds since start. Passes of at least
  * conf->log_stall_ms are logged as they happen. */
 long loop_longest_stall_us(void);
+/* The earliest deadline of any watcher (a now_ms() value), -1 if none. */
+int64_t loop_next_deadline(void);
 
 #endif

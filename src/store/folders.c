@@ -643,7 +643,7 @@ static int write_file(const char *path, const char *data, size_t n)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
-	if (write(fd, data, n) == (ssize_t)n && fsync(fd) == 0)
+	if (write(fd, data, n) == (ssize_t)n && file_sync(fd) == 0)
 		rc = 0;
 	close(fd);
 	if (rc == 0 && rename(tmp, path) == 0)

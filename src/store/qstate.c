@@ -327,7 +327,7 @@ int qstate_save(const char *dir, const char *name, const struct qstate *s)
 		errno = e;
 		return -1;
 	}
-	ok = qstate_write(f, s) == 0 && fflush(f) == 0 && fsync(fd) == 0;
+	ok = qstate_write(f, s) == 0 && fflush(f) == 0 && file_sync(fd) == 0;
 	e = errno;
 	ok &= fclose(f) == 0;
 	if (!ok || rename(tmp, path) != 0) {

@@ -57,7 +57,7 @@ int queue_commit(struct spool_file *f)
 		return -1;
 	}
 	snprintf(from, sizeof(from), "%s/%s", spool_tmpdir(), f->name);
-	if (fsync(f->fd) != 0)
+	if (file_sync(f->fd) != 0)
 		return -1;
 	/* Never over an accepted message: a name that is taken (a daemon
 	 * of the same pid, restarted in the same microsecond) gets a new

@@ -235,7 +235,7 @@ static int replace_file(const char *path, const struct buf *b, const struct stat
 	}
 	if ((old && (fchmod(fd, old->st_mode & 07777) != 0 ||
 		     (fchown(fd, old->st_uid, old->st_gid) != 0 && errno != EPERM))) ||
-	    write_all_fd(fd, b->p, b->len) != 0 || fsync(fd) != 0) {
+	    write_all_fd(fd, b->p, b->len) != 0 || file_sync(fd) != 0) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		close(fd);
 		unlink(tmp);
