@@ -217,7 +217,7 @@ size:
 	@tests/bench/size.sh
 
 fuzz:
-	@tests/fuzz/fuzz.sh $${FUZZ_SECONDS:-300}
+	@FUZZ_SESSION_FACTOR=$${FUZZ_SESSION_FACTOR:-4} tests/fuzz/fuzz.sh $${FUZZ_SECONDS:-300}
 
 # Man pages from the README's Running and Configuration reference.
 man: build/man/postie.8 build/man/postie.conf.5

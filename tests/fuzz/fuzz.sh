@@ -6,7 +6,10 @@
 # run at once (default 2, the machine's cores). Prints one line per target
 # with its run count and "fuzz: N passed, N failed". The IMAP session target
 # is also built with tiny limits (tests/tiny-config.sh) and run as
-# imap_session-tiny.
+# imap_session-tiny. The whole-session targets (imap_session, imap_two,
+# pop3, smtp_session and their -tiny builds) run FUZZ_SESSION_FACTOR
+# times as long (default 1; `make fuzz` sets 4): an input costs them a
+# whole session through the loop, sockets and files.
 set -u
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
@@ -44,8 +47,11 @@ name_of() { # BINARY: NAME, or NAME-tiny for the tiny-limit build
 }
 
 run_one() { # BINARY: one target, its verdict in build/fuzz/status/NAME
-	local f=$1 name seed work log
+	local f=$1 name seed work log t=$secs
 	name=$(name_of "$f")
+	case ${name%-tiny} in
+	imap_session | imap_two | pop3 | smtp_session) t=$((secs * ${FUZZ_SESSION_FACTOR:-1})) ;;
+	esac
 	seed=tests/fuzz/corpus/${name%-tiny}
 	work=build/fuzz/corpus/$name
 	log=build/fuzz/$name.log
@@ -54,10 +60,10 @@ run_one() { # BINARY: one target, its verdict in build/fuzz/status/NAME
 		echo "fuzz $name: FAILED, no such target" >"build/fuzz/status/$name"
 		return
 	fi
-	if timeout $((secs + 60)) "$f" -max_total_time="$secs" -timeout=10 \
+	if timeout $((t + 60)) "$f" -max_total_time="$t" -timeout=10 \
 		-rss_limit_mb=1024 -artifact_prefix=build/fuzz/crashes/"$name"- \
 		-print_final_stats=1 "$work" "$seed" >"$log" 2>&1; then
-		echo "fuzz $name: ok ($(sed -n 's/^stat::number_of_executed_units: *//p' "$log") runs in ${secs} s, $(ls "$work" | wc -l) corpus)" >"build/fuzz/status/$name"
+		echo "fuzz $name: ok ($(sed -n 's/^stat::number_of_executed_units: *//p' "$log") runs in ${t} s, $(ls "$work" | wc -l) corpus)" >"build/fuzz/status/$name"
 	else
 		{
 			echo "fuzz $name: FAILED, see $log:"
