@@ -42,6 +42,14 @@ def child(path, verbose):
             counts["failed"] += 1
             counts["problems"].append(str(test))
 
+        def addSubTest(self, test, subtest, err):
+            # A failing subTest fails its test: unittest then calls neither
+            # addFailure nor addSuccess for it, so count it here, once.
+            super().addSubTest(test, subtest, err)
+            if err is not None and str(test) not in counts["problems"]:
+                counts["failed"] += 1
+                counts["problems"].append(str(test))
+
         def addSkip(self, test, reason):
             super().addSkip(test, reason)
             counts["skipped"] += 1
