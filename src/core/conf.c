@@ -538,7 +538,7 @@ static int d_queue_lifetime(struct parse *p, int argc, char **argv)
 	if (parse_duration(argv[1], &p->c->queue_lifetime) != 0 ||
 	    p->c->queue_lifetime < 60)
 		return fail(p, "queue_lifetime '%s': want a duration like 5d, 12h "
-			    "(at least 1m)", argv[1]);
+			    "(at least 1m, at most 3650d)", argv[1]);
 	return 0;
 }
 
@@ -551,7 +551,7 @@ static int d_queue_retry(struct parse *p, int argc, char **argv)
 	    parse_duration(argv[2], &p->c->retry_max) != 0 || p->c->retry_min < 1 ||
 	    p->c->retry_max < p->c->retry_min)
 		return fail(p, "queue_retry: want MIN MAX durations, MIN <= MAX "
-			    "(e.g. 5m 1h)");
+			    "<= 3650d (e.g. 5m 1h)");
 	return 0;
 }
 
@@ -561,7 +561,8 @@ static int d_delay_warning(struct parse *p, int argc, char **argv)
 	if (need_relay(p, argv[0]))
 		return -1;
 	if (parse_duration(argv[1], &p->c->delay_warning) != 0)
-		return fail(p, "delay_warning '%s': want a duration like 4h (0: off)",
+		return fail(p, "delay_warning '%s': want a duration like 4h (0: off, "
+			    "at most 3650d)",
 			    argv[1]);
 	return 0;
 }

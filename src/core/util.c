@@ -110,7 +110,14 @@ int parse_size(const char *s, uint64_t *out)
 int parse_duration(const char *s, uint64_t *out)
 {
 	static const uint64_t mult[] = { 1, 60, 3600, 86400, 604800 };
-	return parse_scaled(s, "smhdw", mult, out);
+	uint64_t v;
+
+	/* A bound far below what overflows "now + duration" in milliseconds
+	 * anywhere the daemon adds them. */
+	if (parse_scaled(s, "smhdw", mult, &v) != 0 || v > DURATION_MAX)
+		return -1;
+	*out = v;
+	return 0;
 }
 
 char *str_printable(char *dst, size_t n, const char *src, size_t len)

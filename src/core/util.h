@@ -27,7 +27,8 @@ void str_lower(char *s);
 int parse_u64(const char *s, uint64_t max, uint64_t *out);
 /* "10M", "512k", "1G", "100" (bytes). */
 int parse_size(const char *s, uint64_t *out);
-/* "5d", "12h", "30m", "45s", "90" (seconds). */
+/* "5d", "12h", "30m", "45s", "90" (seconds), at most DURATION_MAX. */
+#define DURATION_MAX (3650ull * 86400)         /* 3650d, about ten years */
 int parse_duration(const char *s, uint64_t *out);
 
 /* Copies client data for a log line: at most max bytes, control and

@@ -118,6 +118,18 @@ class ConfigCheck(ConfBase):
                 rc, out = self.check("max_message_size %s\n" % v)
                 self.assertEqual(rc, 0, out)
 
+    @need_feature("relay")
+    def test_bad_durations(self):
+        # A lifetime that overflowed "now + lifetime" expired every
+        # deferred message at its first failure; -t said OK.
+        for d, line in (("queue_lifetime", "%s"), ("delay_warning", "%s"),
+                        ("queue_retry", "5m %s")):
+            for v in ("106751991167301d", "3651d", "522w", "1.5h", "x"):
+                with self.subTest(directive=d, value=v):
+                    self.assertBad("%s %s\n" % (d, line % v), 1, d)
+        rc, out = self.check("queue_lifetime 3650d\nqueue_retry 5m 3650d\n")
+        self.assertEqual(rc, 0, out)
+
     def test_bad_max_connections(self):
         for v in ("0", "-3", "x", "100000000"):
             with self.subTest(v=v):

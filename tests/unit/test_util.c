@@ -16,6 +16,8 @@ void test_util(void)
 	static const struct { const char *in; int ok; uint64_t want; } durs[] = {
 		{ "5d", 0, 432000 }, { "30m", 0, 1800 }, { "45s", 0, 45 }, { "2h", 0, 7200 },
 		{ "90", 0, 90 }, { "1w", 0, 604800 }, { "d", -1, 0 }, { "1.5h", -1, 0 },
+		{ "3650d", 0, 315360000 }, { "3651d", -1, 0 }, { "522w", -1, 0 },
+		{ "106751991167301d", -1, 0 }, /* overflowed now + lifetime in ms */
 	};
 	char buf[64];
 	uint64_t v;
