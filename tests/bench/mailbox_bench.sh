@@ -51,7 +51,8 @@
 #     mbox changes.
 #  4. Starts postie (foreground child: listen pop3, users, mail_dir,
 #     spool_dir, plaintext_auth_networks 127.0.0.0/8, dns_server
-#     127.0.0.53:9) and a private Dovecot 2.3 (`dovecot -F -c` our own file,
+#     127.0.0.53:9, max_connections and max_connections_per_ip 256: the
+#     100 IDLE sessions come from one address) and a private Dovecot 2.3 (`dovecot -F -c` our own file,
 #     its base_dir, state_dir, logs and index under build/mbench/dovecot/;
 #     pop3 and imap on 127.0.0.1:<free port>, no pop3s/imaps, ssl = no,
 #     disable_plaintext_auth = no, passdb passwd-file (CRYPT) on the same
@@ -285,6 +286,7 @@ local_domains test.lan
 plaintext_auth_networks 127.0.0.0/8
 dns_server 127.0.0.53:9
 max_connections 256
+max_connections_per_ip 256
 EOF
 if [ "$HAVE_IMAP" = 1 ]; then
 	cat >>"$BA/postie/postie.conf" <<EOF
