@@ -52,7 +52,7 @@ obj-$(CONFIG_AUTH) += proto/auth.o proto/sasl.o store/passwd.o
 obj-$(CONFIG_MAILBOX_INDEX) += store/index.o
 obj-$(CONFIG_POP3) += proto/pop3.o
 obj-$(CONFIG_IMAP) += proto/imap.o proto/imap_append.o proto/imap_fetch.o proto/imap_mailbox.o proto/imap_selected.o proto/imap_parse.o proto/imap_search.o proto/mime.o store/folders.o
-obj-$(CONFIG_RELAY) += store/queue.o store/qstate.o store/notice.o proto/smtp_out.o proto/mime7.o \
+obj-$(CONFIG_RELAY) += store/queue.o store/qstate.o store/notice.o store/maildrop.o proto/smtp_out.o proto/mime7.o \
 	relay/runner.o relay/bounce.o
 obj-$(CONFIG_SMARTHOST_AUTH) += proto/sasl.o
 obj-$(CONFIG_DNS) += dns/dns_udns.o

@@ -41,6 +41,7 @@
 #include "core/conf.h"
 #include "core/util.h"
 #include "proto/address.h"
+#include "store/maildrop.h"
 #include "store/qstate.h"
 #include "store/spool.h"
 
@@ -664,27 +665,15 @@ static void emit_qualified(struct msgfile *m, const struct field *f)
 }
 
 /* Received: for a local submission, first in the header: who (the real
- * uid and its login name; no network was involved), where, when. */
+ * uid and its login name; no network was involved), where, when. The
+ * daemon checks it against the file's owner (store/maildrop). */
 static void emit_received(struct msgfile *m, const char *date)
 {
-	struct passwd *pw = getpwuid(getuid());
-	char login[40] = "";
+	char line[MAILDROP_LOGIN_MAX + 400];
+	size_t n = maildrop_received(line, sizeof(line), getuid(), cf->hostname,
+				     tmp_name + 1, date);
 
-	if (pw && pw->pw_name) {
-		size_t k = 0;
-		for (; pw->pw_name[k] && k + 1 < sizeof(login); k++) {
-			char c = pw->pw_name[k];
-			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-			      c == '-'))
-				break;
-			login[k] = c;
-		}
-		login[pw->pw_name[k] ? 0 : k] = '\0';
-	}
-	emitf(m, "Received: (from %s%suid %u)\n\tby %s (postie sendmail) id %s;"
-	      "\n\t%s\n", login, login[0] ? ", " : "", (unsigned)getuid(),
-	      cf->hostname, tmp_name + 1, date);
+	emit(m, line, n);
 }
 
 static void emit_headers(struct msgfile *m, const struct opts *o)
@@ -1091,6 +1080,17 @@ static int submit(const struct opts *o, int argc, char **argv, int first_rcpt)
 
 /* ---- sender ------------------------------------------------------------ */
 
+/* root and the daemon's own user may send as anybody. */
+static int privileged(void)
+{
+	struct passwd *pw;
+
+	if (getuid() == 0)
+		return 1;
+	pw = cf->run_as[0] ? getpwnam(cf->run_as) : NULL;
+	return pw && pw->pw_uid == getuid();
+}
+
 static int set_sender(const struct opts *o)
 {
 	const char *s = o->sender;
@@ -1103,11 +1103,9 @@ static int set_sender(const struct opts *o)
 		len = strlen(s);
 		if (len >= 2 && s[0] == '<' && s[len - 1] == '>')
 			s++, len -= 2;
-		if (len == 0) {
+		if (len == 0)
 			null_sender = 1;
-			return 0;
-		}
-		if (normalize(s, len, sender, sizeof(sender)) != 0)
+		else if (normalize(s, len, sender, sizeof(sender)) != 0)
 			return fail(EX_DATAERR_, "bad sender address '%.100s'", o->sender);
 	} else {
 		struct passwd *pw = getpwuid(getuid());
@@ -1119,8 +1117,20 @@ static int set_sender(const struct opts *o)
 			return fail(EX_NOUSER_, "login name '%.64s' is not usable in "
 				    "an address; use -f", login);
 	}
-	if (cf->masquerade[0] && sender_is_local(sender))
+	if (cf->masquerade[0] && !null_sender && sender_is_local(sender))
 		snprintf(sender, sizeof(sender), "%s", cf->masquerade);
+	if (!maildrop_sender_ok(cf, null_sender ? "" : sender, getuid(),
+				privileged())) {
+		char me[MAILDROP_LOGIN_MAX];
+		maildrop_login(getuid(), me, sizeof(me));
+		return fail(EX_NOPERM_, "uid %u may not send as <%s>: only as "
+			    "itself, %s@ a local domain%s%s (sender_login_check; "
+			    "root and the daemon's user may use any -f)",
+			    (unsigned)getuid(), null_sender ? "" : sender,
+			    me[0] ? me : "LOGIN",
+			    cf->masquerade[0] ? ", or as " : "",
+			    cf->masquerade[0] ? cf->masquerade : "");
+	}
 	return 0;
 }
 

@@ -358,9 +358,9 @@ static int d_plaintext_auth_networks(struct parse *p, int argc, char **argv)
 static int d_sender_login_check(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
-	if (!CONFIG_AUTH)
+	if (!CONFIG_AUTH && !CONFIG_SENDMAIL)
 		return fail(p, "sender_login_check: not in this build "
-			    "(needs CONFIG_AUTH)");
+			    "(needs CONFIG_AUTH or CONFIG_SENDMAIL)");
 	if (strcmp(argv[1], "yes") == 0)
 		p->c->sender_login_check = 1;
 	else if (strcmp(argv[1], "no") == 0)

@@ -38,6 +38,7 @@
 #include "store/aliases.h"
 #include "relay/bounce.h"
 #include "store/delivery.h"
+#include "store/maildrop.h"
 #include "store/qstate.h"
 #include "store/queue.h"
 #include "store/users.h"
@@ -84,6 +85,7 @@ static struct qmsg qtab[CONFIG_QUEUE_MAX];
 static int qcount, spilled;
 static struct attempt attempts[CONFIG_RELAY_MAX_DELIVERIES];
 static char qdir[CONF_PATH_MAX + 8], dropdir[CONF_PATH_MAX + 12];
+static char baddir[CONF_PATH_MAX + 8];
 static struct watcher timer, notify;
 static struct qstate scratch;           /* load_queue() and rescans */
 
@@ -753,7 +755,10 @@ const char *relay_last_error(time_t *when)
 
 struct pick {
 	int n_rcpt;
-	int has_sender;
+	int has_sender, has_uid;
+	long long uid;
+	char sender[CONFIG_SMTP_PATH_MAX + 1];
+	const char *why;        /* what is wrong, for the log */
 };
 
 static int on_pick(void *ctx, char kind, const char *val, size_t len)
@@ -762,45 +767,155 @@ static int on_pick(void *ctx, char kind, const char *val, size_t len)
 	char tmp[CONFIG_SMTP_PATH_MAX + 3];
 	struct addr a;
 
-	if (len > CONFIG_SMTP_PATH_MAX || memchr(val, '\0', len))
+	if (len > CONFIG_SMTP_PATH_MAX || memchr(val, '\0', len)) {
+		p->why = "an envelope line too long or with a NUL byte";
 		return -1;
-	if (kind == 'F') {
-		p->has_sender = 1;
-		return 0;
 	}
-	snprintf(tmp, sizeof(tmp), "<%.*s>", (int)len, val);
-	if (addr_parse_path(tmp, strlen(tmp), &a, 1) < 0)
+	switch (kind) {
+	case 'F':
+		if (p->has_sender++) {
+			p->why = "two F (sender) lines";
+			return -1;
+		}
+		str_copy(p->sender, sizeof(p->sender), val, len);
+		return 0;
+	case 'U':
+		if (p->has_uid++ || len == 0 || len > 10 ||
+		    strspn(val, "0123456789") < len) {
+			p->why = "a bad or second U (uid) line";
+			return -1;
+		}
+		p->uid = strtoll(val, NULL, 10);
+		return 0;
+	case 'R':
+		snprintf(tmp, sizeof(tmp), "<%.*s>", (int)len, val);
+		if (addr_parse_path(tmp, strlen(tmp), &a, 1) < 0) {
+			p->why = "a recipient that is not an address";
+			return -1;
+		}
+		p->n_rcpt++;
+		return 0;
+	default:
+		p->why = "an envelope line sendmail does not write";
 		return -1;
-	p->n_rcpt++;
-	return 0;
+	}
 }
 
-/* Moves one maildrop file into the queue; bad files go to .bad-NAME. */
+/* What is wrong with maildrop file f (st its fstat), or NULL when the
+ * daemon may take it: the envelope sendmail writes (F, R..., U, D), U
+ * the owner's uid, the message starting with sendmail's Received field
+ * for that uid and this file name, a sender the owner may use
+ * (store/maildrop has the rules). */
+static const char *pick_check(struct spool_file *f, const struct stat *st,
+			      const char *name, struct pick *p)
+{
+	static char why[200];
+	char head[MAILDROP_HEAD_MAX];
+	ssize_t n;
+
+	if (!S_ISREG(st->st_mode))
+		return "not a regular file";
+	if (st->st_nlink != 1)
+		return "a file with more than one link";
+	if ((uint64_t)st->st_size > conf->max_message_size + 65536)
+		return "bigger than max_message_size";
+	if (spool_read_envelope_all(f, on_pick, p) != 0)
+		return p->why ? p->why : "no envelope (F, R and U lines, then D)";
+	if (!p->has_sender || p->n_rcpt == 0 || !p->has_uid)
+		return !p->has_sender ? "no F (sender) line" : p->n_rcpt == 0 ?
+		       "no recipients" : "no U (uid) line";
+	if (p->uid != (long long)st->st_uid) {
+		snprintf(why, sizeof(why), "the U line says uid %lld, the file "
+			 "belongs to uid %u", p->uid, (unsigned)st->st_uid);
+		return why;
+	}
+	n = pread(f->fd, head, sizeof(head), f->data_off);
+	if (n < 0 || maildrop_check_received(head, (size_t)n, st->st_uid, name) != 0)
+		return "the message does not start with the Received: line "
+		       "sendmail writes for its owner and this file";
+	if (!maildrop_sender_ok(conf, p->sender, st->st_uid,
+				st->st_uid == 0 || st->st_uid == geteuid())) {
+		char shown[3 * 80 + 8];
+		snprintf(why, sizeof(why), "sender <%s> is not the owner's own "
+			 "address (sender_login_check)",
+			 str_printable(shown, sizeof(shown), p->sender,
+				       strnlen(p->sender, 80)));
+		return why;
+	}
+	return NULL;
+}
+
+/* A maildrop file the daemon will not take: moved out of the users'
+ * reach into spool_dir/bad/ (0700, made when first needed) under its
+ * own name (NAME.1 ... when taken), never deleted, with one log line
+ * that says why. */
+static void set_aside(const char *name, const char *shown, long long uid,
+		      const char *why)
+{
+	char from[QUEUE_PATH], to[QUEUE_PATH + 8];
+	int i;
+
+	snprintf(from, sizeof(from), "%s/%s", dropdir, name);
+	if (mkdir(baddir, 0700) != 0 && errno != EEXIST)
+		goto fail;
+	for (i = 0; i < 10; i++) {
+		if (i)
+			snprintf(to, sizeof(to), "%s/%s.%d", baddir, name, i);
+		else
+			snprintf(to, sizeof(to), "%s/%s", baddir, name);
+		if (rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) == 0)
+			break;
+		if (errno != EEXIST)
+			goto fail;
+	}
+	if (i == 10)
+		goto fail;
+	fsync_dir(baddir);
+	/* The name as shown (escaped), never the raw one. */
+	to[0] = '\0';
+	if (i)
+		snprintf(to, sizeof(to), ".%d", i);
+	log_msg(LOGL_WARN, "maildrop: %s from uid %lld refused: %s; moved to "
+		"%s/%s%s", shown, uid, why, baddir, shown, to);
+	return;
+fail:
+	log_msg(LOGL_ERR, "maildrop: %s from uid %lld refused: %s; cannot move "
+		"it to %s: %s (left in the maildrop)", shown, uid, why, baddir,
+		strerror(errno));
+}
+
+/* Moves one maildrop file into the queue; bad files go to bad/. */
 static void pickup(const char *name)
 {
 	char from[QUEUE_PATH], to[QUEUE_PATH], id[SPOOL_NAME_MAX];
 	struct spool_file f = { .fd = -1 };
 	struct pick p = { 0 };
 	struct stat st;
+	const char *why;
 	/* Any local user names maildrop files: escaped for the log. */
 	char shown[3 * SPOOL_NAME_MAX + 16];
 
 	str_printable(shown, sizeof(shown), name, strlen(name));
 	snprintf(from, sizeof(from), "%s/%s", dropdir, name);
 	f.fd = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (f.fd < 0)
-		return;
-	if (fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
-	    spool_read_envelope(&f, on_pick, &p) != 0 || !p.has_sender ||
-	    p.n_rcpt == 0 || (uint64_t)st.st_size > conf->max_message_size + 65536) {
-		log_msg(LOGL_WARN, "maildrop: %s is not a valid message; set aside",
-			shown);
-		close(f.fd);
-		snprintf(to, sizeof(to), "%s/.bad-%s", dropdir, name);
-		rename(from, to);
+	if (f.fd < 0) {
+		int e = errno;
+		if (e == ENOENT || lstat(from, &st) != 0)
+			return;         /* gone meanwhile */
+		set_aside(name, shown, (long long)st.st_uid, e == ELOOP ?
+			  "a symbolic link" : strerror(e));
 		return;
 	}
+	if (fstat(f.fd, &st) != 0) {
+		close(f.fd);
+		return;
+	}
+	why = pick_check(&f, &st, name, &p);
 	close(f.fd);
+	if (why) {
+		set_aside(name, shown, (long long)st.st_uid, why);
+		return;
+	}
 	/* Never over a queued message (see queue_commit): a taken id gets
 	 * a new one, a bounded number of times. */
 	for (int tries = 0;; tries++) {
@@ -971,6 +1086,7 @@ int relay_init(const char *spool_dir)
 		return -1;
 	snprintf(qdir, sizeof(qdir), "%s/queue", spool_dir);
 	snprintf(dropdir, sizeof(dropdir), "%s/maildrop", spool_dir);
+	snprintf(baddir, sizeof(baddir), "%s/bad", spool_dir);
 	queue_on_commit(on_commit);
 	smtpout_init();
 	timer.fd = -1;

@@ -265,7 +265,21 @@ void spool_discard(struct spool_file *f)
 	f->fd = -1;
 }
 
+static int read_envelope(struct spool_file *f, spool_env_fn fn, void *ctx,
+			 int all);
+
 int spool_read_envelope(struct spool_file *f, spool_env_fn fn, void *ctx)
+{
+	return read_envelope(f, fn, ctx, 0);
+}
+
+int spool_read_envelope_all(struct spool_file *f, spool_env_fn fn, void *ctx)
+{
+	return read_envelope(f, fn, ctx, 1);
+}
+
+static int read_envelope(struct spool_file *f, spool_env_fn fn, void *ctx,
+			 int all)
 {
 	char buf[1024 + 4] = "";
 	size_t have = 0;
@@ -284,7 +298,7 @@ int spool_read_envelope(struct spool_file *f, spool_env_fn fn, void *ctx)
 			}
 			if (l < 2 || buf[1] != ' ' || buf[0] < 'A' || buf[0] > 'Z')
 				return -1;
-			if ((buf[0] == 'F' || buf[0] == 'R') &&
+			if ((all || buf[0] == 'F' || buf[0] == 'R') &&
 			    fn(ctx, buf[0], buf + 2, l - 2) != 0)
 				return -1;
 			memmove(buf, nl + 1, have - l - 1);

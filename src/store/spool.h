@@ -7,6 +7,7 @@
  * File format (text, one item per line):
  *   F <sender>        envelope sender, empty for <>
  *   R <recipient>     one per accepted RCPT, as the client wrote it
+ *   U <uid>           (maildrop files) the uid that ran sendmail
  *   D                 the message follows, to the end of the file */
 #ifndef POSTIE_SPOOL_H
 #define POSTIE_SPOOL_H
@@ -64,5 +65,7 @@ void spool_discard(struct spool_file *f);
  * (other capital-letter lines are skipped) and sets f->data_off. */
 typedef int (*spool_env_fn)(void *ctx, char kind, const char *val, size_t len);
 int spool_read_envelope(struct spool_file *f, spool_env_fn fn, void *ctx);
+/* The same for every envelope line (F, R, U from sendmail, ...). */
+int spool_read_envelope_all(struct spool_file *f, spool_env_fn fn, void *ctx);
 
 #endif

@@ -149,6 +149,110 @@ class AnyUser(harness.TestCase):
         self.assertIn("spool_dir ./spool", err)
         self.assertFalse(os.path.exists(srv.path("spool")))
 
+    def test_sender_of_a_user_is_the_user(self):
+        """A user's -f may only name the user (LOGIN@ a local domain or
+        the masquerade address); root may name anybody."""
+        srv = self.server()
+        srv.write("postie.conf", srv.config(harness.free_port()))
+        rc, err = run(srv.dir, ["-C", "postie.conf", "-i", "root"], "Subject: x\n\nx\n")
+        self.assertEqual(rc, 0, err)            # makes the spool
+        before = set(os.listdir(srv.path("spool", "maildrop")))
+        for sender in ("ceo@bank.example", "alice@test.lan", "<>"):
+            rc, err = run(srv.dir, ["-C", "postie.conf", "-i", "-f", sender, "root"],
+                          "Subject: x\n\nx\n", as_nobody=True)
+            self.assertEqual(rc, 77, (sender, err))
+            self.assertIn("uid %d may not send as <%s>: only as itself, nobody@ a "
+                          "local domain (sender_login_check" % (
+                              nobody_uid(), sender.strip("<>")), err)
+        for sender in ("nobody@test.lan", "nobody@" + HOSTNAME):
+            rc, err = run(srv.dir, ["-C", "postie.conf", "-i", "-f", sender, "root"],
+                          "Subject: x\n\nx\n", as_nobody=True)
+            self.assertEqual(rc, 0, err)
+        self.assertEqual(len(set(os.listdir(srv.path("spool", "maildrop"))) - before), 2)
+
+    def test_forged_maildrop_files_are_set_aside(self):
+        """A local user may write into the maildrop without sendmail.
+        What the daemon takes from a file is checked against the file's
+        owner: the U line, the Received: line sendmail puts first, the
+        sender. A file that lies, or is not a maildrop file at all, is
+        moved to spool_dir/bad/ (0700) with a log line saying why, and
+        nothing of it is delivered."""
+        srv = self.server()
+        srv.write("postie.conf", srv.config(harness.free_port()))
+        drop = srv.path("spool", "maildrop")
+        t0 = token("root")
+        # root (sendmail makes the spool) may use any sender.
+        rc, err = run(srv.dir, ["-C", "postie.conf", "-i", "-f", "ceo@bank.example",
+                                "alice@test.lan"], "Subject: %s\n\nx\n" % t0)
+        self.assertEqual(rc, 0, err)
+
+        def submit(t):
+            names = set(os.listdir(drop))
+            rc, err = run(srv.dir, ["-C", "postie.conf", "-i", "alice@test.lan"],
+                          "Subject: %s\n\nfrom nobody\n" % t, as_nobody=True)
+            self.assertEqual(rc, 0, err)
+            new = set(os.listdir(drop)) - names
+            self.assertEqual(len(new), 1, new)
+            return new.pop()
+
+        def tamper(name, fn):
+            path = os.path.join(drop, name)
+            with open(path, "rb") as f:
+                data = f.read()
+            with open(path, "r+b") as f:        # the owner stays nobody
+                f.truncate(0)
+                f.write(fn(data))
+            self.assertEqual(os.stat(path).st_uid, nobody_uid())
+
+        def forge_received(d):
+            env, _, msg = d.partition(b"\nD\n")
+            rest = msg.split(b"\n", 3)[3]      # drop sendmail's 3 lines
+            return env + b"\nD\nReceived: from trusted.example by mx.bank.example; " \
+                b"Sat, 5 Dec 2026 10:00:00 +0000\n" + rest
+
+        def add_received(d, name):
+            env, _, msg = d.partition(b"\nD\n")
+            fake = ("Received: (from root, uid 0)\n\tby %s (postie sendmail) id %s;"
+                    "\n\tSat, 5 Dec 2026 10:00:00 +0000\n" % (HOSTNAME, name)).encode()
+            return env + b"\nD\n" + fake + msg
+
+        good = token("good")
+        good_name = submit(good)
+        cases = {}
+        for kind, why in (
+                ("from", r"sender <ceo@bank\.example> is not the owner's own address"),
+                ("uid", r"the U line says uid 0, the file belongs to uid %d" % nobody_uid()),
+                ("received", r"the message does not start with the Received: line"),
+                ("injected", r"the message does not start with the Received: line"),
+                ("junk", r"no envelope|an envelope line sendmail does not write")):
+            t = token(kind)
+            name = submit(t)
+            cases[kind] = (t, name, why)
+        uid = nobody_uid()
+        tamper(cases["from"][1], lambda d: re.sub(rb"(?m)^F .*$", b"F ceo@bank.example", d, 1))
+        tamper(cases["uid"][1], lambda d: re.sub(rb"(?m)^U \d+$", b"U 0", d, 1))
+        tamper(cases["received"][1], forge_received)
+        tamper(cases["injected"][1], lambda d: add_received(d, cases["injected"][1]))
+        tamper(cases["junk"][1], lambda d: b"From: me\nSubject: no envelope\n\n" + d)
+
+        srv.start()
+        wait_for("the good message", lambda: srv.find("alice", good))
+        wait_for("root's message", lambda: srv.find("alice", t0))
+        self.assertEqual(srv.find("alice", t0)[0].sender, "ceo@bank.example")
+        bad = srv.path("spool", "bad")
+        wait_for("five files in bad/", lambda: os.path.isdir(bad) and
+                 len(os.listdir(bad)) == 5)
+        self.assertEqual(mode(bad), 0o700)
+        log = srv.log()
+        for kind, (t, name, why) in cases.items():
+            self.assertIn(name, os.listdir(bad), kind)
+            self.assertRegex(log, r"maildrop: %s from uid %d refused: (%s)[^\n]*; "
+                             r"moved to \S*spool/bad/%s\n" % (
+                                 re.escape(name), uid, why, re.escape(name)))
+            self.assertEqual([p for p in srv.anywhere(t)], ["spool/bad/" + name], kind)
+        self.assertNotIn(good_name, os.listdir(bad))
+        self.assertEqual(os.listdir(drop), [])
+
     def test_private_spool_of_an_older_version(self):
         """A 0700 spool_dir (postie before this change): a clear error,
         and the next start of the daemon opens it."""

@@ -106,12 +106,14 @@ class MaildropLog(harness.TestCase):
         name = "1.2.3.\x1b[31mRED\npostie: conn 7 203.0.113.9: forged"
         with open(srv.path("spool", "maildrop", name), "w") as f:
             f.write("x")
-        wait_for("the set-aside line", lambda: "set aside" in srv.log())
+        wait_for("the set-aside line", lambda: "refused" in srv.log())
         log = srv.log()
         self.assertNotIn("\x1b", log)
         self.assertNotIn("\npostie: conn 7", log)
-        self.assertIn("1.2.3.\\x1b[31mRED\\x0apostie: conn 7 203.0.113.9: "
-                      "forged is not a valid message", log)
+        shown = "1.2.3.\\x1b[31mRED\\x0apostie: conn 7 203.0.113.9: forged"
+        self.assertIn("maildrop: %s from uid 0 refused: " % shown, log)
+        self.assertIn("; moved to ./spool/bad/%s\n" % shown, log)
+        self.assertEqual(os.listdir(srv.path("spool", "bad")), [name])
 
 
 class OneDaemonPerSpool(harness.TestCase):

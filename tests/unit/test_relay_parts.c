@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/conf.h"
 #include "relay/bounce.h"
+#include "store/maildrop.h"
 #include "store/qstate.h"
 #include "unit.h"
 
@@ -409,8 +411,63 @@ static void test_qstate_files(void)
 	close(dfd);
 }
 
+/* What a maildrop file may claim: sendmail's Received field for the
+ * file's owner and name, and the sender rules (store/maildrop). */
+static void test_maildrop_rules(void)
+{
+	static const struct {
+		const char *before, *after;     /* around sendmail's line */
+		int ok;
+	} cases[] = {
+		{ "", "Subject: x\n\nbody\n", 1 },
+		{ "", "\nbody\n", 1 },
+		{ "Received: from forged.example by x; date\n", "Subject: x\n", 0 },
+		{ "X-Before: 1\n", "", 0 },
+	};
+	char line[512], head[1024];
+	static struct conf c;
+	size_t n = maildrop_received(line, sizeof(line), 0, "box.test", "1.2.3.ab",
+				     "Sat, 5 Dec 2026 10:00:00 +0000");
+
+	CHECK(n > 0 && strncmp(line, "Received: (from root, uid 0)\n\tby box.test "
+			       "(postie sendmail) id 1.2.3.ab;\n\tSat, 5 Dec", 66) == 0,
+	      "received: %s", line);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int l = snprintf(head, sizeof(head), "%s%s%s", cases[i].before, line,
+				 cases[i].after);
+		CHECK((maildrop_check_received(head, (size_t)l, 0, "1.2.3.ab") == 0) ==
+		      cases[i].ok, "received case %zu", i);
+	}
+	snprintf(head, sizeof(head), "%sSubject: x\n", line);
+	CHECK(maildrop_check_received(head, strlen(head), 0, "1.2.3.ac") != 0,
+	      "another file's line");
+	CHECK(maildrop_check_received(head, strlen(head), 12345, "1.2.3.ab") != 0,
+	      "another uid's line");
+	CHECK(maildrop_check_received(head, n - 3, 0, "1.2.3.ab") != 0, "cut short");
+	/* A continuation after the date would hang more onto the field. */
+	snprintf(head, sizeof(head), "%s\tmore\nSubject: x\n", line);
+	CHECK(maildrop_check_received(head, strlen(head), 0, "1.2.3.ab") != 0,
+	      "continued");
+
+	memset(&c, 0, sizeof(c));
+	c.sender_login_check = 1;
+	snprintf(c.hostname, sizeof(c.hostname), "box.test");
+	snprintf(c.local_domains[0], sizeof(c.local_domains[0]), "test");
+	c.nlocal_domains = 1;
+	CHECK(maildrop_sender_ok(&c, "anybody@example.org", 0, 1), "privileged");
+	CHECK(maildrop_sender_ok(&c, "root@test", 0, 0), "own login");
+	CHECK(!maildrop_sender_ok(&c, "root@example.org", 0, 0), "not a local domain");
+	CHECK(!maildrop_sender_ok(&c, "admin@test", 0, 0), "another login");
+	CHECK(!maildrop_sender_ok(&c, "", 0, 0), "<> refused");
+	snprintf(c.masquerade, sizeof(c.masquerade), "alerts@provider.example");
+	CHECK(maildrop_sender_ok(&c, "Alerts@Provider.example", 0, 0), "masquerade");
+	c.sender_login_check = 0;
+	CHECK(maildrop_sender_ok(&c, "ceo@bank.example", 0, 0), "check off");
+}
+
 void test_relay_parts(void)
 {
+	test_maildrop_rules();
 	test_qstate_roundtrip();
 	test_qstate_hostile();
 	test_qstate_files();
