@@ -61,8 +61,11 @@ int delivery_run(const char *user, const char *sender, time_t arrival,
 	struct delivery d;
 	int rc = delivery_begin(&d, user, sender, arrival, src, off, len);
 
+	/* All bytes in one step; the fsync is a step of its own. */
 	if (rc == MBOX_OK)
-		rc = delivery_step(&d, SIZE_MAX);
+		do
+			rc = delivery_step(&d, SIZE_MAX);
+		while (rc == MBOX_AGAIN);
 	delivery_end(&d, rc == MBOX_OK);
 	return rc;
 }
