@@ -48,6 +48,9 @@
 /* Seconds before a run that failed on this side is tried again (at most;
  * queue_retry MIN when that is shorter). */
 #define QUEUE_LOCAL_RETRY 60
+/* Milliseconds between looks at a busy mailbox (another delivery of
+ * this process, or a mail client, holds it). */
+#define QUEUE_LOCK_RETRY_MS 200
 /* Seconds between queue runs asked for through the maildrop. */
 #define QUEUE_RUNQ_GAP 10
 /* Bytes appended to a local mailbox per loop pass (the work budget). */
@@ -75,6 +78,8 @@ struct attempt {
 	int reached;            /* some outcome of this run was not local */
 	int local_i;            /* the next target to look at for local delivery */
 	int appending;          /* dl holds a mailbox: go on at the next pass */
+	int64_t lock_retry;     /* a busy mailbox: look again then (ms) */
+	int64_t lock_until;     /* ... until then, before a 450 deferral */
 	struct delivery dl;
 	struct smtpout_job job;
 	int job_targets[SMTPOUT_RCPT_MAX];
@@ -297,6 +302,7 @@ static void local_next(struct attempt *a)
 			return;
 		a->local_i++;
 	}
+	a->lock_retry = 0;
 	for (; a->local_i < a->st.n; a->local_i++) {
 		struct qstate_target *t = &a->st.t[a->local_i];
 		const char *user = t->addr + 6;
@@ -311,6 +317,19 @@ static void local_next(struct attempt *a)
 		}
 		rc = delivery_begin(&a->dl, user, a->sender, a->q->arrival, a->f.fd,
 				    a->f.data_off, a->f.size - a->f.data_off);
+		if (rc == MBOX_BUSY) {
+			/* Held by another delivery (appends span loop passes)
+			 * or a mail client: wait CONFIG_MBOX_LOCK_WAIT, as SMTP
+			 * receive does, before it counts as a deferral. */
+			int64_t now = now_ms();
+			if (!a->lock_until)
+				a->lock_until = now + CONFIG_MBOX_LOCK_WAIT * 1000;
+			if (now < a->lock_until) {
+				a->lock_retry = now + QUEUE_LOCK_RETRY_MS;
+				return;
+			}
+		}
+		a->lock_until = 0;
 		if (rc != MBOX_OK) {
 			local_outcome(a, t, rc, errno);
 			continue;
@@ -664,6 +683,7 @@ static void attempt_start(struct qmsg *q)
 			q->id, QUEUE_TARGETS_MAX);
 	a->local_i = 0;
 	a->appending = 0;
+	a->lock_retry = a->lock_until = 0;
 	local_next(a);
 }
 
@@ -705,17 +725,22 @@ static void schedule(void)
 			first = q->next;
 	}
 	timer.deadline = first ? now_ms() + (int64_t)(first - now) * 1000 : 0;
-	for (size_t i = 0; i < ARRAY_LEN(attempts); i++)
-		if (attempts[i].busy && attempts[i].appending)
-			timer.deadline = now_ms();      /* a mailbox half written */
+	for (size_t i = 0; i < ARRAY_LEN(attempts); i++) {
+		const struct attempt *a = &attempts[i];
+		int64_t at = a->appending ? now_ms() : a->lock_retry;
+		if (a->busy && at && (!timer.deadline || at < timer.deadline))
+			timer.deadline = at;    /* a mailbox to go on with */
+	}
 }
 
 static void on_timer(struct watcher *w)
 {
 	(void)w;
-	/* Mailboxes being appended to go on, one step each. */
+	/* Mailboxes being appended to go on, one step each; busy ones are
+	 * looked at again when their time comes. */
 	for (size_t i = 0; i < ARRAY_LEN(attempts); i++)
-		if (attempts[i].busy && attempts[i].appending)
+		if (attempts[i].busy && (attempts[i].appending ||
+		    (attempts[i].lock_retry && now_ms() >= attempts[i].lock_retry)))
 			local_next(&attempts[i]);
 	schedule();
 }
