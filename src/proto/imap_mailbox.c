@@ -198,6 +198,16 @@ int imap_mbx_step(struct imap_session *s, struct mbx *m, int all)
 			if (fstat(s->lock.fd, &a) == 0 && fstat(m->mfd, &b) == 0 &&
 			    a.st_ino == b.st_ino && a.st_dev == b.st_dev)
 				continue;
+			/* Replaced (another session's EXPUNGE) while this one
+			 * waited in line: start again on the file now locked,
+			 * keeping the lock, rather than queue again behind the
+			 * next rewrite. */
+			idx_update_abort(&s->u.upd);
+			s->upd_live = 0;
+			close(m->mfd);
+			m->mfd = -1;
+			if (imap_mbx_begin(s, m) == 0)
+				continue;
 			errno = ESTALE;
 		}
 		return IDX_FAIL;
