@@ -194,6 +194,51 @@ class ImapSessions(ImapBase):
                 r.close()
         self.assert_clean_log()
 
+    def test_open_waits_behind_rewrites(self):
+        """STATUS and SELECT that must index new mail wait in line
+        behind EXPUNGEs that replace the mbox meanwhile, and go on with
+        the file they then hold (imaptest stress under ASan: "Cannot
+        open the mailbox: Stale file handle" when rewrites kept landing
+        while one waited)."""
+        a = self.server.imap()
+        try:
+            self.fill(a, 4)
+            a.select("INBOX")
+            a.store("1:3", "+FLAGS", "(\\Deleted)")
+        finally:
+            a.logout()
+        mbox = self.server.path("mail", "alice")
+        rs = [self.raw() for _ in range(5)]
+        try:
+            for r in rs:
+                r.login()
+            for r in rs[:3]:
+                self.assertTrue(r.cmd("S", "SELECT INBOX")[-1].startswith("S OK"))
+            # new mail the index does not know yet: opening it needs the lock
+            self.smtp_deliver("alice@test.lan", "Subject: new\n\nnew mail\n")
+            fd = os.open(mbox, os.O_RDWR)
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX)
+                rs[0].send(b"s1 UID EXPUNGE 1\r\n")
+                self.assertTrue(rs[4].cmd("n1", "NOOP")[-1].startswith("n1 OK"))
+                rs[3].send(b"t STATUS INBOX (MESSAGES)\r\n")
+                rs[4].send(b"u SELECT INBOX\r\n")
+                self.assertTrue(rs[2].cmd("n2", "NOOP")[-1].startswith("n2 OK"))
+                rs[1].send(b"s2 UID EXPUNGE 2\r\n")
+                rs[2].send(b"s3 UID EXPUNGE 3\r\n")
+            finally:
+                os.close(fd)
+            for r, tag in ((rs[0], "s1"), (rs[1], "s2"), (rs[2], "s3"),
+                           (rs[3], "t"), (rs[4], "u")):
+                got = r.until(tag)
+                self.assertTrue(got[-1].startswith(tag + " OK"), got)
+            self.assertEqual(rs[3].cmd("t2", "STATUS INBOX (MESSAGES)")[0],
+                             "* STATUS \"INBOX\" (MESSAGES 2)")
+        finally:
+            for r in rs:
+                r.close()
+        self.assertNotIn("Stale file handle", self.new_log())
+
     @harness.need_feature("imap:condstore")
     def test_modseq_of_a_message_expunged_elsewhere(self):
         """A message another session expunged, before this one is told:
