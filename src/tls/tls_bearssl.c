@@ -2,8 +2,9 @@
  *
  * Only what the build asks for is referenced, so only that is linked:
  * without CONFIG_TLS_SERVER no server engine, private key or signing
- * code; with CONFIG_TLS_CURVES_P256 one generic NIST-curve and one
- * big-integer implementation (i15) serve ECDHE and every signature.
+ * code; with CONFIG_TLS_SMALL one generic NIST-curve and one
+ * big-integer implementation (i15) serve ECDHE and every signature,
+ * and SHA-1 is left out.
  * Owns: the credentials (PEM chain + RSA or EC key, refcounted so a reload
  * never pulls them from under a handshake), the pool of engine contexts
  * with their half-duplex record buffers, and the LRU resumption cache.
@@ -87,25 +88,25 @@ static const uint16_t suites[] = {
 };
 
 /* The curves: BearSSL's default set (fast P-256 and X25519, generic
- * P-384/P-521), or with CONFIG_TLS_CURVES_P256 its generic NIST code
+ * P-384/P-521), or with CONFIG_TLS_SMALL its generic NIST code
  * alone, which ECDSA chains need anyway: ECDHE then offers P-256
  * (first), P-384 and P-521 at no extra code. */
 static const br_ec_impl *ec_impl(void)
 {
-	return CONFIG_TLS_CURVES_ALL ? br_ec_get_default() : &br_ec_prime_i15;
+	return CONFIG_TLS_FULL ? br_ec_get_default() : &br_ec_prime_i15;
 }
 
 /* Signature checks (ServerKeyExchange, certificate chains): with the
  * small profile the i15 code that the curves already link. */
 static br_ecdsa_vrfy ecdsa_vrfy(void)
 {
-	return CONFIG_TLS_CURVES_P256 ? &br_ecdsa_i15_vrfy_asn1 :
+	return CONFIG_TLS_SMALL ? &br_ecdsa_i15_vrfy_asn1 :
 		br_ecdsa_vrfy_asn1_get_default();
 }
 
 static br_rsa_pkcs1_vrfy rsa_vrfy(void)
 {
-	return CONFIG_TLS_CURVES_P256 ? &br_rsa_i15_pkcs1_vrfy :
+	return CONFIG_TLS_SMALL ? &br_rsa_i15_pkcs1_vrfy :
 		br_rsa_pkcs1_vrfy_get_default();
 }
 
@@ -388,7 +389,8 @@ static void engine_common(br_ssl_engine_context *eng)
 	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
 	br_ssl_engine_set_suites(eng, suites, sizeof(suites) / sizeof(suites[0]));
 	br_ssl_engine_set_ec(eng, ec_impl());
-	br_ssl_engine_set_hash(eng, br_sha1_ID, &br_sha1_vtable);
+	if (!CONFIG_TLS_SMALL)
+		br_ssl_engine_set_hash(eng, br_sha1_ID, &br_sha1_vtable);
 	br_ssl_engine_set_hash(eng, br_sha256_ID, &br_sha256_vtable);
 	br_ssl_engine_set_hash(eng, br_sha384_ID, &br_sha384_vtable);
 	br_ssl_engine_set_hash(eng, br_sha512_ID, &br_sha512_vtable);
@@ -807,7 +809,8 @@ struct tls_conn *tls_client_new(const char *server_name, int verify)
 	if (verify) {
 		br_x509_minimal_context *xc = &t->x.minimal;
 		br_x509_minimal_init(xc, &br_sha256_vtable, anchors, nanchors);
-		br_x509_minimal_set_hash(xc, br_sha1_ID, &br_sha1_vtable);
+		if (!CONFIG_TLS_SMALL)
+			br_x509_minimal_set_hash(xc, br_sha1_ID, &br_sha1_vtable);
 		br_x509_minimal_set_hash(xc, br_sha256_ID, &br_sha256_vtable);
 		br_x509_minimal_set_hash(xc, br_sha384_ID, &br_sha384_vtable);
 		br_x509_minimal_set_hash(xc, br_sha512_ID, &br_sha512_vtable);
