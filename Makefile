@@ -122,7 +122,8 @@ $(O)/obj/%.o: src/%.c $(O)/include/autoconf.h $(O)/flags | toolchain-ready
 .PHONY: toolchain-ready
 toolchain-ready:
 	@toolchain/install-deps.sh $(TARGET)
-	@toolchain/deps.sh $(DEPS_TARGET)
+	@$(if $(filter $(TARGET)_%,$(DEPS_TARGET)),toolchain/deps.sh $(TARGET) &&) \
+		toolchain/deps.sh $(DEPS_TARGET)
 
 $(O)/postie.unstripped: $(OBJS) $(O)/flags
 	$(CC) $(ALL_CFLAGS) -o $@ $(LD_START) $(OBJS) $(ALL_LDFLAGS) -Wl,-Map,$(O)/postie.map $(LIBS) $(LD_END)
@@ -164,6 +165,12 @@ $(O)/tests/qstate_tool: tests/drivers/qstate_tool.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $(LD_START) $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS) $(LD_END)
 TEST_TOOLS += $(O)/tests/qstate_tool
+endif
+# The TLS handshake benchmark's client (tests/bench/handshake.sh).
+ifeq ($(CONFIG_TLS),y)
+$(O)/tests/tls_bench: tests/drivers/tls_bench.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $(LD_START) $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS) $(LD_END)
 endif
 .PHONY: test-tools
 test-tools: $(O)/tests/unit $(TEST_TOOLS)

@@ -4,3 +4,6 @@
 # it to one smarthost over TLS. Nothing listens on the network. Smallest
 # useful build: few slots, small buffers, small log ring.
 BOARD_TARGET = mips_24kc
+# BearSSL (and udns) as MIPS16 too: a third less code, a slower handshake
+# (tests/bench/handshake.sh); alerts can wait a second.
+DEPS_TARGET = mips_24kc_m16
