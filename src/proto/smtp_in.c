@@ -1081,9 +1081,13 @@ static void command(struct conn *c, struct smtp_session *s, char *line,
 	}
 	while (alen > 0 && arg[alen - 1] == ' ')
 		alen--;
-	if (CONFIG_DEBUG_PROTOCOL)
-		log_msg(LOGL_DEBUG, "conn %u <- %s", c->id,
-			str_printable(shown, sizeof(shown), line, len));
+	if (CONFIG_DEBUG_PROTOCOL) {
+		/* AUTH's initial response is a credential: verb and mechanism only */
+		const char *sp = str_ieq(line, vlen, "AUTH") ? memchr(arg, ' ', alen) : NULL;
+
+		log_msg(LOGL_DEBUG, "conn %u <- %s", c->id, str_printable(shown,
+			sizeof(shown), line, sp ? (size_t)(sp - line) : len));
+	}
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
 		const struct smtp_cmd *cmd = &commands[i];
 		if (!str_ieq(line, vlen, cmd->verb))

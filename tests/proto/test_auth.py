@@ -123,6 +123,23 @@ class PlainNetworkAuth(AuthBase):
         with self.server.tdialog() as d:
             self.assertIn("AUTH PLAIN LOGIN", ehlo_keywords(d.ehlo()))
 
+    @need_features("debug-protocol")
+    def test_protocol_log_holds_no_credential(self):
+        """DEBUG_PROTOCOL logs every command line, but of AUTH only the
+        mechanism: the initial response and the exchange's lines are
+        credentials."""
+        with self.dialog() as d:
+            self.login_ok(d)
+        with self.dialog() as d:
+            self.assertEqual(d.code("AUTH LOGIN"), 334)
+            self.assertEqual(d.code(b64("alice")), 334)
+            self.assertEqual(d.code(b64(PASSWORD)), 235)
+        log = self.server.log()
+        self.assertIn("<- AUTH PLAIN", log)
+        self.assertIn("<- AUTH LOGIN", log)
+        for secret in (plain("alice"), b64(PASSWORD), PASSWORD):
+            self.assertNotIn(secret, log)
+
     def test_auth_refused_elsewhere_without_tls(self):
         with self.server.tdialog(source="127.0.0.2") as d:
             lines = d.ehlo()
