@@ -35,25 +35,31 @@ struct parse {
 static int fail(struct parse *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* The message quotes the file's bytes (an unknown directive, a bad
+ * value): they reach a terminal or the log, so control and non-ASCII
+ * bytes are written as \xNN like client data. */
 static int fail(struct parse *p, const char *fmt, ...)
 {
+	char raw[CONF_LINE_MAX + 256];
 	va_list ap;
 	struct buf b;
 
-	buf_init(&b, p->err, p->errlen);
-	if (buf_printf(&b, "%s:%d: ", p->file, p->line) != 0)
-		return -1;
-	va_start(ap, fmt);
-	if (buf_vprintf(&b, fmt, ap) != 0 && p->errlen > 0) {
-		/* Cut: as much of it as fits, like snprintf. */
-		char *r = buf_reserve(&b, 0);
-		size_t room = buf_remaining(&b);
-		va_end(ap);
+	buf_init(&b, raw, sizeof(raw));
+	if (buf_printf(&b, "%s:%d: ", p->file, p->line) == 0) {
 		va_start(ap, fmt);
-		if (r && room)
-			vsnprintf(r, room, fmt, ap);
+		if (buf_vprintf(&b, fmt, ap) != 0) {
+			/* Cut: as much of it as fits, like snprintf. */
+			char *r = buf_reserve(&b, 0);
+			size_t room = buf_remaining(&b);
+			va_end(ap);
+			va_start(ap, fmt);
+			if (r && room)
+				vsnprintf(r, room, fmt, ap);
+		}
+		va_end(ap);
 	}
-	va_end(ap);
+	if (p->errlen > 0)
+		str_printable(p->err, p->errlen, raw, strnlen(raw, sizeof(raw)));
 	return -1;
 }
 
@@ -694,6 +700,29 @@ static void defaults(struct conf *c)
 	strcpy(c->ca_file, "/etc/ssl/certs/ca-certificates.crt");
 }
 
+/* a is b or inside it, as written (a trailing '/' aside); the inode
+ * check below catches the same directory under two spellings. */
+static int dir_within(const char *a, const char *b)
+{
+	size_t lb = strlen(b);
+
+	while (lb > 1 && b[lb - 1] == '/')
+		lb--;
+	if (strncmp(a, b, lb) == 0 && (a[lb] == '\0' || a[lb] == '/'))
+		return 1;
+	return 0;
+}
+
+static int dirs_overlap(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	if (dir_within(a, b) || dir_within(b, a))
+		return 1;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 static int finish(struct parse *p)
 {
 	struct conf *c = p->c;
@@ -711,6 +740,14 @@ static int finish(struct parse *p)
 	}
 	if (!c->tls_cert[0] != !c->tls_key[0])
 		return fail(p, "tls_cert and tls_key go together");
+	if (dirs_overlap(c->mail_dir, c->spool_dir)) {
+		/* A user named postie.pid or queue would be a spool file. */
+		p->line = c->mail_dir_line > c->spool_dir_line ? c->mail_dir_line
+							       : c->spool_dir_line;
+		return fail(p, "mail_dir %s and spool_dir %s overlap: give each "
+			    "its own directory, neither inside the other",
+			    c->mail_dir, c->spool_dir);
+	}
 	for (int i = 0; i < c->nlisten; i++)
 		if ((c->listen[i].kind == LISTEN_SMTPS ||
 		     c->listen[i].kind == LISTEN_SUBMISSION ||

@@ -33,6 +33,9 @@ int users_valid_name(const char *s, size_t len)
 		if (!alnum && (i == 0 || !strchr("._+-", c)))
 			return 0;
 	}
+	/* mail_dir/NAME.lock is the dotlock of mail_dir/NAME. */
+	if (len >= 5 && memcmp(s + len - 5, ".lock", 5) == 0)
+		return 0;
 	return 1;
 }
 

@@ -163,6 +163,10 @@ class UserTest(harness.TestCase):
         self.assertNotEqual(self.user("add", "bob", "--no-login").returncode, 0)
         self.assertNotEqual(self.user("del", "nobody").returncode, 0)
         self.assertNotEqual(self.user("add", "bad/name", "--no-login").returncode, 0)
+        # bob.lock's INBOX would be bob's dotlock (outside attack, 07)
+        r = self.user("add", "bob.lock", "--no-login")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"bob.lock", r.stderr)
         self.assertEqual(self.users_file(), before)
         self.assertEqual([f for f in os.listdir(self.srv.dir) if ".tmp" in f], [])
 

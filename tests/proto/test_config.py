@@ -205,6 +205,33 @@ class ConfigCheck(ConfBase):
         self.assertEqual(rc, 1, out)
         self.assertRegex(out, r"users:3: ")
 
+    def test_user_named_like_a_dotlock(self):
+        # alice.lock's INBOX is alice's dotlock: alice's mail blocked,
+        # then deleted as a stale lock (outside attack, finding 07).
+        self.write("users", "alice:\nalice.lock:\n")
+        rc, out = self.check("users ./users\n")
+        self.assertEqual(rc, 1, out)
+        self.assertRegex(out, r"users:2: .*alice\.lock")
+
+    def test_mail_dir_and_spool_dir_overlap(self):
+        # A user named postie.pid would be appended to the pid file.
+        for mail, spool in (("./both", "./both"), ("./both/", "./both"),
+                            ("./m", "./m/spool"), ("./s/mail", "./s")):
+            with self.subTest(mail=mail, spool=spool):
+                self.assertBad("mail_dir %s\nspool_dir %s\n" % (mail, spool),
+                               2, "overlap")
+        rc, out = self.check("mail_dir ./mail\nspool_dir ./mailspool\n")
+        self.assertEqual(rc, 0, out)
+
+    def test_error_escapes_control_bytes(self):
+        # An unknown directive is quoted: no terminal escapes reach the
+        # screen or the log (outside attack, finding 10).
+        rc, out = self.check("hostname t.lan\n\033]0;title\007\033[2Jred\n")
+        self.assertEqual(rc, 1, out)
+        self.assertNotIn("\033", out)
+        self.assertNotIn("\007", out)
+        self.assertIn("\\x1b", out)
+
     def test_duplicate_user(self):
         self.write("users", "demo:\nalice:\nDEMO:\n")
         rc, out = self.check("users ./users\n")
