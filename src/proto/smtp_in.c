@@ -587,21 +587,12 @@ static void add_mailbox(void *ctx, int user, const char *remote)
 static int env_collect(void *ctx, char kind, const char *val, size_t len)
 {
 	struct deliver *d = ctx;
-	const char *at;
-	size_t klen;
 
 	if (kind == 'F') {
 		str_copy(d->sender, sizeof(d->sender), val, len);
 		return 0;
 	}
-	at = memchr(val, '@', len);
-	klen = at ? (size_t)(at - val) : len;
-	if (aliases_expand(aliases, users, val, klen, add_mailbox, d) > 0)
-		return 0;
-	int u = users_find(users, val, klen);
-	if (u >= 0)
-		add_mailbox(d, u, NULL);
-	else {
+	if (delivery_expand(val, len, add_mailbox, d) == 0) {
 		/* Accepted at RCPT, gone after a reload: a temporary failure
 		 * makes the client retry, and RCPT then says 550. */
 		log_msg(LOGL_WARN, "recipient %.*s vanished from users/aliases "

@@ -222,29 +222,21 @@ static int on_envelope(void *ctx, char kind, const char *val, size_t len)
 	return 0;
 }
 
-/* Every R line becomes targets: local users (through aliases, which may
- * also name remote addresses) or the remote address itself. */
+/* Every R line becomes targets through store/delivery's expansion (the
+ * one SMTP receive uses): local users (aliases may also name remote
+ * addresses) or the remote address itself; a local part nobody has
+ * stays a local target, which fails with 5.1.1. */
 static void build_targets(struct attempt *a)
 {
 	for (int i = 0; i < a->nrcpt; i++) {
 		const char *r = a->rcpts[i], *at = strrchr(r, '@');
-		char key[CONFIG_SMTP_LOCAL_MAX + 1], buf[CONFIG_SMTP_PATH_MAX + 1];
+		char buf[CONFIG_SMTP_PATH_MAX + 1];
 		struct expand e = { a, i };
-		size_t kl;
 
-		if (!at || !conf_is_local_domain(conf, at + 1, strlen(at + 1))) {
-			add_target(a, r, i);
+		if (delivery_expand(r, strlen(r), on_alias_target, &e) > 0)
 			continue;
-		}
-		kl = (size_t)(at - r);
-		if (kl >= sizeof(key))
-			kl = sizeof(key) - 1;
-		memcpy(key, r, kl);
-		key[kl] = '\0';
-		str_lower(key);
-		if (aliases_expand(aliases, users, key, kl, on_alias_target, &e) > 0)
-			continue;
-		snprintf(buf, sizeof(buf), "local:%s", key);
+		snprintf(buf, sizeof(buf), "local:%.*s", (int)(at ? at - r : (long)strlen(r)), r);
+		str_lower(buf);
 		add_target(a, buf, i);
 	}
 }

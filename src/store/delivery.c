@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "core/conf.h"
+#include "core/util.h"
+#include "store/users.h"
 
 int delivery_begin(struct delivery *d, const char *user, const char *sender,
 		   time_t arrival, int src, off_t off, off_t len)
@@ -68,6 +70,37 @@ int delivery_run(const char *user, const char *sender, time_t arrival,
 		while (rc == MBOX_AGAIN);
 	delivery_end(&d, rc == MBOX_OK);
 	return rc;
+}
+
+int delivery_expand(const char *rcpt, size_t len, alias_fn fn, void *ctx)
+{
+	char key[CONFIG_SMTP_LOCAL_MAX + 1], addr[CONFIG_SMTP_PATH_MAX + 1];
+	const char *at = NULL;
+	size_t kl;
+	int n, u;
+
+	for (size_t i = 0; i < len; i++)
+		if (rcpt[i] == '@')
+			at = rcpt + i;
+	if (at && !conf_is_local_domain(conf, at + 1, len - (size_t)(at + 1 - rcpt))) {
+		str_copy(addr, sizeof(addr), rcpt, len);
+		fn(ctx, -1, addr);
+		return 1;
+	}
+	kl = at ? (size_t)(at - rcpt) : len;
+	if (kl >= sizeof(key))
+		return 0;
+	memcpy(key, rcpt, kl);
+	key[kl] = '\0';
+	str_lower(key);
+	n = aliases_expand(aliases, users, key, kl, fn, ctx);
+	if (n > 0)
+		return n;
+	u = users_find(users, key, kl);
+	if (u < 0)
+		return 0;
+	fn(ctx, u, NULL);
+	return 1;
 }
 
 int delivery_reason(int rc, int err, char *status, char *text, size_t n)

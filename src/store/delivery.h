@@ -21,6 +21,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "store/aliases.h"
 #include "store/mbox.h"
 
 struct delivery {
@@ -51,6 +52,14 @@ const char *delivery_user(const struct delivery *d);
 /* All at once (small messages: notices): begin, steps, end. */
 int delivery_run(const char *user, const char *sender, time_t arrival,
 		 int src, off_t off, off_t len);
+
+/* Recipient expansion, the one both SMTP receive and the queue use:
+ * rcpt[0..len) in a domain that is not local goes to fn as it is (a
+ * remote address); a local part is looked up in aliases (any case),
+ * whose targets go to fn (users index, or a remote address), else in
+ * the users table (fn with its index). Returns the number of targets
+ * reported, 0 for a local part nobody has. */
+int delivery_expand(const char *rcpt, size_t len, alias_fn fn, void *ctx);
 
 /* An outcome (rc of delivery_begin or delivery_step, errno of it) in
  * SMTP terms: the reply code (250 delivered, 450 busy, 451 failed), its
