@@ -52,4 +52,17 @@ void test_buf(void)
 	CHECK(b.len == 3 && !memcmp(mem, "llo", 3), "consume moves the rest down");
 	buf_consume(&b, 99);
 	CHECK(b.len == 0, "consume all");
+
+	/* In place: data from inside the buffer, moved down (a compaction). */
+	memcpy(mem, "ab-cd-ef", 8);
+	buf_init_len(&b, mem, sizeof(mem), 0);
+	CHECK(buf_add(&b, mem, 2) == 0 && buf_add(&b, mem + 3, 2) == 0 &&
+	      buf_add(&b, mem + 5, 3) == 0 && b.len == 7 && !memcmp(mem, "abcd-ef", 7),
+	      "overlapping add moves");
+	buf_init_len(&b, mem, sizeof(mem), 99);
+	CHECK(b.len == sizeof(mem) && buf_addc(&b, 'x') == -1 && b.full,
+	      "init_len clamps to cap");
+	buf_init_len(&b, mem, 3, 1);
+	CHECK(buf_addc(&b, 'y') == 0 && buf_addc(&b, 'z') == 0 && buf_addc(&b, 'w') == -1 &&
+	      !memcmp(mem, "ayz", 3), "inline addc to the brim");
 }
