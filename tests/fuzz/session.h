@@ -262,6 +262,23 @@ static inline void fz_snap_restore(void)
 	}
 }
 
+/* 1 when data[0..size) holds word (lower case), in any case: whether an
+ * input can log in at all, so the targets reset the store only before
+ * an input that can reach it (nothing before login touches it). */
+static inline int fz_has_word(const unsigned char *data, size_t size, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (size_t i = 0; i + n <= size; i++) {
+		size_t k = 0;
+		while (k < n && (data[i + k] | 0x20) == word[k])
+			k++;
+		if (k == n)
+			return 1;
+	}
+	return 0;
+}
+
 /* One loop pass. When nothing was ready, the clock (util_clock_skew_ms)
  * jumps to the next deadline if it is at most max_jump ms away (-1: any),
  * so login delays, lock retries and timeouts cost no real time. Returns
