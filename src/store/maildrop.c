@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/buf.h"
 #include "core/conf.h"
 #include "store/spool.h"
 
@@ -47,14 +48,13 @@ static size_t received_start(char *out, size_t n, uid_t uid)
 size_t maildrop_received(char *out, size_t n, uid_t uid, const char *host,
 			 const char *name, const char *date)
 {
-	size_t o = received_start(out, n, uid);
-	int k;
+	struct buf b;
 
-	if (o == 0)
+	buf_init_len(&b, out, n, received_start(out, n, uid));
+	if (b.len == 0 ||
+	    buf_printf(&b, "%s (postie sendmail) id %s;\n\t%s\n", host, name, date) != 0)
 		return 0;
-	k = snprintf(out + o, n - o, "%s (postie sendmail) id %s;\n\t%s\n", host,
-		     name, date);
-	return k < 0 || (size_t)k >= n - o ? 0 : o + (size_t)k;
+	return b.len;
 }
 
 int maildrop_check_received(const char *head, size_t len, uid_t uid,
