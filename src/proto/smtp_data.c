@@ -117,3 +117,44 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t inlen,
 	*outlen = b.len;
 	return i;
 }
+
+enum { HOPS_BOL, HOPS_NAME, HOPS_MID, HOPS_BODY };
+
+void smtp_hops_init(struct smtp_hops *h)
+{
+	h->hops = 0;
+	h->pos = 0;
+	h->state = HOPS_BOL;
+}
+
+void smtp_hops_feed(struct smtp_hops *h, const char *p, size_t len)
+{
+	static const char name[] = "received:";
+
+	for (size_t i = 0; i < len && h->state != HOPS_BODY; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '\n') {
+			/* An empty line ends the header. */
+			h->state = h->state == HOPS_BOL ? HOPS_BODY : HOPS_BOL;
+			h->pos = 0;
+			continue;
+		}
+		if (h->state == HOPS_BOL) {
+			h->state = HOPS_NAME;
+			h->pos = 0;
+		}
+		if (h->state != HOPS_NAME)
+			continue;
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c + 'a' - 'A');
+		if (c != (unsigned char)name[h->pos]) {
+			h->state = HOPS_MID;
+			continue;
+		}
+		if (++h->pos == sizeof(name) - 1) {
+			h->hops++;
+			h->state = HOPS_MID;
+		}
+	}
+}

@@ -23,7 +23,18 @@ struct smtp_data {
 	uint64_t size;          /* bytes emitted so far */
 };
 
+/* Counts the Received: fields in the header of a message given as its
+ * LF-ended bytes, in pieces of any size: a count past the hop limit means
+ * mail goes round in a loop (RFC 5321 6.3). */
+struct smtp_hops {
+	unsigned hops;
+	unsigned char pos;      /* bytes of "received:" matched at a line start */
+	unsigned char state;    /* HOPS_BOL, HOPS_MID, HOPS_BODY */
+};
+
 void smtp_data_init(struct smtp_data *d);
+void smtp_hops_init(struct smtp_hops *h);
+void smtp_hops_feed(struct smtp_hops *h, const char *p, size_t len);
 /* Consumes up to inlen bytes, writing message bytes to out (LF line ends).
  * Stops at the end of data or when out has less than 2 bytes of room.
  * Returns bytes consumed; *outlen gets bytes written. */

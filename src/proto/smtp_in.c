@@ -61,6 +61,7 @@ enum { MECH_PLAIN = 1, MECH_LOGIN_USER, MECH_LOGIN_PASS };
 struct smtp_tx {
 	struct spool_file f;
 	struct smtp_data data;
+	struct smtp_hops hops;
 	int nrcpt;
 	int nremote;            /* recipients for other domains (relay) */
 	int smtputf8;
@@ -540,6 +541,7 @@ static void cmd_data(struct conn *c, struct smtp_session *s, const char *arg,
 	spool_mark_data(&s->tx.f);
 	write_received(c, s);
 	smtp_data_init(&s->tx.data);
+	smtp_hops_init(&s->tx.hops);
 	smtpin_enter(c, s, SMTP_DATA);
 	conn_deadline(c, CONFIG_SMTP_TIMEOUT_DATA);
 	reply(c, s, 354, "End data with <CR><LF>.<CR><LF>");
@@ -760,6 +762,11 @@ static void data_done(struct conn *c, struct smtp_session *s)
 		reply(c, s, 552, "5.3.4 Message size exceeds fixed limit");
 	} else if (t->data.flags & DATA_NUL) {
 		reply(c, s, 554, "5.6.0 Message contains NUL characters");
+	} else if (t->hops.hops >= CONFIG_SMTP_MAX_HOPS) {
+		log_msg(LOGL_WARN, "conn %u %s: refused a message with %u "
+			"Received: fields (a mail loop?)", c->id, c->peer_str,
+			t->hops.hops);
+		reply(c, s, 554, "5.4.6 Too many hops: a mail loop?");
 	} else if (CONFIG_RELAY && t->nremote > 0) {
 		to_queue(c, s, "relay");
 	} else {
@@ -783,6 +790,7 @@ static void data_input(struct conn *c, struct smtp_session *s)
 			t->too_big = 1;
 		if (!t->too_big)
 			spool_write(&t->f, databuf, out);
+		smtp_hops_feed(&t->hops, databuf, out);
 	}
 	if (t->data.done)
 		data_done(c, s);

@@ -145,6 +145,26 @@ class BasicSmtp(harness.ServerTest):
             self.assertEqual(code, 250)
         self.assertEqual(len(self.server.find("carol", t)), 1)
 
+    def test_mail_loop_refused(self):
+        # RFC 5321 6.3: a message that went round a loop (two boxes
+        # relaying to each other) is refused, not passed on forever.
+        import tlsutil
+        limit = tlsutil.kconfig("SMTP_MAX_HOPS", 50)
+        for hops, want in ((limit - 1, 250), (limit, 554)):
+            t = token()
+            head = "".join("Received: from hop%d by relay%d.example.net\r\n"
+                           "\tfor <demo@test.lan>; Sat, 5 Dec 2026 20:00:00 +0000\r\n"
+                           % (i, i) for i in range(hops))
+            with self.server.dialog() as d:
+                d.ehlo()
+                code, text = d.send_mail("x@example.net", ["demo@test.lan"],
+                                         head + "Subject: %s\r\n\r\n"
+                                         "received: in the body is no hop\r\n"
+                                         % t)
+                self.assertEqual(code, want, (hops, text))
+            self.assertEqual(len(self.server.find("demo", t)), want == 250)
+        self.assertIn("5.4.6", " ".join(text))
+
     def test_null_sender(self):
         t = token()
         with self.server.smtplib() as s:

@@ -10,6 +10,7 @@ int main(void)
 	test_linebuf();
 	test_address();
 	test_smtp_data();
+	test_smtp_hops();
 	test_mbox();
 	test_conf();
 	test_net();

@@ -183,3 +183,28 @@ void test_smtp_data(void)
 	size_t used = smtp_data_feed(&d, "abcdef\r\n", 8, out, 3, &got);
 	CHECK(used == 2 && got == 2, "small out: used %zu got %zu", used, got);
 }
+
+/* Received: fields counted in the header only, whatever the split. */
+void test_smtp_hops(void)
+{
+	static const struct { const char *in; unsigned want; } t[] = {
+		{ "Received: a\nReceived: b\nSubject: x\n\nReceived: body\n", 2 },
+		{ "RECEIVED:x\n received: folded\nreceived :x\nX-Received: y\n", 1 },
+		{ "Subject: s\nreceived:\n\treceived: cont\nreceived: c", 2 },
+		{ "Receive: no\nReceived no\n\n", 0 },
+		{ "\nReceived: after the empty line\n", 0 },
+	};
+	struct smtp_hops h;
+
+	for (size_t i = 0; i < ARRAY_LEN(t); i++) {
+		size_t len = strlen(t[i].in);
+		for (size_t chunk = 1; chunk <= len; chunk++) {
+			smtp_hops_init(&h);
+			for (size_t off = 0; off < len; off += chunk)
+				smtp_hops_feed(&h, t[i].in + off,
+					       len - off < chunk ? len - off : chunk);
+			CHECK(h.hops == t[i].want, "hops case %zu chunk %zu: %u",
+			      i, chunk, h.hops);
+		}
+	}
+}

@@ -23,6 +23,7 @@ void test_buf(void);
 void test_linebuf(void);
 void test_address(void);
 void test_smtp_data(void);
+void test_smtp_hops(void);
 void test_mbox(void);
 void test_conf(void);
 void test_net(void);
