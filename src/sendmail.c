@@ -1369,6 +1369,24 @@ static int list_one(int dirfd, const char *name, uint64_t *total)
 	return 1;
 }
 
+/* Files (not dotfiles) in spool_dir/SUB; 0 when it cannot be read. */
+static int mq_count(const char *sub)
+{
+	char path[CONF_PATH_MAX + 16];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", cf->spool_dir, sub);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
 static int name_filter(const struct dirent *e)
 {
 	size_t l = strlen(e->d_name);
@@ -1401,8 +1419,7 @@ static int list_queue(void)
 	char path[CONF_PATH_MAX + 32];
 	struct dirent **names = NULL;
 	uint64_t total = 0;
-	int n, shown = 0, dirfd, waiting = -1;
-	DIR *d;
+	int n, shown = 0, dirfd, waiting, refused;
 
 	snprintf(path, sizeof(path), "%s/queue", cf->spool_dir);
 	dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1428,16 +1445,8 @@ static int list_queue(void)
 	if (dirfd >= 0)
 		close(dirfd);
 
-	snprintf(path, sizeof(path), "%s/maildrop", cf->spool_dir);
-	d = opendir(path);
-	if (d) {
-		struct dirent *e;
-		waiting = 0;
-		while ((e = readdir(d)) != NULL)
-			if (e->d_name[0] != '.')
-				waiting++;
-		closedir(d);
-	}
+	waiting = mq_count("maildrop");
+	refused = mq_count("bad");
 	if (shown == 0)
 		printf("Mail queue is empty\n");
 	else
@@ -1448,6 +1457,9 @@ static int list_queue(void)
 		printf("-- %d message%s in maildrop, not yet picked up "
 		       "(is the daemon running?)\n", waiting,
 		       waiting == 1 ? "" : "s");
+	if (refused > 0)
+		printf("-- %d maildrop file%s refused, kept in %s/bad (the log "
+		       "says why)\n", refused, refused == 1 ? "" : "s", cf->spool_dir);
 	return EX_OK_;
 }
 

@@ -35,6 +35,14 @@ def run(cwd, args, stdin=b"", as_nobody=False, name="sendmail"):
     return p.returncode, p.stderr.decode("utf-8", "replace")
 
 
+def run_out(cwd, args):
+    """(exit code, stdout) of a command as root."""
+    p = subprocess.run(harness.command("sendmail", *args), cwd=cwd,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=30 * SLOW)
+    return p.returncode, p.stdout.decode("utf-8", "replace")
+
+
 def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
@@ -252,6 +260,10 @@ class AnyUser(harness.TestCase):
             self.assertEqual([p for p in srv.anywhere(t)], ["spool/bad/" + name], kind)
         self.assertNotIn(good_name, os.listdir(bad))
         self.assertEqual(os.listdir(drop), [])
+        rc, out = run_out(srv.dir, ["-C", "postie.conf", "-bp"])
+        self.assertEqual(rc, 0, out)
+        self.assertIn("-- 5 maildrop files refused, kept in ./spool/bad (the log "
+                      "says why)", out)
 
     def test_private_spool_of_an_older_version(self):
         """A 0700 spool_dir (postie before this change): a clear error,
