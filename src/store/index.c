@@ -1408,13 +1408,20 @@ static int copy_range(struct idx_rewrite *w, size_t *budget)
 	return 0;
 }
 
-/* Picks the next kept message as the range to copy; 0 when none left. */
-static int next_kept(struct idx_rewrite *w)
+/* Picks the next kept message as the range to copy: 1, 0 when none is
+ * left, 2 when the step's budget went on records (each one read costs
+ * IDX_REC_SIZE of it, so an EXPUNGE of 100,000 messages that keeps none
+ * still yields). */
+static int next_kept(struct idx_rewrite *w, size_t *budget)
 {
 	struct idx_rec r, nx;
 
 	while (w->i < w->count) {
-		uint32_t i = w->i++;
+		uint32_t i;
+		if (*budget == 0)
+			return 2;
+		*budget = sat_sub(*budget, IDX_REC_SIZE);
+		i = w->i++;
 		if (idx_get(&w->r, i, &r) != 0)
 			return -1;
 		if (!w->keep(w->ctx, i))
@@ -1600,9 +1607,11 @@ int idx_rewrite_step(struct idx_rewrite *w, size_t budget, struct idx_hdr *h)
 		if (w->phase == RW_PREAMBLE)
 			w->phase = RW_MSGS;
 		if (w->phase == RW_MSGS) {
-			rc = next_kept(w);
+			rc = next_kept(w, &budget);
 			if (rc < 0)
 				goto fail;
+			if (rc == 2)
+				break;          /* on at the next step */
 			if (rc > 0)
 				continue;
 			/* Mail delivered since the snapshot: copied and indexed. */
