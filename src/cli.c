@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/conf.h"
+#include "core/fdio.h"
 #include "core/util.h"
 #include "store/passwd.h"
 #include "store/users.h"
@@ -72,28 +73,28 @@ static const struct help helps[] = {
 	  "This list, or the help of one command.\n" },
 };
 
-static void usage_all(FILE *f)
+static void usage_all(int fd)
 {
-	fputs("postie — a small mail server (SMTP, submission, POP3, IMAP, relay)\n\n"
-	      "usage:\n", f);
+	fdio_out(fd, "postie — a small mail server (SMTP, submission, POP3, IMAP, relay)\n\n"
+		 "usage:\n");
 	for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++)
-		fprintf(f, "  %s\n", helps[i].synopsis);
-	fputs("\n`postie help COMMAND` explains one (daemon, passwd, user, status,\n"
-	      "sendmail, mailq, help).\n", f);
+		dprintf(fd, "  %s\n", helps[i].synopsis);
+	fdio_out(fd, "\n`postie help COMMAND` explains one (daemon, passwd, user, status,\n"
+		 "sendmail, mailq, help).\n");
 }
 
 void cli_usage(void)
 {
-	usage_all(stderr);
+	usage_all(2);
 	exit(EX_USAGE_);
 }
 
-/* The help of command name on f; -1 if there is no such command. */
-static int help_of(FILE *f, const char *name)
+/* The help of command name on fd; -1 if there is no such command. */
+static int help_of(int fd, const char *name)
 {
 	for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++) {
 		if (strcmp(name, helps[i].name) == 0) {
-			fprintf(f, "usage: %s\n\n%s", helps[i].synopsis, helps[i].text);
+			dprintf(fd, "usage: %s\n\n%s", helps[i].synopsis, helps[i].text);
 			return 0;
 		}
 	}
@@ -103,14 +104,35 @@ static int help_of(FILE *f, const char *name)
 int cli_help(int argc, char **argv)
 {
 	if (argc < 2) {
-		usage_all(stdout);
+		usage_all(1);
 		return 0;
 	}
-	if (help_of(stdout, argv[1]) == 0)
+	if (help_of(1, argv[1]) == 0)
 		return 0;
-	fprintf(stderr, "postie help: no command '%s'\n\n", argv[1]);
-	usage_all(stderr);
+	dprintf(2, "postie help: no command '%s'\n\n", argv[1]);
+	usage_all(2);
 	return EX_USAGE_;
+}
+
+/* Up to n - 1 bytes of one line of fd 0, a byte at a time so that nothing
+ * after the line is taken; NUL-terminated. 0, or -1 when nothing was read. */
+static int read_fd0_line(char *pw, size_t n)
+{
+	size_t k = 0;
+	char c;
+
+	while (k + 1 < n) {
+		ssize_t r = read(0, &c, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		pw[k++] = c;
+		if (c == '\n')
+			break;
+	}
+	pw[k] = '\0';
+	return k ? 0 : -1;
 }
 
 /* One line without echo from the terminal, or one line of stdin. The
@@ -118,20 +140,20 @@ int cli_help(int argc, char **argv)
 static long read_line(const char *prompt, char *pw, size_t n, int tty)
 {
 	struct termios old, quiet;
-	char *got;
+	int got;
 
 	if (tty && tcgetattr(0, &old) == 0) {
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
 		tcsetattr(0, TCSAFLUSH, &quiet);
-		fputs(prompt, stderr);
-		got = fgets(pw, (int)n, stdin);
+		fdio_out(2, prompt);
+		got = read_fd0_line(pw, n);
 		tcsetattr(0, TCSAFLUSH, &old);
-		fputc('\n', stderr);
+		fdio_out(2, "\n");
 	} else {
-		got = fgets(pw, (int)n, stdin);
+		got = read_fd0_line(pw, n);
 	}
-	if (!got)
+	if (got != 0)
 		return -1;
 	pw[strcspn(pw, "\r\n")] = '\0';
 	return (long)strlen(pw);
@@ -146,11 +168,11 @@ static long read_password(const char *who, char *pw, size_t n, int confirm)
 	long len = read_line("password: ", pw, n, tty);
 
 	if (len < 0) {
-		fprintf(stderr, "%s: no password on stdin\n", who);
+		dprintf(2, "%s: no password on stdin\n", who);
 		return -1;
 	}
 	if (len == 0 || len > PASSWD_MAX_LEN) {
-		fprintf(stderr, "%s: password must be 1..%d bytes\n", who, PASSWD_MAX_LEN);
+		dprintf(2, "%s: password must be 1..%d bytes\n", who, PASSWD_MAX_LEN);
 		return -1;
 	}
 	if (tty && confirm) {
@@ -159,7 +181,7 @@ static long read_password(const char *who, char *pw, size_t n, int confirm)
 
 		explicit_bzero(again, sizeof(again));
 		if (!same) {
-			fprintf(stderr, "%s: the passwords differ; nothing changed\n", who);
+			dprintf(2, "%s: the passwords differ; nothing changed\n", who);
 			return -1;
 		}
 	}
@@ -176,7 +198,7 @@ static int new_hash(const char *who, char *hash, size_t n)
 	if (len < 0)
 		return EX_DATAERR_;
 	if (passwd_make(pw, (size_t)len, hash, n) != 0) {
-		fprintf(stderr, "%s: cannot make a hash (no randomness?)\n", who);
+		dprintf(2, "%s: cannot make a hash (no randomness?)\n", who);
 		rc = EX_SOFTWARE_;
 	}
 	explicit_bzero(pw, sizeof(pw));
@@ -189,12 +211,12 @@ int cli_passwd(void)
 	int rc;
 
 	if (!CONFIG_AUTH) {
-		fputs("postie: passwd is not in this build (needs CONFIG_AUTH)\n", stderr);
+		fdio_out(2, "postie: passwd is not in this build (needs CONFIG_AUTH)\n");
 		return EX_UNAVAILABLE_;
 	}
 	rc = new_hash("postie passwd", hash, sizeof(hash));
 	if (rc == 0)
-		puts(hash);
+		dprintf(1, "%s\n", hash);
 	return rc;
 }
 
@@ -216,7 +238,7 @@ static void user_list(const char *path, const struct users *u)
 		nl = strcspn(line, ":\r\n");
 		if (nl == 0 || line[0] == '#' || (i = users_find(u, line, nl)) < 0)
 			continue;
-		printf("%s%s\n", u->v[i].name,
+		dprintf(1, "%s%s\n", u->v[i].name,
 		       CONFIG_AUTH && !passwd_hash_usable(u->v[i].hash) ? "  (no login)" : "");
 	}
 	free(text);
@@ -229,7 +251,7 @@ static int user_test(const char *who, const struct users *u, const char *name)
 	int i = users_find(u, name, strlen(name)), ok;
 
 	if (!CONFIG_AUTH) {
-		fprintf(stderr, "%s: logins are not in this build (needs CONFIG_AUTH)\n", who);
+		dprintf(2, "%s: logins are not in this build (needs CONFIG_AUTH)\n", who);
 		return EX_UNAVAILABLE_;
 	}
 	len = read_password(who, pw, sizeof(pw), 0);
@@ -239,11 +261,11 @@ static int user_test(const char *who, const struct users *u, const char *name)
 	ok = i >= 0 && passwd_verify(pw, (size_t)len, u->v[i].hash) == 1;
 	explicit_bzero(pw, sizeof(pw));
 	if (i < 0)
-		printf("%s: no user '%s'\n", who, name);
+		dprintf(1, "%s: no user '%s'\n", who, name);
 	else if (!passwd_hash_usable(u->v[i].hash))
-		printf("%s: user '%s' cannot log in (no password set)\n", who, name);
+		dprintf(1, "%s: user '%s' cannot log in (no password set)\n", who, name);
 	else
-		printf("%s: %s\n", who, ok ? "password right: the login would succeed"
+		dprintf(1, "%s: %s\n", who, ok ? "password right: the login would succeed"
 					    : "wrong password");
 	return ok ? 0 : 1;
 }
@@ -254,19 +276,15 @@ static int user_test(const char *who, const struct users *u, const char *name)
 static int user_file_generated(const char *who, const char *path)
 {
 	char line[512], shown[2048];
-	FILE *f = fopen(path, "re");
 	int gen = 0;
 
-	if (!f)
-		return 0;
-	if (fgets(line, sizeof(line), f) && strncmp(line, "# generated by ", 15) == 0) {
+	if (fdio_read_head(path, line, sizeof(line)) > 0 && strncmp(line, "# generated by ", 15) == 0) {
 		line[strcspn(line, "\n")] = '\0';
-		fprintf(stderr, "%s: %s is rewritten by another program, an edit "
+		dprintf(2, "%s: %s is rewritten by another program, an edit "
 			"here would be lost; its first line says:\n%s\n", who, path,
 			str_printable(shown, sizeof(shown), line, strlen(line)));
 		gen = 1;
 	}
-	fclose(f);
 	return gen;
 }
 
@@ -282,13 +300,13 @@ int cli_user(int argc, char **argv)
 	optind = 1;
 	while ((opt = getopt(argc, argv, "+c:")) != -1) {
 		if (opt != 'c') {
-			help_of(stderr, "user");
+			help_of(2, "user");
 			return EX_USAGE_;
 		}
 		conf_path = optarg;
 	}
 	if (optind >= argc) {
-		help_of(stderr, "user");
+		help_of(2, "user");
 		return EX_USAGE_;
 	}
 	cmd = argv[optind++];
@@ -299,24 +317,24 @@ int cli_user(int argc, char **argv)
 		optind++;
 	}
 	if (optind < argc || (!name) != (strcmp(cmd, "list") == 0)) {
-		fprintf(stderr, "%s: usage: postie user [-c FILE] add|del|passwd|test NAME, "
+		dprintf(2, "%s: usage: postie user [-c FILE] add|del|passwd|test NAME, "
 			"or list\n", who);
 		return EX_USAGE_;
 	}
 	c = conf_load(conf_path, err, sizeof(err));
 	if (!c) {
-		fprintf(stderr, "postie: %s\n", err);
+		dprintf(2, "postie: %s\n", err);
 		return EX_CONFIG_;
 	}
 	if (!c->users[0]) {
-		fprintf(stderr, "%s: %s has no 'users' line\n", who, conf_path);
+		dprintf(2, "%s: %s has no 'users' line\n", who, conf_path);
 		conf_free(c);
 		return EX_CONFIG_;
 	}
 	if (strcmp(cmd, "list") == 0 || strcmp(cmd, "test") == 0) {
 		u = users_load(c->users, err, sizeof(err));
 		if (!u) {
-			fprintf(stderr, "postie: %s\n", err);
+			dprintf(2, "postie: %s\n", err);
 			conf_free(c);
 			return EX_CONFIG_;
 		}
@@ -336,7 +354,7 @@ int cli_user(int argc, char **argv)
 	else if (strcmp(cmd, "passwd") == 0)
 		op = USERS_PASSWD;
 	else {
-		fprintf(stderr, "%s: no command '%s' (add, del, passwd, list, test)\n",
+		dprintf(2, "%s: no command '%s' (add, del, passwd, list, test)\n",
 			who, cmd);
 		conf_free(c);
 		return EX_USAGE_;
@@ -348,7 +366,7 @@ int cli_user(int argc, char **argv)
 	rc = 0;
 	if (op != USERS_DEL && !no_login) {
 		if (!CONFIG_AUTH) {
-			fprintf(stderr, "%s: passwords are not in this build (needs "
+			dprintf(2, "%s: passwords are not in this build (needs "
 				"CONFIG_AUTH); use add NAME --no-login\n", who);
 			rc = EX_UNAVAILABLE_;
 		} else {
@@ -356,11 +374,11 @@ int cli_user(int argc, char **argv)
 		}
 	}
 	if (rc == 0 && users_edit(c->users, op, name, hash, err, sizeof(err)) != 0) {
-		fprintf(stderr, "%s: %s\n", who, err);
+		dprintf(2, "%s: %s\n", who, err);
 		rc = EX_DATAERR_;
 	}
 	if (rc == 0)
-		printf("%s: %s %s in %s; a running daemon reads it on SIGHUP "
+		dprintf(1, "%s: %s %s in %s; a running daemon reads it on SIGHUP "
 		       "(kill -HUP $(cat %s/postie.pid))\n", who,
 		       op == USERS_ADD ? "added" : op == USERS_DEL ? "removed" : "new password for",
 		       name, c->users, c->spool_dir);
@@ -383,18 +401,18 @@ int cli_status(int argc, char **argv)
 	optind = 1;
 	while ((opt = getopt(argc, argv, "+c:")) != -1) {
 		if (opt != 'c') {
-			help_of(stderr, "status");
+			help_of(2, "status");
 			return EX_USAGE_;
 		}
 		conf_path = optarg;
 	}
 	if (optind != argc) {
-		help_of(stderr, "status");
+		help_of(2, "status");
 		return EX_USAGE_;
 	}
 	c = conf_load(conf_path, err, sizeof(err));
 	if (!c) {
-		fprintf(stderr, "postie: %s\n", err);
+		dprintf(2, "postie: %s\n", err);
 		return EX_CONFIG_;
 	}
 	rc = (size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/postie.ctl",
@@ -407,11 +425,11 @@ int cli_status(int argc, char **argv)
 		if (fd >= 0)
 			close(fd);
 		if (e == EACCES || e == EPERM) {
-			fprintf(stderr, "postie status: %s: only the user that started "
+			dprintf(2, "postie status: %s: only the user that started "
 				"the daemon (root) may ask\n", sun.sun_path);
 			return EX_NOPERM_;
 		}
-		fprintf(stderr, "postie status: no daemon answers on %s (%s)\n",
+		dprintf(2, "postie status: no daemon answers on %s (%s)\n",
 			sun.sun_path, rc ? "path too long" : strerror(e));
 		return EX_UNAVAILABLE_;
 	}
@@ -431,9 +449,9 @@ int cli_status(int argc, char **argv)
 	}
 	close(fd);
 	if (got == 0) {
-		fprintf(stderr, "postie status: the daemon sent nothing\n");
+		dprintf(2, "postie status: the daemon sent nothing\n");
 		return EX_UNAVAILABLE_;
 	}
-	fwrite(out, 1, got, stdout);
+	write_all_fd(1, out, got);
 	return 0;
 }

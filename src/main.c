@@ -23,6 +23,7 @@
 #include "status.h"
 #include "core/conf.h"
 #include "core/conn.h"
+#include "core/fdio.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/net.h"
@@ -157,11 +158,11 @@ static void fatal(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("postie: ", stderr);
+	fdio_out(2, "postie: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vdprintf(2, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	fdio_out(2, "\n");
 	exit(1);
 }
 
@@ -324,20 +325,16 @@ static void drop_privileges(uid_t uid, gid_t gid, const char *name)
 static int pid_alive(int pid)
 {
 	char path[32], buf[128];
-	FILE *f;
 	char *p;
 	int alive = 1;
 
 	if (kill(pid, 0) != 0 && errno == ESRCH)
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "re");
-	if (!f)
+	if (fdio_read_head(path, buf, sizeof(buf)) < 0)
 		return 1;
-	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[1] == ' ' &&
-	    p[2] == 'Z')
+	if ((p = strrchr(buf, ')')) && p[1] == ' ' && p[2] == 'Z')
 		alive = 0;
-	fclose(f);
 	return alive;
 }
 
@@ -442,52 +439,52 @@ static void write_pid(int fd)
 
 static void print_version(void)
 {
-	printf("postie %s\nfeatures:", POSTIE_VERSION);
+	dprintf(1, "postie %s\nfeatures:", POSTIE_VERSION);
 	if (CONFIG_SMTP_SERVER)
-		printf(" smtp");
-	printf(" mbox");
+		dprintf(1, " smtp");
+	dprintf(1, " mbox");
 	if (CONFIG_ALIASES)
-		printf(" aliases");
+		dprintf(1, " aliases");
 	if (CONFIG_IPV6)
-		printf(" ipv6");
+		dprintf(1, " ipv6");
 	if (CONFIG_SYSLOG)
-		printf(" syslog");
+		dprintf(1, " syslog");
 	if (CONFIG_TLS)
-		printf(" tls");
+		dprintf(1, " tls");
 	if (CONFIG_AUTH)
-		printf(" auth");
+		dprintf(1, " auth");
 	if (CONFIG_AUTH && CONFIG_SMTP_SERVER)
-		printf(" submission");
+		dprintf(1, " submission");
 	if (CONFIG_SMARTHOST_AUTH)
-		printf(" smarthost-auth");
+		dprintf(1, " smarthost-auth");
 	if (CONFIG_POP3)
-		printf(" pop3");
+		dprintf(1, " pop3");
 	if (CONFIG_IMAP)
-		printf(" imap");
+		dprintf(1, " imap");
 	if (CONFIG_RELAY)
-		printf(" relay queue");
+		dprintf(1, " relay queue");
 	if (CONFIG_DNS)
-		printf(" dns");
+		dprintf(1, " dns");
 	if (CONFIG_SENDMAIL)
-		printf(" sendmail");
+		dprintf(1, " sendmail");
 	if (CONFIG_FEATURE_SMTP_SMTPUTF8)
-		printf(" smtputf8");
+		dprintf(1, " smtputf8");
 	if (CONFIG_DEBUG_PROTOCOL)
-		printf(" debug-protocol");
+		dprintf(1, " debug-protocol");
 	if (CONFIG_IMAP && CONFIG_IMAP_CACHE_SLOTS > 0)
-		printf(" structure-cache");
+		dprintf(1, " structure-cache");
 	if (CONFIG_IMAP)
-		printf("\nimap:%s%s%s%s%s%s%s%s%s", CONFIG_IMAP_IDLE ? " IDLE" : "",
+		dprintf(1, "\nimap:%s%s%s%s%s%s%s%s%s", CONFIG_IMAP_IDLE ? " IDLE" : "",
 		       CONFIG_IMAP_UIDPLUS ? " UIDPLUS" : "", CONFIG_IMAP_MOVE ? " MOVE" : "",
 		       CONFIG_IMAP_SPECIAL_USE ? " SPECIAL-USE" : "",
 		       CONFIG_IMAP_CONDSTORE ? " CONDSTORE" : "",
 		       CONFIG_IMAP_NAMESPACE ? " NAMESPACE" : "", CONFIG_IMAP_ID ? " ID" : "",
 		       CONFIG_IMAP_ENABLE ? " ENABLE" : "",
 		       CONFIG_IMAP_LITERALPLUS ? " LITERAL+" : "");
-	printf("\nlimits: connections=%d line=%d rcpt=%d inbuf=%d outbuf=%d\n",
+	dprintf(1, "\nlimits: connections=%d line=%d rcpt=%d inbuf=%d outbuf=%d\n",
 	       CONFIG_MAX_CONNECTIONS, CONFIG_SMTP_LINE_MAX, CONFIG_SMTP_MAX_RCPT,
 	       CONFIG_CONN_INBUF, CONFIG_CONN_OUTBUF);
-	printf("config: %s\n", DEFAULT_CONF);
+	dprintf(1, "config: %s\n", DEFAULT_CONF);
 }
 
 static int daemon_main(int argc, char **argv)
@@ -510,14 +507,14 @@ static int daemon_main(int argc, char **argv)
 		case 'V': print_version(); return 0;
 		default:
 			if (optopt == 'c')
-				fprintf(stderr, "postie: -c needs a file\n\n");
+				dprintf(2, "postie: -c needs a file\n\n");
 			else
-				fprintf(stderr, "postie: unknown option '-%c'\n\n", optopt);
+				dprintf(2, "postie: unknown option '-%c'\n\n", optopt);
 			cli_usage();
 		}
 	}
 	if (optind != argc) {
-		fprintf(stderr, "postie: unknown command '%s'\n\n", argv[optind]);
+		dprintf(2, "postie: unknown command '%s'\n\n", argv[optind]);
 		cli_usage();
 	}
 	if (load_all(conf_path, &c, &u, &a, err, sizeof(err)) != 0)
@@ -529,11 +526,11 @@ static int daemon_main(int argc, char **argv)
 		int n = conf_check(conf, conf_path);
 
 		if (n > 0) {
-			fprintf(stderr, "postie: %s: %d problem(s) start-up or a reload "
+			dprintf(2, "postie: %s: %d problem(s) start-up or a reload "
 				"would hit\n", conf_path, n);
 			return 1;
 		}
-		printf("postie: %s: configuration OK (%d listeners, %d users)\n",
+		dprintf(1, "postie: %s: configuration OK (%d listeners, %d users)\n",
 		       conf_path, conf->nlisten, users->n);
 		return 0;
 	}
@@ -694,7 +691,7 @@ int main(int argc, char **argv)
 		return cli_status(argc - 1, argv + 1);
 	if (argc > 1 && strncmp(argv[1], "--", 2) == 0 && argv[1][2] &&
 	    strcmp(argv[1], "--help") != 0) {
-		fprintf(stderr, "postie: unknown option '%s'\n\n", argv[1]);
+		dprintf(2, "postie: unknown option '%s'\n\n", argv[1]);
 		cli_usage();
 	}
 	if (argc > 1 && (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||

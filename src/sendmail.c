@@ -39,6 +39,7 @@
 
 #include "core/buf.h"
 #include "core/conf.h"
+#include "core/fdio.h"
 #include "core/util.h"
 #include "proto/address.h"
 #include "store/maildrop.h"
@@ -93,11 +94,11 @@ static int fail(int code, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", prog);
+	dprintf(2, "%s: ", prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vdprintf(2, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	fdio_out(2, "\n");
 	return code;
 }
 
@@ -128,7 +129,7 @@ static int has_ctl(const char *s)
 
 static int usage(const char *why)
 {
-	fprintf(stderr, "%s: %s\n"
+	dprintf(2, "%s: %s\n"
 		"usage: sendmail [-C FILE] [-t] [-i] [-f ADDR] [-F NAME] [RCPT...]\n"
 		"       sendmail -q | -bp    (mailq)\n", prog, why);
 	return EX_USAGE_;
@@ -446,7 +447,7 @@ static int is_header_line(const char *s, size_t len)
 /* ---- writing -------------------------------------------------------------- */
 
 struct msgfile {
-	FILE *f;
+	struct fdio_out *f;
 	uint64_t size;          /* message bytes, after "D" */
 	uint64_t max;
 	int too_big;
@@ -459,7 +460,7 @@ static void emit(struct msgfile *m, const char *p, size_t n)
 		m->too_big = 1;
 		return;
 	}
-	fwrite(p, 1, n, m->f);
+	fdio_write(m->f, p, n);
 }
 
 static void emitf(struct msgfile *m, const char *fmt, ...)
@@ -745,6 +746,9 @@ static void emit_headers(struct msgfile *m, const struct opts *o)
 
 /* ---- input ------------------------------------------------------------- */
 
+/* The message on standard input. */
+static struct fdio_in msg_in;
+
 /* Reads one line or a piece of it into buf (at most cap bytes, line end
  * not stored). *eol: the line ended here (LF, CRLF or EOF). Returns the
  * length, or -1 at EOF with nothing read. CRLF becomes LF; a lone CR is
@@ -757,8 +761,8 @@ static long read_piece(char *mem, size_t cap, int *eol)
 	*eol = 0;
 	buf_init(&b, mem, cap);
 	while (buf_remaining(&b) > 0) {
-		c = getc_unlocked(stdin);
-		if (c == EOF) {
+		c = fdio_getc(&msg_in);
+		if (c < 0) {
 			if (b.len == 0)
 				return -1;
 			*eol = 1;
@@ -770,14 +774,12 @@ static long read_piece(char *mem, size_t cap, int *eol)
 			return (long)b.len;
 		}
 		if (c == '\r') {
-			int d = getc_unlocked(stdin);
-			if (d == '\n') {
+			if (fdio_peek(&msg_in) == '\n') {
+				fdio_getc(&msg_in);
 				*eol = 1;
 				in_line++;
 				return (long)b.len;
 			}
-			if (d != EOF)
-				ungetc(d, stdin);
 		}
 		if (c == '\0' && !nul_line)
 			nul_line = in_line;
@@ -913,12 +915,14 @@ static void make_name(void)
 		 r[0], r[1], r[2], r[3], r[4], r[5]);
 }
 
-static int finish_file(FILE *f, int fd)
+static int finish_file(struct fdio_out *f, int fd)
 {
 	int dfd, rc;
 
-	if (fflush(f) != 0 || ferror(f))
+	if (fdio_flush(f) != 0) {
+		errno = f->err;
 		return -1;
+	}
 	if (fsync(fd) != 0)
 		return -1;
 	/* Never over another message (the name is random: EEXIST is an
@@ -959,10 +963,10 @@ static int submit(const struct opts *o, int argc, char **argv, int first_rcpt)
 	char path[CONF_PATH_MAX + 32], line[SENDMAIL_LINE_CHUNK];
 	char first[SENDMAIL_LINE_CHUNK];
 	long first_len, n;
-	int first_eol = 0, ended, eol, line_start, fd, rc;
+	int first_eol = 0, ended, eol, line_start, fd, rc, e;
 	struct msgfile m = { 0 };
 	struct sigaction sa;
-	FILE *f;
+	struct fdio_out f;
 
 	for (int i = first_rcpt; i < argc; i++) {
 		if (has_ctl(argv[i]))
@@ -976,6 +980,7 @@ static int submit(const struct opts *o, int argc, char **argv, int first_rcpt)
 	if (open_maildrop(path, sizeof(path)) != 0)
 		return EX_TEMPFAIL_;
 
+	fdio_in_init(&msg_in, 0);
 	ended = read_headers(o, first, sizeof(first), &first_len, &first_eol);
 	if (ended < 0)
 		return fail(EX_DATAERR_, "header section over %d bytes",
@@ -1013,19 +1018,14 @@ static int submit(const struct opts *o, int argc, char **argv, int first_rcpt)
 	tmp_live = 1;
 	/* Readable by the daemon whatever the caller's umask. */
 	fchmod(fd, 0644);
-	f = fdopen(fd, "w");
-	if (!f) {
-		close(fd);
-		remove_tmp();
-		return fail(EX_TEMPFAIL_, "out of memory");
-	}
-	m.f = f;
+	fdio_out_init(&f, fd);
+	m.f = &f;
 	m.max = cf->max_message_size;
 
-	fprintf(f, "F %s\n", null_sender ? "" : sender);
+	fdio_printf(&f, "F %s\n", null_sender ? "" : sender);
 	for (int i = 0; i < nrcpt; i++)
-		fprintf(f, "R %s\n", rcpts[i]);
-	fprintf(f, "U %u\nD\n", (unsigned)getuid());
+		fdio_printf(&f, "R %s\n", rcpts[i]);
+	fdio_printf(&f, "U %u\nD\n", (unsigned)getuid());
 
 	emit_headers(&m, o);
 	emit(&m, "\n", 1);
@@ -1040,7 +1040,7 @@ static int submit(const struct opts *o, int argc, char **argv, int first_rcpt)
 		if (n < 0)
 			break;
 		if (nul_line) {
-			fclose(f);
+			close(fd);
 			remove_tmp();
 			return nul_refused();
 		}
@@ -1052,29 +1052,29 @@ static int submit(const struct opts *o, int argc, char **argv, int first_rcpt)
 			emit(&m, "\n", 1);
 		line_start = eol;
 	}
-	if (ferror(stdin)) {
-		fclose(f);
+	if (msg_in.err) {
+		close(fd);
 		remove_tmp();
 		return fail(EX_IOERR_, "error reading the message: %s",
-			    strerror(errno));
+			    strerror(msg_in.err));
 	}
 	if (m.too_big) {
-		fclose(f);
+		close(fd);
 		remove_tmp();
 		return fail(EX_DATAERR_, "message too big (max_message_size is "
 			    "%llu bytes)", (unsigned long long)m.max);
 	}
-	rc = finish_file(f, fd);
-	fclose(f);
+	rc = finish_file(&f, fd);
+	e = errno;
+	close(fd);
 	if (rc == -1) {
-		int e = errno;
 		remove_tmp();
 		return fail(EX_TEMPFAIL_, "cannot write the message to %s: %s",
 			    path, strerror(e));
 	}
 	if (rc == -2)
 		return fail(EX_TEMPFAIL_, "cannot fsync %s: %s", path,
-			    strerror(errno));
+			    strerror(e));
 	return EX_OK_;
 }
 
@@ -1146,18 +1146,14 @@ static int base_is_postie(const char *arg)
 static int is_postie(long pid)
 {
 	char path[48], cmd[512];
-	size_t n;
-	FILE *f;
+	long n;
 
 	snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
-	f = fopen(path, "re");
-	if (!f)
+	n = fdio_read_head(path, cmd, sizeof(cmd));
+	if (n < 0)
 		return kill((pid_t)pid, 0) == 0;
-	n = fread(cmd, 1, sizeof(cmd) - 1, f);
-	fclose(f);
-	cmd[n] = '\0';
 	return n > 0 && (base_is_postie(cmd) ||
-			 (strlen(cmd) + 1 < n && base_is_postie(cmd + strlen(cmd) + 1)));
+			 ((long)strlen(cmd) + 1 < n && base_is_postie(cmd + strlen(cmd) + 1)));
 }
 
 /* A user who may not signal the daemon (it runs as another user) asks
@@ -1177,7 +1173,7 @@ static int run_queue_request(long pid)
 			    "user) nor leave it a request in %s/maildrop: %s", pid,
 			    cf->spool_dir, strerror(errno));
 	close(fd);
-	printf("%s: asked the daemon (pid %ld) to run the queue, through the "
+	dprintf(1, "%s: asked the daemon (pid %ld) to run the queue, through the "
 	       "maildrop\n", prog, pid);
 	return EX_OK_;
 }
@@ -1185,35 +1181,30 @@ static int run_queue_request(long pid)
 static int run_queue(void)
 {
 	char path[CONF_PATH_MAX + 32], buf[64];
-	FILE *f;
 	long pid;
 	char *end;
 
 	snprintf(path, sizeof(path), "%s/postie.pid", cf->spool_dir);
-	f = fopen(path, "re");
-	if (!f) {
-		printf("%s: no daemon running (no %s); the queue runs when it "
+	if (fdio_read_head(path, buf, sizeof(buf)) < 0) {
+		dprintf(1, "%s: no daemon running (no %s); the queue runs when it "
 		       "starts\n", prog, path);
 		return EX_OK_;
 	}
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
-	fclose(f);
 	pid = strtol(buf, &end, 10);
 	if (pid <= 1 || (*end != '\n' && *end != '\0')) {
-		printf("%s: no daemon running (bad %s)\n", prog, path);
+		dprintf(1, "%s: no daemon running (bad %s)\n", prog, path);
 		return EX_OK_;
 	}
 	/* A stale pid file may name some other process: only postie (its
 	 * program name, or the first argument under an emulator such as
 	 * qemu-user, which runs cross builds in the tests). */
 	if (!is_postie(pid)) {
-		printf("%s: no daemon running; the queue runs when it starts\n",
+		dprintf(1, "%s: no daemon running; the queue runs when it starts\n",
 		       prog);
 		return EX_OK_;
 	}
 	if (kill((pid_t)pid, SIGUSR1) == 0) {
-		printf("%s: asked the daemon (pid %ld) to run the queue\n", prog,
+		dprintf(1, "%s: asked the daemon (pid %ld) to run the queue\n", prog,
 		       pid);
 		return EX_OK_;
 	}
@@ -1261,21 +1252,21 @@ static void mq_reason(const struct qstate_target *t)
 	/* Escaped once, here: the state keeps the reply as it came. */
 	qstate_shown(text, sizeof(text), t->text);
 	qstate_shown(host, sizeof(host), t->host);
-	printf("%8s(%s", "", qstate_word(t));
+	dprintf(1, "%8s(%s", "", qstate_word(t));
 	if (t->tries > 0 && t->state == QS_PENDING)
-		printf(" after %d attempt%s", t->tries, t->tries == 1 ? "" : "s");
+		dprintf(1, " after %d attempt%s", t->tries, t->tries == 1 ? "" : "s");
 	if (t->state == QS_PENDING && t->code == 0) {
-		puts(": not tried yet)");
+		fdio_out(1, ": not tried yet)\n");
 		return;
 	}
 	if (t->local)
-		printf(": a problem on this side, not counted as an attempt");
+		dprintf(1, ": a problem on this side, not counted as an attempt");
 	if (host[0])
-		printf(": host %s said: %s)\n", host, text);
+		dprintf(1, ": host %s said: %s)\n", host, text);
 	else if (t->state == QS_DONE && !text[0])
-		puts(")");
+		fdio_out(1, ")\n");
 	else
-		printf(": %s%s%s)\n", t->status[0] != '-' ? t->status : "",
+		dprintf(1, ": %s%s%s)\n", t->status[0] != '-' ? t->status : "",
 		       t->status[0] != '-' ? " " : "", text);
 }
 
@@ -1288,14 +1279,14 @@ static void mq_target(const struct qstate_target *t, int nr)
 	mq_printable(orig, sizeof(orig), r);
 	if (strncmp(t->addr, "local:", 6) == 0) {
 		mq_printable(shown, sizeof(shown), t->addr + 6);
-		printf("%*s%s (mailbox %s)\n", MAILQ_INDENT, "", orig, shown);
+		dprintf(1, "%*s%s (mailbox %s)\n", MAILQ_INDENT, "", orig, shown);
 		return;
 	}
 	mq_printable(shown, sizeof(shown), t->addr);
 	if (r[0] && strcasecmp(r, t->addr) != 0)
-		printf("%*s%s (for %s)\n", MAILQ_INDENT, "", shown, orig);
+		dprintf(1, "%*s%s (for %s)\n", MAILQ_INDENT, "", shown, orig);
 	else
-		printf("%*s%s\n", MAILQ_INDENT, "", shown);
+		dprintf(1, "%*s%s\n", MAILQ_INDENT, "", shown);
 }
 
 static int list_one(int dirfd, const char *name, uint64_t *total)
@@ -1303,23 +1294,24 @@ static int list_one(int dirfd, const char *name, uint64_t *total)
 	struct qstate *q = &mq_state;
 	char line[ADDR_MAX + 8], when[32], from[ADDR_MAX * 4] = "";
 	struct stat st;
-	FILE *f;
+	struct fdio_in f;
 	int fd, nr = 0, has_state;
 	long long data_off = 0, size;
 	time_t now = time(NULL);
 	struct tm tm;
 
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) != 0 || !(f = fdopen(fd, "r"))) {
+	if (fd < 0 || fstat(fd, &st) != 0) {
 		if (fd >= 0)
 			close(fd);
 		return 0;       /* delivered meanwhile */
 	}
-	while (fgets(line, sizeof(line), f)) {
+	fdio_in_init(&f, fd);
+	while (fdio_gets(&f, line, sizeof(line))) {
 		size_t l = strcspn(line, "\n");
 		line[l] = '\0';
 		if (strcmp(line, "D") == 0) {
-			data_off = ftell(f);
+			data_off = (long long)fdio_tell(&f);
 			break;
 		}
 		if (line[0] == 'F' && l >= 1 && !from[0])
@@ -1328,7 +1320,7 @@ static int list_one(int dirfd, const char *name, uint64_t *total)
 		else if (line[0] == 'R' && l >= 2 && nr < CONFIG_SMTP_MAX_RCPT)
 			str_copy(mq_rcpt[nr++], ADDR_MAX, line + 2, l - 2);
 	}
-	fclose(f);
+	close(fd);
 	has_state = qstate_load(dirfd, name, q) == 0;
 	if (!q->arrival)
 		q->arrival = st.st_mtime;
@@ -1336,36 +1328,36 @@ static int list_one(int dirfd, const char *name, uint64_t *total)
 	*total += (uint64_t)(size > 0 ? size : 0);
 	localtime_r(&q->arrival, &tm);
 	strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
-	printf("%-24s %8lld %s  %s\n", name, size, when,
+	dprintf(1, "%-24s %8lld %s  %s\n", name, size, when,
 	       from[0] ? from : "MAILER-DAEMON");
 
 	/* The message: age, attempts, next try. */
 	char age[24], in[24], at[16] = "";
 	mq_duration(age, sizeof(age), (long long)(now - q->arrival));
-	printf("%8s(age %s; %d delivery attempt%s", "", age, q->attempts,
+	dprintf(1, "%8s(age %s; %d delivery attempt%s", "", age, q->attempts,
 	       q->attempts == 1 ? "" : "s");
 	if (q->local_fails)
-		printf("; %d run%s failed on this side, not counted",
+		dprintf(1, "; %d run%s failed on this side, not counted",
 		       q->local_fails, q->local_fails == 1 ? "" : "s");
 	if (!has_state || q->next <= now) {
-		puts("; next try now)");
+		fdio_out(1, "; next try now)\n");
 	} else {
 		mq_duration(in, sizeof(in), (long long)(q->next - now));
 		localtime_r(&q->next, &tm);
 		strftime(at, sizeof(at), "%H:%M:%S", &tm);
-		printf("; next try in %s, at %s)\n", in, at);
+		dprintf(1, "; next try in %s, at %s)\n", in, at);
 	}
 	if (q->n == 0) {
-		printf("%8s(waiting for the first delivery attempt)\n", "");
+		dprintf(1, "%8s(waiting for the first delivery attempt)\n", "");
 		for (int i = 0; i < nr; i++) {
 			char shown[ADDR_MAX * 4];
 			mq_printable(shown, sizeof(shown), mq_rcpt[i]);
-			printf("%*s%s\n", MAILQ_INDENT, "", shown);
+			dprintf(1, "%*s%s\n", MAILQ_INDENT, "", shown);
 		}
 	}
 	for (int i = 0; i < q->n; i++)
 		mq_target(&q->t[i], nr);
-	putchar('\n');
+	fdio_out(1, "\n");
 	return 1;
 }
 
@@ -1436,7 +1428,7 @@ static int list_queue(void)
 	}
 	for (int i = 0; i < n; i++) {
 		if (shown == 0)
-			printf("%-24s %8s %-20s %s\n", "-Queue ID-", "--Size--",
+			dprintf(1, "%-24s %8s %-20s %s\n", "-Queue ID-", "--Size--",
 			       "----Arrival Time---", "-Sender/Recipient-------");
 		shown += list_one(dirfd, names[i]->d_name, &total);
 		free(names[i]);
@@ -1448,13 +1440,13 @@ static int list_queue(void)
 	waiting = mq_count("maildrop");
 	refused = mq_count("bad");
 	if (shown == 0)
-		printf("Mail queue is empty\n");
+		dprintf(1, "Mail queue is empty\n");
 	else
-		printf("-- %llu Kbytes in %d Request%s.\n",
+		dprintf(1, "-- %llu Kbytes in %d Request%s.\n",
 		       (unsigned long long)((total + 1023) / 1024), shown,
 		       shown == 1 ? "" : "s");
 	if (waiting > 0)
-		printf("-- %d message%s in maildrop, not yet picked up "
+		dprintf(1, "-- %d message%s in maildrop, not yet picked up "
 		       "(is the daemon running?)\n", waiting,
 		       waiting == 1 ? "" : "s");
 	if (refused > 0)

@@ -18,8 +18,8 @@ static inline int sendmail_main(int argc, char **argv, int mailq_mode)
 	(void)argc;
 	(void)argv;
 	(void)mailq_mode;
-	fputs("postie: sendmail/mailq are not in this build "
-	      "(needs CONFIG_SENDMAIL)\n", stderr);
+	dprintf(2, "postie: sendmail/mailq are not in this build "
+		"(needs CONFIG_SENDMAIL)\n");
 	return 69;      /* EX_UNAVAILABLE */
 }
 #endif

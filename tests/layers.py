@@ -2,7 +2,7 @@
 """tests/layers.py — the layer rule of src/ (a `make check` stage): a file
 includes only headers of its own layer or below.
 
-  0 ground   core/util, log, libc_small, conf, net, buf
+  0 ground   core/util, log, libc_small, conf, net, buf, fdio
   1 io       core/loop, core/conn, tls/, dns/
   2 store    store/
   3 proto    proto/

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/fdio.h"
 #include "core/util.h"
 
 #define CONF_LINE_MAX 1024
@@ -772,8 +773,8 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
 {
 	struct parse p = { .file = path, .err = err, .errlen = errlen };
 	char line[CONF_LINE_MAX + 2];
-	FILE *f;
-	int rc = 0;
+	struct fdio_in f;
+	int rc = 0, fd;
 
 	p.c = calloc(1, sizeof(*p.c));
 	if (!p.c) {
@@ -781,27 +782,28 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	defaults(p.c);
-	f = fopen(path, "re");
-	if (!f) {
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		free(p.c);
 		return NULL;
 	}
-	while (rc == 0 && fgets(line, sizeof(line), f)) {
+	fdio_in_init(&f, fd);
+	while (rc == 0 && fdio_gets(&f, line, sizeof(line))) {
 		size_t len = strlen(line);
 		p.line++;
 		if (len > 0 && line[len - 1] == '\n')
 			line[--len] = '\0';
-		else if (!feof(f))
+		else if (fdio_peek(&f) >= 0)
 			rc = fail(&p, "line longer than %d bytes", CONF_LINE_MAX);
 		if (len > 0 && line[len - 1] == '\r')
 			line[--len] = '\0';
 		if (rc == 0)
 			rc = parse_line(&p, line);
 	}
-	if (rc == 0 && ferror(f))
-		rc = fail(&p, "read error: %s", strerror(errno));
-	fclose(f);
+	if (rc == 0 && f.err)
+		rc = fail(&p, "read error: %s", strerror(f.err));
+	close(fd);
 	if (rc == 0)
 		rc = finish(&p);
 	if (rc != 0) {
@@ -840,13 +842,13 @@ static int finding(const char *path, int line, const char *fmt, ...)
 	va_list ap;
 
 	if (line > 0)
-		fprintf(stderr, "postie: %s:%d: ", path, line);
+		dprintf(2, "postie: %s:%d: ", path, line);
 	else                    /* about the file itself */
-		fprintf(stderr, "postie: %s: ", path);
+		dprintf(2, "postie: %s: ", path);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vdprintf(2, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	fdio_out(2, "\n");
 	return 1;
 }
 
@@ -958,7 +960,7 @@ static void check_private(const char *cpath, int line, const char *file)
 	struct stat st;
 
 	if (file[0] && stat(file, &st) == 0 && (st.st_mode & 0004))
-		fprintf(stderr, "postie: %s:%d: warning: smarthost_auth %s: readable "
+		dprintf(2, "postie: %s:%d: warning: smarthost_auth %s: readable "
 			"by every local user (mode %04o): chmod o-rwx %s\n", cpath,
 			line, file, (unsigned)(st.st_mode & 07777), file);
 }
@@ -967,16 +969,11 @@ static void check_private(const char *cpath, int line, const char *file)
 static long running_daemon(const char *spool)
 {
 	char path[CONF_PATH_MAX + 16], buf[32];
-	FILE *f;
 	long pid = 0;
 
 	snprintf(path, sizeof(path), "%s/postie.pid", spool);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	if (fgets(buf, sizeof(buf), f))
+	if (fdio_read_head(path, buf, sizeof(buf)) > 0)
 		pid = strtol(buf, NULL, 10);
-	fclose(f);
 	return pid > 1 && pid != (long)getpid() && kill((pid_t)pid, 0) == 0 ? pid : 0;
 }
 
@@ -993,12 +990,12 @@ static int check_listen(const struct conf *c, const char *cpath, int i)
 	}
 	if (e == EADDRINUSE) {
 		pid = running_daemon(c->spool_dir);
-		fprintf(stderr, "postie: %s:%d: note: listen %s: in use now", cpath,
+		dprintf(2, "postie: %s:%d: note: listen %s: in use now", cpath,
 			c->listen_line[i], c->listen[i].text);
 		if (pid)
-			fprintf(stderr, " (by the running postie, pid %ld)\n", pid);
+			dprintf(2, " (by the running postie, pid %ld)\n", pid);
 		else
-			fprintf(stderr, ": start-up fails unless it is free by then\n");
+			dprintf(2, ": start-up fails unless it is free by then\n");
 		return 0;
 	}
 	return finding(cpath, c->listen_line[i], "listen %s: cannot bind: %s%s",

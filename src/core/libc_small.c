@@ -12,9 +12,14 @@
  *   print the conversion literally; %n is not supported (printed
  *   literally, its argument untouched). Return value as C99 (the length
  *   that would have been written); -1/EOVERFLOW beyond INT_MAX.
- *   vfprintf formats through a 128-byte stack buffer handed to fwrite, so
- *   ordering with other stdio output on the same FILE is kept and output
- *   is not cut.
+ *   Only the string and file-descriptor forms (snprintf, vsnprintf,
+ *   dprintf, vdprintf): postie has no stdio streams. vdprintf formats
+ *   through a 128-byte stack buffer written with write(2), so output is
+ *   not cut; a failed write makes it return -1.
+ * - strtol, strtoul, strtoll, strtoull, strtoimax, strtoumax: C11, in
+ *   the C locale.
+ * - __assert_fail (what assert() calls in musl builds of the libraries)
+ *   prints its line with dprintf and aborts, as musl's does.
  * - sscanf: whitespace, literals, %% and %d %i(decimal) %u %x %c %s %n with
  *   '*', width and length hh h l ll z j t. Anything else (%[ %f %p ...)
  *   stops the scan. Out-of-range integers saturate.
@@ -35,7 +40,9 @@
  *   copy of the array (insertion sort when malloc fails).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -48,6 +55,8 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "core/fdio.h"
 
 /* ---- 64-bit division without libgcc on 32-bit targets ------------------ */
 
@@ -94,25 +103,32 @@ static int64_t fdiv64(int64_t a, uint32_t d, uint32_t *rem)
 
 struct out {
 	char *buf;
-	size_t cap;     /* string: bytes of buf; stream: chunk size */
+	size_t cap;     /* string: bytes of buf; fd: chunk size */
 	size_t pos;
 	size_t total;   /* bytes produced, written or not */
-	FILE *f;        /* NULL: string output */
+	int fd;         /* -1: string output */
 	int err;
 };
 
 static void out_flush(struct out *o)
 {
-	if (o->f && o->pos) {
-		if (fwrite(o->buf, 1, o->pos, o->f) != o->pos)
+	const char *p = o->buf;
+
+	while (o->fd >= 0 && o->pos && !o->err) {
+		ssize_t w = write(o->fd, p, o->pos);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
 			o->err = 1;
-		o->pos = 0;
+		else
+			p += w, o->pos -= (size_t)w;
 	}
+	o->pos = 0;
 }
 
 static void out_c(struct out *o, char c)
 {
-	if (o->f) {
+	if (o->fd >= 0) {
 		if (o->pos == o->cap)
 			out_flush(o);
 		o->buf[o->pos++] = c;
@@ -352,7 +368,7 @@ static int result(const struct out *o)
 
 int vsnprintf(char *restrict buf, size_t n, const char *restrict fmt, va_list ap)
 {
-	struct out o = { buf, n, 0, 0, NULL, 0 };
+	struct out o = { buf, n, 0, 0, -1, 0 };
 	va_list aq;
 
 	va_copy(aq, ap);
@@ -374,12 +390,16 @@ int snprintf(char *restrict buf, size_t n, const char *restrict fmt, ...)
 	return r;
 }
 
-int vfprintf(FILE *restrict f, const char *restrict fmt, va_list ap)
+int vdprintf(int fd, const char *restrict fmt, va_list ap)
 {
 	char chunk[128];
-	struct out o = { chunk, sizeof(chunk), 0, 0, f, 0 };
+	struct out o = { chunk, sizeof(chunk), 0, 0, fd, 0 };
 	va_list aq;
 
+	if (fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
 	va_copy(aq, ap);
 	format(&o, fmt, &aq);
 	va_end(aq);
@@ -387,31 +407,26 @@ int vfprintf(FILE *restrict f, const char *restrict fmt, va_list ap)
 	return result(&o);
 }
 
-int fprintf(FILE *restrict f, const char *restrict fmt, ...)
+int dprintf(int fd, const char *restrict fmt, ...)
 {
 	va_list ap;
 	int r;
 
 	va_start(ap, fmt);
-	r = vfprintf(f, fmt, ap);
+	r = vdprintf(fd, fmt, ap);
 	va_end(ap);
 	return r;
 }
 
-int vprintf(const char *restrict fmt, va_list ap)
+/* assert() in the libraries (udns): musl's __assert_fail prints with
+ * fprintf, which would link all of stdio and the floating-point printf. */
+_Noreturn void __assert_fail(const char *expr, const char *file, int line,
+			     const char *func);
+_Noreturn void __assert_fail(const char *expr, const char *file, int line,
+			     const char *func)
 {
-	return vfprintf(stdout, fmt, ap);
-}
-
-int printf(const char *restrict fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vfprintf(stdout, fmt, ap);
-	va_end(ap);
-	return r;
+	dprintf(2, "Assertion failed: %s (%s: %s: %d)\n", expr, file, func, line);
+	abort();
 }
 
 /* ---- sscanf ------------------------------------------------------------ */
@@ -426,7 +441,7 @@ static int digit_val(int c)
 	if (c >= '0' && c <= '9')
 		return c - '0';
 	c |= 0x20;
-	if (c >= 'a' && c <= 'f')
+	if (c >= 'a' && c <= 'z')
 		return c - 'a' + 10;
 	return 99;
 }
@@ -575,6 +590,105 @@ fail:
 	return (n == 0 && !*s) ? EOF : n;
 }
 
+/* ---- strtol family ---------------------------------------------------- */
+
+/* musl's strtol reads through a string FILE and its scanf number scanner,
+ * which links stdio's buffer and exit machinery. The C semantics: leading
+ * blanks, a sign, base 0 (prefix 0x or 0 decides) or 2..36, "0x" taken
+ * only before a hex digit; out of range saturates with ERANGE; no digits:
+ * 0 and *end = nptr. Returns the magnitude, *neg and *over. */
+static uint64_t to_u64(const char *nptr, char **end, int base, int *neg, int *over)
+{
+	const char *s = nptr;
+	uint64_t v = 0, lim = UINT64_MAX;
+	uint32_t lim_d;
+	int any = 0;
+
+	*neg = *over = 0;
+	if (base < 0 || base == 1 || base > 36) {
+		errno = EINVAL;
+		if (end)
+			*end = (char *)nptr;
+		return 0;
+	}
+	while (is_space(*s))
+		s++;
+	if (*s == '+' || *s == '-')
+		*neg = *s++ == '-';
+	if ((base == 0 || base == 16) && s[0] == '0' && (s[1] | 0x20) == 'x' &&
+	    digit_val(s[2]) < 16) {
+		s += 2;
+		base = 16;
+	} else if (base == 0) {
+		base = s[0] == '0' ? 8 : 10;
+	}
+	lim_d = udiv64(&lim, (uint32_t)base);
+	for (; digit_val(*s) < base; s++, any = 1) {
+		uint32_t d = (uint32_t)digit_val(*s);
+		if (v > lim || (v == lim && d > lim_d))
+			*over = 1;
+		else
+			v = v * (uint32_t)base + d;
+	}
+	if (end)
+		*end = (char *)(any ? s : nptr);
+	return v;
+}
+
+static uint64_t to_unsigned(const char *nptr, char **end, int base, uint64_t max)
+{
+	int neg, over;
+	uint64_t v = to_u64(nptr, end, base, &neg, &over);
+
+	if (over || v > max) {
+		errno = ERANGE;
+		return max;
+	}
+	return neg ? (0 - v) & max : v;
+}
+
+static int64_t to_signed(const char *nptr, char **end, int base, int64_t max)
+{
+	int neg, over;
+	uint64_t v = to_u64(nptr, end, base, &neg, &over);
+
+	if (over || v > (uint64_t)max + neg) {
+		errno = ERANGE;
+		return neg ? -max - 1 : max;
+	}
+	return neg ? (int64_t)(0 - v) : (int64_t)v;
+}
+
+long strtol(const char *restrict s, char **restrict end, int base)
+{
+	return (long)to_signed(s, end, base, LONG_MAX);
+}
+
+unsigned long strtoul(const char *restrict s, char **restrict end, int base)
+{
+	return (unsigned long)to_unsigned(s, end, base, ULONG_MAX);
+}
+
+long long strtoll(const char *restrict s, char **restrict end, int base)
+{
+	return to_signed(s, end, base, LLONG_MAX);
+}
+
+unsigned long long strtoull(const char *restrict s, char **restrict end, int base)
+{
+	return to_unsigned(s, end, base, ULLONG_MAX);
+}
+
+intmax_t strtoimax(const char *restrict s, char **restrict end, int base)
+{
+	return to_signed(s, end, base, INTMAX_MAX);
+}
+
+uintmax_t strtoumax(const char *restrict s, char **restrict end, int base)
+{
+	return to_unsigned(s, end, base, UINTMAX_MAX);
+}
+
 /* ---- time -------------------------------------------------------------- */
 
 struct tm *gmtime_r(const time_t *restrict t, struct tm *restrict tm)
@@ -720,12 +834,7 @@ static int optpos;      /* index inside argv[optind] of the next option char */
 
 static void opt_err(const char *prog, const char *msg, int c)
 {
-	char ch = (char)c;
-
-	fputs(prog, stderr);
-	fputs(msg, stderr);
-	fwrite(&ch, 1, 1, stderr);
-	fputc('\n', stderr);
+	dprintf(2, "%s%s%c\n", prog, msg, c);
 }
 
 int getopt(int argc, char *const argv[], const char *optstring)
@@ -823,16 +932,17 @@ static int pw_parse(void)
 
 static struct passwd *pw_find(const char *name, uid_t uid)
 {
-	FILE *f = fopen("/etc/passwd", "re");
+	struct fdio_in r;
 	struct passwd *found = NULL;
-	int e = errno;
+	int e = errno, fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
 
-	if (!f)
+	if (fd < 0)
 		return NULL;
-	while (!found && fgets(pw_line, sizeof(pw_line), f)) {
-		if (!strchr(pw_line, '\n') && !feof(f)) {
+	fdio_in_init(&r, fd);
+	while (!found && fdio_gets(&r, pw_line, sizeof(pw_line))) {
+		if (!strchr(pw_line, '\n') && fdio_peek(&r) >= 0) {
 			/* Too long: skip the rest of the line. */
-			while (fgets(pw_line, sizeof(pw_line), f) && !strchr(pw_line, '\n'))
+			while (fdio_gets(&r, pw_line, sizeof(pw_line)) && !strchr(pw_line, '\n'))
 				;
 			continue;
 		}
@@ -841,7 +951,7 @@ static struct passwd *pw_find(const char *name, uid_t uid)
 		if (name ? strcmp(pw_ent.pw_name, name) == 0 : pw_ent.pw_uid == uid)
 			found = &pw_ent;
 	}
-	fclose(f);
+	close(fd);
 	errno = e;      /* not found is not an error */
 	return found;
 }

@@ -10,6 +10,7 @@
 #include "store/notice.h"
 
 #include <errno.h>
+#include <fcntl.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/conf.h"
+#include "core/fdio.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "store/aliases.h"
@@ -58,31 +60,26 @@ static void stamp_path(char *buf, size_t n, const char *kind)
 static int sent_today(const char *kind, long day)
 {
 	char path[CONF_PATH_MAX + 64], buf[32];
-	FILE *fp;
 	long last = -1;
 
 	stamp_path(path, sizeof(path), kind);
-	fp = fopen(path, "re");
-	if (!fp)
-		return 0;
-	if (fgets(buf, sizeof(buf), fp))
+	if (fdio_read_head(path, buf, sizeof(buf)) > 0)
 		last = strtol(buf, NULL, 10);
-	fclose(fp);
 	return last == day;
 }
 
 static void stamp(const char *kind, long day)
 {
 	char path[CONF_PATH_MAX + 64], tmp[CONF_PATH_MAX + 72];
-	FILE *fp;
+	int fd, bad;
 
 	stamp_path(path, sizeof(path), kind);
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	fp = fopen(tmp, "we");
-	if (!fp)
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (fd < 0)
 		return;
-	fprintf(fp, "%ld\n", day);
-	if (fclose(fp) != 0 || rename(tmp, path) != 0)
+	bad = dprintf(fd, "%ld\n", day) < 0;
+	if (close(fd) != 0 || bad || rename(tmp, path) != 0)
 		unlink(tmp);
 }
 

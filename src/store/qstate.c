@@ -1,6 +1,6 @@
 /* qstate — reads and writes queue/ID.st (see qstate.h for the format).
  *
- * Pure line parsing and formatting over stdio streams, plus the load and
+ * Pure line parsing and formatting over fdio buffers, plus the load and
  * the atomic replace of one file. Everything read is hostile (the file
  * may be damaged or planted): lines longer than QSTATE_LINE, numbers out
  * of range, unknown states and extra targets are skipped, text fields
@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -227,7 +228,7 @@ int qstate_parse_line(struct qstate *s, const char *line, size_t len)
 	}
 }
 
-int qstate_read(FILE *f, struct qstate *s)
+int qstate_read(struct fdio_in *f, struct qstate *s)
 {
 	char line[QSTATE_LINE];
 	struct buf b;
@@ -236,7 +237,7 @@ int qstate_read(FILE *f, struct qstate *s)
 	/* By bytes: a NUL or an over-long line spoils only that line
 	 * (the byte after the line is for its NUL). */
 	buf_init(&b, line, sizeof(line) - 1);
-	while ((c = getc(f)) != EOF) {
+	while ((c = fdio_getc(f)) >= 0) {
 		if (c == '\n') {
 			line[b.len] = '\0';
 			if (!b.full)
@@ -252,17 +253,21 @@ int qstate_read(FILE *f, struct qstate *s)
 		line[b.len] = '\0';
 		qstate_parse_line(s, line, b.len);
 	}
-	return ferror(f) ? -1 : 0;
+	if (f->err) {
+		errno = f->err;
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- writing -------------------------------------------------------------- */
 
-int qstate_write(FILE *f, const struct qstate *s)
+int qstate_write(struct fdio_out *f, const struct qstate *s)
 {
-	fprintf(f, "V 1\nA %lld\nN %d %lld %d\n", (long long)s->arrival,
+	fdio_printf(f, "V 1\nA %lld\nN %d %lld %d\n", (long long)s->arrival,
 		s->attempts, (long long)s->next, s->local_fails);
 	if (s->warned)
-		fputs("W\n", f);
+		fdio_puts(f, "W\n");
 	for (int i = 0; i < s->n; i++) {
 		const struct qstate_target *t = &s->t[i];
 		char addr[QSTATE_ADDR], host[QSTATE_HOST], text[QSTATE_TEXT], st[8];
@@ -273,18 +278,18 @@ int qstate_write(FILE *f, const struct qstate *s)
 		clean_copy(st, sizeof(st), t->status[0] ? t->status : "-", sizeof(st));
 		if (!addr[0])
 			continue;
-		fprintf(f, "T\t%c\t%d\t%d\t%d\t%s\t%lld\t%d\t%s\t%s\t%s\n",
+		fdio_printf(f, "T\t%c\t%d\t%d\t%d\t%s\t%lld\t%d\t%s\t%s\t%s\n",
 			t->state, t->rcpt, t->tries, t->code, st, (long long)t->when,
 			t->local ? 1 : 0, addr, host, text);
 	}
-	return ferror(f) ? -1 : 0;
+	return fdio_flush(f);
 }
 
 int qstate_load(int dirfd, const char *name, struct qstate *s)
 {
 	char path[SPOOL_NAME_MAX + 8];
-	FILE *f;
-	int fd, rc;
+	struct fdio_in f;
+	int fd, rc, e;
 
 	qstate_init(s, 0);
 	if (str_copy(path, sizeof(path) - 3, name, strlen(name)) != 0) {
@@ -295,20 +300,18 @@ int qstate_load(int dirfd, const char *name, struct qstate *s)
 	fd = openat(dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 1 : -1;
-	f = fdopen(fd, "r");
-	if (!f) {
-		close(fd);
-		return -1;
-	}
-	rc = qstate_read(f, s);
-	fclose(f);
+	fdio_in_init(&f, fd);
+	rc = qstate_read(&f, s);
+	e = errno;
+	close(fd);
+	errno = e;
 	return rc;
 }
 
 int qstate_save(const char *dir, const char *name, const struct qstate *s)
 {
 	char path[QSTATE_PATH], tmp[QSTATE_PATH + 4];
-	FILE *f;
+	struct fdio_out f;
 	int fd, ok, e;
 
 	if (snprintf(path, sizeof(path), "%s/%s.st", dir, name) >= (int)sizeof(path)) {
@@ -319,17 +322,10 @@ int qstate_save(const char *dir, const char *name, const struct qstate *s)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
-	f = fdopen(fd, "w");
-	if (!f) {
-		e = errno;
-		close(fd);
-		unlink(tmp);
-		errno = e;
-		return -1;
-	}
-	ok = qstate_write(f, s) == 0 && fflush(f) == 0 && file_sync(fd) == 0;
-	e = errno;
-	ok &= fclose(f) == 0;
+	fdio_out_init(&f, fd);
+	ok = qstate_write(&f, s) == 0 && file_sync(fd) == 0;
+	e = f.err ? f.err : errno;
+	ok &= close(fd) == 0;
 	if (!ok || rename(tmp, path) != 0) {
 		e = ok ? errno : e;
 		unlink(tmp);

@@ -31,8 +31,9 @@
 #ifndef POSTIE_QSTATE_H
 #define POSTIE_QSTATE_H
 
-#include <stdio.h>
 #include <time.h>
+
+#include "core/fdio.h"
 
 #define QSTATE_TARGETS_MAX CONFIG_SMTP_MAX_RCPT
 #define QSTATE_ADDR (CONFIG_SMTP_PATH_MAX + 1)
@@ -86,10 +87,11 @@ void qstate_set(struct qstate_target *t, int code, const char *status,
 /* One line of the file (without its LF). 0, or -1 for a line that is not
  * understood (skipped by qstate_read). Hostile input: any bytes. */
 int qstate_parse_line(struct qstate *s, const char *line, size_t len);
-/* Reads a whole file. 0, or -1 on a read error (what was read stays). */
-int qstate_read(FILE *f, struct qstate *s);
-/* Writes the whole state. 0, or -1 on a write error. */
-int qstate_write(FILE *f, const struct qstate *s);
+/* Reads a whole file. 0, or -1 on a read error (errno; what was read
+ * stays). */
+int qstate_read(struct fdio_in *f, struct qstate *s);
+/* Writes the whole state and flushes f. 0, or -1 on a write error. */
+int qstate_write(struct fdio_out *f, const struct qstate *s);
 
 /* dir/name.st: 0 loaded, 1 no such file (s initialised with arrival 0),
  * -1 unreadable (errno). The file is opened with O_NOFOLLOW. */

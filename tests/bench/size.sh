@@ -5,7 +5,8 @@
 #
 #   --check   also compare each row with tests/bench/size-budgets.txt
 #             ("TARGET CONFIG MAX_BYTES" lines) and exit 1 naming every row
-#             over its budget (used by `make check`).
+#             over its budget or with any stdio function linked in (used
+#             by `make check`).
 #
 # Targets: x86_64 (the host build) and the cross targets armv7 aarch64
 # mipsel_24kc mips_24kc when toolchain/<t>.mk exists; configurations:
@@ -95,6 +96,19 @@ figures() {
 	} >"$f.tmp" && mv "$f.tmp" "$f"
 	echo "$xz"
 }
+# stdio_of TARGET O: the stdio functions and streams linked into O/postie
+# (none: postie writes through core/fdio and libc_small's dprintf).
+STDIO_RE='^(__stdio_[a-z_]+|__std(in|out|err)_(used|FILE)|std(in|out|err)|f(d?open|close|gets|puts|putc|getc|write|read|flush|seeko?|tello?|printf|scanf)|v?f?printf|puts|putchar|getc|getchar|ungetc|setvbuf|perror|(v?s?)scanf_?)$'
+stdio_of() {
+	local nm
+	nm=$(tool "$1" "$2" STRIP strip)
+	nm=${nm%strip}nm
+	command -v "$nm" >/dev/null || nm=nm
+	$nm "$2/postie.unstripped" 2>/dev/null | awk '$2 ~ /^[TtDdBbRr]$/ { print $3 }' |
+		grep -E "$STDIO_RE" | sort -u | tr '\n' ' '
+}
+STDIO=()     # "target config symbols..."
+
 # fig_of KEY TARGET CONFIG PART: one figure of an earlier run, or nothing.
 fig_of() {
 	[ -n "$1" ] || return 0
@@ -153,6 +167,9 @@ build() { # TARGET CONFIGNAME O MAKE-ARGS...
 	[ -n "$line" ] || line=$(size "$o/postie" 2>/dev/null | awk 'NR == 2 { print $1, $2, $3 }')
 	[ -n "$line" ] || line="? ? ?"
 	ROWS+=("$t $c $(stat -c %s "$o/postie") $line $(figures "$t" "$c" "$o") $o")
+	local sy
+	sy=$(stdio_of "$t" "$o")
+	[ -z "$sy" ] || STDIO+=("$t $c: $sy")
 }
 
 defdir() { # TARGET: the build directory of its defconfig
@@ -178,6 +195,8 @@ for b in $BOARDS; do
 		sz=$(tool "$bt" "$o" SIZE size)
 		line=$($sz "$o/postie" 2>/dev/null | awk 'NR == 2 { print $1, $2, $3 }')
 		ROWS+=("$bt board:$b $(stat -c %s "$o/postie") ${line:-? ? ?} $(figures "$bt" "board:$b" "$o") $o")
+		sy=$(stdio_of "$bt" "$o")
+		[ -z "$sy" ] || STDIO+=("$bt board:$b: $sy")
 	else
 		NOTES+=("board $b: build failed, skipped (log: $log)")
 	fi
@@ -326,6 +345,14 @@ OUT=$S/size.md
 	echo
 	for n in "${NOTES[@]}"; do echo "- $n"; done
 	[ ${#NOTES[@]} -eq 0 ] || echo
+	if [ ${#STDIO[@]} -gt 0 ]; then
+		echo "**stdio linked in** (postie uses none; find the caller in the map):"
+		echo
+		for n in "${STDIO[@]}"; do echo "- $n"; done
+	else
+		echo "No stdio function or stream in any binary above."
+	fi
+	echo
 	if [ ${#MITIG[@]} -gt 0 ]; then
 		echo "## Exploit mitigations (defconfig): bytes each costs"
 		echo
@@ -374,9 +401,10 @@ OUT=$S/size.md
 	echo "Took $(($(date +%s) - T0)) s."
 } >"$OUT"
 cat "$OUT"
-if [ "$CHECK" = 1 ] && [ $((${#OVER[@]} + ${#NOTES[@]})) -gt 0 ]; then
+if [ "$CHECK" = 1 ] && [ $((${#OVER[@]} + ${#NOTES[@]} + ${#STDIO[@]})) -gt 0 ]; then
 	for o in "${OVER[@]}"; do echo "size: over budget: $o" >&2; done
 	for o in "${NOTES[@]}"; do echo "size: not measured: $o" >&2; done
+	for o in "${STDIO[@]}"; do echo "size: stdio linked in: $o" >&2; done
 	exit 1
 fi
 exit 0

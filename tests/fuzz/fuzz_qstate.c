@@ -2,13 +2,15 @@
  * state file give a state that is within its limits, and writing that
  * state and reading it back gives the same state (what the daemon
  * writes, mailq and the daemon read alike). */
+#include <sys/mman.h>
+
 #include "session.h"
+#include "core/util.h"
 #include "store/qstate.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
 static struct qstate a, b;
-static char out[QSTATE_TARGETS_MAX * QSTATE_LINE + 256];
 
 static void check_limits(const struct qstate *s)
 {
@@ -27,29 +29,44 @@ static void check_limits(const struct qstate *s)
 	}
 }
 
+/* data[0..n) in a memory file at offset 0, or -1. */
+static int mem_fd(const void *data, size_t n)
+{
+	int fd = memfd_create("fuzz_qstate", MFD_CLOEXEC);
+
+	if (fd >= 0 && (write_all_fd(fd, data, n) != 0 || lseek(fd, 0, SEEK_SET) != 0)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
-	FILE *f;
+	struct fdio_in r;
+	struct fdio_out w;
+	int fd;
 
 	if (size > 65536 || size == 0)
 		return 0;
-	f = fmemopen((void *)data, size, "r");
-	if (!f)
+	fd = mem_fd(data, size);
+	if (fd < 0)
 		return 0;
+	fdio_in_init(&r, fd);
 	qstate_init(&a, 0);
-	qstate_read(f, &a);
-	fclose(f);
+	qstate_read(&r, &a);
+	close(fd);
 	check_limits(&a);
-	f = fmemopen(out, sizeof(out), "w");
-	if (!f || qstate_write(f, &a) != 0)
+	fd = mem_fd("", 0);
+	if (fd < 0)
 		abort();
-	fclose(f);
-	f = fmemopen(out, strlen(out), "r");
-	if (!f)
+	fdio_out_init(&w, fd);
+	if (qstate_write(&w, &a) != 0 || lseek(fd, 0, SEEK_SET) != 0)
 		abort();
+	fdio_in_init(&r, fd);
 	qstate_init(&b, 0);
-	qstate_read(f, &b);
-	fclose(f);
+	qstate_read(&r, &b);
+	close(fd);
 	if (a.arrival != b.arrival || a.next != b.next || a.n != b.n ||
 	    a.attempts != b.attempts || a.local_fails != b.local_fails ||
 	    a.warned != b.warned)

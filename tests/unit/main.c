@@ -7,6 +7,7 @@ int main(void)
 {
 	test_util();
 	test_buf();
+	test_fdio();
 	test_linebuf();
 	test_address();
 	test_smtp_data();

@@ -2,14 +2,17 @@
  * getopt, getpwnam/getpwuid, qsort. Built only where that module is linked
  * (LIBC_SMALL = y), so these calls reach the small versions. */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <grp.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -78,25 +81,28 @@ static void test_printf(void)
 	CHECK(snp(NULL, 0, "%s-%u", "abc", 12u) == 6, "size query");
 	CHECK(snp(b, sizeof(b), "%5s|", "ab") == 6 && strcmp(b, "   ab|") == 0, "fits");
 
-	/* vfprintf through a FILE: long output is not cut, order with other
-	 * stdio writes is kept. */
+	/* dprintf through an fd: long output (over the 128-byte chunk) is
+	 * not cut, order with other writes is kept. */
 	{
-		FILE *f = tmpfile();
+		int fd = memfd_create("dprintf", MFD_CLOEXEC);
 		char big[700], line[1600];
+		ssize_t got;
 		memset(big, 'q', sizeof(big) - 1);
 		big[sizeof(big) - 1] = '\0';
-		CHECK(f != NULL, "tmpfile");
-		if (f) {
-			fputs("A", f);
-			int r = fprintf(f, "<%s|%s>", big, big);
-			fputs("Z\n", f);
-			rewind(f);
-			CHECK(r == 2 * 699 + 3, "fprintf length %d", r);
-			CHECK(fgets(line, sizeof(line), f) && strlen(line) == 2 * 699 + 6 &&
-			      line[0] == 'A' && line[1] == '<' && line[701] == '|' &&
-			      strcmp(line + 2 * 699 + 3, ">Z\n") == 0, "fprintf content");
-			fclose(f);
+		CHECK(fd >= 0, "memfd");
+		if (fd >= 0) {
+			CHECK(write(fd, "A", 1) == 1, "write");
+			int r = dprintf(fd, "<%s|%s>", big, big);
+			CHECK(write(fd, "Z\n", 2) == 2, "write");
+			got = pread(fd, line, sizeof(line) - 1, 0);
+			line[got > 0 ? got : 0] = '\0';
+			CHECK(r == 2 * 699 + 3, "dprintf length %d", r);
+			CHECK(strlen(line) == 2 * 699 + 6 && line[0] == 'A' && line[1] == '<' &&
+			      line[701] == '|' && strcmp(line + 2 * 699 + 3, ">Z\n") == 0,
+			      "dprintf content");
+			close(fd);
 		}
+		CHECK(dprintf(-1, "x%d", 1) == -1, "dprintf to a bad fd fails");
 	}
 }
 
@@ -276,6 +282,81 @@ static void test_passwd(void)
 	CHECK(getpwnam("roo") == NULL && getpwnam("") == NULL, "prefix, empty");
 }
 
+/* strtol family: bases, prefixes, signs, saturation, the end pointer. */
+static void test_strto(void)
+{
+	static const struct {
+		const char *in;
+		int base;
+		long long want;
+		int end, range;         /* bytes taken; ERANGE expected */
+	} ll[] = {
+		{ "0", 10, 0, 1, 0 }, { "  -42x", 10, -42, 5, 0 }, { "+7", 10, 7, 2, 0 },
+		{ "0x1F", 0, 31, 4, 0 }, { "0X1f", 16, 31, 4, 0 }, { "1f", 16, 31, 2, 0 },
+		{ "0x", 0, 0, 1, 0 }, { "0xg", 16, 0, 1, 0 }, { "017", 0, 15, 3, 0 },
+		{ "019", 0, 1, 2, 0 }, { "z", 36, 35, 1, 0 }, { "101", 2, 5, 3, 0 },
+		{ "", 10, 0, 0, 0 }, { " - 1", 10, 0, 0, 0 }, { "abc", 10, 0, 0, 0 },
+		{ "9223372036854775807", 10, LLONG_MAX, 19, 0 },
+		{ "9223372036854775808", 10, LLONG_MAX, 19, 1 },
+		{ "-9223372036854775808", 10, LLONG_MIN, 20, 0 },
+		{ "-9223372036854775809", 10, LLONG_MIN, 20, 1 },
+		{ "99999999999999999999999", 10, LLONG_MAX, 23, 1 },
+	};
+	char *end;
+
+	for (size_t i = 0; i < sizeof(ll) / sizeof(ll[0]); i++) {
+		errno = 0;
+		long long v = strtoll(ll[i].in, &end, ll[i].base);
+		CHECK(v == ll[i].want && end == ll[i].in + ll[i].end &&
+		      (errno == ERANGE) == ll[i].range, "strtoll(\"%s\", %d) = %lld, end %d",
+		      ll[i].in, ll[i].base, v, (int)(end - ll[i].in));
+	}
+	errno = 0;
+	CHECK(strtoull("18446744073709551615", &end, 10) == ULLONG_MAX && errno == 0 &&
+	      *end == '\0', "strtoull max");
+	CHECK(strtoull("18446744073709551616", NULL, 10) == ULLONG_MAX && errno == ERANGE,
+	      "strtoull over");
+	errno = 0;
+	CHECK(strtoull("-1", NULL, 10) == ULLONG_MAX && errno == 0, "strtoull -1");
+	CHECK(strtoul("-1", NULL, 10) == ULONG_MAX, "strtoul -1");
+	errno = 0;
+	CHECK(strtol("2147483647", NULL, 10) == 2147483647L && errno == 0, "strtol int max");
+	if (sizeof(long) == 4) {
+		CHECK(strtol("2147483648", NULL, 10) == LONG_MAX && errno == ERANGE, "strtol over");
+		errno = 0;
+		CHECK(strtol("-2147483648", NULL, 10) == LONG_MIN && errno == 0, "strtol min");
+		CHECK(strtoul("4294967296", NULL, 10) == ULONG_MAX && errno == ERANGE,
+		      "strtoul over");
+	}
+	errno = 0;
+	CHECK(strtol("5", &end, 1) == 0 && errno == EINVAL, "bad base");
+	CHECK(strtoimax("-12", NULL, 10) == -12 && strtoumax("12", NULL, 0) == 12, "imax");
+}
+
+/* assert() in the libraries: one line on stderr, then abort. */
+_Noreturn void __assert_fail(const char *expr, const char *file, int line,
+			     const char *func);
+
+static void test_assert(void)
+{
+	char got[256] = "";
+	int fd = memfd_create("assert", MFD_CLOEXEC), st = 0;
+	pid_t pid;
+
+	if (fd < 0)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		dup2(fd, 2);
+		__assert_fail("n > 0", "x.c", 12, "f");
+	}
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) &&
+	      WTERMSIG(st) == SIGABRT, "aborts (status %d)", st);
+	CHECK(pread(fd, got, sizeof(got) - 1, 0) > 0 &&
+	      strcmp(got, "Assertion failed: n > 0 (x.c: f: 12)\n") == 0, "line: %s", got);
+	close(fd);
+}
+
 /* setgroups/setgid/setuid are raw system calls (setgroups32 and the like
  * on 32-bit ARM): drop to 100000 (over 16 bits) in a child, as root only. */
 static void test_setid(void)
@@ -372,5 +453,7 @@ void test_libc_small(void)
 	test_getopt();
 	test_passwd();
 	test_setid();
+	test_assert();
+	test_strto();
 	test_qsort();
 }

@@ -20,6 +20,7 @@ extern int unit_pass, unit_fail;
 
 void test_util(void);
 void test_buf(void);
+void test_fdio(void);
 void test_linebuf(void);
 void test_address(void);
 void test_smtp_data(void);
