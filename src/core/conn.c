@@ -34,6 +34,12 @@
 /* When the TLS pool is full, an established session that has not logged
  * in and has been silent this long gives its TLS session to a newcomer. */
 #define CONN_TLS_YIELD_IDLE_MS 5000
+/* A session that keeps talking but has not logged in this long after
+ * its connect (or its TLS start) gives way too when a pool is full, the
+ * oldest first, as Dovecot's login processes do: otherwise a few
+ * addresses sending NOOPs hold every slot or TLS session for ever. A
+ * client that logs in is never taken. */
+#define CONN_PREAUTH_GRACE_MS 10000
 
 static struct conn slots[CONFIG_MAX_CONNECTIONS];
 static unsigned char used[CONFIG_MAX_CONNECTIONS];
@@ -306,11 +312,13 @@ static int tls_key_full(const struct conn *c)
 
 /* The session that gives its TLS context to c when the pool is full: the
  * oldest unfinished handshake, else the established session that has not
- * logged in and has been silent longest (at least CONN_TLS_YIELD_IDLE_MS).
- * Sessions that logged in are never taken. */
-static struct conn *tls_victim(const struct conn *c, int *handshake)
+ * logged in and has been silent longest (at least CONN_TLS_YIELD_IDLE_MS),
+ * else the one of those that took its context longest ago (at least
+ * CONN_PREAUTH_GRACE_MS). Sessions that logged in are never taken. */
+static struct conn *tls_victim(const struct conn *c, int *handshake,
+			       const char **why)
 {
-	struct conn *old = NULL, *idle = NULL;
+	struct conn *old = NULL, *idle = NULL, *longest = NULL;
 	int64_t now = now_ms();
 
 	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
@@ -320,14 +328,22 @@ static struct conn *tls_victim(const struct conn *c, int *handshake)
 		if (handshaking(o)) {
 			if (!old || o->tls_since < old->tls_since)
 				old = o;
-		} else if (o->tls && !(o->flags & CONN_AUTHED) &&
-			   now - o->last_in >= CONN_TLS_YIELD_IDLE_MS &&
-			   (!idle || o->last_in < idle->last_in)) {
-			idle = o;
+			continue;
 		}
+		if (!o->tls || (o->flags & CONN_AUTHED))
+			continue;
+		if (now - o->last_in >= CONN_TLS_YIELD_IDLE_MS &&
+		    (!idle || o->last_in < idle->last_in))
+			idle = o;
+		if (now - o->tls_since >= CONN_PREAUTH_GRACE_MS &&
+		    (!longest || o->tls_since < longest->tls_since))
+			longest = o;
 	}
 	*handshake = old != NULL;
-	return old ? old : idle;
+	*why = old ? "the oldest unfinished handshake" :
+	       idle ? "the longest idle session that has not logged in" :
+	       "the oldest session that has not logged in";
+	return old ? old : idle ? idle : longest;
 }
 
 /* o gives its TLS session up: its protocol's goodbye line goes into the
@@ -355,6 +371,7 @@ static struct tls_conn *tls_take(struct conn *c)
 {
 	struct tls_conn *t = NULL;
 	struct conn *old;
+	const char *why;
 	int hs;
 
 	if (tls_key_full(c)) {
@@ -363,11 +380,9 @@ static struct tls_conn *tls_take(struct conn *c)
 		return NULL;
 	}
 	t = tls_conn_new();
-	if (!t && tls_ready() && (old = tls_victim(c, &hs)) != NULL) {
+	if (!t && tls_ready() && (old = tls_victim(c, &hs, &why)) != NULL) {
 		log_msg(LOGL_INFO, "conn %u %s: TLS pool full: %s gives way to "
-			"conn %u", old->id, old->peer_str, hs ? "the oldest "
-			"unfinished handshake" : "the longest idle session that "
-			"has not logged in", c->id);
+			"conn %u", old->id, old->peer_str, why, c->id);
 		if (hs)
 			conn_close(old, "TLS handshake pre-empted");
 		else
@@ -548,7 +563,8 @@ static int tls_silent(const struct conn *c)
 
 int64_t conn_make_room(void)
 {
-	struct conn *idle = NULL, *slow = NULL, *silent = NULL, *c;
+	struct conn *idle = NULL, *slow = NULL, *silent = NULL, *oldest = NULL, *c;
+	const char *rule;
 	int64_t now = now_ms(), when = -1;
 
 	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
@@ -573,21 +589,29 @@ int64_t conn_make_room(void)
 			idle = c;
 		if (!slow || c->since < slow->since)
 			slow = c;
+		if (!(c->flags & CONN_AUTHED) &&
+		    (!oldest || c->opened < oldest->opened))
+			oldest = c;
 	}
 	if (idle && now - idle->last_in >= CONN_EVICT_IDLE_MS)
-		c = idle;
+		c = idle, rule = "idle";
 	else if (slow && now - slow->since >= CONN_EVICT_SLOW_MS)
-		c = slow;
+		c = slow, rule = "slow";
+	else if (oldest && now - oldest->opened >= CONN_PREAUTH_GRACE_MS)
+		c = oldest, rule = "oldest not logged in";
 	else {
 		if (idle)
 			when = idle->last_in + CONN_EVICT_IDLE_MS;
 		if (slow && (when < 0 || slow->since + CONN_EVICT_SLOW_MS < when))
 			when = slow->since + CONN_EVICT_SLOW_MS;
+		if (oldest && (when < 0 ||
+			       oldest->opened + CONN_PREAUTH_GRACE_MS < when))
+			when = oldest->opened + CONN_PREAUTH_GRACE_MS;
 		return when;
 	}
 	log_msg(LOGL_INFO, "conn %u %s: all slots taken and a client waiting: "
-		"ending this session (silent %lld ms)", c->id, c->peer_str,
-		(long long)(now - c->last_in));
+		"ending this session (%s, silent %lld ms)", c->id, c->peer_str,
+		rule, (long long)(now - c->last_in));
 	c->since = 0;
 	c->deadline = now;      /* its protocol's timeout runs this pass */
 	arm(c);
@@ -898,7 +922,7 @@ static struct conn *slot_take(int fd, const struct sockaddr_storage *peer,
 	c->flags = 0;
 	c->why = NULL;
 	c->since = 0;
-	c->last_in = now_ms();
+	c->last_in = c->opened = now_ms();
 	c->id = next_id++;
 	c->listen_kind = kind;
 	memcpy(&c->peer, peer, sizeof(c->peer));

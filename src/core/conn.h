@@ -82,6 +82,7 @@ struct conn {
 	int64_t since;              /* ms: the current command wait began (0:
 				     * not waiting for the client) */
 	int64_t last_in;            /* ms: the client last sent something */
+	int64_t opened;             /* ms: accepted */
 	int64_t deadline;           /* ms: the protocol's deadline (0: none) */
 	int64_t hs_deadline;        /* ms: the TLS handshake must be done by
 				     * then (0: none or done) */
@@ -124,8 +125,9 @@ void conn_set_tls(struct conn *c, struct tls_conn *t);
  * the inbound session whose handshake began longest ago and is still
  * unfinished gives its context up (it is closed); failing that, the
  * established inbound session that has not logged in (CONN_AUTHED) and
- * has been silent longest, at least CONN_TLS_YIELD_IDLE_MS, is closed
- * with its protocol's goodbye line. The handshake must be done within
+ * has been silent longest, at least CONN_TLS_YIELD_IDLE_MS, else the one
+ * that has held its context longest, at least CONN_PREAUTH_GRACE_MS, is
+ * closed with its protocol's goodbye line. The handshake must be done within
  * CONFIG_TLS_HANDSHAKE_TIMEOUT seconds, or the connection is closed and
  * the context goes back to the pool. Implicit TLS (conn_open) takes its
  * context the same way, once the client's first bytes arrive, with the

@@ -369,6 +369,90 @@ class IdleTlsYields(PoolTest):
         self.alive()
 
 
+class Chatter:
+    """Sessions that never log in but send a NOOP every 0.5 s from a
+    thread (never idle long enough to be taken as idle); bounded."""
+
+    def __init__(self, sessions, limit=60):
+        import threading
+        self.sessions = [d for d in sessions if d]
+        self.stop = threading.Event()
+        self.limit = time.monotonic() + limit * SLOW
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        n = 0
+        while not self.stop.is_set() and time.monotonic() < self.limit:
+            for d in list(self.sessions):
+                n += 1
+                try:
+                    r = d.cmd("c%d NOOP" % n)
+                    if not r.startswith("c%d OK" % n):
+                        self.sessions.remove(d)
+                except (OSError, ssl.SSLError, harness.Closed):
+                    self.sessions.remove(d)
+            self.stop.wait(0.5)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(10)
+        for d in self.sessions:
+            d.close()
+
+
+class ChattyTlsYields(PoolTest):
+    """A pool of 4 held by two addresses' imaps sessions that never log
+    in but keep sending NOOPs: a newcomer still gets TLS, the oldest of
+    them giving way (outside attack, finding 01)."""
+
+    extra = "max_tls_sessions 4\n"
+
+    def test_oldest_unauthenticated_session_yields(self):
+        port = self.port("imaps")
+        chat = Chatter([tls_line(port, "127.0.7.%d" % (1 + i // 2))
+                        for i in range(4)])
+        try:
+            self.assertEqual(len(chat.sessions), 4)
+            self.assertIsNone(tls_line(port, "127.0.7.9"), "pool not full")
+            d = None
+            deadline = time.monotonic() + 15 + IO_TIMEOUT
+            while d is None and time.monotonic() < deadline:
+                time.sleep(1)
+                d = tls_line(port, "127.0.7.9")
+            self.assertIsNotNone(d, "no TLS session for a newcomer")
+            with d:
+                self.assertTrue(imap_login(d, "a1", "bob").startswith("a1 OK"))
+            self.assertIn("the oldest session that has not logged in gives way",
+                          self.server.log())
+        finally:
+            chat.close()
+        self.alive()
+
+
+class ChattySlots(PoolTest):
+    """Eight slots taken by plain IMAP sessions that keep sending NOOPs
+    and never log in: a real client is served once the oldest has had
+    its grace (outside attack, finding 04)."""
+
+    server_kw = {"max_connections": 8}
+
+    def test_oldest_unauthenticated_session_gives_its_slot(self):
+        port = self.port("imap")
+        chat = Chatter([Line(port, source="127.0.8.%d" % (1 + i // 4))
+                        for i in range(8)])
+        try:
+            self.assertEqual(len(chat.sessions), 8)
+            with Line(port, source="127.0.8.9", timeout=30 * SLOW) as d:
+                self.assertTrue(d.banner.startswith("* OK"), d.banner)
+                r = d.cmd('a1 LOGIN bob "%s"' % PASSWORD)
+                self.assertTrue(r.startswith("a1 ") or r.startswith("* "), r)
+            self.assertIn("oldest not logged in", self.server.log())
+        finally:
+            chat.close()
+        self.alive()
+
+
 class SilentTlsBacklog(PoolTest):
     """Eight slots, all taken by imaps connections that never send a
     byte: a real client gets one of theirs at once, not after the
