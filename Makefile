@@ -180,7 +180,7 @@ ifneq ($(CONFIG_IMAP),y)
 FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_imap_parse.c tests/fuzz/fuzz_imap_search.c tests/fuzz/fuzz_mime.c tests/fuzz/fuzz_imap_session.c tests/fuzz/fuzz_imap_two.c tests/fuzz/fuzz_folder.c,$(FUZZ_SRCS))
 endif
 ifneq ($(CONFIG_RELAY),y)
-FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_smtp_reply.c tests/fuzz/fuzz_mime7.c tests/fuzz/fuzz_smtp_out.c tests/fuzz/fuzz_qstate.c,$(FUZZ_SRCS))
+FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_smtp_reply.c tests/fuzz/fuzz_mime7.c tests/fuzz/fuzz_smtp_out.c tests/fuzz/fuzz_qstate.c tests/fuzz/fuzz_maildrop.c,$(FUZZ_SRCS))
 endif
 ifneq ($(CONFIG_SMTP_SERVER),y)
 FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_smtp_session.c,$(FUZZ_SRCS))
