@@ -1450,7 +1450,7 @@ static int list_queue(void)
 		       "(is the daemon running?)\n", waiting,
 		       waiting == 1 ? "" : "s");
 	if (refused > 0)
-		printf("-- %d maildrop file%s refused, kept in %s/bad (the log "
+		dprintf(1, "-- %d maildrop file%s refused, kept in %s/bad (the log "
 		       "says why)\n", refused, refused == 1 ? "" : "s", cf->spool_dir);
 	return EX_OK_;
 }
