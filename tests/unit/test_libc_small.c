@@ -352,8 +352,9 @@ static void test_assert(void)
 	}
 	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) &&
 	      WTERMSIG(st) == SIGABRT, "aborts (status %d)", st);
+	/* Only the first line: qemu-user adds its own about the signal. */
 	CHECK(pread(fd, got, sizeof(got) - 1, 0) > 0 &&
-	      strcmp(got, "Assertion failed: n > 0 (x.c: f: 12)\n") == 0, "line: %s", got);
+	      strncmp(got, "Assertion failed: n > 0 (x.c: f: 12)\n", 37) == 0, "line: %s", got);
 	close(fd);
 }
 

@@ -56,9 +56,9 @@ static void lb_run(const char *in, size_t inlen, size_t cap, size_t max,
 
 	out[0] = '\0';
 	while (i < inlen || lb.off < lb.len) {
-		char *line;
-		size_t len;
-		int crlf, rc;
+		char *line = NULL;
+		size_t len = 0;
+		int crlf = 0, rc;
 		size_t room = lb_compact(&lb);
 		size_t take = inlen - i < room ? inlen - i : room;
 
