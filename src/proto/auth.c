@@ -2,12 +2,15 @@
  * auth.h). Limits: CONFIG_AUTH_FAIL_TRACK addresses (IPv6 per /64),
  * CONFIG_AUTH_FAIL_MAX failures, CONFIG_AUTH_FAIL_BAN seconds. An entry
  * is only reused once its failures are forgotten (a ban period old);
- * while every entry is live, the failures of all other addresses are
- * counted together in one overflow entry, which bans every address the
- * table does not hold once it reaches the limit. So neither a flood of
+ * while every entry is live, an address's failures are counted in the
+ * entry of its network (IPv4 /24, IPv6 /48) in a second table a quarter
+ * the size, and only when that is full too in one overflow entry, which
+ * bans every address no entry holds, except the trusted networks
+ * (relay_networks, plaintext_auth_networks). So neither a flood of
  * failures from other addresses (lifting a ban) nor guessing from more
  * addresses than the table holds (each one's count pushed out before it
- * bans) gets past the limit.
+ * bans) gets past the limit, and locking everybody out takes failures
+ * from more networks than both tables hold.
  * The first check of a password costs one SHA-crypt (5000 rounds: tens of
  * ms on x86, a few hundred on a MIPS router) and stalls the loop that
  * long; the cache makes the next ones free. */
@@ -33,7 +36,8 @@ struct fail {
 };
 
 static struct fail fails[CONFIG_AUTH_FAIL_TRACK];
-static struct fail overflow;    /* every address the table cannot hold */
+static struct fail nets[CONFIG_AUTH_FAIL_TRACK / 4 + 1];  /* by /24, /48 */
+static struct fail overflow;    /* every address no entry holds */
 
 /* "$6$" hash of a random string: never matches, costs what a real one does. */
 static const char dummy_hash[] = "$6$postiedummy$96oO8HluOrIZzzLaquFGPPah7GSl3NNnV"
@@ -88,15 +92,14 @@ static int stale(const struct fail *f, int64_t now)
  * or stale entry, never a live one: an active ban or a count on its way
  * to one is never evicted. NULL when none is free (the caller counts the
  * failure in the overflow entry). */
-static struct fail *lookup(const struct sockaddr *sa, int create)
+static struct fail *find(struct fail *tab, size_t n, int fam,
+			 const unsigned char key[16], int create)
 {
-	unsigned char key[16];
-	int fam = net_client_key(sa, key);
 	int64_t now = now_ms();
 	struct fail *victim = NULL;
 
-	for (size_t i = 0; i < ARRAY_LEN(fails); i++) {
-		struct fail *f = &fails[i];
+	for (size_t i = 0; i < n; i++) {
+		struct fail *f = &tab[i];
 		if (f->family == fam && memcmp(f->addr, key, 16) == 0)
 			return f;
 		if (stale(f, now) && (!victim || f->last < victim->last))
@@ -110,11 +113,48 @@ static struct fail *lookup(const struct sockaddr *sa, int create)
 	return victim;
 }
 
+static struct fail *lookup(const struct sockaddr *sa, int create)
+{
+	unsigned char key[16];
+	int fam = net_client_key(sa, key);
+
+	return find(fails, ARRAY_LEN(fails), fam, key, create);
+}
+
+/* The entry of peer's network, IPv4 /24 or IPv6 /48. */
+static struct fail *lookup_net(const struct sockaddr *sa, int create)
+{
+	unsigned char key[16];
+	int fam = net_client_key(sa, key);
+
+	if (fam == AF_INET)
+		key[3] = 0;
+	else
+		key[6] = key[7] = 0;
+	return find(nets, ARRAY_LEN(nets), fam, key, create);
+}
+
+static int trusted(const struct sockaddr *sa)
+{
+	for (int i = 0; i < conf->nplain_auth_nets; i++)
+		if (net_cidr_match(&conf->plain_auth_nets[i], sa))
+			return 1;
+	for (int i = 0; i < conf->nrelay_nets; i++)
+		if (net_cidr_match(&conf->relay_nets[i], sa))
+			return 1;
+	return 0;
+}
+
 int auth_banned(const struct sockaddr *peer)
 {
 	struct fail *f = lookup(peer, 0);
+	int64_t now = now_ms();
 
-	return banning(f ? f : &overflow, now_ms());
+	if (f)
+		return banning(f, now);
+	if ((f = lookup_net(peer, 0)) != NULL)
+		return banning(f, now);
+	return banning(&overflow, now) && !trusted(peer);
 }
 
 int auth_bans(void (*fn)(void *ctx, const char *addr, long seconds_left), void *ctx)
@@ -134,6 +174,16 @@ int auth_bans(void (*fn)(void *ctx, const char *addr, long seconds_left), void *
 		fn(ctx, text, (long)((f->until - now + 999) / 1000));
 		n++;
 	}
+	for (size_t i = 0; i < ARRAY_LEN(nets); i++) {
+		const struct fail *f = &nets[i];
+
+		if (!f->family || f->until <= now ||
+		    !inet_ntop(f->family, f->addr, text, sizeof(text)))
+			continue;
+		strcat(text, f->family == AF_INET6 ? "/48" : "/24");
+		fn(ctx, text, (long)((f->until - now + 999) / 1000));
+		n++;
+	}
 	if (banning(&overflow, now)) {
 		fn(ctx, "every-address-not-listed",
 		   (long)((overflow.until - now + 999) / 1000));
@@ -147,14 +197,20 @@ static int auth_failed(const struct sockaddr *peer)
 	struct fail *f = lookup(peer, 1);
 	int64_t now = now_ms();
 
+	if (!f && (f = lookup_net(peer, 1)) != NULL &&
+	    !banning(f, now) && f->count + 1 >= CONFIG_AUTH_FAIL_MAX)
+		log_msg(LOGL_WARN, "auth: failed logins from more addresses "
+			"than the table holds (%d): banning the addresses of "
+			"this one's network it does not hold for %d s",
+			CONFIG_AUTH_FAIL_TRACK, CONFIG_AUTH_FAIL_BAN);
 	if (!f) {
-		/* Every entry is live: count with all the others the table
+		/* Both tables are live: count with all the others they
 		 * cannot hold, rather than forget someone's count. */
 		f = &overflow;
 		if (!banning(f, now) && f->count + 1 >= CONFIG_AUTH_FAIL_MAX)
-			log_msg(LOGL_WARN, "auth: failed logins from more addresses "
-				"than the table holds (%d): banning every address "
-				"it does not hold for %d s", CONFIG_AUTH_FAIL_TRACK,
+			log_msg(LOGL_WARN, "auth: failed logins from more networks "
+				"than the tables hold: banning every address they "
+				"do not hold, outside the trusted networks, for %d s",
 				CONFIG_AUTH_FAIL_BAN);
 	}
 	/* Failures older than a ban period are forgotten. */
