@@ -68,6 +68,7 @@ def need_root(self):
 
 
 @need_feature("sendmail")
+@need_feature("aliases")   # root: alice
 class AnyUser(harness.TestCase):
     """The daemon as root (or run_as nobody) and sendmail as `nobody`."""
 
@@ -346,6 +347,7 @@ class LocalSubmission(harness.TestCase):
 
 
 @need_feature("sendmail")
+@need_feature("aliases")   # root: alice, as the README's set-up
 class ReadmeAlert(harness.TestCase):
     """The alert example of README.md, run with /bin/sh as it stands, with
     `sendmail` on PATH pointing at this configuration."""
