@@ -42,6 +42,9 @@ check() { # check NAME CMD...: CMD must succeed
 }
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/postie-uci.XXXXXX")
+# Where a postie user exists, postie -t checks that it can read the
+# generated files, as a reload would: the 0700 of mktemp would fail that.
+chmod 755 "$T"
 trap 'rm -rf "$T"' EXIT INT TERM
 
 # --- syntax ----------------------------------------------------------------
