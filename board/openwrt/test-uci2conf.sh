@@ -353,6 +353,15 @@ EOF
 if gen alerts "$T/alerts.uci"; then ok "alerts: generated"; else bad "alerts: generate refused"; fi
 check "alerts: smarthost line" has_line alerts "smarthost +192\\.0\\.2\\.10:587 $sec"
 check "alerts: smarthost_name line" has_line alerts 'smarthost_name +smtp\.example\.net'
+# security unset: it follows the port (587 speaks STARTTLS; implicit TLS
+# there deferred every alert with a misleading handshake error)
+for p in 587:starttls 25:starttls 465:tls; do
+	printf "config smarthost 's'\n\toption host 'smtp.example.net'\n\toption port '%s'\n" \
+		"${p%%:*}" >"$T/sec.uci"
+	gen sec "$T/sec.uci" >/dev/null 2>&1
+	check "smarthost port ${p%%:*} without security: ${p#*:}" has_line sec \
+		"smarthost +smtp\\.example\\.net:${p%%:*} ${p#*:}"
+done
 check "alerts: smarthost_auth with the secret file" has_line alerts \
 	"smarthost_auth +alerts@example\\.net $CONF_DIR/postie\\.smarthost\\.secret"
 check "alerts: secret file holds the password, mode 600" sh -c \
