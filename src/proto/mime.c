@@ -707,9 +707,10 @@ static void out_addrs(struct mime_out *o, const char *v, size_t n)
 				route = 0;
 			} else {
 				struct buf b;
+				char punct = (char)t.kind;  /* not &t.kind: an int */
 				buf_init(&b, adl, sizeof(adl));
 				buf_commit(&b, al);
-				buf_add(&b, t.kind == 'a' ? t.s : (const char *)&t.kind,
+				buf_add(&b, t.kind == 'a' ? t.s : &punct,
 					t.kind == 'a' ? t.n : 1);
 				al = b.len;
 			}
