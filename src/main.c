@@ -655,8 +655,9 @@ static int daemon_main(int argc, char **argv)
 			relay_run_now();
 		}
 	}
-	log_msg(LOGL_INFO, "stopping (signal); longest loop stall %ld.%03ld ms",
-		loop_longest_stall_us() / 1000, loop_longest_stall_us() % 1000);
+	log_msg(LOGL_INFO, "stopping (signal); longest loop stall %ld.%03ld ms; "
+		"most fsyncs in one pass %lu", loop_longest_stall_us() / 1000,
+		loop_longest_stall_us() % 1000, loop_most_syncs());
 	conn_close_all("shutdown");
 	status_close();
 	log_flush();

@@ -75,6 +75,9 @@ static void report(struct buf *b)
 	}
 	if (CONFIG_RELAY)
 		buf_printf(b, "  %-11s %d\n", "relay out", conn_count_kind(-1));
+	buf_printf(b, "loop: longest pass %ld.%03ld ms, most fsyncs in one pass %lu\n",
+		   loop_longest_stall_us() / 1000, loop_longest_stall_us() % 1000,
+		   loop_most_syncs());
 	if (CONFIG_TLS)
 		buf_printf(b, "tls: %d of %d sessions in use\n", tls_in_use(),
 			   conf->max_tls_sessions);

@@ -105,6 +105,8 @@ static void arm(struct conn *c)
 
 	if (c->hs_deadline && (!d || c->hs_deadline < d))
 		d = c->hs_deadline;
+	if ((c->flags & CONN_AGAIN) && (!d || c->again_at < d))
+		d = c->again_at;
 	c->w.deadline = d;
 }
 
@@ -639,6 +641,31 @@ static int tls_blocked_by_input(const struct conn *c)
  * send nothing more. */
 #define CONN_MAX_ROUNDS (CONFIG_CONN_INBUF / 2 + 8)
 
+/* The session's turn in this pass begins (once a pass: a session
+ * served by I/O and again by its deadline has one turn). */
+static void turn_begin(struct conn *c)
+{
+	if (c->turn_pass != loop_pass()) {
+		c->turn_pass = loop_pass();
+		c->turn_syncs = util_syncs;
+	}
+}
+
+int conn_turn_over(struct conn *c)
+{
+	turn_begin(c);
+	return c->turn_syncs != util_syncs;
+}
+
+/* Its turn is over with input left: the reader goes on next pass. */
+static void turn_defer(struct conn *c)
+{
+	c->flags |= CONN_AGAIN;
+	c->again_at = now_ms();
+	arm(c);
+	loop_next_pass(&c->w);
+}
+
 static void call_input(struct conn *c)
 {
 	c->flags |= CONN_IN_INPUT;
@@ -664,6 +691,10 @@ static void run_input(struct conn *c)
 			break;
 		if (c->in.off == c->in.len && !(c->flags & CONN_EOF))
 			break;
+		if (conn_turn_over(c)) {
+			turn_defer(c);
+			break;
+		}
 		off0 = c->in.off;
 		len0 = c->in.len;
 		out0 = c->out_len;
@@ -680,6 +711,12 @@ static void run_input(struct conn *c)
 		conn_flush(c);
 		if (c->w.fd < 0)
 			return;
+		/* The reader stopped between commands: the rest next pass. */
+		if (conn_turn_over(c) && c->in.off < c->in.len &&
+		    !(c->flags & (CONN_SUSPENDED | CONN_CLOSING))) {
+			turn_defer(c);
+			break;
+		}
 		/* A protocol that stopped for want of output room (replies
 		 * written before this call, e.g. by a timer) goes on once the
 		 * flush made room: no socket event would come for it. */
@@ -691,14 +728,14 @@ static void run_input(struct conn *c)
 			break;
 	}
 	if (c->w.fd >= 0 && c->out_len > c->out_off && tls_blocked_by_input(c) &&
-	    !(c->flags & (CONN_SUSPENDED | CONN_CLOSING))) {
+	    !(c->flags & (CONN_SUSPENDED | CONN_CLOSING | CONN_AGAIN))) {
 		/* Replies cannot leave while the record holds more commands
 		 * than we can answer: the client pipelined beyond reason. */
 		conn_close(c, "TLS pipelining beyond the reply buffer");
 		return;
 	}
-	if (c->w.fd >= 0 && (c->flags & CONN_EOF) && !(c->flags & CONN_SUSPENDED)
-	    && !conn_out_pending(c))
+	if (c->w.fd >= 0 && (c->flags & CONN_EOF) &&
+	    !(c->flags & (CONN_SUSPENDED | CONN_AGAIN)) && !conn_out_pending(c))
 		conn_close(c, "client closed");
 }
 
@@ -742,6 +779,7 @@ static void on_io(struct watcher *w, short revents)
 {
 	struct conn *c = (struct conn *)w;
 
+	turn_begin(c);
 	if (c->flags & CONN_CONNECTING) {
 		int err = 0;
 		socklen_t len = sizeof(err);
@@ -831,6 +869,20 @@ static void on_timeout(struct watcher *w)
 	struct conn *c = (struct conn *)w;
 	int64_t now = now_ms();
 
+	turn_begin(c);
+	if (c->flags & CONN_AGAIN) {
+		/* Its next turn: the commands it pipelined go on. */
+		c->flags &= ~(unsigned)CONN_AGAIN;
+		if (!(c->flags & CONN_SUSPENDED) &&
+		    (!conn_out_pending(c) || tls_blocked_by_input(c)))
+			run_input(c);
+		if (c->w.fd < 0)
+			return;
+		update_events(c);
+		if (!(c->flags & CONN_AGAIN))
+			arm(c);
+		return;
+	}
 	if (c->hs_deadline && now >= c->hs_deadline) {
 		log_msg(LOGL_INFO, "conn %u %s: TLS handshake not done in %d s",
 			c->id, c->peer_str, (int)(TLS_HANDSHAKE_MS / 1000));

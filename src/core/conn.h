@@ -62,6 +62,8 @@ enum {
 	CONN_AUTHED = 512,      /* the client logged in (SMTP AUTH, IMAP
 				 * LOGIN/AUTHENTICATE, POP3 USER/PASS/AUTH):
 				 * its TLS session is never taken back */
+	CONN_AGAIN = 1024,      /* its turn ended with input left: goes on
+				 * at the next loop pass */
 };
 
 struct tls_conn;
@@ -87,6 +89,9 @@ struct conn {
 	int64_t hs_deadline;        /* ms: the TLS handshake must be done by
 				     * then (0: none or done) */
 	int64_t tls_since;          /* ms: an inbound TLS session was taken */
+	int64_t again_at;           /* ms: CONN_AGAIN was set */
+	unsigned long turn_pass;    /* the loop pass of its turn */
+	unsigned long turn_syncs;   /* util_syncs when that turn began */
 	uint8_t key[16];            /* client key (net_client_key) */
 	int key_family;
 	struct linebuf in;
@@ -169,6 +174,13 @@ void conn_deadline_ms(struct conn *c, int ms);
  * input is never entered twice, so a protocol's reader keeps its place). */
 void conn_suspend(struct conn *c);
 void conn_resume(struct conn *c);
+/* The work budget between commands: a session's turn in a loop pass
+ * ends once it did durable I/O (an fsync through util's file_sync) in
+ * that pass; the commands it pipelined after that wait for the next pass,
+ * after the other sessions had theirs. A protocol's reader asks before it
+ * starts another command (it keeps its place: framing, literals and DATA
+ * go on where they stopped); conn runs the reader again at the next pass. */
+int conn_turn_over(struct conn *c);
 /* All slots taken and a client waiting: closes the oldest implicit-TLS
  * connection that has sent no byte yet (it holds no TLS session and can
  * be told nothing), else times out (through its protocol)

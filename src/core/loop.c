@@ -18,6 +18,19 @@ static struct watcher *table[LOOP_MAX_WATCHERS];
 static struct pollfd pfd[LOOP_MAX_WATCHERS];
 static struct watcher *pfd_owner[LOOP_MAX_WATCHERS];
 static long longest_stall_us;
+static unsigned long most_syncs;
+static unsigned long pass = 1;
+
+unsigned long loop_pass(void)
+{
+	return pass;
+}
+
+void loop_next_pass(struct watcher *w)
+{
+	w->deadline = now_ms();
+	w->not_in = pass;
+}
 
 void loop_init(void)
 {
@@ -46,6 +59,11 @@ void loop_del(struct watcher *w)
 	for (int i = 0; i < LOOP_MAX_WATCHERS; i++)
 		if (pfd_owner[i] == w)
 			pfd_owner[i] = NULL;
+}
+
+unsigned long loop_most_syncs(void)
+{
+	return most_syncs;
 }
 
 long loop_longest_stall_us(void)
@@ -77,23 +95,26 @@ static int64_t clock_us(clockid_t id)
 /* One pass took us microseconds (cpu of them on our CPU time: the rest
  * is waiting, for the disk or for a busy machine): the meter, and a log
  * line when it is over the configured threshold. */
-static void stall_meter(long us, long cpu, int served)
+static void stall_meter(long us, long cpu, int served, unsigned long syncs)
 {
 	long limit = conf && conf->log_stall_ms > 0 ? (long)conf->log_stall_ms * 1000 : 0;
 
 	if (us > longest_stall_us)
 		longest_stall_us = us;
+	if (syncs > most_syncs)
+		most_syncs = syncs;
 	if (limit && us >= limit)
 		log_msg(LOGL_WARN, "loop: one pass took %ld.%03ld ms, cpu %ld.%03ld ms "
-			"(%d served); longest %ld.%03ld ms", us / 1000, us % 1000,
-			cpu / 1000, cpu % 1000, served, longest_stall_us / 1000,
-			longest_stall_us % 1000);
+			"(%d served, %lu fsyncs); longest %ld.%03ld ms", us / 1000,
+			us % 1000, cpu / 1000, cpu % 1000, served, syncs,
+			longest_stall_us / 1000, longest_stall_us % 1000);
 }
 
 int loop_step(int max_wait_ms)
 {
 	int64_t now = now_ms(), next = -1, start, cpu0;
 	long took;
+	unsigned long syncs0;
 	int n = 0, served = 0, rc;
 	struct timespec ts, *tsp = NULL;
 	sigset_t none;
@@ -132,6 +153,7 @@ int loop_step(int max_wait_ms)
 	if (rc < 0)
 		return errno == EINTR ? 0 : -1;
 	start = clock_us(CLOCK_MONOTONIC);
+	syncs0 = util_syncs;
 	cpu0 = clock_us(CLOCK_PROCESS_CPUTIME_ID);
 	for (int i = 0; i < n && rc > 0; i++) {
 		struct watcher *w = pfd_owner[i];
@@ -148,14 +170,16 @@ int loop_step(int max_wait_ms)
 	now = now_ms();
 	for (int i = 0; i < LOOP_MAX_WATCHERS; i++) {
 		struct watcher *w = table[i];
-		if (w && w->deadline && w->deadline <= now) {
+		if (w && w->deadline && w->deadline <= now && w->not_in != pass) {
 			w->deadline = 0;
 			served++;
 			w->on_timeout(w);
 		}
 	}
 	took = (long)(clock_us(CLOCK_MONOTONIC) - start);
+	pass++;
 	if (served)
-		stall_meter(took, (long)(clock_us(CLOCK_PROCESS_CPUTIME_ID) - cpu0), served);
+		stall_meter(took, (long)(clock_us(CLOCK_PROCESS_CPUTIME_ID) - cpu0), served,
+			    util_syncs - syncs0);
 	return served;
 }

@@ -14,6 +14,7 @@ struct watcher {
 	void (*on_io)(struct watcher *w, short revents);
 	void (*on_timeout)(struct watcher *w);
 	int slot;               /* owned by the loop */
+	unsigned long not_in;   /* the deadline does not fire in this pass */
 };
 
 #define LOOP_MAX_WATCHERS (CONFIG_MAX_CONNECTIONS + CONFIG_MAX_LISTENERS + 8)
@@ -29,6 +30,14 @@ int loop_step(int max_wait_ms);
  * deadlines), in microseconds since start. Passes of at least
  * conf->log_stall_ms are logged as they happen. */
 long loop_longest_stall_us(void);
+/* The work meter: the most fsyncs (util's file_sync) one pass made since
+ * start; a count, so tests can check the work budget without a clock. */
+unsigned long loop_most_syncs(void);
+/* The number of the pass running now (it counts up from 1). */
+unsigned long loop_pass(void);
+/* Runs w's timeout at the next pass, not in this one: a session that
+ * had its turn goes on after the others had theirs. */
+void loop_next_pass(struct watcher *w);
 /* The earliest deadline of any watcher (a now_ms() value), -1 if none. */
 int64_t loop_next_deadline(void);
 

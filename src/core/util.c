@@ -185,9 +185,11 @@ int fsync_dir(const char *dir)
 }
 
 int util_sync_off;
+unsigned long util_syncs;
 
 int file_sync(int fd)
 {
+	util_syncs++;
 	return util_sync_off ? 0 : fsync(fd);
 }
 

@@ -52,6 +52,9 @@ int fsync_dir(const char *dir);
  * scratch files nobody needs after a power cut) it only returns 0. */
 int file_sync(int fd);
 extern int util_sync_off;
+/* Calls of file_sync so far (also with util_sync_off): a session that
+ * synced ends its turn of the loop pass (core/conn). */
+extern unsigned long util_syncs;
 /* Bounded write-back of a file written front to back in steps (mbox
  * appends, copies and rewrites, a loop pass each): wb_step, called at the
  * end of a step, waits for the bytes whose write-back the step before

@@ -791,7 +791,8 @@ static void imap_input(struct conn *c)
 		if (s->state == IMAP_BUSY)
 			return;
 	}
-	while (c->w.fd >= 0 && imap_reading_state(s) && conn_out_free(c) >= IMAP_REPLY_ROOM) {
+	while (c->w.fd >= 0 && imap_reading_state(s) && conn_out_free(c) >= IMAP_REPLY_ROOM &&
+	       !conn_turn_over(c)) {
 		if (s->state == IMAP_SASL || s->state == IMAP_IDLE) {
 			char *line;
 			size_t len;

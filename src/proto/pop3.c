@@ -986,7 +986,7 @@ static void pop3_input(struct conn *c)
 			return;
 	}
 	while (c->w.fd >= 0 && (s->state <= POP3_SASL || s->state == POP3_TRANS) &&
-	       conn_out_free(c) >= POP3_REPLY_ROOM) {
+	       conn_out_free(c) >= POP3_REPLY_ROOM && !conn_turn_over(c)) {
 		char *line;
 		size_t len;
 		int crlf, rc;

@@ -1118,7 +1118,8 @@ static void smtpin_input(struct conn *c)
 	struct smtp_session *s = c->sess;
 
 	while (c->w.fd >= 0 && s->state != SMTP_QUIT && s->state != SMTP_DELIVER &&
-	       s->state != SMTP_AUTH_WAIT && conn_out_free(c) >= SMTP_REPLY_ROOM) {
+	       s->state != SMTP_AUTH_WAIT && conn_out_free(c) >= SMTP_REPLY_ROOM &&
+	       !conn_turn_over(c)) {
 		char *line;
 		size_t len;
 		int crlf, rc;
