@@ -7,7 +7,8 @@ in pass/fail tests).
   POSTIE_BIN=FILE   the binary (default build/host/postie; it needs IMAP,
                     POP3 and AUTH)
   --quick           3 MB messages and 300 small ones instead of 10 MB and
-                    2,000
+                    2,000 (and 100 pipelined commands instead of 300)
+  --pipelined       only the pipelined commands and the queue runner (5.)
 
 What it does, all on 127.0.0.1 in build/stall/ (removed first):
  1. Starts postie with smtp, imap and pop3 listeners, max_message_size 64M
@@ -24,7 +25,12 @@ What it does, all on 127.0.0.1 in build/stall/ (removed first):
     the daemon logged while it ran (the stall; "<1" when no pass reached
     1 ms) and the slowest NOOP answer (what a client felt; on a loaded
     machine it includes waiting for a CPU).
- 4. Prints a Markdown table and writes it to build/stall/results.md.
+ 5. Pipelined small commands that each fsync, one write on one session
+    (300 IMAP APPENDs, 150 COPYs, 150 CREATE+DELETE, 300 SMTP
+    transactions to a mailbox and, with relay, to the queue), and a big
+    message to an alias of 3 local users and a remote address, which the
+    queue runner appends to each mailbox.
+ 6. Prints a Markdown table and writes it to build/stall/results.md.
 """
 import imaplib
 import multiprocessing
@@ -64,7 +70,9 @@ class Daemon:
         if not h.startswith("$"):
             sys.exit("stall_bench: postie passwd gave no hash")
         with open(os.path.join(DIR, "users"), "w") as f:
-            f.write("%s:%s\n" % (USER, h))
+            f.write("%s:%s\nbob:\ncarol:\n" % (USER, h))
+        with open(os.path.join(DIR, "aliases"), "w") as f:
+            f.write("ext: %s, bob, carol, far@remote.example\n" % USER)
         self.smtp, self.imap, self.pop3 = freeport(), freeport(), freeport()
         feats = subprocess.run([BIN, "-V"], stdout=subprocess.PIPE,
                                timeout=30).stdout.decode()
@@ -86,6 +94,11 @@ class Daemon:
         ]
         if " dns" in feats:
             conf.append("dns_server 127.0.0.1:9")
+        self.relay = " relay" in feats
+        if self.relay:
+            # Remote mail waits in the queue (nothing listens there).
+            conf += ["aliases ./aliases", "relay_networks 127.0.0.1/32",
+                     "smarthost 127.0.0.1:9 plain"]
         with open(os.path.join(DIR, "postie.conf"), "w") as f:
             f.write("\n".join(conf) + "\n")
         self.log_path = os.path.join(DIR, "postie.log")
@@ -415,6 +428,94 @@ class Bench:
         self.measure("POP3 login + STAT + RETR 1..3 (big ones)", pop3_all)
         self.on_inbox("EXPUNGE of the INBOX (STORE \\Deleted 1:*)", expunge)
 
+    def pipelined(self):
+        """Many small commands that each fsync, in one write on one
+        session, and the queue runner's local deliveries of a big message
+        (README: Work budget)."""
+        n = 100 if self.quick else 300
+        self.deliver(small_message(0))          # COPY 1 needs a message
+
+        def raw_imap():
+            s = socket.create_connection(("127.0.0.1", self.d.imap), 600)
+            s.recv(1000)
+            s.sendall(b"a LOGIN %s %s\r\nb CREATE Piped\r\nc CREATE Copies\r\n"
+                      b"d SELECT INBOX\r\n" % (USER.encode(), PASSWORD.encode()))
+            wait_tag(s, b"d ")
+            return s
+
+        def imap_batch(cmds, last):
+            s = raw_imap()
+            try:
+                def run():
+                    s.sendall(cmds)
+                    got = wait_tag(s, last)
+                    return "%d OK" % got.count(b" OK ")
+                return run
+            finally:
+                self.later.append(s)
+        msg = b"Subject: piped\r\n\r\nsmall\r\n"
+        self.later = []
+        self.measure("IMAP: %d pipelined APPENDs (LITERAL+), one write" % n,
+                     imap_batch(b"".join(b"p%d APPEND Piped {%d+}\r\n%s\r\n" % (
+                         k, len(msg), msg) for k in range(n)), b"p%d " % (n - 1)))
+        self.measure("IMAP: %d pipelined COPY 1 Copies, one write" % (n // 2),
+                     imap_batch(b"".join(b"k%d COPY 1 Copies\r\n" % k
+                                         for k in range(n // 2)), b"k%d " % (n // 2 - 1)))
+        self.measure("IMAP: %d pipelined CREATE+DELETE, one write" % (n // 2),
+                     imap_batch(b"".join(b"c%d CREATE Box%d\r\nd%d DELETE Box%d\r\n" % (
+                         k, k, k, k) for k in range(n // 2)), b"d%d " % (n // 2 - 1)))
+        for s in self.later:
+            s.close()
+
+        def smtp_batch(rcpt, count):
+            def run():
+                s = socket.create_connection(("127.0.0.1", self.d.smtp), 600)
+                try:
+                    s.recv(1000)
+                    one = ("MAIL FROM:<b@stall.test>\r\nRCPT TO:<%s>\r\nDATA\r\n"
+                           "Subject: p\r\n\r\nx\r\n.\r\n" % rcpt).encode()
+                    s.sendall(b"EHLO p\r\n" + one * count + b"QUIT\r\n")
+                    got = wait_tag(s, b"221 ")
+                    return "%d accepted" % (got.count(b"delivered") + got.count(b"queued"))
+                finally:
+                    s.close()
+            return run
+        self.measure("SMTP: %d pipelined transactions to a mailbox, one write" % n,
+                     smtp_batch("bob@stall.test", n))
+        if not self.d.relay:
+            return
+        big = self.big
+        mb = big // (1024 * 1024)
+
+        def queue_local():
+            before = [os.path.getsize(os.path.join(DIR, "mail", u))
+                      if os.path.exists(os.path.join(DIR, "mail", u)) else 0
+                      for u in ("bob", "carol")]
+            self.deliver_to(text_message(big, "queued"), "ext@stall.test")
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                sizes = [os.path.getsize(os.path.join(DIR, "mail", u))
+                         if os.path.exists(os.path.join(DIR, "mail", u)) else 0
+                         for u in ("bob", "carol")]
+                if all(a - b >= big * 9 // 10 for a, b in zip(sizes, before)):
+                    # the runner's last fsync and unlock
+                    time.sleep(0.5)
+                    return "3 mailboxes"
+                time.sleep(0.05)
+            return "not delivered in 120 s"
+        self.measure("queue: a %d MB message to an alias of 3 users + 1 remote" % mb,
+                     queue_local)
+        self.measure("SMTP: %d pipelined transactions to the queue, one write" % (n // 3),
+                     smtp_batch("far@remote.example", n // 3))
+
+
+    def deliver_to(self, text, rcpt):
+        s = smtplib.SMTP("127.0.0.1", self.d.smtp, timeout=600)
+        try:
+            s.sendmail("bench@stall.test", [rcpt], text.encode())
+        finally:
+            s.quit()
+
     def cpu_of(self, name, worst):
         """CPU time of the pass that was the longest of command name."""
         return self.cpu_longest.get(name) if worst is not None else None
@@ -448,6 +549,18 @@ class Bench:
         return "\n".join(out) + "\n"
 
 
+def wait_tag(s, tag):
+    """Bytes from s until tag begins a line (120 s at most)."""
+    buf, deadline = b"", time.monotonic() + 120
+    while b"\n" + tag not in b"\n" + buf and time.monotonic() < deadline:
+        s.settimeout(max(0.1, deadline - time.monotonic()))
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        buf += d
+    return buf
+
+
 def ms(v):
     return "%.1f" % v if v is not None else "< 1"
 
@@ -474,7 +587,9 @@ def main():
     quick = "--quick" in sys.argv[1:]
     b = Bench(quick)
     try:
-        b.run()
+        if "--pipelined" not in sys.argv[1:]:
+            b.run()
+        b.pipelined()
     finally:
         b.p.stop()
         b.d.stop()
