@@ -896,9 +896,10 @@ static const char *who_name(const struct who *w)
 
 /* mail_dir and spool_dir: a directory w can write, or one start-up can
  * create (start-up makes both with their missing parents, so some
- * ancestor must be a directory). */
+ * ancestor must be a directory), or, when shaped (the mode start-up
+ * gives it, 0 for none), one start-up as root chowns to run_as. */
 static int check_dir(const char *cpath, int line, const char *what, const char *dir,
-		     const struct who *w)
+		     unsigned shaped, const struct who *w)
 {
 	struct stat st;
 	char parent[CONF_PATH_MAX], at[CONF_PATH_MAX];
@@ -924,12 +925,32 @@ static int check_dir(const char *cpath, int line, const char *what, const char *
 	}
 	if (!S_ISDIR(st.st_mode))
 		return finding(cpath, line, "%s %s: not a directory", what, dir);
-	if (!can(dir, w, W_OK | X_OK, at, &st))
+	if (can(dir, w, W_OK | X_OK, at, &st))
+		return 0;
+	/* Start-up as root gives spool_dir to run_as (spool_prepare):
+	 * only the directories above it are then in the way. */
+	if (shaped && w->name && geteuid() == 0 && strcmp(at, dir) == 0 &&
+	    lstat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+		dprintf(2, "postie: %s:%d: note: %s %s: owner uid %u, mode %04o: "
+			"start-up gives it to %s (mode %04o)\n", cpath, line, what,
+			dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+			w->name, shaped);
+		return 0;
+	}
+	/* A shared directory its group may write (Debian's root:mail 2775
+	 * /var/mail) is for run_as to join, not to take over. */
+	if (w->name && st.st_gid != w->gid && (st.st_mode & 0030) == 0030)
 		return finding(cpath, line, "%s %s: not writable by %s (%s: owner uid "
-			       "%u, mode %04o): every message would fail; chown %s %s",
-			       what, dir, who_name(w), at, (unsigned)st.st_uid,
-			       (unsigned)(st.st_mode & 07777), w->name ? w->name : "USER", at);
-	return 0;
+			       "%u, group %u, mode %04o): every message would fail; "
+			       "make gid %u %s's primary group (usermod -g %u %s: "
+			       "the daemon keeps no other group)", what, dir,
+			       w->name, at, (unsigned)st.st_uid, (unsigned)st.st_gid,
+			       (unsigned)(st.st_mode & 07777), (unsigned)st.st_gid,
+			       w->name, (unsigned)st.st_gid, w->name);
+	return finding(cpath, line, "%s %s: not writable by %s (%s: owner uid "
+		       "%u, mode %04o): every message would fail; chown %s %s",
+		       what, dir, who_name(w), at, (unsigned)st.st_uid,
+		       (unsigned)(st.st_mode & 07777), w->name ? w->name : "USER", at);
 }
 
 /* A file the daemon reads again on SIGHUP, after dropping to run_as. */
@@ -1020,8 +1041,9 @@ int conf_check(const struct conf *c, const char *path)
 		w.name = c->run_as;
 	}
 	n += check_readable(path, 0, "configuration", path, &w);
-	n += check_dir(path, c->spool_dir_line, "spool_dir", c->spool_dir, &w);
-	n += check_dir(path, c->mail_dir_line, "mail_dir", c->mail_dir, &w);
+	n += check_dir(path, c->spool_dir_line, "spool_dir", c->spool_dir,
+			CONF_SPOOL_DIR_MODE, &w);
+	n += check_dir(path, c->mail_dir_line, "mail_dir", c->mail_dir, 0, &w);
 	n += check_readable(path, c->users_line, "users", c->users, &w);
 	n += check_readable(path, c->aliases_line, "aliases", c->aliases, &w);
 	n += check_readable(path, c->tls_line, "tls_cert", c->tls_cert, &w);

@@ -11,6 +11,8 @@
 #define CONF_MAX_DOMAINS 16
 #define CONF_MAX_NETS 16
 #define CONF_PATH_MAX 256
+/* The mode start-up gives spool_dir (store/spool.h says why). */
+#define CONF_SPOOL_DIR_MODE 0711
 
 enum { SMARTHOST_PLAIN, SMARTHOST_STARTTLS, SMARTHOST_TLS };
 

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "core/conf.h"
+
 #define SPOOL_NAME_MAX 64
 
 struct spool_file {
@@ -30,7 +32,7 @@ struct spool_file {
  * nobody but the daemon may list or read the rest (queue/ and tmp/ are
  * 0700). maildrop/ is sticky, writable by all and not listable, so a
  * file's name is the secret that protects it until the pickup. */
-#define SPOOL_DIR_MODE 0711
+#define SPOOL_DIR_MODE CONF_SPOOL_DIR_MODE
 #define SPOOL_MAILDROP_MODE 01733
 
 /* Makes spool_dir (and its missing parents, 0755) and, with sendmail in

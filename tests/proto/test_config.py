@@ -1,6 +1,7 @@
 """Configuration checking (`postie -t`), -V, start-up (directories, ports)
 and stopping with SIGTERM/SIGINT."""
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -553,10 +554,50 @@ class StartupFindings(ConfBase):
         for d in ("mail", "spool"):
             os.mkdir(os.path.join(self.dir, d), 0o755)
         os.chmod(self.dir, 0o755)
-        out = self.assertBad(self.conf("run_as nobody\n"), 7, "spool_dir",
+        out = self.assertBad(self.conf("run_as nobody\n"), 6, "mail_dir",
                              "not writable by nobody", "chown nobody")
-        self.assertRegex(out, r"postie\.conf:6: mail_dir")
-        self.assertIn("2 problem(s)", out)
+        self.assertIn("1 problem(s)", out)
+        # start-up as root gives spool_dir to run_as: a note, not a problem
+        self.assertRegex(out, r"postie\.conf:7: note: spool_dir .*owner uid "
+                         r"\d+, mode 0755: start-up gives it to nobody "
+                         r"\(mode 0711\)")
+        os.rmdir(os.path.join(self.dir, "mail"))
+        rc, out = self.check(self.conf("run_as nobody\n"))
+        self.assertEqual(rc, 0, out)
+        self.assertIn("note: spool_dir", out)
+        if os.geteuid() == 0:   # and start-up does what -t said
+            p = subprocess.Popen(harness.command("-c", "postie.conf"),
+                                 cwd=self.dir, stdin=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE)
+            try:
+                for _ in range(50):
+                    line = p.stderr.readline()
+                    if not line or b" started: " in line:
+                        break
+                self.assertIn(b" started: ", line)
+            finally:
+                p.terminate()
+                p.wait(timeout=30 * SLOW)
+                p.stderr.close()
+            st = os.stat(os.path.join(self.dir, "spool"))
+            self.assertEqual(st.st_uid, pwd.getpwnam("nobody").pw_uid)
+            self.assertEqual(st.st_mode & 0o7777, 0o711)
+
+    def test_group_writable_dir_wants_the_group(self):
+        # Debian's /var/mail: root:mail 2775; run_as should be in the
+        # group, not be given the shared directory
+        if not have_user("nobody"):
+            self.skipTest("no user nobody")
+        gid = pwd.getpwnam("nobody").pw_gid + 1
+        os.chmod(self.dir, 0o755)
+        mail = os.path.join(self.dir, "mail")
+        os.mkdir(mail)
+        os.chown(mail, 0, gid)
+        os.chmod(mail, 0o2775)
+        out = self.assertBad(self.conf("run_as nobody\n"), 6, "mail_dir",
+                             "not writable by nobody", "group %d," % gid,
+                             "usermod -g %d nobody" % gid)
+        self.assertNotIn("chown", out)
 
     @need_feature("relay")
     @need_feature("smarthost-auth")
