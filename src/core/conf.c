@@ -64,11 +64,21 @@ static int fail(struct parse *p, const char *fmt, ...)
 	return -1;
 }
 
+/* A relative path is taken from the configuration file's directory, so
+ * the daemon and `sendmail -C DIR/postie.conf` started elsewhere find
+ * the same spool (a spool relative to each one's working directory
+ * stranded sendmail's mail where no daemon looks). */
 static int set_path(struct parse *p, char *dst, const char *v)
 {
+	const char *slash = strrchr(p->file, '/');
+	struct buf b;
+
 	if (v[0] != '/' && strncmp(v, "./", 2) != 0 && strncmp(v, "../", 3) != 0)
 		return fail(p, "'%s' must be a path (absolute, or ./relative)", v);
-	if (str_copy(dst, CONF_PATH_MAX, v, strlen(v)) != 0)
+	buf_init(&b, dst, CONF_PATH_MAX);
+	if (v[0] != '/' && slash)
+		buf_add(&b, p->file, (size_t)(slash - p->file) + 1);
+	if (buf_adds(&b, v) != 0 || buf_nul(&b) != 0)
 		return fail(p, "path longer than %d bytes", CONF_PATH_MAX - 1);
 	return 0;
 }

@@ -101,6 +101,21 @@ class SendmailTest(harness.TestCase):
     def assertNothing(self):
         self.assertEqual(self.files(), [])
 
+    def test_relative_spool_from_another_directory(self):
+        # spool_dir ./spool is the config file's directory's spool, also
+        # for a sendmail started elsewhere (it made ./spool in its own
+        # working directory, where no daemon looks: new-user finding 08).
+        elsewhere = os.path.join(self.dir, "elsewhere")
+        os.mkdir(elsewhere)
+        p = subprocess.run(harness.command("sendmail", "-C", "../postie.conf",
+                                           "alice@example.org"),
+                           cwd=elsewhere, input=b"Subject: from elsewhere\n\nx\n",
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30 * SLOW)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(os.listdir(elsewhere), [])
+        self.assertEqual(self.one().rcpts, ["alice@example.org"])
+
     # ---- messages ----------------------------------------------------
 
     def test_plain_recipients(self):
