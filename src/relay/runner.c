@@ -292,7 +292,12 @@ static void local_next(struct attempt *a)
 	if (a->appending) {
 		if (local_step(a))
 			return;
-		a->local_i++;
+		/* That mailbox's fsync was this pass's work: the next one at
+		 * the next pass (the timer looks at lock_retry). */
+		if (++a->local_i < a->st.n) {
+			a->lock_retry = now_ms();
+			return;
+		}
 	}
 	a->lock_retry = 0;
 	for (; a->local_i < a->st.n; a->local_i++) {
