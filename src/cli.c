@@ -16,6 +16,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/conf.h"
 #include "core/fdio.h"
 #include "core/util.h"
@@ -118,21 +119,24 @@ int cli_help(int argc, char **argv)
  * after the line is taken; NUL-terminated. 0, or -1 when nothing was read. */
 static int read_fd0_line(char *pw, size_t n)
 {
-	size_t k = 0;
+	struct buf b;
 	char c;
 
-	while (k + 1 < n) {
+	if (n == 0)
+		return -1;
+	buf_init(&b, pw, n - 1);        /* and the NUL */
+	while (buf_remaining(&b) > 0) {
 		ssize_t r = read(0, &c, 1);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			break;
-		pw[k++] = c;
+		buf_addc(&b, c);
 		if (c == '\n')
 			break;
 	}
-	pw[k] = '\0';
-	return k ? 0 : -1;
+	pw[b.len] = '\0';
+	return b.len ? 0 : -1;
 }
 
 /* One line without echo from the terminal, or one line of stdin. The

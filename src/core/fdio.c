@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/util.h"
 
 void fdio_in_init(struct fdio_in *r, int fd)
@@ -52,26 +53,26 @@ int fdio_getc(struct fdio_in *r)
 
 char *fdio_gets(struct fdio_in *r, char *line, size_t n)
 {
-	size_t k = 0;
+	struct buf b;
 
 	if (n == 0)
 		return NULL;
-	while (k + 1 < n && fill(r)) {
+	buf_init(&b, line, n - 1);      /* and the NUL */
+	while (buf_remaining(&b) > 0 && fill(r)) {
 		size_t take = r->len - r->pos;
 		const char *nl = memchr(r->buf + r->pos, '\n', take);
 
 		if (nl)
 			take = (size_t)(nl - (r->buf + r->pos)) + 1;
-		if (take > n - 1 - k)
-			take = n - 1 - k;
-		memcpy(line + k, r->buf + r->pos, take);
-		k += take;
+		if (take > buf_remaining(&b))
+			take = buf_remaining(&b);
+		buf_add(&b, r->buf + r->pos, take);
 		r->pos += take;
-		if (line[k - 1] == '\n')
+		if (line[b.len - 1] == '\n')
 			break;
 	}
-	line[k] = '\0';
-	return k ? line : NULL;
+	line[b.len] = '\0';
+	return b.len ? line : NULL;
 }
 
 off_t fdio_tell(const struct fdio_in *r)
@@ -146,6 +147,7 @@ int fdio_printf(struct fdio_out *w, const char *fmt, ...)
 long fdio_read_head(const char *path, char *buf, size_t n)
 {
 	struct fdio_in r;
+	struct buf b;
 	size_t k = 0;
 	int c, fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -155,8 +157,10 @@ long fdio_read_head(const char *path, char *buf, size_t n)
 		return -1;
 	}
 	fdio_in_init(&r, fd);
-	while (k + 1 < n && (c = fdio_getc(&r)) >= 0)
-		buf[k++] = (char)c;
+	buf_init(&b, buf, n - 1);       /* and the NUL */
+	while (buf_remaining(&b) > 0 && (c = fdio_getc(&r)) >= 0)
+		buf_addc(&b, (char)c);
+	k = b.len;
 	buf[k] = '\0';
 	close(fd);
 	if (r.err) {
