@@ -601,6 +601,7 @@ class StartupFindings(ConfBase):
 
     @need_feature("relay")
     @need_feature("smarthost-auth")
+    @need_feature("tls")       # its smarthost speaks starttls
     def test_smarthost_auth_over_plain_needs_opt_in(self):
         self.write("secret", "pw\n")
         os.chmod(os.path.join(self.dir, "secret"), 0o600)
@@ -628,6 +629,7 @@ class StartupFindings(ConfBase):
 
     @need_feature("relay")
     @need_feature("smarthost-auth")
+    @need_feature("tls")       # its smarthost speaks starttls
     def test_smarthost_secret_empty_or_world_readable(self):
         conf = self.conf("smarthost 127.0.0.1:2526 starttls\n"
                          "smarthost_auth alerts ./secret\n")
