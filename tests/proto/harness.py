@@ -11,6 +11,7 @@ Environment:
   POSTIE_QUICK  "1": skip the slow tests (marked with @slow)
   POSTIE_KEEP   "1": keep the temporary directories (printed on stop)
 """
+import errno
 import os
 import re
 import shlex
@@ -107,12 +108,25 @@ def slow(obj):
 
 
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A TCP port free on 127.0.0.1 and, where it exists, on ::1: tests
+    listen on both, and another make check running beside this one may
+    hold a port on ::1 only."""
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
+                    s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    s6.bind(("::1", port))
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    continue
+            return port
+        finally:
+            s.close()
+    raise AssertionError("no port free on both 127.0.0.1 and ::1")
 
 
 def token(prefix="tok"):
