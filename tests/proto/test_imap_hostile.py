@@ -127,6 +127,7 @@ class Framing(ImapBase):
         finally:
             r.close()
 
+    @harness.need_feature("imap:id")
     def test_overlong_id_is_answered(self):
         """RFC 2971 allows an ID of 30 pairs of 1024-octet values, more
         than a command may hold: its parameters are only informational,

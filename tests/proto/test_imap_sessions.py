@@ -194,6 +194,7 @@ class ImapSessions(ImapBase):
                 r.close()
         self.assert_clean_log()
 
+    @harness.need_feature("imap:uidplus")
     def test_open_waits_behind_rewrites(self):
         """STATUS and SELECT that must index new mail wait in line
         behind EXPUNGEs that replace the mbox meanwhile, and go on with
