@@ -75,7 +75,8 @@ struct attempt {
 	char tried[QUEUE_TARGETS_MAX];          /* given to a session this run */
 	char built[QUEUE_TARGETS_MAX];          /* still a target of the envelope */
 	int overflow;
-	int reached;            /* some outcome of this run was not local */
+	int reached;            /* some outcome of this run was an attempt */
+	int delivered;          /* a local mailbox took its copy */
 	int local_i;            /* the next target to look at for local delivery */
 	int appending;          /* dl holds a mailbox: go on at the next pass */
 	int64_t lock_retry;     /* a busy mailbox: look again then (ms) */
@@ -264,7 +265,14 @@ static void local_outcome(struct attempt *a, struct qstate_target *t, int rc,
 	char status[8], text[96];
 	int code = delivery_reason(rc, err, status, text, sizeof(text));
 
-	set_target(a, t, code, status, NULL, text, 0);
+	/* A copy in a mailbox here is not an attempt at the other
+	 * targets: a remote one whose run failed on this side keeps the
+	 * short retry (1 minute) of a remote-only message. */
+	qstate_set(t, code, status, NULL, text, 0, time(NULL));
+	if (code / 100 == 2)
+		a->delivered = 1;
+	else
+		a->reached = 1;
 }
 
 /* Appends the message to the mailbox in a->dl, QUEUE_LOCAL_STEP bytes a
@@ -481,7 +489,7 @@ static void attempt_end(struct attempt *a)
 		pending += t->state == QS_PENDING;
 		failed += t->state == QS_FAILED;
 	}
-	if (a->reached) {
+	if (a->reached || (a->delivered && !pending)) {
 		q->attempts++;
 		q->local_fails = 0;
 	} else if (pending) {
@@ -647,7 +655,7 @@ static void attempt_start(struct qmsg *q)
 	a->q = q;
 	a->nrcpt = 0;
 	a->overflow = 0;
-	a->reached = 0;
+	a->reached = a->delivered = 0;
 	a->sender[0] = '\0';
 	memset(a->tried, 0, sizeof(a->tried));
 	memset(a->built, 0, sizeof(a->built));

@@ -175,6 +175,29 @@ class QueueTest(RelayTest):
             s.close()
             dns.stop()
 
+    def test_local_copy_is_not_an_attempt_for_the_remote_one(self):
+        # A message with a local copy and a remote one (an alias like
+        # "root: alice, me@example.com"): the mailbox delivery is not an
+        # attempt, so the remote part that failed on this side is tried
+        # again within a minute like a remote-only message, not after
+        # queue_retry MIN.
+        srv = self.postie(retry="10m 1h")
+        t = token()
+        self.assertQueued(send(srv, "bob@test.lan",
+                               ["alice@test.lan", "x@example.invalid"], msg(t)))
+        self.wait_mbox(srv, "alice", t)
+        name = rl.queue_names(srv)[0]
+        st = wait_until(lambda: (qstate(srv, name) or {}).get("local_fails"),
+                        rl.WAIT, "a run failed on this side; log:\n" +
+                        srv.log()[-1500:]) and qstate(srv, name)
+        self.assertEqual(st["attempts"], 0, st)
+        remote, = [tg for tg in st["targets"] if tg["state"] == "p"]
+        self.assertEqual(remote["local"], 1, st)
+        self.assertLessEqual(st["next"] - time.time(), 61, st)
+        out = self.mailq_ok(srv)
+        self.assertIn("0 delivery attempts", out)
+        self.assertIn("not counted as an attempt, next try in 60 s", srv.log())
+
     def test_resolver_that_resolves_nothing_is_local(self):
         # A router's dnsmasq before the WAN is up answers, but refuses
         # everything (the test dnsmasq refuses names outside .test): while
