@@ -487,6 +487,48 @@ static void print_version(void)
 	dprintf(1, "config: %s\n", DEFAULT_CONF);
 }
 
+static void on_alias_target(void *ctx, int user, const char *remote)
+{
+	(void)user;
+	(void)remote;
+	++*(int *)ctx;
+}
+
+/* -t: root (cron, alerts, sendmail's own senders) and postmaster (RFC
+ * 5321) must reach somebody, or their mail and its bounces fail here;
+ * a bounce that fails too is kept in spool_dir/bad/, seen by nobody.
+ * A warning, not a problem: the daemon runs. */
+static void check_postmaster(const char *cpath)
+{
+	static const char *const names[] = { "root", "postmaster" };
+	static const char *const why[] = { "cron, alerts, bounces",
+					   "notices, other servers' reports" };
+
+	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
+		size_t len = strlen(names[i]);
+		int n = 0;
+
+		if (users_find(users, names[i], len) >= 0 ||
+		    aliases_expand(aliases, users, names[i], len,
+				   on_alias_target, &n) > 0)
+			continue;
+		dprintf(2, "postie: %s: warning: no user or alias %s: mail to %s "
+			"(%s) fails, and a bounce nobody takes is kept in "
+			"%s/bad; ", cpath, names[i], names[i], why[i],
+			conf->spool_dir);
+		if (!CONFIG_ALIASES)
+			dprintf(2, "add the user %s (postie user add %s)\n",
+				names[i], names[i]);
+		else if (i == 0)
+			dprintf(2, "add 'root: %s' (a user or an address) to %s\n",
+				users->n ? users->v[0].name : "you@example.com",
+				conf->aliases[0] ? conf->aliases : "an aliases file");
+		else
+			dprintf(2, "add 'postmaster: root' to %s\n",
+				conf->aliases[0] ? conf->aliases : "an aliases file");
+	}
+}
+
 static int daemon_main(int argc, char **argv)
 {
 	int opt, test_only = 0, lock_fd, holder;
@@ -530,6 +572,7 @@ static int daemon_main(int argc, char **argv)
 				"would hit\n", conf_path, n);
 			return 1;
 		}
+		check_postmaster(conf_path);
 		dprintf(1, "postie: %s: configuration OK (%d listeners, %d users)\n",
 		       conf_path, conf->nlisten, users->n);
 		return 0;

@@ -1362,7 +1362,9 @@ static int list_one(int dirfd, const char *name, uint64_t *total)
 }
 
 /* Files (not dotfiles) in spool_dir/SUB; 0 when it cannot be read. */
-static int mq_count(const char *sub)
+/* Files in spool_dir/sub; with *kept, those of them that are kept
+ * undeliverable messages (NAME.undeliverable[.N]) are counted there. */
+static int mq_count(const char *sub, int *kept)
 {
 	char path[CONF_PATH_MAX + 16];
 	struct dirent *e;
@@ -1373,8 +1375,14 @@ static int mq_count(const char *sub)
 	d = opendir(path);
 	if (!d)
 		return 0;
-	while ((e = readdir(d)) != NULL)
-		n += e->d_name[0] != '.';
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (kept && strstr(e->d_name, SPOOL_UNDELIVERABLE))
+			++*kept;
+		else
+			n++;
+	}
 	closedir(d);
 	return n;
 }
@@ -1411,7 +1419,7 @@ static int list_queue(void)
 	char path[CONF_PATH_MAX + 32];
 	struct dirent **names = NULL;
 	uint64_t total = 0;
-	int n, shown = 0, dirfd, waiting, refused;
+	int n, shown = 0, dirfd, waiting, refused, kept = 0;
 
 	snprintf(path, sizeof(path), "%s/queue", cf->spool_dir);
 	dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1437,8 +1445,8 @@ static int list_queue(void)
 	if (dirfd >= 0)
 		close(dirfd);
 
-	waiting = mq_count("maildrop");
-	refused = mq_count("bad");
+	waiting = mq_count("maildrop", NULL);
+	refused = mq_count("bad", &kept);
 	if (shown == 0)
 		dprintf(1, "Mail queue is empty\n");
 	else
@@ -1452,6 +1460,10 @@ static int list_queue(void)
 	if (refused > 0)
 		dprintf(1, "-- %d maildrop file%s refused, kept in %s/bad (the log "
 		       "says why)\n", refused, refused == 1 ? "" : "s", cf->spool_dir);
+	if (kept > 0)
+		dprintf(1, "-- %d undeliverable message%s from <> (bounces nobody "
+		       "could take) kept in %s/bad (the log says why)\n", kept,
+		       kept == 1 ? "" : "s", cf->spool_dir);
 	return EX_OK_;
 }
 

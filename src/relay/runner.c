@@ -350,8 +350,9 @@ static void local_next(struct attempt *a)
 /* A DSN to the sender: the failed targets not reported yet (a bounce),
  * or with delayed the pending ones (a warning that mail is still being
  * retried). 0 when it is queued, or nothing had to go (then the failed
- * targets count as reported: a bounce is never bounced), -1 when it
- * could not be written (the targets stay due). */
+ * targets count as reported), 1 when the sender is <> (a bounce is
+ * never bounced), -1 when it could not be written (the targets stay
+ * due). */
 static int dsn(struct attempt *a, int delayed)
 {
 	struct bounce_rcpt br[QUEUE_TARGETS_MAX];
@@ -388,12 +389,8 @@ static int dsn(struct attempt *a, int delayed)
 			br[i].rcpt, br[i].remote ? "host " : "",
 			br[i].remote ? br[i].remote : "", br[i].remote ? " said: " : "",
 			br[i].diag);
-	if (!a->sender[0]) {
-		if (!delayed)
-			log_msg(LOGL_WARN, "queue: %s: %d recipient(s) failed; the "
-				"sender is <> so no bounce", a->q->id, n);
-		return 0;
-	}
+	if (!a->sender[0])      /* never bounced: kept (attempt_end) */
+		return delayed ? 0 : 1;
 	memset(&m, 0, sizeof(m));
 	m.hostname = conf->hostname;
 	/* A delay warning goes where a bounce would: to the envelope
@@ -468,6 +465,7 @@ static uint64_t retry_delay(const struct qmsg *q, int counted)
 
 static void rescan(void);
 static void scan_queue(void);
+static int keep_undeliverable(const struct qmsg *q);
 
 static void attempt_end(struct attempt *a)
 {
@@ -513,11 +511,24 @@ static void attempt_end(struct attempt *a)
 			q->attempts);
 		pending = 0;
 	}
-	if (failed && dsn(a, 0) == 0) {
-		for (int i = 0; i < a->st.n; i++)
-			if (a->st.t[i].state == QS_FAILED)
-				a->st.t[i].state = QS_BOUNCED;
-		failed = 0;
+	if (failed) {
+		int r = dsn(a, 0);
+
+		if (r == 0) {
+			for (int i = 0; i < a->st.n; i++)
+				if (a->st.t[i].state == QS_FAILED)
+					a->st.t[i].state = QS_BOUNCED;
+			failed = 0;
+		}
+		/* From <>: kept once nothing is pending (the failed
+		 * targets are reported again by each run until then). */
+		if (r == 1 && !pending && keep_undeliverable(q) == 0) {
+			qpath(path, sizeof(path), q->id, ".st");
+			unlink(path);
+			fsync_dir(qdir);
+			qremove(q);
+			goto out;
+		}
 	}
 	if (pending && conf->delay_warning && !q->warned &&
 	    now - q->arrival >= (time_t)conf->delay_warning && dsn(a, 1) == 0)
@@ -542,6 +553,7 @@ static void attempt_end(struct attempt *a)
 		if (pending)
 			log_deferred(a, pending, delay);
 	}
+out:
 	close(a->f.fd);
 	a->f.fd = -1;
 	a->busy = 0;
@@ -875,43 +887,80 @@ static const char *pick_check(struct spool_file *f, const struct stat *st,
 	return NULL;
 }
 
-/* A maildrop file the daemon will not take: moved out of the users'
- * reach into spool_dir/bad/ (0700, made when first needed) under its
- * own name (NAME.1 ... when taken), never deleted, with one log line
- * that says why. */
-static void set_aside(const char *name, const char *shown, long long uid,
-		      const char *why)
+/* Moves the file `from` into spool_dir/bad/ (0700, made when first
+ * needed) as NAME (NAME.1 ... when taken): the number of the suffix,
+ * or -1 with errno set. */
+static int move_to_bad(const char *from, const char *name)
 {
-	char from[QUEUE_PATH], to[QUEUE_PATH + 8];
+	char to[QUEUE_PATH + 8];
 	int i;
 
-	snprintf(from, sizeof(from), "%s/%s", dropdir, name);
 	if (mkdir(baddir, 0700) != 0 && errno != EEXIST)
-		goto fail;
+		return -1;
 	for (i = 0; i < 10; i++) {
 		if (i)
 			snprintf(to, sizeof(to), "%s/%s.%d", baddir, name, i);
 		else
 			snprintf(to, sizeof(to), "%s/%s", baddir, name);
-		if (rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) == 0)
-			break;
+		if (rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) == 0) {
+			fsync_dir(baddir);
+			return i;
+		}
 		if (errno != EEXIST)
-			goto fail;
+			return -1;
 	}
-	if (i == 10)
-		goto fail;
-	fsync_dir(baddir);
+	return -1;
+}
+
+/* A maildrop file the daemon will not take: moved out of the users'
+ * reach into bad/ under its own name, never deleted, with one log line
+ * that says why. */
+static void set_aside(const char *name, const char *shown, long long uid,
+		      const char *why)
+{
+	char from[QUEUE_PATH], to[16] = "";
+	int i;
+
+	snprintf(from, sizeof(from), "%s/%s", dropdir, name);
+	i = move_to_bad(from, name);
+	if (i < 0) {
+		log_msg(LOGL_ERR, "maildrop: %s from uid %lld refused: %s; cannot "
+			"move it to %s: %s (left in the maildrop)", shown, uid,
+			why, baddir, strerror(errno));
+		return;
+	}
 	/* The name as shown (escaped), never the raw one. */
-	to[0] = '\0';
 	if (i)
 		snprintf(to, sizeof(to), ".%d", i);
 	log_msg(LOGL_WARN, "maildrop: %s from uid %lld refused: %s; moved to "
 		"%s/%s%s", shown, uid, why, baddir, shown, to);
-	return;
-fail:
-	log_msg(LOGL_ERR, "maildrop: %s from uid %lld refused: %s; cannot move "
-		"it to %s: %s (left in the maildrop)", shown, uid, why, baddir,
-		strerror(errno));
+}
+
+/* A message from <> (a bounce, a delay warning, another server's DSN)
+ * whose recipients failed has nobody to be reported to: rather than
+ * dropping it, it is kept in bad/ as ID.undeliverable (mailq counts
+ * these), its state file removed. 0, or -1 when it stays queued. */
+static int keep_undeliverable(const struct qmsg *q)
+{
+	char from[QUEUE_PATH], name[SPOOL_NAME_MAX + 16], suffix[16] = "";
+	int i;
+
+	qpath(from, sizeof(from), q->id, "");
+	snprintf(name, sizeof(name), "%s" SPOOL_UNDELIVERABLE, q->id);
+	i = move_to_bad(from, name);
+	if (i < 0) {
+		log_msg(LOGL_ERR, "queue: %s: from <> and undeliverable; cannot "
+			"move it to %s: %s (kept in the queue)", q->id, baddir,
+			strerror(errno));
+		return -1;
+	}
+	if (i)
+		snprintf(suffix, sizeof(suffix), ".%d", i);
+	log_msg(LOGL_WARN, "queue: %s: from <> and undeliverable, nobody to "
+		"report it to: kept as %s/%s%s (give root and postmaster a "
+		"mailbox in aliases; postie -t checks)", q->id, baddir, name,
+		suffix);
+	return 0;
 }
 
 /* Moves one maildrop file into the queue; bad files go to bad/. */

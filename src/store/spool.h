@@ -34,6 +34,9 @@ struct spool_file {
  * file's name is the secret that protects it until the pickup. */
 #define SPOOL_DIR_MODE CONF_SPOOL_DIR_MODE
 #define SPOOL_MAILDROP_MODE 01733
+/* The suffix in spool_dir/bad/ of a message from <> that could be
+ * neither delivered nor reported (relay/runner.c keeps it there). */
+#define SPOOL_UNDELIVERABLE ".undeliverable"
 
 /* Makes spool_dir (and its missing parents, 0755) and, with sendmail in
  * the build, spool_dir/maildrop, or brings existing ones to the modes

@@ -273,6 +273,26 @@ class AliasesCheck(ConfBase):
         rc, out = self.check(self.CONF)
         self.assertEqual(rc, 0, out)
 
+    def test_root_and_postmaster_must_reach_somebody(self):
+        # Mail to root (cron, alerts) and postmaster with nowhere to go
+        # fails, and so does its bounce: -t says what to add.
+        self.write("aliases", "roott: demo\n")
+        rc, out = self.check(self.CONF)
+        self.assertEqual(rc, 0, out)        # a warning: the daemon runs
+        self.assertIn("postie.conf: warning: no user or alias root: mail to "
+                      "root (cron, alerts, bounces) fails", out)
+        self.assertIn("add 'root: alice' (a user or an address) to ./aliases", out)
+        self.assertIn("warning: no user or alias postmaster:", out)
+        self.assertIn("add 'postmaster: root' to ./aliases", out)
+        self.write("aliases", "root: demo\npostmaster: root\n")
+        rc, out = self.check(self.CONF)
+        self.assertEqual(rc, 0, out)
+        self.assertNotIn("warning", out)
+        self.write("aliases", "root: ops@remote.example\n")
+        self.write("users", "demo:\npostmaster:\n")
+        rc, out = self.check(self.CONF)     # an address, a user: both fine
+        self.assertNotIn("warning", out)
+
     def test_program_target(self):
         self.bad_aliases("postmaster: demo\nbad: |/bin/prog\n", 2, "|/bin/prog")
 
@@ -645,7 +665,7 @@ class StartupFindings(ConfBase):
         os.chmod(os.path.join(self.dir, "secret"), 0o600)
         rc, out = self.check(conf)
         self.assertEqual(rc, 0, out)
-        self.assertNotIn("warning", out)
+        self.assertNotIn("warning: smarthost_auth", out)
 
     def test_config_not_readable_by_run_as(self):
         # every SIGHUP re-reads it after the drop to run_as

@@ -198,6 +198,32 @@ class QueueTest(RelayTest):
         self.assertIn("0 delivery attempts", out)
         self.assertIn("not counted as an attempt, next try in 60 s", srv.log())
 
+    def test_double_bounce_is_kept(self):
+        # `sendmail nosuch` as root with no root alias: the recipient
+        # fails, the bounce to root@HOSTNAME fails too; that message from
+        # <> has nobody to go to and is kept in bad/, never dropped.
+        srv = self.postie()
+        t = token()
+        self.sendmail(srv, ["-i", "nosuch"], "Subject: %s\n\n%s\n" % (t, t))
+        bad = srv.path("spool", "bad")
+        kept = wait_until(lambda: [n for n in (os.listdir(bad) if
+                                   os.path.isdir(bad) else [])
+                                   if n.endswith(".undeliverable")],
+                          rl.WAIT, "a kept double bounce; log:\n" +
+                          srv.log()[-1500:])
+        self.assertEqual(len(kept), 1, kept)
+        with open(os.path.join(bad, kept[0]), "rb") as f:
+            self.assertIn(t.encode(), f.read())    # the bounce quotes it
+        log = wait_until(lambda: "undeliverable" in srv.log() and srv.log(),
+                         rl.WAIT, "the log line")
+        self.assertRegex(log, r"from <> and undeliverable, nobody to report "
+                         r"it to: kept as \S+/bad/%s" % re.escape(kept[0]))
+        self.wait_empty(srv)
+        out = self.mailq_ok(srv)
+        self.assertIn("-- 1 undeliverable message from <> (bounces nobody "
+                      "could take) kept in ", out)
+        self.assertNotIn("maildrop file", out)
+
     def test_resolver_that_resolves_nothing_is_local(self):
         # A router's dnsmasq before the WAN is up answers, but refuses
         # everything (the test dnsmasq refuses names outside .test): while

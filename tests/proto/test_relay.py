@@ -667,14 +667,19 @@ class MXDelivery(RelayTest):
         self.assertQueued(send(srv, "", ["x@flaky.test"], msg(t)))
         self.wait_empty(srv)
         # A bounce whose own delivery fails: sender at a domain that does
-        # not exist; its bounce (sender <>) must not bounce again.
+        # not exist; its bounce (sender <>) must not bounce again, and is
+        # kept rather than dropped.
         t2 = token()
         self.assertQueued(send(srv, "ghost@nx.test", ["y@flaky.test"], msg(t2)))
-        wait_until(lambda: srv.log().count("no bounce") >= 2, WAIT,
-                   "two 'no bounce' log lines; log:\n" + srv.log()[-1500:])
+        wait_until(lambda: srv.log().count("from <> and undeliverable") >= 2,
+                   WAIT, "two 'undeliverable' log lines; log:\n" +
+                   srv.log()[-1500:])
         self.wait_empty(srv)
-        self.assertEqual(srv.anywhere(t), [])
-        self.assertEqual(srv.anywhere(t2), [])
+        bad = os.path.join("spool", "bad")
+        self.assertEqual(len(srv.anywhere(t)), 1)
+        self.assertEqual(os.path.dirname(srv.anywhere(t)[0]), bad)
+        self.assertEqual(len(srv.anywhere(t2)), 1)      # its bounce
+        self.assertEqual(os.path.dirname(srv.anywhere(t2)[0]), bad)
         for u in harness.DEFAULT_USERS:
             self.assertEqual(srv.mbox(u), [], u)
 
