@@ -986,14 +986,17 @@ static int check_readable(const char *cpath, int line, const char *what,
 
 /* A password file every local user can read: a warning, not a finding
  * (it works, but the password is not a secret). */
-static void check_private(const char *cpath, int line, const char *file)
+/* A secret (the smarthost password, the users' hashes, which a local
+ * user could crack offline) readable by everybody: a warning. */
+static void check_private(const char *cpath, int line, const char *what,
+			  const char *file)
 {
 	struct stat st;
 
 	if (file[0] && stat(file, &st) == 0 && (st.st_mode & 0004))
-		dprintf(2, "postie: %s:%d: warning: smarthost_auth %s: readable "
+		dprintf(2, "postie: %s:%d: warning: %s %s: readable "
 			"by every local user (mode %04o): chmod o-rwx %s\n", cpath,
-			line, file, (unsigned)(st.st_mode & 07777), file);
+			line, what, file, (unsigned)(st.st_mode & 07777), file);
 }
 
 /* Is the postie named by spool_dir/postie.pid alive? Its pid, or 0. */
@@ -1055,13 +1058,16 @@ int conf_check(const struct conf *c, const char *path)
 			CONF_SPOOL_DIR_MODE, &w);
 	n += check_dir(path, c->mail_dir_line, "mail_dir", c->mail_dir, 0, &w);
 	n += check_readable(path, c->users_line, "users", c->users, &w);
+	if (CONFIG_AUTH)                /* hashes only where logins are */
+		check_private(path, c->users_line, "users", c->users);
 	n += check_readable(path, c->aliases_line, "aliases", c->aliases, &w);
 	n += check_readable(path, c->tls_line, "tls_cert", c->tls_cert, &w);
 	n += check_readable(path, c->tls_key_line, "tls_key", c->tls_key, &w);
 	if (c->smarthost[0]) {
 		n += check_readable(path, c->secret_line, "smarthost_auth",
 				    c->smarthost_secret, &w);
-		check_private(path, c->secret_line, c->smarthost_secret);
+		check_private(path, c->secret_line, "smarthost_auth",
+			      c->smarthost_secret);
 		if (c->smarthost_tls != SMARTHOST_PLAIN && c->smarthost_verify)
 			n += check_readable(path, c->ca_file_line, "ca_file", c->ca_file, &w);
 	}

@@ -287,11 +287,11 @@ class AliasesCheck(ConfBase):
         self.write("aliases", "root: demo\npostmaster: root\n")
         rc, out = self.check(self.CONF)
         self.assertEqual(rc, 0, out)
-        self.assertNotIn("warning", out)
+        self.assertNotIn("warning: no user or alias", out)
         self.write("aliases", "root: ops@remote.example\n")
         self.write("users", "demo:\npostmaster:\n")
         rc, out = self.check(self.CONF)     # an address, a user: both fine
-        self.assertNotIn("warning", out)
+        self.assertNotIn("warning: no user or alias", out)
 
     def test_program_target(self):
         self.bad_aliases("postmaster: demo\nbad: |/bin/prog\n", 2, "|/bin/prog")
@@ -666,6 +666,24 @@ class StartupFindings(ConfBase):
         rc, out = self.check(conf)
         self.assertEqual(rc, 0, out)
         self.assertNotIn("warning: smarthost_auth", out)
+
+    @need_feature("auth")
+    def test_world_readable_users_file_warned(self):
+        # Its hashes can be cracked offline by any local user (new-user
+        # finding 07): a warning, as for the smarthost secret.
+        r = subprocess.run(harness.command("passwd"), input=b"pw\n",
+                           stdout=subprocess.PIPE, timeout=30 * SLOW)
+        self.write("users", "demo:%s\n" % r.stdout.decode().strip())
+        path = os.path.join(self.dir, "users")
+        os.chmod(path, 0o644)
+        rc, out = self.check("users ./users\n")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("postie.conf:1: warning: users ./users: readable by "
+                      "every local user (mode 0644): chmod o-rwx ./users", out)
+        os.chmod(path, 0o640)
+        rc, out = self.check("users ./users\n")
+        self.assertEqual(rc, 0, out)
+        self.assertNotIn("warning: users", out)
 
     def test_config_not_readable_by_run_as(self):
         # every SIGHUP re-reads it after the drop to run_as
