@@ -84,6 +84,9 @@ class ImapFolders(ImapBase):
             got = listed(m)
             self.assertIn("\\HasNoChildren", got["Work"])
             self.assertNotIn("\\NoInferiors", got["Work"])
+            # INBOX is mail_dir/USER: no children, and LIST says so
+            self.assertIn("\\NoInferiors", got["INBOX"])
+            self.assertEqual(m.create("INBOX/sub")[0], "NO")
             self.assertIn("\\Noselect", got["Archive"])
             self.assertIn("\\HasChildren", got["Archive"])
             self.assertIn("\\HasNoChildren", got["Lists"])
