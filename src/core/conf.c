@@ -999,6 +999,28 @@ static void check_private(const char *cpath, int line, const char *what,
 			line, what, file, (unsigned)(st.st_mode & 07777), file);
 }
 
+/* The spool's own directories: start-up refuses a symlink or anything
+ * else in their place (the run_as user owns the spool and could put one
+ * there to make root chown what it points at). */
+static int check_spool_parts(const char *cpath, int line, const char *spool)
+{
+	static const char *const parts[] = { "maildrop", "queue", "tmp", "bad" };
+	char p[CONF_PATH_MAX + 16];
+	struct stat st;
+	int n = 0;
+
+	for (size_t i = 0; i < ARRAY_LEN(parts); i++) {
+		snprintf(p, sizeof(p), "%s/%s", spool, parts[i]);
+		if (lstat(p, &st) != 0 || S_ISDIR(st.st_mode))
+			continue;
+		n += finding(cpath, line, "spool_dir: %s is %s, not a directory: "
+			     "start-up refuses it (move it away; the daemon makes "
+			     "it)", p, S_ISLNK(st.st_mode) ? "a symlink" :
+			     "something else");
+	}
+	return n;
+}
+
 /* Is the postie named by spool_dir/postie.pid alive? Its pid, or 0. */
 static long running_daemon(const char *spool)
 {
@@ -1056,6 +1078,7 @@ int conf_check(const struct conf *c, const char *path)
 	n += check_readable(path, 0, "configuration", path, &w);
 	n += check_dir(path, c->spool_dir_line, "spool_dir", c->spool_dir,
 			CONF_SPOOL_DIR_MODE, &w);
+	n += check_spool_parts(path, c->spool_dir_line, c->spool_dir);
 	n += check_dir(path, c->mail_dir_line, "mail_dir", c->mail_dir, 0, &w);
 	n += check_readable(path, c->users_line, "users", c->users, &w);
 	if (CONFIG_AUTH)                /* hashes only where logins are */

@@ -42,6 +42,13 @@ class RunAsSymlinks(harness.TestCase):
                            cwd=srv.dir, stderr=subprocess.PIPE,
                            timeout=30 * SLOW)
         self.assertEqual(p.returncode, 0, p.stderr)
+        # postie -t predicts it (it said OK: new-user finding 15)
+        t = subprocess.run(harness.command("-t", "-c", "postie.conf"),
+                           cwd=srv.dir, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30 * SLOW)
+        self.assertEqual(t.returncode, 1, t.stdout)
+        self.assertRegex(t.stdout.decode(), r"postie\.conf:\d+: spool_dir: "
+                         r"\S*spool/maildrop is a symlink, not a directory")
         with self.assertRaises(harness.StartError) as cm:
             srv.start()
         self.assertIn("spool/maildrop is a symlink", str(cm.exception))
