@@ -568,15 +568,7 @@ static int set_check(struct conn *c, struct imap_session *s, const char *set,
 			s->set_star = r.uid;
 		return 0;
 	}
-	struct seq_iter it;
-	uint32_t lo, hi;
-	seq_iter_init(&it, set, sl);
-	while (seq_next(&it, s->sel.hdr.count, &lo, &hi))
-		if (hi > s->sel.hdr.count || lo == 0) {
-			imap_bad(c, s, "Invalid message sequence number");
-			return -1;
-		}
-	return 0;
+	return imap_seqs_exist(c, s, set, sl);
 }
 
 void imap_cmd_copy(struct conn *c, struct imap_session *s, struct ip *ip, int uid,

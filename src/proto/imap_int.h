@@ -345,4 +345,8 @@ void imap_cmd_uid_expunge(struct conn *c, struct imap_session *s, struct ip *ip)
 void imap_copy_step(struct conn *c, struct imap_session *s);
 void imap_new_done(struct conn *c, struct imap_session *s, int indexed);
 
+/* imap_selected.c: a sequence set's numbers all exist, else BAD. */
+int imap_seqs_exist(struct conn *c, struct imap_session *s, const char *set,
+		    size_t sl);
+
 #endif

@@ -668,17 +668,8 @@ static void cmd_fetch(struct conn *c, struct imap_session *s, struct ip *ip, int
 	memset(&s->job, 0, sizeof(s->job));
 	s->job.uid = uid;
 	seq_iter_init(&s->job.it, set, sl);
-	if (!uid) {
-		/* Sequence numbers must exist (RFC 3501 §6.4.5). */
-		struct seq_iter it;
-		uint32_t lo, hi;
-		seq_iter_init(&it, set, sl);
-		while (seq_next(&it, s->sel.hdr.count, &lo, &hi))
-			if (hi > s->sel.hdr.count || lo == 0) {
-				imap_bad(c, s, "Invalid message sequence number");
-				return;
-			}
-	}
+	if (!uid && imap_seqs_exist(c, s, set, sl) != 0)
+		return;
 	imap_job_start(c, s, J_FETCH, uid ? "UID FETCH completed" : "FETCH completed");
 }
 
@@ -779,16 +770,8 @@ static void cmd_store(struct conn *c, struct imap_session *s, struct ip *ip, int
 	live_check(s);
 	kw_news_out(c, s);
 	seq_iter_init(&j->it, set, sl);
-	if (!uid) {
-		struct seq_iter it;
-		uint32_t lo, hi;
-		seq_iter_init(&it, set, sl);
-		while (seq_next(&it, s->sel.hdr.count, &lo, &hi))
-			if (hi > s->sel.hdr.count || lo == 0) {
-				imap_bad(c, s, "Invalid message sequence number");
-				return;
-			}
-	}
+	if (!uid && imap_seqs_exist(c, s, set, sl) != 0)
+		return;
 	j->kind = J_STORE;
 	buf_reset(&s->ib);
 	imap_job_start(c, s, J_STORE, uid ? "UID STORE completed" : "STORE completed");
@@ -1094,4 +1077,20 @@ void imap_cmd_idle(struct conn *c, struct imap_session *s, struct ip *ip)
 	if (s->have_sel)
 		imap_sync_and_push(c, s);
 	imap_wait_command(c, s);
+}
+
+/* Sequence numbers must exist (RFC 3501 6.4.5): 0, or BAD answered and -1. */
+int imap_seqs_exist(struct conn *c, struct imap_session *s, const char *set,
+		    size_t sl)
+{
+	struct seq_iter it;
+	uint32_t lo, hi;
+
+	seq_iter_init(&it, set, sl);
+	while (seq_next(&it, s->sel.hdr.count, &lo, &hi))
+		if (hi > s->sel.hdr.count || lo == 0) {
+			imap_bad(c, s, "Invalid message sequence number");
+			return -1;
+		}
+	return 0;
 }
