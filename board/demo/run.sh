@@ -35,6 +35,24 @@ has() { case $features in *" $1 "*) return 0 ;; esac; return 1; }
 
 mkdir -p "$run/mail" "$run/spool"
 
+# One demo per state folder: a second one would rewrite the running
+# demo's postie.conf with ports it does not listen on, then fail on the
+# spool's lock. Asked before anything in $run changes (status answers
+# 0 when the daemon does, 77 when it runs as another user).
+if [ -f "$run/postie.conf" ]; then
+	rc=0
+	(cd "$run" && "$bin" status -c postie.conf) >/dev/null 2>&1 || rc=$?
+	if [ "$rc" = 0 ] || [ "$rc" = 77 ]; then
+		pid=$(cat "$run/spool/postie.pid" 2>/dev/null || true)
+		echo "run.sh: a demo already runs in $run${pid:+ (postie pid $pid)};" \
+			"its configuration is left as it is." >&2
+		echo "  Stop it (Ctrl-C where it runs), or start a second one in" \
+			"its own folder with other ports:" >&2
+		echo "  POSTIE_RUN_DIR=${run%/}2 POSTIE_PORT_BASE=$((base < 30000 ? base + 1000 : base - 1000)) make run" >&2
+		exit 1
+	fi
+fi
+
 # A self-signed certificate for STARTTLS and the implicit-TLS ports.
 tls=
 if has tls && command -v openssl >/dev/null 2>&1; then

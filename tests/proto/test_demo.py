@@ -3,7 +3,8 @@ a message sent to it over SMTP is read back with imaplib and poplib, in
 the clear from 127.0.0.1 and after STARTTLS/STLS; the curl and mutt
 commands its banner prints work as printed; the ports follow
 POSTIE_PORT and POSTIE_PORT_BASE on every run, also the second one, and
-the banner names the ports in force; an edited configuration is kept.
+the banner names the ports in force; an edited configuration is kept; a
+second run beside a running demo changes nothing of it.
 """
 import base64
 import imaplib
@@ -219,6 +220,31 @@ class DemoTest(harness.TestCase):
         t = self.send(port2)
         self.imap_read(base2 + 143, t, starttls=False)
         self.assertFalse(listening(base + 25))
+        self.assertEqual(self.stop(), 0)
+
+    def test_second_run_leaves_the_running_demo_alone(self):
+        """A second `make run` while one runs in the same folder refuses
+        before it rewrites anything, names the folder and how to start a
+        second demo; the first one keeps serving on its ports."""
+        base = self.start()
+        conf = os.path.join(self.dir, "run", "postie.conf")
+        with open(conf, "rb") as f:
+            before = f.read()
+        env = dict(os.environ, POSTIE_RUN_DIR=os.path.join(self.dir, "run"),
+                   POSTIE_PORT_BASE=str(free_base()))
+        env.pop("POSTIE_PORT", None)
+        r = subprocess.run([SCRIPT, harness.BIN], env=env, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=START_TIMEOUT)
+        out = r.stdout.decode("utf-8", "replace")
+        self.assertEqual(r.returncode, 1, out)
+        self.assertIn("a demo already runs in %s" % os.path.join(self.dir, "run"), out)
+        self.assertIn("POSTIE_RUN_DIR=", out)
+        self.assertNotIn("user demo, password demo", out)      # no banner
+        with open(conf, "rb") as f:
+            self.assertEqual(f.read(), before)
+        t = self.send(base + 25)
+        self.imap_read(base + 143, t, starttls=False)
         self.assertEqual(self.stop(), 0)
 
     def test_edited_configuration_is_kept(self):
