@@ -238,15 +238,25 @@ man: build/man/postie.8 build/man/postie.conf.5
 build/man/postie.8 build/man/postie.conf.5: README.md toolchain/mkman.py
 	@$(PYTHON) toolchain/mkman.py README.md build/man
 
-# make install [DESTDIR=...] [PREFIX=/usr]: the binary, sendmail/mailq
-# links beside it (SENDMAIL_LINKS=0: none, when another MTA owns them) and
-# the man pages; install-systemd adds board/systemd/postie.service.
+# make install [DESTDIR=...] [PREFIX=/usr]: the binary, the man pages and
+# the links other MTAs' packages make (Debian's Postfix, the OpenWrt
+# package): sbin/sendmail, bin/mailq (in every user's PATH; anyone may
+# ask it), and with PREFIX=/usr the historical /usr/lib/sendmail.
+# SENDMAIL_LINKS=0: no links, when another MTA owns them.
+# install-systemd adds board/systemd/postie.service.
 PREFIX ?= /usr
 SENDMAIL_LINKS ?= 1
 install: all man
 	install -D -m 0755 $(O)/postie $(DESTDIR)$(PREFIX)/sbin/postie
-	$(if $(filter 1,$(SENDMAIL_LINKS)),ln -sf postie $(DESTDIR)$(PREFIX)/sbin/sendmail && \
-		ln -sf postie $(DESTDIR)$(PREFIX)/sbin/mailq)
+ifeq ($(SENDMAIL_LINKS),1)
+	ln -sf postie $(DESTDIR)$(PREFIX)/sbin/sendmail
+	install -d $(DESTDIR)$(PREFIX)/bin
+	ln -sf ../sbin/postie $(DESTDIR)$(PREFIX)/bin/mailq
+ifeq ($(PREFIX),/usr)
+	install -d $(DESTDIR)/usr/lib
+	ln -sf ../sbin/postie $(DESTDIR)/usr/lib/sendmail
+endif
+endif
 	install -D -m 0644 build/man/postie.8 $(DESTDIR)$(PREFIX)/share/man/man8/postie.8
 	install -D -m 0644 build/man/postie.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/postie.conf.5
 install-systemd: install

@@ -3,7 +3,8 @@
 users file (comments, order and other fields kept; one rename) and testing
 a login without a network client; a daemon reloaded after `user add`
 takes the new login and refuses it after `user del`; adds run at once
-lose nobody.
+lose nobody; `make install` puts the sendmail and mailq links where
+other MTAs put theirs.
 """
 import os
 import pty
@@ -11,6 +12,7 @@ import select
 import shutil
 import smtplib
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -308,6 +310,61 @@ class StatusTest(harness.TestCase):
             srv.stop()
             self.assertFalse(os.path.exists(srv.path("spool", "postie.ctl")))
             srv.cleanup()
+
+
+HOST_BIN = os.path.join(harness.REPO, "build", "host", "postie")
+
+
+@unittest.skipIf(harness.QEMU or os.path.realpath(harness.BIN) != os.path.realpath(HOST_BIN),
+                 "make install installs the host build (build/host/postie)")
+class InstallTest(harness.TestCase):
+    """`make install` puts the links where Debian's Postfix and the OpenWrt
+    package put theirs: mailq in bin (in a user's PATH), sendmail in sbin
+    and /usr/lib/sendmail; relative, so they work inside DESTDIR too."""
+
+    def install(self, *args):
+        d = tempfile.mkdtemp(prefix="postie-install-")
+        self.addCleanup(shutil.rmtree, d, True)
+        r = subprocess.run(["make", "-s", "install", "DESTDIR=" + d] + list(args),
+                           cwd=harness.REPO, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=600 * SLOW)
+        self.assertEqual(r.returncode, 0, r.stdout.decode("utf-8", "replace"))
+        return d
+
+    def test_links_where_users_and_scripts_look(self):
+        usr = os.path.join(self.install(), "usr")
+        postie = os.path.join(usr, "sbin", "postie")
+        for link in ("sbin/sendmail", "bin/mailq", "lib/sendmail"):
+            path = os.path.join(usr, link)
+            self.assertTrue(os.path.islink(path), link)
+            self.assertFalse(os.path.isabs(os.readlink(path)), link)
+            self.assertEqual(os.path.realpath(path), os.path.realpath(postie), link)
+        self.assertFalse(os.path.lexists(os.path.join(usr, "sbin", "mailq")))
+        for man in ("man8/postie.8", "man5/postie.conf.5"):
+            self.assertTrue(os.path.isfile(os.path.join(usr, "share", "man", man)), man)
+        if "sendmail" in harness.features():
+            srv = harness.Server()
+            try:
+                srv.write("postie.conf", srv.config(harness.free_port()))
+                r = subprocess.run([os.path.join(usr, "bin", "mailq"), "-C", "postie.conf"],
+                                   cwd=srv.dir, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, timeout=60 * SLOW)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn(b"Mail queue is empty", r.stdout)
+            finally:
+                srv.cleanup()
+
+    def test_other_prefix_and_no_links(self):
+        d = self.install("PREFIX=/usr/local")
+        self.assertTrue(os.path.islink(os.path.join(d, "usr/local/bin/mailq")))
+        self.assertFalse(os.path.lexists(os.path.join(d, "usr/lib/sendmail")))
+        self.assertFalse(os.path.lexists(os.path.join(d, "usr/local/lib/sendmail")))
+        d = self.install("SENDMAIL_LINKS=0")
+        links = [os.path.join(p, f) for p, _, fs in os.walk(d) for f in fs
+                 if os.path.islink(os.path.join(p, f))]
+        self.assertEqual(links, [])
+        self.assertTrue(os.path.isfile(os.path.join(d, "usr/sbin/postie")))
 
 
 def pwd_exists(name):
