@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/util.h"
 
 #define ALIASES_FILE_MAX (4u << 20)
@@ -65,6 +66,7 @@ struct walk {
 	void *ctx;
 	int count;
 	const char *bad;        /* first target that resolves to nothing */
+	int loop;               /* ... because it is an alias on the stack */
 };
 
 static int on_stack(const struct walk *w, const struct alias *al)
@@ -100,6 +102,7 @@ static int walk(struct walk *w, const struct alias *al)
 		ui = users_find(w->u, t, strlen(t));
 		if (ui < 0) {
 			w->bad = t;
+			w->loop = sub != NULL;
 			return -1;
 		}
 		w->fn(w->ctx, ui, NULL);
@@ -107,6 +110,33 @@ static int walk(struct walk *w, const struct alias *al)
 	}
 	w->depth--;
 	return 0;
+}
+
+/* Names the line of the alias whose target failed (not the alias the
+ * walk started from) and, for a loop, the way round it. */
+static void walk_error(const struct walk *w, const char *path, char *err,
+		       size_t errlen)
+{
+	const struct alias *at = w->stack[w->depth - 1];
+	char chain[256];
+	struct buf b;
+
+	if (!w->loop) {
+		snprintf(err, errlen, "%s:%d: alias '%s': target '%s' is neither "
+			 "a user nor an alias", path, at->line, at->name, w->bad);
+		return;
+	}
+	buf_init(&b, chain, sizeof(chain));
+	int from = w->depth - 1;
+	while (from > 0 && strcmp(w->stack[from]->name, w->bad) != 0)
+		from--;
+	for (int i = from; i < w->depth; i++)
+		buf_printf(&b, "%s -> ", w->stack[i]->name);
+	buf_printf(&b, "%s", w->bad);
+	buf_nul(&b);
+	snprintf(err, errlen, "%s:%d: alias '%s': target '%s' leads back to "
+		 "itself (%s) and is no user: aliases may not loop", path,
+		 at->line, at->name, w->bad, chain);
 }
 
 int aliases_expand(const struct aliases *a, const struct users *u,
@@ -277,9 +307,7 @@ struct aliases *aliases_load(const char *path, const struct conf *c,
 		}
 		if (walk(&w, &a->v[i]) != 0) {
 			if (w.bad)
-				snprintf(err, errlen, "%s:%d: alias '%s': target '%s' "
-					 "is neither a user nor an alias (or loops "
-					 "back)", path, a->v[i].line, a->v[i].name, w.bad);
+				walk_error(&w, path, err, errlen);
 			else
 				snprintf(err, errlen, "%s:%d: alias '%s' nests deeper "
 					 "than %d levels", path, a->v[i].line,

@@ -39,6 +39,16 @@ int users_valid_name(const char *s, size_t len)
 	return 1;
 }
 
+/* Why users_valid_name refused a name, for the message that says so. */
+_Static_assert(USER_NAME_MAX == 64, "name_rule says 64");
+static const char *name_rule(const char *s, size_t len)
+{
+	if (len >= 5 && len <= USER_NAME_MAX && memcmp(s + len - 5, ".lock", 5) == 0)
+		return "a name may not end in .lock: mail_dir/NAME.lock is the "
+		       "dotlock of mailbox NAME";
+	return "a-z 0-9 . _ + -, a letter or digit first, at most 64 characters";
+}
+
 /* Dovecot's passwd-file names the scheme in front: {SHA512-CRYPT}$6$...
  * Returns the hash without a prefix that matches what follows, else the
  * hash as it is (then refused below if it is not a plain $5$/$6$). */
@@ -123,9 +133,8 @@ struct users *users_load(const char *path, char *err, size_t errlen)
 			*colon = '\0';
 		str_lower(line);
 		if (!users_valid_name(line, strlen(line))) {
-			snprintf(err, errlen, "%s:%d: bad user name '%.64s' "
-				 "(a-z 0-9 . _ + -, at most %d)", path, lineno,
-				 line, USER_NAME_MAX);
+			snprintf(err, errlen, "%s:%d: bad user name '%.64s' (%s)",
+				 path, lineno, line, name_rule(line, strlen(line)));
 			goto fail;
 		}
 		if ((size_t)u->n == cap) {
@@ -136,6 +145,7 @@ struct users *users_load(const char *path, char *err, size_t errlen)
 			u->v = nv;
 		}
 		u->v[u->n].name = line;
+		u->v[u->n].line = lineno;
 		u->v[u->n].hash = "";
 		if (colon) {
 			char *h = colon + 1, *c2 = strchr(h, ':');
@@ -156,8 +166,11 @@ struct users *users_load(const char *path, char *err, size_t errlen)
 		qsort(u->v, (size_t)u->n, sizeof(*u->v), cmp_user);
 	for (int i = 1; i < u->n; i++) {
 		if (strcmp(u->v[i].name, u->v[i - 1].name) == 0) {
-			snprintf(err, errlen, "%s: user '%s' listed twice", path,
-				 u->v[i].name);
+			int a = u->v[i - 1].line, b = u->v[i].line;
+
+			snprintf(err, errlen, "%s:%d: user '%s' listed twice (first "
+				 "on line %d); keep one line", path, a > b ? a : b,
+				 u->v[i].name, a < b ? a : b);
 			goto fail;
 		}
 	}
@@ -270,8 +283,8 @@ static int edit_locked(const char *path, enum users_op op, const char *name,
 		ok = users_valid_name(want, nl);
 	}
 	if (!ok) {
-		snprintf(err, errlen, "bad user name '%.64s' (a-z 0-9 . _ + -, at most %d)",
-			 name, USER_NAME_MAX);
+		snprintf(err, errlen, "bad user name '%.64s' (%s)", name,
+			 name_rule(name, nl));
 		return -1;
 	}
 	if (hash && strpbrk(hash, ":\r\n")) {

@@ -11,6 +11,7 @@
 struct user {
 	char *name;             /* lowercased */
 	char *hash;             /* "$6$..." or "" */
+	int line;               /* in the users file, for messages */
 };
 
 struct users {

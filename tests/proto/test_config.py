@@ -213,6 +213,7 @@ class ConfigCheck(ConfBase):
         rc, out = self.check("users ./users\n")
         self.assertEqual(rc, 1, out)
         self.assertRegex(out, r"users:2: .*alice\.lock")
+        self.assertIn("may not end in .lock", out)
 
     def test_mail_dir_and_spool_dir_overlap(self):
         # A user named postie.pid would be appended to the pid file.
@@ -237,7 +238,7 @@ class ConfigCheck(ConfBase):
         self.write("users", "demo:\nalice:\nDEMO:\n")
         rc, out = self.check("users ./users\n")
         self.assertEqual(rc, 1, out)
-        self.assertIn("demo", out)
+        self.assertRegex(out, r"users:3: user 'demo' listed twice \(first on line 1\)")
 
     def test_usage_error(self):
         r = subprocess.run(harness.command("-Z"), cwd=self.dir, stdout=subprocess.PIPE,
@@ -306,13 +307,17 @@ class AliasesCheck(ConfBase):
         self.bad_aliases("bad: :include:/etc/list\n", 1, ":include:")
 
     def test_loop(self):
-        self.bad_aliases("a: b\nb: c\nc: a\n", 1)
+        # on the line that closes the loop, with the way round it
+        self.bad_aliases("a: b\nb: c\nc: a\n", 3, "'c'", "a -> b -> c -> a",
+                         "may not loop")
 
     def test_self_loop_without_user(self):
         self.bad_aliases("x: demo\nloop: loop\n", 2, "loop")
 
     def test_unknown_target(self):
         self.bad_aliases("x: demo\ny: nosuchuser\n", 2, "nosuchuser")
+        # the line of the alias that names it, not of the one that led there
+        self.bad_aliases("a: demo, b\nb: nosuchuser\n", 2, "alias 'b'", "nosuchuser")
 
     def test_missing_colon(self):
         self.bad_aliases("x: demo\njunk line\n", 2)

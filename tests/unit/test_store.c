@@ -420,7 +420,7 @@ void test_aliases(void)
 		{ "x: |/bin/sh\n", ":1: alias 'x': target '|/bin/sh' refused" },
 		{ "x: /etc/passwd\n", "refused" },
 		{ "x: :include:/etc/list\n", "refused" },
-		{ "a: b\nb: a\n", "neither a user nor an alias (or loops back)" },
+		{ "a: b\nb: a\n", ":2: alias 'b': target 'a' leads back to itself (a -> b -> a)" },
 		{ "a: nosuch\n", ":1: alias 'a': target 'nosuch'" },
 		{ "novalue\n", ":1: want 'name: target" },
 		{ "a:\n", "has no target" },
