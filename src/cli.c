@@ -56,7 +56,8 @@ static const struct help helps[] = {
 	  "  test NAME              checks a password as a login would (exit 0 if right)\n"
 	  "Edits keep comments and order, and replace the file in one rename;\n"
 	  "they wait for each other (a lock on FILE.lock beside it).\n"
-	  "The daemon reads the new file on SIGHUP.\n" },
+	  "The daemon reads the new file on SIGHUP. Exit 0; 65 for a bad name\n"
+	  "or file; 77 when the file or its folder is not writable for you.\n" },
 	{ "status", "postie status [-c FILE]",
 	  "What the running daemon is doing: uptime, sessions per service,\n"
 	  "connection slots and TLS sessions in use, the queue (size, oldest\n"
@@ -378,8 +379,14 @@ int cli_user(int argc, char **argv)
 		}
 	}
 	if (rc == 0 && users_edit(c->users, op, name, hash, err, sizeof(err)) != 0) {
+		int perm = errno == EACCES || errno == EPERM || errno == EROFS;
+
 		dprintf(2, "%s: %s\n", who, err);
-		rc = EX_DATAERR_;
+		if (perm)
+			dprintf(2, "%s: run it as root or as the owner of %s (it "
+				"is replaced in its folder, beside %s.lock)\n", who,
+				c->users, c->users);
+		rc = perm ? EX_NOPERM_ : EX_DATAERR_;
 	}
 	if (rc == 0)
 		dprintf(1, "%s: %s %s in %s; a running daemon reads it on SIGHUP "

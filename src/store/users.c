@@ -285,6 +285,7 @@ static int edit_locked(const char *path, enum users_op op, const char *name,
 	if (!ok) {
 		snprintf(err, errlen, "bad user name '%.64s' (%s)", name,
 			 name_rule(name, nl));
+		errno = 0;
 		return -1;
 	}
 	if (hash && strpbrk(hash, ":\r\n")) {
@@ -367,7 +368,7 @@ int users_edit(const char *path, enum users_op op, const char *name,
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	char lock[4096 + 8];
-	int fd, rc, tries = 0;
+	int fd, rc, e, tries = 0;
 
 	if ((size_t)snprintf(lock, sizeof(lock), "%s.lock", path) >= sizeof(lock)) {
 		snprintf(err, errlen, "%s: path too long", path);
@@ -375,7 +376,9 @@ int users_edit(const char *path, enum users_op op, const char *name,
 	}
 	fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", lock, strerror(errno));
+		e = errno;
+		snprintf(err, errlen, "%s: %s", lock, strerror(e));
+		errno = e;
 		return -1;
 	}
 	while ((rc = fcntl(fd, F_SETLKW, &fl)) != 0 && errno == EINTR && ++tries < 100)
@@ -385,7 +388,10 @@ int users_edit(const char *path, enum users_op op, const char *name,
 		close(fd);
 		return -1;
 	}
+	errno = 0;
 	rc = edit_locked(path, op, name, hash, err, errlen);
+	e = errno;
 	close(fd);          /* and the lock with it */
+	errno = e;
 	return rc;
 }

@@ -43,7 +43,8 @@ enum users_op {
  * and owner, fsynced and renamed over it, so a reader sees the old file or
  * the new one, never a mix. Edits wait for each other (an fcntl lock on
  * PATH.lock, a file left beside it), so none is lost to another made at
- * the same time. 0, or -1 with the cause in err. */
+ * the same time. 0, or -1 with the cause in err and errno that of the
+ * failed call (EACCES, EROFS...), 0 for a refused name or file. */
 int users_edit(const char *path, enum users_op op, const char *name,
 	       const char *hash, char *err, size_t errlen);
 

@@ -191,6 +191,25 @@ class UserTest(harness.TestCase):
         self.assertEqual(self.user("test", "nobody", stdin=b"x\n").returncode, 1)
 
     @harness.need_feature("auth")
+    def test_not_writable_is_a_permission_problem(self):
+        """A user who may not write the users file or its folder gets 77
+        (EX_NOPERM) and who may, not 65 (bad data); the file is unchanged."""
+        if os.geteuid() != 0 or not shutil.which("su") or not pwd_exists("nobody"):
+            self.skipTest("needs root, su and the user nobody")
+        os.chmod(self.srv.dir, 0o755)
+        os.chmod(self.srv.path("users"), 0o644)
+        os.chmod(self.conf, 0o644)
+        cmd = " ".join(harness.command("user", "-c", self.conf, "add", "eve"))
+        r = subprocess.run(["su", "nobody", "-s", "/bin/sh", "-c", cmd],
+                           input=b"pw\n", cwd=self.srv.dir, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60 * SLOW)
+        self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertIn(b"Permission denied", r.stderr)
+        self.assertIn(b"run it as root or as the owner of", r.stderr)
+        self.assertEqual(self.users_file(), self.FILE)
+        r = self.user("add", "bad.lock", stdin=b"pw\n")        # bad data stays 65
+        self.assertEqual(r.returncode, 65, r.stderr)
+
     def test_daemon_takes_the_new_user_on_reload(self):
         srv = self.srv
         srv.extra = "plaintext_auth_networks 127.0.0.1\n"
