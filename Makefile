@@ -52,13 +52,13 @@ LIBS :=
 obj-y := main.o cli.o status.o core/loop.o core/conn.o core/log.o core/conf.o core/util.o core/buf.o \
 	core/fdio.o core/net.o proto/address.o proto/smtp_data.o store/mbox.o store/delivery.o \
 	store/spool.o store/users.o
-obj-$(CONFIG_SMTP_SERVER) += proto/smtp_in.o
+obj-$(CONFIG_SMTP_SERVER) += proto/smtp_in.o proto/session.o
 obj-$(CONFIG_ALIASES) += store/aliases.o
 obj-$(CONFIG_TLS) += tls/tls_bearssl.o tls/tls_errors.o
 obj-$(CONFIG_AUTH) += proto/auth.o proto/sasl.o store/passwd.o
 obj-$(CONFIG_MAILBOX_INDEX) += store/index.o
-obj-$(CONFIG_POP3) += proto/pop3.o
-obj-$(CONFIG_IMAP) += proto/imap.o proto/imap_append.o proto/imap_fetch.o proto/imap_mailbox.o proto/imap_selected.o proto/imap_parse.o proto/imap_search.o proto/mime.o store/folders.o
+obj-$(CONFIG_POP3) += proto/pop3.o proto/session.o
+obj-$(CONFIG_IMAP) += proto/imap.o proto/session.o proto/imap_append.o proto/imap_fetch.o proto/imap_mailbox.o proto/imap_selected.o proto/imap_parse.o proto/imap_search.o proto/mime.o store/folders.o
 obj-$(CONFIG_RELAY) += store/queue.o store/qstate.o store/notice.o store/maildrop.o proto/smtp_out.o proto/mime7.o \
 	relay/runner.o relay/bounce.o
 obj-$(CONFIG_SMARTHOST_AUTH) += proto/sasl.o

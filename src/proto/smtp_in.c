@@ -23,6 +23,7 @@
 #include "proto/address.h"
 #include "proto/auth.h"
 #include "proto/sasl.h"
+#include "proto/session.h"
 #include "proto/smtp_data.h"
 #include "store/aliases.h"
 #include "store/delivery.h"
@@ -74,9 +75,8 @@ struct smtp_tx {
 };
 
 struct smtp_session {
-	enum smtp_state state;
+	struct session ss;      /* ss.state: enum smtp_state */
 	int esmtp;
-	int ncmds, nerrors;
 	unsigned nmsgs;
 	char helo[SMTP_HELO_MAX + 1];
 	char user[USER_NAME_MAX + 1];   /* authenticated user, or "" */
@@ -86,20 +86,10 @@ struct smtp_session {
 };
 
 static struct smtp_session pool[CONFIG_MAX_CONNECTIONS];
-static unsigned char pool_used[CONFIG_MAX_CONNECTIONS];
 
 /* Shared scratch for message bytes on their way to the spool file; the
  * loop is single-threaded and every use finishes before it returns. */
 static char databuf[16384];
-
-static void smtpin_enter(struct conn *c, struct smtp_session *s,
-			 enum smtp_state st)
-{
-	if (s->state != st)
-		log_msg(LOGL_DEBUG, "conn %u: smtp %s -> %s", c->id,
-			state_names[s->state], state_names[st]);
-	s->state = st;
-}
 
 static void reply(struct conn *c, struct smtp_session *s, int code,
 		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -113,14 +103,10 @@ static void reply(struct conn *c, struct smtp_session *s, int code,
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	(void)s;
 	conn_printf(c, "%d %s\r\n", code, text);
-	if (code >= 500 && ++s->nerrors >= CONFIG_SMTP_MAX_ERRORS) {
-		conn_printf(c, "421 4.7.0 %s Error: too many errors\r\n",
-			    conf->hostname);
-		log_msg(LOGL_WARN, "conn %u %s: too many errors", c->id, c->peer_str);
-		smtpin_enter(c, s, SMTP_QUIT);
-		conn_close_after_flush(c);
-	}
+	if (code >= 500)
+		sess_count_error(c);
 }
 
 static void tx_reset(struct smtp_session *s)
@@ -130,9 +116,13 @@ static void tx_reset(struct smtp_session *s)
 	s->tx.f.fd = -1;
 }
 
+/* The whole of a command, or of the message after DATA. */
 static void wait_command(struct conn *c)
 {
-	conn_deadline(c, CONFIG_SMTP_TIMEOUT_CMD);
+	struct smtp_session *s = c->sess;
+
+	conn_deadline(c, s->ss.state == SMTP_DATA ? CONFIG_SMTP_TIMEOUT_DATA :
+		      CONFIG_SMTP_TIMEOUT_CMD);
 }
 
 /* ---- HELO / EHLO ---------------------------------------------------- */
@@ -168,7 +158,7 @@ static void cmd_helo(struct conn *c, struct smtp_session *s, const char *arg,
 	if (helo_arg(c, s, arg, len, "HELO") != 0)
 		return;
 	s->esmtp = 0;
-	smtpin_enter(c, s, SMTP_READY);
+	sess_enter(c, SMTP_READY);
 	reply(c, s, 250, "%s", conf->hostname);
 }
 
@@ -186,7 +176,7 @@ static void cmd_ehlo(struct conn *c, struct smtp_session *s, const char *arg,
 	if (helo_arg(c, s, arg, len, "EHLO") != 0)
 		return;
 	s->esmtp = 1;
-	smtpin_enter(c, s, SMTP_READY);
+	sess_enter(c, SMTP_READY);
 	n = snprintf(buf, sizeof(buf),
 		     "250-%s greets [%s]\r\n"
 		     "250-PIPELINING\r\n"
@@ -372,7 +362,7 @@ static void cmd_mail(struct conn *c, struct smtp_session *s, const char *arg,
 		spool_write(&s->tx.f, a.local, (size_t)(a.domain ?
 			a.domain + a.domain_len - a.local : (long)a.local_len));
 	spool_write(&s->tx.f, "\n", 1);
-	smtpin_enter(c, s, SMTP_MAIL);
+	sess_enter(c, SMTP_MAIL);
 	reply(c, s, 250, "2.1.0 Ok");
 }
 
@@ -463,7 +453,7 @@ static void cmd_rcpt(struct conn *c, struct smtp_session *s, const char *arg,
 		spool_write(&s->tx.f, "\n", 1);
 		s->tx.nrcpt++;
 		s->tx.nremote++;
-		smtpin_enter(c, s, SMTP_RCPT);
+		sess_enter(c, SMTP_RCPT);
 		reply(c, s, 250, "2.1.5 Ok");
 		return;
 	}
@@ -486,7 +476,7 @@ static void cmd_rcpt(struct conn *c, struct smtp_session *s, const char *arg,
 	spool_write(&s->tx.f, dom, dlen);
 	spool_write(&s->tx.f, "\n", 1);
 	s->tx.nrcpt++;
-	smtpin_enter(c, s, SMTP_RCPT);
+	sess_enter(c, SMTP_RCPT);
 	reply(c, s, 250, "2.1.5 Ok");
 }
 
@@ -542,7 +532,7 @@ static void cmd_data(struct conn *c, struct smtp_session *s, const char *arg,
 	write_received(c, s);
 	smtp_data_init(&s->tx.data);
 	smtp_hops_init(&s->tx.hops);
-	smtpin_enter(c, s, SMTP_DATA);
+	sess_enter(c, SMTP_DATA);
 	conn_deadline(c, CONFIG_SMTP_TIMEOUT_DATA);
 	reply(c, s, 354, "End data with <CR><LF>.<CR><LF>");
 }
@@ -729,7 +719,7 @@ static void end_transaction(struct conn *c, struct smtp_session *s)
 {
 	tx_reset(s);
 	s->nmsgs++;
-	smtpin_enter(c, s, SMTP_READY);
+	sess_enter(c, SMTP_READY);
 	wait_command(c);
 }
 
@@ -738,8 +728,8 @@ static void deliver_step(struct conn *c, struct smtp_session *s)
 	int rc = try_deliver(c, s);
 
 	if (rc == 1 || rc == 2) {
-		if (s->state != SMTP_DELIVER) {
-			smtpin_enter(c, s, SMTP_DELIVER);
+		if (s->ss.state != SMTP_DELIVER) {
+			sess_enter(c, SMTP_DELIVER);
 			conn_suspend(c);
 		}
 		conn_deadline_ms(c, rc == 1 ? SMTP_LOCK_RETRY_MS : 0);
@@ -810,18 +800,11 @@ static void auth_done(struct conn *c, struct smtp_session *s, int ok,
 		log_msg(LOGL_INFO, "conn %u %s: authenticated as %s", c->id,
 			c->peer_str, s->user);
 		c->flags |= CONN_AUTHED;
-		smtpin_enter(c, s, SMTP_READY);
+		sess_enter(c, SMTP_READY);
 		reply(c, s, 235, "2.7.0 Authentication successful");
 		return;
 	}
-	if (auth_fail_wait(c, "smtp") != 0) {
-		conn_printf(c, "421 4.7.0 %s Too many failed logins, try later\r\n",
-			    conf->hostname);
-		smtpin_enter(c, s, SMTP_QUIT);
-		conn_close_after_flush(c);
-		return;
-	}
-	smtpin_enter(c, s, SMTP_AUTH_WAIT);
+	sess_login_fail(c);
 }
 
 /* Checks decoded PLAIN credentials. */
@@ -846,7 +829,7 @@ static void auth_step(struct conn *c, struct smtp_session *s, const char *b64,
 		return;
 	if (len == 1 && b64[0] == '*') {
 		s->mech = 0;
-		smtpin_enter(c, s, SMTP_READY);
+		sess_enter(c, SMTP_READY);
 		reply(c, s, 501, "5.0.0 Authentication cancelled");
 		return;
 	}
@@ -854,7 +837,7 @@ static void auth_step(struct conn *c, struct smtp_session *s, const char *b64,
 	    b64_decode(b64, len, buf, sizeof(buf) - 1);
 	if (n < 0) {
 		s->mech = 0;
-		smtpin_enter(c, s, SMTP_READY);
+		sess_enter(c, SMTP_READY);
 		reply(c, s, 501, "5.5.2 Cannot decode response");
 		return;
 	}
@@ -870,7 +853,7 @@ static void auth_step(struct conn *c, struct smtp_session *s, const char *b64,
 		}
 		str_copy(s->login, sizeof(s->login), (const char *)buf, (size_t)n);
 		s->mech = MECH_LOGIN_PASS;
-		smtpin_enter(c, s, SMTP_AUTH);
+		sess_enter(c, SMTP_AUTH);
 		reply(c, s, 334, SASL_LOGIN_PASS_PROMPT);
 		break;
 	default:
@@ -888,6 +871,7 @@ static void cmd_auth(struct conn *c, struct smtp_session *s, const char *arg,
 {
 	size_t mlen = 0;
 	const char *ir;
+	int n;
 
 	if (!CONFIG_AUTH) {
 		reply(c, s, 502, "5.5.1 Command not implemented");
@@ -897,14 +881,10 @@ static void cmd_auth(struct conn *c, struct smtp_session *s, const char *arg,
 		reply(c, s, 503, "5.5.1 Already authenticated");
 		return;
 	}
-	if (auth_banned((const struct sockaddr *)&c->peer)) {
-		conn_printf(c, "421 4.7.0 %s Too many failed logins, try later\r\n",
-			    conf->hostname);
-		smtpin_enter(c, s, SMTP_QUIT);
-		conn_close_after_flush(c);
+	n = sess_login_gate(c);
+	if (n < 0)
 		return;
-	}
-	if (!auth_allowed(c)) {
+	if (n > 0) {
 		if (!c->tls && users && users->n > 0)
 			reply(c, s, 538, "5.7.11 Encryption required for requested "
 			      "authentication mechanism");
@@ -927,7 +907,7 @@ static void cmd_auth(struct conn *c, struct smtp_session *s, const char *arg,
 		auth_step(c, s, ir, len - mlen - 1);
 		return;
 	}
-	smtpin_enter(c, s, SMTP_AUTH);
+	sess_enter(c, SMTP_AUTH);
 	reply(c, s, 334, "%s", s->mech == MECH_PLAIN ? "" : SASL_LOGIN_USER_PROMPT);
 }
 
@@ -938,8 +918,8 @@ static void cmd_rset(struct conn *c, struct smtp_session *s, const char *arg,
 {
 	(void)arg; (void)len;
 	tx_reset(s);
-	if (s->state != SMTP_CONNECTED)
-		smtpin_enter(c, s, SMTP_READY);
+	if (s->ss.state != SMTP_CONNECTED)
+		sess_enter(c, SMTP_READY);
 	reply(c, s, 250, "2.0.0 Ok");
 }
 
@@ -955,8 +935,7 @@ static void cmd_quit(struct conn *c, struct smtp_session *s, const char *arg,
 {
 	(void)arg; (void)len;
 	reply(c, s, 221, "2.0.0 Bye");
-	smtpin_enter(c, s, SMTP_QUIT);
-	conn_close_after_flush(c);
+	sess_quit(c);
 }
 
 static void cmd_help(struct conn *c, struct smtp_session *s, const char *arg,
@@ -1006,7 +985,7 @@ static void cmd_starttls(struct conn *c, struct smtp_session *s,
 	s->esmtp = 0;
 	s->user[0] = '\0';
 	strcpy(s->helo, "unknown");
-	smtpin_enter(c, s, SMTP_CONNECTED);
+	sess_enter(c, SMTP_CONNECTED);
 	reply(c, s, 220, "2.0.0 Ready to start TLS");
 }
 
@@ -1059,13 +1038,8 @@ static void command(struct conn *c, struct smtp_session *s, char *line,
 	const char *arg;
 	char shown[64];
 
-	if (++s->ncmds > CONFIG_SMTP_MAX_COMMANDS) {
-		conn_printf(c, "421 4.7.0 %s Error: too many commands\r\n",
-			    conf->hostname);
-		smtpin_enter(c, s, SMTP_QUIT);
-		conn_close_after_flush(c);
+	if (sess_count_command(c) != 0)
 		return;
-	}
 	if (memchr(line, '\0', len)) {
 		reply(c, s, 500, "5.5.2 Error: NUL character in command");
 		return;
@@ -1091,8 +1065,8 @@ static void command(struct conn *c, struct smtp_session *s, char *line,
 		const struct smtp_cmd *cmd = &commands[i];
 		if (!str_ieq(line, vlen, cmd->verb))
 			continue;
-		if (!(cmd->states & ST(s->state))) {
-			if (s->state == SMTP_MAIL && cmd->fn == cmd_data)
+		if (!(cmd->states & ST(s->ss.state))) {
+			if (s->ss.state == SMTP_MAIL && cmd->fn == cmd_data)
 				reply(c, s, 554, "5.5.1 Error: no valid recipients");
 			else
 				reply(c, s, 503, "%s", cmd->seq_error);
@@ -1105,7 +1079,7 @@ static void command(struct conn *c, struct smtp_session *s, char *line,
 		if (str_ieq(line, vlen, http_verbs[i])) {
 			log_msg(LOGL_WARN, "conn %u %s: %s command, not SMTP: hang up",
 				c->id, c->peer_str, http_verbs[i]);
-			smtpin_enter(c, s, SMTP_QUIT);
+			sess_enter(c, SMTP_QUIT);
 			conn_close(c, "non-SMTP command");
 			return;
 		}
@@ -1113,101 +1087,66 @@ static void command(struct conn *c, struct smtp_session *s, char *line,
 	reply(c, s, 500, "5.5.2 Error: command not recognized");
 }
 
-static void smtpin_input(struct conn *c)
+static int smtpin_read(struct conn *c)
 {
 	struct smtp_session *s = c->sess;
 
-	while (c->w.fd >= 0 && s->state != SMTP_QUIT && s->state != SMTP_DELIVER &&
-	       s->state != SMTP_AUTH_WAIT && conn_out_free(c) >= SMTP_REPLY_ROOM &&
-	       !conn_turn_over(c)) {
-		char *line;
-		size_t len;
-		int crlf, rc;
-
-		if (s->state == SMTP_DATA) {
-			data_input(c, s);
-			if (s->state == SMTP_DATA)
-				return;
-			continue;
-		}
-		rc = lb_next(&c->in, s->state == SMTP_AUTH ? SASL_BUF :
-			     CONFIG_SMTP_LINE_MAX - 2, &line, &len, &crlf);
-		if (rc == LB_NEED)
-			return;
-		if (rc == LB_TOOLONG) {
-			if (s->state == SMTP_AUTH) {
-				s->mech = 0;
-				smtpin_enter(c, s, SMTP_READY);
-			}
-			reply(c, s, 500, "5.5.2 Error: line too long");
-			continue;
-		}
-		if (s->state == SMTP_AUTH)
-			auth_step(c, s, line, len);
-		else
-			command(c, s, line, len);
-		explicit_bzero(line, len);
-		if (c->w.fd >= 0 && (s->state <= SMTP_RCPT || s->state == SMTP_AUTH))
-			wait_command(c);
+	if (s->ss.state == SMTP_DATA) {
+		data_input(c, s);
+		return s->ss.state == SMTP_DATA ? SESS_NEED : SESS_MORE;
 	}
+	return sess_line(c, s->ss.state == SMTP_AUTH ? SASL_BUF :
+			 CONFIG_SMTP_LINE_MAX - 2);
 }
 
-static void smtpin_timeout(struct conn *c)
+static void smtpin_line(struct conn *c, char *line, size_t len)
 {
 	struct smtp_session *s = c->sess;
 
-	if (s->state == SMTP_DELIVER) {
-		deliver_step(c, s);
-		return;
-	}
-	if (s->state == SMTP_AUTH_WAIT) {
-		smtpin_enter(c, s, SMTP_READY);
-		reply(c, s, 535, "5.7.8 Authentication credentials invalid");
-		wait_command(c);
-		conn_resume(c);
-		return;
-	}
-	log_msg(LOGL_INFO, "conn %u %s: timeout in state %s", c->id, c->peer_str,
-		state_names[s->state]);
-	conn_printf(c, "421 4.4.2 %s Error: timeout exceeded\r\n", conf->hostname);
-	smtpin_enter(c, s, SMTP_QUIT);
-	conn_close_after_flush(c);
+	if (s->ss.state == SMTP_AUTH)
+		auth_step(c, s, line, len);
+	else
+		command(c, s, line, len);
 }
 
-static int smtpin_open(struct conn *c)
+static int smtpin_too_long(struct conn *c)
 {
-	struct smtp_session *s;
-	int i;
+	struct smtp_session *s = c->sess;
 
-	for (i = 0; i < CONFIG_MAX_CONNECTIONS && pool_used[i]; i++)
-		;
-	if (i == CONFIG_MAX_CONNECTIONS)
-		return -1;
-	pool_used[i] = 1;
-	s = &pool[i];
-	memset(s, 0, sizeof(*s));
-	s->tx.f.fd = -1;
-	s->state = SMTP_CONNECTED;
-	strcpy(s->helo, "unknown");
-	c->sess = s;
-	if (needs_auth(c) && auth_banned((const struct sockaddr *)&c->peer)) {
-		conn_printf(c, "421 4.7.0 %s Too many failed logins, try later\r\n",
-			    conf->hostname);
-		smtpin_enter(c, s, SMTP_QUIT);
-		conn_close_after_flush(c);
+	if (s->ss.state == SMTP_AUTH) {
+		s->mech = 0;
+		sess_enter(c, SMTP_READY);
+	}
+	reply(c, s, 500, "5.5.2 Error: line too long");
+	return SESS_MORE;
+}
+
+static int smtpin_timeout(struct conn *c)
+{
+	struct smtp_session *s = c->sess;
+
+	if (s->ss.state != SMTP_DELIVER)
 		return 0;
-	}
-	conn_printf(c, "220 %s ESMTP postie\r\n", conf->hostname);
-	wait_command(c);
-	return 0;
+	deliver_step(c, s);
+	return 1;
 }
 
-static void smtpin_close(struct conn *c)
+static void smtpin_login_failed(struct conn *c)
+{
+	sess_enter(c, SMTP_READY);
+	reply(c, c->sess, 535, "5.7.8 Authentication credentials invalid");
+}
+
+/* why begins with the enhanced status code ("4.7.0 ..."). */
+static void smtpin_bye(struct conn *c, const char *why)
+{
+	conn_printf(c, "421 %.5s %s%s\r\n", why, conf->hostname, why + 5);
+}
+
+static void smtpin_cleanup(struct conn *c)
 {
 	struct smtp_session *s = c->sess;
 
-	if (!s)
-		return;
 	if (dv_owner == s) {
 		/* Cut short: the mailbox being written loses this message's
 		 * bytes; no 250 was given, so the client sends it again. */
@@ -1216,8 +1155,52 @@ static void smtpin_close(struct conn *c)
 		dv_owner = NULL;
 	}
 	tx_reset(s);
-	pool_used[s - pool] = 0;
-	c->sess = NULL;
+}
+
+static const struct sess_ops smtp_sess = {
+	.name = "smtp",
+	.states = state_names,
+	.pool = pool,
+	.size = sizeof(pool[0]),
+	.first = SMTP_CONNECTED,
+	.quit = SMTP_QUIT,
+	.auth_wait = SMTP_AUTH_WAIT,
+	.reading = SESS_ST(SMTP_CONNECTED) | SESS_ST(SMTP_READY) | SESS_ST(SMTP_MAIL) |
+		   SESS_ST(SMTP_RCPT) | SESS_ST(SMTP_DATA) | SESS_ST(SMTP_AUTH),
+	.max_commands = CONFIG_SMTP_MAX_COMMANDS,
+	.max_errors = CONFIG_SMTP_MAX_ERRORS,
+	.reply_room = SMTP_REPLY_ROOM,
+	.texts = {
+		[SESS_T_BANNED] = "4.7.0 Too many failed logins, try later",
+		[SESS_T_COMMANDS] = "4.7.0 Error: too many commands",
+		[SESS_T_ERRORS] = "4.7.0 Error: too many errors",
+		[SESS_T_TIMEOUT] = "4.4.2 Error: timeout exceeded",
+	},
+	.bye = smtpin_bye,
+	.wait = wait_command,
+	.read = smtpin_read,
+	.line = smtpin_line,
+	.too_long = smtpin_too_long,
+	.timeout = smtpin_timeout,
+	.login_failed = smtpin_login_failed,
+	.cleanup = smtpin_cleanup,
+};
+
+static int smtpin_open(struct conn *c)
+{
+	struct smtp_session *s = sess_open(c, &smtp_sess, sizeof(*s));
+
+	if (!s)
+		return -1;
+	s->tx.f.fd = -1;
+	strcpy(s->helo, "unknown");
+	if (needs_auth(c) && auth_banned((const struct sockaddr *)&c->peer)) {
+		sess_bye(c, smtp_sess.texts[SESS_T_BANNED]);
+		return 0;
+	}
+	conn_printf(c, "220 %s ESMTP postie\r\n", conf->hostname);
+	wait_command(c);
+	return 0;
 }
 
 static void smtpin_refuse(struct conn *c, const char *why)
@@ -1228,8 +1211,8 @@ static void smtpin_refuse(struct conn *c, const char *why)
 const struct proto_ops smtpin_ops = {
 	.name = "smtp",
 	.open = smtpin_open,
-	.input = smtpin_input,
-	.timeout = smtpin_timeout,
-	.close = smtpin_close,
+	.input = sess_input,
+	.timeout = sess_timeout,
+	.close = sess_close,
 	.refuse = smtpin_refuse,
 };
