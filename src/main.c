@@ -297,6 +297,19 @@ static void reload(void)
 /* mail_dir, made as root: chowned through a descriptor opened
  * O_NOFOLLOW, so nothing put in its place between the mkdir and the
  * chown makes root change the owner of another file. */
+/* A spool_dir that start-up cannot prepare, named with its line (or as
+ * the default). */
+static void spool_fatal(const char *what)
+{
+	int e = errno;
+
+	if (conf->spool_dir_line > 0)
+		fatal("%s:%d: spool_dir %s%s: %s", conf_path,
+		      conf->spool_dir_line, conf->spool_dir, what, strerror(e));
+	fatal("%s: spool_dir %s%s (the default): %s",
+	      conf_path, conf->spool_dir, what, strerror(e));
+}
+
 static void make_dir(const char *path, uid_t uid, gid_t gid)
 {
 	int fd;
@@ -610,7 +623,7 @@ static int daemon_main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &block, NULL);
 
 	if (spool_prepare(conf->spool_dir, uid, gid) != 0)
-		fatal("%s: %s", conf->spool_dir, strerror(errno));
+		spool_fatal("");
 	/* One daemon per spool: two would deliver the queue twice. Held
 	 * (never closed) for the daemon's life; taken before anything in
 	 * the spool (postie.ctl, dotlocks of the previous pid) is touched. */
@@ -619,7 +632,7 @@ static int daemon_main(int argc, char **argv)
 		fatal("another postie (pid %d) runs on spool_dir %s", holder,
 		      conf->spool_dir);
 	if (lock_fd < 0)
-		fatal("%s/postie.pid: %s", conf->spool_dir, strerror(errno));
+		spool_fatal("/postie.pid");
 	if (mkdir_parents(conf->mail_dir) != 0)
 		fatal("%s:%d: mail_dir %s: %s", conf_path, conf->mail_dir_line,
 		      conf->mail_dir, strerror(errno));
@@ -658,7 +671,7 @@ static int daemon_main(int argc, char **argv)
 	if (uid != (uid_t)-1)
 		drop_privileges(uid, gid, conf->run_as);
 	if (spool_init(conf->spool_dir) != 0)
-		fatal("%s: %s", conf->spool_dir, strerror(errno));
+		spool_fatal("");
 	/* Deliveries (SMTP and the relay queue) tell IMAP of new mail. */
 	if (CONFIG_IMAP) {
 		mbox_on_new_mail(imap_notify_mailbox);

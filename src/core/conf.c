@@ -784,6 +784,7 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
 	struct parse p = { .file = path, .err = err, .errlen = errlen };
 	char line[CONF_LINE_MAX + 2];
 	struct fdio_in f;
+	struct stat st;
 	int rc = 0, fd;
 
 	p.c = calloc(1, sizeof(*p.c));
@@ -795,6 +796,13 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		free(p.c);
+		return NULL;
+	}
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: a directory, not a configuration file "
+			 "(-c names the file, e.g. %s/postie.conf)", path, path);
+		close(fd);
 		free(p.c);
 		return NULL;
 	}
@@ -931,7 +939,14 @@ static int check_dir(const char *cpath, int line, const char *what, const char *
 			return finding(cpath, line, "%s %s: missing, and start-up cannot "
 				       "create it: %s does not exist (mkdir -p %s)",
 				       what, dir, parent, dir);
-		return 0;       /* start-up creates it, owned by run_as */
+		/* start-up creates it, owned by run_as, who must reach it */
+		if (w->name && !can(parent, w, X_OK, at, &st))
+			return finding(cpath, line, "%s %s: missing; start-up would "
+				       "create it, but %s could not reach it (%s: owner "
+				       "uid %u, mode %04o): chmod o+x %s", what, dir,
+				       w->name, at, (unsigned)st.st_uid,
+				       (unsigned)(st.st_mode & 07777), at);
+		return 0;
 	}
 	if (!S_ISDIR(st.st_mode))
 		return finding(cpath, line, "%s %s: not a directory", what, dir);
@@ -1094,7 +1109,15 @@ int conf_check(const struct conf *c, const char *path)
 		if (c->smarthost_tls != SMARTHOST_PLAIN && c->smarthost_verify)
 			n += check_readable(path, c->ca_file_line, "ca_file", c->ca_file, &w);
 	}
-	for (int i = 0; i < c->nlisten; i++)
+	for (int i = 0; i < c->nlisten; i++) {
 		n += check_listen(c, path, i);
+		/* Every port but smtp wants a login first. */
+		if (c->listen[i].kind != LISTEN_SMTP && !c->users[0])
+			dprintf(2, "postie: %s:%d: warning: listen %s %s: no 'users' "
+				"file, so nobody can log in: no mail is sent or read on "
+				"this port; add 'users FILE' and `postie user add NAME`\n",
+				path, c->listen_line[i], conf_service_name(c->listen[i].kind),
+				c->listen[i].text);
+	}
 	return n;
 }

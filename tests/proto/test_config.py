@@ -744,6 +744,52 @@ class StartupFindings(ConfBase):
         self.assertEqual(rc, 0, out)
         self.assertIn("postie.conf:3: note: listen 127.0.0.1:%d: in use" % port, out)
 
+    def test_missing_dir_below_a_folder_run_as_cannot_reach(self):
+        # start-up creates the directories as root, then run_as cannot
+        # pass the 0700 folder above them: -t says so, start-up names the
+        # line (outside attack r5, finding 11 f)
+        if not have_user("nobody"):
+            self.skipTest("no user nobody")
+        os.chmod(self.dir, 0o755)
+        os.mkdir(os.path.join(self.dir, "priv"), 0o700)
+        conf = self.conf("run_as nobody\n").replace("./mail", "./priv/mail") \
+            .replace("./spool", "./priv/spool")
+        out = self.assertBad(conf, 6, "mail_dir ./priv/mail: missing",
+                             "nobody could not reach it", "chmod o+x ./priv")
+        self.assertIn("postie.conf:7: spool_dir ./priv/spool: missing", out)
+        if os.geteuid() != 0:
+            return
+        r = subprocess.run(harness.command("-c", "postie.conf"), cwd=self.dir,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60 * SLOW)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("postie.conf:7: spool_dir ./priv/spool: Permission denied",
+                      r.stdout.decode())
+
+    def test_config_path_is_a_directory(self):
+        r = subprocess.run(harness.command("-t", "-c", self.dir), cwd=self.dir,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30 * SLOW)
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 1, out)
+        self.assertIn("%s: a directory, not a configuration file" % self.dir, out)
+        self.assertNotIn(":0:", out)
+
+    @need_feature("pop3")
+    def test_login_port_without_users_warned(self):
+        conf = "listen pop3 127.0.0.1:%d\nmail_dir ./mail\nspool_dir ./spool\n" \
+            % harness.free_port()
+        rc, out = self.check(conf)
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"postie\.conf:1: warning: listen pop3 127\.0\.0\.1:\d+: "
+                         r"no 'users' file, so nobody can log in")
+        rc, out = self.check(conf + "users ./users\n")
+        self.assertEqual(rc, 0, out)
+        self.assertNotIn("nobody can log in", out)
+        rc, out = self.check(conf.replace("pop3", "smtp"))     # no login there
+        self.assertEqual(rc, 0, out)
+        self.assertNotIn("nobody can log in", out)
+
     def test_start_up_names_the_listen_line(self):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
