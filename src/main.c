@@ -267,8 +267,11 @@ static void reload(void)
 	char err[512];
 
 	if (load_all(conf_path, &c, &u, &a, err, sizeof(err)) != 0) {
-		log_msg(LOGL_ERR, "reload failed, keeping the old configuration: %s",
-			err);
+		/* run_as reads again what root read at start-up: -t (run as
+		 * root) names the file and the chgrp/chmod a reload needs. */
+		log_msg(LOGL_ERR, "reload failed, keeping the old configuration: %s "
+			"(`postie -t -c %s` as root says what to change)", err,
+			conf_path);
 		return;
 	}
 	if (c->nlisten != conf->nlisten ||

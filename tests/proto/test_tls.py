@@ -618,7 +618,9 @@ class CertReload(harness.TestCase):
     def test_sighup_bad_key_keeps_old_certificate(self):
         self.server.set_cert("rsa", key_kind="rsa2")
         self.assertFalse(self.server.reload())
-        self.assertIn("key.pem", self.server.log().split("reload failed")[-1])
+        failed = self.server.log().split("reload failed")[-1].splitlines()[0]
+        self.assertIn("key.pem", failed)
+        self.assertIn("`postie -t -c ", failed)       # where the fix is found
         self.assertEqual(self.peer_cert(tlsutil.client_ctx("rsa")),
                          tlsutil.cert_der("rsa"))
         # Fixed: the next reload takes it.
