@@ -34,6 +34,7 @@
 #include "core/util.h"
 #include "proto/auth.h"
 #include "proto/sasl.h"
+#include "proto/session.h"
 #include "store/index.h"
 #include "store/mbox.h"
 #include "store/users.h"
@@ -78,8 +79,7 @@ struct pop3_send {
 };
 
 struct pop3_session {
-	enum pop3_state state;
-	int ncmds, nerrors;
+	struct session ss;              /* ss.state: enum pop3_state */
 	char user[USER_NAME_MAX + 1];   /* USER name, then the mailbox owner */
 	/* the maildrop */
 	int mfd, ifd;                   /* mbox (read-only), index */
@@ -102,30 +102,14 @@ struct pop3_session {
 };
 
 static struct pop3_session pool[CONFIG_MAX_CONNECTIONS];
-static unsigned char pool_used[CONFIG_MAX_CONNECTIONS];
 
 /* Message bytes on their way out; single-threaded, used within a call. */
 static unsigned char fbuf[8192];
 static char obuf[2 * sizeof(fbuf) + 32];
 
-static void pop3_enter(struct conn *c, struct pop3_session *s,
-		       enum pop3_state st)
-{
-	if (s->state != st)
-		log_msg(LOGL_DEBUG, "conn %u: pop3 %s -> %s", c->id,
-			state_names[s->state], state_names[st]);
-	s->state = st;
-}
-
 static void wait_command(struct conn *c)
 {
 	conn_deadline(c, CONFIG_POP3_TIMEOUT);
-}
-
-static void quit_now(struct conn *c, struct pop3_session *s)
-{
-	pop3_enter(c, s, POP3_QUIT);
-	conn_close_after_flush(c);
 }
 
 static void ok(struct conn *c, const char *fmt, ...)
@@ -153,12 +137,9 @@ static void err(struct conn *c, struct pop3_session *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	(void)s;
 	conn_printf(c, "-ERR %s\r\n", text);
-	if (++s->nerrors >= POP3_MAX_ERRORS && s->state != POP3_QUIT) {
-		conn_printf(c, "-ERR Too many errors, closing\r\n");
-		log_msg(LOGL_WARN, "conn %u %s: too many errors", c->id, c->peer_str);
-		quit_now(c, s);
-	}
+	sess_count_error(c);
 }
 
 /* ---- the maildrop ---------------------------------------------------- */
@@ -202,8 +183,8 @@ static int in_use(const struct pop3_session *me, const char *user)
 {
 	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
 		const struct pop3_session *o = &pool[i];
-		if (pool_used[i] && o != me && o->state >= POP3_OPEN &&
-		    o->state != POP3_QUIT && strcmp(o->user, user) == 0)
+		if (o->ss.conn && o != me && o->ss.state >= POP3_OPEN &&
+		    o->ss.state != POP3_QUIT && strcmp(o->user, user) == 0)
 			return 1;
 	}
 	return 0;
@@ -218,7 +199,7 @@ static void open_fail(struct conn *c, struct pop3_session *s, const char *code,
 	log_msg(LOGL_ERR, "conn %u %s: mailbox %s: %s%s%s", c->id, c->peer_str,
 		s->user, why, e ? ": " : "", e ? strerror(e) : "");
 	s->user[0] = '\0';
-	pop3_enter(c, s, POP3_AUTH);
+	sess_enter(c, POP3_AUTH);
 	err(c, s, "[%s] %s", code, why);
 	wait_command(c);
 	conn_resume(c);
@@ -278,7 +259,7 @@ static void open_done(struct conn *c, struct pop3_session *s)
 	s->dele_bytes = 0;
 	log_msg(LOGL_INFO, "conn %u %s: pop3 mailbox %s: %u messages, %llu octets",
 		c->id, c->peer_str, s->user, s->n, (unsigned long long)s->total);
-	pop3_enter(c, s, POP3_TRANS);
+	sess_enter(c, POP3_TRANS);
 	ok(c, "Logged in, %u messages (%llu octets)", s->n,
 	   (unsigned long long)s->total);
 	wait_command(c);
@@ -342,14 +323,14 @@ static void login(struct conn *c, struct pop3_session *s, const char *canon)
 	log_msg(LOGL_INFO, "conn %u %s: pop3 login %s", c->id, c->peer_str, s->user);
 	if (in_use(s, s->user)) {
 		s->user[0] = '\0';
-		pop3_enter(c, s, POP3_AUTH);
+		sess_enter(c, POP3_AUTH);
 		err(c, s, "[IN-USE] Mailbox is open in another POP3 session");
 		return;
 	}
 	c->flags |= CONN_AUTHED;
 	s->restarts = 0;
 	s->lock_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
-	pop3_enter(c, s, POP3_OPEN);
+	sess_enter(c, POP3_OPEN);
 	conn_suspend(c);
 	if (open_begin(c, s) != 0) {
 		open_fail(c, s, errno == EPERM ? "SYS/PERM" : "SYS/TEMP",
@@ -369,28 +350,18 @@ static void auth_result(struct conn *c, struct pop3_session *s, int good,
 		return;
 	}
 	s->user[0] = '\0';
-	if (auth_fail_wait(c, "pop3") != 0) {
-		conn_printf(c, "-ERR [AUTH] Too many failed logins, try later\r\n");
-		quit_now(c, s);
-		return;
-	}
-	pop3_enter(c, s, POP3_AUTH_WAIT);
+	sess_login_fail(c);
 }
 
 /* Login commands are refused before TLS unless the network is allowed. */
 static int auth_gate(struct conn *c, struct pop3_session *s)
 {
-	if (auth_banned((const struct sockaddr *)&c->peer)) {
-		conn_printf(c, "-ERR [AUTH] Too many failed logins, try later\r\n");
-		quit_now(c, s);
-		return -1;
-	}
-	if (!auth_allowed(c)) {
+	int rc = sess_login_gate(c);
+
+	if (rc > 0)
 		err(c, s, "[AUTH] Plaintext authentication disallowed on "
 		    "non-secure connections; use STLS");
-		return -1;
-	}
-	return 0;
+	return rc;
 }
 
 static void cmd_user(struct conn *c, struct pop3_session *s, const char *arg,
@@ -403,7 +374,7 @@ static void cmd_user(struct conn *c, struct pop3_session *s, const char *arg,
 		return;
 	}
 	str_copy(s->user, sizeof(s->user), arg, len);
-	pop3_enter(c, s, POP3_USER);
+	sess_enter(c, POP3_USER);
 	/* Same answer for every name: it does not tell which exist. */
 	ok(c, "Send your password");
 }
@@ -412,10 +383,12 @@ static void cmd_pass(struct conn *c, struct pop3_session *s, const char *arg,
 		     size_t len)
 {
 	const char *canon = NULL;
-	int good;
+	int good = auth_gate(c, s);
 
-	if (auth_gate(c, s) != 0) {
-		pop3_enter(c, s, POP3_AUTH);
+	if (good != 0) {
+		/* (not out of QUIT: a ban's goodbye ends the session) */
+		if (s->ss.state == POP3_USER)
+			sess_enter(c, POP3_AUTH);
 		return;
 	}
 	if (len == 0) {
@@ -433,7 +406,7 @@ static void sasl_plain(struct conn *c, struct pop3_session *s, const char *b64,
 	int rc = auth_plain_response(b64, len, &canon);
 
 	if (rc == AUTH_CANCEL || rc == AUTH_BADB64) {
-		pop3_enter(c, s, POP3_AUTH);
+		sess_enter(c, POP3_AUTH);
 		err(c, s, rc == AUTH_CANCEL ? "Authentication cancelled" :
 		    "Cannot decode the response");
 		return;
@@ -463,7 +436,7 @@ static void cmd_auth(struct conn *c, struct pop3_session *s, const char *arg,
 		sasl_plain(c, s, arg + mlen + 1, len - mlen - 1);
 		return;
 	}
-	pop3_enter(c, s, POP3_SASL);
+	sess_enter(c, POP3_SASL);
 	conn_printf(c, "+ \r\n");
 }
 
@@ -495,14 +468,14 @@ static void cmd_stls(struct conn *c, struct pop3_session *s, const char *arg,
 	}
 	/* RFC 2595: the client starts over after the handshake. */
 	s->user[0] = '\0';
-	pop3_enter(c, s, POP3_AUTH);
+	sess_enter(c, POP3_AUTH);
 	ok(c, "Begin TLS negotiation");
 }
 
 static void cmd_capa(struct conn *c, struct pop3_session *s, const char *arg,
 		     size_t len)
 {
-	int pre = s->state == POP3_AUTH || s->state == POP3_USER;
+	int pre = s->ss.state == POP3_AUTH || s->ss.state == POP3_USER;
 	int login_ok = pre && auth_allowed(c);
 
 	(void)arg; (void)len;
@@ -586,7 +559,7 @@ static void start_send(struct conn *c, struct pop3_session *s, int kind)
 {
 	s->u.snd.kind = kind;
 	s->u.snd.i = 0;
-	pop3_enter(c, s, POP3_SEND);
+	sess_enter(c, POP3_SEND);
 	conn_stream_begin(c);
 	send_step(c, s);
 }
@@ -793,12 +766,12 @@ static void send_step(struct conn *c, struct pop3_session *s)
 		if (rc < 0) {
 			log_msg(LOGL_ERR, "conn %u: reading mailbox %s: %s", c->id,
 				s->user, strerror(errno));
-			quit_now(c, s);
+			sess_quit(c);
 			return;
 		}
 		if (rc == 1) {
 			conn_stream_end(c);
-			pop3_enter(c, s, POP3_TRANS);
+			sess_enter(c, POP3_TRANS);
 			wait_command(c);
 			return;
 		}
@@ -837,7 +810,7 @@ static void update_end(struct conn *c, struct pop3_session *s, int good,
 			e ? strerror(e) : "");
 		conn_printf(c, "-ERR [%s] %s; no message deleted\r\n", code, why);
 	}
-	quit_now(c, s);
+	sess_quit(c);
 	if (c->w.fd >= 0)
 		conn_resume(c);
 }
@@ -889,13 +862,13 @@ static void cmd_quit(struct conn *c, struct pop3_session *s, const char *arg,
 		     size_t len)
 {
 	(void)arg; (void)len;
-	if (s->state != POP3_TRANS || s->ndele == 0) {
+	if (s->ss.state != POP3_TRANS || s->ndele == 0) {
 		ok(c, "Bye");
-		quit_now(c, s);
+		sess_quit(c);
 		return;
 	}
 	s->lock_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
-	pop3_enter(c, s, POP3_UPDATE);
+	sess_enter(c, POP3_UPDATE);
 	conn_suspend(c);
 	update_step(c, s, 0);
 }
@@ -936,11 +909,8 @@ static void command(struct conn *c, struct pop3_session *s, char *line,
 	const char *arg;
 	char shown[64];
 
-	if (++s->ncmds > POP3_MAX_COMMANDS) {
-		conn_printf(c, "-ERR Too many commands\r\n");
-		quit_now(c, s);
+	if (sess_count_command(c) != 0)
 		return;
-	}
 	if (memchr(line, '\0', len)) {
 		err(c, s, "NUL character in command");
 		return;
@@ -960,7 +930,7 @@ static void command(struct conn *c, struct pop3_session *s, char *line,
 		const struct pop3_cmd *cmd = &commands[i];
 		if (!str_ieq(line, vlen, cmd->verb))
 			continue;
-		if (!(cmd->states & ST(s->state))) {
+		if (!(cmd->states & ST(s->ss.state))) {
 			err(c, s, "Command not valid in this state");
 			return;
 		}
@@ -971,113 +941,72 @@ static void command(struct conn *c, struct pop3_session *s, char *line,
 		cmd->fn(c, s, arg, alen);
 		return;
 	}
-	if (s->state == POP3_USER)
-		pop3_enter(c, s, POP3_AUTH);
+	if (s->ss.state == POP3_USER)
+		sess_enter(c, POP3_AUTH);
 	err(c, s, "Unknown command");
 }
 
-static void pop3_input(struct conn *c)
+static int pop3_read(struct conn *c)
 {
 	struct pop3_session *s = c->sess;
 
-	if (s->state == POP3_SEND) {
-		send_step(c, s);
-		if (s->state == POP3_SEND)
-			return;
-	}
-	while (c->w.fd >= 0 && (s->state <= POP3_SASL || s->state == POP3_TRANS) &&
-	       conn_out_free(c) >= POP3_REPLY_ROOM && !conn_turn_over(c)) {
-		char *line;
-		size_t len;
-		int crlf, rc;
-
-		rc = lb_next(&c->in, s->state == POP3_SASL ? POP3_SASL_MAX :
-			     POP3_LINE_MAX, &line, &len, &crlf);
-		if (rc == LB_NEED)
-			return;
-		if (rc == LB_TOOLONG) {
-			if (s->state == POP3_SASL || s->state == POP3_USER)
-				pop3_enter(c, s, POP3_AUTH);
-			err(c, s, "Line too long");
-			continue;
-		}
-		if (s->state == POP3_SASL)
-			sasl_plain(c, s, line, len);
-		else
-			command(c, s, line, len);
-		explicit_bzero(line, len);
-		if (c->w.fd >= 0 && (s->state <= POP3_SASL || s->state == POP3_TRANS))
-			wait_command(c);
-	}
+	return sess_line(c, s->ss.state == POP3_SASL ? POP3_SASL_MAX : POP3_LINE_MAX);
 }
 
-static void pop3_timeout(struct conn *c)
+static void pop3_line(struct conn *c, char *line, size_t len)
 {
 	struct pop3_session *s = c->sess;
 
-	switch (s->state) {
-	case POP3_AUTH_WAIT:
-		pop3_enter(c, s, POP3_AUTH);
-		err(c, s, "[AUTH] Authentication failed");
-		wait_command(c);
-		conn_resume(c);
-		return;
-	case POP3_OPEN:
+	if (s->ss.state == POP3_SASL)
+		sasl_plain(c, s, line, len);
+	else
+		command(c, s, line, len);
+}
+
+static int pop3_too_long(struct conn *c)
+{
+	struct pop3_session *s = c->sess;
+
+	if (s->ss.state == POP3_SASL || s->ss.state == POP3_USER)
+		sess_enter(c, POP3_AUTH);
+	err(c, s, "Line too long");
+	return SESS_MORE;
+}
+
+static void pop3_stream(struct conn *c)
+{
+	send_step(c, c->sess);
+}
+
+static int pop3_timeout(struct conn *c)
+{
+	struct pop3_session *s = c->sess;
+
+	if (s->ss.state == POP3_OPEN)
 		open_step(c, s);
-		return;
-	case POP3_UPDATE:
+	else if (s->ss.state == POP3_UPDATE)
 		update_step(c, s, 0);
-		return;
-	case POP3_SEND:
-		if (!conn_out_pending(c)) {
-			send_step(c, s);
-			if (s->state != POP3_SEND && c->w.fd >= 0)
-				pop3_input(c);
-			return;
-		}
-		break;
-	default:
-		break;
-	}
-	log_msg(LOGL_INFO, "conn %u %s: pop3 timeout in state %s", c->id,
-		c->peer_str, state_names[s->state]);
-	/* RFC 1939 autologout: no UPDATE state, nothing deleted. */
-	conn_printf(c, "-ERR Autologout; idle for too long\r\n");
-	quit_now(c, s);
+	else
+		return 0;
+	return 1;
 }
 
-static int pop3_open(struct conn *c)
+static void pop3_login_failed(struct conn *c)
 {
-	struct pop3_session *s;
-	int i, one = 1;
-
-	for (i = 0; i < CONFIG_MAX_CONNECTIONS && pool_used[i]; i++)
-		;
-	if (i == CONFIG_MAX_CONNECTIONS)
-		return -1;
-	pool_used[i] = 1;
-	s = &pool[i];
-	/* The bitmap is cleared at login; the rest starts zeroed. */
-	memset(s, 0, offsetof(struct pop3_session, dele));
-	s->mfd = s->ifd = -1;
-	s->lock.fd = -1;
-	s->state = POP3_AUTH;
-	c->sess = s;
-	/* Messages leave in output-buffer-sized pieces: without this, Nagle
-	 * holds each small tail until the client's delayed ACK (40 ms). */
-	setsockopt(c->w.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	conn_printf(c, "+OK postie POP3 server ready\r\n");
-	wait_command(c);
-	return 0;
+	sess_enter(c, POP3_AUTH);
+	err(c, c->sess, "[AUTH] Authentication failed");
 }
 
-static void pop3_close(struct conn *c)
+static void pop3_bye(struct conn *c, const char *why)
+{
+	conn_printf(c, "-ERR %s\r\n", why);
+}
+
+static void pop3_cleanup(struct conn *c)
 {
 	struct pop3_session *s = c->sess;
 
-	if (!s)
-		return;
-	if (s->state == POP3_UPDATE) {
+	if (s->ss.state == POP3_UPDATE) {
 		/* QUIT came: finish what it started, even without a reader. */
 		s->lock_until = 0;
 		if (s->locked && s->rw_live) {
@@ -1097,8 +1026,57 @@ static void pop3_close(struct conn *c)
 		s->rw_live = 0;
 	}
 	drop_maildrop(s);
-	pool_used[s - pool] = 0;
-	c->sess = NULL;
+}
+
+static const struct sess_ops pop3_sess = {
+	.name = "pop3",
+	.states = state_names,
+	.pool = pool,
+	.size = sizeof(pool[0]),
+	.first = POP3_AUTH,
+	.quit = POP3_QUIT,
+	.auth_wait = POP3_AUTH_WAIT,
+	.reading = SESS_ST(POP3_AUTH) | SESS_ST(POP3_USER) | SESS_ST(POP3_SASL) |
+		   SESS_ST(POP3_TRANS),
+	.streaming = SESS_ST(POP3_SEND),
+	.max_commands = POP3_MAX_COMMANDS,
+	.max_errors = POP3_MAX_ERRORS,
+	.reply_room = POP3_REPLY_ROOM,
+	.texts = {
+		[SESS_T_BANNED] = "[AUTH] Too many failed logins, try later",
+		[SESS_T_COMMANDS] = "Too many commands",
+		[SESS_T_ERRORS] = "Too many errors, closing",
+		/* RFC 1939 autologout: no UPDATE state, nothing deleted. */
+		[SESS_T_TIMEOUT] = "Autologout; idle for too long",
+	},
+	.bye = pop3_bye,
+	.wait = wait_command,
+	.read = pop3_read,
+	.line = pop3_line,
+	.too_long = pop3_too_long,
+	.stream = pop3_stream,
+	.timeout = pop3_timeout,
+	.login_failed = pop3_login_failed,
+	.cleanup = pop3_cleanup,
+};
+
+static int pop3_open(struct conn *c)
+{
+	/* The bitmap is cleared at login; the rest starts zeroed. */
+	struct pop3_session *s = sess_open(c, &pop3_sess,
+					   offsetof(struct pop3_session, dele));
+	int one = 1;
+
+	if (!s)
+		return -1;
+	s->mfd = s->ifd = -1;
+	s->lock.fd = -1;
+	/* Messages leave in output-buffer-sized pieces: without this, Nagle
+	 * holds each small tail until the client's delayed ACK (40 ms). */
+	setsockopt(c->w.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	conn_printf(c, "+OK postie POP3 server ready\r\n");
+	wait_command(c);
+	return 0;
 }
 
 static void pop3_refuse(struct conn *c, const char *why)
@@ -1109,8 +1087,8 @@ static void pop3_refuse(struct conn *c, const char *why)
 const struct proto_ops pop3_ops = {
 	.name = "pop3",
 	.open = pop3_open,
-	.input = pop3_input,
-	.timeout = pop3_timeout,
-	.close = pop3_close,
+	.input = sess_input,
+	.timeout = sess_timeout,
+	.close = sess_close,
 	.refuse = pop3_refuse,
 };
