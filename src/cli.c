@@ -63,7 +63,8 @@ static const struct help helps[] = {
 	  "connection slots and TLS sessions in use, the queue (size, oldest\n"
 	  "message), the last relay error and the addresses banned for failed\n"
 	  "logins. It asks over spool_dir/postie.ctl, which only the user that\n"
-	  "started the daemon (root) may open. Exit 0, or 69 with no daemon.\n" },
+	  "started the daemon (root) may open. Exit 0; 69 with no daemon; 77\n"
+	  "for any other user.\n" },
 	{ "sendmail", "postie sendmail [-C FILE] [-t] [-i] [-f ADDR] [-F NAME] [-q] [-bp] [RCPT...]",
 	  "Queues a message read from stdin (also when started as `sendmail`);\n"
 	  "works whether or not the daemon runs. -q asks the daemon to run the\n"
@@ -75,14 +76,36 @@ static const struct help helps[] = {
 	  "This list, or the help of one command.\n" },
 };
 
+/* A command this build has (passwd needs AUTH, sendmail/mailq SENDMAIL). */
+static int built(const char *name)
+{
+	if (strcmp(name, "passwd") == 0)
+		return CONFIG_AUTH;
+	if (strcmp(name, "sendmail") == 0 || strcmp(name, "mailq") == 0)
+		return CONFIG_SENDMAIL;
+	return 1;
+}
+
 static void usage_all(int fd)
 {
-	fdio_out(fd, "postie — a small mail server (SMTP, submission, POP3, IMAP, relay)\n\n"
-		 "usage:\n");
-	for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++)
-		dprintf(fd, "  %s\n", helps[i].synopsis);
-	fdio_out(fd, "\n`postie help COMMAND` explains one (daemon, passwd, user, status,\n"
-		 "sendmail, mailq, help).\n");
+	static const struct { int on; const char *name; } parts[] = {
+		{ CONFIG_SMTP_SERVER, "SMTP" },
+		{ CONFIG_SMTP_SERVER && CONFIG_AUTH, "submission" },
+		{ CONFIG_POP3, "POP3" }, { CONFIG_IMAP, "IMAP" },
+		{ CONFIG_SENDMAIL, "sendmail" }, { CONFIG_RELAY, "relay" },
+	};
+	int n = 0;
+
+	/* What this build serves and which commands it has. */
+	fdio_out(fd, "postie — a small mail server");
+	for (size_t i = 0; i < ARRAY_LEN(parts); i++)
+		if (parts[i].on)
+			dprintf(fd, "%s%s", n++ ? ", " : " (", parts[i].name);
+	fdio_out(fd, n ? ")\n\nusage:\n" : "\n\nusage:\n");
+	for (size_t i = 0; i < ARRAY_LEN(helps); i++)
+		if (built(helps[i].name))
+			dprintf(fd, "  %s\n", helps[i].synopsis);
+	fdio_out(fd, "\n`postie help COMMAND` explains one.\n");
 }
 
 void cli_usage(void)

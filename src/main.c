@@ -259,6 +259,11 @@ static int load_all(const char *path, struct conf **c, struct users **u,
 	return 0;
 }
 
+static const char *plural(int n)
+{
+	return n == 1 ? "" : "s";
+}
+
 static void reload(void)
 {
 	struct conf *c;
@@ -294,7 +299,8 @@ static void reload(void)
 	aliases = a;
 	auth_reload();
 	smtpout_drop_idle();    /* the next message meets the new settings */
-	log_msg(LOGL_INFO, "reloaded %s: %d users", conf_path, users->n);
+	log_msg(LOGL_INFO, "reloaded %s: %d user%s", conf_path, users->n,
+		plural(users->n));
 }
 
 /* mail_dir, made as root: chowned through a descriptor opened
@@ -589,8 +595,9 @@ static int daemon_main(int argc, char **argv)
 			return 1;
 		}
 		check_postmaster(conf_path);
-		dprintf(1, "postie: %s: configuration OK (%d listeners, %d users)\n",
-		       conf_path, conf->nlisten, users->n);
+		dprintf(1, "postie: %s: configuration OK (%d listener%s, %d user%s)\n",
+		       conf_path, conf->nlisten, plural(conf->nlisten), users->n,
+		       plural(users->n));
 		return 0;
 	}
 	if (conf->nlisten == 0 && !CONFIG_SENDMAIL)
@@ -690,8 +697,9 @@ static int daemon_main(int argc, char **argv)
 	}
 	write_pid(lock_fd);
 
-	log_msg(LOGL_INFO, "postie %s started: %d listeners, %d users, pid %d",
-		POSTIE_VERSION, nlisteners, users->n, (int)getpid());
+	log_msg(LOGL_INFO, "postie %s started: %d listener%s, %d user%s, pid %d",
+		POSTIE_VERSION, nlisteners, plural(nlisteners), users->n,
+		plural(users->n), (int)getpid());
 	for (int i = 0; i < conf->nlisten; i++)
 		log_msg(LOGL_INFO, "listening for %s on %s",
 			conf_service_name(conf->listen[i].kind), conf->listen[i].text);

@@ -81,7 +81,7 @@ static void report(struct buf *b)
 	if (CONFIG_TLS)
 		buf_printf(b, "tls: %d of %d sessions in use\n", tls_in_use(),
 			   conf->max_tls_sessions);
-	if (CONFIG_CONN_STREAM_BUFS)
+	if (CONFIG_CONN_STREAM_BUFS && (CONFIG_POP3 || CONFIG_IMAP))  /* lent to them */
 		buf_printf(b, "stream buffers: %d of %d lent\n", conn_stream_in_use(),
 			   CONFIG_CONN_STREAM_BUFS);
 	if (CONFIG_RELAY) {

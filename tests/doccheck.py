@@ -4,8 +4,9 @@
 - every Kconfig symbol is used somewhere (src/, Makefile, tests/, board/,
   toolchain/): an option nothing reads is a lie in menuconfig;
 - README.md's "Compile-time options" table names every Kconfig symbol, and
-  only those; each row's defaults are the Kconfig defaults, in order; every
-  code or RAM size it quotes ("≈ 5 KB") is in the help text of its options;
+  only those, each in one row; each row's defaults are the Kconfig
+  defaults, in order; every code or RAM size it quotes ("≈ 5 KB") is in
+  the help text of its options;
 - every directive src/core/conf.c parses has a row in README.md's
   configuration reference;
 - the man pages made from the README (toolchain/mkman.py) hold every
@@ -144,6 +145,8 @@ def main():
         for n in names:
             if n not in syms:
                 problems.append("README.md options table: %s is not in Kconfig" % n)
+            if n in listed:
+                problems.append("README.md options table: %s has two rows" % n)
             listed.add(n)
         known = [n for n in names if n in syms]
         defaults = [d for d in default.split(",")]

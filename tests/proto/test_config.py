@@ -69,7 +69,10 @@ class ConfigCheck(ConfBase):
     def test_good_config(self):
         rc, out = self.check(GOOD)
         self.assertEqual(rc, 0, out)
-        self.assertIn("OK", out)
+        self.assertIn("configuration OK (1 listener, 2 users)", out)
+        self.write("users", "demo:\n")
+        rc, out = self.check(GOOD + "listen smtp 127.0.0.2:2525\n")
+        self.assertIn("configuration OK (2 listeners, 1 user)", out)
 
     def test_good_config_crlf_and_tabs(self):
         rc, out = self.check(GOOD.replace(" ", "\t").replace("\n", "\r\n"))
