@@ -116,6 +116,11 @@ def man_pages(conf_c):
         for c in ("passwd", "user", "status", "sendmail", "-t"):
             if "postie %s" % c not in page8:
                 problems.append("postie(8): 'postie %s' missing" % c)
+        for pname, text in (("postie(8)", page8), ("postie.conf(5)", conf5)):
+            heads = re.findall(r"^\.SH (.*)", text, re.M)
+            if heads[:3] != ["NAME", "SYNOPSIS", "DESCRIPTION"]:
+                problems.append("%s: starts with %s, not NAME, SYNOPSIS, "
+                                "DESCRIPTION" % (pname, ", ".join(heads[:3])))
         if shutil.which("groff"):
             r = subprocess.run(["groff", "-man", "-ww", "-z",
                                 os.path.join(out, "postie.8"),

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """toolchain/mkman.py README.md OUTDIR — the man pages from the README, so
 the two never disagree: postie(8) from "## Running" and "### Log lines",
-postie.conf(5) from "## Configuration reference" and its subsections.
+postie.conf(5) from "## Configuration reference" and its subsections;
+both with NAME, SYNOPSIS (postie(8): the command forms Running lists) and
+DESCRIPTION (the README's opening paragraph) first, as man(7) wants.
 
 Converts the Markdown the README uses (headings, paragraphs, lists, code
 blocks, tables, `code`, **bold**) to man(7) roff. Writes OUTDIR/postie.8
@@ -110,9 +112,38 @@ def convert(body):
     return out
 
 
+def synopsis(readme, name):
+    """postie(8): the command forms of the first code block of "Running"
+    (without their comments); postie.conf(5): where the file is."""
+    if name == "postie.conf.5":
+        return [".B /etc/postie.conf",
+                ".br",
+                "(the compiled-in default; \\fBpostie -c\\fR \\fIFILE\\fR names another)"]
+    body = sections(readme, ["Running"])[0][1]
+    block = re.search(r"^```\n(.*?)^```", body, re.M | re.S)
+    if not block:
+        raise SystemExit("mkman: '## Running' has no code block for SYNOPSIS")
+    out = []
+    for ln in block.group(1).splitlines():
+        ln = ln.split(" #", 1)[0].rstrip()
+        if ln:
+            out += [line_out(esc(ln)), ".br"]
+    return out[:-1]
+
+
+def description(readme):
+    """The README's opening paragraph, under its title."""
+    m = re.search(r"^# [^\n]*\n\n(.*?)\n\n", readme, re.S)
+    if not m:
+        raise SystemExit("mkman: README.md has no opening paragraph")
+    return [line_out(inline(" ".join(m.group(1).split())))]
+
+
 def page(readme, name):
     title, sec, what, names = PAGES[name]
-    out = ['.TH %s %s "" "postie" "postie"' % (title, sec), ".SH NAME", what]
+    out = ['.TH %s %s "" "postie" "postie"' % (title, sec), ".SH NAME", what,
+           ".SH SYNOPSIS"] + synopsis(readme, name) + \
+        [".SH DESCRIPTION"] + description(readme)
     for head, body in sections(readme, names):
         out.append(".SH " + esc(head).upper())
         out += convert(body)
