@@ -2,10 +2,11 @@
  * SASL-IR (RFC 4959), ID (RFC 2971), ENABLE (RFC 5161), IDLE (RFC 2177),
  * NAMESPACE (RFC 2342), UNSELECT (RFC 3691); STARTTLS and imaps.
  *
- * One enum of states, one imap_enter() that is the only writer of the
- * state, a command table of {verb, allowed states, handler}. Handlers
- * parse the whole command (imap_parse.c) and answer BAD before acting.
- * Anything whose answer can outgrow the connection's output buffer
+ * One enum of states, written only by sess_enter() (the skeleton all
+ * servers share, session.c, which also takes sessions from the pool,
+ * pumps the input and gates logins), a command table of {verb, allowed
+ * states, handler}. Handlers parse the whole command (imap_parse.c)
+ * and answer BAD before acting. Anything whose answer can outgrow the connection's output buffer
  * (FETCH, SEARCH, STORE, EXPUNGE, LIST) runs as a job that produces
  * output as the socket takes it, then the tagged answer.
  *
@@ -24,9 +25,9 @@
  * IMAP_MAX_ERRORS, CONFIG_IMAP_TIMEOUT, the parser's limits.
  *
  * The server is split along its sections, with their shared types in
- * imap_int.h: this file has the session pool, states, authentication
- * and the commands of any state, the command table and the command
- * reader; imap_mailbox.c the mailboxes and the commands on them,
+ * imap_int.h: this file has the session pool, states, the hooks the
+ * skeleton calls, authentication and the commands of any state, the
+ * command table and the command reader; imap_mailbox.c the mailboxes and the commands on them,
  * imap_selected.c the selected mailbox (other sessions, synchronising,
  * the selected-state commands), imap_fetch.c the streams, FETCH and
  * the jobs, imap_append.c APPEND, COPY and MOVE. */
@@ -54,6 +55,7 @@
 #include "proto/imap_search.h"
 #include "proto/mime.h"
 #include "proto/sasl.h"
+#include "proto/session.h"
 #include "store/folders.h"
 #include "store/index.h"
 #include "store/mbox.h"
@@ -66,8 +68,6 @@ static const char *const state_names[] = {
 };
 
 struct imap_session imap_pool[CONFIG_MAX_CONNECTIONS];
-unsigned char imap_pool_used[CONFIG_MAX_CONNECTIONS];
-struct conn *imap_pool_conn[CONFIG_MAX_CONNECTIONS];
 
 /* Shared scratch, used within one call only (single-threaded). */
 unsigned char imap_fbuf[8192];
@@ -77,28 +77,14 @@ uint16_t imap_kmp_tab[IMAP_CMD_MAX];  /* SEARCH needles' tables */
 
 static void reader_reset(struct imap_session *s);
 
-void imap_enter(struct conn *c, struct imap_session *s, enum imap_state st)
-{
-	if (s->state != st)
-		log_msg(LOGL_DEBUG, "conn %u: imap %s -> %s", c->id,
-			state_names[s->state], state_names[st]);
-	s->state = st;
-}
-
 void imap_wait_command(struct conn *c, struct imap_session *s)
 {
 	/* The command (and any set a finished operation used) is done. */
 	if (s->rd_taken)
 		reader_reset(s);
 	s->set = NULL;
-	conn_deadline(c, s->state == IMAP_IDLE ? IMAP_IDLE_TIMEOUT :
-		      s->state == IMAP_NOAUTH ? 60 : CONFIG_IMAP_TIMEOUT);
-}
-
-void imap_logout_now(struct conn *c, struct imap_session *s)
-{
-	imap_enter(c, s, IMAP_LOGOUT);
-	conn_close_after_flush(c);
+	conn_deadline(c, s->ss.state == IMAP_IDLE ? IMAP_IDLE_TIMEOUT :
+		      s->ss.state == IMAP_NOAUTH ? 60 : CONFIG_IMAP_TIMEOUT);
 }
 
 void imap_tagged(struct conn *c, struct imap_session *s, const char *st,
@@ -111,13 +97,8 @@ void imap_tagged(struct conn *c, struct imap_session *s, const char *st,
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	conn_printf(c, "%s %s %s\r\n", s->tag[0] ? s->tag : "*", st, text);
-	if (st[0] != 'O' && ++s->nerrors >= IMAP_MAX_ERRORS &&
-	    s->state != IMAP_LOGOUT) {
-		conn_printf(c, "* BYE Too many errors\r\n");
-		log_msg(LOGL_WARN, "conn %u %s: imap: too many errors", c->id,
-			c->peer_str);
-		imap_logout_now(c, s);
-	}
+	if (st[0] != 'O')
+		sess_count_error(c);
 }
 
 void imap_bad(struct conn *c, struct imap_session *s, const char *why)
@@ -135,7 +116,7 @@ static int starttls_offered(const struct conn *c)
 static void capability_text(struct conn *c, struct imap_session *s, char *out,
 			    size_t n)
 {
-	int pre = s->state == IMAP_NOAUTH;
+	int pre = s->ss.state == IMAP_NOAUTH;
 
 	snprintf(out, n, "IMAP4rev1%s SASL-IR%s%s%s%s UNSELECT CHILDREN%s%s%s%s%s%s%s",
 		 CONFIG_IMAP_LITERALPLUS ? " LITERAL+" : "",
@@ -161,7 +142,7 @@ static void login_ok(struct conn *c, struct imap_session *s, const char *canon)
 	    folder_setup(s->base, CONFIG_IMAP_SPECIAL_USE) != 0)
 		log_msg(LOGL_WARN, "conn %u %s: imap %s: cannot set up the folders "
 			"in %s: %s", c->id, c->peer_str, s->user, s->base, strerror(errno));
-	imap_enter(c, s, IMAP_AUTHED);
+	sess_enter(c, IMAP_AUTHED);
 	capability_text(c, s, cap, sizeof(cap));
 	imap_tagged(c, s, "OK", "[CAPABILITY %s] Logged in", cap);
 }
@@ -173,26 +154,16 @@ static void auth_result(struct conn *c, struct imap_session *s, int good,
 		login_ok(c, s, canon);
 		return;
 	}
-	if (auth_fail_wait(c, "imap") != 0) {
-		conn_printf(c, "* BYE Too many failed logins, try later\r\n");
-		imap_logout_now(c, s);
-		return;
-	}
-	imap_enter(c, s, IMAP_AUTH_WAIT);
+	sess_login_fail(c);
 }
 
 static int auth_gate(struct conn *c, struct imap_session *s)
 {
-	if (auth_banned((const struct sockaddr *)&c->peer)) {
-		conn_printf(c, "* BYE Too many failed logins, try later\r\n");
-		imap_logout_now(c, s);
-		return -1;
-	}
-	if (!auth_allowed(c)) {
+	int rc = sess_login_gate(c);
+
+	if (rc > 0)
 		imap_tagged(c, s, "NO", "[PRIVACYREQUIRED] Login only after STARTTLS");
-		return -1;
-	}
-	return 0;
+	return rc;
 }
 
 static void cmd_login(struct conn *c, struct imap_session *s, struct ip *ip)
@@ -220,7 +191,7 @@ static void sasl_plain(struct conn *c, struct imap_session *s, const char *b64,
 	const char *canon = NULL;
 	int rc = auth_plain_response(b64, len, &canon);
 
-	imap_enter(c, s, IMAP_NOAUTH);
+	sess_enter(c, IMAP_NOAUTH);
 	if (rc == AUTH_CANCEL || rc == AUTH_BADB64) {
 		imap_bad(c, s, rc == AUTH_CANCEL ? "Authentication cancelled" :
 			 "Cannot decode the response");
@@ -257,7 +228,7 @@ static void cmd_authenticate(struct conn *c, struct imap_session *s, struct ip *
 		imap_bad(c, s, "Syntax: AUTHENTICATE mechanism [initial-response]");
 		return;
 	}
-	imap_enter(c, s, IMAP_SASL);
+	sess_enter(c, IMAP_SASL);
 	conn_printf(c, "+ \r\n");
 }
 
@@ -321,7 +292,7 @@ static void cmd_logout(struct conn *c, struct imap_session *s, struct ip *ip)
 	conn_printf(c, "* BYE Logging out\r\n");
 	imap_tagged(c, s, "OK", "Logout completed");
 	imap_close_sel(s);
-	imap_logout_now(c, s);
+	sess_quit(c);
 }
 
 static void id_answer(struct conn *c)
@@ -430,11 +401,8 @@ static void command(struct conn *c, struct imap_session *s)
 	char shown[80];
 
 	s->tag[0] = '\0';
-	if (++s->ncmds > IMAP_MAX_COMMANDS) {
-		conn_printf(c, "* BYE Too many commands\r\n");
-		imap_logout_now(c, s);
+	if (sess_count_command(c) != 0)
 		return;
-	}
 	ip_init(&ip, s->cmd, s->cb.len);
 	if (ip_tag(&ip, &tag, &tl)) {
 		imap_bad(c, s, "Missing or bad tag");
@@ -453,8 +421,8 @@ static void command(struct conn *c, struct imap_session *s)
 		const struct imap_cmd *cmd = &commands[i];
 		if (!cmd->fn || !str_ieq(verb, vl, cmd->verb))
 			continue;
-		if (!(cmd->states & ST(s->state))) {
-			imap_bad(c, s, s->state == IMAP_NOAUTH ? "Log in first" :
+		if (!(cmd->states & ST(s->ss.state))) {
+			imap_bad(c, s, s->ss.state == IMAP_NOAUTH ? "Log in first" :
 				 "Command not valid in this state");
 			return;
 		}
@@ -539,7 +507,7 @@ static int overlong_id(struct imap_session *s, char *p, size_t n)
 static int give_up(struct conn *c, struct imap_session *s, const char *why)
 {
 	conn_printf(c, "* BYE %s\r\n", why);
-	imap_enter(c, s, IMAP_LOGOUT);
+	sess_enter(c, IMAP_LOGOUT);
 	imap_tagged(c, s, "BAD", "%s", why);
 	conn_close_after_flush(c);
 	return RD_NEED;
@@ -775,160 +743,115 @@ static int read_step(struct conn *c, struct imap_session *s)
 	return line_end(c, s);
 }
 
-int imap_reading_state(const struct imap_session *s)
-{
-	return s->state == IMAP_NOAUTH || s->state == IMAP_AUTHED ||
-	       s->state == IMAP_SELECTED || s->state == IMAP_SASL ||
-	       s->state == IMAP_IDLE;
-}
-
-static void imap_input(struct conn *c)
+/* SASL responses and IDLE's DONE are plain lines. */
+static void imap_line(struct conn *c, char *line, size_t len)
 {
 	struct imap_session *s = c->sess;
 
-	if (s->state == IMAP_BUSY) {
-		imap_job_step(c, s);
-		if (s->state == IMAP_BUSY)
-			return;
-	}
-	while (c->w.fd >= 0 && imap_reading_state(s) && conn_out_free(c) >= IMAP_REPLY_ROOM &&
-	       !conn_turn_over(c)) {
-		if (s->state == IMAP_SASL || s->state == IMAP_IDLE) {
-			char *line;
-			size_t len;
-			int crlf, rc = lb_next(&c->in, 1000, &line, &len, &crlf);
-			if (rc == LB_NEED)
-				return;
-			if (s->state == IMAP_IDLE) {
-				if (rc == LB_LINE && str_ieq(line, len, "DONE")) {
-					imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
-					imap_tagged(c, s, "OK", "IDLE terminated");
-				} else {
-					imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
-					imap_bad(c, s, "Expected DONE");
-				}
-			} else if (rc == LB_TOOLONG) {
-				imap_enter(c, s, IMAP_NOAUTH);
-				imap_bad(c, s, "Response too long");
-			} else {
-				sasl_plain(c, s, line, len);
-				explicit_bzero(line, len);
-			}
-			imap_wait_command(c, s);
-			continue;
-		}
-		int rc = read_step(c, s);
-		if (rc == RD_NEED)
-			return;
-		if (rc == RD_MORE)
-			continue;
-		if (s->refused) {
-			if (s->ref_id)
-				id_answer(c);
-			imap_tagged(c, s, s->ref_st, "%s", s->ref_text);
-		} else if (s->app_rest) {
-			imap_append_end(c, s);
-		} else {
-			command(c, s);
-		}
-		if (c->w.fd >= 0 && imap_reading_state(s))
-			imap_wait_command(c, s);
-	}
-}
-
-static void imap_timeout(struct conn *c)
-{
-	struct imap_session *s = c->sess;
-
-	switch (s->state) {
-	case IMAP_AUTH_WAIT:
-		imap_enter(c, s, IMAP_NOAUTH);
-		imap_tagged(c, s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
-		imap_wait_command(c, s);
-		conn_resume(c);
+	if (s->ss.state == IMAP_SASL) {
+		sasl_plain(c, s, line, len);
 		return;
+	}
+	sess_enter(c, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+	if (str_ieq(line, len, "DONE"))
+		imap_tagged(c, s, "OK", "IDLE terminated");
+	else
+		imap_bad(c, s, "Expected DONE");
+}
+
+static int imap_too_long(struct conn *c)
+{
+	struct imap_session *s = c->sess;
+
+	if (s->ss.state == IMAP_SASL) {
+		sess_enter(c, IMAP_NOAUTH);
+		imap_bad(c, s, "Response too long");
+	} else {
+		sess_enter(c, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+		imap_bad(c, s, "Expected DONE");
+	}
+	return SESS_DONE;
+}
+
+static int imap_read(struct conn *c)
+{
+	struct imap_session *s = c->sess;
+	int rc;
+
+	if (s->ss.state == IMAP_SASL || s->ss.state == IMAP_IDLE)
+		return sess_line(c, 1000);
+	rc = read_step(c, s);
+	if (rc != RD_CMD)
+		return rc == RD_NEED ? SESS_NEED : SESS_MORE;
+	if (s->refused) {
+		if (s->ref_id)
+			id_answer(c);
+		imap_tagged(c, s, s->ref_st, "%s", s->ref_text);
+	} else if (s->app_rest) {
+		imap_append_end(c, s);
+	} else {
+		command(c, s);
+	}
+	return SESS_DONE;
+}
+
+static void imap_stream(struct conn *c)
+{
+	imap_job_step(c, c->sess);
+}
+
+static int imap_timeout(struct conn *c)
+{
+	struct imap_session *s = c->sess;
+
+	switch (s->ss.state) {
 	case IMAP_OPEN:
 		imap_open_step(c, s);
-		return;
+		return 1;
 	case IMAP_REWRITE:
 		imap_rewrite_step(c, s, 0);
-		return;
+		return 1;
 	case IMAP_APPEND:
 		imap_append_step(c, s);
-		return;
+		return 1;
 	case IMAP_COPY:
 		imap_copy_step(c, s);
-		return;
-	case IMAP_BUSY:
-		if (!conn_out_pending(c)) {
-			imap_job_step(c, s);
-			/* The pipelined commands after it run as input does
-			 * (CONN_IN_INPUT): a command finishing inside one of
-			 * them resumes without running the next one nested. */
-			if (s->state != IMAP_BUSY && c->w.fd >= 0)
-				conn_resume(c);
-			return;
-		}
-		break;
+		return 1;
 	case IMAP_IDLE:
-		if (s->need_sync) {
-			imap_sync_and_push(c, s);
-			if (!s->need_sync)
-				imap_wait_command(c, s);
-			return;
-		}
-		break;
+		if (!s->need_sync)
+			return 0;
+		imap_sync_and_push(c, s);
+		if (!s->need_sync)
+			imap_wait_command(c, s);
+		return 1;
 	default:
-		break;
+		return 0;
 	}
-	log_msg(LOGL_INFO, "conn %u %s: imap timeout in state %s", c->id,
-		c->peer_str, state_names[s->state]);
-	conn_printf(c, "* BYE Autologout; idle for too long\r\n");
-	imap_logout_now(c, s);
 }
 
-static int imap_open(struct conn *c)
+static void imap_login_failed(struct conn *c)
 {
-	struct imap_session *s;
-	char cap[256];
-	int i;
-
-	for (i = 0; i < CONFIG_MAX_CONNECTIONS && imap_pool_used[i]; i++)
-		;
-	if (i == CONFIG_MAX_CONNECTIONS)
-		return -1;
-	imap_pool_used[i] = 1;
-	imap_pool_conn[i] = c;
-	s = &imap_pool[i];
-	memset(s, 0, offsetof(struct imap_session, cb));
-	s->sel.mfd = s->sel.ifd = s->tmp.mfd = s->tmp.ifd = -1;
-	s->sel.lfd = s->tmp.lfd = -1;
-	s->old_ifd = -1;
-	s->rw_ifd = -1;
-	s->app_fd = -1;
-	idx_sc_init(&s->sc);
-	s->lock.fd = -1;
-	s->state = IMAP_NOAUTH;
-	buf_init(&s->cb, s->cmd, IMAP_CMD_MAX);
-	buf_init(&s->ib, s->item, sizeof(s->item));
-	buf_init(&s->tailb, s->tail, sizeof(s->tail));
-	reader_reset(s);
-	c->sess = s;
-	capability_text(c, s, cap, sizeof(cap));
-	conn_printf(c, "* OK [CAPABILITY %s] postie IMAP4rev1 ready\r\n", cap);
-	imap_wait_command(c, s);
-	return 0;
+	sess_enter(c, IMAP_NOAUTH);
+	imap_tagged(c, c->sess, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
 }
 
-static void imap_close(struct conn *c)
+static void imap_wait(struct conn *c)
+{
+	imap_wait_command(c, c->sess);
+}
+
+static void imap_bye(struct conn *c, const char *why)
+{
+	conn_printf(c, "* BYE %s\r\n", why);
+}
+
+static void imap_cleanup(struct conn *c)
 {
 	struct imap_session *s = c->sess;
 
-	if (!s)
-		return;
 	if (imap_mime_owner == s)
 		imap_mime_owner = NULL;
-	if (s->state == IMAP_REWRITE && s->locked && s->rw_live) {
+	if (s->ss.state == IMAP_REWRITE && s->locked && s->rw_live) {
 		/* EXPUNGE came: finish it, even without a reader. */
 		struct idx_hdr h;
 		int rc;
@@ -943,7 +866,7 @@ static void imap_close(struct conn *c)
 		idx_rewrite_abort(&s->u.rw);
 		s->rw_live = 0;
 	}
-	if ((s->state == IMAP_COPY || s->state == IMAP_APPEND) && s->locked)
+	if ((s->ss.state == IMAP_COPY || s->ss.state == IMAP_APPEND) && s->locked)
 		mbox_rollback(&s->lock);        /* a copy cut short: none of it */
 	if (s->app_fd >= 0)
 		close(s->app_fd);
@@ -956,9 +879,67 @@ static void imap_close(struct conn *c)
 		close(s->old_ifd);
 	s->old_ifd = -1;
 	imap_rw_close_snapshot(s);
-	imap_pool_used[s - imap_pool] = 0;
-	imap_pool_conn[s - imap_pool] = NULL;
-	c->sess = NULL;
+}
+
+static const struct sess_ops imap_sess = {
+	.name = "imap",
+	.states = state_names,
+	.pool = imap_pool,
+	.size = sizeof(imap_pool[0]),
+	.first = IMAP_NOAUTH,
+	.quit = IMAP_LOGOUT,
+	.auth_wait = IMAP_AUTH_WAIT,
+	.reading = SESS_ST(IMAP_NOAUTH) | SESS_ST(IMAP_AUTHED) | SESS_ST(IMAP_SELECTED) |
+		   SESS_ST(IMAP_SASL) | SESS_ST(IMAP_IDLE),
+	.streaming = SESS_ST(IMAP_BUSY),
+	.max_commands = IMAP_MAX_COMMANDS,
+	.max_errors = IMAP_MAX_ERRORS,
+	.reply_room = IMAP_REPLY_ROOM,
+	.texts = {
+		[SESS_T_BANNED] = "Too many failed logins, try later",
+		[SESS_T_COMMANDS] = "Too many commands",
+		[SESS_T_ERRORS] = "Too many errors",
+		[SESS_T_TIMEOUT] = "Autologout; idle for too long",
+	},
+	.bye = imap_bye,
+	.wait = imap_wait,
+	.read = imap_read,
+	.line = imap_line,
+	.too_long = imap_too_long,
+	.stream = imap_stream,
+	.timeout = imap_timeout,
+	.login_failed = imap_login_failed,
+	.cleanup = imap_cleanup,
+};
+
+int imap_reading_state(const struct imap_session *s)
+{
+	return (imap_sess.reading & SESS_ST(s->ss.state)) != 0;
+}
+
+static int imap_open(struct conn *c)
+{
+	struct imap_session *s = sess_open(c, &imap_sess,
+					   offsetof(struct imap_session, cb));
+	char cap[256];
+
+	if (!s)
+		return -1;
+	s->sel.mfd = s->sel.ifd = s->tmp.mfd = s->tmp.ifd = -1;
+	s->sel.lfd = s->tmp.lfd = -1;
+	s->old_ifd = -1;
+	s->rw_ifd = -1;
+	s->app_fd = -1;
+	idx_sc_init(&s->sc);
+	s->lock.fd = -1;
+	buf_init(&s->cb, s->cmd, IMAP_CMD_MAX);
+	buf_init(&s->ib, s->item, sizeof(s->item));
+	buf_init(&s->tailb, s->tail, sizeof(s->tail));
+	reader_reset(s);
+	capability_text(c, s, cap, sizeof(cap));
+	conn_printf(c, "* OK [CAPABILITY %s] postie IMAP4rev1 ready\r\n", cap);
+	imap_wait_command(c, s);
+	return 0;
 }
 
 static void imap_refuse(struct conn *c, const char *why)
@@ -969,8 +950,8 @@ static void imap_refuse(struct conn *c, const char *why)
 const struct proto_ops imap_ops = {
 	.name = "imap",
 	.open = imap_open,
-	.input = imap_input,
-	.timeout = imap_timeout,
-	.close = imap_close,
+	.input = sess_input,
+	.timeout = sess_timeout,
+	.close = sess_close,
 	.refuse = imap_refuse,
 };

@@ -79,7 +79,7 @@ static void target_end(struct conn *c, struct imap_session *s, const char *st,
 	s->app_mode = APP_NONE;
 	imap_unlock(s);
 	imap_mbx_close(&s->tmp);
-	imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+	sess_enter(c, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
 	imap_tagged(c, s, st, "%s", text);
 	imap_wait_command(c, s);
 	conn_resume(c);
@@ -180,7 +180,7 @@ int imap_append_begin(struct conn *c, struct imap_session *s, uint64_t lit)
 
 	while (open_brace > s->line0 && s->cmd[open_brace - 1] != '{')
 		open_brace--;
-	if (open_brace == s->line0 || s->state == IMAP_NOAUTH)
+	if (open_brace == s->line0 || s->ss.state == IMAP_NOAUTH)
 		return 0;
 	ip_init(&ip, s->cmd, open_brace - 1);
 	if (ip_tag(&ip, &tag, &tl) || ip_sp(&ip) || ip_atom(&ip, &w, &wl, 0) ||
@@ -199,7 +199,7 @@ int imap_append_begin(struct conn *c, struct imap_session *s, uint64_t lit)
 	    (ip_peek(&ip) == '"' && (ip_datetime(&ip, &s->app_time) || ip_sp(&ip))) ||
 	    !ip_done(&ip))
 		err = "Syntax: APPEND mailbox [(flags)] [date-time] {size}";
-	else if (s->state != IMAP_AUTHED && s->state != IMAP_SELECTED)
+	else if (s->ss.state != IMAP_AUTHED && s->ss.state != IMAP_SELECTED)
 		err = "Command not valid in this state";
 	else if (target_set(c, s, name, nl, &st, &err) == 0) {
 		if (lit == 0)
@@ -301,14 +301,14 @@ void imap_append_end(struct conn *c, struct imap_session *s)
 		s->app_err = "One message per APPEND (no MULTIAPPEND)";
 	}
 	if (s->app_mode != APP_STORE) {
-		imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+		sess_enter(c, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
 		conn_suspend(c);
 		target_end(c, s, s->app_st, s->app_err);
 		return;
 	}
 	s->lock_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
 	mbox_append_begin(&s->app_ap);
-	imap_enter(c, s, IMAP_APPEND);
+	sess_enter(c, IMAP_APPEND);
 	conn_suspend(c);
 	imap_append_step(c, s);
 }
@@ -366,7 +366,7 @@ static void index_new(struct conn *c, struct imap_session *s, int kind)
 {
 	s->open_kind = kind;
 	s->restarts = 0;
-	imap_enter(c, s, IMAP_OPEN);
+	sess_enter(c, IMAP_OPEN);
 	if (imap_mbx_begin(s, &s->tmp) != 0) {
 		imap_open_fail(c, s, "Cannot open the mailbox");
 		return;
@@ -529,7 +529,7 @@ void imap_new_done(struct conn *c, struct imap_session *s, int indexed)
 			 "APPEND" : s->copy_move ? "MOVE" : "COPY");
 	imap_tell_changed(s, m->dir, m->name);
 	imap_mbx_close(m);
-	imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+	sess_enter(c, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
 	/* Answer first: resuming runs the next pipelined command at once. */
 	if (kind == OPEN_COPY && s->copy_move) {
 		if (text[0] == '[')
@@ -537,7 +537,7 @@ void imap_new_done(struct conn *c, struct imap_session *s, int indexed)
 				    (int)(strchr(text, ']') + 1 - text), text);
 		imap_start_rewrite(c, s, 0, RW_MOVE, s->set_uid ? "UID MOVE completed" :
 				   "MOVE completed");
-		if (s->state == IMAP_REWRITE)
+		if (s->ss.state == IMAP_REWRITE)
 			return;         /* rewrite_end resumes */
 	} else {
 		if (same)
@@ -608,7 +608,7 @@ void imap_cmd_copy(struct conn *c, struct imap_session *s, struct ip *ip, int ui
 	s->copy_i = 0;
 	s->copy_done = 0;
 	s->lock_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
-	imap_enter(c, s, IMAP_COPY);
+	sess_enter(c, IMAP_COPY);
 	conn_suspend(c);
 	imap_copy_step(c, s);
 }

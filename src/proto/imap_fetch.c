@@ -940,7 +940,7 @@ static void job_done(struct conn *c, struct imap_session *s, const char *st)
 {
 	if (s->job.kind == J_FETCH)
 		conn_stream_end(c);
-	imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+	sess_enter(c, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
 	imap_tagged(c, s, st, "%s", s->done_text);
 	imap_wait_command(c, s);
 }
@@ -1149,12 +1149,12 @@ static int job_produce(struct conn *c, struct imap_session *s)
 				if (s->merge_idle) {
 					/* Announced in IDLE: idle on, no answer. */
 					s->merge_idle = 0;
-					imap_enter(c, s, IMAP_IDLE);
+					sess_enter(c, IMAP_IDLE);
 					conn_deadline(c, IMAP_IDLE_TIMEOUT);
 					return 1;
 				}
 				if (!s->tag[0]) {
-					imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+					sess_enter(c, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
 					return 1;
 				}
 				job_done(c, s, "OK");
@@ -1187,7 +1187,7 @@ void imap_job_step(struct conn *c, struct imap_session *s)
 	size_t sent = 0;
 
 	s->job.budget = IMAP_STEP;
-	while (c->w.fd >= 0 && s->state == IMAP_BUSY) {
+	while (c->w.fd >= 0 && s->ss.state == IMAP_BUSY) {
 		size_t before = conn_out_free(c);
 		int rc = job_produce(c, s);
 
@@ -1195,7 +1195,7 @@ void imap_job_step(struct conn *c, struct imap_session *s)
 			log_msg(LOGL_ERR, "conn %u: imap %s: reading the mailbox: %s",
 				c->id, s->user, strerror(errno));
 			conn_printf(c, "* BYE Cannot read the mailbox\r\n");
-			imap_logout_now(c, s);
+			sess_quit(c);
 			return;
 		}
 		if (rc == 1)
@@ -1226,6 +1226,6 @@ void imap_job_start(struct conn *c, struct imap_session *s, int kind,
 		s->job.hi = 0;
 	}
 	snprintf(s->done_text, sizeof(s->done_text), "%s", done);
-	imap_enter(c, s, IMAP_BUSY);
+	sess_enter(c, IMAP_BUSY);
 	imap_job_step(c, s);
 }

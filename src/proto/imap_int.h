@@ -14,6 +14,7 @@
 #include "proto/imap_parse.h"
 #include "proto/imap_search.h"
 #include "proto/mime.h"
+#include "proto/session.h"
 #include "store/folders.h"
 #include "store/index.h"
 #include "store/mbox.h"
@@ -158,8 +159,7 @@ struct job {
 };
 
 struct imap_session {
-	enum imap_state state;
-	int ncmds, nerrors;
+	struct session ss;      /* ss.state: enum imap_state */
 	char user[USER_NAME_MAX + 1];
 	char base[FOLDER_PATH_MAX + 16];        /* the user's folders */
 	char tag[IMAP_TAG_MAX + 1];
@@ -247,14 +247,11 @@ struct imap_session {
 void imap_bad(struct conn *c, struct imap_session *s, const char *why);
 void imap_close_sel(struct imap_session *s);
 extern unsigned char imap_fbuf[8192];
-void imap_enter(struct conn *c, struct imap_session *s, enum imap_state st);
 extern uint16_t imap_kmp_tab[IMAP_CMD_MAX];
-void imap_logout_now(struct conn *c, struct imap_session *s);
 extern struct mime imap_mime;
 extern char imap_obuf[2 * sizeof(imap_fbuf) + 64];
+/* the sessions; one is in use while its ss.conn is set */
 extern struct imap_session imap_pool[CONFIG_MAX_CONNECTIONS];
-extern struct conn *imap_pool_conn[CONFIG_MAX_CONNECTIONS];
-extern unsigned char imap_pool_used[CONFIG_MAX_CONNECTIONS];
 int imap_reading_state(const struct imap_session *s);
 void imap_tagged(struct conn *c, struct imap_session *s, const char *st,
 		 const char *fmt, ...)

@@ -111,13 +111,13 @@ void imap_lock_free(const struct mbox_lock *next)
 {
 	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
 		struct imap_session *s = &imap_pool[i];
-		if (!imap_pool_used[i] || &s->lock != next || s->locked)
+		if (!s->ss.conn || &s->lock != next || s->locked)
 			continue;
 		/* These states' steps retry the lock (any zero deadline
 		 * only runs the step early). */
-		if (s->state == IMAP_OPEN || s->state == IMAP_REWRITE ||
-		    s->state == IMAP_APPEND || s->state == IMAP_COPY)
-			conn_deadline_ms(imap_pool_conn[i], 0);
+		if (s->ss.state == IMAP_OPEN || s->ss.state == IMAP_REWRITE ||
+		    s->ss.state == IMAP_APPEND || s->ss.state == IMAP_COPY)
+			conn_deadline_ms(s->ss.conn, 0);
 	}
 }
 
@@ -260,7 +260,7 @@ void imap_open_fail(struct conn *c, struct imap_session *s, const char *why)
 	log_msg(LOGL_WARN, "conn %u %s: imap %s: mailbox %s: %s%s%s", c->id,
 		c->peer_str, s->user, s->tmp.full, why, e ? ": " : "",
 		e ? strerror(e) : "");
-	imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+	sess_enter(c, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
 	imap_tagged(c, s, "NO", "%s", e == ENOENT ? "[NONEXISTENT] No such mailbox" : why);
 	imap_wait_command(c, s);
 	conn_resume(c);
@@ -306,7 +306,7 @@ static void start_open(struct conn *c, struct imap_session *s, const char *name,
 	s->open_kind = kind;
 	s->restarts = 0;
 	s->lock_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
-	imap_enter(c, s, IMAP_OPEN);
+	sess_enter(c, IMAP_OPEN);
 	conn_suspend(c);
 	if (imap_mbx_begin(s, &s->tmp) != 0) {
 		imap_open_fail(c, s, "Cannot open the mailbox");
@@ -339,7 +339,7 @@ static void cmd_select(struct conn *c, struct imap_session *s, struct ip *ip,
 	}
 	/* RFC 3501: a failed SELECT leaves no mailbox selected. */
 	imap_close_sel(s);
-	imap_enter(c, s, IMAP_AUTHED);
+	sess_enter(c, IMAP_AUTHED);
 	start_open(c, s, name, nl, examine ? OPEN_EXAMINE : OPEN_SELECT);
 }
 
@@ -419,7 +419,7 @@ static void open_finish(struct conn *c, struct imap_session *s)
 		}
 		conn_printf(c, "* STATUS %s (%s)\r\n", name, ob.len ? out + 1 : "");
 		imap_mbx_close(m);
-		imap_enter(c, s, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+		sess_enter(c, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
 		imap_tagged(c, s, "OK", "Status completed");
 		imap_wait_command(c, s);
 		conn_resume(c);
@@ -459,7 +459,7 @@ static void open_finish(struct conn *c, struct imap_session *s)
 	log_msg(LOGL_INFO, "conn %u %s: imap %s selected %s: %u messages", c->id,
 		c->peer_str, s->user, s->sel.full,
 		s->sel.hdr.count);
-	imap_enter(c, s, IMAP_SELECTED);
+	sess_enter(c, IMAP_SELECTED);
 	memset(&s->job, 0, sizeof(s->job));
 	s->ib = b;
 	snprintf(name, sizeof(name), "[%s] %s completed", s->sel.readonly ? "READ-ONLY" :
@@ -834,7 +834,7 @@ static int in_use(const struct mbx *m)
 
 	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
 		const struct imap_session *o = &imap_pool[i];
-		if (!imap_pool_used[i] || !o->have_sel)
+		if (!o->ss.conn || !o->have_sel)
 			continue;
 		/* the mailbox, or one under it (its directory or NAME.sbd) */
 		if (imap_same_mbx(&o->sel, m) ||

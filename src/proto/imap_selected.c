@@ -75,7 +75,7 @@ void imap_tell_flags(struct imap_session *me, uint32_t uid, uint64_t modseq)
 {
 	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
 		struct imap_session *o = &imap_pool[i];
-		if (!imap_pool_used[i] || o == me || !o->have_sel || !imap_same_mbx(&o->sel, &me->sel))
+		if (!o->ss.conn || o == me || !o->have_sel || !imap_same_mbx(&o->sel, &me->sel))
 			continue;
 		o->sel.rd.ncached = 0;
 		o->lrd.ncached = 0;
@@ -91,8 +91,8 @@ void imap_tell_flags(struct imap_session *me, uint32_t uid, uint64_t modseq)
 			o->pend_scan = 0;
 			o->npend = 0;
 		}
-		if (o->state == IMAP_IDLE)
-			imap_sync_and_push(imap_pool_conn[i], o);
+		if (o->ss.state == IMAP_IDLE)
+			imap_sync_and_push(o->ss.conn, o);
 	}
 }
 
@@ -101,13 +101,13 @@ void imap_tell_changed(struct imap_session *me, const char *dir, const char *nam
 {
 	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
 		struct imap_session *o = &imap_pool[i];
-		if (!imap_pool_used[i] || o == me || !o->have_sel ||
+		if (!o->ss.conn || o == me || !o->have_sel ||
 		    strcmp(o->sel.dir, dir) != 0 || strcmp(o->sel.name, name) != 0)
 			continue;
 		o->need_sync = 1;
 		o->live_stale = 1;
-		if (o->state == IMAP_IDLE)
-			imap_sync_and_push(imap_pool_conn[i], o);
+		if (o->ss.state == IMAP_IDLE)
+			imap_sync_and_push(o->ss.conn, o);
 	}
 }
 
@@ -517,7 +517,7 @@ static int sync_sel(struct conn *c, struct imap_session *s)
 	if (nm.hdr.uidvalidity != m->hdr.uidvalidity) {
 		imap_mbx_close(&nm);
 		conn_printf(c, "* BYE The mailbox was replaced by another program\r\n");
-		imap_logout_now(c, s);
+		sess_quit(c);
 		return -1;
 	}
 	if (fstat(m->ifd, &ist_old) == 0 && fstat(nm.ifd, &ist_new) == 0 &&
@@ -558,10 +558,10 @@ void imap_sync_and_push(struct conn *c, struct imap_session *s)
 		 * this call). */
 		s->job.kind = J_MERGE;
 		s->merge_idle = 1;
-		imap_enter(c, s, IMAP_BUSY);
+		sess_enter(c, IMAP_BUSY);
 		imap_job_step(c, s);
 	}
-	if (c->w.fd >= 0 && s->need_sync && s->state == IMAP_IDLE)
+	if (c->w.fd >= 0 && s->need_sync && s->ss.state == IMAP_IDLE)
 		conn_deadline_ms(c, IMAP_LOCK_RETRY_MS);
 	if (c->w.fd >= 0)
 		conn_flush(c);
@@ -579,7 +579,7 @@ void imap_sync_then_ok(struct conn *c, struct imap_session *s, const char *done)
 	if (rc == 1) {
 		s->job.kind = J_MERGE;
 		snprintf(s->done_text, sizeof(s->done_text), "%s", done);
-		imap_enter(c, s, IMAP_BUSY);
+		sess_enter(c, IMAP_BUSY);
 		imap_job_step(c, s);
 		return;
 	}
@@ -865,7 +865,7 @@ void imap_cmd_unselect(struct conn *c, struct imap_session *s, struct ip *ip)
 		return;
 	}
 	imap_close_sel(s);
-	imap_enter(c, s, IMAP_AUTHED);
+	sess_enter(c, IMAP_AUTHED);
 	imap_tagged(c, s, "OK", "Unselect completed");
 }
 
@@ -951,23 +951,23 @@ static void rewrite_end(struct conn *c, struct imap_session *s, int good)
 	if (!good) {
 		log_msg(LOGL_ERR, "conn %u %s: imap %s: expunge failed: %s", c->id,
 			c->peer_str, s->user, strerror(e));
-		imap_enter(c, s, IMAP_SELECTED);
+		sess_enter(c, IMAP_SELECTED);
 		imap_tagged(c, s, "NO", "%s", e == ESTALE ?
 			    "The mailbox was changed by another program; try again" :
 			    "[SERVERBUG] Cannot rewrite the mailbox");
 		if (s->rw_close) {
 			imap_close_sel(s);
-			imap_enter(c, s, IMAP_AUTHED);
+			sess_enter(c, IMAP_AUTHED);
 		}
 		imap_wait_command(c, s);
 		conn_resume(c);
 		return;
 	}
 	imap_tell_changed(s, s->sel.dir, s->sel.name);
-	imap_enter(c, s, IMAP_SELECTED);
+	sess_enter(c, IMAP_SELECTED);
 	if (s->rw_close) {
 		imap_close_sel(s);
-		imap_enter(c, s, IMAP_AUTHED);
+		sess_enter(c, IMAP_AUTHED);
 		imap_tagged(c, s, "OK", "CLOSE completed");
 		imap_wait_command(c, s);
 		conn_resume(c);
@@ -1030,7 +1030,7 @@ void imap_start_rewrite(struct conn *c, struct imap_session *s, int close_after,
 	if (!any || s->sel.readonly) {
 		if (close_after) {
 			imap_close_sel(s);
-			imap_enter(c, s, IMAP_AUTHED);
+			sess_enter(c, IMAP_AUTHED);
 			imap_tagged(c, s, "OK", "CLOSE completed");
 		} else {
 			imap_sync_then_ok(c, s, done);
@@ -1039,7 +1039,7 @@ void imap_start_rewrite(struct conn *c, struct imap_session *s, int close_after,
 	}
 	s->rw_close = close_after;
 	s->lock_until = now_ms() + CONFIG_MBOX_LOCK_WAIT * 1000;
-	imap_enter(c, s, IMAP_REWRITE);
+	sess_enter(c, IMAP_REWRITE);
 	conn_suspend(c);
 	imap_rewrite_step(c, s, 0);
 }
@@ -1072,7 +1072,7 @@ void imap_cmd_idle(struct conn *c, struct imap_session *s, struct ip *ip)
 		imap_bad(c, s, "Syntax: IDLE");
 		return;
 	}
-	imap_enter(c, s, IMAP_IDLE);
+	sess_enter(c, IMAP_IDLE);
 	conn_printf(c, "+ idling\r\n");
 	if (s->have_sel)
 		imap_sync_and_push(c, s);

@@ -253,6 +253,16 @@ class ImapSession(ImapBase):
             self.assertTrue(r.until("a")[-1].startswith("a OK"))
         finally:
             r.close()
+        # A wrong response is answered once the failed-login delay is
+        # over, not at the autologout deadline.
+        r = self.raw()
+        try:
+            r.send("a AUTHENTICATE PLAIN\r\n")
+            self.assertTrue(r.line().startswith("+"))
+            r.send(tlsutil.b64(b"\0alice\0wrong") + "\r\n")
+            self.assertTrue(r.until("a")[-1].startswith("a NO [AUTHENTICATIONFAILED]"))
+        finally:
+            r.close()
 
     def test_select_status_list(self):
         t = [token("s%d" % i) for i in range(3)]
