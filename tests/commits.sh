@@ -9,8 +9,9 @@ FIRST=50bfe97   # the last commit before the rule
 # Landed on main before the check caught them (main is never rewritten):
 # f9a1ad3 test_imap_details, a subject of 74 characters;
 # da0fe0a size budgets (the alerts board), a subject of 73 characters;
-# 5f14ffc README (the alerts stage), a subject of 74 characters.
-KNOWN="f9a1ad3 da0fe0a 5f14ffc"
+# 5f14ffc README (the alerts stage), a subject of 74 characters;
+# ba71f6a doc nits (r5 finding 13), a subject of 74 characters.
+KNOWN="f9a1ad3 da0fe0a 5f14ffc ba71f6a"
 range="$FIRST..HEAD"
 if ! git rev-parse -q --verify "$FIRST^{commit}" >/dev/null 2>&1; then
 	# A shallow clone that stops after the rule began: every commit it
