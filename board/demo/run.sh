@@ -109,14 +109,16 @@ fi
 [ -f "$run/users" ] || echo 'demo:$6$postiedemo$aTkRwSdT0noqDF8KyJcMkKran4tk.iz9uaHyqARkdG7KsyDaSADWvi9anN/uaaAwsYwWc2t5dn6NDCM4sndYx0' >"$run/users"
 [ -f "$run/aliases" ] || printf 'postmaster: demo\nroot: demo\n' >"$run/aliases"
 
-# The banner reads the ports back from the configuration in force.
+# The banner reads the ports back from the configuration in force, and
+# names files by absolute path: it is read from another terminal.
+here=$(cd "$run" && pwd -P)
 listen() { # listen KIND: the port of the first `listen KIND` line, or empty
 	awk -v k="$1" '$1 == "listen" && $2 == k { n = split($3, a, ":"); print a[n]; exit }' \
 		"$run/postie.conf"
 }
 smtp=$(listen smtp) sub=$(listen submission) smtps=$(listen smtps)
 pop3=$(listen pop3) pop3s=$(listen pop3s) imap=$(listen imap) imaps=$(listen imaps)
-echo "postie demo: user demo, password demo; mail for demo@demo.lan lands in $run/mail/demo"
+echo "postie demo: user demo, password demo; mail for demo@demo.lan lands in $here/mail/demo"
 echo
 printf '  %-11s %s\n' smtp "127.0.0.1:$smtp" ${sub:+submission} ${sub:+"127.0.0.1:$sub (STARTTLS, login)"} \
 	${smtps:+smtps} ${smtps:+"127.0.0.1:$smtps (TLS, login)"} \
@@ -137,17 +139,17 @@ fi
 if [ -n "$pop3" ]; then
 	echo "             curl -s -u demo:demo pop3://127.0.0.1:$pop3/1"
 fi
-echo "             mutt -f $run/mail/demo     (the mbox itself)"
+echo "             mutt -f $here/mail/demo     (the mbox itself)"
 if [ -n "$imap$imaps" ]; then
 	cat <<MSG
   desktop:   Thunderbird, Evolution...: IMAP server 127.0.0.1 port ${imap:-$imaps}${tls:+ with STARTTLS}
              ${imaps:+(or $imaps with SSL/TLS)}, user demo, password demo${tls:+; accept the
-             self-signed certificate ($run/cert.pem)}${sub:+. Sending: SMTP 127.0.0.1
+             self-signed certificate ($here/cert.pem)}${sub:+. Sending: SMTP 127.0.0.1
              port $sub with STARTTLS, same login.}
 MSG
 fi
 cat <<MSG
-  stop:      Ctrl-C     (configuration: $run/postie.conf)
+  stop:      Ctrl-C     (configuration: $here/postie.conf)
 
 MSG
 cd "$run"

@@ -92,14 +92,14 @@ class DemoTest(harness.TestCase):
                 shutil.rmtree(self.dir, ignore_errors=True)
             super().tearDown()
 
-    def start(self, base=None, port=None, expect=None):
+    def start(self, base=None, port=None, expect=None, run_dir=None):
         """Runs the demo with these variables (base None: a free one, tried
         again elsewhere if a port is taken meanwhile) and waits for its
         "started" log line, which comes once every listener is bound.
         Returns the base used."""
         for _ in range(5):
             b = base if base is not None else free_base()
-            env = dict(os.environ, POSTIE_RUN_DIR=os.path.join(self.dir, "run"),
+            env = dict(os.environ, POSTIE_RUN_DIR=run_dir or os.path.join(self.dir, "run"),
                        POSTIE_PORT_BASE=str(b))
             env.pop("POSTIE_PORT", None)
             if port:
@@ -220,6 +220,24 @@ class DemoTest(harness.TestCase):
         t = self.send(port2)
         self.imap_read(base2 + 143, t, starttls=False)
         self.assertFalse(listening(base + 25))
+        self.assertEqual(self.stop(), 0)
+
+    def test_banner_paths_work_from_any_directory(self):
+        """The banner is read in another terminal: the mbox, certificate
+        and configuration it names are absolute paths, also for a
+        POSTIE_RUN_DIR given relative to the source tree."""
+        rel = os.path.relpath(os.path.join(self.dir, "run"), harness.REPO)
+        base = self.start(run_dir=rel)
+        t = self.send(base + 25)
+        out = self.output()
+        run = os.path.realpath(os.path.join(self.dir, "run"))
+        mbox = re.search(r"mutt -f (\S+) ", out)
+        self.assertTrue(mbox, out)
+        self.assertEqual(mbox.group(1), os.path.join(run, "mail", "demo"))
+        with open(mbox.group(1), "rb") as f:
+            self.assertIn(t.encode(), f.read())
+        self.assertIn("(%s)" % os.path.join(run, "cert.pem"), out)
+        self.assertIn("(configuration: %s)" % os.path.join(run, "postie.conf"), out)
         self.assertEqual(self.stop(), 0)
 
     def test_second_run_leaves_the_running_demo_alone(self):
