@@ -6,9 +6,10 @@
  * servers share, session.c, which also takes sessions from the pool,
  * pumps the input and gates logins), a command table of {verb, allowed
  * states, handler}. Handlers parse the whole command (imap_parse.c)
- * and answer BAD before acting. Anything whose answer can outgrow the connection's output buffer
- * (FETCH, SEARCH, STORE, EXPUNGE, LIST) runs as a job that produces
- * output as the socket takes it, then the tagged answer.
+ * and answer BAD before acting. Anything whose answer can outgrow the
+ * connection's output buffer (FETCH, SEARCH, STORE, EXPUNGE, LIST) runs
+ * as a job that produces output as the socket takes it, then the tagged
+ * answer.
  *
  * Mailboxes: INBOX is mail_dir/USER; other folders are mbox files in
  * mail_dir/.postie/folders/USER/ (flat names). Every mailbox is read
@@ -27,10 +28,10 @@
  * The server is split along its sections, with their shared types in
  * imap_int.h: this file has the session pool, states, the hooks the
  * skeleton calls, authentication and the commands of any state, the
- * command table and the command reader; imap_mailbox.c the mailboxes and the commands on them,
- * imap_selected.c the selected mailbox (other sessions, synchronising,
- * the selected-state commands), imap_fetch.c the streams, FETCH and
- * the jobs, imap_append.c APPEND, COPY and MOVE. */
+ * command table and the command reader; imap_mailbox.c the mailboxes
+ * and the commands on them, imap_selected.c the selected mailbox (other
+ * sessions, synchronising, the selected-state commands), imap_fetch.c
+ * the streams, FETCH and the jobs, imap_append.c APPEND, COPY and MOVE. */
 #include "proto/imap.h"
 
 #include <dirent.h>

@@ -2,10 +2,11 @@
  * DELE, NOOP, RSET, QUIT, TOP, UIDL), RFC 2449 CAPA and RESP-CODES,
  * RFC 2595 STLS (and pop3s), RFC 5034 AUTH PLAIN.
  *
- * One enum of states, one pop3_enter() that is the only writer of the
- * state, a command table of {verb, allowed states, handler}; handlers
- * validate and reply before they act. The maildrop is the user's mbox,
- * read through its index (store/index.h); one POP3 session per mailbox
+ * One enum of states, written only by sess_enter() (the skeleton the
+ * servers share, session.c: pool, pump, timeouts, login gate), a
+ * command table of {verb, allowed states, handler}; handlers validate
+ * and reply before they act. The maildrop is the user's mbox, read
+ * through its index (store/index.h); one POP3 session per mailbox
  * ([IN-USE]). Opening it scans what is new in bounded steps, then takes
  * the mbox lock only to scan the last bytes. Messages stream from the file
  * through the connection's output buffer. DELE marks a bit; QUIT rewrites

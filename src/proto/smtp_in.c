@@ -1,9 +1,10 @@
 /* smtp_in — SMTP server sessions (see smtp_in.h).
  *
- * One enum of states, one smtpin_enter() that is the only writer of the
- * state, a command table of {verb, allowed states, handler}: handlers
- * validate and reply before they act. The transaction (spool file, counts)
- * is separate from the session. The message goes to a tmp spool file while
+ * One enum of states, written only by sess_enter() (the skeleton the
+ * servers share, session.c: pool, pump, timeouts, login gate), a
+ * command table of {verb, allowed states, handler}: handlers validate
+ * and reply before they act. The transaction (spool file, counts) is
+ * separate from the session. The message goes to a tmp spool file while
  * it arrives; at the end of DATA it is appended to each recipient's mbox
  * (fsync) and the tmp file is dropped, so a local message is written to
  * storage once. Limits: CONFIG_SMTP_* (line, path, recipients, commands,
