@@ -383,6 +383,16 @@ elif ! postie_t alerts && grep -q 'CONFIG_RELAY' "$T/alerts.t"; then
 else
 	bad "alerts: postie -t should name CONFIG_RELAY"; show alerts
 fi
+# an empty password is reported as the UCI option, not as the secret
+# file the script would have generated from it
+sed -e "s/option password 'pa ss\\\$word'/option password ''/" "$T/alerts.uci" >"$T/nopw.uci"
+if ! gen nopw "$T/nopw.uci" && grep -q "option password is empty" "$T/nopw.log" &&
+	! grep -q 'postie\.smarthost\.secret' "$T/nopw.log"; then
+	ok "smarthost username with an empty password: refused, naming the option"
+else
+	bad "smarthost username with an empty password"; cat "$T/nopw.log"
+fi
+
 # security plain with a username: -t refuses the cleartext password
 # unless cleartext_auth is 1
 sed -e "s/option security '$sec'/option security 'plain'/" \
