@@ -214,7 +214,7 @@ int conn_stream_in_use(void)
 int conn_stream_begin(struct conn *c)
 {
 	c->flags &= ~(unsigned)CONN_LENT_END;
-	if (!CONFIG_CONN_STREAM_BUFS || (CONFIG_TLS && c->tls))
+	if (!CONFIG_CONN_STREAM_BUFS)
 		return 0;
 	for (int i = 0; i < CONFIG_CONN_STREAM_BUFS; i++)
 		if (stream_owner[i] == c)
@@ -254,22 +254,6 @@ void conn_stream_end(struct conn *c)
 	stream_give_back(c, 0);
 }
 
-/* While TLS is on, replies go to the session's larger buffer (see
- * CONFIG_TLS_OUTBUF); pending bytes move with them. */
-static void use_tls_outbuf(struct conn *c)
-{
-	size_t cap;
-	char *buf = tls_outbuf(c->tls, &cap);
-
-	if (!buf || c->out_len - c->out_off > cap)
-		return;
-	memmove(buf, c->outp + c->out_off, c->out_len - c->out_off);
-	c->out_len -= c->out_off;
-	c->out_off = 0;
-	c->outp = buf;
-	c->outcap = cap;
-}
-
 static void switch_to_tls(struct conn *c)
 {
 	c->tls = c->tls_next;
@@ -279,7 +263,6 @@ static void switch_to_tls(struct conn *c)
 	 * (CVE-2011-0411): the protocol starts over after the handshake. */
 	c->in.off = c->in.len = 0;
 	c->in.skipping = 0;
-	use_tls_outbuf(c);
 }
 
 /* An inbound session still in its handshake (or about to start one). */
@@ -421,6 +404,8 @@ void conn_flush(struct conn *c)
 			conn_close(c, "TLS error");
 			return;
 		}
+		if (c->flags & CONN_LENT_END)
+			stream_give_back(c, 0);
 		update_events(c);
 		return;
 	}
@@ -626,14 +611,6 @@ void conn_suspend(struct conn *c)
 	update_events(c);
 }
 
-/* The half-duplex engine cannot send until the application has taken
- * every byte of the record it received. */
-static int tls_blocked_by_input(const struct conn *c)
-{
-	return CONFIG_TLS && c->tls && (tls_state(c->tls) & (TLS_APP_IN | TLS_APP_OUT |
-		TLS_WANT_WRITE)) == TLS_APP_IN;
-}
-
 /* Runs the protocol on buffered input until it stops making progress or
  * its output backs up. The input buffer is bounded and every round
  * consumes something, so the work per call is bounded too; input left over
@@ -673,9 +650,19 @@ static void call_input(struct conn *c)
 	c->flags &= ~(unsigned)CONN_IN_INPUT;
 }
 
+/* Input is waiting that no socket event would bring back: unread bytes
+ * in the buffer, or decrypted ones still in the TLS engine. */
+static int input_left(struct conn *c)
+{
+	return c->in.off < c->in.len ||
+	       (CONFIG_TLS && c->tls && (tls_state(c->tls) & TLS_APP_IN));
+}
+
 static void run_input(struct conn *c)
 {
-	for (int rounds = 0; rounds < CONN_MAX_ROUNDS && c->w.fd >= 0; rounds++) {
+	int rounds;
+
+	for (rounds = 0; rounds < CONN_MAX_ROUNDS && c->w.fd >= 0; rounds++) {
 		size_t off0, len0;
 		size_t out0, room0;
 		unsigned flags0;
@@ -722,18 +709,18 @@ static void run_input(struct conn *c)
 		 * flush made room: no socket event would come for it. */
 		if (!progress && conn_out_free(c) <= room0)
 			break;
-		/* Pending replies wait for the socket, except under TLS when
-		 * the record still holds commands: those must be read first. */
-		if (conn_out_pending(c) && !tls_blocked_by_input(c))
+		/* Backpressure: pending replies wait for the socket, and
+		 * reading waits for them (under TLS too: the engine sends
+		 * while a record still holds commands, which stay there). */
+		if (conn_out_pending(c))
 			break;
 	}
-	if (c->w.fd >= 0 && c->out_len > c->out_off && tls_blocked_by_input(c) &&
-	    !(c->flags & (CONN_SUSPENDED | CONN_CLOSING | CONN_AGAIN))) {
-		/* Replies cannot leave while the record holds more commands
-		 * than we can answer: the client pipelined beyond reason. */
-		conn_close(c, "TLS pipelining beyond the reply buffer");
-		return;
-	}
+	/* Out of rounds with commands left (a client that pipelined more
+	 * than a pass serves): the rest at the next pass. */
+	if (rounds == CONN_MAX_ROUNDS && c->w.fd >= 0 && input_left(c) &&
+	    !conn_out_pending(c) &&
+	    !(c->flags & (CONN_SUSPENDED | CONN_CLOSING | CONN_AGAIN)))
+		turn_defer(c);
 	if (c->w.fd >= 0 && (c->flags & CONN_EOF) &&
 	    !(c->flags & (CONN_SUSPENDED | CONN_AGAIN)) && !conn_out_pending(c))
 		conn_close(c, "client closed");
@@ -771,7 +758,6 @@ static int tls_begin(struct conn *c)
 		return -1;
 	}
 	c->flags &= ~(unsigned)CONN_TLS_WAIT;
-	use_tls_outbuf(c);
 	return 0;
 }
 
@@ -874,7 +860,7 @@ static void on_timeout(struct watcher *w)
 		/* Its next turn: the commands it pipelined go on. */
 		c->flags &= ~(unsigned)CONN_AGAIN;
 		if (!(c->flags & CONN_SUSPENDED) &&
-		    (!conn_out_pending(c) || tls_blocked_by_input(c)))
+		    !conn_out_pending(c))
 			run_input(c);
 		if (c->w.fd < 0)
 			return;
@@ -1094,7 +1080,6 @@ void conn_set_tls(struct conn *c, struct tls_conn *t)
 	c->tls = t;
 	c->in.off = c->in.len = 0;
 	c->in.skipping = 0;
-	use_tls_outbuf(c);
 	conn_flush(c);
 }
 

@@ -156,8 +156,9 @@ int conn_printf(struct conn *c, const char *fmt, ...)
 size_t conn_out_free(const struct conn *c);
 /* A long answer (POP3 RETR, IMAP FETCH of bodies) borrows one of
  * CONFIG_CONN_STREAM_BUFS large output buffers, so that it goes out in
- * few big writes instead of one per CONN_OUTBUF; plain connections only
- * (TLS has its own buffer). 1 lent, 0 none free (the answer still goes,
+ * few big writes instead of one per CONN_OUTBUF (under TLS, few passes:
+ * the engine takes CONFIG_TLS_OUTBUF-sized records from it while the
+ * socket takes them). 1 lent, 0 none free (the answer still goes,
  * through the small buffer). conn_stream_end gives it back as soon as
  * what is pending fits the connection's own buffer again. */
 int conn_stream_begin(struct conn *c);

@@ -1,6 +1,6 @@
 /* tls — the TLS filter a connection slot can switch on (STARTTLS, smtps).
  * The slot owns one tls_conn from a fixed pool while TLS is on; the
- * engine works in a caller-owned half-duplex buffer. When CONFIG_TLS is
+ * engine works in caller-owned input and output buffers. When CONFIG_TLS is
  * off these are inline stubs: no BearSSL is linked, tls_conn_new() gives
  * NULL and STARTTLS answers 454 through the normal path. */
 #ifndef POSTIE_TLS_H
@@ -37,8 +37,6 @@ struct tls_conn *tls_conn_new(void);
 /* Client side (relay): the CA bundle for verified connections, and a
  * session to server_name (SNI, and the name checked when verify). */
 int tls_load_ca(const char *file, char *err, size_t errlen);
-/* The session's reply buffer (CONFIG_TLS_OUTBUF bytes). */
-char *tls_outbuf(struct tls_conn *t, size_t *cap);
 struct tls_conn *tls_client_new(const char *server_name, int verify);
 void tls_conn_free(struct tls_conn *t);
 unsigned tls_state(struct tls_conn *t);
@@ -80,8 +78,6 @@ static inline int tls_load_ca(const char *f, char *e, size_t n)
 { (void)f; (void)e; (void)n; return -1; }
 static inline struct tls_conn *tls_client_new(const char *n, int v)
 { (void)n; (void)v; return NULL; }
-static inline char *tls_outbuf(struct tls_conn *t, size_t *cap)
-{ (void)t; *cap = 0; return NULL; }
 static inline void tls_conn_free(struct tls_conn *t) { (void)t; }
 static inline unsigned tls_state(struct tls_conn *t) { (void)t; return TLS_CLOSED; }
 static inline int tls_sock_read(struct tls_conn *t, int fd) { (void)t; (void)fd; return -1; }

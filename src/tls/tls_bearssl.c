@@ -7,7 +7,8 @@
  * and SHA-1 is left out.
  * Owns: the credentials (PEM chain + RSA or EC key, refcounted so a reload
  * never pulls them from under a handshake), the pool of engine contexts
- * with their half-duplex record buffers, and the LRU resumption cache.
+ * with their record buffers (one for input, one for output), and the
+ * LRU resumption cache.
  * Limits: CONFIG_MAX_TLS_SESSIONS contexts (run-time max_tls_sessions may
  * lower it), CONFIG_TLS_SESSION_CACHE cached sessions, PEM files of
  * 256 KiB, chains of 8 certificates. No allocation after load. */
@@ -65,8 +66,14 @@ struct tls_conn {
 	struct tls_creds *creds;
 	int used;
 	char desc[80];
-	unsigned char iobuf[BR_SSL_BUFSIZE_MONO];
-	char outbuf[CONFIG_TLS_OUTBUF];
+	/* Separate input and output buffers (not BearSSL's half-duplex
+	 * one): replies leave while a received record still holds unread
+	 * commands, so a client that pipelines more than any buffer holds
+	 * is answered as in the clear, its reading paused while replies
+	 * wait for the socket. Input takes the largest record (16 KiB);
+	 * output records are as large as CONFIG_TLS_OUTBUF allows. */
+	unsigned char ibuf[BR_SSL_BUFSIZE_INPUT];
+	unsigned char obuf[CONFIG_TLS_OUTBUF];
 };
 
 static struct tls_conn pool[CONFIG_MAX_TLS_SESSIONS];
@@ -354,12 +361,6 @@ out:
 	return rc;
 }
 
-char *tls_outbuf(struct tls_conn *t, size_t *cap)
-{
-	*cap = sizeof(t->outbuf);
-	return t->outbuf;
-}
-
 int tls_ready(void)
 {
 	return current != NULL;
@@ -416,7 +417,8 @@ static void engine_setup(struct tls_conn *t)
 		br_ssl_server_set_single_ec(sc, c->chain, c->chain_len, &c->ec,
 			BR_KEYTYPE_SIGN, BR_KEYTYPE_EC, ec_impl(),
 			br_ecdsa_sign_asn1_get_default());
-	br_ssl_engine_set_buffer(eng, t->iobuf, sizeof(t->iobuf), 0);
+	br_ssl_engine_set_buffers_bidi(eng, t->ibuf, sizeof(t->ibuf), t->obuf,
+				       sizeof(t->obuf));
 	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION |
 		BR_OPT_ENFORCE_SERVER_PREFERENCES);
 	if (CONFIG_TLS_SESSION_CACHE > 0) {
@@ -823,7 +825,8 @@ struct tls_conn *tls_client_new(const char *server_name, int verify)
 		t->x.any.vtable = &x509_any_class;
 		br_ssl_engine_set_x509(eng, &t->x.any.vtable);
 	}
-	br_ssl_engine_set_buffer(eng, t->iobuf, sizeof(t->iobuf), 0);
+	br_ssl_engine_set_buffers_bidi(eng, t->ibuf, sizeof(t->ibuf), t->obuf,
+				       sizeof(t->obuf));
 	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
 	if (!br_ssl_client_reset(&t->u.cc, server_name, 0)) {
 		t->used = 0;
