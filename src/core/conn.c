@@ -726,6 +726,12 @@ static void run_input(struct conn *c)
 		conn_close(c, "client closed");
 }
 
+void conn_next_pass(struct conn *c)
+{
+	conn_deadline_ms(c, 0);
+	loop_next_pass(&c->w);
+}
+
 void conn_resume(struct conn *c)
 {
 	c->flags &= ~(unsigned)CONN_SUSPENDED;

@@ -175,6 +175,10 @@ void conn_deadline_ms(struct conn *c, int ms);
  * input is never entered twice, so a protocol's reader keeps its place). */
 void conn_suspend(struct conn *c);
 void conn_resume(struct conn *c);
+/* The protocol's timeout runs at the next loop pass, never in this one
+ * (called from input or from a timeout alike): work in steps, one a pass,
+ * e.g. a step that fsyncs, with the other sessions served in between. */
+void conn_next_pass(struct conn *c);
 /* The work budget between commands: a session's turn in a loop pass
  * ends once it did durable I/O (an fsync through util's file_sync) in
  * that pass; the commands it pipelined after that wait for the next pass,

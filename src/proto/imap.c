@@ -65,7 +65,7 @@
 
 static const char *const state_names[] = {
 	"noauth", "auth-wait", "sasl", "authed", "selected", "open", "busy",
-	"rewrite", "append", "copy", "idle", "logout",
+	"rewrite", "append", "copy", "idle", "logout", "setup",
 };
 
 struct imap_session imap_pool[CONFIG_MAX_CONNECTIONS];
@@ -132,20 +132,61 @@ static void capability_text(struct conn *c, struct imap_session *s, char *out,
 		 pre && auth_allowed(c) ? " AUTH=PLAIN" : "");
 }
 
-static void login_ok(struct conn *c, struct imap_session *s, const char *canon)
+/* A first login makes the user's folders (store/folders.h) a step a
+ * loop pass, each with at most one fsync, the others served in between;
+ * the answer to LOGIN/AUTHENTICATE comes after the last. Bounded: a
+ * setup that does not finish in IMAP_SETUP_STEPS is given up. */
+#define IMAP_SETUP_STEPS 64
+
+/* One step; 1 when another is due (at the next pass). */
+static int setup_more(struct conn *c, struct imap_session *s)
+{
+	int rc = folder_setup_step(s->base, CONFIG_IMAP_SPECIAL_USE, &s->setup_pos);
+
+	if (rc == FOLDER_SETUP_AGAIN && ++s->setup_steps < IMAP_SETUP_STEPS) {
+		conn_next_pass(c);
+		return 1;
+	}
+	if (rc != FOLDER_SETUP_DONE)
+		log_msg(LOGL_WARN, "conn %u %s: imap %s: cannot set up the folders "
+			"in %s: %s", c->id, c->peer_str, s->user, s->base,
+			rc < 0 ? strerror(errno) : "too many steps");
+	return 0;
+}
+
+static void logged_in(struct conn *c, struct imap_session *s)
 {
 	char cap[256];
 
-	str_copy(s->user, sizeof(s->user), canon, strlen(canon));
-	log_msg(LOGL_INFO, "conn %u %s: imap login %s", c->id, c->peer_str, s->user);
-	c->flags |= CONN_AUTHED;
-	if (folder_base(conf->mail_dir, s->user, s->base, sizeof(s->base)) != 0 ||
-	    folder_setup(s->base, CONFIG_IMAP_SPECIAL_USE) != 0)
-		log_msg(LOGL_WARN, "conn %u %s: imap %s: cannot set up the folders "
-			"in %s: %s", c->id, c->peer_str, s->user, s->base, strerror(errno));
 	sess_enter(c, IMAP_AUTHED);
 	capability_text(c, s, cap, sizeof(cap));
 	imap_tagged(c, s, "OK", "[CAPABILITY %s] Logged in", cap);
+}
+
+static void setup_step(struct conn *c, struct imap_session *s)
+{
+	if (setup_more(c, s))
+		return;
+	logged_in(c, s);
+	imap_wait_command(c, s);
+	conn_resume(c);
+}
+
+static void login_ok(struct conn *c, struct imap_session *s, const char *canon)
+{
+	str_copy(s->user, sizeof(s->user), canon, strlen(canon));
+	log_msg(LOGL_INFO, "conn %u %s: imap login %s", c->id, c->peer_str, s->user);
+	c->flags |= CONN_AUTHED;
+	if (folder_base(conf->mail_dir, s->user, s->base, sizeof(s->base)) != 0)
+		s->base[0] = '\0';     /* the setup fails at once, logged */
+	s->setup_pos = s->setup_steps = 0;
+	if (setup_more(c, s)) {
+		/* A first login: the folders take steps of their own. */
+		sess_enter(c, IMAP_SETUP);
+		conn_suspend(c);
+		return;
+	}
+	logged_in(c, s);
 }
 
 static void auth_result(struct conn *c, struct imap_session *s, int good,
@@ -808,6 +849,9 @@ static int imap_timeout(struct conn *c)
 	switch (s->ss.state) {
 	case IMAP_OPEN:
 		imap_open_step(c, s);
+		return 1;
+	case IMAP_SETUP:
+		setup_step(c, s);
 		return 1;
 	case IMAP_REWRITE:
 		imap_rewrite_step(c, s, 0);

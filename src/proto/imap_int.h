@@ -48,6 +48,7 @@ enum imap_state {
 	IMAP_COPY,              /* COPY/MOVE: copying into the target */
 	IMAP_IDLE,
 	IMAP_LOGOUT,
+	IMAP_SETUP,             /* first login: making the folders, a step a pass */
 };
 
 struct mbx {
@@ -162,6 +163,7 @@ struct imap_session {
 	struct session ss;      /* ss.state: enum imap_state */
 	char user[USER_NAME_MAX + 1];
 	char base[FOLDER_PATH_MAX + 16];        /* the user's folders */
+	int setup_pos, setup_steps;     /* folder_setup_step's place, steps */
 	char tag[IMAP_TAG_MAX + 1];
 	char done_text[300];    /* tagged answer after a job */
 	/* the selected mailbox and the one being opened */

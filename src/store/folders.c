@@ -692,19 +692,166 @@ int folder_subscribe(const char *base, const char *name, int on)
 	return write_file(path, buf, out.len);
 }
 
-int folder_setup(const char *base, int with_specials)
+/* ---- first login, a step a loop pass --------------------------------- */
+
+/* Where a first login builds BASE: its sibling .setup.USER (no user name
+ * starts with '.'), renamed to BASE once whole. So BASE exists only
+ * complete, whatever instant the daemon died at, and the next login
+ * finds what a dead one left and goes on from there. */
+#define SETUP_PREFIX ".setup."
+
+static int setup_dir(const char *base, char *out, size_t n)
 {
-	if (kind_of(base) == FOLDER_DIR)
-		return 0;
-	if (make_base(base) != 0 || mkdir_ok(base) != 0)
+	const char *slash = strrchr(base, '/');
+	int k;
+
+	if (!slash) {
+		errno = EINVAL;
 		return -1;
-	if (!with_specials)
-		return 0;
-	if (folder_subscribe(base, "INBOX", 1) != 0)
+	}
+	k = snprintf(out, n, "%.*s/" SETUP_PREFIX "%s", (int)(slash - base), base,
+		     slash + 1);
+	if (k < 0 || (size_t)k >= n) {
+		errno = ENAMETOOLONG;
 		return -1;
-	for (size_t i = 0; i < ARRAY_LEN(specials); i++)
-		if ((folder_create(base, specials[i], 0) != 0 && errno != EEXIST) ||
-		    folder_subscribe(base, specials[i], 1) != 0)
-			return -1;
+	}
 	return 0;
+}
+
+/* Makes the first missing directory of path (its parents after the
+ * first `from` octets, then path itself), the new entry synced: 1 (one
+ * fsync), 0 when every one exists, -1 on error. */
+static int make_next_dir(char *path, size_t from)
+{
+	size_t n = strlen(path);
+
+	for (size_t i = from + 1; i <= n; i++) {
+		char keep = path[i];
+		int rc = 0, k;
+
+		if (keep != '/' && keep != '\0')
+			continue;
+		path[i] = '\0';
+		k = kind_of(path);
+		if (k == FOLDER_NONE)
+			rc = mkdir(path, 0700) == 0 && fsync_parent_of(path) == 0 ? 1 : -1;
+		else if (k != FOLDER_DIR) {
+			errno = ENOTDIR;
+			rc = -1;
+		}
+		path[i] = keep;
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* The subscriptions of a first login: INBOX and the special folders. */
+static size_t setup_subs(char *out, size_t n)
+{
+	struct buf b;
+
+	buf_init(&b, out, n);
+	buf_add(&b, "INBOX\n", 6);
+	for (size_t i = 0; i < ARRAY_LEN(specials); i++) {
+		buf_add(&b, specials[i], strlen(specials[i]));
+		buf_addc(&b, '\n');
+	}
+	return b.full ? 0 : b.len;
+}
+
+/* path holds data[0..n), synced (one fsync). Inside the setup directory
+ * nobody reads it before the rename that publishes the whole. */
+static int write_synced(const char *path, const char *data, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		      0600), rc = -1;
+
+	if (fd < 0)
+		return -1;
+	if (write_all_fd(fd, data, n) == 0 && file_sync(fd) == 0)
+		rc = 0;
+	close(fd);
+	return rc;
+}
+
+enum {
+	SETUP_DIRS,             /* mail_dir/.postie/folders/.setup.USER */
+	SETUP_IDX,              /* its .postie */
+	SETUP_FOLDERS,          /* the special folders, one a step */
+	SETUP_SUBS = SETUP_FOLDERS + ARRAY_LEN(specials),
+	SETUP_SYNC_IDX,         /* the subscriptions' entry */
+	SETUP_SYNC_DIR,         /* the folders' and .postie's entries */
+	SETUP_COMMIT,
+};
+
+int folder_setup_step(const char *base, int with_specials, int *pos)
+{
+	char tmp[FOLDER_PATH_MAX + 32], path[FOLDER_PATH_MAX + 64], subs[64];
+	const char *p = strstr(base, "/" FOLDERS_DIR "/");
+	size_t sl;
+
+	if (kind_of(base) == FOLDER_DIR)
+		return FOLDER_SETUP_DONE;
+	if (!p || strlen(base) >= sizeof(tmp)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!with_specials) {
+		/* Nothing inside: BASE made last is whole. */
+		memcpy(tmp, base, strlen(base) + 1);
+		return make_next_dir(tmp, (size_t)(p - base)) < 0 ? -1 :
+		       FOLDER_SETUP_AGAIN;
+	}
+	if (setup_dir(base, tmp, sizeof(tmp)) != 0)
+		return -1;
+	/* Each case does at most one fsync, then returns; what is there
+	 * already (left by a login that died) is passed over. */
+	for (int guard = 0; guard <= SETUP_COMMIT; guard++) {
+		int rc;
+
+		switch (*pos) {
+		case SETUP_DIRS:
+			rc = make_next_dir(tmp, (size_t)(p - base));
+			if (rc != 0)
+				return rc < 0 ? -1 : FOLDER_SETUP_AGAIN;
+			break;
+		case SETUP_IDX:
+			snprintf(path, sizeof(path), "%s/" IDX_DIR, tmp);
+			if (kind_of(path) == FOLDER_DIR)
+				break;
+			(*pos)++;
+			return mkdir(path, 0700) == 0 && fsync_dir(tmp) == 0 ?
+			       FOLDER_SETUP_AGAIN : -1;
+		case SETUP_SUBS:
+			sl = setup_subs(subs, sizeof(subs));
+			(*pos)++;
+			return subs_path(tmp, path, sizeof(path)) == 0 &&
+			       write_synced(path, subs, sl) == 0 ?
+			       FOLDER_SETUP_AGAIN : -1;
+		case SETUP_SYNC_IDX:
+			snprintf(path, sizeof(path), "%s/" IDX_DIR, tmp);
+			(*pos)++;
+			return fsync_dir(path) == 0 ? FOLDER_SETUP_AGAIN : -1;
+		case SETUP_SYNC_DIR:
+			(*pos)++;
+			return fsync_dir(tmp) == 0 ? FOLDER_SETUP_AGAIN : -1;
+		case SETUP_COMMIT:
+			return rename(tmp, base) == 0 && fsync_parent_of(base) == 0 ?
+			       FOLDER_SETUP_DONE : -1;
+		default:        /* a special folder */
+			if (*pos < SETUP_FOLDERS || *pos >= SETUP_SUBS) {
+				errno = EINVAL;
+				return -1;
+			}
+			if (folder_kind(tmp, specials[*pos - SETUP_FOLDERS]) != FOLDER_NONE)
+				break;
+			rc = folder_create(tmp, specials[*pos - SETUP_FOLDERS], 0);
+			(*pos)++;
+			return rc == 0 ? FOLDER_SETUP_AGAIN : -1;
+		}
+		(*pos)++;
+	}
+	errno = EINVAL;
+	return -1;
 }

@@ -78,8 +78,14 @@ long folder_subs(const char *base, char *buf, size_t n);
 int folder_is_subscribed(const char *subs, const char *name);
 
 /* First login: makes BASE and, when specials, the folders Sent, Drafts,
- * Trash and Junk (subscribed, with INBOX). Does nothing when BASE
- * exists. 0 or -1. */
-int folder_setup(const char *base, int specials);
+ * Trash and Junk (subscribed, with INBOX), one thing a call with at most
+ * one fsync, so that a daemon serving others makes one a loop pass.
+ * Call with *pos 0 at first, then again (same pos) while it returns
+ * FOLDER_SETUP_AGAIN; FOLDER_SETUP_DONE at once when BASE exists. BASE
+ * appears whole (built under another name, then renamed): a daemon
+ * killed at any step leaves no BASE, and the next login finishes what
+ * is there. -1 with errno on failure. */
+enum { FOLDER_SETUP_DONE = 0, FOLDER_SETUP_AGAIN = 1 };
+int folder_setup_step(const char *base, int specials, int *pos);
 
 #endif
