@@ -3,7 +3,7 @@
 #   build  the Kconfig front end and make
 #   run    + CLIENTS: the mail clients `make run` suggests
 #   check  + CLIENTS + the test tooling (sanitizer and fuzzer runtimes,
-#          dnsmasq, qemu-user, ...)
+#          dnsmasq, qemu-user, strace for its fault injection, ...)
 #   bench  + CLIENTS + procps
 # CLIENTS is one list shared by run, check and bench, each client with what
 # its TLS needs (swaks speaks TLS only with Net::SSLeay: a swaks installed
@@ -23,7 +23,7 @@ CLIENTS="curl swaks libnet-ssleay-perl openssl ca-certificates mutt msmtp fetchm
 case "$job" in
 build) pkgs=$BUILD ;;
 run) pkgs="$BUILD $CLIENTS" ;;
-check) pkgs="$BUILD $CLIENTS clang libclang-rt-14-dev procps dnsmasq-base whois qemu-user-static file cppcheck busybox postfix sasl2-bin libsasl2-modules" ;;
+check) pkgs="$BUILD $CLIENTS clang libclang-rt-14-dev procps dnsmasq-base whois qemu-user-static file cppcheck busybox postfix sasl2-bin libsasl2-modules strace" ;;
 bench) pkgs="$BUILD $CLIENTS procps" ;;
 *) echo "install-deps: unknown job $job" >&2; exit 2 ;;
 esac
