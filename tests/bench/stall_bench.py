@@ -9,6 +9,7 @@ in pass/fail tests).
   --quick           3 MB messages and 300 small ones instead of 10 MB and
                     2,000 (and 100 pipelined commands instead of 300)
   --pipelined       only the pipelined commands and the queue runner (5.)
+  --login           only the first logins (4.)
 
 What it does, all on 127.0.0.1 in build/stall/ (removed first):
  1. Starts postie with smtp, imap and pop3 listeners, max_message_size 64M
@@ -25,6 +26,10 @@ What it does, all on 127.0.0.1 in build/stall/ (removed first):
     the daemon logged while it ran (the stall; "<1" when no pass reached
     1 ms) and the slowest NOOP answer (what a client felt; on a loaded
     machine it includes waiting for a CPU).
+ 4. First IMAP logins of three users (the first in a fresh mail_dir): the
+    folders Sent, Drafts, Trash and Junk and the subscriptions are made,
+    each fsync a loop pass of its own; the most fsyncs one logged pass
+    made is in the result column.
  5. Pipelined small commands that each fsync, one write on one session
     (300 IMAP APPENDs, 150 COPYs, 150 CREATE+DELETE, 300 SMTP
     transactions to a mailbox and, with relay, to the queue), and a big
@@ -50,6 +55,7 @@ BIN = os.path.abspath(os.environ.get("POSTIE_BIN", os.path.join(ROOT, "build/hos
 DIR = os.path.join(ROOT, "build", "stall")
 PASSWORD = "stall-bench-pw"
 USER = "alice"
+FRESH = ("dave", "erin", "frank")      # users whose first login is measured
 TARGET_MS = 50
 
 
@@ -71,6 +77,7 @@ class Daemon:
             sys.exit("stall_bench: postie passwd gave no hash")
         with open(os.path.join(DIR, "users"), "w") as f:
             f.write("%s:%s\nbob:\ncarol:\n" % (USER, h))
+            f.write("".join("%s:%s\n" % (u, h) for u in FRESH))
         with open(os.path.join(DIR, "aliases"), "w") as f:
             f.write("ext: %s, bob, carol, far@remote.example\n" % USER)
         self.smtp, self.imap, self.pop3 = freeport(), freeport(), freeport()
@@ -126,6 +133,13 @@ class Daemon:
             text = f.read().decode("utf-8", "replace")
         return [(float(a), float(b)) for a, b in
                 re.findall(r"loop: one pass took ([0-9.]+) ms, cpu ([0-9.]+) ms", text)]
+
+    def fsyncs_since(self, off):
+        """The most fsyncs of one logged pass after byte off (0: none)."""
+        with open(self.log_path, "rb") as f:
+            f.seek(off)
+            text = f.read().decode("utf-8", "replace")
+        return max([int(x) for x in re.findall(r"served, (\d+) fsyncs\)", text)] or [0])
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -428,6 +442,25 @@ class Bench:
         self.measure("POP3 login + STAT + RETR 1..3 (big ones)", pop3_all)
         self.on_inbox("EXPUNGE of the INBOX (STORE \\Deleted 1:*)", expunge)
 
+    def first_logins(self):
+        """The first IMAP login of each FRESH user: its folders are made
+        (README: Work budget)."""
+        for k, user in enumerate(FRESH):
+            def login(user=user):
+                off = self.d.log_size()
+                m = imaplib.IMAP4("127.0.0.1", self.d.imap, timeout=600)
+                try:
+                    m.login(user, PASSWORD)
+                    typ, data = m.list()
+                    assert typ == "OK", data
+                finally:
+                    m.logout()
+                time.sleep(0.05)    # the last log lines
+                return "%d folders, at most %d fsyncs in a pass" % (
+                    len([x for x in data if x]), self.d.fsyncs_since(off))
+            self.measure("IMAP: first login (folder creation)%s" % (
+                ", in a fresh mail_dir" if k == 0 else ""), login)
+
     def pipelined(self):
         """Many small commands that each fsync, in one write on one
         session, and the queue runner's local deliveries of a big message
@@ -587,9 +620,11 @@ def main():
     quick = "--quick" in sys.argv[1:]
     b = Bench(quick)
     try:
-        if "--pipelined" not in sys.argv[1:]:
-            b.run()
-        b.pipelined()
+        b.first_logins()
+        if "--login" not in sys.argv[1:]:
+            if "--pipelined" not in sys.argv[1:]:
+                b.run()
+            b.pipelined()
     finally:
         b.p.stop()
         b.d.stop()
