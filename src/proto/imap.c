@@ -91,13 +91,13 @@ void imap_wait_command(struct conn *c, struct imap_session *s)
 void imap_tagged(struct conn *c, struct imap_session *s, const char *st,
 		 const char *fmt, ...)
 {
-	char text[300];
+	char pfx[IMAP_TAG_MAX + 16];
 	va_list ap;
 
+	snprintf(pfx, sizeof(pfx), "%s %s ", s->tag[0] ? s->tag : "*", st);
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	sess_vreply(c, pfx, 299, fmt, ap);
 	va_end(ap);
-	conn_printf(c, "%s %s %s\r\n", s->tag[0] ? s->tag : "*", st, text);
 	if (st[0] != 'O')
 		sess_count_error(c);
 }
@@ -108,11 +108,6 @@ void imap_bad(struct conn *c, struct imap_session *s, const char *why)
 }
 
 /* ---- authentication --------------------------------------------------- */
-
-static int starttls_offered(const struct conn *c)
-{
-	return CONFIG_TLS && !c->tls && c->listen_kind != LISTEN_IMAPS && tls_ready();
-}
 
 static void capability_text(struct conn *c, struct imap_session *s, char *out,
 			    size_t n)
@@ -127,7 +122,7 @@ static void capability_text(struct conn *c, struct imap_session *s, char *out,
 		 CONFIG_IMAP_UIDPLUS ? " UIDPLUS" : "", CONFIG_IMAP_MOVE ? " MOVE" : "",
 		 CONFIG_IMAP_SPECIAL_USE ? " SPECIAL-USE" : "",
 		 CONFIG_IMAP_CONDSTORE ? " CONDSTORE" : "",
-		 pre && starttls_offered(c) ? " STARTTLS" : "",
+		 pre && sess_tls_offered(c) ? " STARTTLS" : "",
 		 pre && !auth_allowed(c) ? " LOGINDISABLED" : "",
 		 pre && auth_allowed(c) ? " AUTH=PLAIN" : "");
 }
@@ -280,12 +275,11 @@ static void cmd_starttls(struct conn *c, struct imap_session *s, struct ip *ip)
 		imap_bad(c, s, "Syntax: STARTTLS");
 		return;
 	}
-	if (!starttls_offered(c)) {
-		imap_tagged(c, s, "NO", "STARTTLS not available");
-		return;
-	}
-	if (conn_start_tls(c) != 0) {
-		imap_tagged(c, s, "NO", "[UNAVAILABLE] TLS not available, try later");
+	int rc = sess_start_tls(c);
+
+	if (rc != 0) {
+		imap_tagged(c, s, "NO", "%s", rc > 0 ? "STARTTLS not available" :
+			    "[UNAVAILABLE] TLS not available, try later");
 		return;
 	}
 	/* Whatever came after the command in the clear is dropped. */
@@ -440,7 +434,6 @@ static void command(struct conn *c, struct imap_session *s)
 	struct ip ip;
 	const char *tag, *verb;
 	size_t tl, vl;
-	char shown[80];
 
 	s->tag[0] = '\0';
 	if (sess_count_command(c) != 0)
@@ -455,10 +448,9 @@ static void command(struct conn *c, struct imap_session *s)
 		imap_bad(c, s, "Missing command");
 		return;
 	}
-	if (CONFIG_DEBUG_PROTOCOL)
-		log_msg(LOGL_DEBUG, "conn %u <- %s", c->id, str_printable(shown,
-			sizeof(shown), s->cmd, (str_ieq(verb, vl, "LOGIN") ||
-			str_ieq(verb, vl, "AUTHENTICATE")) ? (size_t)(ip.p - s->cmd) : s->cb.len));
+	sess_log_command(c, s->cmd, (str_ieq(verb, vl, "LOGIN") ||
+			 str_ieq(verb, vl, "AUTHENTICATE")) ?
+			 (size_t)(ip.p - s->cmd) : s->cb.len);
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
 		const struct imap_cmd *cmd = &commands[i];
 		if (!cmd->fn || !str_ieq(verb, vl, cmd->verb))
@@ -934,6 +926,7 @@ static const struct sess_ops imap_sess = {
 	.first = IMAP_NOAUTH,
 	.quit = IMAP_LOGOUT,
 	.auth_wait = IMAP_AUTH_WAIT,
+	.tls_kind = LISTEN_IMAPS,
 	.reading = SESS_ST(IMAP_NOAUTH) | SESS_ST(IMAP_AUTHED) | SESS_ST(IMAP_SELECTED) |
 		   SESS_ST(IMAP_SASL) | SESS_ST(IMAP_IDLE),
 	.streaming = SESS_ST(IMAP_BUSY),

@@ -118,13 +118,11 @@ static void ok(struct conn *c, const char *fmt, ...)
 
 static void ok(struct conn *c, const char *fmt, ...)
 {
-	char text[400];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	sess_vreply(c, "+OK ", 399, fmt, ap);
 	va_end(ap);
-	conn_printf(c, "+OK %s\r\n", text);
 }
 
 static void err(struct conn *c, struct pop3_session *s, const char *fmt, ...)
@@ -132,14 +130,12 @@ static void err(struct conn *c, struct pop3_session *s, const char *fmt, ...)
 
 static void err(struct conn *c, struct pop3_session *s, const char *fmt, ...)
 {
-	char text[400];
 	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
 	(void)s;
-	conn_printf(c, "-ERR %s\r\n", text);
+	va_start(ap, fmt);
+	sess_vreply(c, "-ERR ", 399, fmt, ap);
+	va_end(ap);
 	sess_count_error(c);
 }
 
@@ -441,14 +437,11 @@ static void cmd_auth(struct conn *c, struct pop3_session *s, const char *arg,
 	conn_printf(c, "+ \r\n");
 }
 
-static int stls_offered(const struct conn *c)
-{
-	return CONFIG_TLS && !c->tls && c->listen_kind != LISTEN_POP3S && tls_ready();
-}
-
 static void cmd_stls(struct conn *c, struct pop3_session *s, const char *arg,
 		     size_t len)
 {
+	int rc;
+
 	(void)arg;
 	if (len > 0) {
 		err(c, s, "Syntax: STLS");
@@ -458,13 +451,10 @@ static void cmd_stls(struct conn *c, struct pop3_session *s, const char *arg,
 		err(c, s, "TLS is already active");
 		return;
 	}
-	if (!stls_offered(c)) {
-		err(c, s, "STLS not available");
-		return;
-	}
-	if (conn_start_tls(c) != 0) {
-		log_msg(LOGL_WARN, "conn %u %s: TLS pool exhausted", c->id, c->peer_str);
-		err(c, s, "[SYS/TEMP] TLS not available, try later");
+	rc = sess_start_tls(c);
+	if (rc != 0) {
+		err(c, s, "%s", rc > 0 ? "STLS not available" :
+		    "[SYS/TEMP] TLS not available, try later");
 		return;
 	}
 	/* RFC 2595: the client starts over after the handshake. */
@@ -485,7 +475,7 @@ static void cmd_capa(struct conn *c, struct pop3_session *s, const char *arg,
 		    "%s%s%sIMPLEMENTATION postie\r\n.\r\n",
 		    login_ok ? "USER\r\n" : "",
 		    login_ok ? "SASL PLAIN\r\n" : "",
-		    pre && stls_offered(c) ? "STLS\r\n" : "");
+		    pre && sess_tls_offered(c) ? "STLS\r\n" : "");
 }
 
 /* ---- transaction ------------------------------------------------------- */
@@ -906,9 +896,8 @@ static const struct pop3_cmd commands[] = {
 static void command(struct conn *c, struct pop3_session *s, char *line,
 		    size_t len)
 {
-	size_t vlen = 0, alen;
+	size_t vlen, alen;
 	const char *arg;
-	char shown[64];
 
 	if (sess_count_command(c) != 0)
 		return;
@@ -916,17 +905,8 @@ static void command(struct conn *c, struct pop3_session *s, char *line,
 		err(c, s, "NUL character in command");
 		return;
 	}
-	while (vlen < len && line[vlen] != ' ')
-		vlen++;
-	arg = line + vlen;
-	alen = len - vlen;
-	if (alen > 0) {
-		arg++;
-		alen--;
-	}
-	if (CONFIG_DEBUG_PROTOCOL)
-		log_msg(LOGL_DEBUG, "conn %u <- %s", c->id, str_printable(shown,
-			sizeof(shown), line, str_ieq(line, vlen, "PASS") ? vlen : len));
+	arg = sess_split(line, len, &vlen, &alen);
+	sess_log_command(c, line, str_ieq(line, vlen, "PASS") ? vlen : len);
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
 		const struct pop3_cmd *cmd = &commands[i];
 		if (!str_ieq(line, vlen, cmd->verb))
@@ -1037,6 +1017,7 @@ static const struct sess_ops pop3_sess = {
 	.first = POP3_AUTH,
 	.quit = POP3_QUIT,
 	.auth_wait = POP3_AUTH_WAIT,
+	.tls_kind = LISTEN_POP3S,
 	.reading = SESS_ST(POP3_AUTH) | SESS_ST(POP3_USER) | SESS_ST(POP3_SASL) |
 		   SESS_ST(POP3_TRANS),
 	.streaming = SESS_ST(POP3_SEND),

@@ -4,10 +4,14 @@
  * of CONFIG_MAX_CONNECTIONS sessions, named in its struct sess_ops. */
 #include "proto/session.h"
 
+#include <stdio.h>
 #include <string.h>
 
+#include "core/conf.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "proto/auth.h"
+#include "tls/tls.h"
 
 void *sess_open(struct conn *c, const struct sess_ops *o, size_t clear)
 {
@@ -172,4 +176,51 @@ void sess_login_fail(struct conn *c)
 		sess_bye(c, s->ops->texts[SESS_T_BANNED]);
 	else
 		sess_enter(c, s->ops->auth_wait);
+}
+
+void sess_vreply(struct conn *c, const char *prefix, size_t max,
+		 const char *fmt, va_list ap)
+{
+	char text[400];
+
+	vsnprintf(text, max < sizeof(text) ? max + 1 : sizeof(text), fmt, ap);
+	conn_printf(c, "%s%s\r\n", prefix, text);
+}
+
+const char *sess_split(const char *line, size_t len, size_t *vlen, size_t *alen)
+{
+	size_t v = 0;
+
+	while (v < len && line[v] != ' ')
+		v++;
+	*vlen = v;
+	*alen = v < len ? len - v - 1 : 0;
+	return v < len ? line + v + 1 : line + v;
+}
+
+void sess_log_command(const struct conn *c, const char *line, size_t n)
+{
+	char shown[80];
+
+	if (CONFIG_DEBUG_PROTOCOL)
+		log_msg(LOGL_DEBUG, "conn %u <- %s", c->id,
+			str_printable(shown, sizeof(shown), line, n));
+}
+
+int sess_tls_offered(const struct conn *c)
+{
+	const struct session *s = c->sess;
+
+	return CONFIG_TLS && !c->tls && c->listen_kind != s->ops->tls_kind &&
+	       tls_ready();
+}
+
+int sess_start_tls(struct conn *c)
+{
+	if (!sess_tls_offered(c))
+		return 1;
+	if (conn_start_tls(c) == 0)
+		return 0;
+	log_msg(LOGL_WARN, "conn %u %s: TLS pool exhausted", c->id, c->peer_str);
+	return -1;
 }

@@ -9,6 +9,7 @@
 #ifndef POSTIE_SESSION_H
 #define POSTIE_SESSION_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include "core/conn.h"
@@ -42,6 +43,7 @@ struct sess_ops {
 					 * its struct session */
 	int first, quit, auth_wait;     /* states: the greeting's, closing,
 					 * a failed login's delay */
+	int tls_kind;                   /* its implicit-TLS listener (LISTEN_*) */
 	unsigned reading;               /* SESS_ST mask: the states that read
 					 * the next command */
 	unsigned streaming;             /* SESS_ST mask: a long answer goes out
@@ -91,6 +93,25 @@ int sess_count_command(struct conn *c);
 /* An error answer was written: at ops->max_errors the session says
  * goodbye and closes. */
 void sess_count_error(struct conn *c);
+
+/* One answer line: prefix, the text of fmt cut to max octets (< 400),
+ * CRLF. */
+void sess_vreply(struct conn *c, const char *prefix, size_t max,
+		 const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+/* A command line "VERB[ ARG]": the verb's length in *vlen; returns the
+ * argument (after one blank; may be empty) and its length in *alen. */
+const char *sess_split(const char *line, size_t len, size_t *vlen, size_t *alen);
+/* With CONFIG_DEBUG_PROTOCOL, logs the first n octets of a command (a
+ * caller stops before a credential). */
+void sess_log_command(const struct conn *c, const char *line, size_t n);
+
+/* STARTTLS (STLS) can be offered: TLS built with certificates loaded,
+ * not on yet, not an implicit-TLS listener. */
+int sess_tls_offered(const struct conn *c);
+/* STARTTLS once its syntax was checked: 0 the switch is set up (the
+ * caller forgets what the client said and answers "go ahead"); 1 not
+ * offered here; -1 no TLS session free now (logged). */
+int sess_start_tls(struct conn *c);
 
 /* The line pump's step for line protocols: the next line of at most max
  * octets goes to ops->line, an over-long one to ops->too_long. */

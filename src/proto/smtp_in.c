@@ -98,14 +98,14 @@ static void reply(struct conn *c, struct smtp_session *s, int code,
 static void reply(struct conn *c, struct smtp_session *s, int code,
 		  const char *fmt, ...)
 {
-	char text[400];
+	char pfx[8];
 	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
 	(void)s;
-	conn_printf(c, "%d %s\r\n", code, text);
+	snprintf(pfx, sizeof(pfx), "%d ", code);
+	va_start(ap, fmt);
+	sess_vreply(c, pfx, 399, fmt, ap);
+	va_end(ap);
 	if (code >= 500)
 		sess_count_error(c);
 }
@@ -163,11 +163,6 @@ static void cmd_helo(struct conn *c, struct smtp_session *s, const char *arg,
 	reply(c, s, 250, "%s", conf->hostname);
 }
 
-static int starttls_offered(const struct conn *c)
-{
-	return CONFIG_TLS && !c->tls && c->listen_kind != LISTEN_SMTPS && tls_ready();
-}
-
 static void cmd_ehlo(struct conn *c, struct smtp_session *s, const char *arg,
 		     size_t len)
 {
@@ -188,7 +183,7 @@ static void cmd_ehlo(struct conn *c, struct smtp_session *s, const char *arg,
 		     conf->hostname, c->peer_str,
 		     (unsigned long long)conf->max_message_size,
 		     CONFIG_FEATURE_SMTP_SMTPUTF8 ? "250-SMTPUTF8\r\n" : "",
-		     starttls_offered(c) ? "250-STARTTLS\r\n" : "",
+		     sess_tls_offered(c) ? "250-STARTTLS\r\n" : "",
 		     CONFIG_AUTH && !s->user[0] && auth_allowed(c) ?
 		     "250-AUTH PLAIN LOGIN\r\n" : "");
 	conn_write(c, buf, (size_t)n);
@@ -963,6 +958,8 @@ static void cmd_vrfy(struct conn *c, struct smtp_session *s, const char *arg,
 static void cmd_starttls(struct conn *c, struct smtp_session *s,
 			 const char *arg, size_t len)
 {
+	int rc;
+
 	(void)arg;
 	if (len > 0) {
 		reply(c, s, 501, "5.5.4 Syntax: STARTTLS");
@@ -972,13 +969,10 @@ static void cmd_starttls(struct conn *c, struct smtp_session *s,
 		reply(c, s, 503, "5.5.1 Error: TLS already active");
 		return;
 	}
-	if (!starttls_offered(c)) {
-		reply(c, s, 454, "4.7.0 TLS not available");
-		return;
-	}
-	if (conn_start_tls(c) != 0) {
-		log_msg(LOGL_WARN, "conn %u %s: TLS pool exhausted", c->id, c->peer_str);
-		reply(c, s, 454, "4.7.0 TLS not available due to temporary reason");
+	rc = sess_start_tls(c);
+	if (rc != 0) {
+		reply(c, s, 454, rc > 0 ? "4.7.0 TLS not available" :
+		      "4.7.0 TLS not available due to temporary reason");
 		return;
 	}
 	/* RFC 3207: forget everything the client said before the handshake. */
@@ -1035,9 +1029,8 @@ static const char *const http_verbs[] = { "GET", "POST", "CONNECT", "HEAD", "PUT
 static void command(struct conn *c, struct smtp_session *s, char *line,
 		    size_t len)
 {
-	size_t vlen = 0, alen;
-	const char *arg;
-	char shown[64];
+	size_t vlen, alen;
+	const char *arg, *sp;
 
 	if (sess_count_command(c) != 0)
 		return;
@@ -1045,23 +1038,12 @@ static void command(struct conn *c, struct smtp_session *s, char *line,
 		reply(c, s, 500, "5.5.2 Error: NUL character in command");
 		return;
 	}
-	while (vlen < len && line[vlen] != ' ')
-		vlen++;
-	arg = line + vlen;
-	alen = len - vlen;
-	if (alen > 0) {
-		arg++;
-		alen--;
-	}
+	arg = sess_split(line, len, &vlen, &alen);
 	while (alen > 0 && arg[alen - 1] == ' ')
 		alen--;
-	if (CONFIG_DEBUG_PROTOCOL) {
-		/* AUTH's initial response is a credential: verb and mechanism only */
-		const char *sp = str_ieq(line, vlen, "AUTH") ? memchr(arg, ' ', alen) : NULL;
-
-		log_msg(LOGL_DEBUG, "conn %u <- %s", c->id, str_printable(shown,
-			sizeof(shown), line, sp ? (size_t)(sp - line) : len));
-	}
+	/* AUTH's initial response is a credential: verb and mechanism only */
+	sp = str_ieq(line, vlen, "AUTH") ? memchr(arg, ' ', alen) : NULL;
+	sess_log_command(c, line, sp ? (size_t)(sp - line) : len);
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
 		const struct smtp_cmd *cmd = &commands[i];
 		if (!str_ieq(line, vlen, cmd->verb))
@@ -1166,6 +1148,7 @@ static const struct sess_ops smtp_sess = {
 	.first = SMTP_CONNECTED,
 	.quit = SMTP_QUIT,
 	.auth_wait = SMTP_AUTH_WAIT,
+	.tls_kind = LISTEN_SMTPS,
 	.reading = SESS_ST(SMTP_CONNECTED) | SESS_ST(SMTP_READY) | SESS_ST(SMTP_MAIL) |
 		   SESS_ST(SMTP_RCPT) | SESS_ST(SMTP_DATA) | SESS_ST(SMTP_AUTH),
 	.max_commands = CONFIG_SMTP_MAX_COMMANDS,
