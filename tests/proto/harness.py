@@ -533,9 +533,12 @@ class Server:
                          % (START_TIMEOUT, self.log()[-2000:]))
 
     def _ready(self):
+        # The listeners are bound before start-up ends (the spool's tmp
+        # files are cleaned, the queue loaded after): ready is both.
+        started = re.search(r"postie \S+ started: ", self.log()) is not None
         if self.smtp:
-            return self._listening()
-        return re.search(r"postie \S+ started: ", self.log()) is not None
+            return started and self._listening()
+        return started
 
     def _listening(self):
         """True once *our* process listens on the port. Another process
