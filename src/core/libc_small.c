@@ -36,6 +36,9 @@
  * - setgroups/setgid/setuid are the raw system calls: they change the
  *   calling thread only, which is the whole process since postie has one
  *   thread. This drops musl's all-threads synccall machinery.
+ * - faccessat: the system call when the flags ask nothing or AT_EACCESS
+ *   with effective ids equal to the real ones; else faccessat2 (Linux
+ *   5.8; ENOSYS before), never musl's fork-and-ask fallback.
  * - qsort: stable merge sort, no recursion, O(n log n), with a malloc'd
  *   copy of the array (insertion sort when malloc fails).
  */
@@ -1050,4 +1053,17 @@ void qsort(void *base, size_t n, size_t size, cmp_fn cmp)
 		for (lo = 0; lo + w < total; lo += 2 * w)
 			merge(b, tmp, lo, lo + w, total - lo - w > w ? lo + 2 * w : total, size, cmp);
 	free(tmp);
+}
+
+/* ---- faccessat ----------------------------------------------------------- */
+
+/* AT_EACCESS asks with the effective ids. postie never runs set-id (run_as
+ * sets real and effective ids alike), so the plain system call answers;
+ * otherwise, and for other flags, faccessat2 (Linux 5.8) does. This drops
+ * musl's fallback, which forks a child to ask. */
+int faccessat(int fd, const char *path, int mode, int flag)
+{
+	if (flag == 0 || (flag == AT_EACCESS && getuid() == geteuid() && getgid() == getegid()))
+		return (int)syscall(SYS_faccessat, fd, path, mode);
+	return (int)syscall(SYS_faccessat2, fd, path, mode, flag);
 }

@@ -2,6 +2,7 @@
  * getopt, getpwnam/getpwuid, qsort. Built only where that module is linked
  * (LIBC_SMALL = y), so these calls reach the small versions. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
@@ -446,6 +447,21 @@ static void test_qsort(void)
 	}
 }
 
+static void test_faccessat(void)
+{
+	errno = 0;
+	CHECK(faccessat(AT_FDCWD, "/nonexistent/postie", F_OK, AT_EACCESS) == -1 &&
+	      errno == ENOENT, "faccessat missing: %d", errno);
+	CHECK(faccessat(AT_FDCWD, "/", R_OK | X_OK, AT_EACCESS) == 0, "faccessat /");
+	CHECK(faccessat(AT_FDCWD, "/", X_OK, 0) == 0, "faccessat / no flags");
+	{
+		int fd = open(".", O_RDONLY | O_DIRECTORY);
+		CHECK(fd >= 0 && faccessat(fd, ".", F_OK, AT_EACCESS) == 0, "faccessat dirfd");
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
 void test_libc_small(void)
 {
 	test_printf();
@@ -457,4 +473,5 @@ void test_libc_small(void)
 	test_assert();
 	test_strto();
 	test_qsort();
+	test_faccessat();
 }
