@@ -100,7 +100,17 @@ check_binary() {
 		echo "$bin: $n FPU instructions"
 		return 1
 	fi
-	echo "$bin: static, soft-float, no FPU instructions"
+	# Non-abicalls code (toolchain/mips_24kc.mk) keeps $gp fixed for small
+	# data; abicalls code that computes $gp from $t9 (musl's assembly
+	# pipe(), PIC objects) would break it when called with jal.
+	n=$("$objdump" -d "$dis" | grep -cE '[[:space:]]addu[[:space:]]+gp,gp,t9')
+	if [ "$n" != 0 ]; then
+		"$objdump" -d "$dis" | grep -E '^[0-9a-f]+ <|addu[[:space:]]+gp,gp,t9' |
+			grep -B1 'gp,gp,t9' | head
+		echo "$bin: $n abicalls \$gp set-ups in non-abicalls code"
+		return 1
+	fi
+	echo "$bin: static, soft-float, no FPU instructions, no abicalls \$gp set-up"
 }
 
 # features DIR: the feature words of build/DIR/postie -V, under qemu.

@@ -128,6 +128,14 @@ if [ -n "$OWN_LIBC" ]; then
 	rm -rf "$SYS"
 	echo "deps: $T: musl ($ARCH_CFLAGS)"
 	unpack musl
+	# ARCH_CFLAGS has -mno-abicalls (non-PIC code: direct calls, no GOT,
+	# about a tenth less code), which gcc refuses next to -fPIC: musl's
+	# PIC start files (rcrt1.o, Scrt1.o, never linked by postie) keep
+	# abicalls.
+	sed -i 's/^\(obj\/crt\/Scrt1\.o obj\/crt\/rcrt1\.o: CFLAGS_ALL += -fPIC\)$/\1 -mabicalls/' \
+		"$O/src/musl/Makefile"
+	grep -q 'rcrt1.o: CFLAGS_ALL += -fPIC -mabicalls' "$O/src/musl/Makefile" ||
+		die "could not edit musl's Makefile for its PIC start files"
 	(cd "$O/src/musl" &&
 		step musl-configure ./configure --prefix="$SYS" --syslibdir="$SYS/lib" \
 			--target="$TRIPLE" --disable-shared --enable-wrapper=gcc \
@@ -149,13 +157,15 @@ if [ -n "$OWN_LIBC" ]; then
 	done
 	step softfp-ar "$AR" rcs "$SYS/lib/libsoftfp.a" "$O/src/softfp"/*.o
 
-	# Debian's MIPS libgcc.a and crtbegin/crtend are hard-float builds: keep
-	# libgcc's integer helpers, drop every member that has FPU code (a float
-	# helper libsoftfp.a lacks is then a link error, not silent bad math),
-	# and drop the FP-ABI notes so ld does not warn about the mix.
-	echo "deps: $T: soft-float libgcc.a, crtbeginS.o, crtendS.o"
+	# Debian's MIPS libgcc.a is a hard-float build: keep libgcc's integer
+	# helpers, drop every member that has FPU code (a float helper
+	# libsoftfp.a lacks is then a link error, not silent bad math), and
+	# drop the FP-ABI notes so ld does not warn about the mix. The helpers
+	# postie links (64-bit shifts and divisions) are leaf functions that
+	# never touch $gp, so their abicalls code runs when called from
+	# non-abicalls code (the target's ld flags silence the mix warning).
+	echo "deps: $T: soft-float libgcc.a"
 	gcc_lib=$("${CROSS}gcc" $ARCH_CFLAGS -print-libgcc-file-name)
-	gcc_dir=$(dirname "$gcc_lib")
 	fpu='[[:space:]](l[wd]x?c1|s[wd]x?c1|[ls]uxc1|m[ft]h?c1|[ct]fc1|ctc1|bc1[ft]l?|(add|sub|mul|div|abs|neg|mov|sqrt|recip|rsqrt|n?madd|n?msub|mov[nztf])\.(s|d|ps)|c\.[a-z]+\.[sd]|cvt\.[a-z]+\.[a-z]+|(trunc|round|ceil|floor)\.[wl]\.[sd])[[:space:]]'
 	"${CROSS}objdump" -d "$gcc_lib" | awk -v re="$fpu" '
 		/file format/ { m = $1; sub(/:$/, "", m); next }
@@ -165,18 +175,20 @@ if [ -n "$OWN_LIBC" ]; then
 	step libgcc-copy "${CROSS}objcopy" $strip_fp "$gcc_lib" "$SYS/lib/libgcc.a"
 	[ ! -s "$O/src/libgcc-fpu-members.txt" ] ||
 		step libgcc-prune xargs "$AR" d "$SYS/lib/libgcc.a" <"$O/src/libgcc-fpu-members.txt"
-	for c in crtbeginS.o crtendS.o; do
-		step "copy-$c" "${CROSS}objcopy" $strip_fp "$gcc_dir/$c" "$SYS/lib/$c"
-	done
 
-	# Point musl's specs at these copies; each edit is checked.
+	# Point musl's specs at these copies and at the non-PIC start file
+	# (postie is static, not PIE), without gcc's crtbeginS.o/crtendS.o:
+	# C on musl needs neither (init_array runs constructors), and their
+	# PIC abicalls code crashes without the $gp that crt1.o does not set
+	# up. Each edit is checked.
 	specs=$SYS/lib/musl-gcc.specs
 	sed -i -e "s|^libgcc\\.a%s |$SYS/lib/libsoftfp.a $SYS/lib/libgcc.a |" \
-		-e "s| crtbeginS\\.o%s| $SYS/lib/crtbeginS.o|" \
-		-e "s|^crtendS\\.o%s |$SYS/lib/crtendS.o |" "$specs"
-	for w in libsoftfp.a libgcc.a crtbeginS.o crtendS.o; do
+		-e "s|$SYS/lib/Scrt1\\.o|$SYS/lib/crt1.o|" \
+		-e "s| crtbeginS\\.o%s||" -e "s|^crtendS\\.o%s ||" "$specs"
+	for w in libsoftfp.a libgcc.a crt1.o; do
 		grep -q "$SYS/lib/$w" "$specs" || die "could not edit $specs for $w"
 	done
+	! grep -q crtbegin "$specs" || die "could not edit $specs: crtbeginS.o left"
 	[ -x "$CC" ] || die "musl build did not produce $CC"
 fi
 

@@ -7,6 +7,11 @@
 # The sysroot is per target, not per output dir: board builds (O=build/board-B)
 # share it, like build/mipsel_24kc/deps. abspath: deps.sh matches CC against its O.
 # -fno-pie: Debian's gcc makes PIE code by default; postie is static non-PIE.
+# -mno-abicalls: non-PIC code everywhere (musl, BearSSL, udns, postie):
+# direct calls, no GOT, no $gp set-up; a static binary needs none of it.
+# About 12% less code (mips_24kc allnoconfig 105,864 -> 93,576 bytes for
+# postie's objects alone). --no-warn-mismatch: libgcc's integer helpers
+# stay abicalls (Debian's build), which ld would warn about at every link.
 # APT_PKGS and APT_ARCH are read by toolchain/install-deps.sh: plain words only.
 TARGET_TRIPLE = mipsel-linux-musl
 CC            = $(abspath build/mipsel_24kc/sysroot/bin/musl-gcc)
@@ -15,8 +20,8 @@ STRIP         = mipsel-linux-gnu-strip
 SIZE          = mipsel-linux-gnu-size
 OBJDUMP       = mipsel-linux-gnu-objdump
 READELF       = mipsel-linux-gnu-readelf
-ARCH_CFLAGS   = -march=24kc -msoft-float -fno-pie
-ARCH_LDFLAGS  = -static -msoft-float
+ARCH_CFLAGS   = -march=24kc -msoft-float -fno-pie -mno-abicalls
+ARCH_LDFLAGS  = -static -msoft-float -Wl,--no-warn-mismatch
 QEMU          = qemu-mipsel-static
 APT_PKGS      = gcc-mipsel-linux-gnu binutils-mipsel-linux-gnu qemu-user-static
 APT_ARCH      =
