@@ -10,9 +10,9 @@ engine's output has a buffer of its own: replies leave while the record
 is read, and reading stops while they cannot leave (backpressure).
 
 Each protocol (SMTP, POP3, IMAP) over implicit TLS and over
-STARTTLS/STLS gets 200 and 2,000 pipelined commands (SMTP: as many as
-SMTP_MAX_COMMANDS allows) in one write (one TLS record, or two for
-2,000), and again split into records of odd sizes (1, 7, 333, 4099,
+STARTTLS/STLS gets 200, 300 and 2,000 pipelined commands (SMTP: as many
+as SMTP_MAX_COMMANDS allows) in one write (one TLS record, or two for
+2,000; the old limit was between 200 and 250 IMAP NOOPs), and again split into records of odd sizes (1, 7, 333, 4099,
 13, 16384 bytes in turn); every reply must come, in order, exactly as
 in the clear (the same stream is sent in the clear first). The commands
 alternate so that a lost or reordered reply shows: IMAP replies carry
@@ -254,20 +254,23 @@ class TlsPipelining(test_pools.PoolTest):
                     finally:
                         self.doCleanups()   # this session's socket
 
-    def test_smtp_200(self):
+    def test_smtp_200_and_300(self):
         self.run_all("smtp", 200)
+        self.run_all("smtp", 300)
 
     def test_smtp_2000(self):
         self.run_all("smtp", 2000)
 
-    def test_pop3_200(self):
+    def test_pop3_200_and_300(self):
         self.run_all("pop3", 200)
+        self.run_all("pop3", 300)
 
     def test_pop3_2000(self):
         self.run_all("pop3", 2000)
 
-    def test_imap_200(self):
+    def test_imap_200_and_300(self):
         self.run_all("imap", 200)
+        self.run_all("imap", 300)
 
     def test_imap_2000(self):
         self.run_all("imap", 2000)
