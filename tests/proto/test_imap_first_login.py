@@ -46,8 +46,13 @@ class FirstLogin(harness.TestCase):
                               extra="plaintext_auth_networks 127.0.0.1/32\n")
         self.srv.start()
         self.addCleanup(self.srv.cleanup)
+        self.addCleanup(self.no_sanitizer_report)
         self.addCleanup(self.srv.stop)
         return self.srv
+
+    def no_sanitizer_report(self):
+        report = self.srv.sanitizer_report()
+        self.assertIsNone(report, report)
 
     def most_fsyncs(self):
         r = subprocess.run(harness.command("status", "-c", "postie.conf"),
