@@ -13,13 +13,11 @@
 
 #include "core/buf.h"
 
-int64_t util_clock_skew_ms;
-
 int64_t now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + util_clock_skew_ms;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int str_copy(char *dst, size_t n, const char *src, size_t len)

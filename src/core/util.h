@@ -8,12 +8,9 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-/* CLOCK_MONOTONIC in ms, plus util_clock_skew_ms: 0 in the daemon; a test
- * harness (the session fuzz targets) moves it forward to the next
- * deadline instead of waiting for it, so delays and timeouts cost no
- * real time there. */
+/* CLOCK_MONOTONIC in ms (the session fuzz targets wrap clock_gettime
+ * with a virtual clock: tests/fuzz/memsock.c). */
 int64_t now_ms(void);
-extern int64_t util_clock_skew_ms;
 
 /* Copies at most len bytes of src (stops at NUL) into dst of size n, always
  * NUL-terminated. Returns 0, or -1 when it had to truncate. */

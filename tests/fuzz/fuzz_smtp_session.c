@@ -1,6 +1,7 @@
 /* libFuzzer: the whole SMTP server state machine. Each input is what a
- * client sends on one connection (socketpair), driven through the real
- * loop, connection slot and mbox delivery into a scratch directory. */
+ * client sends on one connection (in memory, see memsock.h), driven
+ * through the real loop, connection slot and mbox delivery into a
+ * scratch directory. */
 #include "session.h"
 #include "proto/smtp_in.h"
 #include "store/aliases.h"
@@ -28,12 +29,14 @@ static void setup(void)
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
-	if (!fz_dir[0])
-		setup();
 	if (size > 32768)
 		return 0;
+	ms_clock_on = 1;
+	if (!fz_dir[0])
+		setup();
 	fz_session(LISTEN_SMTP, &smtpin_ops, "", data, size);
 	fz_rm_tree("mail/demo");
 	fz_rm_tree("mail/bob");
+	ms_clock_on = 0;
 	return 0;
 }

@@ -1,9 +1,10 @@
 /* session.h — shared by the libFuzzer targets that drive a whole server
- * session (POP3, IMAP): a scratch directory with a users file (alice and
- * bob, password "pw") and a config, and one connection over a socketpair
- * through the real loop and connection slot; also the scratch files of the
- * file-parser targets (fz_mkdir, fz_write). Header-only: each fuzz target
- * is its own program. */
+ * session (POP3, IMAP, SMTP): a scratch directory with a users file
+ * (alice and bob, password "pw") and a config, and one connection
+ * through the real loop and connection slot over an in-memory socket
+ * with a virtual clock (memsock.h); also the scratch files of the
+ * file-parser targets (fz_mkdir, fz_write). Header-only: each fuzz
+ * target is its own program. */
 #ifndef POSTIE_FUZZ_SESSION_H
 #define POSTIE_FUZZ_SESSION_H
 
@@ -25,6 +26,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/util.h"
+#include "memsock.h"
 #include "store/passwd.h"
 #include "store/users.h"
 
@@ -34,6 +36,11 @@ static uint32_t fz_peer_no;
  * sees the input split at every such boundary (a target may set it from
  * its input). */
 static size_t fz_chunk = SIZE_MAX;
+/* The bytes the server may send in one loop pass before its send would
+ * block (the client reads them all between passes); SIZE_MAX: no limit.
+ * A target may set it from its input, so replies that do not go out at
+ * once (partial sends, output waiting for room) are reached too. */
+static size_t fz_room = SIZE_MAX;
 
 /* Writes len bytes to fz_dir/name; returns its path (static buffer).
  * open/write, not stdio: no buffer to allocate for every input (under
@@ -307,7 +314,7 @@ static inline int fz_has_word(const unsigned char *data, size_t size, const char
 	return 0;
 }
 
-/* One loop pass. When nothing was ready, the clock (util_clock_skew_ms)
+/* One loop pass. When nothing was ready, the virtual clock (ms_now_ms)
  * jumps to the next deadline if it is at most max_jump ms away (-1: any),
  * so login delays, lock retries and timeouts cost no real time. Returns
  * the watchers served, or -1 when nothing was ready and no deadline is
@@ -324,55 +331,60 @@ static inline int fz_pass(int64_t max_jump)
 	if (next < 0 || (max_jump >= 0 && next - now > max_jump))
 		return -1;
 	if (next > now)
-		util_clock_skew_ms += next - now;
+		ms_now_ms += next - now;
 	return 0;
 }
 
-/* One connection: `pre` then data[0..size) as the client's bytes, the
- * answers thrown away, a bounded number of loop passes; it ends early
- * once all is sent and nothing is left to happen. */
-static inline void fz_session(int kind, const struct proto_ops *ops, const char *pre,
-		       const unsigned char *data, size_t size)
+/* A new connection from a new address (failed logins do not pile up
+ * into a ban) over a memsock; its descriptor, or -1 when it was refused. */
+static inline int fz_connect(int kind, const struct proto_ops *ops)
 {
 	struct sockaddr_storage peer;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&peer;
-	char sink[4096];
-	int sv[2];
-	size_t off = 0, plen = strlen(pre);
-	int idle = 0;
+	int fd = ms_open();
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
-		return;
+	if (fd < 0)
+		abort();
 	memset(&peer, 0, sizeof(peer));
 	sin->sin_family = AF_INET;
-	/* A new address each time: failed logins do not pile up into a ban. */
 	sin->sin_addr.s_addr = htonl(0x0a000000 | (++fz_peer_no & 0xffffff));
-	if (!conn_open(sv[0], &peer, sizeof(*sin), kind, ops, 0)) {
-		close(sv[1]);
+	return conn_open(fd, &peer, sizeof(*sin), kind, ops, 0) ? fd : -1;
+}
+
+/* One connection: `pre` then data[0..size) as the client's bytes, at most
+ * fz_chunk a loop pass, the answers thrown away (fz_room a pass), a
+ * bounded number of loop passes; it ends early once all is sent and
+ * nothing is left to happen. */
+static inline void fz_session(int kind, const struct proto_ops *ops, const char *pre,
+		       const unsigned char *data, size_t size)
+{
+	size_t off = 0, plen = strlen(pre);
+	int idle = 0, fd = fz_connect(kind, ops);
+
+	if (fd < 0) {
+		conn_close_all("fuzz refused");
 		return;
 	}
-	if (plen && write(sv[1], pre, plen) != (ssize_t)plen)
+	if (plen && ms_put(fd, pre, plen) != (long)plen)
 		abort();
 	for (int step = 0; step < 2000 && conn_count() > 0; step++) {
 		if (off < size) {
 			size_t want = size - off < fz_chunk ? size - off : fz_chunk;
-			ssize_t n = write(sv[1], data + off, want);
+			long n = ms_put(fd, data + off, want);
 			if (n > 0)
 				off += (size_t)n;
 			if (off == size)
-				shutdown(sv[1], SHUT_WR);
+				ms_shut(fd);
 		} else if (off == size && step == 0) {
-			shutdown(sv[1], SHUT_WR);
+			ms_shut(fd);
 		}
-		while (read(sv[1], sink, sizeof(sink)) > 0)
-			;
+		ms_drain(fd, fz_room);
 		if (fz_pass(-1) >= 0)
 			idle = 0;
 		else if (off == size && ++idle > 2)
 			break;
 	}
 	conn_close_all("fuzz done");
-	close(sv[1]);
 }
 
 #endif
