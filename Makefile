@@ -238,7 +238,8 @@ size:
 	@tests/bench/size.sh
 
 fuzz:
-	@FUZZ_SESSION_FACTOR=$${FUZZ_SESSION_FACTOR:-4} tests/fuzz/fuzz.sh $${FUZZ_SECONDS:-300}
+	@FUZZ_SESSION_FACTOR=$${FUZZ_SESSION_FACTOR:-4} FUZZ_FAST=$${FUZZ_FAST:-1} \
+		tests/fuzz/fuzz.sh $${FUZZ_SECONDS:-300}
 
 # Man pages from the README's Running and Configuration reference.
 man: build/man/postie.8 build/man/postie.conf.5
