@@ -448,9 +448,10 @@ static void command(struct conn *c, struct imap_session *s)
 		imap_bad(c, s, "Missing command");
 		return;
 	}
-	sess_log_command(c, s->cmd, (str_ieq(verb, vl, "LOGIN") ||
-			 str_ieq(verb, vl, "AUTHENTICATE")) ?
-			 (size_t)(ip.p - s->cmd) : s->cb.len);
+	if (CONFIG_DEBUG_PROTOCOL)
+		sess_log_command(c, s->cmd, (str_ieq(verb, vl, "LOGIN") ||
+				 str_ieq(verb, vl, "AUTHENTICATE")) ?
+				 (size_t)(ip.p - s->cmd) : s->cb.len);
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
 		const struct imap_cmd *cmd = &commands[i];
 		if (!cmd->fn || !str_ieq(verb, vl, cmd->verb))

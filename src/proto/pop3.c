@@ -906,7 +906,8 @@ static void command(struct conn *c, struct pop3_session *s, char *line,
 		return;
 	}
 	arg = sess_split(line, len, &vlen, &alen);
-	sess_log_command(c, line, str_ieq(line, vlen, "PASS") ? vlen : len);
+	if (CONFIG_DEBUG_PROTOCOL)
+		sess_log_command(c, line, str_ieq(line, vlen, "PASS") ? vlen : len);
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
 		const struct pop3_cmd *cmd = &commands[i];
 		if (!str_ieq(line, vlen, cmd->verb))

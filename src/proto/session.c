@@ -202,9 +202,8 @@ void sess_log_command(const struct conn *c, const char *line, size_t n)
 {
 	char shown[80];
 
-	if (CONFIG_DEBUG_PROTOCOL)
-		log_msg(LOGL_DEBUG, "conn %u <- %s", c->id,
-			str_printable(shown, sizeof(shown), line, n));
+	log_msg(LOGL_DEBUG, "conn %u <- %s", c->id,
+		str_printable(shown, sizeof(shown), line, n));
 }
 
 int sess_tls_offered(const struct conn *c)

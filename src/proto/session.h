@@ -101,8 +101,9 @@ void sess_vreply(struct conn *c, const char *prefix, size_t max,
 /* A command line "VERB[ ARG]": the verb's length in *vlen; returns the
  * argument (after one blank; may be empty) and its length in *alen. */
 const char *sess_split(const char *line, size_t len, size_t *vlen, size_t *alen);
-/* With CONFIG_DEBUG_PROTOCOL, logs the first n octets of a command (a
- * caller stops before a credential). */
+/* Logs the first n octets of a command (a caller stops before a
+ * credential), for CONFIG_DEBUG_PROTOCOL: callers test it, so the
+ * arguments cost nothing in a build without it. */
 void sess_log_command(const struct conn *c, const char *line, size_t n);
 
 /* STARTTLS (STLS) can be offered: TLS built with certificates loaded,

@@ -98,11 +98,12 @@ static void reply(struct conn *c, struct smtp_session *s, int code,
 static void reply(struct conn *c, struct smtp_session *s, int code,
 		  const char *fmt, ...)
 {
-	char pfx[8];
+	/* codes are three digits */
+	char pfx[5] = { (char)('0' + code / 100 % 10), (char)('0' + code / 10 % 10),
+			(char)('0' + code % 10), ' ', '\0' };
 	va_list ap;
 
 	(void)s;
-	snprintf(pfx, sizeof(pfx), "%d ", code);
 	va_start(ap, fmt);
 	sess_vreply(c, pfx, 399, fmt, ap);
 	va_end(ap);
@@ -1041,9 +1042,11 @@ static void command(struct conn *c, struct smtp_session *s, char *line,
 	arg = sess_split(line, len, &vlen, &alen);
 	while (alen > 0 && arg[alen - 1] == ' ')
 		alen--;
-	/* AUTH's initial response is a credential: verb and mechanism only */
-	sp = str_ieq(line, vlen, "AUTH") ? memchr(arg, ' ', alen) : NULL;
-	sess_log_command(c, line, sp ? (size_t)(sp - line) : len);
+	if (CONFIG_DEBUG_PROTOCOL) {
+		/* AUTH's initial response is a credential: verb and mechanism */
+		sp = str_ieq(line, vlen, "AUTH") ? memchr(arg, ' ', alen) : NULL;
+		sess_log_command(c, line, sp ? (size_t)(sp - line) : len);
+	}
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
 		const struct smtp_cmd *cmd = &commands[i];
 		if (!str_ieq(line, vlen, cmd->verb))
