@@ -11,13 +11,13 @@
 # The whole-session targets (imap_session, imap_two, pop3, smtp_session
 # and imap_session-tiny) run FUZZ_SESSION_FACTOR times as long (default
 # 1). With FUZZ_FAST=1 they run from a second build without ASan
-# (TARGET=fuzz-fast: UBSan and libFuzzer only, about 1.5 times the
-# inputs a second), and then the ASan build runs every input of the
-# corpus they made once, so what they found is checked for memory
-# errors too. `make fuzz` sets FUZZ_SECONDS=300, FUZZ_SESSION_FACTOR=4
-# and FUZZ_FAST=1: 5 minutes a target, 20 for a session target, 2 at a
-# time: about 110 minutes of two cores in all. `make check` runs this
-# with 8 s (ASan only).
+# (TARGET=fuzz-fast: UBSan and libFuzzer only, 1 to 2 times the inputs
+# a CPU second), and then the ASan build runs every input of the corpus
+# they made once, so what they found is checked for memory errors too.
+# `make fuzz` sets FUZZ_SECONDS=300, FUZZ_SESSION_FACTOR=4 and
+# FUZZ_FAST=1: 5 minutes a target, 20 for a session target, 2 at a
+# time: about 105 minutes of two cores (it says so when it starts).
+# `make check` runs this with 8 s (ASan only).
 set -u
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
@@ -109,6 +109,17 @@ run_one() { # BINARY: one target, its verdict in build/fuzz/status/NAME
 	fi
 }
 
+# What this run will take, said before it starts.
+total=0 nsess=0
+for f in "${targets[@]}"; do
+	if is_session "$(name_of "$f")"; then
+		total=$((total + secs * factor))
+		nsess=$((nsess + 1))
+	else
+		total=$((total + secs))
+	fi
+done
+echo "fuzz: ${#targets[@]} targets, ${secs} s each ($nsess session targets $((secs * factor)) s$([ "$fast" = 1 ] && echo ", without ASan, then their corpus under ASan")), $jobs at a time: about $(((total / jobs + 59) / 60)) min"
 rm -f build/fuzz/status/* build/fuzz/*.log.asan
 running=0
 for f in "${targets[@]}"; do
