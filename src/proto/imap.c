@@ -429,6 +429,20 @@ static const struct imap_cmd commands[] = {
 	{ "MOVE", ST(IMAP_SELECTED), CONFIG_IMAP_MOVE ? imap_cmd_move : NULL },
 };
 
+/* Everything one command parses or carries out starts clean, here for
+ * every command: a modifier of one command (CHANGEDSINCE, UNCHANGEDSINCE,
+ * a MODSEQ search key) or its set never reaches a later one. No job runs
+ * between commands, so the job is free to clear. */
+static void command_reset(struct imap_session *s)
+{
+	memset(&s->q, 0, sizeof(s->q));
+	memset(&s->job, 0, sizeof(s->job));
+	s->set = NULL;
+	s->set_len = 0;
+	s->set_uid = s->copy_move = 0;
+	s->set_star = 0;
+}
+
 static void command(struct conn *c, struct imap_session *s)
 {
 	struct ip ip;
@@ -436,6 +450,7 @@ static void command(struct conn *c, struct imap_session *s)
 	size_t tl, vl;
 
 	s->tag[0] = '\0';
+	command_reset(s);
 	if (sess_count_command(c) != 0)
 		return;
 	ip_init(&ip, s->cmd, s->cb.len);

@@ -106,12 +106,13 @@ struct fetch_req {
 	unsigned attrs;         /* union of the FA_* items asked */
 	int nitems, nsecs, nfields;
 	int sets_seen;          /* a non-peek section: \Seen gets set */
+	int changedsince;       /* CONDSTORE modifier given */
+	uint64_t since;
+	/* the arrays: filled up to nitems, nsecs, nfields */
 	struct fetch_item items[IMAP_FETCH_ITEMS];
 	struct fetch_sec secs[IMAP_FETCH_SECS];
 	const char *fields[IMAP_FIELDS];
 	size_t field_len[IMAP_FIELDS];
-	int changedsince;       /* CONDSTORE modifier given */
-	uint64_t since;
 };
 
 /* The att list of FETCH (macro, one item or a list) and an optional

@@ -6,6 +6,7 @@ session's protocol-error limit."""
 import re
 import unittest
 
+import harness
 from test_imap import ImapBase
 
 
@@ -49,6 +50,43 @@ class ImapEdges(ImapBase):
             self.assertEqual(uids_of(out), [], out)
             out = r.cmd("k", "UID SEARCH UID %d:%d" % (hi, hi + 10))
             self.assertIn("* SEARCH", out)
+        finally:
+            r.close()
+
+    @harness.need_feature("imap:condstore")
+    def test_condstore_modifiers_last_one_command(self):
+        """CHANGEDSINCE filters only the FETCH it comes with, and
+        UNCHANGEDSINCE only its STORE (RFC 7162 §3.1.4, §3.1.3)."""
+        self.deliver(2)
+        r = self.raw()
+        try:
+            r.login()
+            r.cmd("s", "SELECT INBOX (CONDSTORE)")
+            r.cmd("a", "STORE 2 +FLAGS (\\Flagged)")
+            out = r.cmd("b", "FETCH 1:* (MODSEQ)")
+            mods = [int(x) for x in re.findall(r"MODSEQ \((\d+)\)", " ".join(out))]
+            self.assertEqual(len(mods), 2, out)
+            out = r.cmd("c", "FETCH 1:* (UID FLAGS) (CHANGEDSINCE %d)" % mods[0])
+            self.assertEqual(uids_of(out), [2], out)
+            out = r.cmd("d", "FETCH 1 (UID BODY.PEEK[])")
+            self.assertEqual(uids_of(out), [1], out)
+            out = r.cmd("e", "UID FETCH 1:* FLAGS")
+            self.assertEqual(uids_of(out), [1, 2], out)
+            r.cmd("f", "UNSELECT")
+            r.cmd("g", "SELECT INBOX")
+            out = r.cmd("h", "FETCH 1:* UID")
+            self.assertEqual(uids_of(out), [1, 2], out)
+            # a STORE whose UNCHANGEDSINCE fails; the next plain STORE
+            # must not inherit it
+            out = r.cmd("i", "STORE 2 (UNCHANGEDSINCE 1) +FLAGS (\\Seen)")
+            self.assertIn("MODIFIED", out[-1])
+            out = r.cmd("j", "STORE 2 +FLAGS (\\Answered)")
+            self.assertTrue(out[-1].startswith("j OK"), out)
+            self.assertNotIn("MODIFIED", out[-1])
+            self.assertIn("Answered", " ".join(out))
+            out = r.cmd("k", "SEARCH MODSEQ 1")
+            out = r.cmd("l", "SEARCH ALL")
+            self.assertEqual(out[0], "* SEARCH 1 2", out)
         finally:
             r.close()
 
