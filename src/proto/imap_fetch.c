@@ -945,6 +945,18 @@ static void job_done(struct conn *c, struct imap_session *s, const char *st)
 	imap_wait_command(c, s);
 }
 
+/* The item buffer's bytes not sent yet, as the socket takes them: 1 when
+ * all are out. */
+static int item_send(struct conn *c, struct imap_session *s, struct job *j)
+{
+	size_t left = sat_sub(s->ib.len, j->text_off), room = conn_out_free(c);
+	size_t n = left < room ? left : room;
+
+	conn_write(c, s->item + j->text_off, n);
+	j->text_off += (uint32_t)n;
+	return j->text_off >= s->ib.len;
+}
+
 /* One pass of the job; returns 1 when finished (tagged answer written),
  * 2 when this pass's budget of mail is spent, 0 to go on, -1 on error. */
 static int job_produce(struct conn *c, struct imap_session *s)
@@ -954,18 +966,34 @@ static int job_produce(struct conn *c, struct imap_session *s)
 	int k;
 
 	switch (j->kind) {
-	case J_TEXT: {
-		size_t left = sat_sub(s->ib.len, j->text_off), room = conn_out_free(c);
-		size_t n = left < room ? left : room;
-		conn_write(c, s->item + j->text_off, n);
-		j->text_off += (uint32_t)n;
-		if (j->text_off < s->ib.len)
-			return 0;
-		if (conn_out_free(c) < 200)
+	case J_TEXT:
+		if (!item_send(c, s, j) || conn_out_free(c) < 200)
 			return 0;
 		job_done(c, s, "OK");
 		return 1;
-	}
+	case J_LIST:
+		/* The lines go out as the socket takes them; a drained item
+		 * buffer is refilled with the next ones. */
+		for (int guard = 0; guard < 4; guard++) {
+			if (!item_send(c, s, j))
+				return 0;
+			if (j->ldone) {
+				if (conn_out_free(c) < 200)
+					return 0;
+				job_done(c, s, "OK");
+				return 1;
+			}
+			k = imap_list_fill(s);
+			j->text_off = 0;
+			if (k < 0) {
+				snprintf(s->done_text, sizeof(s->done_text),
+					 "[LIMIT] A LIST line over %d bytes", IMAP_ITEM_MAX);
+				job_done(c, s, "NO");
+				return 1;
+			}
+			j->ldone = k;
+		}
+		return 0;
 	case J_FETCH:
 		for (int guard = 0; guard < 64; guard++) {
 			if (j->in_msg) {
@@ -1018,16 +1046,9 @@ static int job_produce(struct conn *c, struct imap_session *s)
 			struct idx_rec r;
 			uint32_t nf;
 			uint64_t nkw;
-			if (j->text_off < s->ib.len) {
-				/* The last FETCH line, as the socket takes it. */
-				size_t left = s->ib.len - j->text_off;
-				size_t room = conn_out_free(c);
-				size_t n = left < room ? left : room;
-				conn_write(c, s->item + j->text_off, n);
-				j->text_off += (uint32_t)n;
-				if (j->text_off < s->ib.len)
-					return 0;
-			}
+			/* The last FETCH line, as the socket takes it. */
+			if (!item_send(c, s, j))
+				return 0;
 			if (conn_out_free(c) < 200)
 				return 0;
 			if (j->cur > j->hi && !imap_next_range(s, j)) {

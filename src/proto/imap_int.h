@@ -76,7 +76,7 @@ struct kwargs {
 enum { OPEN_SELECT, OPEN_EXAMINE, OPEN_STATUS, OPEN_APPEND, OPEN_COPY };
 enum { APP_NONE, APP_STORE, APP_DISCARD };
 enum { RW_DELETED, RW_UID_EXPUNGE, RW_MOVE };
-enum { J_TEXT, J_FETCH, J_STORE, J_SEARCH, J_MERGE };
+enum { J_TEXT, J_FETCH, J_STORE, J_SEARCH, J_MERGE, J_LIST };
 enum { SEG_TEXT, SEG_SEC };
 
 struct seg {
@@ -157,6 +157,14 @@ struct job {
 	/* J_TEXT */
 	uint32_t text_off;
 	int matched;
+	/* J_LIST: reference and pattern (inside cmd until the answer), the
+	 * LIST options, lines sent, all of them in the item buffer */
+	const char *lref, *lpat;
+	size_t lrl, lpl;
+	const char *lverb;
+	unsigned lopts;
+	uint32_t lsent;
+	int ldone;
 };
 
 struct imap_session {
@@ -325,6 +333,10 @@ void imap_tell_flags(struct imap_session *me, uint32_t uid, uint64_t modseq);
 uint32_t imap_uid_count(struct mbx *m, uint32_t lo, uint32_t hi);
 
 /* imap_fetch.c: streams, FETCH, jobs */
+/* J_LIST: refills the item buffer with the LIST/LSUB lines after the
+ * job.lsent sent: 1 when they are the last, 0 when more follow, -1 when
+ * one line alone does not fit. */
+int imap_list_fill(struct imap_session *s);
 void imap_job_start(struct conn *c, struct imap_session *s, int kind,
 		    const char *done);
 void imap_job_step(struct conn *c, struct imap_session *s);

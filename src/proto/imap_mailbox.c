@@ -579,6 +579,9 @@ struct list_ctx {
 	size_t pl;
 	unsigned opts;
 	const char *subs;
+	uint32_t skip;          /* lines sent in earlier fills */
+	uint32_t added;         /* lines in the item buffer */
+	int full;               /* a line did not fit: the rest next fill */
 };
 
 static void list_line(struct list_ctx *x, const char *attrs, const char *name)
@@ -587,6 +590,12 @@ static void list_line(struct list_ctx *x, const char *attrs, const char *name)
 	struct mime_out o;
 	size_t al = strlen(attrs);
 
+	if (x->full)
+		return;
+	if (x->skip) {
+		x->skip--;
+		return;
+	}
 	mime_out_init(&o, buf_reserve(&s->ib, buf_remaining(&s->ib)),
 		      buf_remaining(&s->ib));
 	mime_out_str(&o, "* ", 2);
@@ -596,11 +605,12 @@ static void list_line(struct list_ctx *x, const char *attrs, const char *name)
 	mime_out_str(&o, ") \"/\" ", 6);
 	mime_out_nstring(&o, name, strlen(name));
 	mime_out_str(&o, "\r\n", 2);
-	if (!o.overflow)
+	if (!o.overflow) {
 		buf_commit(&s->ib, o.b.len);
-	else
-		log_msg(LOGL_WARN, "imap %s: LIST answer over %d bytes, truncated",
-			s->user, IMAP_ITEM_MAX);
+		x->added++;
+	} else {
+		x->full = 1;
+	}
 }
 
 /* One existing name (kind FOLDER_*, or 0 for INBOX) for LIST. */
@@ -723,8 +733,7 @@ static int list_opts(struct ip *ip, unsigned *opts, int ret)
 static void cmd_list(struct conn *c, struct imap_session *s, struct ip *ip,
 		     const char *verb)
 {
-	static char pat[IMAP_PATTERN_MAX + 1], subs[FOLDER_SUBS_MAX + 1];
-	struct list_ctx x = { .s = s, .verb = verb, .pat = pat, .subs = subs };
+	struct list_ctx x = { .s = s, .verb = verb };
 	char *ref, *p;
 	size_t rl, pl;
 
@@ -767,15 +776,32 @@ static void cmd_list(struct conn *c, struct imap_session *s, struct ip *ip,
 		imap_bad(c, s, "Reference and pattern too long");
 		return;
 	}
-	/* The reference is a prefix of the pattern. */
+	s->job.lref = ref;
+	s->job.lrl = rl;
+	s->job.lpat = p;
+	s->job.lpl = pl;
+	s->job.lverb = verb;
+	s->job.lopts = x.opts | (strcmp(verb, "LSUB") == 0 ? LO_LSUB | LO_SUBSCRIBED : 0);
+	imap_job_start(c, s, J_LIST, strcmp(verb, "LSUB") ? "LIST completed" :
+		       "LSUB completed");
+}
+
+int imap_list_fill(struct imap_session *s)
+{
+	static char pat[IMAP_PATTERN_MAX + 1], subs[FOLDER_SUBS_MAX + 1];
+	struct job *j = &s->job;
+	struct list_ctx x = { .s = s, .verb = j->lverb, .pat = pat, .subs = subs,
+			      .opts = j->lopts, .skip = j->lsent };
 	struct buf pb;
+
+	/* The listing again from the start, the lines sent skipped: a
+	 * folder tree of FOLDER_MAX entries is walked once a fill. */
+	buf_reset(&s->ib);
 	buf_init(&pb, pat, sizeof(pat));
-	buf_add(&pb, ref, rl);
-	buf_add(&pb, p, pl);
+	buf_add(&pb, j->lref, j->lrl);  /* the reference is a prefix */
+	buf_add(&pb, j->lpat, j->lpl);
 	buf_nul(&pb);
 	x.pl = pb.len;
-	if (strcmp(verb, "LSUB") == 0)
-		x.opts |= LO_LSUB | LO_SUBSCRIBED;
 	if (x.opts & (LO_SUBSCRIBED | LO_RET_SUBSCRIBED))
 		folder_subs(s->base, subs, sizeof(subs));
 	else
@@ -789,8 +815,10 @@ static void cmd_list(struct conn *c, struct imap_session *s, struct ip *ip,
 				  "\\NoInferiors \\Subscribed" : "\\NoInferiors", "INBOX");
 		folder_walk(s->base, list_fn, &x);
 	}
-	imap_job_start(c, s, J_TEXT, strcmp(verb, "LSUB") ? "LIST completed" :
-		       "LSUB completed");
+	j->lsent += x.added;
+	if (x.full && x.added == 0)
+		return -1;
+	return !x.full;
 }
 
 void imap_cmd_list_(struct conn *c, struct imap_session *s, struct ip *ip)

@@ -75,6 +75,32 @@ class ImapFolders(ImapBase):
         finally:
             m.logout()
 
+    def test_long_list_answer_is_complete(self):
+        # LIST and LSUB answers larger than the item buffer (16 KB) go out
+        # in parts: every folder is listed, none cut off under an OK.
+        m = self.server.imap()
+        try:
+            names = ["Customers/Company %03d Limited - correspondence "
+                     "and invoices %s" % (i, "x" * 20) for i in range(200)]
+            for i, name in enumerate(names):
+                self.assertEqual(m.create('"%s"' % name)[0], "OK", name)
+                self.assertEqual(m.subscribe('"%s"' % name)[0], "OK", name)
+            typ, data = m.list('""', "*")
+            self.assertEqual(typ, "OK")
+            self.assertGreater(sum(len(d) for d in data if d), 16384)
+            got = listed(m)
+            for name in names:
+                self.assertIn(name, got)
+            typ, data = m.lsub('""', "Customers/*")
+            self.assertEqual(typ, "OK")
+            self.assertEqual(len([d for d in data if d and b"Company" in d]), 200)
+            typ, data = m._simple_command("LIST", "(SUBSCRIBED)", '""', "*")
+            self.assertEqual(typ, "OK")
+            self.assertEqual(len([d for d in m.untagged_responses.pop("LIST", [])
+                                  if b"Company" in d]), 200)
+        finally:
+            m.logout()
+
     def test_create_delete_rename_hierarchy(self):
         m = self.server.imap()
         try:
