@@ -684,6 +684,7 @@ static void out_addr(struct mime_out *o, const char *name, size_t nl,
 /* One address list; NIL when empty. More than ENV_ADDR_MAX addresses
  * overflow the output (the caller's stand-in), never a shortened list. */
 #define ENV_ADDR_MAX 1000
+#define MISSING_DOMAIN "MISSING_DOMAIN"
 static void out_addrs(struct mime_out *o, const char *v, size_t n)
 {
 	struct pscan ps;
@@ -771,18 +772,21 @@ static void out_addrs(struct mime_out *o, const char *v, size_t n)
 			angle = 0;
 			continue;
 		}
-		/* ',' ';' or the end: the address is complete */
+		/* ',' ';' or the end: the address is complete. One without
+		 * a domain ("From: root") gets the host MISSING_DOMAIN, as
+		 * Dovecot gives it: a NIL host marks a group start. */
 		if (ll || dl) {
+			const char *host = dl ? dom : MISSING_DOMAIN;
+			size_t hl = dl ? dl : sizeof(MISSING_DOMAIN) - 1;
 			if (count++ == ENV_ADDR_MAX)
 				o->overflow = 1;
 			out_c(o, any ? "" : "(");
 			any = 1;
 			if (pl)
-				out_addr(o, phrase, pl, adl, al, local, ll,
-					 dl ? dom : NULL, dl);
+				out_addr(o, phrase, pl, adl, al, local, ll, host, hl);
 			else
 				out_addr(o, ps.cmt, ps.cmt ? ps.cmtl : 0, adl, al,
-					 local, ll, dl ? dom : NULL, dl);
+					 local, ll, host, hl);
 		}
 		ps.cmt = NULL;
 		pl = ll = dl = al = 0;

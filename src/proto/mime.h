@@ -89,7 +89,7 @@ void mime_out_nstring(struct mime_out *o, const char *s, size_t n);
 /* The output of mime_envelope and mime_bodystructure is kept across
  * restarts (IMAP's structure cache, NAME.sc): bump MIME_OUT_FORMAT with
  * any change to what they write, and the caches are started afresh. */
-#define MIME_OUT_FORMAT 2
+#define MIME_OUT_FORMAT 3
 
 void mime_envelope(const struct mime *m, int part, struct mime_out *o);
 /* ext: BODYSTRUCTURE (1) or BODY (0). */

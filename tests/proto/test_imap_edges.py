@@ -90,6 +90,28 @@ class ImapEdges(ImapBase):
         finally:
             r.close()
 
+    def test_envelope_address_without_domain(self):
+        """A NIL host marks a group start (RFC 3501 §7.4.2): an address
+        without a domain gets the host MISSING_DOMAIN, as in Dovecot."""
+        self.smtp_deliver("alice@test.lan", "Subject: cron\n\nx\n")
+        r = self.raw()
+        try:
+            r.login()
+            lit = b"From: root\r\nTo: admin, <ops>, grp: a@example.org;\r\nSubject: s\r\n\r\nx\r\n"
+            r.send("p APPEND INBOX {%d+}\r\n" % len(lit))
+            r.send(lit + b"\r\n")
+            self.assertTrue(r.until("p")[-1].startswith("p OK"))
+            r.cmd("s", "SELECT INBOX")
+            out = " ".join(r.cmd("f", "FETCH 2 ENVELOPE"))
+            root = '((NIL NIL "root" "MISSING_DOMAIN"))'
+            self.assertIn('"s" %s %s %s ' % (root, root, root), out)
+            self.assertIn('((NIL NIL "admin" "MISSING_DOMAIN")'
+                          '(NIL NIL "ops" "MISSING_DOMAIN")'
+                          '(NIL NIL "grp" NIL)(NIL NIL "a" "example.org")'
+                          '(NIL NIL NIL NIL))', out)
+        finally:
+            r.close()
+
 
 if __name__ == "__main__":
     unittest.main()
