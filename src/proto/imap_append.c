@@ -223,13 +223,21 @@ int imap_append_begin(struct conn *c, struct imap_session *s, uint64_t lit)
 	return 1;
 }
 
-/* Literal octets of the message: CRLF becomes LF on the way to the file. */
+/* Literal octets of the message: CRLF becomes LF on the way to the file.
+ * A NUL byte refuses the message (a literal is CHAR8, RFC 3501 §9; SMTP
+ * refuses it too): the rest of the literal is read and dropped. */
 void imap_append_feed(struct imap_session *s, const char *p, size_t n)
 {
 	struct buf w;
 
 	if (s->app_mode != APP_STORE)
 		return;
+	if (memchr(p, '\0', n)) {
+		s->app_mode = APP_DISCARD;
+		s->app_st = "NO";
+		s->app_err = "Message has a NUL byte";
+		return;
+	}
 	buf_init(&w, imap_obuf, sizeof(imap_obuf));
 	for (size_t i = 0; i < n; i++) {
 		if (s->app_cr) {

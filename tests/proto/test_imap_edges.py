@@ -112,6 +112,34 @@ class ImapEdges(ImapBase):
         finally:
             r.close()
 
+    def test_append_with_nul_refused(self):
+        """A literal holds no NUL (RFC 3501 §9 CHAR8): APPEND of such a
+        message answers NO, stores nothing, and the session goes on
+        right after its literal, in one write or in pieces."""
+        r = self.raw()
+        try:
+            r.login()
+            for tag, plus in (("a", "+"), ("b", "")):
+                lit = b"Subject: nul\r\n\r\nbefore\x00after\r\n" + b"x" * 5000 + b"\r\n"
+                r.send("%s APPEND INBOX {%d%s}\r\n" % (tag, len(lit), plus))
+                if not plus:
+                    self.assertTrue(r.line().startswith("+"))
+                # the NUL alone in its own piece, then the rest and a
+                # pipelined NOOP right behind the literal
+                i = lit.index(b"\x00")
+                r.send(lit[:i])
+                r.send(lit[i:i + 1])
+                r.send(lit[i + 1:] + b"\r\n" + tag.encode() + b"2 NOOP\r\n")
+                out = r.until(tag)
+                self.assertTrue(out[-1].startswith(tag + " NO"), out)
+                self.assertIn("NUL", out[-1])
+                self.assertTrue(r.until(tag + "2")[-1].startswith(tag + "2 OK"))
+            out = r.cmd("s", "SELECT INBOX")
+            self.assertIn("* 0 EXISTS", out)
+            self.assertNotIn(b"before", self.server.mbox_bytes("alice"))
+        finally:
+            r.close()
+
 
 if __name__ == "__main__":
     unittest.main()
