@@ -282,6 +282,7 @@ void imap_cmd_unsubscribe(struct conn *c, struct imap_session *s, struct ip *ip)
 int imap_is_inbox(const struct imap_session *s, const struct mbx *m);
 void imap_kw_load(const struct mbx *m, struct idx_kw *t);
 int imap_kw_reload(const struct mbx *m, struct idx_kw *t);
+void imap_kw_refused(struct conn *c, struct imap_session *s, int e);
 int imap_mbx_begin(struct imap_session *s, struct mbx *m);
 void imap_mbx_close(struct mbx *m);
 int imap_mbx_paths(struct imap_session *s, struct mbx *m, const char *name,

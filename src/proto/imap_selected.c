@@ -613,28 +613,33 @@ static int kw_bits(struct conn *c, struct imap_session *s, const struct kwargs *
 		s->kw_news = 1;
 	}
 	known = s->kw.n;
-	for (int i = 0; i < a->n; i++) {
-		int k = add ? idx_kw_add(path, &s->kw, a->p[i], a->len[i],
-					 CONFIG_IMAP_KEYWORDS_MAX) :
-			      idx_kw_find(&s->kw, a->p[i], a->len[i]);
-		if (k >= 0) {
-			*bits |= (uint64_t)1 << k;
-			if (s->kw.n != known)
-				s->kw_news = 1;         /* this STORE made it */
-			continue;
-		}
-		if (!add)
-			continue;       /* removing what nobody set */
-		if (errno == ENOSPC || errno == ENAMETOOLONG)
-			imap_tagged(c, s, "NO", "[LIMIT] %s (at most %d keywords in a "
-				    "mailbox, %d octets each)", errno == ENOSPC ?
-				    "Too many keywords in this mailbox" : "Keyword too long",
-				    CONFIG_IMAP_KEYWORDS_MAX, IDX_KW_NAME_MAX);
-		else
-			imap_tagged(c, s, "NO", "[SERVERBUG] Cannot keep keywords");
+	/* All the new names fit, or none is added (a refused STORE leaves
+	 * the table as it was). */
+	if (add && idx_kw_add_all(path, &s->kw, a->p, a->len, a->n,
+				  CONFIG_IMAP_KEYWORDS_MAX) != 0) {
+		imap_kw_refused(c, s, errno);
 		return -1;
 	}
+	if (s->kw.n != known)
+		s->kw_news = 1;         /* this STORE made them */
+	for (int i = 0; i < a->n; i++) {
+		int k = idx_kw_find(&s->kw, a->p[i], a->len[i]);
+		if (k >= 0)
+			*bits |= (uint64_t)1 << k;
+	}
 	return 0;
+}
+
+/* The NO of keywords that cannot be added (errno e of idx_kw_add_all). */
+void imap_kw_refused(struct conn *c, struct imap_session *s, int e)
+{
+	if (e == ENOSPC || e == ENAMETOOLONG)
+		imap_tagged(c, s, "NO", "[LIMIT] %s (at most %d keywords in a "
+			    "mailbox, %d octets each)", e == ENOSPC ?
+			    "Too many keywords in this mailbox" : "Keyword too long",
+			    CONFIG_IMAP_KEYWORDS_MAX, IDX_KW_NAME_MAX);
+	else
+		imap_tagged(c, s, "NO", "[SERVERBUG] Cannot keep keywords");
 }
 
 static void cmd_fetch(struct conn *c, struct imap_session *s, struct ip *ip, int uid)

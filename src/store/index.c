@@ -835,24 +835,33 @@ int idx_kw_changed(const char *path, const struct idx_kw *t)
 	return (uint64_t)st.st_ino != t->ino || (uint64_t)st.st_size != t->size;
 }
 
-int idx_kw_add(const char *path, struct idx_kw *t, const char *name, size_t n,
-	       unsigned cap)
+int idx_kw_add_all(const char *path, struct idx_kw *t, const char *const *names,
+		   const size_t *lens, int count, unsigned cap)
 {
 	char tmp[400];
 	struct stat st;
-	int k, fd;
+	unsigned n0;
+	size_t used0;
+	int k, fd, e;
 
 	if (idx_kw_changed(path, t) && idx_kw_load(path, t) != 0)
 		return -1;
-	k = idx_kw_find(t, name, n);
-	if (k >= 0)
-		return k;
-	if (t->n >= cap) {
-		errno = ENOSPC;
-		return -1;
+	n0 = t->n;
+	used0 = t->used;
+	/* All new names into the table in memory first: one that does not
+	 * fit leaves the table (file and memory) as it was. */
+	for (int i = 0; i < count; i++) {
+		if (idx_kw_find(t, names[i], lens[i]) >= 0)
+			continue;
+		if (t->n >= cap) {
+			errno = ENOSPC;
+			goto undo;
+		}
+		if (kw_put(t, names[i], lens[i]) != 0)
+			goto undo;
 	}
-	if (kw_put(t, name, n) != 0)
-		return -1;
+	if (t->n == n0)
+		return 0;
 	k = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (k < 0 || (size_t)k >= sizeof(tmp)) {
 		errno = ENAMETOOLONG;
@@ -863,7 +872,7 @@ int idx_kw_add(const char *path, struct idx_kw *t, const char *name, size_t n,
 		goto undo;
 	if (pwrite_all(fd, t->buf, t->used, 0) != 0 || fstat(fd, &st) != 0 ||
 	    rename(tmp, path) != 0) {
-		int e = errno;
+		e = errno;
 		close(fd);
 		unlink(tmp);
 		errno = e;
@@ -872,11 +881,19 @@ int idx_kw_add(const char *path, struct idx_kw *t, const char *name, size_t n,
 	close(fd);
 	t->ino = (uint64_t)st.st_ino;
 	t->size = (uint64_t)st.st_size;
-	return (int)(t->n - 1);
+	return 0;
 undo:
-	t->n--;
-	t->used = t->off[t->n];
+	t->n = n0;
+	t->used = used0;
 	return -1;
+}
+
+int idx_kw_add(const char *path, struct idx_kw *t, const char *name, size_t n,
+	       unsigned cap)
+{
+	if (idx_kw_add_all(path, t, &name, &n, 1, cap) != 0)
+		return -1;
+	return idx_kw_find(t, name, n);
 }
 
 /* ---- update ------------------------------------------------------------ */

@@ -208,6 +208,10 @@ int idx_kw_find(const struct idx_kw *t, const char *name, size_t n);
  * table holds cap names or IDX_KW_BYTES, ENAMETOOLONG, or an I/O error. */
 int idx_kw_add(const char *path, struct idx_kw *t, const char *name, size_t n,
 	       unsigned cap);
+/* Adds every missing one of count names, or none of them: 0, or -1 with
+ * errno as idx_kw_add's (the table as it was). */
+int idx_kw_add_all(const char *path, struct idx_kw *t, const char *const *names,
+		   const size_t *lens, int count, unsigned cap);
 
 /* ---- structure cache ---------------------------------------------------
  * Texts a reader asks of a message again and again (IMAP keeps its

@@ -193,6 +193,26 @@ class ImapKeywords(ImapBase):
         finally:
             a.logout()
 
+    def test_refused_store_adds_no_keyword(self):
+        # A STORE whose new keywords do not all fit is refused whole: none
+        # of its names enters the mailbox's table, later ones still fit.
+        a = self.server.imap()
+        try:
+            self.fill(a, 1)
+            a.select("INBOX")
+            typ, data = a.store("1", "+FLAGS",
+                                "(%s)" % " ".join("n%d" % i for i in range(40)))
+            self.assertEqual(typ, "NO")
+            self.assertIn(b"[LIMIT]", data[0])
+            typ, data = a.store("1", "+FLAGS", "($Forwarded)")
+            self.assertEqual(typ, "OK", data)
+            a.close()
+            a.select("INBOX")
+            self.assertNotIn(b"n0", a.response("FLAGS")[1][-1])
+            self.assertEqual(self.uid_flags(a)[1], {"$Forwarded"})
+        finally:
+            a.logout()
+
     def test_long_flag_lists_do_not_overflow(self):
         a = self.server.imap()
         r = self.raw()
