@@ -60,6 +60,7 @@ static int kw_keep(struct imap_session *s)
  * sets the flags of the new records, which start at s->new_off. */
 
 static void index_new(struct conn *c, struct imap_session *s, int kind);
+static int kw_room(struct mbx *to, const char *const *p, const size_t *len, int n);
 
 /* Is message i (record r) of the selected mailbox in the command's set? */
 static int in_set(const struct imap_session *s, uint32_t i, const struct idx_rec *r)
@@ -206,6 +207,10 @@ int imap_append_begin(struct conn *c, struct imap_session *s, uint64_t lit)
 			err = "Empty message";
 		else if (lit > conf->max_message_size)
 			err = "[TOOBIG] Message larger than the size limit";
+		else if (kw_room(&s->tmp, app_kwa.p, app_kwa.len, app_kwa.n) != 0)
+			err = errno == ENOSPC ? "[LIMIT] Too many keywords in this mailbox" :
+			      errno == ENAMETOOLONG ? "[LIMIT] Keyword too long" :
+			      "[SERVERBUG] Cannot keep keywords";
 		else if ((s->app_fd = tmp_file()) < 0)
 			err = write_error(errno);
 	}
@@ -427,8 +432,9 @@ static int uid_done(struct uid_set *u)
 /* The target's keyword names while new_done runs (one call). */
 static struct idx_kw target_kw;
 
-/* Keyword names as bits of the target's table (added there as needed;
- * beyond its cap they are dropped: the messages are already in). */
+/* Keyword names as bits of the target's table (kw_room added them
+ * before the messages went in; what another session's names crowded out
+ * meanwhile is dropped: the messages are already in). */
 static uint64_t kw_names(struct mbx *to, const char *const *p, const size_t *len,
 			 int n)
 {
@@ -446,6 +452,22 @@ static uint64_t kw_names(struct mbx *to, const char *const *p, const size_t *len
 	return out;
 }
 
+/* Before APPEND, COPY or MOVE: every keyword name the new messages carry
+ * is put into the target's table, or none (then nothing goes in: the
+ * command is refused rather than the keywords lost). 0, or -1 with errno
+ * as idx_kw_add_all's. */
+static int kw_room(struct mbx *to, const char *const *p, const size_t *len, int n)
+{
+	char path[FOLDER_PATH_MAX + 320];
+
+	if (n == 0 || CONFIG_IMAP_KEYWORDS_MAX == 0)
+		return 0;
+	if (idx_path(to->dir, to->name, ".kw", path, sizeof(path), 0) != 0)
+		return -1;
+	imap_kw_load(to, &target_kw);
+	return idx_kw_add_all(path, &target_kw, p, len, n, CONFIG_IMAP_KEYWORDS_MAX);
+}
+
 /* APPEND's keywords (kept by kw_keep) in the target's table. */
 static uint64_t kw_appended(struct imap_session *s, struct mbx *to)
 {
@@ -461,8 +483,8 @@ static uint64_t kw_appended(struct imap_session *s, struct mbx *to)
 	return kw_names(to, app_kwa.p, app_kwa.len, app_kwa.n);
 }
 
-/* Keywords kw of the selected mailbox in the target's table. */
-static uint64_t kw_map(struct imap_session *s, struct mbx *to, uint64_t kw)
+/* The names of keywords kw of the selected mailbox. */
+static const struct kwargs *kw_list(struct imap_session *s, uint64_t kw)
 {
 	static struct kwargs a;
 
@@ -472,7 +494,15 @@ static uint64_t kw_map(struct imap_session *s, struct mbx *to, uint64_t kw)
 			a.p[a.n] = s->kw.buf + s->kw.off[k];
 			a.len[a.n++] = s->kw.len[k];
 		}
-	return kw_names(to, a.p, a.len, a.n);
+	return &a;
+}
+
+/* Keywords kw of the selected mailbox in the target's table. */
+static uint64_t kw_map(struct imap_session *s, struct mbx *to, uint64_t kw)
+{
+	const struct kwargs *a = kw_list(s, kw);
+
+	return kw_names(to, a->p, a->len, a->n);
 }
 
 /* The target's index is up to date (indexed = 1) or could not be read:
@@ -587,6 +617,7 @@ void imap_cmd_copy(struct conn *c, struct imap_session *s, struct ip *ip, int ui
 	size_t sl, nl;
 	struct idx_rec r;
 	uint32_t n = 0;
+	uint64_t kw = 0;
 
 	if (ip_sp(ip) || ip_seqset(ip, &set, &sl) || ip_sp(ip) ||
 	    ip_astring(ip, &name, &nl) || ip_end(ip)) {
@@ -604,14 +635,25 @@ void imap_cmd_copy(struct conn *c, struct imap_session *s, struct ip *ip, int ui
 		return;
 	}
 	for (uint32_t i = 0; i < s->sel.hdr.count; i++)
-		if (imap_get_rec(&s->sel, i, &r) == 0 && in_set(s, i, &r))
+		if (imap_get_rec_live(s, i, &r) == 0 && in_set(s, i, &r)) {
 			n++;
+			kw |= r.kw;
+		}
 	s->copy_move = move;
 	if (n == 0) {
 		/* UID sets may name nothing that exists. */
 		imap_mbx_close(&s->tmp);
 		imap_tagged(c, s, "OK", "No messages");
 		return;
+	}
+	if (kw && !imap_same_mbx(&s->tmp, &s->sel)) {
+		const struct kwargs *a = kw_list(s, kw);
+		if (kw_room(&s->tmp, a->p, a->len, a->n) != 0) {
+			int e = errno;
+			imap_mbx_close(&s->tmp);
+			imap_kw_refused(c, s, e);
+			return;
+		}
 	}
 	s->copy_i = 0;
 	s->copy_done = 0;

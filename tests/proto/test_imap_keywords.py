@@ -213,6 +213,40 @@ class ImapKeywords(ImapBase):
         finally:
             a.logout()
 
+    def test_full_target_table_refuses_copy_move_append(self):
+        # COPY, MOVE and APPEND that would bring keywords a full target
+        # table cannot take are refused (NO [LIMIT]) with nothing copied,
+        # moved or appended, rather than the keywords dropped.
+        a = self.server.imap()
+        try:
+            for box in ("KFull", "Src"):
+                a.create(box)
+            for i in range(32):
+                typ, data = a.append("KFull", "(full%d)" % i, None, body("f%d" % i))
+                self.assertEqual(typ, "OK", data)
+            typ, data = a.append("Src", "(\\Flagged $Junk $label1)", None, body("src"))
+            self.assertEqual(typ, "OK", data)
+            typ, data = a.append("Src", "(full3)", None, body("known"))
+            self.assertEqual(typ, "OK", data)
+            a.select("Src")
+            for verb in ("COPY", "MOVE"):
+                typ, data = a._simple_command(verb, "1", "KFull")
+                self.assertEqual(typ, "NO", verb)
+                self.assertIn(b"[LIMIT]", data[-1], verb)
+            typ, data = a.append("KFull", "(newkw)", None, body("new"))
+            self.assertEqual(typ, "NO")
+            self.assertIn(b"[LIMIT]", data[0])
+            typ, data = a.status("KFull", "(MESSAGES)")
+            self.assertIn(b"MESSAGES 32", data[0])
+            self.assertEqual(self.uid_flags(a)[1], {"\\Flagged", "$Junk", "$label1"})
+            # keywords the target knows go in
+            typ, data = a.copy("2", "KFull")
+            self.assertEqual(typ, "OK", data)
+            a.select("KFull")
+            self.assertEqual(self.uid_flags(a)[33], {"full3"})
+        finally:
+            a.logout()
+
     def test_long_flag_lists_do_not_overflow(self):
         a = self.server.imap()
         r = self.raw()
