@@ -98,7 +98,9 @@ void imap_tagged(struct conn *c, struct imap_session *s, const char *st,
 	va_start(ap, fmt);
 	sess_vreply(c, pfx, 299, fmt, ap);
 	va_end(ap);
-	if (st[0] != 'O')
+	/* Only protocol errors count towards IMAP_MAX_ERRORS: a NO is an
+	 * ordinary result (a folder that is gone, a limit). */
+	if (st[0] == 'B')
 		sess_count_error(c);
 }
 

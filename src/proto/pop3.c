@@ -125,10 +125,25 @@ static void ok(struct conn *c, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A refusal: err() for an ordinary result (no such message, in use),
+ * perr() for a protocol error (syntax, unknown command, wrong state),
+ * which alone counts towards POP3_MAX_ERRORS. */
 static void err(struct conn *c, struct pop3_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void perr(struct conn *c, struct pop3_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void err(struct conn *c, struct pop3_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	(void)s;
+	va_start(ap, fmt);
+	sess_vreply(c, "-ERR ", 399, fmt, ap);
+	va_end(ap);
+}
+
+static void perr(struct conn *c, struct pop3_session *s, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -367,7 +382,7 @@ static void cmd_user(struct conn *c, struct pop3_session *s, const char *arg,
 	if (auth_gate(c, s) != 0)
 		return;
 	if (len == 0 || len > USER_NAME_MAX || memchr(arg, ' ', len)) {
-		err(c, s, "Syntax: USER name");
+		perr(c, s, "Syntax: USER name");
 		return;
 	}
 	str_copy(s->user, sizeof(s->user), arg, len);
@@ -389,7 +404,7 @@ static void cmd_pass(struct conn *c, struct pop3_session *s, const char *arg,
 		return;
 	}
 	if (len == 0) {
-		err(c, s, "Syntax: PASS password");
+		perr(c, s, "Syntax: PASS password");
 		return;
 	}
 	good = auth_check(s->user, strlen(s->user), arg, len, &canon);
@@ -426,7 +441,7 @@ static void cmd_auth(struct conn *c, struct pop3_session *s, const char *arg,
 	while (mlen < len && arg[mlen] != ' ')
 		mlen++;
 	if (!str_ieq(arg, mlen, "PLAIN")) {
-		err(c, s, "Unsupported authentication mechanism");
+		perr(c, s, "Unsupported authentication mechanism");
 		return;
 	}
 	if (mlen < len) {
@@ -444,11 +459,11 @@ static void cmd_stls(struct conn *c, struct pop3_session *s, const char *arg,
 
 	(void)arg;
 	if (len > 0) {
-		err(c, s, "Syntax: STLS");
+		perr(c, s, "Syntax: STLS");
 		return;
 	}
 	if (c->tls) {
-		err(c, s, "TLS is already active");
+		perr(c, s, "TLS is already active");
 		return;
 	}
 	rc = sess_start_tls(c);
@@ -489,7 +504,7 @@ static int msg_arg(struct conn *c, struct pop3_session *s, const char *arg,
 
 	if (len == 0 || str_copy(num, sizeof(num), arg, len) != 0 ||
 	    parse_u64(num, UINT32_MAX, &v) != 0) {
-		err(c, s, "Invalid message number");
+		perr(c, s, "Invalid message number");
 		return -1;
 	}
 	if (v == 0 || v > s->n) {
@@ -538,7 +553,7 @@ static void cmd_stat(struct conn *c, struct pop3_session *s, const char *arg,
 {
 	(void)arg;
 	if (len) {
-		err(c, s, "Syntax: STAT");
+		perr(c, s, "Syntax: STAT");
 		return;
 	}
 	ok(c, "%u %llu", s->n - s->ndele, (unsigned long long)(s->total - s->dele_bytes));
@@ -568,7 +583,7 @@ static void cmd_list(struct conn *c, struct pop3_session *s, const char *arg,
 		return;
 	}
 	if (memchr(arg, ' ', len)) {
-		err(c, s, "Syntax: LIST [message]");
+		perr(c, s, "Syntax: LIST [message]");
 		return;
 	}
 	if (msg_arg(c, s, arg, len, &i) != 0 || get_rec(c, s, i, &r) != 0)
@@ -588,7 +603,7 @@ static void cmd_uidl(struct conn *c, struct pop3_session *s, const char *arg,
 		return;
 	}
 	if (memchr(arg, ' ', len)) {
-		err(c, s, "Syntax: UIDL [message]");
+		perr(c, s, "Syntax: UIDL [message]");
 		return;
 	}
 	if (msg_arg(c, s, arg, len, &i) != 0 || get_rec(c, s, i, &r) != 0)
@@ -627,7 +642,7 @@ static void cmd_retr(struct conn *c, struct pop3_session *s, const char *arg,
 	uint32_t i;
 
 	if (memchr(arg, ' ', len)) {
-		err(c, s, "Syntax: RETR message");
+		perr(c, s, "Syntax: RETR message");
 		return;
 	}
 	if (msg_arg(c, s, arg, len, &i) == 0)
@@ -644,12 +659,12 @@ static void cmd_top(struct conn *c, struct pop3_session *s, const char *arg,
 	uint32_t i;
 
 	if (words(arg, len, 2, &l1, &a2, &l2) != 0) {
-		err(c, s, "Syntax: TOP message lines");
+		perr(c, s, "Syntax: TOP message lines");
 		return;
 	}
 	if (str_copy(num, sizeof(num), a2, l2) != 0 ||
 	    parse_u64(num, UINT64_MAX, &lines) != 0) {
-		err(c, s, "Invalid number of lines");
+		perr(c, s, "Invalid number of lines");
 		return;
 	}
 	if (lines > 0x7fffffff)
@@ -665,7 +680,7 @@ static void cmd_dele(struct conn *c, struct pop3_session *s, const char *arg,
 	uint32_t i;
 
 	if (memchr(arg, ' ', len)) {
-		err(c, s, "Syntax: DELE message");
+		perr(c, s, "Syntax: DELE message");
 		return;
 	}
 	if (msg_arg(c, s, arg, len, &i) != 0 || get_rec(c, s, i, &r) != 0)
@@ -902,7 +917,7 @@ static void command(struct conn *c, struct pop3_session *s, char *line,
 	if (sess_count_command(c) != 0)
 		return;
 	if (memchr(line, '\0', len)) {
-		err(c, s, "NUL character in command");
+		perr(c, s, "NUL character in command");
 		return;
 	}
 	arg = sess_split(line, len, &vlen, &alen);
@@ -913,7 +928,7 @@ static void command(struct conn *c, struct pop3_session *s, char *line,
 		if (!str_ieq(line, vlen, cmd->verb))
 			continue;
 		if (!(cmd->states & ST(s->ss.state))) {
-			err(c, s, "Command not valid in this state");
+			perr(c, s, "Command not valid in this state");
 			return;
 		}
 		/* Passwords may end in blanks; other arguments may not. */
@@ -925,7 +940,7 @@ static void command(struct conn *c, struct pop3_session *s, char *line,
 	}
 	if (s->ss.state == POP3_USER)
 		sess_enter(c, POP3_AUTH);
-	err(c, s, "Unknown command");
+	perr(c, s, "Unknown command");
 }
 
 static int pop3_read(struct conn *c)
@@ -951,7 +966,7 @@ static int pop3_too_long(struct conn *c)
 
 	if (s->ss.state == POP3_SASL || s->ss.state == POP3_USER)
 		sess_enter(c, POP3_AUTH);
-	err(c, s, "Line too long");
+	perr(c, s, "Line too long");
 	return SESS_MORE;
 }
 

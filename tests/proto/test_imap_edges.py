@@ -140,6 +140,30 @@ class ImapEdges(ImapBase):
         finally:
             r.close()
 
+    def test_error_limit_counts_bad_only(self):
+        """NO answers are results (a stale subscription's folder is
+        gone) and never end a session; the 30th BAD does: its tagged
+        BAD, then * BYE, then the close."""
+        r = self.raw()
+        try:
+            r.login()
+            for i in range(40):
+                out = r.cmd("s%d" % i, 'STATUS "Gone%d" (MESSAGES)' % i)
+                self.assertTrue(out[-1].startswith("s%d NO" % i), out)
+            out = r.cmd("n", "NOOP")
+            self.assertTrue(out[-1].startswith("n OK"), out)
+            for i in range(29):
+                out = r.cmd("b%d" % i, "FROB")
+                self.assertTrue(out[-1].startswith("b%d BAD" % i), out)
+            self.assertTrue(r.cmd("m", "NOOP")[-1].startswith("m OK"))
+            out = r.cmd("z", "FROB")
+            self.assertTrue(out[-1].startswith("z BAD"), out)
+            self.assertTrue(r.line().startswith("* BYE"))
+            with self.assertRaises(harness.Closed):
+                r.line()
+        finally:
+            r.close()
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -424,6 +424,28 @@ class Pop3Hostile(Pop3Base):
         r.close()
         self.assertEqual(len(self.server.mbox("alice")), 1)
 
+    def test_error_limit_counts_protocol_errors_only(self):
+        """Ordinary -ERR answers (no such message) never end a session;
+        20 protocol errors do, with the error's own -ERR line, then the
+        goodbye -ERR, then the close, deletions not applied."""
+        self.server.set_mbox("alice", mbox_text([msg(token()), msg(token())]))
+        r = self.raw()
+        r.login()
+        self.assertTrue(r.cmd("DELE 1").startswith("+OK"))
+        for i in range(30):
+            self.assertTrue(r.cmd("RETR 99").startswith("-ERR"), i)
+            self.assertTrue(r.cmd("RETR 1").startswith("-ERR"), i)  # deleted
+        self.assertTrue(r.cmd("NOOP").startswith("+OK"))
+        for i in range(19):
+            self.assertTrue(r.cmd("FOO%d" % i).startswith("-ERR"), i)
+        self.assertTrue(r.cmd("NOOP").startswith("+OK"))
+        self.assertTrue(r.cmd("BAR").startswith("-ERR Unknown"))
+        self.assertEqual(r.line(), "-ERR Too many errors, closing")
+        with self.assertRaises(harness.Closed):
+            r.line()
+        r.close()
+        self.assertEqual(len(self.server.mbox("alice")), 2)
+
     def test_wrong_state(self):
         r = self.raw()
         for c in ("STAT", "LIST", "RETR 1", "DELE 1", "NOOP", "PASS x", "RSET",
