@@ -353,6 +353,14 @@ void imap_cmd_examine(struct conn *c, struct imap_session *s, struct ip *ip)
 	cmd_select(c, s, ip, 1);
 }
 
+/* HIGHESTMODSEQ is at least 1 (RFC 7162 §7; in STATUS 0 would mean "no
+ * mod-sequences"): an index of an older build never changed since reads
+ * 0, and every change from now on gets at least 2. */
+static unsigned long long highest_modseq(const struct mbx *m)
+{
+	return m->hdr.modseq ? (unsigned long long)m->hdr.modseq : 1;
+}
+
 enum { ST_MESSAGES = 1, ST_RECENT = 2, ST_UIDNEXT = 4, ST_UIDVALIDITY = 8,
        ST_UNSEEN = 16, ST_HIGHESTMODSEQ = 32, ST_SIZE = 64 };
 
@@ -405,8 +413,7 @@ static void open_finish(struct conn *c, struct imap_session *s)
 		if (it & ST_UNSEEN)
 			buf_printf(&ob, " UNSEEN %u", unseen);
 		if (it & ST_HIGHESTMODSEQ)
-			buf_printf(&ob, " HIGHESTMODSEQ %llu",
-				   (unsigned long long)m->hdr.modseq);
+			buf_printf(&ob, " HIGHESTMODSEQ %llu", highest_modseq(m));
 		if (it & ST_SIZE)
 			buf_printf(&ob, " SIZE %llu", (unsigned long long)size);
 		buf_nul(&ob);
@@ -455,7 +462,7 @@ static void open_finish(struct conn *c, struct imap_session *s)
 		buf_printf(&b, "* OK [UNSEEN %u] First unseen\r\n", first);
 	if (CONFIG_IMAP_CONDSTORE)
 		buf_printf(&b, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
-			   (unsigned long long)s->sel.hdr.modseq);
+			   highest_modseq(&s->sel));
 	log_msg(LOGL_INFO, "conn %u %s: imap %s selected %s: %u messages", c->id,
 		c->peer_str, s->user, s->sel.full,
 		s->sel.hdr.count);

@@ -144,8 +144,10 @@ void idx_rec_decode(const unsigned char in[IDX_REC_SIZE], struct idx_rec *r)
  * One counter for the process: every change it makes to any index gets a
  * value above everything it issued before and above the index's own
  * highest, so values never repeat in a mailbox even when an update and a
- * flag change interleave. */
-static uint64_t modseq_last;
+ * flag change interleave. It starts at 1: a mod-sequence is at least 1
+ * (RFC 7162 §7), so an index made before any change has HIGHESTMODSEQ 1
+ * and the first change gets 2. */
+static uint64_t modseq_last = 1;
 
 uint64_t idx_modseq_next(uint64_t floor)
 {

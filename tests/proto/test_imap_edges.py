@@ -165,5 +165,39 @@ class ImapEdges(ImapBase):
             r.close()
 
 
+@harness.need_feature("imap:condstore")
+class ImapFreshModseq(ImapBase):
+    """A daemon that has changed nothing yet (its own server)."""
+
+    def test_highestmodseq_at_least_1(self):
+        """RFC 7162 §7: HIGHESTMODSEQ is a mod-sequence-value >= 1; in
+        STATUS 0 means the mailbox has no mod-sequences."""
+        r = self.raw()
+        try:
+            r.login()
+            text = " ".join(r.cmd("a", "STATUS INBOX (HIGHESTMODSEQ)") +
+                            r.cmd("b", "CREATE Fresh") +
+                            r.cmd("c", "STATUS Fresh (HIGHESTMODSEQ)") +
+                            r.cmd("d", "SELECT Fresh"))
+            got = [int(x) for x in re.findall(r"HIGHESTMODSEQ (\d+)", text)]
+            self.assertEqual(len(got), 3, text)
+            self.assertNotIn(0, got, text)
+            r.cmd("e", "SELECT INBOX")
+        finally:
+            r.close()
+        # the first change gets a value above the one announced
+        self.smtp_deliver("alice@test.lan", "Subject: x\n\nx\n")
+        r = self.raw()
+        try:
+            r.login()
+            before = int(re.findall(r"HIGHESTMODSEQ (\d+)", " ".join(
+                r.cmd("f", "SELECT INBOX")))[0])
+            r.cmd("g", "STORE 1 +FLAGS (\\Seen)")
+            out = r.cmd("h", "FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % before)
+            self.assertTrue(any("Seen" in ln for ln in out), out)
+        finally:
+            r.close()
+
+
 if __name__ == "__main__":
     unittest.main()
