@@ -942,6 +942,21 @@ static void update_emit(void *ctx, const struct idx_rec *r0)
 
 	if (u->n == UINT32_MAX - 1)
 		return;
+	if (u->redo) {
+		/* The old last message again, perhaps with its line end. */
+		u->redo = 0;
+		if (idx_get(&u->oldr, u->n, &old) == 0 && old.off == r.off) {
+			if (old.from_len == r.from_len && old.data_len == r.data_len &&
+			    old.size == r.size && old.lines == r.lines) {
+				u->n++;         /* unchanged: nothing to write */
+				return;
+			}
+			r.uid = old.uid;
+			r.flags = old.flags;
+			r.kw = old.kw;
+			r.modseq = old.modseq;
+		}
+	}
 	if (!u->renumber && u->rebuild && u->n < u->old.count) {
 		if (idx_get(&u->oldr, u->n, &old) == 0 && old.off == r.off &&
 		    old.data_len == r.data_len && old.from_len == r.from_len) {
@@ -1000,28 +1015,33 @@ static int check_lf(int fd, uint64_t off)
 	return off == 0 || (pread_all(fd, &b, 1, off - 1) == 0 && b == '\n');
 }
 
-/* The old index still describes a prefix of the mbox. */
+/* The old index still describes a prefix of the mbox: 1, or 2 when it
+ * does up to its last message, which ended without a line end (another
+ * program's append; an append of ours adds the line end first, see
+ * store/mbox) and is scanned again, keeping its UID and flags; 0 not. */
 static int old_valid(struct idx_update *u, const struct stat *st)
 {
 	struct idx_rec last;
 	uint64_t size = (uint64_t)st->st_size;
+	int cut;
 
 	if (!u->have_old || u->old.ino != (uint64_t)st->st_ino ||
 	    u->old.dev != (uint64_t)st->st_dev || size < u->old.end)
 		return 0;
 	if (size == u->old.end && u->old.mtime_ns != mtime_ns(st))
 		return 0;
-	if (!check_lf(u->mfd, u->old.end))
-		return 0;
-	if (size > u->old.end && !check_from(u->mfd, u->old.end))
+	cut = !check_lf(u->mfd, u->old.end);
+	if (size > u->old.end && !cut && !check_from(u->mfd, u->old.end))
 		return 0;
 	if (u->old.count > 0) {
 		if (idx_get(&u->oldr, u->old.count - 1, &last) != 0 ||
 		    !check_from(u->mfd, last.off) ||
 		    last.off + last.from_len + last.data_len > u->old.end)
 			return 0;
+		if (cut && last.off + last.from_len + last.data_len == u->old.end)
+			return 2;
 	}
-	return 1;
+	return cut ? 0 : 1;
 }
 
 static int start(struct idx_update *u)
@@ -1037,14 +1057,31 @@ static int start(struct idx_update *u)
 	if (u->ofd >= 0 && u->ofd != u->ifd)
 		close(u->ofd);
 	u->ofd = -1;
-	if (old_valid(u, &st)) {
+	switch (old_valid(u, &st)) {
+	case 1:
 		u->rebuild = 0;
 		u->renumber = 0;
+		u->redo = 0;
 		u->ofd = u->ifd;
 		u->n = u->old.count;
 		idx_scan_init(&u->scan, u->old.end, update_emit, u);
 		return 0;
+	case 2: {
+		struct idx_rec last;
+		if (idx_get(&u->oldr, u->old.count - 1, &last) != 0)
+			return -1;
+		u->rebuild = 0;
+		u->renumber = 0;
+		u->redo = 1;
+		u->ofd = u->ifd;
+		u->n = u->old.count - 1;
+		idx_scan_init(&u->scan, last.off, update_emit, u);
+		return 0;
 	}
+	default:
+		break;
+	}
+	u->redo = 0;
 	u->rebuild = 1;
 	u->renumber = !u->have_old;
 	u->n = 0;
@@ -1281,7 +1318,8 @@ int idx_update_step(struct idx_update *u, size_t budget, int locked)
 	}
 	if (u->scan.pos < (uint64_t)st.st_size)
 		return IDX_AGAIN;
-	if (!u->rebuild && u->n == u->old.count && u->scan.pos == u->old.end) {
+	if (!u->rebuild && u->n + (u->redo ? 1 : 0) == u->old.count &&
+	    u->scan.pos == u->old.end) {
 		/* Nothing appended: the index already describes the mbox.
 		 * Nothing is written and no lock is needed, so EXAMINE,
 		 * STATUS and the like cost no write (flash wear). */

@@ -292,6 +292,7 @@ struct idx_update {
 	int mfd, ifd, ofd;      /* mbox, current index, index being written */
 	int rebuild;            /* writing a new index file */
 	int renumber;           /* old UIDs do not carry over */
+	int redo;               /* the old last message is scanned again */
 	int restarts;
 	struct idx_hdr old, h;  /* old valid header (old.count 0 if none) */
 	int have_old;

@@ -195,6 +195,42 @@ int mbox_undo_crashed_append(const char *dir, const char *lockname,
 	return rc;
 }
 
+/* LFs missing at the end of a file of `size` bytes before a From_ line
+ * may follow: none for an empty file or one ending in a blank line
+ * ("\n\n"), one after a line end, two after a cut line. -1 on error. */
+static int end_pad(int fd, off_t size)
+{
+	char b[2];
+	off_t at = size >= 2 ? size - 2 : 0;
+	size_t n = size >= 2 ? 2 : (size_t)size;
+	ssize_t got;
+
+	if (size == 0)
+		return 0;
+	do
+		got = pread(fd, b, n, at);
+	while (got < 0 && errno == EINTR);
+	if (got != (ssize_t)n) {
+		if (got >= 0)
+			errno = EIO;
+		return -1;
+	}
+	if (b[n - 1] != '\n')
+		return 2;
+	return n == 1 || b[0] == '\n' ? 0 : 1;
+}
+
+/* Writes the LFs end_pad found missing, once per lock. */
+static int write_pad(struct mbox_lock *l)
+{
+	if (l->pad == 0)
+		return 0;
+	if (write_all_fd(l->fd, "\n\n", (size_t)l->pad) != 0)
+		return -1;
+	l->pad = 0;
+	return 0;
+}
+
 int mbox_lock(const char *dir, const char *name, struct mbox_lock *l)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
@@ -203,6 +239,7 @@ int mbox_lock(const char *dir, const char *name, struct mbox_lock *l)
 
 	l->fd = -1;
 	l->dirfd_new = 0;
+	l->pad = l->pad0 = 0;
 	l->key = path_key(dir, name);
 	if ((size_t)snprintf(l->path, sizeof(l->path), "%s/%s", dir, name) >=
 	    sizeof(l->path) ||
@@ -240,6 +277,9 @@ int mbox_lock(const char *dir, const char *name, struct mbox_lock *l)
 		goto fail;
 	}
 	l->old_size = st.st_size;
+	l->pad = l->pad0 = end_pad(l->fd, st.st_size);
+	if (l->pad < 0)
+		goto fail;
 	wb_init(&l->wb, (int64_t)st.st_size);
 	lock_note(l, &st);
 	return MBOX_OK;
@@ -387,6 +427,7 @@ void mbox_rollback(struct mbox_lock *l)
 	if (ftruncate(l->fd, l->old_size) != 0 || file_sync(l->fd) != 0)
 		log_msg(LOGL_ERR, "%s: rollback to %lld bytes failed: %s", l->path,
 			(long long)l->old_size, strerror(errno));
+	l->pad = l->pad0;
 }
 
 /* A failed append: truncated back, MBOX_ERR with the failure's errno. */
@@ -434,7 +475,7 @@ int mbox_append_step(struct mbox_lock *l, struct mbox_append *a,
 	}
 	if (!a->started) {
 		o = mbox_from_line(outbuf, sizeof(outbuf), sender, t);
-		if (o == 0 || write_all_fd(l->fd, outbuf, o) != 0)
+		if (o == 0 || write_pad(l) != 0 || write_all_fd(l->fd, outbuf, o) != 0)
 			goto fail;
 		a->started = 1;
 	}
@@ -495,6 +536,8 @@ int mbox_append_fd(struct mbox_lock *l, const char *sender, time_t t,
 int mbox_append_raw(struct mbox_lock *l, int src, off_t off, off_t len,
 		    off_t *done, size_t budget)
 {
+	if (*done == 0 && write_pad(l) != 0)
+		return rollback_err(l);
 	while (*done < len && budget > 0) {
 		off_t left = len - *done;
 		size_t want = left < (off_t)sizeof(outbuf) ? (size_t)left : sizeof(outbuf);

@@ -22,6 +22,8 @@ struct mbox_lock {
 	int fd;
 	int dirfd_new;          /* the file was created: fsync the directory */
 	off_t old_size;
+	int pad;                /* LFs the next append writes first */
+	int pad0;               /* the same at lock time (after rollback) */
 	uint64_t key;           /* names the mailbox in the waiters' queue */
 	struct wb wb;           /* write-back of what was appended so far */
 	char path[300];
@@ -46,7 +48,11 @@ size_t mbox_quote_end(struct mbox_quote *q, char *out);
 size_t mbox_from_line(char *out, size_t n, const char *sender, time_t t);
 
 /* Opens (creating 0600 when missing) and locks dir/name. MBOX_BUSY when
- * another program holds a lock; MBOX_ERR with errno otherwise. */
+ * another program holds a lock; MBOX_ERR with errno otherwise. When
+ * another program left the file not ending in a blank line (a foreign
+ * append, a cut file), the first append of this lock writes the missing
+ * one or two LFs before its From_ line, so that it cannot be glued into
+ * the last message; a rollback takes them away again. */
 int mbox_lock(const char *dir, const char *name, struct mbox_lock *l);
 /* mbox_lock for callers that retry while a mailbox is busy (IMAP, POP3
  * and SMTP sessions of this process): first come, first served. A

@@ -1,0 +1,133 @@
+"""Mailboxes that another program changed: an mbox left not ending in a
+line end (a foreign append, a cut file) gets the missing line ends
+before the next delivery, APPEND or COPY, so the new message stays a
+message of its own; the UID and flags of the unterminated message are
+kept when it is indexed before and after."""
+import os
+import re
+
+from harness import crlf, token
+from test_imap import ImapBase
+
+FOREIGN = (b"From foreign@example.org Sat Dec  5 10:00:00 2026\n"
+           b"Message-ID: <foreign@x>\nSubject: foreign\n\nno newline at end")
+
+
+class ImapExternal(ImapBase):
+
+    def foreign_append(self, path, data=FOREIGN):
+        """What another program does: a plain write at the end."""
+        with open(path, "ab") as f:
+            f.write(data)
+
+    def ids(self, m, folder="INBOX"):
+        typ, data = m.select(folder)
+        self.assertEqual(typ, "OK", data)
+        typ, data = m.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (Message-ID)] "
+                            "BODY.PEEK[TEXT])")
+        self.assertEqual(typ, "OK", data)
+        parts = [p for p in data if isinstance(p, tuple)]
+        out = []
+        for i in range(0, len(parts), 2):
+            hdr, text = parts[i][1], parts[i + 1][1]
+            mid = re.search(rb"<([^>]+)>", hdr).group(1).decode()
+            out.append((mid, text))
+        return out
+
+    def uidvalidity(self, m, folder="INBOX"):
+        typ, data = m.status(folder, "(UIDVALIDITY)")
+        self.assertEqual(typ, "OK", data)
+        return re.search(rb"UIDVALIDITY (\d+)", data[0]).group(1)
+
+    def test_delivery_after_unterminated_mbox(self):
+        t = token("first")
+        code, _ = self.deliver(["alice@test.lan"],
+                               crlf("Message-ID: <%s@x>\nSubject: first\n\nbody\n" % t))
+        self.assertEqual(code, 250)
+        self.foreign_append(self.server.path("mail", "alice"))
+        t2 = token("second")
+        code, _ = self.deliver(["alice@test.lan"],
+                               crlf("Message-ID: <%s@x>\nSubject: second\n\nbody 2\n" % t2))
+        self.assertEqual(code, 250)
+        self.assertIn(b"\nno newline at end\n\nFrom ", self.server.mbox("alice"))
+        m = self.server.imap()
+        try:
+            got = self.ids(m)
+        finally:
+            m.logout()
+        self.assertEqual([i for i, _ in got], [t + "@x", "foreign@x", t2 + "@x"])
+        self.assertEqual(got[1][1], b"no newline at end\r\n")
+        self.assertEqual(got[2][1], b"body 2\r\n")
+
+    def test_uid_and_flags_kept_across_termination(self):
+        """The unterminated message is indexed (and flagged) before the
+        delivery adds its line end: same UIDVALIDITY, UID, flags, size."""
+        code, _ = self.deliver(["alice@test.lan"],
+                               crlf("Message-ID: <one@x>\nSubject: one\n\nbody\n"))
+        self.assertEqual(code, 250)
+        self.foreign_append(self.server.path("mail", "alice"))
+        m = self.server.imap()
+        try:
+            m.select("INBOX")
+            typ, data = m.store("2", "+FLAGS", "(\\Flagged)")
+            self.assertEqual(typ, "OK", data)
+            typ, before = m.fetch("1:*", "(UID FLAGS RFC822.SIZE)")
+            self.assertEqual(typ, "OK", before)
+            uv = self.uidvalidity(m)
+            code, _ = self.deliver(["alice@test.lan"],
+                                   crlf("Message-ID: <three@x>\nSubject: three\n\nb3\n"))
+            self.assertEqual(code, 250)
+            typ, _ = m.noop()
+            self.assertEqual(typ, "OK")
+            typ, after = m.fetch("1:2", "(UID FLAGS RFC822.SIZE)")
+            self.assertEqual(typ, "OK", after)
+            self.assertEqual([re.sub(rb" \\Recent|\\Recent ?", b"", x) for x in after],
+                             [re.sub(rb" \\Recent|\\Recent ?", b"", x) for x in before])
+            self.assertIn(b"\\Flagged", after[1])
+        finally:
+            m.logout()
+        n = self.server.imap()
+        try:
+            self.assertEqual(self.uidvalidity(n), uv)
+            self.assertEqual([i for i, _ in self.ids(n)], ["one@x", "foreign@x", "three@x"])
+        finally:
+            n.logout()
+
+    def test_append_and_copy_after_unterminated_mbox(self):
+        m = self.server.imap()
+        try:
+            typ, data = m.create("Box")
+            self.assertEqual(typ, "OK", data)
+            self.foreign_append(self.server.path("mail", "alice"))
+            self.foreign_append(self.server.path("mail", ".postie", "folders", "alice", "Box"))
+            typ, data = m.append("INBOX", None, None,
+                                 b"Message-ID: <app@x>\r\nSubject: a\r\n\r\nappended\r\n")
+            self.assertEqual(typ, "OK", data)
+            m.select("INBOX")
+            typ, data = m.copy("1:2", "Box")
+            self.assertEqual(typ, "OK", data)
+            self.assertEqual([i for i, _ in self.ids(m)], ["foreign@x", "app@x"])
+            got = self.ids(m, "Box")
+            self.assertEqual([i for i, _ in got], ["foreign@x", "foreign@x", "app@x"])
+            self.assertEqual(got[1][1], b"no newline at end\r\n")
+        finally:
+            m.logout()
+        # One line end already there: one more makes the blank line.
+        self.foreign_append(self.server.path("mail", "alice"),
+                            b"From f@x Sat Dec  5 10:00:00 2026\nMessage-ID: <f2@x>\n\nx\n")
+        code, _ = self.deliver(["alice@test.lan"],
+                               crlf("Message-ID: <d@x>\nSubject: d\n\nbody d\n"))
+        self.assertEqual(code, 250)
+        self.assertIn(b"\n\nx\n\nFrom ", self.server.mbox("alice"))
+        self.assertFalse(self.server.mbox("alice").endswith(b"\n\n\n"))
+        n = self.server.imap()
+        try:
+            self.assertEqual([i for i, _ in self.ids(n)],
+                             ["foreign@x", "app@x", "f2@x", "d@x"])
+        finally:
+            n.logout()
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
