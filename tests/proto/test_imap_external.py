@@ -127,6 +127,45 @@ class ImapExternal(ImapBase):
         finally:
             n.logout()
 
+    def test_rewrite_with_new_uidvalidity_says_bye(self):
+        """Another program rewrote the mbox so that the index cannot keep
+        its UIDs: the selected session gets a BYE with the reason before
+        it is closed, on its next command."""
+        for i in range(3):
+            code, _ = self.deliver(["alice@test.lan"],
+                                   crlf("Message-ID: <r%d@x>\nSubject: r%d\n\nbody %d\n"
+                                        % (i, i, i)))
+            self.assertEqual(code, 250)
+        r = self.raw()
+        try:
+            r.login()
+            out = r.cmd("S", "SELECT INBOX")
+            self.assertTrue(out[-1].startswith("S OK"), out)
+            out = r.cmd("F", "STORE 1 +FLAGS (\\Flagged $label1)")
+            self.assertTrue(out[-1].startswith("F OK"), out)
+            path = self.server.path("mail", "alice")
+            lock = path + ".lock"
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            data = self.server.mbox("alice").replace(b"Subject: r1\n",
+                                                     b"Subject: r1\nStatus: RO\n", 1)
+            with open(path + ".tmp", "wb") as f:
+                f.write(data)
+            os.chmod(path + ".tmp", 0o600)
+            os.rename(path + ".tmp", path)
+            os.unlink(lock)
+            r.send("N NOOP\r\n")
+            lines = []
+            try:
+                for _ in range(50):
+                    lines.append(r.line())
+                    if lines[-1].startswith("N "):
+                        break
+            except Exception:
+                pass
+            self.assertTrue(any(x.startswith("* BYE ") for x in lines), lines)
+        finally:
+            r.close()
+
 
 if __name__ == "__main__":
     import unittest
