@@ -968,6 +968,10 @@ static void update_emit(void *ctx, const struct idx_rec *r0)
 			u->renumber = 1;
 		}
 	}
+	if (!u->renumber && u->have_old && u->n >= u->old.count) {
+		r.flags = 0;    /* appended since: header flags not trusted */
+		r.kw = 0;
+	}
 	if (u->renumber)
 		r.uid = u->n + 1;
 	else if (!r.uid)
@@ -1094,8 +1098,12 @@ static int start(struct idx_update *u)
 	if (u->ofd < 0)
 		return -1;
 	idx_scan_init(&u->scan, 0, update_emit, u);
-	if (!u->have_old)
-		u->scan.kw = import_kw;         /* indexed the first time */
+	/* Flags in Status:, X-Status: and X-Keywords: are read when a
+	 * mailbox is indexed the first time and when it is rebuilt: a
+	 * message whose UID cannot be kept takes the flags another
+	 * program (mutt) wrote there; update_emit ignores them for
+	 * messages the old index knew and for those appended since. */
+	u->scan.kw = import_kw;
 	return 0;
 }
 
@@ -1217,8 +1225,9 @@ static int renumber_all(struct idx_update *u)
 	for (uint32_t i = 0; i < u->n; i++) {
 		if (idx_get(&r, i, &rec) != 0)
 			return -1;
-		/* Flags read from the headers (first indexing) stay; those
-		 * of old records no longer belong to these UIDs. */
+		/* The flags stay: those of old records matched at the same
+		 * offset and length (the same message), the others read
+		 * from the headers (see start). */
 		int keep = u->scan.kw != NULL;
 		if (rec.uid == i + 1 && (keep || (rec.flags == 0 && rec.kw == 0)))
 			continue;

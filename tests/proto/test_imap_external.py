@@ -165,6 +165,21 @@ class ImapExternal(ImapBase):
             self.assertTrue(any(x.startswith("* BYE ") for x in lines), lines)
         finally:
             r.close()
+        # The new UIDVALIDITY keeps the flags of the messages before the
+        # change (same offset and length) and takes the rest from the
+        # headers: message 2 is \Seen as mutt wrote.
+        m = self.server.imap()
+        try:
+            typ, data = m.select("INBOX")
+            self.assertEqual(typ, "OK", data)
+            typ, data = m.fetch("1:3", "(FLAGS)")
+            self.assertEqual(typ, "OK", data)
+            self.assertIn(b"\\Flagged", data[0])
+            self.assertIn(b"$label1", data[0])
+            self.assertIn(b"\\Seen", data[1])
+            self.assertNotIn(b"\\Seen", data[2])
+        finally:
+            m.logout()
 
 
 if __name__ == "__main__":
