@@ -5,6 +5,7 @@ message of its own; the UID and flags of the unterminated message are
 kept when it is indexed before and after."""
 import os
 import re
+import shutil
 
 from harness import crlf, token
 from test_imap import ImapBase
@@ -180,6 +181,63 @@ class ImapExternal(ImapBase):
             self.assertNotIn(b"\\Seen", data[2])
         finally:
             m.logout()
+
+    def test_real_mutt_marks_one_read(self):
+        """mutt (the real one) reads message 2 and rewrites the mbox in
+        place from it on (Status:, Content-Length:, Lines:): message 1
+        keeps its IMAP flags and keyword, message 2 is \\Seen, all three
+        are there in order."""
+        if not shutil.which("mutt"):
+            raise AssertionError("mutt not installed (Debian package mutt; "
+                                 "tests/install-deps.sh check installs it)")
+        from test_imap_clients import Pty
+        for i in range(3):
+            code, _ = self.deliver(["alice@test.lan"],
+                                   crlf("Message-ID: <m%d@x>\nSubject: mutt%d\n\nbody %d\n"
+                                        % (i, i, i)))
+            self.assertEqual(code, 250)
+        m = self.server.imap()
+        try:
+            m.select("INBOX")
+            typ, data = m.store("1", "+FLAGS", "(\\Flagged $label1)")
+            self.assertEqual(typ, "OK", data)
+        finally:
+            m.logout()
+        work = self.server.path("muttwork")
+        os.makedirs(work, exist_ok=True)
+        rc = os.path.join(work, "muttrc")
+        with open(rc, "w") as f:
+            f.write("set mbox_type=mbox\nset mark_old=no\nset quit=yes\n"
+                    "set wait_key=no\nset move=no\nset beep=no\n"
+                    "set sort=mailbox-order\nset tmpdir=%s\nset folder=%s\n"
+                    'set status_format="POSTIE-STATUS msgs=%%m"\n' % (work, work))
+        env = {"HOME": work, "TERM": "vt100", "PATH": os.environ["PATH"],
+               "LANG": "C.UTF-8"}
+        p = Pty(["mutt", "-n", "-F", rc, "-f", self.server.path("mail", "alice")],
+                env, work)
+        self.addCleanup(p.close)
+        p.expect(r"POSTIE-STATUS msgs=3")
+        p.settle()
+        p.send("2\r")
+        p.settle()
+        p.send("\r")                   # read message 2
+        p.expect("body 1")
+        p.send("q")
+        p.settle()
+        p.send("q")                     # mutt writes Status: RO
+        self.assertEqual(p.wait(), 0, p.screen[-1500:])
+        self.assertIn(b"Subject: mutt1\nStatus: RO\n", self.server.mbox("alice"))
+        n = self.server.imap()
+        try:
+            self.assertEqual([i for i, _ in self.ids(n)], ["m0@x", "m1@x", "m2@x"])
+            typ, data = n.fetch("1:3", "(FLAGS)")
+            self.assertEqual(typ, "OK", data)
+            self.assertIn(b"\\Flagged", data[0])
+            self.assertIn(b"$label1", data[0])
+            self.assertIn(b"\\Seen", data[1])
+            self.assertNotIn(b"\\Seen", data[2])
+        finally:
+            n.logout()
 
 
 if __name__ == "__main__":
