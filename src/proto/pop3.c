@@ -807,6 +807,9 @@ static void update_end(struct conn *c, struct pop3_session *s, int good,
 
 	unlock(s);
 	if (good) {
+		/* IMAP sessions on the mailbox look again (IDLE ones are
+		 * told of the expunges now), as after a delivery. */
+		mbox_new_mail(s->user);
 		log_msg(LOGL_INFO, "conn %u %s: pop3 %s: %u messages deleted", c->id,
 			c->peer_str, s->user, s->ndele);
 		ok(c, "Bye, %u messages deleted", s->ndele);

@@ -116,7 +116,9 @@ int mbox_sync(struct mbox_lock *l);
 void mbox_rollback(struct mbox_lock *l);
 void mbox_unlock(struct mbox_lock *l);
 /* New mail in mail_dir/USER: a delivery calls mbox_new_mail() after its
- * append is synced and unlocked, and the store passes it on to the one
+ * append is synced and unlocked (and POP3 after its deletions are
+ * committed: any change other sessions must look at), and the store
+ * passes it on to the one
  * hook a higher layer registered (IMAP, so its sessions look again and
  * IDLE ones tell their client). The store never calls upward itself. */
 void mbox_on_new_mail(void (*fn)(const char *user));
