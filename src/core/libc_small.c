@@ -41,6 +41,11 @@
  *   5.8; ENOSYS before), never musl's fork-and-ask fallback.
  * - qsort: stable merge sort, no recursion, O(n log n), with a malloc'd
  *   copy of the array (insertion sort when malloc fails).
+ * - malloc, free, calloc, realloc: power-of-two size classes (16 B to
+ *   16 KiB, with free lists, never coalesced or returned) carved from
+ *   64 KiB anonymous mappings; larger blocks are mappings of their own,
+ *   unmapped by free. Not thread-safe (postie has one thread); no
+ *   aligned_alloc/posix_memalign (nothing postie links uses them).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +59,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <time.h>
@@ -1067,3 +1073,141 @@ int faccessat(int fd, const char *path, int mode, int flag)
 		return (int)syscall(SYS_faccessat, fd, path, mode);
 	return (int)syscall(SYS_faccessat2, fd, path, mode, flag);
 }
+
+/* ---- malloc, free, calloc, realloc ------------------------------------- */
+
+/* postie allocates at start and reload (users, aliases, certificates) and
+ * udns once per query: a few hundred blocks, never on the per-command
+ * path. So: power-of-two size classes from 16 bytes to 16 KiB, each with
+ * a free list, carved from 64 KiB anonymous mappings; larger blocks are
+ * mappings of their own and go back to the system when freed. O(1) for
+ * every call; at most half of a small block is slack, and memory of the
+ * small classes is kept for reuse, not returned (postie's use is flat).
+ * Single-threaded, like postie. A block's header holds its size while it
+ * is in use and the free list's link while it is free. */
+union sm_hdr {
+	size_t size;
+	union sm_hdr *next;
+	max_align_t align;
+};
+
+#define SM_HDR sizeof(union sm_hdr)
+#define SM_MIN_SHIFT 4
+#define SM_MAX_SHIFT 14
+#define SM_AREA ((size_t)64 << 10)
+
+static union sm_hdr *sm_free_list[SM_MAX_SHIFT + 1];
+static char *sm_cur, *sm_end;
+
+static void *sm_map(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Puts the block h of 2^k bytes on its free list. */
+static void sm_push(union sm_hdr *h, unsigned k)
+{
+	h->next = sm_free_list[k];
+	sm_free_list[k] = h;
+}
+
+void *malloc(size_t n)
+{
+	union sm_hdr *h;
+	size_t size;
+	unsigned k = SM_MIN_SHIFT;
+
+	if (n > SIZE_MAX / 2) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	n += SM_HDR;
+	if (n > ((size_t)1 << SM_MAX_SHIFT)) {
+		size = (n + 4095) & ~(size_t)4095;
+		h = sm_map(size);
+	} else {
+		while (((size_t)1 << k) < n)
+			k++;
+		size = (size_t)1 << k;
+		h = sm_free_list[k];
+		if (h) {
+			sm_free_list[k] = h->next;
+		} else {
+			if ((size_t)(sm_end - sm_cur) < size) {
+				char *a = sm_map(SM_AREA);
+				if (!a) {
+					errno = ENOMEM;
+					return NULL;
+				}
+				/* The rest of the old area, in the largest blocks
+				 * that fit (all sizes are multiples of 16). */
+				while (sm_end - sm_cur >= (1 << SM_MIN_SHIFT)) {
+					unsigned j = SM_MAX_SHIFT;
+					while (((size_t)1 << j) > (size_t)(sm_end - sm_cur))
+						j--;
+					sm_push((union sm_hdr *)(void *)sm_cur, j);
+					sm_cur += (size_t)1 << j;
+				}
+				sm_cur = a;
+				sm_end = a + SM_AREA;
+			}
+			h = (union sm_hdr *)(void *)sm_cur;
+			sm_cur += size;
+		}
+	}
+	if (!h) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	h->size = size;
+	return h + 1;
+}
+
+void free(void *p)
+{
+	union sm_hdr *h = (union sm_hdr *)p - 1;
+	unsigned k = SM_MIN_SHIFT;
+
+	if (!p)
+		return;
+	if (h->size > ((size_t)1 << SM_MAX_SHIFT)) {
+		munmap(h, h->size);
+		return;
+	}
+	while (((size_t)1 << k) < h->size)
+		k++;
+	sm_push(h, k);
+}
+
+void *calloc(size_t m, size_t n)
+{
+	void *p;
+
+	if (n && m > SIZE_MAX / n) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p = malloc(m * n);
+	return p ? memset(p, 0, m * n) : NULL;
+}
+
+void *realloc(void *p, size_t n)
+{
+	size_t have;
+	void *q;
+
+	if (!p)
+		return malloc(n);
+	have = ((union sm_hdr *)p - 1)->size - SM_HDR;
+	if (n <= have)
+		return p;
+	q = malloc(n);
+	if (q) {
+		memcpy(q, p, have);
+		free(p);
+	}
+	return q;
+}
+

@@ -462,6 +462,105 @@ static void test_faccessat(void)
 	}
 }
 
+/* The allocator: blocks of every size class and mappings of their own,
+ * filled with a pattern and checked before they are freed (an overlap of
+ * two live blocks shows as a broken pattern), in a shuffled order; realloc
+ * keeps the contents; calloc zeroes a reused block; alignment. */
+static unsigned char pat(size_t id, size_t i)
+{
+	return (unsigned char)(id * 131 + i * 7 + 1);
+}
+
+static void test_malloc(void)
+{
+	enum { N = 400 };
+	static unsigned char *p[N];
+	static size_t len[N];
+	unsigned seed = 777;
+	int ok = 1, aligned = 1;
+
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = 0; i < N; i++) {
+			seed = seed * 1103515245 + 12345;
+			/* Mostly small, some around the class edges, a few large. */
+			len[i] = (seed >> 8) % 8 == 0 ? (seed >> 4) % 70000 : (seed >> 8) % 600;
+			if (i % 50 == 0)
+				len[i] = ((size_t)1 << (i / 50 % 15)) - sizeof(max_align_t);
+			if (len[i] > 100000)
+				len[i] = 0;
+			p[i] = malloc(len[i]);
+			if (!p[i]) {
+				ok = 0;
+				continue;
+			}
+			aligned &= (uintptr_t)p[i] % _Alignof(max_align_t) == 0;
+			for (size_t k = 0; k < len[i]; k++)
+				p[i][k] = pat(i, k);
+		}
+		/* Free every other block, grow the rest. */
+		for (size_t i = 0; i < N; i += 2) {
+			for (size_t k = 0; p[i] && k < len[i]; k++)
+				ok &= p[i][k] == pat(i, k);
+			free(p[i]);
+			p[i] = NULL;
+		}
+		for (size_t i = 1; i < N; i += 2) {
+			size_t n = len[i] * 2 + 3;
+			unsigned char *q = realloc(p[i], n);
+			if (!q) {
+				ok = 0;
+				continue;
+			}
+			for (size_t k = 0; k < len[i]; k++)
+				ok &= q[k] == pat(i, k);
+			for (size_t k = len[i]; k < n; k++)
+				q[k] = pat(i, k);
+			p[i] = q;
+			len[i] = n;
+		}
+		for (size_t i = 0; i < N; i += 2) {
+			len[i] = i % 7 * 100 + 5;
+			p[i] = calloc(len[i], 1);
+			if (!p[i]) {
+				ok = 0;
+				continue;
+			}
+			for (size_t k = 0; k < len[i]; k++) {
+				ok &= p[i][k] == 0;
+				p[i][k] = pat(i, k);
+			}
+		}
+		for (size_t j = 0; j < N; j++) {
+			size_t i = (j * 37) % N;        /* 37 is prime to N */
+			for (size_t k = 0; p[i] && k < len[i]; k++)
+				ok &= p[i][k] == pat(i, k);
+			free(p[i]);
+			p[i] = NULL;
+		}
+	}
+	CHECK(ok, "malloc/realloc/calloc/free keep every block's bytes");
+	CHECK(aligned, "malloc alignment");
+	free(NULL);
+	errno = 0;
+	{
+		volatile size_t huge = SIZE_MAX - 8;
+		CHECK(malloc(huge) == NULL && errno == ENOMEM, "malloc huge");
+	}
+	errno = 0;
+	{
+		volatile size_t half = SIZE_MAX / 2;
+		CHECK(calloc(half, 4) == NULL && errno == ENOMEM, "calloc overflow");
+	}
+	{
+		char *a = realloc(NULL, 10), *b;
+		CHECK(a != NULL, "realloc(NULL)");
+		memcpy(a, "abcdefghi", 10);
+		b = realloc(a, 5);             /* shrink: same block */
+		CHECK(b == a && memcmp(b, "abcde", 5) == 0, "realloc shrink");
+		free(b);
+	}
+}
+
 void test_libc_small(void)
 {
 	test_printf();
@@ -474,4 +573,5 @@ void test_libc_small(void)
 	test_strto();
 	test_qsort();
 	test_faccessat();
+	test_malloc();
 }
