@@ -41,6 +41,8 @@
  *   5.8; ENOSYS before), never musl's fork-and-ask fallback.
  * - qsort: stable merge sort, no recursion, O(n log n), with a malloc'd
  *   copy of the array (insertion sort when malloc fails).
+ * - strerror: the texts of the errors postie's calls can return (62 of
+ *   them); any other number is "error N" in a static buffer.
  * - malloc, free, calloc, realloc: power-of-two size classes (16 B to
  *   16 KiB, with free lists, never coalesced or returned) carved from
  *   64 KiB anonymous mappings; larger blocks are mappings of their own,
@@ -1211,3 +1213,55 @@ void *realloc(void *p, size_t n)
 	return q;
 }
 
+/* ---- strerror ------------------------------------------------------------ */
+
+/* The errors postie's system calls can return, in one string: each entry
+ * is its number's index in sm_errnos, the texts separated by NULs. Any
+ * other number prints as "error N". */
+static const unsigned short sm_errnos[] = {
+	EPERM, ENOENT, ESRCH, EINTR, EIO, ENXIO, E2BIG, EBADF, ECHILD, EAGAIN,
+	ENOMEM, EACCES, EFAULT, EBUSY, EEXIST, EXDEV, ENODEV, ENOTDIR, EISDIR,
+	EINVAL, ENFILE, EMFILE, ENOTTY, ETXTBSY, EFBIG, ENOSPC, ESPIPE, EROFS,
+	EMLINK, EPIPE, ERANGE, ENAMETOOLONG, ENOLCK, ENOSYS, ENOTEMPTY, ELOOP,
+	EOVERFLOW, EILSEQ, ENOTSOCK, EMSGSIZE, EPROTONOSUPPORT, ENOTSUP,
+	EAFNOSUPPORT, EADDRINUSE, EADDRNOTAVAIL, ENETDOWN, ENETUNREACH,
+	ECONNABORTED, ECONNRESET, ENOBUFS, EISCONN, ENOTCONN, ETIMEDOUT,
+	ECONNREFUSED, EHOSTDOWN, EHOSTUNREACH, EALREADY, EINPROGRESS, ESTALE,
+	EDQUOT, EPROTO, ECANCELED,
+};
+static const char sm_errtext[] =
+	"Operation not permitted\0No such file or directory\0No such process\0"
+	"Interrupted system call\0I/O error\0No such device or address\0"
+	"Argument list too long\0Bad file descriptor\0No child process\0"
+	"Resource temporarily unavailable\0Out of memory\0Permission denied\0"
+	"Bad address\0Resource busy\0File exists\0Cross-device link\0"
+	"No such device\0Not a directory\0Is a directory\0Invalid argument\0"
+	"Too many open files in system\0No file descriptors available\0"
+	"Not a tty\0Text file busy\0File too large\0No space left on device\0"
+	"Invalid seek\0Read-only file system\0Too many links\0Broken pipe\0"
+	"Result not representable\0Filename too long\0No locks available\0"
+	"Function not implemented\0Directory not empty\0Symbolic link loop\0"
+	"Value too large for data type\0Illegal byte sequence\0Not a socket\0"
+	"Message too large\0Protocol not supported\0Not supported\0"
+	"Address family not supported by protocol\0Address in use\0"
+	"Address not available\0Network is down\0Network unreachable\0"
+	"Connection aborted\0Connection reset by peer\0"
+	"No buffer space available\0Socket is connected\0"
+	"Socket not connected\0Operation timed out\0Connection refused\0"
+	"Host is down\0Host is unreachable\0Operation already in progress\0"
+	"Operation in progress\0Stale file handle\0Quota exceeded\0"
+	"Protocol error\0Operation canceled";
+
+char *strerror(int e)
+{
+	static char other[24];
+	const char *s = sm_errtext;
+
+	for (size_t i = 0; i < sizeof(sm_errnos) / sizeof(sm_errnos[0]); i++) {
+		if (sm_errnos[i] == e)
+			return (char *)s;
+		s += strlen(s) + 1;
+	}
+	snprintf(other, sizeof(other), "error %d", e);
+	return other;
+}

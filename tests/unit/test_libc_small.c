@@ -561,6 +561,19 @@ static void test_malloc(void)
 	}
 }
 
+static void test_strerror(void)
+{
+	CHECK(strcmp(strerror(EPERM), "Operation not permitted") == 0, "EPERM");
+	CHECK(strcmp(strerror(ENOENT), "No such file or directory") == 0, "ENOENT");
+	CHECK(strcmp(strerror(EACCES), "Permission denied") == 0, "EACCES");
+	CHECK(strcmp(strerror(ENOSPC), "No space left on device") == 0, "ENOSPC");
+	CHECK(strcmp(strerror(EDQUOT), "Quota exceeded") == 0, "EDQUOT");
+	CHECK(strcmp(strerror(ECONNREFUSED), "Connection refused") == 0, "ECONNREFUSED");
+	CHECK(strcmp(strerror(ECANCELED), "Operation canceled") == 0, "ECANCELED (the last)");
+	CHECK(strcmp(strerror(0), "error 0") == 0, "0: %s", strerror(0));
+	CHECK(strcmp(strerror(-5), "error -5") == 0, "-5: %s", strerror(-5));
+}
+
 void test_libc_small(void)
 {
 	test_printf();
@@ -574,4 +587,5 @@ void test_libc_small(void)
 	test_qsort();
 	test_faccessat();
 	test_malloc();
+	test_strerror();
 }
