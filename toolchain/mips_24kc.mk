@@ -21,7 +21,11 @@ SIZE          = mips-linux-gnu-size
 OBJDUMP       = mips-linux-gnu-objdump
 READELF       = mips-linux-gnu-readelf
 ARCH_CFLAGS   = -march=24kc -msoft-float -fno-pie -mno-abicalls
-ARCH_LDFLAGS  = -static -msoft-float -Wl,--no-warn-mismatch
+# common-page-size=16: ld's MIPS script otherwise starts the data segment
+# (92 bytes on the alerts board) on a page of its own in the file, after up
+# to 4 KiB of padding; now it follows the code, on the same file page
+# (mapped twice, as on x86). -3,200 bytes on the alerts board.
+ARCH_LDFLAGS  = -static -msoft-float -Wl,--no-warn-mismatch -Wl,-z,common-page-size=16
 QEMU          = qemu-mips-static
 APT_PKGS      = gcc-mips-linux-gnu binutils-mips-linux-gnu qemu-user-static
 APT_ARCH      =

@@ -21,7 +21,11 @@ SIZE          = mipsel-linux-gnu-size
 OBJDUMP       = mipsel-linux-gnu-objdump
 READELF       = mipsel-linux-gnu-readelf
 ARCH_CFLAGS   = -march=24kc -msoft-float -fno-pie -mno-abicalls
-ARCH_LDFLAGS  = -static -msoft-float -Wl,--no-warn-mismatch
+# common-page-size=16: ld's MIPS script otherwise starts the data segment
+# (92 bytes on the alerts board) on a page of its own in the file, after up
+# to 4 KiB of padding; now it follows the code, on the same file page
+# (mapped twice, as on x86). -3,200 bytes on the alerts board.
+ARCH_LDFLAGS  = -static -msoft-float -Wl,--no-warn-mismatch -Wl,-z,common-page-size=16
 QEMU          = qemu-mipsel-static
 APT_PKGS      = gcc-mipsel-linux-gnu binutils-mipsel-linux-gnu qemu-user-static
 APT_ARCH      =
