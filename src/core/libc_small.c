@@ -43,6 +43,10 @@
  *   copy of the array (insertion sort when malloc fails).
  * - strerror: the texts of the errors postie's calls can return (62 of
  *   them); any other number is "error N" in a static buffer.
+ * - strstr: O(n·m) (postie's needles are a few constant bytes).
+ * - abort: SIGABRT with the default action, then _exit(127); no locks.
+ * - inet_pton: AF_INET (no leading zeros, as musl) and AF_INET6 (with a
+ *   trailing dotted quad); inet_ntop: RFC 5952 text, mapped IPv4 dotted.
  * - malloc, free, calloc, realloc: power-of-two size classes (16 B to
  *   16 KiB, with free lists, never coalesced or returned) carved from
  *   64 KiB anonymous mappings; larger blocks are mappings of their own,
@@ -50,11 +54,13 @@
  *   aligned_alloc/posix_memalign (nothing postie links uses them).
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1264,4 +1270,167 @@ char *strerror(int e)
 	}
 	snprintf(other, sizeof(other), "error %d", e);
 	return other;
+}
+
+/* ---- strstr -------------------------------------------------------------- */
+
+/* O(n·m): postie looks for a few bytes (" PLAIN ", "PRIVATE KEY") in
+ * short strings, never for client data in mail. */
+char *strstr(const char *h, const char *n)
+{
+	size_t k = strlen(n);
+
+	for (; *h; h++)
+		if (strncmp(h, n, k) == 0)
+			return (char *)h;
+	return k ? NULL : (char *)h;
+}
+
+/* ---- abort --------------------------------------------------------------- */
+
+/* SIGABRT with its default action (a core dump), whatever handler or
+ * mask was set; _exit if it somehow returns. musl's also takes its
+ * internal locks for other threads, which postie does not have. */
+_Noreturn void abort(void)
+{
+	struct sigaction sa = { .sa_handler = SIG_DFL };
+	sigset_t set;
+
+	sigaction(SIGABRT, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGABRT);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	kill(getpid(), SIGABRT);
+	_exit(127);
+}
+
+/* ---- inet_pton, inet_ntop ----------------------------------------------- */
+
+/* Dotted quad: four decimal parts 0..255 without leading zeros. */
+static int pton4(const char *s, unsigned char *a)
+{
+	for (int i = 0; i < 4; i++) {
+		int v = 0, j = 0;
+		for (; j < 3 && s[j] >= '0' && s[j] <= '9'; j++)
+			v = v * 10 + s[j] - '0';
+		if (j == 0 || (j > 1 && s[0] == '0') || v > 255)
+			return 0;
+		a[i] = (unsigned char)v;
+		s += j;
+		if (*s++ != (i == 3 ? '\0' : '.'))
+			return 0;
+	}
+	return 1;
+}
+
+/* RFC 4291 section 2.2: up to eight groups of 1-4 hex digits, one "::",
+ * a dotted quad as the last 32 bits. */
+static int pton6(const char *s, unsigned char *a)
+{
+	unsigned w[8], out[8] = { 0 };
+	int n = 0, gap = -1;
+
+	if (*s == ':' && *++s != ':')
+		return 0;
+	for (;;) {
+		int j = 0;
+		unsigned v = 0;
+		if (*s == ':') {
+			if (gap >= 0)
+				return 0;
+			gap = n;
+			if (!*++s)
+				break;
+		}
+		if (n == 8)
+			return 0;
+		for (; j < 4; j++) {
+			int c = s[j] | 0x20, d = s[j] >= '0' && s[j] <= '9' ? s[j] - '0' :
+				c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+			if (d < 0)
+				break;
+			v = v * 16 + (unsigned)d;
+		}
+		if (j == 0)
+			return 0;
+		if (s[j] == '.') {
+			unsigned char q[4];
+			if (n > 6 || !pton4(s, q))
+				return 0;
+			w[n++] = (unsigned)q[0] << 8 | q[1];
+			w[n++] = (unsigned)q[2] << 8 | q[3];
+			break;
+		}
+		w[n++] = v;
+		s += j;
+		if (!*s)
+			break;
+		if (*s++ != ':' || !*s)
+			return 0;
+	}
+	if (gap < 0 ? n != 8 : n == 8)
+		return 0;
+	if (gap < 0)
+		gap = n;
+	for (int i = 0; i < n; i++)
+		out[i < gap ? i : 8 - n + i] = w[i];
+	for (int i = 0; i < 8; i++) {
+		a[2 * i] = (unsigned char)(out[i] >> 8);
+		a[2 * i + 1] = (unsigned char)out[i];
+	}
+	return 1;
+}
+
+int inet_pton(int af, const char *restrict s, void *restrict a)
+{
+	if (af == AF_INET)
+		return pton4(s, a);
+	if (af == AF_INET6)
+		return pton6(s, a);
+	errno = EAFNOSUPPORT;
+	return -1;
+}
+
+/* IPv6 as RFC 5952: lower-case hex, the longest run of two or more zero
+ * groups (the first of equals) as "::", ::ffff:a.b.c.d for mapped IPv4. */
+const char *inet_ntop(int af, const void *restrict src, char *restrict dst, socklen_t n)
+{
+	const unsigned char *a = src;
+	char buf[48], *p = buf;
+
+	if (af == AF_INET) {
+		snprintf(buf, sizeof(buf), "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+	} else if (af != AF_INET6) {
+		errno = EAFNOSUPPORT;
+		return NULL;
+	} else if (memcmp(a, "\0\0\0\0\0\0\0\0\0\0\377\377", 12) == 0) {
+		snprintf(buf, sizeof(buf), "::ffff:%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
+	} else {
+		int best = -1, blen = 1;
+		for (int i = 0, j; i < 8; i = j + 1) {
+			for (j = i; j < 8 && !a[2 * j] && !a[2 * j + 1]; j++)
+				;
+			if (j - i > blen) {
+				best = i;
+				blen = j - i;
+			}
+		}
+		for (int i = 0; i < 8; i++) {
+			if (i == best) {
+				*p++ = ':';
+				if (i == 0)
+					*p++ = ':';
+				i += blen - 1;
+				continue;
+			}
+			p += snprintf(p, 6, "%x%s", (unsigned)a[2 * i] << 8 | a[2 * i + 1],
+				      i < 7 ? ":" : "");
+		}
+		*p = '\0';
+	}
+	if (strlen(buf) >= n) {
+		errno = ENOSPC;
+		return NULL;
+	}
+	return strcpy(dst, buf);
 }

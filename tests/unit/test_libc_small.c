@@ -2,6 +2,7 @@
  * getopt, getpwnam/getpwuid, qsort. Built only where that module is linked
  * (LIBC_SMALL = y), so these calls reach the small versions. */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <grp.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -574,6 +576,110 @@ static void test_strerror(void)
 	CHECK(strcmp(strerror(-5), "error -5") == 0, "-5: %s", strerror(-5));
 }
 
+static void test_inet(void)
+{
+	static const struct {
+		const char *in;
+		int ok;
+		const char *out;        /* inet_ntop's text when ok */
+	} v6[] = {
+		{ "::1", 1, "::1" },
+		{ "::", 1, "::" },
+		{ "1::", 1, "1::" },
+		{ "2001:db8::1", 1, "2001:db8::1" },
+		{ "2001:DB8:0:0:1:0:0:1", 1, "2001:db8::1:0:0:1" },
+		{ "1:2:3:4:5:6:7:8", 1, "1:2:3:4:5:6:7:8" },
+		{ "1:0:3:4:5:6:7:8", 1, "1:0:3:4:5:6:7:8" },
+		{ "1:2:3:4:5:6:7::", 1, "1:2:3:4:5:6:7:0" },
+		{ "::ffff:192.0.2.1", 1, "::ffff:192.0.2.1" },
+		{ "64:ff9b::192.0.2.33", 1, "64:ff9b::c000:221" },
+		{ "fe80::0:0:1", 1, "fe80::1" },
+		{ ":1", 0, NULL },
+		{ "1:", 0, NULL },
+		{ "1:::2", 0, NULL },
+		{ "1::2::3", 0, NULL },
+		{ "1:2:3:4:5:6:7:8:9", 0, NULL },
+		{ "1:2:3:4:5:6:7:8::", 0, NULL },
+		{ "1:2:3:4:5:6:7", 0, NULL },
+		{ "12345::", 0, NULL },
+		{ "g::", 0, NULL },
+		{ "::1.2.3", 0, NULL },
+		{ "1:2:3:4:5:6:7:1.2.3.4", 0, NULL },
+		{ "", 0, NULL },
+	};
+	static const struct {
+		const char *in;
+		int ok;
+	} v4[] = {
+		{ "127.0.0.1", 1 }, { "255.255.255.255", 1 }, { "0.0.0.0", 1 },
+		{ "256.0.0.1", 0 }, { "1.2.3", 0 }, { "1.2.3.4.5", 0 }, { "01.2.3.4", 0 },
+		{ "1.2.3.4 ", 0 }, { "", 0 }, { "1..2.3", 0 }, { "a.b.c.d", 0 },
+	};
+	unsigned char a[16];
+	char text[48];
+
+	for (size_t i = 0; i < sizeof(v6) / sizeof(v6[0]); i++) {
+		int r = inet_pton(AF_INET6, v6[i].in, a);
+		CHECK(r == v6[i].ok, "inet_pton6 %s: %d", v6[i].in, r);
+		if (r == 1 && v6[i].out) {
+			const char *t = inet_ntop(AF_INET6, a, text, sizeof(text));
+			CHECK(t && strcmp(t, v6[i].out) == 0, "inet_ntop6 %s: %s", v6[i].in,
+			      t ? t : "NULL");
+		}
+	}
+	for (size_t i = 0; i < sizeof(v4) / sizeof(v4[0]); i++) {
+		int r = inet_pton(AF_INET, v4[i].in, a);
+		CHECK(r == v4[i].ok, "inet_pton4 %s: %d", v4[i].in, r);
+		if (r == 1) {
+			const char *t = inet_ntop(AF_INET, a, text, sizeof(text));
+			CHECK(t && strcmp(t, v4[i].in) == 0, "inet_ntop4 %s", v4[i].in);
+		}
+	}
+	inet_pton(AF_INET6, "2001:db8::1", a);
+	errno = 0;
+	CHECK(inet_ntop(AF_INET6, a, text, 11) == NULL && errno == ENOSPC, "ntop short");
+	CHECK(inet_ntop(AF_INET6, a, text, 12) != NULL, "ntop exact");
+	CHECK(inet_pton(12345, "1.2.3.4", a) == -1 && errno == EAFNOSUPPORT, "pton family");
+}
+
+static void test_strstr(void)
+{
+	const char *h = "250-AUTH LOGIN PLAIN ";
+	CHECK(strstr(h, " PLAIN ") == h + 14, "strstr");
+	CHECK(strstr(h, " CRAM ") == NULL, "strstr absent");
+	CHECK(strstr(h, "") == h, "strstr empty needle");
+	CHECK(strstr("", "") != NULL && strstr("", "a") == NULL, "strstr empty haystack");
+	CHECK(strstr("aaab", "aab") != NULL, "strstr overlap");
+	CHECK(strstr("ab", "abc") == NULL, "strstr longer needle");
+}
+
+/* abort() in a child: it dies of SIGABRT even with a handler set and the
+ * signal blocked. */
+static void on_abrt(int sig)
+{
+	(void)sig;
+	_exit(3);
+}
+
+static void test_abort(void)
+{
+	pid_t pid = fork();
+	int st = 0;
+
+	if (pid == 0) {
+		sigset_t set;
+		struct rlimit no_core = { 0, 0 };
+		setrlimit(RLIMIT_CORE, &no_core);
+		signal(SIGABRT, on_abrt);
+		sigemptyset(&set);
+		sigaddset(&set, SIGABRT);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		abort();
+	}
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) &&
+	      WTERMSIG(st) == SIGABRT, "abort: status %#x", st);
+}
+
 void test_libc_small(void)
 {
 	test_printf();
@@ -588,4 +694,7 @@ void test_libc_small(void)
 	test_faccessat();
 	test_malloc();
 	test_strerror();
+	test_inet();
+	test_strstr();
+	test_abort();
 }
