@@ -1225,18 +1225,22 @@ static struct qstate mq_state;
 static char mq_rcpt[CONFIG_SMTP_MAX_RCPT][ADDR_MAX];
 
 /* "45s", "12m", "2h05m", "3d04h". */
-static void mq_duration(char *buf, size_t n, long long s)
+/* Unsigned, and remainders by subtraction: signed 64-bit division and
+ * modulo are libgcc's __divdi3/__moddi3 on 32-bit targets (2.3 KB on
+ * MIPS), and __udivdi3 is linked anyway. */
+static void mq_duration(char *buf, size_t n, long long secs)
 {
-	if (s < 0)
-		s = 0;
+	unsigned long long s = secs < 0 ? 0 : (unsigned long long)secs;
+	unsigned long long m = s / 60, h = s / 3600, d = s / 86400;
+
 	if (s < 60)
-		snprintf(buf, n, "%llds", s);
+		snprintf(buf, n, "%llus", s);
 	else if (s < 3600)
-		snprintf(buf, n, "%lldm", s / 60);
+		snprintf(buf, n, "%llum", m);
 	else if (s < 86400)
-		snprintf(buf, n, "%lldh%02lldm", s / 3600, s / 60 % 60);
+		snprintf(buf, n, "%lluh%02llum", h, m - h * 60);
 	else
-		snprintf(buf, n, "%lldd%02lldh", s / 86400, s / 3600 % 24);
+		snprintf(buf, n, "%llud%02lluh", d, h - d * 24);
 }
 
 static void mq_printable(char *dst, size_t n, const char *src)

@@ -68,9 +68,11 @@ int parse_u64(const char *s, uint64_t max, uint64_t *out)
 	for (; *s; s++) {
 		if (*s < '0' || *s > '9')
 			return -1;
-		if (v > (max - (uint64_t)(*s - '0')) / 10)
+		/* Without a 64-bit division: on 32-bit targets that is
+		 * libgcc's __udivdi3, 1.1 KB on MIPS. */
+		if (__builtin_mul_overflow(v, 10, &v) ||
+		    __builtin_add_overflow(v, (uint64_t)(*s - '0'), &v) || v > max)
 			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
 	}
 	*out = v;
 	return 0;
@@ -82,7 +84,7 @@ static int parse_scaled(const char *s, const char *units, const uint64_t *mult,
 {
 	char num[24];
 	size_t len = strlen(s);
-	uint64_t v, m = 1;
+	uint64_t v, r, m = 1;
 	const char *u;
 
 	if (len == 0 || len >= sizeof(num))
@@ -93,9 +95,9 @@ static int parse_scaled(const char *s, const char *units, const uint64_t *mult,
 		m = mult[u - units];
 		num[len - 1] = '\0';
 	}
-	if (parse_u64(num, UINT64_MAX / m, &v) != 0)
+	if (parse_u64(num, UINT64_MAX, &v) != 0 || __builtin_mul_overflow(v, m, &r))
 		return -1;
-	*out = v * m;
+	*out = r;
 	return 0;
 }
 

@@ -118,7 +118,7 @@ static void write_message(struct spool_file *f, const char *kind,
 int notice_postmaster(const char *kind, const char *subject, const char *text)
 {
 	time_t now = time(NULL);
-	long day = (long)(now / 86400);
+	long day = (long)((uint64_t)now / 86400);   /* no __divdi3 */
 	struct rcpts r = { .n = 0 };
 	struct spool_file f;
 	int sent = 0;

@@ -36,6 +36,10 @@ void test_util(void)
 	}
 	CHECK(parse_u64("65535", 65535, &v) == 0 && v == 65535, "u64 max");
 	CHECK(parse_u64("65536", 65535, &v) != 0, "u64 over max");
+	CHECK(parse_u64("18446744073709551615", UINT64_MAX, &v) == 0 && v == UINT64_MAX,
+	      "u64 2^64-1");
+	CHECK(parse_u64("18446744073709551616", UINT64_MAX, &v) != 0, "u64 2^64");
+	CHECK(parse_u64("184467440737095516150", UINT64_MAX, &v) != 0, "u64 10 * 2^64");
 	CHECK(str_copy(buf, 4, "abcdef", 6) == -1 && strcmp(buf, "abc") == 0, "str_copy cut");
 	CHECK(str_copy(buf, 8, "ab\0cd", 5) == 0 && strcmp(buf, "ab") == 0, "str_copy NUL");
 	CHECK(str_ieq("HeLLo", 5, "hello") && !str_ieq("hell", 4, "hello") &&
