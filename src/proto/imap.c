@@ -863,6 +863,9 @@ static int imap_timeout(struct conn *c)
 	case IMAP_SETUP:
 		setup_step(c, s);
 		return 1;
+	case IMAP_CREATE:
+		imap_create_step(c, s);
+		return 1;
 	case IMAP_REWRITE:
 		imap_rewrite_step(c, s, 0);
 		return 1;

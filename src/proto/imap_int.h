@@ -49,6 +49,7 @@ enum imap_state {
 	IMAP_IDLE,
 	IMAP_LOGOUT,
 	IMAP_SETUP,             /* first login: making the folders, a step a pass */
+	IMAP_CREATE,            /* CREATE: a parent directory a pass */
 };
 
 struct mbx {
@@ -172,6 +173,7 @@ struct imap_session {
 	char user[USER_NAME_MAX + 1];
 	char base[FOLDER_PATH_MAX + 16];        /* the user's folders */
 	int setup_pos, setup_steps;     /* folder_setup_step's place, steps */
+	int create_dir;         /* IMAP_CREATE: the name (in tmp.full) ends in '/' */
 	char tag[IMAP_TAG_MAX + 1];
 	char done_text[300];    /* tagged answer after a job */
 	/* the selected mailbox and the one being opened */
@@ -269,6 +271,7 @@ void imap_tagged(struct conn *c, struct imap_session *s, const char *st,
 void imap_wait_command(struct conn *c, struct imap_session *s);
 
 /* imap_mailbox.c: mailboxes */
+void imap_create_step(struct conn *c, struct imap_session *s);
 void imap_cmd_create(struct conn *c, struct imap_session *s, struct ip *ip);
 void imap_cmd_delete(struct conn *c, struct imap_session *s, struct ip *ip);
 void imap_cmd_examine(struct conn *c, struct imap_session *s, struct ip *ip);

@@ -926,11 +926,40 @@ void imap_cmd_create(struct conn *c, struct imap_session *s, struct ip *ip)
 		imap_tagged(c, s, "NO", "[ALREADYEXISTS] INBOX always exists");
 		return;
 	}
-	if (folder_create(s->base, name, dir_only) != 0) {
+	if (nl >= sizeof(s->tmp.full)) {
+		errno = ENAMETOOLONG;
 		folder_error(c, s, "create");
 		return;
 	}
-	imap_tagged(c, s, "OK", "CREATE completed");
+	/* The missing parents a directory (and an fsync) a loop pass, the
+	 * others served in between; then the folder. */
+	str_copy(s->tmp.full, sizeof(s->tmp.full), name, nl);
+	s->create_dir = dir_only;
+	s->setup_steps = 0;
+	sess_enter(c, IMAP_CREATE);
+	conn_suspend(c);
+	imap_create_step(c, s);
+}
+
+void imap_create_step(struct conn *c, struct imap_session *s)
+{
+	int rc = folder_parent_step(s->base, s->tmp.full);
+
+	if (rc > 0 && ++s->setup_steps < FOLDER_NAME_MAX) {
+		conn_next_pass(c);
+		return;
+	}
+	if (rc >= 0)
+		rc = folder_create(s->base, s->tmp.full, s->create_dir);
+	int e = errno;
+	sess_enter(c, s->have_sel ? IMAP_SELECTED : IMAP_AUTHED);
+	errno = e;
+	if (rc != 0)
+		folder_error(c, s, "create");
+	else
+		imap_tagged(c, s, "OK", "CREATE completed");
+	imap_wait_command(c, s);
+	conn_resume(c);
 }
 
 /* DELETE and RENAME: the name must be a valid one that no session has

@@ -220,6 +220,34 @@ static void count_fn(void *ctx, const char *name, int kind, int children)
 	(*(int *)ctx)++;
 }
 
+int folder_parent_step(const char *base, const char *name)
+{
+	char path[FOLDER_PATH_MAX + 16];
+	size_t from = strlen(base);
+	int n = 0;
+
+	if (full_path(base, name, path, sizeof(path)) != 0 || make_base(base) != 0)
+		return -1;
+	folder_walk(base, count_fn, &n);
+	if (n >= FOLDER_MAX)
+		return 0;       /* folder_create says EMLINK, nothing made */
+	for (size_t i = from + 1; path[i]; i++) {
+		if (path[i] != '/')
+			continue;
+		path[i] = '\0';
+		int kind = kind_of(path), rc = kind == FOLDER_DIR ? 0 : mkdir_ok(path);
+		path[i] = '/';
+		if (rc != 0) {
+			if (errno == EEXIST)
+				errno = ENOTDIR;
+			return -1;
+		}
+		if (kind != FOLDER_DIR)
+			return 1;
+	}
+	return 0;
+}
+
 int folder_create(const char *base, const char *name, int dir_only)
 {
 	char path[FOLDER_PATH_MAX + 16];

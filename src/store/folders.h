@@ -48,6 +48,11 @@ int folder_kind(const char *base, const char *name);
  * that name becomes NAME.sbd and the mbox is made beside it. 0, or -1
  * with errno: EEXIST, EMLINK (FOLDER_MAX reached), EINVAL. */
 int folder_create(const char *base, const char *name, int dir_only);
+/* One step of CREATE before folder_create: makes the first missing
+ * parent directory of name (one fsync). 1 when it made one (call again),
+ * 0 when none is missing (or FOLDER_MAX is reached: folder_create
+ * refuses), -1 with errno. */
+int folder_parent_step(const char *base, const char *name);
 /* DELETE: an mbox (under its lock, with its index; NAME.sbd stays
  * while it has children) or an empty directory. -1 with errno: ENOENT,
  * ENOTEMPTY (a directory with children), EBUSY (locked by another

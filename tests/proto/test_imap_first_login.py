@@ -112,6 +112,30 @@ class FirstLogin(harness.TestCase):
         srv.imap(user="alice").logout()
         self.assertEqual(self.most_fsyncs(), 0)
 
+    def test_deep_create_one_fsync_a_pass(self):
+        # CREATE of a name 8 levels deep makes its missing parents a
+        # directory (and an fsync) a loop pass, then the folder.
+        srv = self.start(("alice",))
+        m = srv.imap(user="alice")
+        try:
+            typ, data = m.create("a/b/c/d/e/f/g/h")
+            self.assertEqual(typ, "OK", data)
+            self.assertLessEqual(self.most_fsyncs(), 1)
+            got = listed(m)
+            self.assertIn("a/b/c/d/e/f/g/h", got)
+            self.assertIn("\\Noselect", got["a/b/c/d"])
+            self.assertTrue(os.path.isfile(os.path.join(
+                self.folders("alice"), *"abcdefgh")))
+            typ, data = m.create("a/b/c/d/e/f/g/h")
+            self.assertEqual(typ, "NO")
+            self.assertIn(b"ALREADYEXISTS", data[0])
+            typ, data = m.create("x/y/")
+            self.assertEqual(typ, "OK", data)
+            self.assertTrue(os.path.isdir(os.path.join(self.folders("alice"),
+                                                       "x", "y")))
+        finally:
+            m.logout()
+
     def test_kill9_at_every_fsync_of_a_first_login(self):
         if harness.QEMU:
             raise unittest.SkipTest("strace would count qemu's system calls")
