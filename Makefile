@@ -58,7 +58,7 @@ obj-$(CONFIG_TLS) += tls/tls_bearssl.o tls/tls_errors.o
 obj-$(CONFIG_AUTH) += proto/auth.o proto/sasl.o store/passwd.o
 obj-$(CONFIG_MAILBOX_INDEX) += store/index.o
 obj-$(CONFIG_POP3) += proto/pop3.o proto/session.o
-obj-$(CONFIG_IMAP) += proto/imap.o proto/session.o proto/imap_append.o proto/imap_fetch.o proto/imap_mailbox.o proto/imap_selected.o proto/imap_parse.o proto/imap_search.o proto/mime.o store/folders.o
+obj-$(CONFIG_IMAP) += proto/imap.o proto/session.o proto/imap_append.o proto/imap_fetch.o proto/imap_mailbox.o proto/imap_selected.o proto/imap_parse.o proto/imap_search.o proto/mimedec.o proto/mime.o store/folders.o
 obj-$(CONFIG_RELAY) += store/queue.o store/qstate.o store/notice.o store/maildrop.o proto/smtp_out.o proto/mime7.o \
 	relay/runner.o relay/bounce.o
 obj-$(CONFIG_SMARTHOST_AUTH) += proto/sasl.o
@@ -184,7 +184,7 @@ test-tools: $(O)/tests/unit $(TEST_TOOLS)
 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 ifneq ($(CONFIG_IMAP),y)
-FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_imap_parse.c tests/fuzz/fuzz_imap_search.c tests/fuzz/fuzz_mime.c tests/fuzz/fuzz_imap_session.c tests/fuzz/fuzz_imap_two.c tests/fuzz/fuzz_folder.c,$(FUZZ_SRCS))
+FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_imap_parse.c tests/fuzz/fuzz_imap_search.c tests/fuzz/fuzz_mime.c tests/fuzz/fuzz_mimedec.c tests/fuzz/fuzz_imap_session.c tests/fuzz/fuzz_imap_two.c tests/fuzz/fuzz_folder.c,$(FUZZ_SRCS))
 endif
 ifneq ($(CONFIG_RELAY),y)
 FUZZ_SRCS := $(filter-out tests/fuzz/fuzz_smtp_reply.c tests/fuzz/fuzz_mime7.c tests/fuzz/fuzz_smtp_out.c tests/fuzz/fuzz_qstate.c tests/fuzz/fuzz_maildrop.c,$(FUZZ_SRCS))

@@ -911,7 +911,7 @@ static int search_feed(struct imap_session *s, struct job *j)
 		if (j->spos >= j->send) {
 			k = idx_out_end(&j->scv, imap_obuf);
 			srch_feed(&j->sx, p, imap_kmp_tab, imap_obuf, k);
-			srch_end(&j->sx, p);
+			srch_end(&j->sx, p, imap_kmp_tab);
 			continue;
 		}
 		if (j->budget == 0)

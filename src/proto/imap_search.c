@@ -65,6 +65,8 @@ int ci_find(const char *hay, size_t hn, const char *needle, size_t nn,
 	return ci_kmp_feed(needle, nn, fail, &st, hay, hn);
 }
 
+static void part_start(struct srch_mime *mm);
+
 /* ---- the program ------------------------------------------------------ */
 
 static int is_text(int op)
@@ -110,6 +112,9 @@ void srch_begin(struct srch_scan *x, const struct search_prog *p)
 	(void)p;
 	memset(x, 0, sizeof(*x));
 	x->sent_day = -1;
+	mdec_ew_init(&x->ew);
+	part_start(&x->mm);
+	x->mm.bol = 1;
 }
 
 /* ---- the header ------------------------------------------------------- */
@@ -190,14 +195,35 @@ static int is_addr_field(const struct search_node *nd)
 	return 0;
 }
 
-/* Value bytes of the current field: to the HEADER keys naming it. */
-static void value_feed(struct srch_scan *x, const struct search_prog *p,
+/* Decoded text to the BODY and TEXT keys' second automaton (TEXT also
+ * takes the decoded header values). */
+static void dec_feed(struct srch_scan *x, const struct search_prog *p,
+		     const uint16_t *tab, int text_only, const char *b, size_t n)
+{
+	size_t at = 0;
+
+	for (int k = 0; k < p->n; k++) {
+		const struct search_node *nd = &p->node[k];
+		struct srch_key *ky = &x->key[k];
+		if (!is_text(nd->op))
+			continue;
+		if ((nd->op == SK_TEXT || (nd->op == SK_BODY && !text_only)) &&
+		    !ky->hit && ci_kmp_feed(nd->s2, nd->s2len, tab + at, &ky->m2, b, n))
+			ky->hit = 1;
+		at += nd->s2len;
+	}
+}
+
+/* Decoded value bytes of the current field: to the HEADER keys naming
+ * it. */
+static void value_keys(struct srch_scan *x, const struct search_prog *p,
 		       const uint16_t *tab, const char *b, size_t n)
 {
 	char f[2 * 256];
 	size_t at = 0, fn;
 	int addr = 0;
 
+	dec_feed(x, p, tab, 1, b, n);
 	for (int k = 0; k < p->n; k++) {
 		const struct search_node *nd = &p->node[k];
 		if (!is_text(nd->op))
@@ -222,18 +248,49 @@ static void value_feed(struct srch_scan *x, const struct search_prog *p,
 			at += nd->s2len;
 		}
 	}
-	if (x->in_date) {
-		struct buf d;
+}
 
-		buf_init(&d, x->date, sizeof(x->date));
-		d.len = x->dlen;
-		buf_add(&d, b, n < buf_remaining(&d) ? n : buf_remaining(&d));
-		x->dlen = d.len;
+/* Raw value bytes of the current field: RFC 2047 decoded, then to the
+ * keys. */
+static void value_feed(struct srch_scan *x, const struct search_prog *p,
+		       const uint16_t *tab, const char *b, size_t n)
+{
+	char d[MDEC_EW_OUT(256)];
+	struct buf o;
+
+	for (size_t off = 0; off < n; off += 256) {
+		buf_init(&o, d, sizeof(d));
+		mdec_ew_feed(&x->ew, b + off, n - off < 256 ? n - off : 256, &o);
+		value_keys(x, p, tab, d, o.len);
+	}
+	if (x->in_date) {
+		struct buf dt;
+
+		buf_init(&dt, x->date, sizeof(x->date));
+		dt.len = x->dlen;
+		buf_add(&dt, b, n < buf_remaining(&dt) ? n : buf_remaining(&dt));
+		x->dlen = dt.len;
 	}
 }
 
-static void name_start(struct srch_scan *x, const struct search_prog *p)
+/* The end of a field's value: what the decoder held back. */
+static void value_end(struct srch_scan *x, const struct search_prog *p,
+		      const uint16_t *tab)
 {
+	char d[MDEC_EW_OUT(0)];
+	struct buf o;
+
+	buf_init(&o, d, sizeof(d));
+	mdec_ew_end(&x->ew, &o);
+	value_keys(x, p, tab, d, o.len);
+	dec_feed(x, p, tab, 1, "\n", 1);      /* no TEXT match across fields */
+	mdec_ew_init(&x->ew);
+}
+
+static void name_start(struct srch_scan *x, const struct search_prog *p,
+		       const uint16_t *tab)
+{
+	value_end(x, p, tab);
 	for (int k = 0; k < p->n; k++) {
 		x->key[k].active = 0;
 		x->key[k].npos = 0;
@@ -289,9 +346,10 @@ static void name_end(struct srch_scan *x, const struct search_prog *p)
 	x->a_last = 0;
 }
 
-static void header_end(struct srch_scan *x, const struct search_prog *p)
+static void header_end(struct srch_scan *x, const struct search_prog *p,
+		       const uint16_t *tab)
 {
-	name_start(x, p);
+	name_start(x, p, tab);
 	for (int k = 0; k < p->n; k++)
 		x->key[k].nok = 0;
 	x->in_body = 1;
@@ -315,23 +373,23 @@ static size_t header_feed(struct srch_scan *x, const struct search_prog *p,
 				i++;
 			} else if (c == '\n') {
 				i++;
-				header_end(x, p);
+				header_end(x, p, tab);
 				return i;
 			} else if (c == ' ' || c == '\t') {
 				x->hstate = H_VALUE;    /* folded: same field */
 			} else {
-				name_start(x, p);
+				name_start(x, p, tab);
 				x->hstate = H_NAME;
 			}
 			break;
 		case H_BOL_CR:
 			if (c == '\n') {
 				i++;
-				header_end(x, p);
+				header_end(x, p, tab);
 				return i;
 			}
 			/* A stray CR at a line start: a line that is no field. */
-			name_start(x, p);
+			name_start(x, p, tab);
 			for (int k = 0; k < p->n; k++)
 				x->key[k].nok = 0;
 			x->dok = 0;
@@ -393,6 +451,282 @@ static size_t header_feed(struct srch_scan *x, const struct search_prog *p,
 	return n;
 }
 
+/* ---- the MIME structure, for decoding ---------------------------------- */
+
+enum { MM_HDR, MM_BODY, MM_SKIP };
+enum { MT_TEXT, MT_MULTI, MT_MSG, MT_OTHER };
+
+static void part_start(struct srch_mime *mm)
+{
+	mm->mode = MM_HDR;
+	mm->type = MT_TEXT;     /* RFC 2045: text/plain; charset=us-ascii */
+	mm->enc = MDEC_ID;
+	mm->cs = MDEC_CS_RAW;
+	mm->nblen = 0;
+	mm->flen = 0;
+	mm->hdr_end = 0;
+}
+
+static int is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static void trim(const char **s, size_t *n)
+{
+	while (*n && is_blank(**s)) {
+		(*s)++;
+		(*n)--;
+	}
+	while (*n && is_blank((*s)[*n - 1]))
+		(*n)--;
+}
+
+static int iprefix(const char *s, size_t n, const char *pre)
+{
+	size_t k = strlen(pre);
+
+	return n >= k && str_ieq(s, k, pre);
+}
+
+/* Content-Type: its type, boundary and charset parameters. */
+static void ctype_field(struct srch_mime *mm, const char *v, size_t n)
+{
+	size_t i = 0, t;
+
+	while (i < n && v[i] != ';')
+		i++;
+	t = i;
+	const char *ty = v;
+	trim(&ty, &t);
+	mm->type = iprefix(ty, t, "text/") ? MT_TEXT : iprefix(ty, t, "multipart/") ?
+		MT_MULTI : str_ieq(ty, t, "message/rfc822") ? MT_MSG : MT_OTHER;
+	while (i < n) {
+		size_t a = ++i, e, vl = 0;
+		char val[SRCH_BND_MAX];
+		while (i < n && v[i] != '=' && v[i] != ';')
+			i++;
+		e = i;
+		const char *name = v + a;
+		size_t nl = e - a;
+		trim(&name, &nl);
+		if (i >= n || v[i] != '=')
+			continue;
+		i++;
+		while (i < n && is_blank(v[i]))
+			i++;
+		if (i < n && v[i] == '"') {
+			for (i++; i < n && v[i] != '"'; i++) {
+				if (v[i] == '\\' && i + 1 < n)
+					i++;
+				if (vl < sizeof(val))
+					val[vl++] = v[i];
+			}
+			if (i < n)
+				i++;
+		} else {
+			for (; i < n && v[i] != ';' && !is_blank(v[i]); i++)
+				if (vl < sizeof(val))
+					val[vl++] = v[i];
+		}
+		while (i < n && v[i] != ';')
+			i++;
+		if (str_ieq(name, nl, "boundary") && vl > 0) {
+			memcpy(mm->nb, val, vl);
+			mm->nblen = (uint8_t)vl;
+		} else if (str_ieq(name, nl, "charset")) {
+			mm->cs = (uint8_t)mdec_charset(val, vl);
+		}
+	}
+}
+
+/* A whole (unfolded) header field of a part. */
+static void part_field(struct srch_mime *mm)
+{
+	const char *f = mm->field, *name = f, *v;
+	size_t n = mm->flen, c = 0, nl, vl;
+
+	while (c < n && f[c] != ':')
+		c++;
+	if (c >= n)
+		return;
+	nl = c;
+	trim(&name, &nl);
+	v = f + c + 1;
+	vl = n - c - 1;
+	trim(&v, &vl);
+	if (str_ieq(name, nl, "content-transfer-encoding"))
+		mm->enc = (uint8_t)mdec_encoding(v, vl);
+	else if (str_ieq(name, nl, "content-type"))
+		ctype_field(mm, v, vl);
+}
+
+static void part_header_end(struct srch_mime *mm)
+{
+	if (mm->type == MT_MULTI && mm->nblen && mm->depth < MIME_MAX_DEPTH) {
+		memcpy(mm->bnd[mm->depth], mm->nb, mm->nblen);
+		mm->bndlen[mm->depth++] = mm->nblen;
+		mm->mode = MM_SKIP;             /* the preamble */
+		return;
+	}
+	if (mm->type == MT_MSG) {
+		part_start(mm);                 /* the enclosed message's header */
+		return;
+	}
+	mm->mode = MM_BODY;
+	if (mm->type == MT_TEXT)
+		mdec_init(&mm->dec, mm->enc, mm->cs);
+	else
+		mdec_init(&mm->dec, MDEC_ID, MDEC_CS_RAW);
+}
+
+/* Header bytes of a part (the message's own header first). */
+static void part_header_byte(struct srch_mime *mm, char c)
+{
+	if (mm->bol) {
+		mm->bol = 0;
+		if (c == '\r' || c == '\n') {
+			part_field(mm);
+			mm->flen = 0;
+			mm->hdr_end = 1;
+		} else if (!is_blank(c)) {
+			part_field(mm);
+			mm->flen = 0;
+		}
+	}
+	if (c == '\n') {
+		mm->bol = 1;
+		if (mm->hdr_end) {
+			mm->hdr_end = 0;
+			part_header_end(mm);
+		}
+		return;
+	}
+	if (c != '\r' && mm->flen < sizeof(mm->field))
+		mm->field[mm->flen++] = c;
+}
+
+/* Body bytes of a leaf part: decoded, to the keys. */
+static void body_out(struct srch_scan *x, const struct search_prog *p,
+		     const uint16_t *tab, const char *b, size_t n)
+{
+	char d[MDEC_OUT(256)];
+	struct buf o;
+
+	if (x->mm.mode != MM_BODY)
+		return;
+	for (size_t off = 0; off < n; off += 256) {
+		buf_init(&o, d, sizeof(d));
+		mdec_feed(&x->mm.dec, b + off, n - off < 256 ? n - off : 256, &o);
+		dec_feed(x, p, tab, 0, d, o.len);
+	}
+}
+
+static void body_end(struct srch_scan *x, const struct search_prog *p,
+		     const uint16_t *tab)
+{
+	char d[MDEC_OUT(0)];
+	struct buf o;
+
+	if (x->mm.mode != MM_BODY)
+		return;
+	buf_init(&o, d, sizeof(d));
+	mdec_end(&x->mm.dec, &o);
+	dec_feed(x, p, tab, 0, d, o.len);
+	dec_feed(x, p, tab, 0, "\n", 1);        /* no match across parts */
+}
+
+/* The held line (without its LF) a boundary of an open multipart? Then
+ * the parts inside it are closed, and a new part (or the epilogue)
+ * starts. */
+static int boundary_line(struct srch_scan *x, const struct search_prog *p,
+			 const uint16_t *tab)
+{
+	struct srch_mime *mm = &x->mm;
+	const char *l = mm->field;
+	size_t n = mm->flen;
+
+	while (n && (l[n - 1] == '\r' || is_blank(l[n - 1])))
+		n--;
+	if (n < 2 || l[0] != '-' || l[1] != '-')
+		return 0;
+	for (int k = mm->depth - 1; k >= 0; k--) {
+		size_t bl = mm->bndlen[k];
+		int close;
+		if (n < 2 + bl || memcmp(l + 2, mm->bnd[k], bl) != 0)
+			continue;
+		close = n == 4 + bl && l[2 + bl] == '-' && l[3 + bl] == '-';
+		if (n != 2 + bl && !close)
+			continue;
+		body_end(x, p, tab);
+		if (close) {
+			mm->depth = (uint8_t)k;
+			mm->mode = MM_SKIP;     /* the epilogue */
+		} else {
+			mm->depth = (uint8_t)(k + 1);
+			part_start(mm);
+		}
+		return 1;
+	}
+	return 0;
+}
+
+/* The whole message, header included, through the MIME structure. */
+static void mime_feed_scan(struct srch_scan *x, const struct search_prog *p,
+			   const uint16_t *tab, const char *b, size_t n)
+{
+	struct srch_mime *mm = &x->mm;
+	size_t i = 0;
+
+	while (i < n) {
+		if (mm->mode == MM_HDR) {
+			part_header_byte(mm, b[i++]);
+			continue;
+		}
+		if (mm->depth == 0) {           /* no boundary can come */
+			body_out(x, p, tab, b + i, n - i);
+			return;
+		}
+		if (mm->hold) {
+			char c = b[i++];
+			if (c == '\n') {
+				mm->hold = 0;
+				mm->bol = 1;
+				if (!boundary_line(x, p, tab)) {
+					body_out(x, p, tab, mm->field, mm->flen);
+					body_out(x, p, tab, "\n", 1);
+				}
+			} else if (mm->flen < 2 * SRCH_BND_MAX) {
+				mm->field[mm->flen++] = c;
+			} else {                /* too long for a boundary */
+				mm->hold = 0;
+				body_out(x, p, tab, mm->field, mm->flen);
+				body_out(x, p, tab, &c, 1);
+			}
+			continue;
+		}
+		if (mm->bol && b[i] == '-') {
+			mm->hold = 1;
+			mm->bol = 0;
+			mm->flen = 0;
+			continue;
+		}
+		const char *nl = memchr(b + i, '\n', n - i);
+		size_t run = nl ? (size_t)(nl - (b + i)) + 1 : n - i;
+		body_out(x, p, tab, b + i, run);
+		i += run;
+		mm->bol = nl != NULL;
+	}
+}
+
+static int wants_decoded(const struct search_prog *p)
+{
+	for (int k = 0; k < p->n; k++)
+		if (p->node[k].op == SK_BODY || p->node[k].op == SK_TEXT)
+			return 1;
+	return 0;
+}
+
 void srch_feed(struct srch_scan *x, const struct search_prog *p,
 	       const uint16_t *tab, const char *b, size_t n)
 {
@@ -400,6 +734,8 @@ void srch_feed(struct srch_scan *x, const struct search_prog *p,
 
 	if (x->ended)
 		return;
+	if (wants_decoded(p))
+		mime_feed_scan(x, p, tab, b, n);
 	/* TEXT sees everything, header included. */
 	for (int k = 0; k < p->n; k++) {
 		const struct search_node *nd = &p->node[k];
@@ -424,12 +760,19 @@ void srch_feed(struct srch_scan *x, const struct search_prog *p,
 	}
 }
 
-void srch_end(struct srch_scan *x, const struct search_prog *p)
+void srch_end(struct srch_scan *x, const struct search_prog *p,
+	      const uint16_t *tab)
 {
 	if (x->ended)
 		return;
 	if (!x->in_body)
-		header_end(x, p);
+		header_end(x, p, tab);
+	if (x->mm.hold) {
+		x->mm.hold = 0;
+		if (!boundary_line(x, p, tab))
+			body_out(x, p, tab, x->mm.field, x->mm.flen);
+	}
+	body_end(x, p, tab);
 	x->ended = 1;
 }
 

@@ -5,13 +5,18 @@
  * huge message can be spread over many loop passes.
  *
  * Text keys (BODY, TEXT, HEADER and FROM/TO/CC/BCC/SUBJECT) are matched
- * case-insensitively (ASCII folding) by one KMP automaton per key, all run
+ * case-insensitively (ASCII letters fold; other octets, UTF-8 included,
+ * compare exactly) by one KMP automaton per key, all run
  * side by side over one pass of the message: the cost is linear in the
  * message for each key, whatever the needle, and a match split between
  * two chunks is found. HEADER values are unfolded (the CRLF of a folded
  * line is dropped); the Date: field is kept for SENTBEFORE/ON/SINCE.
  * FROM, TO, CC and BCC match the raw value or the value with its
  * comments taken out, so an address split by comments is found whole.
+ * Header values are matched after RFC 2047 decoding; BODY and TEXT also
+ * match the text of each leaf part decoded from quoted-printable or
+ * base64 (ISO-8859-1 converted to UTF-8, other charsets as they are),
+ * found by following the multipart boundaries line by line (mimedec.h).
  *
  * Limits: the search program's IMAP_SEARCH_NODES keys; needles up to
  * CI_NEEDLE_MAX octets; the failure tables of one program share a
@@ -23,6 +28,8 @@
 #include <stdint.h>
 
 #include "proto/imap_parse.h"
+#include "proto/mime.h"
+#include "proto/mimedec.h"
 
 #define CI_NEEDLE_MAX 65535
 #define SRCH_DATE_MAX 96        /* bytes of the Date: value kept */
@@ -78,7 +85,31 @@ struct srch_key {
 	uint8_t hit;            /* found: stays so for this message */
 	uint8_t addr;           /* HEADER of an address field: also match
 				 * the value with comments taken out */
-	uint32_t m2;            /* KMP state over that */
+	uint32_t m2;            /* KMP state over that; BODY and TEXT:
+				 * over the decoded text */
+};
+
+#define SRCH_BND_MAX 70         /* octets of a boundary (RFC 2046) */
+#define SRCH_FIELD_MAX 512      /* octets of a part's header field kept */
+
+/* The MIME structure, line by line, as far as decoding needs it: the
+ * open multiparts' boundaries, each leaf part's transfer encoding and
+ * charset. */
+struct srch_mime {
+	uint8_t mode;           /* in a header, a leaf body, or skipping */
+	uint8_t depth;          /* open multiparts */
+	uint8_t bol;            /* at a line start */
+	uint8_t hold;           /* holding a line that may be a boundary */
+	uint8_t hdr_end;        /* the empty line that ends a header */
+	uint8_t type, enc, cs;  /* of the part whose header we read */
+	uint8_t nblen;
+	uint8_t bndlen[MIME_MAX_DEPTH];
+	char bnd[MIME_MAX_DEPTH][SRCH_BND_MAX];
+	char nb[SRCH_BND_MAX];  /* that part's boundary parameter */
+	size_t flen;
+	char field[SRCH_FIELD_MAX];     /* a header field, unfolded, or
+					 * the held line */
+	struct mdec dec;
 };
 
 struct srch_scan {
@@ -94,6 +125,8 @@ struct srch_scan {
 	 * of blanks ("<a (x)@ (y) b.org>" is "<a@b.org>"). */
 	uint8_t a_depth, a_esc, a_quote, a_space;
 	char a_last;
+	struct mdec_ew ew;      /* RFC 2047 in the current header value */
+	struct srch_mime mm;
 	struct srch_key key[IMAP_SEARCH_NODES];
 };
 
@@ -113,7 +146,8 @@ void srch_begin(struct srch_scan *x, const struct search_prog *p);
 void srch_feed(struct srch_scan *x, const struct search_prog *p,
 	       const uint16_t *tab, const char *b, size_t n);
 /* The end of the message. */
-void srch_end(struct srch_scan *x, const struct search_prog *p);
+void srch_end(struct srch_scan *x, const struct search_prog *p,
+	      const uint16_t *tab);
 /* SRCH_YES / SRCH_NO once decided (always after srch_end, often before:
  * a BODY key found, a header-only program at the end of the header),
  * else SRCH_UNKNOWN. */

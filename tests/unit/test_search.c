@@ -153,7 +153,7 @@ static int run(const char *prog, const char *msg, size_t cut, size_t cut2)
 	srch_feed(&x, &p, tab, msg, cut);
 	srch_feed(&x, &p, tab, msg + cut, cut2 - cut);
 	srch_feed(&x, &p, tab, msg + cut2, n - cut2);
-	srch_end(&x, &p);
+	srch_end(&x, &p, tab);
 	return srch_eval(&x, &p, &m);
 }
 
