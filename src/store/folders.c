@@ -409,49 +409,149 @@ int folder_delete(const char *base, const char *name)
 	return fsync_parent_of(path);
 }
 
+/* The index, keywords and structure cache of the mbox from go to `to`
+ * when from has them (over stale ones of `to`); the caller fsyncs. */
+static void move_indexes(const char *from, const char *to)
+{
+	static const char *const sfx[] = { ".idx", ".kw", ".sc" };
+	char ifrom[FOLDER_PATH_MAX + 320], ito[FOLDER_PATH_MAX + 320];
+
+	for (size_t i = 0; i < ARRAY_LEN(sfx); i++) {
+		if (index_of(from, sfx[i], ifrom, sizeof(ifrom), 0) != 0 ||
+		    index_of(to, sfx[i], ito, sizeof(ito), i == 0) != 0 ||
+		    access(ifrom, F_OK) != 0)
+			continue;
+		/* A missing index is rebuilt with a new UIDVALIDITY, missing
+		 * keyword names are dropped, the cache is only a cache. */
+		if (rename(ifrom, ito) != 0)
+			unlink(ifrom);
+	}
+}
+
 /* Moves the mbox at from (locked by the caller) and its index to `to`,
  * whose parents exist. */
 static int move_mbox(const char *from, const char *to)
 {
-	char ifrom[FOLDER_PATH_MAX + 320], ito[FOLDER_PATH_MAX + 320];
+	char ito[FOLDER_PATH_MAX + 320];
 
 	if (index_of(to, ".idx", ito, sizeof(ito), 1) != 0 || rename(from, to) != 0)
 		return -1;
-	if (index_of(from, ".idx", ifrom, sizeof(ifrom), 0) == 0 && rename(ifrom, ito) != 0)
-		unlink(ifrom);  /* a missing index is rebuilt with a new UIDVALIDITY */
-	/* Keyword names go with it (bits of the records); none is fine. */
-	if (index_of(from, ".kw", ifrom, sizeof(ifrom), 0) == 0 &&
-	    index_of(to, ".kw", ito, sizeof(ito), 0) == 0 && rename(ifrom, ito) != 0)
-		unlink(ifrom);
-	/* The structure cache too (it is only a cache). */
-	if (index_of(from, ".sc", ifrom, sizeof(ifrom), 0) == 0 &&
-	    index_of(to, ".sc", ito, sizeof(ito), 0) == 0 && rename(ifrom, ito) != 0)
-		unlink(ifrom);
+	move_indexes(from, to);
 	if (fsync_parent_of(to) != 0 || fsync_parent_of(from) != 0)
 		return -1;
 	return 0;
 }
 
-static int prepare_target(const char *base, const char *to, char *tpath, size_t n)
+/* The path of folder `to` into tpath, its parents made. */
+static int prepare_parents(const char *base, const char *to, char *tpath, size_t n)
 {
 	if (full_path(base, to, tpath, n) != 0 || make_base(base) != 0)
+		return -1;
+	return make_parents(tpath, strlen(base));
+}
+
+static int prepare_target(const char *base, const char *to, char *tpath, size_t n)
+{
+	if (full_path(base, to, tpath, n) != 0)
 		return -1;
 	if (kind_at(tpath) != FOLDER_NONE) {
 		errno = EEXIST;
 		return -1;
 	}
-	return make_parents(tpath, strlen(base));
+	return prepare_parents(base, to, tpath, n);
+}
+
+static int write_file(const char *path, const char *data, size_t n);
+
+/* RENAME of a mailbox with children moves the mbox, its index files and
+ * NAME.sbd one after the other; so that a crash never leaves the tree
+ * split, the intent "FROM\nTO\n" is written (synced) to BASE/.rename
+ * first and removed last, and folder_replay() finishes an intent it
+ * finds. Each step is done only when its source is there and its target
+ * is not, so doing it again is harmless. */
+#define RENAME_INTENT ".rename"
+
+static int intent_path(const char *base, char *out, size_t n)
+{
+	int k = snprintf(out, n, "%s/" RENAME_INTENT, base);
+
+	return k < 0 || (size_t)k >= n ? -1 : 0;
+}
+
+static int finish_rename(const char *fpath, const char *tpath)
+{
+	char fsbd[FOLDER_PATH_MAX + 24], tsbd[FOLDER_PATH_MAX + 24];
+	struct mbox_lock l;
+	int rc = 0;
+
+	if (sbd_of(fpath, fsbd, sizeof(fsbd)) != 0 ||
+	    sbd_of(tpath, tsbd, sizeof(tsbd)) != 0)
+		return -1;
+	if (kind_of(fpath) == FOLDER_MBOX && kind_of(tpath) == FOLDER_NONE) {
+		if (lock_folder(fpath, &l) != 0)
+			return -1;
+		rc = move_mbox(fpath, tpath);
+		mbox_unlock(&l);
+	} else if (kind_of(tpath) == FOLDER_MBOX && kind_of(fpath) == FOLDER_NONE) {
+		move_indexes(fpath, tpath);     /* died between the two */
+		rc = fsync_parent_of(tpath);
+	}
+	if (rc == 0 && kind_of(fsbd) == FOLDER_DIR && kind_of(tsbd) == FOLDER_NONE &&
+	    (rename(fsbd, tsbd) != 0 || fsync_parent_of(tsbd) != 0 ||
+	     fsync_parent_of(fsbd) != 0))
+		rc = -1;
+	return rc;
+}
+
+static int intent_done(const char *ipath)
+{
+	return unlink(ipath) == 0 ? fsync_parent_of(ipath) : -1;
+}
+
+int folder_replay(const char *base)
+{
+	char ipath[FOLDER_PATH_MAX + 16], buf[2 * FOLDER_NAME_MAX + 8];
+	char fpath[FOLDER_PATH_MAX + 16], tpath[FOLDER_PATH_MAX + 16];
+	char *nl1, *nl2;
+	ssize_t n;
+	int fd;
+
+	if (intent_path(base, ipath, sizeof(ipath)) != 0)
+		return -1;
+	fd = open(ipath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	nl1 = strchr(buf, '\n');
+	nl2 = nl1 ? strchr(nl1 + 1, '\n') : NULL;
+	if (nl2) {
+		*nl1 = *nl2 = '\0';
+		if (!folder_name_ok(buf, strlen(buf)) ||
+		    !folder_name_ok(nl1 + 1, strlen(nl1 + 1)) ||
+		    prepare_parents(base, nl1 + 1, tpath, sizeof(tpath)) != 0 ||
+		    full_path(base, buf, fpath, sizeof(fpath)) != 0 ||
+		    finish_rename(fpath, tpath) != 0)
+			return -1;
+	}
+	/* Finished, or never whole (died while writing it: nothing moved). */
+	return intent_done(ipath);
 }
 
 int folder_rename(const char *base, const char *from, const char *to)
 {
 	char fpath[FOLDER_PATH_MAX + 16], tpath[FOLDER_PATH_MAX + 16];
-	char fsbd[FOLDER_PATH_MAX + 24], tsbd[FOLDER_PATH_MAX + 24];
+	char fsbd[FOLDER_PATH_MAX + 24], ipath[FOLDER_PATH_MAX + 16];
+	char intent[2 * FOLDER_NAME_MAX + 8];
 	size_t fl = strlen(from);
-	struct mbox_lock l;
-	int kind, rc;
+	struct buf ib;
+	int kind;
 
-	if (full_path(base, from, fpath, sizeof(fpath)) != 0 ||
+	if (folder_replay(base) != 0 ||
+	    full_path(base, from, fpath, sizeof(fpath)) != 0 ||
 	    sbd_of(fpath, fsbd, sizeof(fsbd)) != 0)
 		return -1;
 	kind = kind_at(fpath);
@@ -472,17 +572,24 @@ int folder_rename(const char *base, const char *from, const char *to)
 			return -1;
 		return fsync_parent_of(tpath) == 0 && fsync_parent_of(fpath) == 0 ? 0 : -1;
 	}
-	if (lock_folder(fpath, &l) != 0)
-		return -1;
-	rc = move_mbox(fpath, tpath);
-	mbox_unlock(&l);
-	if (rc == 0 && kind_of(fsbd) == FOLDER_DIR) {
-		/* Its children go with it. */
-		if (sbd_of(tpath, tsbd, sizeof(tsbd)) != 0 || rename(fsbd, tsbd) != 0 ||
-		    fsync_parent_of(tsbd) != 0)
+	if (kind_of(fsbd) != FOLDER_DIR) {
+		struct mbox_lock l;
+		int rc;
+		if (lock_folder(fpath, &l) != 0)
 			return -1;
+		rc = move_mbox(fpath, tpath);
+		mbox_unlock(&l);
+		return rc;
 	}
-	return rc;
+	/* With children: under an intent. */
+	buf_init(&ib, intent, sizeof(intent));
+	buf_printf(&ib, "%s\n%s\n", from, to);
+	if (ib.full || intent_path(base, ipath, sizeof(ipath)) != 0 ||
+	    write_file(ipath, intent, ib.len) != 0)
+		return -1;
+	if (finish_rename(fpath, tpath) != 0)
+		return -1;      /* the intent stays: the next login finishes */
+	return intent_done(ipath);
 }
 
 int folder_rename_inbox(const char *mail_dir, const char *user,
@@ -820,7 +927,7 @@ int folder_setup_step(const char *base, int with_specials, int *pos)
 	size_t sl;
 
 	if (kind_of(base) == FOLDER_DIR)
-		return FOLDER_SETUP_DONE;
+		return folder_replay(base) == 0 ? FOLDER_SETUP_DONE : -1;
 	if (!p || strlen(base) >= sizeof(tmp)) {
 		errno = EINVAL;
 		return -1;

@@ -62,6 +62,10 @@ int folder_delete(const char *base, const char *name);
  * name whose parents are made as needed. -1 with errno: ENOENT, EEXIST,
  * EINVAL (into itself), EBUSY. */
 int folder_rename(const char *base, const char *from, const char *to);
+/* Finishes a RENAME of a mailbox with children that a crash cut short
+ * (its intent file, BASE/.rename); folder_rename and every login call
+ * it. 0 when there was none or it is done, -1 with errno. */
+int folder_replay(const char *base);
 /* RENAME INBOX: the INBOX file and its index become the folder `to`;
  * the next delivery or SELECT creates a new empty INBOX. */
 int folder_rename_inbox(const char *mail_dir, const char *user,
