@@ -50,6 +50,27 @@ stage_end() { # stage_end NAME: waits for it, prints and counts its line
 	fi
 }
 
+# The tests of the matrix builds below mostly wait as well: each starts
+# in the background when its build is done, beside the builds that
+# follow, at most two at a time; each line is printed (and counted) in
+# the order they started, and all have ended before the sanitizer stages.
+matrix_q=()
+matrix_test() { # matrix_test NAME CMD...: like stage, in the background
+	while [ "${#matrix_q[@]}" -ge 2 ]; do
+		stage_end "${matrix_q[0]}"
+		matrix_q=("${matrix_q[@]:1}")
+	done
+	stage_bg "$@"
+	matrix_q+=("$1")
+}
+matrix_end() { # waits for every matrix test still running
+	local name
+	for name in "${matrix_q[@]}"; do
+		stage_end "$name"
+	done
+	matrix_q=()
+}
+
 # Bytes into fixed arrays only through core/buf, everywhere but in buf.c
 # itself and libc_small.c (the C library's own snprintf/strftime, which
 # buf is built on and which must not depend on postie code).
@@ -121,7 +142,7 @@ stage_bg proto-host $PY tests/proto/run.py
 for cfg in allnoconfig allyesconfig; do
 	stage "build-$cfg" build_cfg "$cfg" "$cfg"
 done
-stage test-allnoconfig test_cfg allnoconfig
+matrix_test test-allnoconfig test_cfg allnoconfig
 # allyesconfig is the defaults proto-host tests plus DEBUG_PROTOCOL:
 # its tests are the files that drive each protocol's command lines,
 # where that logs. If it ever differs in more, it runs every file.
@@ -134,7 +155,7 @@ allyes_tests() {
 			test_imap_hostile test_auth
 }
 # shellcheck disable=SC2046
-stage test-allyesconfig test_cfg allyesconfig $(allyes_tests)
+matrix_test test-allyesconfig test_cfg allyesconfig $(allyes_tests)
 # The protocol files that exercise a feature (its tests must skip cleanly
 # when it is off); every feature-off build also runs the basic files.
 feature_tests() {
@@ -159,7 +180,7 @@ for sym in $(grep -E '^config ' Kconfig | awk '{print $2}'); do
 	case $sym in IMAP_* | TLS_FULL | TLS_SMALL) continue ;; esac  # below
 	stage "build-no-$sym" build_cfg "no-$sym" alldefconfig "$sym"
 	# shellcheck disable=SC2046
-	stage "test-no-$sym" test_cfg "no-$sym" --quick test_smtp_basic test_config \
+	matrix_test "test-no-$sym" test_cfg "no-$sym" --quick test_smtp_basic test_config \
 		$(feature_tests "$sym")
 done
 
@@ -174,7 +195,7 @@ build_tls_small() {
 			all test-tools
 }
 stage build-tls-small build_tls_small
-stage test-tls-small test_cfg tls-small --quick test_tls test_smarthost test_relay
+matrix_test test-tls-small test_cfg tls-small --quick test_tls test_smarthost test_relay
 
 # IMAP with none of its optional extensions: they must be cleanly absent.
 build_imap_bare() {
@@ -185,7 +206,7 @@ build_imap_bare() {
 			all test-tools
 }
 stage build-imap-bare build_imap_bare
-stage test-imap-bare test_cfg imap-bare --quick test_imap test_imap_folders \
+matrix_test test-imap-bare test_cfg imap-bare --quick test_imap test_imap_folders \
 	test_imap_clients
 
 # IMAP with tiny limits (tests/tiny-config.sh): the framing and FETCH
@@ -196,7 +217,7 @@ build_tiny() {
 			all test-tools
 }
 stage build-tiny build_tiny
-stage test-tiny test_cfg tiny test_imap_hostile test_imap_sessions
+matrix_test test-tiny test_cfg tiny test_imap_hostile test_imap_sessions
 
 # Every value Kconfig accepts must work: one build with every int option
 # at the bottom of its range and one with every int at the top (printed
@@ -240,13 +261,14 @@ ENDS_KEEP="MAX_LISTENERS=8 MAX_CONNECTIONS=64 MAX_CONNECTIONS_PER_IP=16
 # shellcheck disable=SC2086
 stage build-ints-min build_ends ints-min min $ENDS_KEEP
 # shellcheck disable=SC2086
-stage test-ints-min test_cfg ints-min --quick $ENDS_TESTS
+matrix_test test-ints-min test_cfg ints-min --quick $ENDS_TESTS
 stage build-ints-max build_ends ints-max max
 # shellcheck disable=SC2086
-stage test-ints-max test_cfg ints-max --quick $ENDS_TESTS
+matrix_test test-ints-max test_cfg ints-max --quick $ENDS_TESTS
 stage build-ints-allmin build_ends ints-allmin min
-stage test-ints-allmin test_cfg ints-allmin --quick test_smtp_basic
+matrix_test test-ints-allmin test_cfg ints-allmin --quick test_smtp_basic
 
+matrix_end
 stage_end proto-host
 stage build-asan make -s $J TARGET=asan all test-tools
 stage unit-asan build/asan/tests/unit
