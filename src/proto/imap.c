@@ -65,8 +65,9 @@
 
 static const char *const state_names[] = {
 	"noauth", "auth-wait", "sasl", "authed", "selected", "open", "busy",
-	"rewrite", "append", "copy", "idle", "logout", "setup",
+	"rewrite", "append", "copy", "idle", "logout", "setup", "create",
 };
+_Static_assert(ARRAY_LEN(state_names) == IMAP_CREATE + 1, "a name per state");
 
 struct imap_session imap_pool[CONFIG_MAX_CONNECTIONS];
 
