@@ -730,7 +730,7 @@ static int wants_decoded(const struct search_prog *p)
 void srch_feed(struct srch_scan *x, const struct search_prog *p,
 	       const uint16_t *tab, const char *b, size_t n)
 {
-	size_t at = 0, h = 0;
+	size_t at = 0;
 
 	if (x->ended)
 		return;
@@ -745,19 +745,10 @@ void srch_feed(struct srch_scan *x, const struct search_prog *p,
 			key_feed(x, p, tab, k, at, b, n);
 		at += nd->s2len;
 	}
+	/* BODY keys see the decoded text only (mime_feed_scan): a part
+	 * without transfer encoding is its raw bytes there. */
 	if (!x->in_body)
-		h = header_feed(x, p, tab, b, n);
-	if (!x->in_body || h >= n)
-		return;
-	at = 0;
-	for (int k = 0; k < p->n; k++) {
-		const struct search_node *nd = &p->node[k];
-		if (!is_text(nd->op))
-			continue;
-		if (nd->op == SK_BODY)
-			key_feed(x, p, tab, k, at, b + h, n - h);
-		at += nd->s2len;
-	}
+		header_feed(x, p, tab, b, n);
 }
 
 void srch_end(struct srch_scan *x, const struct search_prog *p,

@@ -13,10 +13,13 @@
  * line is dropped); the Date: field is kept for SENTBEFORE/ON/SINCE.
  * FROM, TO, CC and BCC match the raw value or the value with its
  * comments taken out, so an address split by comments is found whole.
- * Header values are matched after RFC 2047 decoding; BODY and TEXT also
- * match the text of each leaf part decoded from quoted-printable or
- * base64 (ISO-8859-1 converted to UTF-8, other charsets as they are),
- * found by following the multipart boundaries line by line (mimedec.h).
+ * Header values are matched after RFC 2047 decoding; BODY matches the
+ * text of each leaf part decoded from quoted-printable or base64
+ * (ISO-8859-1 converted to UTF-8, other charsets as they are; a part
+ * without transfer encoding as it is), found by following the multipart
+ * boundaries line by line (mimedec.h): part headers, boundaries,
+ * preamble and epilogue are not body text. TEXT matches the raw message
+ * and the decoded header values and body text.
  *
  * Limits: the search program's IMAP_SEARCH_NODES keys; needles up to
  * CI_NEEDLE_MAX octets; the failure tables of one program share a

@@ -125,6 +125,12 @@ class SearchMime(ImapBase):
                     (("TEXT",), "café", "1 2"),
                     (("TEXT", "Schmidt"), None, "1"),
                     (("BODY", "Schmidt"), None, ""),
+                    # part headers, boundaries and preamble are no body
+                    # text; TEXT also sees the raw message
+                    (("BODY", "quoted-printable"), None, ""),
+                    (("BODY", "preamble-word"), None, ""),
+                    (("BODY", "inner-b"), None, ""),
+                    (("TEXT", "preamble-word"), None, "3"),
                     (("NOT", "BODY"), "Köln", "1 2"),
             ):
                 self.assertEqual(self.search(m, *crit, literal=lit), want, (crit, lit))
