@@ -207,8 +207,11 @@ static void dec_feed(struct srch_scan *x, const struct search_prog *p,
 		struct srch_key *ky = &x->key[k];
 		if (!is_text(nd->op))
 			continue;
+		/* Header values and body text on automata of their own: the
+		 * two are found in either order within one chunk. */
 		if ((nd->op == SK_TEXT || (nd->op == SK_BODY && !text_only)) &&
-		    !ky->hit && ci_kmp_feed(nd->s2, nd->s2len, tab + at, &ky->m2, b, n))
+		    !ky->hit && ci_kmp_feed(nd->s2, nd->s2len, tab + at,
+					    text_only ? &ky->m3 : &ky->m2, b, n))
 			ky->hit = 1;
 		at += nd->s2len;
 	}

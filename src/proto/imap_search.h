@@ -89,7 +89,8 @@ struct srch_key {
 	uint8_t addr;           /* HEADER of an address field: also match
 				 * the value with comments taken out */
 	uint32_t m2;            /* KMP state over that; BODY and TEXT:
-				 * over the decoded text */
+				 * over the decoded body text */
+	uint32_t m3;            /* TEXT: over the decoded header values */
 };
 
 #define SRCH_BND_MAX 70         /* octets of a boundary (RFC 2046) */
