@@ -74,7 +74,7 @@ DEPS_TARGET ?= $(TARGET)
 # their tail calls (j) cannot switch ISA modes in non-abicalls code ("jump
 # between ISA modes" at link): libc_small is then built like the libraries.
 ifeq ($(DEPS_TARGET),$(TARGET))
-$(O)/obj/core/libc_small.o: OBJ_CFLAGS :=
+$(O)/obj/core/libc_small.o: private OBJ_CFLAGS :=
 $(O)/obj/core/libc_small.o: Makefile
 endif
 DEPS_DIR := build/$(DEPS_TARGET)/deps
