@@ -69,14 +69,6 @@ obj-$(LIBC_SMALL) += core/libc_small.o
 
 # BearSSL and udns come from toolchain/deps.sh, built per target.
 DEPS_TARGET ?= $(TARGET)
-# musl, BearSSL and udns call libc_small's functions; where the libraries
-# are 32-bit MIPS code (DEPS_TARGET = TARGET) and postie's objects MIPS16,
-# their tail calls (j) cannot switch ISA modes in non-abicalls code ("jump
-# between ISA modes" at link): libc_small is then built like the libraries.
-ifeq ($(DEPS_TARGET),$(TARGET))
-$(O)/obj/core/libc_small.o: private OBJ_CFLAGS :=
-$(O)/obj/core/libc_small.o: Makefile
-endif
 DEPS_DIR := build/$(DEPS_TARGET)/deps
 NEED_DEPS := $(CONFIG_TLS)$(CONFIG_DNS)
 ifneq ($(NEED_DEPS),)
@@ -99,6 +91,15 @@ LIB_OBJS := $(filter-out $(O)/obj/main.o $(O)/obj/cli.o $(O)/obj/status.o,$(OBJS
 	savedefconfig unit
 
 all: $(O)/postie
+
+# musl, BearSSL and udns call libc_small's functions; where the libraries
+# are 32-bit MIPS code (DEPS_TARGET = TARGET) and postie's objects MIPS16,
+# their tail calls (j) cannot switch ISA modes in non-abicalls code ("jump
+# between ISA modes" at link): libc_small is then built like the libraries.
+ifeq ($(DEPS_TARGET),$(TARGET))
+$(O)/obj/core/libc_small.o: private OBJ_CFLAGS :=
+$(O)/obj/core/libc_small.o: Makefile
+endif
 
 # --- configuration ----------------------------------------------------
 KCONFIG_FILES := Kconfig
