@@ -268,10 +268,16 @@ static void local_outcome(struct attempt *a, struct qstate_target *t, int rc,
 	/* A copy in a mailbox here is not an attempt at the other
 	 * targets: a remote one whose run failed on this side keeps the
 	 * short retry (1 minute) of a remote-only message. */
-	qstate_set(t, code, status, NULL, text, 0, time(NULL));
+	/* A mailbox still locked after CONFIG_MBOX_LOCK_WAIT (a mail client
+	 * busy with it, or another program) is a problem on this side, not
+	 * an attempt: tried again within QUEUE_LOCAL_RETRY, not after the
+	 * backoff. */
+	int busy = rc == MBOX_BUSY;
+
+	qstate_set(t, code, status, NULL, text, busy, time(NULL));
 	if (code / 100 == 2)
 		a->delivered = 1;
-	else
+	else if (!busy)
 		a->reached = 1;
 }
 

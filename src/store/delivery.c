@@ -112,7 +112,7 @@ int delivery_reason(int rc, int err, char *status, char *text, size_t n)
 		return 250;
 	case MBOX_BUSY:
 		snprintf(status, 8, "4.2.0");
-		snprintf(text, n, "mailbox locked by another program");
+		snprintf(text, n, "mailbox busy: a mail client or another program holds its lock");
 		return 450;
 	default:
 		snprintf(status, 8, "4.3.0");

@@ -198,6 +198,37 @@ class QueueTest(RelayTest):
         self.assertIn("0 delivery attempts", out)
         self.assertIn("not counted as an attempt, next try in 60 s", srv.log())
 
+    @slow
+    def test_locked_mailbox_is_not_an_attempt(self):
+        # A mailbox still locked after MBOX_LOCK_WAIT (a mail client busy
+        # with it, or another program's dotlock) is a problem on this
+        # side: retried within a minute, not after queue_retry MIN (10m
+        # here), and the reason does not blame "another program" alone
+        # (outside attack r6, 12: postie's own IMAP sessions held it).
+        srv = self.postie(retry="10m 1h")
+        lock = srv.path("mail", "alice.lock")
+        with open(lock, "w") as f:
+            f.write("%d\n" % os.getpid())
+        t = token()
+        try:
+            self.sendmail(srv, ["-i", "alice"], "Subject: %s\n\n%s\n" % (t, t))
+            name = wait_until(lambda: rl.queue_names(srv), rl.WAIT, "queued")[0]
+            st = wait_until(lambda: (qstate(srv, name) or {}).get("local_fails"),
+                            rl.WAIT, "a run failed on this side; log:\n" +
+                            srv.log()[-1500:]) and qstate(srv, name)
+            self.assertEqual(st["attempts"], 0, st)
+            tg, = st["targets"]
+            self.assertEqual(tg["state"], "p", st)
+            self.assertEqual(tg["local"], 1, st)
+            self.assertEqual(tg["tries"], 0, st)
+            self.assertIn("mailbox busy", tg["text"], st)
+            self.assertLessEqual(st["next"] - time.time(), 61, st)
+        finally:
+            os.unlink(lock)
+        # the lock goes: delivered by the next run, within a minute
+        self.wait_mbox(srv, "alice", t, timeout=90 * SLOW)
+        self.wait_empty(srv)
+
     def test_double_bounce_is_kept(self):
         # `sendmail nosuch` as root with no root alias: the recipient
         # fails, the bounce to root@HOSTNAME fails too; that message from
