@@ -1175,11 +1175,12 @@ void *malloc(size_t n)
 
 void free(void *p)
 {
-	union sm_hdr *h = (union sm_hdr *)p - 1;
+	union sm_hdr *h;
 	unsigned k = SM_MIN_SHIFT;
 
 	if (!p)
 		return;
+	h = (union sm_hdr *)p - 1;
 	if (h->size > ((size_t)1 << SM_MAX_SHIFT)) {
 		munmap(h, h->size);
 		return;

@@ -101,6 +101,8 @@ void imap_tell_changed(struct imap_session *me, const char *dir, const char *nam
 {
 	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
 		struct imap_session *o = &imap_pool[i];
+		/* o points into the pool, never NULL; me may be NULL. */
+		// cppcheck-suppress nullPointerRedundantCheck
 		if (!o->ss.conn || o == me || !o->have_sel ||
 		    strcmp(o->sel.dir, dir) != 0 || strcmp(o->sel.name, name) != 0)
 			continue;
