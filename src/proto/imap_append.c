@@ -462,7 +462,9 @@ static int kw_room(struct mbx *to, const char *const *p, const size_t *len, int 
 
 	if (n == 0 || CONFIG_IMAP_KEYWORDS_MAX == 0)
 		return 0;
-	if (idx_path(to->dir, to->name, ".kw", path, sizeof(path), 0) != 0)
+	/* The target's index folder may not exist yet (a folder created
+	 * but never selected): made here, as indexing would. */
+	if (idx_path(to->dir, to->name, ".kw", path, sizeof(path), 1) != 0)
 		return -1;
 	imap_kw_load(to, &target_kw);
 	return idx_kw_add_all(path, &target_kw, p, len, n, CONFIG_IMAP_KEYWORDS_MAX);
