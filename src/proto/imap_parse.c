@@ -741,6 +741,25 @@ static const char *const header_names[] = {
 	['b'] = "Bcc", ['c'] = "Cc", ['f'] = "From", ['s'] = "Subject", ['t'] = "To",
 };
 
+/* MODSEQ's optional entry, "/flags/NAME" priv|shared|all (RFC 7162
+ * §3.1.5), and the blank after it. One mod-sequence per message is kept,
+ * so the entry is checked and the message's own is compared. */
+static int modseq_entry(struct ip *ip)
+{
+	char *s;
+	const char *w;
+	size_t sl, n;
+
+	if (ip_astring(ip, &s, &sl) != 0 || ip_sp(ip) != 0 ||
+	    ip_atom(ip, &w, &n, 0) != 0 || ip_sp(ip) != 0)
+		return -1;
+	if (sl <= 7 || !str_ieq(s, 7, "/flags/"))
+		return fail(ip, "MODSEQ entry is \"/flags/NAME\"");
+	if (!word_is(w, n, "PRIV") && !word_is(w, n, "SHARED") && !word_is(w, n, "ALL"))
+		return fail(ip, "MODSEQ entry type is priv, shared or all");
+	return 0;
+}
+
 static int search_key(struct ip *ip, struct search_prog *p)
 {
 	const char *w;
@@ -797,7 +816,10 @@ static int search_key(struct ip *ip, struct search_prog *p)
 			}
 			break;
 		case 2:
-			if (ip_sp(ip) != 0 || ip_number64(ip, &nd->num) != 0)
+			if (ip_sp(ip) != 0 ||
+			    (kw->op == SK_MODSEQ && ip_peek(ip) == '"' &&
+			     modseq_entry(ip) != 0) ||
+			    ip_number64(ip, &nd->num) != 0)
 				return -1;
 			break;
 		case 3:

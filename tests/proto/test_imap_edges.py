@@ -90,6 +90,30 @@ class ImapEdges(ImapBase):
         finally:
             r.close()
 
+    @harness.need_feature("imap:condstore")
+    def test_search_modseq_with_entry(self):
+        """SEARCH MODSEQ takes the optional entry name and type of RFC
+        7162 §3.1.5 (outside attack r7, 02: it was a BAD)."""
+        self.deliver(2)
+        r = self.raw()
+        try:
+            r.login()
+            r.cmd("s", "SELECT INBOX (CONDSTORE)")
+            r.cmd("a", "STORE 2 +FLAGS (\\Draft)")
+            out = r.cmd("b", "FETCH 2 (MODSEQ)")
+            mod = int(re.findall(r"MODSEQ \((\d+)\)", " ".join(out))[0])
+            out = r.cmd("c", 'SEARCH MODSEQ "/flags/\\\\draft" all %d' % mod)
+            self.assertTrue(out[-1].startswith("c OK"), out)
+            self.assertIn("* SEARCH 2 (MODSEQ %d)" % mod, out)
+            out = r.cmd("d", 'UID SEARCH MODSEQ "/flags/$Junk" priv 1')
+            self.assertTrue(out[-1].startswith("d OK"), out)
+            out = r.cmd("e", 'SEARCH MODSEQ "/flags/x" both 1')
+            self.assertTrue(out[-1].startswith("e BAD"), out)
+            out = r.cmd("f", 'SEARCH MODSEQ "other" all 1')
+            self.assertTrue(out[-1].startswith("f BAD"), out)
+        finally:
+            r.close()
+
     def test_envelope_address_without_domain(self):
         """A NIL host marks a group start (RFC 3501 §7.4.2): an address
         without a domain gets the host MISSING_DOMAIN, as in Dovecot."""
