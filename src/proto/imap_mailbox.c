@@ -795,7 +795,8 @@ static void cmd_list(struct conn *c, struct imap_session *s, struct ip *ip,
 
 int imap_list_fill(struct imap_session *s)
 {
-	static char pat[IMAP_PATTERN_MAX + 1], subs[FOLDER_SUBS_MAX + 1];
+	static char pat[IMAP_PATTERN_MAX + 1];
+	char *subs = folder_subs_buf();
 	struct job *j = &s->job;
 	struct list_ctx x = { .s = s, .verb = j->lverb, .pat = pat, .subs = subs,
 			      .opts = j->lopts, .skip = j->lsent };
@@ -810,7 +811,7 @@ int imap_list_fill(struct imap_session *s)
 	buf_nul(&pb);
 	x.pl = pb.len;
 	if (x.opts & (LO_SUBSCRIBED | LO_RET_SUBSCRIBED))
-		folder_subs(s->base, subs, sizeof(subs));
+		folder_subs(s->base, subs, FOLDER_SUBS_MAX + 1);
 	else
 		subs[0] = '\0';
 	if (x.opts & LO_SUBSCRIBED) {
@@ -1048,7 +1049,14 @@ static void subscribe(struct conn *c, struct imap_session *s, struct ip *ip,
 		return;
 	}
 	if (folder_subscribe(s->base, name, on) != 0) {
-		folder_error(c, s, "subscribe");
+		if (errno != EFBIG) {
+			folder_error(c, s, "subscribe");
+			return;
+		}
+		log_msg(LOGL_WARN, "conn %u %s: imap %s: subscribe: subscriptions "
+			"full (%d octets)", c->id, c->peer_str, s->user, FOLDER_SUBS_MAX);
+		imap_tagged(c, s, "NO", "[LIMIT] Too many subscriptions (%d octets "
+			    "of names at most)", FOLDER_SUBS_MAX);
 		return;
 	}
 	imap_tagged(c, s, "OK", "%s completed", on ? "SUBSCRIBE" : "UNSUBSCRIBE");

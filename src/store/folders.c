@@ -787,9 +787,16 @@ static int write_file(const char *path, const char *data, size_t n)
 	return -1;
 }
 
+char *folder_subs_buf(void)
+{
+	static char buf[FOLDER_SUBS_BUF];
+
+	return buf;
+}
+
 int folder_subscribe(const char *base, const char *name, int on)
 {
-	static char buf[FOLDER_SUBS_MAX + FOLDER_NAME_MAX + 2];
+	char *buf = folder_subs_buf();
 	char path[FOLDER_PATH_MAX + 32];
 	struct buf out;
 	long len;
@@ -821,7 +828,7 @@ int folder_subscribe(const char *base, const char *name, int on)
 		buf_addc(&out, '\n');
 	}
 	if (out.full) {
-		errno = EMLINK;
+		errno = EFBIG;
 		return -1;
 	}
 	return write_file(path, buf, out.len);

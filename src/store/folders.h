@@ -26,7 +26,10 @@
 #define FOLDER_DEPTH 8
 #define FOLDER_MAX 250          /* folders and directories per user */
 #define FOLDER_PATH_MAX 290     /* longest path of a folder file */
-#define FOLDER_SUBS_MAX 16384   /* size of the subscriptions file */
+/* The subscriptions file holds INBOX and every folder FOLDER_MAX
+ * allows at the longest name FOLDER_NAME_MAX allows, a line each. */
+#define FOLDER_SUBS_MAX ((FOLDER_MAX + 1) * (FOLDER_NAME_MAX + 1))
+#define FOLDER_SUBS_BUF (FOLDER_SUBS_MAX + FOLDER_NAME_MAX + 2)
 
 enum { FOLDER_NONE, FOLDER_MBOX, FOLDER_DIR };
 
@@ -79,10 +82,14 @@ int folder_walk(const char *base,
 		void *ctx);
 
 /* Subscriptions. folder_subscribe adds (on) or removes a name: 0 or -1
- * (EMLINK when the file would outgrow FOLDER_SUBS_MAX). folder_subs
+ * (EFBIG when the file would outgrow FOLDER_SUBS_MAX: names of folders
+ * that do not exist may be subscribed too). folder_subs
  * reads the file into buf (names separated by '\n', NUL-terminated);
- * returns its length (0 when none). folder_is_subscribed looks in it. */
+ * returns its length (0 when none). folder_is_subscribed looks in it.
+ * folder_subs_buf is the one FOLDER_SUBS_BUF-octet buffer for them
+ * (folder_subscribe's too): a caller keeps it only until it returns. */
 int folder_subscribe(const char *base, const char *name, int on);
+char *folder_subs_buf(void);
 long folder_subs(const char *base, char *buf, size_t n);
 int folder_is_subscribed(const char *subs, const char *name);
 

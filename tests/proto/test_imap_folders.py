@@ -256,6 +256,41 @@ class ImapFolders(ImapBase):
         finally:
             m.logout()
 
+    def test_subscriptions_hold_every_folder_at_the_longest_name(self):
+        # Subscriptions have room for all the folders FOLDER_MAX (250)
+        # allows at the longest name (200 octets); past that (names of
+        # folders that do not exist may be subscribed too) the answer
+        # and the log say what is full.
+        m = self.server.imap()
+        try:
+            names = ["%03d%s" % (i, "s" * 197) for i in range(240)]
+            for name in names:
+                self.assertEqual(m.create(name)[0], "OK", name)
+                typ, data = m.subscribe(name)
+                self.assertEqual(typ, "OK", data)
+            typ, data = m.lsub('""', "*")
+            self.assertEqual(typ, "OK")
+            got = [d for d in data if d and b"sss" in d]
+            self.assertEqual(len(got), 240)
+            refused = None
+            for i in range(20):
+                typ, data = m.subscribe("Gone%03d%s" % (i, "g" * 193))
+                if typ != "OK":
+                    refused = data[0].decode()
+                    break
+            self.assertIsNotNone(refused)
+            self.assertRegex(refused, r"^\[LIMIT\] Too many subscriptions "
+                             r"\(\d+ octets of names at most\)")
+            self.assertIn("subscriptions full", self.server.log())
+            self.assertNotIn("Too many links", self.server.log())
+            # What is there stays; UNSUBSCRIBE makes room again.
+            self.assertEqual(m.unsubscribe(names[0])[0], "OK")
+            self.assertEqual(m.subscribe("Gone%03d%s" % (i, "g" * 193))[0], "OK")
+            typ, data = m.lsub('""', "*")
+            self.assertEqual(len([d for d in data if d and b"sss" in d]), 239)
+        finally:
+            m.logout()
+
     def test_status_of_folder_and_quoted_name(self):
         m = self.server.imap()
         try:
