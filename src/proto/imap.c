@@ -20,7 +20,9 @@
  * on the fly (mime.c). EXPUNGE rewrites the mbox crash-safely like POP3.
  * Sessions on one mailbox tell each other about flag changes and
  * expunges in memory; deliveries call the mbox_on_new_mail hook. An idle
- * session (IDLE included) sets no timer but its autologout deadline.
+ * session sets no timer but its autologout deadline; one in IDLE with a
+ * mailbox selected also wakes every IMAP_IDLE_POLL s to stat the mbox
+ * (another program's append or rewrite).
  *
  * Limits: IMAP_CMD_MAX octets per command (literals included),
  * IMAP_MAX_ERRORS, CONFIG_IMAP_TIMEOUT, the parser's limits.
@@ -85,8 +87,22 @@ void imap_wait_command(struct conn *c, struct imap_session *s)
 	if (s->rd_taken)
 		reader_reset(s);
 	s->set = NULL;
-	conn_deadline(c, s->ss.state == IMAP_IDLE ? IMAP_IDLE_TIMEOUT :
-		      s->ss.state == IMAP_NOAUTH ? 60 : CONFIG_IMAP_TIMEOUT);
+	if (s->ss.state == IMAP_IDLE)
+		imap_idle_deadline(c, s);
+	else
+		conn_deadline(c, s->ss.state == IMAP_NOAUTH ? 60 : CONFIG_IMAP_TIMEOUT);
+}
+
+/* IDLE waits until its autologout, waking every IMAP_IDLE_POLL s when a
+ * mailbox is selected. conn_deadline keeps the wait evictable. */
+void imap_idle_deadline(struct conn *c, struct imap_session *s)
+{
+	int64_t left = s->idle_until - now_ms();
+	int secs = left <= 0 ? 1 : (int)((left + 999) / 1000);
+
+	if (s->have_sel && secs > IMAP_IDLE_POLL)
+		secs = IMAP_IDLE_POLL;
+	conn_deadline(c, secs);
 }
 
 void imap_tagged(struct conn *c, struct imap_session *s, const char *st,
@@ -877,10 +893,11 @@ static int imap_timeout(struct conn *c)
 		imap_copy_step(c, s);
 		return 1;
 	case IMAP_IDLE:
-		if (!s->need_sync)
+		/* Evicted (no wait time left) or at the IDLE limit: out. */
+		if (!s->need_sync && (!c->since || now_ms() >= s->idle_until))
 			return 0;
-		imap_sync_and_push(c, s);
-		if (!s->need_sync)
+		imap_idle_poll(c, s);
+		if (c->w.fd >= 0 && s->ss.state == IMAP_IDLE && !s->need_sync)
 			imap_wait_command(c, s);
 		return 1;
 	default:

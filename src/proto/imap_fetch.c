@@ -1171,7 +1171,7 @@ static int job_produce(struct conn *c, struct imap_session *s)
 					/* Announced in IDLE: idle on, no answer. */
 					s->merge_idle = 0;
 					sess_enter(c, IMAP_IDLE);
-					conn_deadline(c, IMAP_IDLE_TIMEOUT);
+					imap_idle_deadline(c, s);
 					return 1;
 				}
 				if (!s->tag[0]) {

@@ -29,6 +29,7 @@
 _Static_assert(IMAP_REPLY_ROOM <= CONFIG_CONN_OUTBUF,
 	       "CONN_OUTBUF must hold IMAP_REPLY_ROOM, or no command is read");
 #define IMAP_IDLE_TIMEOUT 1800          /* RFC 2177: at least 29 minutes */
+#define IMAP_IDLE_POLL 5                /* s: IDLE stats the selected mbox */
 #define IMAP_LOCK_RETRY_MS 200
 #define IMAP_STEP ((size_t)CONFIG_LOOP_STEP_KB * 1024)
 #define IMAP_SEND_BUDGET (256 * 1024)
@@ -223,6 +224,7 @@ struct imap_session {
 	uint32_t pend_scan;     /* pend_all: next view record to look at */
 	int live_stale;         /* another session replaced the index */
 	int merge_idle;         /* J_MERGE runs for an IDLE session */
+	int64_t idle_until;     /* ms: IDLE's autologout */
 	int kw_news;            /* keywords defined elsewhere: send FLAGS */
 	int condstore;
 	struct idx_sc sc;       /* the selected mailbox's structure cache */
@@ -331,6 +333,8 @@ int imap_same_mbx(const struct mbx *a, const struct mbx *b);
 void imap_start_rewrite(struct conn *c, struct imap_session *s, int close_after,
 			int mode, const char *done);
 void imap_sync_and_push(struct conn *c, struct imap_session *s);
+void imap_idle_poll(struct conn *c, struct imap_session *s);
+void imap_idle_deadline(struct conn *c, struct imap_session *s);
 void imap_sync_then_ok(struct conn *c, struct imap_session *s, const char *done);
 void imap_tell_changed(struct imap_session *me, const char *dir, const char *name);
 void imap_tell_flags(struct imap_session *me, uint32_t uid, uint64_t modseq);

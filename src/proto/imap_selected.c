@@ -569,6 +569,28 @@ void imap_sync_and_push(struct conn *c, struct imap_session *s)
 		conn_flush(c);
 }
 
+/* IDLE's timer: another program changed the mbox (inode, size or
+ * mtime not the view's) when no hook told us; one stat when not. A
+ * missing mbox is left to the next command. */
+void imap_idle_poll(struct conn *c, struct imap_session *s)
+{
+	const struct mbx *m = &s->sel;
+	char path[sizeof(m->dir) + IMAP_NAME_MAX + 2];
+	struct stat st;
+
+	if (s->have_sel && !s->need_sync) {
+		snprintf(path, sizeof(path), "%s/%s", m->dir, m->name);
+		if (stat(path, &st) == 0 && ((uint64_t)st.st_ino != m->hdr.ino ||
+		    (uint64_t)st.st_dev != m->hdr.dev ||
+		    (uint64_t)st.st_size != m->hdr.end ||
+		    (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+		    (uint64_t)st.st_mtim.tv_nsec != m->hdr.mtime_ns))
+			s->need_sync = 1;
+	}
+	if (s->need_sync)
+		imap_sync_and_push(c, s);
+}
+
 /* NOOP, CHECK and the like: sync, then the tagged OK. */
 void imap_sync_then_ok(struct conn *c, struct imap_session *s, const char *done)
 {
@@ -1080,6 +1102,7 @@ void imap_cmd_idle(struct conn *c, struct imap_session *s, struct ip *ip)
 		return;
 	}
 	sess_enter(c, IMAP_IDLE);
+	s->idle_until = now_ms() + (int64_t)IMAP_IDLE_TIMEOUT * 1000;
 	conn_printf(c, "+ idling\r\n");
 	if (s->have_sel)
 		imap_sync_and_push(c, s);

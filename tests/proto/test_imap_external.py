@@ -21,6 +21,16 @@ class ImapExternal(ImapBase):
         with open(path, "ab") as f:
             f.write(data)
 
+    def foreign_rewrite(self, path, line):
+        """What mutt does marking a message read: a new file with a
+        Status: line after `line`, renamed over the mbox."""
+        with open(path, "rb") as f:
+            data = f.read().replace(line, line + b"Status: RO\n", 1)
+        with open(path + ".tmp", "wb") as f:
+            f.write(data)
+        os.chmod(path + ".tmp", 0o600)
+        os.rename(path + ".tmp", path)
+
     def ids(self, m, folder="INBOX"):
         typ, data = m.select(folder)
         self.assertEqual(typ, "OK", data)
@@ -147,12 +157,7 @@ class ImapExternal(ImapBase):
             path = self.server.path("mail", "alice")
             lock = path + ".lock"
             os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            data = self.server.mbox("alice").replace(b"Subject: r1\n",
-                                                     b"Subject: r1\nStatus: RO\n", 1)
-            with open(path + ".tmp", "wb") as f:
-                f.write(data)
-            os.chmod(path + ".tmp", 0o600)
-            os.rename(path + ".tmp", path)
+            self.foreign_rewrite(path, b"Subject: r1\n")
             os.unlink(lock)
             r.send("N NOOP\r\n")
             lines = []
@@ -181,6 +186,47 @@ class ImapExternal(ImapBase):
             self.assertNotIn(b"\\Seen", data[2])
         finally:
             m.logout()
+
+    def idle_lines(self, r, want, limit=120):
+        """Untagged lines in IDLE up to one starting with want (or the
+        close); the bound is for a busy machine, not a timing claim."""
+        lines = []
+        try:
+            for _ in range(50):
+                lines.append(r.line(timeout=limit))
+                if lines[-1].startswith(want):
+                    break
+        except Exception as e:  # closed, or nothing within the bound
+            lines.append("(%s)" % type(e).__name__)
+        return lines
+
+    def test_idle_sees_foreign_append_and_rewrite(self):
+        """A session in IDLE is told of another program's changes to the
+        mbox without a command and without a delivery by postie: an
+        append comes as EXISTS, a rewrite (new file renamed over the
+        mbox, as mutt does) that loses the UIDs as BYE."""
+        for i in range(2):
+            code, _ = self.deliver(["alice@test.lan"],
+                                   crlf("Message-ID: <i%d@x>\nSubject: i%d\n\nbody %d\n"
+                                        % (i, i, i)))
+            self.assertEqual(code, 250)
+        path = self.server.path("mail", "alice")
+        r = self.raw()
+        try:
+            r.login()
+            out = r.cmd("S", "SELECT INBOX")
+            self.assertTrue(out[-1].startswith("S OK"), out)
+            r.send("I IDLE\r\n")
+            self.assertTrue(r.line().startswith("+"))
+            self.foreign_append(path, FOREIGN + b"\n")
+            lines = self.idle_lines(r, "* 3 EXISTS")
+            self.assertEqual(lines[-1], "* 3 EXISTS", lines)
+            self.foreign_rewrite(path, b"Subject: i0\n")
+            lines = self.idle_lines(r, "* BYE ")
+            self.assertIn("* BYE The mailbox was replaced by another program",
+                          lines)
+        finally:
+            r.close()
 
     def test_real_mutt_marks_one_read(self):
         """mutt (the real one) reads message 2 and rewrites the mbox in
