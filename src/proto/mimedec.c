@@ -6,6 +6,7 @@
 #include "proto/mimedec.h"
 
 #include "core/util.h"
+#include "proto/sasl.h"
 
 int mdec_charset(const char *s, size_t n)
 {
@@ -37,21 +38,6 @@ static int hexval(unsigned char c)
 		return c - 'A' + 10;
 	if (c >= 'a' && c <= 'f')
 		return c - 'a' + 10;
-	return -1;
-}
-
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
 	return -1;
 }
 
@@ -88,7 +74,7 @@ static void b64_flush(struct mdec *d, struct buf *out)
 
 static void b64_byte(struct mdec *d, unsigned char c, struct buf *out)
 {
-	int v = b64val(c);
+	int v = sasl_b64_value(c);
 
 	if (c == '=') {
 		b64_flush(d, out);

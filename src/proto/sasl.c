@@ -13,8 +13,8 @@ static const char b64_alphabet[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Value of a base64 char, or -1. Comparisons instead of a 256-byte table:
- * this runs a few times per login, size matters more. */
-static int b64_value(unsigned char c)
+ * size matters more here (also used by IMAP SEARCH's decoder, mimedec). */
+int sasl_b64_value(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -60,7 +60,7 @@ int b64_decode(const char *in, size_t inlen, unsigned char *out, size_t outcap)
 		for (int k = 0; k < 4; k++) {
 			/* '=' only where the padding count says: any other '='
 			 * (middle of the data, "A=B=", "A===") is a bad char. */
-			v[k] = k >= 4 - last ? 0 : b64_value((unsigned char)in[i + k]);
+			v[k] = k >= 4 - last ? 0 : sasl_b64_value((unsigned char)in[i + k]);
 			if (v[k] < 0)
 				return -1;
 		}

@@ -19,6 +19,9 @@
 #define B64_DECODED_MAX(n) ((n) / 4 * 3)
 #define B64_ENCODED_SIZE(n) (((n) + 2) / 3 * 4 + 1)
 
+/* The value (0..63) of one base64 character, or -1. */
+int sasl_b64_value(unsigned char c);
+
 /* Decodes in[0..inlen) into out. The input MUST be canonical base64: a
  * multiple of 4 chars, '=' padding only at the end, no whitespace, unused
  * bits zero. Returns the decoded length, or -1 on any bad input or when the
