@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 
+import harness
 from harness import crlf, token
 from test_imap import ImapBase
 
@@ -200,6 +201,7 @@ class ImapExternal(ImapBase):
             lines.append("(%s)" % type(e).__name__)
         return lines
 
+    @harness.need_feature("imap:idle")
     def test_idle_sees_foreign_append_and_rewrite(self):
         """A session in IDLE is told of another program's changes to the
         mbox without a command and without a delivery by postie: an
