@@ -846,3 +846,24 @@ class Mutt(MbsyncBase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def mutt_on_mbox(test, user, msgs):
+    """mutt on USER's mbox file through a pty (its own muttrc and HOME in
+    the server's folder), once its index shows MSGS messages."""
+    work = test.server.path("muttwork")
+    os.makedirs(work, exist_ok=True)
+    rc = os.path.join(work, "muttrc")
+    with open(rc, "w") as f:
+        f.write("set mbox_type=mbox\nset mark_old=no\nset quit=yes\n"
+                "set wait_key=no\nset move=no\nset beep=no\n"
+                "set sort=mailbox-order\nset tmpdir=%s\nset folder=%s\n"
+                'set status_format="POSTIE-STATUS msgs=%%m"\n' % (work, work))
+    env = {"HOME": work, "TERM": "vt100", "PATH": os.environ["PATH"],
+           "LANG": "C.UTF-8"}
+    p = Pty(["mutt", "-n", "-F", rc, "-f", test.server.path("mail", user)],
+            env, work)
+    test.addCleanup(p.close)
+    p.expect(r"POSTIE-STATUS msgs=%d" % msgs)
+    p.settle()
+    return p

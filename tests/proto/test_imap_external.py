@@ -238,7 +238,7 @@ class ImapExternal(ImapBase):
         if not shutil.which("mutt"):
             raise AssertionError("mutt not installed (Debian package mutt; "
                                  "tests/install-deps.sh check installs it)")
-        from test_imap_clients import Pty
+        from test_imap_clients import mutt_on_mbox
         for i in range(3):
             code, _ = self.deliver(["alice@test.lan"],
                                    crlf("Message-ID: <m%d@x>\nSubject: mutt%d\n\nbody %d\n"
@@ -251,21 +251,7 @@ class ImapExternal(ImapBase):
             self.assertEqual(typ, "OK", data)
         finally:
             m.logout()
-        work = self.server.path("muttwork")
-        os.makedirs(work, exist_ok=True)
-        rc = os.path.join(work, "muttrc")
-        with open(rc, "w") as f:
-            f.write("set mbox_type=mbox\nset mark_old=no\nset quit=yes\n"
-                    "set wait_key=no\nset move=no\nset beep=no\n"
-                    "set sort=mailbox-order\nset tmpdir=%s\nset folder=%s\n"
-                    'set status_format="POSTIE-STATUS msgs=%%m"\n' % (work, work))
-        env = {"HOME": work, "TERM": "vt100", "PATH": os.environ["PATH"],
-               "LANG": "C.UTF-8"}
-        p = Pty(["mutt", "-n", "-F", rc, "-f", self.server.path("mail", "alice")],
-                env, work)
-        self.addCleanup(p.close)
-        p.expect(r"POSTIE-STATUS msgs=3")
-        p.settle()
+        p = mutt_on_mbox(self, "alice", 3)
         p.send("2\r")
         p.settle()
         p.send("\r")                   # read message 2

@@ -329,24 +329,10 @@ class ImapImport(ImapBase):
         if not shutil.which("mutt"):
             raise AssertionError("mutt not installed (Debian package mutt; "
                                  "tests/install-deps.sh check installs it)")
-        from test_imap_clients import Pty
+        from test_imap_clients import mutt_on_mbox
         for i in range(3):
             self.smtp_deliver("alice@test.lan", "Subject: mutt%d\n\nbody %d\n" % (i, i))
-        work = self.server.path("muttwork")
-        os.makedirs(work, exist_ok=True)
-        rc = os.path.join(work, "muttrc")
-        with open(rc, "w") as f:
-            f.write("set mbox_type=mbox\nset mark_old=no\nset quit=yes\n"
-                    "set wait_key=no\nset move=no\nset beep=no\n"
-                    "set sort=mailbox-order\nset tmpdir=%s\nset folder=%s\n"
-                    'set status_format="POSTIE-STATUS msgs=%%m"\n' % (work, work))
-        env = {"HOME": work, "TERM": "vt100", "PATH": os.environ["PATH"],
-               "LANG": "C.UTF-8"}
-        p = Pty(["mutt", "-n", "-F", rc, "-f", self.server.path("mail", "alice")],
-                env, work)
-        self.addCleanup(p.close)
-        p.expect(r"POSTIE-STATUS msgs=3")
-        p.settle()
+        p = mutt_on_mbox(self, "alice", 3)
         p.send("\r")                    # read message 1
         p.expect("body 0")
         p.send("q")
