@@ -472,7 +472,7 @@ static void print_version(void)
 	if (CONFIG_SYSLOG)
 		dprintf(1, " syslog");
 	if (CONFIG_TLS)
-		dprintf(1, " tls");
+		dprintf(1, CONFIG_TLS_SMALL ? " tls tls-small" : " tls");
 	if (CONFIG_AUTH)
 		dprintf(1, " auth");
 	if (CONFIG_AUTH && CONFIG_SMTP_SERVER)

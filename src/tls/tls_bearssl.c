@@ -84,7 +84,11 @@ static unsigned char lru_store[CONFIG_TLS_SESSION_CACHE * 100 + 1];
 static int lru_ready;
 
 /* TLS 1.2, forward secrecy, AEAD only; ChaCha20 first for CPUs without
- * AES instructions (every MIPS router). */
+ * AES instructions (every MIPS router). CONFIG_TLS_SMALL offers the
+ * AES-GCM suites alone (SUITES_SMALL_FROM on): every TLS 1.2 server
+ * has them (RFC 7525 makes AES-128-GCM the one to implement), not every
+ * one has ChaCha20 (Windows' TLS 1.2), and one AEAD is 3 KB less code. */
+#define SUITES_SMALL_FROM 2
 static const uint16_t suites[] = {
 	BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
 	BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
@@ -388,7 +392,8 @@ void tls_set_max(int max)
 static void engine_common(br_ssl_engine_context *eng)
 {
 	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
-	br_ssl_engine_set_suites(eng, suites, sizeof(suites) / sizeof(suites[0]));
+	br_ssl_engine_set_suites(eng, suites + (CONFIG_TLS_SMALL ? SUITES_SMALL_FROM : 0),
+		ARRAY_LEN(suites) - (CONFIG_TLS_SMALL ? SUITES_SMALL_FROM : 0));
 	br_ssl_engine_set_ec(eng, ec_impl());
 	if (!CONFIG_TLS_SMALL)
 		br_ssl_engine_set_hash(eng, br_sha1_ID, &br_sha1_vtable);
@@ -398,7 +403,8 @@ static void engine_common(br_ssl_engine_context *eng)
 	br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
 	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
 	br_ssl_engine_set_default_aes_gcm(eng);
-	br_ssl_engine_set_default_chapol(eng);
+	if (!CONFIG_TLS_SMALL)
+		br_ssl_engine_set_default_chapol(eng);
 }
 
 static void engine_setup(struct tls_conn *t)
