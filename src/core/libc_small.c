@@ -47,6 +47,8 @@
  * - abort: SIGABRT with the default action, then _exit(127); no locks.
  * - inet_pton: AF_INET (no leading zeros, as musl) and AF_INET6 (with a
  *   trailing dotted quad); inet_ntop: RFC 5952 text, mapped IPv4 dotted.
+ * - __udivdi3, __umoddi3, __divdi3, __moddi3 (gcc's 64-bit division on
+ *   32-bit targets): a bit at a time; x / 0 is 0.
  * - malloc, free, calloc, realloc: power-of-two size classes (16 B to
  *   16 KiB, with free lists, never coalesced or returned) carved from
  *   64 KiB anonymous mappings; larger blocks are mappings of their own,
@@ -1434,4 +1436,85 @@ const char *inet_ntop(int af, const void *restrict src, char *restrict dst, sock
 		return NULL;
 	}
 	return strcpy(dst, buf);
+}
+
+/* ---- libgcc's 64-bit division -------------------------------------------- */
+
+/* What gcc calls for 64-bit / and % on 32-bit targets without the
+ * instruction (MIPS32 here; ARM EABI calls __aeabi_[u]ldivmod instead).
+ * libgcc's are about 1.1 KB each on mips; these are one restoring
+ * shift-subtract loop (64 steps, a 32-bit division when both operands
+ * fit): postie divides 64-bit values only in rare places (sendmail's
+ * numbers, BearSSL's certificate dates). Defined on every target so the
+ * unit test can check them against the hardware on 64-bit hosts; unused
+ * there, --gc-sections drops them. Division by zero returns 0 (libgcc's
+ * traps or returns garbage: undefined behaviour either way). */
+uint64_t __udivdi3(uint64_t n, uint64_t d);
+uint64_t __umoddi3(uint64_t n, uint64_t d);
+int64_t __divdi3(int64_t a, int64_t b);
+int64_t __moddi3(int64_t a, int64_t b);
+
+/* n / d, *rem = n % d. */
+static uint64_t sm_udivmod(uint64_t n, uint64_t d, uint64_t *rem)
+{
+	uint64_t r = 0;
+
+	if (!d) {
+		*rem = 0;
+		return 0;
+	}
+	if (!(n >> 32) && !(d >> 32)) {
+		*rem = (uint32_t)n % (uint32_t)d;
+		return (uint32_t)n / (uint32_t)d;
+	}
+	/* n's bits move into r from the top; the quotient bits fill n's
+	 * bottom as they leave. */
+	for (int i = 0; i < 64; i++) {
+		r = r << 1 | n >> 63;
+		n <<= 1;
+		if (r >= d) {
+			r -= d;
+			n |= 1;
+		}
+	}
+	*rem = r;
+	return n;
+}
+
+uint64_t __udivdi3(uint64_t n, uint64_t d)
+{
+	uint64_t r;
+
+	return sm_udivmod(n, d, &r);
+}
+
+uint64_t __umoddi3(uint64_t n, uint64_t d)
+{
+	uint64_t r;
+
+	sm_udivmod(n, d, &r);
+	return r;
+}
+
+/* C99: the quotient truncated toward zero, the remainder with the sign
+ * of the dividend. Magnitudes as unsigned, so INT64_MIN needs no care
+ * (INT64_MIN / -1 is undefined; it gives INT64_MIN, as libgcc's). */
+static uint64_t sm_abs64(int64_t v)
+{
+	return v < 0 ? -(uint64_t)v : (uint64_t)v;
+}
+
+int64_t __divdi3(int64_t a, int64_t b)
+{
+	uint64_t r, q = sm_udivmod(sm_abs64(a), sm_abs64(b), &r);
+
+	return (int64_t)((a < 0) != (b < 0) ? -q : q);
+}
+
+int64_t __moddi3(int64_t a, int64_t b)
+{
+	uint64_t r;
+
+	sm_udivmod(sm_abs64(a), sm_abs64(b), &r);
+	return (int64_t)(a < 0 ? -r : r);
 }

@@ -680,6 +680,98 @@ static void test_abort(void)
 	      WTERMSIG(st) == SIGABRT, "abort: status %#x", st);
 }
 
+/* ---- 64-bit division (libgcc's names) ---- */
+
+uint64_t __udivdi3(uint64_t n, uint64_t d);
+uint64_t __umoddi3(uint64_t n, uint64_t d);
+int64_t __divdi3(int64_t a, int64_t b);
+int64_t __moddi3(int64_t a, int64_t b);
+
+/* q * d + r == n exactly (a 128-bit product from 32-bit halves, so the
+ * check itself divides nothing) and r < d: q and r are n's quotient and
+ * remainder by d, whatever code computed them. */
+static int divides_to(uint64_t n, uint64_t d, uint64_t q, uint64_t r)
+{
+	uint64_t ql = (uint32_t)q, qh = q >> 32, dl = (uint32_t)d, dh = d >> 32;
+	uint64_t ll = ql * dl, lh = ql * dh, hl = qh * dl, hh = qh * dh;
+	uint64_t mid = (ll >> 32) + (uint32_t)lh + (uint32_t)hl;
+	uint64_t hi = hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+	uint64_t lo = (mid << 32) | (uint32_t)ll;
+
+	return r < d && hi == 0 && lo + r >= lo && lo + r == n;
+}
+
+static uint64_t div_rand(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* CHECK for the many cases below: only failures are counted one by one. */
+#define DIV_CHECK(cond, ...) do { if (!(cond)) CHECK(cond, __VA_ARGS__); } while (0)
+
+static void div_one(uint64_t n, uint64_t d)
+{
+	int64_t a = (int64_t)n, b = (int64_t)d;
+	uint64_t ua = a < 0 ? -n : n, ub = b < 0 ? -d : d;
+	uint64_t q = __udivdi3(n, d), r = __umoddi3(n, d);
+	int64_t sq = __divdi3(a, b), sr = __moddi3(a, b);
+	/* signed: magnitudes divide, the quotient's sign is the signs'
+	 * product, the remainder's the dividend's */
+	uint64_t mq = (a < 0) != (b < 0) ? -(uint64_t)sq : (uint64_t)sq;
+	uint64_t mr = a < 0 ? -(uint64_t)sr : (uint64_t)sr;
+
+	DIV_CHECK(divides_to(n, d, q, r), "udiv %#" PRIx64 " / %#" PRIx64 " = %#" PRIx64
+	      " r %#" PRIx64, n, d, q, r);
+	if (a == INT64_MIN && b == -1)  /* undefined in C; libgcc's result */
+		DIV_CHECK(sq == INT64_MIN && sr == 0, "INT64_MIN / -1");
+	else
+		DIV_CHECK(divides_to(ua, ub, mq, mr) && (mq == 0 || (sq < 0) == ((a < 0) != (b < 0))) &&
+		      (mr == 0 || (sr < 0) == (a < 0)),
+		      "div %" PRId64 " / %" PRId64 " = %" PRId64 " r %" PRId64, a, b, sq, sr);
+	if (sizeof(long) >= 8 && !(a == INT64_MIN && b == -1)) {
+		/* 64-bit hosts: the same as the CPU's division */
+		volatile uint64_t vn = n, vd = d;
+		volatile int64_t va = a, vb = b;
+		DIV_CHECK(q == vn / vd && r == vn % vd && sq == va / vb && sr == va % vb,
+		      "div %#" PRIx64 " / %#" PRIx64 " differs from the CPU's", n, d);
+	}
+}
+
+static void test_division(void)
+{
+	static const uint64_t edge[] = {
+		0, 1, 2, 3, 7, 10, 0x7fffffff, 0x80000000, 0xffffffff,
+		0x100000000, 0x100000001, 0x123456789abcdef0, 0x7fffffffffffffff,
+		0x8000000000000000, 0x8000000000000001, 0xfffffffffffffffe,
+		0xffffffffffffffff, 0xffffffff00000000, 1000000007,
+	};
+	const size_t ne = sizeof(edge) / sizeof(edge[0]);
+	uint64_t s = 0x9e3779b97f4a7c15;
+	int fails = unit_fail;
+
+	for (size_t i = 0; i < ne; i++)
+		for (size_t j = 0; j < ne; j++)
+			if (edge[j])
+				div_one(edge[i], edge[j]);
+	/* random operands of random bit lengths, so that every quotient
+	 * length and both paths (32-bit, 64-bit loop) come up */
+	for (int i = 0; i < 20000 && unit_fail == fails; i++) {
+		uint64_t n = div_rand(&s) >> (div_rand(&s) & 63);
+		uint64_t d = div_rand(&s) >> (div_rand(&s) & 63);
+		if (d)
+			div_one(n, d);
+	}
+	CHECK(unit_fail == fails, "64-bit division: %d wrong", unit_fail - fails);
+	/* what postie's callers divide: times, sizes, dates */
+	CHECK(__divdi3(-86399, 86400) == 0 && __moddi3(-86399, 86400) == -86399 &&
+	      __divdi3(-86401, 86400) == -1 && __moddi3(-86401, 86400) == -1 &&
+	      __udivdi3(1733450000000ULL, 1000) == 1733450000ULL &&
+	      __umoddi3(1733450000123ULL, 1000) == 123, "division: known values");
+}
+
 void test_libc_small(void)
 {
 	test_printf();
@@ -697,4 +789,5 @@ void test_libc_small(void)
 	test_inet();
 	test_strstr();
 	test_abort();
+	test_division();
 }
