@@ -47,6 +47,8 @@
  * - abort: SIGABRT with the default action, then _exit(127); no locks.
  * - inet_pton: AF_INET (no leading zeros, as musl) and AF_INET6 (with a
  *   trailing dotted quad); inet_ntop: RFC 5952 text, mapped IPv4 dotted.
+ * - fstatat (and so musl's stat, fstat, lstat): the statx system call
+ *   (Linux 4.11; ENOSYS before), no fallback to the older stat calls.
  * - __udivdi3, __umoddi3, __divdi3, __moddi3 (gcc's 64-bit division on
  *   32-bit targets): a bit at a time; x / 0 is 0.
  * - malloc, free, calloc, realloc: power-of-two size classes (16 B to
@@ -70,6 +72,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <time.h>
@@ -1436,6 +1440,82 @@ const char *inet_ntop(int af, const void *restrict src, char *restrict dst, sock
 		return NULL;
 	}
 	return strcpy(dst, buf);
+}
+
+/* ---- fstatat (stat, fstat, lstat) ----------------------------------------- */
+
+/* The statx(2) system call's struct (Linux 4.11, include/uapi/linux/stat.h). */
+struct sm_statx_time {
+	int64_t sec;
+	uint32_t nsec;
+	int32_t pad;
+};
+struct sm_statx {
+	uint32_t mask, blksize;
+	uint64_t attributes;
+	uint32_t nlink, uid, gid;
+	uint16_t mode, pad;
+	uint64_t ino, size, blocks, attributes_mask;
+	struct sm_statx_time atime, btime, ctime, mtime;
+	uint32_t rdev_major, rdev_minor, dev_major, dev_minor;
+	uint64_t spare[14];
+};
+
+/* musl's members jump to some of these functions as tail calls (j), which
+ * cannot switch ISA modes: where libc_small is MIPS16 code and musl is
+ * not (the alerts board), those functions stay 32-bit MIPS code. A
+ * function the C library's headers declare gets the attribute on a
+ * declaration of its own, under another C name with the same symbol:
+ * gcc wants it on every declaration, and the headers' have none. */
+#ifdef __mips__
+#define SM_MUSL_TAIL __attribute__((nomips16))
+#else
+#define SM_MUSL_TAIL
+#endif
+/* fstatat's symbol: musl's 32-bit targets redirect it to the time64 one */
+#if defined(_REDIR_TIME64) && _REDIR_TIME64
+#define SM_FSTATAT "__fstatat_time64"
+#else
+#define SM_FSTATAT "fstatat"
+#endif
+
+/* musl's stat, fstat and lstat call this. */
+SM_MUSL_TAIL int sm_fstatat(int fd, const char *restrict path, struct stat *restrict st,
+			    int flag) __asm__(SM_FSTATAT);
+
+SM_MUSL_TAIL int sm_fstatat(int fd, const char *restrict path, struct stat *restrict st, int flag)
+{
+	struct sm_statx x;
+
+	if (syscall(SYS_statx, fd, path, flag, 0x7ff /* STATX_BASIC_STATS */, &x))
+		return -1;
+	memset(st, 0, sizeof(*st));
+	st->st_dev = makedev(x.dev_major, x.dev_minor);
+	st->st_ino = x.ino;
+	st->st_mode = x.mode;
+	st->st_nlink = x.nlink;
+	st->st_uid = x.uid;
+	st->st_gid = x.gid;
+	st->st_rdev = makedev(x.rdev_major, x.rdev_minor);
+	st->st_size = (off_t)x.size;
+	st->st_blksize = (blksize_t)x.blksize;
+	st->st_blocks = (blkcnt_t)x.blocks;
+	st->st_atim.tv_sec = x.atime.sec;
+	st->st_atim.tv_nsec = x.atime.nsec;
+	st->st_mtim.tv_sec = x.mtime.sec;
+	st->st_mtim.tv_nsec = x.mtime.nsec;
+	st->st_ctim.tv_sec = x.ctime.sec;
+	st->st_ctim.tv_nsec = x.ctime.nsec;
+#if defined(_REDIR_TIME64) && _REDIR_TIME64
+	/* the 32-bit copies musl keeps for binaries built before time64 */
+	st->__st_atim32.tv_sec = (long)x.atime.sec;
+	st->__st_atim32.tv_nsec = (long)x.atime.nsec;
+	st->__st_mtim32.tv_sec = (long)x.mtime.sec;
+	st->__st_mtim32.tv_nsec = (long)x.mtime.nsec;
+	st->__st_ctim32.tv_sec = (long)x.ctime.sec;
+	st->__st_ctim32.tv_nsec = (long)x.ctime.nsec;
+#endif
+	return 0;
 }
 
 /* ---- libgcc's 64-bit division -------------------------------------------- */

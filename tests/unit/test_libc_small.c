@@ -14,7 +14,9 @@
 #include <string.h>
 #include <time.h>
 #include <grp.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -680,6 +682,83 @@ static void test_abort(void)
 	      WTERMSIG(st) == SIGABRT, "abort: status %#x", st);
 }
 
+/* ---- fstatat: stat, fstat, lstat ---- */
+
+/* Every field postie reads, against what the test set: size, mode, a
+ * 64-bit mtime with nanoseconds (after 2038), nlink, uid/gid, ino (as
+ * readdir sees it), dev (the directory's), a symlink through lstat. */
+static void test_stat(void)
+{
+	const char *t = getenv("TMPDIR");
+	char dir[256], file[300], link2[300], sym[300];
+	struct timespec when[2] = { { 4102444800LL + 7, 123456789 }, { 1000000000, 5 } };
+	struct stat a, b, c, d, ds;
+	ino_t dino = 0;
+	DIR *dp;
+	struct dirent *de;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/postie-stat-XXXXXX", t ? t : "/tmp");
+	if (!mkdtemp(dir)) {
+		CHECK(0, "mkdtemp %s: %s", dir, strerror(errno));
+		return;
+	}
+	snprintf(file, sizeof(file), "%s/f", dir);
+	snprintf(link2, sizeof(link2), "%s/g", dir);
+	snprintf(sym, sizeof(sym), "%s/s", dir);
+	fd = open(file, O_CREAT | O_WRONLY | O_EXCL, 0600);
+	CHECK(fd >= 0 && write(fd, "0123456789abc", 13) == 13 && fchmod(fd, 0641) == 0 &&
+	      futimens(fd, (struct timespec[2]){ when[1], when[0] }) == 0,
+	      "stat: set up %s", file);
+	CHECK(link(file, link2) == 0 && symlink("f", sym) == 0, "stat: links");
+	CHECK(fstat(fd, &a) == 0 && stat(file, &b) == 0 && lstat(file, &c) == 0 &&
+	      fstatat(AT_FDCWD, link2, &d, 0) == 0 && stat(dir, &ds) == 0, "stat calls");
+	CHECK(a.st_size == 13 && a.st_mode == (S_IFREG | 0641) && a.st_nlink == 2 &&
+	      a.st_uid == getuid() && a.st_gid == getegid() &&
+	      a.st_mtim.tv_sec == when[0].tv_sec && a.st_mtim.tv_nsec == when[0].tv_nsec &&
+	      a.st_mtime == when[0].tv_sec &&
+	      a.st_atim.tv_sec == when[1].tv_sec && a.st_atim.tv_nsec == when[1].tv_nsec &&
+	      a.st_ctim.tv_sec > 1600000000 && a.st_dev == ds.st_dev && a.st_blksize > 0,
+	      "fstat: size %lld mode %o nlink %ld uid %ld mtime %lld.%09ld",
+	      (long long)a.st_size, (unsigned)a.st_mode, (long)a.st_nlink, (long)a.st_uid,
+	      (long long)a.st_mtim.tv_sec, (long)a.st_mtim.tv_nsec);
+	CHECK(memcmp(&a, &b, sizeof(a)) == 0 && memcmp(&a, &c, sizeof(a)) == 0 &&
+	      memcmp(&a, &d, sizeof(a)) == 0, "stat, lstat, fstatat and fstat differ");
+	CHECK(S_ISDIR(ds.st_mode) && ds.st_mode == (S_IFDIR | 0700) && ds.st_nlink == 2,
+	      "stat dir: mode %o nlink %ld", (unsigned)ds.st_mode, (long)ds.st_nlink);
+	CHECK(lstat(sym, &c) == 0 && S_ISLNK(c.st_mode) && c.st_size == 1 && c.st_ino != a.st_ino &&
+	      stat(sym, &d) == 0 && d.st_ino == a.st_ino, "lstat symlink");
+	CHECK(fstatat(AT_FDCWD, sym, &c, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(c.st_mode),
+	      "fstatat AT_SYMLINK_NOFOLLOW");
+	dp = opendir(dir);
+	while (dp && (de = readdir(dp)))
+		if (strcmp(de->d_name, "f") == 0)
+			dino = de->d_ino;
+	if (dp)
+		closedir(dp);
+	CHECK(dino && dino == a.st_ino, "st_ino %llu, readdir %llu",
+	      (unsigned long long)a.st_ino, (unsigned long long)dino);
+	{
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+		CHECK(dfd >= 0 && fstatat(dfd, "g", &c, 0) == 0 && memcmp(&a, &c, sizeof(a)) == 0,
+		      "fstatat with a directory fd");
+		if (dfd >= 0)
+			close(dfd);
+	}
+	errno = 0;
+	CHECK(stat("/nonexistent/postie", &c) == -1 && errno == ENOENT, "stat ENOENT: %d", errno);
+	errno = 0;
+	CHECK(fstat(-1, &c) == -1 && errno == EBADF, "fstat -1: %d", errno);
+	errno = 0;
+	CHECK(fstatat(AT_FDCWD, "", &c, 0) == -1 && errno == ENOENT, "stat \"\": %d", errno);
+	if (fd >= 0)
+		close(fd);
+	unlink(sym);
+	unlink(link2);
+	unlink(file);
+	rmdir(dir);
+}
+
 /* ---- 64-bit division (libgcc's names) ---- */
 
 uint64_t __udivdi3(uint64_t n, uint64_t d);
@@ -790,4 +869,5 @@ void test_libc_small(void)
 	test_strstr();
 	test_abort();
 	test_division();
+	test_stat();
 }
