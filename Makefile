@@ -49,7 +49,7 @@ LIBS :=
 -include $(O)/config.mk
 
 # Sources: the core is always in; features are whole files.
-obj-y := main.o cli.o status.o core/loop.o core/conn.o core/log.o core/conf.o core/util.o core/buf.o \
+obj-y := main.o cli.o status.o core/loop.o core/conn.o core/log.o core/conf.o core/util.o core/buf.o core/b64.o \
 	core/fdio.o core/net.o proto/address.o proto/smtp_data.o store/mbox.o store/delivery.o \
 	store/spool.o store/users.o
 obj-$(CONFIG_SMTP_SERVER) += proto/smtp_in.o proto/session.o

@@ -5,8 +5,8 @@
  * encoded-word, MDEC_WS_MAX octets of blanks held between two. */
 #include "proto/mimedec.h"
 
+#include "core/b64.h"
 #include "core/util.h"
-#include "proto/sasl.h"
 
 int mdec_charset(const char *s, size_t n)
 {
@@ -74,7 +74,7 @@ static void b64_flush(struct mdec *d, struct buf *out)
 
 static void b64_byte(struct mdec *d, unsigned char c, struct buf *out)
 {
-	int v = sasl_b64_value(c);
+	int v = b64_value(c);
 
 	if (c == '=') {
 		b64_flush(d, out);

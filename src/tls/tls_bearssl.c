@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "core/b64.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -122,50 +123,6 @@ static br_rsa_pkcs1_vrfy rsa_vrfy(void)
 }
 
 /* ---- loading -------------------------------------------------------- */
-
-/* The DER of one PEM object; b.full once it did not fit. */
-static void pem_append(void *ctx, const void *data, size_t len)
-{
-	buf_add(ctx, data, len);
-}
-
-/* Walks the PEM objects of text; fn gets each object's name and DER. */
-typedef int (*pem_fn)(void *ctx, const char *name, const unsigned char *der,
-		      size_t len);
-
-static int pem_each(const char *text, size_t len, unsigned char *scratch,
-		    size_t cap, pem_fn fn, void *ctx)
-{
-	br_pem_decoder_context pc;
-	struct buf o;
-	char name[128] = "";
-	int n = 0;
-
-	buf_init(&o, scratch, cap);
-	br_pem_decoder_init(&pc);
-	while (len > 0) {
-		size_t k = br_pem_decoder_push(&pc, text, len);
-		text += k;
-		len -= k;
-		switch (br_pem_decoder_event(&pc)) {
-		case BR_PEM_BEGIN_OBJ:
-			snprintf(name, sizeof(name), "%s", br_pem_decoder_name(&pc));
-			buf_reset(&o);
-			br_pem_decoder_setdest(&pc, pem_append, &o);
-			break;
-		case BR_PEM_END_OBJ:
-			if (o.full || fn(ctx, name, scratch, o.len) != 0)
-				return -1;
-			n++;
-			break;
-		case BR_PEM_ERROR:
-			return -1;
-		default:
-			break;
-		}
-	}
-	return n;
-}
 
 struct load {
 	struct tls_creds *c;

@@ -1,8 +1,9 @@
-/* libFuzzer: strict base64 and the SASL PLAIN splitter. Decoding is tried
+/* libFuzzer: strict base64, PEM and the SASL PLAIN splitter. Decoding is tried
  * with output room of exactly the capacity given, so a write past it is
  * an ASan report; anything that decodes must encode back to the same
  * bytes (only canonical base64 is accepted). */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto/sasl.h"
@@ -84,11 +85,36 @@ static void check_plain(const uint8_t *data, size_t size)
 		__builtin_trap();
 }
 
+/* PEM: every object's DER lies in the scratch room given (a heap block
+ * of exactly that size, so ASan sees a write past it), and its label is
+ * a NUL-terminated string of at most PEM_LABEL_MAX bytes. */
+static int pem_check(void *ctx, const char *label, const unsigned char *der, size_t len)
+{
+	const unsigned char *scratch = ctx;
+
+	if (der != scratch || strlen(label) > PEM_LABEL_MAX)
+		__builtin_trap();
+	(void)len;
+	return label[0] == 'R';         /* a refusal ends the walk */
+}
+
+static void check_pem(const uint8_t *data, size_t size)
+{
+	size_t cap = size / 2 + 1;
+	unsigned char *scratch = malloc(cap);
+
+	if (!scratch)
+		return;
+	(void)pem_each((const char *)data, size, scratch, cap, pem_check, scratch);
+	free(scratch);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size > IN_MAX)
 		return 0;
 	check_b64(data, size);
 	check_plain(data, size);
+	check_pem(data, size);
 	return 0;
 }

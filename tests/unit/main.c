@@ -9,6 +9,7 @@ int main(void)
 	test_buf();
 	test_fdio();
 	test_linebuf();
+	test_pem();
 	test_address();
 	test_smtp_data();
 	test_smtp_hops();

@@ -1,6 +1,7 @@
 /* util and line reader cases. */
 #include <string.h>
 
+#include "core/b64.h"
 #include "core/conn.h"
 #include "core/util.h"
 #include "unit.h"
@@ -96,5 +97,82 @@ void test_linebuf(void)
 		lb_run(t[i].in, strlen(t[i].in), t[i].cap, t[i].max, out, sizeof(out));
 		CHECK(strcmp(out, t[i].want) == 0, "case %zu: got %s want %s", i, out,
 		      t[i].want);
+	}
+}
+
+struct pem_seen {
+	int n, refuse_at;
+	char labels[128];
+	unsigned char der[64];
+	size_t der_len;
+};
+
+static int pem_collect(void *ctx, const char *label, const unsigned char *der, size_t len)
+{
+	struct pem_seen *p = ctx;
+	size_t l = strlen(p->labels);
+
+	if (++p->n == p->refuse_at)
+		return -1;
+	snprintf(p->labels + l, sizeof(p->labels) - l, "%s[%zu];", label, len);
+	if (len <= sizeof(p->der) - p->der_len) {
+		memcpy(p->der + p->der_len, der, len);
+		p->der_len += len;
+	}
+	return 0;
+}
+
+void test_pem(void)
+{
+	char long_label[200], text[512];
+	static const struct {
+		const char *in;
+		size_t cap;
+		int refuse_at, want;
+		const char *labels, *der;
+	} t[] = {
+		/* comments around, CRLF, trailing blanks, a body split oddly */
+		{ "# CA one\n-----BEGIN CERTIFICATE-----\r\nYWJj\r\nZGVm \r\n"
+		  "-----END CERTIFICATE-----\r\ntext\n-----BEGIN EC PRIVATE KEY-----\n"
+		  "e\tH\n0=\n-----END EC PRIVATE KEY-----", 64, 0, 2,
+		  "CERTIFICATE[6];EC PRIVATE KEY[2];", "abcdefx}" },
+		{ "-----BEGIN X-----\n-----END X-----\n", 64, 0, 1, "X[0];", "" },
+		/* END without BEGIN, and an object left open, are skipped */
+		{ "-----END X-----\n-----BEGIN A-----\nYQ==\n-----END A-----\n"
+		  "-----BEGIN B-----\nYmI=\n", 64, 0, 1, "A[1];", "a" },
+		{ "-----BEGIN A-----\nY!==\n-----END A-----\n", 64, 0, -1, "", "" },
+		{ "-----BEGIN A-----\nYWJ\n-----END A-----\n", 64, 0, -1, "", "" },
+		{ "-----BEGIN A-----\n-----BEGIN B-----\nYQ==\n-----END B-----\n",
+		  64, 0, -1, "", "" },
+		{ "-----BEGIN A-----\nYWJjZGVm\n-----END A-----\n", 7, 0, -1, "", "" },
+		{ "-----BEGIN A-----\nYWJjZGVm\n-----END A-----\n", 8, 0, 1, "A[6];", "abcdef" },
+		{ "-----BEGIN A-----\nYQ==\n-----END A-----\n-----BEGIN B-----\nYQ==\n"
+		  "-----END B-----\n", 64, 2, -1, "A[1];", "a" },
+		{ "-----BEGIN-----\nYQ==\n-----END-----\n----BEGIN A-----\n", 64, 0, 0, "", "" },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(t); i++) {
+		struct pem_seen p = { .refuse_at = t[i].refuse_at };
+		unsigned char scratch[64];
+		int n = pem_each(t[i].in, strlen(t[i].in), scratch, t[i].cap, pem_collect, &p);
+
+		CHECK(n == t[i].want, "pem case %zu: got %d want %d", i, n, t[i].want);
+		CHECK(strcmp(p.labels, t[i].labels) == 0, "pem case %zu: labels %s want %s", i,
+		      p.labels, t[i].labels);
+		CHECK(p.der_len == strlen(t[i].der) && memcmp(p.der, t[i].der, p.der_len) == 0,
+		      "pem case %zu: wrong bytes", i);
+	}
+	/* Labels up to PEM_LABEL_MAX bytes, not one more. */
+	for (int extra = 0; extra <= 1; extra++) {
+		struct pem_seen p = { 0 };
+		unsigned char scratch[16];
+		size_t k = PEM_LABEL_MAX + (size_t)extra;
+
+		memset(long_label, 'L', k);
+		long_label[k] = '\0';
+		snprintf(text, sizeof(text), "-----BEGIN %s-----\nYQ==\n-----END %s-----\n",
+			 long_label, long_label);
+		CHECK(pem_each(text, strlen(text), scratch, sizeof(scratch), pem_collect, &p) ==
+		      (extra ? -1 : 1), "pem label of %zu bytes", k);
 	}
 }

@@ -22,6 +22,7 @@ void test_util(void);
 void test_buf(void);
 void test_fdio(void);
 void test_linebuf(void);
+void test_pem(void);
 void test_address(void);
 void test_smtp_data(void);
 void test_smtp_hops(void);
