@@ -49,6 +49,8 @@
  *   trailing dotted quad); inet_ntop: RFC 5952 text, mapped IPv4 dotted.
  * - fstatat (and so musl's stat, fstat, lstat): the statx system call
  *   (Linux 4.11; ENOSYS before), no fallback to the older stat calls.
+ * - clock_gettime: the system call (clock_gettime64, then the 32-bit one
+ *   on kernels before 5.1), no vDSO.
  * - __udivdi3, __umoddi3, __divdi3, __moddi3 (gcc's 64-bit division on
  *   32-bit targets): a bit at a time; x / 0 is 0.
  * - malloc, free, calloc, realloc: power-of-two size classes (16 B to
@@ -1516,6 +1518,40 @@ SM_MUSL_TAIL int sm_fstatat(int fd, const char *restrict path, struct stat *rest
 	st->__st_ctim32.tv_nsec = (long)x.ctime.nsec;
 #endif
 	return 0;
+}
+
+/* ---- clock_gettime -------------------------------------------------------- */
+
+/* The system call, no vDSO (postie reads the clock a few times per event
+ * loop turn, not per byte). 32-bit targets: clock_gettime64 (Linux 5.1),
+ * which fills musl's 64-bit struct timespec as it is (the high half of
+ * the kernel's 64-bit tv_nsec is musl's padding), then the 32-bit call on
+ * older kernels. __clock_gettime is the name musl's own time() calls, so
+ * that musl's version (and its vDSO lookup) is not linked. */
+SM_MUSL_TAIL int __clock_gettime(clockid_t clk, struct timespec *ts);
+
+SM_MUSL_TAIL int __clock_gettime(clockid_t clk, struct timespec *ts)
+{
+#ifdef SYS_clock_gettime64
+	int e = errno;
+	long t32[2];
+
+	if (sizeof(time_t) > sizeof(long) && syscall(SYS_clock_gettime64, clk, ts) == 0)
+		return 0;
+	if (errno != ENOSYS || syscall(SYS_clock_gettime32, clk, t32))
+		return -1;
+	errno = e;
+	ts->tv_sec = t32[0];
+	ts->tv_nsec = t32[1];
+	return 0;
+#else
+	return (int)syscall(SYS_clock_gettime, clk, ts);
+#endif
+}
+
+int clock_gettime(clockid_t clk, struct timespec *ts)
+{
+	return __clock_gettime(clk, ts);
 }
 
 /* ---- libgcc's 64-bit division -------------------------------------------- */

@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -759,6 +760,36 @@ static void test_stat(void)
 	rmdir(dir);
 }
 
+/* ---- clock_gettime ---- */
+
+#ifndef SYS_clock_gettime32     /* musl's name on 32-bit targets */
+#define SYS_clock_gettime32 SYS_clock_gettime
+#endif
+
+/* CLOCK_MONOTONIC between two readings of the kernel's own (32-bit
+ * layout) system call: no assumption about how fast the machine is. */
+static void test_clock(void)
+{
+	long k1[2], k2[2];
+	struct timespec ts, rt;
+	int ok;
+
+	ok = syscall(SYS_clock_gettime32, CLOCK_MONOTONIC, k1) == 0 &&
+	     clock_gettime(CLOCK_MONOTONIC, &ts) == 0 &&
+	     syscall(SYS_clock_gettime32, CLOCK_MONOTONIC, k2) == 0;
+	CHECK(ok && ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000 &&
+	      (ts.tv_sec > k1[0] || (ts.tv_sec == k1[0] && ts.tv_nsec >= k1[1])) &&
+	      (ts.tv_sec < k2[0] || (ts.tv_sec == k2[0] && ts.tv_nsec <= k2[1])),
+	      "clock_gettime MONOTONIC %lld.%09ld not within %ld.%09ld .. %ld.%09ld",
+	      (long long)ts.tv_sec, (long)ts.tv_nsec, k1[0], k1[1], k2[0], k2[1]);
+	CHECK(clock_gettime(CLOCK_REALTIME, &rt) == 0 && rt.tv_sec > 1600000000 &&
+	      rt.tv_nsec >= 0 && rt.tv_nsec < 1000000000 && time(NULL) >= rt.tv_sec,
+	      "clock_gettime REALTIME %lld.%09ld", (long long)rt.tv_sec, (long)rt.tv_nsec);
+	errno = 0;
+	CHECK(clock_gettime((clockid_t)12345, &ts) == -1 && errno == EINVAL,
+	      "clock_gettime bad clock: %d", errno);
+}
+
 /* ---- 64-bit division (libgcc's names) ---- */
 
 uint64_t __udivdi3(uint64_t n, uint64_t d);
@@ -870,4 +901,5 @@ void test_libc_small(void)
 	test_abort();
 	test_division();
 	test_stat();
+	test_clock();
 }
