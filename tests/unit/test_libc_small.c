@@ -790,6 +790,33 @@ static void test_clock(void)
 	      "clock_gettime bad clock: %d", errno);
 }
 
+/* ---- memcpy ---- */
+
+/* Every alignment of source and destination, lengths 0..80: the bytes
+ * copied, none around them touched, dst returned. */
+static void test_memcpy(void)
+{
+	static unsigned char src[128], dst[128];
+	int bad = 0;
+
+	for (int i = 0; i < 128; i++)
+		src[i] = (unsigned char)(i * 7 + 1);
+	for (int so = 0; so < 8; so++)
+		for (int doff = 0; doff < 8; doff++)
+			for (int n = 0; n <= 80; n++) {
+				volatile unsigned char *v = dst;
+				for (int i = 0; i < 128; i++)
+					v[i] = 0xee;
+				if (memcpy(dst + doff, src + so, (size_t)n) != dst + doff)
+					bad++;
+				for (int i = 0; i < 128; i++)
+					if (v[i] != (i >= doff && i < doff + n ?
+						     src[so + i - doff] : 0xee))
+						bad++;
+			}
+	CHECK(bad == 0, "memcpy: %d wrong bytes", bad);
+}
+
 /* ---- 64-bit division (libgcc's names) ---- */
 
 uint64_t __udivdi3(uint64_t n, uint64_t d);
@@ -902,4 +929,5 @@ void test_libc_small(void)
 	test_division();
 	test_stat();
 	test_clock();
+	test_memcpy();
 }
