@@ -21,6 +21,8 @@
 
 #define CONF_LINE_MAX 1024
 #define CONF_MAX_ARGS 16
+/* The one refusal of a directive or value of a feature not built. */
+#define NOT_BUILT "not in this build (needs %s)"
 
 struct conf *conf;
 
@@ -115,22 +117,25 @@ static int d_hostname(struct parse *p, int argc, char **argv)
 	return 0;
 }
 
+/* The option a kind needs is kept only where the build lacks it. */
+#define KIND(name, on, option) { name, on, (on) ? NULL : option }
+
 static const struct {
 	const char *name;
 	int built;
 	const char *option;
 } kinds[] = {
-	[LISTEN_SMTP] = { "smtp", CONFIG_SMTP_SERVER, "CONFIG_SMTP_SERVER" },
-	[LISTEN_SMTPS] = { "smtps", CONFIG_SMTP_SERVER && CONFIG_TLS,
-			   "CONFIG_SMTP_SERVER and CONFIG_TLS" },
-	[LISTEN_SUBMISSION] = { "submission", CONFIG_SMTP_SERVER && CONFIG_AUTH,
-				"CONFIG_SMTP_SERVER and CONFIG_AUTH" },
-	[LISTEN_POP3] = { "pop3", CONFIG_POP3, "CONFIG_POP3" },
-	[LISTEN_POP3S] = { "pop3s", CONFIG_POP3 && CONFIG_TLS,
-			   "CONFIG_POP3 and CONFIG_TLS" },
-	[LISTEN_IMAP] = { "imap", CONFIG_IMAP, "CONFIG_IMAP" },
-	[LISTEN_IMAPS] = { "imaps", CONFIG_IMAP && CONFIG_TLS,
-			   "CONFIG_IMAP and CONFIG_TLS" },
+	[LISTEN_SMTP] = KIND("smtp", CONFIG_SMTP_SERVER, "CONFIG_SMTP_SERVER"),
+	[LISTEN_SMTPS] = KIND("smtps", CONFIG_SMTP_SERVER && CONFIG_TLS,
+			      "CONFIG_SMTP_SERVER and CONFIG_TLS"),
+	[LISTEN_SUBMISSION] = KIND("submission", CONFIG_SMTP_SERVER && CONFIG_AUTH,
+				   "CONFIG_SMTP_SERVER and CONFIG_AUTH"),
+	[LISTEN_POP3] = KIND("pop3", CONFIG_POP3, "CONFIG_POP3"),
+	[LISTEN_POP3S] = KIND("pop3s", CONFIG_POP3 && CONFIG_TLS,
+			      "CONFIG_POP3 and CONFIG_TLS"),
+	[LISTEN_IMAP] = KIND("imap", CONFIG_IMAP, "CONFIG_IMAP"),
+	[LISTEN_IMAPS] = KIND("imaps", CONFIG_IMAP && CONFIG_TLS,
+			      "CONFIG_IMAP and CONFIG_TLS"),
 };
 
 const char *conf_service_name(int kind)
@@ -162,7 +167,6 @@ static int same_socket(const struct net_addr *a, const struct net_addr *b)
 
 static int d_listen(struct parse *p, int argc, char **argv)
 {
-	static const char *const later[] = { "" };
 	struct conf_listen *l;
 	int kind = -1, rc;
 
@@ -170,16 +174,11 @@ static int d_listen(struct parse *p, int argc, char **argv)
 	for (size_t i = 0; i < ARRAY_LEN(kinds); i++)
 		if (strcmp(argv[1], kinds[i].name) == 0)
 			kind = (int)i;
-	if (kind >= 0 && !kinds[kind].built)
-		return fail(p, "listen %s: not in this build (needs %s)", argv[1],
-			    kinds[kind].option);
-	if (kind < 0) {
-		for (size_t i = 0; i < ARRAY_LEN(later); i++)
-			if (strcmp(argv[1], later[i]) == 0)
-				return fail(p, "listen %s: not in this build "
-					    "(a later feature option)", argv[1]);
+	if (kind < 0)
 		return fail(p, "listen: unknown service '%s' (smtp, smtps, submission, pop3, pop3s, imap, imaps)", argv[1]);
-	}
+	/* A build without a server refuses every kind: no listener code. */
+	if (!CONFIG_LISTEN || !kinds[kind].built)
+		return fail(p, "listen %s: " NOT_BUILT, argv[1], kinds[kind].option);
 	if (p->c->nlisten >= CONFIG_MAX_LISTENERS)
 		return fail(p, "more than %d listeners (CONFIG_MAX_LISTENERS)",
 			    CONFIG_MAX_LISTENERS);
@@ -207,9 +206,6 @@ static int d_listen(struct parse *p, int argc, char **argv)
 static int d_tls_cert(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
-	if (!CONFIG_TLS_SERVER)
-		return fail(p, "tls_cert: not in this build (needs CONFIG_TLS and a "
-			    "server: CONFIG_SMTP_SERVER, CONFIG_POP3 or CONFIG_IMAP)");
 	p->c->tls_line = p->line;
 	return set_path(p, p->c->tls_cert, argv[1]);
 }
@@ -217,9 +213,6 @@ static int d_tls_cert(struct parse *p, int argc, char **argv)
 static int d_tls_key(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
-	if (!CONFIG_TLS_SERVER)
-		return fail(p, "tls_key: not in this build (needs CONFIG_TLS and a "
-			    "server: CONFIG_SMTP_SERVER, CONFIG_POP3 or CONFIG_IMAP)");
 	p->c->tls_key_line = p->line;
 	return set_path(p, p->c->tls_key, argv[1]);
 }
@@ -229,8 +222,6 @@ static int d_max_tls_sessions(struct parse *p, int argc, char **argv)
 	uint64_t v;
 
 	(void)argc;
-	if (!CONFIG_TLS)
-		return fail(p, "max_tls_sessions: not in this build (needs CONFIG_TLS)");
 	if (parse_u64(argv[1], CONFIG_MAX_TLS_SESSIONS, &v) != 0 ||
 	    v < 1)
 		return fail(p, "max_tls_sessions '%s': want 1..%d "
@@ -250,8 +241,6 @@ static int d_users(struct parse *p, int argc, char **argv)
 static int d_aliases(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
-	if (!CONFIG_ALIASES)
-		return fail(p, "aliases: not in this build (needs CONFIG_ALIASES)");
 	p->c->aliases_line = p->line;
 	return set_path(p, p->c->aliases, argv[1]);
 }
@@ -350,7 +339,7 @@ static int d_log(struct parse *p, int argc, char **argv)
 	else if (strcmp(argv[1], "syslog") == 0 && CONFIG_SYSLOG)
 		p->c->log_syslog = 1;
 	else if (strcmp(argv[1], "syslog") == 0)
-		return fail(p, "log syslog: not in this build (needs CONFIG_SYSLOG)");
+		return fail(p, "log syslog: " NOT_BUILT, "CONFIG_SYSLOG");
 	else
 		return fail(p, "log: want stderr or syslog, not '%s'", argv[1]);
 	return 0;
@@ -358,9 +347,6 @@ static int d_log(struct parse *p, int argc, char **argv)
 
 static int d_plaintext_auth_networks(struct parse *p, int argc, char **argv)
 {
-	if (!CONFIG_AUTH)
-		return fail(p, "plaintext_auth_networks: not in this build "
-			    "(needs CONFIG_AUTH)");
 	for (int i = 1; i < argc; i++) {
 		if (p->c->nplain_auth_nets >= CONF_MAX_NETS)
 			return fail(p, "more than %d networks", CONF_MAX_NETS);
@@ -375,9 +361,6 @@ static int d_plaintext_auth_networks(struct parse *p, int argc, char **argv)
 static int d_sender_login_check(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
-	if (!CONFIG_AUTH && !CONFIG_SENDMAIL)
-		return fail(p, "sender_login_check: not in this build "
-			    "(needs CONFIG_AUTH or CONFIG_SENDMAIL)");
 	if (strcmp(argv[1], "yes") == 0)
 		p->c->sender_login_check = 1;
 	else if (strcmp(argv[1], "no") == 0)
@@ -387,17 +370,8 @@ static int d_sender_login_check(struct parse *p, int argc, char **argv)
 	return 0;
 }
 
-static int need_relay(struct parse *p, const char *name)
-{
-	if (!CONFIG_RELAY)
-		return fail(p, "%s: not in this build (needs CONFIG_RELAY)", name);
-	return 0;
-}
-
 static int d_relay_networks(struct parse *p, int argc, char **argv)
 {
-	if (need_relay(p, argv[0]))
-		return -1;
 	for (int i = 1; i < argc; i++) {
 		if (p->c->nrelay_nets >= CONF_MAX_NETS)
 			return fail(p, "more than %d networks", CONF_MAX_NETS);
@@ -415,8 +389,6 @@ static int d_smarthost(struct parse *p, int argc, char **argv)
 	uint64_t port;
 	size_t hl;
 
-	if (need_relay(p, argv[0]))
-		return -1;
 	colon = strrchr(argv[1], ':');
 	if (!colon || (argv[1][0] == '[' && colon[-1] != ']'))
 		return fail(p, "smarthost: want HOST:PORT, not '%s'", argv[1]);
@@ -460,11 +432,6 @@ static int d_smarthost(struct parse *p, int argc, char **argv)
 
 static int d_smarthost_auth(struct parse *p, int argc, char **argv)
 {
-	if (need_relay(p, argv[0]))
-		return -1;
-	if (!CONFIG_SMARTHOST_AUTH)
-		return fail(p, "smarthost_auth: not in this build (needs "
-			    "CONFIG_SMARTHOST_AUTH)");
 	if (str_copy(p->c->smarthost_user, sizeof(p->c->smarthost_user), argv[1],
 		     strlen(argv[1])) != 0)
 		return fail(p, "smarthost_auth: user name too long");
@@ -479,8 +446,6 @@ static int d_smarthost_auth(struct parse *p, int argc, char **argv)
 static int d_smarthost_name(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
-	if (need_relay(p, argv[0]))
-		return -1;
 	if (!valid_domain(argv[1]))
 		return fail(p, "smarthost_name '%s' is not a valid host name", argv[1]);
 	str_copy(p->c->smarthost_name, sizeof(p->c->smarthost_name), argv[1],
@@ -491,8 +456,6 @@ static int d_smarthost_name(struct parse *p, int argc, char **argv)
 static int d_smarthost_verify(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
-	if (need_relay(p, argv[0]))
-		return -1;
 	if (strcmp(argv[1], "none") == 0)
 		p->c->smarthost_verify = 0;
 	else if (strcmp(argv[1], "ca") == 0)
@@ -505,10 +468,6 @@ static int d_smarthost_verify(struct parse *p, int argc, char **argv)
 static int d_ca_file(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
-	if (need_relay(p, argv[0]))
-		return -1;
-	if (!CONFIG_TLS)
-		return fail(p, "ca_file: not in this build (needs CONFIG_TLS)");
 	p->c->ca_file_line = p->line;
 	return set_path(p, p->c->ca_file, argv[1]);
 }
@@ -519,8 +478,6 @@ static int d_dns_server(struct parse *p, int argc, char **argv)
 	char buf[NET_ADDRSTR + 8];
 
 	(void)argc;
-	if (!CONFIG_DNS)
-		return fail(p, "dns_server: not in this build (needs CONFIG_DNS)");
 	/* ADDR or ADDR:PORT or [V6]:PORT; checked by parsing with a port. */
 	if (strchr(argv[1], ':') && (argv[1][0] == '[' || strchr(argv[1], '.')))
 		snprintf(buf, sizeof(buf), "%s", argv[1]);
@@ -539,8 +496,6 @@ static int d_relay_port(struct parse *p, int argc, char **argv)
 	uint64_t v;
 
 	(void)argc;
-	if (need_relay(p, argv[0]))
-		return -1;
 	if (parse_u64(argv[1], 65535, &v) != 0 || v == 0)
 		return fail(p, "relay_port: want 1..65535");
 	p->c->relay_port = (int)v;
@@ -550,8 +505,6 @@ static int d_relay_port(struct parse *p, int argc, char **argv)
 static int d_queue_lifetime(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
-	if (need_relay(p, argv[0]))
-		return -1;
 	if (parse_duration(argv[1], &p->c->queue_lifetime) != 0 ||
 	    p->c->queue_lifetime < 60)
 		return fail(p, "queue_lifetime '%s': want a duration like 5d, 12h "
@@ -562,8 +515,6 @@ static int d_queue_lifetime(struct parse *p, int argc, char **argv)
 static int d_queue_retry(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
-	if (need_relay(p, argv[0]))
-		return -1;
 	if (parse_duration(argv[1], &p->c->retry_min) != 0 ||
 	    parse_duration(argv[2], &p->c->retry_max) != 0 || p->c->retry_min < 1 ||
 	    p->c->retry_max < p->c->retry_min)
@@ -575,8 +526,6 @@ static int d_queue_retry(struct parse *p, int argc, char **argv)
 static int d_delay_warning(struct parse *p, int argc, char **argv)
 {
 	(void)argc;
-	if (need_relay(p, argv[0]))
-		return -1;
 	if (parse_duration(argv[1], &p->c->delay_warning) != 0)
 		return fail(p, "delay_warning '%s': want a duration like 4h (0: off, "
 			    "at most 3650d)",
@@ -589,8 +538,6 @@ static int d_masquerade(struct parse *p, int argc, char **argv)
 	const char *at = strchr(argv[1], '@');
 
 	(void)argc;
-	if (need_relay(p, argv[0]))
-		return -1;
 	if (!at || at == argv[1] || !valid_domain(at + 1) ||
 	    strcspn(argv[1], "<>\"() ,;:") != strlen(argv[1]))
 		return fail(p, "masquerade: want user@domain, not '%s'", argv[1]);
@@ -598,44 +545,58 @@ static int d_masquerade(struct parse *p, int argc, char **argv)
 	return 0;
 }
 
+/* A directive of a feature not built keeps only its name and what it
+ * needs: its parser and messages are left out of the binary. */
 struct directive {
 	const char *name;
-	int min_args, max_args;
+	unsigned char min_args, max_args, repeat;  /* repeat: may recur */
 	int (*fn)(struct parse *p, int argc, char **argv);
-	int repeat;             /* may appear more than once */
+	const char *needs;      /* the missing option(s), when fn is NULL */
 };
 
+#define DIR(name, lo, hi, rep, on, fn, needs) \
+	{ name, lo, hi, rep, (on) ? fn : NULL, (on) ? NULL : needs }
+#define ALWAYS(name, lo, hi, rep, fn) DIR(name, lo, hi, rep, 1, fn, NULL)
+#define RELAY(name, lo, hi, rep, fn) \
+	DIR(name, lo, hi, rep, CONFIG_RELAY, fn, "CONFIG_RELAY")
+#define TLS_SERVER_NEEDS \
+	"CONFIG_TLS and a server: CONFIG_SMTP_SERVER, CONFIG_POP3 or CONFIG_IMAP"
+
 static const struct directive directives[] = {
-	{ "hostname", 1, 1, d_hostname, 0 },
-	{ "listen", 2, 2, d_listen, 1 },
-	{ "users", 1, 1, d_users, 0 },
-	{ "aliases", 1, 1, d_aliases, 0 },
-	{ "mail_dir", 1, 1, d_mail_dir, 0 },
-	{ "spool_dir", 1, 1, d_spool_dir, 0 },
-	{ "local_domains", 1, CONF_MAX_ARGS - 1, d_local_domains, 1 },
-	{ "max_message_size", 1, 1, d_max_message_size, 0 },
-	{ "max_connections", 1, 1, d_max_connections, 0 },
-	{ "log_stall_ms", 1, 1, d_log_stall_ms, 0 },
-	{ "max_connections_per_ip", 1, 1, d_max_connections_per_ip, 0 },
-	{ "run_as", 1, 1, d_run_as, 0 },
-	{ "log", 1, 1, d_log, 0 },
-	{ "tls_cert", 1, 1, d_tls_cert, 0 },
-	{ "tls_key", 1, 1, d_tls_key, 0 },
-	{ "max_tls_sessions", 1, 1, d_max_tls_sessions, 0 },
-	{ "plaintext_auth_networks", 1, CONF_MAX_ARGS - 1, d_plaintext_auth_networks, 1 },
-	{ "sender_login_check", 1, 1, d_sender_login_check, 0 },
-	{ "relay_networks", 1, CONF_MAX_ARGS - 1, d_relay_networks, 1 },
-	{ "smarthost", 1, 2, d_smarthost, 0 },
-	{ "smarthost_auth", 2, 3, d_smarthost_auth, 0 },
-	{ "smarthost_verify", 1, 1, d_smarthost_verify, 0 },
-	{ "smarthost_name", 1, 1, d_smarthost_name, 0 },
-	{ "ca_file", 1, 1, d_ca_file, 0 },
-	{ "dns_server", 1, 1, d_dns_server, 0 },
-	{ "relay_port", 1, 1, d_relay_port, 0 },
-	{ "queue_lifetime", 1, 1, d_queue_lifetime, 0 },
-	{ "queue_retry", 2, 2, d_queue_retry, 0 },
-	{ "masquerade", 1, 1, d_masquerade, 0 },
-	{ "delay_warning", 1, 1, d_delay_warning, 0 },
+	ALWAYS("hostname", 1, 1, 0, d_hostname),
+	ALWAYS("listen", 2, 2, 1, d_listen),
+	ALWAYS("users", 1, 1, 0, d_users),
+	DIR("aliases", 1, 1, 0, CONFIG_ALIASES, d_aliases, "CONFIG_ALIASES"),
+	ALWAYS("mail_dir", 1, 1, 0, d_mail_dir),
+	ALWAYS("spool_dir", 1, 1, 0, d_spool_dir),
+	ALWAYS("local_domains", 1, CONF_MAX_ARGS - 1, 1, d_local_domains),
+	ALWAYS("max_message_size", 1, 1, 0, d_max_message_size),
+	ALWAYS("max_connections", 1, 1, 0, d_max_connections),
+	ALWAYS("log_stall_ms", 1, 1, 0, d_log_stall_ms),
+	ALWAYS("max_connections_per_ip", 1, 1, 0, d_max_connections_per_ip),
+	ALWAYS("run_as", 1, 1, 0, d_run_as),
+	ALWAYS("log", 1, 1, 0, d_log),
+	DIR("tls_cert", 1, 1, 0, CONFIG_TLS_SERVER, d_tls_cert, TLS_SERVER_NEEDS),
+	DIR("tls_key", 1, 1, 0, CONFIG_TLS_SERVER, d_tls_key, TLS_SERVER_NEEDS),
+	DIR("max_tls_sessions", 1, 1, 0, CONFIG_TLS, d_max_tls_sessions, "CONFIG_TLS"),
+	DIR("plaintext_auth_networks", 1, CONF_MAX_ARGS - 1, 1, CONFIG_AUTH,
+	    d_plaintext_auth_networks, "CONFIG_AUTH"),
+	DIR("sender_login_check", 1, 1, 0, CONFIG_AUTH || CONFIG_SENDMAIL,
+	    d_sender_login_check, "CONFIG_AUTH or CONFIG_SENDMAIL"),
+	RELAY("relay_networks", 1, CONF_MAX_ARGS - 1, 1, d_relay_networks),
+	RELAY("smarthost", 1, 2, 0, d_smarthost),
+	DIR("smarthost_auth", 2, 3, 0, CONFIG_SMARTHOST_AUTH, d_smarthost_auth,
+	    CONFIG_RELAY ? "CONFIG_SMARTHOST_AUTH" : "CONFIG_RELAY"),
+	RELAY("smarthost_verify", 1, 1, 0, d_smarthost_verify),
+	RELAY("smarthost_name", 1, 1, 0, d_smarthost_name),
+	DIR("ca_file", 1, 1, 0, CONFIG_RELAY && CONFIG_TLS, d_ca_file,
+	    CONFIG_RELAY ? "CONFIG_TLS" : "CONFIG_RELAY"),
+	DIR("dns_server", 1, 1, 0, CONFIG_DNS, d_dns_server, "CONFIG_DNS"),
+	RELAY("relay_port", 1, 1, 0, d_relay_port),
+	RELAY("queue_lifetime", 1, 1, 0, d_queue_lifetime),
+	RELAY("queue_retry", 2, 2, 0, d_queue_retry),
+	RELAY("masquerade", 1, 1, 0, d_masquerade),
+	RELAY("delay_warning", 1, 1, 0, d_delay_warning),
 };
 
 
@@ -677,6 +638,8 @@ static int parse_line(struct parse *p, char *line)
 		const struct directive *d = &directives[i];
 		if (strcmp(argv[0], d->name) != 0)
 			continue;
+		if (!d->fn)
+			return fail(p, "%s: " NOT_BUILT, d->name, d->needs);
 		if (argc - 1 < d->min_args || argc - 1 > d->max_args)
 			return fail(p, "%s takes %d%s value%s", d->name, d->min_args,
 				    d->max_args > d->min_args ? " or more" : "",
@@ -703,12 +666,15 @@ static void defaults(struct conf *c)
 	c->max_connections_per_ip = CONFIG_MAX_CONNECTIONS_PER_IP;
 	c->max_tls_sessions = CONFIG_MAX_TLS_SESSIONS;
 	c->sender_login_check = 1;
+	if (!CONFIG_RELAY)
+		return;
 	c->smarthost_verify = 1;
 	c->relay_port = 25;
 	c->queue_lifetime = 5 * 86400;
 	c->retry_min = 300;
 	c->retry_max = 3600;
-	strcpy(c->ca_file, "/etc/ssl/certs/ca-certificates.crt");
+	if (CONFIG_TLS)
+		strcpy(c->ca_file, "/etc/ssl/certs/ca-certificates.crt");
 }
 
 /* a is b or inside it, as written (a trailing '/' aside); the inode
@@ -738,9 +704,10 @@ static int finish(struct parse *p)
 {
 	struct conf *c = p->c;
 
-	if (c->smarthost_user[0] && !c->smarthost[0])
+	if (CONFIG_SMARTHOST_AUTH && c->smarthost_user[0] && !c->smarthost[0])
 		return fail(p, "smarthost_auth without smarthost");
-	if (c->smarthost_user[0] && c->smarthost_tls == SMARTHOST_PLAIN &&
+	if (CONFIG_SMARTHOST_AUTH && c->smarthost_user[0] &&
+	    c->smarthost_tls == SMARTHOST_PLAIN &&
 	    !c->smarthost_cleartext_ok) {
 		p->line = c->secret_line;
 		return fail(p, "smarthost_auth: the smarthost (line %d) is plain, "
@@ -749,7 +716,7 @@ static int finish(struct parse *p)
 			    "'smarthost_auth %s FILE cleartext'", c->smarthost_line,
 			    c->smarthost_user);
 	}
-	if (!c->tls_cert[0] != !c->tls_key[0])
+	if (CONFIG_TLS_SERVER && !c->tls_cert[0] != !c->tls_key[0])
 		return fail(p, "tls_cert and tls_key go together");
 	if (dirs_overlap(c->mail_dir, c->spool_dir)) {
 		/* A user named postie.pid or queue would be a spool file. */
@@ -759,7 +726,7 @@ static int finish(struct parse *p)
 			    "its own directory, neither inside the other",
 			    c->mail_dir, c->spool_dir);
 	}
-	for (int i = 0; i < c->nlisten; i++)
+	for (int i = 0; CONFIG_TLS_SERVER && i < c->nlisten; i++)
 		if ((c->listen[i].kind == LISTEN_SMTPS ||
 		     c->listen[i].kind == LISTEN_SUBMISSION ||
 		     c->listen[i].kind == LISTEN_POP3S ||
@@ -1098,21 +1065,25 @@ int conf_check(const struct conf *c, const char *path)
 	n += check_readable(path, c->users_line, "users", c->users, &w);
 	if (CONFIG_AUTH)                /* hashes only where logins are */
 		check_private(path, c->users_line, "users", c->users);
-	n += check_readable(path, c->aliases_line, "aliases", c->aliases, &w);
-	n += check_readable(path, c->tls_line, "tls_cert", c->tls_cert, &w);
-	n += check_readable(path, c->tls_key_line, "tls_key", c->tls_key, &w);
-	if (c->smarthost[0]) {
+	if (CONFIG_ALIASES)
+		n += check_readable(path, c->aliases_line, "aliases", c->aliases, &w);
+	if (CONFIG_TLS_SERVER) {
+		n += check_readable(path, c->tls_line, "tls_cert", c->tls_cert, &w);
+		n += check_readable(path, c->tls_key_line, "tls_key", c->tls_key, &w);
+	}
+	if (CONFIG_RELAY && c->smarthost[0]) {
 		n += check_readable(path, c->secret_line, "smarthost_auth",
 				    c->smarthost_secret, &w);
 		check_private(path, c->secret_line, "smarthost_auth",
 			      c->smarthost_secret);
-		if (c->smarthost_tls != SMARTHOST_PLAIN && c->smarthost_verify)
+		if (CONFIG_TLS && c->smarthost_tls != SMARTHOST_PLAIN && c->smarthost_verify)
 			n += check_readable(path, c->ca_file_line, "ca_file", c->ca_file, &w);
 	}
-	for (int i = 0; i < c->nlisten; i++) {
+	for (int i = 0; CONFIG_LISTEN && i < c->nlisten; i++) {
 		n += check_listen(c, path, i);
-		/* Every port but smtp wants a login first. */
-		if (c->listen[i].kind != LISTEN_SMTP && !c->users[0])
+		/* Every port but smtp wants a login first (a build without
+		 * TLS has only smtp). */
+		if (CONFIG_TLS && c->listen[i].kind != LISTEN_SMTP && !c->users[0])
 			dprintf(2, "postie: %s:%d: warning: listen %s %s: no 'users' "
 				"file, so nobody can log in: no mail is sent or read on "
 				"this port; add 'users FILE' and `postie user add NAME`\n",

@@ -261,6 +261,9 @@ void test_conf(void)
 		{ "smarthost mail.example.net\n", CONFIG_RELAY ? ":1: smarthost: want HOST:PORT" :
 		  "needs CONFIG_RELAY" },
 		{ "queue_retry 1h 5m\n", CONFIG_RELAY ? ":1: queue_retry" : "needs CONFIG_RELAY" },
+		/* A missing feature is named before its values are counted. */
+		{ "smarthost_name\n", CONFIG_RELAY ? ":1: smarthost_name takes 1 value" :
+		  ":1: smarthost_name: not in this build (needs CONFIG_RELAY)" },
 		{ "hostname a..b\n", ":1: hostname 'a..b'" },
 		{ "hostname a.b\nhostname c.d\n", ":2: hostname given twice" },
 		{ "mail_dir relative\n", ":1: 'relative' must be a path" },
