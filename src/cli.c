@@ -30,61 +30,80 @@
 #define EX_NOPERM_ 77
 #define EX_CONFIG_ 78
 
+/* A command's help holds only what this build has: WITH(CONFIG_X, "...")
+ * is the literal where the option (0 or 1 in autoconf.h) is on, else ""
+ * (WITHOUT the other way round), joined to the others at compile time; a
+ * command not built keeps only its name and the option it needs. */
+#define WITH(option, text) WITH_(option, text)
+#define WITH_(on, text) WITH_##on(text)
+#define WITH_1(text) text
+#define WITH_0(text) ""
+#define WITHOUT(option, text) WITHOUT_(option, text)
+#define WITHOUT_(on, text) WITHOUT_##on(text)
+#define WITHOUT_1(text) ""
+#define WITHOUT_0(text) text
+
 struct help {
-	const char *name, *synopsis, *text;
+	const char *name, *synopsis;    /* synopsis NULL: not built, */
+	const char *text;               /* and text the option it needs */
 };
+
+#define HELP(name, on, needs, synopsis, text) \
+	{ name, (on) ? synopsis : NULL, (on) ? text : needs }
 
 static const struct help helps[] = {
-	{ "daemon", "postie [-c FILE] [-t] [-V]",
-	  "Runs the mail server in the foreground (procd and systemd want that).\n"
-	  "  -c FILE  configuration (default " CLI_DEFAULT_CONF ")\n"
-	  "  -t       check the configuration as start-up would, then exit:\n"
-	  "           0, or 1 with FILE:LINE: cause\n"
-	  "  -V       version, compiled-in features and limits\n"
-	  "Signals: HUP reloads configuration, users, aliases and certificates;\n"
-	  "USR1 runs the queue; TERM and INT stop.\n" },
-	{ "passwd", "postie passwd",
-	  "Reads a password (twice on a terminal, else one line of stdin) and\n"
-	  "prints its SHA-512-crypt ($6$) hash for the users file.\n" },
-	{ "user", "postie user [-c FILE] add|del|passwd|list|test [NAME]",
-	  "Manages the users file named by the configuration's `users` line.\n"
-	  "  add NAME [--no-login]  a new user; asks for the password (a user\n"
-	  "                         with --no-login receives mail, never logs in)\n"
-	  "  del NAME               removes the user's line\n"
-	  "  passwd NAME            sets a new password, keeping the line's other fields\n"
-	  "  list                   the users, one per line, in file order\n"
-	  "  test NAME              checks a password as a login would (exit 0 if right)\n"
-	  "Edits keep comments and order, and replace the file in one rename;\n"
-	  "they wait for each other (a lock on FILE.lock beside it).\n"
-	  "The daemon reads the new file on SIGHUP. Exit 0; 65 for a bad name\n"
-	  "or file; 77 when the file or its folder is not writable for you.\n" },
-	{ "status", "postie status [-c FILE]",
-	  "What the running daemon is doing: uptime, sessions per service,\n"
-	  "connection slots and TLS sessions in use, the queue (size, oldest\n"
-	  "message), the last relay error and the addresses banned for failed\n"
-	  "logins. It asks over spool_dir/postie.ctl, which only the user that\n"
-	  "started the daemon (root) may open. Exit 0; 69 with no daemon; 77\n"
-	  "for any other user.\n" },
-	{ "sendmail", "postie sendmail [-C FILE] [-t] [-i] [-f ADDR] [-F NAME] [-q] [-bp] [RCPT...]",
-	  "Queues a message read from stdin (also when started as `sendmail`);\n"
-	  "works whether or not the daemon runs. -q asks the daemon to run the\n"
-	  "queue now; -bp lists it.\n" },
-	{ "mailq", "postie mailq [-C FILE]",
-	  "Lists the queue: id, size, arrival, sender, recipients and why each\n"
-	  "waits (also when started as `mailq`).\n" },
-	{ "help", "postie help [COMMAND]   (or: postie --help)",
-	  "This list, or the help of one command.\n" },
+	HELP("daemon", 1, NULL, "postie [-c FILE] [-t] [-V]",
+	     "Runs the mail server in the foreground (procd and systemd want that).\n"
+	     "  -c FILE  configuration (default " CLI_DEFAULT_CONF ")\n"
+	     "  -t       check the configuration as start-up would, then exit:\n"
+	     "           0, or 1 with FILE:LINE: cause\n"
+	     "  -V       version, compiled-in features and limits\n"
+	     "Signals: HUP reloads configuration, users"
+	     WITH(CONFIG_ALIASES, ", aliases") WITH(CONFIG_TLS, ", certificates")
+	     WITH(CONFIG_RELAY, ";\nUSR1 runs the queue") "; TERM and INT stop.\n"),
+	HELP("passwd", CONFIG_AUTH, "CONFIG_AUTH", "postie passwd",
+	     "Reads a password (twice on a terminal, else one line of stdin) and\n"
+	     "prints its SHA-512-crypt ($6$) hash for the users file.\n"),
+	HELP("user", 1, NULL,
+	     "postie user [-c FILE] add|del|" WITH(CONFIG_AUTH, "passwd|") "list"
+	     WITH(CONFIG_AUTH, "|test") " [NAME]",
+	     "Manages the users file named by the configuration's `users` line.\n"
+	     WITH(CONFIG_AUTH,
+	     "  add NAME [--no-login]  a new user; asks for the password (a user\n"
+	     "                         with --no-login receives mail, never logs in)\n")
+	     WITHOUT(CONFIG_AUTH,
+	     "  add NAME --no-login    a new user, who receives mail (this build\n"
+	     "                         has no logins: CONFIG_AUTH)\n")
+	     "  del NAME               removes the user's line\n"
+	     WITH(CONFIG_AUTH,
+	     "  passwd NAME            sets a new password, keeping the line's other fields\n")
+	     "  list                   the users, one per line, in file order\n"
+	     WITH(CONFIG_AUTH,
+	     "  test NAME              checks a password as a login would (exit 0 if right)\n")
+	     "Edits keep comments and order, and replace the file in one rename;\n"
+	     "they wait for each other (a lock on FILE.lock beside it).\n"
+	     "The daemon reads the new file on SIGHUP. Exit 0; 65 for a bad name\n"
+	     "or file; 77 when the file or its folder is not writable for you.\n"),
+	HELP("status", 1, NULL, "postie status [-c FILE]",
+	     "What the running daemon is doing: uptime, sessions per service,\n"
+	     "connection slots" WITH(CONFIG_TLS, " and TLS sessions") " in use"
+	     WITH(CONFIG_RELAY, ", the queue (size, oldest\n"
+		  "message), the last relay error")
+	     WITH(CONFIG_AUTH, ", the addresses banned for failed\n"
+		  "logins") ". It asks over spool_dir/postie.ctl, which only the user that\n"
+	     "started the daemon (root) may open. Exit 0; 69 with no daemon; 77\n"
+	     "for any other user.\n"),
+	HELP("sendmail", CONFIG_SENDMAIL, "CONFIG_SENDMAIL",
+	     "postie sendmail [-C FILE] [-t] [-i] [-f ADDR] [-F NAME] [-q] [-bp] [RCPT...]",
+	     "Queues a message read from stdin (also when started as `sendmail`);\n"
+	     "works whether or not the daemon runs. -q asks the daemon to run the\n"
+	     "queue now; -bp lists it.\n"),
+	HELP("mailq", CONFIG_SENDMAIL, "CONFIG_SENDMAIL", "postie mailq [-C FILE]",
+	     "Lists the queue: id, size, arrival, sender, recipients and why each\n"
+	     "waits (also when started as `mailq`).\n"),
+	HELP("help", 1, NULL, "postie help [COMMAND]   (or: postie --help)",
+	     "This list, or the help of one command.\n"),
 };
-
-/* A command this build has (passwd needs AUTH, sendmail/mailq SENDMAIL). */
-static int built(const char *name)
-{
-	if (strcmp(name, "passwd") == 0)
-		return CONFIG_AUTH;
-	if (strcmp(name, "sendmail") == 0 || strcmp(name, "mailq") == 0)
-		return CONFIG_SENDMAIL;
-	return 1;
-}
 
 static void usage_all(int fd)
 {
@@ -103,7 +122,7 @@ static void usage_all(int fd)
 			dprintf(fd, "%s%s", n++ ? ", " : " (", parts[i].name);
 	fdio_out(fd, n ? ")\n\nusage:\n" : "\n\nusage:\n");
 	for (size_t i = 0; i < ARRAY_LEN(helps); i++)
-		if (built(helps[i].name))
+		if (helps[i].synopsis)
 			dprintf(fd, "  %s\n", helps[i].synopsis);
 	fdio_out(fd, "\n`postie help COMMAND` explains one.\n");
 }
@@ -114,14 +133,23 @@ void cli_usage(void)
 	exit(EX_USAGE_);
 }
 
-/* The help of command name on fd; -1 if there is no such command. */
+/* The help of command name on fd; -1 if there is no such command, -2
+ * (and why on stderr) if this build does not have it. */
 static int help_of(int fd, const char *name)
 {
-	for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++) {
-		if (strcmp(name, helps[i].name) == 0) {
-			dprintf(fd, "usage: %s\n\n%s", helps[i].synopsis, helps[i].text);
-			return 0;
+	for (size_t i = 0; i < ARRAY_LEN(helps); i++) {
+		const struct help *h = &helps[i];
+
+		if (strcmp(name, h->name) != 0)
+			continue;
+		/* (a build with every command has no refusal) */
+		if ((!CONFIG_AUTH || !CONFIG_SENDMAIL) && !h->synopsis) {
+			dprintf(2, "postie help: %s is not in this build (needs %s)\n",
+				name, h->text);
+			return -2;
 		}
+		dprintf(fd, "usage: %s\n\n%s", h->synopsis, h->text);
+		return 0;
 	}
 	return -1;
 }
@@ -132,8 +160,10 @@ int cli_help(int argc, char **argv)
 		usage_all(1);
 		return 0;
 	}
-	if (help_of(1, argv[1]) == 0)
-		return 0;
+	switch (help_of(1, argv[1])) {
+	case 0: return 0;
+	case -2: return EX_UNAVAILABLE_;
+	}
 	dprintf(2, "postie help: no command '%s'\n\n", argv[1]);
 	usage_all(2);
 	return EX_USAGE_;

@@ -279,8 +279,8 @@ static void reload(void)
 			conf_path);
 		return;
 	}
-	if (c->nlisten != conf->nlisten ||
-	    memcmp(c->listen, conf->listen, sizeof(c->listen)) != 0)
+	if (CONFIG_LISTEN && (c->nlisten != conf->nlisten ||
+			      memcmp(c->listen, conf->listen, sizeof(c->listen)) != 0))
 		log_msg(LOGL_WARN, "reload: listener changes need a restart");
 	if (strcmp(c->run_as, conf->run_as) != 0)
 		log_msg(LOGL_WARN, "reload: run_as changes need a restart");
@@ -373,7 +373,8 @@ static void sweep_dir(const char *dir, int old, int depth)
 	char tail[24], buf[64], sub[CONF_PATH_MAX + 320];
 	struct dirent *e;
 	size_t dl = strlen(dir), il = strlen("/" IDX_DIR);
-	int in_idx = dl >= il && strcmp(dir + dl - il, "/" IDX_DIR) == 0;
+	int in_idx = CONFIG_MAILBOX_INDEX && dl >= il &&
+		     strcmp(dir + dl - il, "/" IDX_DIR) == 0;
 	DIR *d = opendir(dir);
 
 	if (!d)
@@ -535,9 +536,11 @@ static void check_postmaster(const char *cpath)
 				   on_alias_target, &n) > 0)
 			continue;
 		dprintf(2, "postie: %s: warning: no user or alias %s: mail to %s "
-			"(%s) fails, and a bounce nobody takes is kept in "
-			"%s/bad; ", cpath, names[i], names[i], why[i],
-			conf->spool_dir);
+			"(%s) fails", cpath, names[i], names[i], why[i]);
+		if (CONFIG_RELAY)       /* bounces are the relay's */
+			dprintf(2, ", and a bounce nobody takes is kept in %s/bad",
+				conf->spool_dir);
+		fdio_out(2, "; ");
 		if (!CONFIG_ALIASES)
 			dprintf(2, "add the user %s (postie user add %s)\n",
 				names[i], names[i]);
@@ -700,7 +703,7 @@ static int daemon_main(int argc, char **argv)
 	log_msg(LOGL_INFO, "postie %s started: %d listener%s, %d user%s, pid %d",
 		POSTIE_VERSION, nlisteners, plural(nlisteners), users->n,
 		plural(users->n), (int)getpid());
-	for (int i = 0; i < conf->nlisten; i++)
+	for (int i = 0; CONFIG_LISTEN && i < conf->nlisten; i++)
 		log_msg(LOGL_INFO, "listening for %s on %s",
 			conf_service_name(conf->listen[i].kind), conf->listen[i].text);
 	logw.fd = 2;
@@ -718,8 +721,10 @@ static int daemon_main(int argc, char **argv)
 		}
 		if (got_usr1) {
 			got_usr1 = 0;
-			log_msg(LOGL_INFO, "queue run requested");
-			relay_run_now();
+			if (CONFIG_RELAY) {
+				log_msg(LOGL_INFO, "queue run requested");
+				relay_run_now();
+			}
 		}
 	}
 	log_msg(LOGL_INFO, "stopping (signal); longest loop stall %ld.%03ld ms; "

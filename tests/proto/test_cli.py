@@ -95,14 +95,38 @@ class HelpTest(harness.TestCase):
     def test_help_of_one_command(self):
         r = run("help", "user")
         self.assertEqual(r.returncode, 0)
-        for sub in ("add NAME", "del NAME", "passwd NAME", "list", "test NAME"):
-            self.assertIn(sub, r.stdout.decode())
+        # passwd and test are logins' (CONFIG_AUTH): offered only with them
+        logins = "auth" in harness.features()
+        for sub in ("add NAME", "del NAME", "list", "passwd NAME", "test NAME"):
+            login_only = sub in ("passwd NAME", "test NAME")
+            self.assertEqual(sub in r.stdout.decode(), logins or not login_only, sub)
         # each exit code the command uses (StatusTest, UserTest) is named
         self.assertIn("77 when the file", r.stdout.decode())
         self.assertIn("69 with no daemon; 77", run("help", "status").stdout.decode())
         r = run("help", "nosuch")
         self.assertEqual(r.returncode, 64)
         self.assertIn("no command 'nosuch'", r.stderr.decode())
+
+    def test_help_of_a_command_not_built(self):
+        """A command this build lacks has no help text, only the option
+        it needs; the others' help names only what the build has."""
+        f = harness.features()
+        for c, feature, option in (("passwd", "auth", "CONFIG_AUTH"),
+                                   ("sendmail", "sendmail", "CONFIG_SENDMAIL"),
+                                   ("mailq", "sendmail", "CONFIG_SENDMAIL")):
+            r = run("help", c)
+            if feature in f:
+                self.assertEqual(r.returncode, 0, c)
+                continue
+            self.assertEqual(r.returncode, 69, c)
+            self.assertEqual(r.stdout, b"", c)
+            self.assertIn("postie help: %s is not in this build (needs %s)" % (c, option),
+                          r.stderr.decode())
+        daemon = run("help", "daemon").stdout.decode()
+        self.assertEqual("USR1 runs the queue" in daemon, "relay" in f)
+        status = run("help", "status").stdout.decode()
+        self.assertEqual("the queue" in status, "relay" in f)
+        self.assertEqual("TLS sessions" in status, "tls" in f)
 
     def test_unknown_option_shows_usage(self):
         for opt in ("--bogus", "-Q"):
