@@ -1,126 +1,144 @@
 /* tls_errors — BearSSL's numeric errors in words, for the log and for the
  * reason the queue records (what `mailq` and a bounce show). Owns only
  * text: tls_strerror() is pure; tls_explain() adds what a client session
- * learnt of the server's certificate (its name). Every code BearSSL
- * defines has a phrase; an unknown one is printed as a number. */
+ * learnt of the server's certificate (its name). Every code a TLS client
+ * can meet has a phrase; any other is printed as a number. */
 #include "tls/tls.h"
 
 #include <bearssl.h>
 #include <stdio.h>
 #include <string.h>
 
-struct err_text {
-	int code;
-	const char *text;
+#include "core/util.h"
+
+/* The texts are packed: a NUL after each, a code byte each in a parallel
+ * array made from the same list, and the prefixes many texts share
+ * stored once (a text starting with byte N, 1..5, has prefix N). */
+#define HS "\1"                 /* handshake failure: */
+#define PROTO "\2"              /* protocol error: */
+#define CERT "\3"               /* bad certificate: */
+#define UNTRUSTED "\4"          /* certificate not trusted: */
+#define CERT_KEY "\5"           /* certificate key */
+
+static const char *const prefixes[] = {
+	"", "handshake failure: ", "protocol error: ", "bad certificate: ",
+	"certificate not trusted: ", "certificate key ",
 };
 
-static const struct err_text errs[] = {
-	{ BR_ERR_BAD_PARAM, "internal error (bad parameter)" },
-	{ BR_ERR_BAD_STATE, "internal error (bad state)" },
-	{ BR_ERR_UNSUPPORTED_VERSION, "handshake failure: no common TLS version (TLS 1.2 needed)" },
-	{ BR_ERR_BAD_VERSION, "handshake failure: the server changed the TLS version" },
-	{ BR_ERR_BAD_LENGTH, "protocol error: bad record length" },
-	{ BR_ERR_TOO_LARGE, "protocol error: record too large" },
-	{ BR_ERR_BAD_MAC, "protocol error: bad record MAC (data corrupted)" },
-	{ BR_ERR_NO_RANDOM, "internal error: no random source" },
-	{ BR_ERR_UNKNOWN_TYPE, "protocol error: unknown record type" },
-	{ BR_ERR_UNEXPECTED, "protocol error: unexpected message" },
-	{ BR_ERR_BAD_CCS, "protocol error: bad ChangeCipherSpec" },
-	{ BR_ERR_BAD_ALERT, "protocol error: bad alert" },
-	{ BR_ERR_BAD_HANDSHAKE, "handshake failure: malformed handshake message" },
-	{ BR_ERR_OVERSIZED_ID, "handshake failure: oversized session id" },
-	{ BR_ERR_BAD_CIPHER_SUITE, "handshake failure: no common cipher suite (ECDHE with AES-GCM or ChaCha20 needed)" },
-	{ BR_ERR_BAD_COMPRESSION, "handshake failure: the server chose compression" },
-	{ BR_ERR_BAD_FRAGLEN, "handshake failure: bad maximum fragment length" },
-	{ BR_ERR_BAD_SECRENEG, "handshake failure: bad secure renegotiation" },
-	{ BR_ERR_EXTRA_EXTENSION, "handshake failure: unexpected extension" },
-	{ BR_ERR_BAD_SNI, "handshake failure: bad server name indication" },
-	{ BR_ERR_BAD_HELLO_DONE, "handshake failure: bad ServerHelloDone" },
-	{ BR_ERR_LIMIT_EXCEEDED, "handshake failure: a limit was exceeded" },
-	{ BR_ERR_BAD_FINISHED, "handshake failure: bad Finished message" },
-	{ BR_ERR_RESUME_MISMATCH, "handshake failure: session resumption mismatch" },
-	{ BR_ERR_INVALID_ALGORITHM, "handshake failure: unsupported algorithm" },
-	{ BR_ERR_BAD_SIGNATURE, "handshake failure: bad key exchange signature" },
-	{ BR_ERR_WRONG_KEY_USAGE, "certificate key usage forbids this use" },
-	{ BR_ERR_NO_CLIENT_AUTH, "handshake failure: client certificate required" },
-	{ BR_ERR_IO, "connection error during TLS" },
-	{ BR_ERR_X509_INVALID_VALUE, "bad certificate: invalid value" },
-	{ BR_ERR_X509_TRUNCATED, "bad certificate: truncated" },
-	{ BR_ERR_X509_EMPTY_CHAIN, "the server sent no certificate" },
-	{ BR_ERR_X509_INNER_TRUNC, "bad certificate: inner element truncated" },
-	{ BR_ERR_X509_BAD_TAG_CLASS, "bad certificate: bad DER tag class" },
-	{ BR_ERR_X509_BAD_TAG_VALUE, "bad certificate: bad DER tag" },
-	{ BR_ERR_X509_INDEFINITE_LENGTH, "bad certificate: indefinite length" },
-	{ BR_ERR_X509_EXTRA_ELEMENT, "bad certificate: extra element" },
-	{ BR_ERR_X509_UNEXPECTED, "bad certificate: unexpected element" },
-	{ BR_ERR_X509_NOT_CONSTRUCTED, "bad certificate: element not constructed" },
-	{ BR_ERR_X509_NOT_PRIMITIVE, "bad certificate: element not primitive" },
-	{ BR_ERR_X509_PARTIAL_BYTE, "bad certificate: partial byte in a bit string" },
-	{ BR_ERR_X509_BAD_BOOLEAN, "bad certificate: bad boolean" },
-	{ BR_ERR_X509_OVERFLOW, "bad certificate: value overflow" },
-	{ BR_ERR_X509_BAD_DN, "bad certificate: bad distinguished name" },
-	{ BR_ERR_X509_BAD_TIME, "bad certificate: bad validity date" },
-	{ BR_ERR_X509_UNSUPPORTED, "certificate uses an unsupported feature" },
-	{ BR_ERR_X509_LIMIT_EXCEEDED, "certificate chain too long or too large" },
-	{ BR_ERR_X509_WRONG_KEY_TYPE, "certificate key type does not match" },
-	{ BR_ERR_X509_BAD_SIGNATURE, "certificate not trusted: bad signature" },
-	{ BR_ERR_X509_TIME_UNKNOWN, "certificate not checked: the clock is not set" },
-	{ BR_ERR_X509_EXPIRED, "certificate expired (or not yet valid)" },
-	{ BR_ERR_X509_DN_MISMATCH, "certificate chain broken: issuer name mismatch" },
-	{ BR_ERR_X509_BAD_SERVER_NAME, "name mismatch" },
-	{ BR_ERR_X509_CRITICAL_EXTENSION, "certificate has an unknown critical extension" },
-	{ BR_ERR_X509_NOT_CA, "certificate not trusted: issued by a certificate that is not a CA" },
-	{ BR_ERR_X509_FORBIDDEN_KEY_USAGE, "certificate key usage forbids a server" },
-	{ BR_ERR_X509_WEAK_PUBLIC_KEY, "certificate key too weak" },
-	{ BR_ERR_X509_NOT_TRUSTED, "certificate not trusted: unknown issuer" },
-};
+/* The errors a TLS client meets (tls_explain is the SMTP client's); a
+ * code only a server raises (no client certificate, a bad SNI in a
+ * ClientHello) is printed as its number. */
+#define ERRORS(X) \
+	X(BR_ERR_BAD_PARAM, "internal error (bad parameter)") \
+	X(BR_ERR_BAD_STATE, "internal error (bad state)") \
+	X(BR_ERR_UNSUPPORTED_VERSION, HS "no common TLS version (TLS 1.2 needed)") \
+	X(BR_ERR_BAD_VERSION, HS "the server changed the TLS version") \
+	X(BR_ERR_BAD_LENGTH, PROTO "bad record length") \
+	X(BR_ERR_TOO_LARGE, PROTO "record too large") \
+	X(BR_ERR_BAD_MAC, PROTO "bad record MAC (data corrupted)") \
+	X(BR_ERR_NO_RANDOM, "internal error: no random source") \
+	X(BR_ERR_UNKNOWN_TYPE, PROTO "unknown record type") \
+	X(BR_ERR_UNEXPECTED, PROTO "unexpected message") \
+	X(BR_ERR_BAD_CCS, PROTO "bad ChangeCipherSpec") \
+	X(BR_ERR_BAD_ALERT, PROTO "bad alert") \
+	X(BR_ERR_BAD_HANDSHAKE, HS "malformed handshake message") \
+	X(BR_ERR_OVERSIZED_ID, HS "oversized session id") \
+	X(BR_ERR_BAD_CIPHER_SUITE, HS "no common cipher suite (ECDHE with AES-GCM or ChaCha20 needed)") \
+	X(BR_ERR_BAD_COMPRESSION, HS "the server chose compression") \
+	X(BR_ERR_BAD_FRAGLEN, HS "bad maximum fragment length") \
+	X(BR_ERR_BAD_SECRENEG, HS "bad secure renegotiation") \
+	X(BR_ERR_EXTRA_EXTENSION, HS "unexpected extension") \
+	X(BR_ERR_BAD_HELLO_DONE, HS "bad ServerHelloDone") \
+	X(BR_ERR_LIMIT_EXCEEDED, HS "a limit was exceeded") \
+	X(BR_ERR_BAD_FINISHED, HS "bad Finished message") \
+	X(BR_ERR_RESUME_MISMATCH, HS "session resumption mismatch") \
+	X(BR_ERR_INVALID_ALGORITHM, HS "unsupported algorithm") \
+	X(BR_ERR_BAD_SIGNATURE, HS "bad key exchange signature") \
+	X(BR_ERR_WRONG_KEY_USAGE, CERT_KEY "usage forbids this use") \
+	X(BR_ERR_IO, "connection error during TLS") \
+	X(BR_ERR_X509_INVALID_VALUE, CERT "invalid value") \
+	X(BR_ERR_X509_TRUNCATED, CERT "truncated") \
+	X(BR_ERR_X509_EMPTY_CHAIN, "the server sent no certificate") \
+	X(BR_ERR_X509_INNER_TRUNC, CERT "inner element truncated") \
+	X(BR_ERR_X509_BAD_TAG_CLASS, CERT "bad DER tag class") \
+	X(BR_ERR_X509_BAD_TAG_VALUE, CERT "bad DER tag") \
+	X(BR_ERR_X509_INDEFINITE_LENGTH, CERT "indefinite length") \
+	X(BR_ERR_X509_EXTRA_ELEMENT, CERT "extra element") \
+	X(BR_ERR_X509_UNEXPECTED, CERT "unexpected element") \
+	X(BR_ERR_X509_NOT_CONSTRUCTED, CERT "element not constructed") \
+	X(BR_ERR_X509_NOT_PRIMITIVE, CERT "element not primitive") \
+	X(BR_ERR_X509_PARTIAL_BYTE, CERT "partial byte in a bit string") \
+	X(BR_ERR_X509_BAD_BOOLEAN, CERT "bad boolean") \
+	X(BR_ERR_X509_OVERFLOW, CERT "value overflow") \
+	X(BR_ERR_X509_BAD_DN, CERT "bad distinguished name") \
+	X(BR_ERR_X509_BAD_TIME, CERT "bad validity date") \
+	X(BR_ERR_X509_UNSUPPORTED, "certificate uses an unsupported feature") \
+	X(BR_ERR_X509_LIMIT_EXCEEDED, "certificate chain too long or too large") \
+	X(BR_ERR_X509_WRONG_KEY_TYPE, CERT_KEY "type does not match") \
+	X(BR_ERR_X509_BAD_SIGNATURE, UNTRUSTED "bad signature") \
+	X(BR_ERR_X509_TIME_UNKNOWN, "certificate not checked: the clock is not set") \
+	X(BR_ERR_X509_EXPIRED, "certificate expired (or not yet valid)") \
+	X(BR_ERR_X509_DN_MISMATCH, "certificate chain broken: issuer name mismatch") \
+	X(BR_ERR_X509_BAD_SERVER_NAME, "name mismatch") \
+	X(BR_ERR_X509_CRITICAL_EXTENSION, "certificate has an unknown critical extension") \
+	X(BR_ERR_X509_NOT_CA, UNTRUSTED "issued by a certificate that is not a CA") \
+	X(BR_ERR_X509_FORBIDDEN_KEY_USAGE, CERT_KEY "usage forbids a server") \
+	X(BR_ERR_X509_WEAK_PUBLIC_KEY, CERT_KEY "too weak") \
+	X(BR_ERR_X509_NOT_TRUSTED, UNTRUSTED "unknown issuer")
 
 /* TLS alert descriptions (RFC 5246 §7.2). */
-static const struct err_text alerts[] = {
-	{ 0, "close_notify" }, { 10, "unexpected_message" }, { 20, "bad_record_mac" },
-	{ 22, "record_overflow" }, { 40, "handshake_failure" }, { 42, "bad_certificate" },
-	{ 43, "unsupported_certificate" }, { 44, "certificate_revoked" },
-	{ 45, "certificate_expired" }, { 46, "certificate_unknown" },
-	{ 47, "illegal_parameter" }, { 48, "unknown_ca" }, { 49, "access_denied" },
-	{ 50, "decode_error" }, { 51, "decrypt_error" }, { 70, "protocol_version" },
-	{ 71, "insufficient_security" }, { 80, "internal_error" },
-	{ 90, "user_canceled" }, { 100, "no_renegotiation" },
-	{ 110, "unsupported_extension" }, { 112, "unrecognized_name" },
-};
+#define ALERTS(X) \
+	X(0, "close_notify") X(10, "unexpected_message") X(20, "bad_record_mac") \
+	X(22, "record_overflow") X(40, "handshake_failure") X(42, "bad_certificate") \
+	X(43, "unsupported_certificate") X(44, "certificate_revoked") \
+	X(45, "certificate_expired") X(46, "certificate_unknown") \
+	X(47, "illegal_parameter") X(48, "unknown_ca") X(49, "access_denied") \
+	X(50, "decode_error") X(51, "decrypt_error") X(70, "protocol_version") \
+	X(71, "insufficient_security") X(80, "internal_error") \
+	X(90, "user_canceled") X(100, "no_renegotiation") \
+	X(110, "unsupported_extension") X(112, "unrecognized_name")
 
-static const char *lookup(const struct err_text *t, size_t n, int code)
+#define CODE(code, text) code,
+#define TEXT(code, text) text "\0"
+
+static const unsigned char err_codes[] = { ERRORS(CODE) };
+static const char err_texts[] = ERRORS(TEXT);
+static const unsigned char alert_codes[] = { ALERTS(CODE) };
+static const char alert_texts[] = ALERTS(TEXT);
+
+/* The text of code in a packed list, or NULL. */
+static const char *lookup(const unsigned char *codes, size_t n, const char *texts,
+			  int code)
 {
-	for (size_t i = 0; i < n; i++)
-		if (t[i].code == code)
-			return t[i].text;
+	for (size_t i = 0; i < n; i++, texts += strlen(texts) + 1)
+		if (codes[i] == code)
+			return texts;
 	return NULL;
 }
 
 const char *tls_strerror(int err)
 {
 	static char buf[96];
+	int alert = err - (err >= BR_ERR_SEND_FATAL_ALERT ? BR_ERR_SEND_FATAL_ALERT
+							  : BR_ERR_RECV_FATAL_ALERT);
 	const char *s;
 
 	if (err == BR_ERR_OK)
 		return "no error";
-	if (err >= BR_ERR_RECV_FATAL_ALERT && err < BR_ERR_SEND_FATAL_ALERT) {
-		s = lookup(alerts, sizeof(alerts) / sizeof(alerts[0]),
-			   err - BR_ERR_RECV_FATAL_ALERT);
-		snprintf(buf, sizeof(buf), "handshake failure: the peer sent alert "
-			 "%d (%s)", err - BR_ERR_RECV_FATAL_ALERT, s ? s : "unknown");
+	if (err >= BR_ERR_RECV_FATAL_ALERT) {
+		s = lookup(alert_codes, sizeof(alert_codes), alert_texts, alert);
+		snprintf(buf, sizeof(buf), "%s%s alert %d (%s)", prefixes[1],
+			 err >= BR_ERR_SEND_FATAL_ALERT ? "sent" : "the peer sent",
+			 alert, s ? s : "unknown");
 		return buf;
 	}
-	if (err >= BR_ERR_SEND_FATAL_ALERT) {
-		s = lookup(alerts, sizeof(alerts) / sizeof(alerts[0]),
-			   err - BR_ERR_SEND_FATAL_ALERT);
-		snprintf(buf, sizeof(buf), "handshake failure: sent alert %d (%s)",
-			 err - BR_ERR_SEND_FATAL_ALERT, s ? s : "unknown");
-		return buf;
-	}
-	s = lookup(errs, sizeof(errs) / sizeof(errs[0]), err);
-	if (s)
+	s = lookup(err_codes, sizeof(err_codes), err_texts, err);
+	if (!s)
+		snprintf(buf, sizeof(buf), "TLS error %d", err);
+	else if ((unsigned char)s[0] < ARRAY_LEN(prefixes))
+		snprintf(buf, sizeof(buf), "%s%s", prefixes[(unsigned char)s[0]], s + 1);
+	else
 		return s;
-	snprintf(buf, sizeof(buf), "TLS error %d", err);
 	return buf;
 }
 

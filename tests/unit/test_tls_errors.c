@@ -22,6 +22,16 @@ void test_tls_errors(void)
 		{ 256 + 99, "handshake failure: the peer sent alert 99 (unknown)" },
 		{ 512 + 42, "handshake failure: sent alert 42 (bad_certificate)" },
 		{ 61, "TLS error 61" },
+		/* shared prefixes stored once, whole texts out */
+		{ 1, "internal error (bad parameter)" },
+		{ 5, "protocol error: bad record length" },
+		{ 37, "bad certificate: bad DER tag class" },
+		{ 60, "certificate key too weak" },
+		{ 256 + 0, "handshake failure: the peer sent alert 0 (close_notify)" },
+		{ 512 + 112, "handshake failure: sent alert 112 (unrecognized_name)" },
+		/* only a server raises these (no client certificate, bad SNI) */
+		{ 29, "TLS error 29" },
+		{ 21, "TLS error 21" },
 		{ 512 + 487, "handshake failure: sent alert 487 (unknown)" },
 	};
 
