@@ -92,15 +92,6 @@ LIB_OBJS := $(filter-out $(O)/obj/main.o $(O)/obj/cli.o $(O)/obj/status.o,$(OBJS
 
 all: $(O)/postie
 
-# musl, BearSSL and udns call libc_small's functions; where the libraries
-# are 32-bit MIPS code (DEPS_TARGET = TARGET) and postie's objects MIPS16,
-# their tail calls (j) cannot switch ISA modes in non-abicalls code ("jump
-# between ISA modes" at link): libc_small is then built like the libraries.
-ifeq ($(DEPS_TARGET),$(TARGET))
-$(O)/obj/core/libc_small.o: private OBJ_CFLAGS :=
-$(O)/obj/core/libc_small.o: Makefile
-endif
-
 # --- configuration ----------------------------------------------------
 KCONFIG_FILES := Kconfig
 $(O)/config.mk $(O)/include/autoconf.h: $(KCONFIG_FILES) $(filter-out -,$(CONFIG_SRC)) toolchain/kconfig.py | host-tools
@@ -121,8 +112,9 @@ allnoconfig allyesconfig randconfig olddefconfig savedefconfig: host-tools
 # --- build ------------------------------------------------------------
 # Everything is rebuilt when the compiler or its flags change (a toolchain
 # file edited, EXTRA_CFLAGS given): objects built for another link, say
-# non-PIE ones for a static PIE, must not be mixed in.
-BUILD_FLAGS = $(CC) $(ALL_CFLAGS) : $(ALL_LDFLAGS) $(LD_START) $(LD_END) $(LIBS)
+# non-PIE ones for a static PIE, must not be mixed in. DEPS_CFLAGS (toolchain/<t>.mk,
+# the libraries' own flags) is in: new libraries are linked anew.
+BUILD_FLAGS = $(CC) $(ALL_CFLAGS) $(DEPS_CFLAGS) : $(ALL_LDFLAGS) $(LD_START) $(LD_END) $(LIBS)
 $(O)/flags: FORCE
 	@mkdir -p $(O)
 	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' >$@

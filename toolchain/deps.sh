@@ -50,9 +50,12 @@ TRIPLE=$(mkvar TARGET_TRIPLE)
 CC=$(mkvar CC)
 AR=$(mkvar AR)
 ARCH_CFLAGS=$(mkvar ARCH_CFLAGS)
+# The libraries' own flags (the MIPS targets: -minterlink-compressed).
+DEPS_CFLAGS=$(mkvar DEPS_CFLAGS)
 CROSS=${AR%ar}		# binutils prefix, e.g. mips-linux-gnu-
-# What the Makefile uses for postie itself (ARCH_CFLAGS has -fno-pie).
-CFLAGS_DEP="-Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables $ARCH_CFLAGS"
+# What the Makefile uses for postie itself (ARCH_CFLAGS has -fno-pie),
+# and DEPS_CFLAGS.
+CFLAGS_DEP="-Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables $ARCH_CFLAGS $DEPS_CFLAGS"
 case $CC in "$O"/*) OWN_LIBC=1 ;; *) OWN_LIBC= ;; esac
 
 if [ -n "$OWN_LIBC" ]; then
@@ -126,7 +129,7 @@ fetch bearssl udns
 if [ -n "$OWN_LIBC" ]; then
 	SYS=$O/sysroot
 	rm -rf "$SYS"
-	echo "deps: $T: musl ($ARCH_CFLAGS)"
+	echo "deps: $T: musl ($ARCH_CFLAGS $DEPS_CFLAGS)"
 	unpack musl
 	# ARCH_CFLAGS has -mno-abicalls (non-PIC code: direct calls, no GOT,
 	# about a tenth less code), which gcc refuses next to -fPIC: musl's
@@ -140,7 +143,7 @@ if [ -n "$OWN_LIBC" ]; then
 		step musl-configure ./configure --prefix="$SYS" --syslibdir="$SYS/lib" \
 			--target="$TRIPLE" --disable-shared --enable-wrapper=gcc \
 			CROSS_COMPILE="$CROSS" CC="${CROSS}gcc" \
-			CFLAGS="-Os -ffunction-sections -fdata-sections $ARCH_CFLAGS" &&
+			CFLAGS="-Os -ffunction-sections -fdata-sections $ARCH_CFLAGS $DEPS_CFLAGS" &&
 		step musl-make make -j"$JOBS" install)
 
 	soft_fp

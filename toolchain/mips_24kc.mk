@@ -21,6 +21,13 @@ SIZE          = mips-linux-gnu-size
 OBJDUMP       = mips-linux-gnu-objdump
 READELF       = mips-linux-gnu-readelf
 ARCH_CFLAGS   = -march=24kc -msoft-float -fno-pie -mno-abicalls
+# DEPS_CFLAGS: for the libraries only (toolchain/deps.sh: musl, udns,
+# BearSSL, soft-fp). Non-abicalls MIPS code makes a tail call a `j`, which
+# cannot switch to MIPS16 code (ld: "jump between ISA modes"); with
+# -minterlink-compressed gcc makes such calls a `jal` (ld turns it into
+# `jalx` where the callee is MIPS16), so MIPS16 code may define what the
+# libraries call: postie's libc_small (printf family, strtol, malloc...).
+DEPS_CFLAGS   = -minterlink-compressed
 # common-page-size=16: ld's MIPS script otherwise starts the data segment
 # (92 bytes on the alerts board) on a page of its own in the file, after up
 # to 4 KiB of padding; now it follows the code, on the same file page
