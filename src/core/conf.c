@@ -554,49 +554,48 @@ struct directive {
 	const char *needs;      /* the missing option(s), when fn is NULL */
 };
 
-#define DIR(name, lo, hi, rep, on, fn, needs) \
-	{ name, lo, hi, rep, (on) ? fn : NULL, (on) ? NULL : needs }
-#define ALWAYS(name, lo, hi, rep, fn) DIR(name, lo, hi, rep, 1, fn, NULL)
-#define RELAY(name, lo, hi, rep, fn) \
-	DIR(name, lo, hi, rep, CONFIG_RELAY, fn, "CONFIG_RELAY")
+/* The parser where the option is on, else the option it needs. */
+#define ONLY(on, fn, needs) (on) ? fn : NULL, (on) ? NULL : needs
+#define ALWAYS(fn) fn, NULL
+#define RELAY(fn) ONLY(CONFIG_RELAY, fn, "CONFIG_RELAY")
 #define TLS_SERVER_NEEDS \
 	"CONFIG_TLS and a server: CONFIG_SMTP_SERVER, CONFIG_POP3 or CONFIG_IMAP"
 
 static const struct directive directives[] = {
-	ALWAYS("hostname", 1, 1, 0, d_hostname),
-	ALWAYS("listen", 2, 2, 1, d_listen),
-	ALWAYS("users", 1, 1, 0, d_users),
-	DIR("aliases", 1, 1, 0, CONFIG_ALIASES, d_aliases, "CONFIG_ALIASES"),
-	ALWAYS("mail_dir", 1, 1, 0, d_mail_dir),
-	ALWAYS("spool_dir", 1, 1, 0, d_spool_dir),
-	ALWAYS("local_domains", 1, CONF_MAX_ARGS - 1, 1, d_local_domains),
-	ALWAYS("max_message_size", 1, 1, 0, d_max_message_size),
-	ALWAYS("max_connections", 1, 1, 0, d_max_connections),
-	ALWAYS("log_stall_ms", 1, 1, 0, d_log_stall_ms),
-	ALWAYS("max_connections_per_ip", 1, 1, 0, d_max_connections_per_ip),
-	ALWAYS("run_as", 1, 1, 0, d_run_as),
-	ALWAYS("log", 1, 1, 0, d_log),
-	DIR("tls_cert", 1, 1, 0, CONFIG_TLS_SERVER, d_tls_cert, TLS_SERVER_NEEDS),
-	DIR("tls_key", 1, 1, 0, CONFIG_TLS_SERVER, d_tls_key, TLS_SERVER_NEEDS),
-	DIR("max_tls_sessions", 1, 1, 0, CONFIG_TLS, d_max_tls_sessions, "CONFIG_TLS"),
-	DIR("plaintext_auth_networks", 1, CONF_MAX_ARGS - 1, 1, CONFIG_AUTH,
-	    d_plaintext_auth_networks, "CONFIG_AUTH"),
-	DIR("sender_login_check", 1, 1, 0, CONFIG_AUTH || CONFIG_SENDMAIL,
-	    d_sender_login_check, "CONFIG_AUTH or CONFIG_SENDMAIL"),
-	RELAY("relay_networks", 1, CONF_MAX_ARGS - 1, 1, d_relay_networks),
-	RELAY("smarthost", 1, 2, 0, d_smarthost),
-	DIR("smarthost_auth", 2, 3, 0, CONFIG_SMARTHOST_AUTH, d_smarthost_auth,
-	    CONFIG_RELAY ? "CONFIG_SMARTHOST_AUTH" : "CONFIG_RELAY"),
-	RELAY("smarthost_verify", 1, 1, 0, d_smarthost_verify),
-	RELAY("smarthost_name", 1, 1, 0, d_smarthost_name),
-	DIR("ca_file", 1, 1, 0, CONFIG_RELAY && CONFIG_TLS, d_ca_file,
-	    CONFIG_RELAY ? "CONFIG_TLS" : "CONFIG_RELAY"),
-	DIR("dns_server", 1, 1, 0, CONFIG_DNS, d_dns_server, "CONFIG_DNS"),
-	RELAY("relay_port", 1, 1, 0, d_relay_port),
-	RELAY("queue_lifetime", 1, 1, 0, d_queue_lifetime),
-	RELAY("queue_retry", 2, 2, 0, d_queue_retry),
-	RELAY("masquerade", 1, 1, 0, d_masquerade),
-	RELAY("delay_warning", 1, 1, 0, d_delay_warning),
+	{ "hostname", 1, 1, 0, ALWAYS(d_hostname) },
+	{ "listen", 2, 2, 1, ALWAYS(d_listen) },
+	{ "users", 1, 1, 0, ALWAYS(d_users) },
+	{ "aliases", 1, 1, 0, ONLY(CONFIG_ALIASES, d_aliases, "CONFIG_ALIASES") },
+	{ "mail_dir", 1, 1, 0, ALWAYS(d_mail_dir) },
+	{ "spool_dir", 1, 1, 0, ALWAYS(d_spool_dir) },
+	{ "local_domains", 1, CONF_MAX_ARGS - 1, 1, ALWAYS(d_local_domains) },
+	{ "max_message_size", 1, 1, 0, ALWAYS(d_max_message_size) },
+	{ "max_connections", 1, 1, 0, ALWAYS(d_max_connections) },
+	{ "log_stall_ms", 1, 1, 0, ALWAYS(d_log_stall_ms) },
+	{ "max_connections_per_ip", 1, 1, 0, ALWAYS(d_max_connections_per_ip) },
+	{ "run_as", 1, 1, 0, ALWAYS(d_run_as) },
+	{ "log", 1, 1, 0, ALWAYS(d_log) },
+	{ "tls_cert", 1, 1, 0, ONLY(CONFIG_TLS_SERVER, d_tls_cert, TLS_SERVER_NEEDS) },
+	{ "tls_key", 1, 1, 0, ONLY(CONFIG_TLS_SERVER, d_tls_key, TLS_SERVER_NEEDS) },
+	{ "max_tls_sessions", 1, 1, 0, ONLY(CONFIG_TLS, d_max_tls_sessions, "CONFIG_TLS") },
+	{ "plaintext_auth_networks", 1, CONF_MAX_ARGS - 1, 1,
+	  ONLY(CONFIG_AUTH, d_plaintext_auth_networks, "CONFIG_AUTH") },
+	{ "sender_login_check", 1, 1, 0, ONLY(CONFIG_AUTH || CONFIG_SENDMAIL,
+		d_sender_login_check, "CONFIG_AUTH or CONFIG_SENDMAIL") },
+	{ "relay_networks", 1, CONF_MAX_ARGS - 1, 1, RELAY(d_relay_networks) },
+	{ "smarthost", 1, 2, 0, RELAY(d_smarthost) },
+	{ "smarthost_auth", 2, 3, 0, ONLY(CONFIG_SMARTHOST_AUTH, d_smarthost_auth,
+		CONFIG_RELAY ? "CONFIG_SMARTHOST_AUTH" : "CONFIG_RELAY") },
+	{ "smarthost_verify", 1, 1, 0, RELAY(d_smarthost_verify) },
+	{ "smarthost_name", 1, 1, 0, RELAY(d_smarthost_name) },
+	{ "ca_file", 1, 1, 0, ONLY(CONFIG_RELAY && CONFIG_TLS, d_ca_file,
+		CONFIG_RELAY ? "CONFIG_TLS" : "CONFIG_RELAY") },
+	{ "dns_server", 1, 1, 0, ONLY(CONFIG_DNS, d_dns_server, "CONFIG_DNS") },
+	{ "relay_port", 1, 1, 0, RELAY(d_relay_port) },
+	{ "queue_lifetime", 1, 1, 0, RELAY(d_queue_lifetime) },
+	{ "queue_retry", 2, 2, 0, RELAY(d_queue_retry) },
+	{ "masquerade", 1, 1, 0, RELAY(d_masquerade) },
+	{ "delay_warning", 1, 1, 0, RELAY(d_delay_warning) },
 };
 
 
