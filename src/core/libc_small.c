@@ -52,6 +52,7 @@
  * - clock_gettime: the system call (clock_gettime64, then the 32-bit one
  *   on kernels before 5.1), no vDSO.
  * - memcpy: words when both pointers are equally aligned, else bytes.
+ * - tcgetattr, tcsetattr: the ioctl system call, not through ioctl().
  * - __udivdi3, __umoddi3, __divdi3, __moddi3 (gcc's 64-bit division on
  *   32-bit targets): a bit at a time; x / 0 is 0.
  * - malloc, free, calloc, realloc: power-of-two size classes (16 B to
@@ -74,9 +75,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <time.h>
@@ -1586,6 +1589,25 @@ void *sm_memcpy(void *restrict dst, const void *restrict src, size_t n)
 	return dst;
 }
 #endif
+
+/* ---- tcgetattr, tcsetattr -------------------------------------------------- */
+
+/* The ioctl system call itself: musl's go through its ioctl(), which on
+ * 32-bit targets carries a table converting the time64-affected
+ * commands (1,156 bytes on mips); TCGETS/TCSETS* have no times. */
+int tcgetattr(int fd, struct termios *tio)
+{
+	return syscall(SYS_ioctl, fd, TCGETS, tio) ? -1 : 0;
+}
+
+int tcsetattr(int fd, int act, const struct termios *tio)
+{
+	if (act < 0 || act > 2) {
+		errno = EINVAL;
+		return -1;
+	}
+	return (int)syscall(SYS_ioctl, fd, TCSETS + act, tio);
+}
 
 /* ---- libgcc's 64-bit division -------------------------------------------- */
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <grp.h>
 #include <dirent.h>
@@ -817,6 +818,45 @@ static void test_memcpy(void)
 	CHECK(bad == 0, "memcpy: %d wrong bytes", bad);
 }
 
+/* ---- tcgetattr, tcsetattr ---- */
+
+/* On a pseudo-terminal: ECHO off and back as cli.c's password prompt
+ * does, every `act`, and the errors. */
+static void test_termios(void)
+{
+	struct termios t0, t1, t2;
+	int m = posix_openpt(O_RDWR | O_NOCTTY), s = -1, p[2] = { -1, -1 };
+	char *name;
+
+	CHECK(m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0 && (name = ptsname(m)) &&
+	      (s = open(name, O_RDWR | O_NOCTTY)) >= 0, "a pseudo-terminal: %s", strerror(errno));
+	CHECK(s >= 0 && tcgetattr(s, &t0) == 0 && (t0.c_lflag & ECHO), "tcgetattr");
+	t1 = t0;
+	t1.c_lflag &= ~(tcflag_t)ECHO;
+	t1.c_cc[VMIN] = 3;
+	CHECK(tcsetattr(s, TCSAFLUSH, &t1) == 0 && tcgetattr(s, &t2) == 0 &&
+	      !(t2.c_lflag & ECHO) && t2.c_cc[VMIN] == 3 && t2.c_iflag == t0.c_iflag,
+	      "tcsetattr TCSAFLUSH: lflag %#x", (unsigned)t2.c_lflag);
+	CHECK(tcsetattr(s, TCSADRAIN, &t0) == 0 && tcgetattr(s, &t2) == 0 &&
+	      (t2.c_lflag & ECHO) && t2.c_cc[VMIN] == t0.c_cc[VMIN], "tcsetattr TCSADRAIN");
+	CHECK(tcsetattr(s, TCSANOW, &t1) == 0 && tcgetattr(s, &t2) == 0 && !(t2.c_lflag & ECHO),
+	      "tcsetattr TCSANOW");
+	errno = 0;
+	CHECK(tcsetattr(s, 3, &t0) == -1 && errno == EINVAL, "tcsetattr bad act: %d", errno);
+	errno = 0;
+	CHECK(pipe(p) == 0 && tcgetattr(p[0], &t2) == -1 && errno == ENOTTY,
+	      "tcgetattr on a pipe: %d", errno);
+	errno = 0;
+	CHECK(tcgetattr(-1, &t2) == -1 && errno == EBADF, "tcgetattr -1: %d", errno);
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0)
+			close(p[i]);
+	if (s >= 0)
+		close(s);
+	if (m >= 0)
+		close(m);
+}
+
 /* ---- 64-bit division (libgcc's names) ---- */
 
 uint64_t __udivdi3(uint64_t n, uint64_t d);
@@ -930,4 +970,5 @@ void test_libc_small(void)
 	test_stat();
 	test_clock();
 	test_memcpy();
+	test_termios();
 }
