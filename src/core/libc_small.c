@@ -53,6 +53,9 @@
  *   on kernels before 5.1), no vDSO.
  * - memcpy: words when both pointers are equally aligned, else bytes.
  * - tcgetattr, tcsetattr: the ioctl system call, not through ioctl().
+ * - sigaction (and musl's signal()): the rt_sigaction system call; no
+ *   lock around SIGABRT's disposition (postie has one thread), none of
+ *   musl's bookkeeping for threads and posix_spawn.
  * - __udivdi3, __umoddi3, __divdi3, __moddi3 (gcc's 64-bit division on
  *   32-bit targets): a bit at a time; x / 0 is 0.
  * - malloc, free, calloc, realloc: power-of-two size classes (16 B to
@@ -1607,6 +1610,82 @@ int tcsetattr(int fd, int act, const struct termios *tio)
 		return -1;
 	}
 	return (int)syscall(SYS_ioctl, fd, TCSETS + act, tio);
+}
+
+/* ---- sigaction ------------------------------------------------------------- */
+
+/* The rt_sigaction system call's struct: on MIPS the flags first and a
+ * 128-signal mask, no return trampoline; elsewhere the handler, flags,
+ * the trampoline (musl's __restore_rt and __restore, src/signal/ARCH/
+ * restore.s; x86_64 has only the first) and a 64-signal mask. */
+#ifdef __mips__
+struct sm_ksigaction {
+	unsigned flags;
+	void (*handler)(int);
+	unsigned long mask[4];
+	unsigned long past_end; /* qemu-user writes a word more than Linux */
+};
+#else
+struct sm_ksigaction {
+	void (*handler)(int);
+	unsigned long flags;
+	void (*restorer)(void);
+	unsigned mask[2];
+};
+void __restore_rt(void);
+#ifdef __x86_64__
+#define SM_RESTORE __restore_rt
+#else
+void __restore(void);
+#define SM_RESTORE __restore
+#endif
+#endif
+
+/* __sigaction is what musl's signal() calls, __libc_sigaction what its
+ * __synccall (setrlimit) names for its own signal, which the range check
+ * would refuse. */
+int __libc_sigaction(int sig, const struct sigaction *restrict sa,
+		     struct sigaction *restrict old);
+int __sigaction(int sig, const struct sigaction *restrict sa, struct sigaction *restrict old);
+
+int __libc_sigaction(int sig, const struct sigaction *restrict sa,
+		     struct sigaction *restrict old)
+{
+	struct sm_ksigaction k, ko;
+
+	if (sa) {
+		k.handler = sa->sa_handler;
+		k.flags = (unsigned)sa->sa_flags;
+#ifndef __mips__
+		k.flags |= SA_RESTORER;
+		k.restorer = sa->sa_flags & SA_SIGINFO ? __restore_rt : SM_RESTORE;
+#endif
+		memcpy(&k.mask, &sa->sa_mask, sizeof(k.mask));
+	}
+	if (syscall(SYS_rt_sigaction, sig, sa ? &k : NULL, old ? &ko : NULL, sizeof(k.mask)))
+		return -1;
+	if (old) {
+		memset(old, 0, sizeof(*old));
+		old->sa_handler = ko.handler;
+		old->sa_flags = (int)ko.flags;
+		memcpy(&old->sa_mask, &ko.mask, sizeof(ko.mask));
+	}
+	return 0;
+}
+
+int __sigaction(int sig, const struct sigaction *restrict sa, struct sigaction *restrict old)
+{
+	/* 32..34 are musl's own (thread cancellation, synccall) */
+	if (sig - 32U < 3 || sig - 1U >= _NSIG - 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	return __libc_sigaction(sig, sa, old);
+}
+
+int sigaction(int sig, const struct sigaction *restrict sa, struct sigaction *restrict old)
+{
+	return __sigaction(sig, sa, old);
 }
 
 /* ---- libgcc's 64-bit division -------------------------------------------- */

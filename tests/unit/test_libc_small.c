@@ -857,6 +857,88 @@ static void test_termios(void)
 		close(m);
 }
 
+/* ---- sigaction ---- */
+
+static volatile sig_atomic_t sa_got, sa_masked, sa_signo, sa_pid_ok;
+
+static void sa_plain(int sig)
+{
+	sigset_t cur;
+
+	sa_got = sig;
+	sigprocmask(SIG_BLOCK, NULL, &cur);
+	sa_masked = sigismember(&cur, SIGUSR1) == 1 && sigismember(&cur, SIGUSR2) == 1 &&
+		    sigismember(&cur, SIGTERM) == 0;
+}
+
+static void sa_info(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	sa_got = sig;
+	sa_signo = si->si_signo;
+	sa_pid_ok = si->si_pid == getpid();
+}
+
+/* Handlers that run and return (the signal return trampoline), the mask
+ * while they run, SA_SIGINFO's siginfo, the old action read back with
+ * its flags and mask, SIG_IGN, signal(), and the invalid signals. */
+static void test_sigaction(void)
+{
+	struct sigaction sa, old, cur;
+	volatile long before = 0x12345678, after;
+	sigset_t none;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = sa_plain;
+	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGUSR2);
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	CHECK(sigaction(SIGUSR1, &sa, &old) == 0 && old.sa_handler == SIG_DFL,
+	      "sigaction SIGUSR1");
+	sa_got = 0;
+	kill(getpid(), SIGUSR1);
+	after = before;
+	CHECK(sa_got == SIGUSR1 && sa_masked && after == 0x12345678, "handler: got %d masked %d",
+	      (int)sa_got, (int)sa_masked);
+	CHECK(sigaction(SIGUSR1, NULL, &cur) == 0 && cur.sa_handler == sa_plain &&
+	      (cur.sa_flags & SA_RESTART) && !(cur.sa_flags & SA_SIGINFO) &&
+	      sigismember(&cur.sa_mask, SIGUSR2) == 1 && sigismember(&cur.sa_mask, SIGTERM) == 0,
+	      "sigaction old: flags %#x", (unsigned)cur.sa_flags);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = sa_info;
+	sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGUSR2, &sa, NULL) == 0, "sigaction SA_SIGINFO");
+	sa_got = 0;
+	kill(getpid(), SIGUSR2);
+	CHECK(sa_got == SIGUSR2 && sa_signo == SIGUSR2 && sa_pid_ok, "SA_SIGINFO handler: %d %d",
+	      (int)sa_got, (int)sa_signo);
+	CHECK(sigaction(SIGUSR2, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL,
+	      "SA_RESETHAND reset the handler");
+
+	sa.sa_handler = SIG_IGN;
+	sa.sa_flags = 0;
+	CHECK(sigaction(SIGUSR1, &sa, &old) == 0 && old.sa_handler == sa_plain, "SIG_IGN");
+	sa_got = 0;
+	kill(getpid(), SIGUSR1);
+	CHECK(sa_got == 0, "ignored signal ran a handler");
+	CHECK(signal(SIGUSR1, sa_plain) == SIG_IGN && signal(SIGUSR1, SIG_DFL) == sa_plain,
+	      "signal()");
+
+	for (int bad = 0; bad < 4; bad++) {
+		int sig = bad == 0 ? 0 : bad == 1 ? 32 : bad == 2 ? 34 : _NSIG;
+		errno = 0;
+		CHECK(sigaction(sig, &sa, NULL) == -1 && errno == EINVAL, "sigaction(%d): %d",
+		      sig, errno);
+	}
+	errno = 0;
+	sa.sa_handler = sa_plain;
+	CHECK(sigaction(SIGKILL, &sa, NULL) == -1 && errno == EINVAL, "sigaction SIGKILL");
+}
+
 /* ---- 64-bit division (libgcc's names) ---- */
 
 uint64_t __udivdi3(uint64_t n, uint64_t d);
@@ -971,4 +1053,5 @@ void test_libc_small(void)
 	test_clock();
 	test_memcpy();
 	test_termios();
+	test_sigaction();
 }
