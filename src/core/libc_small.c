@@ -1470,29 +1470,8 @@ struct sm_statx {
 	uint64_t spare[14];
 };
 
-/* musl's members jump to some of these functions as tail calls (j), which
- * cannot switch ISA modes: where libc_small is MIPS16 code and musl is
- * not (the alerts board), those functions stay 32-bit MIPS code. A
- * function the C library's headers declare gets the attribute on a
- * declaration of its own, under another C name with the same symbol:
- * gcc wants it on every declaration, and the headers' have none. */
-#ifdef __mips__
-#define SM_MUSL_TAIL __attribute__((nomips16))
-#else
-#define SM_MUSL_TAIL
-#endif
-/* fstatat's symbol: musl's 32-bit targets redirect it to the time64 one */
-#if defined(_REDIR_TIME64) && _REDIR_TIME64
-#define SM_FSTATAT "__fstatat_time64"
-#else
-#define SM_FSTATAT "fstatat"
-#endif
-
 /* musl's stat, fstat and lstat call this. */
-SM_MUSL_TAIL int sm_fstatat(int fd, const char *restrict path, struct stat *restrict st,
-			    int flag) __asm__(SM_FSTATAT);
-
-SM_MUSL_TAIL int sm_fstatat(int fd, const char *restrict path, struct stat *restrict st, int flag)
+int fstatat(int fd, const char *restrict path, struct stat *restrict st, int flag)
 {
 	struct sm_statx x;
 
@@ -1535,9 +1514,9 @@ SM_MUSL_TAIL int sm_fstatat(int fd, const char *restrict path, struct stat *rest
  * the kernel's 64-bit tv_nsec is musl's padding), then the 32-bit call on
  * older kernels. __clock_gettime is the name musl's own time() calls, so
  * that musl's version (and its vDSO lookup) is not linked. */
-SM_MUSL_TAIL int __clock_gettime(clockid_t clk, struct timespec *ts);
+int __clock_gettime(clockid_t clk, struct timespec *ts);
 
-SM_MUSL_TAIL int __clock_gettime(clockid_t clk, struct timespec *ts)
+int __clock_gettime(clockid_t clk, struct timespec *ts)
 {
 #ifdef SYS_clock_gettime64
 	int e = errno;
@@ -1565,17 +1544,14 @@ int clock_gettime(clockid_t clk, struct timespec *ts)
 
 /* Words when source and destination are equally aligned, else bytes.
  * The optimize attribute keeps gcc from turning the byte loop back into
- * a call to memcpy; musl's memmove jumps to it (SM_MUSL_TAIL). MIPS
- * only: there musl's memcpy is C (1,140 bytes); on ARM and x86 it is a
- * fast assembly one (x86's memmove jumps into its middle). */
+ * a call to memcpy. MIPS only: there musl's memcpy is C (1,140 bytes);
+ * on ARM and x86 it is a fast assembly one (x86's memmove jumps into its
+ * middle). */
 #ifdef __mips__
 typedef size_t __attribute__((__may_alias__)) sm_word;
 
-SM_MUSL_TAIL void *sm_memcpy(void *restrict dst, const void *restrict src, size_t n)
-	__asm__("memcpy");
-
-SM_MUSL_TAIL __attribute__((optimize("no-tree-loop-distribute-patterns")))
-void *sm_memcpy(void *restrict dst, const void *restrict src, size_t n)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+void *memcpy(void *restrict dst, const void *restrict src, size_t n)
 {
 	unsigned char *d = dst;
 	const unsigned char *s = src;
