@@ -207,6 +207,19 @@ LD = $CC
 LDDLL = $CC
 EOF
 (cd "$O/src/bearssl" && step bearssl-make make -j"$JOBS" CONF=postie lib)
+# The members toolchain/bearssl_mips16.mk names (MIPS targets): compiled
+# again as MIPS16, in the archive in place of their 32-bit twins.
+M16=$(mkvar BEARSSL_MIPS16)
+if [ -n "$M16" ]; then
+	echo "deps: $T: BearSSL: $(echo "$M16" | wc -w) members as MIPS16"
+	(cd "$O/src/bearssl" && for m in $M16; do
+		src=$(ls src/*/"$m".c src/"$m".c 2>/dev/null | head -n 1)
+		[ -n "$src" ] || die "BearSSL has no $m.c (toolchain/bearssl_mips16.mk)"
+		step "bearssl-m16-$m" "$CC" -W -Wall $CFLAGS_DEP -mips16 -Isrc -Iinc \
+			-c "$src" -o "build/obj/$m.o"
+	done &&
+		step bearssl-m16-ar "$AR" r build/libbearssl.a $(printf 'build/obj/%s.o ' $M16))
+fi
 cp "$O/src/bearssl/build/libbearssl.a" "$DEPS/lib/"
 cp "$O/src/bearssl/inc"/*.h "$DEPS/include/"
 

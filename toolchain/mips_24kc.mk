@@ -40,6 +40,9 @@ APT_ARCH      =
 # getopt/getpw/setgroups/qsort/sscanf instead of musl's (the footprint goals:
 # README.md, Measured figures).
 LIBC_SMALL    = y
-# postie's own objects only (not musl, BearSSL, udns): MIPS16 halves the
-# code of the control-heavy parts; crypto stays in 32-bit MIPS (deps).
+# postie's own objects (not musl, udns): MIPS16 halves the code of the
+# control-heavy parts; so do BearSSL's handshake, X.509 and record-layer
+# members (toolchain/bearssl_mips16.mk, built by toolchain/deps.sh);
+# BearSSL's crypto stays in 32-bit MIPS.
 OBJ_CFLAGS    = -mips16
+include toolchain/bearssl_mips16.mk

@@ -8,3 +8,5 @@
 # with this file's ARCH_CFLAGS.
 include toolchain/mips_24kc.mk
 ARCH_CFLAGS   += -mips16
+# All of BearSSL is MIPS16 here: no member to compile again.
+BEARSSL_MIPS16 =
