@@ -44,6 +44,20 @@
 static struct conn slots[CONFIG_MAX_CONNECTIONS];
 static unsigned char used[CONFIG_MAX_CONNECTIONS];
 static int max_slots = CONFIG_MAX_CONNECTIONS, in_use;
+
+/* A listener's session; a build without servers has none, and the
+ * checks below that only concern them drop out. */
+static int inbound(const struct conn *c)
+{
+	return CONFIG_LISTEN && c->listen_kind >= 0;
+}
+
+/* Implicit TLS waiting for the client's first bytes (inbound only). */
+static int tls_wait(const struct conn *c)
+{
+	return CONFIG_LISTEN && (c->flags & CONN_TLS_WAIT);
+}
+
 static uint32_t next_id = 1;
 static char run_id[20];        /* start time in ms, hex: ids unique across runs */
 void (*conn_on_slot_free)(void);
@@ -118,7 +132,7 @@ static void update_events(struct conn *c)
 		c->w.events = POLLOUT;
 		return;
 	}
-	if (c->flags & CONN_TLS_WAIT) {
+	if (tls_wait(c)) {
 		/* Nothing leaves in the clear; the first bytes start TLS. */
 		c->w.events = POLLIN;
 		return;
@@ -268,7 +282,7 @@ static void switch_to_tls(struct conn *c)
 /* An inbound session still in its handshake (or about to start one). */
 static int handshaking(const struct conn *c)
 {
-	return c->listen_kind >= 0 && (c->tls_next ||
+	return inbound(c) && (c->tls_next ||
 				       (c->tls && !tls_established(c->tls)));
 }
 
@@ -288,7 +302,7 @@ static int tls_key_full(const struct conn *c)
 		max = 1;
 	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
 		const struct conn *o = &slots[i];
-		if (used[i] && o != c && o->listen_kind >= 0 &&
+		if (used[i] && o != c && inbound(o) &&
 		    (o->tls || o->tls_next) && same_key(o, c))
 			n++;
 	}
@@ -308,7 +322,7 @@ static struct conn *tls_victim(const struct conn *c, int *handshake,
 
 	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
 		struct conn *o = &slots[i];
-		if (!used[i] || o == c || o->listen_kind < 0)
+		if (!used[i] || o == c || !inbound(o))
 			continue;
 		if (handshaking(o)) {
 			if (!old || o->tls_since < old->tls_since)
@@ -359,13 +373,13 @@ static struct tls_conn *tls_take(struct conn *c)
 	const char *why;
 	int hs;
 
-	if (tls_key_full(c)) {
+	if (CONFIG_LISTEN && tls_key_full(c)) {
 		log_msg(LOGL_WARN, "conn %u %s: this address holds half of the "
 			"TLS pool already", c->id, c->peer_str);
 		return NULL;
 	}
 	t = tls_conn_new();
-	if (!t && tls_ready() && (old = tls_victim(c, &hs, &why)) != NULL) {
+	if (CONFIG_LISTEN && !t && tls_ready() && (old = tls_victim(c, &hs, &why)) != NULL) {
 		log_msg(LOGL_INFO, "conn %u %s: TLS pool full: %s gives way to "
 			"conn %u", old->id, old->peer_str, why, c->id);
 		if (hs)
@@ -395,7 +409,7 @@ int conn_start_tls(struct conn *c)
 
 void conn_flush(struct conn *c)
 {
-	if (c->flags & CONN_TLS_WAIT) {
+	if (tls_wait(c)) {
 		update_events(c);
 		return;
 	}
@@ -533,7 +547,7 @@ void conn_deadline_ms(struct conn *c, int ms)
 
 static int evictable(const struct conn *c)
 {
-	return c->since && c->listen_kind >= 0 &&
+	return c->since && inbound(c) &&
 	       !(c->flags & (CONN_CLOSING | CONN_SUSPENDED | CONN_CONNECTING));
 }
 
@@ -543,7 +557,7 @@ static int tls_silent(const struct conn *c)
 {
 	char b;
 
-	return (c->flags & CONN_TLS_WAIT) && !(c->flags & CONN_CLOSING) &&
+	return tls_wait(c) && !(c->flags & CONN_CLOSING) &&
 	       recv(c->w.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
 	       (errno == EAGAIN || errno == EWOULDBLOCK);
 }
@@ -556,7 +570,7 @@ int64_t conn_make_room(void)
 
 	for (int i = 0; i < CONFIG_MAX_CONNECTIONS; i++) {
 		c = &slots[i];
-		if (used[i] && c->listen_kind >= 0 && tls_silent(c) &&
+		if (used[i] && inbound(c) && tls_silent(c) &&
 		    (!silent || c->last_in < silent->last_in))
 			silent = c;
 	}
@@ -816,7 +830,7 @@ static void on_io(struct watcher *w, short revents)
 			conn_close(c, "socket error");
 			return;
 		}
-		if (c->flags & CONN_TLS_WAIT) {
+		if (tls_wait(c)) {
 			if (tls_begin(c) != 0)
 				return;
 			if (c->flags & CONN_TLS_WAIT) {
@@ -973,7 +987,8 @@ static struct conn *slot_take(int fd, const struct sockaddr_storage *peer,
 	c->peerlen = peerlen;
 	net_unmap(&c->peer, &c->peerlen);
 	net_ntop((struct sockaddr *)&c->peer, c->peer_str, sizeof(c->peer_str), 0);
-	c->key_family = net_client_key((struct sockaddr *)&c->peer, c->key);
+	if (CONFIG_LISTEN)      /* only inbound limits use the key */
+		c->key_family = net_client_key((struct sockaddr *)&c->peer, c->key);
 	c->in.buf = c->inbuf;
 	c->in.cap = sizeof(c->inbuf);
 	c->in.len = c->in.off = 0;
@@ -1006,7 +1021,7 @@ static int over_per_ip(const struct conn *c)
 
 	for (int i = 0; i < CONFIG_MAX_CONNECTIONS && n < max; i++) {
 		const struct conn *o = &slots[i];
-		if (used[i] && o != c && o->listen_kind >= 0 &&
+		if (used[i] && o != c && inbound(o) &&
 		    same_key(o, c))
 			n++;
 	}
