@@ -373,8 +373,9 @@ static void sweep_dir(const char *dir, int old, int depth)
 	char tail[24], buf[64], sub[CONF_PATH_MAX + 320];
 	struct dirent *e;
 	size_t dl = strlen(dir), il = strlen("/" IDX_DIR);
-	int in_idx = CONFIG_MAILBOX_INDEX && dl >= il &&
-		     strcmp(dir + dl - il, "/" IDX_DIR) == 0;
+	/* Every build sweeps: a build without POP3/IMAP makes no rewrite,
+	 * but one that had them may have left a whole mailbox's copy. */
+	int in_idx = dl >= il && strcmp(dir + dl - il, "/" IDX_DIR) == 0;
 	DIR *d = opendir(dir);
 
 	if (!d)
