@@ -684,11 +684,9 @@ static void emit_headers(struct msgfile *m, const struct opts *o)
 	int has_from = 0, has_date = 0, has_msgid = 0;
 	char date[64], name[SENDMAIL_NAME_MAX * 3], host[256];
 	time_t now = time(NULL);
-	struct tm tm;
 
 	snprintf(host, sizeof(host), "%s", cf->hostname);
-	localtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	rfc5322_date(date, sizeof(date), now);
 	emit_received(m, date);
 	while (next_field(&pos, &f)) {
 		if (field_is(&f, "Bcc"))

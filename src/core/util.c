@@ -20,6 +20,14 @@ int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void rfc5322_date(char *buf, size_t n, time_t t)
+{
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(buf, n, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
 int str_copy(char *dst, size_t n, const char *src, size_t len)
 {
 	size_t i;

@@ -5,12 +5,17 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* CLOCK_MONOTONIC in ms (the session fuzz targets wrap clock_gettime
  * with a virtual clock: tests/fuzz/memsock.c). */
 int64_t now_ms(void);
+
+/* t as an RFC 5322 date in local time ("Sun, 06 Dec 2026 02:20:55 +0000")
+ * for Date: and Received: fields; n of 64 holds any. */
+void rfc5322_date(char *buf, size_t n, time_t t);
 
 /* Copies at most len bytes of src (stops at NUL) into dst of size n, always
  * NUL-terminated. Returns 0, or -1 when it had to truncate. */

@@ -497,11 +497,9 @@ static void write_received(struct conn *c, struct smtp_session *s)
 {
 	char buf[1024], date[64], forpart[CONFIG_SMTP_PATH_MAX + 16];
 	struct env_first e = { .n = 0 };
-	struct tm tm;
 	int n;
 
-	localtime_r(&s->tx.arrival, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	rfc5322_date(date, sizeof(date), s->tx.arrival);
 	forpart[0] = '\0';
 	if (spool_read_envelope(&s->tx.f, env_first_rcpt, &e) == 0 && e.n == 1)
 		snprintf(forpart, sizeof(forpart), "\n\tfor <%s>", e.rcpt);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/util.h"
 
 #define ADDR_CAP 256            /* RFC 5321 path */
 #define HOST_CAP 255
@@ -148,14 +149,6 @@ static const char *status_of(const struct bounce_rcpt *r)
 			return r->delayed ? "4.0.0" : "5.0.0";
 		}
 	}
-}
-
-static void rfc5322_date(char *buf, size_t n, time_t t)
-{
-	struct tm tm;
-
-	localtime_r(&t, &tm);
-	strftime(buf, n, "%a, %d %b %Y %H:%M:%S %z", &tm);
 }
 
 /* Letters, digits, '.', '-' and '_' of an id, for Message-ID and the

@@ -87,11 +87,9 @@ static void write_message(struct spool_file *f, const char *kind,
 			  const char *subject, const char *text, time_t now)
 {
 	char buf[2048], date[64];
-	struct tm tm;
 	int n;
 
-	localtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	rfc5322_date(date, sizeof(date), now);
 	n = snprintf(buf, sizeof(buf),
 		"From: Mail system <MAILER-DAEMON@%s>\n"
 		"To: postmaster@%s\n"
