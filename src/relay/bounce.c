@@ -229,6 +229,20 @@ static int copy_headers(struct out *o, const struct bounce_msg *m)
 	return 0;
 }
 
+/* A recipient's fields, cleaned, for both parts. */
+struct rcpt_text {
+	char rcpt[ADDR_CAP + 1], diag[DIAG_CAP + 1], remote[HOST_CAP + 1];
+};
+
+static void rcpt_text(struct rcpt_text *t, const struct bounce_rcpt *r)
+{
+	clean_addr(t->rcpt, sizeof(t->rcpt), r->rcpt);
+	clean(t->diag, sizeof(t->diag), r->diag, DIAG_CAP);
+	clean(t->remote, sizeof(t->remote), r->remote, HOST_CAP);
+}
+
+/* Each putf below stays well under putf's 1200 bytes with every value
+ * at its cap. */
 int bounce_write(int out_fd, const struct bounce_msg *m)
 {
 	static unsigned long seq;
@@ -237,6 +251,7 @@ int bounce_write(int out_fd, const struct bounce_msg *m)
 	char boundary[160], arrival[64];
 	int failed = 0, delayed = 0;
 	time_t now = time(NULL);
+	struct rcpt_text t;
 
 	clean(host, sizeof(host), m->hostname, HOST_CAP);
 	for (size_t i = 0; host[i]; i++)
@@ -257,27 +272,27 @@ int bounce_write(int out_fd, const struct bounce_msg *m)
 			failed++;
 	}
 
-	/* Envelope: null sender, to the original sender. */
-	putf(&o, "F \nR %s\nD\n", sender);
-
-	putf(&o, "From: Mail Delivery System <MAILER-DAEMON@%s>\n", host);
-	putf(&o, "To: <%s>\n", sender);
-	putf(&o, "Subject: %s\n", failed ? "Undelivered Mail Returned to Sender"
-	     : "Delayed Mail (still being retried)");
-	putf(&o, "Date: %s\n", date);
-	putf(&o, "Message-ID: <%lld.%s.%lu.bounce@%s>\n", (long long)now,
-	     id[0] ? id : "x", seq, host);
-	puts_(&o, "MIME-Version: 1.0\n");
-	putf(&o, "Content-Type: multipart/report; report-type=delivery-status;\n"
-	     "\tboundary=\"%s\"\n", boundary);
-	puts_(&o, "Auto-Submitted: auto-replied\n\n");
-	puts_(&o, "This is a MIME-encapsulated message.\n\n");
+	/* Envelope: null sender, to the original sender; then the header. */
+	putf(&o, "F \nR %s\nD\n"
+	     "From: Mail Delivery System <MAILER-DAEMON@%s>\n"
+	     "To: <%s>\n"
+	     "Subject: %s\n"
+	     "Date: %s\n", sender, host, sender,
+	     failed ? "Undelivered Mail Returned to Sender" :
+	     "Delayed Mail (still being retried)", date);
+	putf(&o, "Message-ID: <%lld.%s.%lu.bounce@%s>\n"
+	     "MIME-Version: 1.0\n"
+	     "Content-Type: multipart/report; report-type=delivery-status;\n"
+	     "\tboundary=\"%s\"\n"
+	     "Auto-Submitted: auto-replied\n\n"
+	     "This is a MIME-encapsulated message.\n\n", (long long)now,
+	     id[0] ? id : "x", seq, host, boundary);
 
 	/* Part 1: for people. */
-	putf(&o, "--%s\n", boundary);
-	puts_(&o, "Content-Type: text/plain; charset=us-ascii\n"
-	      "Content-Description: Notification\n\n");
-	putf(&o, "This is the mail system at host %s.\n\n", host);
+	putf(&o, "--%s\n"
+	     "Content-Type: text/plain; charset=us-ascii\n"
+	     "Content-Description: Notification\n\n"
+	     "This is the mail system at host %s.\n\n", boundary, host);
 	if (failed)
 		puts_(&o, "I'm sorry to have to inform you that your message "
 		      "could not\nbe delivered to one or more recipients. "
@@ -287,58 +302,46 @@ int bounce_write(int out_fd, const struct bounce_msg *m)
 		      "more recipients.\nThe mail system will keep trying; "
 		      "you do not need to send it again.\n\n");
 	for (int i = 0; i < m->n; i++) {
-		const struct bounce_rcpt *r = &m->r[i];
-		char rcpt[ADDR_CAP + 1], diag[DIAG_CAP + 1], remote[HOST_CAP + 1];
-
-		clean_addr(rcpt, sizeof(rcpt), r->rcpt);
-		clean(diag, sizeof(diag), r->diag, DIAG_CAP);
-		clean(remote, sizeof(remote), r->remote, HOST_CAP);
-		if (remote[0])
-			putf(&o, "<%s>%s: host %s said: %s\n", rcpt,
-			     r->delayed ? " (delayed)" : "", remote,
-			     diag[0] ? diag : "(no reason given)");
-		else
-			putf(&o, "<%s>%s: %s\n", rcpt,
-			     r->delayed ? " (delayed)" : "",
-			     diag[0] ? diag : "(no reason given)");
+		rcpt_text(&t, &m->r[i]);
+		putf(&o, "<%s>%s: %s%s%s%s\n", t.rcpt,
+		     m->r[i].delayed ? " (delayed)" : "",
+		     t.remote[0] ? "host " : "", t.remote,
+		     t.remote[0] ? " said: " : "",
+		     t.diag[0] ? t.diag : "(no reason given)");
 	}
-	puts_(&o, "\n");
 
 	/* Part 2: for programs (RFC 3464 section 2). */
-	putf(&o, "--%s\n", boundary);
-	puts_(&o, "Content-Type: message/delivery-status\n"
-	      "Content-Description: Delivery report\n\n");
-	putf(&o, "Reporting-MTA: dns; %s\n", host);
+	putf(&o, "\n--%s\n"
+	     "Content-Type: message/delivery-status\n"
+	     "Content-Description: Delivery report\n\n"
+	     "Reporting-MTA: dns; %s\n", boundary, host);
 	if (id[0])
 		putf(&o, "X-Postie-Queue-ID: %s\n", id);
 	putf(&o, "Arrival-Date: %s\n", arrival);
 	for (int i = 0; i < m->n; i++) {
 		const struct bounce_rcpt *r = &m->r[i];
-		char rcpt[ADDR_CAP + 1], diag[DIAG_CAP + 1], remote[HOST_CAP + 1];
 
-		clean_addr(rcpt, sizeof(rcpt), r->rcpt);
-		clean(diag, sizeof(diag), r->diag, DIAG_CAP);
-		clean(remote, sizeof(remote), r->remote, HOST_CAP);
-		for (size_t k = 0; remote[k]; k++)
-			if (remote[k] == ' ' || remote[k] == ';')
-				remote[k] = '-';
-		putf(&o, "\nFinal-Recipient: rfc822; %s\n", rcpt);
-		putf(&o, "Action: %s\n", r->delayed ? "delayed" : "failed");
-		putf(&o, "Status: %s\n", status_of(r));
-		if (remote[0])
-			putf(&o, "Remote-MTA: dns; %s\n", remote);
+		rcpt_text(&t, r);
+		for (size_t k = 0; t.remote[k]; k++)
+			if (t.remote[k] == ' ' || t.remote[k] == ';')
+				t.remote[k] = '-';
+		putf(&o, "\nFinal-Recipient: rfc822; %s\n"
+		     "Action: %s\n"
+		     "Status: %s\n", t.rcpt, r->delayed ? "delayed" : "failed",
+		     status_of(r));
+		if (t.remote[0])
+			putf(&o, "Remote-MTA: dns; %s\n", t.remote);
 		/* The caller gives a reply ("550 5.1.1 ...") as the server
 		 * sent it, and its own reasons in the same shape. */
-		if (diag[0])
-			putf(&o, "Diagnostic-Code: smtp; %s\n", diag);
+		if (t.diag[0])
+			putf(&o, "Diagnostic-Code: smtp; %s\n", t.diag);
 		putf(&o, "Last-Attempt-Date: %s\n", date);
 	}
-	puts_(&o, "\n");
 
 	/* Part 3: what the sender wrote, headers only. */
-	putf(&o, "--%s\n", boundary);
-	puts_(&o, "Content-Type: text/rfc822-headers\n"
-	      "Content-Description: Undelivered Message Headers\n\n");
+	putf(&o, "\n--%s\n"
+	     "Content-Type: text/rfc822-headers\n"
+	     "Content-Description: Undelivered Message Headers\n\n", boundary);
 	if (copy_headers(&o, m) != 0)
 		o.err = 1;
 	putf(&o, "\n--%s--\n", boundary);
