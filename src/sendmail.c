@@ -112,8 +112,7 @@ static void remove_tmp(void)
 static void on_signal(int sig)
 {
 	(void)sig;
-	if (tmp_live && drop_dirfd >= 0)
-		unlinkat(drop_dirfd, tmp_name, 0);
+	remove_tmp();
 	_exit(EX_TEMPFAIL_);
 }
 
@@ -1035,13 +1034,8 @@ static int submit(const struct opts *o, int argc, char **argv, int first_rcpt)
 	line_start = first_len < 0 || first_eol;
 	while (!ended && !m.too_big) {
 		n = read_piece(line, sizeof(line), &eol);
-		if (n < 0)
+		if (n < 0 || nul_line)
 			break;
-		if (nul_line) {
-			close(fd);
-			remove_tmp();
-			return nul_refused();
-		}
 		if (line_start && eol && n == 1 && line[0] == '.' &&
 		    !o->ignore_dots)
 			break;
@@ -1050,15 +1044,14 @@ static int submit(const struct opts *o, int argc, char **argv, int first_rcpt)
 			emit(&m, "\n", 1);
 		line_start = eol;
 	}
-	if (msg_in.err) {
+	if (nul_line || msg_in.err || m.too_big) {
 		close(fd);
 		remove_tmp();
-		return fail(EX_IOERR_, "error reading the message: %s",
-			    strerror(msg_in.err));
-	}
-	if (m.too_big) {
-		close(fd);
-		remove_tmp();
+		if (nul_line)
+			return nul_refused();
+		if (msg_in.err)
+			return fail(EX_IOERR_, "error reading the message: %s",
+				    strerror(msg_in.err));
 		return fail(EX_DATAERR_, "message too big (max_message_size is "
 			    "%llu bytes)", (unsigned long long)m.max);
 	}
