@@ -134,16 +134,17 @@ toolchain-ready:
 		toolchain/deps.sh $(DEPS_TARGET)
 
 # The libraries are prerequisites of every link: toolchain-ready rebuilds
-# them when toolchain/deps.sh or a toolchain file changes (say the BearSSL
-# members toolchain/bearssl_mips16.mk names), and a binary is linked anew
-# when its libraries are newer, not at every make.
+# them (musl too, where deps.sh builds it) when toolchain/deps.sh or a
+# toolchain file changes (say the BearSSL members
+# toolchain/bearssl_mips16.mk names) and then rewrites deps/.stamp; a
+# binary is linked anew when a stamp is newer, not at every make.
 ifneq ($(EXTERNAL_TOOLCHAIN),yes)
-DEPS_LIBS := $(if $(filter y,$(CONFIG_TLS)),$(DEPS_DIR)/lib/libbearssl.a) \
-	$(if $(filter y,$(CONFIG_DNS)),$(DEPS_DIR)/lib/libudns.a)
-$(DEPS_LIBS): toolchain-ready ;
+DEPS_STAMPS := $(DEPS_DIR)/.stamp \
+	$(if $(filter $(TARGET)_%,$(DEPS_TARGET)),build/$(TARGET)/deps/.stamp)
+$(DEPS_STAMPS): toolchain-ready ;
 endif
 
-$(O)/postie.unstripped: $(OBJS) $(O)/flags $(DEPS_LIBS)
+$(O)/postie.unstripped: $(OBJS) $(O)/flags $(DEPS_STAMPS)
 	$(CC) $(ALL_CFLAGS) -o $@ $(LD_START) $(OBJS) $(ALL_LDFLAGS) -Wl,-Map,$(O)/postie.map $(LIBS) $(LD_END)
 
 $(O)/postie: $(O)/postie.unstripped
@@ -166,27 +167,27 @@ endif
 ifneq ($(LIBC_SMALL),y)
 UNIT_SRCS := $(filter-out tests/unit/test_libc_small.c,$(UNIT_SRCS))
 endif
-$(O)/tests/unit: $(UNIT_SRCS) $(LIB_OBJS) tests/unit/unit.h $(DEPS_LIBS)
+$(O)/tests/unit: $(UNIT_SRCS) $(LIB_OBJS) tests/unit/unit.h $(DEPS_STAMPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -Itests/unit -o $@ $(LD_START) $(UNIT_SRCS) $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS) $(LD_END)
 
 # The DNS adaptor's test driver (tests/proto/test_dns.py runs it).
 ifeq ($(CONFIG_DNS),y)
-$(O)/tests/dns_driver: tests/drivers/dns_driver.c $(LIB_OBJS) $(DEPS_LIBS)
+$(O)/tests/dns_driver: tests/drivers/dns_driver.c $(LIB_OBJS) $(DEPS_STAMPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $(LD_START) $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS) $(LD_END)
 TEST_TOOLS := $(O)/tests/dns_driver
 endif
 # The queue state reader for the relay tests (store/qstate, as mailq).
 ifeq ($(CONFIG_RELAY),y)
-$(O)/tests/qstate_tool: tests/drivers/qstate_tool.c $(LIB_OBJS) $(DEPS_LIBS)
+$(O)/tests/qstate_tool: tests/drivers/qstate_tool.c $(LIB_OBJS) $(DEPS_STAMPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $(LD_START) $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS) $(LD_END)
 TEST_TOOLS += $(O)/tests/qstate_tool
 endif
 # The TLS handshake benchmark's client (tests/bench/handshake.sh).
 ifeq ($(CONFIG_TLS),y)
-$(O)/tests/tls_bench: tests/drivers/tls_bench.c $(LIB_OBJS) $(DEPS_LIBS)
+$(O)/tests/tls_bench: tests/drivers/tls_bench.c $(LIB_OBJS) $(DEPS_STAMPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $(LD_START) $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIBS) $(LD_END)
 endif
