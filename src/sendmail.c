@@ -1284,42 +1284,54 @@ static void mq_target(const struct qstate_target *t, int nr)
 		dprintf(1, "%*s%s\n", MAILQ_INDENT, "", shown);
 }
 
+/* The envelope as the queue file has it (read by spool's reader, as
+ * the daemon does): the first sender, the recipients in mq_rcpt. */
+struct mq_env {
+	char from[ADDR_MAX * 4];
+	int nr;
+};
+
+static int mq_env_line(void *ctx, char kind, const char *val, size_t len)
+{
+	struct mq_env *e = ctx;
+
+	if (kind == 'F' && !e->from[0])
+		str_printable(e->from, sizeof(e->from), val, len);
+	else if (kind == 'R' && e->nr < CONFIG_SMTP_MAX_RCPT)
+		str_copy(mq_rcpt[e->nr++], ADDR_MAX, val, len);
+	return 0;
+}
+
 static int list_one(int dirfd, const char *name, uint64_t *total)
 {
 	struct qstate *q = &mq_state;
-	char line[ADDR_MAX + 8], when[32], from[ADDR_MAX * 4] = "";
+	char when[32], *from;
 	struct stat st;
-	struct fdio_in f;
-	int fd, nr = 0, has_state;
-	long long data_off = 0, size;
+	struct spool_file sf;
+	struct mq_env env;
+	int nr, has_state;
+	long long size;
 	time_t now = time(NULL);
 	struct tm tm;
 
-	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) != 0) {
-		if (fd >= 0)
-			close(fd);
+	sf.fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (sf.fd < 0 || fstat(sf.fd, &st) != 0) {
+		if (sf.fd >= 0)
+			close(sf.fd);
 		return 0;       /* delivered meanwhile */
 	}
-	fdio_in_init(&f, fd);
-	while (fdio_gets(&f, line, sizeof(line))) {
-		size_t l = strcspn(line, "\n");
-		line[l] = '\0';
-		if (strcmp(line, "D") == 0) {
-			data_off = (long long)fdio_tell(&f);
-			break;
-		}
-		if (line[0] == 'F' && l >= 1 && !from[0])
-			str_printable(from, sizeof(from), line + (l >= 2 ? 2 : l),
-				      l >= 2 ? l - 2 : 0);
-		else if (line[0] == 'R' && l >= 2 && nr < CONFIG_SMTP_MAX_RCPT)
-			str_copy(mq_rcpt[nr++], ADDR_MAX, line + 2, l - 2);
-	}
-	close(fd);
+	env.from[0] = '\0';
+	env.nr = 0;
+	/* A damaged envelope: what was read, and the whole file as size. */
+	if (spool_read_envelope(&sf, mq_env_line, &env) != 0)
+		sf.data_off = 0;
+	close(sf.fd);
+	from = env.from;
+	nr = env.nr;
 	has_state = qstate_load(dirfd, name, q) == 0;
 	if (!q->arrival)
 		q->arrival = st.st_mtime;
-	size = (long long)st.st_size - data_off;
+	size = (long long)st.st_size - (long long)sf.data_off;
 	*total += (uint64_t)(size > 0 ? size : 0);
 	localtime_r(&q->arrival, &tm);
 	strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
