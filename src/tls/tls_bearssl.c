@@ -208,16 +208,10 @@ static int copy_key(struct load *l)
 	return c->ec.x ? 0 : -1;
 }
 
-static size_t strip_zeros(const unsigned char **p, size_t n)
-{
-	while (n > 0 && **p == 0) {
-		(*p)++;
-		n--;
-	}
-	return n;
-}
-
-/* The first certificate's public key must be the private key's. */
+/* The first certificate's public key must be the private key's. RSA: a
+ * signature made with the key must verify with the certificate's key
+ * (BearSSL's modulus computation gives up on 4096-bit keys, which sign
+ * and verify fine). EC: the key's public point is the certificate's. */
 static int key_matches(struct tls_creds *c)
 {
 	br_x509_decoder_context dc;
@@ -230,15 +224,17 @@ static int key_matches(struct tls_creds *c)
 	if (!pk || pk->key_type != c->key_type)
 		return 0;
 	if (c->key_type == BR_KEYTYPE_RSA) {
-		size_t n = br_rsa_compute_modulus_get_default()(NULL, &c->rsa);
-		const unsigned char *a = buf, *b = pk->key.rsa.n;
-		size_t bl = pk->key.rsa.nlen;
-		if (n == 0 || n > sizeof(buf))
-			return 0;
-		br_rsa_compute_modulus_get_default()(buf, &c->rsa);
-		n = strip_zeros(&a, n);
-		bl = strip_zeros(&b, bl);
-		return n == bl && memcmp(a, b, n) == 0;
+		static const unsigned char hash[32] = "postie: does the key match?";
+		unsigned char out[sizeof(hash)];
+		size_t n = (c->rsa.n_bitlen + 7) / 8;
+		br_rsa_public_key pub = { pk->key.rsa.n, pk->key.rsa.nlen,
+					  pk->key.rsa.e, pk->key.rsa.elen };
+
+		return n <= sizeof(buf) &&
+		       br_rsa_pkcs1_sign_get_default()(BR_HASH_OID_SHA256, hash,
+						       sizeof(hash), &c->rsa, buf) &&
+		       rsa_vrfy()(buf, n, BR_HASH_OID_SHA256, sizeof(hash), &pub, out) &&
+		       memcmp(out, hash, sizeof(hash)) == 0;
 	}
 	size_t q = br_ec_compute_pub(ec_impl(), NULL, buf, &c->ec);
 	return q != 0 && pk->key.ec.curve == c->ec.curve && q == pk->key.ec.qlen &&

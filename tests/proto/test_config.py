@@ -734,6 +734,24 @@ class StartupFindings(ConfBase):
         rc, out = self.check(conf)
         self.assertEqual(rc, 0, out)
 
+    @need_feature("tls")
+    def test_rsa4096_key_matches_its_certificate(self):
+        # BearSSL's modulus computation gives up at 4096 bits: the match
+        # is checked by signing instead (a pair of 4096 is accepted, a
+        # key of another pair refused on its line).
+        if not shutil.which("openssl"):
+            self.skipTest("no openssl")
+        for name, bits in (("big", 4096), ("other", 2048)):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:%d" % bits,
+                            "-nodes", "-keyout", name + ".key", "-out", name + ".pem",
+                            "-days", "2", "-subj", "/CN=t"],
+                           cwd=self.dir, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=120 * SLOW, check=True)
+        rc, out = self.check(self.conf("tls_cert ./big.pem\ntls_key ./big.key\n"))
+        self.assertEqual(rc, 0, out)
+        self.assertBad(self.conf("tls_cert ./big.pem\ntls_key ./other.key\n"), 12,
+                       "other.key", "does not match the first certificate")
+
     def test_listen_address_not_on_this_machine(self):
         self.assertBad(self.conf("listen smtp 192.0.2.7:2525\n"), 11,
                        "192.0.2.7:2525", "cannot bind")
