@@ -65,6 +65,7 @@ struct tls_conn {
 	int client;
 	struct tls_names names;         /* client: the server certificate's */
 	struct tls_creds *creds;
+	struct anchor_set *anchors;     /* client: the set its chain is checked on */
 	int used;
 	char desc[80];
 	/* Separate input and output buffers (not BearSSL's half-duplex
@@ -416,6 +417,27 @@ struct tls_conn *tls_conn_new(void)
 	return NULL;
 }
 
+/* The trust anchors of ca_file, refcounted like the server's
+ * credentials: each verifying client session holds the set it started
+ * with, so a reload never frees it under a handshake, and a reload that
+ * fails keeps the set that worked. */
+struct anchor_set {
+	int refs;
+	size_t n;
+	br_x509_trust_anchor *ta;
+	unsigned char *mem;             /* their DNs and keys */
+};
+static struct anchor_set *ca_current;
+
+static void anchors_put(struct anchor_set *a)
+{
+	if (a && --a->refs == 0) {
+		free(a->ta);
+		free(a->mem);
+		free(a);
+	}
+}
+
 void tls_conn_free(struct tls_conn *t)
 {
 	if (!t || !t->used)
@@ -423,6 +445,8 @@ void tls_conn_free(struct tls_conn *t)
 	if (t->creds)
 		creds_put(t->creds);
 	t->creds = NULL;
+	anchors_put(t->anchors);
+	t->anchors = NULL;
 	t->used = 0;
 	pool_used--;
 }
@@ -594,9 +618,6 @@ const char *tls_peer_name(struct tls_conn *t)
 	return "";
 }
 
-static br_x509_trust_anchor *anchors;
-static size_t nanchors;
-static unsigned char *anchor_mem;
 
 static void x509_any_start_chain(const br_x509_class **ctx, const char *name)
 {
@@ -668,6 +689,7 @@ static unsigned char *anchor_put(struct buf *b, const void *p, size_t n)
 }
 
 struct ca_load {
+	struct anchor_set *a;           /* being filled */
 	size_t cap, used, n;
 	int bad;
 };
@@ -683,7 +705,7 @@ static int on_ca(void *ctx, const char *name, const unsigned char *der,
 
 	if (strcmp(name, "CERTIFICATE") != 0 && strcmp(name, "X509 CERTIFICATE") != 0)
 		return 0;
-	buf_init_len(&mem, anchor_mem, l->cap, l->used);
+	buf_init_len(&mem, l->a->mem, l->cap, l->used);
 	buf_init(&dn, buf_reserve(&mem, 0), buf_remaining(&mem));
 	br_x509_decoder_init(&dc, dn_append, &dn);
 	br_x509_decoder_push(&dc, der, len);
@@ -692,7 +714,7 @@ static int on_ca(void *ctx, const char *name, const unsigned char *der,
 		l->bad++;
 		return 0;
 	}
-	ta = &anchors[l->n];
+	ta = &l->a->ta[l->n];
 	ta->dn.data = (unsigned char *)dn.p;
 	ta->dn.len = dn.len;
 	buf_commit(&mem, dn.len);       /* the DN is written there */
@@ -723,25 +745,29 @@ int tls_load_ca(const char *file, char *err, size_t errlen)
 
 	if (!text)
 		return -1;
-	free(anchors);
-	free(anchor_mem);
-	nanchors = 0;
 	/* Every certificate is under 64 KiB of DER and costs at most its
 	 * own size in DN and key, so the PEM size bounds both arrays. */
-	anchors = calloc(len / 64 + 1, sizeof(*anchors));
-	anchor_mem = malloc(len + 1);
+	l.a = calloc(1, sizeof(*l.a));
 	scratch = malloc(len + 1);
 	l.cap = len;
 	rc = -1;
-	if (anchors && anchor_mem && scratch)
-		rc = pem_each(text, len, scratch, len, on_ca, &l);
+	if (l.a) {
+		l.a->refs = 1;
+		l.a->ta = calloc(len / 64 + 1, sizeof(*l.a->ta));
+		l.a->mem = malloc(len + 1);
+		if (l.a->ta && l.a->mem && scratch)
+			rc = pem_each(text, len, scratch, len, on_ca, &l);
+	}
 	free(text);
 	free(scratch);
 	if (rc < 0 || l.n == 0) {
+		anchors_put(l.a);       /* the set before stays */
 		snprintf(err, errlen, "%s: no usable CA certificates", file);
 		return -1;
 	}
-	nanchors = l.n;
+	l.a->n = l.n;
+	anchors_put(ca_current);
+	ca_current = l.a;
 	return 0;
 }
 
@@ -750,7 +776,7 @@ struct tls_conn *tls_client_new(const char *server_name, int verify)
 	struct tls_conn *t = NULL;
 	br_ssl_engine_context *eng;
 
-	if (pool_used >= pool_max || (verify && nanchors == 0))
+	if (pool_used >= pool_max || (verify && !ca_current))
 		return NULL;
 	for (int i = 0; i < CONFIG_MAX_TLS_SESSIONS && !t; i++)
 		if (!pool[i].used)
@@ -769,7 +795,7 @@ struct tls_conn *tls_client_new(const char *server_name, int verify)
 	br_ssl_engine_set_ecdsa(eng, ecdsa_vrfy());
 	if (verify) {
 		br_x509_minimal_context *xc = &t->x.minimal;
-		br_x509_minimal_init(xc, &br_sha256_vtable, anchors, nanchors);
+		br_x509_minimal_init(xc, &br_sha256_vtable, ca_current->ta, ca_current->n);
 		if (!CONFIG_TLS_SMALL)
 			br_x509_minimal_set_hash(xc, br_sha1_ID, &br_sha1_vtable);
 		br_x509_minimal_set_hash(xc, br_sha256_ID, &br_sha256_vtable);
@@ -790,6 +816,10 @@ struct tls_conn *tls_client_new(const char *server_name, int verify)
 	if (!br_ssl_client_reset(&t->u.cc, server_name, 0)) {
 		t->used = 0;
 		return NULL;
+	}
+	if (verify) {
+		t->anchors = ca_current;
+		ca_current->refs++;
 	}
 	pool_used++;
 	return t;

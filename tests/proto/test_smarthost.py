@@ -15,6 +15,7 @@ installable: postfix.available() says why).
 """
 import os
 import re
+import shutil
 import subprocess
 import time
 import unittest
@@ -180,6 +181,22 @@ class SmarthostTest(harness.TestCase):
     def test_implicit_tls_465_verified_with_login(self):
         srv = self.postie("smtps", "tls")
         t = token("sh465")
+        self.send(srv, t)
+        self.assertDelivered(srv, t)
+
+    def test_failed_ca_reload_keeps_the_old_anchors(self):
+        # A reload whose ca_file is unusable is refused as a whole; the CA
+        # certificates loaded at start must still check the smarthost (they
+        # used to be freed first, and every try then failed).
+        srv = self.postie("submission", "starttls", start=False)
+        srv.extra = srv.extra.replace("ca_file %s" % PF.ca, "ca_file ./ca.pem")
+        shutil.copy(PF.ca, srv.path("ca.pem"))
+        srv.start()
+        srv.write("ca.pem", "-----BEGIN CERTIFICATE-----\nbroken!\n"
+                  "-----END CERTIFICATE-----\n", 0o644)
+        self.assertFalse(srv.reload())
+        self.assertIn("no usable CA certificates", srv.log())
+        t = token("shcarl")
         self.send(srv, t)
         self.assertDelivered(srv, t)
 
