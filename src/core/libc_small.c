@@ -56,6 +56,9 @@
  * - sigaction (and musl's signal()): the rt_sigaction system call; no
  *   lock around SIGABRT's disposition (postie has one thread), none of
  *   musl's bookkeeping for threads and posix_spawn.
+ * - fcntl, fchmod, fchown, socket, accept4: the system calls, without
+ *   musl's fallbacks for kernels before 2.6.28, O_PATH descriptors and
+ *   F_GETOWN of a process group.
  * - __udivdi3, __umoddi3, __divdi3, __moddi3 (gcc's 64-bit division on
  *   32-bit targets): a bit at a time; x / 0 is 0.
  * - malloc, free, calloc, realloc: power-of-two size classes (16 B to
@@ -80,6 +83,7 @@
 #include <string.h>
 #include <termios.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/ioctl.h>
@@ -1662,6 +1666,58 @@ int __sigaction(int sig, const struct sigaction *restrict sa, struct sigaction *
 int sigaction(int sig, const struct sigaction *restrict sa, struct sigaction *restrict old)
 {
 	return __sigaction(sig, sa, old);
+}
+
+/* ---- fcntl, fchmod, fchown, socket, accept4 -------------------------------- */
+
+/* The system calls themselves. musl's add fallbacks for kernels before
+ * 2.6.28 (accept4, SOCK_CLOEXEC/SOCK_NONBLOCK for socket), for O_PATH
+ * descriptors (fchmod and fchown through /proc/self/fd) and F_GETOWN of
+ * a process group, none of which postie meets; fcntl keeps musl's
+ * O_LARGEFILE on F_SETFL, and 32-bit targets' fcntl64 takes musl's
+ * struct flock (64-bit offsets) as it is. */
+#ifdef SYS_fcntl64
+#define SM_SYS_FCNTL SYS_fcntl64
+#else
+#define SM_SYS_FCNTL SYS_fcntl
+#endif
+#ifdef SYS_fchown32             /* ARM: the call with 32-bit ids */
+#define SM_SYS_FCHOWN SYS_fchown32
+#else
+#define SM_SYS_FCHOWN SYS_fchown
+#endif
+
+int fcntl(int fd, int cmd, ...)
+{
+	unsigned long arg;
+	va_list ap;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, unsigned long);
+	va_end(ap);
+	if (cmd == F_SETFL)
+		arg |= O_LARGEFILE;
+	return (int)syscall(SM_SYS_FCNTL, fd, cmd, arg);
+}
+
+int fchmod(int fd, mode_t mode)
+{
+	return (int)syscall(SYS_fchmod, fd, mode);
+}
+
+int fchown(int fd, uid_t uid, gid_t gid)
+{
+	return (int)syscall(SM_SYS_FCHOWN, fd, uid, gid);
+}
+
+int socket(int domain, int type, int protocol)
+{
+	return (int)syscall(SYS_socket, domain, type, protocol);
+}
+
+int accept4(int fd, struct sockaddr *restrict addr, socklen_t *restrict len, int flags)
+{
+	return (int)syscall(SYS_accept4, fd, addr, len, flags);
 }
 
 /* ---- libgcc's 64-bit division -------------------------------------------- */

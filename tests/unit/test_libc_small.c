@@ -16,7 +16,9 @@
 #include <time.h>
 #include <grp.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -939,6 +941,108 @@ static void test_sigaction(void)
 	CHECK(sigaction(SIGKILL, &sa, NULL) == -1 && errno == EINVAL, "sigaction SIGKILL");
 }
 
+/* ---- fcntl, fchmod, fchown, socket, accept4 ---- */
+
+/* A record lock beyond 4 GiB (musl's 64-bit struct flock through the
+ * kernel's fcntl64), seen and waited for by a child process. */
+static void test_fcntl_lock(int fd)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = 5000000000LL, .l_len = 10 };
+	pid_t pid;
+	int st = -1;
+
+	CHECK(fcntl(fd, F_SETLK, &fl) == 0, "F_SETLK: %s", strerror(errno));
+	pid = fork();
+	if (pid == 0) {
+		struct flock q = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+				   .l_start = 5000000005LL, .l_len = 1 };
+		int bits = 0;
+		if (fcntl(fd, F_GETLK, &q) == 0 && q.l_type == F_WRLCK &&
+		    q.l_start == 5000000000LL && q.l_len == 10 && q.l_pid == getppid())
+			bits |= 1;
+		q.l_start = 5000000005LL;
+		q.l_len = 1;
+		if (fcntl(fd, F_SETLK, &q) == -1 && (errno == EAGAIN || errno == EACCES))
+			bits |= 2;
+		q.l_start = 4999999990LL;
+		q.l_len = 10;
+		if (fcntl(fd, F_SETLKW, &q) == 0)   /* does not overlap */
+			bits |= 4;
+		_exit(bits);
+	}
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 7,
+	      "record locks in the child: %#x", st);
+	fl.l_type = F_UNLCK;
+	CHECK(fcntl(fd, F_SETLK, &fl) == 0, "F_UNLCK");
+}
+
+static void test_fdcalls(void)
+{
+	const char *t = getenv("TMPDIR");
+	char path[256];
+	struct stat st;
+	struct sockaddr_in a = { .sin_family = AF_INET }, peer;
+	socklen_t alen = sizeof(a), plen = sizeof(peer);
+	int fd, d, ls, c, s;
+
+	snprintf(path, sizeof(path), "%s/postie-fd-XXXXXX", t ? t : "/tmp");
+	fd = mkstemp(path);
+	CHECK(fd >= 0, "mkstemp %s", path);
+	if (fd < 0)
+		return;
+	CHECK((fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR, "F_GETFL");
+	CHECK(fcntl(fd, F_SETFL, O_APPEND | O_NONBLOCK) == 0 &&
+	      (fcntl(fd, F_GETFL) & (O_APPEND | O_NONBLOCK)) == (O_APPEND | O_NONBLOCK), "F_SETFL");
+	CHECK(fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 && fcntl(fd, F_GETFD) == FD_CLOEXEC, "F_SETFD");
+	d = fcntl(fd, F_DUPFD_CLOEXEC, 20);
+	CHECK(d >= 20 && fcntl(d, F_GETFD) == FD_CLOEXEC, "F_DUPFD_CLOEXEC: %d", d);
+	if (d >= 0)
+		close(d);
+	errno = 0;
+	CHECK(fcntl(-1, F_GETFL) == -1 && errno == EBADF, "fcntl -1: %d", errno);
+	test_fcntl_lock(fd);
+
+	CHECK(fchmod(fd, 0641) == 0 && fstat(fd, &st) == 0 && (st.st_mode & 07777) == 0641,
+	      "fchmod: %o", (unsigned)st.st_mode);
+	CHECK(fchown(fd, getuid(), getgid()) == 0 && fchown(fd, (uid_t)-1, (gid_t)-1) == 0,
+	      "fchown to our own ids");
+	if (getuid() == 0)      /* root: an id of more than 16 bits */
+		CHECK(fchown(fd, 70000, 70001) == 0 && fstat(fd, &st) == 0 &&
+		      st.st_uid == 70000 && st.st_gid == 70001, "fchown 70000: %ld %ld",
+		      (long)st.st_uid, (long)st.st_gid);
+	errno = 0;
+	CHECK(fchmod(-1, 0600) == -1 && errno == EBADF && fchown(-1, 0, 0) == -1 && errno == EBADF,
+	      "fchmod/fchown -1: %d", errno);
+	close(fd);
+	unlink(path);
+
+	ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(ls >= 0 && fcntl(ls, F_GETFD) == FD_CLOEXEC && !(fcntl(ls, F_GETFL) & O_NONBLOCK) &&
+	      bind(ls, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(ls, 4) == 0 &&
+	      getsockname(ls, (struct sockaddr *)&a, &alen) == 0, "socket/listen: %s",
+	      strerror(errno));
+	c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	CHECK(c >= 0 && (fcntl(c, F_GETFL) & O_NONBLOCK) && fcntl(c, F_GETFD) == 0,
+	      "socket SOCK_NONBLOCK");
+	if (c >= 0 && connect(c, (struct sockaddr *)&a, sizeof(a)) != 0)
+		CHECK(errno == EINPROGRESS, "connect: %s", strerror(errno));
+	s = accept4(ls, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	CHECK(s >= 0 && fcntl(s, F_GETFD) == FD_CLOEXEC && (fcntl(s, F_GETFL) & O_NONBLOCK) &&
+	      plen == sizeof(peer) && peer.sin_family == AF_INET &&
+	      peer.sin_addr.s_addr == htonl(INADDR_LOOPBACK), "accept4: %s", strerror(errno));
+	errno = 0;
+	CHECK(fcntl(ls, F_SETFL, O_NONBLOCK) == 0 && accept4(ls, NULL, NULL, 0) == -1 &&
+	      (errno == EAGAIN || errno == EWOULDBLOCK), "accept4 with nothing pending: %d", errno);
+	errno = 0;
+	CHECK(socket(12345, SOCK_STREAM, 0) == -1 && errno == EAFNOSUPPORT, "socket bad family: %d",
+	      errno);
+	for (int *p = (int[]){ s, c, ls }, i = 0; i < 3; i++)
+		if (p[i] >= 0)
+			close(p[i]);
+}
+
 /* ---- 64-bit division (libgcc's names) ---- */
 
 uint64_t __udivdi3(uint64_t n, uint64_t d);
@@ -1054,4 +1158,5 @@ void test_libc_small(void)
 	test_memcpy();
 	test_termios();
 	test_sigaction();
+	test_fdcalls();
 }
