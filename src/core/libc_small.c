@@ -64,8 +64,9 @@
  * - malloc, free, calloc, realloc: power-of-two size classes (16 B to
  *   16 KiB, with free lists, never coalesced or returned) carved from
  *   64 KiB anonymous mappings; larger blocks are mappings of their own,
- *   unmapped by free. Not thread-safe (postie has one thread); no
- *   aligned_alloc/posix_memalign (nothing postie links uses them).
+ *   unmapped by free (the system calls, not musl's mmap/munmap). Not
+ *   thread-safe (postie has one thread); no aligned_alloc/posix_memalign
+ *   (nothing postie links uses them).
  */
 #include <errno.h>
 #include <arpa/inet.h>
@@ -1126,11 +1127,21 @@ union sm_hdr {
 static union sm_hdr *sm_free_list[SM_MAX_SHIFT + 1];
 static char *sm_cur, *sm_end;
 
+/* The mmap and munmap system calls, not musl's functions (their offset
+ * and size checks, and the lock for MAP_FIXED, are for other callers);
+ * mmap2 on 32-bit targets, with offset 0 either call. */
+#ifdef SYS_mmap2
+#define SM_SYS_MMAP SYS_mmap2
+#else
+#define SM_SYS_MMAP SYS_mmap
+#endif
+
 static void *sm_map(size_t n)
 {
-	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	long p = syscall(SM_SYS_MMAP, 0, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			 -1, 0);
 
-	return p == MAP_FAILED ? NULL : p;
+	return p == -1 ? NULL : (void *)p;
 }
 
 /* Puts the block h of 2^k bytes on its free list. */
@@ -1201,7 +1212,7 @@ void free(void *p)
 		return;
 	h = (union sm_hdr *)p - 1;
 	if (h->size > ((size_t)1 << SM_MAX_SHIFT)) {
-		munmap(h, h->size);
+		syscall(SYS_munmap, h, h->size);
 		return;
 	}
 	while (((size_t)1 << k) < h->size)
@@ -1571,6 +1582,7 @@ void *memcpy(void *restrict dst, const void *restrict src, size_t n)
 		*d++ = *s++;
 	return dst;
 }
+
 #endif
 
 /* ---- tcgetattr, tcsetattr -------------------------------------------------- */

@@ -1135,6 +1135,33 @@ static void test_division(void)
 	      __umoddi3(1733450000123ULL, 1000) == 123, "division: known values");
 }
 
+/* A large block is a mapping of its own: written whole, and gone from
+ * the address space once freed (mincore: ENOMEM for unmapped pages). */
+static void test_malloc_map(void)
+{
+	size_t n = 200000;
+	volatile size_t huge = SIZE_MAX - 4096; /* not known to gcc's size checks */
+	unsigned char *p = malloc(n), vec[64];
+	uintptr_t page;
+	int ok = p != NULL;
+
+	for (size_t i = 0; ok && i < n; i += 1000)
+		p[i] = (unsigned char)i;
+	for (size_t i = 0; ok && i < n; i += 1000)
+		ok = p[i] == (unsigned char)i;
+	CHECK(ok, "malloc(%zu)", n);
+	if (!p)
+		return;
+	page = ((uintptr_t)p + 8192) & ~(uintptr_t)4095;
+	CHECK(mincore((void *)page, 4096, vec) == 0, "mincore of a live block");
+	free(p);
+	errno = 0;
+	CHECK(mincore((void *)page, 4096, vec) == -1 && errno == ENOMEM,
+	      "freed large block still mapped: %d", errno);
+	errno = 0;
+	CHECK(malloc(huge) == NULL && errno == ENOMEM, "malloc(huge)");
+}
+
 void test_libc_small(void)
 {
 	test_printf();
@@ -1148,6 +1175,7 @@ void test_libc_small(void)
 	test_qsort();
 	test_faccessat();
 	test_malloc();
+	test_malloc_map();
 	test_strerror();
 	test_inet();
 	test_strstr();
