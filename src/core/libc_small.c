@@ -1583,7 +1583,92 @@ void *memcpy(void *restrict dst, const void *restrict src, size_t n)
 	return dst;
 }
 
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+void *memset(void *dst, int c, size_t n)
+{
+	unsigned char *d = dst;
+	const sm_word w = (sm_word)-1 / 255 * (unsigned char)c;
+
+	for (; n && ((uintptr_t)d & (sizeof(w) - 1)); n--)
+		*d++ = (unsigned char)c;
+	for (; n >= sizeof(w); n -= sizeof(w), d += sizeof(w))
+		*(sm_word *)(void *)d = w;
+	while (n--)
+		*d++ = (unsigned char)c;
+	return dst;
+}
+
+/* memcpy above copies upwards, each unit read before it is written, so
+ * it also moves to a lower address over an overlap; to a higher one
+ * (inside the source) the bytes go downwards. */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+void *memmove(void *dst, const void *src, size_t n)
+{
+	unsigned char *d = dst;
+	const unsigned char *s = src;
+
+	if ((uintptr_t)d - (uintptr_t)s >= n)
+		return memcpy(dst, src, n);
+	while (n--)
+		d[n] = s[n];
+	return dst;
+}
 #endif
+
+/* ---- strchr, strchrnul, strspn, strcspn, memchr ----------------------------- */
+
+/* A byte at a time: musl's read words at a time (strchrnul, memchr) or
+ * build bit tables (strspn, strcspn), faster on long strings and about
+ * 1 KB more on mips; postie's strings are lines and words.
+ * __strchrnul is the name musl's getenv and strchr call. */
+char *__strchrnul(const char *s, int c);
+
+char *__strchrnul(const char *s, int c)
+{
+	while (*s && *(const unsigned char *)s != (unsigned char)c)
+		s++;
+	return (char *)s;
+}
+
+char *strchrnul(const char *s, int c)
+{
+	return __strchrnul(s, c);
+}
+
+char *strchr(const char *s, int c)
+{
+	char *r = __strchrnul(s, c);
+
+	return *(unsigned char *)r == (unsigned char)c ? r : NULL;
+}
+
+size_t strspn(const char *s, const char *set)
+{
+	const char *p = s;
+
+	while (*p && strchr(set, *p))
+		p++;
+	return (size_t)(p - s);
+}
+
+size_t strcspn(const char *s, const char *set)
+{
+	const char *p = s;
+
+	while (*p && !strchr(set, *p))
+		p++;
+	return (size_t)(p - s);
+}
+
+void *memchr(const void *s, int c, size_t n)
+{
+	const unsigned char *p = s;
+
+	for (; n; n--, p++)
+		if (*p == (unsigned char)c)
+			return (void *)p;
+	return NULL;
+}
 
 /* ---- tcgetattr, tcsetattr -------------------------------------------------- */
 

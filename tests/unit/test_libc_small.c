@@ -1043,6 +1043,79 @@ static void test_fdcalls(void)
 			close(p[i]);
 }
 
+/* ---- string functions ---- */
+
+/* Every function against a plain loop of the test's own, over strings
+ * with bytes above 127 and sets with and without NUL-adjacent cases. */
+static void test_strings(void)
+{
+	static const char *const strs[] = { "", "a", "abc", "hello world", " \t x", "\xff\x80z",
+					    "aaaaaaaaaaaaaaaaaaaaaaaaaaaab", "EHLO client.example\r\n" };
+	static const char *const sets[] = { "", "a", "ab", " \t", "\r\n", "\xff", "lo", "xyz" };
+	static const int chars[] = { 0, 'a', 'b', 'z', ' ', '\n', 0xff, 0x80, 'a' + 256 };
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		const char *s = strs[i];
+		size_t n = strlen(s);
+		for (size_t j = 0; j < sizeof(sets) / sizeof(sets[0]); j++) {
+			size_t sp = 0, cs = 0;
+			while (sp < n && memchr(sets[j], s[sp], strlen(sets[j])))
+				sp++;
+			while (cs < n && !memchr(sets[j], s[cs], strlen(sets[j])))
+				cs++;
+			bad += strspn(s, sets[j]) != sp;
+			bad += strcspn(s, sets[j]) != cs;
+		}
+		for (size_t j = 0; j < sizeof(chars) / sizeof(chars[0]); j++) {
+			unsigned char c = (unsigned char)chars[j];
+			size_t k = 0;
+			while (k < n && (unsigned char)s[k] != c)
+				k++;
+			bad += strchrnul(s, chars[j]) != s + k;
+			bad += strchr(s, chars[j]) != (k < n || c == 0 ? s + k : NULL);
+			bad += memchr(s, chars[j], n) != (k < n ? s + k : NULL);
+			bad += memchr(s, chars[j], k) != NULL;
+		}
+	}
+	CHECK(bad == 0, "string functions: %d wrong", bad);
+}
+
+/* memset at every alignment and length 0..80, memmove over overlaps
+ * in both directions: the bytes, the guards around them, the return. */
+static void test_memset_memmove(void)
+{
+	static unsigned char buf[160], ref[160];
+	int bad = 0;
+
+	for (int off = 0; off < 8; off++)
+		for (int n = 0; n <= 80; n++) {
+			volatile unsigned char *v = buf;
+			for (int i = 0; i < 160; i++)
+				v[i] = 0xee;
+			bad += memset(buf + off, 0x5a + n, (size_t)n) != buf + off;
+			for (int i = 0; i < 160; i++)
+				bad += v[i] != (i >= off && i < off + n ? (unsigned char)(0x5a + n) : 0xee);
+		}
+	for (int from = 0; from < 12; from++)
+		for (int to = 0; to < 12; to++)
+			for (int n = 0; n <= 70; n++) {
+				volatile unsigned char *v = buf, *r = ref;
+				for (int i = 0; i < 160; i++)
+					v[i] = r[i] = (unsigned char)(i * 13 + 7);
+				/* the reference: through a copy, so overlap does not matter */
+				unsigned char tmp[80];
+				for (int i = 0; i < n; i++)
+					tmp[i] = r[from + i];
+				for (int i = 0; i < n; i++)
+					r[to + i] = tmp[i];
+				bad += memmove(buf + to, buf + from, (size_t)n) != buf + to;
+				for (int i = 0; i < 160; i++)
+					bad += v[i] != r[i];
+			}
+	CHECK(bad == 0, "memset/memmove: %d wrong bytes", bad);
+}
+
 /* ---- 64-bit division (libgcc's names) ---- */
 
 uint64_t __udivdi3(uint64_t n, uint64_t d);
@@ -1187,4 +1260,6 @@ void test_libc_small(void)
 	test_termios();
 	test_sigaction();
 	test_fdcalls();
+	test_strings();
+	test_memset_memmove();
 }
