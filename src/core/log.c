@@ -107,8 +107,8 @@ void log_msg(int level, const char *fmt, ...)
 		return;
 	buf_init(&b, line, sizeof(line));
 	if (syslog_fd >= 0)
-		buf_printf(&b, "<%d>postie[%d]: ", 16 * 8 + level,
-			   (int)getpid());      /* mail facility */
+		buf_printf(&b, "<%d>postie[%d]: ", 2 * 8 + level,
+			   (int)getpid());      /* facility mail (2), RFC 5424 */
 	else
 		buf_adds(&b, "postie: ");
 	/* The message, cut to LOG_LINE_MAX - 1 bytes, and room for the LF. */

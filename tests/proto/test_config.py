@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -823,6 +824,64 @@ class StartupFindings(ConfBase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("postie.conf:3: listen 127.0.0.1:%d: Address" % port,
                       r.stdout.decode())
+
+
+
+# Run under `unshare -m`: a private /dev (a tmpfs with the usual devices
+# bound in) whose /dev/log is a datagram socket of this script's, so the
+# machine's syslog is untouched. Prints the PRI of each line the daemon
+# sends before TERM.
+SYSLOG_INNER = r"""
+import os, socket, subprocess, sys, time
+tmp, conf = sys.argv[1], sys.argv[2]
+cmd = sys.argv[3:]
+os.makedirs(tmp + "/dev", exist_ok=True)
+subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+subprocess.run(["mount", "--rbind", "/dev", tmp + "/dev"], check=True)
+subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/dev"], check=True)
+for n in ("null", "zero", "urandom", "random"):
+    open("/dev/" + n, "w").close()
+    subprocess.run(["mount", "--bind", tmp + "/dev/" + n, "/dev/" + n], check=True)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+s.settimeout(0.5)
+p = subprocess.Popen(cmd + ["-c", conf])
+got, end = [], time.time() + 60
+while time.time() < end and not any(b"started" in g for g in got):
+    try:
+        got.append(s.recv(4096))
+    except socket.timeout:
+        pass
+p.terminate()
+p.wait(timeout=60)
+for g in got:
+    print(g.decode("utf-8", "replace").split(">", 1)[0].lstrip("<"), g[:60])
+"""
+
+
+@need_feature("syslog")
+class SyslogFacility(harness.TestCase):
+    def test_lines_go_to_facility_mail(self):
+        # RFC 5424: PRI = facility * 8 + severity, mail is facility 2 (the
+        # lines used to carry 16, local0, against the README).
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs root and unshare for a private /dev/log")
+        srv = harness.Server(extra="log syslog\n")
+        try:
+            srv.write("inner.py", SYSLOG_INNER)
+            srv.write("postie.conf", srv.config(harness.free_port()))
+            p = subprocess.run(["unshare", "-m", sys.executable, srv.path("inner.py"),
+                                srv.path("ns"), srv.path("postie.conf")] +
+                               harness.command(), cwd=srv.dir, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=120 * SLOW)
+            out = p.stdout.decode("utf-8", "replace")
+            pris = [int(line.split()[0]) for line in out.splitlines()
+                    if line.split() and line.split()[0].isdigit()]
+            self.assertTrue(pris, out)
+            self.assertTrue(all(pri >> 3 == 2 for pri in pris), out)
+            self.assertIn(2 * 8 + 6, pris, out)      # "started" is info (6)
+        finally:
+            srv.cleanup()
 
 
 if __name__ == "__main__":
