@@ -1078,6 +1078,10 @@ int conf_check(const struct conf *c, const char *path)
 		if (CONFIG_TLS && c->smarthost_tls != SMARTHOST_PLAIN && c->smarthost_verify)
 			n += check_readable(path, c->ca_file_line, "ca_file", c->ca_file, &w);
 	}
+	if (CONFIG_RELAY && !CONFIG_DNS && !c->smarthost[0])
+		dprintf(2, "postie: %s: warning: no smarthost, and this build has no "
+			"DNS (CONFIG_DNS) to find other domains' mail servers: mail "
+			"to them bounces; add 'smarthost HOST:PORT tls'\n", path);
 	for (int i = 0; CONFIG_LISTEN && i < c->nlisten; i++) {
 		n += check_listen(c, path, i);
 		/* Every port but smtp wants a login first (a build without

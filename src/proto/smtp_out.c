@@ -420,7 +420,13 @@ static void begin(struct smtpout *so)
 	}
 	if ((is_smarthost(so) ? dns_query_host(conf->smarthost, on_dns, so) :
 	     dns_query_mx(job->domain, on_dns, so)) != 0) {
-		snprintf(so->last, sizeof(so->last), "4.4.3 DNS lookup could not start");
+		/* Without DNS in the build, no later try can do better. */
+		if (!CONFIG_DNS)
+			snprintf(so->last, sizeof(so->last), "5.4.4 no smarthost set, "
+				 "and this build has no DNS to find the mail servers");
+		else
+			snprintf(so->last, sizeof(so->last), "4.4.3 DNS lookup could not start");
+		so->last_perm = !CONFIG_DNS;
 		so->last_local = 1;
 		finish(so);
 	}

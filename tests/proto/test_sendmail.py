@@ -376,3 +376,44 @@ class SendmailTest(harness.TestCase):
         rc, out, err = self.run_cmd([], name="mailq")
         self.assertEqual(rc, 0, err)
         self.assertIn("Mail queue is empty", out)
+
+
+@need_feature("sendmail")
+@need_feature("relay")
+class NoDnsNoSmarthost(harness.TestCase):
+    """A build without DNS (the alerts board) and no smarthost has no way
+    to other domains: `-t` warns, and such mail bounces at once with the
+    reason instead of waiting in the queue for its lifetime."""
+
+    def test_remote_mail_bounces_with_the_reason(self):
+        if "dns" in harness.features():
+            self.skipTest("this build has DNS")
+        srv = harness.Server(smtp=False, users=["root", "postmaster"])
+        try:
+            srv.start()
+            p = subprocess.run(harness.command("-t", "-c", "postie.conf"), cwd=srv.dir,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               timeout=30 * SLOW)
+            self.assertIn(b"warning: no smarthost, and this build has no DNS", p.stdout)
+            p = subprocess.run(harness.command("sendmail", "-C", "postie.conf", "-f",
+                                               "root@test.lan", "a@example.net"),
+                               cwd=srv.dir, input=b"Subject: nodns\n\nbody\n",
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=30 * SLOW)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            box = srv.path("mail", "root")
+
+            def bounced():
+                try:
+                    with open(box, "rb") as f:
+                        return b"Status: 5.4.4" in f.read()
+                except FileNotFoundError:
+                    return False
+            harness.wait_until(bounced, 60 * SLOW, "a bounce in root's mbox; log:\n"
+                               + srv.log()[-1500:])
+            with open(box, "rb") as f:
+                self.assertIn(b"no smarthost set, and this build has no DNS", f.read())
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            srv.cleanup()
+
