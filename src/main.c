@@ -505,9 +505,10 @@ static void print_version(void)
 		       CONFIG_IMAP_NAMESPACE ? " NAMESPACE" : "", CONFIG_IMAP_ID ? " ID" : "",
 		       CONFIG_IMAP_ENABLE ? " ENABLE" : "",
 		       CONFIG_IMAP_LITERALPLUS ? " LITERAL+" : "");
-	dprintf(1, "\nlimits: connections=%d line=%d rcpt=%d inbuf=%d outbuf=%d\n",
-	       CONFIG_MAX_CONNECTIONS, CONFIG_SMTP_LINE_MAX, CONFIG_SMTP_MAX_RCPT,
-	       CONFIG_CONN_INBUF, CONFIG_CONN_OUTBUF);
+	dprintf(1, "\nlimits: connections=%d line=%d rcpt=%d inbuf=%d outbuf=%d "
+		"message=%dK\n", CONFIG_MAX_CONNECTIONS, CONFIG_SMTP_LINE_MAX,
+		CONFIG_SMTP_MAX_RCPT, CONFIG_CONN_INBUF, CONFIG_CONN_OUTBUF,
+		CONFIG_MAX_MESSAGE_SIZE_KB);
 	dprintf(1, "config: %s\n", DEFAULT_CONF);
 }
 

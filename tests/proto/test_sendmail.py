@@ -302,6 +302,21 @@ class SendmailTest(harness.TestCase):
         self.assertIn("too big", err)
         self.assertNothing()
 
+    def test_default_size_limit_is_the_one_V_shows(self):
+        # Without max_message_size the build's default applies; `postie -V`
+        # names it (limits: message=NK), and the refusal says it in bytes.
+        kb = [f.split("=", 1)[1] for f in harness.features()
+              if f.startswith("limit:message=")]
+        self.assertEqual(len(kb), 1, sorted(harness.features()))
+        limit = int(kb[0].rstrip("K")) * 1024
+        with open(os.path.join(self.dir, "postie.conf"), "w") as f:
+            f.write("hostname %s\nspool_dir ./spool\n" % HOST)
+        rc, _, err = self.run_cmd(["alice@example.org"], b"Subject: big\n\n" +
+                                  b"x" * limit)
+        self.assertEqual(rc, 65, err)
+        self.assertIn("max_message_size is %d bytes" % limit, err)
+        self.assertNothing()
+
     def test_nul_byte_refused(self):
         """A NUL byte anywhere (header, first body line, deep in the
         body, with CRLF input) is refused with exit 65 and the line it is
