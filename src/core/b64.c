@@ -138,7 +138,10 @@ int pem_each(const char *text, size_t len, unsigned char *scratch, size_t cap,
 			le--;
 		ll = (size_t)(le - text);
 		if ((k = pem_boundary(text, ll, "BEGIN ", &label)) >= 0) {
-			if (open || k > PEM_LABEL_MAX)
+			if (k > PEM_LABEL_MAX)
+				return -1;
+			/* The object before was cut short: damaged. */
+			if (open && (n++, fn(ctx, name, NULL, 0) != 0))
 				return -1;
 			memcpy(name, label, (size_t)k);
 			name[k] = '\0';
@@ -149,7 +152,7 @@ int pem_each(const char *text, size_t len, unsigned char *scratch, size_t cap,
 			 * next quad is read. */
 			int d = o.full ? -1 : b64_decode((const char *)scratch, o.len,
 							 scratch, cap);
-			if (d < 0 || fn(ctx, name, scratch, (size_t)d) != 0)
+			if (fn(ctx, name, d < 0 ? NULL : scratch, d < 0 ? 0 : (size_t)d) != 0)
 				return -1;
 			open = 0;
 			n++;
@@ -160,5 +163,7 @@ int pem_each(const char *text, size_t len, unsigned char *scratch, size_t cap,
 		}
 		text = nl ? nl + 1 : end;
 	}
+	if (open && (n++, fn(ctx, name, NULL, 0) != 0))
+		return -1;
 	return n;
 }

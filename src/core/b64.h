@@ -28,17 +28,19 @@ size_t b64_encode(const unsigned char *in, size_t len, char *out, size_t outcap)
 /* The longest PEM label kept ("CERTIFICATE", "EC PRIVATE KEY"...). */
 #define PEM_LABEL_MAX 127
 
-/* Gets each PEM object's label (NUL-terminated) and DER; 0 goes on. */
+/* Gets each PEM object's label (NUL-terminated) and DER, or der NULL
+ * and len 0 for a damaged one (its body not base64, too big for the
+ * scratch room, or cut short by a BEGIN or the end); 0 goes on. */
 typedef int (*pem_fn)(void *ctx, const char *label, const unsigned char *der,
 		      size_t len);
 
 /* Walks the objects of a PEM text: "-----BEGIN L-----", base64 lines
  * (spaces, tabs and CR ignored), "-----END L-----". Text between objects
- * is skipped (a CA bundle's comments); an object still open at the end is
- * ignored. Each object is decoded into scratch[0..cap), which must hold
- * its base64 text. Returns the number of objects, or -1 on bad base64, a
- * BEGIN inside an object, a label over PEM_LABEL_MAX, an object over cap,
- * or when fn returns non-zero. */
+ * is skipped (a CA bundle's comments). Each object is decoded into
+ * scratch[0..cap), which must hold its base64 text; a damaged one goes to
+ * fn as such (the caller decides: a CA bundle skips it, a key fails).
+ * Returns the number of objects, or -1 on a label over PEM_LABEL_MAX or
+ * when fn returns non-zero. */
 int pem_each(const char *text, size_t len, unsigned char *scratch, size_t cap,
 	     pem_fn fn, void *ctx);
 

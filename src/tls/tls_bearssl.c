@@ -154,6 +154,11 @@ static int on_cert(void *ctx, const char *name, const unsigned char *der,
 
 	if (strcmp(name, "CERTIFICATE") != 0 && strcmp(name, "X509 CERTIFICATE") != 0)
 		return 0;
+	if (!der) {
+		l->why = "a CERTIFICATE that is damaged or cut short (its body "
+			 "is not base64, or no END line)";
+		return -1;
+	}
 	if (l->c->chain_len == TLS_CHAIN_MAX) {
 		l->why = "more than 8 certificates in the chain";
 		return -1;
@@ -174,6 +179,14 @@ static int on_key(void *ctx, const char *name, const unsigned char *der,
 
 	if (!strstr(name, "PRIVATE KEY"))
 		return 0;
+	/* PKCS#8's label says so; PKCS#1's encrypted form has Proc-Type
+	 * headers in its body, which then is not base64. */
+	if (strstr(name, "ENCRYPTED") || !der) {
+		l->why = "the private key is encrypted or damaged (its body is "
+			 "not plain base64): postie needs it unencrypted, e.g. "
+			 "openssl pkey -in KEY -out NEW.pem";
+		return -1;
+	}
 	br_skey_decoder_init(&l->skey);
 	br_skey_decoder_push(&l->skey, der, len);
 	if (br_skey_decoder_last_error(&l->skey) != 0) {
@@ -705,6 +718,10 @@ static int on_ca(void *ctx, const char *name, const unsigned char *der,
 
 	if (strcmp(name, "CERTIFICATE") != 0 && strcmp(name, "X509 CERTIFICATE") != 0)
 		return 0;
+	if (!der) {                     /* damaged: the others still count */
+		l->bad++;
+		return 0;
+	}
 	buf_init_len(&mem, l->a->mem, l->cap, l->used);
 	buf_init(&dn, buf_reserve(&mem, 0), buf_remaining(&mem));
 	br_x509_decoder_init(&dc, dn_append, &dn);
@@ -765,6 +782,10 @@ int tls_load_ca(const char *file, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: no usable CA certificates", file);
 		return -1;
 	}
+	if (l.bad)
+		log_msg(LOGL_WARN, "%s: %d damaged or unreadable certificate%s "
+			"skipped, %d in use", file, l.bad, l.bad == 1 ? "" : "s",
+			(int)l.n);
 	l.a->n = l.n;
 	anchors_put(ca_current);
 	ca_current = l.a;

@@ -753,6 +753,22 @@ class StartupFindings(ConfBase):
         self.assertBad(self.conf("tls_cert ./big.pem\ntls_key ./other.key\n"), 12,
                        "other.key", "does not match the first certificate")
 
+    @need_feature("tls")
+    def test_encrypted_key_named_as_such(self):
+        if not shutil.which("openssl"):
+            self.skipTest("no openssl")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", "plain.key", "-out", "c.pem", "-days", "2",
+                        "-subj", "/CN=t"], cwd=self.dir, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=120 * SLOW, check=True)
+        for args in (["-traditional"], []):      # Proc-Type headers; PKCS#8
+            subprocess.run(["openssl", "rsa", "-in", "plain.key", "-aes256", "-passout",
+                            "pass:x", "-out", "enc.key"] + args, cwd=self.dir,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=60 * SLOW, check=True)
+            self.assertBad(self.conf("tls_cert ./c.pem\ntls_key ./enc.key\n"), 12,
+                           "enc.key", "encrypted", "openssl pkey")
+
     def test_listen_address_not_on_this_machine(self):
         self.assertBad(self.conf("listen smtp 192.0.2.7:2525\n"), 11,
                        "192.0.2.7:2525", "cannot bind")

@@ -200,6 +200,22 @@ class SmarthostTest(harness.TestCase):
         self.send(srv, t)
         self.assertDelivered(srv, t)
 
+    def test_damaged_certificate_in_ca_bundle_skipped(self):
+        # One damaged object in the middle of a bundle costs that object,
+        # not the whole bundle: the others still check the smarthost.
+        srv = self.postie("submission", "starttls", start=False)
+        srv.extra = srv.extra.replace("ca_file %s" % PF.ca, "ca_file ./ca.pem")
+        with open(PF.ca) as f:
+            good = f.read()
+        srv.write("ca.pem", "-----BEGIN CERTIFICATE-----\nno!base64\n"
+                  "-----END CERTIFICATE-----\n" + good +
+                  "-----BEGIN CERTIFICATE-----\nTUlJ\n")
+        srv.start()
+        t = token("shcabad")
+        self.send(srv, t)
+        self.assertDelivered(srv, t)
+        self.assertIn("2 damaged or unreadable certificates skipped, 1 in use", srv.log())
+
     def test_bare_cr_never_leaves(self):
         """RFC 5321 §2.3.8: only CRLF goes to the next server. A stray CR
         in the content (taken by sendmail as it is) arrives as a space."""

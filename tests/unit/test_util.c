@@ -114,6 +114,10 @@ static int pem_collect(void *ctx, const char *label, const unsigned char *der, s
 
 	if (++p->n == p->refuse_at)
 		return -1;
+	if (!der) {
+		snprintf(p->labels + l, sizeof(p->labels) - l, "%s[bad];", label);
+		return len != 0;
+	}
 	snprintf(p->labels + l, sizeof(p->labels) - l, "%s[%zu];", label, len);
 	if (len <= sizeof(p->der) - p->der_len) {
 		memcpy(p->der + p->der_len, der, len);
@@ -137,14 +141,15 @@ void test_pem(void)
 		  "e\tH\n0=\n-----END EC PRIVATE KEY-----", 64, 0, 2,
 		  "CERTIFICATE[6];EC PRIVATE KEY[2];", "abcdefx}" },
 		{ "-----BEGIN X-----\n-----END X-----\n", 64, 0, 1, "X[0];", "" },
-		/* END without BEGIN, and an object left open, are skipped */
+		/* END without BEGIN is skipped; an object left open is damaged */
 		{ "-----END X-----\n-----BEGIN A-----\nYQ==\n-----END A-----\n"
-		  "-----BEGIN B-----\nYmI=\n", 64, 0, 1, "A[1];", "a" },
-		{ "-----BEGIN A-----\nY!==\n-----END A-----\n", 64, 0, -1, "", "" },
-		{ "-----BEGIN A-----\nYWJ\n-----END A-----\n", 64, 0, -1, "", "" },
+		  "-----BEGIN B-----\nYmI=\n", 64, 0, 2, "A[1];B[bad];", "a" },
+		{ "-----BEGIN A-----\nY!==\n-----END A-----\n", 64, 0, 1, "A[bad];", "" },
+		{ "-----BEGIN A-----\nYWJ\n-----END A-----\n", 64, 0, 1, "A[bad];", "" },
+		/* a BEGIN inside an object: that one was cut short */
 		{ "-----BEGIN A-----\n-----BEGIN B-----\nYQ==\n-----END B-----\n",
-		  64, 0, -1, "", "" },
-		{ "-----BEGIN A-----\nYWJjZGVm\n-----END A-----\n", 7, 0, -1, "", "" },
+		  64, 0, 2, "A[bad];B[1];", "a" },
+		{ "-----BEGIN A-----\nYWJjZGVm\n-----END A-----\n", 7, 0, 1, "A[bad];", "" },
 		{ "-----BEGIN A-----\nYWJjZGVm\n-----END A-----\n", 8, 0, 1, "A[6];", "abcdef" },
 		{ "-----BEGIN A-----\nYQ==\n-----END A-----\n-----BEGIN B-----\nYQ==\n"
 		  "-----END B-----\n", 64, 2, -1, "A[1];", "a" },
