@@ -15,7 +15,6 @@ installable: postfix.available() says why).
 """
 import os
 import re
-import shutil
 import subprocess
 import time
 import unittest
@@ -86,18 +85,21 @@ class SmarthostTest(harness.TestCase):
             raise AssertionError("\n".join(problems))
 
     def postie(self, service="submission", mode="starttls", password=None,
-               retry="1h 1h", start=True, extra=""):
+               retry="1h 1h", start=True, extra="", ca_text=None):
+        """ca_text: the ca_file's content (./ca.pem) instead of the test CA."""
         conf = "\n".join([
             "relay_networks 127.0.0.1/32",
             "smarthost %s:%d %s" % (PF.addr, PF.port[service], mode),
             "smarthost_name %s" % postfix.NAME,
             "smarthost_auth %s ./smarthost.secret" % postfix.USER,
-            "ca_file %s" % PF.ca,
+            "ca_file %s" % (PF.ca if ca_text is None else "./ca.pem"),
             "queue_retry %s" % retry,
         ]) + "\n" + extra
         srv = harness.Server(extra=conf, aliases="postmaster: carol\n",
                              users=harness.DEFAULT_USERS, smtp=SMTP)
         srv.write("smarthost.secret", (password or postfix.PASSWORD) + "\n", 0o600)
+        if ca_text is not None:
+            srv.write("ca.pem", ca_text)
         self.servers.append(srv)
         return srv.start() if start else srv
 
@@ -188,10 +190,8 @@ class SmarthostTest(harness.TestCase):
         # A reload whose ca_file is unusable is refused as a whole; the CA
         # certificates loaded at start must still check the smarthost (they
         # used to be freed first, and every try then failed).
-        srv = self.postie("submission", "starttls", start=False)
-        srv.extra = srv.extra.replace("ca_file %s" % PF.ca, "ca_file ./ca.pem")
-        shutil.copy(PF.ca, srv.path("ca.pem"))
-        srv.start()
+        with open(PF.ca) as f:
+            srv = self.postie("submission", "starttls", ca_text=f.read())
         srv.write("ca.pem", "-----BEGIN CERTIFICATE-----\nbroken!\n"
                   "-----END CERTIFICATE-----\n", 0o644)
         self.assertFalse(srv.reload())
@@ -203,14 +203,11 @@ class SmarthostTest(harness.TestCase):
     def test_damaged_certificate_in_ca_bundle_skipped(self):
         # One damaged object in the middle of a bundle costs that object,
         # not the whole bundle: the others still check the smarthost.
-        srv = self.postie("submission", "starttls", start=False)
-        srv.extra = srv.extra.replace("ca_file %s" % PF.ca, "ca_file ./ca.pem")
         with open(PF.ca) as f:
             good = f.read()
-        srv.write("ca.pem", "-----BEGIN CERTIFICATE-----\nno!base64\n"
-                  "-----END CERTIFICATE-----\n" + good +
-                  "-----BEGIN CERTIFICATE-----\nTUlJ\n")
-        srv.start()
+        srv = self.postie("submission", "starttls", ca_text=(
+            "-----BEGIN CERTIFICATE-----\nno!base64\n-----END CERTIFICATE-----\n"
+            + good + "-----BEGIN CERTIFICATE-----\nTUlJ\n"))
         t = token("shcabad")
         self.send(srv, t)
         self.assertDelivered(srv, t)
@@ -421,11 +418,8 @@ class SmarthostTest(harness.TestCase):
         """465-style: the same check before the greeting. The services
         with a bad certificate are STARTTLS ones; here the client trusts
         another CA (its own ca_file), so the good certificate is unknown."""
-        srv = self.postie("smtps", "tls", start=False)
         with open(PF.certs["self"][0]) as f:
-            srv.write("other-ca.pem", f.read())
-        srv.extra = srv.extra.replace("ca_file %s" % PF.ca, "ca_file ./other-ca.pem")
-        srv.start()
+            srv = self.postie("smtps", "tls", ca_text=f.read())
         t = token("sh465bad")
         self.send(srv, t)
         self.assertWaiting(srv, t, r"certificate not trusted: unknown issuer")
