@@ -119,6 +119,13 @@ static long pem_boundary(const char *s, size_t n, const char *kw, const char **l
 	return (long)(n - 10 - k);
 }
 
+/* An object that cannot be decoded goes to fn as NULL; it counts. */
+static int damaged(pem_fn fn, void *ctx, const char *name, int *n)
+{
+	(*n)++;
+	return fn(ctx, name, NULL, 0);
+}
+
 int pem_each(const char *text, size_t len, unsigned char *scratch, size_t cap,
 	     pem_fn fn, void *ctx)
 {
@@ -140,9 +147,8 @@ int pem_each(const char *text, size_t len, unsigned char *scratch, size_t cap,
 		if ((k = pem_boundary(text, ll, "BEGIN ", &label)) >= 0) {
 			if (k > PEM_LABEL_MAX)
 				return -1;
-			/* The object before was cut short: damaged. */
-			if (open && (n++, fn(ctx, name, NULL, 0) != 0))
-				return -1;
+			if (open && damaged(fn, ctx, name, &n) != 0)
+				return -1;      /* the object before was cut short */
 			memcpy(name, label, (size_t)k);
 			name[k] = '\0';
 			buf_reset(&o);
@@ -163,7 +169,7 @@ int pem_each(const char *text, size_t len, unsigned char *scratch, size_t cap,
 		}
 		text = nl ? nl + 1 : end;
 	}
-	if (open && (n++, fn(ctx, name, NULL, 0) != 0))
+	if (open && damaged(fn, ctx, name, &n) != 0)
 		return -1;
 	return n;
 }
