@@ -59,6 +59,12 @@
  * - fcntl, fchmod, fchown, socket, accept4: the system calls, without
  *   musl's fallbacks for kernels before 2.6.28, O_PATH descriptors and
  *   F_GETOWN of a process group.
+ * - setsockopt, getsockopt, bind, listen: the system calls; no retry of
+ *   SO_RCVTIMEO/SO_SNDTIMEO/SO_TIMESTAMP* with the 32-bit option numbers
+ *   on 32-bit targets under kernels before 5.1 (postie sets none).
+ * - signal (SA_RESTART, as musl's), sigaddset (refuses musl's signals
+ *   32..34, as musl's), sigprocmask (the system call; the old mask is
+ *   the kernel's, musl's hides its three signals from it).
  * - __udivdi3, __umoddi3, __divdi3, __moddi3 (gcc's 64-bit division on
  *   32-bit targets): a bit at a time; x / 0 is 0.
  * - malloc, free, calloc, realloc: power-of-two size classes (16 B to
@@ -1815,6 +1821,64 @@ int socket(int domain, int type, int protocol)
 int accept4(int fd, struct sockaddr *restrict addr, socklen_t *restrict len, int flags)
 {
 	return (int)syscall(SYS_accept4, fd, addr, len, flags);
+}
+
+/* ---- setsockopt, getsockopt, bind, listen -------------------------------- */
+
+/* The system calls themselves. musl's setsockopt and getsockopt retry
+ * SO_RCVTIMEO/SO_SNDTIMEO/SO_TIMESTAMP* on 32-bit targets with the old
+ * 32-bit option numbers for kernels before 5.1 (postie sets none of
+ * them; on 5.1 and later the kernel takes musl's 64-bit timeval as it
+ * is); its bind and listen are the same calls with six arguments' worth
+ * of inline assembly (84 bytes each on mips). */
+int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	return (int)syscall(SYS_setsockopt, fd, level, name, val, len);
+}
+
+int getsockopt(int fd, int level, int name, void *restrict val, socklen_t *restrict len)
+{
+	return (int)syscall(SYS_getsockopt, fd, level, name, val, len);
+}
+
+int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	return (int)syscall(SYS_bind, fd, addr, len);
+}
+
+int listen(int fd, int backlog)
+{
+	return (int)syscall(SYS_listen, fd, backlog);
+}
+
+/* ---- signal, sigaddset, sigprocmask ---------------------------------------- */
+
+/* signal() as musl's (SA_RESTART, through sigaction above); sigaddset
+ * refuses musl's own signals 32..34 as musl's does; sigprocmask is the
+ * rt_sigprocmask system call, without musl's pthread_sigmask, which hides
+ * those three from the old mask (postie's mask never holds them). */
+void (*signal(int sig, void (*fn)(int)))(int)
+{
+	struct sigaction sa = { .sa_handler = fn, .sa_flags = SA_RESTART }, old;
+
+	return __sigaction(sig, &sa, &old) ? SIG_ERR : old.sa_handler;
+}
+
+int sigaddset(sigset_t *set, int sig)
+{
+	unsigned s = (unsigned)sig - 1, bits = 8 * sizeof(unsigned long);
+
+	if (s >= _NSIG - 1 || sig - 32U < 3) {
+		errno = EINVAL;
+		return -1;
+	}
+	((unsigned long *)(void *)set)[s / bits] |= 1UL << (s % bits);
+	return 0;
+}
+
+int sigprocmask(int how, const sigset_t *restrict set, sigset_t *restrict old)
+{
+	return (int)syscall(SYS_rt_sigprocmask, how, set, old, _NSIG / 8);
 }
 
 /* ---- libgcc's 64-bit division -------------------------------------------- */
