@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
@@ -23,6 +24,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
+#include <sys/inotify.h>
+#include <sys/utsname.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1162,6 +1165,198 @@ static void test_sigset(void)
 	      signal(33, SIG_IGN) == SIG_ERR, "signal SIGKILL");
 }
 
+/* ---- open, openat, lseek, readdir, gethostname, inotify ---- */
+
+/* A scratch directory under $TMPDIR; "" when none could be made. */
+static void tmp_dir(char *path, size_t n, const char *tag)
+{
+	const char *t = getenv("TMPDIR");
+
+	snprintf(path, n, "%s/postie-%s-XXXXXX", t ? t : "/tmp", tag);
+	if (!mkdtemp(path))
+		path[0] = '\0';
+}
+
+static void test_open_lseek(void)
+{
+	char dir[256], path[300];
+	struct stat st;
+	mode_t um = umask(022);
+	int d, fd, p[2];
+
+	tmp_dir(dir, sizeof(dir), "open");
+	CHECK(dir[0], "mkdtemp");
+	if (!dir[0])
+		return;
+	snprintf(path, sizeof(path), "%s/f", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	CHECK(fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & 0777) == 0644 &&
+	      fcntl(fd, F_GETFD) == FD_CLOEXEC, "open O_CREAT: mode %o", (unsigned)st.st_mode);
+	errno = 0;
+	CHECK(open(path, O_RDWR | O_CREAT | O_EXCL, 0600) == -1 && errno == EEXIST,
+	      "open O_EXCL: %d", errno);
+	errno = 0;
+	CHECK(open(dir, O_WRONLY) == -1 && errno == EISDIR, "open a directory to write: %d", errno);
+	/* lseek: 64-bit offsets, relative moves, the errors */
+	CHECK(write(fd, "abcdef", 6) == 6 && lseek(fd, 0, SEEK_CUR) == 6 &&
+	      lseek(fd, -2, SEEK_CUR) == 4 && lseek(fd, 0, SEEK_END) == 6 &&
+	      lseek(fd, 1, SEEK_SET) == 1, "lseek small");
+	CHECK(lseek(fd, 5000000000LL, SEEK_SET) == 5000000000LL &&
+	      lseek(fd, -1, SEEK_CUR) == 4999999999LL && write(fd, "z", 1) == 1 &&
+	      lseek(fd, 0, SEEK_END) == 5000000000LL && lseek(fd, -3000000000LL, SEEK_END) ==
+	      2000000000LL, "lseek beyond 4 GiB: %s", strerror(errno));
+	errno = 0;
+	CHECK(lseek(fd, -1, SEEK_SET) == -1 && errno == EINVAL && lseek(fd, 0, 7) == -1 &&
+	      errno == EINVAL, "lseek invalid: %d", errno);
+	if (pipe(p) == 0) {
+		errno = 0;
+		CHECK(lseek(p[0], 0, SEEK_CUR) == -1 && errno == ESPIPE, "lseek pipe: %d", errno);
+		close(p[0]);
+		close(p[1]);
+	}
+	close(fd);
+	/* openat relative to a directory descriptor; O_TMPFILE's mode */
+	d = open(dir, O_RDONLY | O_DIRECTORY);
+	fd = d >= 0 ? openat(d, "f", O_RDONLY) : -1;
+	CHECK(fd >= 0 && fstat(fd, &st) == 0 && st.st_size == 5000000000LL, "openat: %lld",
+	      (long long)st.st_size);
+	if (fd >= 0)
+		close(fd);
+	errno = 0;
+	CHECK(openat(d, "missing", O_RDONLY) == -1 && errno == ENOENT, "openat missing: %d", errno);
+	fd = openat(d, "g", O_WRONLY | O_CREAT | O_TRUNC, 0640);
+	CHECK(fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & 0777) == 0640, "openat O_CREAT: %o",
+	      (unsigned)st.st_mode);
+	if (fd >= 0)
+		close(fd);
+	fd = openat(d, ".", O_TMPFILE | O_RDWR, 0604);
+	if (fd >= 0 || errno != EOPNOTSUPP) {   /* tmpfs and ext4 have it */
+		CHECK(fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & 0777) == 0604,
+		      "O_TMPFILE: %d %o", errno, (unsigned)st.st_mode);
+		if (fd >= 0)
+			close(fd);
+	}
+	unlinkat(d, "f", 0);
+	unlinkat(d, "g", 0);
+	if (d >= 0)
+		close(d);
+	rmdir(dir);
+	umask(um);
+}
+
+/* Enough entries for several getdents64 batches, each seen once; a
+ * directory removed while open ends the listing without an error. */
+static void test_readdir(void)
+{
+	enum { N = 150 };
+	static unsigned char seen[N];
+	char dir[256], path[400], sub[300];
+	struct dirent *e;
+	int bad = 0, dots = 0, n = 0;
+	DIR *d;
+
+	tmp_dir(dir, sizeof(dir), "dir");
+	CHECK(dir[0], "mkdtemp");
+	if (!dir[0])
+		return;
+	for (int i = 0; i < N; i++) {
+		snprintf(path, sizeof(path), "%s/entry-with-a-long-name-%03d", dir, i);
+		int fd = open(path, O_WRONLY | O_CREAT, 0600);
+		bad += fd < 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	memset(seen, 0, sizeof(seen));
+	d = opendir(dir);
+	for (int guard = 0; d && guard < 1000 && (e = readdir(d)) != NULL; guard++) {
+		int k;
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+			dots++;
+			continue;
+		}
+		if (sscanf(e->d_name, "entry-with-a-long-name-%d", &k) == 1 && k >= 0 && k < N &&
+		    !seen[k] && (e->d_type == DT_REG || e->d_type == DT_UNKNOWN))
+			seen[k] = 1, n++;
+		else
+			bad++;
+	}
+	CHECK(d && bad == 0 && dots == 2 && n == N, "readdir: %d of %d, %d dots, %d bad", n, N,
+	      dots, bad);
+	if (d)
+		closedir(d);
+	for (int i = 0; i < N; i++) {
+		snprintf(path, sizeof(path), "%s/entry-with-a-long-name-%03d", dir, i);
+		unlink(path);
+	}
+	snprintf(sub, sizeof(sub), "%s/gone", dir);
+	d = mkdir(sub, 0700) == 0 ? opendir(sub) : NULL;
+	errno = 0;
+	CHECK(d && rmdir(sub) == 0 && readdir(d) == NULL && errno == 0,
+	      "readdir of a removed directory: %d", errno);
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+static void test_hostname(void)
+{
+	struct utsname u;
+	char b[300];
+	size_t n;
+
+	CHECK(uname(&u) == 0, "uname");
+	n = strlen(u.nodename);
+	memset(b, 'x', sizeof(b));
+	CHECK(gethostname(b, sizeof(b)) == 0 && strcmp(b, u.nodename) == 0, "gethostname: %s",
+	      b);
+	memset(b, 'x', sizeof(b));
+	CHECK(gethostname(b, n + 1) == 0 && strcmp(b, u.nodename) == 0 && b[n + 1] == 'x',
+	      "gethostname exact");
+	memset(b, 'x', sizeof(b));
+	CHECK(n < 2 || (gethostname(b, 2) == 0 && b[0] == u.nodename[0] && b[1] == '\0' &&
+			b[2] == 'x'), "gethostname cut: %.3s", b);
+	memset(b, 'x', sizeof(b));
+	CHECK(gethostname(b, 0) == 0 && b[0] == 'x', "gethostname into 0 bytes");
+}
+
+static void test_inotify(void)
+{
+	char dir[256], path[300];
+	union { struct inotify_event e; char b[sizeof(struct inotify_event) + 256]; } ev;
+	int fd, wd;
+	ssize_t r;
+
+	tmp_dir(dir, sizeof(dir), "ino");
+	CHECK(dir[0], "mkdtemp");
+	if (!dir[0])
+		return;
+	fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	CHECK(fd >= 0 && fcntl(fd, F_GETFD) == FD_CLOEXEC && (fcntl(fd, F_GETFL) & O_NONBLOCK),
+	      "inotify_init1: %s", strerror(errno));
+	wd = inotify_add_watch(fd, dir, IN_CREATE | IN_MOVED_TO);
+	errno = 0;
+	CHECK(wd >= 0 && read(fd, ev.b, sizeof(ev.b)) == -1 && errno == EAGAIN,
+	      "inotify_add_watch: %d", errno);
+	snprintf(path, sizeof(path), "%s/new", dir);
+	close(open(path, O_WRONLY | O_CREAT, 0600));
+	r = read(fd, ev.b, sizeof(ev.b));
+	CHECK(r >= (ssize_t)sizeof(ev.e) && ev.e.wd == wd && (ev.e.mask & IN_CREATE) &&
+	      strcmp(ev.e.name, "new") == 0, "inotify event: %zd %#x", r, (unsigned)ev.e.mask);
+	errno = 0;
+	CHECK(inotify_add_watch(fd, path, 0) == -1 && errno == EINVAL &&
+	      inotify_add_watch(fd, "/nonexistent/x", IN_CREATE) == -1 && errno == ENOENT,
+	      "inotify_add_watch errors: %d", errno);
+	errno = 0;
+	wd = inotify_init1(O_APPEND);   /* a flag qemu-user knows, but not inotify */
+	CHECK(wd == -1 && errno == EINVAL, "inotify_init1 bad flags: %d", errno);
+	if (wd >= 0)
+		close(wd);
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+	rmdir(dir);
+}
+
 /* ---- string functions ---- */
 
 /* Every function against a plain loop of the test's own, over strings
@@ -1381,6 +1576,10 @@ void test_libc_small(void)
 	test_fdcalls();
 	test_sockcalls();
 	test_sigset();
+	test_open_lseek();
+	test_readdir();
+	test_hostname();
+	test_inotify();
 	test_strings();
 	test_memset_memmove();
 }
