@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/b64.h"
 #include "core/buf.h"
 #include "core/conf.h"
 #include "core/fdio.h"
@@ -478,9 +479,6 @@ static void emitf(struct msgfile *m, const char *fmt, ...)
 		emit(m, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
-static const char b64[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /* The display name for From: as a quoted string, or RFC 2047 encoded
  * words when it has 8-bit bytes (whole UTF-8 characters per word). */
 static void format_name(const char *name, char *out, size_t n)
@@ -509,7 +507,8 @@ static void format_name(const char *name, char *out, size_t n)
 	}
 	/* A whole word (at most 80 characters) or none. */
 	for (size_t i = 0; i < len && buf_fits(&b, 80, 0);) {
-		size_t k = i, w;
+		size_t k = i;
+		char word[B64_ENCODED_SIZE(45)];
 		/* 45 bytes make 60 base64 characters: a 72-char word. */
 		while (k < len && k - i < 45) {
 			size_t cl = 1;
@@ -525,19 +524,9 @@ static void format_name(const char *name, char *out, size_t n)
 			k = i + 1;
 		if (k > len)
 			k = len;
-		buf_printf(&b, "%s=?UTF-8?B?", b.len ? " " : "");
-		for (w = i; w < k; w += 3) {
-			unsigned v = (unsigned char)name[w] << 16;
-			char q[4];
-			if (w + 1 < k) v |= (unsigned char)name[w + 1] << 8;
-			if (w + 2 < k) v |= (unsigned char)name[w + 2];
-			q[0] = b64[(v >> 18) & 63];
-			q[1] = b64[(v >> 12) & 63];
-			q[2] = w + 1 < k ? b64[(v >> 6) & 63] : '=';
-			q[3] = w + 2 < k ? b64[v & 63] : '=';
-			buf_add(&b, q, sizeof(q));
-		}
-		buf_adds(&b, "?=");
+		b64_encode((const unsigned char *)name + i, k - i, word,
+			   sizeof(word));
+		buf_printf(&b, "%s=?UTF-8?B?%s?=", b.len ? " " : "", word);
 		i = k;
 	}
 	out[b.len] = '\0';
