@@ -279,11 +279,9 @@ static int add_rcpt(const char *s, size_t len)
 {
 	char a[ADDR_MAX];
 
-	if (normalize(s, len, a, sizeof(a)) != 0 && quiet)
-		return -1;
 	if (normalize(s, len, a, sizeof(a)) != 0)
-		return fail(EX_DATAERR_, "bad recipient address '%.*s'",
-			    (int)(len > 100 ? 100 : len), s);
+		return quiet ? -1 : fail(EX_DATAERR_, "bad recipient address "
+					 "'%.*s'", (int)(len > 100 ? 100 : len), s);
 	for (int i = 0; i < nrcpt; i++)
 		if (strcmp(rcpts[i], a) == 0)
 			return 0;
