@@ -668,11 +668,9 @@ static void emit_headers(struct msgfile *m, const struct opts *o)
 	size_t pos = 0;
 	struct field f;
 	int has_from = 0, has_date = 0, has_msgid = 0;
-	char date[64], name[SENDMAIL_NAME_MAX * 3], host[256];
-	time_t now = time(NULL);
+	char date[64], name[SENDMAIL_NAME_MAX * 3];
 
-	snprintf(host, sizeof(host), "%s", cf->hostname);
-	rfc5322_date(date, sizeof(date), now);
+	rfc5322_date(date, sizeof(date), time(NULL));
 	emit_received(m, date);
 	while (next_field(&pos, &f)) {
 		if (field_is(&f, "Bcc"))
@@ -699,7 +697,8 @@ static void emit_headers(struct msgfile *m, const struct opts *o)
 		const char *addr = null_sender ? NULL : sender;
 		char mailer[300];
 		if (!addr) {
-			snprintf(mailer, sizeof(mailer), "MAILER-DAEMON@%s", host);
+			snprintf(mailer, sizeof(mailer), "MAILER-DAEMON@%s",
+				 cf->hostname);
 			addr = mailer;
 		}
 		name[0] = '\0';
@@ -725,7 +724,7 @@ static void emit_headers(struct msgfile *m, const struct opts *o)
 	if (!has_date)
 		emitf(m, "Date: %s\n", date);
 	if (!has_msgid)
-		emitf(m, "Message-ID: <%s@%s>\n", tmp_name + 1, host);
+		emitf(m, "Message-ID: <%s@%s>\n", tmp_name + 1, cf->hostname);
 }
 
 /* ---- input ------------------------------------------------------------- */
