@@ -1202,22 +1202,23 @@ static struct qstate mq_state;
 static char mq_rcpt[CONFIG_SMTP_MAX_RCPT][ADDR_MAX];
 
 /* "45s", "12m", "2h05m", "3d04h". */
-/* Unsigned, and remainders by subtraction: signed 64-bit division and
- * modulo are libgcc's __divdi3/__moddi3 on 32-bit targets (2.3 KB on
- * MIPS), and __udivdi3 is linked anyway. */
+/* Unsigned, one 64-bit division (the days) and the rest of a day in 32
+ * bits: signed 64-bit division and modulo are libgcc's __divdi3/__moddi3
+ * on 32-bit targets (2.3 KB on MIPS), and __udivdi3 is linked anyway. */
 static void mq_duration(char *buf, size_t n, long long secs)
 {
 	unsigned long long s = secs < 0 ? 0 : (unsigned long long)secs;
-	unsigned long long m = s / 60, h = s / 3600, d = s / 86400;
+	unsigned long long d = s / 86400;
+	unsigned r = (unsigned)(s - d * 86400), h = r / 3600, m = r / 60;
 
-	if (s < 60)
-		snprintf(buf, n, "%llus", s);
-	else if (s < 3600)
-		snprintf(buf, n, "%llum", m);
-	else if (s < 86400)
-		snprintf(buf, n, "%lluh%02llum", h, m - h * 60);
+	if (d)
+		snprintf(buf, n, "%llud%02uh", d, h);
+	else if (h)
+		snprintf(buf, n, "%uh%02um", h, m - h * 60);
+	else if (m)
+		snprintf(buf, n, "%um", m);
 	else
-		snprintf(buf, n, "%llud%02lluh", d, h - d * 24);
+		snprintf(buf, n, "%us", r);
 }
 
 static void mq_printable(char *dst, size_t n, const char *src)
@@ -1325,7 +1326,7 @@ static int list_one(int dirfd, const char *name, uint64_t *total)
 	       from[0] ? from : "MAILER-DAEMON");
 
 	/* The message: age, attempts, next try. */
-	char age[24], in[24], at[16] = "";
+	char age[32], in[32], at[16] = "";
 	mq_duration(age, sizeof(age), (long long)(now - q->arrival));
 	dprintf(1, "%8s(age %s; %d delivery attempt%s", "", age, q->attempts,
 	       q->attempts == 1 ? "" : "s");
