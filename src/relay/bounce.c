@@ -177,27 +177,36 @@ static int copy_headers(struct out *o, const struct bounce_msg *m)
 {
 	char chunk[1024];
 	long long off = m->data_off, end = m->data_off + m->data_len;
-	long long budget = BOUNCE_HEADERS_MAX;
+	size_t budget = BOUNCE_HEADERS_MAX;
 	char mem[LINE_CAP + 2];
 	struct buf line;
 
 	if (m->src_fd < 0 || m->data_len <= 0)
 		return 0;
 	buf_init(&line, mem, sizeof(mem));
-	while (off < end && budget > 0) {
+	while (budget > 0) {
 		size_t want = sizeof(chunk);
 		ssize_t got;
 
-		if ((long long)want > end - off)
-			want = (size_t)(end - off);
-		got = pread(m->src_fd, chunk, want, (off_t)off);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			return -1;
-		if (got == 0)
-			break;
-		off += got;
+		if (off >= end) {
+			/* A last header line without LF (a message of
+			 * headers only) ends here. */
+			if (line.len == 0)
+				break;
+			chunk[0] = '\n';
+			got = 1;
+		} else {
+			if ((long long)want > end - off)
+				want = (size_t)(end - off);
+			got = pread(m->src_fd, chunk, want, (off_t)off);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got < 0)
+				return -1;
+			if (got == 0)
+				break;
+			off += got;
+		}
 		for (ssize_t i = 0; i < got; i++) {
 			char c = chunk[i];
 			if (c == '\r' || c == '\0')
@@ -209,22 +218,15 @@ static int copy_headers(struct out *o, const struct bounce_msg *m)
 			}
 			if (line.len == 0)
 				return 0;       /* end of the headers */
-			if ((long long)line.len + 2 > budget)
+			if (line.len + 2 > budget)
 				return 0;
 			if (mem[0] == '-' && line.len > 1 && mem[1] == '-')
 				put(o, " ", 1);
 			buf_addc(&line, '\n');
 			put(o, mem, line.len);
-			budget -= (long long)line.len + 1;
+			budget -= line.len + 1;
 			buf_reset(&line);
 		}
-	}
-	/* A last header line without LF (a message of headers only). */
-	if (line.len > 0 && off >= end && (long long)line.len + 2 <= budget) {
-		if (mem[0] == '-' && line.len > 1 && mem[1] == '-')
-			put(o, " ", 1);
-		buf_addc(&line, '\n');
-		put(o, mem, line.len);
 	}
 	return 0;
 }
