@@ -154,76 +154,60 @@ static int parse_opts(int argc, char **argv, struct opts *o, int *first_rcpt)
 			break;
 		}
 		for (size_t k = 1; a[k]; k++) {
-			char c = a[k], *val = NULL;
+			char c = a[k], *val = a + k + 1;
 
+			if (c == 't') {
+				o->from_headers = 1;
+				continue;
+			}
+			if (c == 'i') {
+				o->ignore_dots = 1;
+				continue;
+			}
+			if (strchr("vmnUG", c))
+				continue;       /* verbose, ...: ignored */
 			if (strchr("CfrFBNRVhLXO", c)) {
 				/* Takes a value: the rest, or the next arg. */
-				if (a[k + 1])
-					val = a + k + 1;
-				else if (i + 1 < argc)
+				if (!*val) {
+					if (i + 1 >= argc)
+						return usage("option needs a value");
 					val = argv[++i];
-				else
-					return usage("option needs a value");
+				}
+				if (c == 'C') {
+					o->conf_path = val;
+					o->explicit_conf = 1;
+				} else if (c == 'f' || c == 'r') {
+					o->sender = val;
+				} else if (c == 'F') {
+					o->fullname = val;
+				} else if (c == 'X') {
+					return usage("-X (traffic log) is not supported");
+				}       /* body type, DSN, hop count, tags: ignored */
+				break;
 			}
-			switch (c) {
-			case 'C':
-				o->conf_path = val;
-				o->explicit_conf = 1;
-				break;
-			case 'f':
-			case 'r':
-				o->sender = val;
-				break;
-			case 'F':
-				o->fullname = val;
-				break;
-			case 'B': case 'N': case 'R': case 'V': case 'h':
-			case 'L': case 'O':
-				break;  /* body type, DSN, hop count, tags: ignored */
-			case 'X':
-				return usage("-X (traffic log) is not supported");
-			case 't':
-				o->from_headers = 1;
-				break;
-			case 'i':
-				o->ignore_dots = 1;
-				break;
-			case 'v': case 'm': case 'n': case 'U': case 'G':
-				break;
-			case 'A':       /* -Am, -Ac: which sendmail.cf */
-				k = strlen(a) - 1;
-				break;
-			case 'o':
-				if (strcmp(a + k, "oi") == 0 || strcmp(a + k, "oitrue") == 0)
+			/* The others take the rest of the argument. */
+			if (c == 'o') {
+				if (strcmp(val, "i") == 0 || strcmp(val, "itrue") == 0)
 					o->ignore_dots = 1;
-				else if (a[k + 1] == '\0')
+				else if (!*val)
 					return usage("-o needs an option letter (-oi)");
 				/* -odb, -odi, -oem, -oQ..., -oXvalue: ignored */
-				k = strlen(a) - 1;
-				break;
-			case 'e':       /* -em, -ep, -eq: error mode, ignored */
-				k = strlen(a) - 1;
-				break;
-			case 'q':       /* -q, -q30m, -qf: run the queue now */
+			} else if (c == 'q') {  /* -q, -q30m, -qf: run the queue now */
 				o->run_queue = 1;
-				k = strlen(a) - 1;
-				break;
-			case 'b':
-				if (strcmp(a + k, "bp") == 0)
+			} else if (c == 'b') {
+				if (strcmp(val, "p") == 0)
 					o->list_queue = 1;
-				else if (strcmp(a + k, "bm") != 0)
-					return usage(a[k + 1] ? "only -bm and -bp "
-						     "are supported" : "-b needs a mode");
-				k = strlen(a) - 1;
-				break;
-			default: {
+				else if (strcmp(val, "m") != 0)
+					return usage(*val ? "only -bm and -bp are "
+						     "supported" : "-b needs a mode");
+			} else if (c != 'e' && c != 'A') {
+				/* -em, -ep, -eq: error mode; -Am, -Ac: which
+				 * sendmail.cf; both ignored */
 				char msg[48];
 				snprintf(msg, sizeof(msg), "unknown option -%c", c);
 				return usage(msg);
 			}
-			}
-			if (val)
-				break;  /* the value was the rest of this arg */
+			break;
 		}
 	}
 	*first_rcpt = i;
