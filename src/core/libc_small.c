@@ -70,6 +70,10 @@
  *   32-bit targets. readdir: getdents64 on musl's own DIR (its opendir
  *   and closedir stay). gethostname: uname's node name, cut with a NUL.
  *   inotify_init1, inotify_add_watch: the system calls.
+ * - unlink, unlinkat, rmdir, mkdir, mkdirat, rename, link, linkat,
+ *   chmod, access, umask, kill, close, ftruncate, _Exit, getuid,
+ *   geteuid, getgid, getegid, getpid: the system calls (the *at ones for
+ *   paths); close counts EINTR as closed, as musl's.
  * - __udivdi3, __umoddi3, __divdi3, __moddi3 (gcc's 64-bit division on
  *   32-bit targets): a bit at a time; x / 0 is 0.
  * - malloc, free, calloc, realloc: power-of-two size classes (16 B to
@@ -2003,6 +2007,147 @@ int inotify_init1(int flags)
 int inotify_add_watch(int fd, const char *path, uint32_t mask)
 {
 	return (int)syscall(SYS_inotify_add_watch, fd, path, mask);
+}
+
+/* ---- file and process calls of one system call each ---------------------- */
+
+/* musl's are 32-bit MIPS (an inline system call has no MIPS16 form),
+ * 32 to 68 bytes each; these are MIPS16 calls of syscall(). The path
+ * calls use the *at system calls (Linux 2.6.16) on every target, as
+ * aarch64 has no other; ARM's ids are the 32-bit calls (getuid32...).
+ * close treats EINTR as success, as musl's does (Linux has closed the
+ * descriptor by then). */
+#ifdef SYS_getuid32
+#define SM_SYS_GETUID SYS_getuid32
+#define SM_SYS_GETEUID SYS_geteuid32
+#define SM_SYS_GETGID SYS_getgid32
+#define SM_SYS_GETEGID SYS_getegid32
+#else
+#define SM_SYS_GETUID SYS_getuid
+#define SM_SYS_GETEUID SYS_geteuid
+#define SM_SYS_GETGID SYS_getgid
+#define SM_SYS_GETEGID SYS_getegid
+#endif
+
+int unlinkat(int fd, const char *path, int flag)
+{
+	return (int)syscall(SYS_unlinkat, fd, path, flag);
+}
+
+int unlink(const char *path)
+{
+	return (int)syscall(SYS_unlinkat, AT_FDCWD, path, 0);
+}
+
+int rmdir(const char *path)
+{
+	return (int)syscall(SYS_unlinkat, AT_FDCWD, path, AT_REMOVEDIR);
+}
+
+int mkdirat(int fd, const char *path, mode_t mode)
+{
+	return (int)syscall(SYS_mkdirat, fd, path, mode);
+}
+
+int mkdir(const char *path, mode_t mode)
+{
+	return (int)syscall(SYS_mkdirat, AT_FDCWD, path, mode);
+}
+
+int rename(const char *old, const char *new)
+{
+	return (int)syscall(SYS_renameat, AT_FDCWD, old, AT_FDCWD, new);
+}
+
+int linkat(int fd1, const char *old, int fd2, const char *new, int flag)
+{
+	return (int)syscall(SYS_linkat, fd1, old, fd2, new, flag);
+}
+
+int link(const char *old, const char *new)
+{
+	return (int)syscall(SYS_linkat, AT_FDCWD, old, AT_FDCWD, new, 0);
+}
+
+int chmod(const char *path, mode_t mode)
+{
+	return (int)syscall(SYS_fchmodat, AT_FDCWD, path, mode);
+}
+
+int access(const char *path, int mode)
+{
+	return (int)syscall(SYS_faccessat, AT_FDCWD, path, mode);
+}
+
+mode_t umask(mode_t mode)
+{
+	return (mode_t)syscall(SYS_umask, mode);
+}
+
+int kill(pid_t pid, int sig)
+{
+	return (int)syscall(SYS_kill, pid, sig);
+}
+
+int close(int fd)
+{
+	int e = errno;
+
+	if (syscall(SYS_close, fd) == 0)
+		return 0;
+	if (errno != EINTR)
+		return -1;
+	errno = e;
+	return 0;
+}
+
+/* 32-bit MIPS and ARM: ftruncate64 takes the length in an even register
+ * pair, so a zero word comes first, then the two halves in memory
+ * order (musl's off_t is 64-bit everywhere). */
+int ftruncate(int fd, off_t len)
+{
+#ifdef SYS_ftruncate64
+#if !defined(__mips__) && !defined(__arm__)
+#error "ftruncate64: the 64-bit argument's convention of this target is not known here"
+#endif
+	union { off_t v; long w[2]; } u = { len };
+
+	return (int)syscall(SYS_ftruncate64, fd, 0L, u.w[0], u.w[1]);
+#else
+	return (int)syscall(SYS_ftruncate, fd, len);
+#endif
+}
+
+_Noreturn void _Exit(int code)
+{
+	syscall(SYS_exit_group, code);
+	for (;;)
+		syscall(SYS_exit, code);
+}
+
+uid_t getuid(void)
+{
+	return (uid_t)syscall(SM_SYS_GETUID);
+}
+
+uid_t geteuid(void)
+{
+	return (uid_t)syscall(SM_SYS_GETEUID);
+}
+
+gid_t getgid(void)
+{
+	return (gid_t)syscall(SM_SYS_GETGID);
+}
+
+gid_t getegid(void)
+{
+	return (gid_t)syscall(SM_SYS_GETEGID);
+}
+
+pid_t getpid(void)
+{
+	return (pid_t)syscall(SYS_getpid);
 }
 
 /* ---- libgcc's 64-bit division -------------------------------------------- */

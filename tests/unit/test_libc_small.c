@@ -1357,6 +1357,142 @@ static void test_inotify(void)
 	rmdir(dir);
 }
 
+/* ---- file and process calls of one system call each ---- */
+
+static void test_pathcalls(void)
+{
+	char dir[256], sub[300], f[300], g[300], h[300], i[300];
+	struct stat st;
+	mode_t um;
+	int d, fd;
+
+	tmp_dir(dir, sizeof(dir), "path");
+	CHECK(dir[0], "mkdtemp");
+	if (!dir[0])
+		return;
+	um = umask(022);
+	CHECK(umask(077) == 022 && umask(022) == 077, "umask returns the old mask");
+	snprintf(sub, sizeof(sub), "%s/sub", dir);
+	snprintf(f, sizeof(f), "%s/f", dir);
+	snprintf(g, sizeof(g), "%s/g", dir);
+	snprintf(h, sizeof(h), "%s/h", dir);
+	snprintf(i, sizeof(i), "%s/i", dir);
+	CHECK(mkdir(sub, 0777) == 0 && stat(sub, &st) == 0 && S_ISDIR(st.st_mode) &&
+	      (st.st_mode & 0777) == 0755, "mkdir: %o", (unsigned)st.st_mode);
+	errno = 0;
+	CHECK(mkdir(sub, 0700) == -1 && errno == EEXIST, "mkdir again: %d", errno);
+	d = open(dir, O_RDONLY | O_DIRECTORY);
+	CHECK(d >= 0 && mkdirat(d, "a", 0710) == 0 && fstatat(d, "a", &st, 0) == 0 &&
+	      (st.st_mode & 0777) == 0710, "mkdirat: %o", (unsigned)st.st_mode);
+
+	fd = open(f, O_RDWR | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0, "create %s", f);
+	CHECK(link(f, g) == 0 && linkat(d, "g", d, "h", 0) == 0 && stat(f, &st) == 0 &&
+	      st.st_nlink == 3, "link, linkat: %ld links", (long)st.st_nlink);
+	errno = 0;
+	CHECK(link(f, h) == -1 && errno == EEXIST && linkat(d, "nothing", d, "x", 0) == -1 &&
+	      errno == ENOENT, "link errors: %d", errno);
+	errno = 0;
+	CHECK(rename(g, i) == 0 && access(g, F_OK) == -1 && errno == ENOENT &&
+	      access(i, F_OK) == 0 && stat(f, &st) == 0 && st.st_nlink == 3, "rename: %d", errno);
+	/* over an existing name: h becomes the other file, f loses a link */
+	close(open(g, O_WRONLY | O_CREAT, 0600));
+	CHECK(rename(g, h) == 0 && unlink(i) == 0 && stat(f, &st) == 0 && st.st_nlink == 1,
+	      "rename over h: %ld links", (long)st.st_nlink);
+	errno = 0;
+	CHECK(rename(g, i) == -1 && errno == ENOENT, "rename missing: %d", errno);
+	CHECK(chmod(f, 0604) == 0 && stat(f, &st) == 0 && (st.st_mode & 07777) == 0604,
+	      "chmod: %o", (unsigned)st.st_mode);
+	errno = 0;
+	CHECK(access(f, R_OK | W_OK) == 0 && access(f, X_OK) == -1 && errno == EACCES,
+	      "access: %d", errno);
+	errno = 0;
+	CHECK(chmod(g, 0600) == -1 && errno == ENOENT, "chmod missing: %d", errno);
+
+	/* ftruncate: lengths whose two 32-bit halves differ, both ways */
+	CHECK(fd >= 0 && ftruncate(fd, 5000000000LL) == 0 && fstat(fd, &st) == 0 &&
+	      st.st_size == 5000000000LL, "ftruncate 5e9: %lld", (long long)st.st_size);
+	CHECK(ftruncate(fd, 0x100000003LL) == 0 && fstat(fd, &st) == 0 &&
+	      st.st_size == 0x100000003LL, "ftruncate 2^32+3: %lld", (long long)st.st_size);
+	CHECK(ftruncate(fd, 3) == 0 && fstat(fd, &st) == 0 && st.st_size == 3,
+	      "ftruncate 3: %lld", (long long)st.st_size);
+	errno = 0;
+	CHECK(ftruncate(fd, -1) == -1 && errno == EINVAL, "ftruncate -1: %d", errno);
+	errno = 0;
+	CHECK(close(fd) == 0 && close(fd) == -1 && errno == EBADF, "close twice: %d", errno);
+
+	errno = 0;
+	CHECK(unlink(sub) == -1 && errno == EISDIR, "unlink a directory: %d", errno);
+	errno = 0;
+	CHECK(unlink(f) == 0 && unlink(f) == -1 && errno == ENOENT && unlinkat(d, "h", 0) == 0 &&
+	      stat(h, &st) == -1, "unlink, unlinkat: %d", errno);
+	errno = 0;
+	CHECK(unlinkat(d, "a", 0) == -1 && errno == EISDIR && unlinkat(d, "a", AT_REMOVEDIR) == 0,
+	      "unlinkat AT_REMOVEDIR: %d", errno);
+	errno = 0;
+	CHECK(rmdir(dir) == -1 && errno == ENOTEMPTY && rmdir(sub) == 0 && rmdir(dir) == 0 &&
+	      stat(dir, &st) == -1, "rmdir: %d", errno);
+	if (d >= 0)
+		close(d);
+	umask(um);
+}
+
+/* The ids against /proc/self/status (real, then effective); getpid
+ * against fork's return, _Exit's and _exit's status, kill. */
+static void test_proccalls(void)
+{
+	char b[2048], *u, *g;
+	unsigned ru = 0, eu = 0, rg = 0, eg = 0;
+	ssize_t n = 0;
+	int fd = open("/proc/self/status", O_RDONLY), p[2], st = -1;
+	pid_t pid, seen = 0;
+
+	if (fd >= 0) {
+		n = read(fd, b, sizeof(b) - 1);
+		close(fd);
+	}
+	b[n > 0 ? n : 0] = '\0';
+	u = strstr(b, "\nUid:");
+	g = strstr(b, "\nGid:");
+	CHECK(u && g && sscanf(u, "\nUid: %u %u", &ru, &eu) == 2 &&
+	      sscanf(g, "\nGid: %u %u", &rg, &eg) == 2, "/proc/self/status");
+	CHECK(getuid() == ru && geteuid() == eu && getgid() == rg && getegid() == eg,
+	      "ids %u %u %u %u, /proc says %u %u %u %u", (unsigned)getuid(), (unsigned)geteuid(),
+	      (unsigned)getgid(), (unsigned)getegid(), ru, eu, rg, eg);
+
+	if (pipe(p) != 0) {
+		CHECK(0, "pipe");
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		pid_t me = getpid();
+		_exit(write(p[1], &me, sizeof(me)) == sizeof(me) ? 42 : 1);
+	}
+	close(p[1]);
+	CHECK(pid > 0 && read(p[0], &seen, sizeof(seen)) == sizeof(seen) && seen == pid &&
+	      getpid() != pid && waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+	      WEXITSTATUS(st) == 42, "getpid in the child %ld, fork said %ld; status %#x",
+	      (long)seen, (long)pid, st);
+	close(p[0]);
+	pid = fork();
+	if (pid == 0)
+		_Exit(7);
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 7,
+	      "_Exit: %#x", st);
+	pid = fork();
+	if (pid == 0) {
+		for (int k = 0; k < 600; k++)   /* bounded: killed long before */
+			sleep(1);
+		_exit(0);
+	}
+	CHECK(pid > 0 && kill(pid, 0) == 0 && kill(pid, SIGTERM) == 0 && waitpid(pid, &st, 0) == pid &&
+	      WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "kill: %#x", st);
+	errno = 0;
+	CHECK(kill(getpid(), 12345) == -1 && errno == EINVAL && kill(getpid(), 0) == 0,
+	      "kill bad signal: %d", errno);
+}
+
 /* ---- string functions ---- */
 
 /* Every function against a plain loop of the test's own, over strings
@@ -1580,6 +1716,8 @@ void test_libc_small(void)
 	test_readdir();
 	test_hostname();
 	test_inotify();
+	test_pathcalls();
+	test_proccalls();
 	test_strings();
 	test_memset_memmove();
 }
