@@ -44,6 +44,8 @@
  * - strerror: the texts of the errors postie's calls can return (62 of
  *   them); any other number is "error N" in a static buffer.
  * - strstr: O(n·m) (postie's needles are a few constant bytes).
+ * - strlen, stpcpy: a byte at a time; strcasecmp, strncasecmp: ASCII
+ *   case folding (musl's tolower is ASCII's in every locale).
  * - abort: SIGABRT with the default action, then _exit(127); no locks.
  * - inet_pton: AF_INET (no leading zeros, as musl) and AF_INET6 (with a
  *   trailing dotted quad); inet_ntop: RFC 5952 text, mapped IPv4 dotted.
@@ -98,6 +100,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <termios.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -1686,6 +1689,59 @@ void *memchr(const void *s, int c, size_t n)
 		if (*p == (unsigned char)c)
 			return (void *)p;
 	return NULL;
+}
+
+/* ---- strlen, stpcpy, strcasecmp, strncasecmp ------------------------------- */
+
+/* A byte at a time, as the ones above: musl's strlen and stpcpy read
+ * words at a time (56 and 80 bytes on mips), its case-insensitive
+ * compares call tolower() per byte. __stpcpy is the name musl's strcpy
+ * calls. Case folding is ASCII's, as musl's tolower in every locale. */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+size_t strlen(const char *s)
+{
+	const char *p = s;
+
+	while (*p)
+		p++;
+	return (size_t)(p - s);
+}
+
+char *__stpcpy(char *restrict d, const char *restrict s);
+
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+char *__stpcpy(char *restrict d, const char *restrict s)
+{
+	while ((*d = *s++))
+		d++;
+	return d;
+}
+
+char *stpcpy(char *restrict d, const char *restrict s)
+{
+	return __stpcpy(d, s);
+}
+
+static int sm_lower(int c)
+{
+	return (unsigned)c - 'A' < 26 ? c | 0x20 : c;
+}
+
+int strncasecmp(const char *l, const char *r, size_t n)
+{
+	const unsigned char *a = (const void *)l, *b = (const void *)r;
+
+	for (; n; n--, a++, b++) {
+		int d = sm_lower(*a) - sm_lower(*b);
+		if (d || !*a)
+			return d;
+	}
+	return 0;
+}
+
+int strcasecmp(const char *l, const char *r)
+{
+	return strncasecmp(l, r, SIZE_MAX);
 }
 
 /* ---- tcgetattr, tcsetattr -------------------------------------------------- */

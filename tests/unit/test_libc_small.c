@@ -1531,6 +1531,57 @@ static void test_strings(void)
 	CHECK(bad == 0, "string functions: %d wrong", bad);
 }
 
+/* The test's own fold and compare: the difference of the first
+ * folded bytes that differ, or where the shorter string ends. */
+static int ref_fold(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+static int ref_casecmp(const char *l, const char *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int d = ref_fold((unsigned char)l[i]) - ref_fold((unsigned char)r[i]);
+		if (d || !l[i])
+			return d;
+	}
+	return 0;
+}
+
+/* strlen, stpcpy (through strcpy too), strcasecmp, strncasecmp over
+ * pairs with case changes, bytes above 127, '@' '[' '`' '{' (next to
+ * the letters) and every prefix length. */
+static void test_strcase(void)
+{
+	static const char *const strs[] = { "", "a", "A", "abc", "ABD", "aBc", "abcd", "@", "`",
+					    "[", "{", "Z", "z", "\xc4x", "\xe4x", "Received:",
+					    "RECEIVED:", "received;", "mail FROM:<a@b>" };
+	const size_t ns = sizeof(strs) / sizeof(strs[0]);
+	char buf[64], *e;
+	int bad = 0;
+
+	for (size_t i = 0; i < ns; i++) {
+		size_t n = 0;
+		while (strs[i][n])
+			n++;
+		bad += strlen(strs[i]) != n;
+		memset(buf, 'x', sizeof(buf));
+		e = stpcpy(buf, strs[i]);
+		bad += e != buf + n || memcmp(buf, strs[i], n + 1) != 0 || buf[n + 1] != 'x';
+		bad += strcpy(buf + 1, strs[i]) != buf + 1 || memcmp(buf + 1, strs[i], n + 1) != 0;
+		for (size_t j = 0; j < ns; j++) {
+			bad += strcasecmp(strs[i], strs[j]) != ref_casecmp(strs[i], strs[j], SIZE_MAX);
+			for (size_t k = 0; k <= 17; k++)
+				bad += strncasecmp(strs[i], strs[j], k) != ref_casecmp(strs[i], strs[j], k);
+		}
+	}
+	CHECK(bad == 0, "strlen/stpcpy/strcasecmp: %d wrong", bad);
+	CHECK(strcasecmp("Subject", "SUBJECT") == 0 && strcasecmp("a", "B") < 0 &&
+	      strcasecmp("b", "A") > 0 && strncasecmp("HELO x", "helo y", 5) == 0 &&
+	      strncasecmp("HELO x", "helo y", 6) != 0 && strcasecmp("abc", "ab") > 0,
+	      "strcasecmp: known values");
+}
+
 /* memset at every alignment and length 0..80, memmove over overlaps
  * in both directions: the bytes, the guards around them, the return. */
 static void test_memset_memmove(void)
@@ -1719,5 +1770,6 @@ void test_libc_small(void)
 	test_pathcalls();
 	test_proccalls();
 	test_strings();
+	test_strcase();
 	test_memset_memmove();
 }
