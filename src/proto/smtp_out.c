@@ -135,6 +135,13 @@ int smtp_reply_line(struct smtp_reply *r, const char *line, size_t len)
 
 /* ---- session bookkeeping -------------------------------------------- */
 
+/* A string into one of the fixed fields, cut to fit (str_copy stops at
+ * the NUL: no strlen needed). */
+static void set_text(char *dst, size_t n, const char *src)
+{
+	str_copy(dst, n, src, SIZE_MAX);
+}
+
 static void so_enter(struct smtpout *so, enum so_state st)
 {
 	if (so->state != st)
@@ -150,7 +157,7 @@ void smtpout_init(void)
 
 void smtpout_set_secret(const char *s)
 {
-	str_copy(secret, sizeof(secret), s, strlen(s));
+	set_text(secret, sizeof(secret), s);
 }
 
 /* Sessions with a connection (or on their way to one) to dest. */
@@ -163,6 +170,13 @@ int smtpout_active(const char *dest)
 		    strcmp(pool[i].key, dest) == 0)
 			n++;
 	return n;
+}
+
+/* The job hears which host it talks to (queue state, bounces). */
+static void job_peer(struct smtpout *so, const char *name)
+{
+	set_text(so->job->remote, sizeof(so->job->remote), so->remote);
+	set_text(so->job->remote_name, sizeof(so->job->remote_name), name);
 }
 
 static struct smtpout *find_state(enum so_state st, const char *dest)
@@ -200,7 +214,7 @@ static struct smtpout_job *job_detach(struct smtpout *so)
 		if (j->code[i] != 0)
 			continue;
 		j->code[i] = so->last_perm ? 550 : 451;
-		str_copy(j->diag[i], SMTPOUT_DIAG, so->last, strlen(so->last));
+		set_text(j->diag[i], SMTPOUT_DIAG, so->last);
 	}
 	if (j)
 		j->local = so->last_local && !so->remote_seen && !so->mail_ok;
@@ -227,7 +241,7 @@ static void finish(struct smtpout *so)
 	struct smtpout_job *j = job_detach(so);
 	char dest[sizeof(so->key)];
 
-	str_copy(dest, sizeof(dest), so->key, strlen(so->key));
+	set_text(dest, sizeof(dest), so->key);
 	dns_drop(so);
 	if (so->c) {
 		struct conn *c = so->c;
@@ -328,10 +342,7 @@ static void next_target(struct smtpout *so)
 			((struct sockaddr_in6 *)&t->addr)->sin6_port = htons((uint16_t)port);
 		net_ntop((struct sockaddr *)&t->addr, so->remote,
 			 sizeof(so->remote), 1);
-		str_copy(so->job->remote, sizeof(so->job->remote), so->remote,
-			 strlen(so->remote));
-		str_copy(so->job->remote_name, sizeof(so->job->remote_name),
-			 t->host, strlen(t->host));
+		job_peer(so, t->host);
 		fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd >= 0 && (connect(fd, (struct sockaddr *)&t->addr, t->len) == 0 ||
 				errno == EINPROGRESS)) {
@@ -402,7 +413,7 @@ static void begin(struct smtpout *so)
 		/* An address needs no lookup. */
 		struct dns_result r = { .status = DNS_OK, .n = 1 };
 		struct dns_target *t = &r.t[0];
-		str_copy(t->host, sizeof(t->host), conf->smarthost, strlen(conf->smarthost));
+		set_text(t->host, sizeof(t->host), conf->smarthost);
 		if (lit.family == AF_INET) {
 			struct sockaddr_in *sin = (struct sockaddr_in *)&t->addr;
 			sin->sin_family = AF_INET;
@@ -439,10 +450,7 @@ static void reuse(struct smtpout *so)
 	so->mail_ok = so->mail_done = 0;
 	so->last[0] = '\0';
 	so->last_perm = 0;
-	str_copy(so->job->remote, sizeof(so->job->remote), so->remote,
-		 strlen(so->remote));
-	str_copy(so->job->remote_name, sizeof(so->job->remote_name),
-		 so->dest.t[so->ti].host, strlen(so->dest.t[so->ti].host));
+	job_peer(so, so->dest.t[so->ti].host);
 	smtp_reply_init(&so->reply);
 	send_line(so, "RSET");
 	if (so->ext & EXT_PIPELINING) {
@@ -511,7 +519,7 @@ int smtpout_start(struct smtpout_job *job)
 	}
 	memset(so, 0, sizeof(*so));
 	so->job = job;
-	str_copy(so->key, sizeof(so->key), job->domain, strlen(job->domain));
+	set_text(so->key, sizeof(so->key), job->domain);
 	if (smtpout_active(so->key) >= CONFIG_RELAY_MAX_PER_DEST) {
 		/* Taken over by the first of its connections that is done. */
 		so_enter(so, SO_WAIT);
@@ -831,7 +839,7 @@ static void body_fill(struct smtpout *so)
 static void set_result(struct smtpout *so, int i, const struct smtp_reply *r)
 {
 	so->job->code[i] = r->code;
-	str_copy(so->job->diag[i], SMTPOUT_DIAG, r->text, strlen(r->text));
+	set_text(so->job->diag[i], SMTPOUT_DIAG, r->text);
 }
 
 static void quit(struct smtpout *so)
