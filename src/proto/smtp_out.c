@@ -187,16 +187,33 @@ static struct smtpout *find_state(enum so_state st, const char *dest)
 	return NULL;
 }
 
-/* The name TLS asks for and checks: smarthost_name when the smarthost is
- * given by address (builds without DNS), else the smarthost itself. */
-static const char *smarthost_tls_name(void)
-{
-	return conf->smarthost_name[0] ? conf->smarthost_name : conf->smarthost;
-}
-
 static int is_smarthost(const struct smtpout *so)
 {
 	return so->key[0] == '\0';
+}
+
+/* The name TLS asks for and checks: for the smarthost, smarthost_name
+ * when it is given by address (builds without DNS), else the smarthost
+ * itself; for an MX host, its name. */
+static const char *tls_name(const struct smtpout *so)
+{
+	if (!is_smarthost(so))
+		return so->dest.t[so->ti].host;
+	return conf->smarthost_name[0] ? conf->smarthost_name : conf->smarthost;
+}
+
+/* TLS on c from its first byte on: verified towards the smarthost when
+ * configured so, never towards MX hosts. 0, or -1 with no session free. */
+static int tls_begin(struct smtpout *so, struct conn *c)
+{
+	struct tls_conn *t = tls_client_new(tls_name(so), is_smarthost(so) &&
+					    conf->smarthost_verify);
+
+	if (!t)
+		return -1;
+	conn_set_tls(c, t);
+	so->tls_on = 1;
+	return 0;
 }
 
 static const char *dest_name(const struct smtpout *so)
@@ -735,17 +752,11 @@ static void after_ehlo(struct smtpout *so)
 
 static void start_tls(struct smtpout *so)
 {
-	int sh = is_smarthost(so);
-	struct tls_conn *t = tls_client_new(sh ? smarthost_tls_name() :
-		so->dest.t[so->ti].host, sh && conf->smarthost_verify);
-
-	if (!t) {
-		fail_host(so, 0, "4.7.0 no TLS session free%s", sh &&
+	if (tls_begin(so, so->c) != 0) {
+		fail_host(so, 0, "4.7.0 no TLS session free%s", is_smarthost(so) &&
 			  conf->smarthost_verify ? " (or no CA certificates)" : "");
 		return;
 	}
-	conn_set_tls(so->c, t);
-	so->tls_on = 1;
 	send_ehlo(so);
 }
 
@@ -1064,14 +1075,8 @@ static int so_open(struct conn *c)
 	so_enter(so, SO_GREETING);
 	smtp_reply_init(&so->reply);
 	conn_deadline(c, T_GREETING);
-	if (is_smarthost(so) && conf->smarthost_tls == SMARTHOST_TLS) {
-		struct tls_conn *t = tls_client_new(smarthost_tls_name(),
-						    conf->smarthost_verify);
-		if (!t)
-			return -1;
-		conn_set_tls(c, t);
-		so->tls_on = 1;
-	}
+	if (is_smarthost(so) && conf->smarthost_tls == SMARTHOST_TLS)
+		return tls_begin(so, c);
 	return 0;
 }
 
@@ -1157,8 +1162,7 @@ static void so_close(struct conn *c)
 	}
 	if (CONFIG_TLS && c->tls && (tls_error(c->tls) || !tls_established(c->tls))) {
 		char why[SMTPOUT_DIAG], line[SMTPOUT_DIAG + 80];
-		tls_explain(c->tls, is_smarthost(so) ? smarthost_tls_name() :
-			    so->dest.t[so->ti].host, why, sizeof(why));
+		tls_explain(c->tls, tls_name(so), why, sizeof(why));
 		snprintf(line, sizeof(line), "TLS with %.63s: %s", so->remote, why);
 		if (is_smarthost(so) && tls_cert_error(c->tls))
 			smarthost_problem(so, SMTPOUT_PROBLEM_CERT, line);
