@@ -410,11 +410,6 @@ static int next_field(size_t *pos, struct field *f)
 	return 1;
 }
 
-static int field_is(const struct field *f, const char *name)
-{
-	return str_ieq(f->name, f->name_len, name);
-}
-
 /* A header line: a field name of printable ASCII other than ':' and
  * blanks, then ':'. */
 static int is_header_line(const char *s, size_t len)
@@ -567,17 +562,31 @@ static int from_is_local(const struct field *f)
 	return local;
 }
 
-/* Fields holding addresses that a bare name ("root") may appear in. */
-static int is_address_field(const struct field *f)
+/* What sendmail does with a field of the header. */
+enum {
+	FK_ADDR = 1,            /* holds addresses a bare name may appear in */
+	FK_RCPT = 2,            /* -t takes recipients from it */
+	FK_DROP = 4,            /* never written (Bcc) */
+	FK_FROM = 8, FK_DATE = 16, FK_MSGID = 32,       /* added when missing */
+};
+
+static unsigned field_kind(const struct field *f)
 {
-	static const char *const names[] = {
-		"From", "To", "Cc", "Reply-To", "Sender", "Resent-From",
-		"Resent-To", "Resent-Cc", "Resent-Sender",
+	static const struct {
+		const char *name;
+		unsigned kind;
+	} kinds[] = {
+		{ "From", FK_ADDR | FK_FROM }, { "To", FK_ADDR | FK_RCPT },
+		{ "Cc", FK_ADDR | FK_RCPT }, { "Bcc", FK_RCPT | FK_DROP },
+		{ "Reply-To", FK_ADDR }, { "Sender", FK_ADDR },
+		{ "Resent-From", FK_ADDR }, { "Resent-To", FK_ADDR },
+		{ "Resent-Cc", FK_ADDR }, { "Resent-Sender", FK_ADDR },
+		{ "Date", FK_DATE }, { "Message-ID", FK_MSGID },
 	};
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (field_is(f, names[i]))
-			return 1;
+	for (size_t i = 0; i < ARRAY_LEN(kinds); i++)
+		if (str_ieq(f->name, f->name_len, kinds[i].name))
+			return kinds[i].kind;
 	return 0;
 }
 
@@ -651,33 +660,28 @@ static void emit_headers(struct msgfile *m, const struct opts *o)
 {
 	size_t pos = 0;
 	struct field f;
-	int has_from = 0, has_date = 0, has_msgid = 0;
+	unsigned kind, seen = 0;
 	char date[64], name[SENDMAIL_NAME_MAX * 3];
 
 	rfc5322_date(date, sizeof(date), time(NULL));
 	emit_received(m, date);
 	while (next_field(&pos, &f)) {
-		if (field_is(&f, "Bcc"))
+		kind = field_kind(&f);
+		seen |= kind;
+		if (kind & FK_DROP)
 			continue;
-		if (field_is(&f, "From")) {
-			has_from = 1;
-			if (cf->masquerade[0] && from_is_local(&f)) {
-				emit_from_masqueraded(m, &f);
-				continue;
-			}
+		if ((kind & FK_FROM) && cf->masquerade[0] && from_is_local(&f)) {
+			emit_from_masqueraded(m, &f);
+			continue;
 		}
-		if (field_is(&f, "Date"))
-			has_date = 1;
-		if (field_is(&f, "Message-ID"))
-			has_msgid = 1;
-		if (is_address_field(&f))
+		if (kind & FK_ADDR)
 			emit_qualified(m, &f);
 		else
 			emit(m, f.start, f.len);
 		if (f.len == 0 || f.start[f.len - 1] != '\n')
 			emit(m, "\n", 1);
 	}
-	if (!has_from) {
+	if (!(seen & FK_FROM)) {
 		const char *addr = null_sender ? NULL : sender;
 		char mailer[300];
 		if (!addr) {
@@ -705,9 +709,9 @@ static void emit_headers(struct msgfile *m, const struct opts *o)
 		else
 			emitf(m, "From: %s\n", addr);
 	}
-	if (!has_date)
+	if (!(seen & FK_DATE))
 		emitf(m, "Date: %s\n", date);
-	if (!has_msgid)
+	if (!(seen & FK_MSGID))
 		emitf(m, "Message-ID: <%s@%s>\n", tmp_name + 1, cf->hostname);
 }
 
@@ -958,8 +962,7 @@ static int submit(const struct opts *o, int argc, char **argv, int first_rcpt)
 		size_t pos = 0;
 		struct field fl;
 		while (next_field(&pos, &fl)) {
-			if (!field_is(&fl, "To") && !field_is(&fl, "Cc") &&
-			    !field_is(&fl, "Bcc"))
+			if (!(field_kind(&fl) & FK_RCPT))
 				continue;
 			rc = address_list(fl.val, fl.val_len);
 			if (rc)
