@@ -58,13 +58,13 @@ static const struct help helps[] = {
 	     "  -t       check the configuration as start-up would, then exit:\n"
 	     "           0, or 1 with FILE:LINE: cause\n"
 	     "  -V       version, compiled-in features and limits\n"
-	     "Signals: HUP reloads configuration, users"
+	     "Signals: HUP reloads configuration" WITH(CONFIG_MAILBOXES, ", users")
 	     WITH(CONFIG_ALIASES, ", aliases") WITH(CONFIG_TLS, ", certificates")
 	     WITH(CONFIG_RELAY, ";\nUSR1 runs the queue") "; TERM and INT stop.\n"),
 	HELP("passwd", CONFIG_AUTH, "CONFIG_AUTH", "postie passwd",
 	     "Reads a password (twice on a terminal, else one line of stdin) and\n"
 	     "prints its SHA-512-crypt ($6$) hash for the users file.\n"),
-	HELP("user", 1, NULL,
+	HELP("user", CONFIG_MAILBOXES, "CONFIG_MAILBOXES",
 	     "postie user [-c FILE] add|del|" WITH(CONFIG_AUTH, "passwd|") "list"
 	     WITH(CONFIG_AUTH, "|test") " [NAME]",
 	     "Manages the users file named by the configuration's `users` line.\n"
@@ -355,6 +355,10 @@ int cli_user(int argc, char **argv)
 	int opt, rc, no_login = 0;
 	enum users_op op;
 
+	if (!CONFIG_MAILBOXES) {
+		fdio_out(2, "postie: user is not in this build (needs CONFIG_MAILBOXES)\n");
+		return EX_UNAVAILABLE_;
+	}
 	optind = 1;
 	while ((opt = getopt(argc, argv, "+c:")) != -1) {
 		if (opt != 'c') {

@@ -466,7 +466,8 @@ static void print_version(void)
 	dprintf(1, "postie %s\nfeatures:", POSTIE_VERSION);
 	if (CONFIG_SMTP_SERVER)
 		dprintf(1, " smtp");
-	dprintf(1, " mbox");
+	if (CONFIG_MAILBOXES)
+		dprintf(1, " mbox");
 	if (CONFIG_ALIASES)
 		dprintf(1, " aliases");
 	if (CONFIG_IPV6)
@@ -543,12 +544,17 @@ static void check_postmaster(const char *cpath)
 			dprintf(2, ", and a bounce nobody takes is kept in %s/bad",
 				conf->spool_dir);
 		fdio_out(2, "; ");
-		if (!CONFIG_ALIASES)
+		if (!CONFIG_ALIASES && !CONFIG_MAILBOXES)
+			fdio_out(2, "this build has neither users nor aliases: "
+				 "send to full addresses\n");
+		else if (!CONFIG_ALIASES)
 			dprintf(2, "add the user %s (postie user add %s)\n",
 				names[i], names[i]);
 		else if (i == 0)
-			dprintf(2, "add 'root: %s' (a user or an address) to %s\n",
+			dprintf(2, "add 'root: %s' (%s) to %s\n",
 				users->n ? users->v[0].name : "you@example.com",
+				CONFIG_MAILBOXES ? "a user or an address" :
+				"an address: this build has no local mailboxes",
 				conf->aliases[0] ? conf->aliases : "an aliases file");
 		else
 			dprintf(2, "add 'postmaster: root' to %s\n",
@@ -648,16 +654,19 @@ static int daemon_main(int argc, char **argv)
 		      conf->spool_dir);
 	if (lock_fd < 0)
 		spool_fatal("/postie.pid");
-	if (mkdir_parents(conf->mail_dir) != 0)
-		fatal("%s:%d: mail_dir %s: %s", conf_path, conf->mail_dir_line,
-		      conf->mail_dir, strerror(errno));
-	make_dir(conf->mail_dir, uid, gid);
+	if (CONFIG_MAILBOXES) {
+		if (mkdir_parents(conf->mail_dir) != 0)
+			fatal("%s:%d: mail_dir %s: %s", conf_path, conf->mail_dir_line,
+			      conf->mail_dir, strerror(errno));
+		make_dir(conf->mail_dir, uid, gid);
+	}
 
 	log_init(conf->log_syslog);
 	/* Undo what a killed daemon left half done before any client can
 	 * connect: a listener that is up must never serve a torn mbox tail
 	 * or be blocked by a dead daemon's dotlock. */
-	drop_own_dotlocks(lock_fd);
+	if (CONFIG_MAILBOXES)
+		drop_own_dotlocks(lock_fd);
 	if (CONFIG_AUTH)
 		passwd_cache_init();
 	loop_init();

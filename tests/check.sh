@@ -177,12 +177,28 @@ for sym in $(grep -E '^config ' Kconfig | awk '{print $2}'); do
 	# each bool that defconfig turns on, turned off in turn
 	grep -A2 "^config $sym\$" Kconfig | grep -q 'bool "' || continue
 	grep -q "^CONFIG_$sym=y" build/host/.config || continue
-	case $sym in IMAP_* | TLS_FULL | TLS_SMALL) continue ;; esac  # below
+	case $sym in IMAP_* | TLS_FULL | TLS_SMALL | MAILBOXES) continue ;; esac  # below
 	stage "build-no-$sym" build_cfg "no-$sym" alldefconfig "$sym"
 	# shellcheck disable=SC2046
 	matrix_test "test-no-$sym" test_cfg "no-$sym" --quick test_smtp_basic test_config \
 		$(feature_tests "$sym")
 done
+
+# The null client (CONFIG_MAILBOXES off, as on the alerts board) on the
+# host: only a build with no server and no AUTH may leave the mailboxes
+# out, so those go too; the rest as defconfig has it.
+build_null_client() {
+	build_cfg null-client alldefconfig &&
+		sed -i -e '/CONFIG_\(SMTP_SERVER\|POP3\|IMAP\|AUTH\|MAILBOXES\)[= ]/d' \
+			build/matrix/null-client.config &&
+		printf '# CONFIG_%s is not set\n' SMTP_SERVER POP3 IMAP AUTH MAILBOXES \
+			>>build/matrix/null-client.config &&
+		make -s $J O=build/matrix/null-client CONFIG_SRC=build/matrix/null-client.config \
+			all test-tools
+}
+stage build-null-client build_null_client
+matrix_test test-null-client test_cfg null-client --quick test_sendmail test_smarthost \
+	test_cli test_config test_crash test_queue
 
 # The small TLS profile (the alerts board's): one generic NIST-curve
 # and one i15 big-integer implementation for ECDHE and every signature;

@@ -558,15 +558,16 @@ struct directive {
 #define ONLY(on, fn, needs) (on) ? fn : NULL, (on) ? NULL : needs
 #define ALWAYS(fn) fn, NULL
 #define RELAY(fn) ONLY(CONFIG_RELAY, fn, "CONFIG_RELAY")
+#define MAILBOXES(fn) ONLY(CONFIG_MAILBOXES, fn, "CONFIG_MAILBOXES")
 #define TLS_SERVER_NEEDS \
 	"CONFIG_TLS and a server: CONFIG_SMTP_SERVER, CONFIG_POP3 or CONFIG_IMAP"
 
 static const struct directive directives[] = {
 	{ "hostname", 1, 1, 0, ALWAYS(d_hostname) },
 	{ "listen", 2, 2, 1, ALWAYS(d_listen) },
-	{ "users", 1, 1, 0, ALWAYS(d_users) },
+	{ "users", 1, 1, 0, MAILBOXES(d_users) },
 	{ "aliases", 1, 1, 0, ONLY(CONFIG_ALIASES, d_aliases, "CONFIG_ALIASES") },
-	{ "mail_dir", 1, 1, 0, ALWAYS(d_mail_dir) },
+	{ "mail_dir", 1, 1, 0, MAILBOXES(d_mail_dir) },
 	{ "spool_dir", 1, 1, 0, ALWAYS(d_spool_dir) },
 	{ "local_domains", 1, CONF_MAX_ARGS - 1, 1, ALWAYS(d_local_domains) },
 	{ "max_message_size", 1, 1, 0, ALWAYS(d_max_message_size) },
@@ -717,7 +718,7 @@ static int finish(struct parse *p)
 	}
 	if (CONFIG_TLS_SERVER && !c->tls_cert[0] != !c->tls_key[0])
 		return fail(p, "tls_cert and tls_key go together");
-	if (dirs_overlap(c->mail_dir, c->spool_dir)) {
+	if (CONFIG_MAILBOXES && dirs_overlap(c->mail_dir, c->spool_dir)) {
 		/* A user named postie.pid or queue would be a spool file. */
 		p->line = c->mail_dir_line > c->spool_dir_line ? c->mail_dir_line
 							       : c->spool_dir_line;
@@ -1060,8 +1061,10 @@ int conf_check(const struct conf *c, const char *path)
 	n += check_dir(path, c->spool_dir_line, "spool_dir", c->spool_dir,
 			CONF_SPOOL_DIR_MODE, &w);
 	n += check_spool_parts(path, c->spool_dir_line, c->spool_dir);
-	n += check_dir(path, c->mail_dir_line, "mail_dir", c->mail_dir, 0, &w);
-	n += check_readable(path, c->users_line, "users", c->users, &w);
+	if (CONFIG_MAILBOXES) {
+		n += check_dir(path, c->mail_dir_line, "mail_dir", c->mail_dir, 0, &w);
+		n += check_readable(path, c->users_line, "users", c->users, &w);
+	}
 	if (CONFIG_AUTH)                /* hashes only where logins are */
 		check_private(path, c->users_line, "users", c->users);
 	if (CONFIG_ALIASES)

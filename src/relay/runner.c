@@ -303,7 +303,7 @@ static int local_step(struct attempt *a)
  * remote ones. */
 static void local_next(struct attempt *a)
 {
-	if (a->appending) {
+	if (CONFIG_MAILBOXES && a->appending) {
 		if (local_step(a))
 			return;
 		/* That mailbox's fsync was this pass's work: the next one at
@@ -322,8 +322,10 @@ static void local_next(struct attempt *a)
 		if (t->state != QS_PENDING || !a->built[a->local_i] ||
 		    !is_local_target(t))
 			continue;
-		if (users_find(users, user, strlen(user)) < 0) {
-			set_target(a, t, 550, "5.1.1", NULL, "no such mailbox here", 0);
+		if (!CONFIG_MAILBOXES || users_find(users, user, strlen(user)) < 0) {
+			set_target(a, t, 550, "5.1.1", NULL, CONFIG_MAILBOXES ?
+				   "no such mailbox here" : "no such alias here, and "
+				   "this build has no local mailboxes", 0);
 			continue;
 		}
 		rc = delivery_begin(&a->dl, user, a->sender, a->q->arrival, a->f.fd,
@@ -963,9 +965,9 @@ static int keep_undeliverable(const struct qmsg *q)
 	if (i)
 		snprintf(suffix, sizeof(suffix), ".%d", i);
 	log_msg(LOGL_WARN, "queue: %s: from <> and undeliverable, nobody to "
-		"report it to: kept as %s/%s%s (give root and postmaster a "
-		"mailbox in aliases; postie -t checks)", q->id, baddir, name,
-		suffix);
+		"report it to: kept as %s/%s%s (give root and postmaster %s "
+		"in aliases; postie -t checks)", q->id, baddir, name, suffix,
+		CONFIG_MAILBOXES ? "a mailbox" : "an address");
 	return 0;
 }
 

@@ -123,7 +123,9 @@ static void walk_error(const struct walk *w, const char *path, char *err,
 
 	if (!w->loop) {
 		snprintf(err, errlen, "%s:%d: alias '%s': target '%s' is neither "
-			 "a user nor an alias", path, at->line, at->name, w->bad);
+			 "a user nor an alias%s", path, at->line, at->name, w->bad,
+			 CONFIG_MAILBOXES ? "" : " (this build has no local "
+			 "mailboxes: give an address, name@domain)");
 		return;
 	}
 	buf_init(&b, chain, sizeof(chain));

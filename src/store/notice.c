@@ -123,14 +123,16 @@ int notice_postmaster(const char *kind, const char *subject, const char *text)
 
 	if (sent_today(kind, day))
 		return 0;
-	if (aliases_expand(aliases, users, "postmaster", 10, on_target, &r) == 0) {
+	if (CONFIG_MAILBOXES &&
+	    aliases_expand(aliases, users, "postmaster", 10, on_target, &r) == 0) {
 		int u = users_find(users, "postmaster", 10);
 		if (u >= 0)
 			r.user[r.n++] = u;
 	}
-	if (r.n == 0) {
+	if (!CONFIG_MAILBOXES || r.n == 0) {
 		log_msg(LOGL_WARN, "notice: no local mailbox for postmaster%s: "
-			"'%s' only in this log", r.remote ? " (its aliases are "
+			"'%s' only in this log", !CONFIG_MAILBOXES ? " (this build "
+			"has none)" : r.remote ? " (its aliases are "
 			"remote, and may be what is broken)" : "", subject);
 		stamp(kind, day);
 		return 0;

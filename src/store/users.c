@@ -107,7 +107,8 @@ struct users *users_load(const char *path, char *err, size_t errlen)
 
 	if (!u)
 		goto oom;
-	if (!path || !path[0])
+	/* A build without local mailboxes has no users: the empty table. */
+	if (!CONFIG_MAILBOXES || !path || !path[0])
 		return u;
 	u->mem = file_slurp(path, USERS_FILE_MAX, &len, err, errlen);
 	if (!u->mem) {

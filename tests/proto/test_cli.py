@@ -24,7 +24,8 @@ COMMANDS = ("passwd", "user", "status", "sendmail", "mailq", "help")
 
 def built(command):
     """Whether this build has the command (the others are left out of --help)."""
-    need = {"passwd": "auth", "sendmail": "sendmail", "mailq": "sendmail"}.get(command)
+    need = {"passwd": "auth", "sendmail": "sendmail", "mailq": "sendmail",
+            "user": "mbox"}.get(command)
     return need is None or need in harness.features()
 
 
@@ -92,6 +93,7 @@ class HelpTest(harness.TestCase):
                            ("mailq", "sendmail")):
             self.assertEqual("  postie " + c in out, feature in f, c)
 
+    @harness.need_feature("mbox")
     def test_help_of_one_command(self):
         r = run("help", "user")
         self.assertEqual(r.returncode, 0)
@@ -113,7 +115,8 @@ class HelpTest(harness.TestCase):
         f = harness.features()
         for c, feature, option in (("passwd", "auth", "CONFIG_AUTH"),
                                    ("sendmail", "sendmail", "CONFIG_SENDMAIL"),
-                                   ("mailq", "sendmail", "CONFIG_SENDMAIL")):
+                                   ("mailq", "sendmail", "CONFIG_SENDMAIL"),
+                                   ("user", "mbox", "CONFIG_MAILBOXES")):
             r = run("help", c)
             if feature in f:
                 self.assertEqual(r.returncode, 0, c)
@@ -172,6 +175,7 @@ class PasswdTest(harness.TestCase):
         self.assertEqual(self.users_check(r.stdout.decode().strip(), "piped"), 0)
 
 
+@harness.need_feature("mbox")
 class UserTest(harness.TestCase):
     FILE = ("# the users of this box\n"
             "\n"

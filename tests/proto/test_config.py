@@ -260,6 +260,7 @@ class ConfigCheck(ConfBase):
 
 
 @need_feature("aliases")
+@need_feature("mbox")                  # users the aliases name
 class AliasesCheck(ConfBase):
     CONF = "users ./users\naliases ./aliases\nlocal_domains test.lan\n"
 
@@ -301,6 +302,7 @@ class AliasesCheck(ConfBase):
     def test_program_target(self):
         self.bad_aliases("postmaster: demo\nbad: |/bin/prog\n", 2, "|/bin/prog")
 
+
     def test_quoted_program_target(self):
         self.bad_aliases('bad: "|/bin/prog arg"\n', 1)
 
@@ -334,6 +336,46 @@ class AliasesCheck(ConfBase):
         self.assertEqual(rc, 1, out)
         self.assertIn("no-aliases", out)
         self.assertRegex(out, r"postie\.conf:2: ")
+
+
+@need_feature("aliases")
+class NullClientCheck(ConfBase):
+    """A build without local mailboxes (the alerts board): no mail_dir,
+    no users; root and postmaster must be aliases of addresses."""
+    CONF = "aliases ./aliases\nlocal_domains test.lan\n"
+
+    def setUp(self):
+        super().setUp()
+        if "mbox" in harness.features():
+            self.skipTest("this build has local mailboxes")
+
+    def test_mailbox_directives_refused_by_name(self):
+        for d in ("mail_dir /srv/mail", "users ./users"):
+            self.assertBad(self.CONF + d + "\n", 3, "%s: not in this build (needs "
+                           "CONFIG_MAILBOXES)" % d.split()[0])
+
+    def test_alias_to_a_local_name_refused(self):
+        self.write("aliases", "root: demo\n")
+        rc, out = self.check(self.CONF)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("aliases:1: alias 'root': target 'demo' is neither a user nor "
+                      "an alias (this build has no local mailboxes: give an "
+                      "address, name@domain)", out)
+
+    def test_root_and_postmaster_need_an_address(self):
+        self.write("aliases", "roott: ops@remote.example\n")
+        rc, out = self.check(self.CONF)
+        self.assertEqual(rc, 0, out)        # a warning: the daemon runs
+        self.assertIn("warning: no user or alias root: mail to root (cron, alerts, "
+                      "bounces) fails", out)
+        self.assertIn("add 'root: you@example.com' (an address: this build has no "
+                      "local mailboxes) to ./aliases", out)
+        self.assertIn("add 'postmaster: root' to ./aliases", out)
+        self.write("aliases", "root: ops@remote.example\npostmaster: root\n")
+        rc, out = self.check(self.CONF)
+        self.assertEqual(rc, 0, out)
+        self.assertNotIn("warning: no user or alias", out)
+
 
 
 class NoAliasesFeature(harness.TestCase):

@@ -25,6 +25,9 @@ from harness import SLOW, crlf, token
 
 HAVE = harness.features()
 SMTP = "smtp" in HAVE       # else mail goes in by sendmail, nothing listens
+MBOX = "mbox" in HAVE       # else a null client: no local mailboxes
+# What a null client logs instead of a notice to postmaster's mailbox.
+NOTICE_LOG = r"notice: no local mailbox for postmaster \(this build has none\): '.*' only in this log"
 WAIT = 20 * SLOW
 PF = None
 
@@ -85,8 +88,9 @@ class SmarthostTest(harness.TestCase):
             raise AssertionError("\n".join(problems))
 
     def postie(self, service="submission", mode="starttls", password=None,
-               retry="1h 1h", start=True, extra="", ca_text=None):
-        """ca_text: the ca_file's content (./ca.pem) instead of the test CA."""
+               retry="1h 1h", start=True, extra="", ca_text=None, aliases=""):
+        """ca_text: the ca_file's content (./ca.pem) instead of the test CA;
+        aliases: lines added to the aliases file."""
         conf = "\n".join([
             "relay_networks 127.0.0.1/32",
             "smarthost %s:%d %s" % (PF.addr, PF.port[service], mode),
@@ -95,7 +99,9 @@ class SmarthostTest(harness.TestCase):
             "ca_file %s" % (PF.ca if ca_text is None else "./ca.pem"),
             "queue_retry %s" % retry,
         ]) + "\n" + extra
-        srv = harness.Server(extra=conf, aliases="postmaster: carol\n",
+        # A null client has no carol: its notices are the log line.
+        aliases = ("postmaster: carol\n" if MBOX else "") + aliases
+        srv = harness.Server(extra=conf, aliases=aliases or None,
                              users=harness.DEFAULT_USERS, smtp=SMTP)
         srv.write("smarthost.secret", (password or postfix.PASSWORD) + "\n", 0o600)
         if ca_text is not None:
@@ -213,6 +219,31 @@ class SmarthostTest(harness.TestCase):
         self.assertDelivered(srv, t)
         self.assertIn("2 damaged or unreadable certificates skipped, 1 in use", srv.log())
 
+    def test_root_as_an_address_goes_to_the_smarthost(self):
+        """`sendmail root` with root an alias of an address: out through
+        the smarthost (on a null client, the only way root's mail goes)."""
+        srv = self.postie("submission", "starttls", aliases="root: bob@dest.test\n")
+        t = token("shroot")
+        self.sendmail(srv, t, rcpt="root")
+        self.wait_pf("bob", t)
+        self.wait_empty(srv)
+        self.assertEqual(len(PF.find("bob", t)), 1)
+
+    @unittest.skipIf(MBOX, "this build has local mailboxes")
+    def test_null_client_local_name_bounces_at_once(self):
+        """A null client has no mailboxes: mail to a local name that is
+        no alias bounces (5.1.1, saying why) on its first run, here to
+        the masquerade address at the smarthost."""
+        srv = self.postie("submission", "starttls", extra="masquerade bob@dest.test\n")
+        t = token("shnobody")
+        self.sendmail(srv, t, rcpt="nobody")
+        b = wait_until(lambda: self.dsns(PF.find("bob", t), t),
+                       what="the bounce at the smarthost; log:\n" + srv.log()[-1500:])
+        raw = b[0].raw.decode("utf-8", "replace")
+        self.assertIn("Status: 5.1.1", raw)
+        self.assertIn("no such alias here, and this build has no local mailboxes", raw)
+        self.wait_empty(srv)
+
     def test_bare_cr_never_leaves(self):
         """RFC 5321 §2.3.8: only CRLF goes to the next server. A stray CR
         in the content (taken by sendmail as it is) arrives as a space."""
@@ -279,6 +310,11 @@ class SmarthostTest(harness.TestCase):
         self.assertEqual(len(self.queue_names(srv)), 1, self.queue_names(srv))
         self.assertEqual(srv.find("alice", t), [])
         self.assertEqual(PF.find("bob", t), [])
+        if not MBOX:
+            line = wait_until(lambda: re.search(NOTICE_LOG, srv.log()),
+                              what="a notice in the log:\n" + srv.log()[-1500:])
+            self.assertEqual(self.notices(srv), 1)
+            return line.group(0)
         notes = wait_until(lambda: srv.mbox("carol"), what="a notice to "
                            "postmaster (carol); log:\n" + srv.log()[-1500:])
         self.assertEqual(len(notes), 1, notes)
@@ -294,7 +330,7 @@ class SmarthostTest(harness.TestCase):
         n0 = srv.log().count("smtp_out smarthost")
         wait_until(lambda: srv.log().count("smtp_out smarthost") >= n0 + 2,
                    what="two more attempts; log:\n" + srv.log()[-1500:])
-        self.assertEqual(len(srv.mbox("carol")), 1)
+        self.assertEqual(self.notices(srv), 1)
         self.assertEqual(srv.find("alice", t), [])
         self.assertEqual(len(self.queue_names(srv)), 1)
 
@@ -311,10 +347,18 @@ class SmarthostTest(harness.TestCase):
         self.assertRegex(self.pf_log(), r"SASL (PLAIN|LOGIN) authentication failed")
         self.assertOneNoticeAfterRetries(srv, t)
 
+    def notices(self, srv):
+        """Postmaster notices so far: in carol's mbox, or on a null
+        client the log lines that stand for them."""
+        if MBOX:
+            return len(srv.mbox("carol"))
+        return len(re.findall(NOTICE_LOG, srv.log()))
+
     def dsns(self, msgs, t):
         return [m for m in msgs if b"report-type=delivery-status" in m.raw and
                 t.encode() in m.raw]
 
+    @harness.need_feature("mbox")
     def test_delay_warning_for_local_sender_stays_local(self):
         """A local sender's mail (sendmail -f alice@test.lan, a local
         domain) waits behind a broken smarthost: its delay warning goes
@@ -369,6 +413,7 @@ class SmarthostTest(harness.TestCase):
                          r"<bob@dest\.test>")
         self.assertEqual(srv.mbox("carol"), [])
 
+    @harness.need_feature("mbox")        # the bounce goes to alice's mbox
     def test_reasons_with_quotes_and_backslashes_shown_once(self):
         """A refusal whose words hold a quote and backslashes: the log,
         mailq and the bounce show them as the server sent them, escaped
