@@ -68,7 +68,16 @@ class SmarthostTest(harness.TestCase):
     def setUp(self):
         super().setUp()
         self.servers = []
-        self.pf_log0 = len(PF.log())
+        # Postfix logs a session's end after postie has gone: wait (a
+        # bounded time) until every session so far has ended, so that
+        # this test's part of the log holds only its own sessions.
+        log = PF.log()
+        for _ in range(100):
+            if log.count("]: connect from ") <= log.count("]: disconnect from "):
+                break
+            time.sleep(0.1)
+            log = PF.log()
+        self.pf_log0 = len(log)
 
     def tearDown(self):
         problems = []
