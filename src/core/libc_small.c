@@ -76,6 +76,10 @@
  *   chmod, access, umask, kill, close, ftruncate, _Exit, getuid,
  *   geteuid, getgid, getegid, getpid: the system calls (the *at ones for
  *   paths); close counts EINTR as closed, as musl's.
+ * - read, write, pread, pwrite, fsync, poll, ppoll, connect, sendto,
+ *   recvfrom, getrandom: the system calls, not cancellation points
+ *   (postie has one thread). ppoll: ppoll_time64 on 32-bit targets,
+ *   the 32-bit call before Linux 5.1; poll is ppoll on aarch64.
  * - __udivdi3, __umoddi3, __divdi3, __moddi3 (gcc's 64-bit division on
  *   32-bit targets): a bit at a time; x / 0 is 0.
  * - malloc, free, calloc, realloc: power-of-two size classes (16 B to
@@ -101,8 +105,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <termios.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -2157,21 +2163,31 @@ int close(int fd)
 	return 0;
 }
 
-/* 32-bit MIPS and ARM: ftruncate64 takes the length in an even register
- * pair, so a zero word comes first, then the two halves in memory
- * order (musl's off_t is 64-bit everywhere). */
+/* 32-bit MIPS and ARM pass a 64-bit argument in an even register pair:
+ * where it follows an odd number of words, a zero word comes first,
+ * then the two halves in memory order (musl's off_t is 64-bit
+ * everywhere). SM_OFF(x) is that: two arguments of syscall(), or one on
+ * 64-bit targets. */
+#if ULONG_MAX == 0xffffffffUL
+#if !defined(__mips__) && !defined(__arm__)
+#error "64-bit system call arguments: this target's convention is not known here"
+#endif
+union sm_off {
+	off_t v;
+	long w[2];
+};
+#define SM_OFF(x) ((union sm_off){ .v = (x) }).w[0], ((union sm_off){ .v = (x) }).w[1]
+#define SYS_ftruncate_sm SYS_ftruncate64
+#define SM_OFF_PAD 0L,
+#else
+#define SM_OFF(x) (x)
+#define SYS_ftruncate_sm SYS_ftruncate
+#define SM_OFF_PAD
+#endif
+
 int ftruncate(int fd, off_t len)
 {
-#ifdef SYS_ftruncate64
-#if !defined(__mips__) && !defined(__arm__)
-#error "ftruncate64: the 64-bit argument's convention of this target is not known here"
-#endif
-	union { off_t v; long w[2]; } u = { len };
-
-	return (int)syscall(SYS_ftruncate64, fd, 0L, u.w[0], u.w[1]);
-#else
-	return (int)syscall(SYS_ftruncate, fd, len);
-#endif
+	return (int)syscall(SYS_ftruncate_sm, fd, SM_OFF_PAD SM_OFF(len));
 }
 
 _Noreturn void _Exit(int code)
@@ -2204,6 +2220,98 @@ gid_t getegid(void)
 pid_t getpid(void)
 {
 	return (pid_t)syscall(SYS_getpid);
+}
+
+/* ---- read, write, pread, pwrite, fsync, poll, ppoll, connect, sendto,
+ * recvfrom, getrandom ---------------------------------------------------- */
+
+/* The system calls, not musl's cancellation points (postie has one
+ * thread and never cancels it): with them and open, openat and close
+ * above, musl's __syscall_cp is left out. */
+ssize_t read(int fd, void *buf, size_t n)
+{
+	return syscall(SYS_read, fd, buf, n);
+}
+
+ssize_t write(int fd, const void *buf, size_t n)
+{
+	return syscall(SYS_write, fd, buf, n);
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+	return syscall(SYS_pread64, fd, buf, n, SM_OFF_PAD SM_OFF(off));
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	return syscall(SYS_pwrite64, fd, buf, n, SM_OFF_PAD SM_OFF(off));
+}
+
+int fsync(int fd)
+{
+	return (int)syscall(SYS_fsync, fd);
+}
+
+int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	return (int)syscall(SYS_connect, fd, addr, len);
+}
+
+ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr,
+	       socklen_t alen)
+{
+	return syscall(SYS_sendto, fd, buf, n, flags, addr, alen);
+}
+
+ssize_t recvfrom(int fd, void *restrict buf, size_t n, int flags, struct sockaddr *restrict addr,
+		 socklen_t *restrict alen)
+{
+	return syscall(SYS_recvfrom, fd, buf, n, flags, addr, alen);
+}
+
+ssize_t getrandom(void *buf, size_t n, unsigned flags)
+{
+	return syscall(SYS_getrandom, buf, n, flags);
+}
+
+/* 32-bit targets: ppoll_time64 (Linux 5.1) with the time copied into
+ * the kernel's two 64-bit words (musl's struct timespec has unnamed
+ * padding beside tv_nsec), then the 32-bit call on older kernels, the
+ * seconds cut to what a long holds. The signal mask is the kernel's
+ * size (_NSIG/8). */
+int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *to, const sigset_t *mask)
+{
+#ifdef SYS_ppoll_time64
+	long long t64[2] = { 0, 0 };
+	long t32[2];
+	long r;
+
+	if (to) {
+		t64[0] = to->tv_sec;
+		t64[1] = to->tv_nsec;
+	}
+	r = syscall(SYS_ppoll_time64, fds, n, to ? t64 : NULL, mask, _NSIG / 8);
+	if (r != -1 || errno != ENOSYS)
+		return (int)r;
+	t32[0] = (long)t64[0] == t64[0] ? (long)t64[0] : t64[0] < 0 ? -1 : LONG_MAX;
+	t32[1] = (long)t64[1];
+	return (int)syscall(SYS_ppoll, fds, n, to ? t32 : NULL, mask, _NSIG / 8);
+#else
+	return (int)syscall(SYS_ppoll, fds, n, to, mask, _NSIG / 8);
+#endif
+}
+
+/* aarch64 has no poll system call: ppoll with the time in a timespec. */
+int poll(struct pollfd *fds, nfds_t n, int ms)
+{
+#ifdef SYS_poll
+	return (int)syscall(SYS_poll, fds, n, ms);
+#else
+	struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
+
+	return ppoll(fds, n, ms >= 0 ? &ts : NULL, NULL);
+#endif
 }
 
 /* ---- libgcc's 64-bit division -------------------------------------------- */

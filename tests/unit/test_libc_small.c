@@ -21,6 +21,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
@@ -1493,6 +1494,164 @@ static void test_proccalls(void)
 	      "kill bad signal: %d", errno);
 }
 
+/* ---- read, write, pread, pwrite, fsync, poll, ppoll, sendto, recvfrom,
+ * getrandom ---- */
+
+static void test_rw(void)
+{
+	char dir[256], path[300], b[16];
+	int fd, p[2];
+
+	tmp_dir(dir, sizeof(dir), "rw");
+	CHECK(dir[0], "mkdtemp");
+	if (!dir[0])
+		return;
+	snprintf(path, sizeof(path), "%s/f", dir);
+	fd = open(path, O_RDWR | O_CREAT, 0600);
+	CHECK(fd >= 0 && write(fd, "0123456789", 10) == 10 && fsync(fd) == 0, "write, fsync");
+	/* offsets whose 32-bit halves differ; the file position stays */
+	CHECK(pwrite(fd, "high", 4, 5000000000LL) == 4 && pwrite(fd, "AB", 2, 3) == 2 &&
+	      lseek(fd, 0, SEEK_CUR) == 10, "pwrite: %s", strerror(errno));
+	memset(b, 0, sizeof(b));
+	CHECK(pread(fd, b, 4, 5000000000LL) == 4 && memcmp(b, "high", 4) == 0 &&
+	      pread(fd, b, 8, 0x100000000LL) == 8 && memcmp(b, "\0\0\0\0\0\0\0\0", 8) == 0 &&
+	      pread(fd, b, 16, 5000000002LL) == 2 && memcmp(b, "gh", 2) == 0 &&
+	      pread(fd, b, 6, 1) == 6 && memcmp(b, "12AB56", 6) == 0 && lseek(fd, 0, SEEK_CUR) == 10,
+	      "pread: %.6s", b);
+	CHECK(lseek(fd, 2, SEEK_SET) == 2 && read(fd, b, 4) == 4 && memcmp(b, "2AB5", 4) == 0 &&
+	      read(fd, b, 0) == 0, "read");
+	errno = 0;
+	CHECK(pread(fd, b, 1, -1) == -1 && errno == EINVAL, "pread -1: %d", errno);
+	errno = 0;
+	CHECK(read(-1, b, 1) == -1 && errno == EBADF && write(-1, b, 1) == -1 && errno == EBADF &&
+	      fsync(-1) == -1 && errno == EBADF, "bad descriptor: %d", errno);
+	close(fd);
+	unlink(path);
+	rmdir(dir);
+	if (pipe(p) == 0) {
+		errno = 0;
+		CHECK(pwrite(p[1], "x", 1, 0) == -1 && errno == ESPIPE && write(p[1], "xyz", 3) == 3 &&
+		      read(p[0], b, sizeof(b)) == 3, "pipe: %d", errno);
+		close(p[0]);
+		close(p[1]);
+	}
+}
+
+static void test_udp(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET }, from;
+	socklen_t alen = sizeof(a), flen = sizeof(from);
+	char b[16];
+	int s1 = socket(AF_INET, SOCK_DGRAM, 0), s2 = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a2 = { .sin_family = AF_INET };
+	socklen_t a2len = sizeof(a2);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a2.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(s1 >= 0 && s2 >= 0 && bind(s1, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	      getsockname(s1, (struct sockaddr *)&a, &alen) == 0 &&
+	      bind(s2, (struct sockaddr *)&a2, sizeof(a2)) == 0 &&
+	      getsockname(s2, (struct sockaddr *)&a2, &a2len) == 0, "udp sockets");
+	CHECK(sendto(s2, "query", 5, 0, (struct sockaddr *)&a, sizeof(a)) == 5 &&
+	      recvfrom(s1, b, sizeof(b), 0, (struct sockaddr *)&from, &flen) == 5 &&
+	      memcmp(b, "query", 5) == 0 && flen == sizeof(from) && from.sin_port == a2.sin_port &&
+	      from.sin_addr.s_addr == htonl(INADDR_LOOPBACK), "sendto, recvfrom: %s",
+	      strerror(errno));
+	CHECK(connect(s2, (struct sockaddr *)&a, sizeof(a)) == 0 && send(s2, "ab", 2, 0) == 2 &&
+	      recv(s1, b, sizeof(b), 0) == 2 && memcmp(b, "ab", 2) == 0, "connect, send, recv");
+	errno = 0;
+	CHECK(recvfrom(s1, b, sizeof(b), MSG_DONTWAIT, NULL, NULL) == -1 &&
+	      (errno == EAGAIN || errno == EWOULDBLOCK), "recvfrom nothing: %d", errno);
+	close(s1);
+	close(s2);
+}
+
+static void test_getrandom(void)
+{
+	unsigned char a[32], b[32];
+	int zero = 1;
+
+	memset(a, 0, sizeof(a));
+	memset(b, 0, sizeof(b));
+	CHECK(getrandom(a, sizeof(a), 0) == (ssize_t)sizeof(a) &&
+	      getrandom(b, sizeof(b), GRND_NONBLOCK) == (ssize_t)sizeof(b) &&
+	      memcmp(a, b, sizeof(a)) != 0, "getrandom");
+	for (size_t i = 0; i < sizeof(a); i++)
+		zero &= a[i] == 0;
+	CHECK(!zero, "getrandom gave zeros");
+	errno = 0;
+	CHECK(getrandom(a, 4, 0x40000) == -1 && errno == EINVAL, "getrandom bad flags: %d", errno);
+}
+
+static volatile sig_atomic_t pp_got;
+
+static void pp_handler(int sig)
+{
+	pp_got = sig;
+}
+
+/* poll and ppoll: readiness, a zero and a short timeout, a bad timeout,
+ * the signal mask swapped in for the wait only (a blocked, pending
+ * signal arrives inside ppoll and makes it fail with EINTR). The struct
+ * timespec is filled with ones first: musl's padding beside tv_nsec
+ * must not reach the kernel. */
+static void test_ppoll(void)
+{
+	struct timespec ts;
+	struct sigaction sa = { .sa_handler = pp_handler }, old;
+	sigset_t block, none, cur;
+	int fds[2];
+	struct pollfd p[2];
+	int r;
+
+	if (pipe(fds) != 0) {
+		CHECK(0, "pipe");
+		return;
+	}
+	p[0] = (struct pollfd){ .fd = fds[0], .events = POLLIN };
+	p[1] = (struct pollfd){ .fd = fds[1], .events = POLLOUT };
+	memset(&ts, 0xff, sizeof(ts));
+	ts.tv_sec = 0;
+	ts.tv_nsec = 0;
+	CHECK(ppoll(p, 1, &ts, NULL) == 0 && p[0].revents == 0 && poll(p, 1, 0) == 0,
+	      "nothing ready");
+	ts.tv_nsec = 1000000;
+	CHECK(ppoll(p, 1, &ts, NULL) == 0 && poll(p, 1, 1) == 0, "short timeout");
+	CHECK(ppoll(p, 2, &ts, NULL) == 1 && p[0].revents == 0 && p[1].revents == POLLOUT,
+	      "ppoll writable");
+	CHECK(write(fds[1], "x", 1) == 1 && ppoll(p, 2, NULL, NULL) == 2 &&
+	      p[0].revents == POLLIN && p[1].revents == POLLOUT, "ppoll readable, no timeout");
+	p[0].revents = p[1].revents = 0;
+	CHECK(poll(p, 2, -1) == 2 && p[0].revents == POLLIN && p[1].revents == POLLOUT &&
+	      poll(p, 2, 100000) == 2, "poll readable");
+	ts.tv_nsec = 1000000000;
+	errno = 0;
+	CHECK(ppoll(p, 1, &ts, NULL) == -1 && errno == EINVAL, "ppoll tv_nsec 1e9: %d", errno);
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	sigemptyset(&none);
+	sigaction(SIGUSR1, &sa, &old);
+	sigprocmask(SIG_BLOCK, &block, NULL);
+	pp_got = 0;
+	kill(getpid(), SIGUSR1);
+	ts.tv_sec = 30;
+	ts.tv_nsec = 0;
+	/* with the signal still blocked during the wait: data is ready */
+	CHECK(ppoll(p, 1, &ts, &block) == 1 && pp_got == 0, "ppoll with the mask kept");
+	p[0].fd = -1;      /* nothing to wait for but the signal */
+	errno = 0;
+	r = ppoll(p, 1, &ts, &none);
+	CHECK(r == -1 && errno == EINTR && pp_got == SIGUSR1, "ppoll with the signal let in: %d %d",
+	      r, errno);
+	sigprocmask(SIG_SETMASK, NULL, &cur);
+	CHECK(sigismember(&cur, SIGUSR1) == 1, "ppoll put the mask back");
+	sigprocmask(SIG_UNBLOCK, &block, NULL);
+	sigaction(SIGUSR1, &old, NULL);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 /* ---- string functions ---- */
 
 /* Every function against a plain loop of the test's own, over strings
@@ -1769,6 +1928,10 @@ void test_libc_small(void)
 	test_inotify();
 	test_pathcalls();
 	test_proccalls();
+	test_rw();
+	test_udp();
+	test_getrandom();
+	test_ppoll();
 	test_strings();
 	test_strcase();
 	test_memset_memmove();
