@@ -167,27 +167,23 @@ static void cmd_helo(struct conn *c, struct smtp_session *s, const char *arg,
 static void cmd_ehlo(struct conn *c, struct smtp_session *s, const char *arg,
 		     size_t len)
 {
-	char buf[512];
-	int n;
-
 	if (helo_arg(c, s, arg, len, "EHLO") != 0)
 		return;
 	s->esmtp = 1;
 	sess_enter(c, SMTP_READY);
-	n = snprintf(buf, sizeof(buf),
-		     "250-%s greets [%s]\r\n"
-		     "250-PIPELINING\r\n"
-		     "250-SIZE %llu\r\n"
-		     "250-8BITMIME\r\n"
-		     "%s%s%s"
-		     "250 ENHANCEDSTATUSCODES\r\n",
-		     conf->hostname, c->peer_str,
-		     (unsigned long long)conf->max_message_size,
-		     CONFIG_FEATURE_SMTP_SMTPUTF8 ? "250-SMTPUTF8\r\n" : "",
-		     sess_tls_offered(c) ? "250-STARTTLS\r\n" : "",
-		     CONFIG_AUTH && !s->user[0] && auth_allowed(c) ?
-		     "250-AUTH PLAIN LOGIN\r\n" : "");
-	conn_write(c, buf, (size_t)n);
+	/* At most 470 bytes: CONN_OUTBUF holds SMTP_REPLY_ROOM (520). */
+	conn_printf(c, "250-%s greets [%s]\r\n"
+		    "250-PIPELINING\r\n"
+		    "250-SIZE %llu\r\n"
+		    "250-8BITMIME\r\n"
+		    "%s%s%s"
+		    "250 ENHANCEDSTATUSCODES\r\n",
+		    conf->hostname, c->peer_str,
+		    (unsigned long long)conf->max_message_size,
+		    CONFIG_FEATURE_SMTP_SMTPUTF8 ? "250-SMTPUTF8\r\n" : "",
+		    sess_tls_offered(c) ? "250-STARTTLS\r\n" : "",
+		    CONFIG_AUTH && !s->user[0] && auth_allowed(c) ?
+		    "250-AUTH PLAIN LOGIN\r\n" : "");
 }
 
 /* ---- MAIL ----------------------------------------------------------- */
