@@ -98,12 +98,11 @@ static void reply(struct conn *c, struct smtp_session *s, int code,
 static void reply(struct conn *c, struct smtp_session *s, int code,
 		  const char *fmt, ...)
 {
-	/* codes are three digits */
-	char pfx[5] = { (char)('0' + code / 100 % 10), (char)('0' + code / 10 % 10),
-			(char)('0' + code % 10), ' ', '\0' };
+	char pfx[8];
 	va_list ap;
 
 	(void)s;
+	snprintf(pfx, sizeof(pfx), "%d ", code);        /* three digits */
 	va_start(ap, fmt);
 	sess_vreply(c, pfx, 399, fmt, ap);
 	va_end(ap);
