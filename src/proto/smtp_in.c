@@ -236,7 +236,7 @@ static int mail_param(struct conn *c, struct smtp_session *s, const char *key,
 	char num[24];
 	uint64_t size;
 
-	if (klen == 4 && strncasecmp(key, "SIZE", 4) == 0 && val) {
+	if (str_ieq(key, klen, "SIZE") && val) {
 		if (str_copy(num, sizeof(num), val, vlen) != 0 ||
 		    parse_u64(num, UINT64_MAX, &size) != 0) {
 			reply(c, s, 501, "5.5.4 Bad SIZE parameter");
@@ -248,15 +248,13 @@ static int mail_param(struct conn *c, struct smtp_session *s, const char *key,
 		}
 		return 0;
 	}
-	if (klen == 4 && strncasecmp(key, "BODY", 4) == 0 && val) {
-		if ((vlen == 4 && strncasecmp(val, "7BIT", 4) == 0) ||
-		    (vlen == 8 && strncasecmp(val, "8BITMIME", 8) == 0))
+	if (str_ieq(key, klen, "BODY") && val) {
+		if (str_ieq(val, vlen, "7BIT") || str_ieq(val, vlen, "8BITMIME"))
 			return 0;
 		reply(c, s, 501, "5.5.4 Unsupported BODY type");
 		return -1;
 	}
-	if (CONFIG_FEATURE_SMTP_SMTPUTF8 && klen == 8 && !val &&
-	    strncasecmp(key, "SMTPUTF8", 8) == 0) {
+	if (CONFIG_FEATURE_SMTP_SMTPUTF8 && !val && str_ieq(key, klen, "SMTPUTF8")) {
 		s->tx.smtputf8 = 1;
 		return 0;
 	}
