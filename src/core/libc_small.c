@@ -82,6 +82,8 @@
  *   the 32-bit call before Linux 5.1; poll is ppoll on aarch64.
  * - __udivdi3, __umoddi3, __divdi3, __moddi3 (gcc's 64-bit division on
  *   32-bit targets): a bit at a time; x / 0 is 0.
+ * - __ashldi3, __lshrdi3 (gcc's 64-bit shifts from MIPS16 code): in
+ *   32-bit halves, counts 0..63.
  * - malloc, free, calloc, realloc: power-of-two size classes (16 B to
  *   16 KiB, with free lists, never coalesced or returned) carved from
  *   64 KiB anonymous mappings; larger blocks are mappings of their own,
@@ -2393,4 +2395,41 @@ int64_t __moddi3(int64_t a, int64_t b)
 
 	sm_udivmod(sm_abs64(a), sm_abs64(b), &r);
 	return (int64_t)(a < 0 ? -r : r);
+}
+
+/* ---- libgcc's 64-bit shifts ---------------------------------------------- */
+
+/* libgcc's 64-bit shifts by a variable count, which gcc calls from
+ * MIPS16 code (80 bytes each, 32-bit MIPS in Debian's libgcc): here in
+ * 32-bit halves, MIPS16 like their callers. Counts 0..63, as libgcc's
+ * (others are undefined in C). */
+uint64_t __ashldi3(uint64_t u, int b);
+uint64_t __lshrdi3(uint64_t u, int b);
+
+uint64_t __ashldi3(uint64_t u, int b)
+{
+	uint32_t lo = (uint32_t)u, hi = (uint32_t)(u >> 32);
+
+	if (b & 32) {
+		hi = lo << (b & 31);
+		lo = 0;
+	} else if (b) {
+		hi = hi << b | lo >> (32 - b);
+		lo <<= b;
+	}
+	return (uint64_t)hi << 32 | lo;
+}
+
+uint64_t __lshrdi3(uint64_t u, int b)
+{
+	uint32_t lo = (uint32_t)u, hi = (uint32_t)(u >> 32);
+
+	if (b & 32) {
+		lo = hi >> (b & 31);
+		hi = 0;
+	} else if (b) {
+		lo = lo >> b | hi << (32 - b);
+		hi >>= b;
+	}
+	return (uint64_t)hi << 32 | lo;
 }

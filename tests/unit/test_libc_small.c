@@ -1868,6 +1868,33 @@ static void test_division(void)
 	      __umoddi3(1733450000123ULL, 1000) == 123, "division: known values");
 }
 
+/* ---- 64-bit shifts (libgcc's names) ---- */
+
+uint64_t __ashldi3(uint64_t u, int b);
+uint64_t __lshrdi3(uint64_t u, int b);
+
+/* The reference moves one bit at a time (shifts by the constant 1,
+ * which gcc does inline), so it calls neither function under test. */
+static void test_shifts(void)
+{
+	static const uint64_t vals[] = { 0, 1, 0x80000000, 0xffffffff, 0x100000000,
+					 0x8000000000000000, 0xffffffffffffffff,
+					 0x0123456789abcdef, 0xfedcba9876543210 };
+	uint64_t x = 0x9e3779b97f4a7c15;
+	int bad = 0;
+
+	for (int i = 0; i < 9 + 200; i++) {
+		uint64_t v = i < 9 ? vals[i] : (x = x * 6364136223846793005ULL + 1442695040888963407ULL);
+		uint64_t l = v, r = v;
+		for (int b = 0; b < 64; b++) {
+			bad += __ashldi3(v, b) != l || __lshrdi3(v, b) != r;
+			l <<= 1;
+			r >>= 1;
+		}
+	}
+	CHECK(bad == 0, "64-bit shifts: %d wrong", bad);
+}
+
 /* A large block is a mapping of its own: written whole, and gone from
  * the address space once freed (mincore: ENOMEM for unmapped pages). */
 static void test_malloc_map(void)
@@ -1914,6 +1941,7 @@ void test_libc_small(void)
 	test_strstr();
 	test_abort();
 	test_division();
+	test_shifts();
 	test_stat();
 	test_clock();
 	test_memcpy();
