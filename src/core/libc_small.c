@@ -44,8 +44,9 @@
  * - strerror: the texts of the errors postie's calls can return (62 of
  *   them); any other number is "error N" in a static buffer.
  * - strstr: O(n·m) (postie's needles are a few constant bytes).
- * - strlen, stpcpy: a byte at a time; strcasecmp, strncasecmp: ASCII
- *   case folding (musl's tolower is ASCII's in every locale).
+ * - isatty: tcgetattr's TCGETS (ENOTTY or EBADF from the kernel).
+ * - strlen, stpcpy, stpncpy: a byte at a time; strcasecmp, strncasecmp:
+ *   ASCII case folding (musl's tolower is ASCII's in every locale).
  * - abort: SIGABRT with the default action, then _exit(127); no locks.
  * - inet_pton: AF_INET (no leading zeros, as musl) and AF_INET6 (with a
  *   trailing dotted quad); inet_ntop: RFC 5952 text, mapped IPv4 dotted.
@@ -1699,12 +1700,12 @@ void *memchr(const void *s, int c, size_t n)
 	return NULL;
 }
 
-/* ---- strlen, stpcpy, strcasecmp, strncasecmp ------------------------------- */
+/* ---- strlen, stpcpy, stpncpy, strcasecmp, strncasecmp ---------------------- */
 
-/* A byte at a time, as the ones above: musl's strlen and stpcpy read
- * words at a time (56 and 80 bytes on mips), its case-insensitive
- * compares call tolower() per byte. __stpcpy is the name musl's strcpy
- * calls. Case folding is ASCII's, as musl's tolower in every locale. */
+/* A byte at a time, as the ones above: musl's strlen, stpcpy and
+ * stpncpy read words at a time (56, 80 and 108 bytes on mips), its
+ * case-insensitive compares call tolower() per byte. __stpcpy and
+ * __stpncpy are the names musl's strcpy and strncpy call. Case folding is ASCII's, as musl's tolower in every locale. */
 __attribute__((optimize("no-tree-loop-distribute-patterns")))
 size_t strlen(const char *s)
 {
@@ -1730,6 +1731,23 @@ char *stpcpy(char *restrict d, const char *restrict s)
 	return __stpcpy(d, s);
 }
 
+char *__stpncpy(char *restrict d, const char *restrict s, size_t n);
+
+/* the rest of the n bytes NUL, the end the first NUL (or d + n) */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+char *__stpncpy(char *restrict d, const char *restrict s, size_t n)
+{
+	for (; n && (*d = *s); n--, d++, s++)
+		;
+	memset(d, 0, n);
+	return d;
+}
+
+char *stpncpy(char *restrict d, const char *restrict s, size_t n)
+{
+	return __stpncpy(d, s, n);
+}
+
 static int sm_lower(int c)
 {
 	return (unsigned)c - 'A' < 26 ? c | 0x20 : c;
@@ -1752,7 +1770,7 @@ int strcasecmp(const char *l, const char *r)
 	return strncasecmp(l, r, SIZE_MAX);
 }
 
-/* ---- tcgetattr, tcsetattr -------------------------------------------------- */
+/* ---- tcgetattr, tcsetattr, isatty ------------------------------------------ */
 
 /* The ioctl system call itself: musl's go through its ioctl(), which on
  * 32-bit targets carries a table converting the time64-affected
@@ -1769,6 +1787,15 @@ int tcsetattr(int fd, int act, const struct termios *tio)
 		return -1;
 	}
 	return (int)syscall(SYS_ioctl, fd, TCSETS + act, tio);
+}
+
+/* A terminal is what answers TCGETS (as tcgetattr above); errno is the
+ * kernel's: ENOTTY, or EBADF. */
+int isatty(int fd)
+{
+	struct termios t;
+
+	return tcgetattr(fd, &t) == 0;
 }
 
 /* ---- sigaction ------------------------------------------------------------- */

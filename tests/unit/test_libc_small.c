@@ -856,6 +856,11 @@ static void test_termios(void)
 	      "tcgetattr on a pipe: %d", errno);
 	errno = 0;
 	CHECK(tcgetattr(-1, &t2) == -1 && errno == EBADF, "tcgetattr -1: %d", errno);
+	CHECK(isatty(s) == 1 && isatty(m) == 1, "isatty on a pseudo-terminal");
+	errno = 0;
+	CHECK(isatty(p[0]) == 0 && errno == ENOTTY, "isatty on a pipe: %d", errno);
+	errno = 0;
+	CHECK(isatty(-1) == 0 && errno == EBADF, "isatty -1: %d", errno);
 	for (int i = 0; i < 2; i++)
 		if (p[i] >= 0)
 			close(p[i]);
@@ -1735,6 +1740,23 @@ static void test_strcase(void)
 		}
 	}
 	CHECK(bad == 0, "strlen/stpcpy/strcasecmp: %d wrong", bad);
+	/* stpncpy (and strncpy through it): every source against every n */
+	bad = 0;
+	for (size_t i = 0; i < ns; i++) {
+		size_t len = strlen(strs[i]);
+		for (size_t n = 0; n <= 20; n++) {
+			size_t c = len < n ? len : n;
+			memset(buf, 'x', sizeof(buf));
+			e = stpncpy(buf, strs[i], n);
+			bad += e != buf + c || memcmp(buf, strs[i], c) != 0 || buf[n] != 'x';
+			for (size_t k = c; k < n; k++)
+				bad += buf[k] != '\0';
+			memset(buf, 'x', sizeof(buf));
+			bad += strncpy(buf, strs[i], n) != buf || memcmp(buf, strs[i], c) != 0 ||
+			       buf[n] != 'x' || (c < n && buf[n - 1] != '\0');
+		}
+	}
+	CHECK(bad == 0, "stpncpy/strncpy: %d wrong", bad);
 	CHECK(strcasecmp("Subject", "SUBJECT") == 0 && strcasecmp("a", "B") < 0 &&
 	      strcasecmp("b", "A") > 0 && strncasecmp("HELO x", "helo y", 5) == 0 &&
 	      strncasecmp("HELO x", "helo y", 6) != 0 && strcasecmp("abc", "ab") > 0,
