@@ -1423,9 +1423,9 @@ static int list_queue(void)
 			    "cannot list %s: %s", path, strerror(errno));
 	}
 	for (int i = 0; i < n; i++) {
-		if (shown == 0)
-			dprintf(1, "%-24s %8s %-20s %s\n", "-Queue ID-", "--Size--",
-			       "----Arrival Time---", "-Sender/Recipient-------");
+		if (shown == 0)         /* columns as list_one prints them */
+			fdio_out(1, "-Queue ID-               --Size-- "
+				 "----Arrival Time---  -Sender/Recipient-------\n");
 		shown += list_one(dirfd, names[i]->d_name, &total);
 		free(names[i]);
 	}
