@@ -1130,7 +1130,7 @@ static int is_postie(long pid)
 /* A user who may not signal the daemon (it runs as another user) asks
  * through the maildrop: an empty ".runq-UID-PID" file, which the daemon
  * removes and answers with a queue run (at most one per
- * QUEUE_RUNQ_GAP seconds). */
+ * QUEUE_RUNQ_GAP seconds). EX_OK_ (the caller says so), or an error. */
 static int run_queue_request(long pid)
 {
 	char path[CONF_PATH_MAX + 64];
@@ -1144,14 +1144,14 @@ static int run_queue_request(long pid)
 			    "user) nor leave it a request in %s/maildrop: %s", pid,
 			    cf->spool_dir, strerror(errno));
 	close(fd);
-	dprintf(1, "%s: asked the daemon (pid %ld) to run the queue, through the "
-	       "maildrop\n", prog, pid);
 	return EX_OK_;
 }
 
 static int run_queue(void)
 {
 	char path[CONF_PATH_MAX + 32], buf[64];
+	const char *via = "";
+	int rc;
 	long pid;
 	char *end;
 
@@ -1174,15 +1174,18 @@ static int run_queue(void)
 		       prog);
 		return EX_OK_;
 	}
-	if (kill((pid_t)pid, SIGUSR1) == 0) {
-		dprintf(1, "%s: asked the daemon (pid %ld) to run the queue\n", prog,
-		       pid);
-		return EX_OK_;
+	if (kill((pid_t)pid, SIGUSR1) != 0) {
+		if (errno != EPERM)
+			return fail(EX_OSERR_, "cannot signal the daemon (pid %ld): "
+				    "%s", pid, strerror(errno));
+		rc = run_queue_request(pid);
+		if (rc != EX_OK_)
+			return rc;
+		via = ", through the maildrop";
 	}
-	if (errno == EPERM)
-		return run_queue_request(pid);
-	return fail(EX_OSERR_, "cannot signal the daemon (pid %ld): %s", pid,
-		    strerror(errno));
+	dprintf(1, "%s: asked the daemon (pid %ld) to run the queue%s\n", prog,
+		pid, via);
+	return EX_OK_;
 }
 
 /* ---- mailq ------------------------------------------------------------------ */
