@@ -1705,7 +1705,8 @@ void *memchr(const void *s, int c, size_t n)
 /* A byte at a time, as the ones above: musl's strlen, stpcpy and
  * stpncpy read words at a time (56, 80 and 108 bytes on mips), its
  * case-insensitive compares call tolower() per byte. __stpcpy and
- * __stpncpy are the names musl's strcpy and strncpy call. Case folding is ASCII's, as musl's tolower in every locale. */
+ * __stpncpy are the names musl's strcpy and strncpy call. Case folding
+ * is ASCII's, as musl's tolower in every locale. */
 __attribute__((optimize("no-tree-loop-distribute-patterns")))
 size_t strlen(const char *s)
 {
