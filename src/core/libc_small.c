@@ -81,6 +81,9 @@
  *   recvfrom, getrandom: the system calls, not cancellation points
  *   (postie has one thread). ppoll: ppoll_time64 on 32-bit targets,
  *   the 32-bit call before Linux 5.1; poll is ppoll on aarch64.
+ * - __libc_start_main (what crt1 calls): musl's steps, in MIPS16, on
+ *   musl 1.2's private state (struct __libc's leading fields); musl's
+ *   __init_tls sets up the thread pointer and TLS.
  * - __udivdi3, __umoddi3, __divdi3, __moddi3 (gcc's 64-bit division on
  *   32-bit targets): a bit at a time; x / 0 is 0.
  * - __ashldi3, __lshrdi3 (gcc's 64-bit shifts from MIPS16 code): in
@@ -95,6 +98,7 @@
 #include <errno.h>
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -2342,6 +2346,100 @@ int poll(struct pollfd *fds, nfds_t n, int ms)
 
 	return ppoll(fds, n, ms >= 0 ? &ts : NULL, NULL);
 #endif
+}
+
+/* ---- program start-up ------------------------------------------------------ */
+
+/* What musl's crt1 calls: its __libc_start_main is 32-bit MIPS (776
+ * bytes: the set-id check makes inline system calls). The same steps:
+ * the environment, the auxiliary vector into musl's private state (its
+ * struct __libc of 1.2, whose leading fields this mirrors), the thread
+ * pointer and TLS (musl's __init_tls), the stack protector's canary
+ * where a build has one, descriptors 0..2 opened on /dev/null for a
+ * set-id start when closed, the constructors, then exit(main()). Nothing
+ * here may fail with errno before __init_tls: errno lives in the thread
+ * structure. The functions that run before the canary is set have no
+ * stack protector. */
+struct sm_libc {
+	char can_do_threads, threaded, secure;
+	volatile signed char need_locks;
+	int threads_minus_1;
+	size_t *auxv;
+	void *tls_head;
+	size_t tls_size, tls_align, tls_cnt, page_size;
+};
+extern struct sm_libc __libc;
+extern size_t __hwcap, __sysinfo;
+extern char *__progname, *__progname_full, **__environ;
+void __init_tls(size_t *aux);
+void __init_ssp(void *entropy) __attribute__((weak));
+void _init(void);
+extern void (*const __init_array_start[])(void) __attribute__((weak, visibility("hidden")));
+extern void (*const __init_array_end[])(void) __attribute__((weak, visibility("hidden")));
+int __libc_start_main(int (*main)(int, char **, char **), int argc, char **argv,
+		      void (*init)(void), void (*fini)(void), void (*ldso)(void));
+
+typedef int sm_main_fn(int, char **, char **);
+
+__attribute__((noinline, no_stack_protector))
+static void sm_init_libc(char **envp, char *pn)
+{
+	size_t aux[38] = { 0 }, *av, i;
+	struct pollfd pfd[3] = { { .fd = 0 }, { .fd = 1 }, { .fd = 2 } };
+
+	__environ = envp;
+	for (i = 0; envp[i]; i++)
+		;
+	__libc.auxv = av = (size_t *)(void *)(envp + i + 1);
+	for (i = 0; av[i]; i += 2)
+		if (av[i] < 38)
+			aux[av[i]] = av[i + 1];
+	__hwcap = aux[AT_HWCAP];
+	if (aux[AT_SYSINFO])
+		__sysinfo = aux[AT_SYSINFO];
+	__libc.page_size = aux[AT_PAGESZ];
+	if (!pn)
+		pn = (char *)aux[AT_EXECFN];
+	if (!pn)
+		pn = "";
+	__progname = __progname_full = pn;
+	for (i = 0; pn[i]; i++)
+		if (pn[i] == '/')
+			__progname = pn + i + 1;
+	__init_tls(aux);
+	if (__init_ssp)
+		__init_ssp((void *)aux[AT_RANDOM]);
+	if (aux[AT_UID] == aux[AT_EUID] && aux[AT_GID] == aux[AT_EGID] && !aux[AT_SECURE])
+		return;
+	if (poll(pfd, 3, 0) < 0)
+		__builtin_trap();
+	for (i = 0; i < 3; i++)
+		if ((pfd[i].revents & POLLNVAL) && open("/dev/null", O_RDWR) < 0)
+			__builtin_trap();
+	__libc.secure = 1;
+}
+
+/* A frame of its own, after the canary is set. */
+__attribute__((noinline))
+static int sm_start_main(sm_main_fn *main, int argc, char **argv)
+{
+	_init();
+	for (void (*const *f)(void) = __init_array_start; f < __init_array_end; f++)
+		(*f)();
+	exit(main(argc, argv, argv + argc + 1));
+}
+
+__attribute__((no_stack_protector))
+int __libc_start_main(sm_main_fn *main, int argc, char **argv, void (*init)(void),
+		      void (*fini)(void), void (*ldso)(void))
+{
+	int (*stage2)(sm_main_fn *, int, char **) = sm_start_main;
+
+	(void)init, (void)fini, (void)ldso;
+	sm_init_libc(argv + argc + 1, argv[0]);
+	/* nothing of stage 2 (the thread pointer, the canary) moves above */
+	__asm__ volatile("" : "+r"(stage2) : : "memory");
+	return stage2(main, argc, argv);
 }
 
 /* ---- libgcc's 64-bit division -------------------------------------------- */

@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -1657,6 +1658,42 @@ static void test_ppoll(void)
 	close(fds[1]);
 }
 
+/* ---- program start-up ---- */
+
+static int st_ctor_ran;
+
+__attribute__((constructor)) static void st_ctor(void)
+{
+	st_ctor_ran = errno == 0 ? 1 : 2;
+}
+
+/* What __libc_start_main set up, seen from here: the constructor ran
+ * (with errno usable), the environment, the auxiliary vector and page
+ * size in musl's private state (getauxval and sysconf read them), the
+ * program's name, the thread pointer (errno of this thread). */
+static void test_startup(void)
+{
+	extern char **environ;
+	extern char *program_invocation_name, *program_invocation_short_name;
+	const char *slash = strrchr(program_invocation_name, '/');
+	char **e = environ;
+	int n = 0;
+
+	CHECK(st_ctor_ran == 1, "constructor: %d", st_ctor_ran);
+	for (; e && *e && n < 100000; e++)
+		n += strncmp(*e, "PATH=", 5) == 0;
+	CHECK(environ && n == (getenv("PATH") != NULL), "environ: %d", n);
+	CHECK(getauxval(AT_PAGESZ) == 4096 && sysconf(_SC_PAGESIZE) == 4096 &&
+	      getauxval(AT_UID) == getuid() && getauxval(AT_EGID) == getegid() &&
+	      getauxval(AT_RANDOM) != 0, "auxv: page %lu %ld", getauxval(AT_PAGESZ),
+	      sysconf(_SC_PAGESIZE));
+	CHECK(strstr(program_invocation_name, "unit") &&
+	      program_invocation_short_name == (slash ? slash + 1 : program_invocation_name),
+	      "program name: %s", program_invocation_short_name);
+	errno = 0;
+	CHECK(close(-1) == -1 && errno == EBADF && *__errno_location() == EBADF, "errno");
+}
+
 /* ---- string functions ---- */
 
 /* Every function against a plain loop of the test's own, over strings
@@ -1982,6 +2019,7 @@ void test_libc_small(void)
 	test_udp();
 	test_getrandom();
 	test_ppoll();
+	test_startup();
 	test_strings();
 	test_strcase();
 	test_memset_memmove();
