@@ -473,7 +473,8 @@ static uint64_t retry_delay(const struct qmsg *q, int counted)
 
 static void rescan(void);
 static void scan_queue(void);
-static int keep_undeliverable(const struct qmsg *q);
+static int keep_in_bad(const struct qmsg *q, const char *suffix,
+		       const char *why, const char *advice);
 
 static void attempt_end(struct attempt *a)
 {
@@ -530,7 +531,11 @@ static void attempt_end(struct attempt *a)
 		}
 		/* From <>: kept once nothing is pending (the failed
 		 * targets are reported again by each run until then). */
-		if (r == 1 && !pending && keep_undeliverable(q) == 0) {
+		if (r == 1 && !pending &&
+		    keep_in_bad(q, SPOOL_UNDELIVERABLE, "from <> and undeliverable, "
+				"nobody to report it to", CONFIG_MAILBOXES ?
+				"give root and postmaster a mailbox in aliases; postie -t checks" :
+				"give root and postmaster an address in aliases; postie -t checks") == 0) {
 			qpath(path, sizeof(path), q->id, ".st");
 			unlink(path);
 			fsync_dir(qdir);
@@ -541,6 +546,18 @@ static void attempt_end(struct attempt *a)
 	if (pending && conf->delay_warning && !q->warned &&
 	    now - q->arrival >= (time_t)conf->delay_warning && dsn(a, 1) == 0)
 		q->warned = 1;
+	/* Targets beyond the table were never recorded, so never tried:
+	 * the message is kept rather than called done. */
+	if (!pending && !failed && a->overflow &&
+	    keep_in_bad(q, ".overflow", "more targets after alias expansion "
+			"than a message holds (CONFIG_SMTP_MAX_RCPT), the rest never "
+			"sent", "send it again to the rest") == 0) {
+		qpath(path, sizeof(path), q->id, ".st");
+		unlink(path);
+		fsync_dir(qdir);
+		qremove(q);
+		goto out;
+	}
 	if (!pending && !failed) {
 		qpath(path, sizeof(path), q->id, "");
 		unlink(path);
@@ -704,8 +721,9 @@ static void attempt_start(struct qmsg *q)
 		close(dfd);
 	build_targets(a);
 	if (a->overflow)
-		log_msg(LOGL_WARN, "queue: %s: more than %d targets; the rest wait",
-			q->id, QUEUE_TARGETS_MAX);
+		log_msg(LOGL_WARN, "queue: %s: more than %d targets after alias "
+			"expansion; the rest are not sent (the message goes to %s "
+			"when the others are done)", q->id, QUEUE_TARGETS_MAX, baddir);
 	a->local_i = 0;
 	a->appending = 0;
 	a->lock_retry = a->lock_until = 0;
@@ -944,30 +962,30 @@ static void set_aside(const char *name, const char *shown, long long uid,
 		"%s/%s%s", shown, uid, why, baddir, shown, to);
 }
 
-/* A message from <> (a bounce, a delay warning, another server's DSN)
- * whose recipients failed has nobody to be reported to: rather than
- * dropping it, it is kept in bad/ as ID.undeliverable (mailq counts
- * these), its state file removed. 0, or -1 when it stays queued. */
-static int keep_undeliverable(const struct qmsg *q)
+/* A message the queue cannot finish, kept in bad/ as ID + suffix rather
+ * than dropped, its state file removed by the caller: a message from <>
+ * (a bounce, a delay warning, another server's DSN) whose recipients
+ * failed has nobody to be reported to (ID.undeliverable, which mailq
+ * counts); one whose alias expansion overflowed the table
+ * (ID.overflow). 0, or -1 when it stays queued. */
+static int keep_in_bad(const struct qmsg *q, const char *suffix,
+		       const char *why, const char *advice)
 {
-	char from[QUEUE_PATH], name[SPOOL_NAME_MAX + 16], suffix[16] = "";
+	char from[QUEUE_PATH], name[SPOOL_NAME_MAX + 16], n[16] = "";
 	int i;
 
 	qpath(from, sizeof(from), q->id, "");
-	snprintf(name, sizeof(name), "%s" SPOOL_UNDELIVERABLE, q->id);
+	snprintf(name, sizeof(name), "%s%s", q->id, suffix);
 	i = move_to_bad(from, name);
 	if (i < 0) {
-		log_msg(LOGL_ERR, "queue: %s: from <> and undeliverable; cannot "
-			"move it to %s: %s (kept in the queue)", q->id, baddir,
-			strerror(errno));
+		log_msg(LOGL_ERR, "queue: %s: %s; cannot move it to %s: %s (kept "
+			"in the queue)", q->id, why, baddir, strerror(errno));
 		return -1;
 	}
 	if (i)
-		snprintf(suffix, sizeof(suffix), ".%d", i);
-	log_msg(LOGL_WARN, "queue: %s: from <> and undeliverable, nobody to "
-		"report it to: kept as %s/%s%s (give root and postmaster %s "
-		"in aliases; postie -t checks)", q->id, baddir, name, suffix,
-		CONFIG_MAILBOXES ? "a mailbox" : "an address");
+		snprintf(n, sizeof(n), ".%d", i);
+	log_msg(LOGL_WARN, "queue: %s: %s: kept as %s/%s%s (%s)", q->id, why,
+		baddir, name, n, advice);
 	return 0;
 }
 

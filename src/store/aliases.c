@@ -8,6 +8,7 @@
 
 #include "core/buf.h"
 #include "core/util.h"
+#include "store/qstate.h"
 
 #define ALIASES_FILE_MAX (4u << 20)
 
@@ -314,6 +315,15 @@ struct aliases *aliases_load(const char *path, const struct conf *c,
 				snprintf(err, errlen, "%s:%d: alias '%s' nests deeper "
 					 "than %d levels", path, a->v[i].line,
 					 a->v[i].name, ALIAS_DEPTH_MAX);
+			goto fail;
+		}
+		/* The queue records each target of a message: more than
+		 * that many could never all be tried. */
+		if (w.count > QSTATE_TARGETS_MAX) {
+			snprintf(err, errlen, "%s:%d: alias '%s' expands to %d targets, "
+				 "more than the %d of one message (CONFIG_SMTP_MAX_RCPT): "
+				 "split it", path, a->v[i].line, a->v[i].name, w.count,
+				 QSTATE_TARGETS_MAX);
 			goto fail;
 		}
 	}

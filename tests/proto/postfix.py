@@ -285,7 +285,9 @@ alias_database =
 biff = no
 notify_classes =
 smtputf8_enable = no
-# Mail for {domain}: one mbox per user (virtual, as nobody).
+# Mail for {domain}: one mbox per user (virtual, as nobody); bob+x is
+# bob's (many distinct addresses that all exist).
+recipient_delimiter = +
 virtual_mailbox_domains = {domain}
 virtual_mailbox_base = {d}/mail
 virtual_mailbox_maps = texthash:{d}/etc/vmailbox

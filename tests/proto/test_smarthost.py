@@ -238,6 +238,32 @@ class SmarthostTest(harness.TestCase):
         self.wait_empty(srv)
         self.assertEqual(len(PF.find("bob", t)), 1)
 
+    def test_targets_beyond_the_table_keep_the_message(self):
+        """Two aliases of 60 addresses each in one message: 120 targets,
+        20 more than a queued message records. The first 100 go out; the
+        message is then kept in spool/bad as ID.overflow, never called
+        done (the rest were silently dropped before)."""
+        n = int(harness.limit("rcpt", 100))
+        half = n // 2 + 10
+        aliases = "".join("g%d: %s\n" % (g, ", ".join(
+            "bob+o%d.%d@dest.test" % (g, i) for i in range(half))) for g in (1, 2))
+        srv = self.postie("submission", "starttls", aliases=aliases)
+        t = token("shover")
+        self.sendmail(srv, t, rcpt=["g1", "g2"])
+        line = wait_until(lambda: re.search(r"queue: (\S+): more targets after alias "
+                                            r"expansion than a message holds "
+                                            r"\(CONFIG_SMTP_MAX_RCPT\), the rest never "
+                                            r"sent: kept as (\S+) ", srv.log()),
+                          what="the message kept in bad/; log:\n" + srv.log()[-1500:])
+        kept = os.path.join(srv.dir, line.group(2))   # as is when absolute
+        self.assertTrue(kept.endswith("/bad/%s.overflow" % line.group(1)), kept)
+        with open(kept, "rb") as f:
+            self.assertIn(t.encode(), f.read())
+        self.assertRegex(srv.log(), r"more than %d targets after alias expansion; "
+                         r"the rest are not sent" % n)
+        self.assertNotIn("%s: done after" % line.group(1), srv.log())
+        self.assertEqual(self.queue_names(srv), [])
+
     @unittest.skipIf(MBOX, "this build has local mailboxes")
     def test_null_client_local_name_bounces_at_once(self):
         """A null client has no mailboxes: mail to a local name that is

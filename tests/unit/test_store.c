@@ -9,11 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/conf.h"
 #include "core/net.h"
 #include "core/util.h"
 #include "store/aliases.h"
 #include "store/mbox.h"
+#include "store/qstate.h"
 #include "store/users.h"
 #include "unit.h"
 
@@ -385,6 +387,40 @@ static void collect(void *ctx, int user, const char *remote)
 	strcat(s, item);
 }
 
+/* An alias may expand to at most QSTATE_TARGETS_MAX targets, the most
+ * one queued message records: one more is refused at load. */
+static void test_alias_too_big(const char *path, const struct conf *c,
+			       const struct users *u)
+{
+	size_t size = 24 * (QSTATE_TARGETS_MAX + 2) + 64;
+	char *text = malloc(size), err[512];
+	struct buf b;
+	struct aliases *a;
+
+	CHECK(text != NULL, "malloc");
+	for (int n = QSTATE_TARGETS_MAX; text && n <= QSTATE_TARGETS_MAX + 1; n++) {
+		buf_init(&b, text, size);
+		buf_printf(&b, "half: ");
+		for (int i = 0; i < n / 2; i++)
+			buf_printf(&b, "%sa%d@far.example", i ? ", " : "", i);
+		buf_printf(&b, "\nbig: half");
+		for (int i = n / 2; i < n; i++)
+			buf_printf(&b, ", a%d@far.example", i);
+		buf_printf(&b, "\n");
+		buf_nul(&b);
+		write_file("aliases", text);
+		err[0] = '\0';
+		a = aliases_load(path, c, u, err, sizeof(err));
+		if (n == QSTATE_TARGETS_MAX)
+			CHECK(a != NULL, "%d targets: %s", n, err);
+		else
+			CHECK(!a && strstr(err, ":2: alias 'big' expands to ") &&
+			      strstr(err, "split it"), "%d targets: %s", n, err);
+		aliases_free(a);
+	}
+	free(text);
+}
+
 void test_aliases(void)
 {
 	char err[512], path[512], upath[512], got[256];
@@ -414,6 +450,7 @@ void test_aliases(void)
 		CHECK(!a && strstr(err, ":1: alias 'root': target 'alice' is neither a user "
 				   "nor an alias (this build has no local mailboxes"), "%s", err);
 		aliases_free(a);
+		test_alias_too_big(path, c, u);
 		users_free(u);
 		conf_free(c);
 		return;
@@ -441,6 +478,7 @@ void test_aliases(void)
 		CHECK(aliases_expand(a, u, "nobody", 6, collect, got) == 0, "not an alias");
 	}
 	aliases_free(a);
+	test_alias_too_big(path, c, u);
 	static const struct { const char *text, *err; } bad[] = {
 		{ "x: |/bin/sh\n", ":1: alias 'x': target '|/bin/sh' refused" },
 		{ "x: /etc/passwd\n", "refused" },
