@@ -538,8 +538,9 @@ static void check_postmaster(const char *cpath)
 		    aliases_expand(aliases, users, names[i], len,
 				   on_alias_target, &n) > 0)
 			continue;
-		dprintf(2, "postie: %s: warning: no user or alias %s: mail to %s "
-			"(%s) fails", cpath, names[i], names[i], why[i]);
+		dprintf(2, "postie: %s: warning: no %s %s: mail to %s (%s) fails",
+			cpath, CONFIG_MAILBOXES ? "user or alias" : "alias", names[i],
+			names[i], why[i]);
 		if (CONFIG_RELAY)       /* bounces are the relay's */
 			dprintf(2, ", and a bounce nobody takes is kept in %s/bad",
 				conf->spool_dir);

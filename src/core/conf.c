@@ -805,6 +805,10 @@ void conf_free(struct conf *c)
 
 int conf_is_local_domain(const struct conf *c, const char *d, size_t len)
 {
+	/* As in other MTAs: root@localhost is this host's root, never a
+	 * name for the smarthost (a provider's own root would get it). */
+	if (str_ieq(d, len, "localhost"))
+		return 1;
 	for (int i = 0; i < c->nlocal_domains; i++)
 		if (str_ieq(d, len, c->local_domains[i]))
 			return 1;

@@ -535,7 +535,7 @@ static void attempt_end(struct attempt *a)
 		    keep_in_bad(q, SPOOL_UNDELIVERABLE, "from <> and undeliverable, "
 				"nobody to report it to", CONFIG_MAILBOXES ?
 				"give root and postmaster a mailbox in aliases; postie -t checks" :
-				"give root and postmaster an address in aliases; postie -t checks") == 0) {
+				"its recipients failed: see the lines above") == 0) {
 			qpath(path, sizeof(path), q->id, ".st");
 			unlink(path);
 			fsync_dir(qdir);

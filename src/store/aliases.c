@@ -126,7 +126,9 @@ static void walk_error(const struct walk *w, const char *path, char *err,
 		snprintf(err, errlen, "%s:%d: alias '%s': target '%s' is neither "
 			 "a user nor an alias%s", path, at->line, at->name, w->bad,
 			 CONFIG_MAILBOXES ? "" : " (this build has no local "
-			 "mailboxes: give an address, name@domain)");
+			 "mailboxes: a name without a domain, or in a local domain "
+			 "(hostname, localhost, local_domains), must be an alias; "
+			 "give an address elsewhere)");
 		return;
 	}
 	buf_init(&b, chain, sizeof(chain));

@@ -294,7 +294,9 @@ void test_conf(void)
 			      strncmp(err, path, strlen(path)) == 0,
 			      "case %zu: got '%s' want '%s'", i, err, t[i].err);
 		if (c && strncmp(t[i].text, "local_domains", 13) == 0)
-			CHECK(c->nlocal_domains == 3 && conf_is_local_domain(c, "C.D", 3),
+			CHECK(c->nlocal_domains == 3 && conf_is_local_domain(c, "C.D", 3) &&
+			      conf_is_local_domain(c, "LocalHost", 9) &&
+			      !conf_is_local_domain(c, "localhost.example", 17),
 			      "local domains");
 		conf_free(c);
 	}
@@ -449,6 +451,11 @@ void test_aliases(void)
 		a = aliases_load(path, c, u, err, sizeof(err));
 		CHECK(!a && strstr(err, ":1: alias 'root': target 'alice' is neither a user "
 				   "nor an alias (this build has no local mailboxes"), "%s", err);
+		write_file("aliases", "root: me@localhost\n");
+		a = aliases_load(path, c, u, err, sizeof(err));
+		CHECK(!a && strstr(err, "target 'me' is neither") &&
+		      strstr(err, "in a local domain (hostname, localhost, local_domains)"),
+		      "%s", err);
 		aliases_free(a);
 		test_alias_too_big(path, c, u);
 		users_free(u);
