@@ -2200,9 +2200,9 @@ int close(int fd)
 /* 32-bit MIPS and ARM pass a 64-bit argument in an even register pair:
  * where it follows an odd number of words, a zero word comes first,
  * then the two halves in memory order (musl's off_t is 64-bit
- * everywhere). SM_OFF(x) is that: two arguments of syscall(), or one on
- * 64-bit targets. */
-#if ULONG_MAX == 0xffffffffUL
+ * everywhere): union sm_off gives the halves. */
+#define SM_PAIR (ULONG_MAX == 0xffffffffUL)
+#if SM_PAIR
 #if !defined(__mips__) && !defined(__arm__)
 #error "64-bit system call arguments: this target's convention is not known here"
 #endif
@@ -2210,18 +2210,17 @@ union sm_off {
 	off_t v;
 	long w[2];
 };
-#define SM_OFF(x) ((union sm_off){ .v = (x) }).w[0], ((union sm_off){ .v = (x) }).w[1]
-#define SYS_ftruncate_sm SYS_ftruncate64
-#define SM_OFF_PAD 0L,
-#else
-#define SM_OFF(x) (x)
-#define SYS_ftruncate_sm SYS_ftruncate
-#define SM_OFF_PAD
 #endif
 
 int ftruncate(int fd, off_t len)
 {
-	return (int)syscall(SYS_ftruncate_sm, fd, SM_OFF_PAD SM_OFF(len));
+#if SM_PAIR
+	union sm_off u = { len };
+
+	return (int)syscall(SYS_ftruncate64, fd, 0L, u.w[0], u.w[1]);
+#else
+	return (int)syscall(SYS_ftruncate, fd, len);
+#endif
 }
 
 _Noreturn void _Exit(int code)
@@ -2274,12 +2273,24 @@ ssize_t write(int fd, const void *buf, size_t n)
 
 ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
-	return syscall(SYS_pread64, fd, buf, n, SM_OFF_PAD SM_OFF(off));
+#if SM_PAIR
+	union sm_off u = { off };
+
+	return syscall(SYS_pread64, fd, buf, n, 0L, u.w[0], u.w[1]);
+#else
+	return syscall(SYS_pread64, fd, buf, n, off);
+#endif
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	return syscall(SYS_pwrite64, fd, buf, n, SM_OFF_PAD SM_OFF(off));
+#if SM_PAIR
+	union sm_off u = { off };
+
+	return syscall(SYS_pwrite64, fd, buf, n, 0L, u.w[0], u.w[1]);
+#else
+	return syscall(SYS_pwrite64, fd, buf, n, off);
+#endif
 }
 
 int fsync(int fd)
