@@ -1017,7 +1017,7 @@ static const struct smtp_cmd commands[] = {
 };
 
 /* Commands a web browser or proxy sends: not a mail client, hang up. */
-static const char *const http_verbs[] = { "GET", "POST", "CONNECT", "HEAD", "PUT" };
+static const char http_verbs[][8] = { "GET", "POST", "CONNECT", "HEAD", "PUT" };
 
 static void command(struct conn *c, struct smtp_session *s, char *line,
 		    size_t len)
