@@ -573,8 +573,8 @@ enum {
 static unsigned field_kind(const struct field *f)
 {
 	static const struct {
-		const char *name;
-		unsigned kind;
+		char name[14];
+		unsigned char kind;
 	} kinds[] = {
 		{ "From", FK_ADDR | FK_FROM }, { "To", FK_ADDR | FK_RCPT },
 		{ "Cc", FK_ADDR | FK_RCPT }, { "Bcc", FK_RCPT | FK_DROP },
