@@ -753,7 +753,10 @@ static void data_done(struct conn *c, struct smtp_session *s)
 		deliver_step(c, s);
 		return;
 	}
-	end_transaction(c, s);
+	/* A 5xx that was the session's last allowed error has ended it
+	 * (421, closed, cleaned up): nothing is left to reset. */
+	if (c->sess)
+		end_transaction(c, s);
 }
 
 static void data_input(struct conn *c, struct smtp_session *s)

@@ -3,6 +3,7 @@ SMTP smuggling (CVE-2023-51764 class), NUL bytes."""
 import mailbox
 
 import harness
+import tlsutil
 from harness import crlf, token
 
 
@@ -214,6 +215,23 @@ class DataContent(harness.ServerTest):
                                   crlf("Subject: %s\n\nok\n" % t))
             self.assertEqual(code, 250)
         self.assertEqual(self.one("demo", t).body, b"ok\n")
+
+    def test_refused_message_as_last_error(self):
+        # The refusal at the end of DATA (554, a NUL) that is the
+        # session's last allowed error: 421 and the end of the session,
+        # and the daemon goes on serving.
+        max_errors = tlsutil.kconfig("SMTP_MAX_ERRORS", 10)
+        with self.server.dialog() as d:
+            d.ehlo()
+            for _ in range(max_errors - 1):
+                self.assertEqual(d.code("XYZZY"), 500)
+            code, _ = d.send_mail("a@example.net", ["demo@test.lan"],
+                                  b"Subject: x\r\n\r\n\x00\r\n")
+            self.assertEqual(code, 554)
+            code, lines = d.reply()
+            self.assertEqual(code, 421, lines)
+            d.read_until_closed()
+        self.assertServing("after a refused message that was the last error")
 
     # --- smuggling ---------------------------------------------------------
 
