@@ -54,6 +54,12 @@ enum so_state {
 	SO_DATA, SO_BODY, SO_DOT, SO_QUIT, SO_WAIT, SO_IDLE, SO_RSET,
 };
 
+/* Can a job ever wait (SO_WAIT)? A job starts on a free (or freed)
+ * slot, so at most RELAY_MAX_DELIVERIES - 1 other sessions exist; when
+ * that is below RELAY_MAX_PER_DEST (the alerts board: one session of
+ * each), no destination is ever at its limit and the waiting code goes. */
+#define SO_CAN_WAIT (CONFIG_RELAY_MAX_DELIVERIES > CONFIG_RELAY_MAX_PER_DEST)
+
 static const char *const so_names[] = {
 	"free", "resolve", "connect", "greeting", "ehlo", "helo", "starttls",
 	"auth", "auth-user", "auth-pass", "mail", "rcpt", "data", "body", "dot",
@@ -251,7 +257,7 @@ static void begin(struct smtpout *so);
  * one of its own. */
 static void wake_waiter(const char *dest)
 {
-	struct smtpout *w = find_state(SO_WAIT, dest);
+	struct smtpout *w = SO_CAN_WAIT ? find_state(SO_WAIT, dest) : NULL;
 
 	if (w && smtpout_active(dest) < CONFIG_RELAY_MAX_PER_DEST)
 		begin(w);
@@ -543,7 +549,8 @@ int smtpout_start(struct smtpout_job *job)
 	memset(so, 0, sizeof(*so));
 	so->job = job;
 	set_text(so->key, sizeof(so->key), job->domain);
-	if (smtpout_active(so->key) >= CONFIG_RELAY_MAX_PER_DEST) {
+	if (SO_CAN_WAIT &&
+	    smtpout_active(so->key) >= CONFIG_RELAY_MAX_PER_DEST) {
 		/* Taken over by the first of its connections that is done. */
 		so_enter(so, SO_WAIT);
 		return 0;
@@ -888,7 +895,7 @@ static void transaction_end(struct smtpout *so, int code)
 	j->done(j);
 	if (so->state != SO_IDLE)
 		return;                 /* done() gave it the next message */
-	w = find_state(SO_WAIT, so->key);
+	w = SO_CAN_WAIT ? find_state(SO_WAIT, so->key) : NULL;
 	if (w) {
 		so->job = w->job;
 		w->job = NULL;
