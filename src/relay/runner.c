@@ -547,16 +547,19 @@ static void attempt_end(struct attempt *a)
 	    now - q->arrival >= (time_t)conf->delay_warning && dsn(a, 1) == 0)
 		q->warned = 1;
 	/* Targets beyond the table were never recorded, so never tried:
-	 * the message is kept rather than called done. */
-	if (!pending && !failed && a->overflow &&
-	    keep_in_bad(q, ".overflow", "more targets after alias expansion "
-			"than a message holds (CONFIG_SMTP_MAX_RCPT), the rest never "
-			"sent", "send it again to the rest") == 0) {
-		qpath(path, sizeof(path), q->id, ".st");
-		unlink(path);
-		fsync_dir(qdir);
-		qremove(q);
-		goto out;
+	 * the message is kept rather than called done (if it cannot be
+	 * moved, it stays queued and the next run tries again). */
+	if (!pending && !failed && a->overflow) {
+		if (keep_in_bad(q, ".overflow", "more targets after alias expansion "
+				"than a message holds (CONFIG_SMTP_MAX_RCPT), the rest "
+				"never sent", "send it again to the rest") == 0) {
+			qpath(path, sizeof(path), q->id, ".st");
+			unlink(path);
+			fsync_dir(qdir);
+			qremove(q);
+			goto out;
+		}
+		pending = 1;
 	}
 	if (!pending && !failed) {
 		qpath(path, sizeof(path), q->id, "");
