@@ -180,7 +180,7 @@ static void cmd_ehlo(struct conn *c, struct smtp_session *s, const char *arg,
 		    conf->hostname, c->peer_str,
 		    (unsigned long long)conf->max_message_size,
 		    CONFIG_FEATURE_SMTP_SMTPUTF8 ? "250-SMTPUTF8\r\n" : "",
-		    sess_tls_offered(c) ? "250-STARTTLS\r\n" : "",
+		    CONFIG_TLS && sess_tls_offered(c) ? "250-STARTTLS\r\n" : "",
 		    CONFIG_AUTH && !s->user[0] && auth_allowed(c) ?
 		    "250-AUTH PLAIN LOGIN\r\n" : "");
 }
@@ -384,7 +384,7 @@ static int relay_allowed(const struct conn *c, const struct smtp_session *s,
 {
 	if (!CONFIG_RELAY || (a->flags & (ADDR_LITERAL | ADDR_ROUTE | ADDR_ODD_LOCAL)))
 		return 0;
-	if (s->user[0])
+	if (CONFIG_AUTH && s->user[0])
 		return 1;
 	for (int i = 0; i < conf->nrelay_nets; i++)
 		if (net_cidr_match(&conf->relay_nets[i], (const struct sockaddr *)&c->peer))
@@ -490,19 +490,22 @@ static void write_received(struct conn *c, struct smtp_session *s)
 {
 	char buf[1024], date[64], forpart[CONFIG_SMTP_PATH_MAX + 16];
 	struct env_first e = { .n = 0 };
-	int n;
+	int n, tls, authed;
 
 	rfc5322_date(date, sizeof(date), s->tx.arrival);
 	forpart[0] = '\0';
 	if (spool_read_envelope(&s->tx.f, env_first_rcpt, &e) == 0 && e.n == 1)
 		snprintf(forpart, sizeof(forpart), "\n\tfor <%s>", e.rcpt);
+	/* Neither without TLS, nor AUTH, in the build. */
+	tls = CONFIG_TLS && c->tls;
+	authed = CONFIG_AUTH && s->user[0];
 	n = snprintf(buf, sizeof(buf),
 		     "Received: from %s ([%s])\n\tby %s (postie) with %s%s%s%s id %s.%x.%x%s;"
 		     "\n\t%s\n", s->helo, c->peer_str, conf->hostname,
 		     s->tx.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP",
-		     c->tls ? (s->user[0] ? "SA (" : "S (") : s->user[0] ? "A" : "",
-		     c->tls ? tls_describe(c->tls) : "",
-		     c->tls ? ")" : "", conn_run_id(), c->id, s->nmsgs, forpart, date);
+		     tls ? (authed ? "SA (" : "S (") : authed ? "A" : "",
+		     tls ? tls_describe(c->tls) : "",
+		     tls ? ")" : "", conn_run_id(), c->id, s->nmsgs, forpart, date);
 	if (n > 0)
 		spool_write(&s->tx.f, buf, (size_t)n < sizeof(buf) ? (size_t)n :
 			    sizeof(buf) - 1);
@@ -961,11 +964,13 @@ static void cmd_starttls(struct conn *c, struct smtp_session *s,
 		reply(c, s, 501, "5.5.4 Syntax: STARTTLS");
 		return;
 	}
-	if (c->tls) {
+	if (CONFIG_TLS && c->tls) {
 		reply(c, s, 503, "5.5.1 Error: TLS already active");
 		return;
 	}
-	rc = sess_start_tls(c);
+	/* Without TLS in the build it is never offered (1, as the session
+	 * skeleton answers), and the rest goes from such builds. */
+	rc = CONFIG_TLS ? sess_start_tls(c) : 1;
 	if (rc != 0) {
 		reply(c, s, 454, rc > 0 ? "4.7.0 TLS not available" :
 		      "4.7.0 TLS not available due to temporary reason");
