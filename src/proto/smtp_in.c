@@ -48,7 +48,9 @@ enum smtp_state {
 	SMTP_RCPT,              /* at least one RCPT accepted */
 	SMTP_DATA,              /* receiving the message */
 	SMTP_DELIVER,           /* waiting for a locked mbox */
-	SMTP_AUTH,              /* AUTH exchange: waiting for a response */
+	SMTP_AUTH,              /* AUTH exchange: waiting for a response
+				 * (never without CONFIG_AUTH: the checks
+				 * say so, and such builds drop the code) */
 	SMTP_AUTH_WAIT,         /* failed login: delaying the answer */
 	SMTP_QUIT,              /* closing */
 };
@@ -1081,15 +1083,15 @@ static int smtpin_read(struct conn *c)
 		data_input(c, s);
 		return s->ss.state == SMTP_DATA ? SESS_NEED : SESS_MORE;
 	}
-	return sess_line(c, s->ss.state == SMTP_AUTH ? SASL_BUF :
-			 CONFIG_SMTP_LINE_MAX - 2);
+	return sess_line(c, CONFIG_AUTH && s->ss.state == SMTP_AUTH ?
+			 SASL_BUF : CONFIG_SMTP_LINE_MAX - 2);
 }
 
 static void smtpin_line(struct conn *c, char *line, size_t len)
 {
 	struct smtp_session *s = c->sess;
 
-	if (s->ss.state == SMTP_AUTH)
+	if (CONFIG_AUTH && s->ss.state == SMTP_AUTH)
 		auth_step(c, s, line, len);
 	else
 		command(c, s, line, len);
@@ -1099,7 +1101,7 @@ static int smtpin_too_long(struct conn *c)
 {
 	struct smtp_session *s = c->sess;
 
-	if (s->ss.state == SMTP_AUTH) {
+	if (CONFIG_AUTH && s->ss.state == SMTP_AUTH) {
 		s->mech = 0;
 		sess_enter(c, SMTP_READY);
 	}
