@@ -94,16 +94,14 @@ static struct smtp_session pool[CONFIG_MAX_CONNECTIONS];
  * loop is single-threaded and every use finishes before it returns. */
 static char databuf[16384];
 
-static void reply(struct conn *c, struct smtp_session *s, int code,
-		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void reply(struct conn *c, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-static void reply(struct conn *c, struct smtp_session *s, int code,
-		  const char *fmt, ...)
+static void reply(struct conn *c, int code, const char *fmt, ...)
 {
 	char pfx[8];
 	va_list ap;
 
-	(void)s;
 	snprintf(pfx, sizeof(pfx), "%d ", code);        /* three digits */
 	va_start(ap, fmt);
 	sess_vreply(c, pfx, 399, fmt, ap);
@@ -147,7 +145,7 @@ static int helo_arg(struct conn *c, struct smtp_session *s, const char *arg,
 		    size_t len, const char *verb)
 {
 	if (len == 0) {
-		reply(c, s, 501, "5.5.4 Syntax: %s hostname", verb);
+		reply(c, 501, "5.5.4 Syntax: %s hostname", verb);
 		return -1;
 	}
 	tx_reset(s);
@@ -162,7 +160,7 @@ static void cmd_helo(struct conn *c, struct smtp_session *s, const char *arg,
 		return;
 	s->esmtp = 0;
 	sess_enter(c, SMTP_READY);
-	reply(c, s, 250, "%s", conf->hostname);
+	reply(c, 250, "%s", conf->hostname);
 }
 
 static void cmd_ehlo(struct conn *c, struct smtp_session *s, const char *arg,
@@ -241,11 +239,11 @@ static int mail_param(struct conn *c, struct smtp_session *s, const char *key,
 	if (str_ieq(key, klen, "SIZE") && val) {
 		if (str_copy(num, sizeof(num), val, vlen) != 0 ||
 		    parse_u64(num, UINT64_MAX, &size) != 0) {
-			reply(c, s, 501, "5.5.4 Bad SIZE parameter");
+			reply(c, 501, "5.5.4 Bad SIZE parameter");
 			return -1;
 		}
 		if (size > conf->max_message_size) {
-			reply(c, s, 552, "5.3.4 Message size exceeds fixed limit");
+			reply(c, 552, "5.3.4 Message size exceeds fixed limit");
 			return -1;
 		}
 		return 0;
@@ -253,14 +251,14 @@ static int mail_param(struct conn *c, struct smtp_session *s, const char *key,
 	if (str_ieq(key, klen, "BODY") && val) {
 		if (str_ieq(val, vlen, "7BIT") || str_ieq(val, vlen, "8BITMIME"))
 			return 0;
-		reply(c, s, 501, "5.5.4 Unsupported BODY type");
+		reply(c, 501, "5.5.4 Unsupported BODY type");
 		return -1;
 	}
 	if (CONFIG_FEATURE_SMTP_SMTPUTF8 && !val && str_ieq(key, klen, "SMTPUTF8")) {
 		s->tx.smtputf8 = 1;
 		return 0;
 	}
-	reply(c, s, 555, "5.5.4 Unsupported option: %.*s", (int)(klen > 32 ? 32 : klen), key);
+	reply(c, 555, "5.5.4 Unsupported option: %.*s", (int)(klen > 32 ? 32 : klen), key);
 	return -1;
 }
 
@@ -310,19 +308,19 @@ static void cmd_mail(struct conn *c, struct smtp_session *s, const char *arg,
 	int n;
 
 	if (!p) {
-		reply(c, s, 501, "5.5.4 Syntax: MAIL FROM:<address>");
+		reply(c, 501, "5.5.4 Syntax: MAIL FROM:<address>");
 		return;
 	}
 	if (needs_auth(c) && !s->user[0]) {
 		if (!c->tls && !auth_allowed(c))
-			reply(c, s, 530, "5.7.0 Must issue a STARTTLS command first");
+			reply(c, 530, "5.7.0 Must issue a STARTTLS command first");
 		else
-			reply(c, s, 530, "5.7.0 Authentication required");
+			reply(c, 530, "5.7.0 Authentication required");
 		return;
 	}
 	n = addr_parse_path(p, rest, &a, CONFIG_FEATURE_SMTP_SMTPUTF8);
 	if (n < 0) {
-		reply(c, s, 501, "5.1.7 Bad sender address syntax");
+		reply(c, 501, "5.1.7 Bad sender address syntax");
 		return;
 	}
 	tx_reset(s);
@@ -331,21 +329,21 @@ static void cmd_mail(struct conn *c, struct smtp_session *s, const char *arg,
 		return;
 	}
 	if ((a.flags & ADDR_UTF8) && !s->tx.smtputf8) {
-		reply(c, s, 553, "5.6.7 Non-ASCII address needs SMTPUTF8");
+		reply(c, 553, "5.6.7 Non-ASCII address needs SMTPUTF8");
 		return;
 	}
 	/* Wherever a session logged in (port 25 offers AUTH after STARTTLS
 	 * too): a login is what lets it relay, so it speaks for its user. */
 	if (CONFIG_AUTH && s->user[0] && conf->sender_login_check &&
 	    !(a.flags & ADDR_NULL) && !sender_owned(s, &a)) {
-		reply(c, s, 553, "5.7.1 Sender address rejected: not owned by "
+		reply(c, 553, "5.7.1 Sender address rejected: not owned by "
 		      "user %s", s->user);
 		return;
 	}
 	if (spool_create(&s->tx.f) != 0) {
 		log_msg(LOGL_ERR, "spool: cannot create a message file: %s",
 			strerror(errno));
-		reply(c, s, 452, "4.3.1 Insufficient system storage");
+		reply(c, 452, "4.3.1 Insufficient system storage");
 		return;
 	}
 	s->tx.arrival = time(NULL);
@@ -355,7 +353,7 @@ static void cmd_mail(struct conn *c, struct smtp_session *s, const char *arg,
 			a.domain + a.domain_len - a.local : (long)a.local_len));
 	spool_write(&s->tx.f, "\n", 1);
 	sess_enter(c, SMTP_MAIL);
-	reply(c, s, 250, "2.1.0 Ok");
+	reply(c, 250, "2.1.0 Ok");
 }
 
 /* ---- RCPT ----------------------------------------------------------- */
@@ -405,24 +403,24 @@ static void cmd_rcpt(struct conn *c, struct smtp_session *s, const char *arg,
 	int n, ok;
 
 	if (!p) {
-		reply(c, s, 501, "5.5.4 Syntax: RCPT TO:<address>");
+		reply(c, 501, "5.5.4 Syntax: RCPT TO:<address>");
 		return;
 	}
 	if (s->tx.nrcpt >= CONFIG_SMTP_MAX_RCPT) {
-		reply(c, s, 452, "4.5.3 Too many recipients");
+		reply(c, 452, "4.5.3 Too many recipients");
 		return;
 	}
 	n = addr_parse_path(p, rest, &a, s->tx.smtputf8);
 	if (n == ADDR_E8BIT) {
-		reply(c, s, 553, "5.6.7 Non-ASCII address needs SMTPUTF8");
+		reply(c, 553, "5.6.7 Non-ASCII address needs SMTPUTF8");
 		return;
 	}
 	if (n < 0 || (a.flags & ADDR_NULL)) {
-		reply(c, s, 501, "5.1.3 Bad recipient address syntax");
+		reply(c, 501, "5.1.3 Bad recipient address syntax");
 		return;
 	}
 	if (n < (int)rest) {
-		reply(c, s, 555, "5.5.4 Unsupported option");
+		reply(c, 555, "5.5.4 Unsupported option");
 		return;
 	}
 	dom = a.domain;
@@ -437,7 +435,7 @@ static void cmd_rcpt(struct conn *c, struct smtp_session *s, const char *arg,
 		if (!relay_allowed(c, s, &a)) {
 			log_msg(LOGL_INFO, "conn %u %s: relay denied to <%s>", c->id,
 				c->peer_str, shown);
-			reply(c, s, 550, "5.7.1 Relaying denied");
+			reply(c, 550, "5.7.1 Relaying denied");
 			return;
 		}
 		spool_write(&s->tx.f, "R ", 2);
@@ -446,19 +444,19 @@ static void cmd_rcpt(struct conn *c, struct smtp_session *s, const char *arg,
 		s->tx.nrcpt++;
 		s->tx.nremote++;
 		sess_enter(c, SMTP_RCPT);
-		reply(c, s, 250, "2.1.5 Ok");
+		reply(c, 250, "2.1.5 Ok");
 		return;
 	}
 	ok = 0;
 	if (!(a.flags & ADDR_ODD_LOCAL) && addr_local_key(&a, key, sizeof(key)) == 0)
 		ok = local_rcpt(key);
 	if (ok < 0) {
-		reply(c, s, 550, "5.7.1 <%s>: alias has only remote targets and "
+		reply(c, 550, "5.7.1 <%s>: alias has only remote targets and "
 		      "this build does not relay", shown);
 		return;
 	}
 	if (ok == 0) {
-		reply(c, s, 550, "5.1.1 <%s>: Recipient address rejected: "
+		reply(c, 550, "5.1.1 <%s>: Recipient address rejected: "
 		      "User unknown", shown);
 		return;
 	}
@@ -469,7 +467,7 @@ static void cmd_rcpt(struct conn *c, struct smtp_session *s, const char *arg,
 	spool_write(&s->tx.f, "\n", 1);
 	s->tx.nrcpt++;
 	sess_enter(c, SMTP_RCPT);
-	reply(c, s, 250, "2.1.5 Ok");
+	reply(c, 250, "2.1.5 Ok");
 }
 
 /* ---- DATA and delivery ---------------------------------------------- */
@@ -518,7 +516,7 @@ static void cmd_data(struct conn *c, struct smtp_session *s, const char *arg,
 {
 	(void)arg;
 	if (len > 0) {
-		reply(c, s, 501, "5.5.4 Syntax: DATA");
+		reply(c, 501, "5.5.4 Syntax: DATA");
 		return;
 	}
 	spool_mark_data(&s->tx.f);
@@ -527,7 +525,7 @@ static void cmd_data(struct conn *c, struct smtp_session *s, const char *arg,
 	smtp_hops_init(&s->tx.hops);
 	sess_enter(c, SMTP_DATA);
 	conn_deadline(c, CONFIG_SMTP_TIMEOUT_DATA);
-	reply(c, s, 354, "End data with <CR><LF>.<CR><LF>");
+	reply(c, 354, "End data with <CR><LF>.<CR><LF>");
 }
 
 /* Delivery: resolve the envelope again (tables may have been reloaded),
@@ -603,12 +601,12 @@ static int to_queue(struct conn *c, struct smtp_session *s, const char *why)
 	if (queue_commit(&s->tx.f) != 0) {
 		log_msg(LOGL_ERR, "conn %u: cannot queue %s: %s", c->id, name,
 			strerror(errno));
-		reply(c, s, 451, "4.3.0 Queueing failed, try again later");
+		reply(c, 451, "4.3.0 Queueing failed, try again later");
 		return -1;
 	}
 	log_msg(LOGL_INFO, "conn %u %s: queued %s (%s) rcpt=%d", c->id,
 		c->peer_str, name, why, s->tx.nrcpt);
-	reply(c, s, 250, "2.0.0 Ok: queued as %s", name);
+	reply(c, 250, "2.0.0 Ok: queued as %s", name);
 	return 0;
 }
 
@@ -632,7 +630,7 @@ static __attribute__((noinline)) int try_deliver(struct conn *c,
 		log_msg(LOGL_ERR, "conn %u: cannot deliver: %s", c->id,
 			dv.overflow ? "too many mailboxes" : dv.vanished ?
 			"a recipient vanished" : "envelope unreadable");
-		reply(c, s, 451, "4.3.0 Local delivery failed, try again later");
+		reply(c, 451, "4.3.0 Local delivery failed, try again later");
 		return -1;
 	}
 	if (CONFIG_RELAY && dv.remote)
@@ -655,11 +653,11 @@ static __attribute__((noinline)) int try_deliver(struct conn *c,
 		if (rc == MBOX_BUSY) {
 			log_msg(LOGL_WARN, "conn %u: mailbox %s stayed locked", c->id,
 				users->v[dv.user[i]].name);
-			reply(c, s, 451, "4.2.0 Mailbox busy, try again later");
+			reply(c, 451, "4.2.0 Mailbox busy, try again later");
 		} else {
 			log_msg(LOGL_ERR, "conn %u: mailbox %s: %s", c->id,
 				users->v[dv.user[i]].name, strerror(e));
-			reply(c, s, 451, "4.3.0 Local delivery failed, try again later");
+			reply(c, 451, "4.3.0 Local delivery failed, try again later");
 		}
 		return -1;
 	}
@@ -690,7 +688,7 @@ static int append_step(struct conn *c, struct smtp_session *s)
 			unlock_range(0, i, 1);
 			unlock_range(i, dv.n, 0);
 			dv_owner = NULL;
-			reply(c, s, 451, "4.3.0 Local delivery failed, try again later");
+			reply(c, 451, "4.3.0 Local delivery failed, try again later");
 			return -1;
 		}
 		if (i + 1 < dv.n) {
@@ -704,7 +702,7 @@ static int append_step(struct conn *c, struct smtp_session *s)
 		"rcpt=%d mailboxes=%d", c->id, c->peer_str, conn_run_id(), c->id, s->nmsgs,
 		dv.sender, (long long)(s->tx.f.size - s->tx.f.data_off),
 		s->tx.nrcpt, dv.n);
-	reply(c, s, 250, "2.0.0 Ok: delivered as %s.%x.%x", conn_run_id(), c->id,
+	reply(c, 250, "2.0.0 Ok: delivered as %s.%x.%x", conn_run_id(), c->id,
 	      s->nmsgs);
 	return 0;
 }
@@ -741,16 +739,16 @@ static void data_done(struct conn *c, struct smtp_session *s)
 	if (t->f.failed) {
 		log_msg(LOGL_ERR, "conn %u: spool write failed: %s", c->id,
 			strerror(t->f.err));
-		reply(c, s, 452, "4.3.1 Insufficient system storage");
+		reply(c, 452, "4.3.1 Insufficient system storage");
 	} else if (t->too_big) {
-		reply(c, s, 552, "5.3.4 Message size exceeds fixed limit");
+		reply(c, 552, "5.3.4 Message size exceeds fixed limit");
 	} else if (t->data.flags & DATA_NUL) {
-		reply(c, s, 554, "5.6.0 Message contains NUL characters");
+		reply(c, 554, "5.6.0 Message contains NUL characters");
 	} else if (t->hops.hops >= CONFIG_SMTP_MAX_HOPS) {
 		log_msg(LOGL_WARN, "conn %u %s: refused a message with %u "
 			"Received: fields (a mail loop?)", c->id, c->peer_str,
 			t->hops.hops);
-		reply(c, s, 554, "5.4.6 Too many hops: a mail loop?");
+		reply(c, 554, "5.4.6 Too many hops: a mail loop?");
 	} else if (CONFIG_RELAY && t->nremote > 0) {
 		to_queue(c, s, "relay");
 	} else {
@@ -798,7 +796,7 @@ static void auth_done(struct conn *c, struct smtp_session *s, int ok,
 			c->peer_str, s->user);
 		c->flags |= CONN_AUTHED;
 		sess_enter(c, SMTP_READY);
-		reply(c, s, 235, "2.7.0 Authentication successful");
+		reply(c, 235, "2.7.0 Authentication successful");
 		return;
 	}
 	sess_login_fail(c);
@@ -827,7 +825,7 @@ static void auth_step(struct conn *c, struct smtp_session *s, const char *b64,
 	if (len == 1 && b64[0] == '*') {
 		s->mech = 0;
 		sess_enter(c, SMTP_READY);
-		reply(c, s, 501, "5.0.0 Authentication cancelled");
+		reply(c, 501, "5.0.0 Authentication cancelled");
 		return;
 	}
 	n = (len == 1 && b64[0] == '=') ? 0 :
@@ -835,7 +833,7 @@ static void auth_step(struct conn *c, struct smtp_session *s, const char *b64,
 	if (n < 0) {
 		s->mech = 0;
 		sess_enter(c, SMTP_READY);
-		reply(c, s, 501, "5.5.2 Cannot decode response");
+		reply(c, 501, "5.5.2 Cannot decode response");
 		return;
 	}
 	buf[n] = '\0';
@@ -851,7 +849,7 @@ static void auth_step(struct conn *c, struct smtp_session *s, const char *b64,
 		str_copy(s->login, sizeof(s->login), (const char *)buf, (size_t)n);
 		s->mech = MECH_LOGIN_PASS;
 		sess_enter(c, SMTP_AUTH);
-		reply(c, s, 334, SASL_LOGIN_PASS_PROMPT);
+		reply(c, 334, SASL_LOGIN_PASS_PROMPT);
 		break;
 	default:
 		/* ok first: canon is set by auth_check. */
@@ -871,11 +869,11 @@ static void cmd_auth(struct conn *c, struct smtp_session *s, const char *arg,
 	int n;
 
 	if (!CONFIG_AUTH) {
-		reply(c, s, 502, "5.5.1 Command not implemented");
+		reply(c, 502, "5.5.1 Command not implemented");
 		return;
 	}
 	if (s->user[0]) {
-		reply(c, s, 503, "5.5.1 Already authenticated");
+		reply(c, 503, "5.5.1 Already authenticated");
 		return;
 	}
 	n = sess_login_gate(c);
@@ -883,10 +881,10 @@ static void cmd_auth(struct conn *c, struct smtp_session *s, const char *arg,
 		return;
 	if (n > 0) {
 		if (!c->tls && users && users->n > 0)
-			reply(c, s, 538, "5.7.11 Encryption required for requested "
+			reply(c, 538, "5.7.11 Encryption required for requested "
 			      "authentication mechanism");
 		else
-			reply(c, s, 503, "5.5.1 AUTH not available");
+			reply(c, 503, "5.5.1 AUTH not available");
 		return;
 	}
 	while (mlen < len && arg[mlen] != ' ')
@@ -897,7 +895,7 @@ static void cmd_auth(struct conn *c, struct smtp_session *s, const char *arg,
 	} else if (str_ieq(arg, mlen, "LOGIN")) {
 		s->mech = MECH_LOGIN_USER;
 	} else {
-		reply(c, s, 504, "5.5.4 Unrecognized authentication type");
+		reply(c, 504, "5.5.4 Unrecognized authentication type");
 		return;
 	}
 	if (ir) {
@@ -905,7 +903,7 @@ static void cmd_auth(struct conn *c, struct smtp_session *s, const char *arg,
 		return;
 	}
 	sess_enter(c, SMTP_AUTH);
-	reply(c, s, 334, "%s", s->mech == MECH_PLAIN ? "" : SASL_LOGIN_USER_PROMPT);
+	reply(c, 334, "%s", s->mech == MECH_PLAIN ? "" : SASL_LOGIN_USER_PROMPT);
 }
 
 /* ---- the rest ------------------------------------------------------- */
@@ -917,43 +915,43 @@ static void cmd_rset(struct conn *c, struct smtp_session *s, const char *arg,
 	tx_reset(s);
 	if (s->ss.state != SMTP_CONNECTED)
 		sess_enter(c, SMTP_READY);
-	reply(c, s, 250, "2.0.0 Ok");
+	reply(c, 250, "2.0.0 Ok");
 }
 
 static void cmd_noop(struct conn *c, struct smtp_session *s, const char *arg,
 		     size_t len)
 {
-	(void)arg; (void)len;
-	reply(c, s, 250, "2.0.0 Ok");
+	(void)s; (void)arg; (void)len;
+	reply(c, 250, "2.0.0 Ok");
 }
 
 static void cmd_quit(struct conn *c, struct smtp_session *s, const char *arg,
 		     size_t len)
 {
-	(void)arg; (void)len;
-	reply(c, s, 221, "2.0.0 Bye");
+	(void)s; (void)arg; (void)len;
+	reply(c, 221, "2.0.0 Bye");
 	sess_quit(c);
 }
 
 static void cmd_help(struct conn *c, struct smtp_session *s, const char *arg,
 		     size_t len)
 {
-	(void)arg; (void)len;
+	(void)s; (void)arg; (void)len;
 	if (CONFIG_FEATURE_SMTP_HELP)
-		reply(c, s, 214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET "
+		reply(c, 214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET "
 		      "NOOP QUIT HELP VRFY; see RFC 5321");
 	else
-		reply(c, s, 214, "2.0.0 See RFC 5321");
+		reply(c, 214, "2.0.0 See RFC 5321");
 }
 
 static void cmd_vrfy(struct conn *c, struct smtp_session *s, const char *arg,
 		     size_t len)
 {
-	(void)arg;
+	(void)s; (void)arg;
 	if (len == 0)
-		reply(c, s, 501, "5.5.4 Syntax: VRFY address");
+		reply(c, 501, "5.5.4 Syntax: VRFY address");
 	else
-		reply(c, s, 252, "2.5.2 Cannot VRFY user, but will accept message");
+		reply(c, 252, "2.5.2 Cannot VRFY user, but will accept message");
 }
 
 static void cmd_starttls(struct conn *c, struct smtp_session *s,
@@ -963,18 +961,18 @@ static void cmd_starttls(struct conn *c, struct smtp_session *s,
 
 	(void)arg;
 	if (len > 0) {
-		reply(c, s, 501, "5.5.4 Syntax: STARTTLS");
+		reply(c, 501, "5.5.4 Syntax: STARTTLS");
 		return;
 	}
 	if (CONFIG_TLS && c->tls) {
-		reply(c, s, 503, "5.5.1 Error: TLS already active");
+		reply(c, 503, "5.5.1 Error: TLS already active");
 		return;
 	}
 	/* Without TLS in the build it is never offered (1, as the session
 	 * skeleton answers), and the rest goes from such builds. */
 	rc = CONFIG_TLS ? sess_start_tls(c) : 1;
 	if (rc != 0) {
-		reply(c, s, 454, rc > 0 ? "4.7.0 TLS not available" :
+		reply(c, 454, rc > 0 ? "4.7.0 TLS not available" :
 		      "4.7.0 TLS not available due to temporary reason");
 		return;
 	}
@@ -984,14 +982,14 @@ static void cmd_starttls(struct conn *c, struct smtp_session *s,
 	s->user[0] = '\0';
 	strcpy(s->helo, "unknown");
 	sess_enter(c, SMTP_CONNECTED);
-	reply(c, s, 220, "2.0.0 Ready to start TLS");
+	reply(c, 220, "2.0.0 Ready to start TLS");
 }
 
 static void cmd_unimpl(struct conn *c, struct smtp_session *s, const char *arg,
 		       size_t len)
 {
-	(void)arg; (void)len;
-	reply(c, s, 502, "5.5.1 Command not implemented");
+	(void)s; (void)arg; (void)len;
+	reply(c, 502, "5.5.1 Command not implemented");
 }
 
 #define ST(x) (1u << (x))
@@ -1038,7 +1036,7 @@ static void command(struct conn *c, struct smtp_session *s, char *line,
 	if (sess_count_command(c) != 0)
 		return;
 	if (memchr(line, '\0', len)) {
-		reply(c, s, 500, "5.5.2 Error: NUL character in command");
+		reply(c, 500, "5.5.2 Error: NUL character in command");
 		return;
 	}
 	arg = sess_split(line, len, &vlen, &alen);
@@ -1055,9 +1053,9 @@ static void command(struct conn *c, struct smtp_session *s, char *line,
 			continue;
 		if (!(cmd->states & ST(s->ss.state))) {
 			if (s->ss.state == SMTP_MAIL && cmd->fn == cmd_data)
-				reply(c, s, 554, "5.5.1 Error: no valid recipients");
+				reply(c, 554, "5.5.1 Error: no valid recipients");
 			else
-				reply(c, s, 503, "%s", cmd->seq_error);
+				reply(c, 503, "%s", cmd->seq_error);
 			return;
 		}
 		cmd->fn(c, s, arg, alen);
@@ -1072,7 +1070,7 @@ static void command(struct conn *c, struct smtp_session *s, char *line,
 			return;
 		}
 	}
-	reply(c, s, 500, "5.5.2 Error: command not recognized");
+	reply(c, 500, "5.5.2 Error: command not recognized");
 }
 
 static int smtpin_read(struct conn *c)
@@ -1105,7 +1103,7 @@ static int smtpin_too_long(struct conn *c)
 		s->mech = 0;
 		sess_enter(c, SMTP_READY);
 	}
-	reply(c, s, 500, "5.5.2 Error: line too long");
+	reply(c, 500, "5.5.2 Error: line too long");
 	return SESS_MORE;
 }
 
@@ -1122,7 +1120,7 @@ static int smtpin_timeout(struct conn *c)
 static void smtpin_login_failed(struct conn *c)
 {
 	sess_enter(c, SMTP_READY);
-	reply(c, c->sess, 535, "5.7.8 Authentication credentials invalid");
+	reply(c, 535, "5.7.8 Authentication credentials invalid");
 }
 
 /* why begins with the enhanced status code ("4.7.0 ..."). */
