@@ -79,7 +79,9 @@ static char hbuf[SENDMAIL_HEADER_MAX];
 static size_t hlen;
 static char sender[ADDR_MAX];
 static int null_sender;
-static int quiet;               /* address checks without messages */
+static int quiet;               /* a probe (from_is_local): address checks
+				 * without messages, and no merging with the
+				 * recipients already listed */
 static long nul_line;           /* the first line with a NUL byte, or 0 */
 static long in_line = 1;        /* the input line being read */
 
@@ -266,7 +268,7 @@ static int add_rcpt(const char *s, size_t len)
 	if (normalize(s, len, a, sizeof(a)) != 0)
 		return quiet ? -1 : fail(EX_DATAERR_, "bad recipient address "
 					 "'%.*s'", (int)(len > 100 ? 100 : len), s);
-	for (int i = 0; i < nrcpt; i++)
+	for (int i = 0; i < nrcpt && !quiet; i++)
 		if (strcmp(rcpts[i], a) == 0)
 			return 0;
 	if (nrcpt >= CONFIG_SMTP_MAX_RCPT)

@@ -263,6 +263,23 @@ class SendmailTest(harness.TestCase):
         self.assertEqual(d.sender, "alerts@provider.example")
         self.assertEqual(d.headers("from"), ["Box <alerts@provider.example>"])
 
+    def test_masquerade_when_from_is_also_a_recipient(self):
+        """cron's own mail: From: root, sent to root. Its From: stayed
+        root@host when that address was a recipient too (the check of
+        From: merged it into the recipient list and lost it)."""
+        if "relay" not in harness.features() and "smtp" not in harness.features():
+            self.skipTest("no relay")
+        self.conf("masquerade alerts@provider.example\n")
+        rc, _, err = self.run_cmd(["root@%s" % HOST],
+                                  "From: root (Cron Daemon)\nTo: root\n\nx\n")
+        if rc == 78 and "masquerade" in err:
+            self.skipTest("masquerade not in this build: %s" % err)
+        self.assertEqual(rc, 0, err)
+        d = self.one()
+        self.assertEqual(d.sender, "alerts@provider.example")
+        self.assertEqual(d.headers("from"), ["alerts@provider.example"])
+        self.assertEqual(d.rcpts, ["root@%s" % HOST])
+
     # ---- refusals ------------------------------------------------------
 
     def test_crlf_in_f_and_F_refused(self):
