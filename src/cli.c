@@ -30,18 +30,9 @@
 #define EX_NOPERM_ 77
 #define EX_CONFIG_ 78
 
-/* A command's help holds only what this build has: WITH(CONFIG_X, "...")
- * is the literal where the option (0 or 1 in autoconf.h) is on, else ""
- * (WITHOUT the other way round), joined to the others at compile time; a
- * command not built keeps only its name and the option it needs. */
-#define WITH(option, text) WITH_(option, text)
-#define WITH_(on, text) WITH_##on(text)
-#define WITH_1(text) text
-#define WITH_0(text) ""
-#define WITHOUT(option, text) WITHOUT_(option, text)
-#define WITHOUT_(on, text) WITHOUT_##on(text)
-#define WITHOUT_1(text) ""
-#define WITHOUT_0(text) text
+/* A command's help holds only what this build has (WITH, WITHOUT:
+ * core/util.h); a command not built keeps only its name and the option
+ * it needs. */
 
 struct help {
 	const char *name, *synopsis;    /* synopsis NULL: not built, */

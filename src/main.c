@@ -463,39 +463,19 @@ static void write_pid(int fd)
 
 static void print_version(void)
 {
-	dprintf(1, "postie %s\nfeatures:", POSTIE_VERSION);
-	if (CONFIG_SMTP_SERVER)
-		dprintf(1, " smtp");
-	if (CONFIG_MAILBOXES)
-		dprintf(1, " mbox");
-	if (CONFIG_ALIASES)
-		dprintf(1, " aliases");
-	if (CONFIG_IPV6)
-		dprintf(1, " ipv6");
-	if (CONFIG_SYSLOG)
-		dprintf(1, " syslog");
-	if (CONFIG_TLS)
-		dprintf(1, CONFIG_TLS_SMALL ? " tls tls-small" : " tls");
-	if (CONFIG_AUTH)
-		dprintf(1, " auth");
-	if (CONFIG_AUTH && CONFIG_SMTP_SERVER)
-		dprintf(1, " submission");
-	if (CONFIG_SMARTHOST_AUTH)
-		dprintf(1, " smarthost-auth");
-	if (CONFIG_POP3)
-		dprintf(1, " pop3");
-	if (CONFIG_IMAP)
-		dprintf(1, " imap");
-	if (CONFIG_RELAY)
-		dprintf(1, " relay queue");
-	if (CONFIG_DNS)
-		dprintf(1, " dns");
-	if (CONFIG_SENDMAIL)
-		dprintf(1, " sendmail");
-	if (CONFIG_FEATURE_SMTP_SMTPUTF8)
-		dprintf(1, " smtputf8");
-	if (CONFIG_DEBUG_PROTOCOL)
-		dprintf(1, " debug-protocol");
+	/* One literal of what this build has. */
+	dprintf(1, "postie %s\nfeatures:" WITH(CONFIG_SMTP_SERVER, " smtp")
+		WITH(CONFIG_MAILBOXES, " mbox") WITH(CONFIG_ALIASES, " aliases")
+		WITH(CONFIG_IPV6, " ipv6") WITH(CONFIG_SYSLOG, " syslog")
+		WITH(CONFIG_TLS, " tls") WITH(CONFIG_TLS_SMALL, " tls-small")
+		WITH(CONFIG_AUTH, " auth")
+		WITH(CONFIG_AUTH, WITH(CONFIG_SMTP_SERVER, " submission"))
+		WITH(CONFIG_SMARTHOST_AUTH, " smarthost-auth")
+		WITH(CONFIG_POP3, " pop3") WITH(CONFIG_IMAP, " imap")
+		WITH(CONFIG_RELAY, " relay queue") WITH(CONFIG_DNS, " dns")
+		WITH(CONFIG_SENDMAIL, " sendmail")
+		WITH(CONFIG_FEATURE_SMTP_SMTPUTF8, " smtputf8")
+		WITH(CONFIG_DEBUG_PROTOCOL, " debug-protocol"), POSTIE_VERSION);
 	if (CONFIG_IMAP && CONFIG_IMAP_CACHE_SLOTS > 0)
 		dprintf(1, " structure-cache");
 	if (CONFIG_IMAP)
@@ -506,11 +486,11 @@ static void print_version(void)
 		       CONFIG_IMAP_NAMESPACE ? " NAMESPACE" : "", CONFIG_IMAP_ID ? " ID" : "",
 		       CONFIG_IMAP_ENABLE ? " ENABLE" : "",
 		       CONFIG_IMAP_LITERALPLUS ? " LITERAL+" : "");
-	dprintf(1, "\nlimits: connections=%d line=%d rcpt=%d inbuf=%d outbuf=%d "
-		"message=%dK\n", CONFIG_MAX_CONNECTIONS, CONFIG_SMTP_LINE_MAX,
-		CONFIG_SMTP_MAX_RCPT, CONFIG_CONN_INBUF, CONFIG_CONN_OUTBUF,
-		CONFIG_MAX_MESSAGE_SIZE_KB);
-	dprintf(1, "config: %s\n", DEFAULT_CONF);
+	fdio_out(1, "\nlimits: connections=" STR(CONFIG_MAX_CONNECTIONS)
+		 " line=" STR(CONFIG_SMTP_LINE_MAX) " rcpt=" STR(CONFIG_SMTP_MAX_RCPT)
+		 " inbuf=" STR(CONFIG_CONN_INBUF) " outbuf=" STR(CONFIG_CONN_OUTBUF)
+		 " message=" STR(CONFIG_MAX_MESSAGE_SIZE_KB) "K\nconfig: " DEFAULT_CONF
+		 "\n");
 }
 
 static void on_alias_target(void *ctx, int user, const char *remote)

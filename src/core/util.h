@@ -84,4 +84,19 @@ int mkdir_parents(const char *path);
 char *file_slurp(const char *path, size_t max, size_t *len, char *err,
 		 size_t errlen);
 
+/* WITH(CONFIG_X, "...") is the literal where the option (0 or 1 in
+ * autoconf.h) is on, else "" (WITHOUT the other way round), so texts of
+ * what a build has are joined at compile time into one literal. */
+#define WITH(option, text) WITH_(option, text)
+#define WITH_(on, text) WITH_##on(text)
+#define WITH_1(text) text
+#define WITH_0(text) ""
+#define WITHOUT(option, text) WITHOUT_(option, text)
+#define WITHOUT_(on, text) WITHOUT_##on(text)
+#define WITHOUT_1(text) ""
+#define WITHOUT_0(text) text
+/* A number option as a literal: STR(CONFIG_X) is "123". */
+#define STR(x) STR_(x)
+#define STR_(x) #x
+
 #endif
