@@ -725,8 +725,7 @@ static void attempt_start(struct qmsg *q)
 	build_targets(a);
 	if (a->overflow)
 		log_msg(LOGL_WARN, "queue: %s: more than %d targets after alias "
-			"expansion; the rest are not sent (the message goes to %s "
-			"when the others are done)", q->id, QUEUE_TARGETS_MAX, baddir);
+			"expansion; the rest are not sent", q->id, QUEUE_TARGETS_MAX);
 	a->local_i = 0;
 	a->appending = 0;
 	a->lock_retry = a->lock_until = 0;
