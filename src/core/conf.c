@@ -1049,6 +1049,7 @@ static int check_listen(const struct conf *c, const char *cpath, int i)
 int conf_check(const struct conf *c, const char *path)
 {
 	struct who w = { geteuid(), getegid(), NULL };
+	char sys[65] = "";
 	int n = 0;
 
 	if (c->run_as[0]) {
@@ -1085,6 +1086,12 @@ int conf_check(const struct conf *c, const char *path)
 		if (CONFIG_TLS && c->smarthost_tls != SMARTHOST_PLAIN && c->smarthost_verify)
 			n += check_readable(path, c->ca_file_line, "ca_file", c->ca_file, &w);
 	}
+	/* localhost in place of a system host name that is no domain. */
+	if (strcmp(c->hostname, "localhost") == 0 &&
+	    (gethostname(sys, sizeof(sys) - 1) != 0 || !valid_domain(sys)))
+		dprintf(2, "postie: %s: warning: the system's host name '%s' is no "
+			"valid domain name, so postie uses localhost (mail leaves as "
+			"root@localhost); add 'hostname NAME'\n", path, sys);
 	if (CONFIG_RELAY && !CONFIG_DNS && !c->smarthost[0])
 		dprintf(2, "postie: %s: warning: no smarthost, and this build has no "
 			"DNS (CONFIG_DNS) to find other domains' mail servers: mail "

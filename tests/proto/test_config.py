@@ -919,6 +919,30 @@ for g in got:
 """
 
 
+class SystemHostname(ConfBase):
+    """No hostname line and a system host name that is no domain name
+    (an underscore, busybox's "(none)"): postie uses localhost, and -t
+    says so (it used to say nothing; mail left as root@localhost)."""
+
+    def test_invalid_system_hostname_is_named(self):
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs root and unshare for a private host name")
+        mbox = "mbox" in harness.features()
+        self.write("postie.conf", "spool_dir ./spool\n" +
+                   ("mail_dir ./mail\n" if mbox else ""))
+        os.mkdir(os.path.join(self.dir, "mail"))
+        for name, says in (("my_router", True), ("box.test.lan", False)):
+            p = subprocess.run(["unshare", "-u", "sh", "-c", 'printf %s "$1" >/proc/sys/kernel/'
+                                'hostname && shift && exec "$@"', "sh", name] + harness.command("-t", "-c", "postie.conf"),
+                               cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=30 * SLOW)
+            out = p.stdout.decode("utf-8", "replace")
+            self.assertEqual("warning: the system's host name 'my_router' is no valid "
+                             "domain name, so postie uses localhost (mail leaves as "
+                             "root@localhost); add 'hostname NAME'" in out, says, out)
+            self.assertIn("configuration OK", out)
+
+
 @need_feature("syslog")
 class SyslogFacility(harness.TestCase):
     def test_lines_go_to_facility_mail(self):
