@@ -4,6 +4,7 @@ handling, refusals with sysexits codes, and the queue listing.
 The daemon's pickup of maildrop/ and mailq's listing of what the daemon
 queued are tested end to end in test_queue.py."""
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -453,9 +454,12 @@ class NoDnsNoSmarthost(harness.TestCase):
                                "a bounce in %s; log:\n%s" % (box, srv.log()[-1500:]))
             self.assertIn(b"no smarthost set, and this build has no DNS", text())
             if "mbox" not in harness.features():
-                self.assertRegex(srv.log(), r"from <> and undeliverable, nobody "
-                                 r"to report it to: kept as \S+ \(its recipients "
-                                 r"failed: see the lines above\)")
+                # the line comes just after the file is in place
+                kept = (r"from <> and undeliverable, nobody to report it to: "
+                        r"kept as \S+ \(its recipients failed: see the lines "
+                        r"above\)")
+                harness.wait_until(lambda: re.search(kept, srv.log()), 30 * SLOW,
+                                   "the log line; log:\n" + srv.log()[-1500:])
             self.assertEqual(srv.stop(), 0)
         finally:
             srv.cleanup()
